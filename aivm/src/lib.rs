@@ -1,0 +1,14 @@
+//! # AIVM
+//!
+//! A deterministic, gas-metered WebAssembly VM for AI workloads, built on wasmtime.
+//!
+//! - [`config`]: the one function that builds the deterministic wasmtime `Config`.
+//! - [`validate`]: static checks a module must pass before it is deployed.
+//! - [`gas`]: the gas schedule (prices derived from measurements, `spec/gas.md`) and the
+//!   per-call meter that reports gas by opcode.
+//! - [`vm`]: deploy (validate, compile, cache) and call contracts.
+//! - [`host`]: the host ABI (`spec/abi.md`) linked into every instance.
+//! - [`tensor`] and [`verify`]: the opcode kernels (`spec/opcodes.md`), pure functions.
+
+pub mod tensor;
+pub mod verify;

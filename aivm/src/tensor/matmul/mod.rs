@@ -1,0 +1,171 @@
+//! int8 × int8 → i32 matrix multiplication, the hot kernel of TENSOR_MATMUL and inference.
+//!
+//! `C[i][j] = Σ_k A[i][k]·B[k][j]`, summed in i32. With `k ≤ MAX_K` no partial or final
+//! sum can overflow (|A·B| ≤ 2^14 per product), so the result is the exact integer
+//! product and every path below agrees bit for bit. Paths are chosen at runtime:
+//! AVX-512 VNNI, then AVX2, then the scalar oracle.
+
+mod avx2;
+mod avx512;
+mod scalar;
+
+use super::{DType, Tensor, TensorError};
+use std::sync::OnceLock;
+
+/// Largest inner dimension: `MAX_K · 2^14 < 2^31`, so the i32 sums are exact.
+pub const MAX_K: usize = (1 << 17) - 1;
+
+/// A kernel implementation. All give identical results; they differ only in speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    Scalar,
+    Avx2,
+    Avx512Vnni,
+}
+
+impl Path {
+    /// The fastest path this CPU supports (detected once).
+    pub fn detect() -> Path {
+        static BEST: OnceLock<Path> = OnceLock::new();
+        *BEST.get_or_init(|| *Path::available().last().unwrap_or(&Path::Scalar))
+    }
+
+    /// Every path this CPU can run, slowest first.
+    pub fn available() -> Vec<Path> {
+        let mut v = vec![Path::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                v.push(Path::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+            {
+                v.push(Path::Avx512Vnni);
+            }
+        }
+        v
+    }
+}
+
+/// Check the dimensions of an `m×k · k×n` product against the slices and limits.
+pub fn check_dims(a_len: usize, b_len: usize, m: usize, k: usize, n: usize) -> Result<(), TensorError> {
+    if m == 0 || k == 0 || n == 0 {
+        return Err(TensorError::ShapeMismatch(format!("empty matmul {m}x{k}x{n}")));
+    }
+    if k > MAX_K {
+        return Err(TensorError::Argument(format!("inner dimension {k} exceeds {MAX_K}")));
+    }
+    if m.checked_mul(k) != Some(a_len) || k.checked_mul(n) != Some(b_len) {
+        return Err(TensorError::ShapeMismatch(format!("slices do not match {m}x{k}x{n}")));
+    }
+    Ok(())
+}
+
+/// `A (m×k, row-major) · B (k×n, row-major)` on the best available path.
+pub fn matmul_i8(a: &[i8], b: &[i8], m: usize, k: usize, n: usize) -> Result<Vec<i32>, TensorError> {
+    matmul_i8_on(Path::detect(), a, b, m, k, n)
+}
+
+/// The same product on a chosen path. Falls back to scalar if the CPU lacks the path.
+pub fn matmul_i8_on(path: Path, a: &[i8], b: &[i8], m: usize, k: usize, n: usize) -> Result<Vec<i32>, TensorError> {
+    check_dims(a.len(), b.len(), m, k, n)?;
+    let mut c = vec![0i32; m * n];
+    let path = if Path::available().contains(&path) { path } else { Path::Scalar };
+    match path {
+        Path::Scalar => scalar::matmul(a, b, &mut c, m, k, n),
+        // SAFETY: `available()` confirmed the CPU features these kernels are compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => unsafe { avx2::matmul(a, b, &mut c, m, k, n) },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => unsafe { avx512::matmul(a, b, &mut c, m, k, n) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => scalar::matmul(a, b, &mut c, m, k, n),
+    }
+    Ok(c)
+}
+
+/// TENSOR_MATMUL on tensors: `I8 [m,k] · I8 [k,n] → I32 [m,n]`.
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, TensorError> {
+    let (&[m, k], &[k2, n]) = (a.shape(), b.shape()) else {
+        return Err(TensorError::ShapeMismatch(format!("matmul needs 2-D tensors, got {:?} and {:?}", a.shape(), b.shape())));
+    };
+    if k != k2 {
+        return Err(TensorError::ShapeMismatch(format!("inner dimensions differ: {k} vs {k2}")));
+    }
+    let c = matmul_i8(a.as_i8()?, b.as_i8()?, m, k, n)?;
+    Tensor::from_i32(DType::I32, &[m, n], c)
+}
+
+/// Column sums of B (needed by the VNNI path's unsigned-offset trick).
+fn column_sums(b: &[i8], k: usize, n: usize) -> Vec<i32> {
+    let mut s = vec![0i32; n];
+    for row in b.chunks_exact(n).take(k) {
+        for (acc, &v) in s.iter_mut().zip(row) {
+            *acc += v as i32;
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn lcg_bytes(seed: u64, len: usize) -> Vec<i8> {
+        let mut s = seed;
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (s >> 56) as i8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn known_product() {
+        let a = [1i8, 2, 3, 4, 5, 6]; // 2x3
+        let b = [7i8, 8, 9, 10, 11, 12]; // 3x2
+        for p in Path::available() {
+            assert_eq!(matmul_i8_on(p, &a, &b, 2, 3, 2).unwrap(), vec![58, 64, 139, 154], "{p:?}");
+        }
+    }
+
+    #[test]
+    fn extreme_values_are_exact_at_max_k() {
+        // -128 · -128 summed MAX_K times is the largest possible sum; it must not wrap.
+        let k = MAX_K;
+        let a = vec![-128i8; k];
+        let b = vec![-128i8; k];
+        for p in Path::available() {
+            assert_eq!(matmul_i8_on(p, &a, &b, 1, k, 1).unwrap(), vec![(k as i32) * 16384], "{p:?}");
+        }
+        assert!(matmul_i8(&[0; MAX_K + 1], &[0; MAX_K + 1], 1, MAX_K + 1, 1).is_err());
+    }
+
+    #[test]
+    fn all_paths_agree_on_llm_like_shape() {
+        let (m, k, n) = (37, 576, 129);
+        let a = lcg_bytes(1, m * k);
+        let b = lcg_bytes(2, k * n);
+        let want = matmul_i8_on(Path::Scalar, &a, &b, m, k, n).unwrap();
+        for p in Path::available() {
+            assert_eq!(matmul_i8_on(p, &a, &b, m, k, n).unwrap(), want, "{p:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        /// Ragged shapes (not multiples of any tile size) and random values: every path equals scalar.
+        #[test]
+        fn paths_are_bit_identical(m in 1usize..40, k in 1usize..70, n in 1usize..70, seed: u64) {
+            let a = lcg_bytes(seed, m * k);
+            let b = lcg_bytes(seed ^ 0xdead_beef, k * n);
+            let want = matmul_i8_on(Path::Scalar, &a, &b, m, k, n).unwrap();
+            for p in Path::available() {
+                prop_assert_eq!(&matmul_i8_on(p, &a, &b, m, k, n).unwrap(), &want, "{:?}", p);
+            }
+        }
+    }
+}
