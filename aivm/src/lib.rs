@@ -12,3 +12,18 @@
 
 pub mod tensor;
 pub mod verify;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod gas;
+pub mod host;
+pub mod state;
+pub mod validate;
+pub mod vm;
+
+pub use config::Limits;
+pub use error::{HostError, ValidationError, VmError};
+pub use gas::{GasReport, GasSchedule};
+pub use host::{CallContext, Event, StateView, WriteSet};
+pub use state::MemState;
+pub use vm::{CallOutcome, CallRequest, Contract, Vm};

@@ -27,8 +27,11 @@ impl Arena {
         self.used_bytes
     }
 
-    /// Fails if `bytes` more would exceed the budget. Called before any work is done.
+    /// Fails if one more tensor of `bytes` would not fit. Called before any work is done.
     pub fn reserve_check(&self, bytes: usize) -> Result<(), TensorError> {
+        if self.slots.len() - self.free.len() >= MAX_LIVE_TENSORS {
+            return Err(TensorError::TooManyTensors(MAX_LIVE_TENSORS));
+        }
         match self.used_bytes.checked_add(bytes) {
             Some(total) if total <= self.budget_bytes => Ok(()),
             _ => Err(TensorError::Budget { used: self.used_bytes, want: bytes, budget: self.budget_bytes }),
@@ -38,10 +41,6 @@ impl Arena {
     /// Store a tensor and return its handle.
     pub fn insert(&mut self, t: Tensor) -> Result<Handle, TensorError> {
         self.reserve_check(t.byte_len())?;
-        let live = self.slots.len() - self.free.len();
-        if live >= MAX_LIVE_TENSORS {
-            return Err(TensorError::TooManyTensors(MAX_LIVE_TENSORS));
-        }
         self.used_bytes += t.byte_len();
         let idx = match self.free.pop() {
             Some(i) => {

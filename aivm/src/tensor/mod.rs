@@ -63,7 +63,7 @@ pub struct Tensor {
 }
 
 /// Why a tensor operation was refused. Each is a contract error (a trap), never a crash.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum TensorError {
     #[error("unknown tensor dtype code {0}")]
     BadDType(i32),

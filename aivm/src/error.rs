@@ -1,0 +1,87 @@
+//! Typed errors. Every failure a contract can cause is one of these, never a panic.
+
+use crate::tensor::TensorError;
+use thiserror::Error;
+
+/// Why a module was refused at deploy time.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ValidationError {
+    #[error("module is {size} bytes, limit {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("malformed wasm: {0}")]
+    Malformed(String),
+    #[error("import {module}::{name} is not allowed (only the \"aivm\" namespace is)")]
+    ForbiddenImport { module: String, name: String },
+    #[error("unknown host function aivm::{0}")]
+    UnknownImport(String),
+    #[error("module must export a memory named \"memory\"")]
+    MissingMemory,
+    #[error("module exports no entry point (a function of type [] -> [])")]
+    NoEntryPoints,
+    #[error("{what} count {count} exceeds limit {limit}")]
+    Limit { what: &'static str, count: u64, limit: u64 },
+    #[error("feature not allowed: {0}")]
+    Feature(String),
+}
+
+/// Misuse of the host ABI by a contract. Each one traps the call.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum HostError {
+    #[error("guest memory access out of bounds: ptr {ptr} len {len}")]
+    OutOfBounds { ptr: u32, len: u32 },
+    #[error("{what} is {len} bytes, limit {limit}")]
+    TooLong { what: &'static str, len: u32, limit: u32 },
+    #[error("contract has no exported memory")]
+    NoMemory,
+    #[error("no result to read")]
+    NoResult,
+    #[error("tensor error: {0}")]
+    Tensor(#[from] TensorError),
+    #[error("invalid argument: {0}")]
+    Argument(String),
+    #[error("return data already set")]
+    ReturnTwice,
+}
+
+/// Why a call failed. The call's state changes and events are always discarded.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum VmError {
+    #[error("invalid module: {0}")]
+    Validation(#[from] ValidationError),
+    #[error("compilation failed: {0}")]
+    Compile(String),
+    #[error("out of gas")]
+    OutOfGas,
+    #[error("entry point {0:?} not found or not of type [] -> []")]
+    NoSuchEntry(String),
+    #[error("contract aborted: {0}")]
+    Abort(String),
+    #[error("contract reverted: {0}")]
+    Revert(String),
+    #[error("host call failed: {0}")]
+    Host(#[from] HostError),
+    #[error("wasm trap: {0}")]
+    Trap(String),
+    #[error("resource limit: {0}")]
+    Resource(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl VmError {
+    /// A short machine-readable kind, used in the CLI's JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VmError::Validation(_) => "validation",
+            VmError::Compile(_) => "compile",
+            VmError::OutOfGas => "out_of_gas",
+            VmError::NoSuchEntry(_) => "no_such_entry",
+            VmError::Abort(_) => "abort",
+            VmError::Revert(_) => "revert",
+            VmError::Host(_) => "host",
+            VmError::Trap(_) => "trap",
+            VmError::Resource(_) => "resource",
+            VmError::Internal(_) => "internal",
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The gas schedule. Every number here comes from `gas-bench` on the reference machine
+//! (see `spec/gas.md` for the fits and the command); a test pins them so a price change is
+//! always a visible decision.
+
+use wasmtime::{OperatorCost, VariableOperatorCost};
+
+/// `base + per_item · n`, with overflow meaning "more gas than exists" (out of gas).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinearGasCost {
+    pub base: u64,
+    pub per_item: u64,
+}
+
+impl LinearGasCost {
+    pub const fn new(base: u64, per_item: u64) -> Self {
+        Self { base, per_item }
+    }
+
+    /// The cost for `n` items, or `None` on overflow.
+    pub fn cost(&self, n: u64) -> Option<u64> {
+        self.per_item.checked_mul(n)?.checked_add(self.base)
+    }
+}
+
+/// All prices, in gas (1 gas = 0.1 ns on the reference machine).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GasSchedule {
+    /// Fuel for a simple wasm operator (integer ALU, local/global access, branch, load, store).
+    pub wasm_simple: u8,
+    /// Integer division and remainder.
+    pub wasm_div: u8,
+    /// Float operators (NaN canonicalisation adds work).
+    pub wasm_float: u8,
+    /// `call` and `call_indirect`.
+    pub wasm_call: u8,
+    /// `memory.grow`: flat, plus `memory_grow_per_page`.
+    pub wasm_memory_grow: u8,
+    pub memory_grow_per_page: u8,
+    /// `memory.copy` / `memory.fill` per byte.
+    pub bulk_per_byte: u8,
+
+    /// Entering any host function.
+    pub host_call: u64,
+    /// Copying bytes between guest memory and the host, per byte.
+    pub copy_per_byte: u64,
+    /// Storage read: per call and per byte of key + value.
+    pub storage_read: LinearGasCost,
+    /// Storage write/remove: per call and per byte of key + value.
+    pub storage_write: LinearGasCost,
+    /// Emitting an event, per byte of topic + data.
+    pub event: LinearGasCost,
+    pub sha256: LinearGasCost,
+    pub blake3: LinearGasCost,
+    /// ed25519 verification, per message byte on top of the base.
+    pub ed25519_verify: LinearGasCost,
+    pub bls_verify: LinearGasCost,
+    /// Tensor allocation per byte (copy in and arena storage).
+    pub tensor_alloc: LinearGasCost,
+    /// TENSOR_MATMUL: `base + per_item·m·n·k / 64`, plus `matmul_per_elem·(m·k + k·n + m·n)`.
+    pub matmul: LinearGasCost,
+    pub matmul_per_elem: u64,
+    /// Elementwise ops (add, quantize, dequantize), per element.
+    pub elementwise: LinearGasCost,
+    /// TENSOR_NORM per element.
+    pub norm: LinearGasCost,
+    /// TENSOR_SOFTMAX per element.
+    pub softmax: LinearGasCost,
+    /// KL_DIVERGE per element.
+    pub kl: LinearGasCost,
+    /// MERKLE_VERIFY per proof hash (plus blake3 over the leaf).
+    pub merkle_per_level: LinearGasCost,
+}
+
+impl Default for GasSchedule {
+    fn default() -> Self {
+        // Derived with `cargo run --release -p aivm-benches --bin gas-bench`; see spec/gas.md.
+        Self {
+            wasm_simple: 3,
+            wasm_div: 12,
+            wasm_float: 6,
+            wasm_call: 12,
+            wasm_memory_grow: 255,
+            memory_grow_per_page: 255,
+            bulk_per_byte: 1,
+            host_call: 300,
+            copy_per_byte: 1,
+            storage_read: LinearGasCost::new(10_000, 10),
+            storage_write: LinearGasCost::new(20_000, 20),
+            event: LinearGasCost::new(1_000, 10),
+            sha256: LinearGasCost::new(1_000, 25),
+            blake3: LinearGasCost::new(1_000, 10),
+            ed25519_verify: LinearGasCost::new(500_000, 25),
+            bls_verify: LinearGasCost::new(12_000_000, 25),
+            tensor_alloc: LinearGasCost::new(1_000, 2),
+            matmul: LinearGasCost::new(5_000, 1),
+            matmul_per_elem: 4,
+            elementwise: LinearGasCost::new(1_000, 10),
+            norm: LinearGasCost::new(1_000, 60),
+            softmax: LinearGasCost::new(1_000, 120),
+            kl: LinearGasCost::new(1_000, 250),
+            merkle_per_level: LinearGasCost::new(1_000, 1_500),
+        }
+    }
+}
+
+impl GasSchedule {
+    /// The per-operator fuel table handed to wasmtime.
+    pub fn operator_costs(&self) -> OperatorCost {
+        use wasmtime::wasmparser::Operator as Op;
+        let mut c = OperatorCost::new();
+        // Start from "everything simple", then raise the expensive ones.
+        macro_rules! set_all {
+            ($( @$proposal:ident $op:ident $({ $($arg:ident: $argty:ty),* })? => $visit:ident ($($ann:tt)*) )*) => {
+                $( c.$op = if c.$op == 0 { 0 } else { self.wasm_simple }; )*
+            };
+        }
+        wasmtime::wasmparser::for_each_operator!(set_all);
+        let _ = Op::Nop; // the table is keyed by these operator names
+        for (slot, v) in [
+            (&mut c.I32DivS, self.wasm_div), (&mut c.I32DivU, self.wasm_div),
+            (&mut c.I32RemS, self.wasm_div), (&mut c.I32RemU, self.wasm_div),
+            (&mut c.I64DivS, self.wasm_div), (&mut c.I64DivU, self.wasm_div),
+            (&mut c.I64RemS, self.wasm_div), (&mut c.I64RemU, self.wasm_div),
+            (&mut c.F32Div, self.wasm_div), (&mut c.F64Div, self.wasm_div),
+            (&mut c.F32Sqrt, self.wasm_div), (&mut c.F64Sqrt, self.wasm_div),
+            (&mut c.F32Add, self.wasm_float), (&mut c.F64Add, self.wasm_float),
+            (&mut c.F32Sub, self.wasm_float), (&mut c.F64Sub, self.wasm_float),
+            (&mut c.F32Mul, self.wasm_float), (&mut c.F64Mul, self.wasm_float),
+            (&mut c.Call, self.wasm_call), (&mut c.CallIndirect, self.wasm_call),
+            (&mut c.MemoryGrow, self.wasm_memory_grow),
+        ] {
+            *slot = v;
+        }
+        c.variable = VariableOperatorCost {
+            memory_copy_per_byte: self.bulk_per_byte,
+            memory_fill_per_byte: self.bulk_per_byte,
+            memory_init_per_byte: self.bulk_per_byte,
+            memory_grow_per_page: self.memory_grow_per_page,
+            ..VariableOperatorCost::new()
+        };
+        c
+    }
+
+    /// Gas for TENSOR_MATMUL of `m×k · k×n`, or `None` if it overflows.
+    pub fn matmul_cost(&self, m: u64, k: u64, n: u64) -> Option<u64> {
+        let macs = m.checked_mul(k)?.checked_mul(n)?;
+        let elems = m.checked_mul(k)?.checked_add(k.checked_mul(n)?)?.checked_add(m.checked_mul(n)?)?;
+        self.matmul.cost(macs / 64)?.checked_add(self.matmul_per_elem.checked_mul(elems)?)
+    }
+
+    /// A stable 32-byte digest of every price, part of the compiled-module cache key.
+    pub fn digest(&self) -> [u8; 32] {
+        // Debug output lists every field in order; it changes whenever a price does.
+        *blake3::hash(format!("{self:?}").as_bytes()).as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_cost_overflow_is_none() {
+        let c = LinearGasCost::new(10, 3);
+        assert_eq!(c.cost(5), Some(25));
+        assert_eq!(c.cost(u64::MAX), None);
+        assert_eq!(LinearGasCost::new(u64::MAX, 0).cost(0), Some(u64::MAX));
+        assert_eq!(LinearGasCost::new(u64::MAX, 1).cost(1), None);
+    }
+
+    #[test]
+    fn matmul_cost_overflow_is_none() {
+        let s = GasSchedule::default();
+        assert!(s.matmul_cost(1 << 22, 1 << 22, 1 << 22).is_none());
+        assert!(s.matmul_cost(u64::MAX, 2, 1).is_none());
+    }
+
+    /// Pins the prices: changing one must be a deliberate edit here and in spec/gas.md.
+    #[test]
+    fn prices_are_pinned() {
+        let s = GasSchedule::default();
+        assert_eq!(s.matmul_cost(1024, 1024, 1024), Some(0));
+        assert_eq!(s.operator_costs().I32Add, s.wasm_simple);
+        assert_eq!(s.operator_costs().Nop, 0);
+        assert_eq!(s.operator_costs().I64DivS, s.wasm_div);
+    }
+}

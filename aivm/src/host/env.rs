@@ -1,0 +1,128 @@
+//! Call input and output, storage, context, events, and ending a call.
+
+use super::memory::{read, write};
+use super::{charge, enter, host_err, Ctx, Event, Exit, HostState};
+use crate::error::HostError;
+use wasmtime::Linker;
+
+/// Longest storage key.
+pub const MAX_KEY: u32 = 1024;
+/// Longest storage value.
+pub const MAX_VALUE: u32 = 256 << 10;
+/// Longest return data.
+pub const MAX_RETURN: u32 = 1 << 20;
+/// Longest abort or revert message kept (longer ones are truncated, not refused).
+pub const MAX_MESSAGE: u32 = 4096;
+/// Longest event topic and event data.
+pub const MAX_TOPIC: u32 = 256;
+pub const MAX_EVENT_DATA: u32 = 64 << 10;
+
+fn message(caller: &mut Ctx<'_>, op: &'static str, ptr: i32, len: i32) -> wasmtime::Result<String> {
+    let len = if len < 0 { 0 } else { len.min(MAX_MESSAGE as i32) };
+    let bytes = read(caller, op, ptr, len, MAX_MESSAGE, "message")?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    l.func_wrap("aivm", "input_len", |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
+        enter(&mut c, "input_len")?;
+        Ok(c.data().input.len() as i32)
+    })?;
+    l.func_wrap("aivm", "input_read", |mut c: Ctx<'_>, dst: i32| -> wasmtime::Result<()> {
+        enter(&mut c, "input_read")?;
+        let input = std::mem::take(&mut c.data_mut().input);
+        let r = write(&mut c, "input_read", dst, &input);
+        c.data_mut().input = input;
+        r
+    })?;
+    l.func_wrap("aivm", "return_data", |mut c: Ctx<'_>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+        enter(&mut c, "return_data")?;
+        if c.data().output.is_some() {
+            return Err(host_err(HostError::ReturnTwice));
+        }
+        let v = read(&mut c, "return_data", ptr, len, MAX_RETURN, "return data")?;
+        c.data_mut().output = Some(v);
+        Ok(())
+    })?;
+    l.func_wrap("aivm", "revert", |mut c: Ctx<'_>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+        enter(&mut c, "revert")?;
+        let m = message(&mut c, "revert", ptr, len)?;
+        Err(wasmtime::Error::new(Exit::Revert(m)))
+    })?;
+    l.func_wrap("aivm", "abort", |mut c: Ctx<'_>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+        enter(&mut c, "abort")?;
+        let m = message(&mut c, "abort", ptr, len)?;
+        Err(wasmtime::Error::new(Exit::Abort(m)))
+    })?;
+    l.func_wrap("aivm", "result_read", |mut c: Ctx<'_>, dst: i32| -> wasmtime::Result<()> {
+        enter(&mut c, "result_read")?;
+        let reg = c.data_mut().register.take().ok_or_else(|| host_err(HostError::NoResult))?;
+        write(&mut c, "result_read", dst, &reg)
+    })?;
+    l.func_wrap("aivm", "storage_get", |mut c: Ctx<'_>, kptr: i32, klen: i32| -> wasmtime::Result<i32> {
+        enter(&mut c, "storage_get")?;
+        let key = read(&mut c, "storage_get", kptr, klen, MAX_KEY, "storage key")?;
+        let price = c.data().schedule.storage_read;
+        charge(&mut c, "storage_get", price.cost(key.len() as u64))?;
+        let d = c.data();
+        let value = match d.writes.get(&key) {
+            Some(v) => v.clone(),
+            None => d.view.get(&key),
+        };
+        let Some(value) = value else {
+            c.data_mut().register = None;
+            return Ok(-1);
+        };
+        // The value's bytes are paid for before the guest can read them.
+        let per = c.data().schedule.storage_read.per_item;
+        charge(&mut c, "storage_get", per.checked_mul(value.len() as u64))?;
+        let n = value.len() as i32;
+        c.data_mut().register = Some(value);
+        Ok(n)
+    })?;
+    l.func_wrap("aivm", "storage_set", |mut c: Ctx<'_>, kptr: i32, klen: i32, vptr: i32, vlen: i32| -> wasmtime::Result<()> {
+        enter(&mut c, "storage_set")?;
+        let key = read(&mut c, "storage_set", kptr, klen, MAX_KEY, "storage key")?;
+        let value = read(&mut c, "storage_set", vptr, vlen, MAX_VALUE, "storage value")?;
+        let price = c.data().schedule.storage_write;
+        charge(&mut c, "storage_set", price.cost((key.len() + value.len()) as u64))?;
+        c.data_mut().writes.insert(key, Some(value));
+        Ok(())
+    })?;
+    l.func_wrap("aivm", "storage_remove", |mut c: Ctx<'_>, kptr: i32, klen: i32| -> wasmtime::Result<()> {
+        enter(&mut c, "storage_remove")?;
+        let key = read(&mut c, "storage_remove", kptr, klen, MAX_KEY, "storage key")?;
+        let price = c.data().schedule.storage_write;
+        charge(&mut c, "storage_remove", price.cost(key.len() as u64))?;
+        c.data_mut().writes.insert(key, None);
+        Ok(())
+    })?;
+    l.func_wrap("aivm", "caller", |mut c: Ctx<'_>, dst: i32| -> wasmtime::Result<()> {
+        enter(&mut c, "caller")?;
+        let v = c.data().ctx.caller;
+        write(&mut c, "caller", dst, &v)
+    })?;
+    l.func_wrap("aivm", "contract_address", |mut c: Ctx<'_>, dst: i32| -> wasmtime::Result<()> {
+        enter(&mut c, "contract_address")?;
+        let v = c.data().ctx.contract;
+        write(&mut c, "contract_address", dst, &v)
+    })?;
+    l.func_wrap("aivm", "block_height", |mut c: Ctx<'_>| -> wasmtime::Result<i64> {
+        enter(&mut c, "block_height")?;
+        Ok(c.data().ctx.block_height as i64)
+    })?;
+    l.func_wrap("aivm", "block_time", |mut c: Ctx<'_>| -> wasmtime::Result<i64> {
+        enter(&mut c, "block_time")?;
+        Ok(c.data().ctx.block_time_ms as i64)
+    })?;
+    l.func_wrap("aivm", "emit_event", |mut c: Ctx<'_>, tptr: i32, tlen: i32, dptr: i32, dlen: i32| -> wasmtime::Result<()> {
+        enter(&mut c, "emit_event")?;
+        let topic = read(&mut c, "emit_event", tptr, tlen, MAX_TOPIC, "event topic")?;
+        let data = read(&mut c, "emit_event", dptr, dlen, MAX_EVENT_DATA, "event data")?;
+        let price = c.data().schedule.event;
+        charge(&mut c, "emit_event", price.cost((topic.len() + data.len()) as u64))?;
+        c.data_mut().events.push(Event { topic, data });
+        Ok(())
+    })?;
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! The host ABI (`spec/abi.md`): the functions a contract imports from the `aivm` module.
+//!
+//! Every host function follows one order: count the call and charge `host_call`, check and
+//! read bounded input (charged per byte), charge the operation from its size, then do the
+//! work. Misuse (bad pointers, bad handles, oversized input) traps; data outcomes (a missing
+//! key, an invalid signature) are status codes.
+
+mod crypto;
+mod env;
+mod memory;
+mod tensor;
+mod verify;
+
+use crate::error::{HostError, VmError};
+use crate::gas::{GasMeter, GasSchedule};
+use crate::tensor::Arena;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use wasmtime::{Caller, Linker, Memory, StoreLimits};
+
+/// Every import a contract may use, in `spec/abi.md` order.
+pub const IMPORTS: &[&str] = &[
+    "input_len", "input_read", "return_data", "revert", "abort", "result_read",
+    "storage_get", "storage_set", "storage_remove",
+    "caller", "contract_address", "block_height", "block_time", "emit_event",
+    "sha256", "blake3", "ed25519_verify", "bls_verify",
+    "tensor_alloc", "tensor_info", "tensor_read", "tensor_free", "tensor_matmul", "tensor_add",
+    "tensor_quantize", "tensor_dequantize", "tensor_norm", "tensor_softmax",
+    "kl_divergence", "hash_compare", "model_hash", "merkle_verify",
+];
+
+/// Who is calling what, and when. Supplied by the caller of the VM (CLI, runtime).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallContext {
+    pub caller: [u8; 32],
+    pub contract: [u8; 32],
+    pub block_height: u64,
+    pub block_time_ms: u64,
+}
+
+/// Read access to the contract's storage as of the start of the call.
+pub trait StateView: Send {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// A storage change buffered by a call: `None` removes the key.
+pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// An event emitted by a contract.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Event {
+    pub topic: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+/// How a contract ended a call early.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Exit {
+    #[error("abort: {0}")]
+    Abort(String),
+    #[error("revert: {0}")]
+    Revert(String),
+    #[error("out of gas")]
+    OutOfGas,
+}
+
+/// The store data of one call.
+pub struct HostState {
+    pub(crate) ctx: CallContext,
+    pub(crate) input: Vec<u8>,
+    pub(crate) output: Option<Vec<u8>>,
+    pub(crate) register: Option<Vec<u8>>,
+    pub(crate) view: Box<dyn StateView>,
+    pub(crate) writes: WriteSet,
+    pub(crate) events: Vec<Event>,
+    pub(crate) arena: Arena,
+    pub(crate) meter: GasMeter,
+    pub(crate) schedule: Arc<GasSchedule>,
+    pub(crate) limits: StoreLimits,
+    pub(crate) memory: Option<Memory>,
+}
+
+impl HostState {
+    pub(crate) fn new(
+        ctx: CallContext,
+        input: Vec<u8>,
+        view: Box<dyn StateView>,
+        schedule: Arc<GasSchedule>,
+        limits: StoreLimits,
+        arena_bytes: usize,
+    ) -> Self {
+        Self {
+            ctx,
+            input,
+            output: None,
+            register: None,
+            view,
+            writes: WriteSet::new(),
+            events: Vec::new(),
+            arena: Arena::new(arena_bytes),
+            meter: GasMeter::default(),
+            schedule,
+            limits,
+            memory: None,
+        }
+    }
+}
+
+type Ctx<'a> = Caller<'a, HostState>;
+
+/// Take `gas` from the call's fuel for `op`, or run it dry and trap out of gas.
+/// `None` means the price computation overflowed, which is also out of gas.
+pub(crate) fn charge(caller: &mut Ctx<'_>, op: &'static str, gas: Option<u64>) -> wasmtime::Result<()> {
+    let fuel = caller.get_fuel()?;
+    match gas {
+        Some(g) if g <= fuel => {
+            caller.set_fuel(fuel - g)?;
+            caller.data_mut().meter.record(op, g);
+            Ok(())
+        }
+        _ => {
+            caller.set_fuel(0)?;
+            caller.data_mut().meter.record(op, fuel);
+            Err(wasmtime::Error::new(Exit::OutOfGas))
+        }
+    }
+}
+
+/// Count the call and charge the flat host-call price.
+pub(crate) fn enter(caller: &mut Ctx<'_>, op: &'static str) -> wasmtime::Result<()> {
+    caller.data_mut().meter.count_call(op);
+    let base = caller.data().schedule.host_call;
+    charge(caller, op, Some(base))
+}
+
+pub(crate) fn host_err(e: impl Into<HostError>) -> wasmtime::Error {
+    wasmtime::Error::new(e.into())
+}
+
+/// Register every host function.
+pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    env::link(linker)?;
+    crypto::link(linker)?;
+    tensor::link(linker)?;
+    verify::link(linker)?;
+    Ok(())
+}
+
+/// Turn a wasmtime error from a call into a typed [`VmError`].
+pub(crate) fn classify(err: wasmtime::Error) -> VmError {
+    if let Some(exit) = err.downcast_ref::<Exit>() {
+        return match exit {
+            Exit::Abort(m) => VmError::Abort(m.clone()),
+            Exit::Revert(m) => VmError::Revert(m.clone()),
+            Exit::OutOfGas => VmError::OutOfGas,
+        };
+    }
+    if let Some(h) = err.downcast_ref::<HostError>() {
+        return VmError::Host(h.clone());
+    }
+    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
+        return match trap {
+            wasmtime::Trap::OutOfFuel => VmError::OutOfGas,
+            t => VmError::Trap(t.to_string()),
+        };
+    }
+    VmError::Trap(format!("{err:#}"))
+}

@@ -1,0 +1,155 @@
+//! Deploy and call contracts.
+
+use crate::cache::{cache_key, engine_digest, DiskCache};
+use crate::config::{engine_config, Limits};
+use crate::error::{ValidationError, VmError};
+use crate::gas::{GasReport, GasSchedule};
+use crate::host::{self, CallContext, Event, HostState, StateView, WriteSet};
+use crate::validate::validate;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use wasmtime::{Engine, InstancePre, Linker, Module, Store, StoreLimitsBuilder};
+
+/// A deployed, compiled contract, ready to instantiate in microseconds.
+pub struct Contract {
+    code_hash: [u8; 32],
+    pre: InstancePre<HostState>,
+    entries: BTreeSet<String>,
+}
+
+impl Contract {
+    /// BLAKE3 of the wasm bytes: the contract's code identity.
+    pub fn code_hash(&self) -> [u8; 32] {
+        self.code_hash
+    }
+
+    /// Exported functions of type `[] -> []` that can be called.
+    pub fn entries(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(String::as_str)
+    }
+}
+
+/// One call to make.
+pub struct CallRequest<'a> {
+    pub entry: &'a str,
+    pub input: Vec<u8>,
+    pub gas_limit: u64,
+    pub ctx: CallContext,
+    pub view: Box<dyn StateView>,
+}
+
+/// What a call did. On error, `writes` and `events` are empty: nothing it did survives.
+#[derive(Debug)]
+pub struct CallOutcome {
+    pub result: Result<Vec<u8>, VmError>,
+    pub gas: GasReport,
+    pub events: Vec<Event>,
+    pub writes: WriteSet,
+}
+
+/// The AIVM: one engine, one linker with the host ABI, and a compiled-module cache.
+pub struct Vm {
+    engine: Engine,
+    linker: Linker<HostState>,
+    limits: Limits,
+    schedule: Arc<GasSchedule>,
+    digest: [u8; 32],
+    cache: Mutex<HashMap<[u8; 32], Arc<Contract>>>,
+    disk: Option<DiskCache>,
+}
+
+impl Vm {
+    pub fn new(limits: Limits, schedule: GasSchedule) -> Result<Self, VmError> {
+        let engine = Engine::new(&engine_config(&limits, &schedule)).map_err(|e| VmError::Internal(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        host::link(&mut linker).map_err(|e| VmError::Internal(format!("{e:#}")))?;
+        let digest = engine_digest(&engine, &schedule.digest(), &limits);
+        Ok(Self { engine, linker, limits, schedule: Arc::new(schedule), digest, cache: Mutex::default(), disk: None })
+    }
+
+    /// Also keep compiled modules in `dir`, so later processes skip compilation.
+    pub fn with_disk_cache(mut self, dir: impl Into<std::path::PathBuf>) -> std::io::Result<Self> {
+        self.disk = Some(DiskCache::new(dir)?);
+        Ok(self)
+    }
+
+    pub fn schedule(&self) -> &GasSchedule {
+        &self.schedule
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Validate, compile (or fetch from cache) and prepare a contract.
+    pub fn deploy(&self, wasm: &[u8]) -> Result<Arc<Contract>, VmError> {
+        let code_hash = *blake3::hash(wasm).as_bytes();
+        let key = cache_key(&code_hash, &self.digest);
+        if let Some(c) = self.cache.lock().map_err(|_| VmError::Internal("cache lock poisoned".into()))?.get(&key) {
+            return Ok(c.clone());
+        }
+        validate(wasm, &self.limits)?;
+        let module = match self.disk.as_ref().and_then(|d| d.load(&self.engine, &key)) {
+            Some(m) => m,
+            None => {
+                let m = Module::new(&self.engine, wasm).map_err(|e| ValidationError::Malformed(format!("{e:#}")))?;
+                if let Some(d) = &self.disk {
+                    d.store(&key, &m);
+                }
+                m
+            }
+        };
+        let entries = module
+            .exports()
+            .filter_map(|e| {
+                let f = e.ty().func()?.clone();
+                (f.params().len() == 0 && f.results().len() == 0).then(|| e.name().to_string())
+            })
+            .collect::<BTreeSet<_>>();
+        if entries.is_empty() {
+            return Err(ValidationError::NoEntryPoints.into());
+        }
+        let pre = self.linker.instantiate_pre(&module).map_err(|e| ValidationError::Malformed(format!("imports do not match the AIVM ABI: {e:#}")))?;
+        let contract = Arc::new(Contract { code_hash, pre, entries });
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, contract.clone());
+        }
+        Ok(contract)
+    }
+
+    /// Run one entry point with a gas limit. Never panics on anything the contract does.
+    pub fn call(&self, contract: &Contract, req: CallRequest<'_>) -> CallOutcome {
+        let store_limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.max_memory_pages as usize * 65536)
+            .table_elements(self.limits.max_table_elements as usize)
+            .instances(1)
+            .tables(1)
+            .memories(1)
+            .build();
+        let state = HostState::new(req.ctx, req.input, req.view, self.schedule.clone(), store_limits, self.limits.tensor_arena_bytes);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let result = (|| {
+            store.set_fuel(req.gas_limit).map_err(|e| VmError::Internal(format!("{e:#}")))?;
+            if !contract.entries.contains(req.entry) {
+                return Err(VmError::NoSuchEntry(req.entry.to_string()));
+            }
+            let instance = contract.pre.instantiate(&mut store).map_err(|e| VmError::Resource(format!("{e:#}")))?;
+            let memory = instance.get_memory(&mut store, "memory");
+            store.data_mut().memory = memory;
+            let func = instance
+                .get_typed_func::<(), ()>(&mut store, req.entry)
+                .map_err(|_| VmError::NoSuchEntry(req.entry.to_string()))?;
+            func.call(&mut store, ()).map_err(host::classify)?;
+            Ok(store.data_mut().output.take().unwrap_or_default())
+        })();
+        let remaining = store.get_fuel().unwrap_or(0);
+        let used = req.gas_limit.saturating_sub(remaining);
+        let gas = store.data().meter.report(req.gas_limit, used);
+        let state = store.into_data();
+        match result {
+            Ok(out) => CallOutcome { result: Ok(out), gas, events: state.events, writes: state.writes },
+            Err(e) => CallOutcome { result: Err(e), gas, events: Vec::new(), writes: WriteSet::new() },
+        }
+    }
+}
