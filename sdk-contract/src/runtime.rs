@@ -1,0 +1,48 @@
+//! What every wasm contract needs: an allocator and a panic handler.
+//!
+//! Each call runs in a fresh instance, so a bump allocator that never frees is both the
+//! simplest and the fastest choice: memory is reclaimed when the call ends.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::arch::wasm32;
+use core::cell::UnsafeCell;
+
+struct Bump {
+    /// (next free byte, end of memory); 0 = not initialised.
+    state: UnsafeCell<(usize, usize)>,
+}
+
+// SAFETY: wasm32 contracts are single-threaded.
+unsafe impl Sync for Bump {}
+
+unsafe impl GlobalAlloc for Bump {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let s = &mut *self.state.get();
+        if s.1 == 0 {
+            let end = wasm32::memory_size(0) * 65536;
+            *s = (end, end);
+        }
+        let start = (s.0 + layout.align() - 1) & !(layout.align() - 1);
+        let Some(new_next) = start.checked_add(layout.size()) else { return core::ptr::null_mut() };
+        if new_next > s.1 {
+            let pages = (new_next - s.1).div_ceil(65536);
+            if wasm32::memory_grow(0, pages) == usize::MAX {
+                return core::ptr::null_mut();
+            }
+            s.1 += pages * 65536;
+        }
+        s.0 = new_next;
+        start as *mut u8
+    }
+
+    unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {}
+}
+
+#[global_allocator]
+static ALLOC: Bump = Bump { state: UnsafeCell::new((0, 0)) };
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let msg = alloc::format!("{}", info.message());
+    crate::env::abort(&msg)
+}
