@@ -1,1 +1,26 @@
-fn main(){}
+//! `aivm`: the command-line entry point.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "aivm", version, about = "AIVM: a deterministic, gas-metered wasm VM for AI workloads")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one contract call and print a JSON report (status, gas by opcode, output).
+    Call(cli::call::CallArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Call(args) => cli::call::run(args),
+    }
+}

@@ -1,0 +1,84 @@
+//! JSON ⇄ CBOR for contract arguments and results.
+
+use ciborium::Value as Cbor;
+use serde_json::Value as Json;
+
+/// Encode JSON arguments as the CBOR the SDK decodes.
+pub fn json_to_cbor(v: &Json) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = ciborium::into_writer(v, &mut out);
+    out
+}
+
+/// Render contract output as JSON: CBOR if it decodes, otherwise `{"hex": ...}`.
+pub fn output_to_json(bytes: &[u8]) -> Json {
+    if bytes.is_empty() {
+        return Json::Null;
+    }
+    match ciborium::from_reader::<Cbor, _>(bytes) {
+        Ok(v) => cbor_to_json(v),
+        Err(_) => serde_json::json!({ "hex": hex(bytes) }),
+    }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+fn cbor_to_json(v: Cbor) -> Json {
+    match v {
+        Cbor::Null => Json::Null,
+        Cbor::Bool(b) => Json::Bool(b),
+        Cbor::Integer(i) => {
+            let i: i128 = i.into();
+            if let Ok(u) = u64::try_from(i) {
+                Json::from(u)
+            } else if let Ok(s) = i64::try_from(i) {
+                Json::from(s)
+            } else {
+                Json::String(i.to_string())
+            }
+        }
+        Cbor::Float(f) => serde_json::Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null),
+        Cbor::Text(s) => Json::String(s),
+        Cbor::Bytes(b) => Json::String(hex(&b)),
+        Cbor::Array(a) => Json::Array(a.into_iter().map(cbor_to_json).collect()),
+        Cbor::Map(m) => Json::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let key = match cbor_to_json(k) {
+                        Json::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (key, cbor_to_json(v))
+                })
+                .collect(),
+        ),
+        Cbor::Tag(_, inner) => cbor_to_json(*inner),
+        _ => Json::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_through_cbor() {
+        let v = serde_json::json!({"a": [1, -2, "x"], "b": null, "c": true});
+        assert_eq!(output_to_json(&json_to_cbor(&v)), v);
+        assert_eq!(output_to_json(&[0xff]), serde_json::json!({"hex": "ff"}));
+        assert_eq!(unhex("0a0B"), Some(vec![10, 11]));
+        assert_eq!(unhex("0g"), None);
+        assert_eq!(unhex("abc"), None);
+    }
+}

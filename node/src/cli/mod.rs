@@ -1,0 +1,5 @@
+//! Subcommands of the `aivm` binary.
+
+pub mod call;
+pub mod codec;
+pub mod state_dir;

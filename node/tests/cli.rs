@@ -1,0 +1,81 @@
+//! End-to-end: the real `aivm` binary on real contracts.
+
+use serde_json::Value;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn contract(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let p = target.join("wasm32-unknown-unknown/release").join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} missing: run `make contracts`", p.display());
+    p
+}
+
+/// Run `aivm call`, check it was not killed by a signal, and parse its JSON.
+fn aivm_call(args: &[&str]) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_aivm")).arg("call").args(args).output().expect("runs");
+    assert_eq!(out.status.signal(), None, "killed by a signal: {}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code().unwrap_or(-1), json)
+}
+
+#[test]
+fn token_calls_persist_in_a_state_dir() {
+    let dir = std::env::temp_dir().join(format!("aivm-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (w, d) = (contract("token"), dir.to_str().unwrap().to_string());
+    let w = w.to_str().unwrap();
+    let (code, j) = aivm_call(&[w, "init", "--args", r#"{"supply": 500}"#, "--state", &d]);
+    assert_eq!((code, j["status"].as_str()), (0, Some("ok")), "{j}");
+    assert_eq!(j["output"], 500);
+    assert!(j["gas_used"].as_u64().unwrap() > 0);
+    assert!(j["gas_by_op"]["storage_set"]["calls"].as_u64().unwrap() >= 2, "{j}");
+    assert!(j["gas_by_op"]["wasm"]["gas"].as_u64().unwrap() > 0);
+
+    let bob = "b0".repeat(32);
+    let (code, j) = aivm_call(&[w, "transfer", "--args", &format!(r#"{{"to":"{bob}","amount":120}}"#), "--state", &d]);
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(j["events"][0]["topic"], "transfer");
+    let (_, j) = aivm_call(&[w, "balance_of", "--args", &format!(r#""{bob}""#), "--state", &d]);
+    assert_eq!(j["output"], 120);
+
+    // A failing call exits 1, reports why, and changes nothing.
+    let (code, j) = aivm_call(&[w, "transfer", "--args", &format!(r#"{{"to":"{bob}","amount":100000}}"#), "--state", &d]);
+    assert_eq!((code, j["status"].as_str(), j["error"]["kind"].as_str()), (1, Some("error"), Some("revert")), "{j}");
+    let (_, j) = aivm_call(&[w, "balance_of", "--args", &format!(r#""{bob}""#), "--state", &d]);
+    assert_eq!(j["output"], 120);
+
+    // A corrupt state file is a clear error, not a crash.
+    let file = std::fs::read_dir(dir.join("contracts")).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&file, "{not json").unwrap();
+    let (code, j) = aivm_call(&[w, "balance_of", "--args", &format!(r#""{bob}""#), "--state", &d]);
+    assert_eq!(code, 2);
+    assert!(j["error"]["message"].as_str().unwrap().contains("corrupt state file"), "{j}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hostile_contracts_end_in_json_errors_not_signals() {
+    let dir = std::env::temp_dir().join(format!("aivm-cli-wat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        ("loop", r#"(module (memory (export "memory") 1) (func (export "run") (loop $l (br $l))))"#, "out_of_gas"),
+        ("recurse", r#"(module (memory (export "memory") 1) (func $f (export "run") (call $f)))"#, "trap"),
+        ("oob", r#"(module (memory (export "memory") 1) (func (export "run") (drop (i32.load (i32.const -4)))))"#, "trap"),
+        ("import", r#"(module (import "env" "x" (func)) (memory (export "memory") 1) (func (export "run")))"#, "validation"),
+    ];
+    for (name, src, kind) in cases {
+        let p = dir.join(format!("{name}.wat"));
+        std::fs::write(&p, src).unwrap();
+        let (code, j) = aivm_call(&[p.to_str().unwrap(), "run", "--gas-limit", "50000000"]);
+        assert_eq!((code, j["error"]["kind"].as_str()), (1, Some(kind)), "{name}: {j}");
+    }
+    let (code, j) = aivm_call(&["/nonexistent.wasm", "run"]);
+    assert_eq!(code, 2, "{j}");
+    let (code, j) = aivm_call(&[contract("token").to_str().unwrap(), "init", "--args", "{bad json"]);
+    assert_eq!(code, 2, "{j}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
