@@ -59,8 +59,10 @@ pub struct GasSchedule {
     /// TENSOR_MATMUL: `base + per_item·m·n·k / 64`, plus `matmul_per_elem·(m·k + k·n + m·n)`.
     pub matmul: LinearGasCost,
     pub matmul_per_elem: u64,
-    /// Elementwise ops (add, quantize, dequantize), per element.
+    /// Elementwise add and dequantize, per element.
     pub elementwise: LinearGasCost,
+    /// Quantize (a rounding division per element).
+    pub quantize: LinearGasCost,
     /// TENSOR_NORM per element.
     pub norm: LinearGasCost,
     /// TENSOR_SOFTMAX per element.
@@ -75,30 +77,31 @@ impl Default for GasSchedule {
     fn default() -> Self {
         // Derived with `cargo run --release -p aivm-benches --bin gas-bench`; see spec/gas.md.
         Self {
-            wasm_simple: 3,
-            wasm_div: 12,
-            wasm_float: 6,
-            wasm_call: 12,
+            wasm_simple: 1,
+            wasm_div: 40,
+            wasm_float: 4,
+            wasm_call: 10,
             wasm_memory_grow: 255,
             memory_grow_per_page: 255,
             bulk_per_byte: 1,
-            host_call: 300,
+            host_call: 150,
             copy_per_byte: 1,
             storage_read: LinearGasCost::new(10_000, 10),
             storage_write: LinearGasCost::new(20_000, 20),
             event: LinearGasCost::new(1_000, 10),
-            sha256: LinearGasCost::new(1_000, 25),
-            blake3: LinearGasCost::new(1_000, 10),
-            ed25519_verify: LinearGasCost::new(500_000, 25),
-            bls_verify: LinearGasCost::new(12_000_000, 25),
-            tensor_alloc: LinearGasCost::new(1_000, 2),
-            matmul: LinearGasCost::new(5_000, 1),
-            matmul_per_elem: 4,
-            elementwise: LinearGasCost::new(1_000, 10),
-            norm: LinearGasCost::new(1_000, 60),
-            softmax: LinearGasCost::new(1_000, 120),
-            kl: LinearGasCost::new(1_000, 250),
-            merkle_per_level: LinearGasCost::new(1_000, 1_500),
+            sha256: LinearGasCost::new(1_000, 5),
+            blake3: LinearGasCost::new(1_000, 1),
+            ed25519_verify: LinearGasCost::new(330_000, 5),
+            bls_verify: LinearGasCost::new(6_800_000, 5),
+            tensor_alloc: LinearGasCost::new(1_000, 1),
+            matmul: LinearGasCost::new(1_600, 1),
+            matmul_per_elem: 6,
+            elementwise: LinearGasCost::new(1_000, 2),
+            quantize: LinearGasCost::new(1_000, 60),
+            norm: LinearGasCost::new(1_000, 70),
+            softmax: LinearGasCost::new(1_000, 55),
+            kl: LinearGasCost::new(1_000, 90),
+            merkle_per_level: LinearGasCost::new(1_000, 1_000),
         }
     }
 }
@@ -179,7 +182,11 @@ mod tests {
     #[test]
     fn prices_are_pinned() {
         let s = GasSchedule::default();
-        assert_eq!(s.matmul_cost(1024, 1024, 1024), Some(0));
+        // 1600 + 2^30/64 + 6·3·2^20
+        assert_eq!(s.matmul_cost(1024, 1024, 1024), Some(35_653_184));
+        assert_eq!(s.kl.cost(1 << 20), Some(94_372_840));
+        assert_eq!((s.host_call, s.wasm_simple, s.wasm_div, s.bulk_per_byte), (150, 1, 40, 1));
+        assert_eq!((s.ed25519_verify.base, s.bls_verify.base), (330_000, 6_800_000));
         assert_eq!(s.operator_costs().I32Add, s.wasm_simple);
         assert_eq!(s.operator_costs().Nop, 0);
         assert_eq!(s.operator_costs().I64DivS, s.wasm_div);

@@ -116,7 +116,7 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         store(&mut c, out)
     })?;
     l.func_wrap("aivm", "tensor_quantize", |mut c: Ctx<'_>, h: i32, scale: i32| -> wasmtime::Result<i32> {
-        unary(&mut c, "tensor_quantize", h, |s| s.elementwise, DType::I8, |t| ops::quantize(t, scale))
+        unary(&mut c, "tensor_quantize", h, |s| s.quantize, DType::I8, |t| ops::quantize(t, scale))
     })?;
     l.func_wrap("aivm", "tensor_dequantize", |mut c: Ctx<'_>, h: i32, scale: i32| -> wasmtime::Result<i32> {
         unary(&mut c, "tensor_dequantize", h, |s| s.elementwise, DType::Q16, |t| ops::dequantize(t, scale))

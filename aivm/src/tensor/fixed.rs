@@ -110,6 +110,18 @@ pub fn div_round_half_even(n: i128, d: i128) -> i128 {
     }
 }
 
+/// The same rounding for `i64` operands (the per-element fast path; identical results).
+pub fn div_round_half_even_i64(n: i64, d: i64) -> i64 {
+    debug_assert!(d > 0);
+    let q = n.div_euclid(d);
+    let r = n.rem_euclid(d);
+    match (2 * r).cmp(&d) {
+        core::cmp::Ordering::Greater => q + 1,
+        core::cmp::Ordering::Equal => q + (q & 1),
+        core::cmp::Ordering::Less => q,
+    }
+}
+
 /// Clamp an `i128` into the `i32` range.
 pub fn saturate_i32(v: i128) -> i32 {
     v.clamp(i32::MIN as i128, i32::MAX as i128) as i32
@@ -165,5 +177,8 @@ mod tests {
         assert_eq!(div_round_half_even(-7, 2), -4);
         assert_eq!(div_round_half_even(-8, 3), -3);
         assert_eq!(div_round_half_even(8, 3), 3);
+        for (n, d) in [(5i64, 2i64), (-7, 2), (-8, 3), (1 << 47, 3), (-(1 << 47) - 1, 65536)] {
+            assert_eq!(div_round_half_even_i64(n, d) as i128, div_round_half_even(n as i128, d as i128));
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! and accumulates exactly (i64/i128), so results do not depend on how rows are
 //! split across threads or SIMD lanes.
 
-use super::fixed::{div_round_half_even, exp_neg_q16_to_q30, saturate_i32};
+use super::fixed::{div_round_half_even, div_round_half_even_i64, exp_neg_q16_to_q30, saturate_i32};
 use super::{DType, Data, Tensor, TensorError};
 
 fn same_shape(a: &Tensor, b: &Tensor) -> Result<(), TensorError> {
@@ -37,11 +37,11 @@ pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor, TensorError> {
 }
 
 /// Scale must be a positive Q16 value.
-fn check_scale(scale_q16: i32) -> Result<i128, TensorError> {
+fn check_scale(scale_q16: i32) -> Result<i64, TensorError> {
     if scale_q16 <= 0 {
         return Err(TensorError::Argument(format!("scale must be positive, got {scale_q16}")));
     }
-    Ok(scale_q16 as i128)
+    Ok(scale_q16 as i64)
 }
 
 /// Q16 → I8: `q = clamp(round_half_even(x / scale), −127, 127)`.
@@ -50,7 +50,7 @@ pub fn quantize(x: &Tensor, scale_q16: i32) -> Result<Tensor, TensorError> {
     let v = x.as_q16()?;
     Tensor::from_i8(
         x.shape(),
-        v.iter().map(|&e| div_round_half_even(e as i128, s).clamp(-127, 127) as i8).collect(),
+        v.iter().map(|&e| div_round_half_even_i64(e as i64, s).clamp(-127, 127) as i8).collect(),
     )
 }
 
@@ -58,8 +58,8 @@ pub fn quantize(x: &Tensor, scale_q16: i32) -> Result<Tensor, TensorError> {
 pub fn dequantize(x: &Tensor, scale_q16: i32) -> Result<Tensor, TensorError> {
     let s = check_scale(scale_q16)?;
     let out: Vec<i32> = match (x.dtype(), x.data()) {
-        (DType::I8, Data::I8(v)) => v.iter().map(|&e| saturate_i32(e as i128 * s)).collect(),
-        (DType::I32, Data::I32(v)) => v.iter().map(|&e| saturate_i32(e as i128 * s)).collect(),
+        (DType::I8, Data::I8(v)) => v.iter().map(|&e| saturate_i32((e as i64 * s) as i128)).collect(),
+        (DType::I32, Data::I32(v)) => v.iter().map(|&e| saturate_i32((e as i64 * s) as i128)).collect(),
         (got, _) => return Err(TensorError::DType { expected: "I8 or I32", got }),
     };
     Tensor::from_i32(DType::Q16, x.shape(), out)
@@ -104,13 +104,15 @@ pub fn norm(x: &Tensor, kind: NormKind, eps_q16: i32) -> Result<Tensor, TensorEr
                 div_round_half_even(row.iter().map(|&e| e as i128).sum::<i128>(), n as i128)
             }
         };
-        let sq: u128 = row.iter().map(|&e| (e as i128 - mean).unsigned_abs().pow(2)).sum();
-        let denom = (sq / n as u128 + eps_q32).isqrt() as i128;
+        // |x − μ| < 2^32, so (x − μ)·2^16 fits an i64; the squares are summed in u128.
+        let mean = mean as i64;
+        let sq: u128 = row.iter().map(|&e| ((e as i64 - mean).unsigned_abs() as u128).pow(2)).sum();
+        let denom = (sq / n as u128 + eps_q32).isqrt() as i64;
         if denom == 0 {
             out.extend(std::iter::repeat_n(0, n));
             continue;
         }
-        out.extend(row.iter().map(|&e| saturate_i32(div_round_half_even((e as i128 - mean) << 16, denom))));
+        out.extend(row.iter().map(|&e| saturate_i32(div_round_half_even_i64((e as i64 - mean) << 16, denom) as i128)));
     }
     Tensor::from_i32(DType::Q16, x.shape(), out)
 }

@@ -1,0 +1,40 @@
+# AIVM — the two commands a newcomer needs are `make run` and `make test` (see README.md).
+# Every target installs what it needs first, idempotently.
+
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+export CARGO_TARGET_DIR
+WASM_DIR := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/release
+CONTRACTS := -p token -p ai-demo -p verifier
+
+.PHONY: setup contracts build test run bench check clean
+
+## Install the toolchain pieces (wasm32 target, a C compiler for blst). Idempotent.
+setup:
+	@bash scripts/setup.sh
+
+## Compile the contracts in contracts/ to wasm.
+contracts: setup
+	cargo build --release --target wasm32-unknown-unknown $(CONTRACTS)
+
+build: contracts
+	cargo build --release
+
+## All tests: unit, property, bad-input, contract end-to-end and CLI end-to-end.
+test: contracts
+	cargo test --release
+
+## The main job: run the demo contracts through `aivm call` and show gas by opcode.
+run: contracts
+	cargo build --release -p aivm-node
+	bash scripts/demo.sh "$(CARGO_TARGET_DIR)/release/aivm" "$(WASM_DIR)"
+
+## Gas calibration sweep (see spec/gas.md and BENCHMARKS.md).
+bench: contracts
+	cargo run --release -p aivm-benches --bin gas-bench
+
+check:
+	cargo check --release --workspace
+	cargo check --release --target wasm32-unknown-unknown $(CONTRACTS)
+
+clean:
+	cargo clean

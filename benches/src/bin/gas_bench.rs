@@ -1,0 +1,236 @@
+//! Gas calibration: measures what each priced operation costs on this machine, prints
+//! ns per gas (the target is 0.1 ns per gas), measured-over-priced ratios, and the
+//! headline ratios (int8 MATMUL vs f32 sgemm, call latency, fuel-metering overhead).
+//!
+//! `cargo run --release -p aivm-benches --bin gas-bench [-- --json] [--quick]`
+
+use aivm::gas::GasSchedule;
+use aivm::tensor::{matmul, ops, DType, Tensor};
+use aivm::verify::{kl, signature};
+use aivm::{CallContext, CallRequest, Limits, MemState, Vm};
+use aivm_benches::{timing::median_ns, workloads};
+use serde_json::json;
+use std::time::Duration;
+
+/// 1 gas = 0.1 ns: the one time target all prices are derived from.
+const NS_PER_GAS_TARGET: f64 = 0.1;
+
+struct Report {
+    json: bool,
+    rows: Vec<serde_json::Value>,
+}
+
+impl Report {
+    fn row(&mut self, opcode: &str, size: &str, gas: u64, ns: f64) -> f64 {
+        let npg = ns / gas as f64;
+        if self.json {
+            println!("{}", json!({"opcode": opcode, "size": size, "gas": gas, "median_ns": ns, "ns_per_gas": npg}));
+        } else {
+            println!("{opcode:<16} {size:>18} {gas:>16} {ns:>16.0} {npg:>10.4}");
+        }
+        self.rows.push(json!({"opcode": opcode, "ns_per_gas": npg}));
+        npg
+    }
+
+    fn note(&self, key: &str, value: serde_json::Value, text: String) {
+        if self.json {
+            println!("{}", json!({ "summary": key, "value": value }));
+        } else {
+            println!("{text}");
+        }
+    }
+}
+
+fn spread(name: &str, v: &[f64], r: &Report) {
+    let mut s = v.to_vec();
+    let med = aivm_benches::timing::median(&mut s);
+    let (lo, hi) = (s[0] / med, s[s.len() - 1] / med);
+    r.note(
+        &format!("{name}_ns_per_gas_spread"),
+        json!({"median": med, "min_over_median": lo, "max_over_median": hi}),
+        format!("{name}: ns/gas median {med:.4}, min {lo:.2}x, max {hi:.2}x of median (target: within 2x)"),
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut r = Report { json: args.iter().any(|a| a == "--json"), rows: Vec::new() };
+    let s = GasSchedule::default();
+    let budget = Duration::from_millis(if quick { 50 } else { 300 });
+    if !r.json {
+        println!("AIVM gas calibration — target {NS_PER_GAS_TARGET} ns per gas; kernel path {:?}", matmul::Path::detect());
+        println!("{:<16} {:>18} {:>16} {:>16} {:>10}", "opcode", "size", "gas", "median_ns", "ns/gas");
+    }
+
+    // TENSOR_MATMUL: cubes and LLM-like shapes (m tokens × k hidden → n).
+    let mut shapes: Vec<(usize, usize, usize)> = [8, 16, 32, 64, 128, 256, 512, 1024].iter().map(|&d| (d, d, d)).collect();
+    shapes.extend([(1, 576, 1536), (512, 576, 1536), (512, 1536, 576), (64, 4096, 4096)]);
+    if quick {
+        shapes.retain(|&(m, k, n)| m * k * n <= 1 << 27);
+    }
+    let mut mm_npg = Vec::new();
+    let mut int8_macs_per_s = 0.0;
+    for &(m, k, n) in &shapes {
+        let a = Tensor::from_i8(&[m, k], workloads::i8s(1, m * k)).expect("shape");
+        let b = Tensor::from_i8(&[k, n], workloads::i8s(2, k * n)).expect("shape");
+        let ns = median_ns(|| drop(std::hint::black_box(matmul::matmul(&a, &b))), 5, budget);
+        let gas = s.matmul_cost(m as u64, k as u64, n as u64).expect("fits");
+        mm_npg.push(r.row("tensor_matmul", &format!("{m}x{k}x{n}"), gas, ns));
+        if (m, k, n) == (1024, 1024, 1024) {
+            int8_macs_per_s = (m * k * n) as f64 / ns * 1e9;
+        }
+    }
+
+    // KL_DIVERGE over 2^4 … 2^20 elements.
+    let mut kl_npg = Vec::new();
+    for e in (4..=20).step_by(2) {
+        let n = 1usize << e;
+        let (p, q) = (workloads::q16_probs(3, n), workloads::q16_probs(4, n));
+        let ns = median_ns(|| drop(std::hint::black_box(kl::kl_divergence_q16(&p, &q))), 5, budget);
+        kl_npg.push(r.row("kl_divergence", &format!("2^{e}"), s.kl.cost(n as u64).expect("fits"), ns));
+    }
+
+    // Row-wise and elementwise kernels at 64 Ki elements (rows of 1024).
+    let n = 1usize << 16;
+    let x = Tensor::from_i32(DType::Q16, &[64, 1024], workloads::q16_probs(5, n)).expect("shape");
+    let y = Tensor::from_i32(DType::Q16, &[64, 1024], workloads::q16_probs(6, n)).expect("shape");
+    let ns = median_ns(|| drop(std::hint::black_box(ops::softmax(&x))), 5, budget);
+    let sm = r.row("tensor_softmax", "64x1024", s.softmax.cost(n as u64).expect("fits"), ns);
+    let ns = median_ns(|| drop(std::hint::black_box(ops::norm(&x, ops::NormKind::Rms, 1))), 5, budget);
+    let nm = r.row("tensor_norm", "64x1024", s.norm.cost(n as u64).expect("fits"), ns);
+    let ns = median_ns(|| drop(std::hint::black_box(ops::add(&x, &y))), 5, budget);
+    let ew = r.row("tensor_add", "64x1024", s.elementwise.cost(n as u64).expect("fits"), ns);
+    let ns = median_ns(|| drop(std::hint::black_box(ops::quantize(&x, 1 << 10))), 5, budget);
+    r.row("tensor_quantize", "64x1024", s.quantize.cost(n as u64).expect("fits"), ns);
+
+    // Hashes per byte and signatures.
+    let data = vec![7u8; 1 << 20];
+    let ns = median_ns(|| { std::hint::black_box(<sha2::Sha256 as sha2::Digest>::digest(&data)); }, 5, budget);
+    r.row("sha256", "1 MiB", s.sha256.cost(data.len() as u64).expect("fits"), ns);
+    let ns = median_ns(|| { std::hint::black_box(blake3::hash(&data)); }, 5, budget);
+    r.row("blake3", "1 MiB", s.blake3.cost(data.len() as u64).expect("fits"), ns);
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+    let sig = ed25519_dalek::Signer::sign(&sk, b"msg").to_bytes();
+    let pk = sk.verifying_key().to_bytes();
+    let ns = median_ns(|| assert!(signature::ed25519_verify(&pk, b"msg", &sig)), 20, budget);
+    r.row("ed25519_verify", "3 B", s.ed25519_verify.cost(3).expect("fits"), ns);
+    let bsk = blst::min_pk::SecretKey::key_gen(&[2; 32], &[]).expect("ikm is long enough");
+    let (bpk, bsig) = (bsk.sk_to_pk().compress(), bsk.sign(b"msg", signature::BLS_DST, &[]).compress());
+    let ns = median_ns(|| assert!(signature::bls_verify(&bpk, b"msg", &bsig)), 5, budget);
+    r.row("bls_verify", "3 B", s.bls_verify.cost(3).expect("fits"), ns);
+
+    // Wasm execution, the host-call boundary and bulk memory, measured through the VM.
+    let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
+    let run = |wat: &str| -> (f64, u64) {
+        let c = vm.deploy(&wat::parse_str(wat).expect("wat")).expect("deploys");
+        let mut gas = 0;
+        let ns = median_ns(
+            || {
+                let out = vm.call(&c, CallRequest { entry: "run", input: vec![], gas_limit: u64::MAX / 4, ctx: CallContext::default(), view: MemState::default().view() });
+                gas = out.gas.used;
+                assert!(out.result.is_ok(), "{:?}", out.result);
+            },
+            5,
+            budget,
+        );
+        (ns, gas)
+    };
+    let iters = 1_000_000;
+    let (ns, gas) = run(&workloads::integer_loop_wat(iters));
+    let wasm_npg = r.row("wasm (integer)", &format!("{iters} iters"), gas, ns);
+    let (with, gas_with) = run(&workloads::host_call_loop_wat(100_000, true));
+    let (without, gas_without) = run(&workloads::host_call_loop_wat(100_000, false));
+    let host_ns = (with - without) / 100_000.0;
+    r.row("host_call", "per call", (gas_with - gas_without) / 100_000, host_ns);
+    let (ns, gas) = run(&workloads::memcopy_loop_wat(1000, 1 << 20));
+    r.row("memory.copy", "1 MiB x1000", gas, ns);
+
+    // Headline ratios.
+    if !r.json {
+        println!();
+    }
+    spread("tensor_matmul", &mm_npg, &r);
+    spread("kl_divergence", &kl_npg, &r);
+    if int8_macs_per_s > 0.0 {
+        let d = 1024;
+        let a: Vec<f32> = workloads::i8s(1, d * d).into_iter().map(f32::from).collect();
+        let b: Vec<f32> = workloads::i8s(2, d * d).into_iter().map(f32::from).collect();
+        let mut c = vec![0f32; d * d];
+        let ns = median_ns(
+            || unsafe {
+                matrixmultiply::sgemm(d, d, d, 1.0, a.as_ptr(), d as isize, 1, b.as_ptr(), d as isize, 1, 0.0, c.as_mut_ptr(), d as isize, 1)
+            },
+            5,
+            budget,
+        );
+        let f32_macs_per_s = (d * d * d) as f64 / ns * 1e9;
+        r.note(
+            "matmul_1024_int8_vs_sgemm",
+            json!({"int8_gmac_s": int8_macs_per_s / 1e9, "sgemm_gmac_s": f32_macs_per_s / 1e9, "ratio": int8_macs_per_s / f32_macs_per_s}),
+            format!(
+                "1024³: int8 TENSOR_MATMUL {:.1} GMAC/s, matrixmultiply f32 sgemm {:.1} GMAC/s, ratio {:.2}x (target >= 4x)",
+                int8_macs_per_s / 1e9,
+                f32_macs_per_s / 1e9,
+                int8_macs_per_s / f32_macs_per_s
+            ),
+        );
+    }
+
+    // Fuel metering overhead on integer code: the same module in bare wasmtime, fuel on vs off.
+    let fuel_ratio = fuel_overhead(iters, budget);
+    r.note("fuel_overhead_integer", json!(fuel_ratio), format!("fuel metering on integer code: {fuel_ratio:.3}x the time with fuel off (target <= 1.2x)"));
+
+    // A cached contract call, instantiation included.
+    let mut chain = aivm_testkit::TestChain::new();
+    if let Ok(wasm) = aivm_testkit::contract_wasm("token") {
+        let t = chain.deploy(&wasm).expect("token deploys");
+        let input = aivm_testkit::encode(&"00".repeat(32));
+        let ns = median_ns(|| assert!(chain.call_raw(&t, [0; 32], "balance_of", input.clone(), 10_000_000).result.is_ok()), 2000, budget);
+        r.note("call_token_balance_of_us", json!(ns / 1e3), format!("cached token.balance_of call, instantiate included: {:.2} µs median (target <= 5 µs)", ns / 1e3));
+    }
+    let empty = vm.deploy(&wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "run")))"#).expect("wat")).expect("deploys");
+    let ns = median_ns(
+        || drop(vm.call(&empty, CallRequest { entry: "run", input: vec![], gas_limit: 1000, ctx: CallContext::default(), view: MemState::default().view() })),
+        2000,
+        budget,
+    );
+    r.note("call_empty_us", json!(ns / 1e3), format!("cached empty call, instantiate included: {:.2} µs median", ns / 1e3));
+
+    // Measured over priced time: 1.0 means the price is exact at 0.1 ns per gas.
+    r.note(
+        "suggested",
+        json!({"wasm_simple_scale": wasm_npg / NS_PER_GAS_TARGET, "host_call_gas": host_ns / NS_PER_GAS_TARGET,
+               "softmax_scale": sm / NS_PER_GAS_TARGET, "norm_scale": nm / NS_PER_GAS_TARGET, "elementwise_scale": ew / NS_PER_GAS_TARGET}),
+        format!(
+            "measured/priced: wasm {:.2}, softmax {:.2}, norm {:.2}, add {:.2}; host call {:.1} ns = {:.0} gas",
+            wasm_npg / NS_PER_GAS_TARGET, sm / NS_PER_GAS_TARGET, nm / NS_PER_GAS_TARGET, ew / NS_PER_GAS_TARGET, host_ns, host_ns / NS_PER_GAS_TARGET
+        ),
+    );
+}
+
+/// Time the integer loop in bare wasmtime engines with the AIVM config, fuel on and off.
+fn fuel_overhead(iters: u32, budget: Duration) -> f64 {
+    let wasm = wat::parse_str(workloads::integer_loop_wat(iters)).expect("wat");
+    let time = |fuel: bool| {
+        let mut cfg = aivm::config::engine_config(&Limits::default(), &GasSchedule::default());
+        cfg.consume_fuel(fuel);
+        let engine = wasmtime::Engine::new(&cfg).expect("engine");
+        let module = wasmtime::Module::new(&engine, &wasm).expect("module");
+        let linker = wasmtime::Linker::<()>::new(&engine);
+        let pre = linker.instantiate_pre(&module).expect("pre");
+        median_ns(
+            || {
+                let mut store = wasmtime::Store::new(&engine, ());
+                if fuel {
+                    store.set_fuel(u64::MAX / 4).expect("fuel");
+                }
+                let inst = pre.instantiate(&mut store).expect("instance");
+                inst.get_typed_func::<(), ()>(&mut store, "run").expect("run").call(&mut store, ()).expect("runs");
+            },
+            5,
+            budget,
+        )
+    };
+    time(true) / time(false)
+}
