@@ -55,6 +55,7 @@ fn spread(name: &str, v: &[f64], r: &Report) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let calls_only = args.iter().any(|a| a == "--calls");
     let mut r = Report { json: args.iter().any(|a| a == "--json"), rows: Vec::new() };
     let s = GasSchedule::default();
     let budget = Duration::from_millis(if quick { 50 } else { 300 });
@@ -63,6 +64,10 @@ fn main() {
         println!("{:<16} {:>18} {:>16} {:>16} {:>10}", "opcode", "size", "gas", "median_ns", "ns/gas");
     }
 
+    if calls_only {
+        call_latency(&r, budget);
+        return;
+    }
     // TENSOR_MATMUL: cubes and LLM-like shapes (m tokens × k hidden → n).
     let mut shapes: Vec<(usize, usize, usize)> = [8, 16, 32, 64, 128, 256, 512, 1024].iter().map(|&d| (d, d, d)).collect();
     shapes.extend([(1, 576, 1536), (512, 576, 1536), (512, 1536, 576), (64, 4096, 4096)]);
@@ -181,21 +186,7 @@ fn main() {
     let fuel_ratio = fuel_overhead(iters, budget);
     r.note("fuel_overhead_integer", json!(fuel_ratio), format!("fuel metering on integer code: {fuel_ratio:.3}x the time with fuel off (target <= 1.2x)"));
 
-    // A cached contract call, instantiation included.
-    let mut chain = aivm_testkit::TestChain::new();
-    if let Ok(wasm) = aivm_testkit::contract_wasm("token") {
-        let t = chain.deploy(&wasm).expect("token deploys");
-        let input = aivm_testkit::encode(&"00".repeat(32));
-        let ns = median_ns(|| assert!(chain.call_raw(&t, [0; 32], "balance_of", input.clone(), 10_000_000).result.is_ok()), 2000, budget);
-        r.note("call_token_balance_of_us", json!(ns / 1e3), format!("cached token.balance_of call, instantiate included: {:.2} µs median (target <= 5 µs)", ns / 1e3));
-    }
-    let empty = vm.deploy(&wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "run")))"#).expect("wat")).expect("deploys");
-    let ns = median_ns(
-        || drop(vm.call(&empty, CallRequest { entry: "run", input: vec![], gas_limit: 1000, ctx: CallContext::default(), view: MemState::default().view() })),
-        2000,
-        budget,
-    );
-    r.note("call_empty_us", json!(ns / 1e3), format!("cached empty call, instantiate included: {:.2} µs median", ns / 1e3));
+    call_latency(&r, budget);
 
     // Measured over priced time: 1.0 means the price is exact at 0.1 ns per gas.
     r.note(
@@ -233,4 +224,24 @@ fn fuel_overhead(iters: u32, budget: Duration) -> f64 {
         )
     };
     time(true) / time(false)
+}
+
+/// A cached contract call, instantiation included.
+fn call_latency(r: &Report, budget: Duration) {
+    let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
+    let mut chain = aivm_testkit::TestChain::new();
+    if let Ok(wasm) = aivm_testkit::contract_wasm("token") {
+        let t = chain.deploy(&wasm).expect("token deploys");
+        let input = aivm_testkit::encode(&"00".repeat(32));
+        let ns = median_ns(|| assert!(chain.call_raw(&t, [0; 32], "balance_of", input.clone(), 10_000_000).result.is_ok()), 2000, budget);
+        r.note("call_token_balance_of_us", json!(ns / 1e3), format!("cached token.balance_of call, instantiate included: {:.2} µs median (target <= 5 µs)", ns / 1e3));
+    }
+    let empty = vm.deploy(&wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "run")))"#).expect("wat")).expect("deploys");
+    let ns = median_ns(
+        || drop(vm.call(&empty, CallRequest { entry: "run", input: vec![], gas_limit: 1000, ctx: CallContext::default(), view: MemState::default().view() })),
+        2000,
+        budget,
+    );
+    r.note("call_empty_us", json!(ns / 1e3), format!("cached empty call, instantiate included: {:.2} µs median", ns / 1e3));
+
 }
