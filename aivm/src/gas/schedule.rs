@@ -94,8 +94,8 @@ impl Default for GasSchedule {
             ed25519_verify: LinearGasCost::new(330_000, 5),
             bls_verify: LinearGasCost::new(6_800_000, 5),
             tensor_alloc: LinearGasCost::new(1_000, 1),
-            matmul: LinearGasCost::new(1_600, 1),
-            matmul_per_elem: 6,
+            matmul: LinearGasCost::new(2_000, 1),
+            matmul_per_elem: 2,
             elementwise: LinearGasCost::new(1_000, 2),
             quantize: LinearGasCost::new(1_000, 60),
             norm: LinearGasCost::new(1_000, 70),
@@ -182,8 +182,8 @@ mod tests {
     #[test]
     fn prices_are_pinned() {
         let s = GasSchedule::default();
-        // 1600 + 2^30/64 + 6·3·2^20
-        assert_eq!(s.matmul_cost(1024, 1024, 1024), Some(35_653_184));
+        // 2000 + 2^30/64 + 2·3·2^20
+        assert_eq!(s.matmul_cost(1024, 1024, 1024), Some(23_070_672));
         assert_eq!(s.kl.cost(1 << 20), Some(94_372_840));
         assert_eq!((s.host_call, s.wasm_simple, s.wasm_div, s.bulk_per_byte), (150, 1, 40, 1));
         assert_eq!((s.ed25519_verify.base, s.bls_verify.base), (330_000, 6_800_000));

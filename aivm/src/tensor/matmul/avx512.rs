@@ -21,27 +21,11 @@ pub(super) unsafe fn matmul(a: &[i8], b: &[i8], c: &mut [i32], m: usize, k: usiz
     let panels = n.div_ceil(NR);
     let blocks = m.div_ceil(MR);
 
-    // B panels: [panel][kg][col 0..32][4 bytes], zero padded.
-    let mut pb = vec![0i8; panels * k4 * NR * 4];
-    for p in 0..k {
-        let (kg, kr) = (p / 4, p % 4);
-        for j in 0..n {
-            let (panel, col) = (j / NR, j % NR);
-            pb[((panel * k4 + kg) * NR + col) * 4 + kr] = b[p * n + j];
-        }
-    }
+    let pb = pack_b(b, k, n, k4, panels);
     let mut corr = super::column_sums(b, k, n);
     corr.iter_mut().for_each(|s| *s = s.wrapping_mul(128));
     corr.resize(panels * NR, 0);
-
-    // A blocks: [block][kg][row 0..8][4 bytes] as unsigned (a + 128); padding is 128 (= 0).
-    let mut pa = vec![128u8; blocks * k4 * MR * 4];
-    for i in 0..m {
-        let (blk, row) = (i / MR, i % MR);
-        for p in 0..k {
-            pa[((blk * k4 + p / 4) * MR + row) * 4 + p % 4] = (a[i * k + p] as u8) ^ 0x80;
-        }
-    }
+    let pa = pack_a(a, m, k, k4, blocks);
 
     let mut tile = [0i32; MR * NR];
     for panel in 0..panels {
@@ -78,4 +62,60 @@ pub(super) unsafe fn matmul(a: &[i8], b: &[i8], c: &mut [i32], m: usize, k: usiz
             }
         }
     }
+}
+
+/// B panels: `[panel][kg][col 0..32][4 bytes]` (the 4 consecutive k of one column form one
+/// dword, the layout `vpdpbusd` consumes), zero padded. Full 4-row × 16-column blocks are
+/// transposed with byte/word unpacks; ragged edges take the scalar loop.
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn pack_b(b: &[i8], k: usize, n: usize, k4: usize, panels: usize) -> Vec<i8> {
+    let mut pb = vec![0i8; panels * k4 * NR * 4];
+    let full_kg = k / 4;
+    let full_j = n - n % 16;
+    let dst_of = |kg: usize, j: usize| ((j / NR * k4 + kg) * NR + j % NR) * 4;
+    for kg in 0..full_kg {
+        let rows = [0, 1, 2, 3].map(|r| b.as_ptr().add((kg * 4 + r) * n));
+        let mut j = 0;
+        while j < full_j {
+            let r = rows.map(|p| _mm_loadu_si128(p.add(j) as *const __m128i));
+            let (t0, t1) = (_mm_unpacklo_epi8(r[0], r[1]), _mm_unpackhi_epi8(r[0], r[1]));
+            let (t2, t3) = (_mm_unpacklo_epi8(r[2], r[3]), _mm_unpackhi_epi8(r[2], r[3]));
+            let dst = pb.as_mut_ptr().add(dst_of(kg, j)) as *mut __m128i;
+            _mm_storeu_si128(dst, _mm_unpacklo_epi16(t0, t2));
+            _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi16(t0, t2));
+            _mm_storeu_si128(dst.add(2), _mm_unpacklo_epi16(t1, t3));
+            _mm_storeu_si128(dst.add(3), _mm_unpackhi_epi16(t1, t3));
+            j += 16;
+        }
+        for j in full_j..n {
+            for r in 0..4 {
+                pb[dst_of(kg, j) + r] = b[(kg * 4 + r) * n + j];
+            }
+        }
+    }
+    for p in full_kg * 4..k {
+        for j in 0..n {
+            pb[dst_of(p / 4, j) + p % 4] = b[p * n + j];
+        }
+    }
+    pb
+}
+
+/// A blocks: `[block][kg][row 0..8][4 bytes]` as unsigned (`a + 128`); padding is 128 (= 0).
+fn pack_a(a: &[i8], m: usize, k: usize, k4: usize, blocks: usize) -> Vec<u8> {
+    let mut pa = vec![0x80u8; blocks * k4 * MR * 4];
+    for (i, row) in a.chunks_exact(k).enumerate().take(m) {
+        let base = (i / MR) * k4 * MR * 4 + (i % MR) * 4;
+        let mut chunks = row.chunks_exact(4);
+        for (kg, c) in chunks.by_ref().enumerate() {
+            let v = u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]) ^ 0x8080_8080;
+            let at = base + kg * MR * 4;
+            pa[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        let kg = k / 4;
+        for (r, &v) in chunks.remainder().iter().enumerate() {
+            pa[base + kg * MR * 4 + r] = (v as u8) ^ 0x80;
+        }
+    }
+    pa
 }
