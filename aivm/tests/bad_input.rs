@@ -191,3 +191,45 @@ fn failed_call_discards_writes() {
     let out = call(&ok, "run", 1_000_000);
     assert_eq!(out.writes.get(&b"key"[..]), Some(&Some(b"value".to_vec())));
 }
+
+#[test]
+fn static_caps_are_enforced_at_deploy() {
+    let too_many_locals = wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "run") (local i64 i64) (local i32 i32 i32)))"#).unwrap();
+    let vm_small = Vm::new(Limits { max_locals: 4, ..Limits::default() }, GasSchedule::default()).unwrap();
+    assert!(matches!(vm_small.deploy(&too_many_locals), Err(VmError::Validation(ValidationError::Limit { what: "locals in one function", .. }))));
+    let big_memory = wat::parse_str(r#"(module (memory (export "memory") 257) (func (export "run")))"#).unwrap();
+    assert!(matches!(vm().deploy(&big_memory), Err(VmError::Validation(ValidationError::Limit { .. }))));
+    let big_table = wat::parse_str(r#"(module (memory (export "memory") 1) (table 100000 funcref) (func (export "run")))"#).unwrap();
+    assert!(matches!(vm().deploy(&big_table), Err(VmError::Validation(ValidationError::Limit { .. }))));
+    let huge = vec![0u8; Limits::default().max_module_bytes + 1];
+    assert!(matches!(vm().deploy(&huge), Err(VmError::Validation(ValidationError::TooLarge { .. }))));
+    let no_entry = wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "f") (param i32)))"#).unwrap();
+    assert!(matches!(vm().deploy(&no_entry), Err(VmError::Validation(ValidationError::NoEntryPoints))));
+}
+
+#[test]
+fn corrupt_module_cache_entries_are_recompiled_not_loaded() {
+    let dir = std::env::temp_dir().join(format!("aivm-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let w = module(r#"(func (export "run") (call $ret (i32.const 0) (i32.const 3)))"#);
+    let fresh = || Vm::new(Limits { pool_instances: 2, ..Limits::default() }, GasSchedule::default()).unwrap().with_disk_cache(&dir).unwrap();
+    let run = |vm: &Vm| {
+        let c = vm.deploy(&w).unwrap();
+        vm.call(&c, CallRequest { entry: "run", input: vec![], gas_limit: 100_000, ctx: CallContext::default(), view: MemState::default().view() })
+            .result
+            .unwrap()
+    };
+    assert_eq!(run(&fresh()), b"key");
+    let cwasm: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "cwasm")).collect();
+    assert_eq!(cwasm.len(), 1);
+    assert_eq!(run(&fresh()), b"key", "loaded from disk");
+    // Flip bytes in the compiled code: the checksum no longer matches, so it is recompiled.
+    let mut bytes = std::fs::read(&cwasm[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 16].iter_mut().for_each(|b| *b ^= 0xff);
+    std::fs::write(&cwasm[0], &bytes).unwrap();
+    assert_eq!(run(&fresh()), b"key");
+    std::fs::write(&cwasm[0], b"garbage").unwrap();
+    assert_eq!(run(&fresh()), b"key");
+    let _ = std::fs::remove_dir_all(&dir);
+}
