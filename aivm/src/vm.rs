@@ -131,6 +131,9 @@ impl Vm {
         store.limiter(|s| &mut s.limits);
         let result = (|| {
             store.set_fuel(req.gas_limit).map_err(|e| VmError::Internal(format!("{e:#}")))?;
+            if store.data().input.len() > host::env::MAX_INPUT {
+                return Err(VmError::Resource(format!("call input exceeds {} bytes", host::env::MAX_INPUT)));
+            }
             if !contract.entries.contains(req.entry) {
                 return Err(VmError::NoSuchEntry(req.entry.to_string()));
             }

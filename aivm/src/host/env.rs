@@ -9,6 +9,8 @@ use wasmtime::Linker;
 pub const MAX_KEY: u32 = 1024;
 /// Longest storage value.
 pub const MAX_VALUE: u32 = 256 << 10;
+/// Longest call input (checked by `Vm::call` before the contract runs).
+pub const MAX_INPUT: usize = 1 << 20;
 /// Longest return data.
 pub const MAX_RETURN: u32 = 1 << 20;
 /// Longest abort or revert message kept (longer ones are truncated, not refused).

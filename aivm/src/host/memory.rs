@@ -7,10 +7,10 @@ fn memory(caller: &Ctx<'_>) -> wasmtime::Result<wasmtime::Memory> {
     caller.data().memory.ok_or_else(|| host_err(HostError::NoMemory))
 }
 
-fn range(ptr: i32, len: u32, size: usize) -> Result<std::ops::Range<usize>, HostError> {
+fn range(ptr: i32, len: usize, size: usize) -> Result<std::ops::Range<usize>, HostError> {
     let start = ptr as u32 as usize;
-    let oob = HostError::OutOfBounds { ptr: ptr as u32, len };
-    let end = start.checked_add(len as usize).ok_or(oob.clone())?;
+    let oob = HostError::OutOfBounds { ptr: ptr as u32, len: u32::try_from(len).unwrap_or(u32::MAX) };
+    let end = start.checked_add(len).ok_or(oob.clone())?;
     if end > size {
         return Err(oob);
     }
@@ -33,7 +33,7 @@ pub(crate) fn read(caller: &mut Ctx<'_>, op: &'static str, ptr: i32, len: i32, m
     charge(caller, op, per.checked_mul(len as u64))?;
     let mem = memory(caller)?;
     let data = mem.data(&*caller);
-    let r = range(ptr, len, data.len()).map_err(host_err)?;
+    let r = range(ptr, len as usize, data.len()).map_err(host_err)?;
     Ok(data[r].to_vec())
 }
 
@@ -51,7 +51,7 @@ pub(crate) fn write(caller: &mut Ctx<'_>, op: &'static str, ptr: i32, bytes: &[u
     charge(caller, op, per.checked_mul(bytes.len() as u64))?;
     let mem = memory(caller)?;
     let data = mem.data_mut(&mut *caller);
-    let r = range(ptr, bytes.len() as u32, data.len()).map_err(host_err)?;
+    let r = range(ptr, bytes.len(), data.len()).map_err(host_err)?;
     data[r].copy_from_slice(bytes);
     Ok(())
 }

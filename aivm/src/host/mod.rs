@@ -6,7 +6,7 @@
 //! key, an invalid signature) are status codes.
 
 mod crypto;
-mod env;
+pub(crate) mod env;
 mod memory;
 mod tensor;
 mod verify;

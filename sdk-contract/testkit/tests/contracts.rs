@@ -40,6 +40,11 @@ fn token_transfer_allowance_and_revert() {
     assert_eq!(chain.call::<_, u64>(&t, ALICE, "balance_of", &hex(&CAROL)).unwrap().value, 60);
     assert_eq!(chain.call::<_, u64>(&t, ALICE, "total_supply", &()).unwrap().value, 1000);
 
+    // Gas is a deterministic function of the call: the same call costs the same, every time.
+    let g1 = chain.call::<_, u64>(&t, ALICE, "balance_of", &hex(&CAROL)).unwrap().gas;
+    let g2 = chain.call::<_, u64>(&t, BOB, "balance_of", &hex(&CAROL)).unwrap().gas;
+    assert_eq!(g1, g2);
+
     // Malformed arguments revert with a clear message.
     let e = chain.call::<_, ()>(&t, ALICE, "transfer", &json!({"to": "nothex", "amount": 1})).unwrap_err();
     assert!(e.to_string().contains("invalid arguments"), "{e}");
