@@ -1,0 +1,185 @@
+//! The multi-version memory: for every key, the values written by each transaction of the
+//! block, so a reader at `tx_idx` sees the write of the highest transaction below it.
+//!
+//! An aborted incarnation's writes become ESTIMATE markers: a reader that hits one waits
+//! for that transaction instead of reading a value that is probably about to change.
+
+use crate::types::{Incarnation, TxIdx, Version};
+use dashmap::DashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
+use std::sync::Mutex;
+
+#[derive(Clone, Debug)]
+enum Entry<V> {
+    Write(Incarnation, V),
+    Estimate,
+}
+
+/// What a read found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MvRead<V> {
+    /// Written by an earlier transaction of the block.
+    Value(Version, V),
+    /// No earlier transaction wrote the key: read storage.
+    Storage,
+    /// An earlier transaction's write is an ESTIMATE.
+    Dependency(TxIdx),
+}
+
+/// Where a read's value came from, for validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOrigin {
+    Version(Version),
+    Storage,
+}
+
+pub type ReadSet<K> = Vec<(K, ReadOrigin)>;
+
+pub struct MvMemory<K, V> {
+    data: DashMap<K, BTreeMap<TxIdx, Entry<V>>>,
+    last_written: Vec<Mutex<Vec<K>>>,
+    last_read: Vec<Mutex<ReadSet<K>>>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> MvMemory<K, V> {
+    pub fn new(block_size: usize) -> Self {
+        Self {
+            data: DashMap::new(),
+            last_written: (0..block_size).map(|_| Mutex::new(Vec::new())).collect(),
+            last_read: (0..block_size).map(|_| Mutex::new(Vec::new())).collect(),
+        }
+    }
+
+    /// Store an incarnation's reads and writes; true if it wrote a key its previous
+    /// incarnation did not (then later transactions must be revalidated).
+    ///
+    /// A write set that names a key twice keeps the last value, and each key is stored
+    /// once: a reader must never see an intermediate value under the final version.
+    pub fn record(&self, v: Version, reads: ReadSet<K>, writes: Vec<(K, V)>) -> bool {
+        let writes: HashMap<K, V> = writes.into_iter().collect();
+        let new_keys: Vec<K> = writes.keys().cloned().collect();
+        for (k, val) in writes {
+            self.data.entry(k).or_default().insert(v.tx_idx, Entry::Write(v.incarnation, val));
+        }
+        let mut prev = lock(&self.last_written[v.tx_idx]);
+        let new_set: HashSet<&K> = new_keys.iter().collect();
+        for k in prev.iter().filter(|k| !new_set.contains(k)) {
+            if let Some(mut m) = self.data.get_mut(k) {
+                m.remove(&v.tx_idx);
+            }
+        }
+        let prev_set: HashSet<&K> = prev.iter().collect();
+        let wrote_new = new_keys.iter().any(|k| !prev_set.contains(k));
+        *prev = new_keys;
+        *lock(&self.last_read[v.tx_idx]) = reads;
+        wrote_new
+    }
+
+    /// Mark every write of `tx_idx` as an ESTIMATE (its incarnation was aborted).
+    pub fn convert_writes_to_estimates(&self, tx_idx: TxIdx) {
+        for k in lock(&self.last_written[tx_idx]).iter() {
+            if let Some(mut m) = self.data.get_mut(k) {
+                m.insert(tx_idx, Entry::Estimate);
+            }
+        }
+    }
+
+    /// The value of `key` as transaction `tx_idx` should see it.
+    pub fn read(&self, key: &K, tx_idx: TxIdx) -> MvRead<V> {
+        let Some(m) = self.data.get(key) else { return MvRead::Storage };
+        match m.range(..tx_idx).next_back() {
+            None => MvRead::Storage,
+            Some((&idx, Entry::Estimate)) => MvRead::Dependency(idx),
+            Some((&idx, Entry::Write(inc, val))) => MvRead::Value(Version { tx_idx: idx, incarnation: *inc }, val.clone()),
+        }
+    }
+
+    /// Would the last incarnation of `tx_idx` read the same versions now?
+    pub fn validate_read_set(&self, tx_idx: TxIdx) -> bool {
+        let reads = lock(&self.last_read[tx_idx]).clone();
+        reads.iter().all(|(k, origin)| match (self.read(k, tx_idx), origin) {
+            (MvRead::Value(v, _), ReadOrigin::Version(o)) => v == *o,
+            (MvRead::Storage, ReadOrigin::Storage) => true,
+            _ => false,
+        })
+    }
+
+    /// The block's final writes: for each key, the value of its highest writer.
+    pub fn into_final_writes(self) -> Vec<(K, V)> {
+        self.data
+            .into_iter()
+            .filter_map(|(k, m)| match m.into_iter().next_back() {
+                Some((_, Entry::Write(_, v))) => Some((k, v)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Locks are never held across a panic in this crate; a poisoned lock still holds valid data.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Record { tx: usize, keys: Vec<u8> },
+        Estimate { tx: usize },
+        Read { key: u8, tx: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0usize..8, proptest::collection::vec(0u8..6, 0..4)).prop_map(|(tx, keys)| Op::Record { tx, keys }),
+            (0usize..8).prop_map(|tx| Op::Estimate { tx }),
+            (0u8..6, 0usize..9).prop_map(|(key, tx)| Op::Read { key, tx }),
+        ]
+    }
+
+    proptest! {
+        /// Model-based test: the multi-version memory against a plain map of
+        /// (key, tx) → (incarnation, value | estimate), read by linear scan.
+        #[test]
+        fn matches_a_naive_model(ops in proptest::collection::vec(op(), 1..60)) {
+            let mv = MvMemory::<u8, u64>::new(8);
+            let mut model: HashMap<(u8, usize), Option<(usize, u64)>> = HashMap::new();
+            let mut written: HashMap<usize, Vec<u8>> = HashMap::new();
+            let mut incarnation = [0usize; 8];
+            for (step, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Record { tx, keys } => {
+                        incarnation[tx] += 1;
+                        let mut keys = keys;
+                        keys.sort();
+                        keys.dedup();
+                        let val = step as u64;
+                        let prev = written.insert(tx, keys.clone()).unwrap_or_default();
+                        for k in &prev { if !keys.contains(k) { model.remove(&(*k, tx)); } }
+                        for k in &keys { model.insert((*k, tx), Some((incarnation[tx], val))); }
+                        let wrote_new = mv.record(Version { tx_idx: tx, incarnation: incarnation[tx] }, vec![], keys.iter().map(|&k| (k, val)).collect());
+                        prop_assert_eq!(wrote_new, keys.iter().any(|k| !prev.contains(k)));
+                    }
+                    Op::Estimate { tx } => {
+                        mv.convert_writes_to_estimates(tx);
+                        for k in written.get(&tx).cloned().unwrap_or_default() { model.insert((k, tx), None); }
+                    }
+                    Op::Read { key, tx } => {
+                        let want = (0..tx).rev().find_map(|t| model.get(&(key, t)).map(|e| (t, *e)));
+                        let got = mv.read(&key, tx);
+                        match want {
+                            None => prop_assert_eq!(got, MvRead::Storage),
+                            Some((t, None)) => prop_assert_eq!(got, MvRead::Dependency(t)),
+                            Some((t, Some((inc, v)))) => prop_assert_eq!(got, MvRead::Value(Version { tx_idx: t, incarnation: inc }, v)),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
