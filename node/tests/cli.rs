@@ -6,10 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn contract(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let p = target.join("wasm32-unknown-unknown/release").join(format!("{name}.wasm"));
+    let p = aivm_testkit::contracts_dir().join(format!("{name}.wasm"));
     assert!(p.exists(), "{} missing: run `make contracts`", p.display());
     p
 }

@@ -109,7 +109,6 @@ impl Default for GasSchedule {
 impl GasSchedule {
     /// The per-operator fuel table handed to wasmtime.
     pub fn operator_costs(&self) -> OperatorCost {
-        use wasmtime::wasmparser::Operator as Op;
         let mut c = OperatorCost::new();
         // Start from "everything simple", then raise the expensive ones.
         macro_rules! set_all {
@@ -118,7 +117,6 @@ impl GasSchedule {
             };
         }
         wasmtime::wasmparser::for_each_operator!(set_all);
-        let _ = Op::Nop; // the table is keyed by these operator names
         for (slot, v) in [
             (&mut c.I32DivS, self.wasm_div), (&mut c.I32DivU, self.wasm_div),
             (&mut c.I32RemS, self.wasm_div), (&mut c.I32RemU, self.wasm_div),

@@ -55,11 +55,11 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let shape: Vec<u64> = raw.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64).collect();
             let n = Tensor::element_count(&shape).map_err(host_err)?;
             let bytes = n.checked_mul(dtype.size()).ok_or_else(|| host_err(HostError::Argument("tensor too large".into())))?;
-            let budget = u32::try_from(bytes).unwrap_or(u32::MAX);
+            let exact_len = u32::try_from(bytes).unwrap_or(u32::MAX);
             c.data().arena.reserve_check(bytes).map_err(host_err)?;
             let price = c.data().schedule.tensor_alloc;
             charge(&mut c, "tensor_alloc", price.cost(bytes as u64))?;
-            let data = read(&mut c, "tensor_alloc", data_ptr, data_len, budget, "tensor data")?;
+            let data = read(&mut c, "tensor_alloc", data_ptr, data_len, exact_len, "tensor data")?;
             let t = Tensor::from_bytes(dtype, &shape, &data);
             store(&mut c, t)
         },

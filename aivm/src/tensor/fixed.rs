@@ -98,29 +98,31 @@ pub fn log2_q30(v: u64) -> i64 {
     (e << 30) + LOG2_TABLE[j] + ((ln1p * LOG2E_Q30) >> 30)
 }
 
-/// `n / d` rounded to nearest, ties to even. `d` must be positive.
-pub fn div_round_half_even(n: i128, d: i128) -> i128 {
-    debug_assert!(d > 0);
-    let q = n.div_euclid(d);
-    let r = n.rem_euclid(d); // 0 <= r < d
-    match (2 * r).cmp(&d) {
-        core::cmp::Ordering::Greater => q + 1,
-        core::cmp::Ordering::Equal => q + (q & 1),
-        core::cmp::Ordering::Less => q,
-    }
+/// Defines `n / d` rounded to nearest, ties to even, for one integer width (`d > 0`).
+macro_rules! div_round_half_even {
+    ($(#[$doc:meta])* $name:ident, $t:ty) => {
+        $(#[$doc])*
+        pub fn $name(n: $t, d: $t) -> $t {
+            debug_assert!(d > 0);
+            let q = n.div_euclid(d);
+            let r = n.rem_euclid(d); // 0 <= r < d
+            match (2 * r).cmp(&d) {
+                core::cmp::Ordering::Greater => q + 1,
+                core::cmp::Ordering::Equal => q + (q & 1),
+                core::cmp::Ordering::Less => q,
+            }
+        }
+    };
 }
 
-/// The same rounding for `i64` operands (the per-element fast path; identical results).
-pub fn div_round_half_even_i64(n: i64, d: i64) -> i64 {
-    debug_assert!(d > 0);
-    let q = n.div_euclid(d);
-    let r = n.rem_euclid(d);
-    match (2 * r).cmp(&d) {
-        core::cmp::Ordering::Greater => q + 1,
-        core::cmp::Ordering::Equal => q + (q & 1),
-        core::cmp::Ordering::Less => q,
-    }
-}
+div_round_half_even!(
+    /// `n / d` rounded to nearest, ties to even. `d` must be positive.
+    div_round_half_even, i128
+);
+div_round_half_even!(
+    /// The same rounding for `i64` operands (the per-element fast path; identical results).
+    div_round_half_even_i64, i64
+);
 
 /// Clamp an `i128` into the `i32` range.
 pub fn saturate_i32(v: i128) -> i32 {
