@@ -10,9 +10,14 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     echo "setup: adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
 fi
-if ! command -v cc >/dev/null 2>&1; then
-    echo "setup: installing a C compiler (blst and blake3 build C code)"
+# A C compiler (blst, blake3), and clang + libclang for RocksDB's C++ build and its bindgen.
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v clang >/dev/null 2>&1 || need_apt+=(clang)
+ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need_apt+=(libclang-dev)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "setup: installing ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -q
-    $SUDO apt-get install -y -q build-essential
+    $SUDO apt-get install -y -q "${need_apt[@]}"
 fi

@@ -66,6 +66,10 @@ pub enum VmError {
     Resource(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A state read hit an unfinished transaction of a parallel block (see
+    /// [`crate::host::ReadBlocked`]); the executor re-runs the call, it never reaches a receipt.
+    #[error("state read blocked on an unfinished transaction")]
+    Blocked,
 }
 
 impl VmError {
@@ -82,6 +86,7 @@ impl VmError {
             VmError::Trap(_) => "trap",
             VmError::Resource(_) => "resource",
             VmError::Internal(_) => "internal",
+            VmError::Blocked => "blocked",
         }
     }
 }

@@ -24,6 +24,6 @@ pub mod vm;
 pub use config::Limits;
 pub use error::{HostError, ValidationError, VmError};
 pub use gas::{GasReport, GasSchedule};
-pub use host::{CallContext, Event, StateView, WriteSet};
+pub use host::{CallContext, Event, ReadBlocked, StateView, WriteSet};
 pub use state::MemState;
 pub use vm::{CallOutcome, CallRequest, Contract, Vm};

@@ -1,6 +1,6 @@
 //! A simple in-memory contract state, for one-off calls and tests.
 
-use crate::host::{StateView, WriteSet};
+use crate::host::{ReadBlocked, StateView, WriteSet};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -19,11 +19,6 @@ impl MemState {
         &self.map
     }
 
-    /// A read-only view for a call.
-    pub fn view(&self) -> Box<dyn StateView> {
-        Box::new(self.clone())
-    }
-
     /// Apply a successful call's writes.
     pub fn apply(&mut self, writes: &WriteSet) {
         let map = Arc::make_mut(&mut self.map);
@@ -37,7 +32,7 @@ impl MemState {
 }
 
 impl StateView for MemState {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.map.get(key).cloned()
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, ReadBlocked> {
+        Ok(self.map.get(key).cloned())
     }
 }

@@ -4,7 +4,7 @@ use crate::cache::{cache_key, engine_digest, DiskCache};
 use crate::config::{engine_config, Limits};
 use crate::error::{ValidationError, VmError};
 use crate::gas::{GasReport, GasSchedule};
-use crate::host::{self, CallContext, Event, HostState, StateView, WriteSet};
+use crate::host::{self, CallContext, Event, HostState, StateView, ViewPtr, WriteSet};
 use crate::validate::validate;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -35,7 +35,7 @@ pub struct CallRequest<'a> {
     pub input: Vec<u8>,
     pub gas_limit: u64,
     pub ctx: CallContext,
-    pub view: Box<dyn StateView>,
+    pub view: &'a mut dyn StateView,
 }
 
 /// What a call did. On error, `writes` and `events` are empty: nothing it did survives.
@@ -126,7 +126,7 @@ impl Vm {
             .tables(1)
             .memories(1)
             .build();
-        let state = HostState::new(req.ctx, req.input, req.view, self.schedule.clone(), store_limits, self.limits.tensor_arena_bytes);
+        let state = HostState::new(req.ctx, req.input, ViewPtr::new(req.view), self.schedule.clone(), store_limits, self.limits.tensor_arena_bytes);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         let result = (|| {

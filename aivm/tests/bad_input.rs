@@ -31,7 +31,7 @@ fn module(body: &str) -> Vec<u8> {
 fn call(wasm: &[u8], entry: &str, gas: u64) -> CallOutcome {
     let c = vm().deploy(wasm).expect("deploys");
     let state = MemState::default();
-    vm().call(&c, CallRequest { entry, input: vec![], gas_limit: gas, ctx: CallContext::default(), view: state.view() })
+    vm().call(&c, CallRequest { entry, input: vec![], gas_limit: gas, ctx: CallContext::default(), view: &mut state.clone() })
 }
 
 fn assert_failed_cleanly(out: &CallOutcome) {
@@ -215,7 +215,7 @@ fn corrupt_module_cache_entries_are_recompiled_not_loaded() {
     let fresh = || Vm::new(Limits { pool_instances: 2, ..Limits::default() }, GasSchedule::default()).unwrap().with_disk_cache(&dir).unwrap();
     let run = |vm: &Vm| {
         let c = vm.deploy(&w).unwrap();
-        vm.call(&c, CallRequest { entry: "run", input: vec![], gas_limit: 100_000, ctx: CallContext::default(), view: MemState::default().view() })
+        vm.call(&c, CallRequest { entry: "run", input: vec![], gas_limit: 100_000, ctx: CallContext::default(), view: &mut MemState::default() })
             .result
             .unwrap()
     };

@@ -25,7 +25,7 @@ fn memory_is_reset_between_calls() {
     )
     .unwrap();
     let c = vm.deploy(&w).unwrap();
-    let call = |entry| vm.call(&c, CallRequest { entry, input: vec![], gas_limit: 1_000_000, ctx: CallContext::default(), view: MemState::default().view() });
+    let call = |entry| vm.call(&c, CallRequest { entry, input: vec![], gas_limit: 1_000_000, ctx: CallContext::default(), view: &mut MemState::default() });
     for _ in 0..20 {
         assert!(call("dirty").result.is_ok());
         let out = call("read").result.unwrap();

@@ -52,7 +52,7 @@ fn bench_calls(c: &mut Criterion) {
     let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
     let empty = vm.deploy(&wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "run")))"#).expect("wat")).expect("deploy");
     c.bench_function("call/empty_instantiate_included", |b| {
-        b.iter(|| vm.call(&empty, CallRequest { entry: "run", input: vec![], gas_limit: 1000, ctx: CallContext::default(), view: MemState::default().view() }))
+        b.iter(|| vm.call(&empty, CallRequest { entry: "run", input: vec![], gas_limit: 1000, ctx: CallContext::default(), view: &mut MemState::default() }))
     });
     if let Ok(wasm) = aivm_testkit::contract_wasm("token") {
         let mut chain = aivm_testkit::TestChain::new();

@@ -28,6 +28,9 @@ fn token_calls_persist_in_a_state_dir() {
     let (code, j) = aivm_call(&[w, "init", "--args", r#"{"supply": 500}"#, "--state", &d]);
     assert_eq!((code, j["status"].as_str()), (0, Some("ok")), "{j}");
     assert_eq!(j["output"], 500);
+    // Each successful call commits one block to the RocksDB chain state (genesis is 0).
+    assert_eq!(j["height"], 1, "{j}");
+    assert_eq!(j["state_root"].as_str().map(str::len), Some(64), "{j}");
     assert!(j["gas_used"].as_u64().unwrap() > 0);
     assert!(j["gas_by_op"]["storage_set"]["calls"].as_u64().unwrap() >= 2, "{j}");
     assert!(j["gas_by_op"]["wasm"]["gas"].as_u64().unwrap() > 0);
@@ -36,6 +39,7 @@ fn token_calls_persist_in_a_state_dir() {
     let (code, j) = aivm_call(&[w, "transfer", "--args", &format!(r#"{{"to":"{bob}","amount":120}}"#), "--state", &d]);
     assert_eq!(code, 0, "{j}");
     assert_eq!(j["events"][0]["topic"], "transfer");
+    assert_eq!(j["height"], 2, "{j}");
     let (_, j) = aivm_call(&[w, "balance_of", "--args", &format!(r#""{bob}""#), "--state", &d]);
     assert_eq!(j["output"], 120);
 
@@ -45,12 +49,11 @@ fn token_calls_persist_in_a_state_dir() {
     let (_, j) = aivm_call(&[w, "balance_of", "--args", &format!(r#""{bob}""#), "--state", &d]);
     assert_eq!(j["output"], 120);
 
-    // A corrupt state file is a clear error, not a crash.
-    let file = std::fs::read_dir(dir.join("contracts")).unwrap().next().unwrap().unwrap().path();
-    std::fs::write(&file, "{not json").unwrap();
+    // A corrupt database is a clear error, not a crash.
+    std::fs::write(dir.join("db").join("CURRENT"), "garbage").unwrap();
     let (code, j) = aivm_call(&[w, "balance_of", "--args", &format!(r#""{bob}""#), "--state", &d]);
     assert_eq!(code, 2);
-    assert!(j["error"]["message"].as_str().unwrap().contains("corrupt state file"), "{j}");
+    assert!(j["error"]["message"].as_str().unwrap().contains("opening the state database"), "{j}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,21 +1,33 @@
 //! # aivm-runtime
 //!
-//! Block-STM (Gelashvili et al., PPoPP 2023): optimistic parallel execution of a block whose
-//! result is always exactly the sequential result.
+//! The chain's state machine: transactions, their execution with Block-STM, and the
+//! persistent state with its Merkle root.
 //!
-//! - [`types`]: `TxIdx`, `Incarnation`, `Version`, the [`TxVm`] trait a VM implements.
-//! - [`mv_memory`]: the multi-version memory with ESTIMATE markers.
-//! - [`scheduler`]: the collaborative scheduler (atomic execution/validation indices).
-//! - [`view`]: the state a transaction reads during speculative execution.
-//! - [`executor`]: the worker loop and the sequential executor (oracle, baseline, fallback).
+//! - [`blockstm`]: optimistic parallel execution, generic over the transaction VM.
+//! - [`tx`]: signed transactions and their canonical encoding.
+//! - [`state`]: keys, accounts and values, and their canonical bytes.
+//! - [`chain_vm`]: one transaction's execution (nonce, fees, transfer, deploy, call).
+//! - [`overlay`]: committed state plus pending writes (queries, development tools).
+//! - [`receipt`]: what a transaction produced.
+//! - [`store`]: RocksDB column families, atomic block commits, the Jellyfish Merkle root.
+//! - [`block`]: a block's execution, fee settlement and commit.
+//! - [`workload`]: the paper's peer-to-peer transfer workload (benchmark and tests).
 //!
-//! The executor is generic over the VM, so tests drive it with mock transactions.
+//! `spec/state.md` is the normative description.
 
-pub mod executor;
-pub mod mv_memory;
-pub mod scheduler;
-pub mod types;
-pub mod view;
+pub mod block;
+pub mod blockstm;
+pub mod chain_vm;
+pub mod overlay;
+pub mod receipt;
+pub mod state;
+pub mod store;
+pub mod tx;
+pub mod workload;
 
-pub use executor::{execute_parallel, execute_sequential, BlockOutput, ExecStats};
-pub use types::{Incarnation, ReadError, Storage, TxIdx, TxVm, Version};
+pub use block::{BlockHeader, BlockRecord, Chain, ChainConfig, ChainError, ExecConfig, ExecutedBlock, Genesis};
+pub use chain_vm::{contract_address, BlockEnv, ChainVm};
+pub use receipt::{Receipt, TxStatus};
+pub use state::{Account, Address, StateKey, StateValue};
+pub use store::{Head, Store, StoreError};
+pub use tx::{Payload, SignedTransaction, Transaction, TxError, VerifiedTx};

@@ -2,8 +2,7 @@
 //! both values one after the other let a concurrent reader see the first value under the
 //! final version, which validation then accepted. Many small blocks on 2 threads.
 
-use aivm_runtime::types::StateRead;
-use aivm_runtime::{execute_parallel, execute_sequential, ReadError, Storage, TxVm};
+use aivm_runtime::blockstm::{execute_parallel, execute_sequential, ReadError, StateRead, Storage, TxVm};
 
 #[derive(Clone, Debug)]
 struct MockTx {

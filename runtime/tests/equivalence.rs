@@ -1,8 +1,7 @@
 //! Block-STM must give exactly the sequential result: random blocks over small (heavy
-//! contention) and large key universes, 1–4 threads, repeated runs.
+//! contention) and large key universes, forced failures, 1–4 threads, repeated runs.
 
-use aivm_runtime::types::StateRead;
-use aivm_runtime::{execute_parallel, execute_sequential, ReadError, Storage, TxVm};
+use aivm_runtime::blockstm::{execute_parallel, execute_sequential, ReadError, StateRead, Storage, TxVm};
 use proptest::prelude::*;
 use std::collections::HashMap;
 
@@ -14,6 +13,9 @@ struct MockTx {
     salt: u64,
     /// Busy work, so executions overlap in time and abort more.
     spin: u32,
+    /// A transaction that fails (discarding its writes) whenever what it read says so, like a
+    /// contract that reverts on a balance check: failure depends on speculative reads.
+    may_fail: bool,
 }
 
 struct MockVm;
@@ -34,6 +36,9 @@ impl TxVm for MockVm {
         for _ in 0..tx.spin {
             x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
         }
+        if tx.may_fail && acc % 3 == 0 {
+            return Ok((u64::MAX, Vec::new()));
+        }
         let writes = tx.writes.iter().enumerate().map(|(i, &k)| (k, acc.wrapping_add(i as u64) ^ (x & 1))).collect();
         Ok((acc, writes))
     }
@@ -53,8 +58,9 @@ fn block(universe: u32, max_len: usize) -> impl Strategy<Value = Vec<MockTx>> {
         proptest::collection::vec(0..universe, 0..4),
         any::<u64>(),
         0u32..200,
+        any::<bool>(),
     )
-        .prop_map(|(reads, writes, salt, spin)| MockTx { reads, writes, salt, spin });
+        .prop_map(|(reads, writes, salt, spin, may_fail)| MockTx { reads, writes, salt, spin, may_fail });
     proptest::collection::vec(tx, 0..max_len)
 }
 
@@ -88,7 +94,7 @@ proptest! {
 #[test]
 fn one_hot_key_chain_aborts_and_still_agrees() {
     // Every transaction reads and writes key 0: fully serial, maximal aborts.
-    let txs: Vec<MockTx> = (0..300).map(|i| MockTx { reads: vec![0], writes: vec![0], salt: i, spin: 50 }).collect();
+    let txs: Vec<MockTx> = (0..300).map(|i| MockTx { reads: vec![0], writes: vec![0], salt: i, spin: 50, may_fail: i % 7 == 0 }).collect();
     let storage = MapStorage(HashMap::new());
     let want = execute_sequential(&MockVm, &txs, &storage);
     for threads in [2, 4] {

@@ -71,6 +71,14 @@ pub struct GasSchedule {
     pub kl: LinearGasCost,
     /// MERKLE_VERIFY per proof hash (plus blake3 over the leaf).
     pub merkle_per_level: LinearGasCost,
+
+    /// Intrinsic gas of every transaction: signature check, sender account read and write,
+    /// plus per byte of the encoded transaction.
+    pub tx: LinearGasCost,
+    /// A native transfer on top of `tx`: the recipient's account read and write.
+    pub transfer: u64,
+    /// Deploying a contract, per byte of wasm: validation and compilation.
+    pub deploy: LinearGasCost,
 }
 
 impl Default for GasSchedule {
@@ -102,6 +110,9 @@ impl Default for GasSchedule {
             softmax: LinearGasCost::new(1_000, 55),
             kl: LinearGasCost::new(1_000, 90),
             merkle_per_level: LinearGasCost::new(1_000, 1_000),
+            tx: LinearGasCost::new(340_000, 10),
+            transfer: 10_000,
+            deploy: LinearGasCost::new(1_000_000, 4_500),
         }
     }
 }
@@ -188,5 +199,7 @@ mod tests {
         assert_eq!(s.operator_costs().I32Add, s.wasm_simple);
         assert_eq!(s.operator_costs().Nop, 0);
         assert_eq!(s.operator_costs().I64DivS, s.wasm_div);
+        assert_eq!((s.tx.base, s.tx.per_item, s.transfer), (340_000, 10, 10_000));
+        assert_eq!(s.deploy.cost(100_000), Some(451_000_000));
     }
 }

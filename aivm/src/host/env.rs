@@ -66,10 +66,10 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let key = read(&mut c, "storage_get", kptr, klen, MAX_KEY, "storage key")?;
         let price = c.data().schedule.storage_read;
         charge(&mut c, "storage_get", price.cost(key.len() as u64))?;
-        let d = c.data();
+        let d = c.data_mut();
         let value = match d.writes.get(&key) {
             Some(v) => v.clone(),
-            None => d.view.get(&key),
+            None => d.view.get(&key).map_err(|b| wasmtime::Error::new(Exit::Blocked(b)))?,
         };
         let Some(value) = value else {
             c.data_mut().register = None;

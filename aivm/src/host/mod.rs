@@ -38,9 +38,37 @@ pub struct CallContext {
     pub block_time_ms: u64,
 }
 
-/// Read access to the contract's storage as of the start of the call.
-pub trait StateView: Send {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+/// A read that cannot be answered yet: in a parallel executor, an earlier transaction of the
+/// block has not produced the value. The call stops at once; the executor runs it again later,
+/// and nothing of the stopped call (gas, writes, events) is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("state read blocked on an unfinished transaction")]
+pub struct ReadBlocked;
+
+/// Read access to the contract's storage as of the start of the call. `&mut self` so that a
+/// view can record what was read (Block-STM validates read sets).
+pub trait StateView {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, ReadBlocked>;
+}
+
+/// The call's borrowed [`StateView`]. wasmtime's `Store<T>` needs `T: 'static`, so the borrow
+/// is erased here; [`crate::Vm::call`] creates the store and drops it before it returns, so the
+/// pointer never outlives the `&mut dyn StateView` it came from.
+pub(crate) struct ViewPtr(std::ptr::NonNull<dyn StateView + 'static>);
+
+impl ViewPtr {
+    pub(crate) fn new(view: &mut dyn StateView) -> Self {
+        // SAFETY: only the lifetime is changed (same fat-pointer layout); see the type's doc
+        // for why the erased borrow is never used after the call.
+        let erased: &mut (dyn StateView + 'static) = unsafe { std::mem::transmute(view) };
+        Self(std::ptr::NonNull::from(erased))
+    }
+
+    pub(crate) fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, ReadBlocked> {
+        // SAFETY: the pointee is alive for the whole call (see the type's doc), and the store
+        // that owns `self` is used by one thread at a time, so this is the only live access.
+        unsafe { self.0.as_mut() }.get(key)
+    }
 }
 
 /// A storage change buffered by a call: `None` removes the key.
@@ -62,6 +90,8 @@ pub(crate) enum Exit {
     Revert(String),
     #[error("out of gas")]
     OutOfGas,
+    #[error("{0}")]
+    Blocked(ReadBlocked),
 }
 
 /// The store data of one call.
@@ -70,7 +100,7 @@ pub struct HostState {
     pub(crate) input: Vec<u8>,
     pub(crate) output: Option<Vec<u8>>,
     pub(crate) register: Option<Vec<u8>>,
-    pub(crate) view: Box<dyn StateView>,
+    pub(crate) view: ViewPtr,
     pub(crate) writes: WriteSet,
     pub(crate) events: Vec<Event>,
     pub(crate) arena: Arena,
@@ -84,7 +114,7 @@ impl HostState {
     pub(crate) fn new(
         ctx: CallContext,
         input: Vec<u8>,
-        view: Box<dyn StateView>,
+        view: ViewPtr,
         schedule: Arc<GasSchedule>,
         limits: StoreLimits,
         arena_bytes: usize,
@@ -153,6 +183,7 @@ pub(crate) fn classify(err: wasmtime::Error) -> VmError {
             Exit::Abort(m) => VmError::Abort(m.clone()),
             Exit::Revert(m) => VmError::Revert(m.clone()),
             Exit::OutOfGas => VmError::OutOfGas,
+            Exit::Blocked(_) => VmError::Blocked,
         };
     }
     if let Some(h) = err.downcast_ref::<HostError>() {

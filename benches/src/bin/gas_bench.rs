@@ -132,7 +132,7 @@ fn main() {
         let mut gas = 0;
         let ns = median_ns(
             || {
-                let out = vm.call(&c, CallRequest { entry: "run", input: vec![], gas_limit: u64::MAX / 4, ctx: CallContext::default(), view: MemState::default().view() });
+                let out = vm.call(&c, CallRequest { entry: "run", input: vec![], gas_limit: u64::MAX / 4, ctx: CallContext::default(), view: &mut MemState::default() });
                 gas = out.gas.used;
                 assert!(out.result.is_ok(), "{:?}", out.result);
             },
@@ -150,6 +150,9 @@ fn main() {
     r.row("host_call", "per call", (gas_with - gas_without) / 100_000, host_ns);
     let (ns, gas) = run(&workloads::memcopy_loop_wat(1000, 1 << 20));
     r.row("memory.copy", "1 MiB x1000", gas, ns);
+
+    // Transactions: deploying (validation + compilation) and a native transfer.
+    tx_prices(&mut r, &s);
 
     // Headline ratios.
     if !r.json {
@@ -238,10 +241,56 @@ fn call_latency(r: &Report, budget: Duration) {
     }
     let empty = vm.deploy(&wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "run")))"#).expect("wat")).expect("deploys");
     let ns = median_ns(
-        || drop(vm.call(&empty, CallRequest { entry: "run", input: vec![], gas_limit: 1000, ctx: CallContext::default(), view: MemState::default().view() })),
+        || drop(vm.call(&empty, CallRequest { entry: "run", input: vec![], gas_limit: 1000, ctx: CallContext::default(), view: &mut MemState::default() })),
         2000,
         budget,
     );
     r.note("call_empty_us", json!(ns / 1e3), format!("cached empty call, instantiate included: {:.2} µs median", ns / 1e3));
 
+}
+
+/// Deploy per wasm byte (fresh VM, so nothing is cached) and a native transfer: sequential
+/// execution over RocksDB per transaction plus its signature check.
+fn tx_prices(r: &mut Report, s: &GasSchedule) {
+    use aivm_runtime::blockstm::execute_sequential;
+    use aivm_runtime::workload::{Asset, P2p};
+    use aivm_runtime::{BlockEnv, Chain, ChainConfig, ChainVm, Genesis};
+    for name in ["token", "ai_demo", "verifier"] {
+        let Ok(wasm) = aivm_testkit::contract_wasm(name) else {
+            eprintln!("gas-bench: {name}.wasm not built (run `make contracts`); deploy not measured");
+            continue;
+        };
+        let mut samples: Vec<f64> = (0..3)
+            .map(|_| {
+                let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
+                let t = std::time::Instant::now();
+                vm.deploy(&wasm).expect("deploys");
+                t.elapsed().as_nanos() as f64
+            })
+            .collect();
+        let ns = aivm_benches::timing::median(&mut samples);
+        r.row("deploy", &format!("{name} {} B", wasm.len()), s.deploy.cost(wasm.len() as u64).expect("fits"), ns);
+    }
+
+    let dir = std::env::temp_dir().join(format!("aivm-gas-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
+    let chain = Chain::open(&dir, ChainVm::new(vm), ChainConfig { chain_id: 1, fee_collector: [0xfe; 32] }).expect("open");
+    let mut load = P2p::new(1, 1000, 5);
+    let funded = load.addresses().into_iter().map(|a| (a, 1u128 << 100)).collect();
+    chain.init_genesis(&Genesis { accounts: funded, time_ms: 0 }).expect("genesis");
+    let n = 2000;
+    let txs = load.block(n, Asset::Native);
+    let size = txs[0].encode().len();
+    let msg = txs[0].tx.signing_bytes();
+    let verified: Vec<_> = aivm_runtime::tx::verify_batch(txs.clone(), 1, 1).into_iter().map(|v| v.expect("valid")).collect();
+    let reader = aivm_runtime::store::StoreReader::new(chain.store());
+    let bvm = chain.vm().for_block(BlockEnv { height: 1, time_ms: 1 });
+    let exec_ns = median_ns(|| drop(std::hint::black_box(execute_sequential(&bvm, &verified, &reader))), 5, Duration::from_millis(500)) / n as f64;
+    let sig: &[u8; 64] = txs[0].signature.as_slice().try_into().expect("64 bytes");
+    let sig_ns = median_ns(|| assert!(signature::ed25519_verify(&txs[0].tx.sender, &msg, sig)), 20, Duration::from_millis(200));
+    let gas = s.tx.cost(size as u64).expect("fits") + s.transfer;
+    r.row("native_transfer", &format!("{size} B, exec+sig"), gas, exec_ns + sig_ns);
+    drop(chain);
+    let _ = std::fs::remove_dir_all(&dir);
 }

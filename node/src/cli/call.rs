@@ -1,8 +1,11 @@
-//! `aivm call`: deploy a wasm file and run one entry point.
+//! `aivm call`: deploy a wasm file and run one entry point, without a transaction (no
+//! signature, no fee): a development tool. With `--state` the storage persists in the same
+//! RocksDB database and Merkle tree a node uses.
 
 use super::codec::{hex, json_to_cbor, output_to_json, unhex};
-use super::state_dir::StateDir;
-use aivm::{CallContext, CallRequest, GasSchedule, Limits, MemState, Vm};
+use aivm::{CallContext, GasSchedule, Limits, Vm};
+use aivm_runtime::overlay::Overlay;
+use aivm_runtime::{Account, Chain, ChainConfig, ChainVm, Genesis, StateKey, StateValue};
 use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -20,7 +23,8 @@ pub struct CallArgs {
     /// Gas limit (1 gas ≈ 0.1 ns on the reference machine).
     #[arg(long, default_value_t = 10_000_000_000)]
     pub gas_limit: u64,
-    /// Keep contract storage and compiled modules in this directory across calls.
+    /// Keep state (a RocksDB chain database, `DIR/db`) and compiled modules (`DIR/modules`)
+    /// in this directory across calls; each successful call commits one block.
     #[arg(long)]
     pub state: Option<PathBuf>,
     /// Caller address, 64 hex digits.
@@ -58,12 +62,16 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| anyhow!("--caller must be 64 hex digits"))?;
     let json_args: Value = serde_json::from_str(&a.args).context("--args is not valid JSON")?;
-    let dir = a.state.as_deref().map(StateDir::open).transpose()?;
+    // Without --state the call runs against a fresh chain in a scratch directory.
+    let scratch = a.state.is_none().then(|| ScratchDir::new());
+    let dir = match (&a.state, &scratch) {
+        (Some(d), _) => d.clone(),
+        (None, Some(s)) => s.0.clone(),
+        (None, None) => unreachable!("scratch exists when --state is absent"),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating state directory {}", dir.display()))?;
 
-    let mut vm = Vm::new(Limits::default(), GasSchedule::default())?;
-    if let Some(d) = &dir {
-        vm = vm.with_disk_cache(d.modules_dir()).context("opening the module cache")?;
-    }
+    let vm = Vm::new(Limits::default(), GasSchedule::default())?.with_disk_cache(dir.join("modules")).context("opening the module cache")?;
     let contract = match vm.deploy(&wasm) {
         Ok(c) => c,
         Err(e) => {
@@ -72,13 +80,23 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
             return Ok((report, false));
         }
     };
+    let chain = Chain::open(dir.join("db"), ChainVm::new(vm), ChainConfig { chain_id: 0, fee_collector: [0; 32] })
+        .with_context(|| format!("opening the state database in {}", dir.display()))?;
+    if chain.head().is_none() {
+        chain.init_genesis(&Genesis::default())?;
+    }
+    // The contract lives at its code hash; install it on first use.
     let address = contract.code_hash();
-    let state = match &dir {
-        Some(d) => d.load(&address)?,
-        None => MemState::default(),
-    };
+    let mut view = Overlay::new(chain.store());
+    if chain.store().get(&StateKey::Account(address))?.is_none() {
+        view.writes.insert(StateKey::Code(address), StateValue::Bytes(wasm.into()));
+        view.writes.insert(StateKey::Account(address), StateValue::Account(Account { code_hash: Some(address), ..Account::default() }));
+    }
     let ctx = CallContext { caller, contract: address, block_height: a.height, block_time_ms: a.time_ms };
-    let out = vm.call(&contract, CallRequest { entry: &a.entry, input: json_to_cbor(&json_args), gas_limit: a.gas_limit, ctx, view: state.view() });
+    let out = chain.vm().query(&mut view, address, &a.entry, json_to_cbor(&json_args), a.gas_limit, ctx)?;
+    if let Some(e) = view.take_error() {
+        return Err(e).context("reading state");
+    }
 
     let events: Vec<Value> = out
         .events
@@ -95,12 +113,15 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
     });
     let ok = match &out.result {
         Ok(bytes) => {
-            if let Some(d) = &dir {
-                d.save(&address, state, &out.writes)?;
+            for (k, v) in out.writes {
+                view.writes.insert(StateKey::Storage(address, k.into()), v.map_or(StateValue::Deleted, |v| StateValue::Bytes(v.into())));
             }
+            let head = chain.commit_direct(std::mem::take(&mut view.writes), a.time_ms)?;
             report["status"] = json!("ok");
             report["output"] = output_to_json(bytes);
             report["error"] = Value::Null;
+            report["height"] = json!(head.height);
+            report["state_root"] = json!(hex(&head.state_root));
             true
         }
         Err(e) => {
@@ -111,4 +132,20 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
         }
     };
     Ok((report, ok))
+}
+
+/// A directory removed when the call ends.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> Self {
+        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        ScratchDir(std::env::temp_dir().join(format!("aivm-call-{}-{n}", std::process::id())))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -2,4 +2,3 @@
 
 pub mod call;
 pub mod codec;
-pub mod state_dir;

@@ -88,7 +88,7 @@ impl TestChain {
     pub fn call_raw(&mut self, c: &Deployed, caller: [u8; 32], entry: &str, input: Vec<u8>, gas_limit: u64) -> aivm::CallOutcome {
         let state = self.states.entry(c.address).or_default();
         let ctx = CallContext { caller, contract: c.address, block_height: self.block_height, block_time_ms: self.block_time_ms };
-        let out = self.vm.call(&c.contract, CallRequest { entry, input, gas_limit, ctx, view: state.view() });
+        let out = self.vm.call(&c.contract, CallRequest { entry, input, gas_limit, ctx, view: &mut state.clone() });
         if out.result.is_ok() {
             state.apply(&out.writes);
         }

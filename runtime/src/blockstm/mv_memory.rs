@@ -4,7 +4,7 @@
 //! An aborted incarnation's writes become ESTIMATE markers: a reader that hits one waits
 //! for that transaction instead of reading a value that is probably about to change.
 
-use crate::types::{Incarnation, TxIdx, Version};
+use crate::blockstm::types::{Incarnation, TxIdx, Version};
 use dashmap::DashMap;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;

@@ -1,10 +1,10 @@
 //! Running a block: the Block-STM worker loop, and the sequential executor that is its
 //! test oracle, its benchmark baseline, and the path for small blocks.
 
-use crate::mv_memory::{lock, MvMemory};
-use crate::scheduler::{Scheduler, Task};
-use crate::types::{Storage, TxVm, Version};
-use crate::view::{MvView, SeqView};
+use crate::blockstm::mv_memory::{lock, MvMemory};
+use crate::blockstm::scheduler::{Scheduler, Task};
+use crate::blockstm::types::{Storage, TxVm, Version};
+use crate::blockstm::view::{MvView, SeqView};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;

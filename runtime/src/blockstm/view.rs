@@ -1,8 +1,8 @@
 //! The state one speculative execution reads: the multi-version memory first, then storage.
 //! Every read is recorded with its origin so the incarnation can be validated later.
 
-use crate::mv_memory::{MvMemory, MvRead, ReadOrigin, ReadSet};
-use crate::types::{ReadError, StateRead, Storage, TxIdx};
+use crate::blockstm::mv_memory::{MvMemory, MvRead, ReadOrigin, ReadSet};
+use crate::blockstm::types::{ReadError, StateRead, Storage, TxIdx};
 use std::hash::Hash;
 
 pub struct MvView<'a, K, V, S> {

@@ -12,8 +12,8 @@
 //!                  (incarnation i+1)
 //! ```
 
-use crate::mv_memory::lock;
-use crate::types::{Incarnation, TxIdx, Version};
+use crate::blockstm::mv_memory::lock;
+use crate::blockstm::types::{Incarnation, TxIdx, Version};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Mutex;
 

@@ -1,0 +1,169 @@
+//! Block-STM throughput on the paper's peer-to-peer workload: sequential and parallel
+//! execution of the same signed block over the same RocksDB state, in one run, with the two
+//! results checked equal.
+//!
+//! ```text
+//! cargo run --release -p aivm-benches --bin blockstm -- \
+//!     [--accounts N] [--txs M] [--threads T] [--asset native|token|both] [--reps R] [--json]
+//! cargo run --release -p aivm-benches --bin blockstm -- --sweep [--json]
+//! ```
+//! `--sweep` runs accounts 2, 10, 100, 1 000, 10 000 × blocks of 1 000 and 10 000, both assets.
+//! Signatures are checked before timing starts (they are verified in parallel before any
+//! block runs); what is timed is the execution of the block, reads from RocksDB included.
+
+use aivm::{GasSchedule, Limits, Vm};
+use aivm_benches::timing::median;
+use aivm_runtime::blockstm::{execute_parallel, execute_sequential, ExecStats};
+use aivm_runtime::store::StoreReader;
+use aivm_runtime::tx::verify_batch;
+use aivm_runtime::workload::{token_transfer_args, Asset, P2p};
+use aivm_runtime::{BlockEnv, Chain, ChainConfig, ChainVm, ExecConfig, Genesis, Payload};
+use serde_json::json;
+use std::time::Instant;
+
+const CHAIN: u64 = 1;
+
+struct Args {
+    accounts: Vec<u64>,
+    txs: Vec<usize>,
+    threads: usize,
+    assets: Vec<&'static str>,
+    reps: usize,
+    json: bool,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args { accounts: vec![1000], txs: vec![1000], threads: 2, assets: vec!["native"], reps: 5, json: false };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        let num = |s: String| s.replace('_', "").parse::<u64>().map_err(|e| format!("{s}: {e}"));
+        match flag.as_str() {
+            "--accounts" => a.accounts = vec![num(val("--accounts")?)?],
+            "--txs" => a.txs = vec![num(val("--txs")?)? as usize],
+            "--threads" => a.threads = num(val("--threads")?)? as usize,
+            "--reps" => a.reps = num(val("--reps")?)?.max(1) as usize,
+            "--asset" => {
+                a.assets = match val("--asset")?.as_str() {
+                    "native" => vec!["native"],
+                    "token" => vec!["token"],
+                    "both" => vec!["native", "token"],
+                    o => return Err(format!("unknown asset {o}")),
+                }
+            }
+            "--sweep" => {
+                a.accounts = vec![2, 10, 100, 1000, 10_000];
+                a.txs = vec![1000, 10_000];
+                a.assets = vec!["native", "token"];
+                a.reps = a.reps.min(3);
+            }
+            "--json" => a.json = true,
+            "--bench" => {} // passed by `cargo bench`
+            o => return Err(format!("unknown argument {o}")),
+        }
+    }
+    Ok(a)
+}
+
+/// A chain with `accounts` funded accounts (and, for the token variant, the token contract
+/// deployed and a balance for every account), and the loader that signs for them.
+fn setup(dir: &std::path::Path, accounts: u64, token: bool) -> (Chain, P2p, Asset) {
+    let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
+    let mut chain = Chain::open(dir, ChainVm::new(vm), ChainConfig { chain_id: CHAIN, fee_collector: [0xfe; 32] }).expect("open");
+    chain.exec = ExecConfig { threads: 2, parallel_min_txs: 16 };
+    let mut load = P2p::new(CHAIN, accounts, 42);
+    load.gas_limit = 20_000_000;
+    let funded = load.addresses().into_iter().map(|a| (a, 1u128 << 100)).collect();
+    chain.init_genesis(&Genesis { accounts: funded, time_ms: 0 }).expect("genesis");
+    if !token {
+        return (chain, load, Asset::Native);
+    }
+    let wasm = aivm_testkit::contract_wasm("token").expect("token.wasm: run `make contracts` first");
+    load.gas_limit = 2_000_000_000; // deploying is priced per byte of wasm
+    let b = chain.execute(vec![load.sign(0, Payload::Deploy { code: wasm })], 1).expect("deploy");
+    load.gas_limit = 20_000_000;
+    let contract = b.record.receipts[0].contract_address.expect("deployed").into_array();
+    chain.commit(b).expect("commit");
+    let mut init = Vec::new();
+    ciborium::into_writer(&json!({"supply": u64::MAX / 2}), &mut init).expect("cbor");
+    let mut txs = vec![load.sign(0, Payload::Call { contract, entry: "init".into(), args: init })];
+    for to in load.addresses().into_iter().skip(1) {
+        txs.push(load.sign(0, Payload::Call { contract, entry: "transfer".into(), args: token_transfer_args(&to, 1 << 40) }));
+    }
+    let b = chain.execute(txs, 2).expect("fund");
+    assert!(b.record.receipts.iter().all(|r| r.is_success()), "token funding failed");
+    chain.commit(b).expect("commit");
+    (chain, load, Asset::Token(contract))
+}
+
+fn run(accounts: u64, n: usize, asset_name: &str, a: &Args) {
+    let dir = std::env::temp_dir().join(format!("aivm-blockstm-{}-{accounts}-{asset_name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (chain, mut load, asset) = setup(&dir, accounts, asset_name == "token");
+    let txs = load.block(n, asset);
+    let verified: Vec<_> = verify_batch(txs, CHAIN, a.threads).into_iter().map(|r| r.expect("valid")).collect();
+    let head = chain.head().expect("head").height;
+    let vm = chain.vm().for_block(BlockEnv { height: head + 1, time_ms: 1 });
+    let reader = StoreReader::new(chain.store());
+
+    let want = execute_sequential(&vm, &verified, &reader); // warm-up: caches, compiled code
+    let (mut seq, mut par) = (Vec::new(), Vec::new());
+    let mut stats = ExecStats::default();
+    for _ in 0..a.reps {
+        let t = Instant::now();
+        let s = execute_sequential(&vm, &verified, &reader);
+        seq.push(t.elapsed().as_secs_f64());
+        assert!(s == want, "sequential run differs from the first");
+        let t = Instant::now();
+        let (p, st) = execute_parallel(&vm, &verified, &reader, a.threads);
+        par.push(t.elapsed().as_secs_f64());
+        assert!(p == want, "parallel result differs from sequential");
+        stats = st;
+    }
+    assert!(reader.into_error().is_none(), "storage error during the run");
+    let ok = want.outputs.iter().filter(|r| r.is_success()).count();
+    let (s, p) = (median(&mut seq), median(&mut par));
+    let (seq_tps, par_tps) = (n as f64 / s, n as f64 / p);
+    let per = |x: usize| x as f64 / n as f64;
+    if a.json {
+        println!(
+            "{}",
+            json!({"asset": asset_name, "accounts": accounts, "txs": n, "threads": a.threads, "reps": a.reps,
+                   "seq_tps": seq_tps, "par_tps": par_tps, "speedup": par_tps / seq_tps, "states_equal": true,
+                   "successful_txs": ok, "executions_per_tx": per(stats.executions),
+                   "validations_per_tx": per(stats.validations), "aborts_per_tx": per(stats.aborts),
+                   "dependency_waits_per_tx": per(stats.dependency_waits)})
+        );
+    } else {
+        println!(
+            "{asset_name:<7} {accounts:>7} {n:>7} {:>3} {seq_tps:>11.0} {par_tps:>11.0} {:>8.2}x {:>8.2} {:>8.2} {:>8.2}   equal",
+            a.threads,
+            par_tps / seq_tps,
+            per(stats.executions),
+            per(stats.validations),
+            per(stats.aborts)
+        );
+    }
+    drop(chain);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    let a = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("blockstm: {e}");
+            std::process::exit(2);
+        }
+    };
+    if !a.json {
+        println!("asset   accounts     txs thr     seq tps     par tps  speedup  exec/tx   val/tx abort/tx   states");
+    }
+    for asset in &a.assets {
+        for &n in &a.txs {
+            for &accounts in &a.accounts {
+                run(accounts, n, asset, &a);
+            }
+        }
+    }
+}

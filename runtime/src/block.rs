@@ -1,0 +1,281 @@
+//! Blocks: executing a list of transactions over the committed state with Block-STM, settling
+//! fees, computing the state root, and committing the block atomically.
+
+use crate::blockstm::{execute_parallel, execute_sequential, ExecStats, Storage};
+use crate::chain_vm::{BlockEnv, ChainVm};
+use crate::receipt::Receipt;
+use crate::state::{Account, Address, StateKey, StateValue, SystemKey};
+use crate::store::{Head, Prepared, Store, StoreError, StoreReader};
+use crate::tx::{verify_batch, SignedTransaction, VerifiedTx};
+use aivm::verify::merkle;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What every validator must agree on about a block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockHeader {
+    pub height: u64,
+    #[serde(with = "serde_bytes")]
+    pub parent_hash: [u8; 32],
+    pub time_ms: u64,
+    /// RFC 6962-shaped BLAKE3 Merkle root over the transaction hashes.
+    #[serde(with = "serde_bytes")]
+    pub tx_root: [u8; 32],
+    /// The same over BLAKE3 of each receipt's CBOR.
+    #[serde(with = "serde_bytes")]
+    pub receipts_root: [u8; 32],
+    /// The Jellyfish Merkle root of the state after the block (`spec/state.md`).
+    #[serde(with = "serde_bytes")]
+    pub state_root: [u8; 32],
+    pub gas_used: u64,
+}
+
+impl BlockHeader {
+    pub fn hash(&self) -> [u8; 32] {
+        *blake3::hash(&cbor(self)).as_bytes()
+    }
+}
+
+/// A block as stored: header, transactions and their receipts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRecord {
+    pub header: BlockHeader,
+    pub txs: Vec<SignedTransaction>,
+    pub receipts: Vec<Receipt>,
+}
+
+impl BlockRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        cbor(self)
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Self, ChainError> {
+        ciborium::from_reader(b).map_err(|e| ChainError::Corrupt(format!("block record: {e}")))
+    }
+}
+
+fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).unwrap_or_else(|e| unreachable!("CBOR into a Vec: {e}"));
+    out
+}
+
+fn merkle_root<'a>(items: impl Iterator<Item = &'a [u8]>) -> [u8; 32] {
+    let leaves: Vec<_> = items.map(merkle::leaf_hash).collect();
+    merkle::root(&leaves)
+}
+
+/// Chain parameters every validator shares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainConfig {
+    pub chain_id: u64,
+    /// Receives every block's fees, credited after the block's transactions.
+    pub fee_collector: Address,
+}
+
+/// How this node executes blocks; does not affect results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecConfig {
+    /// Block-STM worker threads.
+    pub threads: usize,
+    /// Blocks with fewer transactions run sequentially (no speculation overhead).
+    pub parallel_min_txs: usize,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ExecConfig { threads, parallel_min_txs: 16 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("corrupt chain data: {0}")]
+    Corrupt(String),
+    #[error("the chain has no genesis block yet")]
+    NoGenesis,
+    #[error("the chain already has a genesis block")]
+    HasGenesis,
+}
+
+/// A block executed but not yet committed: propose or verify it, then [`Chain::commit`].
+pub struct ExecutedBlock {
+    pub record: BlockRecord,
+    pub stats: ExecStats,
+    prepared: Prepared,
+}
+
+/// The state machine a node runs: the store, the VM, and the rules that connect them.
+pub struct Chain {
+    store: Store,
+    vm: ChainVm,
+    config: ChainConfig,
+    pub exec: ExecConfig,
+    /// Hash of the head block's header (the next block's parent).
+    head_hash: std::sync::RwLock<[u8; 32]>,
+}
+
+/// The initial state.
+#[derive(Clone, Debug, Default)]
+pub struct Genesis {
+    pub accounts: Vec<(Address, u128)>,
+    pub time_ms: u64,
+}
+
+impl Chain {
+    /// Open the chain's database in `dir`.
+    pub fn open(dir: impl AsRef<Path>, vm: ChainVm, config: ChainConfig) -> Result<Self, ChainError> {
+        let store = Store::open(dir)?;
+        let head_hash = match store.head() {
+            None => [0; 32],
+            Some(h) => {
+                let rec = store.block(h.height)?.ok_or_else(|| ChainError::Corrupt(format!("head block {} missing", h.height)))?;
+                BlockRecord::decode(&rec)?.header.hash()
+            }
+        };
+        Ok(Chain { store, vm, config, exec: ExecConfig::default(), head_hash: std::sync::RwLock::new(head_hash) })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn vm(&self) -> &ChainVm {
+        &self.vm
+    }
+
+    pub fn config(&self) -> &ChainConfig {
+        &self.config
+    }
+
+    pub fn head(&self) -> Option<Head> {
+        self.store.head()
+    }
+
+    /// Commit the genesis block (height 0).
+    pub fn init_genesis(&self, g: &Genesis) -> Result<Head, ChainError> {
+        if self.head().is_some() {
+            return Err(ChainError::HasGenesis);
+        }
+        let mut writes: Vec<(StateKey, StateValue)> =
+            g.accounts.iter().map(|(a, b)| (StateKey::Account(*a), StateValue::Account(Account { balance: *b, ..Account::default() }))).collect();
+        writes.push((StateKey::System(SystemKey::Height), StateValue::Bytes(0u64.to_le_bytes().into())));
+        writes.sort_by(|a, b| a.0.cmp(&b.0));
+        writes.dedup_by(|a, b| a.0 == b.0);
+        self.commit_without_txs(0, writes, g.time_ms)
+    }
+
+    /// Execute `txs` as the next block. Transactions with a bad signature or chain id get a
+    /// `Rejected` receipt and are not run.
+    pub fn execute(&self, txs: Vec<SignedTransaction>, time_ms: u64) -> Result<ExecutedBlock, ChainError> {
+        let head = self.head().ok_or(ChainError::NoGenesis)?;
+        let height = head.height + 1;
+        let checked = verify_batch(txs.clone(), self.config.chain_id, self.exec.threads);
+        let mut receipts: Vec<Option<Receipt>> = Vec::with_capacity(txs.len());
+        let mut valid: Vec<VerifiedTx> = Vec::with_capacity(txs.len());
+        for (r, tx) in checked.into_iter().zip(&txs) {
+            match r {
+                Ok(v) => {
+                    receipts.push(None);
+                    valid.push(v);
+                }
+                Err(e) => receipts.push(Some(Receipt::rejected(*blake3::hash(&tx.encode()).as_bytes(), e.to_string()))),
+            }
+        }
+
+        let vm = self.vm.for_block(BlockEnv { height, time_ms });
+        let reader = StoreReader::new(&self.store);
+        let (out, stats) = if self.exec.threads > 1 && valid.len() >= self.exec.parallel_min_txs {
+            execute_parallel(&vm, &valid, &reader, self.exec.threads)
+        } else {
+            (execute_sequential(&vm, &valid, &reader), ExecStats { executions: valid.len(), ..ExecStats::default() })
+        };
+        let mut writes = out.writes;
+
+        // Settle fees: one commutative credit after every transaction (see chain_vm.rs).
+        let fees: u128 = out.outputs.iter().fold(0u128, |s, r| s.saturating_add(r.fee));
+        if fees > 0 {
+            let key = StateKey::Account(self.config.fee_collector);
+            let current = match writes.binary_search_by(|(k, _)| k.cmp(&key)) {
+                Ok(i) => Some(writes[i].1.clone()),
+                Err(_) => Storage::get(&reader, &key),
+            };
+            let mut acc = match current {
+                Some(StateValue::Account(a)) => a,
+                _ => Account::default(),
+            };
+            acc.balance = acc.balance.saturating_add(fees);
+            upsert(&mut writes, key, StateValue::Account(acc));
+        }
+        upsert(&mut writes, StateKey::System(SystemKey::Height), StateValue::Bytes(height.to_le_bytes().into()));
+        if let Some(e) = reader.into_error() {
+            return Err(e.into());
+        }
+
+        let mut executed = out.outputs.into_iter();
+        let receipts: Vec<Receipt> = receipts.into_iter().map(|r| r.or_else(|| executed.next()).unwrap_or_else(|| unreachable!("one receipt per valid tx"))).collect();
+        let receipt_hashes: Vec<[u8; 32]> = receipts.iter().map(|r| *blake3::hash(&cbor(r)).as_bytes()).collect();
+        let prepared = self.store.prepare(height, &writes)?;
+        let header = BlockHeader {
+            height,
+            parent_hash: *self.head_hash.read().unwrap_or_else(|e| e.into_inner()),
+            time_ms,
+            tx_root: merkle_root(receipts.iter().map(|r| &r.tx_hash[..])),
+            receipts_root: merkle_root(receipt_hashes.iter().map(|h| &h[..])),
+            state_root: prepared.head.state_root,
+            gas_used: receipts.iter().fold(0u64, |s, r| s.saturating_add(r.gas_used)),
+        };
+        Ok(ExecutedBlock { record: BlockRecord { header, txs, receipts }, stats, prepared })
+    }
+
+    /// Write an executed block. Fails without writing if another block was committed since.
+    pub fn commit(&self, b: ExecutedBlock) -> Result<Head, ChainError> {
+        let head = self.store.commit(b.prepared, &b.record.encode())?;
+        *self.head_hash.write().unwrap_or_else(|e| e.into_inner()) = b.record.header.hash();
+        Ok(head)
+    }
+
+    /// Commit `writes` as the next block, with no transactions. For development tools only
+    /// (`aivm call --state`), which run contracts without signed transactions.
+    pub fn commit_direct(&self, writes: impl IntoIterator<Item = (StateKey, StateValue)>, time_ms: u64) -> Result<Head, ChainError> {
+        let head = self.head().ok_or(ChainError::NoGenesis)?;
+        let height = head.height + 1;
+        let mut writes: Vec<_> = writes.into_iter().collect::<std::collections::BTreeMap<_, _>>().into_iter().collect();
+        upsert(&mut writes, StateKey::System(SystemKey::Height), StateValue::Bytes(height.to_le_bytes().into()));
+        self.commit_without_txs(height, writes, time_ms)
+    }
+
+    /// Commit a block with no transactions that makes `writes` (sorted by key).
+    fn commit_without_txs(&self, height: u64, writes: Vec<(StateKey, StateValue)>, time_ms: u64) -> Result<Head, ChainError> {
+        let prepared = self.store.prepare(height, &writes)?;
+        let header = BlockHeader {
+            height,
+            parent_hash: *self.head_hash.read().unwrap_or_else(|e| e.into_inner()),
+            time_ms,
+            tx_root: merkle_root(std::iter::empty()),
+            receipts_root: merkle_root(std::iter::empty()),
+            state_root: prepared.head.state_root,
+            gas_used: 0,
+        };
+        self.commit(ExecutedBlock { record: BlockRecord { header, txs: Vec::new(), receipts: Vec::new() }, stats: ExecStats::default(), prepared })
+    }
+
+    /// Committed account state.
+    pub fn account(&self, a: &Address) -> Result<Option<Account>, ChainError> {
+        Ok(match self.store.get(&StateKey::Account(*a))? {
+            Some(StateValue::Account(acc)) => Some(acc),
+            _ => None,
+        })
+    }
+}
+
+/// Insert or replace in a key-sorted write list.
+fn upsert(writes: &mut Vec<(StateKey, StateValue)>, key: StateKey, value: StateValue) {
+    match writes.binary_search_by(|(k, _)| k.cmp(&key)) {
+        Ok(i) => writes[i].1 = value,
+        Err(i) => writes.insert(i, (key, value)),
+    }
+}

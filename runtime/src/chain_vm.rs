@@ -1,0 +1,324 @@
+//! Executing one transaction against the state: the [`TxVm`] that Block-STM runs.
+//!
+//! Order of work (`spec/state.md`): read the sender, check the nonce, compute intrinsic gas,
+//! check that `gas_limit · gas_price` (plus a transfer's amount) is affordable, run the
+//! payload within the remaining gas, then charge `gas_used · gas_price` and bump the nonce.
+//! A failed payload keeps the fee and the nonce bump and discards everything else. Fees are
+//! *not* written here: the block credits their sum to the fee collector after execution, so
+//! no transaction ever reads or writes the collector because of fees (no conflicts).
+
+use crate::blockstm::{ReadError, StateRead, TxVm};
+use crate::receipt::{LogEvent, Receipt, TxStatus};
+use crate::state::{Account, Address, CodeHash, StateKey, StateValue};
+use crate::tx::{Payload, VerifiedTx};
+use aivm::{CallContext, CallRequest, Contract, ReadBlocked, StateView, Vm, VmError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+/// The block a transaction runs in, as contracts see it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockEnv {
+    pub height: u64,
+    pub time_ms: u64,
+}
+
+/// The VM plus compiled contracts by code hash. Shared by all blocks.
+pub struct ChainVm {
+    vm: Vm,
+    /// Code is content-addressed and never changes, so a compiled contract found here is the
+    /// right one for any state that names its hash. Holds the code length too, which the
+    /// load price is charged on whether or not the cache hits.
+    contracts: RwLock<HashMap<CodeHash, (Arc<Contract>, usize)>>,
+}
+
+/// A contract's address: BLAKE3 of a domain tag, the deployer and the deployer's nonce.
+pub fn contract_address(deployer: &Address, nonce: u64) -> Address {
+    let mut h = blake3::Hasher::new();
+    h.update(b"aivm-contract-v1");
+    h.update(deployer);
+    h.update(&nonce.to_le_bytes());
+    *h.finalize().as_bytes()
+}
+
+impl ChainVm {
+    pub fn new(vm: Vm) -> Self {
+        Self { vm, contracts: RwLock::new(HashMap::new()) }
+    }
+
+    pub fn vm(&self) -> &Vm {
+        &self.vm
+    }
+
+    /// The executor for one block.
+    pub fn for_block(&self, env: BlockEnv) -> BlockVm<'_> {
+        BlockVm { chain: self, env }
+    }
+
+    fn cached(&self, hash: &CodeHash) -> Option<(Arc<Contract>, usize)> {
+        self.contracts.read().ok()?.get(hash).cloned()
+    }
+
+    fn compile(&self, code: &[u8]) -> Result<Arc<Contract>, VmError> {
+        let c = self.vm.deploy(code)?;
+        if let Ok(mut m) = self.contracts.write() {
+            m.insert(c.code_hash(), (c.clone(), code.len()));
+        }
+        Ok(c)
+    }
+
+    /// Run a read-only contract call against `view` (RPC queries, `aivm call`): no
+    /// transaction, no fee, writes returned but never applied by the caller.
+    pub fn query(
+        &self,
+        view: &mut dyn StateRead<StateKey, StateValue>,
+        contract: Address,
+        entry: &str,
+        args: Vec<u8>,
+        gas_limit: u64,
+        ctx: CallContext,
+    ) -> Result<aivm::CallOutcome, VmError> {
+        let (c, _) = self.load(view, contract).map_err(|_| VmError::Blocked)??;
+        let mut cv = ContractView { contract, view, blocked: None };
+        Ok(self.vm.call(&c, CallRequest { entry, input: args, gas_limit, ctx, view: &mut cv }))
+    }
+
+    /// The compiled contract at `address`, or why there is none.
+    fn load(
+        &self,
+        view: &mut dyn StateRead<StateKey, StateValue>,
+        address: Address,
+    ) -> Result<Result<(Arc<Contract>, usize), VmError>, ReadError> {
+        let hash = match view.read(&StateKey::Account(address))? {
+            Some(StateValue::Account(Account { code_hash: Some(h), .. })) => h,
+            _ => return Ok(Err(VmError::Resource("no contract at this address".into()))),
+        };
+        if let Some(hit) = self.cached(&hash) {
+            return Ok(Ok(hit));
+        }
+        let Some(StateValue::Bytes(code)) = view.read(&StateKey::Code(hash))? else {
+            return Ok(Err(VmError::Internal("contract code missing from state".into())));
+        };
+        Ok(self.compile(&code).map(|c| (c, code.len())))
+    }
+}
+
+/// [`ChainVm`] bound to one block's environment.
+pub struct BlockVm<'a> {
+    chain: &'a ChainVm,
+    env: BlockEnv,
+}
+
+/// What the payload did, before the fee is settled.
+struct PayloadResult {
+    status: TxStatus,
+    gas: u64,
+    output: Vec<u8>,
+    events: Vec<LogEvent>,
+    contract_address: Option<Address>,
+    writes: BTreeMap<StateKey, StateValue>,
+}
+
+impl PayloadResult {
+    fn failed(kind: &str, message: impl Into<String>, gas: u64) -> Self {
+        PayloadResult {
+            status: TxStatus::Failed { kind: kind.into(), message: message.into() },
+            gas,
+            output: Vec::new(),
+            events: Vec::new(),
+            contract_address: None,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    fn ok(gas: u64) -> Self {
+        PayloadResult { status: TxStatus::Success, gas, output: Vec::new(), events: Vec::new(), contract_address: None, writes: BTreeMap::new() }
+    }
+}
+
+fn read_account(view: &mut dyn StateRead<StateKey, StateValue>, a: &Address) -> Result<Option<Account>, ReadError> {
+    Ok(match view.read(&StateKey::Account(*a))? {
+        Some(StateValue::Account(acc)) => Some(acc),
+        _ => None,
+    })
+}
+
+impl TxVm for BlockVm<'_> {
+    type Tx = VerifiedTx;
+    type Key = StateKey;
+    type Value = StateValue;
+    type Output = Receipt;
+
+    fn execute(
+        &self,
+        vtx: &VerifiedTx,
+        view: &mut dyn StateRead<StateKey, StateValue>,
+    ) -> Result<(Receipt, Vec<(StateKey, StateValue)>), ReadError> {
+        let tx = vtx.tx();
+        let schedule = self.chain.vm.schedule();
+        let reject = |why: String| Ok((Receipt::rejected(vtx.hash, why), Vec::new()));
+
+        let Some(mut sender) = read_account(view, &tx.sender)? else {
+            return reject("sender account does not exist".into());
+        };
+        if tx.nonce != sender.nonce {
+            return reject(format!("wrong nonce {}, expected {}", tx.nonce, sender.nonce));
+        }
+        let extra = match tx.payload {
+            Payload::Transfer { .. } => schedule.transfer,
+            _ => 0,
+        };
+        let Some(intrinsic) = schedule.tx.cost(vtx.size as u64).and_then(|g| g.checked_add(extra)) else {
+            return reject("intrinsic gas overflows".into());
+        };
+        if tx.gas_limit < intrinsic {
+            return reject(format!("gas limit {} is below the intrinsic gas {intrinsic}", tx.gas_limit));
+        }
+        let max_fee = tx.gas_limit as u128 * tx.gas_price as u128;
+        let value = match tx.payload {
+            Payload::Transfer { amount, .. } => amount,
+            _ => 0,
+        };
+        match max_fee.checked_add(value) {
+            Some(need) if need <= sender.balance => {}
+            _ => return reject(format!("balance {} cannot cover gas_limit·gas_price {max_fee} plus {value}", sender.balance)),
+        }
+
+        let budget = tx.gas_limit - intrinsic;
+        let mut res = match &tx.payload {
+            Payload::Transfer { to, amount } => self.transfer(view, sender, &tx.sender, to, *amount)?,
+            Payload::Deploy { code } => self.deploy(&tx.sender, tx.nonce, code, budget),
+            Payload::Call { contract, entry, args } => self.call(view, &tx.sender, *contract, entry, args, budget)?,
+        };
+        // Every payload stays within its budget; the min only guards the arithmetic below.
+        let gas_used = intrinsic + res.gas.min(budget);
+        let fee = gas_used as u128 * tx.gas_price as u128;
+
+        // Settle the sender last: a transfer to oneself or a call that moved nothing native
+        // leaves only the fee and the nonce.
+        if let Some(StateValue::Account(a)) = res.writes.get(&StateKey::Account(tx.sender)) {
+            sender = *a;
+        }
+        sender.balance = sender.balance.saturating_sub(fee); // affordable: checked against max_fee + value above
+        sender.nonce += 1;
+        res.writes.insert(StateKey::Account(tx.sender), StateValue::Account(sender));
+
+        let receipt = Receipt {
+            tx_hash: vtx.hash,
+            status: res.status,
+            gas_used,
+            fee,
+            output: res.output,
+            events: res.events,
+            contract_address: res.contract_address.map(serde_bytes::ByteArray::new),
+        };
+        Ok((receipt, res.writes.into_iter().collect()))
+    }
+}
+
+impl BlockVm<'_> {
+    /// `sender` is the account as read once by `execute`: speculative reads of one key can
+    /// disagree within an execution (validation rejects such runs later), so nothing here
+    /// may rely on a second read agreeing with the first.
+    fn transfer(
+        &self,
+        view: &mut dyn StateRead<StateKey, StateValue>,
+        mut sender: Account,
+        from: &Address,
+        to: &Address,
+        amount: u128,
+    ) -> Result<PayloadResult, ReadError> {
+        let mut res = PayloadResult::ok(0);
+        if from == to {
+            return Ok(res);
+        }
+        let mut recipient = read_account(view, to)?.unwrap_or_default();
+        let Some(credited) = recipient.balance.checked_add(amount) else {
+            return Ok(PayloadResult::failed("overflow", "recipient balance would overflow", 0));
+        };
+        sender.balance = sender.balance.saturating_sub(amount); // affordable: checked by `execute`
+        recipient.balance = credited;
+        res.writes.insert(StateKey::Account(*from), StateValue::Account(sender));
+        res.writes.insert(StateKey::Account(*to), StateValue::Account(recipient));
+        Ok(res)
+    }
+
+    fn deploy(&self, deployer: &Address, nonce: u64, code: &[u8], budget: u64) -> PayloadResult {
+        match self.chain.vm.schedule().deploy.cost(code.len() as u64) {
+            Some(g) if g <= budget => {
+                let contract = match self.chain.compile(code) {
+                    Ok(c) => c,
+                    Err(e) => return PayloadResult::failed(e.kind(), e.to_string(), g),
+                };
+                let address = contract_address(deployer, nonce);
+                let hash = contract.code_hash();
+                let mut res = PayloadResult::ok(g);
+                res.writes.insert(StateKey::Code(hash), StateValue::Bytes(code.into()));
+                res.writes.insert(StateKey::Account(address), StateValue::Account(Account { balance: 0, nonce: 0, code_hash: Some(hash) }));
+                res.contract_address = Some(address);
+                res
+            }
+            _ => PayloadResult::failed("out_of_gas", "deploy costs more than the remaining gas", budget),
+        }
+    }
+
+    fn call(
+        &self,
+        view: &mut dyn StateRead<StateKey, StateValue>,
+        caller: &Address,
+        contract: Address,
+        entry: &str,
+        args: &[u8],
+        budget: u64,
+    ) -> Result<PayloadResult, ReadError> {
+        let (code, code_len) = match self.chain.load(view, contract)? {
+            Ok(c) => c,
+            Err(e) => return Ok(PayloadResult::failed(e.kind(), e.to_string(), 0)),
+        };
+        // Loading is priced like reading the code from storage, cache hit or not.
+        let load = self.chain.vm.schedule().storage_read.cost(code_len as u64).unwrap_or(u64::MAX);
+        if load > budget {
+            return Ok(PayloadResult::failed("out_of_gas", "loading the contract costs more than the remaining gas", budget));
+        }
+        let ctx = CallContext { caller: *caller, contract, block_height: self.env.height, block_time_ms: self.env.time_ms };
+        let mut cv = ContractView { contract, view, blocked: None };
+        let out = self.chain.vm.call(&code, CallRequest { entry, input: args.to_vec(), gas_limit: budget - load, ctx, view: &mut cv });
+        if let Some(e) = cv.blocked {
+            return Err(e);
+        }
+        let gas = load + out.gas.used;
+        Ok(match out.result {
+            Err(e) => PayloadResult::failed(e.kind(), e.to_string(), gas),
+            Ok(output) => {
+                let mut res = PayloadResult::ok(gas);
+                res.output = output;
+                res.events = out.events.into_iter().map(|e| LogEvent { contract, topic: e.topic, data: e.data }).collect();
+                for (k, v) in out.writes {
+                    let value = v.map_or(StateValue::Deleted, |v| StateValue::Bytes(v.into()));
+                    res.writes.insert(StateKey::Storage(contract, k.into()), value);
+                }
+                res
+            }
+        })
+    }
+}
+
+/// A contract's storage as the VM sees it: its keys live under `StateKey::Storage(contract, _)`.
+struct ContractView<'a> {
+    contract: Address,
+    view: &'a mut dyn StateRead<StateKey, StateValue>,
+    /// Set when a read hit an unfinished transaction; the call is then re-run by Block-STM.
+    blocked: Option<ReadError>,
+}
+
+impl StateView for ContractView<'_> {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, ReadBlocked> {
+        match self.view.read(&StateKey::Storage(self.contract, key.into())) {
+            Ok(Some(StateValue::Bytes(b))) => Ok(Some(b.to_vec())),
+            Ok(_) => Ok(None),
+            Err(e) => {
+                self.blocked = Some(e);
+                Err(ReadBlocked)
+            }
+        }
+    }
+}

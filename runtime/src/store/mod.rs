@@ -1,0 +1,189 @@
+//! Persistent state in RocksDB. Column families:
+//!
+//! | family      | key                    | value                                  |
+//! |-------------|------------------------|----------------------------------------|
+//! | `state`     | encoded [`StateKey`]   | encoded value                          |
+//! | `jmt_nodes` | borsh `NodeKey`        | borsh `Node` (the Merkle tree)         |
+//! | `jmt_keys`  | key hash               | encoded key (to answer proofs)         |
+//! | `blocks`    | height, big-endian     | the block record (CBOR, `block.rs`)    |
+//! | `meta`      | `head`                 | height (8 bytes BE) and state root     |
+//!
+//! Each block is one `WriteBatch` written with `sync`: after a crash the database holds
+//! exactly the blocks whose commit returned, and the head always matches the tree.
+
+pub mod merkle;
+
+use crate::blockstm::Storage;
+use crate::state::{DecodeError, StateKey, StateValue};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use std::path::Path;
+use std::sync::{Mutex, RwLock};
+
+pub(crate) const CF_STATE: &str = "state";
+pub(crate) const CF_JMT_NODES: &str = "jmt_nodes";
+pub(crate) const CF_JMT_KEYS: &str = "jmt_keys";
+pub(crate) const CF_BLOCKS: &str = "blocks";
+pub(crate) const CF_META: &str = "meta";
+const FAMILIES: [&str; 5] = [CF_STATE, CF_JMT_NODES, CF_JMT_KEYS, CF_BLOCKS, CF_META];
+const HEAD: &[u8] = b"head";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("rocksdb: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("corrupt database: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("merkle tree: {0}")]
+    Merkle(String),
+    #[error("block {got} does not follow the head (expected {expected})")]
+    NotNext { expected: u64, got: u64 },
+    #[error("the database holds no block yet")]
+    Empty,
+}
+
+impl StoreError {
+    fn encode(e: std::io::Error) -> Self {
+        StoreError::Merkle(format!("encoding a tree node: {e}"))
+    }
+}
+
+/// The last committed block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub height: u64,
+    pub state_root: [u8; 32],
+}
+
+pub struct Store {
+    db: DB,
+    head: RwLock<Option<Head>>,
+}
+
+pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, StoreError> {
+    db.cf_handle(name).ok_or_else(|| StoreError::Corrupt(format!("column family {name} missing")))
+}
+
+impl Store {
+    /// Open (or create) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let families = FAMILIES.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, families)?;
+        let head = match db.get_cf(cf(&db, CF_META)?, HEAD)? {
+            None => None,
+            Some(b) if b.len() == 40 => {
+                let height = u64::from_be_bytes(b[..8].try_into().map_err(|_| StoreError::Corrupt("head".into()))?);
+                let state_root = b[8..].try_into().map_err(|_| StoreError::Corrupt("head".into()))?;
+                Some(Head { height, state_root })
+            }
+            Some(b) => return Err(StoreError::Corrupt(format!("head record is {} bytes", b.len()))),
+        };
+        Ok(Store { db, head: RwLock::new(head) })
+    }
+
+    pub fn head(&self) -> Option<Head> {
+        *self.head.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StoreError> {
+        match self.db.get_pinned_cf(cf(&self.db, CF_STATE)?, key.encode())? {
+            Some(b) => Ok(Some(StateValue::decode(key, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every state entry in key order (consistency checks and tools; reads the whole state).
+    pub fn entries(&self) -> Result<Vec<(StateKey, StateValue)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf(&self.db, CF_STATE)?, rocksdb::IteratorMode::Start) {
+            let (k, v) = item?;
+            let key = StateKey::decode(&k)?;
+            let value = StateValue::decode(&key, &v)?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// The record stored with block `height`.
+    pub fn block(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(cf(&self.db, CF_BLOCKS)?, height.to_be_bytes())?)
+    }
+
+    /// Stage block `height`'s state writes and tree update, computing its state root.
+    /// Nothing is written until [`Store::commit`]. Heights start at 0 (genesis) and go up by
+    /// one.
+    pub fn prepare(&self, height: u64, writes: &[(StateKey, StateValue)]) -> Result<Prepared, StoreError> {
+        let expected = self.head().map_or(0, |h| h.height + 1);
+        if height != expected {
+            return Err(StoreError::NotNext { expected, got: height });
+        }
+        let changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = writes.iter().map(|(k, v)| (k.encode(), v.encode())).collect();
+        let mut batch = WriteBatch::default();
+        let state = cf(&self.db, CF_STATE)?;
+        for (k, v) in &changes {
+            match v {
+                Some(v) => batch.put_cf(state, k, v),
+                None => batch.delete_cf(state, k),
+            }
+        }
+        let state_root = self.update_tree(height, &changes, &mut batch)?;
+        Ok(Prepared { batch, head: Head { height, state_root } })
+    }
+
+    /// Write a prepared block with its record and the new head: one synced `WriteBatch`.
+    pub fn commit(&self, prepared: Prepared, record: &[u8]) -> Result<Head, StoreError> {
+        let Prepared { mut batch, head } = prepared;
+        let expected = self.head().map_or(0, |h| h.height + 1);
+        if head.height != expected {
+            return Err(StoreError::NotNext { expected, got: head.height });
+        }
+        batch.put_cf(cf(&self.db, CF_BLOCKS)?, head.height.to_be_bytes(), record);
+        batch.put_cf(cf(&self.db, CF_META)?, HEAD, [&head.height.to_be_bytes()[..], &head.state_root].concat());
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        *self.head.write().unwrap_or_else(|e| e.into_inner()) = Some(head);
+        Ok(head)
+    }
+}
+
+/// A block's staged writes and the head it will make; see [`Store::prepare`].
+pub struct Prepared {
+    batch: WriteBatch,
+    pub head: Head,
+}
+
+/// The store as Block-STM's base state. `Storage::get` cannot fail, so the first error is
+/// kept here and the block is abandoned after execution (nothing is committed).
+pub struct StoreReader<'a> {
+    store: &'a Store,
+    error: Mutex<Option<StoreError>>,
+}
+
+impl<'a> StoreReader<'a> {
+    pub fn new(store: &'a Store) -> Self {
+        StoreReader { store, error: Mutex::new(None) }
+    }
+
+    /// The first read error, if any.
+    pub fn into_error(self) -> Option<StoreError> {
+        self.error.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Storage<StateKey, StateValue> for StoreReader<'_> {
+    fn get(&self, key: &StateKey) -> Option<StateValue> {
+        match self.store.get(key) {
+            Ok(v) => v,
+            Err(e) => {
+                let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+                slot.get_or_insert(e);
+                None
+            }
+        }
+    }
+}
