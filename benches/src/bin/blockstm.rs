@@ -82,7 +82,10 @@ fn setup(dir: &std::path::Path, accounts: u64, token: bool) -> (Chain, P2p, Asse
     load.gas_limit = 2_000_000_000; // deploying is priced per byte of wasm
     let b = chain.execute(vec![load.sign(0, Payload::Deploy { code: wasm })], 1).expect("deploy");
     load.gas_limit = 20_000_000;
-    let contract = b.record.receipts[0].contract_address.expect("deployed").into_array();
+    let contract = match b.record.receipts[0].contract_address {
+        Some(a) => a.into_array(),
+        None => panic!("deploying token.wasm failed: {:?}", b.record.receipts[0].status),
+    };
     chain.commit(b).expect("commit");
     let mut init = Vec::new();
     ciborium::into_writer(&json!({"supply": u64::MAX / 2}), &mut init).expect("cbor");

@@ -1,7 +1,7 @@
 //! Running a block: the Block-STM worker loop, and the sequential executor that is its
 //! test oracle, its benchmark baseline, and the path for small blocks.
 
-use crate::blockstm::mv_memory::{lock, MvMemory};
+use crate::blockstm::mv_memory::{lock, Hasher, MvMemory};
 use crate::blockstm::scheduler::{Scheduler, Task};
 use crate::blockstm::types::{Storage, TxVm, Version};
 use crate::blockstm::view::{MvView, SeqView};
@@ -32,7 +32,7 @@ pub fn execute_sequential<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>>(
     txs: &[Vm::Tx],
     storage: &S,
 ) -> BlockOutput<Vm::Key, Vm::Output, Vm::Value> {
-    let mut state: HashMap<Vm::Key, Vm::Value> = HashMap::new();
+    let mut state: HashMap<Vm::Key, Vm::Value, Hasher> = HashMap::with_hasher(Hasher::new());
     let mut outputs = Vec::with_capacity(txs.len());
     for tx in txs {
         let mut view = SeqView { writes: &state, storage };

@@ -6,9 +6,13 @@
 
 use crate::blockstm::types::{Incarnation, TxIdx, Version};
 use dashmap::DashMap;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::Mutex;
+
+/// ahash with per-process random keys: fast on 33-byte keys, and keys chosen by users cannot
+/// be aimed at one shard (HashDoS).
+pub(crate) type Hasher = ahash::RandomState;
 
 #[derive(Clone, Debug)]
 enum Entry<V> {
@@ -37,7 +41,7 @@ pub enum ReadOrigin {
 pub type ReadSet<K> = Vec<(K, ReadOrigin)>;
 
 pub struct MvMemory<K, V> {
-    data: DashMap<K, BTreeMap<TxIdx, Entry<V>>>,
+    data: DashMap<K, BTreeMap<TxIdx, Entry<V>>, Hasher>,
     last_written: Vec<Mutex<Vec<K>>>,
     last_read: Vec<Mutex<ReadSet<K>>>,
 }
@@ -45,7 +49,7 @@ pub struct MvMemory<K, V> {
 impl<K: Eq + Hash + Clone, V: Clone> MvMemory<K, V> {
     pub fn new(block_size: usize) -> Self {
         Self {
-            data: DashMap::new(),
+            data: DashMap::with_hasher(Hasher::new()),
             last_written: (0..block_size).map(|_| Mutex::new(Vec::new())).collect(),
             last_read: (0..block_size).map(|_| Mutex::new(Vec::new())).collect(),
         }
@@ -56,21 +60,27 @@ impl<K: Eq + Hash + Clone, V: Clone> MvMemory<K, V> {
     ///
     /// A write set that names a key twice keeps the last value, and each key is stored
     /// once: a reader must never see an intermediate value under the final version.
-    pub fn record(&self, v: Version, reads: ReadSet<K>, writes: Vec<(K, V)>) -> bool {
-        let writes: HashMap<K, V> = writes.into_iter().collect();
-        let new_keys: Vec<K> = writes.keys().cloned().collect();
+    pub fn record(&self, v: Version, reads: ReadSet<K>, mut writes: Vec<(K, V)>) -> bool {
+        // Keep the last value of a repeated key. Write sets are small: quadratic scans
+        // beat hashing here.
+        let mut i = writes.len();
+        while i > 0 {
+            i -= 1;
+            if writes[i + 1..].iter().any(|(k, _)| *k == writes[i].0) {
+                writes.remove(i);
+            }
+        }
+        let new_keys: Vec<K> = writes.iter().map(|(k, _)| k.clone()).collect();
         for (k, val) in writes {
             self.data.entry(k).or_default().insert(v.tx_idx, Entry::Write(v.incarnation, val));
         }
         let mut prev = lock(&self.last_written[v.tx_idx]);
-        let new_set: HashSet<&K> = new_keys.iter().collect();
-        for k in prev.iter().filter(|k| !new_set.contains(k)) {
+        for k in prev.iter().filter(|k| !new_keys.contains(k)) {
             if let Some(mut m) = self.data.get_mut(k) {
                 m.remove(&v.tx_idx);
             }
         }
-        let prev_set: HashSet<&K> = prev.iter().collect();
-        let wrote_new = new_keys.iter().any(|k| !prev_set.contains(k));
+        let wrote_new = new_keys.iter().any(|k| !prev.contains(k));
         *prev = new_keys;
         *lock(&self.last_read[v.tx_idx]) = reads;
         wrote_new
@@ -97,7 +107,7 @@ impl<K: Eq + Hash + Clone, V: Clone> MvMemory<K, V> {
 
     /// Would the last incarnation of `tx_idx` read the same versions now?
     pub fn validate_read_set(&self, tx_idx: TxIdx) -> bool {
-        let reads = lock(&self.last_read[tx_idx]).clone();
+        let reads = lock(&self.last_read[tx_idx]);
         reads.iter().all(|(k, origin)| match (self.read(k, tx_idx), origin) {
             (MvRead::Value(v, _), ReadOrigin::Version(o)) => v == *o,
             (MvRead::Storage, ReadOrigin::Storage) => true,
@@ -126,6 +136,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashMap;
 
     #[derive(Debug, Clone)]
     enum Op {

@@ -30,7 +30,7 @@ impl<K: Eq + Hash + Clone, V: Clone, S: Storage<K, V>> StateRead<K, V> for MvVie
 
 /// Sequential view: storage plus the writes of earlier transactions.
 pub struct SeqView<'a, K, V, S> {
-    pub(crate) writes: &'a std::collections::HashMap<K, V>,
+    pub(crate) writes: &'a std::collections::HashMap<K, V, crate::blockstm::mv_memory::Hasher>,
     pub(crate) storage: &'a S,
 }
 
