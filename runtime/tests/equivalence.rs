@@ -36,7 +36,7 @@ impl TxVm for MockVm {
         for _ in 0..tx.spin {
             x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
         }
-        if tx.may_fail && acc % 3 == 0 {
+        if tx.may_fail && acc.is_multiple_of(3) {
             return Ok((u64::MAX, Vec::new()));
         }
         let writes = tx.writes.iter().enumerate().map(|(i, &k)| (k, acc.wrapping_add(i as u64) ^ (x & 1))).collect();

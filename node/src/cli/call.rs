@@ -63,7 +63,7 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
         .ok_or_else(|| anyhow!("--caller must be 64 hex digits"))?;
     let json_args: Value = serde_json::from_str(&a.args).context("--args is not valid JSON")?;
     // Without --state the call runs against a fresh chain in a scratch directory.
-    let scratch = a.state.is_none().then(|| ScratchDir::new());
+    let scratch = a.state.is_none().then(ScratchDir::new);
     let dir = match (&a.state, &scratch) {
         (Some(d), _) => d.clone(),
         (None, Some(s)) => s.0.clone(),

@@ -6,7 +6,6 @@ use crate::blockstm::scheduler::{Scheduler, Task};
 use crate::blockstm::types::{Storage, TxVm, Version};
 use crate::blockstm::view::{MvView, SeqView};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 /// A block's result: per-transaction outputs in block order and the final writes.
@@ -46,6 +45,9 @@ pub fn execute_sequential<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>>(
     BlockOutput { outputs, writes }
 }
 
+/// What [`execute_parallel`] returns.
+pub type ParallelOutput<Vm> = (BlockOutput<<Vm as TxVm>::Key, <Vm as TxVm>::Output, <Vm as TxVm>::Value>, ExecStats);
+
 /// Execute with Block-STM on `threads` worker threads. The result equals
 /// [`execute_sequential`]'s for every deterministic VM.
 pub fn execute_parallel<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>>(
@@ -53,16 +55,22 @@ pub fn execute_parallel<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>>(
     txs: &[Vm::Tx],
     storage: &S,
     threads: usize,
-) -> (BlockOutput<Vm::Key, Vm::Output, Vm::Value>, ExecStats) {
+) -> ParallelOutput<Vm> {
     let n = txs.len();
     let mv = MvMemory::new(n);
     let scheduler = Scheduler::new(n);
     let outputs: Vec<Mutex<Option<Vm::Output>>> = (0..n).map(|_| Mutex::new(None)).collect();
-    let counters = [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
-    let worker = Worker { vm, txs, storage, mv: &mv, scheduler: &scheduler, outputs: &outputs, counters: &counters };
+    let worker = Worker { vm, txs, storage, mv: &mv, scheduler: &scheduler, outputs: &outputs };
+    let mut stats = ExecStats::default();
     std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| worker.run());
+        let handles: Vec<_> = (0..threads.max(1)).map(|_| s.spawn(|| worker.run())).collect();
+        for h in handles {
+            // A worker panics only on a bug (a poisoned invariant); re-raise it here.
+            let c = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            stats.executions += c.executions;
+            stats.validations += c.validations;
+            stats.aborts += c.aborts;
+            stats.dependency_waits += c.dependency_waits;
         }
     });
     let outputs = outputs
@@ -72,8 +80,7 @@ pub fn execute_parallel<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>>(
         .collect();
     let mut writes = mv.into_final_writes();
     writes.sort_by(|a, b| a.0.cmp(&b.0));
-    let [e, v, a, d] = counters.map(AtomicUsize::into_inner);
-    (BlockOutput { outputs, writes }, ExecStats { executions: e, validations: v, aborts: a, dependency_waits: d })
+    (BlockOutput { outputs, writes }, stats)
 }
 
 struct Worker<'a, Vm: TxVm, S> {
@@ -83,17 +90,18 @@ struct Worker<'a, Vm: TxVm, S> {
     mv: &'a MvMemory<Vm::Key, Vm::Value>,
     scheduler: &'a Scheduler,
     outputs: &'a [Mutex<Option<Vm::Output>>],
-    /// executions, validations, aborts, dependency waits
-    counters: &'a [AtomicUsize; 4],
 }
 
 impl<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>> Worker<'_, Vm, S> {
-    fn run(&self) {
+    /// Work until the block is done; returns this thread's counts (kept local: shared
+    /// counters would bounce a cache line between cores on every task).
+    fn run(&self) -> ExecStats {
+        let mut stats = ExecStats::default();
         let mut task: Option<Task> = None;
         while !self.scheduler.done() {
             task = match task {
-                Some(Task::Execution(v)) => self.try_execute(v),
-                Some(Task::Validation(v)) => self.needs_reexecution(v),
+                Some(Task::Execution(v)) => self.try_execute(v, &mut stats),
+                Some(Task::Validation(v)) => self.needs_reexecution(v, &mut stats),
                 None => {
                     let t = self.scheduler.next_task();
                     if t.is_none() {
@@ -103,15 +111,16 @@ impl<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>> Worker<'_, Vm, S> {
                 }
             };
         }
+        stats
     }
 
-    fn try_execute(&self, v: Version) -> Option<Task> {
+    fn try_execute(&self, v: Version, stats: &mut ExecStats) -> Option<Task> {
         loop {
-            self.counters[0].fetch_add(1, Relaxed);
+            stats.executions += 1;
             let mut view = MvView { tx_idx: v.tx_idx, mv: self.mv, storage: self.storage, reads: Vec::new() };
             match self.vm.execute(&self.txs[v.tx_idx], &mut view) {
                 Err(e) => {
-                    self.counters[3].fetch_add(1, Relaxed);
+                    stats.dependency_waits += 1;
                     if self.scheduler.add_dependency(v.tx_idx, e.blocking) {
                         return None;
                     }
@@ -126,12 +135,12 @@ impl<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>> Worker<'_, Vm, S> {
         }
     }
 
-    fn needs_reexecution(&self, v: Version) -> Option<Task> {
-        self.counters[1].fetch_add(1, Relaxed);
+    fn needs_reexecution(&self, v: Version, stats: &mut ExecStats) -> Option<Task> {
+        stats.validations += 1;
         let valid = self.mv.validate_read_set(v.tx_idx);
         let aborted = !valid && self.scheduler.try_validation_abort(v);
         if aborted {
-            self.counters[2].fetch_add(1, Relaxed);
+            stats.aborts += 1;
             self.mv.convert_writes_to_estimates(v.tx_idx);
         }
         self.scheduler.finish_validation(v.tx_idx, aborted)

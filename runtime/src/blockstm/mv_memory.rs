@@ -6,7 +6,6 @@
 
 use crate::blockstm::types::{Incarnation, TxIdx, Version};
 use dashmap::DashMap;
-use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::Mutex;
 
@@ -40,8 +39,12 @@ pub enum ReadOrigin {
 
 pub type ReadSet<K> = Vec<(K, ReadOrigin)>;
 
+/// The versions of one key, sorted by transaction. Usually one or two entries, appended in
+/// order, so a sorted `Vec` beats a `BTreeMap` (whose first node is ~1 KiB to allocate).
+type Versions<V> = Vec<(TxIdx, Entry<V>)>;
+
 pub struct MvMemory<K, V> {
-    data: DashMap<K, BTreeMap<TxIdx, Entry<V>>, Hasher>,
+    data: DashMap<K, Versions<V>, Hasher>,
     last_written: Vec<Mutex<Vec<K>>>,
     last_read: Vec<Mutex<ReadSet<K>>>,
 }
@@ -72,12 +75,18 @@ impl<K: Eq + Hash + Clone, V: Clone> MvMemory<K, V> {
         }
         let new_keys: Vec<K> = writes.iter().map(|(k, _)| k.clone()).collect();
         for (k, val) in writes {
-            self.data.entry(k).or_default().insert(v.tx_idx, Entry::Write(v.incarnation, val));
+            let mut vs = self.data.entry(k).or_default();
+            match vs.binary_search_by_key(&v.tx_idx, |e| e.0) {
+                Ok(i) => vs[i].1 = Entry::Write(v.incarnation, val),
+                Err(i) => vs.insert(i, (v.tx_idx, Entry::Write(v.incarnation, val))),
+            }
         }
         let mut prev = lock(&self.last_written[v.tx_idx]);
         for k in prev.iter().filter(|k| !new_keys.contains(k)) {
-            if let Some(mut m) = self.data.get_mut(k) {
-                m.remove(&v.tx_idx);
+            if let Some(mut vs) = self.data.get_mut(k) {
+                if let Ok(i) = vs.binary_search_by_key(&v.tx_idx, |e| e.0) {
+                    vs.remove(i);
+                }
             }
         }
         let wrote_new = new_keys.iter().any(|k| !prev.contains(k));
@@ -89,19 +98,22 @@ impl<K: Eq + Hash + Clone, V: Clone> MvMemory<K, V> {
     /// Mark every write of `tx_idx` as an ESTIMATE (its incarnation was aborted).
     pub fn convert_writes_to_estimates(&self, tx_idx: TxIdx) {
         for k in lock(&self.last_written[tx_idx]).iter() {
-            if let Some(mut m) = self.data.get_mut(k) {
-                m.insert(tx_idx, Entry::Estimate);
+            if let Some(mut vs) = self.data.get_mut(k) {
+                if let Ok(i) = vs.binary_search_by_key(&tx_idx, |e| e.0) {
+                    vs[i].1 = Entry::Estimate;
+                }
             }
         }
     }
 
     /// The value of `key` as transaction `tx_idx` should see it.
     pub fn read(&self, key: &K, tx_idx: TxIdx) -> MvRead<V> {
-        let Some(m) = self.data.get(key) else { return MvRead::Storage };
-        match m.range(..tx_idx).next_back() {
+        let Some(vs) = self.data.get(key) else { return MvRead::Storage };
+        let below = vs.partition_point(|e| e.0 < tx_idx);
+        match below.checked_sub(1).map(|i| &vs[i]) {
             None => MvRead::Storage,
-            Some((&idx, Entry::Estimate)) => MvRead::Dependency(idx),
-            Some((&idx, Entry::Write(inc, val))) => MvRead::Value(Version { tx_idx: idx, incarnation: *inc }, val.clone()),
+            Some((idx, Entry::Estimate)) => MvRead::Dependency(*idx),
+            Some((idx, Entry::Write(inc, val))) => MvRead::Value(Version { tx_idx: *idx, incarnation: *inc }, val.clone()),
         }
     }
 
@@ -119,7 +131,7 @@ impl<K: Eq + Hash + Clone, V: Clone> MvMemory<K, V> {
     pub fn into_final_writes(self) -> Vec<(K, V)> {
         self.data
             .into_iter()
-            .filter_map(|(k, m)| match m.into_iter().next_back() {
+            .filter_map(|(k, mut vs)| match vs.pop() {
                 Some((_, Entry::Write(_, v))) => Some((k, v)),
                 _ => None,
             })
