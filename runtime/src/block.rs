@@ -82,6 +82,25 @@ pub struct ExecConfig {
     pub parallel_min_txs: usize,
 }
 
+/// Below this many distinct senders per thread a block runs sequentially (see
+/// [`ExecConfig::use_parallel`]).
+pub const MIN_SENDERS_PER_THREAD: usize = 8;
+
+impl ExecConfig {
+    /// Whether to run `txs` with Block-STM. Every transaction writes its sender's account
+    /// (nonce and fee), so transactions of one sender form a dependency chain: with few
+    /// distinct senders per thread, speculation mostly aborts and re-executes (measured in
+    /// BENCHMARKS.md), and the sequential executor is faster. The result is the same either
+    /// way; only the time differs.
+    pub fn use_parallel(&self, txs: &[VerifiedTx]) -> bool {
+        if self.threads < 2 || txs.len() < self.parallel_min_txs {
+            return false;
+        }
+        let senders: std::collections::HashSet<&Address> = txs.iter().map(|t| &t.tx().sender).collect();
+        senders.len() >= self.threads * MIN_SENDERS_PER_THREAD
+    }
+}
+
 impl Default for ExecConfig {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -188,7 +207,7 @@ impl Chain {
 
         let vm = self.vm.for_block(BlockEnv { height, time_ms });
         let reader = StoreReader::new(&self.store);
-        let (out, stats) = if self.exec.threads > 1 && valid.len() >= self.exec.parallel_min_txs {
+        let (out, stats) = if self.exec.use_parallel(&valid) {
             execute_parallel(&vm, &valid, &reader, self.exec.threads)
         } else {
             (execute_sequential(&vm, &valid, &reader), ExecStats { executions: valid.len(), ..ExecStats::default() })
@@ -277,5 +296,25 @@ fn upsert(writes: &mut Vec<(StateKey, StateValue)>, key: StateKey, value: StateV
     match writes.binary_search_by(|(k, _)| k.cmp(&key)) {
         Ok(i) => writes[i].1 = value,
         Err(i) => writes.insert(i, (key, value)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{Asset, P2p};
+
+    fn verified(accounts: u64, n: usize) -> Vec<VerifiedTx> {
+        let txs = P2p::new(1, accounts, 0).block(n, Asset::Native);
+        verify_batch(txs, 1, 1).into_iter().map(|r| r.expect("valid")).collect()
+    }
+
+    #[test]
+    fn few_senders_run_sequentially() {
+        let cfg = ExecConfig { threads: 2, parallel_min_txs: 16 };
+        assert!(!cfg.use_parallel(&verified(2, 200)), "2 senders: a dependency chain");
+        assert!(cfg.use_parallel(&verified(100, 200)));
+        assert!(!cfg.use_parallel(&verified(100, 10)), "small block");
+        assert!(!ExecConfig { threads: 1, parallel_min_txs: 16 }.use_parallel(&verified(100, 200)));
     }
 }

@@ -9,8 +9,9 @@
 //! ```
 //! `--sweep` runs accounts 2, 10, 100, 1 000, 10 000 × blocks of 1 000 and 10 000, both assets.
 //! `seq tps`/`par tps`/`speedup`: execution of the block alone (sequential vs Block-STM), with
-//! reads from RocksDB. `block`: the speedup of what a node does per block, signature checks
-//! (one thread vs `--threads`) plus execution.
+//! reads from RocksDB. `node`/`n.spd`: the executor a node picks for this block
+//! (`ExecConfig::use_parallel`) and its speedup over sequential. `block`: the speedup of what
+//! a node does per block, signature checks (one thread vs `--threads`) plus that executor.
 
 use aivm::{GasSchedule, Limits, Vm};
 use aivm_benches::timing::median;
@@ -146,23 +147,29 @@ fn run(accounts: u64, n: usize, asset_name: &str, a: &Args) {
     let (s, p) = (median(&mut seq), median(&mut par));
     let (seq_tps, par_tps) = (n as f64 / s, n as f64 / p);
     let (vs, vp) = (median(&mut vseq), median(&mut vpar));
-    let (block_seq_tps, block_par_tps) = (n as f64 / (s + vs), n as f64 / (p + vp));
+    // What a node does: the executor `ExecConfig::use_parallel` picks, after parallel
+    // signature checks.
+    let policy = ExecConfig { threads: a.threads, parallel_min_txs: 16 };
+    let chosen = if policy.use_parallel(&verified) { p } else { s };
+    let (block_seq_tps, block_par_tps) = (n as f64 / (s + vs), n as f64 / (chosen + vp));
+    let mode = if chosen == p { "par" } else { "seq" };
     let per = |x: usize| x as f64 / n as f64;
     if a.json {
         println!(
             "{}",
             json!({"asset": asset_name, "accounts": accounts, "txs": n, "threads": a.threads, "reps": a.reps,
                    "seq_tps": seq_tps, "par_tps": par_tps, "speedup": par_tps / seq_tps, "states_equal": true,
-                   "block_seq_tps": block_seq_tps, "block_par_tps": block_par_tps, "block_speedup": block_par_tps / block_seq_tps,
+                   "node_executor": mode, "node_exec_speedup": s / chosen, "block_seq_tps": block_seq_tps, "block_par_tps": block_par_tps, "block_speedup": block_par_tps / block_seq_tps,
                    "successful_txs": ok, "executions_per_tx": per(stats.executions),
                    "validations_per_tx": per(stats.validations), "aborts_per_tx": per(stats.aborts),
                    "dependency_waits_per_tx": per(stats.dependency_waits)})
         );
     } else {
         println!(
-            "{asset_name:<7} {accounts:>7} {n:>7} {:>3} {seq_tps:>11.0} {par_tps:>11.0} {:>8.2}x {:>8.2}x {:>8.2} {:>8.2} {:>8.2}   equal",
+            "{asset_name:<7} {accounts:>7} {n:>7} {:>3} {seq_tps:>11.0} {par_tps:>11.0} {:>8.2}x {mode:>5} {:>6.2}x {:>7.2}x {:>8.2} {:>8.2} {:>8.2}   equal",
             a.threads,
             par_tps / seq_tps,
+            s / chosen,
             block_par_tps / block_seq_tps,
             per(stats.executions),
             per(stats.validations),
@@ -182,7 +189,7 @@ fn main() {
         }
     };
     if !a.json {
-        println!("asset   accounts     txs thr     seq tps     par tps  speedup    block  exec/tx   val/tx abort/tx   states");
+        println!("asset   accounts     txs thr     seq tps     par tps  speedup  node  n.spd    block  exec/tx   val/tx abort/tx   states");
     }
     for asset in &a.assets {
         for &n in &a.txs {
