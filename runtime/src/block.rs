@@ -3,6 +3,7 @@
 
 use crate::blockstm::{execute_parallel, execute_sequential, ExecStats, Storage};
 use crate::chain_vm::{BlockEnv, ChainVm};
+use crate::encoding::cbor;
 use crate::receipt::Receipt;
 use crate::state::{Account, Address, StateKey, StateValue, SystemKey};
 use crate::store::{Head, Prepared, Store, StoreError, StoreReader};
@@ -52,12 +53,6 @@ impl BlockRecord {
     pub fn decode(b: &[u8]) -> Result<Self, ChainError> {
         ciborium::from_reader(b).map_err(|e| ChainError::Corrupt(format!("block record: {e}")))
     }
-}
-
-fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
-    let mut out = Vec::new();
-    ciborium::into_writer(v, &mut out).unwrap_or_else(|e| unreachable!("CBOR into a Vec: {e}"));
-    out
 }
 
 fn merkle_root<'a>(items: impl Iterator<Item = &'a [u8]>) -> [u8; 32] {

@@ -40,6 +40,20 @@ pub fn contract_address(deployer: &Address, nonce: u64) -> Address {
     *h.finalize().as_bytes()
 }
 
+/// The state entries that install a contract: its code (`hash` = BLAKE3 of it, as
+/// [`Contract::code_hash`] gives) and its account.
+pub fn contract_entries(address: Address, hash: CodeHash, code: &[u8]) -> [(StateKey, StateValue); 2] {
+    [
+        (StateKey::Code(hash), StateValue::Bytes(code.into())),
+        (StateKey::Account(address), StateValue::Account(Account { balance: 0, nonce: 0, code_hash: Some(hash) })),
+    ]
+}
+
+/// A call's storage writes (contract-relative keys, `None` = removed) as state entries.
+pub fn storage_entries(contract: Address, writes: aivm::WriteSet) -> impl Iterator<Item = (StateKey, StateValue)> {
+    writes.into_iter().map(move |(k, v)| (StateKey::Storage(contract, k.into()), v.map_or(StateValue::Deleted, |v| StateValue::Bytes(v.into()))))
+}
+
 impl ChainVm {
     pub fn new(vm: Vm) -> Self {
         Self { vm, contracts: RwLock::new(HashMap::new()) }
@@ -250,10 +264,8 @@ impl BlockVm<'_> {
                     Err(e) => return PayloadResult::failed(e.kind(), e.to_string(), g),
                 };
                 let address = contract_address(deployer, nonce);
-                let hash = contract.code_hash();
                 let mut res = PayloadResult::ok(g);
-                res.writes.insert(StateKey::Code(hash), StateValue::Bytes(code.into()));
-                res.writes.insert(StateKey::Account(address), StateValue::Account(Account { balance: 0, nonce: 0, code_hash: Some(hash) }));
+                res.writes.extend(contract_entries(address, contract.code_hash(), code));
                 res.contract_address = Some(address);
                 res
             }
@@ -292,10 +304,7 @@ impl BlockVm<'_> {
                 let mut res = PayloadResult::ok(gas);
                 res.output = output;
                 res.events = out.events.into_iter().map(|e| LogEvent { contract, topic: e.topic, data: e.data }).collect();
-                for (k, v) in out.writes {
-                    let value = v.map_or(StateValue::Deleted, |v| StateValue::Bytes(v.into()));
-                    res.writes.insert(StateKey::Storage(contract, k.into()), value);
-                }
+                res.writes.extend(storage_entries(contract, out.writes));
                 res
             }
         })

@@ -8,6 +8,7 @@
 //! - [`state`]: keys, accounts and values, and their canonical bytes.
 //! - [`chain_vm`]: one transaction's execution (nonce, fees, transfer, deploy, call).
 //! - [`overlay`]: committed state plus pending writes (queries, development tools).
+//! - [`encoding`]: CBOR, the wire and storage encoding.
 //! - [`receipt`]: what a transaction produced.
 //! - [`store`]: RocksDB column families, atomic block commits, the Jellyfish Merkle root.
 //! - [`block`]: a block's execution, fee settlement and commit.
@@ -18,6 +19,7 @@
 pub mod block;
 pub mod blockstm;
 pub mod chain_vm;
+pub mod encoding;
 pub mod overlay;
 pub mod receipt;
 pub mod state;
@@ -26,7 +28,7 @@ pub mod tx;
 pub mod workload;
 
 pub use block::{BlockHeader, BlockRecord, Chain, ChainConfig, ChainError, ExecConfig, ExecutedBlock, Genesis};
-pub use chain_vm::{contract_address, BlockEnv, ChainVm};
+pub use chain_vm::{contract_address, contract_entries, storage_entries, BlockEnv, ChainVm};
 pub use receipt::{Receipt, TxStatus};
 pub use state::{Account, Address, StateKey, StateValue};
 pub use store::{Head, Store, StoreError};

@@ -1,6 +1,7 @@
 //! Transactions: what users sign and submit. CBOR through serde, ed25519-signed, with a
 //! canonical encoding so one transaction has exactly one hash (`spec/state.md`).
 
+use crate::encoding::cbor;
 use crate::state::Address;
 use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
@@ -76,10 +77,7 @@ pub enum TxError {
 
 impl Transaction {
     pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut out = SIGNING_DOMAIN.to_vec();
-        // Serializing plain data into a Vec cannot fail.
-        ciborium::into_writer(self, &mut out).unwrap_or_else(|e| unreachable!("CBOR into a Vec: {e}"));
-        out
+        [SIGNING_DOMAIN, &cbor(self)].concat()
     }
 
     /// Sign with `key`, whose public key must be `self.sender`.
@@ -91,9 +89,7 @@ impl Transaction {
 
 impl SignedTransaction {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        ciborium::into_writer(self, &mut out).unwrap_or_else(|e| unreachable!("CBOR into a Vec: {e}"));
-        out
+        cbor(self)
     }
 
     /// Decode submitted bytes. Anything but the one canonical encoding is refused, so the

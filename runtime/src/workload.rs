@@ -2,6 +2,8 @@
 //! equivalence tests and the crash test: `accounts` funded keys, and blocks of transfers
 //! between random pairs (native, or calls to the token contract's `transfer`).
 
+use crate::block::{Chain, Genesis};
+use crate::encoding::cbor;
 use crate::state::Address;
 use crate::tx::{Payload, SignedTransaction, Transaction};
 use ed25519_dalek::SigningKey;
@@ -59,9 +61,37 @@ pub fn hex(b: &[u8]) -> String {
 
 /// CBOR arguments of the token contract's `transfer`.
 pub fn token_transfer_args(to: &Address, amount: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    ciborium::into_writer(&TokenTransfer { to: hex(to), amount }, &mut out).unwrap_or_else(|e| unreachable!("CBOR into a Vec: {e}"));
-    out
+    cbor(&TokenTransfer { to: hex(to), amount })
+}
+
+/// The token contract's `init` arguments.
+#[derive(Serialize)]
+struct TokenInit {
+    supply: u64,
+}
+
+/// Deploy the token contract (`wasm`) from account 0, mint `supply` to it, and give every
+/// other account `each` tokens: two committed blocks. Returns the token's address.
+pub fn deploy_token(chain: &Chain, load: &mut P2p, wasm: Vec<u8>, supply: u64, each: u64) -> Result<Address, String> {
+    let gas_limit = load.gas_limit;
+    load.gas_limit = 2_000_000_000; // deploying is priced per byte of wasm
+    let deploy = load.sign(0, Payload::Deploy { code: wasm });
+    load.gas_limit = gas_limit;
+    let b = chain.execute(vec![deploy], 1).map_err(|e| e.to_string())?;
+    let r = &b.record.receipts[0];
+    let token = r.contract_address.ok_or_else(|| format!("deploying the token failed: {:?}", r.status))?.into_array();
+    chain.commit(b).map_err(|e| e.to_string())?;
+
+    let mut txs = vec![load.sign(0, Payload::Call { contract: token, entry: "init".into(), args: cbor(&TokenInit { supply }) })];
+    for to in load.addresses().into_iter().skip(1) {
+        txs.push(load.sign(0, Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&to, each) }));
+    }
+    let b = chain.execute(txs, 2).map_err(|e| e.to_string())?;
+    if let Some(r) = b.record.receipts.iter().find(|r| !r.is_success()) {
+        return Err(format!("funding token accounts failed: {:?}", r.status));
+    }
+    chain.commit(b).map_err(|e| e.to_string())?;
+    Ok(token)
 }
 
 /// Signs transfers for a fixed set of accounts, tracking each sender's next nonce.
@@ -83,6 +113,11 @@ impl P2p {
 
     pub fn addresses(&self) -> Vec<Address> {
         self.keys.iter().map(address).collect()
+    }
+
+    /// A genesis giving every account `balance`.
+    pub fn genesis(&self, balance: u128) -> Genesis {
+        Genesis { accounts: self.addresses().into_iter().map(|a| (a, balance)).collect(), time_ms: 0 }
     }
 
     /// One signed transaction from account `from`.

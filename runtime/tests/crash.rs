@@ -6,7 +6,7 @@
 use aivm::{GasSchedule, Limits, Vm};
 use aivm_runtime::store::merkle::verify_proof;
 use aivm_runtime::workload::{Asset, P2p};
-use aivm_runtime::{BlockRecord, Chain, ChainConfig, ChainVm, Genesis, StateKey, StateValue};
+use aivm_runtime::{BlockRecord, Chain, ChainConfig, ChainVm, StateKey, StateValue};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -30,8 +30,7 @@ fn crash_child() {
     let chain = open(Path::new(&dir));
     let mut load = P2p::new(9, ACCOUNTS, 0);
     if chain.head().is_none() {
-        let accounts = load.addresses().into_iter().map(|a| (a, FUNDS)).collect();
-        chain.init_genesis(&Genesis { accounts, time_ms: 0 }).expect("genesis");
+        chain.init_genesis(&load.genesis(FUNDS)).expect("genesis");
     }
     for (i, a) in load.addresses().iter().enumerate() {
         load.nonces[i] = chain.account(a).expect("read").map_or(0, |a| a.nonce);

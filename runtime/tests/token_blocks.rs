@@ -7,8 +7,8 @@ use aivm::{GasSchedule, Limits, Vm};
 use aivm_runtime::blockstm::{execute_parallel, execute_sequential};
 use aivm_runtime::store::StoreReader;
 use aivm_runtime::tx::verify_batch;
-use aivm_runtime::workload::{token_transfer_args, Asset, P2p};
-use aivm_runtime::{Address, BlockEnv, Chain, ChainConfig, ChainVm, ExecConfig, Genesis, Payload, SignedTransaction, TxStatus};
+use aivm_runtime::workload::{deploy_token, token_transfer_args, Asset, P2p};
+use aivm_runtime::{Address, BlockEnv, Chain, ChainConfig, ChainVm, ExecConfig, Payload, SignedTransaction, TxStatus};
 
 const CHAIN: u64 = 3;
 
@@ -17,38 +17,11 @@ fn chain_with_token(dir: &std::path::Path, accounts: u64) -> (Chain, P2p, Addres
     let chain = Chain::open(dir, ChainVm::new(vm), ChainConfig { chain_id: CHAIN, fee_collector: [0xfe; 32] }).expect("open");
     let mut load = P2p::new(CHAIN, accounts, 11);
     load.gas_limit = 50_000_000;
-    let funded = load.addresses().into_iter().map(|a| (a, 1u128 << 80)).collect();
-    chain.init_genesis(&Genesis { accounts: funded, time_ms: 0 }).expect("genesis");
-
+    chain.init_genesis(&load.genesis(1 << 80)).expect("genesis");
     let wasm = aivm_testkit::contract_wasm("token").expect("token.wasm (run `make contracts`)");
-    load.gas_limit = 2_000_000_000; // deploying is priced per byte of wasm
-    let deploy = load.sign(0, Payload::Deploy { code: wasm });
-    load.gas_limit = 50_000_000;
-    let b = chain.execute(vec![deploy], 1).expect("execute deploy");
-    let r = &b.record.receipts[0];
-    assert_eq!(r.status, TxStatus::Success, "{r:?}");
-    let token = r.contract_address.expect("address").into_array();
-    chain.commit(b).expect("commit");
-
     // Mint to account 0, then give every account a million tokens.
-    let mut txs = vec![load.sign(0, Payload::Call { contract: token, entry: "init".into(), args: cbor_supply(u64::MAX / 2) })];
-    for to in load.addresses().into_iter().skip(1) {
-        txs.push(load.sign(0, Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&to, 1_000_000) }));
-    }
-    let b = chain.execute(txs, 2).expect("execute funding");
-    assert!(b.record.receipts.iter().all(|r| r.is_success()), "{:?}", b.record.receipts.iter().find(|r| !r.is_success()));
-    chain.commit(b).expect("commit");
+    let token = deploy_token(&chain, &mut load, wasm, u64::MAX / 2, 1_000_000).expect("token deployed and funded");
     (chain, load, token)
-}
-
-fn cbor_supply(supply: u64) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    struct Init {
-        supply: u64,
-    }
-    let mut v = Vec::new();
-    ciborium::into_writer(&Init { supply }, &mut v).expect("cbor");
-    v
 }
 
 /// Random token transfers (amounts up to twice a starting balance, so many revert) mixed with

@@ -18,8 +18,8 @@ use aivm_benches::timing::median;
 use aivm_runtime::blockstm::{execute_parallel, execute_sequential, ExecStats};
 use aivm_runtime::store::StoreReader;
 use aivm_runtime::tx::verify_batch;
-use aivm_runtime::workload::{token_transfer_args, Asset, P2p};
-use aivm_runtime::{BlockEnv, Chain, ChainConfig, ChainVm, ExecConfig, Genesis, Payload};
+use aivm_runtime::workload::{deploy_token, Asset, P2p};
+use aivm_runtime::{BlockEnv, Chain, ChainConfig, ChainVm, ExecConfig};
 use serde_json::json;
 use std::time::Instant;
 
@@ -64,53 +64,39 @@ fn parse() -> Result<Args, String> {
             o => return Err(format!("unknown argument {o}")),
         }
     }
+    if a.accounts.contains(&0) || a.txs.contains(&0) || a.threads == 0 {
+        return Err("--accounts, --txs and --threads must be at least 1".into());
+    }
     Ok(a)
 }
 
 /// A chain with `accounts` funded accounts (and, for the token variant, the token contract
 /// deployed and a balance for every account), and the loader that signs for them.
-fn setup(dir: &std::path::Path, accounts: u64, token: bool) -> (Chain, P2p, Asset) {
-    let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
-    let mut chain = Chain::open(dir, ChainVm::new(vm), ChainConfig { chain_id: CHAIN, fee_collector: [0xfe; 32] }).expect("open");
+fn setup(dir: &std::path::Path, accounts: u64, token: bool) -> Result<(Chain, P2p, Asset), String> {
+    let vm = Vm::new(Limits::default(), GasSchedule::default()).map_err(|e| e.to_string())?;
+    let mut chain = Chain::open(dir, ChainVm::new(vm), ChainConfig { chain_id: CHAIN, fee_collector: [0xfe; 32] }).map_err(|e| e.to_string())?;
     chain.exec = ExecConfig { threads: 2, parallel_min_txs: 16 };
     let mut load = P2p::new(CHAIN, accounts, 42);
     load.gas_limit = 20_000_000;
-    let funded = load.addresses().into_iter().map(|a| (a, 1u128 << 100)).collect();
-    chain.init_genesis(&Genesis { accounts: funded, time_ms: 0 }).expect("genesis");
+    chain.init_genesis(&load.genesis(1 << 100)).map_err(|e| e.to_string())?;
     if !token {
-        return (chain, load, Asset::Native);
+        return Ok((chain, load, Asset::Native));
     }
-    let wasm = match aivm_testkit::contract_wasm("token") {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("blockstm: the token variant needs token.wasm: {e}");
-            std::process::exit(2);
-        }
-    };
-    load.gas_limit = 2_000_000_000; // deploying is priced per byte of wasm
-    let b = chain.execute(vec![load.sign(0, Payload::Deploy { code: wasm })], 1).expect("deploy");
-    load.gas_limit = 20_000_000;
-    let contract = match b.record.receipts[0].contract_address {
-        Some(a) => a.into_array(),
-        None => panic!("deploying token.wasm failed: {:?}", b.record.receipts[0].status),
-    };
-    chain.commit(b).expect("commit");
-    let mut init = Vec::new();
-    ciborium::into_writer(&json!({"supply": u64::MAX / 2}), &mut init).expect("cbor");
-    let mut txs = vec![load.sign(0, Payload::Call { contract, entry: "init".into(), args: init })];
-    for to in load.addresses().into_iter().skip(1) {
-        txs.push(load.sign(0, Payload::Call { contract, entry: "transfer".into(), args: token_transfer_args(&to, 1 << 40) }));
-    }
-    let b = chain.execute(txs, 2).expect("fund");
-    assert!(b.record.receipts.iter().all(|r| r.is_success()), "token funding failed");
-    chain.commit(b).expect("commit");
-    (chain, load, Asset::Token(contract))
+    let wasm = aivm_testkit::contract_wasm("token").map_err(|e| format!("the token variant needs token.wasm: {e}"))?;
+    let contract = deploy_token(&chain, &mut load, wasm, u64::MAX / 2, 1 << 40)?;
+    Ok((chain, load, Asset::Token(contract)))
 }
 
 fn run(accounts: u64, n: usize, asset_name: &str, a: &Args) {
     let dir = std::env::temp_dir().join(format!("aivm-blockstm-{}-{accounts}-{asset_name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let (chain, mut load, asset) = setup(&dir, accounts, asset_name == "token");
+    let (chain, mut load, asset) = match setup(&dir, accounts, asset_name == "token") {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("blockstm: {e}");
+            std::process::exit(2);
+        }
+    };
     let txs = load.block(n, asset);
     // Signature checks, which a node does for every block before executing it: one thread
     // versus all of them.

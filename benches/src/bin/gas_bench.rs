@@ -254,7 +254,7 @@ fn call_latency(r: &Report, budget: Duration) {
 fn tx_prices(r: &mut Report, s: &GasSchedule) {
     use aivm_runtime::blockstm::execute_sequential;
     use aivm_runtime::workload::{Asset, P2p};
-    use aivm_runtime::{BlockEnv, Chain, ChainConfig, ChainVm, Genesis};
+    use aivm_runtime::{BlockEnv, Chain, ChainConfig, ChainVm};
     for name in ["token", "ai_demo", "verifier"] {
         let Ok(wasm) = aivm_testkit::contract_wasm(name) else {
             eprintln!("gas-bench: {name}.wasm not built (run `make contracts`); deploy not measured");
@@ -277,8 +277,7 @@ fn tx_prices(r: &mut Report, s: &GasSchedule) {
     let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
     let chain = Chain::open(&dir, ChainVm::new(vm), ChainConfig { chain_id: 1, fee_collector: [0xfe; 32] }).expect("open");
     let mut load = P2p::new(1, 1000, 5);
-    let funded = load.addresses().into_iter().map(|a| (a, 1u128 << 100)).collect();
-    chain.init_genesis(&Genesis { accounts: funded, time_ms: 0 }).expect("genesis");
+    chain.init_genesis(&load.genesis(1 << 100)).expect("genesis");
     let n = 2000;
     let txs = load.block(n, Asset::Native);
     let size = txs[0].encode().len();

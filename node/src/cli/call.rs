@@ -5,7 +5,7 @@
 use super::codec::{hex, json_to_cbor, output_to_json, unhex};
 use aivm::{CallContext, GasSchedule, Limits, Vm};
 use aivm_runtime::overlay::Overlay;
-use aivm_runtime::{Account, Chain, ChainConfig, ChainVm, Genesis, StateKey, StateValue};
+use aivm_runtime::{contract_entries, storage_entries, Chain, ChainConfig, ChainVm, Genesis, StateKey};
 use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -89,8 +89,7 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
     let address = contract.code_hash();
     let mut view = Overlay::new(chain.store());
     if chain.store().get(&StateKey::Account(address))?.is_none() {
-        view.writes.insert(StateKey::Code(address), StateValue::Bytes(wasm.into()));
-        view.writes.insert(StateKey::Account(address), StateValue::Account(Account { code_hash: Some(address), ..Account::default() }));
+        view.writes.extend(contract_entries(address, address, &wasm));
     }
     let ctx = CallContext { caller, contract: address, block_height: a.height, block_time_ms: a.time_ms };
     let out = chain.vm().query(&mut view, address, &a.entry, json_to_cbor(&json_args), a.gas_limit, ctx)?;
@@ -113,9 +112,7 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
     });
     let ok = match &out.result {
         Ok(bytes) => {
-            for (k, v) in out.writes {
-                view.writes.insert(StateKey::Storage(address, k.into()), v.map_or(StateValue::Deleted, |v| StateValue::Bytes(v.into())));
-            }
+            view.writes.extend(storage_entries(address, out.writes));
             let head = chain.commit_direct(std::mem::take(&mut view.writes), a.time_ms)?;
             report["status"] = json!("ok");
             report["output"] = output_to_json(bytes);
