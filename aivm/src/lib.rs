@@ -10,6 +10,7 @@
 //! - [`host`]: the host ABI (`spec/abi.md`) linked into every instance.
 //! - [`tensor`] and [`verify`]: the opcode kernels (`spec/opcodes.md`), pure functions.
 
+pub mod model;
 pub mod tensor;
 pub mod verify;
 pub mod cache;

@@ -16,11 +16,15 @@ struct Cli {
 enum Command {
     /// Run one contract call and print a JSON report (status, gas by opcode, output).
     Call(cli::call::CallArgs),
+    /// The real model: fetch, convert to a SKU, run, verify receipts.
+    #[command(subcommand)]
+    Model(cli::model::ModelCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Call(args) => cli::call::run(args),
+        Command::Model(cmd) => cli::model::run(cmd),
     }
 }

