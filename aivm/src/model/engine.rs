@@ -63,14 +63,17 @@ pub struct GemmId {
     pub head: u32,
 }
 
-/// One GEMM's operands as computed: `x [m×k]`, `y [m×n]`, and for attention the cache
-/// operand `rhs` (`K [n×k]` for scores, `V [k×n]` for mix).
+/// One GEMM's operands as computed: `x [m×k]` with each row's scale, `y [m×n]`, and for
+/// attention the cache operand `rhs` (`K [n×k]` for scores, `V [k×n]` for mix). The row
+/// scale is what turns that row's accumulators into Q16 (`dequant`); for mix rows it is the
+/// softmax output scale with its extra exponent folded into `e`.
 pub struct GemmRecord<'a> {
     pub id: GemmId,
     pub m: usize,
     pub k: usize,
     pub n: usize,
     pub x: &'a [i8],
+    pub x_scales: &'a [Scale],
     pub y: &'a [i32],
     pub rhs: Option<&'a [i8]>,
 }
@@ -116,6 +119,8 @@ struct PackedLayer {
 /// A loaded model ready to run.
 pub struct Engine {
     pub sku: Arc<Sku>,
+    /// MODEL_HASH of `sku`, computed once.
+    pub sku_hash: [u8; 32],
     pub tokenizer: Tokenizer,
     layers: Vec<PackedLayer>,
     lm: Packed,
@@ -153,6 +158,7 @@ impl Engine {
             rope_turns: fixed::rope_turns(c.rope_theta, c.head_dim as usize / 2),
             attn_scale: Scale::ratio(1 << 32, fixed::isqrt(hd << 64)),
             opts,
+            sku_hash: sku.hash(),
             sku,
         }
     }
@@ -226,10 +232,10 @@ impl Engine {
         let mut xq = vec![0i8; m * d];
         let mut sx = vec![Scale::ZERO; m];
         let mut h = vec![0i32; m * d];
-        let gemm_rec = |sink: &mut dyn GemmSink, id: GemmId, xq: &[i8], w: &Packed| -> Vec<i32> {
+        let gemm_rec = |sink: &mut dyn GemmSink, id: GemmId, xq: &[i8], xs: &[Scale], w: &Packed| -> Vec<i32> {
             let mut y = vec![0i32; (xq.len() / w.k) * w.n];
             gemm(xq, xq.len() / w.k, w, &mut y, self.opts.path, self.opts.threads);
-            sink.gemm(&GemmRecord { id, m: xq.len() / w.k, k: w.k, n: w.n, x: xq, y: &y, rhs: None });
+            sink.gemm(&GemmRecord { id, m: xq.len() / w.k, k: w.k, n: w.n, x: xq, x_scales: xs, y: &y, rhs: None });
             y
         };
         let wid = |layer: u32, kind| GemmId { step, layer, kind, seq: 0, head: 0 };
@@ -237,9 +243,9 @@ impl Engine {
             let l = li as u32;
             // Attention block.
             norm_quantize(&x, &lw.attn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
-            let yq = gemm_rec(sink, wid(l, GemmKind::Q), &xq, &pl.q);
-            let yk = gemm_rec(sink, wid(l, GemmKind::K), &xq, &pl.k);
-            let yv = gemm_rec(sink, wid(l, GemmKind::V), &xq, &pl.v);
+            let yq = gemm_rec(sink, wid(l, GemmKind::Q), &xq, &sx, &pl.q);
+            let yk = gemm_rec(sink, wid(l, GemmKind::K), &xq, &sx, &pl.k);
+            let yv = gemm_rec(sink, wid(l, GemmKind::V), &xq, &sx, &pl.v);
             let q = dequant_rows(&yq, &sx, &lw.wq.scales, lw.bq.as_deref());
             let mut k = dequant_rows(&yk, &sx, &lw.wk.scales, lw.bk.as_deref());
             let v = dequant_rows(&yv, &sx, &lw.wv.scales, lw.bv.as_deref());
@@ -271,15 +277,15 @@ impl Engine {
             for r in 0..m {
                 sx[r] = quantize(&attn[r * d..(r + 1) * d], &mut xq[r * d..(r + 1) * d]);
             }
-            let yo = gemm_rec(sink, wid(l, GemmKind::O), &xq, &pl.o);
+            let yo = gemm_rec(sink, wid(l, GemmKind::O), &xq, &sx, &pl.o);
             add_dequant(&mut x, &yo, &sx, &lw.wo.scales);
             // Feed-forward block.
             norm_quantize(&x, &lw.ffn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
-            let yg = gemm_rec(sink, wid(l, GemmKind::Gate), &xq, &pl.gate);
-            let yu = gemm_rec(sink, wid(l, GemmKind::Up), &xq, &pl.up);
+            let yg = gemm_rec(sink, wid(l, GemmKind::Gate), &xq, &sx, &pl.gate);
+            let yu = gemm_rec(sink, wid(l, GemmKind::Up), &xq, &sx, &pl.up);
             let (mut hq, mut sh) = (vec![0i8; m * f], vec![Scale::ZERO; m]);
             swiglu_quantize(&yg, &yu, &sx, &lw.w_gate.scales, &lw.w_up.scales, &mut hq, &mut sh);
-            let yd = gemm_rec(sink, wid(l, GemmKind::Down), &hq, &pl.down);
+            let yd = gemm_rec(sink, wid(l, GemmKind::Down), &hq, &sh, &pl.down);
             add_dequant(&mut x, &yd, &sh, &lw.w_down.scales);
         }
         // Logits for the last row of each sequence.
@@ -293,7 +299,7 @@ impl Engine {
         let (mut lq, mut ls) = (vec![0i8; n * d], vec![Scale::ZERO; n]);
         let mut tmp = vec![0i32; n * d];
         norm_quantize(&last, &self.sku.out_norm, c.eps_q32, d, &mut tmp, &mut lq, &mut ls);
-        let logits = gemm_rec(sink, wid(c.layers, GemmKind::Logits), &lq, &self.lm);
+        let logits = gemm_rec(sink, wid(c.layers, GemmKind::Logits), &lq, &ls, &self.lm);
         let v = c.vocab as usize;
         (0..n).map(|i| argmax(&logits[i * v..(i + 1) * v], &self.sku.output.scales)).collect()
     }
@@ -346,16 +352,17 @@ impl Engine {
                     scores[r * ctx + p] = dot_i8(&xq[r * hd..(r + 1) * hd], &kg[p * hd..(p + 1) * hd]);
                 }
             }
-            sink.gemm(&GemmRecord { id: GemmId { step, layer, kind: GemmKind::Scores, seq, head: g as u32 }, m: mr, k: hd, n: ctx, x: &xq, y: &scores, rhs: Some(&kg) });
+            sink.gemm(&GemmRecord { id: GemmId { step, layer, kind: GemmKind::Scores, seq, head: g as u32 }, m: mr, k: hd, n: ctx, x: &xq, x_scales: &sq, y: &scores, rhs: Some(&kg) });
             let mut pq = vec![0i8; mr * ctx];
-            let mut out_scale = vec![(Scale::ZERO, 0i32); mr];
+            let mut out_scale = vec![Scale::ZERO; mr];
             for r in 0..mr {
                 let pos = rows[r / group].1;
                 let valid = pos + 1;
                 let logits: Vec<i64> = (0..valid)
                     .map(|p| round_shift(scores[r * ctx + p] as i64 * (sq[r].m as i64 * cache.ks[p * kvh + g].m as i64), -(sq[r].e + cache.ks[p * kvh + g].e + 16)) as i64)
                     .collect();
-                out_scale[r] = softmax_fold(&logits, |p| cache.vs[p * kvh + g], &mut pq[r * ctx..r * ctx + valid]);
+                let (sc, extra) = softmax_fold(&logits, |p| cache.vs[p * kvh + g], &mut pq[r * ctx..r * ctx + valid]);
+                out_scale[r] = Scale { m: sc.m, e: sc.e + extra };
             }
             let mut mixed = vec![0i32; mr * hd];
             for r in 0..mr {
@@ -369,13 +376,13 @@ impl Engine {
                     }
                 }
             }
-            sink.gemm(&GemmRecord { id: GemmId { step, layer, kind: GemmKind::Mix, seq, head: g as u32 }, m: mr, k: ctx, n: hd, x: &pq, y: &mixed, rhs: Some(&vg) });
+            sink.gemm(&GemmRecord { id: GemmId { step, layer, kind: GemmKind::Mix, seq, head: g as u32 }, m: mr, k: ctx, n: hd, x: &pq, x_scales: &out_scale, y: &mixed, rhs: Some(&vg) });
             for t in 0..n_new {
                 for hh in 0..group {
                     let (r, head) = (t * group + hh, g * group + hh);
-                    let (s, sh) = out_scale[r];
+                    let s = out_scale[r];
                     for (o, &a) in out[t * d + head * hd..t * d + (head + 1) * hd].iter_mut().zip(&mixed[r * hd..(r + 1) * hd]) {
-                        *o = round_shift(a as i64 * s.m as i64, -(s.e + sh + 16));
+                        *o = round_shift(a as i64 * s.m as i64, -(s.e + 16));
                     }
                 }
             }
@@ -420,7 +427,7 @@ pub fn softmax_fold(logits: &[i64], vscale: impl Fn(usize) -> Scale, p: &mut [i8
 }
 
 /// RMSNorm each row of `x` into `h`, then quantize each row into `xq` with scale `sx`.
-fn norm_quantize(x: &[i32], gain: &[i32], eps: u64, d: usize, h: &mut [i32], xq: &mut [i8], sx: &mut [Scale]) {
+pub fn norm_quantize(x: &[i32], gain: &[i32], eps: u64, d: usize, h: &mut [i32], xq: &mut [i8], sx: &mut [Scale]) {
     for (r, s) in sx.iter_mut().enumerate() {
         rms_norm(&x[r * d..(r + 1) * d], gain, eps, &mut h[r * d..(r + 1) * d]);
         *s = quantize(&h[r * d..(r + 1) * d], &mut xq[r * d..(r + 1) * d]);

@@ -7,8 +7,12 @@
 //! - [`fixed`]: the fixed-point pieces (scales, quantization, RMSNorm, SiLU, RoPE).
 //! - [`gemm`]: the exact int8 GEMM on packed weights.
 //! - [`engine`]: the forward pass and greedy generation over a batch.
+//! - [`commit`]: the worker's GEMM commitments and receipt; [`freivalds`]: challenges,
+//!   responses and the verifier.
 
+pub mod commit;
 pub mod engine;
+pub mod freivalds;
 pub mod fixed;
 pub mod gemm;
 pub mod gguf;

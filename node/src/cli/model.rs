@@ -209,7 +209,7 @@ fn run_prompt(a: RunArgs) -> Result<()> {
     let text_out = engine.tokenizer.decode(&out);
     let out_bytes: Vec<u8> = out.iter().flat_map(|t| t.to_le_bytes()).collect();
     let output_hash = hex(blake3::hash(&out_bytes).as_bytes());
-    let sku_hash = hex(&engine.sku.hash());
+    let sku_hash = hex(&engine.sku_hash);
     if a.json {
         let j = serde_json::json!({
             "sku": sku_hash,

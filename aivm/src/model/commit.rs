@@ -1,0 +1,196 @@
+//! The worker's side of verifiable inference: every GEMM of a run is committed as it is
+//! computed (`spec/verification.md`), and a [`Receipt`] binds the model, the prompts, the
+//! outputs and the root over all GEMM commitments.
+//!
+//! A GEMM commitment is `BLAKE3("aivm-gemm-v1" ‖ id ‖ m,k,n ‖ x_root ‖ y_root ‖ rhs_root)`,
+//! where each root is the Merkle root (RFC 6962 shape, BLAKE3) over the matrix's rows: int8
+//! rows as bytes, i32 rows little-endian. `rhs_root` is the KV-cache operand of attention
+//! GEMMs and 32 zero bytes for weight GEMMs (the verifier has the weights).
+
+use super::fixed::Scale;
+use super::engine::{Engine, GemmId, GemmKind, GemmRecord, GemmSink, InferError};
+use crate::verify::merkle::{self, Hash};
+use serde::{Deserialize, Serialize};
+
+/// Merkle root over the rows of a row-major matrix.
+pub fn rows_root<T: Copy>(data: &[T], width: usize, bytes: impl Fn(&[T]) -> Vec<u8>) -> Hash {
+    let leaves: Vec<Hash> = data.chunks(width.max(1)).map(|r| merkle::leaf_hash(&bytes(r))).collect();
+    merkle::root(&leaves)
+}
+
+/// An activation row's leaf bytes: its scale (`m`, `e` as i32 LE) then the int8 values.
+pub fn x_row_bytes(scale: Scale, row: &[i8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(8 + row.len());
+    b.extend(scale.m.to_le_bytes());
+    b.extend(scale.e.to_le_bytes());
+    b.extend(row.iter().map(|&v| v as u8));
+    b
+}
+
+/// Merkle root over activation rows with their scales.
+pub fn x_root(x: &[i8], scales: &[Scale], width: usize) -> Hash {
+    let leaves: Vec<Hash> = x.chunks(width.max(1)).zip(scales).map(|(r, &s)| merkle::leaf_hash(&x_row_bytes(s, r))).collect();
+    merkle::root(&leaves)
+}
+
+pub fn i8_bytes(r: &[i8]) -> Vec<u8> {
+    r.iter().map(|&v| v as u8).collect()
+}
+pub fn i32_bytes(r: &[i32]) -> Vec<u8> {
+    r.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+pub fn u32_bytes(r: &[u32]) -> Vec<u8> {
+    r.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// The public part of one GEMM: where it is, its shape and its operand roots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GemmCommit {
+    pub step: u32,
+    pub layer: u32,
+    pub kind: u8,
+    pub seq: u32,
+    pub head: u32,
+    pub m: u32,
+    pub k: u32,
+    pub n: u32,
+    pub x_root: Hash,
+    pub y_root: Hash,
+    pub rhs_root: Hash,
+}
+
+impl GemmCommit {
+    pub fn id(&self) -> Option<GemmId> {
+        Some(GemmId { step: self.step, layer: self.layer, kind: GemmKind::from_code(self.kind)?, seq: self.seq, head: self.head })
+    }
+
+    /// The leaf hashed into the receipt's `gemm_root`.
+    pub fn leaf(&self) -> Hash {
+        let mut h = blake3::Hasher::new();
+        h.update(b"aivm-gemm-v1");
+        for v in [self.step, self.layer, self.kind as u32, self.seq, self.head, self.m, self.k, self.n] {
+            h.update(&v.to_le_bytes());
+        }
+        h.update(&self.x_root);
+        h.update(&self.y_root);
+        h.update(&self.rhs_root);
+        *h.finalize().as_bytes()
+    }
+}
+
+/// One GEMM's data as the worker keeps it to answer challenges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GemmData {
+    pub commit: GemmCommit,
+    pub x: Vec<i8>,
+    pub x_scales: Vec<Scale>,
+    pub y: Vec<i32>,
+    pub rhs: Option<Vec<i8>>,
+}
+
+impl GemmData {
+    /// Recompute the commitment from the data (what the verifier does with opened data).
+    pub fn recommit(&self) -> GemmCommit {
+        let c = &self.commit;
+        let (k, n) = (c.k as usize, c.n as usize);
+        let rhs_width = if c.kind == GemmKind::Mix as u8 { n } else { k };
+        GemmCommit {
+            x_root: x_root(&self.x, &self.x_scales, k),
+            y_root: rows_root(&self.y, n, i32_bytes),
+            rhs_root: self.rhs.as_ref().map_or([0; 32], |r| rows_root(r, rhs_width, i8_bytes)),
+            ..*c
+        }
+    }
+}
+
+/// Everything a run computed, in order; a [`GemmSink`].
+#[derive(Default)]
+pub struct Trace {
+    pub gemms: Vec<GemmData>,
+}
+
+impl GemmSink for Trace {
+    fn gemm(&mut self, r: &GemmRecord<'_>) {
+        let mut d = GemmData {
+            commit: GemmCommit {
+                step: r.id.step,
+                layer: r.id.layer,
+                kind: r.id.kind as u8,
+                seq: r.id.seq,
+                head: r.id.head,
+                m: r.m as u32,
+                k: r.k as u32,
+                n: r.n as u32,
+                x_root: [0; 32],
+                y_root: [0; 32],
+                rhs_root: [0; 32],
+            },
+            x: r.x.to_vec(),
+            x_scales: r.x_scales.to_vec(),
+            y: r.y.to_vec(),
+            rhs: r.rhs.map(<[i8]>::to_vec),
+        };
+        d.commit = d.recommit();
+        self.gemms.push(d);
+    }
+}
+
+impl Trace {
+    pub fn leaves(&self) -> Vec<Hash> {
+        self.gemms.iter().map(|g| g.commit.leaf()).collect()
+    }
+}
+
+/// What a worker publishes about one inference run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// MODEL_HASH of the SKU that was run.
+    pub sku: Hash,
+    pub max_new: u32,
+    pub prompts: Vec<Vec<u32>>,
+    pub outputs: Vec<Vec<u32>>,
+    /// Merkle root over the prompts (one leaf per prompt, token ids as u32 LE).
+    pub input_root: Hash,
+    /// Merkle root over the outputs, the same way.
+    pub output_root: Hash,
+    /// Merkle root over every GEMM commitment, in execution order, and their number.
+    pub gemm_root: Hash,
+    pub gemm_count: u64,
+}
+
+/// Merkle root over token sequences.
+pub fn tokens_root(seqs: &[Vec<u32>]) -> Hash {
+    merkle::root(&seqs.iter().map(|s| merkle::leaf_hash(&u32_bytes(s))).collect::<Vec<_>>())
+}
+
+impl Receipt {
+    /// Hash of the canonical (CBOR-free, fixed-order) receipt bytes: binds challenges to it.
+    pub fn hash(&self) -> Hash {
+        let mut h = blake3::Hasher::new();
+        h.update(b"aivm-receipt-v1");
+        h.update(&self.sku);
+        h.update(&self.max_new.to_le_bytes());
+        h.update(&self.input_root);
+        h.update(&self.output_root);
+        h.update(&self.gemm_root);
+        h.update(&self.gemm_count.to_le_bytes());
+        *h.finalize().as_bytes()
+    }
+}
+
+/// Run a batch with commitments: the outputs, the receipt, and the trace to answer challenges.
+pub fn run_committed(engine: &Engine, prompts: &[Vec<u32>], max_new: usize) -> Result<(Receipt, Trace), InferError> {
+    let mut trace = Trace::default();
+    let outputs = engine.generate(prompts, max_new, &mut trace)?;
+    let receipt = Receipt {
+        sku: engine.sku_hash,
+        max_new: max_new as u32,
+        input_root: tokens_root(prompts),
+        output_root: tokens_root(&outputs),
+        gemm_root: merkle::root(&trace.leaves()),
+        gemm_count: trace.gemms.len() as u64,
+        prompts: prompts.to_vec(),
+        outputs,
+    };
+    Ok((receipt, trace))
+}
