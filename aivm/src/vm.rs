@@ -56,6 +56,7 @@ pub struct Vm {
     digest: [u8; 32],
     cache: Mutex<HashMap<[u8; 32], Arc<Contract>>>,
     disk: Option<DiskCache>,
+    models: Option<Arc<crate::model::ModelRegistry>>,
 }
 
 impl Vm {
@@ -64,13 +65,19 @@ impl Vm {
         let mut linker = Linker::new(&engine);
         host::link(&mut linker).map_err(|e| VmError::Internal(format!("{e:#}")))?;
         let digest = engine_digest(&engine, &schedule.digest(), &limits);
-        Ok(Self { engine, linker, limits, schedule: Arc::new(schedule), digest, cache: Mutex::default(), disk: None })
+        Ok(Self { engine, linker, limits, schedule: Arc::new(schedule), digest, cache: Mutex::default(), disk: None, models: None })
     }
 
     /// Also keep compiled modules in `dir`, so later processes skip compilation.
     pub fn with_disk_cache(mut self, dir: impl Into<std::path::PathBuf>) -> std::io::Result<Self> {
         self.disk = Some(DiskCache::new(dir)?);
         Ok(self)
+    }
+
+    /// Resolve MODEL_LOAD against `models` (the node's artifact store).
+    pub fn with_models(mut self, models: Arc<crate::model::ModelRegistry>) -> Self {
+        self.models = Some(models);
+        self
     }
 
     pub fn schedule(&self) -> &GasSchedule {
@@ -127,6 +134,8 @@ impl Vm {
             .memories(1)
             .build();
         let state = HostState::new(req.ctx, req.input, ViewPtr::new(req.view), self.schedule.clone(), store_limits, self.limits.tensor_arena_bytes);
+        let mut state = state;
+        state.models = self.models.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         let result = (|| {

@@ -26,6 +26,7 @@ pub mod crypto;
 pub mod entry;
 pub mod env;
 pub mod events;
+pub mod model;
 pub mod storage;
 pub mod sys;
 pub mod tensor;
@@ -44,7 +45,8 @@ pub mod prelude {
     pub use crate::entry::ContractError;
     pub use crate::tensor::{DType, Tensor};
     pub use crate::types::{Address, Bytes32};
-    pub use crate::{crypto, entry_point, env, events, storage, verify};
+    pub use crate::model::Model;
+    pub use crate::{crypto, entry_point, env, events, model, storage, verify};
     pub use alloc::{format, string::String, string::ToString, vec, vec::Vec};
     pub use serde::{Deserialize, Serialize};
 }

@@ -72,6 +72,16 @@ pub struct GasSchedule {
     /// MERKLE_VERIFY per proof hash (plus blake3 over the leaf).
     pub merkle_per_level: LinearGasCost,
 
+    /// MODEL_LOAD, per KiB of the SKU (the node keeps loaded models; this prices the handle).
+    pub model_load: LinearGasCost,
+    /// MODEL_INFER per 64 multiply-accumulates (upper bound from the model shape, prompt
+    /// length and `max_new`, charged before the run).
+    pub model_infer: LinearGasCost,
+    /// MODEL_INFER per processed token (norms, softmax, RoPE, commitments, sampling).
+    pub model_token: u64,
+    /// FREIVALDS_VERIFY per element touched (`2·(k·n + m·k + m·n)`) plus per byte hashed.
+    pub freivalds: LinearGasCost,
+
     /// Intrinsic gas of every transaction: signature check, sender account read and write,
     /// plus per byte of the encoded transaction.
     pub tx: LinearGasCost,
@@ -110,6 +120,10 @@ impl Default for GasSchedule {
             softmax: LinearGasCost::new(1_000, 55),
             kl: LinearGasCost::new(1_000, 90),
             merkle_per_level: LinearGasCost::new(1_000, 1_000),
+            model_load: LinearGasCost::new(100_000, 10),
+            model_infer: LinearGasCost::new(1_000_000, 2),
+            model_token: 500_000,
+            freivalds: LinearGasCost::new(10_000, 3),
             tx: LinearGasCost::new(340_000, 10),
             transfer: 10_000,
             deploy: LinearGasCost::new(1_000_000, 4_500),
@@ -201,5 +215,6 @@ mod tests {
         assert_eq!(s.operator_costs().I64DivS, s.wasm_div);
         assert_eq!((s.tx.base, s.tx.per_item, s.transfer), (340_000, 10, 10_000));
         assert_eq!(s.deploy.cost(100_000), Some(451_000_000));
+        assert_eq!((s.model_infer.per_item, s.model_token, s.freivalds.per_item), (2, 500_000, 3));
     }
 }

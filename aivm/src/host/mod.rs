@@ -8,6 +8,7 @@
 mod crypto;
 pub(crate) mod env;
 mod memory;
+mod model;
 mod tensor;
 mod verify;
 
@@ -27,6 +28,7 @@ pub const IMPORTS: &[&str] = &[
     "tensor_alloc", "tensor_info", "tensor_read", "tensor_free", "tensor_matmul", "tensor_add",
     "tensor_quantize", "tensor_dequantize", "tensor_norm", "tensor_softmax",
     "kl_divergence", "hash_compare", "model_hash", "merkle_verify",
+    "model_load", "model_infer", "freivalds_verify",
 ];
 
 /// Who is calling what, and when. Supplied by the caller of the VM (CLI, runtime).
@@ -108,6 +110,10 @@ pub struct HostState {
     pub(crate) schedule: Arc<GasSchedule>,
     pub(crate) limits: StoreLimits,
     pub(crate) memory: Option<Memory>,
+    /// Where MODEL_LOAD finds models (none: every load returns −1).
+    pub(crate) models: Option<Arc<crate::model::ModelRegistry>>,
+    /// Models loaded by this call; a handle is an index.
+    pub(crate) loaded: Vec<Arc<crate::model::Engine>>,
 }
 
 impl HostState {
@@ -132,6 +138,8 @@ impl HostState {
             schedule,
             limits,
             memory: None,
+            models: None,
+            loaded: Vec::new(),
         }
     }
 }
@@ -173,6 +181,7 @@ pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     crypto::link(linker)?;
     tensor::link(linker)?;
     verify::link(linker)?;
+    model::link(linker)?;
     Ok(())
 }
 

@@ -163,6 +163,18 @@ impl Engine {
         }
     }
 
+    /// An upper bound on the multiply-accumulates of one prompt of `prompt` tokens generating
+    /// up to `max_new` (what MODEL_INFER charges before running). `None` on overflow.
+    pub fn macs_bound(&self, prompt: u64, max_new: u64) -> Option<u64> {
+        let c = &self.sku.config;
+        let per_token: u64 = self.layers.iter().map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|p| (p.n * p.k) as u64).sum::<u64>()).sum();
+        let t = prompt.checked_add(max_new)?;
+        // Attention: position p attends to p+1 keys, scores and mix each d MACs per key.
+        let attn = t.checked_mul(t + 1)? / 2 * 2 * c.d_model as u64 * c.layers as u64;
+        let lm = (self.lm.n * self.lm.k) as u64 * max_new.max(1);
+        per_token.checked_mul(t)?.checked_add(attn)?.checked_add(lm)
+    }
+
     /// Greedy generation for a batch of prompts (token ids). Each sequence stops at the
     /// end-of-turn token (not included) or after `max_new` tokens.
     pub fn generate(&self, prompts: &[Vec<u32>], max_new: usize, sink: &mut dyn GemmSink) -> Result<Vec<Vec<u32>>, InferError> {

@@ -234,6 +234,103 @@ pub fn freivalds(g: &GemmData, b: &[i8], transposed_rows: bool, rs: &[Vec<i64>; 
     })
 }
 
+/// Check one opened GEMM without the rest of the receipt (FREIVALDS_VERIFY): its data matches
+/// its commitment, the commitment is leaf `index` of `gemm_root` (of `gemm_count`), and
+/// Freivalds holds with vectors drawn from `seed` and the receipt hash. The run-shape and row
+/// chain checks need the whole receipt and are [`verify`]'s.
+pub fn verify_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64, seed: &Hash, og: &OpenGemm) -> bool {
+    let c = &og.data.commit;
+    let Some(id) = c.id() else { return false };
+    if og.data.x_scales.len() != c.m as usize || og.data.recommit() != *c {
+        return false;
+    }
+    if !merkle::verify(gemm_root, &c.leaf(), og.index, gemm_count, &og.proof) {
+        return false;
+    }
+    let ch = Challenge { seed: *seed, gemms: 0, rows: 0 };
+    let rs = vectors(&ch, receipt_hash, og.index, c.n as usize);
+    match (weight(sku, &id), &og.data.rhs) {
+        (Some(w), None) => w.rows == c.n as usize && w.cols == c.k as usize && freivalds(&og.data, &w.q, true, &rs),
+        (None, Some(rhs)) => freivalds(&og.data, rhs, id.kind == GemmKind::Scores, &rs),
+        _ => false,
+    }
+}
+
+impl OpenGemm {
+    /// Binary form (FREIVALDS_VERIFY input): index u64, commitment (8 u32 + 3 roots), x
+    /// scales (m × 2 i32), x (m·k bytes), y (m·n i32), rhs flag u8 (+ k·n bytes), proof
+    /// count u32 + hashes. Little-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let c = &self.data.commit;
+        let mut b = Vec::new();
+        b.extend(self.index.to_le_bytes());
+        for v in [c.step, c.layer, c.kind as u32, c.seq, c.head, c.m, c.k, c.n] {
+            b.extend(v.to_le_bytes());
+        }
+        for r in [&c.x_root, &c.y_root, &c.rhs_root] {
+            b.extend_from_slice(r);
+        }
+        for s in &self.data.x_scales {
+            b.extend(s.m.to_le_bytes());
+            b.extend(s.e.to_le_bytes());
+        }
+        b.extend(self.data.x.iter().map(|&v| v as u8));
+        b.extend(i32_bytes(&self.data.y));
+        match &self.data.rhs {
+            Some(r) => {
+                b.push(1);
+                b.extend(r.iter().map(|&v| v as u8));
+            }
+            None => b.push(0),
+        }
+        b.extend((self.proof.len() as u32).to_le_bytes());
+        self.proof.iter().for_each(|h| b.extend_from_slice(h));
+        b
+    }
+
+    /// Parse [`OpenGemm::encode`]'s form; `None` for anything malformed or oversized.
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        let mut at = 0usize;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let s = b.get(at..at.checked_add(n)?)?;
+            at += n;
+            Some(s)
+        };
+        let index = u64::from_le_bytes(take(8)?.try_into().ok()?);
+        let mut u = [0u32; 8];
+        for v in &mut u {
+            *v = u32::from_le_bytes(take(4)?.try_into().ok()?);
+        }
+        let mut roots = [[0u8; 32]; 3];
+        for r in &mut roots {
+            r.copy_from_slice(take(32)?);
+        }
+        let (m, k, n) = (u[5] as usize, u[6] as usize, u[7] as usize);
+        let (mk, mn, kn) = (m.checked_mul(k)?, m.checked_mul(n)?, k.checked_mul(n)?);
+        if mk.max(mn).max(kn) > b.len() {
+            return None;
+        }
+        let x_scales = take(m.checked_mul(8)?)?.chunks_exact(8).map(|c| Scale { m: i32::from_le_bytes([c[0], c[1], c[2], c[3]]), e: i32::from_le_bytes([c[4], c[5], c[6], c[7]]) }).collect();
+        let x = take(mk)?.iter().map(|&v| v as i8).collect();
+        let y = take(mn.checked_mul(4)?)?.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let rhs = match take(1)?[0] {
+            0 => None,
+            1 => Some(take(kn)?.iter().map(|&v| v as i8).collect()),
+            _ => return None,
+        };
+        let np = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        if np > 64 {
+            return None;
+        }
+        let proof = take(np * 32)?.chunks_exact(32).map(|c| c.try_into().unwrap_or([0; 32])).collect();
+        if at != b.len() {
+            return None;
+        }
+        let commit = GemmCommit { step: u[0], layer: u[1], kind: u8::try_from(u[2]).ok()?, seq: u[3], head: u[4], m: u[5], k: u[6], n: u[7], x_root: roots[0], y_root: roots[1], rhs_root: roots[2] };
+        Some(OpenGemm { index, data: GemmData { commit, x, x_scales, y, rhs }, proof })
+    }
+}
+
 /// Verify a response to `ch` for `receipt` against the model. `Ok(())` means every check passed.
 pub fn verify(sku: &Sku, sku_hash: &Hash, receipt: &Receipt, ch: &Challenge, resp: &Response) -> Result<(), VerifyError> {
     if receipt.sku != *sku_hash {
@@ -567,6 +664,27 @@ mod tests {
         assert!(matches!(check(&e, &r, &t, &ALL), Err(VerifyError::WrongModel(_))));
         r.sku = e.sku_hash; // lie about the model
         assert!(matches!(check(&e, &r, &t, &ALL), Err(VerifyError::Freivalds { .. })));
+    }
+
+    #[test]
+    fn single_gemm_check_and_encoding() {
+        let (e, r, t) = setup(Arch::Llama);
+        let ch = Challenge { seed: [3; 32], gemms: 0, rows: 0 };
+        let resp = respond(&e.sku, &r, &t, &ch).unwrap();
+        let rh = r.hash();
+        for og in resp.gemms.iter().step_by(7) {
+            let back = OpenGemm::decode(&og.encode()).unwrap();
+            assert_eq!(&back, og);
+            assert!(verify_gemm(&e.sku, &rh, &r.gemm_root, r.gemm_count, &ch.seed, og));
+            let mut bad = og.clone();
+            bad.data.y[0] = bad.data.y[0].wrapping_add(1);
+            bad.data.commit = bad.data.recommit();
+            assert!(!verify_gemm(&e.sku, &rh, &r.gemm_root, r.gemm_count, &ch.seed, &bad));
+            let enc = og.encode();
+            for cut in [0, 10, enc.len() / 2, enc.len() - 1] {
+                assert!(OpenGemm::decode(&enc[..cut]).is_none());
+            }
+        }
     }
 
     #[test]

@@ -22,5 +22,5 @@ pub mod tokenizer;
 
 pub use engine::{Engine, GemmId, GemmKind, GemmRecord, GemmSink, InferError, NoTrace, Options};
 pub use sku::{Sku, SkuError};
-pub use store::{ArtifactStore, StoreError};
+pub use store::{ArtifactStore, ModelRegistry, StoreError};
 pub use tokenizer::Tokenizer;

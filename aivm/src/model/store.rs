@@ -95,6 +95,34 @@ impl ArtifactStore {
     }
 }
 
+/// Loaded, ready-to-run models by hash: what MODEL_LOAD resolves against in the VM.
+pub struct ModelRegistry {
+    store: ArtifactStore,
+    engines: Mutex<HashMap<[u8; 32], Arc<super::Engine>>>,
+    opts: super::Options,
+}
+
+impl ModelRegistry {
+    pub fn new(store: ArtifactStore, opts: super::Options) -> Self {
+        Self { store, engines: Mutex::new(HashMap::new()), opts }
+    }
+
+    /// The SKU's size in bytes (what MODEL_LOAD is priced by), if the store has it.
+    pub fn size_of(&self, hash: &[u8; 32]) -> Option<u64> {
+        std::fs::metadata(self.store.path_of(hash)).ok().map(|m| m.len())
+    }
+
+    /// The engine for `hash`, loading and packing it on first use.
+    pub fn engine(&self, hash: &[u8; 32]) -> Result<Arc<super::Engine>, StoreError> {
+        if let Some(e) = self.engines.lock().unwrap_or_else(|p| p.into_inner()).get(hash) {
+            return Ok(e.clone());
+        }
+        let e = Arc::new(super::Engine::new(self.store.get(hash)?, self.opts));
+        self.engines.lock().unwrap_or_else(|p| p.into_inner()).insert(*hash, e.clone());
+        Ok(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::sku::{tests::tiny, Arch};

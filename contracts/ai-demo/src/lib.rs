@@ -1,5 +1,6 @@
 //! AI demo: int8 logits by TENSOR_MATMUL, TENSOR_SOFTMAX, and the KL divergence of the
-//! result from a stored reference distribution.
+//! result from a stored reference distribution; and `ask`, a question to a real model by
+//! MODEL_LOAD + MODEL_INFER, with the answer's receipt hash stored.
 #![no_std]
 
 use aivm_sdk::prelude::*;
@@ -61,4 +62,28 @@ pub fn infer(x: Infer) -> Result<InferResult, ContractError> {
 #[entry_point]
 pub fn last_kl(_: ()) -> Result<Option<i64>, ContractError> {
     Ok(storage::get(LAST_KL))
+}
+
+/// A question for a model in the node's artifact store.
+#[derive(Serialize, Deserialize)]
+pub struct Ask {
+    pub model: Vec<u8>,
+    pub prompt: String,
+    pub max_new: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Answer {
+    pub tokens: Vec<u32>,
+    pub receipt_hash: Vec<u8>,
+}
+
+#[entry_point]
+pub fn ask(a: Ask) -> Result<Answer, ContractError> {
+    let hash: [u8; 32] = a.model.as_slice().try_into().map_err(|_| ContractError::from("model hash must be 32 bytes"))?;
+    let model = Model::load(&hash).ok_or(ContractError::from("model not available on this node"))?;
+    let out = model.infer_prompt(&a.prompt, a.max_new);
+    storage::set(b"last_receipt", &out.receipt_hash.to_vec());
+    events::emit("answer", &out.receipt_hash.to_vec());
+    Ok(Answer { tokens: out.tokens, receipt_hash: out.receipt_hash.to_vec() })
 }

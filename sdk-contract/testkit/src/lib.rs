@@ -67,6 +67,12 @@ impl TestChain {
         Self { vm: vm.clone(), states: HashMap::new(), block_height: 1, block_time_ms: 1_700_000_000_000 }
     }
 
+    /// A chain whose VM resolves MODEL_LOAD against `models` (its own VM, not the shared one).
+    pub fn with_models(models: Arc<aivm::model::ModelRegistry>) -> Self {
+        let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("the default VM config is valid").with_models(models);
+        Self { vm: Arc::new(vm), states: HashMap::new(), block_height: 1, block_time_ms: 1_700_000_000_000 }
+    }
+
     pub fn vm(&self) -> &Vm {
         &self.vm
     }

@@ -189,3 +189,41 @@ mod sha2_free {
         h.iter().map(|x| format!("{x:08x}")).collect()
     }
 }
+
+/// MODEL_LOAD + MODEL_INFER from a contract on the real model (skipped without it, unless
+/// AIVM_REQUIRE_MODEL is set, as `make test` does).
+#[test]
+fn ai_demo_asks_the_real_model() {
+    use aivm::model::{commit::run_committed, store::default_home, ArtifactStore, ModelRegistry, Options};
+    let home = default_home();
+    let Ok(marker) = std::fs::read_to_string(home.join("default-model")) else {
+        assert!(std::env::var_os("AIVM_REQUIRE_MODEL").is_none(), "no converted model");
+        return;
+    };
+    let hash: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&marker.trim()[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let reg = std::sync::Arc::new(ModelRegistry::new(ArtifactStore::open(home.join("artifacts")), Options::default()));
+    let mut chain = TestChain::with_models(reg.clone());
+    let c = chain.deploy(&contract_wasm("ai-demo").unwrap()).unwrap();
+    #[derive(serde::Deserialize, Debug)]
+    struct Answer {
+        tokens: Vec<u32>,
+        receipt_hash: Vec<u8>,
+    }
+    let q = "What is the capital of France?";
+    let a = chain
+        .call_with_gas::<_, Answer>(&c, ALICE, "ask", &json!({"model": hash, "prompt": q, "max_new": 12}), 50_000_000_000)
+        .unwrap();
+    let engine = reg.engine(&hash.clone().try_into().unwrap()).unwrap();
+    assert!(engine.tokenizer.decode(&a.value.tokens).contains("Paris"));
+    // The contract's receipt is the one a worker running the same prompt commits to.
+    let prompt = engine.tokenizer.encode(&engine.tokenizer.chat_prompt(q));
+    let (receipt, _) = run_committed(&engine, &[prompt], 12).unwrap();
+    assert_eq!(a.value.receipt_hash, receipt.hash().to_vec());
+    assert!(a.gas.by_op.contains_key("model_infer"), "{}", gas_table(&a.gas));
+    // A model the node does not have is the contract's error, not a trap.
+    let e = chain.call_with_gas::<_, Answer>(&c, ALICE, "ask", &json!({"model": vec![9u8; 32], "prompt": q, "max_new": 4}), 50_000_000_000);
+    assert!(e.is_err());
+    // Too little gas for the inference: out of gas before any work.
+    let e = chain.call_with_gas::<_, Answer>(&c, ALICE, "ask", &json!({"model": hash, "prompt": q, "max_new": 12}), 50_000_000).unwrap_err();
+    assert!(matches!(e, aivm_testkit::TestError::Vm(VmError::OutOfGas)), "{e}");
+}
