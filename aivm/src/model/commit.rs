@@ -194,3 +194,31 @@ pub fn run_committed(engine: &Engine, prompts: &[Vec<u32>], max_new: usize) -> R
     };
     Ok((receipt, trace))
 }
+
+impl Trace {
+    /// The worker's trace file: each GEMM as a length-prefixed opening (no proof).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        for (i, g) in self.gemms.iter().enumerate() {
+            let e = super::freivalds::OpenGemm { index: i as u64, data: g.clone(), proof: Vec::new() }.encode();
+            b.extend((e.len() as u64).to_le_bytes());
+            b.extend(e);
+        }
+        b
+    }
+
+    /// Parse [`Trace::to_bytes`]; `None` if anything is malformed.
+    pub fn from_bytes(mut b: &[u8]) -> Option<Self> {
+        let mut gemms = Vec::new();
+        while !b.is_empty() {
+            let n = usize::try_from(u64::from_le_bytes(b.get(..8)?.try_into().ok()?)).ok()?;
+            let og = super::freivalds::OpenGemm::decode(b.get(8..8usize.checked_add(n)?)?)?;
+            if og.index != gemms.len() as u64 {
+                return None;
+            }
+            gemms.push(og.data);
+            b = &b[8 + n..];
+        }
+        Some(Trace { gemms })
+    }
+}

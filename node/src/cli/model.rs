@@ -1,6 +1,8 @@
 //! `aivm model fetch | convert | run | verify`: the real model, end to end.
 
 use aivm::model::store::{default_home, hex};
+use aivm::model::commit::{run_committed, Receipt, Trace};
+use aivm::model::freivalds::{respond, verify as verify_response, Challenge};
 use aivm::model::{gguf::Gguf, ArtifactStore, Engine, NoTrace, Options, Sku};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -25,6 +27,27 @@ pub enum ModelCommand {
     Convert(ConvertArgs),
     /// Run greedy generation on a prompt.
     Run(RunArgs),
+    /// Challenge a receipt with a seed, answer from the worker's trace, and verify the answer.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub home: HomeArgs,
+    /// Receipt written by `aivm model run --receipt`; its trace is read from `<receipt>.trace`.
+    pub receipt: PathBuf,
+    /// Challenge seed, 64 hex digits (default: BLAKE3 of the current time: fresh randomness).
+    #[arg(long)]
+    pub seed: Option<String>,
+    /// GEMMs to check (0 = all of them).
+    #[arg(long, default_value_t = 0)]
+    pub gemms: u32,
+    /// Row chains to check.
+    #[arg(long, default_value_t = 4)]
+    pub rows: u32,
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -62,6 +85,9 @@ pub struct RunArgs {
     pub raw: bool,
     #[arg(long)]
     pub json: bool,
+    /// Also commit to every GEMM and write the receipt here (and the trace to `<FILE>.trace`).
+    #[arg(long)]
+    pub receipt: Option<PathBuf>,
 }
 
 pub fn run(cmd: ModelCommand) -> ExitCode {
@@ -69,6 +95,7 @@ pub fn run(cmd: ModelCommand) -> ExitCode {
         ModelCommand::Fetch(a) => fetch(&home(&a)).map(|p| println!("{}", p.display())),
         ModelCommand::Convert(a) => convert(a),
         ModelCommand::Run(a) => run_prompt(a),
+        ModelCommand::Verify(a) => verify(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -206,6 +233,15 @@ fn run_prompt(a: RunArgs) -> Result<()> {
     let out = engine.generate(std::slice::from_ref(&prompt), a.max_tokens, &mut NoTrace)?.remove(0);
     let total = t1.elapsed().as_secs_f64();
     let decode_tps = if out.len() > 1 { (out.len() - 1) as f64 / (total - prefill).max(1e-9) } else { 0.0 };
+    if let Some(path) = &a.receipt {
+        let (receipt, trace) = run_committed(&engine, std::slice::from_ref(&prompt), a.max_tokens)?;
+        if receipt.outputs[0] != out {
+            bail!("committed run differs from the plain run");
+        }
+        std::fs::write(path, serde_json::to_vec_pretty(&receipt)?)?;
+        std::fs::write(trace_path(path), trace.to_bytes())?;
+        eprintln!("receipt {} ({} GEMMs committed), trace {}", path.display(), receipt.gemm_count, trace_path(path).display());
+    }
     let text_out = engine.tokenizer.decode(&out);
     let out_bytes: Vec<u8> = out.iter().flat_map(|t| t.to_le_bytes()).collect();
     let output_hash = hex(blake3::hash(&out_bytes).as_bytes());
@@ -226,6 +262,46 @@ fn run_prompt(a: RunArgs) -> Result<()> {
     } else {
         println!("{text_out}");
         eprintln!("sku {sku_hash}\noutput hash {output_hash}\nprompt {} tokens at {:.1} tok/s, decode {} tokens at {:.1} tok/s", prompt.len(), prompt.len() as f64 / prefill, out.len(), decode_tps);
+    }
+    Ok(())
+}
+
+fn trace_path(receipt: &Path) -> PathBuf {
+    let mut p = receipt.as_os_str().to_owned();
+    p.push(".trace");
+    PathBuf::from(p)
+}
+
+fn verify(a: VerifyArgs) -> Result<()> {
+    let receipt: Receipt = serde_json::from_slice(&std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?).context("parsing the receipt")?;
+    let trace = Trace::from_bytes(&std::fs::read(trace_path(&a.receipt)).context("reading the trace")?).context("the trace file is corrupt")?;
+    let home = home(&a.home);
+    let engine = load_engine(&home, Some(&hex(&receipt.sku)), a.threads)?;
+    let seed = match &a.seed {
+        Some(s) => parse_hash(s)?,
+        None => *blake3::hash(format!("{:?}", std::time::SystemTime::now()).as_bytes()).as_bytes(),
+    };
+    let ch = Challenge { seed, gemms: a.gemms, rows: a.rows };
+    let t = Instant::now();
+    let resp = respond(&engine.sku, &receipt, &trace, &ch)?;
+    let prove_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let result = verify_response(&engine.sku, &engine.sku_hash, &receipt, &ch, &resp);
+    let verify_s = t.elapsed().as_secs_f64();
+    let j = serde_json::json!({
+        "receipt": a.receipt.display().to_string(),
+        "seed": hex(&seed),
+        "gemms_checked": resp.gemms.len(),
+        "gemm_count": receipt.gemm_count,
+        "row_chains": a.rows,
+        "respond_s": prove_s,
+        "verify_s": verify_s,
+        "valid": result.is_ok(),
+        "error": result.as_ref().err().map(|e| e.to_string()),
+    });
+    println!("{}", serde_json::to_string_pretty(&j)?);
+    if result.is_err() {
+        bail!("receipt rejected");
     }
     Ok(())
 }
