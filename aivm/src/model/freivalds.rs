@@ -5,9 +5,9 @@
 //! Merkle proofs to the receipt. The verifier, holding only the receipt, the response and the
 //! SKU, checks:
 //! 1. the run's shape: the exact list of GEMMs a run with these prompts and outputs performs;
-//! 2. every opened GEMM against its commitment, and `Y·r = X·(B·r)` exactly for two random
-//!    vectors `r` with entries uniform in i32 (Freivalds): a wrong `Y` passes with
-//!    probability ≤ 2^-32 per vector, ≤ 2^-64 per GEMM;
+//! 2. every opened GEMM against its commitment, and `Y·r = X·(B·r)` exactly for eight random
+//!    vectors `r` with entries uniform over i8 (Freivalds): a wrong `Y` passes one vector
+//!    with probability ≤ 1/256, all eight with ≤ 2^-64;
 //! 3. every opened row chain: from the token's embedding, each layer's quantized inputs are
 //!    recomputed from the previous committed outputs (RMSNorm, SwiGLU, residual adds), and
 //!    the committed logits give the token the receipt says was produced.
@@ -15,7 +15,9 @@
 use super::commit::{i32_bytes, tokens_root, x_row_bytes, GemmCommit, GemmData, Receipt, Trace};
 use super::engine::{argmax, dequant_rows, norm_quantize, swiglu_quantize, GemmId, GemmKind, MAX_BATCH};
 use super::fixed::Scale;
+use super::gemm::{gemm, Packed};
 use super::sku::{QMatrix, Sku};
+use crate::tensor::matmul::Path;
 use crate::verify::merkle::{self, Hash};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -170,15 +172,20 @@ pub fn select(ch: &Challenge, r: &Receipt, sched: &[(GemmId, [u32; 3])]) -> (Vec
     (gemms, rows)
 }
 
-/// The two random vectors for GEMM `index`: `n` entries uniform in i32 each.
-fn vectors(ch: &Challenge, rh: &Hash, index: u64, n: usize) -> [Vec<i64>; 2] {
+/// Random vectors per checked GEMM: each entry uniform over the 256 values of i8, so a
+/// wrong row survives one vector with probability ≤ 1/256 and all of them with ≤ 2^-64.
+pub const VECTORS: usize = 8;
+
+/// The random vectors for GEMM `index`: `VECTORS` rows of `n` entries.
+pub fn vectors(ch: &Challenge, rh: &Hash, index: u64, n: usize) -> Vec<Vec<i8>> {
     let mut x = xof(ch, rh, b"vectors", index);
-    let mut one = || {
-        let mut b = vec![0u8; n * 4];
-        x.fill(&mut b);
-        b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect()
-    };
-    [one(), one()]
+    (0..VECTORS)
+        .map(|_| {
+            let mut b = vec![0u8; n];
+            x.fill(&mut b);
+            b.into_iter().map(|v| v as i8).collect()
+        })
+        .collect()
 }
 
 /// Weight matrix of a weight GEMM.
@@ -198,13 +205,13 @@ fn weight<'s>(sku: &'s Sku, id: &GemmId) -> Option<&'s QMatrix> {
 }
 
 /// `B·r` for the GEMM's right operand `B [k×n]`: `Wᵀ r` (rows of W weighted, weights and
-/// scores) or `V r` (mix). Exact in i64: |entry| ≤ 127 · 2^31 · n < 2^56.
-fn b_times(b: &[i8], k: usize, n: usize, transposed_rows: bool, r: &[i64]) -> Vec<i64> {
+/// scores) or `V r` (mix). Exact in i64.
+fn b_times(b: &[i8], k: usize, n: usize, transposed_rows: bool, r: &[i8]) -> Vec<i64> {
     let mut out = vec![0i64; k];
     if transposed_rows {
         // B = Wᵀ with W [n×k]: out = Σ_j r_j · W_j.
         for (j, row) in b.chunks_exact(k).take(n).enumerate() {
-            let rj = r[j];
+            let rj = r[j] as i64;
             for (o, &w) in out.iter_mut().zip(row) {
                 *o += rj * w as i64;
             }
@@ -212,14 +219,15 @@ fn b_times(b: &[i8], k: usize, n: usize, transposed_rows: bool, r: &[i64]) -> Ve
     } else {
         // B = V [k×n]: out_p = V_p · r.
         for (o, row) in out.iter_mut().zip(b.chunks_exact(n)) {
-            *o = row.iter().zip(r).map(|(&v, &x)| v as i64 * x).sum();
+            *o = row.iter().zip(r).map(|(&v, &x)| v as i64 * x as i64).sum();
         }
     }
     out
 }
 
-/// Freivalds on one GEMM: `Y·r == X·(B·r)` for both vectors, exactly in i128.
-pub fn freivalds(g: &GemmData, b: &[i8], transposed_rows: bool, rs: &[Vec<i64>; 2]) -> bool {
+/// Freivalds on one GEMM: `Y·r == X·(B·r)` for every vector, exactly in i128. The reference
+/// form; [`FastCheck`] computes the same products with the int8 GEMM kernel.
+pub fn freivalds(g: &GemmData, b: &[i8], transposed_rows: bool, rs: &[Vec<i8>]) -> bool {
     let (m, k, n) = (g.commit.m as usize, g.commit.k as usize, g.commit.n as usize);
     if g.x.len() != m * k || g.y.len() != m * n || b.len() != k * n {
         return false;
@@ -228,10 +236,119 @@ pub fn freivalds(g: &GemmData, b: &[i8], transposed_rows: bool, rs: &[Vec<i64>; 
         let br = b_times(b, k, n, transposed_rows, r);
         (0..m).all(|i| {
             let lhs: i128 = g.x[i * k..(i + 1) * k].iter().zip(&br).map(|(&x, &v)| x as i128 * v as i128).sum();
-            let rhs: i128 = g.y[i * n..(i + 1) * n].iter().zip(r).map(|(&y, &v)| y as i128 * v as i128).sum();
+            let rhs: i128 = g.y[i * n..(i + 1) * n].iter().zip(r.iter()).map(|(&y, &v)| y as i128 * v as i128).sum();
             lhs == rhs
         })
     })
+}
+
+/// Freivalds for a weight GEMM `Y = X·Wᵀ` on the int8 GEMM kernel. The verifier packs `Wᵀ`
+/// once per model ([`FastCheck::new`]); each check is then three exact int8 products:
+/// `G = R·W` (`[8×k]`), `X·Gᵀ` with G split into signed base-256 digit planes, and `Y·Rᵀ`
+/// with Y split the same way. Every partial sum is below 128·128·2^17 < 2^31, so the
+/// kernel is exact and the planes recombine exactly in i64.
+pub struct FastCheck {
+    /// `Wᵀ` as `[k × n]` rows (reduction over W's rows).
+    wt: Packed,
+    n: usize,
+    k: usize,
+}
+
+/// Signed base-256 digits of `v` (five suffice for |v| < 2^39): `v = Σ d_b·256^b`.
+fn digits(v: i64) -> [i8; 5] {
+    let mut d = [0i8; 5];
+    let mut v = v;
+    for x in &mut d {
+        *x = v as i8;
+        v = (v - *x as i64) >> 8;
+    }
+    d
+}
+
+impl FastCheck {
+    pub fn new(w: &QMatrix) -> Self {
+        let (n, k) = (w.rows, w.cols);
+        let mut t = vec![0i8; n * k];
+        for j in 0..n {
+            for p in 0..k {
+                t[p * n + j] = w.q[j * k + p];
+            }
+        }
+        Self { wt: Packed::new(&t, k, n), n, k }
+    }
+
+    /// `Y·r == X·(Wᵀr)` for every vector in `rs`.
+    pub fn check(&self, x: &[i8], y: &[i32], m: usize, rs: &[Vec<i8>], path: Path, threads: usize) -> bool {
+        let (n, k, v) = (self.n, self.k, rs.len());
+        if x.len() != m * k || y.len() != m * n || rs.iter().any(|r| r.len() != n) {
+            return false;
+        }
+        // G[v] = Σ_j r_v[j]·W[j]: R [v×n] · (Wᵀ)ᵀ.
+        let r: Vec<i8> = rs.iter().flatten().copied().collect();
+        let mut g = vec![0i32; v * k];
+        gemm(&r, v, &self.wt, &mut g, path, threads);
+        // X·Gᵀ by digit planes: rows (plane, vector) of a [5v × k] matrix.
+        let mut planes = vec![0i8; 5 * v * k];
+        for (i, &gv) in g.iter().enumerate() {
+            for (b, d) in digits(gv as i64).into_iter().enumerate() {
+                planes[b * v * k + i] = d;
+            }
+        }
+        let gp = Packed::new(&planes, 5 * v, k);
+        let mut xg = vec![0i32; m * 5 * v];
+        gemm(x, m, &gp, &mut xg, path, threads);
+        // Y·Rᵀ directly in i64, with R transposed so each Y element meets its 8 entries.
+        let mut rt = vec![0i64; n * v];
+        for (j, chunk) in rt.chunks_exact_mut(v).enumerate() {
+            for (vi, c) in chunk.iter_mut().enumerate() {
+                *c = rs[vi][j] as i64;
+            }
+        }
+        // Rows split across threads; each row's sums are independent and exact.
+        let per = m.div_ceil(threads.max(1)).max(1);
+        let yr: Vec<i64> = std::thread::scope(|sc| {
+            let hs: Vec<_> = y.chunks(per * n).map(|part| { let rt = &rt; sc.spawn(move || y_times_r(part, part.len() / n, n, rt, v)) }).collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        });
+        if yr.len() != m * v {
+            return false;
+        }
+        (0..m).all(|i| {
+            (0..v).all(|j| {
+                let lhs: i64 = (0..5).map(|b| (xg[i * 5 * v + b * v + j] as i64) << (8 * b)).sum();
+                lhs == yr[i * v + j]
+            })
+        })
+    }
+}
+
+/// `Y [m×n] · Rᵀ` where `rt` is `[n × v]`: exact i64 sums (|y·r| < 2^38, n < 2^17).
+fn y_times_r(y: &[i32], m: usize, n: usize, rt: &[i64], v: usize) -> Vec<i64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512dq") && v == 8 {
+        // SAFETY: the CPU has avx512f + avx512dq (checked); the body is the same safe loop.
+        return unsafe { y_times_r_avx512(y, m, n, rt) };
+    }
+    y_times_r_plain(y, m, n, rt, v)
+}
+
+#[inline(always)]
+fn y_times_r_plain(y: &[i32], m: usize, n: usize, rt: &[i64], v: usize) -> Vec<i64> {
+    let mut out = vec![0i64; m * v];
+    for (yr, o) in y.chunks_exact(n).take(m).zip(out.chunks_exact_mut(v)) {
+        for (&yv, r) in yr.iter().zip(rt.chunks_exact(v)) {
+            for (acc, &rv) in o.iter_mut().zip(r) {
+                *acc += yv as i64 * rv;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn y_times_r_avx512(y: &[i32], m: usize, n: usize, rt: &[i64]) -> Vec<i64> {
+    y_times_r_plain(y, m, n, rt, 8)
 }
 
 /// Check one opened GEMM without the rest of the receipt (FREIVALDS_VERIFY): its data matches
@@ -661,6 +778,35 @@ mod tests {
         assert!(matches!(check(&e, &r, &t, &ALL), Err(VerifyError::WrongModel(_))));
         r.sku = e.sku_hash; // lie about the model
         assert!(matches!(check(&e, &r, &t, &ALL), Err(VerifyError::Freivalds { .. })));
+    }
+
+    #[test]
+    fn fast_check_agrees_with_the_reference() {
+        let (e, r, t) = setup(Arch::Qwen2);
+        let ch = Challenge { seed: [5; 32], gemms: 0, rows: 0 };
+        let rh = r.hash();
+        for (i, g) in t.gemms.iter().enumerate().filter(|(_, g)| GemmKind::from_code(g.commit.kind).is_some_and(GemmKind::is_weight)).step_by(3) {
+            let id = g.commit.id().unwrap();
+            let w = weight(&e.sku, &id).unwrap();
+            let fc = FastCheck::new(w);
+            let rs = vectors(&ch, &rh, i as u64, w.rows);
+            let m = g.commit.m as usize;
+            for path in Path::available() {
+                assert!(fc.check(&g.x, &g.y, m, &rs, path, 2));
+                let mut y = g.y.clone();
+                let mid = y.len() / 2;
+                y[mid] = y[mid].wrapping_add(1 << 20);
+                assert!(!fc.check(&g.x, &y, m, &rs, path, 2));
+                assert!(!freivalds(&GemmData { y: y.clone(), ..g.clone() }, &w.q, true, &rs));
+                // Extreme accumulators are handled exactly too.
+                y[0] = i32::MIN;
+                assert_eq!(fc.check(&g.x, &y, m, &rs, path, 1), freivalds(&GemmData { y, ..g.clone() }, &w.q, true, &rs));
+            }
+        }
+        for v in [0i64, 1, -1, 127, 128, -129, i32::MIN as i64, i32::MAX as i64, 1 << 38] {
+            let d = digits(v);
+            assert_eq!(d.iter().enumerate().map(|(b, &x)| (x as i64) << (8 * b)).sum::<i64>(), v);
+        }
     }
 
     #[test]

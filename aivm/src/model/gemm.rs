@@ -107,10 +107,17 @@ fn scalar(x: &[i8], m: usize, w: &Packed, j0: usize, j1: usize, out: &mut [i32])
 fn pack_x(x: &[i8], m: usize, k: usize, k4: usize) -> Vec<u8> {
     let blocks = m.div_ceil(MR);
     let mut xa = vec![0x80u8; blocks * k4 * MR * 4];
-    for i in 0..m {
+    for (i, row) in x.chunks_exact(k).enumerate().take(m) {
         let base = (i / MR) * k4 * MR * 4 + (i % MR) * 4;
-        for (p, &v) in x[i * k..(i + 1) * k].iter().enumerate() {
-            xa[base + (p / 4) * MR * 4 + p % 4] = (v as u8) ^ 0x80;
+        let mut chunks = row.chunks_exact(4);
+        for (kg, c) in chunks.by_ref().enumerate() {
+            let v = u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]) ^ 0x8080_8080;
+            let at = base + kg * MR * 4;
+            xa[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        let kg = k / 4;
+        for (r, &v) in chunks.remainder().iter().enumerate() {
+            xa[base + kg * MR * 4 + r] = (v as u8) ^ 0x80;
         }
     }
     xa

@@ -1,0 +1,94 @@
+//! Freivalds verification cost against the GEMMs it checks, per GEMM kind, at real model
+//! shapes with synthetic int8 weights (the verifier's work depends on shapes, not values).
+//!
+//! `cargo run --release -p aivm-benches --bin freivalds -- --arch llama3-8b --tokens 512 [--threads N] [--json]`
+//!
+//! GEMM: `Y = X·Wᵀ` on the inference kernel. Verification: the eight-vector Freivalds check
+//! on the same kernel ([`FastCheck`], Wᵀ packed once per model, not timed), on the same
+//! thread count. Commitment hashing (rows of X and Y) is timed separately.
+
+use aivm::model::commit::{i32_bytes, i8_bytes, rows_root};
+use aivm::model::freivalds::{FastCheck, VECTORS};
+use aivm::model::gemm::{gemm, Packed};
+use aivm::model::sku::quantize_rows;
+use aivm::tensor::matmul::Path;
+use aivm_benches::timing::median_ns;
+use std::time::Duration;
+
+struct Arch {
+    d: usize,
+    kv: usize,
+    ffn: usize,
+}
+
+fn arch(name: &str) -> Option<Arch> {
+    Some(match name {
+        "llama3-8b" => Arch { d: 4096, kv: 1024, ffn: 14336 },
+        "qwen2.5-7b" => Arch { d: 3584, kv: 512, ffn: 18944 },
+        "smollm2" => Arch { d: 576, kv: 192, ffn: 1536 },
+        _ => return None,
+    })
+}
+
+fn bytes(seed: u64, n: usize) -> Vec<i8> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 24) as i8).max(-127)
+        })
+        .collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let name = get("--arch").unwrap_or_else(|| "smollm2".into());
+    let Some(a) = arch(&name) else {
+        eprintln!("unknown --arch {name} (llama3-8b, qwen2.5-7b, smollm2)");
+        std::process::exit(2);
+    };
+    let t: usize = get("--tokens").and_then(|v| v.parse().ok()).unwrap_or(512);
+    let threads: usize = get("--threads").and_then(|v| v.parse().ok()).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let json = args.iter().any(|a| a == "--json");
+    let path = Path::detect();
+    // (kind, out n, in k, count per layer)
+    let kinds = [("q", a.d, a.d), ("k", a.kv, a.d), ("v", a.kv, a.d), ("o", a.d, a.d), ("gate", a.ffn, a.d), ("up", a.ffn, a.d), ("down", a.d, a.ffn)];
+    let mut rows = Vec::new();
+    let (mut tg, mut tv, mut th) = (0.0, 0.0, 0.0);
+    for (i, &(kind, n, k)) in kinds.iter().enumerate() {
+        let wq = bytes(i as u64 + 1, n * k);
+        let w = quantize_rows(&wq.iter().map(|&v| v as f64).collect::<Vec<_>>(), n, k).expect("valid shape");
+        let packed = Packed::new(&w.q, n, k);
+        let check = FastCheck::new(&w);
+        let x = bytes(100 + i as u64, t * k);
+        let mut y = vec![0i32; t * n];
+        let min = Duration::from_millis(300);
+        let g_ns = median_ns(|| gemm(&x, t, &packed, &mut y, path, threads), 3, min);
+        let rs: Vec<Vec<i8>> = (0..VECTORS).map(|v| bytes(1000 + v as u64, n)).collect();
+        assert!(check.check(&x, &y, t, &rs, path, threads), "honest GEMM must verify");
+        let v_ns = median_ns(|| assert!(check.check(&x, &y, t, &rs, path, threads)), 3, min);
+        let h_ns = median_ns(|| {
+            std::hint::black_box((rows_root(&x, k, i8_bytes), rows_root(&y, n, i32_bytes)));
+        }, 3, min);
+        let gmacs = (t * n * k) as f64 / g_ns;
+        rows.push(serde_json::json!({"kind": kind, "m": t, "k": k, "n": n, "gemm_ms": g_ns / 1e6, "gemm_gmac_s": gmacs,
+            "verify_ms": v_ns / 1e6, "verify_over_gemm": v_ns / g_ns, "commit_hash_ms": h_ns / 1e6}));
+        tg += g_ns;
+        tv += v_ns;
+        th += h_ns;
+    }
+    let total = serde_json::json!({"gemm_ms": tg / 1e6, "verify_ms": tv / 1e6, "verify_over_gemm": tv / tg, "commit_hash_ms": th / 1e6, "commit_over_gemm": th / tg});
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"arch": name, "tokens": t, "threads": threads, "path": format!("{path:?}"), "per_kind": rows, "layer_total": total})).unwrap_or_default());
+        return;
+    }
+    println!("freivalds: {name}, T = {t}, {threads} thread(s), {path:?}; one layer's weight GEMMs");
+    println!("{:<6} {:>6} {:>6} {:>6} {:>10} {:>9} {:>10} {:>9} {:>10}", "kind", "m", "k", "n", "gemm ms", "GMAC/s", "verify ms", "ratio", "hash ms");
+    for r in &rows {
+        println!("{:<6} {:>6} {:>6} {:>6} {:>10.2} {:>9.1} {:>10.3} {:>8.2}% {:>10.2}", r["kind"].as_str().unwrap_or(""), r["m"], r["k"], r["n"], r["gemm_ms"].as_f64().unwrap_or(0.0), r["gemm_gmac_s"].as_f64().unwrap_or(0.0), r["verify_ms"].as_f64().unwrap_or(0.0), 100.0 * r["verify_over_gemm"].as_f64().unwrap_or(0.0), r["commit_hash_ms"].as_f64().unwrap_or(0.0));
+    }
+    println!("{:<6} {:>27} {:>10.2} {:>9} {:>10.3} {:>8.2}% {:>10.2}", "total", "", tg / 1e6, "", tv / 1e6, 100.0 * tv / tg, th / 1e6);
+}

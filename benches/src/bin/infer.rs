@@ -1,0 +1,128 @@
+//! SmolLM2 inference speed (and, with `--quality`, agreement with a float reference).
+//!
+//! `cargo run --release -p aivm-benches --bin infer -- [--json] [--quality]`
+//!
+//! Needs the converted model (`make model`). Prompt speed: one forward step over the chat
+//! prompt (tokens / time to the first token); decode: the following tokens. Both at 1 and 2
+//! threads (results are identical, the bench checks it). `--quality` runs
+//! `scripts/float_reference.py` (numpy over the GGUF weights dequantized by the `gguf` package,
+//! float32) on the same prompts and reports greedy agreement.
+
+use aivm::model::store::default_home;
+use aivm::model::{ArtifactStore, Engine, NoTrace, Options};
+use aivm::tensor::matmul::Path;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+const PROMPTS: &[&str] = &[
+    "What is the capital of France?",
+    "Name three primary colors.",
+    "What is 12 plus 30?",
+    "Write one sentence about the ocean.",
+    "Who wrote Romeo and Juliet?",
+    "What is the boiling point of water in Celsius?",
+    "Translate 'good morning' into French.",
+    "List the planets closest to the sun.",
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.iter().any(|a| a == "--json");
+    let quality = args.iter().any(|a| a == "--quality");
+    let home = default_home();
+    let Ok(marker) = std::fs::read_to_string(home.join("default-model")) else {
+        eprintln!("no converted model: run `make model` first");
+        std::process::exit(2);
+    };
+    let hash: [u8; 32] = match (0..32).map(|i| marker.trim().get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect::<Option<Vec<u8>>>() {
+        Some(v) if v.len() == 32 => v.try_into().unwrap_or([0; 32]),
+        _ => {
+            eprintln!("bad default-model marker");
+            std::process::exit(2);
+        }
+    };
+    let sku = match ArtifactStore::open(home.join("artifacts")).get(&hash) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let long = "Explain, in a few sentences, why the sky is blue, how clouds form, and what causes rain. ".repeat(6);
+    let mut results = Vec::new();
+    let mut outputs_by_threads = Vec::new();
+    for threads in [1usize, 2] {
+        let e = Engine::new(sku.clone(), Options { threads, path: Path::detect() });
+        let prompt = e.tokenizer.encode(&e.tokenizer.chat_prompt(&long));
+        // Prompt: best of 3 single forward steps.
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            e.generate(std::slice::from_ref(&prompt), 1, &mut NoTrace).expect("valid prompt");
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        let n_new = 64;
+        let t = Instant::now();
+        let out = e.generate(std::slice::from_ref(&prompt), n_new, &mut NoTrace).expect("valid prompt").remove(0);
+        let total = t.elapsed().as_secs_f64();
+        let decode_tps = (out.len().saturating_sub(1)) as f64 / (total - best).max(1e-9);
+        // Batched decode: all PROMPTS at once.
+        let batch: Vec<Vec<u32>> = PROMPTS.iter().map(|p| e.tokenizer.encode(&e.tokenizer.chat_prompt(p))).collect();
+        let t = Instant::now();
+        let outs = e.generate(&batch, 32, &mut NoTrace).expect("valid prompts");
+        let bt = t.elapsed().as_secs_f64();
+        let gen: usize = outs.iter().map(Vec::len).sum();
+        outputs_by_threads.push((out.clone(), outs.clone()));
+        results.push(serde_json::json!({"threads": threads, "prompt_tokens": prompt.len(), "prompt_tok_s": prompt.len() as f64 / best,
+            "decode_tokens": out.len(), "decode_tok_s": decode_tps, "batch": batch.len(), "batch_generated": gen, "batch_tok_s": gen as f64 / bt}));
+    }
+    assert_eq!(outputs_by_threads[0], outputs_by_threads[1], "outputs differ between thread counts");
+    let mut report = serde_json::json!({"model": marker.trim(), "path": format!("{:?}", Path::detect()), "runs": results});
+    if quality {
+        report["quality"] = quality_report(&sku, &outputs_by_threads[0].1);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        for r in report["runs"].as_array().into_iter().flatten() {
+            println!("threads {}: prompt {} tokens at {:.1} tok/s; decode {:.1} tok/s; batch of {} decode {:.1} tok/s",
+                r["threads"], r["prompt_tokens"], r["prompt_tok_s"].as_f64().unwrap_or(0.0), r["decode_tok_s"].as_f64().unwrap_or(0.0), r["batch"], r["batch_tok_s"].as_f64().unwrap_or(0.0));
+        }
+        if quality {
+            println!("quality: {}", serde_json::to_string_pretty(&report["quality"]).unwrap_or_default());
+        }
+    }
+}
+
+/// Greedy agreement with the float reference on PROMPTS (32 new tokens each).
+fn quality_report(sku: &Arc<aivm::model::Sku>, ours: &[Vec<u32>]) -> serde_json::Value {
+    let e = Engine::new(sku.clone(), Options::default());
+    let prompts: Vec<Vec<u32>> = PROMPTS.iter().map(|p| e.tokenizer.encode(&e.tokenizer.chat_prompt(p))).collect();
+    let gguf = default_home().join("models").join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let req = serde_json::json!({"gguf": gguf, "prompts": prompts, "max_new": 32, "eos": e.tokenizer.eos});
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/float_reference.py");
+    let child = Command::new("python3").arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn();
+    let Ok(mut child) = child else { return serde_json::json!({"error": "python3 not available"}) };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(req.to_string().as_bytes());
+    }
+    let out = child.wait_with_output();
+    let Ok(out) = out else { return serde_json::json!({"error": "reference failed"}) };
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let Some(refs) = parsed["outputs"].as_array() else {
+        return serde_json::json!({"error": format!("reference failed (pip install numpy gguf?): {}", String::from_utf8_lossy(&out.stderr))});
+    };
+    let mut rows = Vec::new();
+    let (mut exact, mut prefix_sum, mut total) = (0, 0usize, 0usize);
+    for (i, (r, o)) in refs.iter().zip(ours).enumerate() {
+        let r: Vec<u32> = r.as_array().into_iter().flatten().filter_map(|v| v.as_u64().map(|x| x as u32)).collect();
+        let prefix = r.iter().zip(o).take_while(|(a, b)| a == b).count();
+        exact += (r == *o) as usize;
+        prefix_sum += prefix;
+        total += r.len().max(o.len());
+        rows.push(serde_json::json!({"prompt": PROMPTS[i], "ours": e.tokenizer.decode(o), "float": e.tokenizer.decode(&r), "agree_prefix": prefix, "len": r.len().max(o.len())}));
+    }
+    serde_json::json!({"prompts": rows.len(), "identical": exact, "agreeing_prefix_tokens": prefix_sum, "tokens": total, "per_prompt": rows})
+}
