@@ -352,7 +352,7 @@ impl Engine {
                 for hh in 0..group {
                     let head = g * group + hh;
                     let r = t * group + hh;
-                    sq[r] = quantize(&q[t * d + head * hd..t * d + (head + 1) * hd], &mut xq[r * hd..(r + 1) * hd]).mul(self.attn_scale);
+                    sq[r] = quantize(&q[t * d + head * hd..t * d + (head + 1) * hd], &mut xq[r * hd..(r + 1) * hd]).times(self.attn_scale);
                 }
             }
             // This group's K and V rows, [ctx × hd].

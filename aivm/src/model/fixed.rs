@@ -39,7 +39,7 @@ impl Scale {
     }
 
     /// `self · other`, the mantissa product rounded half up to 15 bits.
-    pub fn mul(self, other: Scale) -> Scale {
+    pub fn times(self, other: Scale) -> Scale {
         if self.m == 0 || other.m == 0 {
             return Scale::ZERO;
         }
@@ -253,7 +253,7 @@ mod tests {
             let want = n as f64 / d as f64;
             assert!(val(s) <= want && (want - val(s)) / want < 1.0 / 16384.0, "{n}/{d}: {s:?}");
         }
-        let p = Scale::ratio(3, 7).mul(Scale::ratio(11, 5));
+        let p = Scale::ratio(3, 7).times(Scale::ratio(11, 5));
         assert!((1 << 14..1 << 15).contains(&p.m));
         assert!((val(p) - 33.0 / 35.0).abs() < 2e-4);
         assert_eq!(Scale::ratio(0, 5), Scale::ZERO);

@@ -93,7 +93,7 @@ pub fn schedule(sku: &Sku, r: &Receipt) -> Result<Vec<(GemmId, [u32; 3])>, Verif
         }
         let new: Vec<u32> = active.iter().map(|&s| if step == 0 { r.prompts[s].len() as u32 } else { 1 }).collect();
         let m: u32 = new.iter().sum();
-        for &(s, n) in active.iter().zip(&new).map(|(s, n)| (s, n)).collect::<Vec<_>>().iter() {
+        for &(s, n) in active.iter().zip(&new).collect::<Vec<_>>().iter() {
             ctx[*s] += *n;
         }
         let id = |layer, kind, seq, head| GemmId { step, layer, kind, seq, head };

@@ -6,12 +6,10 @@
 //! The VNNI path packs W once into panels of 32 outputs × 4 consecutive k (the dword
 //! `vpdpbusd` consumes), which is W's own row layout four bytes at a time.
 
-use crate::tensor::matmul::{Path, MAX_K};
+use crate::tensor::matmul::{pack_a, Path, MAX_K, ROWS as MR};
 
 /// Outputs per packed panel.
 const NR: usize = 32;
-/// Rows per register tile.
-const MR: usize = 8;
 
 /// A weight matrix prepared for the kernels.
 pub struct Packed {
@@ -56,7 +54,7 @@ pub fn gemm(x: &[i8], m: usize, w: &Packed, y: &mut [i32], path: Path, threads: 
     let np = w.n.div_ceil(NR);
     let threads = threads.clamp(1, np);
     let use_vnni = path == Path::Avx512Vnni && Path::available().contains(&Path::Avx512Vnni);
-    let xa = if use_vnni { pack_x(x, m, w.k, w.k4) } else { Vec::new() };
+    let xa = if use_vnni { pack_a(x, m, w.k, w.k4, m.div_ceil(MR)) } else { Vec::new() };
     // Each thread computes a contiguous range of panels into its own buffer.
     let per = np.div_ceil(threads);
     let work = |t: usize| {
@@ -84,7 +82,7 @@ pub fn gemm(x: &[i8], m: usize, w: &Packed, y: &mut [i32], path: Path, threads: 
         r
     });
     for (j0, out) in results {
-        let width = if m == 0 { 0 } else { out.len() / m };
+        let width = out.len().checked_div(m).unwrap_or(0);
         for i in 0..m {
             y[i * w.n + j0..i * w.n + j0 + width].copy_from_slice(&out[i * width..(i + 1) * width]);
         }
@@ -101,26 +99,6 @@ fn scalar(x: &[i8], m: usize, w: &Packed, j0: usize, j1: usize, out: &mut [i32])
             out[i * width + j - j0] = xr.iter().zip(wr).map(|(&a, &b)| a as i32 * b as i32).sum();
         }
     }
-}
-
-/// X as unsigned bytes (`x + 128`) in blocks of MR rows: `[block][kg][row][4]`; padding 128 (= 0).
-fn pack_x(x: &[i8], m: usize, k: usize, k4: usize) -> Vec<u8> {
-    let blocks = m.div_ceil(MR);
-    let mut xa = vec![0x80u8; blocks * k4 * MR * 4];
-    for (i, row) in x.chunks_exact(k).enumerate().take(m) {
-        let base = (i / MR) * k4 * MR * 4 + (i % MR) * 4;
-        let mut chunks = row.chunks_exact(4);
-        for (kg, c) in chunks.by_ref().enumerate() {
-            let v = u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]) ^ 0x8080_8080;
-            let at = base + kg * MR * 4;
-            xa[at..at + 4].copy_from_slice(&v.to_le_bytes());
-        }
-        let kg = k / 4;
-        for (r, &v) in chunks.remainder().iter().enumerate() {
-            xa[base + kg * MR * 4 + r] = (v as u8) ^ 0x80;
-        }
-    }
-    xa
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -372,7 +372,7 @@ mod tests {
         b.extend(2u64.to_le_bytes());
         b.extend(0u32.to_le_bytes());
         b.extend(32u64.to_le_bytes());
-        while b.len() % 32 != 0 {
+        while !b.len().is_multiple_of(32) {
             b.push(0);
         }
         // Q4_1 block: d = 0.5 (0x3800), m = -1.0 (0xbc00), nibbles 0..16 low, 15..0 high.

@@ -142,7 +142,7 @@ pub fn quantize_rows(w: &[f64], rows: usize, cols: usize) -> Result<QMatrix, Sku
 /// `m = round_ties_even(s·2^-e)`, renormalized if it reaches 2^15), then
 /// `q = clamp(round_ties_even(w / (m·2^e)), −127, 127)`. IEEE-754 f64 operations only.
 pub fn quantize_groups(w: &[f64], rows: usize, cols: usize, group: usize) -> Result<QMatrix, SkuError> {
-    if group == 0 || cols % group != 0 || w.len() != rows * cols {
+    if group == 0 || !cols.is_multiple_of(group) || w.len() != rows * cols {
         return Err(SkuError::Bad(format!("cannot quantize {rows}x{cols} in groups of {group}")));
     }
     let mut q = Vec::with_capacity(rows * cols);
@@ -209,7 +209,7 @@ impl Sku {
         let tokens: Vec<String> = g.strings("tokenizer.ggml.tokens")?.into_iter().map(String::from).collect();
         let theta = g.f32(&key("rope.freq_base")).unwrap_or(10_000.0) as f64;
         let eps = g.f32(&key("attention.layer_norm_rms_epsilon"))? as f64;
-        if !(theta >= 1.0 && theta < 1e12 && eps >= 0.0 && eps < 1.0) {
+        if !((1.0..1e12).contains(&theta) && (0.0..1.0).contains(&eps)) {
             return Err(SkuError::Bad(format!("rope theta {theta} or eps {eps} out of range")));
         }
         let config = Config {
@@ -280,7 +280,7 @@ impl Sku {
         }
         let vocab = config.vocab as usize;
         let output = mat(if g.tensors.contains_key("output.weight") { "output.weight" } else { "token_embd.weight" }, vocab, d)?;
-        if d % EMBED_GROUP != 0 {
+        if !d.is_multiple_of(EMBED_GROUP) {
             return Err(SkuError::Bad(format!("model width {d} is not a multiple of {EMBED_GROUP}")));
         }
         Ok(Sku {
@@ -443,7 +443,7 @@ impl Config {
         if self.vocab == 0 || self.vocab > MAX_VOCAB {
             return bad("vocabulary size");
         }
-        if self.heads * self.head_dim != self.d_model || self.heads % self.kv_heads != 0 || self.head_dim % 2 != 0 {
+        if self.heads as u64 * self.head_dim as u64 != self.d_model as u64 || !self.heads.is_multiple_of(self.kv_heads) || !self.head_dim.is_multiple_of(2) {
             return bad("heads do not divide the model width");
         }
         Ok(())
@@ -510,7 +510,7 @@ impl<'a> Reader<'a> {
     /// A matrix whose weight GEMMs need one scale per row unless it says otherwise.
     fn mat(&mut self, rows: usize, cols: usize) -> Result<QMatrix, SkuError> {
         let group = self.u32()? as usize;
-        if group == 0 || cols % group != 0 {
+        if group == 0 || !cols.is_multiple_of(group) {
             return Err(self.err("bad scale group"));
         }
         let n_scales = rows * (cols / group);

@@ -10,7 +10,7 @@
 
 use std::arch::x86_64::*;
 
-const MR: usize = 8;
+const MR: usize = super::ROWS;
 const NR: usize = 32;
 
 /// # Safety
@@ -25,7 +25,7 @@ pub(super) unsafe fn matmul(a: &[i8], b: &[i8], c: &mut [i32], m: usize, k: usiz
     let mut corr = super::column_sums(b, k, n);
     corr.iter_mut().for_each(|s| *s = s.wrapping_mul(128));
     corr.resize(panels * NR, 0);
-    let pa = pack_a(a, m, k, k4, blocks);
+    let pa = super::pack_a(a, m, k, k4, blocks);
 
     let mut tile = [0i32; MR * NR];
     for panel in 0..panels {
@@ -99,23 +99,4 @@ unsafe fn pack_b(b: &[i8], k: usize, n: usize, k4: usize, panels: usize) -> Vec<
         }
     }
     pb
-}
-
-/// A blocks: `[block][kg][row 0..8][4 bytes]` as unsigned (`a + 128`); padding is 128 (= 0).
-fn pack_a(a: &[i8], m: usize, k: usize, k4: usize, blocks: usize) -> Vec<u8> {
-    let mut pa = vec![0x80u8; blocks * k4 * MR * 4];
-    for (i, row) in a.chunks_exact(k).enumerate().take(m) {
-        let base = (i / MR) * k4 * MR * 4 + (i % MR) * 4;
-        let mut chunks = row.chunks_exact(4);
-        for (kg, c) in chunks.by_ref().enumerate() {
-            let v = u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]) ^ 0x8080_8080;
-            let at = base + kg * MR * 4;
-            pa[at..at + 4].copy_from_slice(&v.to_le_bytes());
-        }
-        let kg = k / 4;
-        for (r, &v) in chunks.remainder().iter().enumerate() {
-            pa[base + kg * MR * 4 + r] = (v as u8) ^ 0x80;
-        }
-    }
-    pa
 }

@@ -97,6 +97,28 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, TensorError> {
     Tensor::from_i32(DType::I32, &[m, n], c)
 }
 
+/// Rows per register tile of the VNNI kernels (here and in `model::gemm`).
+pub(crate) const ROWS: usize = 8;
+
+/// A blocks for the VNNI kernels (8-row register tiles): `[block][kg][row 0..8][4 bytes]` as unsigned (`a + 128`); padding is 128 (= 0).
+pub(crate) fn pack_a(a: &[i8], m: usize, k: usize, k4: usize, blocks: usize) -> Vec<u8> {
+    let mut pa = vec![0x80u8; blocks * k4 * ROWS * 4];
+    for (i, row) in a.chunks_exact(k).enumerate().take(m) {
+        let base = (i / ROWS) * k4 * ROWS * 4 + (i % ROWS) * 4;
+        let mut chunks = row.chunks_exact(4);
+        for (kg, c) in chunks.by_ref().enumerate() {
+            let v = u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]) ^ 0x8080_8080;
+            let at = base + kg * ROWS * 4;
+            pa[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        let kg = k / 4;
+        for (r, &v) in chunks.remainder().iter().enumerate() {
+            pa[base + kg * ROWS * 4 + r] = (v as u8) ^ 0x80;
+        }
+    }
+    pa
+}
+
 /// Column sums of B (needed by the VNNI path's unsigned-offset trick).
 fn column_sums(b: &[i8], k: usize, n: usize) -> Vec<i32> {
     let mut s = vec![0i32; n];
