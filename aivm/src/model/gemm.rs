@@ -101,47 +101,18 @@ fn scalar(x: &[i8], m: usize, w: &Packed, j0: usize, j1: usize, out: &mut [i32])
     }
 }
 
+/// The panels `p0..p1` of `W` against packed X, into `out` (`m` rows of the range's width).
+///
+/// # Safety
+/// avx512f + avx512vnni.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vnni")]
 unsafe fn vnni(xa: &[u8], m: usize, w: &Packed, p0: usize, p1: usize, out: &mut [i32]) {
-    use std::arch::x86_64::*;
     let (k4, n) = (w.k4, w.n);
     let width = (p1 * NR).min(n) - p0 * NR;
-    let blocks = m.div_ceil(MR);
-    let mut tile = [0i32; NR];
     for p in p0..p1 {
-        let wp = w.panels.as_ptr().add(p * k4 * NR * 4);
-        let c0 = _mm512_loadu_si512(w.corr.as_ptr().add(p * NR) as *const _);
-        let c1 = _mm512_loadu_si512(w.corr.as_ptr().add(p * NR + 16) as *const _);
         let cols = (n - p * NR).min(NR);
-        for blk in 0..blocks {
-            let xp = xa.as_ptr().add(blk * k4 * MR * 4);
-            let mut acc = [[_mm512_setzero_si512(); 2]; MR];
-            for kg in 0..k4 {
-                let b0 = _mm512_loadu_si512(wp.add(kg * NR * 4) as *const _);
-                let b1 = _mm512_loadu_si512(wp.add(kg * NR * 4 + 64) as *const _);
-                let xr = xp.add(kg * MR * 4) as *const i32;
-                for (r, a) in acc.iter_mut().enumerate() {
-                    let xv = _mm512_set1_epi32(xr.add(r).read_unaligned());
-                    a[0] = _mm512_dpbusd_epi32(a[0], xv, b0);
-                    a[1] = _mm512_dpbusd_epi32(a[1], xv, b1);
-                }
-            }
-            let rows = (m - blk * MR).min(MR);
-            for (r, a) in acc.iter().enumerate().take(rows) {
-                let dst = out.as_mut_ptr().add((blk * MR + r) * width + (p - p0) * NR);
-                let v0 = _mm512_sub_epi32(a[0], c0);
-                let v1 = _mm512_sub_epi32(a[1], c1);
-                if cols == NR {
-                    _mm512_storeu_si512(dst as *mut _, v0);
-                    _mm512_storeu_si512(dst.add(16) as *mut _, v1);
-                } else {
-                    _mm512_storeu_si512(tile.as_mut_ptr() as *mut _, v0);
-                    _mm512_storeu_si512(tile.as_mut_ptr().add(16) as *mut _, v1);
-                    std::ptr::copy_nonoverlapping(tile.as_ptr(), dst, cols);
-                }
-            }
-        }
+        crate::tensor::matmul::avx512::panel_product(xa, m, k4, w.panels.as_ptr().add(p * k4 * NR * 4), w.corr.as_ptr().add(p * NR), cols, out.as_mut_ptr().add((p - p0) * NR), width);
     }
 }
 

@@ -27,38 +27,51 @@ pub(super) unsafe fn matmul(a: &[i8], b: &[i8], c: &mut [i32], m: usize, k: usiz
     corr.resize(panels * NR, 0);
     let pa = super::pack_a(a, m, k, k4, blocks);
 
-    let mut tile = [0i32; MR * NR];
     for panel in 0..panels {
-        let bp = pb.as_ptr().add(panel * k4 * NR * 4);
-        let c0 = _mm512_loadu_si512(corr.as_ptr().add(panel * NR) as *const _);
-        let c1 = _mm512_loadu_si512(corr.as_ptr().add(panel * NR + 16) as *const _);
-        for blk in 0..blocks {
-            let ap = pa.as_ptr().add(blk * k4 * MR * 4);
-            let mut acc = [[_mm512_setzero_si512(); 2]; MR];
-            for kg in 0..k4 {
-                let b0 = _mm512_loadu_si512(bp.add(kg * NR * 4) as *const _);
-                let b1 = _mm512_loadu_si512(bp.add(kg * NR * 4 + 64) as *const _);
-                let arow = ap.add(kg * MR * 4) as *const i32;
-                for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_epi32(arow.add(r).read_unaligned());
-                    acc_r[0] = _mm512_dpbusd_epi32(acc_r[0], av, b0);
-                    acc_r[1] = _mm512_dpbusd_epi32(acc_r[1], av, b1);
-                }
+        let cols = (n - panel * NR).min(NR);
+        panel_product(&pa, m, k4, pb.as_ptr().add(panel * k4 * NR * 4), corr.as_ptr().add(panel * NR), cols, c.as_mut_ptr().add(panel * NR), n);
+    }
+}
+
+/// One 32-column panel for every 8-row block: `dst[r·stride + j] = Σ_k a[r][k]·b[k][j]` for
+/// `j < cols`. `pa` is packed by [`super::pack_a`], `bp` points at the panel (`[kg][32][4]`),
+/// `corr` at its 32 corrections (`128·Σ_k b[k][j]`). Shared by TENSOR_MATMUL and the
+/// inference GEMM (`model::gemm`), which packs its weights once.
+///
+/// # Safety
+/// avx512f + avx512vnni; `pa` holds `⌈m/8⌉·k4·32` bytes, `bp` `k4·128`, `corr` 32 values,
+/// `dst` rows `0..m` of `cols` values at `stride`.
+#[target_feature(enable = "avx512f,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn panel_product(pa: &[u8], m: usize, k4: usize, bp: *const i8, corr: *const i32, cols: usize, dst: *mut i32, stride: usize) {
+    let c0 = _mm512_loadu_si512(corr as *const _);
+    let c1 = _mm512_loadu_si512(corr.add(16) as *const _);
+    let mut tile = [0i32; NR];
+    for blk in 0..m.div_ceil(MR) {
+        let ap = pa.as_ptr().add(blk * k4 * MR * 4);
+        let mut acc = [[_mm512_setzero_si512(); 2]; MR];
+        for kg in 0..k4 {
+            let b0 = _mm512_loadu_si512(bp.add(kg * NR * 4) as *const _);
+            let b1 = _mm512_loadu_si512(bp.add(kg * NR * 4 + 64) as *const _);
+            let arow = ap.add(kg * MR * 4) as *const i32;
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_epi32(arow.add(r).read_unaligned());
+                acc_r[0] = _mm512_dpbusd_epi32(acc_r[0], av, b0);
+                acc_r[1] = _mm512_dpbusd_epi32(acc_r[1], av, b1);
             }
-            let rows = (m - blk * MR).min(MR);
-            let cols = (n - panel * NR).min(NR);
-            for (r, acc_r) in acc.iter().enumerate().take(rows) {
-                let v0 = _mm512_sub_epi32(acc_r[0], c0);
-                let v1 = _mm512_sub_epi32(acc_r[1], c1);
-                let dst = c.as_mut_ptr().add((blk * MR + r) * n + panel * NR);
-                if cols == NR {
-                    _mm512_storeu_si512(dst as *mut _, v0);
-                    _mm512_storeu_si512(dst.add(16) as *mut _, v1);
-                } else {
-                    _mm512_storeu_si512(tile.as_mut_ptr() as *mut _, v0);
-                    _mm512_storeu_si512(tile.as_mut_ptr().add(16) as *mut _, v1);
-                    std::ptr::copy_nonoverlapping(tile.as_ptr(), dst, cols);
-                }
+        }
+        let rows = (m - blk * MR).min(MR);
+        for (r, acc_r) in acc.iter().enumerate().take(rows) {
+            let v0 = _mm512_sub_epi32(acc_r[0], c0);
+            let v1 = _mm512_sub_epi32(acc_r[1], c1);
+            let d = dst.add((blk * MR + r) * stride);
+            if cols == NR {
+                _mm512_storeu_si512(d as *mut _, v0);
+                _mm512_storeu_si512(d.add(16) as *mut _, v1);
+            } else {
+                _mm512_storeu_si512(tile.as_mut_ptr() as *mut _, v0);
+                _mm512_storeu_si512(tile.as_mut_ptr().add(16) as *mut _, v1);
+                std::ptr::copy_nonoverlapping(tile.as_ptr(), d, cols);
             }
         }
     }

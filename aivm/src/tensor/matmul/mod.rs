@@ -6,7 +6,7 @@
 //! AVX-512 VNNI, then AVX2, then the scalar oracle.
 
 mod avx2;
-mod avx512;
+pub(crate) mod avx512;
 mod scalar;
 
 use super::{DType, Tensor, TensorError};
