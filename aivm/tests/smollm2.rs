@@ -37,6 +37,9 @@ fn tokenizer_vectors() {
     assert_eq!(ids[0], 1);
     assert_eq!(*ids.last().unwrap(), 2);
     assert_eq!(t.decode(&t.encode("Grüße, 東京! 3.14")), "Grüße, 東京! 3.14");
+    // Hostile input: one 64 KiB "word" (cut into bounded pieces) still round-trips.
+    let long = "é".repeat(32 << 10);
+    assert_eq!(t.decode(&t.encode(&long)), long);
 }
 
 #[test]

@@ -53,21 +53,25 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let engine = c.data().loaded.get(h as usize).cloned().ok_or_else(|| arg(format!("no model handle {h}")))?;
             let input = read(&mut c, "model_infer", ptr, len, MAX_INFER_INPUT, "inference input")?;
             let max_new = u32::try_from(max_new).ok().filter(|&n| (1..=MAX_NEW_TOKENS).contains(&n)).ok_or_else(|| arg("max_new out of range"))?;
-            let prompt: Vec<u32> = match kind {
-                0 if input.len() % 4 == 0 => input.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-                1 => {
-                    let text = std::str::from_utf8(&input).map_err(|_| arg("prompt is not UTF-8"))?;
-                    engine.tokenizer.encode(&engine.tokenizer.chat_prompt(text))
-                }
+            // Gas first: for text, every token is at least one byte, so the templated text's
+            // length bounds the prompt's token count before any tokenizing is done.
+            let text = match kind {
+                0 if input.len() % 4 == 0 => None,
+                1 => Some(engine.tokenizer.chat_prompt(std::str::from_utf8(&input).map_err(|_| arg("prompt is not UTF-8"))?)),
                 _ => return Err(arg("bad inference input kind or length")),
             };
+            let prompt_bound = text.as_ref().map_or(input.len() / 4, String::len) as u64;
             let sched = &c.data().schedule;
             let (price, per_token) = (sched.model_infer, sched.model_token);
             let gas = engine
-                .macs_bound(prompt.len() as u64, max_new as u64)
+                .macs_bound(prompt_bound, max_new as u64)
                 .and_then(|macs| price.cost(macs / 64))
-                .and_then(|g| g.checked_add(per_token.checked_mul(prompt.len() as u64 + max_new as u64)?));
+                .and_then(|g| g.checked_add(per_token.checked_mul(prompt_bound + max_new as u64)?));
             charge(&mut c, "model_infer", gas)?;
+            let prompt: Vec<u32> = match text {
+                Some(t) => engine.tokenizer.encode(&t),
+                None => input.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            };
             let (receipt, _trace) = run_committed(&engine, &[prompt], max_new as usize).map_err(|e| arg(e.to_string()))?;
             let out = &receipt.outputs[0];
             let mut reg = Vec::with_capacity(4 + out.len() * 4 + 64);

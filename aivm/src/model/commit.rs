@@ -135,11 +135,6 @@ impl GemmSink for Trace {
     }
 }
 
-impl Trace {
-    pub fn leaves(&self) -> Vec<Hash> {
-        self.gemms.iter().map(|g| g.commit.leaf()).collect()
-    }
-}
 
 /// What a worker publishes about one inference run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,6 +191,10 @@ pub fn run_committed(engine: &Engine, prompts: &[Vec<u32>], max_new: usize) -> R
 }
 
 impl Trace {
+    pub fn leaves(&self) -> Vec<Hash> {
+        self.gemms.iter().map(|g| g.commit.leaf()).collect()
+    }
+
     /// The worker's trace file: each GEMM as a length-prefixed opening (no proof).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::new();

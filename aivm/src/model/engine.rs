@@ -130,7 +130,10 @@ pub struct Engine {
     pub opts: Options,
 }
 
-/// One sequence's KV cache, per layer: int8 rows `[pos][kv_head][head_dim]` and their scales.
+/// One sequence's KV cache for one layer and KV head: int8 rows `[pos][head_dim]` and their
+/// scales. One per head keeps each head's rows contiguous: they are the attention GEMMs'
+/// right operand as is.
+#[derive(Default)]
 struct Cache {
     k: Vec<i8>,
     ks: Vec<Scale>,
@@ -143,7 +146,14 @@ fn pack(m: &QMatrix) -> Packed {
 }
 
 impl Engine {
+    /// Load `sku`, computing its MODEL_HASH (a pass over its canonical bytes).
     pub fn new(sku: Arc<Sku>, opts: Options) -> Self {
+        let hash = sku.hash();
+        Self::with_hash(sku, hash, opts)
+    }
+
+    /// Load `sku` whose MODEL_HASH the caller already checked (the artifact store does).
+    pub fn with_hash(sku: Arc<Sku>, sku_hash: [u8; 32], opts: Options) -> Self {
         let layers = sku
             .layers
             .iter()
@@ -158,7 +168,7 @@ impl Engine {
             rope_turns: fixed::rope_turns(c.rope_theta, c.head_dim as usize / 2),
             attn_scale: Scale::ratio(1 << 32, fixed::isqrt(hd << 64)),
             opts,
-            sku_hash: sku.hash(),
+            sku_hash,
             sku,
         }
     }
@@ -195,9 +205,10 @@ impl Engine {
                 return Err(InferError::TooLong(total, limit));
             }
         }
-        let mut caches: Vec<Vec<Cache>> = prompts
+        // caches[seq][layer][kv head]
+        let mut caches: Vec<Vec<Vec<Cache>>> = prompts
             .iter()
-            .map(|_| (0..c.layers).map(|_| Cache { k: Vec::new(), ks: Vec::new(), v: Vec::new(), vs: Vec::new() }).collect())
+            .map(|_| (0..c.layers).map(|_| (0..c.kv_heads).map(|_| Cache::default()).collect()).collect())
             .collect();
         let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
         let mut active: Vec<usize> = (0..prompts.len()).collect();
@@ -224,7 +235,7 @@ impl Engine {
 
     /// One forward step: `feed[s]` new tokens for each active sequence `s`; returns the greedy
     /// next token of each.
-    fn forward(&self, step: u32, active: &[usize], feed: &[Vec<u32>], caches: &mut [Vec<Cache>], sink: &mut dyn GemmSink) -> Vec<u32> {
+    fn forward(&self, step: u32, active: &[usize], feed: &[Vec<u32>], caches: &mut [Vec<Vec<Cache>>], sink: &mut dyn GemmSink) -> Vec<u32> {
         let c = &self.sku.config;
         let (d, hd) = (c.d_model as usize, c.head_dim as usize);
         let kvh = c.kv_heads as usize;
@@ -233,7 +244,7 @@ impl Engine {
         // Rows: the new tokens of each active sequence, in order; their positions.
         let mut rows: Vec<(usize, usize, u32)> = Vec::new(); // (seq, position, token)
         for &s in active {
-            let start = caches[s][0].ks.len() / kvh;
+            let start = caches[s][0][0].ks.len();
             rows.extend(feed[s].iter().enumerate().map(|(i, &t)| (s, start + i, t)));
         }
         let m = rows.len();
@@ -268,8 +279,7 @@ impl Engine {
             }
             // Append K and V to the caches, quantized per (token, kv head).
             for (r, &(s, _, _)) in rows.iter().enumerate() {
-                let cache = &mut caches[s][li];
-                for g in 0..kvh {
+                for (g, cache) in caches[s][li].iter_mut().enumerate() {
                     let at = r * kvd + g * hd;
                     let mut buf = vec![0i8; hd];
                     cache.ks.push(quantize(&k[at..at + hd], &mut buf));
@@ -282,8 +292,7 @@ impl Engine {
             let mut r0 = 0;
             for &s in active {
                 let n_new = feed[s].len();
-                let cache = &caches[s][li];
-                self.attention(sink, step, l, s as u32, cache, &q[r0 * d..(r0 + n_new) * d], &rows[r0..r0 + n_new], &mut attn[r0 * d..(r0 + n_new) * d]);
+                self.attention(sink, step, l, s as u32, &caches[s][li], &q[r0 * d..(r0 + n_new) * d], &rows[r0..r0 + n_new], &mut attn[r0 * d..(r0 + n_new) * d]);
                 r0 += n_new;
             }
             for r in 0..m {
@@ -337,14 +346,14 @@ impl Engine {
     /// Causal attention of one sequence's new rows, per KV head group: scores GEMM, integer
     /// softmax with V's scales folded into the probabilities, mix GEMM.
     #[allow(clippy::too_many_arguments)]
-    fn attention(&self, sink: &mut dyn GemmSink, step: u32, layer: u32, seq: u32, cache: &Cache, q: &[i32], rows: &[(usize, usize, u32)], out: &mut [i32]) {
+    fn attention(&self, sink: &mut dyn GemmSink, step: u32, layer: u32, seq: u32, caches: &[Cache], q: &[i32], rows: &[(usize, usize, u32)], out: &mut [i32]) {
         let c = &self.sku.config;
         let (hd, heads, kvh) = (c.head_dim as usize, c.heads as usize, c.kv_heads as usize);
         let (d, group) = (heads * hd, heads / kvh);
-        let ctx = cache.ks.len() / kvh;
         let n_new = rows.len();
         let mr = n_new * group;
-        for g in 0..kvh {
+        for (g, cache) in caches.iter().enumerate().take(kvh) {
+            let ctx = cache.ks.len();
             // Q rows of this group: (token, head in group), scaled by 1/√hd.
             let mut xq = vec![0i8; mr * hd];
             let mut sq = vec![Scale::ZERO; mr];
@@ -356,24 +365,23 @@ impl Engine {
                 }
             }
             // This group's K and V rows, [ctx × hd].
-            let kg: Vec<i8> = (0..ctx).flat_map(|p| cache.k[(p * kvh + g) * hd..(p * kvh + g + 1) * hd].iter().copied()).collect();
-            let vg: Vec<i8> = (0..ctx).flat_map(|p| cache.v[(p * kvh + g) * hd..(p * kvh + g + 1) * hd].iter().copied()).collect();
+            let (kg, vg) = (&cache.k, &cache.v);
             let mut scores = vec![0i32; mr * ctx];
             for r in 0..mr {
                 for p in 0..ctx {
                     scores[r * ctx + p] = dot_i8(&xq[r * hd..(r + 1) * hd], &kg[p * hd..(p + 1) * hd]);
                 }
             }
-            sink.gemm(&GemmRecord { id: GemmId { step, layer, kind: GemmKind::Scores, seq, head: g as u32 }, m: mr, k: hd, n: ctx, x: &xq, x_scales: &sq, y: &scores, rhs: Some(&kg) });
+            sink.gemm(&GemmRecord { id: GemmId { step, layer, kind: GemmKind::Scores, seq, head: g as u32 }, m: mr, k: hd, n: ctx, x: &xq, x_scales: &sq, y: &scores, rhs: Some(kg) });
             let mut pq = vec![0i8; mr * ctx];
             let mut out_scale = vec![Scale::ZERO; mr];
             for r in 0..mr {
                 let pos = rows[r / group].1;
                 let valid = pos + 1;
                 let logits: Vec<i64> = (0..valid)
-                    .map(|p| round_shift(scores[r * ctx + p] as i64 * (sq[r].m as i64 * cache.ks[p * kvh + g].m as i64), -(sq[r].e + cache.ks[p * kvh + g].e + 16)) as i64)
+                    .map(|p| round_shift(scores[r * ctx + p] as i64 * (sq[r].m as i64 * cache.ks[p].m as i64), -(sq[r].e + cache.ks[p].e + 16)) as i64)
                     .collect();
-                let (sc, extra) = softmax_fold(&logits, |p| cache.vs[p * kvh + g], &mut pq[r * ctx..r * ctx + valid]);
+                let (sc, extra) = softmax_fold(&logits, |p| cache.vs[p], &mut pq[r * ctx..r * ctx + valid]);
                 out_scale[r] = Scale { m: sc.m, e: sc.e + extra };
             }
             let mut mixed = vec![0i32; mr * hd];
@@ -388,7 +396,7 @@ impl Engine {
                     }
                 }
             }
-            sink.gemm(&GemmRecord { id: GemmId { step, layer, kind: GemmKind::Mix, seq, head: g as u32 }, m: mr, k: ctx, n: hd, x: &pq, x_scales: &out_scale, y: &mixed, rhs: Some(&vg) });
+            sink.gemm(&GemmRecord { id: GemmId { step, layer, kind: GemmKind::Mix, seq, head: g as u32 }, m: mr, k: ctx, n: hd, x: &pq, x_scales: &out_scale, y: &mixed, rhs: Some(vg) });
             for t in 0..n_new {
                 for hh in 0..group {
                     let (r, head) = (t * group + hh, g * group + hh);

@@ -93,8 +93,8 @@ pub fn schedule(sku: &Sku, r: &Receipt) -> Result<Vec<(GemmId, [u32; 3])>, Verif
         }
         let new: Vec<u32> = active.iter().map(|&s| if step == 0 { r.prompts[s].len() as u32 } else { 1 }).collect();
         let m: u32 = new.iter().sum();
-        for &(s, n) in active.iter().zip(&new).collect::<Vec<_>>().iter() {
-            ctx[*s] += *n;
+        for (&s, &n) in active.iter().zip(&new) {
+            ctx[s] += n;
         }
         let id = |layer, kind, seq, head| GemmId { step, layer, kind, seq, head };
         for l in 0..c.layers {
@@ -351,26 +351,47 @@ unsafe fn y_times_r_avx512(y: &[i32], m: usize, n: usize, rt: &[i64]) -> Vec<i64
     y_times_r_plain(y, m, n, rt, 8)
 }
 
-/// Check one opened GEMM without the rest of the receipt (FREIVALDS_VERIFY): its data matches
-/// its commitment, the commitment is leaf `index` of `gemm_root` (of `gemm_count`), and
-/// Freivalds holds with vectors drawn from `seed` and the receipt hash. The run-shape and row
-/// chain checks need the whole receipt and are [`verify`]'s.
-pub fn verify_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64, seed: &Hash, og: &OpenGemm) -> bool {
+/// Why one opened GEMM failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GemmFault {
+    /// The data does not recommit to the leaf, or the leaf is not in the root.
+    Commitment,
+    /// Freivalds found `Y ≠ X·B` (or the operands do not fit the model).
+    Freivalds,
+}
+
+/// The checks every opened GEMM gets: data matches its commitment, the commitment is leaf
+/// `index` of `gemm_root` (of `gemm_count`), and Freivalds holds with the challenge's vectors
+/// for that index. Shapes are checked before any vector is drawn, so a hostile shape cannot
+/// make the verifier allocate.
+fn check_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64, ch: &Challenge, og: &OpenGemm) -> Result<(), GemmFault> {
     let c = &og.data.commit;
-    let Some(id) = c.id() else { return false };
+    let id = c.id().ok_or(GemmFault::Commitment)?;
     if og.data.x_scales.len() != c.m as usize || og.data.recommit() != *c {
-        return false;
+        return Err(GemmFault::Commitment);
     }
     if !merkle::verify(gemm_root, &c.leaf(), og.index, gemm_count, &og.proof) {
-        return false;
+        return Err(GemmFault::Commitment);
     }
+    let (b, transposed) = match (weight(sku, &id), &og.data.rhs) {
+        (Some(w), None) if w.rows == c.n as usize && w.cols == c.k as usize => (&w.q[..], true),
+        (None, Some(rhs)) => (&rhs[..], id.kind == GemmKind::Scores),
+        _ => return Err(GemmFault::Freivalds),
+    };
+    let (m, k, n) = (c.m as usize, c.k as usize, c.n as usize);
+    if m == 0 || k == 0 || n == 0 || og.data.x.len() != m * k || og.data.y.len() != m * n || b.len() != k * n {
+        return Err(GemmFault::Freivalds);
+    }
+    let rs = vectors(ch, receipt_hash, og.index, n);
+    if freivalds(&og.data, b, transposed, &rs) { Ok(()) } else { Err(GemmFault::Freivalds) }
+}
+
+/// Check one opened GEMM without the rest of the receipt (FREIVALDS_VERIFY): [`check_gemm`]
+/// with vectors drawn from `seed` and the receipt hash. The run-shape and row chain checks
+/// need the whole receipt and are [`verify`]'s.
+pub fn verify_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64, seed: &Hash, og: &OpenGemm) -> bool {
     let ch = Challenge { seed: *seed, gemms: 0, rows: 0 };
-    let rs = vectors(&ch, receipt_hash, og.index, c.n as usize);
-    match (weight(sku, &id), &og.data.rhs) {
-        (Some(w), None) => w.rows == c.n as usize && w.cols == c.k as usize && freivalds(&og.data, &w.q, true, &rs),
-        (None, Some(rhs)) => freivalds(&og.data, rhs, id.kind == GemmKind::Scores, &rs),
-        _ => false,
-    }
+    check_gemm(sku, receipt_hash, gemm_root, gemm_count, &ch, og).is_ok()
 }
 
 impl OpenGemm {
@@ -470,21 +491,13 @@ pub fn verify(sku: &Sku, sku_hash: &Hash, receipt: &Receipt, ch: &Challenge, res
         let (id, dims) = sched[og.index as usize];
         let what = format!("step {} layer {} {}", id.step, id.layer, id.kind.name());
         let c = &og.data.commit;
-        let bad_commit = || VerifyError::Commitment { index: og.index, what: what.clone() };
-        if c.id() != Some(id) || [c.m, c.k, c.n] != dims || og.data.recommit() != *c || og.data.x_scales.len() != c.m as usize {
-            return Err(bad_commit());
+        if c.id() != Some(id) || [c.m, c.k, c.n] != dims {
+            return Err(VerifyError::Commitment { index: og.index, what });
         }
-        if !merkle::verify(&receipt.gemm_root, &c.leaf(), og.index, receipt.gemm_count, &og.proof) {
-            return Err(bad_commit());
-        }
-        let rs = vectors(ch, &rh, og.index, c.n as usize);
-        let ok = match (weight(sku, &id), &og.data.rhs) {
-            (Some(w), None) => freivalds(&og.data, &w.q, true, &rs),
-            (None, Some(rhs)) => freivalds(&og.data, rhs, id.kind == GemmKind::Scores, &rs),
-            _ => false,
-        };
-        if !ok {
-            return Err(VerifyError::Freivalds { index: og.index, what });
+        match check_gemm(sku, &rh, &receipt.gemm_root, receipt.gemm_count, ch, og) {
+            Ok(()) => {}
+            Err(GemmFault::Commitment) => return Err(VerifyError::Commitment { index: og.index, what }),
+            Err(GemmFault::Freivalds) => return Err(VerifyError::Freivalds { index: og.index, what }),
         }
     }
     // Row chains.
@@ -627,12 +640,19 @@ fn check_chain<'a>(sku: &Sku, r: &Receipt, sched: &[(GemmId, [u32; 3])], step: u
 /// The worker's answer to a challenge, from its trace.
 pub fn respond(sku: &Sku, receipt: &Receipt, trace: &Trace, ch: &Challenge) -> Result<Response, VerifyError> {
     let sched = schedule(sku, receipt)?;
-    if sched.len() != trace.gemms.len() {
+    // The trace is a file: its GEMMs must have the shapes the run performs before any row of
+    // them is indexed.
+    let fits = sched.len() == trace.gemms.len()
+        && sched.iter().zip(&trace.gemms).all(|((id, dims), g)| {
+            let c = &g.commit;
+            c.id() == Some(*id) && [c.m, c.k, c.n] == *dims && g.x.len() == c.m as usize * c.k as usize && g.y.len() == c.m as usize * c.n as usize && g.x_scales.len() == c.m as usize
+        });
+    if !fits {
         return Err(VerifyError::Response("trace does not match the receipt".into()));
     }
     let (gemms, rows) = select(ch, receipt, &sched);
-    let leaves = trace.leaves();
-    let proof = |i: usize| merkle::prove(&leaves, i).unwrap_or_default();
+    let (_, proofs) = merkle::prove_all(&trace.leaves());
+    let proof = |i: usize| proofs.get(i).cloned().unwrap_or_default();
     let mut resp = Response { gemms: gemms.iter().map(|&i| OpenGemm { index: i, data: trace.gemms[i as usize].clone(), proof: proof(i as usize) }).collect(), rows: Vec::new() };
     for (step, row) in rows {
         for (kind, layer, is_y, at) in chain_plan(sku, receipt, step, row) {
@@ -827,6 +847,21 @@ mod tests {
             for cut in [0, 10, enc.len() / 2, enc.len() - 1] {
                 assert!(OpenGemm::decode(&enc[..cut]).is_none());
             }
+        }
+        // A hostile opening whose commitment is self-consistent (the caller supplies the root)
+        // but has empty or huge dimensions: rejected without panicking or allocating.
+        for (m, k, n) in [(1u32, 0u32, 1u32), (0, 1, 1), (1, 1, 0), (0, 0, u32::MAX)] {
+            let mut data = GemmData {
+                commit: GemmCommit { step: 0, layer: 0, kind: GemmKind::Scores as u8, seq: 0, head: 0, m, k, n, x_root: [0; 32], y_root: [0; 32], rhs_root: [0; 32] },
+                x: vec![0; (m * k) as usize],
+                x_scales: vec![Scale::ZERO; m as usize],
+                y: vec![0; (m as u64 * n as u64).min(1 << 20) as usize],
+                rhs: Some(vec![0; (k as u64 * n as u64).min(1 << 20) as usize]),
+            };
+            data.commit = data.recommit();
+            let og = OpenGemm { index: 0, proof: vec![], data };
+            let root = og.data.commit.leaf();
+            assert!(!verify_gemm(&e.sku, &rh, &root, 1, &ch.seed, &og), "{m}x{k}x{n}");
         }
     }
 

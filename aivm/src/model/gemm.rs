@@ -126,15 +126,7 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
 mod tests {
     use super::*;
 
-    fn bytes(seed: u64, n: usize) -> Vec<i8> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 56) as i8).max(-127)
-            })
-            .collect()
-    }
+    use crate::tensor::lcg_bytes as bytes;
 
     #[test]
     fn paths_and_thread_counts_agree() {

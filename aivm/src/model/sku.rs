@@ -12,7 +12,8 @@ use thiserror::Error;
 
 const MAGIC: &[u8; 8] = b"AIVMSKU1";
 /// Upper bounds that keep a hostile SKU from asking for absurd allocations.
-const MAX_DIM: u32 = 1 << 17;
+/// Widths stay within the exact-GEMM bound (`k ≤ MAX_K`), since every width is some GEMM's `k`.
+const MAX_DIM: u32 = crate::tensor::matmul::MAX_K as u32;
 const MAX_LAYERS: u32 = 512;
 const MAX_VOCAB: u32 = 1 << 20;
 
@@ -231,11 +232,17 @@ impl Sku {
             Some(super::gguf::Value::Array(v)) => v.iter().map(|x| x.as_u64().unwrap_or(1) as i32).collect(),
             _ => vec![1; tokens.len()],
         };
+        let eos = match tokens.iter().position(|t| t == "<|im_end|>") {
+            Some(p) => p as u64,
+            None => g.u64("tokenizer.ggml.eos_token_id")?,
+        };
+        if types.len() != tokens.len() || eos >= tokens.len() as u64 {
+            return Err(SkuError::Bad("token types or eos do not match the vocabulary".into()));
+        }
         let tokenizer = TokenizerData {
             pre: g.str("tokenizer.ggml.pre").unwrap_or("default").to_string(),
             merges: g.strings("tokenizer.ggml.merges")?.into_iter().map(String::from).collect(),
-            eos: tokens.iter().position(|t| t == "<|im_end|>").map(|p| p as u32)
-                .unwrap_or(g.u64("tokenizer.ggml.eos_token_id")? as u32),
+            eos: eos as u32,
             tokens,
             types,
         };

@@ -117,7 +117,7 @@ impl ModelRegistry {
         if let Some(e) = self.engines.lock().unwrap_or_else(|p| p.into_inner()).get(hash) {
             return Ok(e.clone());
         }
-        let e = Arc::new(super::Engine::new(self.store.get(hash)?, self.opts));
+        let e = Arc::new(super::Engine::with_hash(self.store.get(hash)?, *hash, self.opts));
         self.engines.lock().unwrap_or_else(|p| p.into_inner()).insert(*hash, e.clone());
         Ok(e)
     }

@@ -9,13 +9,18 @@
 use super::sku::TokenizerData;
 use std::collections::HashMap;
 
+/// Longest piece BPE runs on in one go (bytes).
+pub const MAX_PIECE: usize = 256;
+
 pub struct Tokenizer {
-    ids: HashMap<String, u32>,
     tokens: Vec<String>,
-    ranks: HashMap<(String, String), u32>,
+    /// `(left id, right id) → (rank, merged id)` for every merge whose parts and result are
+    /// in the vocabulary.
+    merges: HashMap<(u32, u32), (u32, u32)>,
+    /// The token of each byte's character (`None`: not in the vocabulary; the byte is dropped).
+    byte_ids: [Option<u32>; 256],
     /// Control tokens, longest first, for matching in text.
     specials: Vec<(String, u32)>,
-    byte_char: [char; 256],
     char_byte: HashMap<char, u8>,
     pre: Pre,
     pub eos: u32,
@@ -49,12 +54,15 @@ fn byte_chars() -> [char; 256] {
 
 impl Tokenizer {
     pub fn new(d: &TokenizerData) -> Self {
-        let ids = d.tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
-        let ranks = d
+        let ids: HashMap<&str, u32> = d.tokens.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect();
+        let merges = d
             .merges
             .iter()
             .enumerate()
-            .filter_map(|(r, m)| m.split_once(' ').map(|(a, b)| ((a.to_string(), b.to_string()), r as u32)))
+            .filter_map(|(r, m)| {
+                let (a, b) = m.split_once(' ')?;
+                Some(((*ids.get(a)?, *ids.get(b)?), (r as u32, *ids.get(format!("{a}{b}").as_str())?)))
+            })
             .collect();
         let mut specials: Vec<(String, u32)> = d
             .tokens
@@ -67,12 +75,13 @@ impl Tokenizer {
         specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
         let byte_char = byte_chars();
         let char_byte = byte_char.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
+        let byte_ids = byte_char.map(|c| ids.get(c.to_string().as_str()).copied());
         let pre = match d.pre.as_str() {
             "smollm" => Pre::SmolLm,
             "qwen2" => Pre::Qwen2,
             _ => Pre::Gpt2,
         };
-        Self { ids, tokens: d.tokens.clone(), ranks, specials, byte_char, char_byte, pre, eos: d.eos }
+        Self { tokens: d.tokens.clone(), merges, byte_ids, specials, char_byte, pre, eos: d.eos }
     }
 
     /// Token ids of `text`, control tokens included.
@@ -124,28 +133,31 @@ impl Tokenizer {
         out
     }
 
-    /// Byte-level BPE of one piece: map bytes to characters, then merge the lowest-ranked
-    /// adjacent pair until none is in the merge list.
+    /// Byte-level BPE of one piece: start from the bytes' tokens, then merge the lowest-ranked
+    /// adjacent pair (leftmost first) until no pair is a merge. Pieces longer than
+    /// [`MAX_PIECE`] bytes are cut at character boundaries first, which bounds the quadratic
+    /// merge loop on hostile input (no real word is that long).
     fn bpe(&self, piece: &str, out: &mut Vec<u32>) {
-        let mut parts: Vec<String> = piece.bytes().map(|b| self.byte_char[b as usize].to_string()).collect();
-        loop {
-            let best = parts
-                .windows(2)
-                .enumerate()
-                .filter_map(|(i, w)| self.ranks.get(&(w[0].clone(), w[1].clone())).map(|&r| (r, i)))
-                .min();
-            let Some((_, i)) = best else { break };
-            let merged = format!("{}{}", parts[i], parts[i + 1]);
-            parts[i] = merged;
-            parts.remove(i + 1);
-        }
-        for p in parts {
-            match self.ids.get(&p) {
-                Some(&id) => out.push(id),
-                // Not in the vocabulary: fall back to its single bytes (always present in
-                // byte-level vocabularies; skipped if not).
-                None => out.extend(p.chars().filter_map(|c| self.ids.get(&c.to_string()).copied())),
+        let mut rest = piece;
+        while !rest.is_empty() {
+            let mut cut = rest.len().min(MAX_PIECE);
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
             }
+            let (chunk, tail) = rest.split_at(cut.max(1).min(rest.len()));
+            rest = tail;
+            let mut parts: Vec<u32> = chunk.bytes().filter_map(|b| self.byte_ids[b as usize]).collect();
+            loop {
+                let best = parts
+                    .windows(2)
+                    .enumerate()
+                    .filter_map(|(i, w)| self.merges.get(&(w[0], w[1])).map(|&(rank, merged)| (rank, i, merged)))
+                    .min();
+                let Some((_, i, merged)) = best else { break };
+                parts[i] = merged;
+                parts.remove(i + 1);
+            }
+            out.extend(parts);
         }
     }
 

@@ -11,6 +11,18 @@ pub mod ops;
 
 pub use arena::{Arena, Handle};
 
+/// Deterministic pseudo-random int8 test data (a 64-bit LCG's top byte).
+#[cfg(test)]
+pub(crate) fn lcg_bytes(seed: u64, len: usize) -> Vec<i8> {
+    let mut s = seed;
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 56) as i8
+        })
+        .collect()
+}
+
 use thiserror::Error;
 
 /// Most dimensions a tensor may have.

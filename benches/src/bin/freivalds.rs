@@ -13,6 +13,7 @@ use aivm::model::gemm::{gemm, Packed};
 use aivm::model::sku::quantize_rows;
 use aivm::tensor::matmul::Path;
 use aivm_benches::timing::median_ns;
+use aivm_benches::workloads::i8s;
 use std::time::Duration;
 
 struct Arch {
@@ -30,16 +31,9 @@ fn arch(name: &str) -> Option<Arch> {
     })
 }
 
+/// Synthetic int8 data without −128 (which a SKU never holds).
 fn bytes(seed: u64, n: usize) -> Vec<i8> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 24) as i8).max(-127)
-        })
-        .collect()
+    i8s(seed, n).into_iter().map(|v| v.max(-127)).collect()
 }
 
 fn main() {

@@ -135,15 +135,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn lcg_bytes(seed: u64, len: usize) -> Vec<i8> {
-        let mut s = seed;
-        (0..len)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                (s >> 56) as i8
-            })
-            .collect()
-    }
+    use crate::tensor::lcg_bytes;
 
     #[test]
     fn known_product() {
