@@ -1,15 +1,7 @@
 //! Deterministic inputs and small wasm programs used by the benchmarks.
 
 /// Pseudo-random int8 values from a 64-bit LCG (same bytes on every machine).
-pub fn i8s(seed: u64, len: usize) -> Vec<i8> {
-    let mut s = seed;
-    (0..len)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 56) as i8
-        })
-        .collect()
-}
+pub use aivm::tensor::lcg_bytes as i8s;
 
 /// A Q16 probability-like vector with strictly positive entries.
 pub fn q16_probs(seed: u64, len: usize) -> Vec<i32> {

@@ -11,9 +11,9 @@ pub mod ops;
 
 pub use arena::{Arena, Handle};
 
-/// Deterministic pseudo-random int8 test data (a 64-bit LCG's top byte).
-#[cfg(test)]
-pub(crate) fn lcg_bytes(seed: u64, len: usize) -> Vec<i8> {
+/// Deterministic pseudo-random int8 data for tests and benchmarks (a 64-bit LCG's top byte;
+/// the same bytes on every machine).
+pub fn lcg_bytes(seed: u64, len: usize) -> Vec<i8> {
     let mut s = seed;
     (0..len)
         .map(|_| {
