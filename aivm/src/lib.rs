@@ -9,7 +9,9 @@
 //! - [`vm`]: deploy (validate, compile, cache) and call contracts.
 //! - [`host`]: the host ABI (`spec/abi.md`) linked into every instance.
 //! - [`tensor`] and [`verify`]: the opcode kernels (`spec/opcodes.md`), pure functions.
+//! - [`backend`]: where the kernels run (CPU or OpenCL), bit-identical either way.
 
+pub mod backend;
 pub mod model;
 pub mod tensor;
 pub mod verify;

@@ -97,6 +97,9 @@ pub enum TensorError {
     TooManyTensors(usize),
     #[error("invalid argument: {0}")]
     Argument(String),
+    /// The backend (device) failed: a node fault, not something the inputs caused.
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
 }
 
 impl Tensor {

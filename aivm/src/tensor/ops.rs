@@ -2,10 +2,12 @@
 //!
 //! Row-wise kernels work along the last dimension. Each loop runs in index order
 //! and accumulates exactly (i64/i128), so results do not depend on how rows are
-//! split across threads or SIMD lanes.
+//! split across threads or SIMD lanes. The `*_on` forms validate, then run the arithmetic on
+//! a [`Backend`]; the plain forms use the CPU.
 
 use super::fixed::{div_round_half_even, div_round_half_even_i64, exp_neg_q16_to_q30, saturate_i32};
 use super::{DType, Data, Tensor, TensorError};
+use crate::backend::{Backend, CpuBackend, Elems};
 
 fn same_shape(a: &Tensor, b: &Tensor) -> Result<(), TensorError> {
     if a.shape() != b.shape() || a.dtype() != b.dtype() {
@@ -37,32 +39,38 @@ pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor, TensorError> {
 }
 
 /// Scale must be a positive Q16 value.
-fn check_scale(scale_q16: i32) -> Result<i64, TensorError> {
+fn check_scale(scale_q16: i32) -> Result<i32, TensorError> {
     if scale_q16 <= 0 {
         return Err(TensorError::Argument(format!("scale must be positive, got {scale_q16}")));
     }
-    Ok(scale_q16 as i64)
+    Ok(scale_q16)
 }
 
 /// Q16 → I8: `q = clamp(round_half_even(x / scale), −127, 127)`.
 pub fn quantize(x: &Tensor, scale_q16: i32) -> Result<Tensor, TensorError> {
+    quantize_on(&CpuBackend::SERIAL, x, scale_q16)
+}
+
+/// [`quantize`] on a chosen backend.
+pub fn quantize_on(b: &dyn Backend, x: &Tensor, scale_q16: i32) -> Result<Tensor, TensorError> {
     let s = check_scale(scale_q16)?;
-    let v = x.as_q16()?;
-    Tensor::from_i8(
-        x.shape(),
-        v.iter().map(|&e| div_round_half_even_i64(e as i64, s).clamp(-127, 127) as i8).collect(),
-    )
+    Tensor::from_i8(x.shape(), b.quantize(x.as_q16()?, s)?)
 }
 
 /// I8 or I32 → Q16: `y = saturate_i32(x · scale)` (exact product, then clamp).
 pub fn dequantize(x: &Tensor, scale_q16: i32) -> Result<Tensor, TensorError> {
+    dequantize_on(&CpuBackend::SERIAL, x, scale_q16)
+}
+
+/// [`dequantize`] on a chosen backend.
+pub fn dequantize_on(b: &dyn Backend, x: &Tensor, scale_q16: i32) -> Result<Tensor, TensorError> {
     let s = check_scale(scale_q16)?;
-    let out: Vec<i32> = match (x.dtype(), x.data()) {
-        (DType::I8, Data::I8(v)) => v.iter().map(|&e| saturate_i32((e as i64 * s) as i128)).collect(),
-        (DType::I32, Data::I32(v)) => v.iter().map(|&e| saturate_i32((e as i64 * s) as i128)).collect(),
+    let elems = match (x.dtype(), x.data()) {
+        (DType::I8, Data::I8(v)) => Elems::I8(v),
+        (DType::I32, Data::I32(v)) => Elems::I32(v),
         (got, _) => return Err(TensorError::DType { expected: "I8 or I32", got }),
     };
-    Tensor::from_i32(DType::Q16, x.shape(), out)
+    Tensor::from_i32(DType::Q16, x.shape(), b.dequantize(elems, s)?)
 }
 
 /// Which normalisation TENSOR_NORM applies.
@@ -90,31 +98,15 @@ impl NormKind {
 ///        `y = round_half_even((x−μ)·2^16 / σ)`.
 /// A zero denominator (an all-zero row with eps = 0) gives a zero row. Outputs saturate to i32.
 pub fn norm(x: &Tensor, kind: NormKind, eps_q16: i32) -> Result<Tensor, TensorError> {
+    norm_on(&CpuBackend::SERIAL, x, kind, eps_q16)
+}
+
+/// [`norm`] on a chosen backend.
+pub fn norm_on(b: &dyn Backend, x: &Tensor, kind: NormKind, eps_q16: i32) -> Result<Tensor, TensorError> {
     if eps_q16 < 0 {
         return Err(TensorError::Argument(format!("eps must be non-negative, got {eps_q16}")));
     }
-    let v = x.as_q16()?;
-    let n = x.row_len();
-    let eps_q32 = (eps_q16 as u128) << 16;
-    let mut out = Vec::with_capacity(v.len());
-    for row in v.chunks_exact(n) {
-        let mean = match kind {
-            NormKind::Rms => 0i128,
-            NormKind::Layer => {
-                div_round_half_even(row.iter().map(|&e| e as i128).sum::<i128>(), n as i128)
-            }
-        };
-        // |x − μ| < 2^32, so (x − μ)·2^16 fits an i64; the squares are summed in u128.
-        let mean = mean as i64;
-        let sq: u128 = row.iter().map(|&e| ((e as i64 - mean).unsigned_abs() as u128).pow(2)).sum();
-        let denom = (sq / n as u128 + eps_q32).isqrt() as i64;
-        if denom == 0 {
-            out.extend(std::iter::repeat_n(0, n));
-            continue;
-        }
-        out.extend(row.iter().map(|&e| saturate_i32(div_round_half_even_i64((e as i64 - mean) << 16, denom) as i128)));
-    }
-    Tensor::from_i32(DType::Q16, x.shape(), out)
+    Tensor::from_i32(DType::Q16, x.shape(), b.norm(x.as_q16()?, x.row_len(), kind, eps_q16)?)
 }
 
 /// Row-wise softmax of a Q16 tensor, output Q16 probabilities.
@@ -122,20 +114,67 @@ pub fn norm(x: &Tensor, kind: NormKind, eps_q16: i32) -> Result<Tensor, TensorEr
 /// `m = max(row)`, `e_i = exp_neg_q16_to_q30(x_i − m)` (so the max gets exactly 2^30),
 /// `S = Σ e_i`, `p_i = floor((e_i·2^16 + S/2) / S)` (round half up; S ≥ 2^30 > 0).
 pub fn softmax(x: &Tensor) -> Result<Tensor, TensorError> {
-    let v = x.as_q16()?;
-    let n = x.row_len();
-    let mut out = Vec::with_capacity(v.len());
-    let mut e = vec![0i64; n];
-    for row in v.chunks_exact(n) {
-        let m = row.iter().copied().max().unwrap_or(0) as i64;
-        let mut sum: i64 = 0;
-        for (ei, &xi) in e.iter_mut().zip(row) {
-            *ei = exp_neg_q16_to_q30(xi as i64 - m);
-            sum += *ei;
-        }
-        out.extend(e.iter().map(|&ei| (((ei as i128) << 16) + (sum as i128 / 2)) / sum as i128).map(|p| p as i32));
+    softmax_on(&CpuBackend::SERIAL, x)
+}
+
+/// [`softmax`] on a chosen backend.
+pub fn softmax_on(b: &dyn Backend, x: &Tensor) -> Result<Tensor, TensorError> {
+    Tensor::from_i32(DType::Q16, x.shape(), b.softmax(x.as_q16()?, x.row_len())?)
+}
+
+/// The CPU kernels behind the functions above, on validated slices (the reference every other
+/// backend must equal). Each loop runs in index order and accumulates exactly.
+pub(crate) mod cpu {
+    use super::*;
+
+    pub fn quantize(v: &[i32], scale_q16: i32) -> Vec<i8> {
+        let s = scale_q16 as i64;
+        v.iter().map(|&e| div_round_half_even_i64(e as i64, s).clamp(-127, 127) as i8).collect()
     }
-    Tensor::from_i32(DType::Q16, x.shape(), out)
+
+    pub fn dequantize(x: Elems<'_>, scale_q16: i32) -> Vec<i32> {
+        let s = scale_q16 as i64;
+        match x {
+            Elems::I8(v) => v.iter().map(|&e| saturate_i32((e as i64 * s) as i128)).collect(),
+            Elems::I32(v) => v.iter().map(|&e| saturate_i32((e as i64 * s) as i128)).collect(),
+        }
+    }
+
+    pub fn norm(v: &[i32], n: usize, kind: NormKind, eps_q16: i32) -> Vec<i32> {
+        let eps_q32 = (eps_q16 as u128) << 16;
+        let mut out = Vec::with_capacity(v.len());
+        for row in v.chunks_exact(n) {
+            let mean = match kind {
+                NormKind::Rms => 0i128,
+                NormKind::Layer => div_round_half_even(row.iter().map(|&e| e as i128).sum::<i128>(), n as i128),
+            };
+            // |x − μ| < 2^32, so (x − μ)·2^16 fits an i64; the squares are summed in u128.
+            let mean = mean as i64;
+            let sq: u128 = row.iter().map(|&e| ((e as i64 - mean).unsigned_abs() as u128).pow(2)).sum();
+            let denom = (sq / n as u128 + eps_q32).isqrt() as i64;
+            if denom == 0 {
+                out.extend(std::iter::repeat_n(0, n));
+                continue;
+            }
+            out.extend(row.iter().map(|&e| saturate_i32(div_round_half_even_i64((e as i64 - mean) << 16, denom) as i128)));
+        }
+        out
+    }
+
+    pub fn softmax(v: &[i32], n: usize) -> Vec<i32> {
+        let mut out = Vec::with_capacity(v.len());
+        let mut e = vec![0i64; n];
+        for row in v.chunks_exact(n) {
+            let m = row.iter().copied().max().unwrap_or(0) as i64;
+            let mut sum: i64 = 0;
+            for (ei, &xi) in e.iter_mut().zip(row) {
+                *ei = exp_neg_q16_to_q30(xi as i64 - m);
+                sum += *ei;
+            }
+            out.extend(e.iter().map(|&ei| (((ei as i128) << 16) + (sum as i128 / 2)) / sum as i128).map(|p| p as i32));
+        }
+        out
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! KL_DIVERGE: exact fixed-point Kullback–Leibler divergence of two Q16 distributions.
 
 use crate::tensor::fixed::{log2_q30, LN2_Q30};
+use crate::backend::{Backend, CpuBackend};
 use crate::tensor::TensorError;
 
 /// Returned when some `q_i = 0` while `p_i > 0` (the divergence is infinite).
@@ -13,25 +14,34 @@ pub const KL_INFINITE: i64 = i64::MAX;
 /// is exact in i128 (any order gives the same value), and the result is
 /// `floor(A · LN2_Q30 / 2^44)` clamped to the i64 range.
 pub fn kl_divergence_q16(p: &[i32], q: &[i32]) -> Result<i64, TensorError> {
+    kl_divergence_q16_on(&CpuBackend::SERIAL, p, q)
+}
+
+/// [`kl_divergence_q16`] with the log ratios computed on a chosen backend. Inputs are checked
+/// here, in index order: a negative element is an error and a `q_i = 0` under `p_i > 0` is
+/// [`KL_INFINITE`], whichever comes first.
+pub fn kl_divergence_q16_on(backend: &dyn Backend, p: &[i32], q: &[i32]) -> Result<i64, TensorError> {
     if p.len() != q.len() {
         return Err(TensorError::ShapeMismatch(format!("KL of {} vs {} elements", p.len(), q.len())));
     }
-    let mut acc: i128 = 0;
     for (&pi, &qi) in p.iter().zip(q) {
         if pi < 0 || qi < 0 {
             return Err(TensorError::Argument("KL inputs must be non-negative".into()));
         }
-        if pi == 0 {
-            continue;
-        }
-        if qi == 0 {
+        if pi > 0 && qi == 0 {
             return Ok(KL_INFINITE);
         }
-        let d = log2_q30(pi as u64) - log2_q30(qi as u64);
-        acc += pi as i128 * d as i128;
     }
+    let d = backend.kl_log_ratios(p, q)?;
+    let acc: i128 = p.iter().zip(&d).map(|(&pi, &di)| pi as i128 * di as i128).sum();
     let r = (acc * LN2_Q30 as i128) >> 44;
     Ok(r.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+}
+
+/// The CPU's per-element `log2_q30(p_i) − log2_q30(q_i)`, 0 where `p_i = 0` (inputs checked by
+/// [`kl_divergence_q16_on`]).
+pub(crate) fn log_ratios(p: &[i32], q: &[i32]) -> Vec<i64> {
+    p.iter().zip(q).map(|(&pi, &qi)| if pi <= 0 || qi <= 0 { 0 } else { log2_q30(pi as u64) - log2_q30(qi as u64) }).collect()
 }
 
 #[cfg(test)]
