@@ -41,6 +41,9 @@ pub enum HostError {
     Argument(String),
     #[error("return data already set")]
     ReturnTwice,
+    /// The tensor backend failed (classified as [`VmError::Backend`], never a contract outcome).
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
 }
 
 /// Why a call failed. The call's state changes and events are always discarded.
@@ -66,6 +69,11 @@ pub enum VmError {
     Resource(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The node's tensor backend (an OpenCL device) failed mid-call. Like [`VmError::Blocked`]
+    /// this is about the machine, not the transaction: it must never become a receipt; the
+    /// node retries on another backend or stops.
+    #[error("tensor backend failed: {0}")]
+    Backend(String),
     /// A state read hit an unfinished transaction of a parallel block (see
     /// [`crate::host::ReadBlocked`]); the executor re-runs the call, it never reaches a receipt.
     #[error("state read blocked on an unfinished transaction")]
@@ -86,6 +94,7 @@ impl VmError {
             VmError::Trap(_) => "trap",
             VmError::Resource(_) => "resource",
             VmError::Internal(_) => "internal",
+            VmError::Backend(_) => "backend",
             VmError::Blocked => "blocked",
         }
     }

@@ -57,6 +57,8 @@ pub struct Vm {
     cache: Mutex<HashMap<[u8; 32], Arc<Contract>>>,
     disk: Option<DiskCache>,
     models: Option<Arc<crate::model::ModelRegistry>>,
+    /// Where the tensor opcodes run (never changes a result; see [`crate::backend`]).
+    backend: Arc<dyn crate::backend::Backend>,
 }
 
 impl Vm {
@@ -65,7 +67,7 @@ impl Vm {
         let mut linker = Linker::new(&engine);
         host::link(&mut linker).map_err(|e| VmError::Internal(format!("{e:#}")))?;
         let digest = engine_digest(&engine, &schedule.digest(), &limits);
-        Ok(Self { engine, linker, limits, schedule: Arc::new(schedule), digest, cache: Mutex::default(), disk: None, models: None })
+        Ok(Self { engine, linker, limits, schedule: Arc::new(schedule), digest, cache: Mutex::default(), disk: None, models: None, backend: Arc::new(crate::backend::CpuBackend::SERIAL) })
     }
 
     /// Also keep compiled modules in `dir`, so later processes skip compilation.
@@ -77,6 +79,13 @@ impl Vm {
     /// Resolve MODEL_LOAD against `models` (the node's artifact store).
     pub fn with_models(mut self, models: Arc<crate::model::ModelRegistry>) -> Self {
         self.models = Some(models);
+        self
+    }
+
+    /// Run the tensor opcodes on `backend` (default: the CPU). Gas is the same on every
+    /// backend: prices are a property of the operation, not of the machine.
+    pub fn with_backend(mut self, backend: Arc<dyn crate::backend::Backend>) -> Self {
+        self.backend = backend;
         self
     }
 
@@ -136,6 +145,7 @@ impl Vm {
         let state = HostState::new(req.ctx, req.input, ViewPtr::new(req.view), self.schedule.clone(), store_limits, self.limits.tensor_arena_bytes);
         let mut state = state;
         state.models = self.models.clone();
+        state.backend = self.backend.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         let result = (|| {

@@ -3,6 +3,8 @@
 //! missing model fails; a bare `cargo test` without it skips these tests with a note.
 
 use aivm::model::store::default_home;
+use aivm::backend::OpenClBackend;
+use aivm::model::commit::run_committed;
 use aivm::model::{ArtifactStore, Engine, NoTrace, Options, Sku};
 use std::sync::{Arc, OnceLock};
 
@@ -45,9 +47,26 @@ fn tokenizer_vectors() {
 #[test]
 fn answers_the_capital_of_france() {
     let Some(sku) = sku() else { return };
-    let e = Engine::new(sku, Options::default());
+    let e = Engine::new(sku, Options::default()).unwrap();
     let p = e.tokenizer.encode(&e.tokenizer.chat_prompt("What is the capital of France?"));
     let out = e.generate(&[p], 16, &mut NoTrace).unwrap().remove(0);
     let text = e.tokenizer.decode(&out);
     assert!(text.contains("Paris"), "{text:?}");
+}
+
+/// The whole forward pass on the OpenCL backend gives the CPU's receipt: the same output tokens
+/// and the same GEMM root, i.e. every one of the run's GEMM outputs bit-identical.
+#[test]
+fn opencl_forward_pass_equals_the_cpu() {
+    let Some(sku) = sku() else { return };
+    let Some(ocl) = OpenClBackend::open_or_skip("SmolLM2 on OpenCL").expect("OpenCL backend") else { return };
+    let cpu = Engine::new(sku.clone(), Options::default()).unwrap();
+    let dev = Engine::new(sku, Options { backend: Arc::new(ocl) }).unwrap();
+    let p = cpu.tokenizer.encode(&cpu.tokenizer.chat_prompt("What is the capital of France?"));
+    let (rc, tc) = run_committed(&cpu, &[p.clone()], 8).unwrap();
+    let (ro, to) = run_committed(&dev, &[p], 8).unwrap();
+    assert_eq!(ro.outputs, rc.outputs);
+    assert_eq!(to.gemms.len(), tc.gemms.len());
+    assert_eq!(ro.gemm_root, rc.gemm_root);
+    assert_eq!(ro.hash(), rc.hash());
 }

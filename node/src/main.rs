@@ -19,6 +19,8 @@ enum Command {
     /// The real model: fetch, convert to a SKU, run, verify receipts.
     #[command(subcommand)]
     Model(cli::model::ModelCommand),
+    /// List the tensor backends: the CPU and every OpenCL platform and device.
+    Devices(cli::devices::DevicesArgs),
 }
 
 fn main() -> ExitCode {
@@ -26,5 +28,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Call(args) => cli::call::run(args),
         Command::Model(cmd) => cli::model::run(cmd),
+        Command::Devices(args) => cli::devices::run(args),
     }
 }

@@ -114,6 +114,8 @@ pub struct HostState {
     pub(crate) models: Option<Arc<crate::model::ModelRegistry>>,
     /// Models loaded by this call; a handle is an index.
     pub(crate) loaded: Vec<Arc<crate::model::Engine>>,
+    /// Where the tensor opcodes run.
+    pub(crate) backend: Arc<dyn crate::backend::Backend>,
 }
 
 impl HostState {
@@ -140,6 +142,7 @@ impl HostState {
             memory: None,
             models: None,
             loaded: Vec::new(),
+            backend: Arc::new(crate::backend::CpuBackend::SERIAL),
         }
     }
 }
@@ -196,7 +199,11 @@ pub(crate) fn classify(err: wasmtime::Error) -> VmError {
         };
     }
     if let Some(h) = err.downcast_ref::<HostError>() {
-        return VmError::Host(h.clone());
+        return match h {
+            // The machine failed, not the contract: never a receipt (see VmError::Backend).
+            HostError::Backend(e) | HostError::Tensor(crate::tensor::TensorError::Backend(e)) => VmError::Backend(e.to_string()),
+            h => VmError::Host(h.clone()),
+        };
     }
     if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
         return match trap {

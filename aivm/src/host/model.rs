@@ -39,6 +39,7 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 loaded.push(e);
                 Ok(loaded.len() as i32 - 1)
             }
+            Err(crate::model::store::StoreError::Backend(e)) => Err(host_err(e)),
             Err(_) => Ok(-1),
         }
     })?;
@@ -72,7 +73,10 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 Some(t) => engine.tokenizer.encode(&t),
                 None => input.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             };
-            let (receipt, _trace) = run_committed(&engine, &[prompt], max_new as usize).map_err(|e| arg(e.to_string()))?;
+            let (receipt, _trace) = run_committed(&engine, &[prompt], max_new as usize).map_err(|e| match e {
+                crate::model::InferError::Backend(b) => host_err(b),
+                e => arg(e.to_string()),
+            })?;
             let out = &receipt.outputs[0];
             let mut reg = Vec::with_capacity(4 + out.len() * 4 + 64);
             reg.extend((out.len() as u32).to_le_bytes());

@@ -4,6 +4,7 @@ use super::memory::{check_len, read, write};
 use super::{charge, enter, host_err, Ctx, HostState};
 use crate::error::HostError;
 use crate::gas::LinearGasCost;
+use crate::backend::Backend;
 use crate::gas::GasSchedule;
 use crate::tensor::{matmul, ops, DType, Handle, Tensor, MAX_RANK};
 use wasmtime::Linker;
@@ -33,13 +34,13 @@ fn unary(
     h: i32,
     price: fn(&GasSchedule) -> LinearGasCost,
     out_dtype: DType,
-    f: impl FnOnce(&Tensor) -> Result<Tensor, crate::tensor::TensorError>,
+    f: impl FnOnce(&dyn Backend, &Tensor) -> Result<Tensor, crate::tensor::TensorError>,
 ) -> wasmtime::Result<i32> {
     enter(c, op)?;
     let n = c.data().arena.get(handle(h)).map_err(host_err)?.len();
     let p = price(&c.data().schedule);
     prepare(c, op, p, n, n * out_dtype.size())?;
-    let out = f(c.data().arena.get(handle(h)).map_err(host_err)?);
+    let out = f(&*c.data().backend, c.data().arena.get(handle(h)).map_err(host_err)?);
     store(c, out)
 }
 
@@ -99,8 +100,8 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         charge(&mut c, "tensor_matmul", gas)?;
         let out_bytes = m.checked_mul(n).and_then(|x| x.checked_mul(4)).unwrap_or(usize::MAX);
         c.data().arena.reserve_check(out_bytes).map_err(host_err)?;
-        let arena = &c.data().arena;
-        let out = matmul::matmul(arena.get(handle(a)).map_err(host_err)?, arena.get(handle(b)).map_err(host_err)?);
+        let (arena, be) = (&c.data().arena, &*c.data().backend);
+        let out = matmul::matmul_on(be, arena.get(handle(a)).map_err(host_err)?, arena.get(handle(b)).map_err(host_err)?);
         store(&mut c, out)
     })?;
     l.func_wrap("aivm", "tensor_add", |mut c: Ctx<'_>, a: i32, b: i32| -> wasmtime::Result<i32> {
@@ -116,17 +117,17 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         store(&mut c, out)
     })?;
     l.func_wrap("aivm", "tensor_quantize", |mut c: Ctx<'_>, h: i32, scale: i32| -> wasmtime::Result<i32> {
-        unary(&mut c, "tensor_quantize", h, |s| s.quantize, DType::I8, |t| ops::quantize(t, scale))
+        unary(&mut c, "tensor_quantize", h, |s| s.quantize, DType::I8, |b, t| ops::quantize_on(b, t, scale))
     })?;
     l.func_wrap("aivm", "tensor_dequantize", |mut c: Ctx<'_>, h: i32, scale: i32| -> wasmtime::Result<i32> {
-        unary(&mut c, "tensor_dequantize", h, |s| s.elementwise, DType::Q16, |t| ops::dequantize(t, scale))
+        unary(&mut c, "tensor_dequantize", h, |s| s.elementwise, DType::Q16, |b, t| ops::dequantize_on(b, t, scale))
     })?;
     l.func_wrap("aivm", "tensor_norm", |mut c: Ctx<'_>, h: i32, kind: i32, eps: i32| -> wasmtime::Result<i32> {
         let kind = ops::NormKind::from_code(kind).map_err(host_err)?;
-        unary(&mut c, "tensor_norm", h, |s| s.norm, DType::Q16, |t| ops::norm(t, kind, eps))
+        unary(&mut c, "tensor_norm", h, |s| s.norm, DType::Q16, |b, t| ops::norm_on(b, t, kind, eps))
     })?;
     l.func_wrap("aivm", "tensor_softmax", |mut c: Ctx<'_>, h: i32| -> wasmtime::Result<i32> {
-        unary(&mut c, "tensor_softmax", h, |s| s.softmax, DType::Q16, ops::softmax)
+        unary(&mut c, "tensor_softmax", h, |s| s.softmax, DType::Q16, ops::softmax_on)
     })?;
     Ok(())
 }

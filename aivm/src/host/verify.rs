@@ -20,7 +20,7 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let arena = &c.data().arena;
         let (tp, tq) = (arena.get(p as u32).map_err(host_err)?, arena.get(q as u32).map_err(host_err)?);
         let (vp, vq) = (tp.as_q16().map_err(host_err)?, tq.as_q16().map_err(host_err)?);
-        kl::kl_divergence_q16(vp, vq).map_err(host_err)
+        kl::kl_divergence_q16_on(&*c.data().backend, vp, vq).map_err(host_err)
     })?;
     l.func_wrap("aivm", "hash_compare", |mut c: Ctx<'_>, ptr: i32, len: i32, hash_ptr: i32| -> wasmtime::Result<i32> {
         enter(&mut c, "hash_compare")?;

@@ -3,7 +3,8 @@
 //! which is how the worker's commitments ([`super::commit`]) see exactly what was computed.
 
 use super::fixed::{self, quantize, rms_norm, round_shift, silu_q16, Scale};
-use super::gemm::{dot_i8, gemm, Packed};
+use super::gemm::dot_i8;
+use crate::backend::{Backend, BackendError, CpuBackend, Weights};
 use super::sku::{QMatrix, RopeStyle, Sku};
 use super::tokenizer::Tokenizer;
 use crate::tensor::fixed::exp_neg_q16_to_q30;
@@ -21,6 +22,9 @@ pub enum InferError {
     TooLong(usize, usize),
     #[error("batch of {0} prompts exceeds {1}")]
     BatchTooLarge(usize, usize),
+    /// The backend (device) failed: a node fault; the run produced nothing.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 }
 
 /// Which product a GEMM is. Weight GEMMs are `Y = X·Wᵀ`; `Scores` is `Q·Kᵀ` and `Mix` is `P·V`
@@ -89,31 +93,44 @@ impl GemmSink for NoTrace {
     fn gemm(&mut self, _: &GemmRecord<'_>) {}
 }
 
-/// Execution choices that never change results, only speed.
-#[derive(Clone, Copy, Debug)]
+/// Execution choices that never change results, only speed: where the weight GEMMs run.
+#[derive(Clone)]
 pub struct Options {
-    pub threads: usize,
-    pub path: Path,
+    pub backend: Arc<dyn Backend>,
+}
+
+impl Options {
+    /// The CPU backend on `path` with `threads` GEMM threads.
+    pub fn cpu(threads: usize, path: Path) -> Self {
+        Self { backend: Arc::new(CpuBackend { path, threads: threads.max(1) }) }
+    }
 }
 
 impl Default for Options {
+    /// The CPU, fastest path, all threads.
     fn default() -> Self {
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        Self { threads, path: Path::detect() }
+        Self { backend: Arc::new(CpuBackend::default()) }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.backend.describe())
     }
 }
 
 /// Largest batch one call may run.
 pub const MAX_BATCH: usize = 64;
 
+/// One layer's weight matrices, prepared by the backend (packed, or on the device).
 struct PackedLayer {
-    q: Packed,
-    k: Packed,
-    v: Packed,
-    o: Packed,
-    gate: Packed,
-    up: Packed,
-    down: Packed,
+    q: Weights,
+    k: Weights,
+    v: Weights,
+    o: Weights,
+    gate: Weights,
+    up: Weights,
+    down: Weights,
 }
 
 /// A loaded model ready to run.
@@ -123,7 +140,7 @@ pub struct Engine {
     pub sku_hash: [u8; 32],
     pub tokenizer: Tokenizer,
     layers: Vec<PackedLayer>,
-    lm: Packed,
+    lm: Weights,
     rope_turns: Vec<u64>,
     /// `1/√head_dim` as a scale (`Scale::ratio(2^32, isqrt(head_dim·2^64))`).
     attn_scale: Scale,
@@ -141,36 +158,36 @@ struct Cache {
     vs: Vec<Scale>,
 }
 
-fn pack(m: &QMatrix) -> Packed {
-    Packed::new(&m.q, m.rows, m.cols)
-}
-
 impl Engine {
     /// Load `sku`, computing its MODEL_HASH (a pass over its canonical bytes).
-    pub fn new(sku: Arc<Sku>, opts: Options) -> Self {
+    pub fn new(sku: Arc<Sku>, opts: Options) -> Result<Self, BackendError> {
         let hash = sku.hash();
         Self::with_hash(sku, hash, opts)
     }
 
-    /// Load `sku` whose MODEL_HASH the caller already checked (the artifact store does).
-    pub fn with_hash(sku: Arc<Sku>, sku_hash: [u8; 32], opts: Options) -> Self {
+    /// Load `sku` whose MODEL_HASH the caller already checked (the artifact store does), and
+    /// hand its weights to the backend (an OpenCL device may be out of memory).
+    pub fn with_hash(sku: Arc<Sku>, sku_hash: [u8; 32], opts: Options) -> Result<Self, BackendError> {
+        let b = &opts.backend;
+        let pack = |m: &QMatrix| b.prepare(&m.q, m.rows, m.cols);
         let layers = sku
             .layers
             .iter()
-            .map(|l| PackedLayer { q: pack(&l.wq), k: pack(&l.wk), v: pack(&l.wv), o: pack(&l.wo), gate: pack(&l.w_gate), up: pack(&l.w_up), down: pack(&l.w_down) })
-            .collect();
+            .map(|l| Ok(PackedLayer { q: pack(&l.wq)?, k: pack(&l.wk)?, v: pack(&l.wv)?, o: pack(&l.wo)?, gate: pack(&l.w_gate)?, up: pack(&l.w_up)?, down: pack(&l.w_down)? }))
+            .collect::<Result<Vec<_>, BackendError>>()?;
+        let lm = pack(&sku.output)?;
         let c = &sku.config;
         let hd = c.head_dim as u128;
-        Self {
+        Ok(Self {
             tokenizer: Tokenizer::new(&sku.tokenizer),
-            lm: pack(&sku.output),
+            lm,
             layers,
             rope_turns: fixed::rope_turns(c.rope_theta, c.head_dim as usize / 2),
             attn_scale: Scale::ratio(1 << 32, fixed::isqrt(hd << 64)),
             opts,
             sku_hash,
             sku,
-        }
+        })
     }
 
     /// An upper bound on the multiply-accumulates of one prompt of `prompt` tokens generating
@@ -215,7 +232,7 @@ impl Engine {
         let mut feed: Vec<Vec<u32>> = prompts.to_vec();
         let mut step = 0u32;
         while !active.is_empty() && (step as usize) < max_new {
-            let next = self.forward(step, &active, &feed, &mut caches, sink);
+            let next = self.forward(step, &active, &feed, &mut caches, sink)?;
             let mut still = Vec::new();
             for (&s, &tok) in active.iter().zip(&next) {
                 if tok == self.tokenizer.eos {
@@ -235,7 +252,7 @@ impl Engine {
 
     /// One forward step: `feed[s]` new tokens for each active sequence `s`; returns the greedy
     /// next token of each.
-    fn forward(&self, step: u32, active: &[usize], feed: &[Vec<u32>], caches: &mut [Vec<Vec<Cache>>], sink: &mut dyn GemmSink) -> Vec<u32> {
+    fn forward(&self, step: u32, active: &[usize], feed: &[Vec<u32>], caches: &mut [Vec<Vec<Cache>>], sink: &mut dyn GemmSink) -> Result<Vec<u32>, InferError> {
         let c = &self.sku.config;
         let (d, hd) = (c.d_model as usize, c.head_dim as usize);
         let kvh = c.kv_heads as usize;
@@ -255,20 +272,20 @@ impl Engine {
         let mut xq = vec![0i8; m * d];
         let mut sx = vec![Scale::ZERO; m];
         let mut h = vec![0i32; m * d];
-        let gemm_rec = |sink: &mut dyn GemmSink, id: GemmId, xq: &[i8], xs: &[Scale], w: &Packed| -> Vec<i32> {
+        let gemm_rec = |sink: &mut dyn GemmSink, id: GemmId, xq: &[i8], xs: &[Scale], w: &Weights| -> Result<Vec<i32>, BackendError> {
             let mut y = vec![0i32; (xq.len() / w.k) * w.n];
-            gemm(xq, xq.len() / w.k, w, &mut y, self.opts.path, self.opts.threads);
+            self.opts.backend.gemm(xq, xq.len() / w.k, w, &mut y)?;
             sink.gemm(&GemmRecord { id, m: xq.len() / w.k, k: w.k, n: w.n, x: xq, x_scales: xs, y: &y, rhs: None });
-            y
+            Ok(y)
         };
         let wid = |layer: u32, kind| GemmId { step, layer, kind, seq: 0, head: 0 };
         for (li, (lw, pl)) in self.sku.layers.iter().zip(&self.layers).enumerate() {
             let l = li as u32;
             // Attention block.
             norm_quantize(&x, &lw.attn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
-            let yq = gemm_rec(sink, wid(l, GemmKind::Q), &xq, &sx, &pl.q);
-            let yk = gemm_rec(sink, wid(l, GemmKind::K), &xq, &sx, &pl.k);
-            let yv = gemm_rec(sink, wid(l, GemmKind::V), &xq, &sx, &pl.v);
+            let yq = gemm_rec(sink, wid(l, GemmKind::Q), &xq, &sx, &pl.q)?;
+            let yk = gemm_rec(sink, wid(l, GemmKind::K), &xq, &sx, &pl.k)?;
+            let yv = gemm_rec(sink, wid(l, GemmKind::V), &xq, &sx, &pl.v)?;
             let q = dequant_rows(&yq, &sx, &lw.wq.scales, lw.bq.as_deref());
             let mut k = dequant_rows(&yk, &sx, &lw.wk.scales, lw.bk.as_deref());
             let v = dequant_rows(&yv, &sx, &lw.wv.scales, lw.bv.as_deref());
@@ -298,15 +315,15 @@ impl Engine {
             for r in 0..m {
                 sx[r] = quantize(&attn[r * d..(r + 1) * d], &mut xq[r * d..(r + 1) * d]);
             }
-            let yo = gemm_rec(sink, wid(l, GemmKind::O), &xq, &sx, &pl.o);
+            let yo = gemm_rec(sink, wid(l, GemmKind::O), &xq, &sx, &pl.o)?;
             add_dequant(&mut x, &yo, &sx, &lw.wo.scales);
             // Feed-forward block.
             norm_quantize(&x, &lw.ffn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
-            let yg = gemm_rec(sink, wid(l, GemmKind::Gate), &xq, &sx, &pl.gate);
-            let yu = gemm_rec(sink, wid(l, GemmKind::Up), &xq, &sx, &pl.up);
+            let yg = gemm_rec(sink, wid(l, GemmKind::Gate), &xq, &sx, &pl.gate)?;
+            let yu = gemm_rec(sink, wid(l, GemmKind::Up), &xq, &sx, &pl.up)?;
             let (mut hq, mut sh) = (vec![0i8; m * f], vec![Scale::ZERO; m]);
             swiglu_quantize(&yg, &yu, &sx, &lw.w_gate.scales, &lw.w_up.scales, &mut hq, &mut sh);
-            let yd = gemm_rec(sink, wid(l, GemmKind::Down), &hq, &sh, &pl.down);
+            let yd = gemm_rec(sink, wid(l, GemmKind::Down), &hq, &sh, &pl.down)?;
             add_dequant(&mut x, &yd, &sh, &lw.w_down.scales);
         }
         // Logits for the last row of each sequence.
@@ -320,9 +337,9 @@ impl Engine {
         let (mut lq, mut ls) = (vec![0i8; n * d], vec![Scale::ZERO; n]);
         let mut tmp = vec![0i32; n * d];
         norm_quantize(&last, &self.sku.out_norm, c.eps_q32, d, &mut tmp, &mut lq, &mut ls);
-        let logits = gemm_rec(sink, wid(c.layers, GemmKind::Logits), &lq, &ls, &self.lm);
+        let logits = gemm_rec(sink, wid(c.layers, GemmKind::Logits), &lq, &ls, &self.lm)?;
         let v = c.vocab as usize;
-        (0..n).map(|i| argmax(&logits[i * v..(i + 1) * v], &self.sku.output.scales)).collect()
+        Ok((0..n).map(|i| argmax(&logits[i * v..(i + 1) * v], &self.sku.output.scales)).collect())
     }
 
     /// Rotate a Q16 row of heads in place at position `pos`.
@@ -530,7 +547,7 @@ mod tests {
     }
 
     fn run(arch: Arch, opts: Options, prompts: &[Vec<u32>]) -> (Vec<Vec<u32>>, [u8; 32], usize) {
-        let e = Engine::new(Arc::new(tiny(arch, 11)), opts);
+        let e = Engine::new(Arc::new(tiny(arch, 11)), opts).unwrap();
         let mut c = Collect(Vec::new(), blake3::Hasher::new());
         let out = e.generate(prompts, 6, &mut c).unwrap();
         (out, *c.1.finalize().as_bytes(), c.0.len())
@@ -540,11 +557,11 @@ mod tests {
     fn identical_across_paths_threads_and_runs() {
         for arch in [Arch::Llama, Arch::Qwen2] {
             let prompts = vec![vec![5, 9, 3, 17], vec![40, 1]];
-            let base = run(arch, Options { threads: 1, path: Path::Scalar }, &prompts);
+            let base = run(arch, Options::cpu(1, Path::Scalar), &prompts);
             assert!(base.0.iter().any(|o| !o.is_empty()));
             for path in Path::available() {
                 for threads in 1..=3 {
-                    assert_eq!(run(arch, Options { threads, path }, &prompts), base, "{arch:?} {path:?} {threads}");
+                    assert_eq!(run(arch, Options::cpu(threads, path), &prompts), base, "{arch:?} {path:?} {threads}");
                 }
             }
         }
@@ -552,17 +569,17 @@ mod tests {
 
     #[test]
     fn batch_equals_one_by_one() {
-        let o = Options { threads: 2, path: Path::detect() };
+        let o = Options::cpu(2, Path::detect());
         let prompts = vec![vec![5, 9, 3, 17], vec![40, 1], vec![7]];
-        let batch = run(Arch::Llama, o, &prompts).0;
+        let batch = run(Arch::Llama, o.clone(), &prompts).0;
         for (i, p) in prompts.iter().enumerate() {
-            assert_eq!(run(Arch::Llama, o, std::slice::from_ref(p)).0[0], batch[i], "prompt {i}");
+            assert_eq!(run(Arch::Llama, o.clone(), std::slice::from_ref(p)).0[0], batch[i], "prompt {i}");
         }
     }
 
     #[test]
     fn bad_requests_are_errors() {
-        let e = Engine::new(Arc::new(tiny(Arch::Llama, 1)), Options::default());
+        let e = Engine::new(Arc::new(tiny(Arch::Llama, 1)), Options::default()).unwrap();
         assert_eq!(e.generate(&[vec![]], 1, &mut NoTrace), Err(InferError::EmptyPrompt));
         assert_eq!(e.generate(&[vec![64]], 1, &mut NoTrace), Err(InferError::BadToken(64)));
         assert!(matches!(e.generate(&[vec![1; 250]], 10, &mut NoTrace), Err(InferError::TooLong(..))));

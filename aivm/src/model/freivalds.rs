@@ -691,7 +691,7 @@ mod tests {
     use std::sync::Arc;
 
     fn setup(arch: Arch) -> (Engine, Receipt, Trace) {
-        let e = Engine::new(Arc::new(tiny(arch, 21)), Options::default());
+        let e = Engine::new(Arc::new(tiny(arch, 21)), Options::default()).unwrap();
         let (r, t) = run_committed(&e, &[vec![3, 9, 27, 4], vec![50, 8]], 5).unwrap();
         (e, r, t)
     }
@@ -760,7 +760,7 @@ mod tests {
         let mut cut = (*e.sku).clone();
         cut.layers.pop();
         cut.config.layers -= 1;
-        let lazy = Engine::new(Arc::new(cut), Options::default());
+        let lazy = Engine::new(Arc::new(cut), Options::default()).unwrap();
         let (mut r, t) = run_committed(&lazy, &[vec![3, 9, 27, 4], vec![50, 8]], 5).unwrap();
         r.sku = e.sku_hash;
         assert!(matches!(verify(&e.sku, &e.sku_hash, &r, &ALL, &Response::default()), Err(VerifyError::Receipt(_))));
@@ -793,7 +793,7 @@ mod tests {
     #[test]
     fn different_model_is_caught() {
         let (e, _, _) = setup(Arch::Llama);
-        let other = Engine::new(Arc::new(tiny(Arch::Llama, 22)), Options::default());
+        let other = Engine::new(Arc::new(tiny(Arch::Llama, 22)), Options::default()).unwrap();
         let (mut r, t) = run_committed(&other, &[vec![3, 9, 27, 4], vec![50, 8]], 5).unwrap();
         assert!(matches!(check(&e, &r, &t, &ALL), Err(VerifyError::WrongModel(_))));
         r.sku = e.sku_hash; // lie about the model

@@ -27,6 +27,9 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Sku(#[from] SkuError),
+    /// The backend could not take the weights (a node fault, not a missing model).
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
 }
 
 /// SKUs under `<dir>/<hex hash>.sku`, with loaded ones kept in memory.
@@ -117,7 +120,7 @@ impl ModelRegistry {
         if let Some(e) = self.engines.lock().unwrap_or_else(|p| p.into_inner()).get(hash) {
             return Ok(e.clone());
         }
-        let e = Arc::new(super::Engine::with_hash(self.store.get(hash)?, *hash, self.opts));
+        let e = Arc::new(super::Engine::with_hash(self.store.get(hash)?, *hash, self.opts.clone())?);
         self.engines.lock().unwrap_or_else(|p| p.into_inner()).insert(*hash, e.clone());
         Ok(e)
     }

@@ -54,7 +54,7 @@ fn main() {
     let mut results = Vec::new();
     let mut outputs_by_threads = Vec::new();
     for threads in [1usize, 2] {
-        let e = Engine::new(sku.clone(), Options { threads, path: Path::detect() });
+        let e = Engine::new(sku.clone(), Options::cpu(threads, Path::detect())).expect("CPU backend");
         let prompt = e.tokenizer.encode(&e.tokenizer.chat_prompt(&long));
         // Prompt: best of 3 single forward steps.
         let mut best = f64::MAX;
@@ -98,7 +98,7 @@ fn main() {
 
 /// Greedy agreement with the float reference on PROMPTS (32 new tokens each).
 fn quality_report(sku: &Arc<aivm::model::Sku>, ours: &[Vec<u32>]) -> serde_json::Value {
-    let e = Engine::new(sku.clone(), Options::default());
+    let e = Engine::new(sku.clone(), Options::default()).expect("CPU backend");
     let prompts: Vec<Vec<u32>> = PROMPTS.iter().map(|p| e.tokenizer.encode(&e.tokenizer.chat_prompt(p))).collect();
     let gguf = default_home().join("models").join("SmolLM2-135M-Instruct.Q4_1.gguf");
     let req = serde_json::json!({"gguf": gguf, "prompts": prompts, "max_new": 32, "eos": e.tokenizer.eos});

@@ -71,7 +71,10 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating state directory {}", dir.display()))?;
 
-    let vm = Vm::new(Limits::default(), GasSchedule::default())?.with_disk_cache(dir.join("modules")).context("opening the module cache")?;
+    let vm = Vm::new(Limits::default(), GasSchedule::default())?
+        .with_disk_cache(dir.join("modules"))
+        .context("opening the module cache")?
+        .with_backend(super::devices::open_backend(None, Some(1))?);
     let contract = match vm.deploy(&wasm) {
         Ok(c) => c,
         Err(e) => {

@@ -2,4 +2,5 @@
 
 pub mod call;
 pub mod codec;
+pub mod devices;
 pub mod model;

@@ -80,6 +80,9 @@ pub struct RunArgs {
     /// Threads (default: all cores). Results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Tensor backend, cpu or opencl (default: $AIVM_BACKEND, else cpu). Results do not depend on it.
+    #[arg(long)]
+    pub backend: Option<String>,
     /// Send the prompt as is, without the chat template.
     #[arg(long)]
     pub raw: bool,
@@ -194,7 +197,7 @@ pub fn parse_hash(s: &str) -> Result<[u8; 32]> {
 }
 
 /// Load a model by hash (or the default) with a progress bar on stderr.
-pub fn load_engine(home: &Path, model: Option<&str>, threads: Option<usize>) -> Result<Engine> {
+pub fn load_engine(home: &Path, model: Option<&str>, threads: Option<usize>, backend: Option<&str>) -> Result<Engine> {
     let hash = match model {
         Some(m) => parse_hash(m)?,
         None => parse_hash(&std::fs::read_to_string(default_marker(home)).context("no model converted yet: run `aivm model fetch` and `aivm model convert`")?)?,
@@ -203,11 +206,9 @@ pub fn load_engine(home: &Path, model: Option<&str>, threads: Option<usize>) -> 
     progress("loading", 0, 3);
     let sku = store.get(&hash)?;
     progress("loading", 1, 3);
-    let mut opts = Options::default();
-    if let Some(t) = threads {
-        opts.threads = t.max(1);
-    }
-    let engine = Engine::with_hash(sku, hash, opts);
+    let opts = Options { backend: super::devices::open_backend(backend, threads)? };
+    progress("loading", 2, 3);
+    let engine = Engine::with_hash(sku, hash, opts).context("loading the weights onto the backend")?;
     progress("loading", 3, 3);
     eprintln!();
     Ok(engine)
@@ -222,10 +223,12 @@ fn progress(what: &str, done: usize, total: usize) {
 
 fn run_prompt(a: RunArgs) -> Result<()> {
     let home = home(&a.home);
-    let engine = load_engine(&home, a.model.as_deref(), a.threads)?;
+    let engine = load_engine(&home, a.model.as_deref(), a.threads, a.backend.as_deref())?;
     let text = if a.raw { a.prompt.clone() } else { engine.tokenizer.chat_prompt(&a.prompt) };
     let prompt = engine.tokenizer.encode(&text);
-    // Time the prompt alone (one step), then the whole generation.
+    // Time the prompt alone (one step; run once first so that one-time costs such as an OpenCL
+    // driver compiling its kernels are not counted), then the whole generation.
+    engine.generate(std::slice::from_ref(&prompt), 1, &mut NoTrace)?;
     let t0 = Instant::now();
     engine.generate(std::slice::from_ref(&prompt), 1, &mut NoTrace)?;
     let prefill = t0.elapsed().as_secs_f64();
@@ -257,12 +260,12 @@ fn run_prompt(a: RunArgs) -> Result<()> {
             "output_hash": output_hash,
             "prompt_tok_s": prompt.len() as f64 / prefill,
             "decode_tok_s": decode_tps,
-            "threads": engine.opts.threads,
+            "backend": engine.opts.backend.describe(),
         });
         println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
         println!("{text_out}");
-        eprintln!("sku {sku_hash}\noutput hash {output_hash}\nprompt {} tokens at {:.1} tok/s, decode {} tokens at {:.1} tok/s", prompt.len(), prompt.len() as f64 / prefill, out.len(), decode_tps);
+        eprintln!("backend {}\nsku {sku_hash}\noutput hash {output_hash}\nprompt {} tokens at {:.1} tok/s, decode {} tokens at {:.1} tok/s", engine.opts.backend.describe(), prompt.len(), prompt.len() as f64 / prefill, out.len(), decode_tps);
     }
     Ok(())
 }
@@ -277,7 +280,7 @@ fn verify(a: VerifyArgs) -> Result<()> {
     let receipt: Receipt = serde_json::from_slice(&std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?).context("parsing the receipt")?;
     let trace = Trace::from_bytes(&std::fs::read(trace_path(&a.receipt)).context("reading the trace")?).context("the trace file is corrupt")?;
     let home = home(&a.home);
-    let engine = load_engine(&home, Some(&hex(&receipt.sku)), a.threads)?;
+    let engine = load_engine(&home, Some(&hex(&receipt.sku)), a.threads, None)?;
     let seed = match &a.seed {
         Some(s) => parse_hash(s)?,
         None => *blake3::hash(format!("{:?}", std::time::SystemTime::now()).as_bytes()).as_bytes(),

@@ -64,6 +64,23 @@ void gemm_nt(__global const char* x, __global const char* w, __global int* y,
     }
 }
 
+// Few-row products (decode steps, m < 8, where a 32-row tile would be mostly padding): one
+// work-item per output, a dot product over k in 16-byte vectors.
+__kernel void gemm_nt_rows(__global const char* x, __global const char* w, __global int* y,
+                           const uint m, const uint n, const uint k) {
+    const uint j = get_global_id(0), i = get_global_id(1);
+    if (j >= n || i >= m) return;
+    __global const char* xr = x + (size_t)i * k;
+    __global const char* wr = w + (size_t)j * k;
+    int16 acc = 0;
+    uint p = 0;
+    for (; p + 16 <= k; p += 16) acc += convert_int16(vload16(0, xr + p)) * convert_int16(vload16(0, wr + p));
+    int s = acc.s0 + acc.s1 + acc.s2 + acc.s3 + acc.s4 + acc.s5 + acc.s6 + acc.s7
+          + acc.s8 + acc.s9 + acc.sa + acc.sb + acc.sc + acc.sd + acc.se + acc.sf;
+    for (; p < k; p++) s += xr[p] * wr[p];
+    y[(size_t)i * n + j] = s;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rounding helpers (tensor/fixed.rs).
 

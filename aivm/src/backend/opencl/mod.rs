@@ -18,6 +18,8 @@ const SOURCE: &str = include_str!("kernels.cl");
 /// Output tile side and work-group shape of `gemm_nt` (see kernels.cl).
 const TILE: usize = 32;
 const GROUP: usize = 8;
+/// Below this many rows the GEMM runs as `gemm_nt_rows` (one work-item per output).
+const SMALL_M: usize = 8;
 /// Work-items per row of the row kernels (`RL` in kernels.cl).
 const ROW_GROUP: usize = 64;
 /// Work-group size of the elementwise kernels.
@@ -84,7 +86,16 @@ fn cl_err(e: ocl::Error) -> BackendError {
 static DISCOVERY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Every platform, or [`BackendError::NoPlatform`] when the ICD loader finds none.
+/// Call with [`DISCOVERY`] held.
 fn platforms() -> Result<Vec<Platform>, BackendError> {
+    // Ask once, directly: `ocl` retries "platform not found" for ten seconds (a workaround for
+    // the concurrent-initialisation problem `DISCOVERY` already prevents).
+    let mut count: ocl::core::ffi::cl_uint = 0;
+    // SAFETY: a count-only query: no output array, a valid pointer for the count.
+    let status = unsafe { ocl::core::ffi::clGetPlatformIDs(0, std::ptr::null_mut(), &mut count) };
+    if status == Status::CL_PLATFORM_NOT_FOUND_KHR as i32 || (status == 0 && count == 0) {
+        return Err(BackendError::NoPlatform("the OpenCL ICD loader found no installed driver".into()));
+    }
     let ids = ocl::core::get_platform_ids().map_err(|e| BackendError::NoPlatform(first_line(&e.to_string())))?;
     if ids.is_empty() {
         return Err(BackendError::NoPlatform("the ICD loader lists no platforms".into()));
@@ -251,8 +262,11 @@ impl OpenClBackend {
         let (m32, n32, k32) = dims32(m, n, k)?;
         let xb = self.buffer(m * k, Some(x))?;
         let yb = self.buffer::<i32>(m * n, None)?;
-        let global = [n.div_ceil(TILE) * GROUP, m.div_ceil(TILE) * GROUP];
-        let mut kb = self.kernel("gemm_nt", global, [GROUP, GROUP]);
+        let mut kb = if m < SMALL_M {
+            self.kernel("gemm_nt_rows", [n.div_ceil(ELEM_GROUP) * ELEM_GROUP, m], [ELEM_GROUP, 1])
+        } else {
+            self.kernel("gemm_nt", [n.div_ceil(TILE) * GROUP, m.div_ceil(TILE) * GROUP], [GROUP, GROUP])
+        };
         kb.arg(&xb).arg(w).arg(&yb).arg(m32).arg(n32).arg(k32);
         Self::run(&kb)?;
         self.read(&yb, y)
