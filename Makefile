@@ -29,7 +29,7 @@ build: contracts
 
 ## All tests: unit, property, bad-input, contract end-to-end and CLI end-to-end.
 test: contracts model
-	AIVM_REQUIRE_MODEL=1 cargo test --release
+	AIVM_REQUIRE_MODEL=1 AIVM_REQUIRE_OPENCL=1 cargo test --release
 
 ## The main job: run the demo contracts through `aivm call` and show gas by opcode.
 run: contracts model
