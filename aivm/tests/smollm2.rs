@@ -59,7 +59,7 @@ fn answers_the_capital_of_france() {
 #[test]
 fn opencl_forward_pass_equals_the_cpu() {
     let Some(sku) = sku() else { return };
-    let Some(ocl) = OpenClBackend::open_or_skip("SmolLM2 on OpenCL").expect("OpenCL backend") else { return };
+    let Some(ocl) = OpenClBackend::open_or_skip("SmolLM2 on OpenCL", &Default::default()).expect("OpenCL backend") else { return };
     let cpu = Engine::new(sku.clone(), Options::default()).unwrap();
     let dev = Engine::new(sku, Options { backend: Arc::new(ocl) }).unwrap();
     let p = cpu.tokenizer.encode(&cpu.tokenizer.chat_prompt("What is the capital of France?"));

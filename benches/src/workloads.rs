@@ -57,3 +57,28 @@ pub fn memcopy_loop_wat(n: u32, bytes: u32) -> String {
               (br_if $l (i32.lt_u (local.get $i) (i32.const {n}))))))"#
     )
 }
+
+/// The weight-GEMM shapes of one transformer layer of a real model architecture.
+pub struct Arch {
+    pub d: usize,
+    pub kv: usize,
+    pub ffn: usize,
+}
+
+impl Arch {
+    /// `(kind, n outputs, k inputs)` of each weight GEMM of one layer.
+    pub fn weight_gemms(&self) -> [(&'static str, usize, usize); 7] {
+        let (d, kv, f) = (self.d, self.kv, self.ffn);
+        [("q", d, d), ("k", kv, d), ("v", kv, d), ("o", d, d), ("gate", f, d), ("up", f, d), ("down", d, f)]
+    }
+}
+
+/// `llama3-8b`, `qwen2.5-7b` or `smollm2`.
+pub fn arch(name: &str) -> Option<Arch> {
+    Some(match name {
+        "llama3-8b" => Arch { d: 4096, kv: 1024, ffn: 14336 },
+        "qwen2.5-7b" => Arch { d: 3584, kv: 512, ffn: 18944 },
+        "smollm2" => Arch { d: 576, kv: 192, ffn: 1536 },
+        _ => return None,
+    })
+}

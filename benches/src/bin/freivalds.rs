@@ -13,23 +13,8 @@ use aivm::model::gemm::{gemm, Packed};
 use aivm::model::sku::quantize_rows;
 use aivm::tensor::matmul::Path;
 use aivm_benches::timing::median_ns;
-use aivm_benches::workloads::i8s;
+use aivm_benches::workloads::{arch, i8s};
 use std::time::Duration;
-
-struct Arch {
-    d: usize,
-    kv: usize,
-    ffn: usize,
-}
-
-fn arch(name: &str) -> Option<Arch> {
-    Some(match name {
-        "llama3-8b" => Arch { d: 4096, kv: 1024, ffn: 14336 },
-        "qwen2.5-7b" => Arch { d: 3584, kv: 512, ffn: 18944 },
-        "smollm2" => Arch { d: 576, kv: 192, ffn: 1536 },
-        _ => return None,
-    })
-}
 
 /// Synthetic int8 data without −128 (which a SKU never holds).
 fn bytes(seed: u64, n: usize) -> Vec<i8> {
@@ -49,7 +34,7 @@ fn main() {
     let json = args.iter().any(|a| a == "--json");
     let path = Path::detect();
     // (kind, out n, in k, count per layer)
-    let kinds = [("q", a.d, a.d), ("k", a.kv, a.d), ("v", a.kv, a.d), ("o", a.d, a.d), ("gate", a.ffn, a.d), ("up", a.ffn, a.d), ("down", a.d, a.ffn)];
+    let kinds = a.weight_gemms();
     let mut rows = Vec::new();
     let (mut tg, mut tv, mut th) = (0.0, 0.0, 0.0);
     for (i, &(kind, n, k)) in kinds.iter().enumerate() {

@@ -10,7 +10,7 @@
 
 // ---------------------------------------------------------------------------------------------
 // int8 GEMM: Y[m×n] = X[m×k] · Wᵀ with W [n×k] row-major (TENSOR_MATMUL passes Bᵀ as W).
-// Each 8×8 work-group computes a 32×32 tile of Y, 4×4 outputs per work-item, staging 32-byte
+// Tiled (GPUs): each 8×8 work-group computes a 32×32 tile of Y, 4×4 outputs per work-item, staging 32-byte
 // slices of k through local memory. Sums stay below 2^31 because k ≤ MAX_K (checked on the host).
 
 #define TS 32
@@ -64,8 +64,10 @@ void gemm_nt(__global const char* x, __global const char* w, __global int* y,
     }
 }
 
-// Few-row products (decode steps, m < 8, where a 32-row tile would be mostly padding): one
-// work-item per output, a dot product over k in 16-byte vectors.
+// Row-by-column products: one work-item per output, a dot product over k in 16-byte vectors.
+// For few-row GEMMs (decode steps, where a 32-row tile would be mostly padding) and for CPU
+// drivers such as pocl, whose local memory is ordinary cache and whose barriers are costly
+// (measured there: ~7x the tiled kernel's throughput; see BENCHMARKS.md).
 __kernel void gemm_nt_rows(__global const char* x, __global const char* w, __global int* y,
                            const uint m, const uint n, const uint k) {
     const uint j = get_global_id(0), i = get_global_id(1);
