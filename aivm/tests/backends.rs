@@ -18,16 +18,7 @@ fn ocl() -> &'static [OpenClBackend] {
     B.get_or_init(|| {
         [GemmKernel::Rows, GemmKernel::Tiled]
             .into_iter()
-            .filter_map(|gemm| {
-                OpenClBackend::open_or_skip(
-                    "cross-backend tests",
-                    &OpenClConfig {
-                        gemm,
-                        ..OpenClConfig::default()
-                    },
-                )
-                .expect("OpenCL backend")
-            })
+            .filter_map(|gemm| OpenClBackend::open_or_skip("cross-backend tests", &OpenClConfig { gemm, ..OpenClConfig::default() }).expect("OpenCL backend"))
             .collect()
     })
 }
@@ -38,20 +29,10 @@ fn cpu() -> CpuBackend {
 
 /// i32 values mixing the full range, the extremes, and small Q16 magnitudes.
 fn q16s(len: impl Into<prop::collection::SizeRange>) -> impl Strategy<Value = Vec<i32>> {
-    prop::collection::vec(
-        prop_oneof![3 => -(8 << 16)..(8 << 16), 1 => any::<i32>(), 1 => Just(i32::MIN), 1 => Just(i32::MAX), 1 => Just(0)],
-        len,
-    )
+    prop::collection::vec(prop_oneof![3 => -(8 << 16)..(8 << 16), 1 => any::<i32>(), 1 => Just(i32::MIN), 1 => Just(i32::MAX), 1 => Just(0)], len)
 }
 
-fn gemm_both(
-    b: &OpenClBackend,
-    x: &[i8],
-    m: usize,
-    w: &[i8],
-    n: usize,
-    k: usize,
-) -> (Vec<i32>, Vec<i32>) {
+fn gemm_both(b: &OpenClBackend, x: &[i8], m: usize, w: &[i8], n: usize, k: usize) -> (Vec<i32>, Vec<i32>) {
     let c = cpu();
     let (wc, wo) = (c.prepare(w, n, k).unwrap(), b.prepare(w, n, k).unwrap());
     let (mut yc, mut yo) = (vec![0; m * n], vec![0; m * n]);
@@ -70,13 +51,7 @@ fn gemm_matches_on_llm_shapes_and_extremes() {
 fn gemm_shapes(b: &OpenClBackend) {
     // SmolLM2's projections (prompt and decode), a ragged attention-like shape, and the
     // largest exact k with the most negative values.
-    for (m, k, n) in [
-        (1, 576, 1536),
-        (23, 576, 192),
-        (7, 1536, 576),
-        (37, 64, 33),
-        (1, 49, 1),
-    ] {
+    for (m, k, n) in [(1, 576, 1536), (23, 576, 192), (7, 1536, 576), (37, 64, 33), (1, 49, 1)] {
         let (x, w) = (lcg_bytes(m as u64, m * k), lcg_bytes(n as u64 + 7, n * k));
         let (yc, yo) = gemm_both(b, &x, m, &w, n, k);
         assert_eq!(yc, yo, "{m}x{k}x{n}");

@@ -63,7 +63,7 @@ fn opencl_forward_pass_equals_the_cpu() {
     let cpu = Engine::new(sku.clone(), Options::default()).unwrap();
     let dev = Engine::new(sku, Options { backend: Arc::new(ocl) }).unwrap();
     let p = cpu.tokenizer.encode(&cpu.tokenizer.chat_prompt("What is the capital of France?"));
-    let (rc, tc) = run_committed(&cpu, &[p.clone()], 8).unwrap();
+    let (rc, tc) = run_committed(&cpu, std::slice::from_ref(&p), 8).unwrap();
     let (ro, to) = run_committed(&dev, &[p], 8).unwrap();
     assert_eq!(ro.outputs, rc.outputs);
     assert_eq!(to.gemms.len(), tc.gemms.len());

@@ -67,9 +67,7 @@ impl BackendKind {
         match s.trim().to_ascii_lowercase().as_str() {
             "cpu" => Ok(BackendKind::Cpu),
             "opencl" | "ocl" | "gpu" => Ok(BackendKind::OpenCl),
-            other => Err(BackendError::Config(format!(
-                "unknown backend {other:?} (expected cpu or opencl)"
-            ))),
+            other => Err(BackendError::Config(format!("unknown backend {other:?} (expected cpu or opencl)"))),
         }
     }
 }
@@ -96,9 +94,7 @@ impl Weights {
         if self.owner != owner {
             return Err(BackendError::ForeignWeights(self.owner.name()));
         }
-        self.inner
-            .downcast_ref::<T>()
-            .ok_or(BackendError::ForeignWeights(self.owner.name()))
+        self.inner.downcast_ref::<T>().ok_or(BackendError::ForeignWeights(self.owner.name()))
     }
 }
 
@@ -110,14 +106,7 @@ pub trait Backend: Send + Sync {
     fn describe(&self) -> String;
 
     /// TENSOR_MATMUL: `A [m×k] · B [k×n]` in i32 (dimensions checked by `check_dims`).
-    fn matmul(
-        &self,
-        a: &[i8],
-        b: &[i8],
-        m: usize,
-        k: usize,
-        n: usize,
-    ) -> Result<Vec<i32>, BackendError>;
+    fn matmul(&self, a: &[i8], b: &[i8], m: usize, k: usize, n: usize) -> Result<Vec<i32>, BackendError>;
 
     /// Prepare `W [n×k]` (row-major, `k ≤ MAX_K`) for repeated [`Backend::gemm`] calls.
     fn prepare(&self, w: &[i8], n: usize, k: usize) -> Result<Weights, BackendError>;
@@ -132,13 +121,7 @@ pub trait Backend: Send + Sync {
     fn dequantize(&self, x: Elems<'_>, scale_q16: i32) -> Result<Vec<i32>, BackendError>;
 
     /// TENSOR_NORM of each `row`-long row (eps ≥ 0).
-    fn norm(
-        &self,
-        x: &[i32],
-        row: usize,
-        kind: NormKind,
-        eps_q16: i32,
-    ) -> Result<Vec<i32>, BackendError>;
+    fn norm(&self, x: &[i32], row: usize, kind: NormKind, eps_q16: i32) -> Result<Vec<i32>, BackendError>;
 
     /// TENSOR_SOFTMAX of each `row`-long row.
     fn softmax(&self, x: &[i32], row: usize) -> Result<Vec<i32>, BackendError>;
@@ -161,12 +144,7 @@ pub struct BackendConfig {
 
 impl Default for BackendConfig {
     fn default() -> Self {
-        Self {
-            kind: BackendKind::Cpu,
-            opencl: OpenClConfig::default(),
-            fallback_to_cpu: false,
-            threads: 0,
-        }
+        Self { kind: BackendKind::Cpu, opencl: OpenClConfig::default(), fallback_to_cpu: false, threads: 0 }
     }
 }
 
@@ -186,9 +164,7 @@ impl BackendConfig {
             c.opencl.device = Some(opencl::DeviceSelector::parse(&v)?);
         }
         if let Some(v) = var("AIVM_OPENCL_MEM_LIMIT").filter(|v| !v.trim().is_empty()) {
-            let n = v.trim().parse::<u64>().map_err(|_| {
-                BackendError::Config(format!("AIVM_OPENCL_MEM_LIMIT={v:?} is not a byte count"))
-            })?;
+            let n = v.trim().parse::<u64>().map_err(|_| BackendError::Config(format!("AIVM_OPENCL_MEM_LIMIT={v:?} is not a byte count")))?;
             c.opencl.mem_limit = Some(n);
         }
         if let Some(v) = var("AIVM_OPENCL_GEMM").filter(|v| !v.trim().is_empty()) {
@@ -198,11 +174,7 @@ impl BackendConfig {
             c.fallback_to_cpu = match v.trim() {
                 "cpu" | "1" | "yes" => true,
                 "none" | "0" | "no" => false,
-                other => {
-                    return Err(BackendError::Config(format!(
-                        "AIVM_BACKEND_FALLBACK={other:?} (expected cpu or none)"
-                    )))
-                }
+                other => return Err(BackendError::Config(format!("AIVM_BACKEND_FALLBACK={other:?} (expected cpu or none)"))),
             };
         }
         Ok(c)
@@ -234,10 +206,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<BackendConfig, BackendError> {
-        let m: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let m: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         BackendConfig::from_vars(|k| m.get(k).cloned())
     }
 
@@ -254,44 +223,20 @@ mod tests {
         .unwrap();
         assert_eq!(c.opencl.gemm, GemmKernel::Tiled);
         assert_eq!(c.kind, BackendKind::OpenCl);
-        assert_eq!(
-            c.opencl.device,
-            Some(opencl::DeviceSelector {
-                platform: 0,
-                device: 1
-            })
-        );
+        assert_eq!(c.opencl.device, Some(opencl::DeviceSelector { platform: 0, device: 1 }));
         assert_eq!(c.opencl.mem_limit, Some(1024));
         assert!(c.fallback_to_cpu);
-        assert!(matches!(
-            cfg(&[("AIVM_BACKEND", "tpu")]),
-            Err(BackendError::Config(_))
-        ));
-        assert!(matches!(
-            cfg(&[("AIVM_OPENCL_DEVICE", "x")]),
-            Err(BackendError::Config(_))
-        ));
-        assert!(matches!(
-            cfg(&[("AIVM_OPENCL_MEM_LIMIT", "-1")]),
-            Err(BackendError::Config(_))
-        ));
-        assert!(matches!(
-            cfg(&[("AIVM_BACKEND_FALLBACK", "maybe")]),
-            Err(BackendError::Config(_))
-        ));
-        assert!(matches!(
-            cfg(&[("AIVM_OPENCL_GEMM", "fast")]),
-            Err(BackendError::Config(_))
-        ));
+        assert!(matches!(cfg(&[("AIVM_BACKEND", "tpu")]), Err(BackendError::Config(_))));
+        assert!(matches!(cfg(&[("AIVM_OPENCL_DEVICE", "x")]), Err(BackendError::Config(_))));
+        assert!(matches!(cfg(&[("AIVM_OPENCL_MEM_LIMIT", "-1")]), Err(BackendError::Config(_))));
+        assert!(matches!(cfg(&[("AIVM_BACKEND_FALLBACK", "maybe")]), Err(BackendError::Config(_))));
+        assert!(matches!(cfg(&[("AIVM_OPENCL_GEMM", "fast")]), Err(BackendError::Config(_))));
     }
 
     #[test]
     fn weights_refuse_a_foreign_backend() {
         let cpu = CpuBackend::with_threads(1);
         let w = cpu.prepare(&[1, 2, 3, 4], 2, 2).unwrap();
-        assert!(matches!(
-            w.get::<u8>(BackendKind::OpenCl),
-            Err(BackendError::ForeignWeights("cpu"))
-        ));
+        assert!(matches!(w.get::<u8>(BackendKind::OpenCl), Err(BackendError::ForeignWeights("cpu"))));
     }
 }

@@ -13,8 +13,20 @@ use ocl::enums::{DeviceInfo as ClDeviceInfo, DeviceInfoResult};
 use ocl::flags::{DeviceType, MemFlags};
 use ocl::{Buffer, Context, Device, Kernel, OclPrm, Platform, Program, Queue};
 
-/// The program every device builds.
-const SOURCE: &str = include_str!("kernels.cl");
+/// The kernels (after the generated constant prelude, see [`source`]).
+const KERNELS: &str = include_str!("kernels.cl");
+
+/// The program every device builds: the fixed-point constants and tables of
+/// `tensor::fixed`, written out from the Rust values, then `kernels.cl`.
+pub fn source() -> String {
+    use crate::tensor::fixed::{EXP2_TABLE, EXP_CUTOFF_Q16, LN2_Q30, LOG2E_Q30, LOG2_TABLE, Q30_ONE};
+    let table = |name: &str, t: &[i64]| format!("__constant long {name}[{}] = {{{}}};\n", t.len(), t.iter().map(|v| format!("{v}L")).collect::<Vec<_>>().join(", "));
+    format!(
+        "#define Q30_ONE {Q30_ONE}L\n#define LN2_Q30 {LN2_Q30}L\n#define LOG2E_Q30 {LOG2E_Q30}L\n#define EXP_CUTOFF_Q16 ({EXP_CUTOFF_Q16}L)\n{}{}{KERNELS}",
+        table("EXP2_TABLE", &EXP2_TABLE),
+        table("LOG2_TABLE", &LOG2_TABLE)
+    )
+}
 /// Output tile side and work-group shape of `gemm_nt` (see kernels.cl).
 const TILE: usize = 32;
 const GROUP: usize = 8;
@@ -39,9 +51,7 @@ impl GemmKernel {
             "auto" => Ok(Self::Auto),
             "rows" => Ok(Self::Rows),
             "tiled" => Ok(Self::Tiled),
-            other => Err(BackendError::Config(format!(
-                "AIVM_OPENCL_GEMM={other:?} (expected auto, rows or tiled)"
-            ))),
+            other => Err(BackendError::Config(format!("AIVM_OPENCL_GEMM={other:?} (expected auto, rows or tiled)"))),
         }
     }
 }
@@ -60,16 +70,9 @@ pub struct DeviceSelector {
 impl DeviceSelector {
     /// `"<platform>:<device>"`, e.g. `0:1`.
     pub fn parse(s: &str) -> Result<Self, BackendError> {
-        let bad = || {
-            BackendError::Config(format!(
-                "OpenCL device {s:?} is not <platform>:<device>, e.g. 0:0"
-            ))
-        };
+        let bad = || BackendError::Config(format!("OpenCL device {s:?} is not <platform>:<device>, e.g. 0:0"));
         let (p, d) = s.trim().split_once(':').ok_or_else(bad)?;
-        Ok(Self {
-            platform: p.parse().map_err(|_| bad())?,
-            device: d.parse().map_err(|_| bad())?,
-        })
+        Ok(Self { platform: p.parse().map_err(|_| bad())?, device: d.parse().map_err(|_| bad())? })
     }
 }
 
@@ -108,12 +111,9 @@ pub struct DeviceInfo {
 
 fn cl_err(e: ocl::Error) -> BackendError {
     match e.api_status() {
-        Some(
-            Status::CL_MEM_OBJECT_ALLOCATION_FAILURE
-            | Status::CL_OUT_OF_RESOURCES
-            | Status::CL_OUT_OF_HOST_MEMORY
-            | Status::CL_INVALID_BUFFER_SIZE,
-        ) => BackendError::OutOfMemory(e.to_string()),
+        Some(Status::CL_MEM_OBJECT_ALLOCATION_FAILURE | Status::CL_OUT_OF_RESOURCES | Status::CL_OUT_OF_HOST_MEMORY | Status::CL_INVALID_BUFFER_SIZE) => {
+            BackendError::OutOfMemory(e.to_string())
+        }
         _ => BackendError::Device(e.to_string()),
     }
 }
@@ -131,26 +131,17 @@ fn platforms() -> Result<Vec<Platform>, BackendError> {
     // SAFETY: a count-only query: no output array, a valid pointer for the count.
     let status = unsafe { ocl::core::ffi::clGetPlatformIDs(0, std::ptr::null_mut(), &mut count) };
     if status == Status::CL_PLATFORM_NOT_FOUND_KHR as i32 || (status == 0 && count == 0) {
-        return Err(BackendError::NoPlatform(
-            "the OpenCL ICD loader found no installed driver".into(),
-        ));
+        return Err(BackendError::NoPlatform("the OpenCL ICD loader found no installed driver".into()));
     }
-    let ids = ocl::core::get_platform_ids()
-        .map_err(|e| BackendError::NoPlatform(first_line(&e.to_string())))?;
+    let ids = ocl::core::get_platform_ids().map_err(|e| BackendError::NoPlatform(first_line(&e.to_string())))?;
     if ids.is_empty() {
-        return Err(BackendError::NoPlatform(
-            "the ICD loader lists no platforms".into(),
-        ));
+        return Err(BackendError::NoPlatform("the ICD loader lists no platforms".into()));
     }
     Ok(Platform::list_from_core(ids))
 }
 
 fn first_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("unknown error")
-        .to_string()
+    s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("unknown error").to_string()
 }
 
 fn device_type(d: &Device) -> DeviceType {
@@ -177,10 +168,7 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, BackendError> {
         for (di, d) in devices.iter().enumerate() {
             let t = device_type(d);
             out.push(DeviceInfo {
-                selector: DeviceSelector {
-                    platform: pi,
-                    device: di,
-                },
+                selector: DeviceSelector { platform: pi, device: di },
                 platform: p.name().unwrap_or_default(),
                 platform_version: p.version().unwrap_or_default(),
                 name: d.name().unwrap_or_default(),
@@ -223,7 +211,7 @@ struct DeviceWeights {
 impl OpenClBackend {
     /// Open the configured device and build the kernels on it.
     pub fn open(config: &OpenClConfig) -> Result<Self, BackendError> {
-        Self::open_with_source(config, SOURCE)
+        Self::open_with_source(config, &source())
     }
 
     /// [`OpenClBackend::open`] with another program (tests check how build failures surface).
@@ -232,53 +220,23 @@ impl OpenClBackend {
         let platforms = platforms()?;
         let (platform, device) = match config.device {
             Some(sel) => {
-                let p = platforms
-                    .get(sel.platform)
-                    .ok_or_else(|| BackendError::NoDevice(sel.to_string()))?;
-                let d = Device::list_all(p)
-                    .map_err(cl_err)?
-                    .get(sel.device)
-                    .copied()
-                    .ok_or_else(|| BackendError::NoDevice(sel.to_string()))?;
+                let p = platforms.get(sel.platform).ok_or_else(|| BackendError::NoDevice(sel.to_string()))?;
+                let d = Device::list_all(p).map_err(cl_err)?.get(sel.device).copied().ok_or_else(|| BackendError::NoDevice(sel.to_string()))?;
                 (*p, d)
             }
             None => {
-                let all: Vec<(Platform, Device)> = platforms
-                    .iter()
-                    .flat_map(|p| {
-                        Device::list_all(p)
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(move |d| (*p, d))
-                    })
-                    .collect();
-                let gpu = all
-                    .iter()
-                    .find(|(_, d)| device_type(d).contains(DeviceType::GPU));
-                *gpu.or(all.first())
-                    .ok_or_else(|| BackendError::NoDevice("(any)".into()))?
+                let all: Vec<(Platform, Device)> =
+                    platforms.iter().flat_map(|p| Device::list_all(p).unwrap_or_default().into_iter().map(move |d| (*p, d))).collect();
+                let gpu = all.iter().find(|(_, d)| device_type(d).contains(DeviceType::GPU));
+                *gpu.or(all.first()).ok_or_else(|| BackendError::NoDevice("(any)".into()))?
             }
         };
-        let name = format!(
-            "{} / {}",
-            platform.name().unwrap_or_default(),
-            device.name().unwrap_or_default()
-        );
-        let context = Context::builder()
-            .platform(platform)
-            .devices(device)
-            .build()
-            .map_err(cl_err)?;
+        let name = format!("{} / {}", platform.name().unwrap_or_default(), device.name().unwrap_or_default());
+        let context = Context::builder().platform(platform).devices(device).build().map_err(cl_err)?;
         let queue = Queue::new(&context, device, None).map_err(cl_err)?;
         drop(guard);
-        let program = Program::builder()
-            .src(source)
-            .devices(device)
-            .build(&context)
-            .map_err(|e| BackendError::Build {
-                device: name.clone(),
-                log: e.to_string(),
-            })?;
+        let program =
+            Program::builder().src(source).devices(device).build(&context).map_err(|e| BackendError::Build { device: name.clone(), log: e.to_string() })?;
         let device_max = info_u64(&device, ClDeviceInfo::MaxMemAllocSize);
         let max_alloc = match config.mem_limit {
             Some(l) => l.min(device_max),
@@ -289,13 +247,7 @@ impl OpenClBackend {
             GemmKernel::Rows => false,
             GemmKernel::Tiled => true,
         };
-        Ok(Self {
-            queue,
-            program,
-            name,
-            max_alloc,
-            tiled,
-        })
+        Ok(Self { queue, program, name, max_alloc, tiled })
     }
 
     /// The default device for tests and benchmarks, or `None` (after saying why on stderr) when
@@ -304,10 +256,10 @@ impl OpenClBackend {
     pub fn open_or_skip(what: &str, config: &OpenClConfig) -> Result<Option<Self>, BackendError> {
         match Self::open(config) {
             Ok(b) => Ok(Some(b)),
-            Err(BackendError::NoPlatform(why))
-                if std::env::var("AIVM_REQUIRE_OPENCL").map_or(true, |v| v != "1") =>
-            {
-                eprintln!("SKIPPED {what}: no OpenCL platform on this machine ({why}). Install pocl-opencl-icd to run it; AIVM_REQUIRE_OPENCL=1 makes this an error.");
+            Err(BackendError::NoPlatform(why)) if std::env::var("AIVM_REQUIRE_OPENCL").map_or(true, |v| v != "1") => {
+                eprintln!(
+                    "SKIPPED {what}: no OpenCL platform on this machine ({why}). Install pocl-opencl-icd to run it; AIVM_REQUIRE_OPENCL=1 makes this an error."
+                );
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -318,14 +270,9 @@ impl OpenClBackend {
     fn buffer<T: OclPrm>(&self, len: usize, data: Option<&[T]>) -> Result<Buffer<T>, BackendError> {
         let bytes = (len.max(1) as u64).saturating_mul(std::mem::size_of::<T>() as u64);
         if bytes > self.max_alloc {
-            return Err(BackendError::OutOfMemory(format!(
-                "{bytes}-byte buffer exceeds the {}-byte limit of {}",
-                self.max_alloc, self.name
-            )));
+            return Err(BackendError::OutOfMemory(format!("{bytes}-byte buffer exceeds the {}-byte limit of {}", self.max_alloc, self.name)));
         }
-        let b = Buffer::<T>::builder()
-            .queue(self.queue.clone())
-            .len(len.max(1));
+        let b = Buffer::<T>::builder().queue(self.queue.clone()).len(len.max(1));
         let b = match data {
             Some(d) => b.flags(MemFlags::new().read_only()).copy_host_slice(d),
             None => b.flags(MemFlags::new().read_write()),
@@ -340,18 +287,9 @@ impl OpenClBackend {
 
     /// A kernel `name` over `global` work-items in groups of `local`; the caller adds the
     /// arguments in order and passes it to [`OpenClBackend::run`].
-    fn kernel(
-        &self,
-        name: &str,
-        global: [usize; 2],
-        local: [usize; 2],
-    ) -> ocl::builders::KernelBuilder<'_> {
+    fn kernel(&self, name: &str, global: [usize; 2], local: [usize; 2]) -> ocl::builders::KernelBuilder<'_> {
         let mut kb = Kernel::builder();
-        kb.program(&self.program)
-            .name(name)
-            .queue(self.queue.clone())
-            .global_work_size(global)
-            .local_work_size(local);
+        kb.program(&self.program).name(name).queue(self.queue.clone()).global_work_size(global).local_work_size(local);
         kb
     }
 
@@ -364,49 +302,24 @@ impl OpenClBackend {
     }
 
     /// `Y = X · Wᵀ` with W already on the device.
-    fn gemm_on(
-        &self,
-        x: &[i8],
-        m: usize,
-        w: &Buffer<i8>,
-        n: usize,
-        k: usize,
-        y: &mut [i32],
-    ) -> Result<(), BackendError> {
+    fn gemm_on(&self, x: &[i8], m: usize, w: &Buffer<i8>, n: usize, k: usize, y: &mut [i32]) -> Result<(), BackendError> {
         let (m32, n32, k32) = dims32(m, n, k)?;
         let xb = self.buffer(m * k, Some(x))?;
         let yb = self.buffer::<i32>(m * n, None)?;
         let mut kb = if m < SMALL_M || !self.tiled {
-            self.kernel(
-                "gemm_nt_rows",
-                [n.div_ceil(ELEM_GROUP) * ELEM_GROUP, m],
-                [ELEM_GROUP, 1],
-            )
+            self.kernel("gemm_nt_rows", [n.div_ceil(ELEM_GROUP) * ELEM_GROUP, m], [ELEM_GROUP, 1])
         } else {
-            self.kernel(
-                "gemm_nt",
-                [n.div_ceil(TILE) * GROUP, m.div_ceil(TILE) * GROUP],
-                [GROUP, GROUP],
-            )
+            self.kernel("gemm_nt", [n.div_ceil(TILE) * GROUP, m.div_ceil(TILE) * GROUP], [GROUP, GROUP])
         };
         kb.arg(&xb).arg(w).arg(&yb).arg(m32).arg(n32).arg(k32);
         Self::run(&kb)?;
         self.read(&yb, y)
     }
 
-    fn elementwise<I: OclPrm, O: OclPrm>(
-        &self,
-        name: &str,
-        x: &[I],
-        scale: i64,
-    ) -> Result<Vec<O>, BackendError> {
+    fn elementwise<I: OclPrm, O: OclPrm>(&self, name: &str, x: &[I], scale: i64) -> Result<Vec<O>, BackendError> {
         let xb = self.buffer(x.len(), Some(x))?;
         let ob = self.buffer::<O>(x.len(), None)?;
-        let mut kb = self.kernel(
-            name,
-            [x.len().div_ceil(ELEM_GROUP) * ELEM_GROUP, 1],
-            [ELEM_GROUP, 1],
-        );
+        let mut kb = self.kernel(name, [x.len().div_ceil(ELEM_GROUP) * ELEM_GROUP, 1], [ELEM_GROUP, 1]);
         kb.arg(&xb).arg(&ob).arg(scale).arg(x.len() as u64);
         Self::run(&kb)?;
         let mut out = vec![O::default(); x.len()];
@@ -415,15 +328,8 @@ impl OpenClBackend {
     }
 
     /// One work-group per row of `x`; `extra` are the `(kind, eps)` arguments after `(x, out, n)`.
-    fn rows(
-        &self,
-        name: &str,
-        x: &[i32],
-        n: usize,
-        extra: Option<(i32, i64)>,
-    ) -> Result<Vec<i32>, BackendError> {
-        let n32 =
-            u32::try_from(n).map_err(|_| BackendError::Config(format!("row of {n} elements")))?;
+    fn rows(&self, name: &str, x: &[i32], n: usize, extra: Option<(i32, i64)>) -> Result<Vec<i32>, BackendError> {
+        let n32 = u32::try_from(n).map_err(|_| BackendError::Config(format!("row of {n} elements")))?;
         let rows = x.len() / n.max(1);
         let xb = self.buffer(x.len(), Some(x))?;
         let ob = self.buffer::<i32>(x.len(), None)?;
@@ -441,10 +347,7 @@ impl OpenClBackend {
 
 /// GEMM dimensions as the kernel's `uint`s.
 fn dims32(m: usize, n: usize, k: usize) -> Result<(u32, u32, u32), BackendError> {
-    let c = |v: usize| {
-        u32::try_from(v)
-            .map_err(|_| BackendError::Config(format!("GEMM dimension {v} exceeds 2^32")))
-    };
+    let c = |v: usize| u32::try_from(v).map_err(|_| BackendError::Config(format!("GEMM dimension {v} exceeds 2^32")));
     Ok((c(m)?, c(n)?, c(k)?))
 }
 
@@ -454,21 +357,10 @@ impl Backend for OpenClBackend {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "opencl ({}, {} GEMM)",
-            self.name,
-            if self.tiled { "tiled" } else { "rows" }
-        )
+        format!("opencl ({}, {} GEMM)", self.name, if self.tiled { "tiled" } else { "rows" })
     }
 
-    fn matmul(
-        &self,
-        a: &[i8],
-        b: &[i8],
-        m: usize,
-        k: usize,
-        n: usize,
-    ) -> Result<Vec<i32>, BackendError> {
+    fn matmul(&self, a: &[i8], b: &[i8], m: usize, k: usize, n: usize) -> Result<Vec<i32>, BackendError> {
         // The kernel takes its right operand k-contiguous: transpose B [k×n] into Bᵀ [n×k].
         let mut bt = vec![0i8; k * n];
         for (p, row) in b.chunks_exact(n).enumerate() {
@@ -484,12 +376,7 @@ impl Backend for OpenClBackend {
 
     fn prepare(&self, w: &[i8], n: usize, k: usize) -> Result<Weights, BackendError> {
         let buf = self.buffer(w.len(), Some(w))?;
-        Ok(Weights {
-            n,
-            k,
-            owner: BackendKind::OpenCl,
-            inner: Box::new(DeviceWeights { buf }),
-        })
+        Ok(Weights { n, k, owner: BackendKind::OpenCl, inner: Box::new(DeviceWeights { buf }) })
     }
 
     fn gemm(&self, x: &[i8], m: usize, w: &Weights, y: &mut [i32]) -> Result<(), BackendError> {
@@ -508,13 +395,7 @@ impl Backend for OpenClBackend {
         }
     }
 
-    fn norm(
-        &self,
-        x: &[i32],
-        row: usize,
-        kind: NormKind,
-        eps_q16: i32,
-    ) -> Result<Vec<i32>, BackendError> {
+    fn norm(&self, x: &[i32], row: usize, kind: NormKind, eps_q16: i32) -> Result<Vec<i32>, BackendError> {
         self.rows("norm_rows", x, row, Some((kind as i32, eps_q16 as i64)))
     }
 
@@ -526,11 +407,7 @@ impl Backend for OpenClBackend {
         let pb = self.buffer(p.len(), Some(p))?;
         let qb = self.buffer(q.len(), Some(q))?;
         let db = self.buffer::<i64>(p.len(), None)?;
-        let mut kb = self.kernel(
-            "kl_log_ratios",
-            [p.len().div_ceil(ELEM_GROUP) * ELEM_GROUP, 1],
-            [ELEM_GROUP, 1],
-        );
+        let mut kb = self.kernel("kl_log_ratios", [p.len().div_ceil(ELEM_GROUP) * ELEM_GROUP, 1], [ELEM_GROUP, 1]);
         kb.arg(&pb).arg(&qb).arg(&db).arg(p.len() as u64);
         Self::run(&kb)?;
         let mut d = vec![0i64; p.len()];
@@ -544,9 +421,7 @@ mod tests {
     use super::*;
 
     fn require() -> bool {
-        OpenClBackend::open_or_skip("opencl unit test", &OpenClConfig::default())
-            .expect("OpenCL backend")
-            .is_some()
+        OpenClBackend::open_or_skip("opencl unit test", &OpenClConfig::default()).expect("OpenCL backend").is_some()
     }
 
     #[test]
@@ -569,20 +444,11 @@ mod tests {
         if !require() {
             return;
         }
-        let cfg = OpenClConfig {
-            mem_limit: Some(4096),
-            ..OpenClConfig::default()
-        };
+        let cfg = OpenClConfig { mem_limit: Some(4096), ..OpenClConfig::default() };
         let small = OpenClBackend::open(&cfg).unwrap();
         let w = vec![1i8; 8192];
-        assert!(matches!(
-            small.prepare(&w, 64, 128),
-            Err(BackendError::OutOfMemory(_))
-        ));
-        assert!(matches!(
-            small.quantize(&vec![7; 2048], 1 << 16),
-            Err(BackendError::OutOfMemory(_))
-        ));
+        assert!(matches!(small.prepare(&w, 64, 128), Err(BackendError::OutOfMemory(_))));
+        assert!(matches!(small.quantize(&vec![7; 2048], 1 << 16), Err(BackendError::OutOfMemory(_))));
         // With fallback the same request runs on the CPU and gives the CPU's answer.
         let cpu = super::super::CpuBackend::with_threads(1);
         let fb = super::super::Fallback::new(OpenClBackend::open(&cfg).unwrap(), cpu);
@@ -591,10 +457,7 @@ mod tests {
         let mut y = vec![0; 3 * 64];
         fb.gemm(&x, 3, &wts, &mut y).unwrap();
         assert!(y.iter().all(|&v| v == 256));
-        assert_eq!(
-            fb.quantize(&vec![7 << 16; 2048], 1 << 16).unwrap(),
-            vec![7i8; 2048]
-        );
+        assert_eq!(fb.quantize(&vec![7 << 16; 2048], 1 << 16).unwrap(), vec![7i8; 2048]);
     }
 
     #[test]
@@ -602,27 +465,10 @@ mod tests {
         if !require() {
             return;
         }
-        let cfg = OpenClConfig {
-            device: Some(DeviceSelector {
-                platform: 0,
-                device: 999,
-            }),
-            ..OpenClConfig::default()
-        };
-        assert!(
-            matches!(OpenClBackend::open(&cfg), Err(BackendError::NoDevice(d)) if d == "0:999")
-        );
-        let cfg = OpenClConfig {
-            device: Some(DeviceSelector {
-                platform: 999,
-                device: 0,
-            }),
-            ..OpenClConfig::default()
-        };
-        assert!(matches!(
-            OpenClBackend::open(&cfg),
-            Err(BackendError::NoDevice(_))
-        ));
+        let cfg = OpenClConfig { device: Some(DeviceSelector { platform: 0, device: 999 }), ..OpenClConfig::default() };
+        assert!(matches!(OpenClBackend::open(&cfg), Err(BackendError::NoDevice(d)) if d == "0:999"));
+        let cfg = OpenClConfig { device: Some(DeviceSelector { platform: 999, device: 0 }), ..OpenClConfig::default() };
+        assert!(matches!(OpenClBackend::open(&cfg), Err(BackendError::NoDevice(_))));
         assert!(!list_devices().unwrap().is_empty());
     }
 }
