@@ -10,6 +10,7 @@
 use crate::blockstm::{ReadError, StateRead, TxVm};
 use crate::receipt::{LogEvent, Receipt, TxStatus};
 use crate::state::{Account, Address, CodeHash, StateKey, StateValue};
+use crate::admission::Admission;
 use crate::tx::{Payload, VerifiedTx};
 use aivm::{CallContext, CallRequest, Contract, ReadBlocked, StateView, Vm, VmError};
 use std::collections::{BTreeMap, HashMap};
@@ -177,25 +178,15 @@ impl TxVm for BlockVm<'_> {
         if tx.nonce != sender.nonce {
             return reject(format!("wrong nonce {}, expected {}", tx.nonce, sender.nonce));
         }
-        let extra = match tx.payload {
-            Payload::Transfer { .. } => schedule.transfer,
-            _ => 0,
+        let adm = match Admission::of(vtx, schedule) {
+            Ok(a) => a,
+            Err(why) => return reject(why),
         };
-        let Some(intrinsic) = schedule.tx.cost(vtx.size as u64).and_then(|g| g.checked_add(extra)) else {
-            return reject("intrinsic gas overflows".into());
-        };
-        if tx.gas_limit < intrinsic {
-            return reject(format!("gas limit {} is below the intrinsic gas {intrinsic}", tx.gas_limit));
-        }
-        let max_fee = tx.gas_limit as u128 * tx.gas_price as u128;
-        let value = match tx.payload {
-            Payload::Transfer { amount, .. } => amount,
-            _ => 0,
-        };
-        match max_fee.checked_add(value) {
+        match adm.max_cost() {
             Some(need) if need <= sender.balance => {}
-            _ => return reject(format!("balance {} cannot cover gas_limit·gas_price {max_fee} plus {value}", sender.balance)),
+            _ => return reject(format!("balance {} cannot cover gas_limit·gas_price {} plus {}", sender.balance, adm.max_fee, adm.value)),
         }
+        let intrinsic = adm.intrinsic;
 
         let budget = tx.gas_limit - intrinsic;
         let mut res = match &tx.payload {

@@ -5,6 +5,7 @@
 //!
 //! - [`blockstm`]: optimistic parallel execution, generic over the transaction VM.
 //! - [`tx`]: signed transactions and their canonical encoding.
+//! - [`admission`]: intrinsic gas and the most a transaction can cost (executor and mempool).
 //! - [`state`]: keys, accounts and values, and their canonical bytes.
 //! - [`chain_vm`]: one transaction's execution (nonce, fees, transfer, deploy, call).
 //! - [`overlay`]: committed state plus pending writes (queries, development tools).
@@ -16,6 +17,7 @@
 //!
 //! `spec/state.md` is the normative description.
 
+pub mod admission;
 pub mod block;
 pub mod blockstm;
 pub mod chain_vm;
@@ -27,6 +29,7 @@ pub mod store;
 pub mod tx;
 pub mod workload;
 
+pub use admission::Admission;
 pub use block::{BlockHeader, BlockRecord, Chain, ChainConfig, ChainError, ExecConfig, ExecutedBlock, Genesis};
 pub use chain_vm::{contract_address, contract_entries, storage_entries, BlockEnv, ChainVm};
 pub use receipt::{Receipt, TxStatus};

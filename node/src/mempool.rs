@@ -1,0 +1,424 @@
+//! The mempool: signed transactions waiting for a block, admitted with the executor's own rules
+//! and proposed by fee.
+//!
+//! Admission (`insert`) refuses, before anything is kept: oversized, malformed or non-canonical
+//! bytes; a bad signature or another chain's transaction; a duplicate; an unknown sender; a nonce
+//! below the account's or more than `max_nonce_gap` above it; a gas limit below the intrinsic gas
+//! ([`Admission`], shared with `chain_vm`); and a sender whose balance cannot cover the most all of
+//! its pending transactions could cost. Equal `(sender, nonce)` replaces only with a
+//! `replace_bump_pct` higher gas price.
+//!
+//! Capacity: at most `max_txs` transactions and `max_bytes` encoded bytes, `max_per_sender` per
+//! sender. When full, a transaction paying more than the cheapest evictable one (the last nonce of
+//! some sender, so no sender is left with a gap) takes its place; otherwise [`MempoolError::Full`]
+//! is the backpressure signal RPC clients see.
+//!
+//! Proposal (`select`) takes ready transactions (contiguous nonces from the account's) by gas
+//! price, highest first, keeping each sender's nonce order; ties go to the earlier arrival.
+
+use aivm::GasSchedule;
+use aivm_runtime::{Account, Address, Admission, SignedTransaction, TxError, VerifiedTx};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::Arc;
+
+/// Limits and policy.
+#[derive(Clone, Debug)]
+pub struct MempoolConfig {
+    pub chain_id: u64,
+    pub max_txs: usize,
+    pub max_bytes: usize,
+    pub max_per_sender: usize,
+    /// Highest accepted nonce is the account's nonce plus this.
+    pub max_nonce_gap: u64,
+    /// A replacement must raise the gas price by at least this percentage.
+    pub replace_bump_pct: u64,
+}
+
+impl MempoolConfig {
+    pub fn new(chain_id: u64) -> Self {
+        Self { chain_id, max_txs: 100_000, max_bytes: 256 << 20, max_per_sender: 1024, max_nonce_gap: 1024, replace_bump_pct: 10 }
+    }
+}
+
+/// Why a transaction was not admitted. Each is an answer to the submitter, never a crash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MempoolError {
+    #[error(transparent)]
+    Tx(#[from] TxError),
+    #[error("transaction already in the mempool")]
+    Duplicate,
+    #[error("sender account does not exist")]
+    UnknownSender,
+    #[error("nonce {got} is below the account nonce {expected}")]
+    NonceTooLow { got: u64, expected: u64 },
+    #[error("nonce {got} is too far ahead (highest accepted {max})")]
+    NonceTooHigh { got: u64, max: u64 },
+    #[error("{0}")]
+    Admission(String),
+    #[error("balance {have} cannot cover {need}, the most this and the sender's pending transactions can cost")]
+    Insufficient { need: u128, have: u128 },
+    #[error("sender has {0} pending transactions, the limit")]
+    SenderFull(usize),
+    #[error("replacement must pay a gas price of at least {need}")]
+    ReplacementUnderpriced { need: u64 },
+    #[error("mempool is full; a gas price above {min} may displace a pending transaction")]
+    Full { min: u64 },
+}
+
+/// Committed accounts, as the pool checks nonces and balances against them.
+pub trait Accounts {
+    fn account(&self, address: &Address) -> Option<Account>;
+}
+
+impl<F: Fn(&Address) -> Option<Account>> Accounts for F {
+    fn account(&self, address: &Address) -> Option<Account> {
+        self(address)
+    }
+}
+
+struct Entry {
+    vtx: Arc<VerifiedTx>,
+    /// `max_fee + value`.
+    cost: u128,
+    /// Arrival order (ties in `select`).
+    seq: u64,
+}
+
+impl Entry {
+    fn price(&self) -> u64 {
+        self.vtx.tx().gas_price
+    }
+}
+
+/// One sender's pending transactions by nonce, with the account as last seen.
+struct Queue {
+    account: Account,
+    txs: BTreeMap<u64, Entry>,
+}
+
+impl Queue {
+    fn pending_cost(&self) -> u128 {
+        self.txs.values().fold(0u128, |a, e| a.saturating_add(e.cost))
+    }
+}
+
+/// Pending transactions.
+pub struct Mempool {
+    cfg: MempoolConfig,
+    schedule: GasSchedule,
+    queues: HashMap<Address, Queue>,
+    by_hash: HashMap<[u8; 32], (Address, u64)>,
+    bytes: usize,
+    seq: u64,
+}
+
+impl Mempool {
+    pub fn new(cfg: MempoolConfig, schedule: GasSchedule) -> Self {
+        Self { cfg, schedule, queues: HashMap::new(), by_hash: HashMap::new(), bytes: 0, seq: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// Encoded bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn contains(&self, hash: &[u8; 32]) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// Admit submitted bytes; returns the transaction hash.
+    pub fn insert(&mut self, bytes: &[u8], accounts: &dyn Accounts) -> Result<[u8; 32], MempoolError> {
+        let vtx = SignedTransaction::decode(bytes)?.verify(self.cfg.chain_id)?;
+        if self.by_hash.contains_key(&vtx.hash) {
+            return Err(MempoolError::Duplicate);
+        }
+        let adm = Admission::of(&vtx, &self.schedule).map_err(MempoolError::Admission)?;
+        let tx = vtx.tx();
+        let (sender, nonce, price) = (tx.sender, tx.nonce, tx.gas_price);
+        let account = accounts.account(&sender).ok_or(MempoolError::UnknownSender)?;
+        self.refresh(&sender, account);
+        if nonce < account.nonce {
+            return Err(MempoolError::NonceTooLow { got: nonce, expected: account.nonce });
+        }
+        let max = account.nonce.saturating_add(self.cfg.max_nonce_gap);
+        if nonce > max {
+            return Err(MempoolError::NonceTooHigh { got: nonce, max });
+        }
+        let cost = adm.max_cost().ok_or(MempoolError::Insufficient { need: u128::MAX, have: account.balance })?;
+        let queue = self.queues.get(&sender);
+        let replaced = queue.and_then(|q| q.txs.get(&nonce));
+        if let Some(old) = replaced {
+            let need = old.price().saturating_mul(100 + self.cfg.replace_bump_pct).div_ceil(100).max(old.price().saturating_add(1));
+            if price < need {
+                return Err(MempoolError::ReplacementUnderpriced { need });
+            }
+        } else if queue.is_some_and(|q| q.txs.len() >= self.cfg.max_per_sender) {
+            return Err(MempoolError::SenderFull(self.cfg.max_per_sender));
+        }
+        let pending = queue.map_or(0, |q| q.pending_cost()) - replaced.map_or(0, |e| e.cost);
+        let need = pending.saturating_add(cost);
+        if need > account.balance {
+            return Err(MempoolError::Insufficient { need, have: account.balance });
+        }
+        let (freed, is_replacement) = (replaced.map_or(0, |e| e.vtx.size), replaced.is_some());
+        if !is_replacement {
+            self.make_room(vtx.size, price, &sender)?;
+        }
+        if let Some(old) = self.queues.get_mut(&sender).and_then(|q| q.txs.remove(&nonce)) {
+            self.by_hash.remove(&old.vtx.hash);
+        }
+        self.bytes = self.bytes - freed + vtx.size;
+        self.seq += 1;
+        let hash = vtx.hash;
+        self.by_hash.insert(hash, (sender, nonce));
+        let q = self.queues.entry(sender).or_insert_with(|| Queue { account, txs: BTreeMap::new() });
+        q.txs.insert(nonce, Entry { vtx: Arc::new(vtx), cost, seq: self.seq });
+        Ok(hash)
+    }
+
+    /// Evict the cheapest sender tails until `size` more bytes and one more transaction fit,
+    /// if each is cheaper than `price`; else `Full`.
+    fn make_room(&mut self, size: usize, price: u64, sender: &Address) -> Result<(), MempoolError> {
+        while self.by_hash.len() + 1 > self.cfg.max_txs || self.bytes + size > self.cfg.max_bytes {
+            let victim = self
+                .queues
+                .iter()
+                .filter(|(a, _)| *a != sender)
+                .filter_map(|(a, q)| q.txs.iter().next_back().map(|(n, e)| (e.price(), Reverse(e.seq), *a, *n)))
+                .min();
+            match victim {
+                Some((p, _, a, n)) if p < price => self.remove_at(&a, n),
+                Some((p, ..)) => return Err(MempoolError::Full { min: p }),
+                None => return Err(MempoolError::Full { min: 0 }),
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_at(&mut self, sender: &Address, nonce: u64) {
+        if let Some(q) = self.queues.get_mut(sender) {
+            if let Some(e) = q.txs.remove(&nonce) {
+                self.by_hash.remove(&e.vtx.hash);
+                self.bytes -= e.vtx.size;
+            }
+            if q.txs.is_empty() {
+                self.queues.remove(sender);
+            }
+        }
+    }
+
+    /// Bring one sender up to its committed account: drop what was included (nonce below the
+    /// account's) and, in nonce order, whatever the balance no longer covers.
+    fn refresh(&mut self, sender: &Address, account: Account) {
+        let Some(q) = self.queues.get_mut(sender) else { return };
+        q.account = account;
+        let mut spend = 0u128;
+        let drop: Vec<u64> = q
+            .txs
+            .iter()
+            .filter(|(&n, e)| {
+                if n < account.nonce {
+                    return true;
+                }
+                spend = spend.saturating_add(e.cost);
+                spend > account.balance
+            })
+            .map(|(&n, _)| n)
+            .collect();
+        for n in drop {
+            self.remove_at(sender, n);
+        }
+    }
+
+    /// After a block commits: re-check every sender against its new account.
+    pub fn on_committed(&mut self, accounts: &dyn Accounts) {
+        let senders: Vec<Address> = self.queues.keys().copied().collect();
+        for s in senders {
+            match accounts.account(&s) {
+                Some(a) => self.refresh(&s, a),
+                None => {
+                    let nonces: Vec<u64> = self.queues.get(&s).map(|q| q.txs.keys().copied().collect()).unwrap_or_default();
+                    nonces.into_iter().for_each(|n| self.remove_at(&s, n));
+                }
+            }
+        }
+    }
+
+    /// Up to `max_txs` ready transactions within `max_bytes` and `max_gas` (sum of gas limits),
+    /// highest gas price first, each sender's in nonce order. Nothing is removed.
+    pub fn select(&self, max_txs: usize, max_bytes: usize, max_gas: u64) -> Vec<Arc<VerifiedTx>> {
+        // Heap of each sender's next ready transaction.
+        let mut heap: BinaryHeap<(u64, Reverse<u64>, Address, u64)> = BinaryHeap::new();
+        for (a, q) in &self.queues {
+            if let Some(e) = q.txs.get(&q.account.nonce) {
+                heap.push((e.price(), Reverse(e.seq), *a, q.account.nonce));
+            }
+        }
+        let (mut out, mut bytes, mut gas) = (Vec::new(), 0usize, 0u64);
+        while let Some((_, _, a, n)) = heap.pop() {
+            if out.len() >= max_txs {
+                break;
+            }
+            let q = &self.queues[&a];
+            let e = &q.txs[&n];
+            let g = e.vtx.tx().gas_limit;
+            if bytes + e.vtx.size > max_bytes || gas.saturating_add(g) > max_gas {
+                continue; // this sender's later nonces cannot come before this one
+            }
+            bytes += e.vtx.size;
+            gas += g;
+            out.push(e.vtx.clone());
+            if let Some(next) = n.checked_add(1).and_then(|m| q.txs.get(&m).map(|e| (e, m))) {
+                heap.push((next.0.price(), Reverse(next.0.seq), a, next.1));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aivm_runtime::workload::{account_key, address};
+    use aivm_runtime::{Payload, Transaction};
+    use ed25519_dalek::SigningKey;
+    use proptest::prelude::*;
+    use std::cell::RefCell;
+
+    const CHAIN: u64 = 7;
+
+    fn tx(key: &SigningKey, nonce: u64, price: u64, amount: u128) -> Vec<u8> {
+        Transaction { chain_id: CHAIN, sender: address(key), nonce, gas_limit: 1_000_000, gas_price: price, payload: Payload::Transfer { to: [9; 32], amount } }.sign(key).encode()
+    }
+
+    struct State(RefCell<HashMap<Address, Account>>);
+    impl State {
+        fn new(keys: &[&SigningKey], balance: u128) -> Self {
+            Self(RefCell::new(keys.iter().map(|k| (address(k), Account { balance, nonce: 0, code_hash: None })).collect()))
+        }
+        fn set_nonce(&self, k: &SigningKey, nonce: u64) {
+            self.0.borrow_mut().get_mut(&address(k)).unwrap().nonce = nonce;
+        }
+    }
+    impl Accounts for State {
+        fn account(&self, a: &Address) -> Option<Account> {
+            self.0.borrow().get(a).copied()
+        }
+    }
+
+    fn pool(max_txs: usize) -> Mempool {
+        Mempool::new(MempoolConfig { max_txs, max_nonce_gap: 8, max_per_sender: 16, ..MempoolConfig::new(CHAIN) }, GasSchedule::default())
+    }
+
+    #[test]
+    fn admission_checks() {
+        let (a, b) = (account_key(1), account_key(2));
+        let st = State::new(&[&a], 10_000_000);
+        let mut p = pool(100);
+        let t = tx(&a, 0, 1, 5);
+        p.insert(&t, &st).unwrap();
+        assert_eq!(p.insert(&t, &st), Err(MempoolError::Duplicate));
+        assert_eq!(p.insert(&tx(&b, 0, 1, 5), &st), Err(MempoolError::UnknownSender));
+        assert!(matches!(p.insert(&tx(&a, 9, 1, 5), &st), Err(MempoolError::NonceTooHigh { got: 9, max: 8 })));
+        st.set_nonce(&a, 1);
+        assert!(matches!(p.insert(&tx(&a, 0, 2, 6), &st), Err(MempoolError::NonceTooLow { .. })));
+        // Bad signature, other chain, garbage, oversize, low gas limit: typed errors.
+        let mut bad = Transaction { chain_id: CHAIN, sender: address(&a), nonce: 1, gas_limit: 1_000_000, gas_price: 1, payload: Payload::Transfer { to: [9; 32], amount: 1 } }.sign(&a);
+        bad.signature[0] ^= 1;
+        assert_eq!(p.insert(&bad.encode(), &st), Err(MempoolError::Tx(TxError::BadSignature)));
+        let other = Transaction { chain_id: CHAIN + 1, sender: address(&a), nonce: 1, gas_limit: 1_000_000, gas_price: 1, payload: Payload::Transfer { to: [9; 32], amount: 1 } }.sign(&a);
+        assert!(matches!(p.insert(&other.encode(), &st), Err(MempoolError::Tx(TxError::WrongChain { .. }))));
+        assert!(matches!(p.insert(b"\xff\x00garbage", &st), Err(MempoolError::Tx(TxError::Malformed(_)))));
+        assert!(matches!(p.insert(&vec![0u8; aivm_runtime::tx::MAX_TX_BYTES + 1], &st), Err(MempoolError::Tx(TxError::TooLarge(_)))));
+        let low = Transaction { chain_id: CHAIN, sender: address(&a), nonce: 1, gas_limit: 1, gas_price: 1, payload: Payload::Transfer { to: [9; 32], amount: 1 } }.sign(&a);
+        assert!(matches!(p.insert(&low.encode(), &st), Err(MempoolError::Admission(_))));
+    }
+
+    #[test]
+    fn balance_covers_all_pending_and_replacement_needs_a_bump() {
+        let a = account_key(1);
+        let st = State::new(&[&a], 2_500_000); // two transactions of 1_000_000 gas at price 1, plus value
+        let mut p = pool(100);
+        p.insert(&tx(&a, 0, 1, 10_000), &st).unwrap();
+        p.insert(&tx(&a, 1, 1, 10_000), &st).unwrap();
+        assert!(matches!(p.insert(&tx(&a, 2, 1, 10_000), &st), Err(MempoolError::Insufficient { .. })));
+        assert!(matches!(p.insert(&tx(&a, 1, 1, 9_999), &st), Err(MempoolError::ReplacementUnderpriced { need: 2 })));
+        // Price 2 costs 2_000_000 + value: with the first pending it no longer fits.
+        assert!(matches!(p.insert(&tx(&a, 1, 2, 9_999), &st), Err(MempoolError::Insufficient { .. })));
+        let st2 = State::new(&[&a], 10_000_000);
+        let h = p.insert(&tx(&a, 1, 2, 9_999), &st2).unwrap();
+        assert_eq!(p.len(), 2);
+        assert!(p.contains(&h));
+    }
+
+    #[test]
+    fn select_orders_by_fee_within_nonce_order() {
+        let (a, b, c) = (account_key(1), account_key(2), account_key(3));
+        let st = State::new(&[&a, &b, &c], 1_000_000_000);
+        let mut p = pool(100);
+        p.insert(&tx(&a, 0, 1, 1), &st).unwrap();
+        p.insert(&tx(&a, 1, 50, 1), &st).unwrap(); // rich, but behind a cheap nonce
+        p.insert(&tx(&b, 0, 10, 1), &st).unwrap();
+        p.insert(&tx(&c, 1, 99, 1), &st).unwrap(); // gap: not ready
+        let order: Vec<(Address, u64)> = p.select(10, usize::MAX, u64::MAX).iter().map(|v| (v.tx().sender, v.tx().nonce)).collect();
+        assert_eq!(order, vec![(address(&b), 0), (address(&a), 0), (address(&a), 1)]);
+        assert_eq!(p.select(1, usize::MAX, u64::MAX).len(), 1);
+        assert_eq!(p.select(10, usize::MAX, 1_500_000).len(), 1, "gas limit bounds the batch");
+        // The block includes a's first two; the pool drops them.
+        st.set_nonce(&a, 2);
+        p.on_committed(&st);
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn full_pool_is_backpressure_unless_the_fee_is_higher() {
+        let keys: Vec<SigningKey> = (1..=4).map(account_key).collect();
+        let st = State::new(&keys.iter().collect::<Vec<_>>(), 10_000_000);
+        let mut p = pool(3);
+        for (i, k) in keys.iter().take(3).enumerate() {
+            p.insert(&tx(k, 0, 5 + i as u64, 1), &st).unwrap();
+        }
+        assert_eq!(p.insert(&tx(&keys[3], 0, 5, 1), &st), Err(MempoolError::Full { min: 5 }));
+        p.insert(&tx(&keys[3], 0, 6, 1), &st).unwrap();
+        assert_eq!(p.len(), 3);
+        let senders: Vec<Address> = p.select(10, usize::MAX, u64::MAX).iter().map(|v| v.tx().sender).collect();
+        assert!(!senders.contains(&address(&keys[0])), "the cheapest was evicted");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Whatever arrives, limits hold and every selection is a nonce-contiguous run per sender
+        /// starting at the account nonce.
+        #[test]
+        fn limits_and_nonce_order_hold(ops in prop::collection::vec((0u64..4, 0u64..6, 1u64..20), 1..80), commit_at in 0usize..80) {
+            let keys: Vec<SigningKey> = (1..=4).map(account_key).collect();
+            let st = State::new(&keys.iter().collect::<Vec<_>>(), 50_000_000);
+            let mut p = pool(10);
+            for (i, &(s, n, price)) in ops.iter().enumerate() {
+                let _ = p.insert(&tx(&keys[s as usize], n, price, 1), &st);
+                prop_assert!(p.len() <= 10);
+                if i == commit_at {
+                    st.set_nonce(&keys[0], 2);
+                    p.on_committed(&st);
+                }
+            }
+            let sel = p.select(usize::MAX, usize::MAX, u64::MAX);
+            let mut next: HashMap<Address, u64> = HashMap::new();
+            for v in &sel {
+                let t = v.tx();
+                let want = *next.entry(t.sender).or_insert_with(|| st.account(&t.sender).unwrap().nonce);
+                prop_assert_eq!(t.nonce, want);
+                next.insert(t.sender, want + 1);
+            }
+        }
+    }
+}
