@@ -18,10 +18,15 @@ pub fn ed25519_verify(pk: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
 /// BLS12-381 min-pk: 48-byte compressed G1 public key, 96-byte compressed G2 signature.
 /// Keys and signatures are group-checked; the key must not be the identity.
 pub fn bls_verify(pk: &[u8; 48], msg: &[u8], sig: &[u8; 96]) -> bool {
+    bls_verify_dst(pk, msg, sig, BLS_DST)
+}
+
+/// [`bls_verify`] under another domain tag (the node's proofs of possession use their own).
+pub fn bls_verify_dst(pk: &[u8; 48], msg: &[u8], sig: &[u8; 96], dst: &[u8]) -> bool {
     let (Ok(pk), Ok(sig)) = (PublicKey::key_validate(pk), Signature::sig_validate(sig, true)) else {
         return false;
     };
-    sig.verify(false, msg, BLS_DST, &[], &pk, false) == BLST_ERROR::BLST_SUCCESS
+    sig.verify(false, msg, dst, &[], &pk, false) == BLST_ERROR::BLST_SUCCESS
 }
 
 #[cfg(test)]

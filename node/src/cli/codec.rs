@@ -22,17 +22,7 @@ pub fn output_to_json(bytes: &[u8]) -> Json {
     }
 }
 
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    let s = s.strip_prefix("0x").unwrap_or(s);
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
-}
+pub use aivm_node::hexbytes::{from_hex as unhex, to_hex as hex};
 
 fn cbor_to_json(v: Cbor) -> Json {
     match v {

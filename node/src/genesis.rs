@@ -1,0 +1,182 @@
+//! A network's genesis: chain id, validators with their stakes and keys, initial balances.
+//!
+//! Consensus votes with equal weight, so stake does not weigh votes: it selects the active set,
+//! the `active_set_size` validators with the most stake (ties by identity key), fixed for an
+//! epoch of `epoch_length` blocks. Every consensus key carries a proof of possession, checked
+//! here, because votes are aggregated.
+
+use crate::hexbytes::serde_hex;
+use crate::keys::{verify_pop, NodeKeys};
+use aivm_runtime::{Address, Genesis};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisValidator {
+    /// ed25519 public key: p2p identity and account address.
+    #[serde(with = "serde_hex")]
+    pub identity: [u8; 32],
+    /// BLS12-381 min-pk public key for votes.
+    #[serde(with = "serde_hex")]
+    pub consensus: [u8; 48],
+    /// Proof of possession of `consensus`.
+    #[serde(with = "serde_hex")]
+    pub pop: [u8; 96],
+    pub stake: u128,
+    /// Where its p2p endpoint listens (`host:port`).
+    pub p2p: String,
+}
+
+impl GenesisValidator {
+    /// The entry for a validator holding `keys`.
+    pub fn new(keys: &NodeKeys, stake: u128, p2p: String) -> Self {
+        Self { identity: keys.identity_public(), consensus: keys.consensus_public(), pop: keys.proof_of_possession(), stake, p2p }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisAccount {
+    #[serde(with = "serde_hex")]
+    pub address: Address,
+    pub balance: u128,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisFile {
+    pub chain_id: u64,
+    pub time_ms: u64,
+    pub epoch_length: u64,
+    pub active_set_size: u32,
+    pub validators: Vec<GenesisValidator>,
+    pub accounts: Vec<GenesisAccount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    #[error("genesis is not valid JSON: {0}")]
+    Json(String),
+    #[error("invalid genesis: {0}")]
+    Invalid(String),
+}
+
+impl GenesisFile {
+    /// Parse and [`validate`](Self::validate).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, GenesisError> {
+        let g: Self = serde_json::from_slice(bytes).map_err(|e| GenesisError::Json(e.to_string()))?;
+        g.validate()?;
+        Ok(g)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// BLAKE3 of the canonical (compact JSON) form: every node of a network must agree on it.
+    pub fn hash(&self) -> [u8; 32] {
+        *blake3::hash(&serde_json::to_vec(self).unwrap_or_default()).as_bytes()
+    }
+
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let bad = |m: String| Err(GenesisError::Invalid(m));
+        if self.validators.is_empty() {
+            return bad("no validators".into());
+        }
+        if self.active_set_size == 0 || self.active_set_size as usize > self.validators.len() {
+            return bad(format!("active_set_size {} must be 1..={}", self.active_set_size, self.validators.len()));
+        }
+        if self.epoch_length == 0 {
+            return bad("epoch_length must be at least 1".into());
+        }
+        let (mut ids, mut cks) = (HashSet::new(), HashSet::new());
+        let mut total: u128 = 0;
+        for (i, v) in self.validators.iter().enumerate() {
+            if !ids.insert(v.identity) || !cks.insert(v.consensus) {
+                return bad(format!("validator {i} repeats a key"));
+            }
+            if ed25519_dalek::VerifyingKey::from_bytes(&v.identity).is_err() {
+                return bad(format!("validator {i}: identity is not an ed25519 public key"));
+            }
+            if !verify_pop(&v.consensus, &v.pop) {
+                return bad(format!("validator {i}: proof of possession does not verify"));
+            }
+            if v.stake == 0 {
+                return bad(format!("validator {i} has no stake"));
+            }
+            total = total.checked_add(v.stake).ok_or_else(|| GenesisError::Invalid("total stake overflows".into()))?;
+        }
+        let mut addrs = HashSet::new();
+        let mut supply: u128 = 0;
+        for a in &self.accounts {
+            if !addrs.insert(a.address) {
+                return bad("an account appears twice".into());
+            }
+            supply = supply.checked_add(a.balance).ok_or_else(|| GenesisError::Invalid("total balance overflows".into()))?;
+        }
+        Ok(())
+    }
+
+    /// Indices of the active validators, most stake first (ties: lower identity key first).
+    pub fn active_set(&self) -> Vec<usize> {
+        active_set(&self.validators.iter().map(|v| (v.identity, v.stake)).collect::<Vec<_>>(), self.active_set_size as usize)
+    }
+
+    /// The runtime's genesis state: the balances.
+    pub fn state(&self) -> Genesis {
+        Genesis { accounts: self.accounts.iter().map(|a| (a.address, a.balance)).collect(), time_ms: self.time_ms }
+    }
+}
+
+/// The `size` entries of `(identity, stake)` with the most stake, ties broken by identity.
+pub fn active_set(stakes: &[([u8; 32], u128)], size: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..stakes.len()).collect();
+    idx.sort_by(|&a, &b| stakes[b].1.cmp(&stakes[a].1).then(stakes[a].0.cmp(&stakes[b].0)));
+    idx.truncate(size);
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn genesis(n: usize) -> (GenesisFile, Vec<NodeKeys>) {
+        let keys: Vec<NodeKeys> = (0..n).map(|_| NodeKeys::generate().unwrap()).collect();
+        let validators = keys.iter().enumerate().map(|(i, k)| GenesisValidator::new(k, 100 + i as u128, format!("127.0.0.1:{}", 9000 + i))).collect();
+        let accounts = keys.iter().map(|k| GenesisAccount { address: k.identity_public(), balance: 1_000_000 }).collect();
+        (GenesisFile { chain_id: 1, time_ms: 0, epoch_length: 100, active_set_size: n as u32 - 1, validators, accounts }, keys)
+    }
+
+    #[test]
+    fn roundtrip_hash_and_active_set() {
+        let (g, _) = genesis(4);
+        let back = GenesisFile::from_json(&g.to_json()).unwrap();
+        assert_eq!(back, g);
+        assert_eq!(back.hash(), g.hash());
+        // Stakes 100..103: the three largest, largest first.
+        assert_eq!(g.active_set(), vec![3, 2, 1]);
+        assert_eq!(active_set(&[([2; 32], 5), ([1; 32], 5), ([3; 32], 9)], 2), vec![2, 1]);
+        assert_eq!(g.state().accounts.len(), 4);
+    }
+
+    #[test]
+    fn invalid_genesis_is_refused() {
+        let (g, _) = genesis(3);
+        let check = |f: &dyn Fn(&mut GenesisFile)| {
+            let mut h = g.clone();
+            f(&mut h);
+            assert!(matches!(GenesisFile::from_json(&h.to_json()), Err(GenesisError::Invalid(_))), "accepted");
+        };
+        check(&|h| h.validators[1].pop = h.validators[0].pop);
+        check(&|h| h.validators[1].consensus = h.validators[0].consensus);
+        check(&|h| h.validators[0].stake = 0);
+        check(&|h| h.validators[1].stake = u128::MAX);
+        check(&|h| h.active_set_size = 4);
+        check(&|h| h.active_set_size = 0);
+        check(&|h| h.epoch_length = 0);
+        check(&|h| h.validators.clear());
+        check(&|h| h.accounts.push(h.accounts[0].clone()));
+        assert!(matches!(GenesisFile::from_json(b"{\"chain_id\": 1"), Err(GenesisError::Json(_))));
+        let mut j: serde_json::Value = serde_json::from_slice(&g.to_json()).unwrap();
+        j["validators"][0]["consensus"] = "abcd".into();
+        assert!(matches!(GenesisFile::from_json(&serde_json::to_vec(&j).unwrap()), Err(GenesisError::Json(_))));
+    }
+}
