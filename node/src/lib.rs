@@ -1,11 +1,13 @@
 //! The AIVM node: what runs a validator. The `aivm` binary (`main.rs`, `cli/`) is its
 //! command line.
 //!
+//! - [`config`], the node configuration file (`config.json` in its home).
 //! - [`keys`]: a validator's ed25519 identity and BLS12-381 consensus key, on disk.
 //! - [`genesis`]: a new network's validators, stakes, balances and contracts; the active set.
 //! - [`mempool`]: admission with the executor's rules, capacity and backpressure, fee-priority
 //!   proposal.
 
+pub mod config;
 pub mod genesis;
 pub mod hexbytes;
 pub mod keys;

@@ -21,6 +21,9 @@ enum Command {
     Model(cli::model::ModelCommand),
     /// List the tensor backends: the CPU and every OpenCL platform and device.
     Devices(cli::devices::DevicesArgs),
+    /// Validator set-up: keys, configuration, genesis.
+    #[command(subcommand)]
+    Node(cli::node::NodeCommand),
 }
 
 fn main() -> ExitCode {
@@ -29,5 +32,6 @@ fn main() -> ExitCode {
         Command::Call(args) => cli::call::run(args),
         Command::Model(cmd) => cli::model::run(cmd),
         Command::Devices(args) => cli::devices::run(args),
+        Command::Node(cmd) => cli::node::run(cmd),
     }
 }

@@ -4,3 +4,4 @@ pub mod call;
 pub mod codec;
 pub mod devices;
 pub mod model;
+pub mod node;

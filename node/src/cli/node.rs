@@ -1,0 +1,89 @@
+//! `aivm node init`: a validator's keys and configuration, and for a new network its genesis.
+
+use aivm_node::config::{NodeConfig, GENESIS_FILE};
+use aivm_node::genesis::{GenesisAccount, GenesisFile, GenesisValidator};
+use aivm_node::hexbytes::to_hex;
+use aivm_node::keys::NodeKeys;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum NodeCommand {
+    /// Create keys and a config under --home; with --testnet N, N validator homes and their genesis.
+    Init(InitArgs),
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// The node's home (keys, config.json, genesis.json, data/); with --testnet, the parent of v0..vN-1.
+    #[arg(long)]
+    pub home: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    pub chain_id: u64,
+    /// Listen host and first port (p2p; RPC at +1000, metrics at +2000; testnet validators at +i).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 9000)]
+    pub port: u16,
+    /// A new network of this many validators (each staking --stake, each account funded with --balance).
+    #[arg(long)]
+    pub testnet: Option<usize>,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub stake: u128,
+    #[arg(long, default_value_t = 1_000_000_000_000)]
+    pub balance: u128,
+    /// Active validators per epoch (default: all).
+    #[arg(long)]
+    pub active: Option<u32>,
+    #[arg(long, default_value_t = 1000)]
+    pub epoch_length: u64,
+}
+
+pub fn run(cmd: NodeCommand) -> ExitCode {
+    let r = match cmd {
+        NodeCommand::Init(a) => init(a),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Keys and config for one node; returns its genesis entry.
+fn init_home(home: &std::path::Path, cfg: &NodeConfig, stake: u128) -> Result<GenesisValidator> {
+    let keys = NodeKeys::generate()?;
+    keys.save(home).with_context(|| format!("writing keys under {}", home.display()))?;
+    cfg.save(home).with_context(|| format!("writing the config under {}", home.display()))?;
+    Ok(GenesisValidator::new(&keys, stake, cfg.p2p.clone()))
+}
+
+fn init(a: InitArgs) -> Result<()> {
+    let Some(n) = a.testnet else {
+        let entry = init_home(&a.home, &NodeConfig::local(a.chain_id, &a.host, a.port), a.stake)?;
+        // What a network's coordinator needs to put this validator in a genesis.
+        println!("{}", serde_json::to_string_pretty(&entry)?);
+        return Ok(());
+    };
+    if n == 0 || n > 1000 {
+        bail!("--testnet wants 1..=1000 validators");
+    }
+    let homes: Vec<PathBuf> = (0..n).map(|i| a.home.join(format!("v{i}"))).collect();
+    let mut validators = Vec::with_capacity(n);
+    for (i, home) in homes.iter().enumerate() {
+        let port = u16::try_from(a.port as usize + i).context("ports run past 65535")?;
+        validators.push(init_home(home, &NodeConfig::local(a.chain_id, &a.host, port), a.stake)?);
+    }
+    let accounts = validators.iter().map(|v| GenesisAccount { address: v.identity, balance: a.balance }).collect();
+    let genesis = GenesisFile { chain_id: a.chain_id, time_ms: 0, epoch_length: a.epoch_length, active_set_size: a.active.unwrap_or(n as u32), validators, accounts };
+    genesis.validate()?;
+    for home in &homes {
+        std::fs::write(home.join(GENESIS_FILE), genesis.to_json()).with_context(|| format!("writing {}", home.display()))?;
+    }
+    println!("{}", serde_json::json!({"chain_id": a.chain_id, "validators": n, "homes": homes, "genesis_hash": to_hex(&genesis.hash())}));
+    Ok(())
+}

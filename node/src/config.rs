@@ -1,0 +1,42 @@
+//! A node's configuration file (`<home>/config.json`). Paths in it are relative to the home.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const GENESIS_FILE: &str = "genesis.json";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeConfig {
+    pub chain_id: u64,
+    /// Authenticated p2p listen address.
+    pub p2p: String,
+    /// JSON-RPC (HTTP and WebSocket) listen address.
+    pub rpc: String,
+    /// Prometheus metrics listen address.
+    pub metrics: String,
+    pub genesis: PathBuf,
+    /// RocksDB state and the consensus write-ahead log.
+    pub data: PathBuf,
+    /// Tensor backend (`cpu` or `opencl`; see spec/backends.md).
+    pub backend: String,
+}
+
+impl NodeConfig {
+    /// Defaults for a node listening on `host` with ports from `base` (p2p, rpc = base + 1000,
+    /// metrics = base + 2000).
+    pub fn local(chain_id: u64, host: &str, base: u16) -> Self {
+        let port = |off: u16| format!("{host}:{}", base.saturating_add(off));
+        Self { chain_id, p2p: port(0), rpc: port(1000), metrics: port(2000), genesis: GENESIS_FILE.into(), data: "data".into(), backend: "cpu".into() }
+    }
+
+    pub fn load(home: &Path) -> Result<Self, String> {
+        let path = home.join(CONFIG_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn save(&self, home: &Path) -> std::io::Result<()> {
+        std::fs::write(home.join(CONFIG_FILE), serde_json::to_vec_pretty(self).unwrap_or_default())
+    }
+}
