@@ -83,9 +83,12 @@ impl Vm {
     }
 
     /// Run the tensor opcodes on `backend` (default: the CPU). Gas is the same on every
-    /// backend: prices are a property of the operation, not of the machine.
+    /// backend: prices are a property of the operation, not of the machine. A device that
+    /// fails mid-call must not decide a transaction's outcome, so a backend that can fail is
+    /// wrapped to rerun the failed operation on the CPU (same bits).
     pub fn with_backend(mut self, backend: Arc<dyn crate::backend::Backend>) -> Self {
-        self.backend = backend;
+        use crate::backend::{CpuBackend, Fallback};
+        self.backend = if backend.infallible() { backend } else { Arc::new(Fallback::new(backend, CpuBackend::SERIAL)) };
         self
     }
 

@@ -3,19 +3,10 @@
 //! only when fallback is configured. `make test` installs pocl and sets AIVM_REQUIRE_OPENCL=1,
 //! so in CI nothing here skips.
 
-use serde_json::Value;
-use std::process::Command;
+mod common;
 
-fn aivm(env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_aivm"));
-    c.args(args);
-    for k in ["AIVM_BACKEND", "AIVM_BACKEND_FALLBACK", "AIVM_OPENCL_DEVICE", "AIVM_OPENCL_MEM_LIMIT"] {
-        c.env_remove(k);
-    }
-    c.envs(env.iter().copied());
-    let out = c.output().expect("runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+use common::{aivm_env as aivm, have_model};
+use serde_json::Value;
 
 /// An ICD vendor directory with no drivers in it: the loader finds no platform.
 const NO_OPENCL: (&str, &str) = ("OCL_ICD_VENDORS", "/nonexistent-aivm-icd-dir");
@@ -29,12 +20,6 @@ fn have_opencl() -> bool {
         assert!(std::env::var("AIVM_REQUIRE_OPENCL").map_or(true, |v| v != "1"), "AIVM_REQUIRE_OPENCL=1 but no OpenCL device: {j}");
         eprintln!("SKIPPED: no OpenCL device on this machine ({})", j["opencl_note"]);
     }
-    ok
-}
-
-fn have_model() -> bool {
-    let ok = aivm::model::store::default_home().join("default-model").is_file();
-    assert!(ok || std::env::var_os("AIVM_REQUIRE_MODEL").is_none(), "no converted model");
     ok
 }
 
@@ -77,11 +62,14 @@ fn contract_tensor_opcodes_on_opencl_match_the_cpu() {
     let infer = serde_json::json!({"m": m, "k": k, "n": n, "a": a, "b": b, "scale_q16": 512}).to_string();
     let set = serde_json::json!({"probs": reference}).to_string();
     let mut results = Vec::new();
-    for backend in ["cpu", "opencl"] {
-        let dir = std::env::temp_dir().join(format!("aivm-backend-call-{}-{backend}", std::process::id()));
+    // The third run's device cannot hold any operand (a 16-byte buffer limit): inside the VM a
+    // failing device never decides the call, each operation reruns on the CPU.
+    for (i, limit) in ["", "", "16"].into_iter().enumerate() {
+        let backend = if i == 0 { "cpu" } else { "opencl" };
+        let dir = std::env::temp_dir().join(format!("aivm-backend-call-{}-{i}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let d = dir.to_str().unwrap();
-        let env = [("AIVM_BACKEND", backend)];
+        let env = [("AIVM_BACKEND", backend), ("AIVM_OPENCL_MEM_LIMIT", limit)];
         let (code, out, err) = aivm(&env, &["call", w, "set_reference", "--args", &set, "--state", d]);
         assert_eq!(code, 0, "{out}{err}");
         let (code, out, err) = aivm(&env, &["call", w, "infer", "--args", &infer, "--state", d]);
@@ -92,6 +80,7 @@ fn contract_tensor_opcodes_on_opencl_match_the_cpu() {
     }
     assert!(results[0].0["probs"].as_array().is_some_and(|p| p.len() == m * n), "{:?}", results[0]);
     assert_eq!(results[0], results[1], "output and gas must not depend on the backend");
+    assert_eq!(results[0], results[2], "a failing device must not change a call's outcome");
 }
 
 #[test]

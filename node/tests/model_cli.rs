@@ -1,20 +1,10 @@
 //! End-to-end: `aivm model run` and `aivm model verify` on the real model. `make test`
 //! fetches and converts it first (and sets AIVM_REQUIRE_MODEL); without it these skip.
 
+mod common;
+
+use common::{aivm, have_model};
 use serde_json::Value;
-use std::process::Command;
-
-fn have_model() -> bool {
-    let home = aivm::model::store::default_home();
-    let ok = home.join("default-model").is_file();
-    assert!(ok || std::env::var_os("AIVM_REQUIRE_MODEL").is_none(), "no converted model under {}", home.display());
-    ok
-}
-
-fn aivm(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_aivm")).args(args).output().expect("runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
 
 #[test]
 fn run_is_reproducible_and_its_receipt_verifies() {

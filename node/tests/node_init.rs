@@ -3,12 +3,9 @@
 use aivm_node::config::NodeConfig;
 use aivm_node::genesis::GenesisFile;
 use aivm_node::keys::NodeKeys;
-use std::process::Command;
+mod common;
 
-fn aivm(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_aivm")).args(args).output().expect("runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+use common::aivm;
 
 #[test]
 fn testnet_init_writes_a_consistent_network() {

@@ -14,7 +14,8 @@ pub struct CpuBackend {
 }
 
 impl CpuBackend {
-    /// One thread, best path chosen per call: what the plain `tensor::ops` functions use.
+    /// One thread, the best path (VNNI, else whatever the CPU has): what the plain
+    /// `tensor::ops` functions and the VM use.
     pub const SERIAL: CpuBackend = CpuBackend { path: Path::Avx512Vnni, threads: 1 };
 
     /// The best path with `threads` GEMM threads (0 = all available).
@@ -35,8 +36,12 @@ impl Backend for CpuBackend {
         BackendKind::Cpu
     }
 
+    fn infallible(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
-        let path = if Path::available().contains(&self.path) { self.path } else { Path::Scalar };
+        let path = if Path::available().contains(&self.path) { self.path } else { Path::detect() };
         format!("cpu ({path:?}, {} threads)", self.threads)
     }
 

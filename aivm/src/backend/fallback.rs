@@ -1,32 +1,45 @@
-//! `AIVM_BACKEND_FALLBACK=cpu`: a device backend whose failures are retried on the CPU.
+//! A device backend whose failures are retried on the CPU (`AIVM_BACKEND_FALLBACK=cpu`, and
+//! always inside the VM: see `Vm::with_backend`).
 //!
-//! Both give the same bits, so falling back changes only speed. Weights the device could not
-//! take (out of memory) are prepared on the CPU instead and stay there.
+//! Both give the same bits, so falling back changes only speed. Weights are prepared on both
+//! (a GEMM that fails on the device reruns on the CPU copy); weights the device could not take
+//! (out of memory) live on the CPU only.
 
 use super::{Backend, BackendError, BackendKind, CpuBackend, Elems, Weights};
 use crate::tensor::ops::NormKind;
+use std::sync::Arc;
 
-pub struct Fallback<B> {
-    primary: B,
+pub struct Fallback {
+    primary: Arc<dyn Backend>,
     cpu: CpuBackend,
 }
 
-impl<B: Backend> Fallback<B> {
-    pub fn new(primary: B, cpu: CpuBackend) -> Self {
+/// One weight matrix on the device and on the CPU.
+struct Both {
+    device: Weights,
+    cpu: Weights,
+}
+
+impl Fallback {
+    pub fn new(primary: Arc<dyn Backend>, cpu: CpuBackend) -> Self {
         Self { primary, cpu }
     }
 
     fn run<T>(&self, op: &str, f: impl Fn(&dyn Backend) -> Result<T, BackendError>) -> Result<T, BackendError> {
-        f(&self.primary).or_else(|e| {
+        f(&*self.primary).or_else(|e| {
             eprintln!("aivm: {op} failed on {} ({e}); running it on the CPU", self.primary.describe());
             f(&self.cpu)
         })
     }
 }
 
-impl<B: Backend> Backend for Fallback<B> {
+impl Backend for Fallback {
     fn kind(&self) -> BackendKind {
         self.primary.kind()
+    }
+
+    fn infallible(&self) -> bool {
+        true
     }
 
     fn describe(&self) -> String {
@@ -38,15 +51,25 @@ impl<B: Backend> Backend for Fallback<B> {
     }
 
     fn prepare(&self, w: &[i8], n: usize, k: usize) -> Result<Weights, BackendError> {
-        self.run("weight upload", |be| be.prepare(w, n, k))
+        let cpu = self.cpu.prepare(w, n, k)?;
+        match self.primary.prepare(w, n, k) {
+            Ok(device) => Ok(Weights { n, k, owner: BackendKind::OpenCl, inner: Box::new(Both { device, cpu }) }),
+            Err(e) => {
+                eprintln!("aivm: weight upload failed on {} ({e}); keeping this matrix on the CPU", self.primary.describe());
+                Ok(cpu)
+            }
+        }
     }
 
     fn gemm(&self, x: &[i8], m: usize, w: &Weights, y: &mut [i32]) -> Result<(), BackendError> {
         if w.owner == BackendKind::Cpu {
             return self.cpu.gemm(x, m, w, y);
         }
-        // Device weights have no CPU copy here: a device failure mid-run is reported.
-        self.primary.gemm(x, m, w, y)
+        let both = w.get::<Both>(BackendKind::OpenCl)?;
+        self.primary.gemm(x, m, &both.device, y).or_else(|e| {
+            eprintln!("aivm: gemm failed on {} ({e}); running it on the CPU", self.primary.describe());
+            self.cpu.gemm(x, m, &both.cpu, y)
+        })
     }
 
     fn quantize(&self, x: &[i32], scale_q16: i32) -> Result<Vec<i8>, BackendError> {

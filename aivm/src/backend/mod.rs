@@ -105,6 +105,11 @@ pub trait Backend: Send + Sync {
     /// One line naming the backend and device, for logs and `--json` reports.
     fn describe(&self) -> String;
 
+    /// Whether every operation always succeeds (the CPU, or a device with CPU fallback).
+    fn infallible(&self) -> bool {
+        false
+    }
+
     /// TENSOR_MATMUL: `A [m×k] · B [k×n]` in i32 (dimensions checked by `check_dims`).
     fn matmul(&self, a: &[i8], b: &[i8], m: usize, k: usize, n: usize) -> Result<Vec<i32>, BackendError>;
 
@@ -188,7 +193,7 @@ impl BackendConfig {
         match self.kind {
             BackendKind::Cpu => Ok(Arc::new(cpu)),
             BackendKind::OpenCl => match OpenClBackend::open(&self.opencl) {
-                Ok(ocl) if self.fallback_to_cpu => Ok(Arc::new(Fallback::new(ocl, cpu))),
+                Ok(ocl) if self.fallback_to_cpu => Ok(Arc::new(Fallback::new(Arc::new(ocl), cpu))),
                 Ok(ocl) => Ok(Arc::new(ocl)),
                 Err(e) if self.fallback_to_cpu => {
                     eprintln!("aivm: OpenCL backend unavailable ({e}); falling back to the CPU as configured");

@@ -451,7 +451,7 @@ mod tests {
         assert!(matches!(small.quantize(&vec![7; 2048], 1 << 16), Err(BackendError::OutOfMemory(_))));
         // With fallback the same request runs on the CPU and gives the CPU's answer.
         let cpu = super::super::CpuBackend::with_threads(1);
-        let fb = super::super::Fallback::new(OpenClBackend::open(&cfg).unwrap(), cpu);
+        let fb = super::super::Fallback::new(std::sync::Arc::new(OpenClBackend::open(&cfg).unwrap()), cpu);
         let wts = fb.prepare(&w, 64, 128).unwrap();
         let x = vec![2i8; 3 * 128];
         let mut y = vec![0; 3 * 64];

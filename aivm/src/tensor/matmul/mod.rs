@@ -67,11 +67,11 @@ pub fn matmul_i8(a: &[i8], b: &[i8], m: usize, k: usize, n: usize) -> Result<Vec
     matmul_i8_on(Path::detect(), a, b, m, k, n)
 }
 
-/// The same product on a chosen path. Falls back to scalar if the CPU lacks the path.
+/// The same product on a chosen path. Falls back to the best available path if the CPU lacks it.
 pub fn matmul_i8_on(path: Path, a: &[i8], b: &[i8], m: usize, k: usize, n: usize) -> Result<Vec<i32>, TensorError> {
     check_dims(a.len(), b.len(), m, k, n)?;
     let mut c = vec![0i32; m * n];
-    let path = if Path::available().contains(&path) { path } else { Path::Scalar };
+    let path = if Path::available().contains(&path) { path } else { Path::detect() };
     match path {
         Path::Scalar => scalar::matmul(a, b, &mut c, m, k, n),
         // SAFETY: `available()` confirmed the CPU features these kernels are compiled for.
