@@ -6,7 +6,8 @@ use crate::chain_vm::{BlockEnv, ChainVm};
 use crate::encoding::cbor;
 use crate::receipt::Receipt;
 use crate::state::{Account, Address, StateKey, StateValue, SystemKey};
-use crate::store::{Head, Prepared, Store, StoreError, StoreReader};
+use crate::store::{Head, Prepared, Store, StoreError, StoreReader, Writes};
+use std::sync::Arc;
 use crate::tx::{verify_batch, SignedTransaction, VerifiedTx};
 use aivm::verify::merkle;
 use serde::{Deserialize, Serialize};
@@ -113,6 +114,8 @@ pub enum ChainError {
     NoGenesis,
     #[error("the chain already has a genesis block")]
     HasGenesis,
+    #[error("block {height} does not extend the committed head: {why}")]
+    NotOnHead { height: u64, why: String },
 }
 
 /// A block executed but not yet committed: propose or verify it, then [`Chain::commit`].
@@ -120,6 +123,28 @@ pub struct ExecutedBlock {
     pub record: BlockRecord,
     pub stats: ExecStats,
     prepared: Prepared,
+}
+
+/// The state a block executes on: the committed head plus the writes of the uncommitted
+/// ancestors between it and the parent (a consensus engine votes on blocks before their
+/// parents are final).
+#[derive(Clone, Debug)]
+pub struct Parent {
+    /// The parent's height and runtime header hash.
+    pub height: u64,
+    pub hash: [u8; 32],
+    /// Writes of the uncommitted ancestors, oldest first, ending with the parent's; empty
+    /// when the parent is the committed head.
+    pub layers: Vec<Arc<Writes>>,
+}
+
+/// A block executed on a [`Parent`], not yet committed; [`Chain::commit_speculative`]
+/// writes it once its parent is the committed head.
+#[derive(Clone, Debug)]
+pub struct SpeculativeBlock {
+    pub record: BlockRecord,
+    pub writes: Arc<Writes>,
+    pub stats: ExecStats,
 }
 
 /// The state machine a node runs: the store, the VM, and the rules that connect them.
@@ -185,8 +210,27 @@ impl Chain {
     /// Execute `txs` as the next block. Transactions with a bad signature or chain id get a
     /// `Rejected` receipt and are not run.
     pub fn execute(&self, txs: Vec<SignedTransaction>, time_ms: u64) -> Result<ExecutedBlock, ChainError> {
+        let parent = self.committed_parent()?;
+        let b = self.execute_on(&parent, txs, time_ms)?;
+        let prepared = self.store.prepare(b.record.header.height, &b.writes)?;
+        debug_assert_eq!(prepared.head.state_root, b.record.header.state_root);
+        Ok(ExecutedBlock { record: b.record, stats: b.stats, prepared })
+    }
+
+    /// The committed head as a [`Parent`].
+    pub fn committed_parent(&self) -> Result<Parent, ChainError> {
         let head = self.head().ok_or(ChainError::NoGenesis)?;
-        let height = head.height + 1;
+        Ok(Parent { height: head.height, hash: *self.head_hash.read().unwrap_or_else(|e| e.into_inner()), layers: Vec::new() })
+    }
+
+    /// Execute `txs` as the child of `parent`, whose uncommitted ancestors' writes must all
+    /// be in `parent.layers` (the committed head is `parent.height - layers.len()`).
+    pub fn execute_on(&self, parent: &Parent, txs: Vec<SignedTransaction>, time_ms: u64) -> Result<SpeculativeBlock, ChainError> {
+        let head = self.head().ok_or(ChainError::NoGenesis)?;
+        let height = parent.height.checked_add(1).ok_or_else(|| ChainError::Corrupt("height overflow".into()))?;
+        if head.height.checked_add(parent.layers.len() as u64) != Some(parent.height) {
+            return Err(ChainError::NotOnHead { height, why: format!("head is {}, parent {} with {} pending layers", head.height, parent.height, parent.layers.len()) });
+        }
         let checked = verify_batch(txs.clone(), self.config.chain_id, self.exec.threads);
         let mut receipts: Vec<Option<Receipt>> = Vec::with_capacity(txs.len());
         let mut valid: Vec<VerifiedTx> = Vec::with_capacity(txs.len());
@@ -201,7 +245,7 @@ impl Chain {
         }
 
         let vm = self.vm.for_block(BlockEnv { height, time_ms });
-        let reader = StoreReader::new(&self.store);
+        let reader = StoreReader::layered(&self.store, &parent.layers);
         let (out, stats) = if self.exec.use_parallel(&valid) {
             execute_parallel(&vm, &valid, &reader, self.exec.threads)
         } else {
@@ -232,24 +276,50 @@ impl Chain {
         let mut executed = out.outputs.into_iter();
         let receipts: Vec<Receipt> = receipts.into_iter().map(|r| r.or_else(|| executed.next()).unwrap_or_else(|| unreachable!("one receipt per valid tx"))).collect();
         let receipt_hashes: Vec<[u8; 32]> = receipts.iter().map(|r| *blake3::hash(&cbor(r)).as_bytes()).collect();
-        let prepared = self.store.prepare(height, &writes)?;
+        let state_root = self.store.preview_root(&merge(&parent.layers, &writes))?;
         let header = BlockHeader {
             height,
-            parent_hash: *self.head_hash.read().unwrap_or_else(|e| e.into_inner()),
+            parent_hash: parent.hash,
             time_ms,
             tx_root: merkle_root(receipts.iter().map(|r| &r.tx_hash[..])),
             receipts_root: merkle_root(receipt_hashes.iter().map(|h| &h[..])),
-            state_root: prepared.head.state_root,
+            state_root,
             gas_used: receipts.iter().fold(0u64, |s, r| s.saturating_add(r.gas_used)),
         };
-        Ok(ExecutedBlock { record: BlockRecord { header, txs, receipts }, stats, prepared })
+        Ok(SpeculativeBlock { record: BlockRecord { header, txs, receipts }, writes: Arc::new(writes), stats })
+    }
+
+    /// Commit a block executed with [`Chain::execute_on`] once its parent is the committed
+    /// head. Fails without writing if it does not extend the head or if its writes do not
+    /// give the state root it was executed with.
+    pub fn commit_speculative(&self, b: &SpeculativeBlock) -> Result<Head, ChainError> {
+        let header = &b.record.header;
+        let head_hash = *self.head_hash.read().unwrap_or_else(|e| e.into_inner());
+        if header.parent_hash != head_hash {
+            return Err(ChainError::NotOnHead { height: header.height, why: "its parent is not the committed head".into() });
+        }
+        let prepared = self.store.prepare(header.height, &b.writes)?;
+        if prepared.head.state_root != header.state_root {
+            return Err(ChainError::Corrupt(format!("block {}: state root differs on commit", header.height)));
+        }
+        self.write(prepared, &b.record)
     }
 
     /// Write an executed block. Fails without writing if another block was committed since.
     pub fn commit(&self, b: ExecutedBlock) -> Result<Head, ChainError> {
-        let head = self.store.commit(b.prepared, &b.record.encode())?;
-        *self.head_hash.write().unwrap_or_else(|e| e.into_inner()) = b.record.header.hash();
+        self.write(b.prepared, &b.record)
+    }
+
+    fn write(&self, prepared: Prepared, record: &BlockRecord) -> Result<Head, ChainError> {
+        let hashes: Vec<[u8; 32]> = record.receipts.iter().map(|r| r.tx_hash).collect();
+        let head = self.store.commit(prepared, &record.encode(), &hashes)?;
+        *self.head_hash.write().unwrap_or_else(|e| e.into_inner()) = record.header.hash();
         Ok(head)
+    }
+
+    /// The committed block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<BlockRecord>, ChainError> {
+        self.store.block(height)?.map(|b| BlockRecord::decode(&b)).transpose()
     }
 
     /// Commit `writes` as the next block, with no transactions. For development tools only
@@ -274,7 +344,7 @@ impl Chain {
             state_root: prepared.head.state_root,
             gas_used: 0,
         };
-        self.commit(ExecutedBlock { record: BlockRecord { header, txs: Vec::new(), receipts: Vec::new() }, stats: ExecStats::default(), prepared })
+        self.write(prepared, &BlockRecord { header, txs: Vec::new(), receipts: Vec::new() })
     }
 
     /// Committed account state.
@@ -284,6 +354,18 @@ impl Chain {
             _ => None,
         })
     }
+}
+
+/// The writes of `layers` (oldest first) then `top`, later writes winning, sorted by key.
+fn merge(layers: &[Arc<Writes>], top: &Writes) -> Writes {
+    if layers.is_empty() {
+        return top.clone();
+    }
+    let mut all = std::collections::BTreeMap::new();
+    for (k, v) in layers.iter().map(|l| l.iter()).chain(std::iter::once(top.iter())).flatten() {
+        all.insert(k.clone(), v.clone());
+    }
+    all.into_iter().collect()
 }
 
 /// Insert or replace in a key-sorted write list.

@@ -30,9 +30,9 @@ pub mod tx;
 pub mod workload;
 
 pub use admission::Admission;
-pub use block::{BlockHeader, BlockRecord, Chain, ChainConfig, ChainError, ExecConfig, ExecutedBlock, Genesis};
+pub use block::{BlockHeader, BlockRecord, Chain, ChainConfig, ChainError, ExecConfig, ExecutedBlock, Genesis, Parent, SpeculativeBlock};
 pub use chain_vm::{contract_address, contract_entries, storage_entries, BlockEnv, ChainVm};
 pub use receipt::{Receipt, TxStatus};
 pub use state::{Account, Address, StateKey, StateValue};
-pub use store::{Head, Store, StoreError};
+pub use store::{Head, Store, StoreError, Writes};
 pub use tx::{Payload, SignedTransaction, Transaction, TxError, VerifiedTx};

@@ -7,6 +7,7 @@
 //! | `jmt_keys`  | key hash               | encoded key (to answer proofs)         |
 //! | `blocks`    | height, big-endian     | the block record (CBOR, `block.rs`)    |
 //! | `meta`      | `head`                 | height (8 bytes BE) and state root     |
+//! | `txs`       | transaction hash       | height (8 bytes BE), index (4 bytes BE)|
 //!
 //! Each block is one `WriteBatch` written with `sync`: after a crash the database holds
 //! exactly the blocks whose commit returned, and the head always matches the tree.
@@ -24,7 +25,8 @@ pub(crate) const CF_JMT_NODES: &str = "jmt_nodes";
 pub(crate) const CF_JMT_KEYS: &str = "jmt_keys";
 pub(crate) const CF_BLOCKS: &str = "blocks";
 pub(crate) const CF_META: &str = "meta";
-const FAMILIES: [&str; 5] = [CF_STATE, CF_JMT_NODES, CF_JMT_KEYS, CF_BLOCKS, CF_META];
+pub(crate) const CF_TXS: &str = "txs";
+const FAMILIES: [&str; 6] = [CF_STATE, CF_JMT_NODES, CF_JMT_KEYS, CF_BLOCKS, CF_META, CF_TXS];
 const HEAD: &[u8] = b"head";
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +115,27 @@ impl Store {
         Ok(self.db.get_cf(cf(&self.db, CF_BLOCKS)?, height.to_be_bytes())?)
     }
 
+    /// Where the transaction with this hash was committed: block height and index.
+    pub fn tx_location(&self, tx_hash: &[u8; 32]) -> Result<Option<(u64, u32)>, StoreError> {
+        let Some(b) = self.db.get_cf(cf(&self.db, CF_TXS)?, tx_hash)? else { return Ok(None) };
+        if b.len() != 12 {
+            return Err(StoreError::Corrupt(format!("tx index entry is {} bytes", b.len())));
+        }
+        let height = u64::from_be_bytes(b[..8].try_into().map_err(|_| StoreError::Corrupt("tx index".into()))?);
+        let index = u32::from_be_bytes(b[8..].try_into().map_err(|_| StoreError::Corrupt("tx index".into()))?);
+        Ok(Some((height, index)))
+    }
+
+    /// The state root the committed state would have after `writes` (sorted by key, no
+    /// duplicate keys), computed without writing anything. Node hashes do not depend on the
+    /// tree version, so this is the root of a block that makes these writes, however many
+    /// uncommitted blocks they merge.
+    pub fn preview_root(&self, writes: &[(StateKey, StateValue)]) -> Result<[u8; 32], StoreError> {
+        let next = self.head().map_or(0, |h| h.height + 1);
+        let changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = writes.iter().map(|(k, v)| (k.encode(), v.encode())).collect();
+        self.update_tree(next, &changes, &mut WriteBatch::default())
+    }
+
     /// Stage block `height`'s state writes and tree update, computing its state root.
     /// Nothing is written until [`Store::commit`]. Heights start at 0 (genesis) and go up by
     /// one.
@@ -134,14 +157,20 @@ impl Store {
         Ok(Prepared { batch, head: Head { height, state_root } })
     }
 
-    /// Write a prepared block with its record and the new head: one synced `WriteBatch`.
-    pub fn commit(&self, prepared: Prepared, record: &[u8]) -> Result<Head, StoreError> {
+    /// Write a prepared block with its record, the index of its transactions (by hash) and
+    /// the new head: one synced `WriteBatch`.
+    pub fn commit(&self, prepared: Prepared, record: &[u8], tx_hashes: &[[u8; 32]]) -> Result<Head, StoreError> {
         let Prepared { mut batch, head } = prepared;
         let expected = self.head().map_or(0, |h| h.height + 1);
         if head.height != expected {
             return Err(StoreError::NotNext { expected, got: head.height });
         }
         batch.put_cf(cf(&self.db, CF_BLOCKS)?, head.height.to_be_bytes(), record);
+        let txs = cf(&self.db, CF_TXS)?;
+        for (i, h) in tx_hashes.iter().enumerate() {
+            let index = u32::try_from(i).map_err(|_| StoreError::Corrupt("block holds over 2^32 transactions".into()))?;
+            batch.put_cf(txs, h, [&head.height.to_be_bytes()[..], &index.to_be_bytes()].concat());
+        }
         batch.put_cf(cf(&self.db, CF_META)?, HEAD, [&head.height.to_be_bytes()[..], &head.state_root].concat());
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
@@ -157,16 +186,25 @@ pub struct Prepared {
     pub head: Head,
 }
 
-/// The store as Block-STM's base state. `Storage::get` cannot fail, so the first error is
-/// kept here and the block is abandoned after execution (nothing is committed).
+/// Writes of one executed block, sorted by key with no duplicates.
+pub type Writes = Vec<(StateKey, StateValue)>;
+
+/// The store as Block-STM's base state, seen through the writes of uncommitted ancestor
+/// blocks (`layers`, oldest first). `Storage::get` cannot fail, so the first error is kept
+/// here and the block is abandoned after execution (nothing is committed).
 pub struct StoreReader<'a> {
     store: &'a Store,
+    layers: &'a [std::sync::Arc<Writes>],
     error: Mutex<Option<StoreError>>,
 }
 
 impl<'a> StoreReader<'a> {
     pub fn new(store: &'a Store) -> Self {
-        StoreReader { store, error: Mutex::new(None) }
+        Self::layered(store, &[])
+    }
+
+    pub fn layered(store: &'a Store, layers: &'a [std::sync::Arc<Writes>]) -> Self {
+        StoreReader { store, layers, error: Mutex::new(None) }
     }
 
     /// The first read error, if any.
@@ -177,6 +215,14 @@ impl<'a> StoreReader<'a> {
 
 impl Storage<StateKey, StateValue> for StoreReader<'_> {
     fn get(&self, key: &StateKey) -> Option<StateValue> {
+        for layer in self.layers.iter().rev() {
+            if let Ok(i) = layer.binary_search_by(|(k, _)| k.cmp(key)) {
+                return match &layer[i].1 {
+                    StateValue::Deleted => None,
+                    v => Some(v.clone()),
+                };
+            }
+        }
         match self.store.get(key) {
             Ok(v) => v,
             Err(e) => {

@@ -1,0 +1,68 @@
+//! Speculative execution: blocks executed on uncommitted parents (as a consensus engine
+//! votes on them) give the same state roots as executing each on the committed head, and
+//! commit in order afterwards.
+
+use aivm::{GasSchedule, Limits, Vm};
+use aivm_runtime::workload::{Asset, P2p};
+use aivm_runtime::{Chain, ChainConfig, ChainVm, Parent};
+use std::sync::Arc;
+
+fn open(dir: &std::path::Path) -> Chain {
+    let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
+    Chain::open(dir, ChainVm::new(vm), ChainConfig { chain_id: 3, fee_collector: [0xfe; 32] }).expect("open chain")
+}
+
+#[test]
+fn chained_speculation_matches_sequential_commits() {
+    let mut load = P2p::new(3, 40, 7);
+    let blocks: Vec<_> = (0..4).map(|_| load.block(60, Asset::Native)).collect();
+
+    // Reference: execute and commit one block at a time.
+    let a = tempdir("ref");
+    let reference = open(&a);
+    reference.init_genesis(&load.genesis(1 << 60)).expect("genesis");
+    let mut roots = Vec::new();
+    for (i, txs) in blocks.iter().enumerate() {
+        let b = reference.execute(txs.clone(), 10 + i as u64).expect("execute");
+        roots.push(b.record.header.state_root);
+        reference.commit(b).expect("commit");
+    }
+
+    // Speculative: execute all four before committing any.
+    let b = tempdir("spec");
+    let chain = open(&b);
+    chain.init_genesis(&load.genesis(1 << 60)).expect("genesis");
+    let mut parent = chain.committed_parent().expect("parent");
+    let mut executed = Vec::new();
+    for (i, txs) in blocks.iter().enumerate() {
+        let s = chain.execute_on(&parent, txs.clone(), 10 + i as u64).expect("execute_on");
+        assert_eq!(s.record.header.state_root, roots[i], "block {i}");
+        let mut layers = parent.layers.clone();
+        layers.push(Arc::clone(&s.writes));
+        parent = Parent { height: s.record.header.height, hash: s.record.header.hash(), layers };
+        executed.push(s);
+    }
+    // A block out of order is refused and nothing is written.
+    assert!(chain.commit_speculative(&executed[1]).is_err());
+    assert_eq!(chain.head().expect("head").height, 0);
+    for s in &executed {
+        let head = chain.commit_speculative(s).expect("commit in order");
+        assert_eq!(head.state_root, s.record.header.state_root);
+    }
+    assert_eq!(chain.head(), reference.head());
+    // The transaction index points at the committed receipts.
+    let last = &executed[3].record;
+    let (h, i) = chain.store().tx_location(&last.receipts[5].tx_hash).expect("index").expect("indexed");
+    assert_eq!((h, i), (4, 5));
+    // A parent that does not sit on the head is refused.
+    let stale = Parent { height: 2, hash: [0; 32], layers: Vec::new() };
+    assert!(chain.execute_on(&stale, blocks[0].clone(), 99).is_err());
+    let _ = std::fs::remove_dir_all(a);
+    let _ = std::fs::remove_dir_all(b);
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("aivm-spec-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
