@@ -12,3 +12,7 @@ pub mod genesis;
 pub mod hexbytes;
 pub mod keys;
 pub mod mempool;
+pub mod block;
+pub mod consensus;
+pub mod execution;
+pub mod rpc;

@@ -292,7 +292,8 @@ impl Chain {
     /// Commit a block executed with [`Chain::execute_on`] once its parent is the committed
     /// head. Fails without writing if it does not extend the head or if its writes do not
     /// give the state root it was executed with.
-    pub fn commit_speculative(&self, b: &SpeculativeBlock) -> Result<Head, ChainError> {
+    /// `label` is stored with the head (see [`Store::commit_labelled`]).
+    pub fn commit_speculative(&self, b: &SpeculativeBlock, label: Option<&[u8]>) -> Result<Head, ChainError> {
         let header = &b.record.header;
         let head_hash = *self.head_hash.read().unwrap_or_else(|e| e.into_inner());
         if header.parent_hash != head_hash {
@@ -302,17 +303,17 @@ impl Chain {
         if prepared.head.state_root != header.state_root {
             return Err(ChainError::Corrupt(format!("block {}: state root differs on commit", header.height)));
         }
-        self.write(prepared, &b.record)
+        self.write(prepared, &b.record, label)
     }
 
     /// Write an executed block. Fails without writing if another block was committed since.
     pub fn commit(&self, b: ExecutedBlock) -> Result<Head, ChainError> {
-        self.write(b.prepared, &b.record)
+        self.write(b.prepared, &b.record, None)
     }
 
-    fn write(&self, prepared: Prepared, record: &BlockRecord) -> Result<Head, ChainError> {
+    fn write(&self, prepared: Prepared, record: &BlockRecord, label: Option<&[u8]>) -> Result<Head, ChainError> {
         let hashes: Vec<[u8; 32]> = record.receipts.iter().map(|r| r.tx_hash).collect();
-        let head = self.store.commit(prepared, &record.encode(), &hashes)?;
+        let head = self.store.commit_labelled(prepared, &record.encode(), &hashes, label)?;
         *self.head_hash.write().unwrap_or_else(|e| e.into_inner()) = record.header.hash();
         Ok(head)
     }
@@ -344,7 +345,7 @@ impl Chain {
             state_root: prepared.head.state_root,
             gas_used: 0,
         };
-        self.write(prepared, &BlockRecord { header, txs: Vec::new(), receipts: Vec::new() })
+        self.write(prepared, &BlockRecord { header, txs: Vec::new(), receipts: Vec::new() }, None)
     }
 
     /// Committed account state.

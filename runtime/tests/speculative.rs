@@ -43,10 +43,11 @@ fn chained_speculation_matches_sequential_commits() {
         executed.push(s);
     }
     // A block out of order is refused and nothing is written.
-    assert!(chain.commit_speculative(&executed[1]).is_err());
+    assert!(chain.commit_speculative(&executed[1], None).is_err());
     assert_eq!(chain.head().expect("head").height, 0);
     for s in &executed {
-        let head = chain.commit_speculative(s).expect("commit in order");
+        let head = chain.commit_speculative(s, Some(&s.record.header.hash())).expect("commit in order");
+        assert_eq!(chain.store().head_label().expect("label"), Some(s.record.header.hash().to_vec()));
         assert_eq!(head.state_root, s.record.header.state_root);
     }
     assert_eq!(chain.head(), reference.head());

@@ -1,4 +1,5 @@
 //! `aivm node init`: a validator's keys and configuration, and for a new network its genesis.
+//! `aivm node run`: run a validator from its home.
 
 use aivm_node::config::{NodeConfig, GENESIS_FILE};
 use aivm_node::genesis::{GenesisAccount, GenesisFile, GenesisValidator};
@@ -13,6 +14,21 @@ use std::process::ExitCode;
 pub enum NodeCommand {
     /// Create keys and a config under --home; with --testnet N, N validator homes and their genesis.
     Init(InitArgs),
+    /// Run a validator: consensus, p2p, JSON-RPC and metrics, until stopped.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The node's config file (its directory is the node's home: keys, genesis, data).
+    #[arg(long, conflicts_with = "home")]
+    pub config: Option<PathBuf>,
+    /// The node's home (same as --config HOME/config.json).
+    #[arg(long)]
+    pub home: Option<PathBuf>,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, default_value = "info")]
+    pub log: tracing::Level,
 }
 
 #[derive(Args)]
@@ -44,6 +60,7 @@ pub struct InitArgs {
 pub fn run(cmd: NodeCommand) -> ExitCode {
     let r = match cmd {
         NodeCommand::Init(a) => init(a),
+        NodeCommand::Run(a) => run_validator(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,5 +102,51 @@ fn init(a: InitArgs) -> Result<()> {
         std::fs::write(home.join(GENESIS_FILE), genesis.to_json()).with_context(|| format!("writing {}", home.display()))?;
     }
     println!("{}", serde_json::json!({"chain_id": a.chain_id, "validators": n, "homes": homes, "genesis_hash": to_hex(&genesis.hash())}));
+    Ok(())
+}
+
+/// The fee collector: fees are burned to an address nobody holds a key for.
+pub const FEE_COLLECTOR: [u8; 32] = [0; 32];
+
+fn run_validator(a: RunArgs) -> Result<()> {
+    use aivm::{GasSchedule, Limits, Vm};
+    use aivm_node::consensus::{self, Endpoints, Timing, Validator};
+    use aivm_node::execution::Executor;
+    use aivm_node::mempool::{Mempool, MempoolConfig};
+    use aivm_runtime::{Chain, ChainConfig, ChainVm};
+    use std::sync::Arc;
+
+    let home = match (a.config, a.home) {
+        (Some(c), _) => c.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
+        (None, Some(h)) => h,
+        (None, None) => bail!("give --config FILE or --home DIR"),
+    };
+    let cfg = NodeConfig::load(&home).map_err(anyhow::Error::msg)?;
+    let keys = NodeKeys::load(&home).with_context(|| format!("loading keys from {}", home.display()))?;
+    let genesis_path = home.join(&cfg.genesis);
+    let genesis = GenesisFile::from_json(&std::fs::read(&genesis_path).with_context(|| format!("reading {}", genesis_path.display()))?)
+        .with_context(|| format!("{}", genesis_path.display()))?;
+    if genesis.chain_id != cfg.chain_id {
+        bail!("config chain id {} differs from genesis chain id {}", cfg.chain_id, genesis.chain_id);
+    }
+    let data = home.join(&cfg.data);
+    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    let backend = aivm::backend::BackendKind::parse(&cfg.backend)?;
+    if backend != aivm::backend::BackendKind::Cpu {
+        bail!("backend {}: validators run the tensor opcodes on the CPU backend in this release", cfg.backend);
+    }
+    let vm = Vm::new(Limits::default(), GasSchedule::default())?;
+    let chain = Chain::open(data.join("state"), ChainVm::new(vm), ChainConfig { chain_id: genesis.chain_id, fee_collector: FEE_COLLECTOR })
+        .with_context(|| format!("opening the state under {}", data.display()))?;
+    if chain.head().is_none() {
+        chain.init_genesis(&genesis.state())?;
+    }
+    let mempool = Mempool::new(MempoolConfig::new(genesis.chain_id), GasSchedule::default());
+    let executor = Arc::new(Executor::new(Arc::new(chain), mempool)?);
+    let (finalized, _) = tokio::sync::broadcast::channel(1024);
+    let parse = |s: &str, what: &str| s.parse::<std::net::SocketAddr>().with_context(|| format!("{what} address {s}"));
+    let endpoints = Endpoints { storage: data.join("consensus"), rpc: parse(&cfg.rpc, "rpc")?, metrics: parse(&cfg.metrics, "metrics")?, log_level: a.log };
+    let v = Validator { keys, p2p: parse(&cfg.p2p, "p2p")?, genesis, executor, finalized, timing: Timing::default() };
+    consensus::start(endpoints, v)?;
     Ok(())
 }

@@ -28,6 +28,7 @@ pub(crate) const CF_META: &str = "meta";
 pub(crate) const CF_TXS: &str = "txs";
 const FAMILIES: [&str; 6] = [CF_STATE, CF_JMT_NODES, CF_JMT_KEYS, CF_BLOCKS, CF_META, CF_TXS];
 const HEAD: &[u8] = b"head";
+const HEAD_LABEL: &[u8] = b"head-label";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -115,6 +116,11 @@ impl Store {
         Ok(self.db.get_cf(cf(&self.db, CF_BLOCKS)?, height.to_be_bytes())?)
     }
 
+    /// The label the last labelled commit recorded (see [`Store::commit_labelled`]).
+    pub fn head_label(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(cf(&self.db, CF_META)?, HEAD_LABEL)?)
+    }
+
     /// Where the transaction with this hash was committed: block height and index.
     pub fn tx_location(&self, tx_hash: &[u8; 32]) -> Result<Option<(u64, u32)>, StoreError> {
         let Some(b) = self.db.get_cf(cf(&self.db, CF_TXS)?, tx_hash)? else { return Ok(None) };
@@ -160,6 +166,12 @@ impl Store {
     /// Write a prepared block with its record, the index of its transactions (by hash) and
     /// the new head: one synced `WriteBatch`.
     pub fn commit(&self, prepared: Prepared, record: &[u8], tx_hashes: &[[u8; 32]]) -> Result<Head, StoreError> {
+        self.commit_labelled(prepared, record, tx_hashes, None)
+    }
+
+    /// [`Store::commit`], also recording `label` for the new head (a node keeps its consensus
+    /// block digest there, so that it survives a crash exactly when the block does).
+    pub fn commit_labelled(&self, prepared: Prepared, record: &[u8], tx_hashes: &[[u8; 32]], label: Option<&[u8]>) -> Result<Head, StoreError> {
         let Prepared { mut batch, head } = prepared;
         let expected = self.head().map_or(0, |h| h.height + 1);
         if head.height != expected {
@@ -172,6 +184,9 @@ impl Store {
             batch.put_cf(txs, h, [&head.height.to_be_bytes()[..], &index.to_be_bytes()].concat());
         }
         batch.put_cf(cf(&self.db, CF_META)?, HEAD, [&head.height.to_be_bytes()[..], &head.state_root].concat());
+        if let Some(label) = label {
+            batch.put_cf(cf(&self.db, CF_META)?, HEAD_LABEL, label);
+        }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo)?;

@@ -1,0 +1,140 @@
+//! The application side of consensus: proposals and verification run on the [`Executor`],
+//! finalized blocks are committed in order on a thread of their own.
+
+use super::{ChainBlock, Ctx, Digest, Scheme};
+use crate::execution::{ExecError, Executor, Finalized};
+use commonware_consensus::marshal::{ancestry::Ancestry, Update};
+use commonware_consensus::{Heightable, Reporter};
+use commonware_cryptography::{Digested, Digestible};
+use commonware_utils::Acknowledgement;
+use futures::StreamExt;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Milliseconds since the Unix epoch (proposal times; checked by verifiers within a drift).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[derive(Clone)]
+pub struct App {
+    pub executor: Arc<Executor>,
+}
+
+impl App {
+    /// Execute the ancestors in `ancestry` (newest first) that this node has not executed,
+    /// oldest first. False if the chain leaves the committed head or an ancestor is invalid.
+    async fn catch_up(&self, mut ancestry: impl Ancestry<ChainBlock>) -> bool {
+        let committed = self.executor.head().0;
+        let mut missing = Vec::new();
+        loop {
+            let Some(b) = ancestry.next().await else { return false };
+            if self.executor.knows(&b.digest().0) {
+                break;
+            }
+            if b.height().get() <= committed {
+                return false;
+            }
+            missing.push(b.inner().0.clone());
+        }
+        for block in missing.into_iter().rev() {
+            let ex = Arc::clone(&self.executor);
+            let ok = tokio::task::spawn_blocking(move || ex.verify(&block, now_ms())).await;
+            if !matches!(ok, Ok(Ok(_))) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
+    type SigningScheme = Scheme;
+    type Context = Ctx;
+    type Block = ChainBlock;
+    type Input = ();
+
+    async fn propose(&mut self, (_, ctx): (E, Ctx), ancestry: impl Ancestry<ChainBlock>, _: ()) -> Option<Digested<ChainBlock>> {
+        if !self.catch_up(ancestry).await {
+            return None;
+        }
+        let ex = Arc::clone(&self.executor);
+        let parent = ctx.parent.1 .0;
+        match tokio::task::spawn_blocking(move || ex.propose(parent, now_ms(), Vec::new())).await {
+            Ok(Ok(e)) => {
+                tracing::debug!(height = e.block.height(), txs = e.block.txs.len(), "proposed");
+                Some(Digested::precomputed(ChainBlock(Arc::clone(&e.block)), Digest(e.digest)))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot build a proposal");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    async fn verify(&mut self, _: (E, Ctx), mut ancestry: impl Ancestry<ChainBlock>) -> bool {
+        let Some(block) = ancestry.next().await else { return false };
+        if !self.catch_up(ancestry).await {
+            return false;
+        }
+        let ex = Arc::clone(&self.executor);
+        let b = block.inner().0.clone();
+        match tokio::task::spawn_blocking(move || ex.verify(&b, now_ms())).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(height = block.height().get(), error = %e, "refused a proposal");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Receives finalized blocks from marshal (in height order, at least once) and hands them to
+/// the committer thread, which acknowledges each once it is durably committed.
+#[derive(Clone)]
+pub struct Finalizer {
+    queue: std::sync::mpsc::Sender<(Arc<crate::block::Block>, commonware_utils::acknowledgement::Exact)>,
+}
+
+impl Finalizer {
+    /// Start the committer thread. A finalized block that cannot be applied means this node's
+    /// state is not the network's: it stops the process (exit code 3) rather than vote on.
+    pub fn start(executor: Arc<Executor>, finalized: broadcast::Sender<Finalized>) -> Self {
+        let (queue, rx) = std::sync::mpsc::channel::<(Arc<crate::block::Block>, commonware_utils::acknowledgement::Exact)>();
+        std::thread::Builder::new()
+            .name("committer".into())
+            .spawn(move || {
+                for (block, ack) in rx {
+                    match executor.finalize(&block) {
+                        Ok(Some(f)) => {
+                            tracing::info!(height = f.height, txs = f.txs, root = %crate::hexbytes::to_hex(&f.state_root), "finalized");
+                            let _ = finalized.send(f);
+                        }
+                        Ok(None) => {}
+                        Err(e @ ExecError::Diverged { .. }) | Err(e @ ExecError::Invalid(_)) | Err(e @ ExecError::Chain(_)) => {
+                            tracing::error!(error = %e, "stopping: cannot commit a finalized block");
+                            eprintln!("aivm node: cannot commit a finalized block: {e}");
+                            std::process::exit(3);
+                        }
+                    }
+                    ack.acknowledge();
+                }
+            })
+            .map(|_| ())
+            .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the committer thread"));
+        Finalizer { queue }
+    }
+}
+
+impl Reporter for Finalizer {
+    type Activity = Update<ChainBlock>;
+
+    fn report(&mut self, activity: Self::Activity) -> commonware_actor::Feedback {
+        if let Update::Block(block, ack) = activity {
+            let _ = self.queue.send((Arc::clone(&block.inner().0), ack));
+        }
+        commonware_actor::Feedback::Ok
+    }
+}

@@ -1,0 +1,321 @@
+//! Consensus, block dissemination and sync, and the authenticated network: every use of the
+//! commonware crates (pinned at 2026.10.0; their API changes between releases) is in this
+//! module.
+//!
+//! - `simplex` orders blocks: BLS12-381 multisig certificates (`bls12381_multisig`, one
+//!   aggregate signature per certificate), round-robin leaders over the active set, its
+//!   journal (the write-ahead log) under `<data>/consensus`.
+//! - `marshal` (standard, inline verification) disseminates proposed blocks, keeps finalized
+//!   blocks and certificates in archives, backfills what a lagging or restarted validator
+//!   missed from its peers, and delivers finalized blocks in height order.
+//! - `p2p::authenticated::lookup` connects the validators listed in genesis, each identified
+//!   by its ed25519 key, over encrypted channels.
+//!
+//! The application ([`app`]) builds, verifies and commits blocks with the runtime.
+
+mod app;
+mod block;
+
+pub use app::now_ms;
+pub use block::ChainBlock;
+
+use crate::execution::{Executor, Finalized};
+use crate::genesis::GenesisFile;
+use crate::keys::NodeKeys;
+use commonware_broadcast::buffered;
+use commonware_codec::DecodeExt;
+use commonware_consensus::marshal::{self, resolver::p2p as marshal_resolver, standard::Inline};
+use commonware_consensus::simplex::{self, elector::RoundRobin, types::Context};
+use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
+use commonware_cryptography::bls12381::primitives::{group, variant::MinPk};
+use commonware_cryptography::certificate::{ConstantProvider, Verifier as _};
+use commonware_cryptography::{ed25519, sha256::Sha256, ChaCha20Poly1305, Signer};
+use commonware_p2p::authenticated::lookup;
+use commonware_p2p::{Address, AddressableManager};
+use commonware_parallel::Sequential;
+use commonware_runtime::buffer::paged::CacheRef;
+use commonware_runtime::{Quota, Supervisor as _};
+use commonware_storage::archive::immutable;
+use commonware_stream::{cups, sake};
+use commonware_utils::ordered::{BiMap, Map};
+use commonware_utils::{NZDuration, NZUsize, NZU16, NZU32, NZU64};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+pub use commonware_cryptography::sha256::Digest;
+pub type PublicKey = ed25519::PublicKey;
+pub type Scheme = simplex::scheme::bls12381_multisig::Scheme<PublicKey, MinPk>;
+pub type Ctx = Context<Digest, PublicKey>;
+
+/// Signing namespace: votes of one chain never verify on another.
+fn namespace(chain_id: u64) -> Vec<u8> {
+    format!("aivm-consensus-{chain_id}").into_bytes()
+}
+
+/// Largest p2p message: a block at its size limit, plus certificates and framing.
+const MAX_MESSAGE: u32 = (crate::block::MAX_ENCODED + (1 << 20)) as u32;
+
+// p2p channels.
+const CH_BACKFILL: u64 = 1;
+const CH_BROADCAST: u64 = 2;
+const CH_VOTES: u64 = 3;
+const CH_CERTS: u64 = 4;
+const CH_RESOLVER: u64 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsensusError {
+    #[error("key: {0}")]
+    Key(String),
+    #[error("this node's keys are not in the genesis active set")]
+    NotValidator,
+    #[error("genesis: {0}")]
+    Genesis(String),
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+/// Timeouts of the engine (defaults suit a LAN or loopback).
+#[derive(Clone, Debug)]
+pub struct Timing {
+    pub leader: Duration,
+    pub certification: Duration,
+    pub retry: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing { leader: Duration::from_millis(1000), certification: Duration::from_millis(2000), retry: Duration::from_millis(5000) }
+    }
+}
+
+/// Everything a validator runs with.
+pub struct Validator {
+    pub keys: NodeKeys,
+    pub genesis: GenesisFile,
+    pub p2p: SocketAddr,
+    pub executor: Arc<Executor>,
+    pub finalized: broadcast::Sender<Finalized>,
+    pub timing: Timing,
+}
+
+fn participants(genesis: &GenesisFile) -> Result<(BiMap<PublicKey, group::G1>, Map<PublicKey, Address>), ConsensusError> {
+    let mut keys = Vec::new();
+    let mut addrs = Vec::new();
+    for i in genesis.active_set() {
+        let v = &genesis.validators[i];
+        let id = PublicKey::decode(v.identity.to_vec()).map_err(|e| ConsensusError::Genesis(format!("identity key: {e}")))?;
+        let bls = group::G1::decode(v.consensus.to_vec()).map_err(|e| ConsensusError::Genesis(format!("consensus key: {e}")))?;
+        let addr: SocketAddr = v.p2p.parse().map_err(|e| ConsensusError::Genesis(format!("p2p address {}: {e}", v.p2p)))?;
+        keys.push((id.clone(), bls));
+        addrs.push((id, Address::from(addr)));
+    }
+    let keys = BiMap::try_from(keys).map_err(|e| ConsensusError::Genesis(format!("duplicate validator: {e:?}")))?;
+    let addrs = Map::try_from(addrs).map_err(|e| ConsensusError::Genesis(format!("duplicate validator: {e:?}")))?;
+    Ok((keys, addrs))
+}
+
+/// Where a validator listens and keeps its consensus data.
+pub struct Endpoints {
+    /// The consensus journal, marshal archives (the write-ahead log).
+    pub storage: std::path::PathBuf,
+    pub rpc: SocketAddr,
+    pub metrics: SocketAddr,
+    /// Log level for `tracing` (`error`..`trace`).
+    pub log_level: tracing::Level,
+}
+
+/// Run a validator on commonware's tokio runtime until the process is stopped: logs and the
+/// Prometheus endpoint (`/metrics`), JSON-RPC, and consensus.
+pub fn start(endpoints: Endpoints, v: Validator) -> Result<(), ConsensusError> {
+    use commonware_runtime::Runner as _;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    let cfg = commonware_runtime::tokio::Config::new().with_storage_directory(endpoints.storage.clone()).with_worker_threads(threads).with_tcp_nodelay(Some(true));
+    commonware_runtime::tokio::Runner::new(cfg).start(|context| async move {
+        commonware_runtime::tokio::telemetry::init(
+            context.child("telemetry"),
+            commonware_runtime::tokio::telemetry::Logs { level: endpoints.log_level, json: false },
+            Some(endpoints.metrics),
+            None,
+        );
+        register_metrics(&context, v.finalized.subscribe(), Arc::clone(&v.executor));
+        let rpc_ctx = crate::rpc::RpcContext { executor: Arc::clone(&v.executor), finalized: v.finalized.clone(), chain_id: v.genesis.chain_id };
+        let _rpc = crate::rpc::serve(endpoints.rpc, rpc_ctx).await.map_err(ConsensusError::Storage)?;
+        tracing::info!(rpc = %endpoints.rpc, metrics = %endpoints.metrics, "serving");
+        run(context, v).await
+    })
+}
+
+/// The node's own Prometheus metrics, updated as blocks finalize.
+fn register_metrics(context: &commonware_runtime::tokio::Context, mut finalized: broadcast::Receiver<Finalized>, executor: Arc<Executor>) {
+    use commonware_runtime::telemetry::metrics::raw::{Counter, Gauge};
+    use commonware_runtime::Metrics as _;
+    let m = context.child("aivm");
+    let height = m.register("finalized_height", "height of the last committed block", Gauge::<i64>::default());
+    let txs = m.register("finalized_txs", "transactions in committed blocks", Counter::<u64>::default());
+    let gas = m.register("finalized_gas", "gas used by committed blocks", Counter::<u64>::default());
+    let pool = m.register("mempool_txs", "transactions waiting in the mempool", Gauge::<i64>::default());
+    tokio::spawn(async move {
+        loop {
+            match finalized.recv().await {
+                Ok(f) => {
+                    height.set(f.height as i64);
+                    txs.inc_by(f.txs as u64);
+                    gas.inc_by(f.gas_used);
+                    pool.set(executor.mempool.lock().map_or(0, |p| p.len()) as i64);
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+/// Run a validator until the process stops.
+pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> Result<(), ConsensusError> {
+    let identity = ed25519::PrivateKey::decode(v.keys.identity.to_bytes().to_vec()).map_err(|e| ConsensusError::Key(e.to_string()))?;
+    let me = identity.public_key();
+    let bls = group::Private::decode(v.keys.consensus.to_bytes().to_vec()).map_err(|e| ConsensusError::Key(e.to_string()))?;
+    let (committee, addresses) = participants(&v.genesis)?;
+    let ns = namespace(v.genesis.chain_id);
+    let scheme = Scheme::signer(&ns, committee.clone(), bls).ok_or(ConsensusError::NotValidator)?;
+    if committee.keys().position(&me).is_none() {
+        return Err(ConsensusError::NotValidator);
+    }
+
+    // Network.
+    let handshake = cups::Cups::<_, ChaCha20Poly1305>::new(
+        sake::Sake { signer: identity.clone(), synchrony_bound: Duration::from_secs(5), max_handshake_age: Duration::from_secs(10), version: sake::Version::V1 },
+        cups::Version::V1,
+    );
+    let mut p2p_cfg = lookup::Config::local(handshake, &ns, v.p2p, NZUsize!(committee.len().max(1)), MAX_MESSAGE, NZUsize!(4096));
+    p2p_cfg.dial_frequency = Duration::from_millis(200);
+    p2p_cfg.peer_connection_cooldown = Duration::from_millis(200);
+    let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p_cfg);
+    oracle.track(0, addresses);
+    let quota = Quota::per_second(NZU32!(100_000));
+    let backfill = network.register(CH_BACKFILL, quota);
+    let broadcast_net = network.register(CH_BROADCAST, quota);
+    let votes = network.register(CH_VOTES, quota);
+    let certs = network.register(CH_CERTS, quota);
+    let resolver_net = network.register(CH_RESOLVER, quota);
+    network.start();
+
+    // Marshal: finalized block archives, dissemination, backfill.
+    let page_cache = CacheRef::new(NZU16!(16_384), NZUsize!(256));
+    let genesis_block = v.executor.genesis_block().map_err(|e| ConsensusError::Storage(e.to_string()))?;
+    let genesis_chain_block = ChainBlock(Arc::new(genesis_block));
+    let epocher = FixedEpocher::new(NZU64!(1 << 48));
+    let prefix = "marshal".to_string();
+    let cfg = marshal::Config {
+        provider: ConstantProvider::new(scheme.clone()),
+        epocher: epocher.clone(),
+        start: marshal::Start::Genesis(commonware_cryptography::Digested::precomputed(genesis_chain_block.clone(), genesis_chain_block.digest_of())),
+        mailbox_size: NZUsize!(1024),
+        view_retention: ViewDelta::new(64),
+        max_repair: NZUsize!(64),
+        max_pending_acks: NZUsize!(16),
+        block_codec_config: (),
+        partition_prefix: prefix.clone(),
+        prunable_items_per_section: NZU64!(64),
+        replay_buffer: NZUsize!(1 << 20),
+        key_write_buffer: NZUsize!(1 << 16),
+        value_write_buffer: NZUsize!(1 << 20),
+        page_cache: page_cache.clone(),
+        strategy: Sequential,
+    };
+    let resolver = marshal_resolver::init(
+        context.child("resolver"),
+        marshal_resolver::Config {
+            public_key: me.clone(),
+            peer_provider: oracle.clone(),
+            blocker: oracle.clone(),
+            mailbox_size: cfg.mailbox_size,
+            fetch_timeout: NZDuration!(Duration::from_secs(2)),
+            fetch_retry_delay: Duration::from_millis(100),
+            priority_requests: false,
+            priority_responses: false,
+        },
+        backfill,
+    );
+    let (broadcast_engine, buffer) = buffered::Engine::new(
+        context.child("broadcast"),
+        buffered::Config { public_key: me.clone(), mailbox_size: cfg.mailbox_size, deque_size: 16, priority: false, codec_config: (), peer_provider: oracle.clone(), strategy: Sequential },
+    );
+    broadcast_engine.start(broadcast_net);
+    let finalizations = archive(&context, "finalizations", &page_cache, Scheme::certificate_codec_config_unbounded()).await?;
+    let blocks = archive(&context, "blocks", &page_cache, ()).await?;
+    let (actor, mailbox, _floor) = marshal::core::Actor::init(context.child("marshal"), finalizations, blocks, cfg).await;
+    let finalizer = app::Finalizer::start(Arc::clone(&v.executor), v.finalized.clone());
+    actor.start(finalizer, buffer, resolver);
+
+    // Consensus.
+    let application = app::App { executor: Arc::clone(&v.executor) };
+    let wrapper = Inline::new(context.child("application"), application, mailbox, epocher);
+    let genesis_digest = Digest(v.executor.genesis_block().map_err(|e| ConsensusError::Storage(e.to_string()))?.digest());
+    let engine = simplex::Engine::new(
+        context.child("simplex"),
+        simplex::config::Config {
+            scheme,
+            elector: RoundRobin::<Sha256>::default(),
+            blocker: oracle.clone(),
+            automaton: wrapper.clone(),
+            relay: wrapper.clone(),
+            reporter: wrapper,
+            strategy: Sequential,
+            partition: "simplex".into(),
+            mailbox_size: NZUsize!(1024),
+            epoch: Epoch::zero(),
+            floor: simplex::config::Floor::Genesis(genesis_digest),
+            replay_buffer: NZUsize!(1 << 20),
+            write_buffer: NZUsize!(1 << 16),
+            page_cache,
+            leader_timeout: v.timing.leader,
+            certification_timeout: v.timing.certification,
+            timeout_retry: v.timing.retry,
+            view_retention: ViewDelta::new(64),
+            skip: simplex::config::SkipPolicy::Enabled { timeout: v.timing.certification * 3, budget: simplex::config::SkipBudget::Participants },
+            fetch_timeout: NZDuration!(Duration::from_secs(1)),
+            fetch_retry_delay: Duration::from_millis(100),
+            forward: simplex::config::ForwardPolicy::SilentVoters,
+            track_historical_votes: false,
+        },
+    );
+    let handle = engine.start(votes, certs, resolver_net);
+    tracing::info!(me = %me, validators = committee.len(), "consensus started");
+    let _ = handle.await;
+    Ok(())
+}
+
+async fn archive<C: Clone + Send + Sync + 'static, T: commonware_codec::Read<Cfg = C> + commonware_codec::Encode + Send + Sync + 'static>(
+    context: &commonware_runtime::tokio::Context,
+    name: &'static str,
+    page_cache: &CacheRef,
+    codec_config: C,
+) -> Result<immutable::Archive<commonware_runtime::tokio::Context, Digest, T>, ConsensusError> {
+    immutable::Archive::init(
+        context.child(name),
+        immutable::Config {
+            metadata_partition: format!("{name}-metadata"),
+            freezer_table_partition: format!("{name}-freezer-table"),
+            freezer_table_initial_size: 1024,
+            freezer_table_resize_frequency: 10,
+            freezer_table_resize_chunk_size: 256,
+            freezer_key_partition: format!("{name}-freezer-key"),
+            freezer_key_page_cache: page_cache.clone(),
+            freezer_value_partition: format!("{name}-freezer-value"),
+            freezer_value_target_size: 64 << 20,
+            freezer_value_compression: None,
+            ordinal_partition: format!("{name}-ordinal"),
+            items_per_section: NZU64!(1024),
+            codec_config,
+            replay_buffer: NZUsize!(1 << 20),
+            freezer_key_write_buffer: NZUsize!(1 << 16),
+            freezer_value_write_buffer: NZUsize!(1 << 20),
+            ordinal_write_buffer: NZUsize!(1 << 16),
+        },
+    )
+    .await
+    .map_err(|e| ConsensusError::Storage(format!("{name}: {e}")))
+}

@@ -1,0 +1,202 @@
+//! JSON-RPC over HTTP and WebSocket (one port, `jsonrpsee`). Methods (`spec/rpc.md`):
+//!
+//! | method | params | result |
+//! |---|---|---|
+//! | `aivm_sendTransaction` | `[tx_hex]` | transaction hash (hex) |
+//! | `aivm_getReceipt` | `[hash_hex]` | receipt with block height, or `null` |
+//! | `aivm_getBlock` | `[height]` | header and transaction hashes, or `null` |
+//! | `aivm_stateRoot` | `[]` | `{height, state_root}` of the committed head |
+//! | `aivm_getAccount` | `[address_hex]` | `{balance, nonce, code_hash}` or `null` |
+//! | `aivm_query` | `[contract_hex, entry, args_hex, gas_limit?]` | read-only call outcome |
+//! | `aivm_status` | `[]` | head, mempool size, chain id |
+//! | `aivm_subscribeFinalized` | `[]` | notifications `aivm_finalized` per block |
+//!
+//! Every bad input is a JSON-RPC error (`-32602` invalid params, `-32000` transaction
+//! refused, `-32001` node error); nothing a client sends can stop the node.
+
+use crate::execution::{Executor, Finalized};
+use crate::hexbytes::{from_hex, to_hex};
+use aivm::CallContext;
+use aivm_runtime::overlay::Overlay;
+use aivm_runtime::{BlockRecord, Receipt, TxStatus};
+use jsonrpsee::server::{Server, ServerHandle};
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use jsonrpsee::{PendingSubscriptionSink, RpcModule};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Largest request body: a transaction at its size limit, hex-encoded, plus framing.
+pub const MAX_REQUEST_BYTES: u32 = (aivm_runtime::tx::MAX_TX_BYTES as u32) * 2 + 4096;
+/// Most gas a read-only query may use.
+pub const MAX_QUERY_GAS: u64 = 10_000_000_000;
+
+pub const INVALID_PARAMS: i32 = -32602;
+pub const TX_REFUSED: i32 = -32000;
+pub const NODE_ERROR: i32 = -32001;
+
+pub struct RpcContext {
+    pub executor: Arc<Executor>,
+    pub finalized: broadcast::Sender<Finalized>,
+    pub chain_id: u64,
+}
+
+fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, msg.into(), None::<()>)
+}
+
+fn invalid(msg: impl Into<String>) -> ErrorObjectOwned {
+    err(INVALID_PARAMS, msg)
+}
+
+fn node_error(e: impl std::fmt::Display) -> ErrorObjectOwned {
+    err(NODE_ERROR, e.to_string())
+}
+
+fn hex32(s: &str, what: &str) -> Result<[u8; 32], ErrorObjectOwned> {
+    from_hex(s).and_then(|v| v.try_into().ok()).ok_or_else(|| invalid(format!("{what}: expected 32 bytes of hex")))
+}
+
+fn receipt_json(r: &Receipt) -> Value {
+    let status = match &r.status {
+        TxStatus::Success => json!("success"),
+        other => json!(format!("{other:?}")),
+    };
+    json!({
+        "tx_hash": to_hex(&r.tx_hash),
+        "status": status,
+        "gas_used": r.gas_used,
+        "fee": r.fee.to_string(),
+        "output": to_hex(&r.output),
+        "events": r.events.iter().map(|e| json!({"contract": to_hex(&e.contract), "topic": to_hex(&e.topic), "data": to_hex(&e.data)})).collect::<Vec<_>>(),
+        "contract_address": r.contract_address.as_ref().map(|a| to_hex(&a[..])),
+    })
+}
+
+fn block_json(b: &BlockRecord) -> Value {
+    let h = &b.header;
+    json!({
+        "height": h.height,
+        "hash": to_hex(&h.hash()),
+        "parent_hash": to_hex(&h.parent_hash),
+        "time_ms": h.time_ms,
+        "tx_root": to_hex(&h.tx_root),
+        "receipts_root": to_hex(&h.receipts_root),
+        "state_root": to_hex(&h.state_root),
+        "gas_used": h.gas_used,
+        "txs": b.receipts.iter().map(|r| to_hex(&r.tx_hash)).collect::<Vec<_>>(),
+    })
+}
+
+pub fn finalized_json(f: &Finalized) -> Value {
+    json!({"height": f.height, "digest": to_hex(&f.digest), "state_root": to_hex(&f.state_root), "txs": f.txs, "gas_used": f.gas_used, "time_ms": f.time_ms})
+}
+
+fn one_str(p: &Params, what: &str) -> Result<String, ErrorObjectOwned> {
+    let v: Vec<String> = p.parse().map_err(|e| invalid(format!("expected [{what}]: {e}")))?;
+    match v.as_slice() {
+        [s] => Ok(s.clone()),
+        _ => Err(invalid(format!("expected exactly one parameter: {what}"))),
+    }
+}
+
+pub fn module(ctx: RpcContext) -> Result<RpcModule<RpcContext>, jsonrpsee::core::RegisterMethodError> {
+    let mut m = RpcModule::new(ctx);
+    m.register_method("aivm_sendTransaction", |p, c, _| -> Result<Value, ErrorObjectOwned> {
+        let tx = from_hex(&one_str(&p, "transaction hex")?).ok_or_else(|| invalid("transaction: not hex"))?;
+        let hash = c.executor.submit(&tx).map_err(|e| err(TX_REFUSED, e.to_string()))?;
+        Ok(json!(to_hex(&hash)))
+    })?;
+    m.register_method("aivm_getReceipt", |p, c, _| -> Result<Value, ErrorObjectOwned> {
+        let hash = hex32(&one_str(&p, "transaction hash")?, "transaction hash")?;
+        let chain = c.executor.chain();
+        let Some((height, index)) = chain.store().tx_location(&hash).map_err(node_error)? else { return Ok(Value::Null) };
+        let block = chain.block(height).map_err(node_error)?.ok_or_else(|| node_error("indexed block missing"))?;
+        let r = block.receipts.get(index as usize).ok_or_else(|| node_error("indexed receipt missing"))?;
+        let mut v = receipt_json(r);
+        v["block_height"] = json!(height);
+        v["index"] = json!(index);
+        Ok(v)
+    })?;
+    m.register_method("aivm_getBlock", |p, c, _| -> Result<Value, ErrorObjectOwned> {
+        let v: Vec<u64> = p.parse().map_err(|e| invalid(format!("expected [height]: {e}")))?;
+        let [height] = v.as_slice() else { return Err(invalid("expected exactly one parameter: height")) };
+        Ok(c.executor.chain().block(*height).map_err(node_error)?.map_or(Value::Null, |b| block_json(&b)))
+    })?;
+    m.register_method("aivm_stateRoot", |_, c, _| -> Result<Value, ErrorObjectOwned> {
+        let head = c.executor.chain().head().ok_or_else(|| node_error("no genesis"))?;
+        Ok(json!({"height": head.height, "state_root": to_hex(&head.state_root)}))
+    })?;
+    m.register_method("aivm_getAccount", |p, c, _| -> Result<Value, ErrorObjectOwned> {
+        let a = hex32(&one_str(&p, "address")?, "address")?;
+        Ok(match c.executor.chain().account(&a).map_err(node_error)? {
+            None => Value::Null,
+            Some(acc) => json!({"balance": acc.balance.to_string(), "nonce": acc.nonce, "code_hash": acc.code_hash.map(|h| to_hex(&h))}),
+        })
+    })?;
+    m.register_blocking_method("aivm_query", |p, c, _| -> Result<Value, ErrorObjectOwned> {
+        let v: Vec<Value> = p.parse().map_err(|e| invalid(format!("expected [contract, entry, args_hex, gas_limit?]: {e}")))?;
+        let (contract, entry, args, gas) = match v.as_slice() {
+            [Value::String(c), Value::String(e), Value::String(a)] => (c, e, a, MAX_QUERY_GAS),
+            [Value::String(c), Value::String(e), Value::String(a), Value::Number(g)] => (c, e, a, g.as_u64().ok_or_else(|| invalid("gas_limit"))?.min(MAX_QUERY_GAS)),
+            _ => return Err(invalid("expected [contract_hex, entry, args_hex, gas_limit?]")),
+        };
+        let contract = hex32(contract, "contract")?;
+        let args = from_hex(args).ok_or_else(|| invalid("args: not hex"))?;
+        let chain = c.executor.chain();
+        let head = chain.block(chain.head().map_or(0, |h| h.height)).map_err(node_error)?.ok_or_else(|| node_error("head block missing"))?;
+        let mut view = Overlay::new(chain.store());
+        let ctx = CallContext { caller: [0; 32], contract, block_height: head.header.height, block_time_ms: head.header.time_ms };
+        let out = chain.vm().query(&mut view, contract, entry, args, gas, ctx).map_err(|e| err(TX_REFUSED, e.to_string()))?;
+        if let Some(e) = view.take_error() {
+            return Err(node_error(e));
+        }
+        Ok(json!({
+            "status": if out.result.is_ok() { "success" } else { "error" },
+            "output": out.result.as_ref().map(|o| to_hex(o)).ok(),
+            "error": out.result.as_ref().err().map(|e| e.to_string()),
+            "gas_used": out.gas.used,
+        }))
+    })?;
+    m.register_method("aivm_status", |_, c, _| -> Result<Value, ErrorObjectOwned> {
+        let (height, digest) = c.executor.head();
+        let pool = c.executor.mempool.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(json!({"chain_id": c.chain_id, "height": height, "head_digest": to_hex(&digest), "mempool_txs": pool.len(), "mempool_bytes": pool.bytes()}))
+    })?;
+    m.register_subscription("aivm_subscribeFinalized", "aivm_finalized", "aivm_unsubscribeFinalized", |_, pending: PendingSubscriptionSink, c, _| async move {
+        let mut rx = c.finalized.subscribe();
+        let Ok(sink) = pending.accept().await else { return };
+        loop {
+            match rx.recv().await {
+                Ok(f) => {
+                    let Ok(raw) = serde_json::value::to_raw_value(&finalized_json(&f)) else { return };
+                    if sink.send(raw).await.is_err() {
+                        return;
+                    }
+                }
+                // A slow subscriber misses blocks rather than holding the node back.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    })?;
+    Ok(m)
+}
+
+/// Serve `ctx` on `addr` (HTTP and WebSocket on one port).
+pub async fn serve(addr: SocketAddr, ctx: RpcContext) -> Result<ServerHandle, String> {
+    let cfg = jsonrpsee::server::ServerConfig::builder()
+        .max_request_body_size(MAX_REQUEST_BYTES)
+        .max_response_body_size(64 << 20)
+        .max_connections(1024)
+        .max_subscriptions_per_connection(64)
+        .build();
+    let server = Server::builder()
+        .set_config(cfg)
+        .build(addr)
+        .await
+        .map_err(|e| format!("rpc listen {addr}: {e}"))?;
+    let m = module(ctx).map_err(|e| e.to_string())?;
+    Ok(server.start(m))
+}
