@@ -16,3 +16,5 @@ pub mod block;
 pub mod consensus;
 pub mod execution;
 pub mod rpc;
+pub mod rpc_client;
+pub mod testnet;

@@ -21,9 +21,11 @@ enum Command {
     Model(cli::model::ModelCommand),
     /// List the tensor backends: the CPU and every OpenCL platform and device.
     Devices(cli::devices::DevicesArgs),
-    /// Validator set-up: keys, configuration, genesis.
+    /// Validators: set up (keys, configuration, genesis) and run.
     #[command(subcommand)]
     Node(cli::node::NodeCommand),
+    /// Start N validators on loopback, drive a token-transfer load, report TPS, finality and root agreement.
+    Devnet(cli::devnet::DevnetArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,5 +35,6 @@ fn main() -> ExitCode {
         Command::Model(cmd) => cli::model::run(cmd),
         Command::Devices(args) => cli::devices::run(args),
         Command::Node(cmd) => cli::node::run(cmd),
+        Command::Devnet(args) => cli::devnet::run(args),
     }
 }

@@ -3,5 +3,6 @@
 pub mod call;
 pub mod codec;
 pub mod devices;
+pub mod devnet;
 pub mod model;
 pub mod node;

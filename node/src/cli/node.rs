@@ -1,8 +1,9 @@
 //! `aivm node init`: a validator's keys and configuration, and for a new network its genesis.
 //! `aivm node run`: run a validator from its home.
 
-use aivm_node::config::{NodeConfig, GENESIS_FILE};
-use aivm_node::genesis::{GenesisAccount, GenesisFile, GenesisValidator};
+use aivm_node::config::NodeConfig;
+use aivm_node::genesis::GenesisFile;
+use aivm_node::testnet::{self, init_home, TestnetParams};
 use aivm_node::hexbytes::to_hex;
 use aivm_node::keys::NodeKeys;
 use anyhow::{bail, Context, Result};
@@ -71,14 +72,6 @@ pub fn run(cmd: NodeCommand) -> ExitCode {
     }
 }
 
-/// Keys and config for one node; returns its genesis entry.
-fn init_home(home: &std::path::Path, cfg: &NodeConfig, stake: u128) -> Result<GenesisValidator> {
-    let keys = NodeKeys::generate()?;
-    keys.save(home).with_context(|| format!("writing keys under {}", home.display()))?;
-    cfg.save(home).with_context(|| format!("writing the config under {}", home.display()))?;
-    Ok(GenesisValidator::new(&keys, stake, cfg.p2p.clone()))
-}
-
 fn init(a: InitArgs) -> Result<()> {
     let Some(n) = a.testnet else {
         let entry = init_home(&a.home, &NodeConfig::local(a.chain_id, &a.host, a.port), a.stake)?;
@@ -86,21 +79,8 @@ fn init(a: InitArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&entry)?);
         return Ok(());
     };
-    if n == 0 || n > 1000 {
-        bail!("--testnet wants 1..=1000 validators");
-    }
-    let homes: Vec<PathBuf> = (0..n).map(|i| a.home.join(format!("v{i}"))).collect();
-    let mut validators = Vec::with_capacity(n);
-    for (i, home) in homes.iter().enumerate() {
-        let port = u16::try_from(a.port as usize + i).context("ports run past 65535")?;
-        validators.push(init_home(home, &NodeConfig::local(a.chain_id, &a.host, port), a.stake)?);
-    }
-    let accounts = validators.iter().map(|v| GenesisAccount { address: v.identity, balance: a.balance }).collect();
-    let genesis = GenesisFile { chain_id: a.chain_id, time_ms: 0, epoch_length: a.epoch_length, active_set_size: a.active.unwrap_or(n as u32), validators, accounts };
-    genesis.validate()?;
-    for home in &homes {
-        std::fs::write(home.join(GENESIS_FILE), genesis.to_json()).with_context(|| format!("writing {}", home.display()))?;
-    }
+    let params = TestnetParams { chain_id: a.chain_id, host: a.host, port: a.port, validators: n, stake: a.stake, balance: a.balance, active: a.active, epoch_length: a.epoch_length, accounts: Vec::new() };
+    let (homes, genesis) = testnet::create(&a.home, &params)?;
     println!("{}", serde_json::json!({"chain_id": a.chain_id, "validators": n, "homes": homes, "genesis_hash": to_hex(&genesis.hash())}));
     Ok(())
 }

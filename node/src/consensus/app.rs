@@ -16,6 +16,9 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// How long a leader with an empty mempool waits before proposing an empty block.
+pub const EMPTY_BLOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 #[derive(Clone)]
 pub struct App {
     pub executor: Arc<Executor>,
@@ -57,6 +60,12 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
     async fn propose(&mut self, (_, ctx): (E, Ctx), ancestry: impl Ancestry<ChainBlock>, _: ()) -> Option<Digested<ChainBlock>> {
         if !self.catch_up(ancestry).await {
             return None;
+        }
+        // An idle network does not need a block every few milliseconds: wait a little for
+        // transactions (well inside the leader timeout) before proposing an empty block.
+        let idle_until = std::time::Instant::now() + EMPTY_BLOCK_WAIT;
+        while self.executor.mempool.lock().map_or(false, |p| p.is_empty()) && std::time::Instant::now() < idle_until {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         let ex = Arc::clone(&self.executor);
         let parent = ctx.parent.1 .0;

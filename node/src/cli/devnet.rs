@@ -1,0 +1,410 @@
+//! `aivm devnet`: N real validator processes on loopback, the token contract deployed, a
+//! transfer load driven through JSON-RPC, and a report: sustained TPS, finality latency
+//! percentiles, and whether every validator has the same state root at every height.
+
+use aivm_node::hexbytes::{from_hex, to_hex};
+use aivm_node::rpc_client::RpcClient;
+use aivm_node::testnet::{self, TestnetParams};
+use aivm_runtime::workload::{token_transfer_args, P2p};
+use aivm_runtime::{Address, Payload};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct DevnetArgs {
+    /// Validator processes to start.
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+    /// Offered load, transactions per second (token transfers).
+    #[arg(long, default_value_t = 2000)]
+    pub load: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Sending accounts (each funded in genesis and given tokens).
+    #[arg(long, default_value_t = 500)]
+    pub accounts: u64,
+    /// The token contract's wasm (default: the one `make contracts` builds).
+    #[arg(long)]
+    pub token: Option<PathBuf>,
+    /// Directory for the validators' homes (default: a fresh temporary one, removed after).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// First p2p port (RPC at +1000, metrics at +2000).
+    #[arg(long, default_value_t = 19000)]
+    pub port: u16,
+}
+
+pub fn run(a: DevnetArgs) -> ExitCode {
+    match devnet(a) {
+        Ok(ok) => {
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The validator processes; killed when dropped.
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn token_wasm(arg: Option<PathBuf>) -> Result<Vec<u8>> {
+    let candidates: Vec<PathBuf> = match arg {
+        Some(p) => vec![p],
+        None => {
+            let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target"));
+            vec![target.join("wasm32-unknown-unknown/release/token.wasm")]
+        }
+    };
+    for p in &candidates {
+        if let Ok(b) = std::fs::read(p) {
+            return Ok(b);
+        }
+    }
+    bail!("token contract not found at {} (run `make contracts`, or pass --token FILE)", candidates[0].display())
+}
+
+fn log(json: bool, msg: impl AsRef<str>) {
+    if !json {
+        eprintln!("devnet: {}", msg.as_ref());
+    }
+}
+
+fn devnet(a: DevnetArgs) -> Result<bool> {
+    if a.validators == 0 || a.validators > 64 {
+        bail!("--validators wants 1..=64");
+    }
+    let wasm = token_wasm(a.token.clone())?;
+    let (dir, temporary) = match &a.dir {
+        Some(d) => (d.clone(), false),
+        None => (std::env::temp_dir().join(format!("aivm-devnet-{}", std::process::id())), true),
+    };
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    let chain_id = 7;
+    let mut load = P2p::new(chain_id, a.accounts.max(2), 1);
+    load.gas_limit = 10_000_000;
+    let params = TestnetParams {
+        chain_id,
+        host: "127.0.0.1".into(),
+        port: a.port,
+        validators: a.validators,
+        stake: 1_000_000,
+        balance: 1_000_000_000_000,
+        active: None,
+        epoch_length: 1000,
+        accounts: load.addresses().into_iter().map(|addr| (addr, 1u128 << 80)).collect(),
+    };
+    let (homes, _) = testnet::create(&dir, &params)?;
+    let rpcs: Vec<SocketAddr> = (0..a.validators).map(|i| SocketAddr::from(([127, 0, 0, 1], a.port + 1000 + i as u16))).collect();
+
+    let exe = std::env::current_exe().context("locating the aivm binary")?;
+    let mut procs = Processes(Vec::new());
+    for home in &homes {
+        procs.0.push(spawn_validator(&exe, home)?);
+    }
+    log(a.json, format!("{} validators starting under {}", a.validators, dir.display()));
+    let started = Instant::now();
+    for addr in &rpcs {
+        wait_height(*addr, 1, Duration::from_secs(60)).with_context(|| format!("validator at {addr} did not finalize a block"))?;
+    }
+    log(a.json, format!("first blocks finalized after {:.1} s", started.elapsed().as_secs_f64()));
+
+    // Deploy and fund the token.
+    let mut c0 = RpcClient::new(rpcs[0]);
+    let token = deploy_token(&mut c0, &mut load, wasm)?;
+    log(a.json, format!("token deployed at {} and given to {} accounts", to_hex(&token), load.keys.len()));
+
+    // Load.
+    let submitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let watcher = Watcher::start(rpcs[0], Arc::clone(&submitted));
+    let load_start = Instant::now();
+    let (sent, refused) = drive_load(&rpcs, &mut load, token, a.load, Duration::from_secs(a.duration), &submitted)?;
+    let load_secs = load_start.elapsed().as_secs_f64();
+    log(a.json, format!("offered {sent} transfers in {load_secs:.1} s ({refused} refused by the mempool); waiting for them to finalize"));
+    let drain_deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < drain_deadline && watcher.finalized_count() < sent {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stats = watcher.stop();
+
+    // Every validator's root at every height.
+    let heights: Vec<u64> = rpcs.iter().map(|r| RpcClient::new(*r).call("aivm_status", json!([])).ok().and_then(|s| s["height"].as_u64()).unwrap_or(0)).collect();
+    let common = heights.iter().copied().min().unwrap_or(0);
+    let roots_agree = roots_agree(&rpcs, common)?;
+    drop(procs);
+
+    let mut lat = stats.latencies_ms.clone();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| if lat.is_empty() { 0.0 } else { lat[((lat.len() - 1) as f64 * p).round() as usize] };
+    let finalized = stats.latencies_ms.len();
+    let window = stats.last_finalized.map_or(0.0, |t| t.duration_since(load_start).as_secs_f64()).max(1e-9);
+    let report = json!({
+        "validators": a.validators,
+        "offered_tps": a.load,
+        "duration_s": a.duration,
+        "submitted": sent,
+        "refused": refused,
+        "finalized": finalized,
+        "failed_receipts": stats.failed,
+        "sustained_tps": (finalized as f64 / window).round(),
+        "finality_ms": {"p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99)},
+        "blocks": stats.blocks,
+        "heights": heights,
+        "roots_agree_to_height": common,
+        "roots_agree": roots_agree,
+    });
+    if a.json {
+        println!("{report}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(roots_agree && finalized > 0)
+}
+
+fn spawn_validator(exe: &Path, home: &Path) -> Result<Child> {
+    let log = std::fs::File::create(home.join("node.log")).with_context(|| format!("creating the log in {}", home.display()))?;
+    Command::new(exe)
+        .args(["node", "run", "--log", "warn", "--home"])
+        .arg(home)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))
+}
+
+/// Wait until the node at `addr` has committed `height`.
+pub fn wait_height(addr: SocketAddr, height: u64, timeout: Duration) -> Result<u64> {
+    let deadline = Instant::now() + timeout;
+    let mut c = RpcClient::new(addr);
+    c.timeout = Duration::from_secs(2);
+    loop {
+        if let Ok(s) = c.call("aivm_status", json!([])) {
+            if let Some(h) = s["height"].as_u64().filter(|h| *h >= height) {
+                return Ok(h);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for height {height}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Submit one transaction and wait for its receipt.
+fn submit_and_wait(c: &mut RpcClient, tx: Vec<u8>) -> Result<Value> {
+    let hash = c.call("aivm_sendTransaction", json!([to_hex(&tx)]))?;
+    let hash = hash.as_str().ok_or_else(|| anyhow!("no hash"))?.to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = c.call("aivm_getReceipt", json!([hash]))?;
+        if !r.is_null() {
+            return Ok(r);
+        }
+        if Instant::now() > deadline {
+            bail!("transaction {hash} not committed within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn deploy_token(c: &mut RpcClient, load: &mut P2p, wasm: Vec<u8>) -> Result<Address> {
+    let gas = load.gas_limit;
+    load.gas_limit = 2_000_000_000;
+    let deploy = load.sign(0, Payload::Deploy { code: wasm });
+    load.gas_limit = gas;
+    let r = submit_and_wait(c, deploy.encode())?;
+    let token: Address = r["contract_address"].as_str().and_then(from_hex).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("deploying the token failed: {}", r["status"]))?;
+    let init = aivm_runtime::encoding::cbor(&serde_json::json!({"supply": u64::MAX / 2}));
+    let init_tx = load.sign(0, Payload::Call { contract: token, entry: "init".into(), args: init });
+    let mut txs = vec![init_tx.encode()];
+    for to in load.addresses().into_iter().skip(1) {
+        txs.push(load.sign(0, Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&to, 1 << 40) }).encode());
+    }
+    let last = txs.pop().ok_or_else(|| anyhow!("no transactions"))?;
+    for chunk in txs.chunks(500) {
+        for r in c.batch("aivm_sendTransaction", chunk.iter().map(|t| json!([to_hex(t)])).collect())? {
+            r.context("funding the load accounts")?;
+        }
+    }
+    let r = submit_and_wait(c, last)?;
+    if r["status"] != "success" {
+        bail!("funding the load accounts failed: {}", r["status"]);
+    }
+    Ok(token)
+}
+
+/// Offer `tps` token transfers per second for `duration`, spread over the validators in
+/// batches; returns (submitted, refused).
+fn drive_load(rpcs: &[SocketAddr], load: &mut P2p, token: Address, tps: u64, duration: Duration, submitted: &Mutex<HashMap<String, Instant>>) -> Result<(usize, usize)> {
+    const TICK: Duration = Duration::from_millis(50);
+    let mut clients: Vec<RpcClient> = rpcs.iter().map(|a| RpcClient::new(*a)).collect();
+    let start = Instant::now();
+    let (mut sent, mut refused, mut offered) = (0usize, 0usize, 0u64);
+    let n = load.keys.len();
+    let mut tick = 0u64;
+    while start.elapsed() < duration {
+        let due = (tps as f64 * start.elapsed().as_secs_f64()) as u64;
+        let batch = due.saturating_sub(offered);
+        offered = due;
+        let mut txs = Vec::with_capacity(batch as usize);
+        for _ in 0..batch {
+            let from = load.rng.below(n as u64) as usize;
+            let mut to = load.rng.below(n as u64) as usize;
+            if to == from {
+                to = (to + 1) % n;
+            }
+            let to_addr = crate::cli::devnet::address_of(load, to);
+            txs.push(load.sign(from, Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&to_addr, 1) }).encode());
+        }
+        let c = &mut clients[(tick as usize) % rpcs.len()];
+        tick += 1;
+        for chunk in txs.chunks(1000) {
+            let now = Instant::now();
+            let answers = c.batch("aivm_sendTransaction", chunk.iter().map(|t| json!([to_hex(t)])).collect())?;
+            let mut map = submitted.lock().unwrap_or_else(|e| e.into_inner());
+            for r in answers {
+                match r.ok().and_then(|v| v.as_str().map(str::to_string)) {
+                    Some(h) => {
+                        map.insert(h, now);
+                        sent += 1;
+                    }
+                    None => refused += 1,
+                }
+            }
+        }
+        let next = start + TICK * (tick as u32);
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    Ok((sent, refused))
+}
+
+fn address_of(load: &P2p, i: usize) -> Address {
+    aivm_runtime::workload::address(&load.keys[i])
+}
+
+#[derive(Default, Clone)]
+struct WatchStats {
+    latencies_ms: Vec<f64>,
+    failed: usize,
+    blocks: u64,
+    last_finalized: Option<Instant>,
+}
+
+/// Follows the finalized chain on one validator and times each submitted transaction.
+struct Watcher {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    stats: Arc<Mutex<WatchStats>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watcher {
+    fn start(addr: SocketAddr, submitted: Arc<Mutex<HashMap<String, Instant>>>) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stats: Arc<Mutex<WatchStats>> = Arc::default();
+        let (s2, st2) = (Arc::clone(&stop), Arc::clone(&stats));
+        let handle = std::thread::spawn(move || {
+            let mut c = RpcClient::new(addr);
+            let mut next = c.call("aivm_status", json!([])).ok().and_then(|s| s["height"].as_u64()).unwrap_or(0) + 1;
+            while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(b) = c.call("aivm_getBlock", json!([next])) else { continue };
+                if b.is_null() {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                let now = Instant::now();
+                next += 1;
+                let hashes: Vec<String> = b["txs"].as_array().map(|v| v.iter().filter_map(|h| h.as_str().map(str::to_string)).collect()).unwrap_or_default();
+                let mut times = Vec::new();
+                {
+                    let map = submitted.lock().unwrap_or_else(|e| e.into_inner());
+                    for h in &hashes {
+                        if let Some(t) = map.get(h) {
+                            times.push((h.clone(), now.duration_since(*t).as_secs_f64() * 1e3));
+                        }
+                    }
+                }
+                let mut failed = 0;
+                if !times.is_empty() {
+                    for (h, _) in times.iter().take(3) {
+                        if let Ok(r) = c.call("aivm_getReceipt", json!([h])) {
+                            if r["status"] != "success" {
+                                failed += 1;
+                            }
+                        }
+                    }
+                }
+                let mut st = st2.lock().unwrap_or_else(|e| e.into_inner());
+                st.blocks += 1;
+                st.failed += failed;
+                if !times.is_empty() {
+                    st.last_finalized = Some(now);
+                }
+                st.latencies_ms.extend(times.into_iter().map(|(_, ms)| ms));
+            }
+        });
+        Watcher { stop, stats, handle: Some(handle) }
+    }
+
+    fn finalized_count(&self) -> usize {
+        self.stats.lock().map_or(0, |s| s.latencies_ms.len())
+    }
+
+    fn stop(mut self) -> WatchStats {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Whether every validator reports the same state root for every height up to `height`.
+pub fn roots_agree(rpcs: &[SocketAddr], height: u64) -> Result<bool> {
+    let mut clients: Vec<RpcClient> = rpcs.iter().map(|a| RpcClient::new(*a)).collect();
+    for h in 0..=height {
+        let mut root: Option<Value> = None;
+        for c in &mut clients {
+            let b = c.call("aivm_getBlock", json!([h]))?;
+            let r = b["state_root"].clone();
+            match &root {
+                None => root = Some(r),
+                Some(x) if *x == r => {}
+                Some(_) => return Ok(false),
+            }
+        }
+    }
+    Ok(true)
+}

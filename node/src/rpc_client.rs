@@ -1,0 +1,138 @@
+//! A small blocking JSON-RPC client over HTTP/1.1 keep-alive (the devnet driver and the
+//! end-to-end tests use it; no HTTP client dependency).
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connection to {0}: {1}")]
+    Io(SocketAddr, std::io::Error),
+    #[error("bad HTTP response: {0}")]
+    Http(String),
+    #[error("rpc error {code}: {message}")]
+    Rpc { code: i64, message: String },
+}
+
+pub struct RpcClient {
+    addr: SocketAddr,
+    conn: Option<BufReader<TcpStream>>,
+    next_id: u64,
+    pub timeout: Duration,
+}
+
+impl RpcClient {
+    pub fn new(addr: SocketAddr) -> Self {
+        RpcClient { addr, conn: None, next_id: 1, timeout: Duration::from_secs(30) }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// POST `body` and return the response body (reconnecting once if the kept-alive
+    /// connection was closed).
+    pub fn post(&mut self, body: &[u8]) -> Result<Vec<u8>, ClientError> {
+        match self.post_once(body) {
+            Ok(r) => Ok(r),
+            Err(ClientError::Io(..)) | Err(ClientError::Http(_)) if self.conn.take().is_some() => self.post_once(body),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn post_once(&mut self, body: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let addr = self.addr;
+        let io = |e| ClientError::Io(addr, e);
+        if self.conn.is_none() {
+            let s = TcpStream::connect_timeout(&addr, self.timeout).map_err(io)?;
+            s.set_read_timeout(Some(self.timeout)).map_err(io)?;
+            s.set_nodelay(true).map_err(io)?;
+            self.conn = Some(BufReader::new(s));
+        }
+        let conn = self.conn.as_mut().ok_or_else(|| ClientError::Http("no connection".into()))?;
+        let head = format!("POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+        let s = conn.get_mut();
+        s.write_all(head.as_bytes()).and_then(|_| s.write_all(body)).map_err(io)?;
+        let mut line = String::new();
+        conn.read_line(&mut line).map_err(io)?;
+        if !line.starts_with("HTTP/1.1 ") {
+            self.conn = None;
+            return Err(ClientError::Http(format!("status line {line:?}")));
+        }
+        let status = line.get(9..12).unwrap_or("").to_string();
+        let (mut len, mut chunked) = (None, false);
+        loop {
+            line.clear();
+            conn.read_line(&mut line).map_err(io)?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let lower = l.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                len = v.trim().parse::<usize>().ok();
+            } else if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+                chunked = true;
+            }
+        }
+        let mut out = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                conn.read_line(&mut line).map_err(io)?;
+                let n = usize::from_str_radix(line.trim(), 16).map_err(|_| ClientError::Http("chunk size".into()))?;
+                let mut chunk = vec![0; n + 2];
+                conn.read_exact(&mut chunk).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            let n = len.ok_or_else(|| ClientError::Http("no content length".into()))?;
+            out.resize(n, 0);
+            conn.read_exact(&mut out).map_err(io)?;
+        }
+        if status != "200" {
+            return Err(ClientError::Http(format!("status {status}: {}", String::from_utf8_lossy(&out))));
+        }
+        Ok(out)
+    }
+
+    /// Call `method` and return its result.
+    pub fn call(&mut self, method: &str, params: Value) -> Result<Value, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let body = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).unwrap_or_default();
+        let resp: Value = serde_json::from_slice(&self.post(&body)?).map_err(|e| ClientError::Http(e.to_string()))?;
+        result_of(resp)
+    }
+
+    /// Call `method` once per element of `params`, in one batch request; results in order.
+    pub fn batch(&mut self, method: &str, params: Vec<Value>) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
+        let first = self.next_id;
+        let reqs: Vec<Value> = params.into_iter().enumerate().map(|(i, p)| json!({"jsonrpc": "2.0", "id": first + i as u64, "method": method, "params": p})).collect();
+        self.next_id += reqs.len() as u64;
+        let n = reqs.len();
+        let body = serde_json::to_vec(&reqs).unwrap_or_default();
+        let resp: Value = serde_json::from_slice(&self.post(&body)?).map_err(|e| ClientError::Http(e.to_string()))?;
+        let Value::Array(items) = resp else { return Err(ClientError::Http("batch answer is not an array".into())) };
+        let mut out: Vec<Option<Result<Value, ClientError>>> = (0..n).map(|_| None).collect();
+        for item in items {
+            let idx = item.get("id").and_then(Value::as_u64).and_then(|id| id.checked_sub(first)).map(|i| i as usize);
+            if let Some(slot) = idx.and_then(|i| out.get_mut(i)) {
+                *slot = Some(result_of(item));
+            }
+        }
+        Ok(out.into_iter().map(|r| r.unwrap_or_else(|| Err(ClientError::Http("missing batch answer".into())))).collect())
+    }
+}
+
+fn result_of(resp: Value) -> Result<Value, ClientError> {
+    if let Some(e) = resp.get("error") {
+        return Err(ClientError::Rpc { code: e.get("code").and_then(Value::as_i64).unwrap_or(0), message: e.get("message").and_then(Value::as_str).unwrap_or("").to_string() });
+    }
+    Ok(resp.get("result").cloned().unwrap_or(Value::Null))
+}
