@@ -1,0 +1,285 @@
+//! End-to-end: real `aivm node run` processes on loopback. Four validators agree on every
+//! state root; one is SIGKILLed and the others keep finalizing; restarted, it catches up
+//! from its write-ahead log and block sync. Bad RPC input gets JSON-RPC errors and the node
+//! keeps running. Every wait is bounded.
+
+mod common;
+
+use aivm_node::hexbytes::to_hex;
+use aivm_node::rpc_client::{ClientError, RpcClient};
+use aivm_node::testnet::{self, TestnetParams};
+use aivm_runtime::workload::P2p;
+use aivm_runtime::Payload;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHAIN_ID: u64 = 7;
+
+/// The network tests run one at a time: each starts several validators, and on two cores
+/// overlapping networks would only measure CPU starvation.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Net {
+    dir: PathBuf,
+    homes: Vec<PathBuf>,
+    rpcs: Vec<SocketAddr>,
+    procs: Vec<Option<Child>>,
+    load: P2p,
+}
+
+impl Net {
+    fn new(tag: &str, validators: usize, port: u16) -> Net {
+        let dir = std::env::temp_dir().join(format!("aivm-net-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let load = P2p::new(CHAIN_ID, 8, 3);
+        let params = TestnetParams {
+            chain_id: CHAIN_ID,
+            host: "127.0.0.1".into(),
+            port,
+            validators,
+            stake: 1000,
+            balance: 1 << 60,
+            active: None,
+            epoch_length: 1000,
+            accounts: load.addresses().into_iter().map(|a| (a, 1u128 << 60)).collect(),
+        };
+        let (homes, _) = testnet::create(&dir, &params).expect("testnet");
+        let rpcs = (0..validators).map(|i| SocketAddr::from(([127, 0, 0, 1], port + 1000 + i as u16))).collect();
+        let mut net = Net { dir, homes, rpcs, procs: Vec::new(), load };
+        for i in 0..validators {
+            let c = net.spawn(i);
+            net.procs.push(Some(c));
+        }
+        net
+    }
+
+    fn spawn(&self, i: usize) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.homes[i].join("node.log")).expect("log");
+        Command::new(env!("CARGO_BIN_EXE_aivm"))
+            .args(["node", "run", "--log", "warn", "--home"])
+            .arg(&self.homes[i])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start validator")
+    }
+
+    fn client(&self, i: usize) -> RpcClient {
+        let mut c = RpcClient::new(self.rpcs[i]);
+        c.timeout = Duration::from_secs(5);
+        c
+    }
+
+    fn height(&self, i: usize) -> Option<u64> {
+        self.client(i).call("aivm_status", json!([])).ok().and_then(|s| s["height"].as_u64())
+    }
+
+    /// Wait until validator `i` has committed `h`; panics with its log after `secs`.
+    fn wait_height(&self, i: usize, h: u64, secs: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(got) = self.height(i).filter(|got| *got >= h) {
+                return got;
+            }
+            if let Some(Some(c)) = self.procs.get(i).map(|p| p.as_ref()) {
+                assert!(c.id() > 0);
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.homes[i].join("node.log")).unwrap_or_default();
+                panic!("validator {i} did not reach height {h} in {secs} s (at {:?}); log tail:\n{}", self.height(i), tail(&log));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.procs[i].take() {
+            c.kill().expect("SIGKILL");
+            c.wait().expect("reaped");
+        }
+    }
+
+    fn state_root(&self, i: usize, h: u64) -> Value {
+        self.client(i).call("aivm_getBlock", json!([h])).expect("block")["state_root"].clone()
+    }
+
+    fn transfer(&mut self, from: usize, to: usize, amount: u128) -> Vec<u8> {
+        let to = self.load.addresses()[to];
+        self.load.sign(from, Payload::Transfer { to, amount }).encode()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for i in 0..self.procs.len() {
+            self.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn tail(s: &str) -> String {
+    s.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+fn wait_receipt(c: &mut RpcClient, hash: &str, secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let r = c.call("aivm_getReceipt", json!([hash])).expect("getReceipt");
+        if !r.is_null() {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "transaction {hash} not committed in {secs} s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn validators_agree_survive_a_crash_and_catch_up() {
+    let _serial = serial();
+    let mut net = Net::new("crash", 4, 21000);
+    for i in 0..4 {
+        net.wait_height(i, 2, 60);
+    }
+
+    // Transactions submitted to different validators are all committed, everywhere.
+    let mut hashes = Vec::new();
+    for i in 0..4 {
+        let tx = net.transfer(i, (i + 1) % 4, 1000);
+        let h = net.client(i).call("aivm_sendTransaction", json!([to_hex(&tx)])).expect("accepted");
+        hashes.push(h.as_str().expect("hash").to_string());
+    }
+    for (i, h) in hashes.iter().enumerate() {
+        let r = wait_receipt(&mut net.client((i + 2) % 4), h, 30);
+        assert_eq!(r["status"], "success", "{r}");
+    }
+
+    // SIGKILL one validator: the other three (a quorum of 3 of 4) keep finalizing.
+    net.kill(3);
+    let before = net.height(0).expect("height");
+    for i in 0..3 {
+        net.wait_height(i, before + 10, 60);
+    }
+    // Load while it is down, so it has blocks with transactions to catch up on.
+    let tx = net.transfer(5, 6, 7);
+    let hash = net.client(0).call("aivm_sendTransaction", json!([to_hex(&tx)])).expect("accepted");
+    wait_receipt(&mut net.client(1), hash.as_str().expect("hash"), 30);
+
+    // Restarted, it replays its WAL and syncs the blocks it missed.
+    let target = net.height(0).expect("height");
+    let c = net.spawn(3);
+    net.procs[3] = Some(c);
+    net.wait_height(3, target, 90);
+    let r = net.client(3).call("aivm_getReceipt", json!([hash])).expect("receipt");
+    assert_eq!(r["status"], "success", "the restarted validator has the block it missed: {r}");
+
+    // Same state root at every height on every validator.
+    let common = (0..4).filter_map(|i| net.height(i)).min().expect("heights");
+    assert!(common >= target);
+    for h in 0..=common {
+        let root = net.state_root(0, h);
+        assert!(root.is_string(), "height {h}");
+        for i in 1..4 {
+            assert_eq!(net.state_root(i, h), root, "validator {i} differs at height {h}");
+        }
+    }
+}
+
+fn rpc_error(r: Result<Value, ClientError>) -> i64 {
+    match r {
+        Err(ClientError::Rpc { code, .. }) => code,
+        other => panic!("expected a JSON-RPC error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_rpc_input_gets_errors_and_the_node_keeps_running() {
+    let _serial = serial();
+    let mut net = Net::new("badrpc", 1, 22000);
+    net.wait_height(0, 1, 60);
+    let mut c = net.client(0);
+
+    // Not JSON, not JSON-RPC, unknown method, wrong parameter shapes.
+    let garbage = c.post(b"{not json").expect("an HTTP answer");
+    assert_eq!(serde_json::from_slice::<Value>(&garbage).expect("json")["error"]["code"], -32700);
+    let not_rpc = c.post(b"[1, 2, 3]").expect("an HTTP answer");
+    assert!(String::from_utf8_lossy(&not_rpc).contains("-32600"), "{}", String::from_utf8_lossy(&not_rpc));
+    assert_eq!(rpc_error(c.call("aivm_noSuchMethod", json!([]))), -32601);
+    for params in [json!([]), json!([1]), json!(["zz"]), json!(["00", "11"]), json!({"x": 1})] {
+        assert_eq!(rpc_error(c.call("aivm_sendTransaction", params.clone())), -32602, "{params}");
+        assert_eq!(rpc_error(c.call("aivm_getReceipt", params.clone())), -32602, "{params}");
+    }
+    assert_eq!(rpc_error(c.call("aivm_getBlock", json!(["one"]))), -32602);
+    assert_eq!(rpc_error(c.call("aivm_getAccount", json!(["12"]))), -32602);
+    assert_eq!(rpc_error(c.call("aivm_query", json!([to_hex(&[1; 32]), "x"]))), -32602);
+    assert_eq!(rpc_error(c.call("aivm_query", json!([to_hex(&[1; 32]), "balance_of", "00"]))), -32000, "no contract there");
+
+    // Transactions: undecodable, badly signed, wrong chain, unfunded sender, nonce replay.
+    assert_eq!(rpc_error(c.call("aivm_sendTransaction", json!([to_hex(&[0xff; 100])]))), -32000);
+    let mut tx = net.transfer(0, 1, 5);
+    let n = tx.len();
+    tx[n - 3] ^= 1; // inside the signature
+    assert_eq!(rpc_error(c.call("aivm_sendTransaction", json!([to_hex(&tx)]))), -32000);
+    let mut other_chain = P2p::new(CHAIN_ID + 1, 8, 3);
+    let to = other_chain.addresses()[1];
+    let wrong_chain = other_chain.sign(0, Payload::Transfer { to, amount: 1 }).encode();
+    assert_eq!(rpc_error(c.call("aivm_sendTransaction", json!([to_hex(&wrong_chain)]))), -32000);
+    let mut stranger = P2p::new(CHAIN_ID, 200, 3);
+    let to = stranger.addresses()[0];
+    let unfunded = stranger.sign(150, Payload::Transfer { to, amount: 1 }).encode();
+    assert_eq!(rpc_error(c.call("aivm_sendTransaction", json!([to_hex(&unfunded)]))), -32000);
+    let good = net.transfer(2, 3, 5);
+    let hash = c.call("aivm_sendTransaction", json!([to_hex(&good)])).expect("accepted");
+    assert_eq!(rpc_error(c.call("aivm_sendTransaction", json!([to_hex(&good)]))), -32000, "duplicate");
+    wait_receipt(&mut c, hash.as_str().expect("hash"), 30);
+    assert_eq!(rpc_error(c.call("aivm_sendTransaction", json!([to_hex(&good)]))), -32000, "replayed nonce");
+
+    // Oversized: a body over the server's limit is refused at the HTTP layer.
+    let huge = vec![b'a'; (aivm_node::rpc::MAX_REQUEST_BYTES as usize) + 10];
+    let body = [&b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"aivm_sendTransaction\",\"params\":[\""[..], &huge, b"\"]}"].concat();
+    assert!(c.post(&body).is_err(), "an over-limit body is refused");
+    // A transaction over the protocol size limit, within the body limit: refused by the mempool.
+    let big = net.load.sign(4, Payload::Deploy { code: vec![0; aivm_runtime::tx::MAX_TX_BYTES] }).encode();
+    assert_eq!(rpc_error(net.client(0).call("aivm_sendTransaction", json!([to_hex(&big)]))), -32000);
+
+    // Spam: a burst of batches of junk; every item gets an error.
+    let mut c = net.client(0);
+    for _ in 0..20 {
+        let answers = c.batch("aivm_sendTransaction", (0..200).map(|i| json!([to_hex(&[i as u8; 64])])).collect()).expect("batch answered");
+        assert!(answers.iter().all(|a| matches!(a, Err(ClientError::Rpc { code: -32000, .. }))));
+    }
+
+    // Still serving and still finalizing.
+    let h = net.height(0).expect("still answering");
+    net.wait_height(0, h + 2, 30);
+    let acct = net.client(0).call("aivm_getAccount", json!([to_hex(&net.load.addresses()[3])])).expect("account");
+    assert_eq!(acct["balance"], ((1u128 << 60) + 5).to_string());
+}
+
+#[test]
+fn devnet_reports_load_and_agreement() {
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("aivm-devnet-test-{}", std::process::id()));
+    let token = aivm_testkit::contracts_dir().join("token.wasm");
+    let (code, out, err) = common::aivm(&[
+        "devnet", "--validators", "4", "--duration", "4", "--load", "300", "--accounts", "50", "--json", "--port", "23000",
+        "--dir", dir.to_str().expect("utf8"), "--token", token.to_str().expect("utf8"),
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let r: Value = serde_json::from_str(out.trim()).expect("one JSON report");
+    assert_eq!(r["roots_agree"], true, "{r}");
+    assert!(r["finalized"].as_u64().expect("finalized") > 500, "{r}");
+    assert_eq!(r["failed_receipts"], 0, "{r}");
+    assert!(r["finality_ms"]["p99"].as_f64().expect("p99") > 0.0);
+    let heights = r["heights"].as_array().expect("heights");
+    assert_eq!(heights.len(), 4);
+}
