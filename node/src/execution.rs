@@ -7,6 +7,7 @@
 use crate::block::{Block, MAX_BLOCK_TXS, MAX_BLOCK_TX_BYTES};
 use crate::hexbytes::to_hex;
 use crate::mempool::{Accounts, Mempool};
+use crate::staking::{slash_writes, Offense};
 use aivm_runtime::{Account, Address, Chain, ChainError, Parent, SignedTransaction, SpeculativeBlock};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,8 +53,17 @@ struct Inner {
     head_time: u64,
 }
 
+/// Checks slashing evidence (the consensus module knows its format and signatures).
+pub trait EvidenceCheck: Send + Sync {
+    /// The offence `evidence` proves, if its signatures verify against the validator set.
+    fn offense(&self, evidence: &[u8]) -> Option<Offense>;
+}
+
 pub struct Executor {
     chain: Arc<Chain>,
+    evidence_check: Option<Arc<dyn EvidenceCheck>>,
+    /// Evidence reported by the engine, waiting to be included by this node's proposals.
+    evidence_pool: Mutex<Vec<Vec<u8>>>,
     inner: Mutex<Inner>,
     /// Serialises execution and commits: a block's parent state must not move under it.
     exec: Mutex<()>,
@@ -77,7 +87,58 @@ impl Executor {
             _ => return Err(ChainError::Corrupt(format!("head {} has no consensus digest", head.height)).into()),
         };
         let inner = Inner { pending: HashMap::new(), head_digest, head_time: record.header.time_ms };
-        Ok(Executor { chain, inner: Mutex::new(inner), exec: Mutex::new(()), mempool: Mutex::new(mempool), max_block_txs: MAX_BLOCK_TXS })
+        Ok(Executor { chain, evidence_check: None, evidence_pool: Mutex::new(Vec::new()), inner: Mutex::new(inner), exec: Mutex::new(()), mempool: Mutex::new(mempool), max_block_txs: MAX_BLOCK_TXS })
+    }
+
+    /// Accept blocks carrying evidence checked by `check` (without it, any evidence is invalid).
+    pub fn with_evidence_check(mut self, check: Arc<dyn EvidenceCheck>) -> Self {
+        self.evidence_check = Some(check);
+        self
+    }
+
+    /// Evidence of a fault seen by the engine, for a later proposal of this node.
+    pub fn report_evidence(&self, evidence: Vec<u8>) {
+        let mut pool = lock(&self.evidence_pool);
+        if pool.len() < 1024 && !pool.contains(&evidence) {
+            tracing::warn!(bytes = evidence.len(), "equivocation evidence recorded");
+            pool.push(evidence);
+        }
+    }
+
+    /// The slashing writes `evidence` makes on `state`, or why the evidence is invalid there.
+    fn punish(&self, state: &Parent, evidence: &[Vec<u8>]) -> Result<aivm_runtime::Writes, ExecError> {
+        if evidence.is_empty() {
+            return Ok(Vec::new());
+        }
+        let check = self.evidence_check.as_ref().ok_or_else(|| ExecError::Invalid("this chain accepts no evidence".into()))?;
+        let offenses = evidence.iter().map(|e| check.offense(e).ok_or_else(|| ExecError::Invalid("evidence does not verify".into()))).collect::<Result<Vec<_>, _>>()?;
+        slash_writes(&offenses, |k| self.chain.read_at(state, k).ok().flatten()).map_err(ExecError::Invalid)
+    }
+
+    /// Pooled evidence valid on `state` and not in the uncommitted ancestors of `parent`.
+    fn pick_evidence(&self, parent: &[u8; 32], state: &Parent) -> Vec<Vec<u8>> {
+        let pool = lock(&self.evidence_pool).clone();
+        if pool.is_empty() {
+            return pool;
+        }
+        let mut included = HashSet::new();
+        {
+            let inner = lock(&self.inner);
+            let mut cursor = *parent;
+            while let Some(e) = inner.pending.get(&cursor) {
+                included.extend(e.block.evidence.iter().cloned());
+                cursor = e.block.parent;
+            }
+        }
+        let mut chosen: Vec<Vec<u8>> = Vec::new();
+        for e in pool.into_iter().filter(|e| !included.contains(e)) {
+            let mut trial = chosen.clone();
+            trial.push(e.clone());
+            if chosen.len() < crate::block::MAX_BLOCK_EVIDENCE && self.punish(state, &trial).is_ok() {
+                chosen = trial;
+            }
+        }
+        chosen
     }
 
     pub fn chain(&self) -> &Chain {
@@ -142,14 +203,16 @@ impl Executor {
 
     /// Build a block on `parent` (which must be known): mempool transactions not already in
     /// an uncommitted ancestor, in fee order, executed.
-    pub fn propose(&self, parent: [u8; 32], now_ms: u64, evidence: Vec<Vec<u8>>) -> Result<Arc<Executed>, ExecError> {
+    pub fn propose(&self, parent: [u8; 32], now_ms: u64) -> Result<Arc<Executed>, ExecError> {
         let _x = lock(&self.exec);
         let (state, parent_time) = self.state_after(&parent).ok_or_else(|| ExecError::Invalid("unknown parent".into()))?;
+        let evidence = self.pick_evidence(&parent, &state);
+        let system = self.punish(&state, &evidence)?;
         let skip = self.pending_tx_hashes(&parent);
         let picked = lock(&self.mempool).select(self.max_block_txs + skip.len(), MAX_BLOCK_TX_BYTES, MAX_BLOCK_GAS);
         let txs: Vec<SignedTransaction> = picked.iter().filter(|t| !skip.contains(&t.hash)).take(self.max_block_txs).map(|t| t.signed.clone()).collect();
         let time_ms = now_ms.max(parent_time.saturating_add(1));
-        let spec = self.chain.execute_on(&state, txs, time_ms)?;
+        let spec = self.chain.execute_with(&state, txs, time_ms, system)?;
         let block = Block { parent, header: spec.record.header.clone(), txs: spec.record.txs.iter().map(|t| t.encode()).collect(), evidence };
         Ok(self.remember(block, spec))
     }
@@ -179,7 +242,8 @@ impl Executor {
             return Err(ExecError::Invalid("time is in the future".into()));
         }
         let txs = block.txs.iter().map(|t| SignedTransaction::decode(t).map_err(|e| ExecError::Invalid(format!("transaction: {e}")))).collect::<Result<Vec<_>, _>>()?;
-        let spec = self.chain.execute_on(&state, txs, h.time_ms)?;
+        let system = self.punish(&state, &block.evidence)?;
+        let spec = self.chain.execute_with(&state, txs, h.time_ms, system)?;
         if spec.record.header != *h {
             return Err(ExecError::Invalid(format!("header differs from execution (state root {} vs {})", to_hex(&spec.record.header.state_root), to_hex(&h.state_root))));
         }
@@ -222,6 +286,10 @@ impl Executor {
         }
         let accounts = ChainAccounts(&self.chain);
         lock(&self.mempool).on_committed(&accounts);
+        if !block.evidence.is_empty() {
+            tracing::warn!(height = head.height, items = block.evidence.len(), "slashing evidence committed");
+            lock(&self.evidence_pool).retain(|e| !block.evidence.contains(e));
+        }
         Ok(Some(Finalized { height: head.height, digest, state_root: head.state_root, txs: block.txs.len(), gas_used: block.header.gas_used, time_ms: block.header.time_ms }))
     }
 

@@ -120,9 +120,10 @@ impl GenesisFile {
         active_set(&self.validators.iter().map(|v| (v.identity, v.stake)).collect::<Vec<_>>(), self.active_set_size as usize)
     }
 
-    /// The runtime's genesis state: the balances.
+    /// The runtime's genesis state: the balances and the validators' stakes.
     pub fn state(&self) -> Genesis {
-        Genesis { accounts: self.accounts.iter().map(|a| (a.address, a.balance)).collect(), time_ms: self.time_ms }
+        let entries = self.validators.iter().map(|v| (crate::staking::stake_key(&v.identity), crate::staking::stake_value(v.stake))).collect();
+        Genesis { accounts: self.accounts.iter().map(|a| (a.address, a.balance)).collect(), time_ms: self.time_ms, entries }
     }
 }
 

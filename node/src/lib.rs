@@ -18,3 +18,4 @@ pub mod execution;
 pub mod rpc;
 pub mod rpc_client;
 pub mod testnet;
+pub mod staking;

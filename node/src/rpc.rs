@@ -8,6 +8,7 @@
 //! | `aivm_stateRoot` | `[]` | `{height, state_root}` of the committed head |
 //! | `aivm_getAccount` | `[address_hex]` | `{balance, nonce, code_hash}` or `null` |
 //! | `aivm_query` | `[contract_hex, entry, args_hex, gas_limit?]` | read-only call outcome |
+//! | `aivm_getStake` | `[identity_hex]` | a validator's stake (decimal string) or `null` |
 //! | `aivm_status` | `[]` | head, mempool size, chain id |
 //! | `aivm_subscribeFinalized` | `[]` | notifications `aivm_finalized` per block |
 //!
@@ -134,6 +135,11 @@ pub fn module(ctx: RpcContext) -> Result<RpcModule<RpcContext>, jsonrpsee::core:
             None => Value::Null,
             Some(acc) => json!({"balance": acc.balance.to_string(), "nonce": acc.nonce, "code_hash": acc.code_hash.map(|h| to_hex(&h))}),
         })
+    })?;
+    m.register_method("aivm_getStake", |p, c, _| -> Result<Value, ErrorObjectOwned> {
+        let id = hex32(&one_str(&p, "validator identity")?, "validator identity")?;
+        let v = c.executor.chain().store().get(&crate::staking::stake_key(&id)).map_err(node_error)?;
+        Ok(crate::staking::decode_stake(v.as_ref()).map_or(Value::Null, |s| json!(s.to_string())))
     })?;
     m.register_blocking_method("aivm_query", |p, c, _| -> Result<Value, ErrorObjectOwned> {
         let v: Vec<Value> = p.parse().map_err(|e| invalid(format!("expected [contract, entry, args_hex, gas_limit?]: {e}")))?;

@@ -32,10 +32,16 @@ struct Net {
     rpcs: Vec<SocketAddr>,
     procs: Vec<Option<Child>>,
     load: P2p,
+    extra: Vec<(usize, String)>,
 }
 
 impl Net {
     fn new(tag: &str, validators: usize, port: u16) -> Net {
+        Self::with_args(tag, validators, port, &[])
+    }
+
+    /// `extra[i]` are more `aivm node run` arguments for validator `i`.
+    fn with_args(tag: &str, validators: usize, port: u16, extra: &[(usize, &str)]) -> Net {
         let dir = std::env::temp_dir().join(format!("aivm-net-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let load = P2p::new(CHAIN_ID, 8, 3);
@@ -52,7 +58,7 @@ impl Net {
         };
         let (homes, _) = testnet::create(&dir, &params).expect("testnet");
         let rpcs = (0..validators).map(|i| SocketAddr::from(([127, 0, 0, 1], port + 1000 + i as u16))).collect();
-        let mut net = Net { dir, homes, rpcs, procs: Vec::new(), load };
+        let mut net = Net { dir, homes, rpcs, procs: Vec::new(), load, extra: extra.iter().map(|(i, a)| (*i, a.to_string())).collect() };
         for i in 0..validators {
             let c = net.spawn(i);
             net.procs.push(Some(c));
@@ -61,10 +67,12 @@ impl Net {
     }
 
     fn spawn(&self, i: usize) -> Child {
+        let extra: Vec<&str> = self.extra.iter().filter(|(j, _)| *j == i).map(|(_, a)| a.as_str()).collect();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.homes[i].join("node.log")).expect("log");
         Command::new(env!("CARGO_BIN_EXE_aivm"))
             .args(["node", "run", "--log", "warn", "--home"])
             .arg(&self.homes[i])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -190,6 +198,43 @@ fn validators_agree_survive_a_crash_and_catch_up() {
         for i in 1..4 {
             assert_eq!(net.state_root(i, h), root, "validator {i} differs at height {h}");
         }
+    }
+}
+
+#[test]
+fn an_equivocating_validator_is_slashed() {
+    let _serial = serial();
+    let net = Net::with_args("equivocate", 4, 24000, &[(3, "--equivocate")]);
+    for i in 0..3 {
+        net.wait_height(i, 2, 60);
+    }
+    let genesis: Value = serde_json::from_slice(&std::fs::read(net.homes[0].join("genesis.json")).expect("genesis")).expect("json");
+    let identity = |i: usize| genesis["validators"][i]["identity"].as_str().expect("identity").to_string();
+    let stake = |node: usize, v: usize| net.client(node).call("aivm_getStake", json!([identity(v)])).expect("stake");
+    assert_eq!(genesis["validators"][3]["stake"], json!(1000), "staked at genesis");
+
+    // The double votes are seen, become evidence in a block, and the stake is cut.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let cut = loop {
+        let s: u128 = stake(0, 3).as_str().expect("stake").parse().expect("number");
+        if s < 1000 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "validator 3 was never slashed");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(cut <= 500, "at least one 50% cut: {cut}");
+    for honest in 0..3 {
+        assert_eq!(stake(0, honest), "1000", "honest validators keep their stake");
+    }
+    // The network keeps finalizing and agrees on the slashed state.
+    let h = net.height(0).expect("height");
+    for i in 0..3 {
+        net.wait_height(i, h + 3, 60);
+    }
+    let common = (0..3).filter_map(|i| net.height(i)).min().expect("heights");
+    for i in 1..3 {
+        assert_eq!(net.state_root(i, common), net.state_root(0, common), "validator {i} at {common}");
     }
 }
 

@@ -162,6 +162,8 @@ pub struct Chain {
 pub struct Genesis {
     pub accounts: Vec<(Address, u128)>,
     pub time_ms: u64,
+    /// Other initial entries (a node's validator stakes, pre-deployed contracts).
+    pub entries: Vec<(StateKey, StateValue)>,
 }
 
 impl Chain {
@@ -201,6 +203,7 @@ impl Chain {
         }
         let mut writes: Vec<(StateKey, StateValue)> =
             g.accounts.iter().map(|(a, b)| (StateKey::Account(*a), StateValue::Account(Account { balance: *b, ..Account::default() }))).collect();
+        writes.extend(g.entries.iter().cloned());
         writes.push((StateKey::System(SystemKey::Height), StateValue::Bytes(0u64.to_le_bytes().into())));
         writes.sort_by(|a, b| a.0.cmp(&b.0));
         writes.dedup_by(|a, b| a.0 == b.0);
@@ -226,6 +229,22 @@ impl Chain {
     /// Execute `txs` as the child of `parent`, whose uncommitted ancestors' writes must all
     /// be in `parent.layers` (the committed head is `parent.height - layers.len()`).
     pub fn execute_on(&self, parent: &Parent, txs: Vec<SignedTransaction>, time_ms: u64) -> Result<SpeculativeBlock, ChainError> {
+        self.execute_with(parent, txs, time_ms, Vec::new())
+    }
+
+    /// The value of `key` in the state `parent` describes.
+    pub fn read_at(&self, parent: &Parent, key: &StateKey) -> Result<Option<StateValue>, ChainError> {
+        let reader = StoreReader::layered(&self.store, &parent.layers);
+        let v = Storage::get(&reader, key);
+        match reader.into_error() {
+            Some(e) => Err(e.into()),
+            None => Ok(v),
+        }
+    }
+
+    /// [`Chain::execute_on`], then `system` writes (the node's own rules, such as slashing)
+    /// applied after the transactions and fees, before the state root.
+    pub fn execute_with(&self, parent: &Parent, txs: Vec<SignedTransaction>, time_ms: u64, system: Writes) -> Result<SpeculativeBlock, ChainError> {
         let head = self.head().ok_or(ChainError::NoGenesis)?;
         let height = parent.height.checked_add(1).ok_or_else(|| ChainError::Corrupt("height overflow".into()))?;
         if head.height.checked_add(parent.layers.len() as u64) != Some(parent.height) {
@@ -267,6 +286,9 @@ impl Chain {
             };
             acc.balance = acc.balance.saturating_add(fees);
             upsert(&mut writes, key, StateValue::Account(acc));
+        }
+        for (k, v) in system {
+            upsert(&mut writes, k, v);
         }
         upsert(&mut writes, StateKey::System(SystemKey::Height), StateValue::Bytes(height.to_le_bytes().into()));
         if let Some(e) = reader.into_error() {

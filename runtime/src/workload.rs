@@ -117,7 +117,7 @@ impl P2p {
 
     /// A genesis giving every account `balance`.
     pub fn genesis(&self, balance: u128) -> Genesis {
-        Genesis { accounts: self.addresses().into_iter().map(|a| (a, balance)).collect(), time_ms: 0 }
+        Genesis { accounts: self.addresses().into_iter().map(|a| (a, balance)).collect(), time_ms: 0, entries: Vec::new() }
     }
 
     /// One signed transaction from account `from`.

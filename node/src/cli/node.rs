@@ -30,6 +30,9 @@ pub struct RunArgs {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     pub log: tracing::Level,
+    /// TEST ONLY: make this validator double-vote so the network slashes it.
+    #[arg(long, hide = true)]
+    pub equivocate: bool,
 }
 
 #[derive(Args)]
@@ -122,11 +125,11 @@ fn run_validator(a: RunArgs) -> Result<()> {
         chain.init_genesis(&genesis.state())?;
     }
     let mempool = Mempool::new(MempoolConfig::new(genesis.chain_id), GasSchedule::default());
-    let executor = Arc::new(Executor::new(Arc::new(chain), mempool)?);
+    let executor = Arc::new(Executor::new(Arc::new(chain), mempool)?.with_evidence_check(consensus::evidence_check(&genesis)?));
     let (finalized, _) = tokio::sync::broadcast::channel(1024);
     let parse = |s: &str, what: &str| s.parse::<std::net::SocketAddr>().with_context(|| format!("{what} address {s}"));
     let endpoints = Endpoints { storage: data.join("consensus"), rpc: parse(&cfg.rpc, "rpc")?, metrics: parse(&cfg.metrics, "metrics")?, log_level: a.log };
-    let v = Validator { keys, p2p: parse(&cfg.p2p, "p2p")?, genesis, executor, finalized, timing: Timing::default() };
+    let v = Validator { keys, p2p: parse(&cfg.p2p, "p2p")?, genesis, executor, finalized, timing: Timing::default(), equivocate: a.equivocate };
     consensus::start(endpoints, v)?;
     Ok(())
 }

@@ -69,7 +69,7 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
         }
         let ex = Arc::clone(&self.executor);
         let parent = ctx.parent.1 .0;
-        match tokio::task::spawn_blocking(move || ex.propose(parent, now_ms(), Vec::new())).await {
+        match tokio::task::spawn_blocking(move || ex.propose(parent, now_ms())).await {
             Ok(Ok(e)) => {
                 tracing::debug!(height = e.block.height(), txs = e.block.txs.len(), "proposed");
                 Some(Digested::precomputed(ChainBlock(Arc::clone(&e.block)), Digest(e.digest)))

@@ -15,6 +15,7 @@
 
 mod app;
 mod block;
+mod faults;
 
 pub use app::now_ms;
 pub use block::ChainBlock;
@@ -98,6 +99,15 @@ pub struct Validator {
     pub executor: Arc<Executor>,
     pub finalized: broadcast::Sender<Finalized>,
     pub timing: Timing,
+    /// TEST ONLY: double-vote in every view (see `faults::Equivocator`).
+    pub equivocate: bool,
+}
+
+/// The evidence checker for a chain's genesis active set (give it to the executor).
+pub fn evidence_check(genesis: &GenesisFile) -> Result<Arc<dyn crate::execution::EvidenceCheck>, ConsensusError> {
+    let (committee, _) = participants(genesis)?;
+    let identities = committee.keys().iter().map(|k| k.as_ref().try_into().map_err(|_| ConsensusError::Genesis("identity key length".into()))).collect::<Result<Vec<[u8; 32]>, _>>()?;
+    Ok(Arc::new(faults::Checker { verifier: Scheme::verifier(&namespace(genesis.chain_id), committee), identities }))
 }
 
 fn participants(genesis: &GenesisFile) -> Result<(BiMap<PublicKey, group::G1>, Map<PublicKey, Address>), ConsensusError> {
@@ -180,6 +190,7 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     let (committee, addresses) = participants(&v.genesis)?;
     let ns = namespace(v.genesis.chain_id);
     let scheme = Scheme::signer(&ns, committee.clone(), bls).ok_or(ConsensusError::NotValidator)?;
+    let equivocator = v.equivocate.then(|| scheme.clone());
     if committee.keys().position(&me).is_none() {
         return Err(ConsensusError::NotValidator);
     }
@@ -262,7 +273,7 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
             blocker: oracle.clone(),
             automaton: wrapper.clone(),
             relay: wrapper.clone(),
-            reporter: wrapper,
+            reporter: faults::FaultReporter { inner: wrapper, executor: Arc::clone(&v.executor) },
             strategy: Sequential,
             partition: "simplex".into(),
             mailbox_size: NZUsize!(1024),
@@ -282,7 +293,13 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
             track_historical_votes: false,
         },
     );
-    let handle = engine.start(votes, certs, resolver_net);
+    let handle = match equivocator {
+        None => engine.start(votes, certs, resolver_net),
+        Some(scheme) => {
+            tracing::warn!("TEST MODE: this validator equivocates (double notarize votes)");
+            engine.start((faults::Equivocator { inner: votes.0, scheme }, votes.1), certs, resolver_net)
+        }
+    };
     tracing::info!(me = %me, validators = committee.len(), "consensus started");
     let _ = handle.await;
     Ok(())
