@@ -8,7 +8,7 @@ CONTRACTS := -p token -p ai-demo -p verifier
 
 AIVM := $(CARGO_TARGET_DIR)/release/aivm
 
-.PHONY: setup contracts model build test run bench check clean
+.PHONY: setup contracts model build test run devnet bench check clean
 
 ## Install the toolchain pieces (wasm32 target, a C compiler for blst). Idempotent.
 setup:
@@ -35,6 +35,12 @@ test: contracts model
 run: contracts model
 	bash scripts/demo.sh "$(AIVM)" "$(WASM_DIR)"
 	$(AIVM) model run --prompt "What is the capital of France?" --max-tokens 24
+	$(AIVM) devnet --validators 4 --duration 10 --load 1000 --token $(WASM_DIR)/token.wasm
+
+## Four validators on loopback under a token-transfer load; prints TPS, finality, agreement.
+devnet: contracts
+	cargo build --release -p aivm-node
+	$(AIVM) devnet --validators 4 --duration 20 --load 2000 --token $(WASM_DIR)/token.wasm
 
 ## Gas calibration sweep (see spec/gas.md and BENCHMARKS.md).
 bench: contracts

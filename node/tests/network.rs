@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHAIN_ID: u64 = 7;
+// Port bases are 100 apart: a network at P uses P.., P+1000.. (RPC) and P+2000.. (metrics).
 
 /// The network tests run one at a time: each starts several validators, and on two cores
 /// overlapping networks would only measure CPU starvation.
@@ -204,7 +205,7 @@ fn validators_agree_survive_a_crash_and_catch_up() {
 #[test]
 fn an_equivocating_validator_is_slashed() {
     let _serial = serial();
-    let net = Net::with_args("equivocate", 4, 24000, &[(3, "--equivocate")]);
+    let net = Net::with_args("equivocate", 4, 21200, &[(3, "--equivocate")]);
     for i in 0..3 {
         net.wait_height(i, 2, 60);
     }
@@ -248,7 +249,7 @@ fn rpc_error(r: Result<Value, ClientError>) -> i64 {
 #[test]
 fn bad_rpc_input_gets_errors_and_the_node_keeps_running() {
     let _serial = serial();
-    let mut net = Net::new("badrpc", 1, 22000);
+    let mut net = Net::new("badrpc", 1, 21100);
     net.wait_height(0, 1, 60);
     let mut c = net.client(0);
 
@@ -315,7 +316,7 @@ fn devnet_reports_load_and_agreement() {
     let dir = std::env::temp_dir().join(format!("aivm-devnet-test-{}", std::process::id()));
     let token = aivm_testkit::contracts_dir().join("token.wasm");
     let (code, out, err) = common::aivm(&[
-        "devnet", "--validators", "4", "--duration", "4", "--load", "300", "--accounts", "50", "--json", "--port", "23000",
+        "devnet", "--validators", "4", "--duration", "4", "--load", "300", "--accounts", "50", "--json", "--port", "21300",
         "--dir", dir.to_str().expect("utf8"), "--token", token.to_str().expect("utf8"),
     ]);
     let _ = std::fs::remove_dir_all(&dir);

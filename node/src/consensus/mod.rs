@@ -290,7 +290,8 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
             fetch_timeout: NZDuration!(Duration::from_secs(1)),
             fetch_retry_delay: Duration::from_millis(100),
             forward: simplex::config::ForwardPolicy::SilentVoters,
-            track_historical_votes: false,
+            // Keep every vote of a tracked view, so a double vote is caught even after the view certified.
+            track_historical_votes: true,
         },
     );
     let handle = match equivocator {
