@@ -303,6 +303,13 @@ fn bad_rpc_input_gets_errors_and_the_node_keeps_running() {
         assert!(answers.iter().all(|a| matches!(a, Err(ClientError::Rpc { code: -32000, .. }))));
     }
 
+    // The WebSocket subscription delivers finalized blocks; metrics are served.
+    let ws = ws_first_notification(net.rpcs[0]);
+    assert_eq!(ws["method"], "aivm_finalized", "{ws}");
+    assert!(ws["params"]["result"]["height"].as_u64().expect("height") >= 1, "{ws}");
+    let metrics = http_get(SocketAddr::from(([127, 0, 0, 1], 21100 + 2000)), "/metrics");
+    assert!(metrics.contains("finalized_height"), "metrics: {}", &metrics[..metrics.len().min(500)]);
+
     // Still serving and still finalizing.
     let h = net.height(0).expect("still answering");
     net.wait_height(0, h + 2, 30);
@@ -328,4 +335,63 @@ fn devnet_reports_load_and_agreement() {
     assert!(r["finality_ms"]["p99"].as_f64().expect("p99") > 0.0);
     let heights = r["heights"].as_array().expect("heights");
     assert_eq!(heights.len(), 4);
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response");
+    out
+}
+
+/// Subscribe over WebSocket (a minimal client: handshake, one masked text frame) and return
+/// the first notification.
+fn ws_first_notification(addr: SocketAddr) -> Value {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    write!(s, "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").expect("upgrade");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status");
+    assert!(line.contains("101"), "upgrade refused: {line}");
+    loop {
+        line.clear();
+        r.read_line(&mut line).expect("header");
+        if line.trim().is_empty() {
+            break;
+        }
+    }
+    let msg = br#"{"jsonrpc":"2.0","id":1,"method":"aivm_subscribeFinalized","params":[]}"#;
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | msg.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(msg.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    s.write_all(&frame).expect("send");
+    loop {
+        let mut head = [0u8; 2];
+        r.read_exact(&mut head).expect("frame");
+        let mut len = (head[1] & 0x7f) as usize;
+        if len == 126 {
+            let mut b = [0u8; 2];
+            r.read_exact(&mut b).expect("len");
+            len = u16::from_be_bytes(b) as usize;
+        } else if len == 127 {
+            let mut b = [0u8; 8];
+            r.read_exact(&mut b).expect("len");
+            len = u64::from_be_bytes(b) as usize;
+        }
+        let mut payload = vec![0; len];
+        r.read_exact(&mut payload).expect("payload");
+        if head[0] & 0x0f != 1 {
+            continue; // not a text frame (ping)
+        }
+        let v: Value = serde_json::from_slice(&payload).expect("json");
+        if v.get("method").is_some() {
+            return v;
+        }
+    }
 }
