@@ -64,7 +64,7 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
         // An idle network does not need a block every few milliseconds: wait a little for
         // transactions (well inside the leader timeout) before proposing an empty block.
         let idle_until = std::time::Instant::now() + EMPTY_BLOCK_WAIT;
-        while self.executor.mempool.lock().map_or(false, |p| p.is_empty()) && std::time::Instant::now() < idle_until {
+        while self.executor.mempool.lock().is_ok_and(|p| p.is_empty()) && std::time::Instant::now() < idle_until {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         let ex = Arc::clone(&self.executor);

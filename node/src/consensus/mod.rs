@@ -110,7 +110,10 @@ pub fn evidence_check(genesis: &GenesisFile) -> Result<Arc<dyn crate::execution:
     Ok(Arc::new(faults::Checker { verifier: Scheme::verifier(&namespace(genesis.chain_id), committee), identities }))
 }
 
-fn participants(genesis: &GenesisFile) -> Result<(BiMap<PublicKey, group::G1>, Map<PublicKey, Address>), ConsensusError> {
+/// The active set: consensus keys by identity (the engine's participant order) and p2p addresses.
+type Committee = (BiMap<PublicKey, group::G1>, Map<PublicKey, Address>);
+
+fn participants(genesis: &GenesisFile) -> Result<Committee, ConsensusError> {
     let mut keys = Vec::new();
     let mut addrs = Vec::new();
     for i in genesis.active_set() {
