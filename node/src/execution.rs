@@ -217,15 +217,16 @@ impl Executor {
         Ok(self.remember(block, spec))
     }
 
-    /// Re-execute a peer's block on its parent's state (executing unknown ancestors first,
-    /// oldest first, from `ancestors`) and check every header field. `Ok(None)` when an
-    /// ancestor is missing and the caller should fetch more.
+    /// Re-execute a peer's block on its parent's state (which must be known: the caller
+    /// executes unknown ancestors first) and check every header field.
     pub fn verify(&self, block: &Block, now_ms: u64) -> Result<Arc<Executed>, ExecError> {
         let _x = lock(&self.exec);
-        self.verify_locked(block, now_ms)
+        self.verify_locked(block, Some(now_ms))
     }
 
-    fn verify_locked(&self, block: &Block, now_ms: u64) -> Result<Arc<Executed>, ExecError> {
+    /// `now_ms` bounds the block's time; `None` for a block already finalized, whose time
+    /// the network accepted.
+    fn verify_locked(&self, block: &Block, now_ms: Option<u64>) -> Result<Arc<Executed>, ExecError> {
         let digest = block.digest();
         if let Some(e) = lock(&self.inner).pending.get(&digest) {
             return Ok(Arc::clone(e));
@@ -238,7 +239,7 @@ impl Executor {
         if h.time_ms <= parent_time {
             return Err(ExecError::Invalid("time does not increase".into()));
         }
-        if h.time_ms > now_ms.saturating_add(MAX_CLOCK_DRIFT_MS) {
+        if now_ms.is_some_and(|now| h.time_ms > now.saturating_add(MAX_CLOCK_DRIFT_MS)) {
             return Err(ExecError::Invalid("time is in the future".into()));
         }
         let txs = block.txs.iter().map(|t| SignedTransaction::decode(t).map_err(|e| ExecError::Invalid(format!("transaction: {e}")))).collect::<Result<Vec<_>, _>>()?;
@@ -273,9 +274,8 @@ impl Executor {
         let existing = lock(&self.inner).pending.get(&digest).cloned();
         let e = match existing {
             Some(e) => e,
-            // Never verified here (this node was down or behind): execute it now. No clock check:
-            // the network already accepted its time.
-            None => self.verify_locked(block, u64::MAX - MAX_CLOCK_DRIFT_MS).map_err(|e| diverged(e.to_string()))?,
+            // Never verified here (this node was down or behind): execute it now.
+            None => self.verify_locked(block, None).map_err(|e| diverged(e.to_string()))?,
         };
         let head = self.chain.commit_speculative(&e.spec, Some(&digest)).map_err(|err| diverged(err.to_string()))?;
         {

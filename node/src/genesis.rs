@@ -41,6 +41,9 @@ pub struct GenesisAccount {
     pub balance: u128,
 }
 
+/// Where fees go: an address nobody holds a key for, so fees are burned.
+pub const FEE_COLLECTOR: [u8; 32] = [0; 32];
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GenesisFile {
     pub chain_id: u64,
@@ -118,6 +121,11 @@ impl GenesisFile {
     /// Indices of the active validators, most stake first (ties: lower identity key first).
     pub fn active_set(&self) -> Vec<usize> {
         active_set(&self.validators.iter().map(|v| (v.identity, v.stake)).collect::<Vec<_>>(), self.active_set_size as usize)
+    }
+
+    /// The chain parameters every validator of this network runs with.
+    pub fn chain_config(&self) -> aivm_runtime::ChainConfig {
+        aivm_runtime::ChainConfig { chain_id: self.chain_id, fee_collector: FEE_COLLECTOR }
     }
 
     /// The runtime's genesis state: the balances and the validators' stakes.

@@ -32,13 +32,21 @@ impl RpcClient {
         self.addr
     }
 
-    /// POST `body` and return the response body (reconnecting once if the kept-alive
-    /// connection was closed).
+    /// POST `body` and return the response body. A request on a kept-alive connection that
+    /// fails at the transport is retried once on a new connection (the server may have
+    /// closed the idle one); an HTTP error answer is not retried.
     pub fn post(&mut self, body: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let reused = self.conn.is_some();
         match self.post_once(body) {
-            Ok(r) => Ok(r),
-            Err(ClientError::Io(..)) | Err(ClientError::Http(_)) if self.conn.take().is_some() => self.post_once(body),
-            Err(e) => Err(e),
+            Err(ClientError::Io(..)) if reused => {
+                self.conn = None;
+                self.post_once(body)
+            }
+            Err(e @ ClientError::Io(..)) => {
+                self.conn = None;
+                Err(e)
+            }
+            r => r,
         }
     }
 

@@ -339,7 +339,7 @@ impl Watcher {
             let mut c = RpcClient::new(addr);
             let mut next = c.call("aivm_status", json!([])).ok().and_then(|s| s["height"].as_u64()).unwrap_or(0) + 1;
             while !s2.load(std::sync::atomic::Ordering::Relaxed) {
-                let Ok(b) = c.call("aivm_getBlock", json!([next])) else { continue };
+                let b = c.call("aivm_getBlock", json!([next])).unwrap_or(Value::Null);
                 if b.is_null() {
                     std::thread::sleep(Duration::from_millis(5));
                     continue;

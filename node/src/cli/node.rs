@@ -88,15 +88,12 @@ fn init(a: InitArgs) -> Result<()> {
     Ok(())
 }
 
-/// The fee collector: fees are burned to an address nobody holds a key for.
-pub const FEE_COLLECTOR: [u8; 32] = [0; 32];
-
 fn run_validator(a: RunArgs) -> Result<()> {
     use aivm::{GasSchedule, Limits, Vm};
     use aivm_node::consensus::{self, Endpoints, Timing, Validator};
     use aivm_node::execution::Executor;
     use aivm_node::mempool::{Mempool, MempoolConfig};
-    use aivm_runtime::{Chain, ChainConfig, ChainVm};
+    use aivm_runtime::{Chain, ChainVm};
     use std::sync::Arc;
 
     let home = match (a.config, a.home) {
@@ -119,7 +116,7 @@ fn run_validator(a: RunArgs) -> Result<()> {
         bail!("backend {}: validators run the tensor opcodes on the CPU backend in this release", cfg.backend);
     }
     let vm = Vm::new(Limits::default(), GasSchedule::default())?;
-    let chain = Chain::open(data.join("state"), ChainVm::new(vm), ChainConfig { chain_id: genesis.chain_id, fee_collector: FEE_COLLECTOR })
+    let chain = Chain::open(data.join("state"), ChainVm::new(vm), genesis.chain_config())
         .with_context(|| format!("opening the state under {}", data.display()))?;
     if chain.head().is_none() {
         chain.init_genesis(&genesis.state())?;

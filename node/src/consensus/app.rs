@@ -2,7 +2,7 @@
 //! finalized blocks are committed in order on a thread of their own.
 
 use super::{ChainBlock, Ctx, Digest, Scheme};
-use crate::execution::{ExecError, Executor, Finalized};
+use crate::execution::{Executor, Finalized};
 use commonware_consensus::marshal::{ancestry::Ancestry, Update};
 use commonware_consensus::{Heightable, Reporter};
 use commonware_cryptography::{Digested, Digestible};
@@ -122,7 +122,7 @@ impl Finalizer {
                             let _ = finalized.send(f);
                         }
                         Ok(None) => {}
-                        Err(e @ ExecError::Diverged { .. }) | Err(e @ ExecError::Invalid(_)) | Err(e @ ExecError::Chain(_)) => {
+                        Err(e) => {
                             tracing::error!(error = %e, "stopping: cannot commit a finalized block");
                             eprintln!("aivm node: cannot commit a finalized block: {e}");
                             std::process::exit(3);

@@ -267,7 +267,7 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     // Consensus.
     let application = app::App { executor: Arc::clone(&v.executor) };
     let wrapper = Inline::new(context.child("application"), application, mailbox, epocher);
-    let genesis_digest = Digest(v.executor.genesis_block().map_err(|e| ConsensusError::Storage(e.to_string()))?.digest());
+    let genesis_digest = genesis_chain_block.digest_of();
     let engine = simplex::Engine::new(
         context.child("simplex"),
         simplex::config::Config {
