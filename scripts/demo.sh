@@ -11,7 +11,7 @@ BOB=$(printf 'b0%.0s' {1..32})
 step() { echo; echo "\$ aivm call $*"; "$AIVM" call "$@" --state "$STATE"; }
 
 echo "== token: mint 1000 to alice, send 250 to bob =="
-step "$WASM/token.wasm" init --args '{"supply": 1000}' --caller "$ALICE"
+step "$WASM/token.wasm" instantiate --args '{"supply": 1000}' --caller "$ALICE"
 step "$WASM/token.wasm" transfer --args "{\"to\": \"$BOB\", \"amount\": 250}" --caller "$ALICE"
 step "$WASM/token.wasm" balance_of --args "\"$BOB\""
 

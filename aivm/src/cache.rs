@@ -91,3 +91,82 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
+
+/// A least-recently-used map bounded by a byte budget (each entry states its size). Compiled
+/// contracts are kept by it: a cache keyed by content that anyone can fill (deploys in
+/// proposals that never finalize) must evict.
+pub struct ByteLru<K: Hash + Eq, V: Clone> {
+    map: lru::LruCache<K, (V, usize)>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl<K: Hash + Eq, V: Clone> ByteLru<K, V> {
+    pub fn new(budget: usize) -> Self {
+        ByteLru { map: lru::LruCache::unbounded(), bytes: 0, budget }
+    }
+
+    /// The entry for `k`, now the most recently used.
+    pub fn get(&mut self, k: &K) -> Option<V> {
+        self.map.get(k).map(|(v, _)| v.clone())
+    }
+
+    /// Keep `v` (`size` bytes), evicting the least recently used entries over the budget. An
+    /// entry larger than the whole budget is not kept.
+    pub fn insert(&mut self, k: K, v: V, size: usize) {
+        if let Some((_, old)) = self.map.pop(&k) {
+            self.bytes -= old;
+        }
+        if size > self.budget {
+            return;
+        }
+        while self.bytes + size > self.budget {
+            match self.map.pop_lru() {
+                Some((_, (_, s))) => self.bytes -= s,
+                None => break,
+            }
+        }
+        self.bytes += size;
+        self.map.put(k, (v, size));
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Bytes the entries claim.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Compiled contracts by cache key.
+pub type ContractCache = ByteLru<[u8; 32], std::sync::Arc<crate::vm::Contract>>;
+
+#[cfg(test)]
+mod tests {
+    use super::ByteLru;
+
+    #[test]
+    fn evicts_least_recently_used_by_bytes() {
+        let mut c = ByteLru::new(10);
+        c.insert(1, 'a', 4);
+        c.insert(2, 'b', 4);
+        assert_eq!(c.get(&1), Some('a')); // 2 is now the oldest
+        c.insert(3, 'c', 4);
+        assert_eq!((c.get(&2), c.get(&1), c.get(&3)), (None, Some('a'), Some('c')));
+        assert_eq!(c.bytes(), 8);
+        c.insert(4, 'd', 11);
+        assert_eq!(c.get(&4), None, "larger than the budget");
+        c.insert(1, 'A', 2);
+        assert_eq!((c.get(&1), c.bytes()), (Some('A'), 6));
+        for i in 0..1000 {
+            c.insert(100 + i, 'x', 3);
+        }
+        assert!(c.bytes() <= 10 && c.len() <= 3);
+    }
+}

@@ -23,8 +23,12 @@ pub struct Limits {
     pub max_wasm_stack: usize,
     /// Bytes of live tensors one call may hold in the host arena.
     pub tensor_arena_bytes: usize,
-    /// Instances the pooling allocator keeps ready (concurrent calls).
+    /// Instances the pooling allocator keeps ready: the most calls that run at once (more
+    /// wait for a slot, see `slots.rs`). Size it for the executor's threads plus queries.
     pub pool_instances: u32,
+    /// Bytes of compiled contracts kept in memory (least recently used evicted first): code
+    /// from proposals that never finalize must not stay forever.
+    pub compiled_cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -39,6 +43,7 @@ impl Default for Limits {
             max_wasm_stack: 512 << 10,
             tensor_arena_bytes: 256 << 20,
             pool_instances: 64,
+            compiled_cache_bytes: 256 << 20,
         }
     }
 }

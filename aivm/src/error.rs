@@ -57,6 +57,10 @@ pub enum VmError {
     OutOfGas,
     #[error("entry point {0:?} not found or not of type [] -> []")]
     NoSuchEntry(String),
+    /// `instantiate` runs once, inside the deploy that installs the contract (so nobody can
+    /// initialise a contract before its deployer); a call naming it is refused.
+    #[error("entry point \"instantiate\" runs only when the contract is deployed")]
+    InstantiateOnly,
     #[error("contract aborted: {0}")]
     Abort(String),
     #[error("contract reverted: {0}")]
@@ -74,6 +78,11 @@ pub enum VmError {
     /// node retries on another backend or stops.
     #[error("tensor backend failed: {0}")]
     Backend(String),
+    /// The machine could not run the call now (every pooled instance slot is taken). About the
+    /// machine, not the transaction: it never becomes a receipt; the executor retries or
+    /// abandons the whole block.
+    #[error("no free instance slot: {0}")]
+    Busy(String),
     /// A state read hit an unfinished transaction of a parallel block (see
     /// [`crate::host::ReadBlocked`]); the executor re-runs the call, it never reaches a receipt.
     #[error("state read blocked on an unfinished transaction")]
@@ -88,6 +97,7 @@ impl VmError {
             VmError::Compile(_) => "compile",
             VmError::OutOfGas => "out_of_gas",
             VmError::NoSuchEntry(_) => "no_such_entry",
+            VmError::InstantiateOnly => "instantiate_only",
             VmError::Abort(_) => "abort",
             VmError::Revert(_) => "revert",
             VmError::Host(_) => "host",
@@ -96,6 +106,14 @@ impl VmError {
             VmError::Internal(_) => "internal",
             VmError::Backend(_) => "backend",
             VmError::Blocked => "blocked",
+            VmError::Busy(_) => "busy",
         }
+    }
+
+    /// Whether this error is about the machine running the call rather than the call itself
+    /// (a device, the instance pool, a broken invariant). Such errors must never decide a
+    /// consensus result: they abort the block's execution instead of becoming a receipt.
+    pub fn is_machine_fault(&self) -> bool {
+        matches!(self, VmError::Backend(_) | VmError::Busy(_) | VmError::Internal(_))
     }
 }

@@ -6,21 +6,33 @@ use crate::error::{ValidationError, VmError};
 use crate::gas::{GasReport, GasSchedule};
 use crate::host::{self, CallContext, Event, HostState, StateView, ViewPtr, WriteSet};
 use crate::validate::validate;
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use crate::cache::ContractCache;
+use parking_lot::Mutex;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use wasmtime::{Engine, InstancePre, Linker, Module, Store, StoreLimitsBuilder};
+
+/// The entry point a deploy runs, once, with the deploy's arguments (`Vm::instantiate`).
+pub const INSTANTIATE_ENTRY: &str = "instantiate";
 
 /// A deployed, compiled contract, ready to instantiate in microseconds.
 pub struct Contract {
     code_hash: [u8; 32],
     pre: InstancePre<HostState>,
     entries: BTreeSet<String>,
+    /// Bytes it holds in memory (compiled image and wasm), for cache budgets.
+    size: usize,
 }
 
 impl Contract {
     /// BLAKE3 of the wasm bytes: the contract's code identity.
     pub fn code_hash(&self) -> [u8; 32] {
         self.code_hash
+    }
+
+    /// Bytes it holds in memory (its compiled image and the wasm), for cache budgets.
+    pub fn memory_size(&self) -> usize {
+        self.size
     }
 
     /// Exported functions of type `[] -> []` that can be called.
@@ -54,7 +66,10 @@ pub struct Vm {
     limits: Limits,
     schedule: Arc<GasSchedule>,
     digest: [u8; 32],
-    cache: Mutex<HashMap<[u8; 32], Arc<Contract>>>,
+    cache: Mutex<ContractCache>,
+    /// One per pooled instance: a call waits here for a free slot instead of failing, so how
+    /// many calls run at once (executor threads, queries) never changes a call's result.
+    slots: crate::slots::Slots,
     disk: Option<DiskCache>,
     models: Option<Arc<crate::model::ModelRegistry>>,
     /// Where the tensor opcodes run (never changes a result; see [`crate::backend`]).
@@ -67,7 +82,8 @@ impl Vm {
         let mut linker = Linker::new(&engine);
         host::link(&mut linker).map_err(|e| VmError::Internal(format!("{e:#}")))?;
         let digest = engine_digest(&engine, &schedule.digest(), &limits);
-        Ok(Self { engine, linker, limits, schedule: Arc::new(schedule), digest, cache: Mutex::default(), disk: None, models: None, backend: Arc::new(crate::backend::CpuBackend::SERIAL) })
+        let (cache, slots) = (Mutex::new(ContractCache::new(limits.compiled_cache_bytes)), crate::slots::Slots::new(limits.pool_instances as usize));
+        Ok(Self { engine, linker, limits, schedule: Arc::new(schedule), digest, cache, slots, disk: None, models: None, backend: Arc::new(crate::backend::CpuBackend::SERIAL) })
     }
 
     /// Also keep compiled modules in `dir`, so later processes skip compilation.
@@ -104,8 +120,8 @@ impl Vm {
     pub fn deploy(&self, wasm: &[u8]) -> Result<Arc<Contract>, VmError> {
         let code_hash = *blake3::hash(wasm).as_bytes();
         let key = cache_key(&code_hash, &self.digest);
-        if let Some(c) = self.cache.lock().map_err(|_| VmError::Internal("cache lock poisoned".into()))?.get(&key) {
-            return Ok(c.clone());
+        if let Some(c) = self.cache.lock().get(&key) {
+            return Ok(c);
         }
         validate(wasm, &self.limits)?;
         let module = match self.disk.as_ref().and_then(|d| d.load(&self.engine, &key)) {
@@ -129,15 +145,36 @@ impl Vm {
             return Err(ValidationError::NoEntryPoints.into());
         }
         let pre = self.linker.instantiate_pre(&module).map_err(|e| ValidationError::Malformed(format!("imports do not match the AIVM ABI: {e:#}")))?;
-        let contract = Arc::new(Contract { code_hash, pre, entries });
-        if let Ok(mut c) = self.cache.lock() {
-            c.insert(key, contract.clone());
-        }
+        let range = module.image_range();
+        let size = (range.end as usize).saturating_sub(range.start as usize).saturating_add(wasm.len());
+        let contract = Arc::new(Contract { code_hash, pre, entries, size });
+        self.cache.lock().insert(key, contract.clone(), size);
         Ok(contract)
     }
 
     /// Run one entry point with a gas limit. Never panics on anything the contract does.
+    /// [`INSTANTIATE_ENTRY`] is refused here: it runs only through [`Vm::instantiate`].
     pub fn call(&self, contract: &Contract, req: CallRequest<'_>) -> CallOutcome {
+        if req.entry == INSTANTIATE_ENTRY {
+            return CallOutcome { result: Err(VmError::InstantiateOnly), gas: GasReport { limit: req.gas_limit, ..GasReport::default() }, events: Vec::new(), writes: WriteSet::new() };
+        }
+        self.run(contract, req)
+    }
+
+    /// Run a freshly deployed contract's [`INSTANTIATE_ENTRY`] with the deploy's arguments
+    /// (`req.entry` is ignored). A contract without one instantiates to nothing, and then
+    /// only with empty arguments.
+    pub fn instantiate(&self, contract: &Contract, req: CallRequest<'_>) -> CallOutcome {
+        if !contract.entries.contains(INSTANTIATE_ENTRY) {
+            let result = if req.input.is_empty() { Ok(Vec::new()) } else { Err(VmError::NoSuchEntry(INSTANTIATE_ENTRY.into())) };
+            return CallOutcome { result, gas: GasReport { limit: req.gas_limit, ..GasReport::default() }, events: Vec::new(), writes: WriteSet::new() };
+        }
+        self.run(contract, CallRequest { entry: INSTANTIATE_ENTRY, ..req })
+    }
+
+    fn run(&self, contract: &Contract, req: CallRequest<'_>) -> CallOutcome {
+        // Held until the store (and its pooled instance) is dropped at the end of the call.
+        let _slot = self.slots.acquire();
         let store_limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.max_memory_pages as usize * 65536)
             .table_elements(self.limits.max_table_elements as usize)
@@ -159,7 +196,13 @@ impl Vm {
             if !contract.entries.contains(req.entry) {
                 return Err(VmError::NoSuchEntry(req.entry.to_string()));
             }
-            let instance = contract.pre.instantiate(&mut store).map_err(|e| VmError::Resource(format!("{e:#}")))?;
+            let instance = contract.pre.instantiate(&mut store).map_err(|e| {
+                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+                    VmError::Busy(format!("{e:#}"))
+                } else {
+                    VmError::Resource(format!("{e:#}"))
+                }
+            })?;
             let memory = instance.get_memory(&mut store, "memory");
             store.data_mut().memory = memory;
             let func = instance

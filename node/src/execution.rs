@@ -5,21 +5,24 @@
 //! the finalized chain reaches them.
 
 use crate::block::{Block, MAX_BLOCK_TXS, MAX_BLOCK_TX_BYTES};
+pub use crate::evidence::EvidenceCheck;
+use crate::evidence::EvidencePool;
 use crate::hexbytes::to_hex;
 use crate::mempool::{Accounts, Mempool};
-use crate::staking::{slash_writes, Offense};
-use aivm_runtime::{Account, Address, Chain, ChainError, Parent, SignedTransaction, SpeculativeBlock};
+use crate::staking::{slash_writes, slashed_key, Offense};
+use aivm_runtime::tx::verify_batch;
+use aivm_runtime::{Account, Address, BlockLimits, Chain, ChainError, Parent, SignedTransaction, SpeculativeBlock, VerifiedTx};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
-
-/// Most gas one block may use.
-pub const MAX_BLOCK_GAS: u64 = 50_000_000_000;
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::Arc;
 
 /// A block executed on its parent, waiting to be finalized.
 pub struct Executed {
     pub block: Arc<Block>,
     pub digest: [u8; 32],
     spec: SpeculativeBlock,
+    /// The offences the block's evidence proves (punished when it commits).
+    offenses: Vec<Offense>,
 }
 
 /// What a finalized block did, for subscribers and metrics.
@@ -37,6 +40,10 @@ pub struct Finalized {
 pub enum ExecError {
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// This node could not execute the block (see [`ChainError::MachineFault`]): it abstains;
+    /// the block is neither valid nor invalid here.
+    #[error("{0}")]
+    Machine(String),
     /// The block breaks a rule: every honest validator refuses it.
     #[error("invalid block: {0}")]
     Invalid(String),
@@ -53,32 +60,29 @@ struct Inner {
     head_time: u64,
 }
 
-/// Checks slashing evidence (the consensus module knows its format and signatures).
-pub trait EvidenceCheck: Send + Sync {
-    /// The offence `evidence` proves, if its signatures verify against the validator set.
-    fn offense(&self, evidence: &[u8]) -> Option<Offense>;
-}
-
 pub struct Executor {
     chain: Arc<Chain>,
     evidence_check: Option<Arc<dyn EvidenceCheck>>,
-    /// Evidence reported by the engine, waiting to be included by this node's proposals.
-    evidence_pool: Mutex<Vec<Vec<u8>>>,
+    /// Evidence reported by the engine, verified, waiting for this node's proposals.
+    evidence_pool: Mutex<EvidencePool>,
     inner: Mutex<Inner>,
     /// Serialises execution and commits: a block's parent state must not move under it.
     exec: Mutex<()>,
     pub mempool: Mutex<Mempool>,
     /// Most transactions a proposal takes from the mempool.
     pub max_block_txs: usize,
+    /// What a block may hold (genesis), checked before executing anything.
+    limits: BlockLimits,
 }
 
+/// parking_lot locks do not poison: a panicked holder cannot wedge the node's other paths.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock()
 }
 
 impl Executor {
     /// Open over a chain that holds its genesis block.
-    pub fn new(chain: Arc<Chain>, mempool: Mempool) -> Result<Self, ExecError> {
+    pub fn new(chain: Arc<Chain>, mempool: Mempool, limits: BlockLimits) -> Result<Self, ExecError> {
         let head = chain.head().ok_or(ChainError::NoGenesis)?;
         let record = chain.block(head.height)?.ok_or_else(|| ChainError::Corrupt(format!("head block {} missing", head.height)))?;
         let head_digest = match chain.store().head_label().map_err(ChainError::from)? {
@@ -87,7 +91,7 @@ impl Executor {
             _ => return Err(ChainError::Corrupt(format!("head {} has no consensus digest", head.height)).into()),
         };
         let inner = Inner { pending: HashMap::new(), head_digest, head_time: record.header.time_ms };
-        Ok(Executor { chain, evidence_check: None, evidence_pool: Mutex::new(Vec::new()), inner: Mutex::new(inner), exec: Mutex::new(()), mempool: Mutex::new(mempool), max_block_txs: MAX_BLOCK_TXS })
+        Ok(Executor { chain, evidence_check: None, evidence_pool: Mutex::new(EvidencePool::default()), inner: Mutex::new(inner), exec: Mutex::new(()), mempool: Mutex::new(mempool), max_block_txs: MAX_BLOCK_TXS, limits })
     }
 
     /// Accept blocks carrying evidence checked by `check` (without it, any evidence is invalid).
@@ -96,49 +100,58 @@ impl Executor {
         self
     }
 
-    /// Evidence of a fault seen by the engine, for a later proposal of this node.
+    pub fn limits(&self) -> &BlockLimits {
+        &self.limits
+    }
+
+    /// Evidence of a fault seen by the engine, for a later proposal of this node: verified now
+    /// (never under the execution lock) and pooled by offence.
     pub fn report_evidence(&self, evidence: Vec<u8>) {
-        let mut pool = lock(&self.evidence_pool);
-        if pool.len() < 1024 && !pool.contains(&evidence) {
-            tracing::warn!(bytes = evidence.len(), "equivocation evidence recorded");
-            pool.push(evidence);
+        let Some(check) = self.evidence_check.as_ref() else { return };
+        let height = self.chain.head().map_or(0, |h| h.height);
+        match lock(&self.evidence_pool).add(evidence, check.as_ref(), height) {
+            Ok(o) => tracing::warn!(validator = %to_hex(&o.identity), view = o.view, "equivocation evidence recorded"),
+            Err(e) => tracing::debug!(error = %e, "evidence not pooled"),
         }
     }
 
-    /// The slashing writes `evidence` makes on `state`, or why the evidence is invalid there.
-    fn punish(&self, state: &Parent, evidence: &[Vec<u8>]) -> Result<aivm_runtime::Writes, ExecError> {
+    /// Pooled evidence items now.
+    pub fn evidence_pooled(&self) -> usize {
+        lock(&self.evidence_pool).len()
+    }
+
+    /// The offences `evidence` proves, each verified (pooled bytes are not checked twice), or
+    /// why a block carrying it is invalid.
+    fn offenses(&self, evidence: &[Vec<u8>]) -> Result<Vec<Offense>, ExecError> {
         if evidence.is_empty() {
             return Ok(Vec::new());
         }
         let check = self.evidence_check.as_ref().ok_or_else(|| ExecError::Invalid("this chain accepts no evidence".into()))?;
-        let offenses = evidence.iter().map(|e| check.offense(e).ok_or_else(|| ExecError::Invalid("evidence does not verify".into()))).collect::<Result<Vec<_>, _>>()?;
-        slash_writes(&offenses, |k| self.chain.read_at(state, k).ok().flatten()).map_err(ExecError::Invalid)
+        evidence.iter().map(|e| check.offense(e).ok_or_else(|| ExecError::Invalid("evidence does not verify".into()))).collect()
     }
 
-    /// Pooled evidence valid on `state` and not in the uncommitted ancestors of `parent`.
-    fn pick_evidence(&self, parent: &[u8; 32], state: &Parent) -> Vec<Vec<u8>> {
-        let pool = lock(&self.evidence_pool).clone();
-        if pool.is_empty() {
-            return pool;
+    /// The slashing writes `offenses` make on `state`, or why they are invalid there.
+    fn punish(&self, state: &Parent, offenses: &[Offense]) -> Result<aivm_runtime::Writes, ExecError> {
+        if offenses.is_empty() {
+            return Ok(Vec::new());
         }
+        slash_writes(offenses, |k| self.chain.read_at(state, k).ok().flatten()).map_err(ExecError::Invalid)
+    }
+
+    /// Pooled evidence not punished on `state` nor in the uncommitted ancestors of `parent`.
+    /// Reads state only: every pooled item was verified when it arrived.
+    fn pick_evidence(&self, parent: &[u8; 32], state: &Parent) -> (Vec<Offense>, Vec<Vec<u8>>) {
         let mut included = HashSet::new();
         {
             let inner = lock(&self.inner);
             let mut cursor = *parent;
             while let Some(e) = inner.pending.get(&cursor) {
-                included.extend(e.block.evidence.iter().cloned());
+                included.extend(e.offenses.iter().copied());
                 cursor = e.block.parent;
             }
         }
-        let mut chosen: Vec<Vec<u8>> = Vec::new();
-        for e in pool.into_iter().filter(|e| !included.contains(e)) {
-            let mut trial = chosen.clone();
-            trial.push(e.clone());
-            if chosen.len() < crate::block::MAX_BLOCK_EVIDENCE && self.punish(state, &trial).is_ok() {
-                chosen = trial;
-            }
-        }
-        chosen
+        let punished = |o: &Offense| self.chain.read_at(state, &slashed_key(&o.identity, o.view)).ok().flatten().is_some();
+        lock(&self.evidence_pool).pick(&included, punished).into_iter().unzip()
     }
 
     pub fn chain(&self) -> &Chain {
@@ -204,17 +217,29 @@ impl Executor {
     /// Build a block on `parent` (which must be known): mempool transactions not already in
     /// an uncommitted ancestor, in fee order, executed.
     pub fn propose(&self, parent: [u8; 32], now_ms: u64) -> Result<Arc<Executed>, ExecError> {
+        self.propose_with(parent, now_ms, Vec::new())
+    }
+
+    /// [`Executor::propose`] with `first` ahead of the mempool's transactions (tests build
+    /// blocks with replayed transactions this way).
+    pub fn propose_with(&self, parent: [u8; 32], now_ms: u64, first: Vec<SignedTransaction>) -> Result<Arc<Executed>, ExecError> {
         let _x = lock(&self.exec);
         let (state, parent_time) = self.state_after(&parent).ok_or_else(|| ExecError::Invalid("unknown parent".into()))?;
-        let evidence = self.pick_evidence(&parent, &state);
-        let system = self.punish(&state, &evidence)?;
+        let (offenses, evidence) = self.pick_evidence(&parent, &state);
+        let system = self.punish(&state, &offenses)?;
         let skip = self.pending_tx_hashes(&parent);
-        let picked = lock(&self.mempool).select(self.max_block_txs + skip.len(), MAX_BLOCK_TX_BYTES, MAX_BLOCK_GAS);
-        let txs: Vec<SignedTransaction> = picked.iter().filter(|t| !skip.contains(&t.hash)).take(self.max_block_txs).map(|t| t.signed.clone()).collect();
+        // Evidence and transactions share the block's byte budget (as the decoder counts it).
+        let tx_bytes = MAX_BLOCK_TX_BYTES - evidence.iter().map(Vec::len).sum::<usize>();
+        let picked = lock(&self.mempool).select(self.max_block_txs + skip.len(), tx_bytes, self.limits.max_block_gas);
+        let first = verify_batch(first, self.chain.config().chain_id, 1).into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| ExecError::Invalid(format!("transaction: {e}")))?;
+        let firsts: HashSet<[u8; 32]> = first.iter().map(|v| v.hash).collect();
+        let mut txs = first;
+        txs.extend(picked.iter().filter(|t| !skip.contains(&t.hash) && !firsts.contains(&t.hash)).take(self.max_block_txs.saturating_sub(txs.len())).map(|t| VerifiedTx::clone(t)));
+        self.limits.check_block(&txs).map_err(|e| ExecError::Invalid(format!("proposal: {e}")))?;
         let time_ms = now_ms.max(parent_time.saturating_add(1));
-        let spec = self.chain.execute_with(&state, txs, time_ms, system)?;
+        let spec = self.chain.execute_verified(&state, txs, time_ms, system).map_err(machine)?;
         let block = Block { parent, header: spec.record.header.clone(), txs: spec.record.txs.iter().map(|t| t.encode()).collect(), evidence };
-        Ok(self.remember(block, spec))
+        Ok(self.remember(block, spec, offenses))
     }
 
     /// Re-execute a peer's block on its parent's state (which must be known: the caller
@@ -242,18 +267,29 @@ impl Executor {
         if now_ms.is_some_and(|now| h.time_ms > now.saturating_add(MAX_CLOCK_DRIFT_MS)) {
             return Err(ExecError::Invalid("time is in the future".into()));
         }
+        // Everything checkable without executing comes first: a block over the limits costs a
+        // verifier its decoding and signature checks, never its execution.
         let txs = block.txs.iter().map(|t| SignedTransaction::decode(t).map_err(|e| ExecError::Invalid(format!("transaction: {e}")))).collect::<Result<Vec<_>, _>>()?;
-        let system = self.punish(&state, &block.evidence)?;
-        let spec = self.chain.execute_with(&state, txs, h.time_ms, system)?;
+        for t in &txs {
+            self.limits.check_tx(&t.tx).map_err(|e| ExecError::Invalid(format!("transaction: {e}")))?;
+        }
+        let txs = verify_batch(txs, self.chain.config().chain_id, self.chain.exec.threads)
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ExecError::Invalid(format!("transaction: {e}")))?;
+        self.limits.check_block(&txs).map_err(|e| ExecError::Invalid(e.to_string()))?;
+        let offenses = self.offenses(&block.evidence)?;
+        let system = self.punish(&state, &offenses)?;
+        let spec = self.chain.execute_verified(&state, txs, h.time_ms, system).map_err(machine)?;
         if spec.record.header != *h {
             return Err(ExecError::Invalid(format!("header differs from execution (state root {} vs {})", to_hex(&spec.record.header.state_root), to_hex(&h.state_root))));
         }
-        Ok(self.remember(block.clone(), spec))
+        Ok(self.remember(block.clone(), spec, offenses))
     }
 
-    fn remember(&self, block: Block, spec: SpeculativeBlock) -> Arc<Executed> {
+    fn remember(&self, block: Block, spec: SpeculativeBlock, offenses: Vec<Offense>) -> Arc<Executed> {
         let digest = block.digest();
-        let e = Arc::new(Executed { block: Arc::new(block), digest, spec });
+        let e = Arc::new(Executed { block: Arc::new(block), digest, spec, offenses });
         lock(&self.inner).pending.insert(digest, Arc::clone(&e));
         e
     }
@@ -274,8 +310,22 @@ impl Executor {
         let existing = lock(&self.inner).pending.get(&digest).cloned();
         let e = match existing {
             Some(e) => e,
-            // Never verified here (this node was down or behind): execute it now.
-            None => self.verify_locked(block, None).map_err(|e| diverged(e.to_string()))?,
+            // Never verified here (this node was down or behind): execute it now. A machine
+            // fault decides nothing: try again a few times before giving up.
+            None => {
+                let mut attempt = 0;
+                loop {
+                    match self.verify_locked(block, None) {
+                        Ok(e) => break e,
+                        Err(ExecError::Machine(why)) if attempt < MACHINE_RETRIES => {
+                            attempt += 1;
+                            tracing::warn!(height = block.height(), attempt, error = %why, "retrying a finalized block after a machine fault");
+                            std::thread::sleep(std::time::Duration::from_millis(100 * attempt as u64));
+                        }
+                        Err(e) => return Err(diverged(e.to_string())),
+                    }
+                }
+            }
         };
         let head = self.chain.commit_speculative(&e.spec, Some(&digest)).map_err(|err| diverged(err.to_string()))?;
         {
@@ -286,17 +336,31 @@ impl Executor {
         }
         let accounts = ChainAccounts(&self.chain);
         lock(&self.mempool).on_committed(&accounts);
-        if !block.evidence.is_empty() {
-            tracing::warn!(height = head.height, items = block.evidence.len(), "slashing evidence committed");
-            lock(&self.evidence_pool).retain(|e| !block.evidence.contains(e));
+        if !e.offenses.is_empty() {
+            tracing::warn!(height = head.height, items = e.offenses.len(), "slashing evidence committed");
         }
+        let punished = |o: &Offense| self.chain.store().get(&slashed_key(&o.identity, o.view)).ok().flatten().is_some();
+        lock(&self.evidence_pool).on_committed(head.height, punished);
         Ok(Some(Finalized { height: head.height, digest, state_root: head.state_root, txs: block.txs.len(), gas_used: block.header.gas_used, time_ms: block.header.time_ms }))
     }
 
-    /// Admit a transaction to the mempool, checked against committed state.
+    /// Admit a transaction to the mempool, checked against committed state. Decoding and the
+    /// signature check run before the pool's lock is taken.
     pub fn submit(&self, bytes: &[u8]) -> Result<[u8; 32], crate::mempool::MempoolError> {
+        let vtx = Mempool::decode(bytes, self.chain.config().chain_id)?;
         let accounts = ChainAccounts(&self.chain);
-        lock(&self.mempool).insert(bytes, &accounts)
+        lock(&self.mempool).insert_verified(vtx, &accounts)
+    }
+}
+
+/// How often a finalized block is re-executed after a machine fault before the node stops.
+const MACHINE_RETRIES: u32 = 5;
+
+/// Machine faults abstain; every other chain error passes through.
+fn machine(e: ChainError) -> ExecError {
+    match e {
+        ChainError::MachineFault(why) => ExecError::Machine(why),
+        e => ExecError::Chain(e),
     }
 }
 

@@ -52,7 +52,29 @@ pub struct GenesisFile {
     pub active_set_size: u32,
     pub validators: Vec<GenesisValidator>,
     pub accounts: Vec<GenesisAccount>,
+    /// Most gas the transactions of one block may reserve (Σ gas_limit); also the most one
+    /// transaction may reserve. It must fit the consensus timeouts (`spec/consensus.md`,
+    /// [`crate::consensus::max_block_gas_for`]); a validator whose timeouts it does not fit
+    /// refuses to start.
+    #[serde(default = "default_max_block_gas")]
+    pub max_block_gas: u64,
+    /// Least gas price a transaction may offer.
+    #[serde(default = "default_min_gas_price")]
+    pub min_gas_price: u64,
 }
+
+fn default_max_block_gas() -> u64 {
+    DEFAULT_MAX_BLOCK_GAS
+}
+
+fn default_min_gas_price() -> u64 {
+    DEFAULT_MIN_GAS_PRICE
+}
+
+/// The block gas limit the default timeouts allow (see [`crate::consensus::max_block_gas_for`]).
+pub const DEFAULT_MAX_BLOCK_GAS: u64 = 2_500_000_000;
+/// One unit of the native token per gas: a 10⁹-gas loop costs 10⁹ units.
+pub const DEFAULT_MIN_GAS_PRICE: u64 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GenesisError {
@@ -89,6 +111,9 @@ impl GenesisFile {
         }
         if self.epoch_length == 0 {
             return bad("epoch_length must be at least 1".into());
+        }
+        if self.max_block_gas == 0 {
+            return bad("max_block_gas must be at least 1".into());
         }
         let (mut ids, mut cks) = (HashSet::new(), HashSet::new());
         let mut total: u128 = 0;
@@ -128,6 +153,11 @@ impl GenesisFile {
         aivm_runtime::ChainConfig { chain_id: self.chain_id, fee_collector: FEE_COLLECTOR }
     }
 
+    /// What a block may hold, checked before execution by the mempool and every validator.
+    pub fn block_limits(&self) -> aivm_runtime::BlockLimits {
+        aivm_runtime::BlockLimits { max_block_gas: self.max_block_gas, max_tx_gas: self.max_block_gas, min_gas_price: self.min_gas_price }
+    }
+
     /// The runtime's genesis state: the balances and the validators' stakes.
     pub fn state(&self) -> Genesis {
         let entries = self.validators.iter().map(|v| (crate::staking::stake_key(&v.identity), crate::staking::stake_value(v.stake))).collect();
@@ -151,7 +181,7 @@ mod tests {
         let keys: Vec<NodeKeys> = (0..n).map(|_| NodeKeys::generate().unwrap()).collect();
         let validators = keys.iter().enumerate().map(|(i, k)| GenesisValidator::new(k, 100 + i as u128, format!("127.0.0.1:{}", 9000 + i))).collect();
         let accounts = keys.iter().map(|k| GenesisAccount { address: k.identity_public(), balance: 1_000_000 }).collect();
-        (GenesisFile { chain_id: 1, time_ms: 0, epoch_length: 100, active_set_size: n as u32 - 1, validators, accounts }, keys)
+        (GenesisFile { chain_id: 1, time_ms: 0, epoch_length: 100, active_set_size: n as u32 - 1, validators, accounts, max_block_gas: DEFAULT_MAX_BLOCK_GAS, min_gas_price: 1 }, keys)
     }
 
     #[test]
@@ -181,6 +211,7 @@ mod tests {
         check(&|h| h.active_set_size = 4);
         check(&|h| h.active_set_size = 0);
         check(&|h| h.epoch_length = 0);
+        check(&|h| h.max_block_gas = 0);
         check(&|h| h.validators.clear());
         check(&|h| h.accounts.push(h.accounts[0].clone()));
         assert!(matches!(GenesisFile::from_json(b"{\"chain_id\": 1"), Err(GenesisError::Json(_))));

@@ -6,6 +6,9 @@
 //! - [`genesis`]: a new network's validators, stakes, balances and contracts; the active set.
 //! - [`mempool`]: admission with the executor's rules, capacity and backpressure, fee-priority
 //!   proposal.
+//! - [`evidence`]: verified equivocation evidence by offence, for proposals.
+//! - [`block`], [`execution`]: the consensus block; proposing, verifying and committing it.
+//! - [`consensus`]: every use of commonware (simplex, marshal, p2p). [`rpc`]: JSON-RPC.
 
 pub mod config;
 pub mod genesis;
@@ -14,7 +17,9 @@ pub mod keys;
 pub mod mempool;
 pub mod block;
 pub mod consensus;
+pub mod evidence;
 pub mod execution;
+pub mod exit;
 pub mod rpc;
 pub mod rpc_client;
 pub mod testnet;

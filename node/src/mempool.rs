@@ -17,7 +17,7 @@
 //! price, highest first, keeping each sender's nonce order; ties go to the earlier arrival.
 
 use aivm::GasSchedule;
-use aivm_runtime::{Account, Address, Admission, SignedTransaction, TxError, VerifiedTx};
+use aivm_runtime::{Account, Address, Admission, BlockLimits, LimitError, SignedTransaction, TxError, VerifiedTx};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
@@ -26,6 +26,8 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct MempoolConfig {
     pub chain_id: u64,
+    /// The chain's block limits: a transaction that breaks them could never be included.
+    pub limits: BlockLimits,
     pub max_txs: usize,
     pub max_bytes: usize,
     pub max_per_sender: usize,
@@ -36,8 +38,8 @@ pub struct MempoolConfig {
 }
 
 impl MempoolConfig {
-    pub fn new(chain_id: u64) -> Self {
-        Self { chain_id, max_txs: 100_000, max_bytes: 256 << 20, max_per_sender: 1024, max_nonce_gap: 1024, replace_bump_pct: 10 }
+    pub fn new(chain_id: u64, limits: BlockLimits) -> Self {
+        Self { chain_id, limits, max_txs: 100_000, max_bytes: 256 << 20, max_per_sender: 1024, max_nonce_gap: 1024, replace_bump_pct: 10 }
     }
 }
 
@@ -56,6 +58,8 @@ pub enum MempoolError {
     NonceTooHigh { got: u64, max: u64 },
     #[error("{0}")]
     Admission(String),
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     #[error("balance {have} cannot cover {need}, the most this and the sender's pending transactions can cost")]
     Insufficient { need: u128, have: u128 },
     #[error("sender has {0} pending transactions, the limit")]
@@ -137,10 +141,25 @@ impl Mempool {
 
     /// Admit submitted bytes; returns the transaction hash.
     pub fn insert(&mut self, bytes: &[u8], accounts: &dyn Accounts) -> Result<[u8; 32], MempoolError> {
-        let vtx = SignedTransaction::decode(bytes)?.verify(self.cfg.chain_id)?;
+        let vtx = Self::decode(bytes, self.cfg.chain_id)?;
+        self.insert_verified(vtx, accounts)
+    }
+
+    /// The stateless, costly part of admission (CBOR decode, canonical check, ed25519): callers
+    /// run it before taking the pool's lock, so a flood of submissions does not hold the pool.
+    pub fn decode(bytes: &[u8], chain_id: u64) -> Result<VerifiedTx, MempoolError> {
+        Ok(SignedTransaction::decode(bytes)?.verify(chain_id)?)
+    }
+
+    /// Admit a transaction [`Mempool::decode`] checked (for this pool's chain id).
+    pub fn insert_verified(&mut self, vtx: VerifiedTx, accounts: &dyn Accounts) -> Result<[u8; 32], MempoolError> {
+        if vtx.tx().chain_id != self.cfg.chain_id {
+            return Err(TxError::WrongChain { expected: self.cfg.chain_id, got: vtx.tx().chain_id }.into());
+        }
         if self.by_hash.contains_key(&vtx.hash) {
             return Err(MempoolError::Duplicate);
         }
+        self.cfg.limits.check_tx(vtx.tx())?;
         let adm = Admission::of(&vtx, &self.schedule).map_err(MempoolError::Admission)?;
         let tx = vtx.tx();
         let (sender, nonce, price) = (tx.sender, tx.nonce, tx.gas_price);
@@ -295,6 +314,7 @@ mod tests {
     use std::cell::RefCell;
 
     const CHAIN: u64 = 7;
+    const LIMITS: BlockLimits = BlockLimits { max_block_gas: 1 << 40, max_tx_gas: 1 << 40, min_gas_price: 1 };
 
     fn tx(key: &SigningKey, nonce: u64, price: u64, amount: u128) -> Vec<u8> {
         Transaction { chain_id: CHAIN, sender: address(key), nonce, gas_limit: 1_000_000, gas_price: price, payload: Payload::Transfer { to: [9; 32], amount } }.sign(key).encode()
@@ -316,7 +336,7 @@ mod tests {
     }
 
     fn pool(max_txs: usize) -> Mempool {
-        Mempool::new(MempoolConfig { max_txs, max_nonce_gap: 8, max_per_sender: 16, ..MempoolConfig::new(CHAIN) }, GasSchedule::default())
+        Mempool::new(MempoolConfig { max_txs, max_nonce_gap: 8, max_per_sender: 16, ..MempoolConfig::new(CHAIN, LIMITS) }, GasSchedule::default())
     }
 
     #[test]
@@ -358,6 +378,19 @@ mod tests {
         let h = p.insert(&tx(&a, 1, 2, 9_999), &st2).unwrap();
         assert_eq!(p.len(), 2);
         assert!(p.contains(&h));
+    }
+
+    #[test]
+    fn zero_price_and_oversized_gas_are_refused_at_admission() {
+        let a = account_key(1);
+        let st = State::new(&[&a], u128::MAX / 2);
+        let mut p = Mempool::new(MempoolConfig { max_nonce_gap: 8, ..MempoolConfig::new(CHAIN, BlockLimits { max_block_gas: 5_000_000, max_tx_gas: 5_000_000, min_gas_price: 2 }) }, GasSchedule::default());
+        assert_eq!(p.insert(&tx(&a, 0, 1, 1), &st), Err(MempoolError::Limit(LimitError::PriceTooLow { price: 1, min: 2 })));
+        assert_eq!(p.insert(&tx(&a, 0, 0, 1), &st), Err(MempoolError::Limit(LimitError::PriceTooLow { price: 0, min: 2 })));
+        let huge = Transaction { chain_id: CHAIN, sender: address(&a), nonce: 0, gas_limit: 5_000_001, gas_price: 2, payload: Payload::Transfer { to: [9; 32], amount: 1 } }.sign(&a).encode();
+        assert_eq!(p.insert(&huge, &st), Err(MempoolError::Limit(LimitError::TxGasTooHigh { limit: 5_000_001, max: 5_000_000 })));
+        p.insert(&tx(&a, 0, 2, 1), &st).unwrap();
+        assert!(p.is_empty() == false && p.len() == 1);
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub fn decode_stake(v: Option<&StateValue>) -> Option<u128> {
 }
 
 /// A proven offence: the validator signed two conflicting votes in `view`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Offense {
     pub identity: [u8; 32],
     pub view: u64,

@@ -19,6 +19,8 @@ pub struct TestnetParams {
     pub epoch_length: u64,
     /// More funded accounts (a load generator's).
     pub accounts: Vec<([u8; 32], u128)>,
+    pub max_block_gas: u64,
+    pub min_gas_price: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +57,7 @@ pub fn create(dir: &Path, p: &TestnetParams) -> Result<(Vec<PathBuf>, GenesisFil
     }
     let mut accounts: Vec<GenesisAccount> = validators.iter().map(|v| GenesisAccount { address: v.identity, balance: p.balance }).collect();
     accounts.extend(p.accounts.iter().map(|(address, balance)| GenesisAccount { address: *address, balance: *balance }));
-    let genesis = GenesisFile { chain_id: p.chain_id, time_ms: 0, epoch_length: p.epoch_length, active_set_size: p.active.unwrap_or(n as u32), validators, accounts };
+    let genesis = GenesisFile { chain_id: p.chain_id, time_ms: 0, epoch_length: p.epoch_length, active_set_size: p.active.unwrap_or(n as u32), validators, accounts, max_block_gas: p.max_block_gas, min_gas_price: p.min_gas_price };
     genesis.validate()?;
     for home in &homes {
         let path = home.join(GENESIS_FILE);

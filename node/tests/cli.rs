@@ -25,7 +25,7 @@ fn token_calls_persist_in_a_state_dir() {
     let _ = std::fs::remove_dir_all(&dir);
     let (w, d) = (contract("token"), dir.to_str().unwrap().to_string());
     let w = w.to_str().unwrap();
-    let (code, j) = aivm_call(&[w, "init", "--args", r#"{"supply": 500}"#, "--state", &d]);
+    let (code, j) = aivm_call(&[w, "instantiate", "--args", r#"{"supply": 500}"#, "--state", &d]);
     assert_eq!((code, j["status"].as_str()), (0, Some("ok")), "{j}");
     assert_eq!(j["output"], 500);
     // Each successful call commits one block to the RocksDB chain state (genesis is 0).
@@ -75,7 +75,7 @@ fn hostile_contracts_end_in_json_errors_not_signals() {
     }
     let (code, j) = aivm_call(&["/nonexistent.wasm", "run"]);
     assert_eq!(code, 2, "{j}");
-    let (code, j) = aivm_call(&[contract("token").to_str().unwrap(), "init", "--args", "{bad json"]);
+    let (code, j) = aivm_call(&[contract("token").to_str().unwrap(), "instantiate", "--args", "{bad json"]);
     assert_eq!(code, 2, "{j}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -56,6 +56,8 @@ impl Net {
             active: None,
             epoch_length: 1000,
             accounts: load.addresses().into_iter().map(|a| (a, 1u128 << 60)).collect(),
+            max_block_gas: aivm_node::genesis::DEFAULT_MAX_BLOCK_GAS,
+            min_gas_price: aivm_node::genesis::DEFAULT_MIN_GAS_PRICE,
         };
         let (homes, _) = testnet::create(&dir, &params).expect("testnet");
         let rpcs = (0..validators).map(|i| SocketAddr::from(([127, 0, 0, 1], port + 1000 + i as u16))).collect();
@@ -290,11 +292,16 @@ fn bad_rpc_input_gets_errors_and_the_node_keeps_running() {
     let body = [&b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"aivm_sendTransaction\",\"params\":[\""[..], &huge, b"\"]}"].concat();
     assert!(c.post(&body).is_err(), "an over-limit body is refused");
     // A transaction over the protocol size limit, within the body limit: refused by the mempool.
-    let big = net.load.sign(4, Payload::Deploy { code: vec![0; aivm_runtime::tx::MAX_TX_BYTES] }).encode();
+    let big = net.load.sign(4, Payload::Deploy { code: vec![0; aivm_runtime::tx::MAX_TX_BYTES], args: Vec::new() }).encode();
     assert_eq!(rpc_error(net.client(0).call("aivm_sendTransaction", json!([to_hex(&big)]))), -32000);
 
-    // Spam: a burst of batches of junk; every item gets an error.
+    // A batch over the limit is refused whole (JSON-RPC error -32010), none of it run.
     let mut c = net.client(0);
+    let calls: Vec<Value> = (0..=aivm_node::rpc::MAX_BATCH as u64).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "aivm_status", "params": []})).collect();
+    let over = c.post(&serde_json::to_vec(&calls).expect("json")).expect("an HTTP answer");
+    assert!(String::from_utf8_lossy(&over).contains("-32010"), "{}", String::from_utf8_lossy(&over[..over.len().min(300)]));
+
+    // Spam: a burst of batches of junk; every item gets an error.
     for _ in 0..20 {
         let answers = c.batch("aivm_sendTransaction", (0..200).map(|i| json!([to_hex(&[i as u8; 64])])).collect()).expect("batch answered");
         assert!(answers.iter().all(|a| matches!(a, Err(ClientError::Rpc { code: -32000, .. }))));
@@ -389,6 +396,125 @@ fn ws_first_notification(addr: SocketAddr) -> Value {
         let v: Value = serde_json::from_slice(&payload).expect("json");
         if v.get("method").is_some() {
             return v;
+        }
+    }
+}
+
+/// Resident memory of a process, from /proc (Linux), in bytes.
+fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// A wasm contract whose `spin` entry loops until it runs out of gas.
+fn spinner() -> Vec<u8> {
+    wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "spin") (loop (br 0))))"#).expect("wat")
+}
+
+/// One byzantine leader (every kind of invalid proposal in turn: over the gas limit, huge gas
+/// at price 0, a wrong header, duplicates, a replay, a future time, bad evidence, oversized)
+/// and an RPC flood (queries that burn their whole gas budget, transaction batches) against
+/// one honest validator, at the same time: honest validators refuse every invalid block, none
+/// exits, finality continues, and every validator agrees on every state root. Validators
+/// start small (resident memory well under the 4.4 GB the old p2p quotas took).
+#[test]
+fn a_byzantine_leader_and_an_rpc_flood_do_not_stall_the_chain() {
+    let _serial = serial();
+    let mut net = Net::with_args("byzantine", 4, 21400, &[(3, "--byzantine=all")]);
+    for i in 0..4 {
+        net.wait_height(i, 1, 60);
+    }
+    for (i, p) in net.procs.iter().enumerate() {
+        let bytes = rss(p.as_ref().expect("running").id()).expect("VmRSS");
+        assert!(bytes < 1 << 30, "validator {i} holds {} MiB at start", bytes >> 20);
+    }
+
+    // A contract that burns whatever gas a query gives it.
+    let deploy = net.load.sign(7, Payload::Deploy { code: spinner(), args: Vec::new() }).encode();
+    let hash = net.client(0).call("aivm_sendTransaction", json!([to_hex(&deploy)])).expect("deploy accepted");
+    let r = wait_receipt(&mut net.client(0), hash.as_str().expect("hash"), 60);
+    let spin = r["contract_address"].as_str().expect("deployed").to_string();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rpc = net.rpcs[0];
+    let mut flood = Vec::new();
+    let (busy, answered) = (std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)), std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)));
+    for _ in 0..12 {
+        let (stop, spin, busy, answered) = (stop.clone(), spin.clone(), busy.clone(), answered.clone());
+        flood.push(std::thread::spawn(move || {
+            let mut c = RpcClient::new(rpc);
+            c.timeout = Duration::from_secs(10);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match c.call("aivm_query", json!([spin, "spin", "", u64::MAX])) {
+                    Ok(v) => {
+                        assert_eq!(v["status"], "error", "{v}");
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(ClientError::Rpc { code: -32005, .. }) => {
+                        busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(_) => {}
+                }
+            }
+        }));
+    }
+    for t in 0..2 {
+        let stop = stop.clone();
+        flood.push(std::thread::spawn(move || {
+            let mut c = RpcClient::new(rpc);
+            c.timeout = Duration::from_secs(10);
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let junk = (0..500).map(|k| json!([to_hex(&[(t * 7 + i + k) as u8; 120])])).collect();
+                let _ = c.batch("aivm_sendTransaction", junk);
+                i += 1;
+            }
+        }));
+    }
+
+    // Real load on every validator, the byzantine one included (its proposals then carry
+    // transactions to duplicate and replay).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let log3 = net.homes[3].join("node.log");
+    let kinds = ["OverGas", "HugeGas", "BadHeader", "Duplicates", "Replay", "FutureTime", "BadEvidence", "Oversized"];
+    let mut sent = 0;
+    loop {
+        for v in 0..4 {
+            let from = sent % 6;
+            let tx = net.transfer(from, (from + 1) % 6, 1);
+            let _ = net.client(v).call("aivm_sendTransaction", json!([to_hex(&tx)]));
+            sent += 1;
+        }
+        let log = std::fs::read_to_string(&log3).unwrap_or_default();
+        if kinds.iter().all(|k| log.contains(&format!("byzantine proposal: {k}"))) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the byzantine leader did not try every kind in time; log tail:\n{}", tail(&log));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let h = (0..3).filter_map(|i| net.height(i)).max().expect("height");
+    for i in 0..4 {
+        net.wait_height(i, h + 3, 60);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in flood {
+        t.join().expect("flood thread");
+    }
+    assert!(busy.load(std::sync::atomic::Ordering::Relaxed) > 0, "queries over the concurrency limit are refused");
+    assert!(answered.load(std::sync::atomic::Ordering::Relaxed) > 0, "queries within it are answered");
+
+    // Every validator still runs and agrees at every height.
+    for (i, p) in net.procs.iter_mut().enumerate() {
+        assert!(p.as_mut().expect("spawned").try_wait().expect("status").is_none(), "validator {i} exited");
+    }
+    let refusals: usize = (0..3).map(|i| std::fs::read_to_string(net.homes[i].join("node.log")).unwrap_or_default().matches("refused a proposal").count()).sum();
+    assert!(refusals > 0, "honest validators refused the invalid proposals");
+    let common = (0..4).filter_map(|i| net.height(i)).min().expect("heights");
+    for h in 0..=common {
+        let root = net.state_root(0, h);
+        for i in 1..4 {
+            assert_eq!(net.state_root(i, h), root, "validator {i} differs at height {h}");
         }
     }
 }

@@ -43,3 +43,84 @@ impl Admission {
         self.max_fee.checked_add(self.value)
     }
 }
+
+/// Consensus limits on what a block may hold (genesis parameters, `spec/consensus.md`). They
+/// are checked on the transactions alone, before anything executes: by the mempool when a
+/// transaction arrives (one that could never fit a block is refused, not kept forever) and by
+/// every validator on a proposal (a block over them is invalid, however cheap it would run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockLimits {
+    /// Most gas the transactions of one block may reserve: Σ gas_limit, not gas used, because
+    /// the bound must hold before execution.
+    pub max_block_gas: u64,
+    /// Most gas one transaction may reserve.
+    pub max_tx_gas: u64,
+    /// Least gas price: computation and state growth are never free.
+    pub min_gas_price: u64,
+}
+
+/// Why a transaction or block breaks [`BlockLimits`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    #[error("gas price {price} is below the chain's minimum {min}")]
+    PriceTooLow { price: u64, min: u64 },
+    #[error("gas limit {limit} is above the per-transaction limit {max}")]
+    TxGasTooHigh { limit: u64, max: u64 },
+    #[error("transactions reserve more than the block gas limit {max}")]
+    BlockGasTooHigh { max: u64 },
+    #[error("transaction {0} appears twice")]
+    Duplicate(String),
+}
+
+impl BlockLimits {
+    /// One transaction's admission under the limits.
+    pub fn check_tx(&self, tx: &crate::tx::Transaction) -> Result<(), LimitError> {
+        if tx.gas_price < self.min_gas_price {
+            return Err(LimitError::PriceTooLow { price: tx.gas_price, min: self.min_gas_price });
+        }
+        if tx.gas_limit > self.max_tx_gas {
+            return Err(LimitError::TxGasTooHigh { limit: tx.gas_limit, max: self.max_tx_gas });
+        }
+        Ok(())
+    }
+
+    /// A block's transactions under the limits: each admissible, no hash twice, Σ gas_limit
+    /// within the block limit (checked arithmetic). Returns Σ gas_limit.
+    pub fn check_block(&self, txs: &[VerifiedTx]) -> Result<u64, LimitError> {
+        let mut seen = std::collections::HashSet::with_capacity(txs.len());
+        let mut total: u64 = 0;
+        for v in txs {
+            self.check_tx(v.tx())?;
+            if !seen.insert(v.hash) {
+                return Err(LimitError::Duplicate(v.hash.iter().map(|b| format!("{b:02x}")).collect()));
+            }
+            total = total.checked_add(v.tx().gas_limit).filter(|t| *t <= self.max_block_gas).ok_or(LimitError::BlockGasTooHigh { max: self.max_block_gas })?;
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tx::{Payload, Transaction};
+    use ed25519_dalek::SigningKey;
+
+    fn vtx(nonce: u64, gas_limit: u64, gas_price: u64) -> VerifiedTx {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let tx = Transaction { chain_id: 1, sender: key.verifying_key().to_bytes(), nonce, gas_limit, gas_price, payload: Payload::Transfer { to: [1; 32], amount: 1 } };
+        tx.sign(&key).verify(1).expect("valid")
+    }
+
+    #[test]
+    fn limits_are_checked_before_execution() {
+        let l = BlockLimits { max_block_gas: 100, max_tx_gas: 60, min_gas_price: 2 };
+        assert_eq!(l.check_tx(vtx(0, 10, 1).tx()), Err(LimitError::PriceTooLow { price: 1, min: 2 }));
+        assert_eq!(l.check_tx(vtx(0, 61, 2).tx()), Err(LimitError::TxGasTooHigh { limit: 61, max: 60 }));
+        assert_eq!(l.check_block(&[vtx(0, 60, 2), vtx(1, 40, 2)]), Ok(100));
+        assert_eq!(l.check_block(&[vtx(0, 60, 2), vtx(1, 41, 2)]), Err(LimitError::BlockGasTooHigh { max: 100 }));
+        assert!(matches!(l.check_block(&[vtx(0, 10, 2), vtx(0, 10, 2)]), Err(LimitError::Duplicate(_))));
+        let huge = BlockLimits { max_block_gas: u64::MAX, max_tx_gas: u64::MAX, min_gas_price: 0 };
+        assert_eq!(huge.check_block(&[vtx(0, u64::MAX, 0), vtx(1, 1, 0)]), Err(LimitError::BlockGasTooHigh { max: u64::MAX }), "no overflow");
+    }
+}

@@ -114,6 +114,10 @@ pub enum ChainError {
     NoGenesis,
     #[error("the chain already has a genesis block")]
     HasGenesis,
+    /// This machine could not execute the block (a device, the instance pool): nothing about
+    /// the block is decided; the caller retries or abstains.
+    #[error("this node could not execute the block: {0}")]
+    MachineFault(String),
     #[error("block {height} does not extend the committed head: {why}")]
     NotOnHead { height: u64, why: String },
 }
@@ -245,11 +249,7 @@ impl Chain {
     /// [`Chain::execute_on`], then `system` writes (the node's own rules, such as slashing)
     /// applied after the transactions and fees, before the state root.
     pub fn execute_with(&self, parent: &Parent, txs: Vec<SignedTransaction>, time_ms: u64, system: Writes) -> Result<SpeculativeBlock, ChainError> {
-        let head = self.head().ok_or(ChainError::NoGenesis)?;
-        let height = parent.height.checked_add(1).ok_or_else(|| ChainError::Corrupt("height overflow".into()))?;
-        if head.height.checked_add(parent.layers.len() as u64) != Some(parent.height) {
-            return Err(ChainError::NotOnHead { height, why: format!("head is {}, parent {} with {} pending layers", head.height, parent.height, parent.layers.len()) });
-        }
+        let height = self.check_parent(parent)?;
         let checked = verify_batch(txs.clone(), self.config.chain_id, self.exec.threads);
         let mut receipts: Vec<Option<Receipt>> = Vec::with_capacity(txs.len());
         let mut valid: Vec<VerifiedTx> = Vec::with_capacity(txs.len());
@@ -262,6 +262,40 @@ impl Chain {
                 Err(e) => receipts.push(Some(Receipt::rejected(*blake3::hash(&tx.encode()).as_bytes(), e.to_string()))),
             }
         }
+        self.execute_checked(parent, height, txs, receipts, valid, time_ms, system)
+    }
+
+    /// [`Chain::execute_with`] for transactions whose signatures and chain id the caller has
+    /// already checked (a validator checks a proposal's before executing any of it).
+    pub fn execute_verified(&self, parent: &Parent, txs: Vec<VerifiedTx>, time_ms: u64, system: Writes) -> Result<SpeculativeBlock, ChainError> {
+        let height = self.check_parent(parent)?;
+        let signed = txs.iter().map(|v| v.signed.clone()).collect();
+        let receipts = vec![None; txs.len()];
+        self.execute_checked(parent, height, signed, receipts, txs, time_ms, system)
+    }
+
+    /// The height of `parent`'s child, if `parent` sits on the committed head.
+    fn check_parent(&self, parent: &Parent) -> Result<u64, ChainError> {
+        let head = self.head().ok_or(ChainError::NoGenesis)?;
+        let height = parent.height.checked_add(1).ok_or_else(|| ChainError::Corrupt("height overflow".into()))?;
+        if head.height.checked_add(parent.layers.len() as u64) != Some(parent.height) {
+            return Err(ChainError::NotOnHead { height, why: format!("head is {}, parent {} with {} pending layers", head.height, parent.height, parent.layers.len()) });
+        }
+        Ok(height)
+    }
+
+    /// Run `valid` (the transactions of `txs` without a receipt yet in `receipts`, in order).
+    #[allow(clippy::too_many_arguments)]
+    fn execute_checked(
+        &self,
+        parent: &Parent,
+        height: u64,
+        txs: Vec<SignedTransaction>,
+        receipts: Vec<Option<Receipt>>,
+        valid: Vec<VerifiedTx>,
+        time_ms: u64,
+        system: Writes,
+    ) -> Result<SpeculativeBlock, ChainError> {
 
         let vm = self.vm.for_block(BlockEnv { height, time_ms });
         let reader = StoreReader::layered(&self.store, &parent.layers);
@@ -270,6 +304,9 @@ impl Chain {
         } else {
             (execute_sequential(&vm, &valid, &reader), ExecStats { executions: valid.len(), ..ExecStats::default() })
         };
+        if let Some(fault) = vm.fault() {
+            return Err(ChainError::MachineFault(fault.to_string()));
+        }
         let mut writes = out.writes;
 
         // Settle fees: one commutative credit after every transaction (see chain_vm.rs).
@@ -334,7 +371,16 @@ impl Chain {
     }
 
     fn write(&self, prepared: Prepared, record: &BlockRecord, label: Option<&[u8]>) -> Result<Head, ChainError> {
-        let hashes: Vec<[u8; 32]> = record.receipts.iter().map(|r| r.tx_hash).collect();
+        // The index points at the receipt that executed a transaction. A `Rejected` receipt
+        // (a replay, a duplicate) never replaces one; it is indexed only when the hash is new.
+        let mut seen = std::collections::HashSet::new();
+        let mut hashes: Vec<Option<[u8; 32]>> = Vec::with_capacity(record.receipts.len());
+        for r in &record.receipts {
+            let rejected = matches!(r.status, crate::receipt::TxStatus::Rejected { .. });
+            let keep = if rejected { !seen.contains(&r.tx_hash) && self.store.tx_location(&r.tx_hash)?.is_none() } else { true };
+            seen.insert(r.tx_hash);
+            hashes.push(keep.then_some(r.tx_hash));
+        }
         let head = self.store.commit_labelled(prepared, &record.encode(), &hashes, label)?;
         *self.head_hash.write().unwrap_or_else(|e| e.into_inner()) = record.header.hash();
         Ok(head)

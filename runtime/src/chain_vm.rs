@@ -13,8 +13,10 @@ use crate::state::{Account, Address, CodeHash, StateKey, StateValue};
 use crate::admission::Admission;
 use crate::tx::{Payload, VerifiedTx};
 use aivm::{CallContext, CallRequest, Contract, ReadBlocked, StateView, Vm, VmError};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use aivm::cache::ByteLru;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 /// The block a transaction runs in, as contracts see it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,7 +31,9 @@ pub struct ChainVm {
     /// Code is content-addressed and never changes, so a compiled contract found here is the
     /// right one for any state that names its hash. Holds the code length too, which the
     /// load price is charged on whether or not the cache hits.
-    contracts: RwLock<HashMap<CodeHash, (Arc<Contract>, usize)>>,
+    /// Bounded by bytes (least recently used evicted): code deployed by proposals that never
+    /// finalize must not stay forever.
+    contracts: Mutex<ByteLru<CodeHash, (Arc<Contract>, usize)>>,
 }
 
 /// A contract's address: BLAKE3 of a domain tag, the deployer and the deployer's nonce.
@@ -57,7 +61,8 @@ pub fn storage_entries(contract: Address, writes: aivm::WriteSet) -> impl Iterat
 
 impl ChainVm {
     pub fn new(vm: Vm) -> Self {
-        Self { vm, contracts: RwLock::new(HashMap::new()) }
+        let budget = vm.limits().compiled_cache_bytes;
+        Self { vm, contracts: Mutex::new(ByteLru::new(budget)) }
     }
 
     pub fn vm(&self) -> &Vm {
@@ -66,18 +71,16 @@ impl ChainVm {
 
     /// The executor for one block.
     pub fn for_block(&self, env: BlockEnv) -> BlockVm<'_> {
-        BlockVm { chain: self, env }
+        BlockVm { chain: self, env, fault: OnceLock::new() }
     }
 
     fn cached(&self, hash: &CodeHash) -> Option<(Arc<Contract>, usize)> {
-        self.contracts.read().ok()?.get(hash).cloned()
+        self.contracts.lock().get(hash)
     }
 
     fn compile(&self, code: &[u8]) -> Result<Arc<Contract>, VmError> {
         let c = self.vm.deploy(code)?;
-        if let Ok(mut m) = self.contracts.write() {
-            m.insert(c.code_hash(), (c.clone(), code.len()));
-        }
+        self.contracts.lock().insert(c.code_hash(), (c.clone(), code.len()), c.memory_size());
         Ok(c)
     }
 
@@ -95,6 +98,22 @@ impl ChainVm {
         let (c, _) = self.load(view, contract).map_err(|_| VmError::Blocked)??;
         let mut cv = ContractView { contract, view, blocked: None };
         Ok(self.vm.call(&c, CallRequest { entry, input: args, gas_limit, ctx, view: &mut cv }))
+    }
+
+    /// Run the `instantiate` entry of the contract at `address` against `view`, as a deploy
+    /// does (`aivm call ... instantiate` installs a contract this way): writes returned, never
+    /// applied here.
+    pub fn instantiate(
+        &self,
+        view: &mut dyn StateRead<StateKey, StateValue>,
+        contract: Address,
+        args: Vec<u8>,
+        gas_limit: u64,
+        ctx: CallContext,
+    ) -> Result<aivm::CallOutcome, VmError> {
+        let (c, _) = self.load(view, contract).map_err(|_| VmError::Blocked)??;
+        let mut cv = ContractView { contract, view, blocked: None };
+        Ok(self.vm.instantiate(&c, CallRequest { entry: aivm::INSTANTIATE_ENTRY, input: args, gas_limit, ctx, view: &mut cv }))
     }
 
     /// The compiled contract at `address`, or why there is none.
@@ -121,6 +140,20 @@ impl ChainVm {
 pub struct BlockVm<'a> {
     chain: &'a ChainVm,
     env: BlockEnv,
+    /// The first machine fault met (see [`VmError::is_machine_fault`]): the block's execution
+    /// is then abandoned as a whole, so no receipt records it.
+    fault: OnceLock<String>,
+}
+
+impl BlockVm<'_> {
+    /// The machine fault that spoiled this execution, if any.
+    pub fn fault(&self) -> Option<&str> {
+        self.fault.get().map(String::as_str)
+    }
+
+    fn machine_fault(&self, e: &VmError) {
+        let _ = self.fault.set(e.to_string());
+    }
 }
 
 /// What the payload did, before the fee is settled.
@@ -191,7 +224,7 @@ impl TxVm for BlockVm<'_> {
         let budget = tx.gas_limit - intrinsic;
         let mut res = match &tx.payload {
             Payload::Transfer { to, amount } => self.transfer(view, sender, &tx.sender, to, *amount)?,
-            Payload::Deploy { code } => self.deploy(&tx.sender, tx.nonce, code, budget),
+            Payload::Deploy { code, args } => self.deploy(view, &tx.sender, tx.nonce, code, args, budget)?,
             Payload::Call { contract, entry, args } => self.call(view, &tx.sender, *contract, entry, args, budget)?,
         };
         // Every payload stays within its budget; the min only guards the arithmetic below.
@@ -247,21 +280,58 @@ impl BlockVm<'_> {
         Ok(res)
     }
 
-    fn deploy(&self, deployer: &Address, nonce: u64, code: &[u8], budget: u64) -> PayloadResult {
-        match self.chain.vm.schedule().deploy.cost(code.len() as u64) {
-            Some(g) if g <= budget => {
-                let contract = match self.chain.compile(code) {
-                    Ok(c) => c,
-                    Err(e) => return PayloadResult::failed(e.kind(), e.to_string(), g),
-                };
-                let address = contract_address(deployer, nonce);
-                let mut res = PayloadResult::ok(g);
-                res.writes.extend(contract_entries(address, contract.code_hash(), code));
-                res.contract_address = Some(address);
-                res
-            }
-            _ => PayloadResult::failed("out_of_gas", "deploy costs more than the remaining gas", budget),
+    /// Install `code` and run its `instantiate` entry with `args`, atomically: nobody can
+    /// initialise the contract before its deployer, and a failed instantiation installs
+    /// nothing. Anyone can send native tokens to a contract's address before it is deployed
+    /// (the address is predictable): the deploy keeps that balance. An address that already
+    /// holds code is never overwritten.
+    #[allow(clippy::too_many_arguments)]
+    fn deploy(
+        &self,
+        view: &mut dyn StateRead<StateKey, StateValue>,
+        deployer: &Address,
+        nonce: u64,
+        code: &[u8],
+        args: &[u8],
+        budget: u64,
+    ) -> Result<PayloadResult, ReadError> {
+        let Some(g) = self.chain.vm.schedule().deploy.cost(code.len() as u64).filter(|g| *g <= budget) else {
+            return Ok(PayloadResult::failed("out_of_gas", "deploy costs more than the remaining gas", budget));
+        };
+        let address = contract_address(deployer, nonce);
+        let existing = read_account(view, &address)?.unwrap_or_default();
+        if existing.code_hash.is_some() {
+            return Ok(PayloadResult::failed("deploy", "the contract address already holds code", g));
         }
+        let contract = match self.chain.compile(code) {
+            Ok(c) => c,
+            Err(e) => return Ok(PayloadResult::failed(e.kind(), e.to_string(), g)),
+        };
+        let ctx = CallContext { caller: *deployer, contract: address, block_height: self.env.height, block_time_ms: self.env.time_ms };
+        let mut cv = ContractView { contract: address, view, blocked: None };
+        let out = self.chain.vm.instantiate(&contract, CallRequest { entry: aivm::INSTANTIATE_ENTRY, input: args.to_vec(), gas_limit: budget - g, ctx, view: &mut cv });
+        if let Some(e) = cv.blocked {
+            return Err(e);
+        }
+        let gas = g + out.gas.used;
+        let output = match out.result {
+            Ok(o) => o,
+            Err(e) => {
+                if e.is_machine_fault() {
+                    self.machine_fault(&e);
+                }
+                return Ok(PayloadResult::failed(e.kind(), format!("instantiate: {e}"), gas));
+            }
+        };
+        let mut res = PayloadResult::ok(gas);
+        let [code_entry, _] = contract_entries(address, contract.code_hash(), code);
+        res.writes.insert(code_entry.0, code_entry.1);
+        res.writes.insert(StateKey::Account(address), StateValue::Account(Account { code_hash: Some(contract.code_hash()), ..existing }));
+        res.writes.extend(storage_entries(address, out.writes));
+        res.events = out.events.into_iter().map(|e| LogEvent { contract: address, topic: e.topic, data: e.data }).collect();
+        res.output = output;
+        res.contract_address = Some(address);
+        Ok(res)
     }
 
     fn call(
@@ -275,7 +345,12 @@ impl BlockVm<'_> {
     ) -> Result<PayloadResult, ReadError> {
         let (code, code_len) = match self.chain.load(view, contract)? {
             Ok(c) => c,
-            Err(e) => return Ok(PayloadResult::failed(e.kind(), e.to_string(), 0)),
+            Err(e) => {
+                if e.is_machine_fault() {
+                    self.machine_fault(&e);
+                }
+                return Ok(PayloadResult::failed(e.kind(), e.to_string(), 0));
+            }
         };
         // Loading is priced like reading the code from storage, cache hit or not.
         let load = self.chain.vm.schedule().storage_read.cost(code_len as u64).unwrap_or(u64::MAX);
@@ -289,6 +364,11 @@ impl BlockVm<'_> {
             return Err(e);
         }
         let gas = load + out.gas.used;
+        if let Err(e) = &out.result {
+            if e.is_machine_fault() {
+                self.machine_fault(e);
+            }
+        }
         Ok(match out.result {
             Err(e) => PayloadResult::failed(e.kind(), e.to_string(), gas),
             Ok(output) => {

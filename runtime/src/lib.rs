@@ -29,7 +29,7 @@ pub mod store;
 pub mod tx;
 pub mod workload;
 
-pub use admission::Admission;
+pub use admission::{Admission, BlockLimits, LimitError};
 pub use block::{BlockHeader, BlockRecord, Chain, ChainConfig, ChainError, ExecConfig, ExecutedBlock, Genesis, Parent, SpeculativeBlock};
 pub use chain_vm::{contract_address, contract_entries, storage_entries, BlockEnv, ChainVm};
 pub use receipt::{Receipt, TxStatus};

@@ -24,6 +24,10 @@ pub enum Payload {
     Deploy {
         #[serde(with = "serde_bytes")]
         code: Vec<u8>,
+        /// Arguments of the contract's `instantiate` entry, run in the same transaction (empty
+        /// when it has none).
+        #[serde(with = "serde_bytes")]
+        args: Vec<u8>,
     },
     /// Call a contract's entry point with CBOR arguments.
     Call {

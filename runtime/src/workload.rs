@@ -64,25 +64,26 @@ pub fn token_transfer_args(to: &Address, amount: u64) -> Vec<u8> {
     cbor(&TokenTransfer { to: hex(to), amount })
 }
 
-/// The token contract's `init` arguments.
+/// The token contract's `instantiate` arguments.
 #[derive(Serialize)]
 struct TokenInit {
     supply: u64,
 }
 
-/// Deploy the token contract (`wasm`) from account 0, mint `supply` to it, and give every
-/// other account `each` tokens: two committed blocks. Returns the token's address.
+/// Deploy the token contract (`wasm`) from account 0, minting `supply` to it in the deploy
+/// (its `instantiate` entry), then give every other account `each` tokens: two committed
+/// blocks. Returns the token's address.
 pub fn deploy_token(chain: &Chain, load: &mut P2p, wasm: Vec<u8>, supply: u64, each: u64) -> Result<Address, String> {
     let gas_limit = load.gas_limit;
     load.gas_limit = 2_000_000_000; // deploying is priced per byte of wasm
-    let deploy = load.sign(0, Payload::Deploy { code: wasm });
+    let deploy = load.sign(0, Payload::Deploy { code: wasm, args: cbor(&TokenInit { supply }) });
     load.gas_limit = gas_limit;
     let b = chain.execute(vec![deploy], 1).map_err(|e| e.to_string())?;
     let r = &b.record.receipts[0];
     let token = r.contract_address.ok_or_else(|| format!("deploying the token failed: {:?}", r.status))?.into_array();
     chain.commit(b).map_err(|e| e.to_string())?;
 
-    let mut txs = vec![load.sign(0, Payload::Call { contract: token, entry: "init".into(), args: cbor(&TokenInit { supply }) })];
+    let mut txs = Vec::new();
     for to in load.addresses().into_iter().skip(1) {
         txs.push(load.sign(0, Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&to, each) }));
     }

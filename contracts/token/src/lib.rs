@@ -69,9 +69,10 @@ fn move_tokens(from: Address, to: Address, amount: u64) -> Result<(), ContractEr
     Ok(())
 }
 
-/// Mint the whole supply to the caller. Only once.
+/// Mint the whole supply to the deployer: runs inside the deploy transaction (the VM refuses
+/// `instantiate` in any later call), so nobody can mint before the deployer.
 #[entry_point]
-pub fn init(args: Init) -> Result<u64, ContractError> {
+pub fn instantiate(args: Init) -> Result<u64, ContractError> {
     if storage::get::<u64>(SUPPLY).is_some() {
         return Err("already initialised".into());
     }

@@ -6,7 +6,7 @@ use super::codec::{hex, json_to_cbor, output_to_json, unhex};
 use aivm::{CallContext, GasSchedule, Limits, Vm};
 use aivm_runtime::overlay::Overlay;
 use aivm_runtime::{contract_entries, storage_entries, Chain, ChainConfig, ChainVm, Genesis, StateKey};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{bail, anyhow, Context, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,11 +91,20 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
     // The contract lives at its code hash; install it on first use.
     let address = contract.code_hash();
     let mut view = Overlay::new(chain.store());
-    if chain.store().get(&StateKey::Account(address))?.is_none() {
+    let installed = chain.store().get(&StateKey::Account(address))?.is_some();
+    if !installed {
         view.writes.extend(contract_entries(address, address, &wasm));
     }
     let ctx = CallContext { caller, contract: address, block_height: a.height, block_time_ms: a.time_ms };
-    let out = chain.vm().query(&mut view, address, &a.entry, json_to_cbor(&json_args), a.gas_limit, ctx)?;
+    // `instantiate` installs the contract in this state (once), as a deploy does on chain.
+    let out = if a.entry == aivm::INSTANTIATE_ENTRY {
+        if installed {
+            bail!("the contract is already installed in {}: `instantiate` runs once, when it is deployed", dir.display());
+        }
+        chain.vm().instantiate(&mut view, address, json_to_cbor(&json_args), a.gas_limit, ctx)?
+    } else {
+        chain.vm().query(&mut view, address, &a.entry, json_to_cbor(&json_args), a.gas_limit, ctx)?
+    };
     if let Some(e) = view.take_error() {
         return Err(e).context("reading state");
     }

@@ -33,6 +33,9 @@ pub struct RunArgs {
     /// TEST ONLY: make this validator double-vote so the network slashes it.
     #[arg(long, hide = true)]
     pub equivocate: bool,
+    /// TEST ONLY: propose invalid blocks of this kind (or `all`, in turn) when leading.
+    #[arg(long, hide = true, value_enum)]
+    pub byzantine: Option<aivm_node::consensus::byzantine::Mode>,
 }
 
 #[derive(Args)]
@@ -59,6 +62,12 @@ pub struct InitArgs {
     pub active: Option<u32>,
     #[arg(long, default_value_t = 1000)]
     pub epoch_length: u64,
+    /// Most gas one block's transactions may reserve (must fit the consensus timeouts).
+    #[arg(long, default_value_t = aivm_node::genesis::DEFAULT_MAX_BLOCK_GAS)]
+    pub max_block_gas: u64,
+    /// Least gas price a transaction may offer.
+    #[arg(long, default_value_t = aivm_node::genesis::DEFAULT_MIN_GAS_PRICE)]
+    pub min_gas_price: u64,
 }
 
 pub fn run(cmd: NodeCommand) -> ExitCode {
@@ -82,7 +91,7 @@ fn init(a: InitArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&entry)?);
         return Ok(());
     };
-    let params = TestnetParams { chain_id: a.chain_id, host: a.host, port: a.port, validators: n, stake: a.stake, balance: a.balance, active: a.active, epoch_length: a.epoch_length, accounts: Vec::new() };
+    let params = TestnetParams { chain_id: a.chain_id, host: a.host, port: a.port, validators: n, stake: a.stake, balance: a.balance, active: a.active, epoch_length: a.epoch_length, accounts: Vec::new(), max_block_gas: a.max_block_gas, min_gas_price: a.min_gas_price };
     let (homes, genesis) = testnet::create(&a.home, &params)?;
     println!("{}", serde_json::json!({"chain_id": a.chain_id, "validators": n, "homes": homes, "genesis_hash": to_hex(&genesis.hash())}));
     Ok(())
@@ -115,18 +124,28 @@ fn run_validator(a: RunArgs) -> Result<()> {
     if backend != aivm::backend::BackendKind::Cpu {
         bail!("backend {}: validators run the tensor opcodes on the CPU backend in this release", cfg.backend);
     }
-    let vm = Vm::new(Limits::default(), GasSchedule::default())?;
+    // Every executor thread and every RPC query slot has a pooled instance (calls wait for a
+    // slot rather than fail; see aivm's slots.rs).
+    let exec_threads = aivm_runtime::ExecConfig::default().threads;
+    let pool = (exec_threads + aivm_node::rpc::MAX_CONCURRENT_QUERIES + 2).max(Limits::default().pool_instances as usize);
+    let vm = Vm::new(Limits { pool_instances: pool as u32, ..Limits::default() }, GasSchedule::default())?;
     let chain = Chain::open(data.join("state"), ChainVm::new(vm), genesis.chain_config())
         .with_context(|| format!("opening the state under {}", data.display()))?;
     if chain.head().is_none() {
         chain.init_genesis(&genesis.state())?;
     }
-    let mempool = Mempool::new(MempoolConfig::new(genesis.chain_id), GasSchedule::default());
-    let executor = Arc::new(Executor::new(Arc::new(chain), mempool)?.with_evidence_check(consensus::evidence_check(&genesis)?));
+    let limits = genesis.block_limits();
+    let timing = Timing::default();
+    let fits = consensus::max_block_gas_for(&timing);
+    if limits.max_block_gas > fits {
+        bail!("genesis max_block_gas {} does not fit this node's consensus timeouts (at most {fits}); see spec/consensus.md", limits.max_block_gas);
+    }
+    let mempool = Mempool::new(MempoolConfig::new(genesis.chain_id, limits), GasSchedule::default());
+    let executor = Arc::new(Executor::new(Arc::new(chain), mempool, limits)?.with_evidence_check(consensus::evidence_check(&genesis)?));
     let (finalized, _) = tokio::sync::broadcast::channel(1024);
     let parse = |s: &str, what: &str| s.parse::<std::net::SocketAddr>().with_context(|| format!("{what} address {s}"));
     let endpoints = Endpoints { storage: data.join("consensus"), rpc: parse(&cfg.rpc, "rpc")?, metrics: parse(&cfg.metrics, "metrics")?, log_level: a.log };
-    let v = Validator { keys, p2p: parse(&cfg.p2p, "p2p")?, genesis, executor, finalized, timing: Timing::default(), equivocate: a.equivocate };
+    let v = Validator { keys, p2p: parse(&cfg.p2p, "p2p")?, genesis, executor, finalized, timing, equivocate: a.equivocate, byzantine: a.byzantine };
     consensus::start(endpoints, v)?;
     Ok(())
 }

@@ -16,17 +16,25 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Most unexecuted ancestors a proposal or verification executes first (see `catch_up`).
+pub const MAX_CATCH_UP: usize = 64;
+
 /// How long a leader with an empty mempool waits before proposing an empty block.
 pub const EMPTY_BLOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[derive(Clone)]
 pub struct App {
     pub executor: Arc<Executor>,
+    /// TEST ONLY: corrupt this node's proposals (see `byzantine.rs`).
+    pub byzantine: Option<Arc<super::byzantine::Byzantine>>,
 }
 
 impl App {
     /// Execute the ancestors in `ancestry` (newest first) that this node has not executed,
     /// oldest first. False if the chain leaves the committed head or an ancestor is invalid.
+    /// At most [`MAX_CATCH_UP`] blocks are held: a node further behind lets marshal deliver
+    /// the finalized blocks to the committer first (it abstains from these views meanwhile).
+    /// Blocks the committer finalizes meanwhile are skipped, not re-executed.
     async fn catch_up(&self, mut ancestry: impl Ancestry<ChainBlock>) -> bool {
         let committed = self.executor.head().0;
         let mut missing = Vec::new();
@@ -35,15 +43,15 @@ impl App {
             if self.executor.knows(&b.digest().0) {
                 break;
             }
-            if b.height().get() <= committed {
+            if b.height().get() <= committed || missing.len() >= MAX_CATCH_UP {
                 return false;
             }
             missing.push(b.inner().0.clone());
         }
         for block in missing.into_iter().rev() {
             let ex = Arc::clone(&self.executor);
-            let ok = tokio::task::spawn_blocking(move || ex.verify(&block, now_ms())).await;
-            if !matches!(ok, Ok(Ok(_))) {
+            let ok = tokio::task::spawn_blocking(move || ex.knows(&block.digest()) || ex.verify(&block, now_ms()).is_ok()).await;
+            if !matches!(ok, Ok(true)) {
                 return false;
             }
         }
@@ -64,14 +72,25 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
         // An idle network does not need a block every few milliseconds: wait a little for
         // transactions (well inside the leader timeout) before proposing an empty block.
         let idle_until = std::time::Instant::now() + EMPTY_BLOCK_WAIT;
-        while self.executor.mempool.lock().is_ok_and(|p| p.is_empty()) && std::time::Instant::now() < idle_until {
+        while self.executor.mempool.lock().is_empty() && std::time::Instant::now() < idle_until {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         let ex = Arc::clone(&self.executor);
         let parent = ctx.parent.1 .0;
-        match tokio::task::spawn_blocking(move || ex.propose(parent, now_ms())).await {
+        let byzantine = self.byzantine.as_ref().map(|b| (Arc::clone(b), b.next_mode()));
+        let extra: Vec<_> = match &byzantine {
+            Some((b, super::byzantine::Mode::Replay)) => b.replayed().into_iter().collect(),
+            _ => Vec::new(),
+        };
+        match tokio::task::spawn_blocking(move || ex.propose_with(parent, now_ms(), extra)).await {
             Ok(Ok(e)) => {
                 tracing::debug!(height = e.block.height(), txs = e.block.txs.len(), "proposed");
+                if let Some((b, mode)) = byzantine {
+                    let bad = b.corrupt(&e.block, mode);
+                    tracing::warn!(?mode, height = bad.height(), "byzantine proposal: {mode:?}");
+                    let digest = Digest(bad.digest());
+                    return Some(Digested::precomputed(ChainBlock(Arc::new(bad)), digest));
+                }
                 Some(Digested::precomputed(ChainBlock(Arc::clone(&e.block)), Digest(e.digest)))
             }
             Ok(Err(e)) => {
@@ -110,11 +129,12 @@ pub struct Finalizer {
 impl Finalizer {
     /// Start the committer thread. A finalized block that cannot be applied means this node's
     /// state is not the network's: it stops the process (exit code 3) rather than vote on.
-    pub fn start(executor: Arc<Executor>, finalized: broadcast::Sender<Finalized>) -> Self {
+    /// A committer that dies (a panic) stops the process too (exit code 4): a validator that
+    /// votes but never commits would only look alive.
+    pub fn start(executor: Arc<Executor>, finalized: broadcast::Sender<Finalized>) -> std::io::Result<Self> {
         let (queue, rx) = std::sync::mpsc::channel::<(Arc<crate::block::Block>, commonware_utils::acknowledgement::Exact)>();
-        std::thread::Builder::new()
-            .name("committer".into())
-            .spawn(move || {
+        std::thread::Builder::new().name("committer".into()).spawn(move || {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 for (block, ack) in rx {
                     match executor.finalize(&block) {
                         Ok(Some(f)) => {
@@ -122,18 +142,16 @@ impl Finalizer {
                             let _ = finalized.send(f);
                         }
                         Ok(None) => {}
-                        Err(e) => {
-                            tracing::error!(error = %e, "stopping: cannot commit a finalized block");
-                            eprintln!("aivm node: cannot commit a finalized block: {e}");
-                            std::process::exit(3);
-                        }
+                        Err(e) => crate::exit::stop(crate::exit::DIVERGED, &format!("cannot commit a finalized block: {e}")),
                     }
                     ack.acknowledge();
                 }
-            })
-            .map(|_| ())
-            .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the committer thread"));
-        Finalizer { queue }
+            }));
+            if run.is_err() {
+                crate::exit::stop(crate::exit::COMMITTER_DIED, "the committer thread panicked");
+            }
+        })?;
+        Ok(Finalizer { queue })
     }
 }
 
@@ -142,7 +160,9 @@ impl Reporter for Finalizer {
 
     fn report(&mut self, activity: Self::Activity) -> commonware_actor::Feedback {
         if let Update::Block(block, ack) = activity {
-            let _ = self.queue.send((Arc::clone(&block.inner().0), ack));
+            if self.queue.send((Arc::clone(&block.inner().0), ack)).is_err() {
+                crate::exit::stop(crate::exit::COMMITTER_DIED, "the committer thread is gone");
+            }
         }
         commonware_actor::Feedback::Ok
     }

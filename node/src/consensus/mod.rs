@@ -15,6 +15,7 @@
 
 mod app;
 mod block;
+pub mod byzantine;
 mod faults;
 
 pub use app::now_ms;
@@ -65,6 +66,22 @@ const CH_VOTES: u64 = 3;
 const CH_CERTS: u64 = 4;
 const CH_RESOLVER: u64 = 5;
 
+/// Messages per second one peer may send on each channel.
+struct Quotas {
+    backfill: std::num::NonZeroU32,
+    broadcast: std::num::NonZeroU32,
+    votes: std::num::NonZeroU32,
+    certs: std::num::NonZeroU32,
+    resolver: std::num::NonZeroU32,
+}
+
+/// A view sends each peer about three votes (notarize, finalize or nullify) and three
+/// certificates, and the leader one block; views run at most ~20/s on a LAN (an empty-block
+/// leader waits 200 ms; a loaded one executes first). Votes and certificates get ~4× that
+/// rate; blocks one per view with headroom; backfill and certificate fetches serve a peer
+/// catching up, a batch of requests at a time.
+const QUOTAS: Quotas = Quotas { backfill: NZU32!(256), broadcast: NZU32!(64), votes: NZU32!(256), certs: NZU32!(256), resolver: NZU32!(256) };
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConsensusError {
     #[error("key: {0}")]
@@ -85,6 +102,23 @@ pub struct Timing {
     pub retry: Duration,
 }
 
+/// Gas per second of execution: the gas unit is priced at 0.1 ns (`spec/gas.md`).
+pub const GAS_PER_SECOND: u64 = 10_000_000_000;
+/// Headroom between a full block's nominal execution time and the time it may take: metering
+/// may be off by up to 3× on adversarial code (the bound `gas-bench --adversarial` targets), and
+/// a validator shares its cores with RPC and p2p work (~1.33×).
+pub const BLOCK_GAS_HEADROOM: u64 = 4;
+
+/// The largest block gas limit that keeps a full block's execution inside `timing`. The leader
+/// executes its proposal before the leader timeout; the proposal is then executed again by the
+/// verifiers, so both executions must fit the certification timeout (half of it each). A block
+/// that cannot be executed in time would fail every view its holder leads, never charged.
+pub fn max_block_gas_for(timing: &Timing) -> u64 {
+    let budget = timing.leader.min(timing.certification / 2);
+    let gas = budget.as_nanos().saturating_mul(GAS_PER_SECOND as u128) / 1_000_000_000 / BLOCK_GAS_HEADROOM as u128;
+    u64::try_from(gas).unwrap_or(u64::MAX)
+}
+
 impl Default for Timing {
     fn default() -> Self {
         Timing { leader: Duration::from_millis(1000), certification: Duration::from_millis(2000), retry: Duration::from_millis(5000) }
@@ -101,6 +135,8 @@ pub struct Validator {
     pub timing: Timing,
     /// TEST ONLY: double-vote in every view (see `faults::Equivocator`).
     pub equivocate: bool,
+    /// TEST ONLY: propose invalid blocks (see `byzantine.rs`).
+    pub byzantine: Option<byzantine::Mode>,
 }
 
 /// The evidence checker for a chain's genesis active set (give it to the executor).
@@ -144,6 +180,9 @@ pub struct Endpoints {
 pub fn start(endpoints: Endpoints, v: Validator) -> Result<(), ConsensusError> {
     use commonware_runtime::Runner as _;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    // JSON-RPC runs on a runtime of its own (see `rpc::serve`), started before consensus.
+    let rpc_ctx = crate::rpc::RpcContext::new(Arc::clone(&v.executor), v.finalized.clone(), v.genesis.chain_id);
+    let _rpc = crate::rpc::serve(endpoints.rpc, rpc_ctx).map_err(ConsensusError::Storage)?;
     let cfg = commonware_runtime::tokio::Config::new().with_storage_directory(endpoints.storage.clone()).with_worker_threads(threads).with_tcp_nodelay(Some(true));
     commonware_runtime::tokio::Runner::new(cfg).start(|context| async move {
         commonware_runtime::tokio::telemetry::init(
@@ -153,8 +192,6 @@ pub fn start(endpoints: Endpoints, v: Validator) -> Result<(), ConsensusError> {
             None,
         );
         register_metrics(&context, v.finalized.subscribe(), Arc::clone(&v.executor));
-        let rpc_ctx = crate::rpc::RpcContext { executor: Arc::clone(&v.executor), finalized: v.finalized.clone(), chain_id: v.genesis.chain_id };
-        let _rpc = crate::rpc::serve(endpoints.rpc, rpc_ctx).await.map_err(ConsensusError::Storage)?;
         tracing::info!(rpc = %endpoints.rpc, metrics = %endpoints.metrics, "serving");
         run(context, v).await
     })
@@ -176,7 +213,7 @@ fn register_metrics(context: &commonware_runtime::tokio::Context, mut finalized:
                     height.set(f.height as i64);
                     txs.inc_by(f.txs as u64);
                     gas.inc_by(f.gas_used);
-                    pool.set(executor.mempool.lock().map_or(0, |p| p.len()) as i64);
+                    pool.set(executor.mempool.lock().len() as i64);
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -208,12 +245,15 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     p2p_cfg.peer_connection_cooldown = Duration::from_millis(200);
     let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p_cfg);
     oracle.track(0, addresses);
-    let quota = Quota::per_second(NZU32!(100_000));
-    let backfill = network.register(CH_BACKFILL, quota);
-    let broadcast_net = network.register(CH_BROADCAST, quota);
-    let votes = network.register(CH_VOTES, quota);
-    let certs = network.register(CH_CERTS, quota);
-    let resolver_net = network.register(CH_RESOLVER, quota);
+    // Per-peer quotas from the protocol's real rates. commonware allocates each channel's
+    // inbound queue up front as (retained peers × burst), and the burst of a per-second quota
+    // is the quota itself: 100 000/s cost ~4.4 GB per validator at start and grew with the
+    // validator count. See `QUOTAS`.
+    let backfill = network.register(CH_BACKFILL, Quota::per_second(QUOTAS.backfill));
+    let broadcast_net = network.register(CH_BROADCAST, Quota::per_second(QUOTAS.broadcast));
+    let votes = network.register(CH_VOTES, Quota::per_second(QUOTAS.votes));
+    let certs = network.register(CH_CERTS, Quota::per_second(QUOTAS.certs));
+    let resolver_net = network.register(CH_RESOLVER, Quota::per_second(QUOTAS.resolver));
     network.start();
 
     // Marshal: finalized block archives, dissemination, backfill.
@@ -261,11 +301,15 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     let finalizations = archive(&context, "finalizations", &page_cache, Scheme::certificate_codec_config_unbounded()).await?;
     let blocks = archive(&context, "blocks", &page_cache, ()).await?;
     let (actor, mailbox, _floor) = marshal::core::Actor::init(context.child("marshal"), finalizations, blocks, cfg).await;
-    let finalizer = app::Finalizer::start(Arc::clone(&v.executor), v.finalized.clone());
+    let finalizer = app::Finalizer::start(Arc::clone(&v.executor), v.finalized.clone()).map_err(|e| ConsensusError::Storage(format!("starting the committer: {e}")))?;
     actor.start(finalizer, buffer, resolver);
 
     // Consensus.
-    let application = app::App { executor: Arc::clone(&v.executor) };
+    let byzantine = v.byzantine.map(|mode| {
+        tracing::warn!(?mode, "TEST MODE: this validator proposes invalid blocks");
+        byzantine::Byzantine::new(mode, v.keys.identity.clone(), v.genesis.chain_id, *v.executor.limits())
+    });
+    let application = app::App { executor: Arc::clone(&v.executor), byzantine };
     let wrapper = Inline::new(context.child("application"), application, mailbox, epocher);
     let genesis_digest = genesis_chain_block.digest_of();
     let engine = simplex::Engine::new(
@@ -306,7 +350,21 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     };
     tracing::info!(me = %me, validators = committee.len(), "consensus started");
     let _ = handle.await;
-    Ok(())
+    // The engine runs until the process stops; returning means it failed.
+    crate::exit::stop(crate::exit::ENGINE_STOPPED, "the consensus engine stopped")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_block_gas_fits_the_default_timeouts() {
+        let t = Timing::default();
+        assert_eq!(max_block_gas_for(&t), crate::genesis::DEFAULT_MAX_BLOCK_GAS);
+        let slow = Timing { leader: Duration::from_secs(4), certification: Duration::from_secs(2), ..t };
+        assert_eq!(max_block_gas_for(&slow), crate::genesis::DEFAULT_MAX_BLOCK_GAS, "the certification half bounds it");
+    }
 }
 
 async fn archive<C: Clone + Send + Sync + 'static, T: commonware_codec::Read<Cfg = C> + commonware_codec::Encode + Send + Sync + 'static>(

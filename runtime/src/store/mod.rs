@@ -163,15 +163,11 @@ impl Store {
         Ok(Prepared { batch, head: Head { height, state_root } })
     }
 
-    /// Write a prepared block with its record, the index of its transactions (by hash) and
-    /// the new head: one synced `WriteBatch`.
-    pub fn commit(&self, prepared: Prepared, record: &[u8], tx_hashes: &[[u8; 32]]) -> Result<Head, StoreError> {
-        self.commit_labelled(prepared, record, tx_hashes, None)
-    }
-
-    /// [`Store::commit`], also recording `label` for the new head (a node keeps its consensus
-    /// block digest there, so that it survives a crash exactly when the block does).
-    pub fn commit_labelled(&self, prepared: Prepared, record: &[u8], tx_hashes: &[[u8; 32]], label: Option<&[u8]>) -> Result<Head, StoreError> {
+    /// Write a prepared block with its record, the index of its transactions (`tx_hashes[i]`
+    /// for the receipt at `i`; `None` leaves the index as it is) and the new head, in one synced
+    /// `WriteBatch`, also recording `label` for the new head (a node keeps its consensus block
+    /// digest there, so that it survives a crash exactly when the block does).
+    pub fn commit_labelled(&self, prepared: Prepared, record: &[u8], tx_hashes: &[Option<[u8; 32]>], label: Option<&[u8]>) -> Result<Head, StoreError> {
         let Prepared { mut batch, head } = prepared;
         let expected = self.head().map_or(0, |h| h.height + 1);
         if head.height != expected {
@@ -180,6 +176,7 @@ impl Store {
         batch.put_cf(cf(&self.db, CF_BLOCKS)?, head.height.to_be_bytes(), record);
         let txs = cf(&self.db, CF_TXS)?;
         for (i, h) in tx_hashes.iter().enumerate() {
+            let Some(h) = h else { continue };
             let index = u32::try_from(i).map_err(|_| StoreError::Corrupt("block holds over 2^32 transactions".into()))?;
             batch.put_cf(txs, h, [&head.height.to_be_bytes()[..], &index.to_be_bytes()].concat());
         }

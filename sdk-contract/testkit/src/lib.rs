@@ -7,7 +7,8 @@
 //! let mut chain = TestChain::new();
 //! let token = chain.deploy(&contract_wasm("token").unwrap()).unwrap();
 //! let alice = [1u8; 32];
-//! let minted: u64 = chain.call(&token, alice, "init", &serde_json::json!({"supply": 1000})).unwrap().value;
+//! // `instantiate` runs once, as the deploy transaction does on chain.
+//! let minted: u64 = chain.instantiate(&token, alice, &serde_json::json!({"supply": 1000})).unwrap().value;
 //! ```
 //!
 //! Each contract has its own in-memory state; a call's writes are applied only if it
@@ -49,6 +50,8 @@ pub struct Deployed {
 pub struct TestChain {
     vm: Arc<Vm>,
     states: HashMap<[u8; 32], MemState>,
+    /// Contracts whose `instantiate` has run.
+    instantiated: std::collections::HashSet<[u8; 32]>,
     pub block_height: u64,
     pub block_time_ms: u64,
 }
@@ -64,13 +67,13 @@ impl TestChain {
     pub fn new() -> Self {
         static VM: std::sync::OnceLock<Arc<Vm>> = std::sync::OnceLock::new();
         let vm = VM.get_or_init(|| Arc::new(Vm::new(Limits::default(), GasSchedule::default()).expect("the default VM config is valid")));
-        Self { vm: vm.clone(), states: HashMap::new(), block_height: 1, block_time_ms: 1_700_000_000_000 }
+        Self { vm: vm.clone(), states: HashMap::new(), instantiated: Default::default(), block_height: 1, block_time_ms: 1_700_000_000_000 }
     }
 
     /// A chain whose VM resolves MODEL_LOAD against `models` (its own VM, not the shared one).
     pub fn with_models(models: Arc<aivm::model::ModelRegistry>) -> Self {
         let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("the default VM config is valid").with_models(models);
-        Self { vm: Arc::new(vm), states: HashMap::new(), block_height: 1, block_time_ms: 1_700_000_000_000 }
+        Self { vm: Arc::new(vm), states: HashMap::new(), instantiated: Default::default(), block_height: 1, block_time_ms: 1_700_000_000_000 }
     }
 
     pub fn vm(&self) -> &Vm {
@@ -99,6 +102,24 @@ impl TestChain {
             state.apply(&out.writes);
         }
         out
+    }
+
+    /// Run the contract's `instantiate` entry with CBOR-encoded arguments, as its deploy
+    /// transaction does on chain: once per deployment (later calls naming it are refused by
+    /// the VM), writes applied only if it succeeds.
+    pub fn instantiate<A: Serialize, R: DeserializeOwned>(&mut self, c: &Deployed, deployer: [u8; 32], args: &A) -> Result<Called<R>, TestError> {
+        if !self.instantiated.insert(c.address) {
+            return Err(TestError::Vm(VmError::InstantiateOnly));
+        }
+        let state = self.states.entry(c.address).or_default();
+        let ctx = CallContext { caller: deployer, contract: c.address, block_height: self.block_height, block_time_ms: self.block_time_ms };
+        let req = CallRequest { entry: aivm::INSTANTIATE_ENTRY, input: encode(args), gas_limit: 10_000_000_000, ctx, view: &mut state.clone() };
+        let out = self.vm.instantiate(&c.contract, req);
+        if out.result.is_ok() {
+            state.apply(&out.writes);
+        }
+        let bytes = out.result?;
+        Ok(Called { value: decode(&bytes)?, gas: out.gas, events: out.events })
     }
 
     /// Call with CBOR-encoded arguments and decode the result, with 10^10 gas (1 s).

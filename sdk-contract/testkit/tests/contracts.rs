@@ -16,9 +16,13 @@ fn hex(b: &[u8]) -> String {
 fn token_transfer_allowance_and_revert() {
     let mut chain = TestChain::new();
     let t = chain.deploy(&contract_wasm("token").unwrap()).unwrap();
-    let r = chain.call::<_, u64>(&t, ALICE, "init", &json!({"supply": 1000})).unwrap();
+    // Before instantiation nobody can call `instantiate` as a plain call (front-running it).
+    let e = chain.call::<_, u64>(&t, BOB, "instantiate", &json!({"supply": 5})).unwrap_err();
+    assert!(matches!(e, aivm_testkit::TestError::Vm(VmError::InstantiateOnly)), "{e}");
+    let r = chain.instantiate::<_, u64>(&t, ALICE, &json!({"supply": 1000})).unwrap();
     assert_eq!(r.value, 1000);
-    assert!(chain.call::<_, u64>(&t, ALICE, "init", &json!({"supply": 5})).is_err(), "init twice");
+    assert!(chain.instantiate::<_, u64>(&t, ALICE, &json!({"supply": 5})).is_err(), "instantiate twice");
+    assert!(chain.call::<_, u64>(&t, ALICE, "instantiate", &json!({"supply": 5})).is_err(), "not as a call either");
 
     let r = chain.call::<_, ()>(&t, ALICE, "transfer", &json!({"to": hex(&BOB), "amount": 300})).unwrap();
     assert_eq!(r.events.len(), 1);
@@ -54,7 +58,7 @@ fn token_transfer_allowance_and_revert() {
 fn token_out_of_gas_discards_everything() {
     let mut chain = TestChain::new();
     let t = chain.deploy(&contract_wasm("token").unwrap()).unwrap();
-    chain.call::<_, u64>(&t, ALICE, "init", &json!({"supply": 10})).unwrap();
+    chain.instantiate::<_, u64>(&t, ALICE, &json!({"supply": 10})).unwrap();
     let before = chain.state(&t);
     let e = chain.call_with_gas::<_, ()>(&t, ALICE, "transfer", &json!({"to": hex(&BOB), "amount": 1}), 30_000).unwrap_err();
     assert!(matches!(e, aivm_testkit::TestError::Vm(VmError::OutOfGas)), "{e}");

@@ -1,0 +1,108 @@
+//! Blocks a hostile user or machine pressure could exploit: a replayed transaction must not
+//! hide the receipt that executed it, a deploy must not wipe a balance sent to its address
+//! beforehand, and results must not depend on how many instance slots or threads there are.
+
+use aivm::{GasSchedule, Limits, Vm};
+use aivm_runtime::workload::{deploy_token, Asset, P2p};
+use aivm_runtime::{contract_address, Chain, ChainConfig, ChainVm, ExecConfig, Payload, TxStatus};
+
+const CHAIN: u64 = 5;
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("aivm-hostile-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn open(dir: &std::path::Path, limits: Limits) -> Chain {
+    let vm = Vm::new(limits, GasSchedule::default()).expect("vm");
+    Chain::open(dir, ChainVm::new(vm), ChainConfig { chain_id: CHAIN, fee_collector: [0xfe; 32] }).expect("open chain")
+}
+
+#[test]
+fn a_replayed_transaction_keeps_its_executed_receipt_indexed() {
+    let dir = tempdir("replay");
+    let chain = open(&dir, Limits::default());
+    let mut load = P2p::new(CHAIN, 4, 1);
+    chain.init_genesis(&load.genesis(1 << 60)).expect("genesis");
+    let tx = load.block(1, Asset::Native).remove(0);
+    let hash = *blake3::hash(&tx.encode()).as_bytes();
+    let b = chain.execute(vec![tx.clone()], 1).expect("execute");
+    assert!(b.record.receipts[0].is_success());
+    chain.commit(b).expect("commit");
+    // The same bytes again, twice in one block: both rejected (nonce), neither indexed.
+    let b = chain.execute(vec![tx.clone(), tx], 2).expect("execute");
+    assert!(b.record.receipts.iter().all(|r| matches!(r.status, TxStatus::Rejected { .. })));
+    chain.commit(b).expect("commit");
+    assert_eq!(chain.store().tx_location(&hash).expect("index"), Some((1, 0)), "the executed receipt stays indexed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn deploy_keeps_a_balance_sent_to_the_contract_address() {
+    let dir = tempdir("deploy");
+    let chain = open(&dir, Limits::default());
+    let mut load = P2p::new(CHAIN, 2, 1);
+    chain.init_genesis(&load.genesis(1 << 60)).expect("genesis");
+    let deployer = load.addresses()[0];
+    // Account 1 pays the address account 0's deploy at nonce 0 will get.
+    let target = contract_address(&deployer, 0);
+    let pay = load.sign(1, Payload::Transfer { to: target, amount: 12_345 });
+    let b = chain.execute(vec![pay], 1).expect("execute");
+    chain.commit(b).expect("commit");
+    load.gas_limit = 1_000_000_000;
+    let wasm = aivm_testkit::contract_wasm("token").expect("token.wasm (run `make contracts`)");
+    let deploy = load.sign(0, Payload::Deploy { code: wasm, args: aivm_runtime::encoding::cbor(&std::collections::BTreeMap::from([("supply", 5u64)])) });
+    let b = chain.execute(vec![deploy], 2).expect("execute");
+    assert!(b.record.receipts[0].is_success(), "{:?}", b.record.receipts[0].status);
+    chain.commit(b).expect("commit");
+    let acc = chain.account(&target).expect("read").expect("contract account");
+    assert_eq!(acc.balance, 12_345, "the balance sent before the deploy is kept");
+    assert!(acc.code_hash.is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Token blocks executed with one pooled instance and four executor threads (calls wait for
+/// the slot) give the headers of the default configuration, and so does a run with queries
+/// holding slots while the block executes.
+#[test]
+fn results_do_not_depend_on_pool_pressure_or_threads() {
+    let wasm = aivm_testkit::contract_wasm("token").expect("token.wasm (run `make contracts`)");
+    let run = |tag: &str, limits: Limits, threads: usize, queries: bool| {
+        let dir = tempdir(tag);
+        let mut chain = open(&dir, limits);
+        chain.exec = ExecConfig { threads, parallel_min_txs: 1 };
+        let mut load = P2p::new(CHAIN, 40, 9);
+        load.gas_limit = 50_000_000;
+        chain.init_genesis(&load.genesis(1 << 80)).expect("genesis");
+        let token = deploy_token(&chain, &mut load, wasm.clone(), u64::MAX / 2, 1_000_000).expect("token");
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let headers = std::thread::scope(|s| {
+            if queries {
+                for _ in 0..3 {
+                    s.spawn(|| {
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            let mut view = aivm_runtime::overlay::Overlay::new(chain.store());
+                            let ctx = aivm::CallContext { caller: [0; 32], contract: token, block_height: 1, block_time_ms: 1 };
+                            let _ = chain.vm().query(&mut view, token, "total_supply", vec![0xf6], 1_000_000, ctx);
+                        }
+                    });
+                }
+            }
+            let mut headers = Vec::new();
+            for h in 0..3 {
+                let txs = load.block(120, Asset::Token(token));
+                let b = chain.execute(txs, 10 + h).expect("execute");
+                headers.push(b.record.header.clone());
+                chain.commit(b).expect("commit");
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            headers
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        headers
+    };
+    let reference = run("ref", Limits::default(), 1, false);
+    let starved = run("starved", Limits { pool_instances: 1, ..Limits::default() }, 4, true);
+    assert_eq!(reference, starved);
+}
