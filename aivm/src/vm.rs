@@ -212,7 +212,18 @@ impl Vm {
             Ok(store.data_mut().output.take().unwrap_or_default())
         })();
         let remaining = store.get_fuel().unwrap_or(0);
-        let used = req.gas_limit.saturating_sub(remaining);
+        // A wasm trap consumes the whole gas limit. Cranelift keeps the fuel counter in a
+        // register and writes it back only at calls and function exits, so after a trap raised
+        // by a faulting instruction (division by zero, an out-of-bounds access, a bad float
+        // conversion) the store's figure misses everything the trapping function burnt — a
+        // loop of nearly the whole limit then a division by zero reported 0 gas. What the
+        // store sees also depends on code generation, which must never decide a consensus
+        // result. Reverts, aborts and host errors leave through a host call, which writes the
+        // counter back: they keep their exact figure.
+        let used = match &result {
+            Err(VmError::Trap(_)) => req.gas_limit,
+            _ => req.gas_limit.saturating_sub(remaining),
+        };
         let gas = store.data().meter.report(req.gas_limit, used);
         let state = store.into_data();
         match result {

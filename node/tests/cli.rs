@@ -79,3 +79,19 @@ fn hostile_contracts_end_in_json_errors_not_signals() {
     assert_eq!(code, 2, "{j}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Through `aivm call`: a loop then a trap reports the whole gas limit, for every trap kind.
+#[test]
+fn a_trap_after_a_loop_reports_the_whole_gas_limit() {
+    let dir = std::env::temp_dir().join(format!("aivm-cli-traps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, body) in aivm_testkit::hostile::TRAPS {
+        let path = dir.join(format!("{name}.wat"));
+        std::fs::write(&path, aivm_testkit::hostile::loop_then_wat(200_000, body)).unwrap();
+        let (code, j) = aivm_call(&[path.to_str().unwrap(), "run", "--gas-limit", "5000000"]);
+        assert_eq!((code, j["status"].as_str()), (1, Some("error")), "{name}: {j}");
+        assert_eq!(j["error"]["kind"], "trap", "{name}: {j}");
+        assert_eq!(j["gas_used"], 5_000_000, "{name}: {j}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -106,3 +106,29 @@ fn results_do_not_depend_on_pool_pressure_or_threads() {
     let starved = run("starved", Limits { pool_instances: 1, ..Limits::default() }, 4, true);
     assert_eq!(reference, starved);
 }
+
+/// A call that loops and then traps pays for its whole gas limit in its fee, for every trap
+/// kind (before the fix, most kinds reported 0 gas: the loop was free).
+#[test]
+fn a_trapping_call_pays_its_gas_limit_in_fees() {
+    use aivm_testkit::hostile::{loop_then, TRAPS};
+    let dir = tempdir("traps");
+    let chain = open(&dir, Limits::default());
+    let mut load = P2p::new(CHAIN, 2, 1);
+    chain.init_genesis(&load.genesis(1 << 60)).expect("genesis");
+    load.gas_limit = 100_000_000;
+    let deploys: Vec<_> = TRAPS.iter().map(|(_, body)| load.sign(0, Payload::Deploy { code: loop_then(200_000, body), args: Vec::new() })).collect();
+    let b = chain.execute(deploys, 1).expect("execute");
+    let contracts: Vec<_> = b.record.receipts.iter().map(|r| r.contract_address.expect("deployed").into_array()).collect();
+    chain.commit(b).expect("commit");
+    load.gas_limit = 5_000_000;
+    load.gas_price = 3;
+    let calls = contracts.iter().map(|c| load.sign(1, Payload::Call { contract: *c, entry: "run".into(), args: Vec::new() })).collect();
+    let b = chain.execute(calls, 2).expect("execute");
+    for ((name, _), r) in TRAPS.iter().zip(&b.record.receipts) {
+        assert!(matches!(&r.status, TxStatus::Failed { kind, .. } if kind == "trap"), "{name}: {:?}", r.status);
+        assert_eq!(r.gas_used, 5_000_000, "{name}");
+        assert_eq!(r.fee, 15_000_000, "{name}: gas_limit × price");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -14,6 +14,8 @@
 //! Each contract has its own in-memory state; a call's writes are applied only if it
 //! succeeds, exactly as on chain. Results carry the gas report by opcode.
 
+pub mod hostile;
+
 use aivm::{CallContext, CallRequest, Contract, Event, GasReport, GasSchedule, Limits, MemState, Vm, VmError};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
