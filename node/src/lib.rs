@@ -19,6 +19,7 @@ pub mod block;
 pub mod consensus;
 pub mod evidence;
 pub mod execution;
+pub mod fuzzing;
 pub mod exit;
 pub mod rpc;
 pub mod rpc_client;

@@ -1,0 +1,138 @@
+//! What the coverage-guided fuzz targets (`fuzz/`, cargo-fuzz, see FUZZING.md) exercise, one
+//! function per target. Each takes arbitrary bytes from outside and must return without a
+//! panic, in bounded time and memory. `make test` replays every target's corpus through these
+//! same functions on the stable toolchain (`node/tests/fuzz_corpus.rs`).
+
+use crate::block::Block;
+use aivm::{CallContext, CallRequest, GasSchedule, Limits, MemState, Vm};
+use aivm_runtime::{BlockRecord, SignedTransaction};
+
+/// A transaction from the network: decoding is canonical (what decodes re-encodes to the same
+/// bytes), and checking its signature never fails loudly.
+pub fn transaction(data: &[u8]) {
+    if let Ok(tx) = SignedTransaction::decode(data) {
+        assert_eq!(tx.encode(), data, "decoding is canonical");
+        let _ = tx.verify(1);
+    }
+}
+
+/// A block from a peer: decoding is bounded and canonical.
+pub fn block(data: &[u8]) {
+    if let Ok(b) = Block::decode(data) {
+        assert_eq!(b.encode(), data, "decoding is canonical");
+        assert!(b.encoded_len() <= crate::block::MAX_ENCODED);
+    }
+}
+
+/// A stored block record with its receipts (the node reads them back from disk).
+pub fn block_record(data: &[u8]) {
+    if let Ok(r) = BlockRecord::decode(data) {
+        let _ = BlockRecord::decode(&r.encode());
+    }
+}
+
+/// A GGUF model file.
+pub fn gguf(data: &[u8]) {
+    if let Ok(g) = aivm::model::gguf::Gguf::parse(data.to_vec()) {
+        let names: Vec<String> = g.tensors.keys().take(4).cloned().collect();
+        for n in names {
+            let _ = g.dequantize(&n);
+        }
+    }
+}
+
+/// A SKU artifact (the converted model a node loads).
+pub fn sku(data: &[u8]) {
+    let _ = aivm::model::sku::Sku::from_bytes(data);
+}
+
+/// A module a deployer sends: validation and compilation, then every entry point called twice
+/// with a small gas limit; the two runs must give the same result and gas (determinism).
+pub fn deploy(vm: &Vm, wasm: &[u8]) {
+    let Ok(c) = vm.deploy(wasm) else { return };
+    let entries: Vec<String> = c.entries().take(4).map(str::to_string).collect();
+    for entry in entries {
+        let run = || {
+            let out = vm.call(&c, CallRequest { entry: &entry, input: vec![1, 2, 3], gas_limit: 2_000_000, ctx: CallContext::default(), view: &mut MemState::default() });
+            (format!("{:?}", out.result), out.gas.used, out.writes, out.events.len())
+        };
+        assert_eq!(run(), run(), "entry {entry} is deterministic");
+    }
+}
+
+/// The VM the deploy target runs on: default limits and prices, few pooled instances.
+pub fn deploy_vm() -> Vm {
+    Vm::new(Limits { pool_instances: 4, ..Limits::default() }, GasSchedule::default()).unwrap_or_else(|e| panic!("default VM: {e}"))
+}
+
+/// wasm-smith's configuration for the deploy target: the proposals the VM enables, sizes
+/// around its limits, so most generated modules reach compilation.
+pub fn wasm_smith_config() -> wasm_smith::Config {
+    wasm_smith::Config {
+        simd_enabled: false,
+        relaxed_simd_enabled: false,
+        threads_enabled: false,
+        gc_enabled: false,
+        reference_types_enabled: false,
+        tail_call_enabled: false,
+        exceptions_enabled: false,
+        memory64_enabled: false,
+        multi_value_enabled: true,
+        bulk_memory_enabled: true,
+        max_imports: 0,
+        // The exports the VM requires: a memory named `memory` and `[] -> []` entry points.
+        exports: Some(wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "run")) (func (export "call")))"#).unwrap_or_default()),
+        max_memories: 0,
+        max_memory32_bytes: 16 << 20,
+        max_tables: 1,
+        max_table_elements: 16_384,
+        max_funcs: 64,
+        max_instructions: 2_000,
+        ..wasm_smith::Config::default()
+    }
+}
+
+/// Generate a module from fuzzer bytes and run [`deploy`] on it.
+pub fn deploy_from(vm: &Vm, data: &[u8]) {
+    let mut u = arbitrary::Unstructured::new(data);
+    if let Ok(m) = wasm_smith::Module::new(wasm_smith_config(), &mut u) {
+        deploy(vm, &m.to_bytes());
+    }
+}
+
+/// A JSON-RPC request body, answered by a node's RPC methods over a fresh chain.
+pub struct RpcTarget {
+    module: jsonrpsee::RpcModule<crate::rpc::RpcContext>,
+    runtime: tokio::runtime::Runtime,
+    _dir: std::path::PathBuf,
+}
+
+impl RpcTarget {
+    pub fn new() -> Self {
+        use aivm_runtime::{BlockLimits, Chain, ChainConfig, ChainVm, Genesis};
+        use std::sync::Arc;
+        let dir = std::env::temp_dir().join(format!("aivm-fuzz-rpc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let chain = Chain::open(&dir, ChainVm::new(deploy_vm()), ChainConfig { chain_id: 1, fee_collector: [0; 32] }).unwrap_or_else(|e| panic!("chain: {e}"));
+        chain.init_genesis(&Genesis { accounts: vec![([7; 32], 1 << 60)], ..Genesis::default() }).unwrap_or_else(|e| panic!("genesis: {e}"));
+        let limits = BlockLimits { max_block_gas: crate::genesis::DEFAULT_MAX_BLOCK_GAS, max_tx_gas: crate::genesis::DEFAULT_MAX_BLOCK_GAS, min_gas_price: 1 };
+        let mempool = crate::mempool::Mempool::new(crate::mempool::MempoolConfig::new(1, limits), GasSchedule::default());
+        let executor = Arc::new(crate::execution::Executor::new(Arc::new(chain), mempool, limits).unwrap_or_else(|e| panic!("executor: {e}")));
+        let (finalized, _) = tokio::sync::broadcast::channel(4);
+        let module = crate::rpc::module(crate::rpc::RpcContext::new(executor, finalized, 1)).unwrap_or_else(|e| panic!("rpc module: {e}"));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("runtime: {e}"));
+        RpcTarget { module, runtime, _dir: dir }
+    }
+
+    /// Answer one request body (a call or a batch).
+    pub fn request(&self, data: &[u8]) {
+        let body = String::from_utf8_lossy(data);
+        let _ = self.runtime.block_on(self.module.raw_json_request(&body, 1));
+    }
+}
+
+impl Default for RpcTarget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
