@@ -41,6 +41,8 @@ pub enum HostError {
     Argument(String),
     #[error("return data already set")]
     ReturnTwice,
+    #[error("{what}: a call may make at most {max_count} totalling {max_bytes} bytes")]
+    CallLimit { what: &'static str, max_count: usize, max_bytes: usize },
     /// The tensor backend failed (classified as [`VmError::Backend`], never a contract outcome).
     #[error(transparent)]
     Backend(#[from] crate::backend::BackendError),

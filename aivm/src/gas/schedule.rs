@@ -47,8 +47,13 @@ pub struct GasSchedule {
     pub storage_read: LinearGasCost,
     /// Storage write/remove: per call and per byte of key + value.
     pub storage_write: LinearGasCost,
-    /// Emitting an event, per byte of topic + data.
+    /// Emitting an event, per byte of topic + data. Event bytes are receipt bytes: every
+    /// validator keeps them in the block's record, so their per-byte price is
+    /// [`GasSchedule::receipt_per_byte`].
     pub event: LinearGasCost,
+    /// Per byte a call puts in its receipt (return data; event bytes through `event`). With the
+    /// block gas limit this bounds one block's receipts: 2.5·10⁹ / 40 = 62.5 MB (`spec/gas.md`).
+    pub receipt_per_byte: u64,
     pub sha256: LinearGasCost,
     pub blake3: LinearGasCost,
     /// ed25519 verification, per message byte on top of the base.
@@ -106,7 +111,8 @@ impl Default for GasSchedule {
             copy_per_byte: 1,
             storage_read: LinearGasCost::new(10_000, 10),
             storage_write: LinearGasCost::new(20_000, 20),
-            event: LinearGasCost::new(1_000, 10),
+            event: LinearGasCost::new(1_000, 40),
+            receipt_per_byte: 40,
             sha256: LinearGasCost::new(1_000, 5),
             blake3: LinearGasCost::new(1_000, 1),
             ed25519_verify: LinearGasCost::new(330_000, 5),
@@ -216,5 +222,6 @@ mod tests {
         assert_eq!((s.tx.base, s.tx.per_item, s.transfer), (340_000, 10, 10_000));
         assert_eq!(s.deploy.cost(100_000), Some(451_000_000));
         assert_eq!((s.model_infer.per_item, s.model_token, s.freivalds.per_item), (2, 500_000, 3));
+        assert_eq!((s.event.per_item, s.receipt_per_byte, s.storage_write.per_item), (40, 40, 20));
     }
 }

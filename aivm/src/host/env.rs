@@ -18,6 +18,23 @@ pub const MAX_MESSAGE: u32 = 4096;
 /// Longest event topic and event data.
 pub const MAX_TOPIC: u32 = 256;
 pub const MAX_EVENT_DATA: u32 = 64 << 10;
+/// Most events one call may emit, and most bytes (topics and data) in them. Gas alone let one
+/// call hold millions of empty events (12 GB in `aivm call`); a block's receipts live in one
+/// stored value.
+pub const MAX_EVENTS: usize = 1024;
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+/// Most storage writes (`storage_set` and `storage_remove` calls) one call may make, and most
+/// key and value bytes they carry together.
+pub const MAX_WRITES: usize = 16_384;
+pub const MAX_WRITE_BYTES: usize = 8 << 20;
+
+/// Refuse an output that would pass a per-call cap, before it is kept.
+fn within(what: &'static str, count: usize, max_count: usize, bytes: usize, max_bytes: usize) -> wasmtime::Result<()> {
+    if count > max_count || bytes > max_bytes {
+        return Err(host_err(HostError::CallLimit { what, max_count, max_bytes }));
+    }
+    Ok(())
+}
 
 fn message(caller: &mut Ctx<'_>, op: &'static str, ptr: i32, len: i32) -> wasmtime::Result<String> {
     let len = if len < 0 { 0 } else { len.min(MAX_MESSAGE as i32) };
@@ -42,6 +59,10 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         if c.data().output.is_some() {
             return Err(host_err(HostError::ReturnTwice));
         }
+        // Receipt bytes, priced before they are read (a bad length is refused by `read`).
+        let n = u64::try_from(len).unwrap_or(0).min(MAX_RETURN as u64);
+        let per = c.data().schedule.receipt_per_byte;
+        charge(&mut c, "return_data", per.checked_mul(n))?;
         let v = read(&mut c, "return_data", ptr, len, MAX_RETURN, "return data")?;
         c.data_mut().output = Some(v);
         Ok(())
@@ -86,16 +107,22 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         enter(&mut c, "storage_set")?;
         let key = read(&mut c, "storage_set", kptr, klen, MAX_KEY, "storage key")?;
         let value = read(&mut c, "storage_set", vptr, vlen, MAX_VALUE, "storage value")?;
+        let (n, bytes) = (c.data().write_count + 1, c.data().write_bytes + key.len() + value.len());
+        within("storage writes", n, MAX_WRITES, bytes, MAX_WRITE_BYTES)?;
         let price = c.data().schedule.storage_write;
         charge(&mut c, "storage_set", price.cost((key.len() + value.len()) as u64))?;
+        (c.data_mut().write_count, c.data_mut().write_bytes) = (n, bytes);
         c.data_mut().writes.insert(key, Some(value));
         Ok(())
     })?;
     l.func_wrap("aivm", "storage_remove", |mut c: Ctx<'_>, kptr: i32, klen: i32| -> wasmtime::Result<()> {
         enter(&mut c, "storage_remove")?;
         let key = read(&mut c, "storage_remove", kptr, klen, MAX_KEY, "storage key")?;
+        let (n, bytes) = (c.data().write_count + 1, c.data().write_bytes + key.len());
+        within("storage writes", n, MAX_WRITES, bytes, MAX_WRITE_BYTES)?;
         let price = c.data().schedule.storage_write;
         charge(&mut c, "storage_remove", price.cost(key.len() as u64))?;
+        (c.data_mut().write_count, c.data_mut().write_bytes) = (n, bytes);
         c.data_mut().writes.insert(key, None);
         Ok(())
     })?;
@@ -121,8 +148,11 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         enter(&mut c, "emit_event")?;
         let topic = read(&mut c, "emit_event", tptr, tlen, MAX_TOPIC, "event topic")?;
         let data = read(&mut c, "emit_event", dptr, dlen, MAX_EVENT_DATA, "event data")?;
+        let (n, bytes) = (c.data().events.len() + 1, c.data().event_bytes + topic.len() + data.len());
+        within("events", n, MAX_EVENTS, bytes, MAX_EVENT_BYTES)?;
         let price = c.data().schedule.event;
         charge(&mut c, "emit_event", price.cost((topic.len() + data.len()) as u64))?;
+        c.data_mut().event_bytes = bytes;
         c.data_mut().events.push(Event { topic, data });
         Ok(())
     })?;

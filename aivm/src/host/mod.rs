@@ -105,6 +105,11 @@ pub struct HostState {
     pub(crate) view: ViewPtr,
     pub(crate) writes: WriteSet,
     pub(crate) events: Vec<Event>,
+    /// Bytes of topics and data in `events`, and storage writes made with their bytes (the
+    /// per-call caps in `env.rs`).
+    pub(crate) event_bytes: usize,
+    pub(crate) write_count: usize,
+    pub(crate) write_bytes: usize,
     pub(crate) arena: Arena,
     pub(crate) meter: GasMeter,
     pub(crate) schedule: Arc<GasSchedule>,
@@ -135,6 +140,9 @@ impl HostState {
             view,
             writes: WriteSet::new(),
             events: Vec::new(),
+            event_bytes: 0,
+            write_count: 0,
+            write_bytes: 0,
             arena: Arena::new(arena_bytes),
             meter: GasMeter::default(),
             schedule,

@@ -44,17 +44,26 @@ fn cbor_to_json(v: Cbor) -> Json {
         Cbor::Array(a) => Json::Array(a.into_iter().map(cbor_to_json).collect()),
         Cbor::Map(m) => Json::Object(
             m.into_iter()
-                .map(|(k, v)| {
-                    let key = match cbor_to_json(k) {
-                        Json::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    (key, cbor_to_json(v))
-                })
+                .map(|(k, v)| (map_key(k), cbor_to_json(v)))
                 .collect(),
         ),
         Cbor::Tag(_, inner) => cbor_to_json(*inner),
         _ => Json::Null,
+    }
+}
+
+/// A JSON object key for a CBOR map key. Compound keys are shown as the hex of their CBOR, not
+/// as stringified JSON: stringifying nests escapes, doubling the text at every level, so a few
+/// hundred bytes of nested maps printed as gigabytes.
+fn map_key(k: Cbor) -> String {
+    match k {
+        Cbor::Text(s) => s,
+        Cbor::Array(_) | Cbor::Map(_) | Cbor::Tag(..) => {
+            let mut bytes = Vec::new();
+            let _ = ciborium::into_writer(&k, &mut bytes);
+            format!("cbor:{}", hex(&bytes))
+        }
+        scalar => cbor_to_json(scalar).to_string(),
     }
 }
 
@@ -70,5 +79,18 @@ mod tests {
         assert_eq!(unhex("0a0B"), Some(vec![10, 11]));
         assert_eq!(unhex("0g"), None);
         assert_eq!(unhex("abc"), None);
+    }
+
+    #[test]
+    fn nested_map_keys_print_linearly() {
+        // {{{...{1: 1}...}: 1}: 1}, 200 levels deep: a map whose key is the previous map.
+        let mut v = Cbor::Map(vec![(Cbor::Integer(1.into()), Cbor::Integer(1.into()))]);
+        for _ in 0..200 {
+            v = Cbor::Map(vec![(v, Cbor::Integer(1.into()))]);
+        }
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&v, &mut bytes).unwrap();
+        let printed = output_to_json(&bytes).to_string();
+        assert!(printed.len() < 4 * bytes.len() + 100, "{} bytes printed for {} bytes of CBOR", printed.len(), bytes.len());
     }
 }
