@@ -390,7 +390,7 @@ mod tests {
         let huge = Transaction { chain_id: CHAIN, sender: address(&a), nonce: 0, gas_limit: 5_000_001, gas_price: 2, payload: Payload::Transfer { to: [9; 32], amount: 1 } }.sign(&a).encode();
         assert_eq!(p.insert(&huge, &st), Err(MempoolError::Limit(LimitError::TxGasTooHigh { limit: 5_000_001, max: 5_000_000 })));
         p.insert(&tx(&a, 0, 2, 1), &st).unwrap();
-        assert!(p.is_empty() == false && p.len() == 1);
+        assert_eq!(p.len(), 1);
     }
 
     #[test]

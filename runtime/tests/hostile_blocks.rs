@@ -89,6 +89,14 @@ fn results_do_not_depend_on_pool_pressure_or_threads() {
                     });
                 }
             }
+            // Stops the query threads even if a block fails (a panic must end the test).
+            struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+            impl Drop for StopOnDrop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            let _stop = StopOnDrop(&stop);
             let mut headers = Vec::new();
             for h in 0..3 {
                 let txs = load.block(120, Asset::Token(token));
@@ -96,7 +104,6 @@ fn results_do_not_depend_on_pool_pressure_or_threads() {
                 headers.push(b.record.header.clone());
                 chain.commit(b).expect("commit");
             }
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
             headers
         });
         let _ = std::fs::remove_dir_all(&dir);

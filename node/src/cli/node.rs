@@ -128,7 +128,11 @@ fn run_validator(a: RunArgs) -> Result<()> {
     // slot rather than fail; see aivm's slots.rs).
     let exec_threads = aivm_runtime::ExecConfig::default().threads;
     let pool = (exec_threads + aivm_node::rpc::MAX_CONCURRENT_QUERIES + 2).max(Limits::default().pool_instances as usize);
-    let vm = Vm::new(Limits { pool_instances: pool as u32, ..Limits::default() }, GasSchedule::default())?;
+    // Compiled contracts also go to disk: a restart, or a contract evicted from the in-memory
+    // cache, reloads its machine code instead of compiling it again inside a block.
+    let vm = Vm::new(Limits { pool_instances: pool as u32, ..Limits::default() }, GasSchedule::default())?
+        .with_disk_cache(data.join("modules"))
+        .with_context(|| format!("opening the module cache under {}", data.display()))?;
     let chain = Chain::open(data.join("state"), ChainVm::new(vm), genesis.chain_config())
         .with_context(|| format!("opening the state under {}", data.display()))?;
     if chain.head().is_none() {

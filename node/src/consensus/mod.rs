@@ -354,19 +354,6 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     crate::exit::stop(crate::exit::ENGINE_STOPPED, "the consensus engine stopped")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_block_gas_fits_the_default_timeouts() {
-        let t = Timing::default();
-        assert_eq!(max_block_gas_for(&t), crate::genesis::DEFAULT_MAX_BLOCK_GAS);
-        let slow = Timing { leader: Duration::from_secs(4), certification: Duration::from_secs(2), ..t };
-        assert_eq!(max_block_gas_for(&slow), crate::genesis::DEFAULT_MAX_BLOCK_GAS, "the certification half bounds it");
-    }
-}
-
 async fn archive<C: Clone + Send + Sync + 'static, T: commonware_codec::Read<Cfg = C> + commonware_codec::Encode + Send + Sync + 'static>(
     context: &commonware_runtime::tokio::Context,
     name: &'static str,
@@ -397,4 +384,17 @@ async fn archive<C: Clone + Send + Sync + 'static, T: commonware_codec::Read<Cfg
     )
     .await
     .map_err(|e| ConsensusError::Storage(format!("{name}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_block_gas_fits_the_default_timeouts() {
+        let t = Timing::default();
+        assert_eq!(max_block_gas_for(&t), crate::genesis::DEFAULT_MAX_BLOCK_GAS);
+        let slow = Timing { leader: Duration::from_secs(4), certification: Duration::from_secs(2), ..t };
+        assert_eq!(max_block_gas_for(&slow), crate::genesis::DEFAULT_MAX_BLOCK_GAS, "the certification half bounds it");
+    }
 }
