@@ -126,3 +126,79 @@ impl<S: LimitedSender<PublicKey = PublicKey>> CheckedSender for EquivocatingSend
         feedback
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::{EvidencePool, PoolError};
+    use crate::genesis::GenesisFile;
+    use commonware_consensus::simplex::types::{Finalize, Proposal};
+    use commonware_consensus::types::{Epoch, Round, View};
+    use commonware_cryptography::bls12381::primitives::group;
+
+    /// Four validators' genesis and the signing scheme of validator 0.
+    fn network() -> (GenesisFile, Scheme) {
+        let dir = std::env::temp_dir().join(format!("aivm-faults-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let params = crate::testnet::TestnetParams {
+            chain_id: 5,
+            host: "127.0.0.1".into(),
+            port: 30_000,
+            validators: 4,
+            stake: 1000,
+            balance: 1,
+            active: None,
+            epoch_length: 10,
+            accounts: Vec::new(),
+            max_block_gas: crate::genesis::DEFAULT_MAX_BLOCK_GAS,
+            min_gas_price: 1,
+        };
+        let (homes, genesis) = crate::testnet::create(&dir, &params).expect("testnet");
+        // The signer at engine index 0 (active-set order).
+        let (committee, _) = super::super::participants(&genesis).expect("committee");
+        let first = committee.keys().iter().next().expect("a validator").clone();
+        let home = homes.iter().find(|h| crate::keys::NodeKeys::load(h).map(|k| k.identity_public().to_vec() == first.as_ref().to_vec()).unwrap_or(false)).expect("home");
+        let keys = crate::keys::NodeKeys::load(home).expect("keys");
+        let bls = group::Private::decode(keys.consensus.to_bytes().to_vec()).expect("bls");
+        let scheme = Scheme::signer(&super::super::namespace(5), committee, bls).expect("signer");
+        let _ = std::fs::remove_dir_all(&dir);
+        (genesis, scheme)
+    }
+
+    fn proposal(view: u64, payload: &[u8]) -> Proposal<Digest> {
+        Proposal::new(Round::new(Epoch::zero(), View::new(view)), View::new(view - 1), commonware_cryptography::sha256::Sha256::hash(&[payload]))
+    }
+
+    #[test]
+    fn real_double_votes_pool_as_one_offence() {
+        let (genesis, scheme) = network();
+        let check = match super::super::evidence_check(&genesis) {
+            Ok(c) => c,
+            Err(e) => panic!("checker: {e}"),
+        };
+        let n = |p: &[u8]| Notarize::sign(&scheme, proposal(9, p)).expect("sign");
+        let f = |p: &[u8]| Finalize::sign(&scheme, proposal(9, p)).expect("sign");
+        let ab = encode(TAG_NOTARIZE, ConflictingNotarize::new(n(b"a"), n(b"b")));
+        let ba = encode(TAG_NOTARIZE, ConflictingNotarize::new(n(b"b"), n(b"a")));
+        let fin = encode(TAG_FINALIZE, ConflictingFinalize::new(f(b"a"), f(b"b")));
+        let offence = check.offense(&ab).expect("valid evidence");
+        assert_eq!(offence.view, 9);
+        assert_eq!(check.offense(&ba), Some(offence), "swapped vote order: the same offence");
+        assert_eq!(check.offense(&fin), Some(offence), "a finalize pair of the same view: the same offence");
+
+        let mut pool = EvidencePool::default();
+        assert_eq!(pool.add(ab, check.as_ref(), 0), Ok(offence));
+        assert_eq!(pool.add(ba, check.as_ref(), 0), Err(PoolError::Known));
+        assert_eq!(pool.add(fin.clone(), check.as_ref(), 0), Err(PoolError::Known));
+        // A bad signature: the last byte of the second vote's signature flipped.
+        let mut bad = encode(TAG_NOTARIZE, ConflictingNotarize::new(n(b"c"), n(b"d")));
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(check.offense(&bad), None);
+        assert_eq!(pool.add(bad, check.as_ref(), 0), Err(PoolError::Invalid));
+        // Another view is another offence.
+        let other = encode(TAG_NOTARIZE, ConflictingNotarize::new(Notarize::sign(&scheme, proposal(10, b"a")).expect("sign"), Notarize::sign(&scheme, proposal(10, b"b")).expect("sign")));
+        assert!(pool.add(other, check.as_ref(), 0).is_ok());
+        assert_eq!(pool.len(), 2);
+    }
+}
