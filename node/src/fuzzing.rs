@@ -104,6 +104,7 @@ pub fn deploy_from(vm: &Vm, data: &[u8]) {
 pub struct RpcTarget {
     module: jsonrpsee::RpcModule<crate::rpc::RpcContext>,
     runtime: tokio::runtime::Runtime,
+    /// The chain's database, removed on drop.
     _dir: std::path::PathBuf,
 }
 
@@ -128,6 +129,12 @@ impl RpcTarget {
     pub fn request(&self, data: &[u8]) {
         let body = String::from_utf8_lossy(data);
         let _ = self.runtime.block_on(self.module.raw_json_request(&body, 1));
+    }
+}
+
+impl Drop for RpcTarget {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self._dir);
     }
 }
 
