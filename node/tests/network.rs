@@ -518,3 +518,21 @@ fn a_byzantine_leader_and_an_rpc_flood_do_not_stall_the_chain() {
         }
     }
 }
+
+/// A validator whose committer thread dies stops with exit code 4 instead of voting on
+/// without committing (before, the thread died silently and the process kept running).
+#[test]
+fn a_dead_committer_stops_the_node_with_exit_code_4() {
+    let _serial = serial();
+    let mut net = Net::with_args("committer", 1, 21500, &[(0, "--panic-commit-at=3")]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = net.procs[0].as_mut().expect("spawned").try_wait().expect("status") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the node kept running after its committer died");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(4), "{status:?}");
+    assert!(net.height(0).is_none(), "nothing serves after the stop");
+}

@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// TEST ONLY: propose invalid blocks of this kind (or `all`, in turn) when leading.
     #[arg(long, hide = true, value_enum)]
     pub byzantine: Option<aivm_node::consensus::byzantine::Mode>,
+    /// TEST ONLY: make the committer thread panic at this height (the node must then exit 4).
+    #[arg(long, hide = true)]
+    pub panic_commit_at: Option<u64>,
 }
 
 #[derive(Args)]
@@ -149,7 +152,7 @@ fn run_validator(a: RunArgs) -> Result<()> {
     let (finalized, _) = tokio::sync::broadcast::channel(1024);
     let parse = |s: &str, what: &str| s.parse::<std::net::SocketAddr>().with_context(|| format!("{what} address {s}"));
     let endpoints = Endpoints { storage: data.join("consensus"), rpc: parse(&cfg.rpc, "rpc")?, metrics: parse(&cfg.metrics, "metrics")?, log_level: a.log };
-    let v = Validator { keys, p2p: parse(&cfg.p2p, "p2p")?, genesis, executor, finalized, timing, equivocate: a.equivocate, byzantine: a.byzantine };
+    let v = Validator { keys, p2p: parse(&cfg.p2p, "p2p")?, genesis, executor, finalized, timing, equivocate: a.equivocate, byzantine: a.byzantine, panic_commit_at: a.panic_commit_at };
     consensus::start(endpoints, v)?;
     Ok(())
 }

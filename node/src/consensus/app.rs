@@ -131,11 +131,16 @@ impl Finalizer {
     /// state is not the network's: it stops the process (exit code 3) rather than vote on.
     /// A committer that dies (a panic) stops the process too (exit code 4): a validator that
     /// votes but never commits would only look alive.
-    pub fn start(executor: Arc<Executor>, finalized: broadcast::Sender<Finalized>) -> std::io::Result<Self> {
+    /// `panic_at` (TEST ONLY, `aivm node run --panic-commit-at H`) makes the committer panic
+    /// on the block at that height, to prove the process then stops.
+    pub fn start(executor: Arc<Executor>, finalized: broadcast::Sender<Finalized>, panic_at: Option<u64>) -> std::io::Result<Self> {
         let (queue, rx) = std::sync::mpsc::channel::<(Arc<crate::block::Block>, commonware_utils::acknowledgement::Exact)>();
         std::thread::Builder::new().name("committer".into()).spawn(move || {
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 for (block, ack) in rx {
+                    if panic_at == Some(block.height()) {
+                        panic!("TEST: committer panics at height {}", block.height());
+                    }
                     match executor.finalize(&block) {
                         Ok(Some(f)) => {
                             tracing::info!(height = f.height, txs = f.txs, root = %crate::hexbytes::to_hex(&f.state_root), "finalized");

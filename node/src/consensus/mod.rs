@@ -137,6 +137,8 @@ pub struct Validator {
     pub equivocate: bool,
     /// TEST ONLY: propose invalid blocks (see `byzantine.rs`).
     pub byzantine: Option<byzantine::Mode>,
+    /// TEST ONLY: the committer panics at this height (see `app::Finalizer::start`).
+    pub panic_commit_at: Option<u64>,
 }
 
 /// The evidence checker for a chain's genesis active set (give it to the executor).
@@ -301,7 +303,7 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     let finalizations = archive(&context, "finalizations", &page_cache, Scheme::certificate_codec_config_unbounded()).await?;
     let blocks = archive(&context, "blocks", &page_cache, ()).await?;
     let (actor, mailbox, _floor) = marshal::core::Actor::init(context.child("marshal"), finalizations, blocks, cfg).await;
-    let finalizer = app::Finalizer::start(Arc::clone(&v.executor), v.finalized.clone()).map_err(|e| ConsensusError::Storage(format!("starting the committer: {e}")))?;
+    let finalizer = app::Finalizer::start(Arc::clone(&v.executor), v.finalized.clone(), v.panic_commit_at).map_err(|e| ConsensusError::Storage(format!("starting the committer: {e}")))?;
     actor.start(finalizer, buffer, resolver);
 
     // Consensus.
