@@ -82,10 +82,10 @@ impl EvidencePool {
         Ok(offense)
     }
 
-    /// The offence pooled `bytes` prove, if these exact bytes are pooled (already verified).
-    pub fn known(&self, bytes: &[u8], check_first: Option<Offense>) -> Option<Offense> {
-        let o = check_first?;
-        self.by_offense.get(&o).filter(|e| e.bytes == bytes).map(|_| o)
+    /// The offence `bytes` prove, if these exact bytes are pooled: they were verified when they
+    /// arrived, so a block carrying them needs no second signature check.
+    pub fn pooled(&self, bytes: &[u8]) -> Option<Offense> {
+        self.by_offense.iter().find(|(_, e)| e.bytes == bytes).map(|(o, _)| *o)
     }
 
     /// Up to [`MAX_BLOCK_EVIDENCE`] items within [`MAX_BLOCK_EVIDENCE_BYTES`], skipping offences
@@ -138,8 +138,8 @@ mod tests {
         assert_eq!(p.add(vec![1, 6, 1], &Fake, 0).map(|o| o.view), Ok(6));
         assert_eq!(p.add(vec![0; MAX_EVIDENCE_BYTES + 1], &Fake, 0), Err(PoolError::TooLarge));
         assert_eq!(p.len(), 2);
-        assert_eq!(p.known(&[1, 5, 1, 0xaa], Fake.offense(&[1, 5, 1, 0xaa])).map(|o| o.view), Some(5));
-        assert_eq!(p.known(&[1, 5, 1, 0xbb], Fake.offense(&[1, 5, 1, 0xbb])), None, "other bytes are checked again");
+        assert_eq!(p.pooled(&[1, 5, 1, 0xaa]).map(|o| o.view), Some(5));
+        assert_eq!(p.pooled(&[1, 5, 1, 0xbb]), None, "other bytes are checked again");
     }
 
     #[test]

@@ -127,7 +127,8 @@ impl Executor {
             return Ok(Vec::new());
         }
         let check = self.evidence_check.as_ref().ok_or_else(|| ExecError::Invalid("this chain accepts no evidence".into()))?;
-        evidence.iter().map(|e| check.offense(e).ok_or_else(|| ExecError::Invalid("evidence does not verify".into()))).collect()
+        let pool = lock(&self.evidence_pool);
+        evidence.iter().map(|e| pool.pooled(e).or_else(|| check.offense(e)).ok_or_else(|| ExecError::Invalid("evidence does not verify".into()))).collect()
     }
 
     /// The slashing writes `offenses` make on `state`, or why they are invalid there.

@@ -95,9 +95,7 @@ impl ChainVm {
         gas_limit: u64,
         ctx: CallContext,
     ) -> Result<aivm::CallOutcome, VmError> {
-        let (c, _) = self.load(view, contract).map_err(|_| VmError::Blocked)??;
-        let mut cv = ContractView { contract, view, blocked: None };
-        Ok(self.vm.call(&c, CallRequest { entry, input: args, gas_limit, ctx, view: &mut cv }))
+        self.run_at(view, contract, |vm, c, cv| vm.call(c, CallRequest { entry, input: args, gas_limit, ctx, view: cv }))
     }
 
     /// Run the `instantiate` entry of the contract at `address` against `view`, as a deploy
@@ -111,9 +109,19 @@ impl ChainVm {
         gas_limit: u64,
         ctx: CallContext,
     ) -> Result<aivm::CallOutcome, VmError> {
+        self.run_at(view, contract, |vm, c, cv| vm.instantiate(c, CallRequest { entry: aivm::INSTANTIATE_ENTRY, input: args, gas_limit, ctx, view: cv }))
+    }
+
+    /// Load the contract at `contract` from `view` and run `f` on it with its storage view.
+    fn run_at(
+        &self,
+        view: &mut dyn StateRead<StateKey, StateValue>,
+        contract: Address,
+        f: impl FnOnce(&Vm, &Contract, &mut ContractView<'_>) -> aivm::CallOutcome,
+    ) -> Result<aivm::CallOutcome, VmError> {
         let (c, _) = self.load(view, contract).map_err(|_| VmError::Blocked)??;
         let mut cv = ContractView { contract, view, blocked: None };
-        Ok(self.vm.instantiate(&c, CallRequest { entry: aivm::INSTANTIATE_ENTRY, input: args, gas_limit, ctx, view: &mut cv }))
+        Ok(f(&self.vm, &c, &mut cv))
     }
 
     /// The compiled contract at `address`, or why there is none.

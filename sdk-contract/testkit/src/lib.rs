@@ -97,9 +97,14 @@ impl TestChain {
 
     /// Call with raw input bytes.
     pub fn call_raw(&mut self, c: &Deployed, caller: [u8; 32], entry: &str, input: Vec<u8>, gas_limit: u64) -> aivm::CallOutcome {
+        self.run(c, caller, entry, input, gas_limit, Vm::call)
+    }
+
+    /// Run `how` (a call or an instantiation) on the contract's state; writes kept on success.
+    fn run(&mut self, c: &Deployed, caller: [u8; 32], entry: &str, input: Vec<u8>, gas_limit: u64, how: fn(&Vm, &Contract, CallRequest<'_>) -> aivm::CallOutcome) -> aivm::CallOutcome {
         let state = self.states.entry(c.address).or_default();
         let ctx = CallContext { caller, contract: c.address, block_height: self.block_height, block_time_ms: self.block_time_ms };
-        let out = self.vm.call(&c.contract, CallRequest { entry, input, gas_limit, ctx, view: &mut state.clone() });
+        let out = how(&self.vm, &c.contract, CallRequest { entry, input, gas_limit, ctx, view: &mut state.clone() });
         if out.result.is_ok() {
             state.apply(&out.writes);
         }
@@ -113,13 +118,7 @@ impl TestChain {
         if !self.instantiated.insert(c.address) {
             return Err(TestError::Vm(VmError::InstantiateOnly));
         }
-        let state = self.states.entry(c.address).or_default();
-        let ctx = CallContext { caller: deployer, contract: c.address, block_height: self.block_height, block_time_ms: self.block_time_ms };
-        let req = CallRequest { entry: aivm::INSTANTIATE_ENTRY, input: encode(args), gas_limit: 10_000_000_000, ctx, view: &mut state.clone() };
-        let out = self.vm.instantiate(&c.contract, req);
-        if out.result.is_ok() {
-            state.apply(&out.writes);
-        }
+        let out = self.run(c, deployer, aivm::INSTANTIATE_ENTRY, encode(args), 10_000_000_000, Vm::instantiate);
         let bytes = out.result?;
         Ok(Called { value: decode(&bytes)?, gas: out.gas, events: out.events })
     }
