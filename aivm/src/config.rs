@@ -57,6 +57,9 @@ pub fn engine_config(limits: &Limits, schedule: &GasSchedule) -> Config {
     // operations pay per byte through `OperatorCost::variable`.
     c.consume_fuel(true);
     c.operator_cost(schedule.operator_costs());
+    // Epoch checks let a query (never a consensus call) stop at a wall-clock deadline
+    // (`deadline.rs`); consensus calls get a deadline no clock reaches.
+    c.epoch_interruption(true);
     // Floats are allowed but every NaN is canonicalised, so NaN bit patterns cannot
     // differ between CPUs.
     c.cranelift_nan_canonicalization(true);

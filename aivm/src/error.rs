@@ -89,6 +89,10 @@ pub enum VmError {
     /// [`crate::host::ReadBlocked`]); the executor re-runs the call, it never reaches a receipt.
     #[error("state read blocked on an unfinished transaction")]
     Blocked,
+    /// A query ran past its wall-clock deadline ([`crate::Vm::query`]). Consensus calls have
+    /// none; were one ever to see this, it is the machine's doing, never a receipt.
+    #[error("the call ran past its wall-clock deadline")]
+    Deadline,
 }
 
 impl VmError {
@@ -109,6 +113,7 @@ impl VmError {
             VmError::Backend(_) => "backend",
             VmError::Blocked => "blocked",
             VmError::Busy(_) => "busy",
+            VmError::Deadline => "deadline",
         }
     }
 
@@ -116,6 +121,6 @@ impl VmError {
     /// (a device, the instance pool, a broken invariant). Such errors must never decide a
     /// consensus result: they abort the block's execution instead of becoming a receipt.
     pub fn is_machine_fault(&self) -> bool {
-        matches!(self, VmError::Backend(_) | VmError::Busy(_) | VmError::Internal(_))
+        matches!(self, VmError::Backend(_) | VmError::Busy(_) | VmError::Internal(_) | VmError::Deadline)
     }
 }

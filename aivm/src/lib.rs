@@ -17,6 +17,7 @@ pub mod tensor;
 pub mod verify;
 pub mod cache;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod gas;
 pub mod host;

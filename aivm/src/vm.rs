@@ -74,6 +74,8 @@ pub struct Vm {
     models: Option<Arc<crate::model::ModelRegistry>>,
     /// Where the tensor opcodes run (never changes a result; see [`crate::backend`]).
     backend: Arc<dyn crate::backend::Backend>,
+    /// Started by the first query with a deadline ([`Vm::query`]).
+    clock: std::sync::OnceLock<Option<crate::deadline::EpochClock>>,
 }
 
 impl Vm {
@@ -83,7 +85,7 @@ impl Vm {
         host::link(&mut linker).map_err(|e| VmError::Internal(format!("{e:#}")))?;
         let digest = engine_digest(&engine, &schedule.digest(), &limits);
         let (cache, slots) = (Mutex::new(ContractCache::new(limits.compiled_cache_bytes)), crate::slots::Slots::new(limits.pool_instances as usize));
-        Ok(Self { engine, linker, limits, schedule: Arc::new(schedule), digest, cache, slots, disk: None, models: None, backend: Arc::new(crate::backend::CpuBackend::SERIAL) })
+        Ok(Self { engine, linker, limits, schedule: Arc::new(schedule), digest, cache, slots, disk: None, models: None, backend: Arc::new(crate::backend::CpuBackend::SERIAL), clock: std::sync::OnceLock::new() })
     }
 
     /// Also keep compiled modules in `dir`, so later processes skip compilation.
@@ -158,7 +160,16 @@ impl Vm {
         if req.entry == INSTANTIATE_ENTRY {
             return CallOutcome { result: Err(VmError::InstantiateOnly), gas: GasReport { limit: req.gas_limit, ..GasReport::default() }, events: Vec::new(), writes: WriteSet::new() };
         }
-        self.run(contract, req)
+        self.run(contract, req, None)
+    }
+
+    /// A read-only call (an RPC query; never consensus) that also stops at a wall-clock
+    /// `deadline`, with [`VmError::Deadline`] and its whole gas limit used.
+    pub fn query(&self, contract: &Contract, req: CallRequest<'_>, deadline: std::time::Duration) -> CallOutcome {
+        if req.entry == INSTANTIATE_ENTRY {
+            return self.call(contract, req);
+        }
+        self.run(contract, req, Some(deadline))
     }
 
     /// Run a freshly deployed contract's [`INSTANTIATE_ENTRY`] with the deploy's arguments
@@ -169,10 +180,10 @@ impl Vm {
             let result = if req.input.is_empty() { Ok(Vec::new()) } else { Err(VmError::NoSuchEntry(INSTANTIATE_ENTRY.into())) };
             return CallOutcome { result, gas: GasReport { limit: req.gas_limit, ..GasReport::default() }, events: Vec::new(), writes: WriteSet::new() };
         }
-        self.run(contract, CallRequest { entry: INSTANTIATE_ENTRY, ..req })
+        self.run(contract, CallRequest { entry: INSTANTIATE_ENTRY, ..req }, None)
     }
 
-    fn run(&self, contract: &Contract, req: CallRequest<'_>) -> CallOutcome {
+    fn run(&self, contract: &Contract, req: CallRequest<'_>, deadline: Option<std::time::Duration>) -> CallOutcome {
         // Held until the store (and its pooled instance) is dropped at the end of the call.
         let _slot = self.slots.acquire();
         let store_limits = StoreLimitsBuilder::new()
@@ -189,6 +200,16 @@ impl Vm {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         let result = (|| {
+            match deadline {
+                None => store.set_epoch_deadline(crate::deadline::NEVER),
+                Some(d) => {
+                    let clock = self.clock.get_or_init(|| crate::deadline::EpochClock::start(self.engine.clone()).ok());
+                    if clock.is_none() {
+                        return Err(VmError::Internal("cannot start the epoch clock thread".into()));
+                    }
+                    store.set_epoch_deadline(crate::deadline::ticks(d));
+                }
+            }
             store.set_fuel(req.gas_limit).map_err(|e| VmError::Internal(format!("{e:#}")))?;
             if store.data().input.len() > host::env::MAX_INPUT {
                 return Err(VmError::Resource(format!("call input exceeds {} bytes", host::env::MAX_INPUT)));
@@ -221,7 +242,7 @@ impl Vm {
         // result. Reverts, aborts and host errors leave through a host call, which writes the
         // counter back: they keep their exact figure.
         let used = match &result {
-            Err(VmError::Trap(_)) => req.gas_limit,
+            Err(VmError::Trap(_) | VmError::Deadline) => req.gas_limit,
             _ => req.gas_limit.saturating_sub(remaining),
         };
         let gas = store.data().meter.report(req.gas_limit, used);

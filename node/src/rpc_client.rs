@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,11 +21,13 @@ pub struct RpcClient {
     conn: Option<BufReader<TcpStream>>,
     next_id: u64,
     pub timeout: Duration,
+    /// Connect from this local address (tests use several loopback addresses as distinct peers).
+    pub source: Option<IpAddr>,
 }
 
 impl RpcClient {
     pub fn new(addr: SocketAddr) -> Self {
-        RpcClient { addr, conn: None, next_id: 1, timeout: Duration::from_secs(30) }
+        RpcClient { addr, conn: None, next_id: 1, timeout: Duration::from_secs(30), source: None }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -54,7 +56,7 @@ impl RpcClient {
         let addr = self.addr;
         let io = |e| ClientError::Io(addr, e);
         if self.conn.is_none() {
-            let s = TcpStream::connect_timeout(&addr, self.timeout).map_err(io)?;
+            let s = connect(addr, self.source, self.timeout).map_err(io)?;
             s.set_read_timeout(Some(self.timeout)).map_err(io)?;
             s.set_nodelay(true).map_err(io)?;
             self.conn = Some(BufReader::new(s));
@@ -126,7 +128,11 @@ impl RpcClient {
         let n = reqs.len();
         let body = serde_json::to_vec(&reqs).unwrap_or_default();
         let resp: Value = serde_json::from_slice(&self.post(&body)?).map_err(|e| ClientError::Http(e.to_string()))?;
-        let Value::Array(items) = resp else { return Err(ClientError::Http("batch answer is not an array".into())) };
+        // One error object instead of an array: the batch was refused whole (too large, rate limited).
+        let items = match resp {
+            Value::Array(items) => items,
+            other => return Err(result_of(other).err().unwrap_or_else(|| ClientError::Http("batch answer is not an array".into()))),
+        };
         let mut out: Vec<Option<Result<Value, ClientError>>> = (0..n).map(|_| None).collect();
         for item in items {
             let idx = item.get("id").and_then(Value::as_u64).and_then(|id| id.checked_sub(first)).map(|i| i as usize);
@@ -143,4 +149,13 @@ fn result_of(resp: Value) -> Result<Value, ClientError> {
         return Err(ClientError::Rpc { code: e.get("code").and_then(Value::as_i64).unwrap_or(0), message: e.get("message").and_then(Value::as_str).unwrap_or("").to_string() });
     }
     Ok(resp.get("result").cloned().unwrap_or(Value::Null))
+}
+
+/// A TCP connection to `addr`, from `source` if given.
+pub fn connect(addr: SocketAddr, source: Option<IpAddr>, timeout: Duration) -> std::io::Result<TcpStream> {
+    let Some(source) = source else { return TcpStream::connect_timeout(&addr, timeout) };
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    socket.connect_timeout(&addr.into(), timeout)?;
+    Ok(socket.into())
 }

@@ -11,6 +11,7 @@ use aivm_node::testnet::{self, TestnetParams};
 use aivm_runtime::workload::P2p;
 use aivm_runtime::Payload;
 use serde_json::{json, Value};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -307,6 +308,40 @@ fn bad_rpc_input_gets_errors_and_the_node_keeps_running() {
         assert!(answers.iter().all(|a| matches!(a, Err(ClientError::Rpc { code: -32000, .. }))));
     }
 
+    // Per-peer limits (defaults: 32 connections, a burst of 10 000 calls, then 2 000/s). Other
+    // loopback addresses are other peers: what one is refused, 127.0.0.1 still gets.
+    let limits = aivm_node::rpc::RpcLimits::default();
+    let rpc = net.rpcs[0];
+    let hog: std::net::IpAddr = "127.0.0.5".parse().expect("ip");
+    let held: Vec<_> = (0..limits.connections_per_peer)
+        .map(|_| {
+            let mut s = aivm_node::rpc_client::connect(rpc, Some(hog), Duration::from_secs(5)).expect("within the limit");
+            s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").expect("request");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut over = aivm_node::rpc_client::connect(rpc, Some(hog), Duration::from_secs(5)).expect("TCP accepts");
+    over.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let _ = over.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    let mut buf = [0u8; 64];
+    assert!(matches!(over.read(&mut buf), Ok(0) | Err(_)), "a connection over the per-peer limit is closed unanswered");
+    assert!(net.height(0).is_some(), "another peer is served meanwhile");
+    drop(held);
+    let mut flooder = net.client(0);
+    flooder.source = Some("127.0.0.6".parse().expect("ip"));
+    let mut limited = false;
+    for _ in 0..(2 * limits.burst / aivm_node::rpc::MAX_BATCH) {
+        let calls: Vec<Value> = (0..aivm_node::rpc::MAX_BATCH as u64).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "aivm_status", "params": []})).collect();
+        let answer = flooder.post(&serde_json::to_vec(&calls).expect("json")).expect("an HTTP answer");
+        if String::from_utf8_lossy(&answer).contains(&aivm_node::rpc::RATE_LIMITED.to_string()) {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "a peer calling past its burst is refused with {}", aivm_node::rpc::RATE_LIMITED);
+    assert!(net.height(0).is_some(), "another peer is served meanwhile");
+
     // The WebSocket subscription delivers finalized blocks; metrics are served.
     let ws = ws_first_notification(net.rpcs[0]);
     assert_eq!(ws["method"], "aivm_finalized", "{ws}");
@@ -342,7 +377,6 @@ fn devnet_reports_load_and_agreement() {
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> String {
-    use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("request");
@@ -354,7 +388,7 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 /// Subscribe over WebSocket (a minimal client: handshake, one masked text frame) and return
 /// the first notification.
 fn ws_first_notification(addr: SocketAddr) -> Value {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
     write!(s, "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").expect("upgrade");
@@ -440,10 +474,14 @@ fn a_byzantine_leader_and_an_rpc_flood_do_not_stall_the_chain() {
     let rpc = net.rpcs[0];
     let mut flood = Vec::new();
     let (busy, answered) = (std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)), std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)));
-    for _ in 0..12 {
+    let limited = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // Each query thread is a peer of its own (its own loopback address), within the per-peer
+    // limits: the node's global query limit is what refuses them.
+    for q in 0..12u8 {
         let (stop, spin, busy, answered) = (stop.clone(), spin.clone(), busy.clone(), answered.clone());
         flood.push(std::thread::spawn(move || {
             let mut c = RpcClient::new(rpc);
+            c.source = Some(std::net::IpAddr::from([127, 0, 1, q + 1]));
             c.timeout = Duration::from_secs(10);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 match c.call("aivm_query", json!([spin, "spin", "", u64::MAX])) {
@@ -459,15 +497,21 @@ fn a_byzantine_leader_and_an_rpc_flood_do_not_stall_the_chain() {
             }
         }));
     }
+    // Two batch threads from one address: as fast as they can, so past that peer's call rate.
     for t in 0..2 {
-        let stop = stop.clone();
+        let (stop, limited) = (stop.clone(), limited.clone());
         flood.push(std::thread::spawn(move || {
             let mut c = RpcClient::new(rpc);
+            c.source = Some(std::net::IpAddr::from([127, 0, 2, 1]));
             c.timeout = Duration::from_secs(10);
             let mut i = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let junk = (0..500).map(|k| json!([to_hex(&[(t * 7 + i + k) as u8; 120])])).collect();
-                let _ = c.batch("aivm_sendTransaction", junk);
+                if let Err(ClientError::Rpc { code, .. }) = c.batch("aivm_sendTransaction", junk) {
+                    if code == i64::from(aivm_node::rpc::RATE_LIMITED) {
+                        limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
                 i += 1;
             }
         }));
@@ -503,6 +547,7 @@ fn a_byzantine_leader_and_an_rpc_flood_do_not_stall_the_chain() {
     }
     assert!(busy.load(std::sync::atomic::Ordering::Relaxed) > 0, "queries over the concurrency limit are refused");
     assert!(answered.load(std::sync::atomic::Ordering::Relaxed) > 0, "queries within it are answered");
+    assert!(limited.load(std::sync::atomic::Ordering::Relaxed) > 0, "the batch flooder was held to its call rate");
 
     // Every validator still runs and agrees at every height.
     for (i, p) in net.procs.iter_mut().enumerate() {
@@ -535,4 +580,21 @@ fn a_dead_committer_stops_the_node_with_exit_code_4() {
     };
     assert_eq!(status.code(), Some(4), "{status:?}");
     assert!(net.height(0).is_none(), "nothing serves after the stop");
+}
+
+/// A validator whose consensus engine stops (in production: its journal's storage failed)
+/// exits with code 5 instead of 0 (before, the process ended as if asked to).
+#[test]
+fn a_stopped_engine_stops_the_node_with_exit_code_5() {
+    let _serial = serial();
+    let mut net = Net::with_args("engine", 1, 21600, &[(0, "--abort-engine-at=2")]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = net.procs[0].as_mut().expect("spawned").try_wait().expect("status") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the node kept running after its engine stopped");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(5), "{status:?}");
 }

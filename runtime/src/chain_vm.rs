@@ -85,7 +85,9 @@ impl ChainVm {
     }
 
     /// Run a read-only contract call against `view` (RPC queries, `aivm call`): no
-    /// transaction, no fee, writes returned but never applied by the caller.
+    /// transaction, no fee, writes returned but never applied by the caller. With a
+    /// `deadline` the call also stops at that wall-clock time ([`aivm::Vm::query`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn query(
         &self,
         view: &mut dyn StateRead<StateKey, StateValue>,
@@ -94,8 +96,15 @@ impl ChainVm {
         args: Vec<u8>,
         gas_limit: u64,
         ctx: CallContext,
+        deadline: Option<std::time::Duration>,
     ) -> Result<aivm::CallOutcome, VmError> {
-        self.run_at(view, contract, |vm, c, cv| vm.call(c, CallRequest { entry, input: args, gas_limit, ctx, view: cv }))
+        self.run_at(view, contract, |vm, c, cv| {
+            let req = CallRequest { entry, input: args, gas_limit, ctx, view: cv };
+            match deadline {
+                Some(d) => vm.query(c, req, d),
+                None => vm.call(c, req),
+            }
+        })
     }
 
     /// Run the `instantiate` entry of the contract at `address` against `view`, as a deploy

@@ -84,7 +84,7 @@ fn results_do_not_depend_on_pool_pressure_or_threads() {
                         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                             let mut view = aivm_runtime::overlay::Overlay::new(chain.store());
                             let ctx = aivm::CallContext { caller: [0; 32], contract: token, block_height: 1, block_time_ms: 1 };
-                            let _ = chain.vm().query(&mut view, token, "total_supply", vec![0xf6], 1_000_000, ctx);
+                            let _ = chain.vm().query(&mut view, token, "total_supply", vec![0xf6], 1_000_000, ctx, None);
                         }
                     });
                 }

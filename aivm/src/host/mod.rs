@@ -216,6 +216,7 @@ pub(crate) fn classify(err: wasmtime::Error) -> VmError {
     if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
         return match trap {
             wasmtime::Trap::OutOfFuel => VmError::OutOfGas,
+            wasmtime::Trap::Interrupt => VmError::Deadline,
             t => VmError::Trap(t.to_string()),
         };
     }

@@ -103,7 +103,7 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
         }
         chain.vm().instantiate(&mut view, address, json_to_cbor(&json_args), a.gas_limit, ctx)?
     } else {
-        chain.vm().query(&mut view, address, &a.entry, json_to_cbor(&json_args), a.gas_limit, ctx)?
+        chain.vm().query(&mut view, address, &a.entry, json_to_cbor(&json_args), a.gas_limit, ctx, None)?
     };
     if let Some(e) = view.take_error() {
         return Err(e).context("reading state");

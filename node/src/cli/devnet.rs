@@ -3,6 +3,8 @@
 //! percentiles, and whether every validator has the same state root at every height.
 
 use aivm_node::hexbytes::{from_hex, to_hex};
+use aivm_node::config::NodeConfig;
+use aivm_node::rpc::RpcLimits;
 use aivm_node::rpc_client::RpcClient;
 use aivm_node::testnet::{self, TestnetParams};
 use aivm_runtime::workload::{token_transfer_args, P2p};
@@ -126,6 +128,13 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         min_gas_price: aivm_node::genesis::DEFAULT_MIN_GAS_PRICE,
     };
     let (homes, _) = testnet::create(&dir, &params)?;
+    // The load generator is one address sending to every validator: lift the per-peer RPC
+    // limits, which exist for public nodes, not for a local benchmark.
+    for home in &homes {
+        let mut cfg = NodeConfig::load(home).map_err(anyhow::Error::msg)?;
+        cfg.rpc_limits = RpcLimits::unlimited();
+        cfg.save(home).with_context(|| format!("writing {}", home.display()))?;
+    }
     let rpcs: Vec<SocketAddr> = (0..a.validators).map(|i| SocketAddr::from(([127, 0, 0, 1], a.port + 1000 + i as u16))).collect();
 
     let exe = std::env::current_exe().context("locating the aivm binary")?;

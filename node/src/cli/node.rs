@@ -39,6 +39,9 @@ pub struct RunArgs {
     /// TEST ONLY: make the committer thread panic at this height (the node must then exit 4).
     #[arg(long, hide = true)]
     pub panic_commit_at: Option<u64>,
+    /// TEST ONLY: abort the consensus engine once this height is finalized (the node must then exit 5).
+    #[arg(long, hide = true)]
+    pub abort_engine_at: Option<u64>,
 }
 
 #[derive(Args)]
@@ -151,8 +154,8 @@ fn run_validator(a: RunArgs) -> Result<()> {
     let executor = Arc::new(Executor::new(Arc::new(chain), mempool, limits)?.with_evidence_check(consensus::evidence_check(&genesis)?));
     let (finalized, _) = tokio::sync::broadcast::channel(1024);
     let parse = |s: &str, what: &str| s.parse::<std::net::SocketAddr>().with_context(|| format!("{what} address {s}"));
-    let endpoints = Endpoints { storage: data.join("consensus"), rpc: parse(&cfg.rpc, "rpc")?, metrics: parse(&cfg.metrics, "metrics")?, log_level: a.log };
-    let v = Validator { keys, p2p: parse(&cfg.p2p, "p2p")?, genesis, executor, finalized, timing, equivocate: a.equivocate, byzantine: a.byzantine, panic_commit_at: a.panic_commit_at };
+    let endpoints = Endpoints { storage: data.join("consensus"), rpc: parse(&cfg.rpc, "rpc")?, rpc_limits: cfg.rpc_limits, metrics: parse(&cfg.metrics, "metrics")?, log_level: a.log };
+    let v = Validator { keys, p2p: parse(&cfg.p2p, "p2p")?, genesis, executor, finalized, timing, equivocate: a.equivocate, byzantine: a.byzantine, panic_commit_at: a.panic_commit_at, abort_engine_at: a.abort_engine_at };
     consensus::start(endpoints, v)?;
     Ok(())
 }

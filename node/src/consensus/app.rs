@@ -172,3 +172,70 @@ impl Reporter for Finalizer {
         commonware_actor::Feedback::Ok
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mempool::{Mempool, MempoolConfig};
+    use aivm::{GasSchedule, Limits, Vm};
+    use aivm_runtime::workload::P2p;
+    use aivm_runtime::{BlockLimits, Chain, ChainConfig, ChainVm};
+    use commonware_consensus::marshal::ancestry::Ancestry;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Ancestry from a list, newest first.
+    #[derive(Clone)]
+    struct Listed(Vec<Digested<ChainBlock>>, usize);
+
+    impl futures::Stream for Listed {
+        type Item = Digested<ChainBlock>;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            let next = self.0.get(self.1).cloned();
+            self.1 += 1;
+            Poll::Ready(next)
+        }
+    }
+
+    impl Ancestry<ChainBlock> for Listed {
+        fn peek(&self) -> Option<&Digested<ChainBlock>> {
+            self.0.get(self.1)
+        }
+    }
+
+    fn executor(tag: &str) -> Arc<Executor> {
+        let dir = std::env::temp_dir().join(format!("aivm-catch-up-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
+        let chain = Chain::open(&dir, ChainVm::new(vm), ChainConfig { chain_id: 5, fee_collector: [0; 32] }).expect("chain");
+        chain.init_genesis(&P2p::new(5, 2, 1).genesis(1 << 60)).expect("genesis");
+        let limits = BlockLimits { max_block_gas: 1 << 40, max_tx_gas: 1 << 40, min_gas_price: 1 };
+        Arc::new(Executor::new(Arc::new(chain), Mempool::new(MempoolConfig::new(5, limits), GasSchedule::default()), limits).expect("executor"))
+    }
+
+    /// A node `MAX_CATCH_UP` + 6 blocks behind abstains without holding or executing any of
+    /// them (marshal brings the finalized ones to its committer); 10 behind, it executes them.
+    #[test]
+    fn catch_up_is_bounded() {
+        let ahead = executor("ahead");
+        let mut blocks = Vec::new();
+        let mut parent = ahead.head().1;
+        for t in 1..=(MAX_CATCH_UP as u64 + 7) {
+            let e = ahead.propose(parent, t).expect("proposal");
+            parent = e.digest;
+            blocks.push(Digested::precomputed(ChainBlock(Arc::clone(&e.block)), Digest(e.digest)));
+        }
+        let behind = executor("behind");
+        behind.verify(&blocks[0].inner().0, now_ms()).expect("block 1");
+        let app = App { executor: Arc::clone(&behind), byzantine: None };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+
+        let far: Vec<_> = blocks.iter().rev().cloned().collect();
+        assert!(!rt.block_on(app.catch_up(Listed(far, 0))), "too far behind to catch up here");
+        assert!(blocks[1..].iter().all(|b| !behind.knows(&b.digest().0)), "nothing executed");
+
+        let near: Vec<_> = blocks[..11].iter().rev().cloned().collect();
+        assert!(rt.block_on(app.catch_up(Listed(near, 0))));
+        assert!(blocks[1..11].iter().all(|b| behind.knows(&b.digest().0)), "executed, oldest first");
+    }
+}

@@ -139,6 +139,8 @@ pub struct Validator {
     pub byzantine: Option<byzantine::Mode>,
     /// TEST ONLY: the committer panics at this height (see `app::Finalizer::start`).
     pub panic_commit_at: Option<u64>,
+    /// TEST ONLY: abort the consensus engine once this height is finalized (see `run`).
+    pub abort_engine_at: Option<u64>,
 }
 
 /// The evidence checker for a chain's genesis active set (give it to the executor).
@@ -172,6 +174,7 @@ pub struct Endpoints {
     /// The consensus journal, marshal archives (the write-ahead log).
     pub storage: std::path::PathBuf,
     pub rpc: SocketAddr,
+    pub rpc_limits: crate::rpc::RpcLimits,
     pub metrics: SocketAddr,
     /// Log level for `tracing` (`error`..`trace`).
     pub log_level: tracing::Level,
@@ -184,7 +187,7 @@ pub fn start(endpoints: Endpoints, v: Validator) -> Result<(), ConsensusError> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
     // JSON-RPC runs on a runtime of its own (see `rpc::serve`), started before consensus.
     let rpc_ctx = crate::rpc::RpcContext::new(Arc::clone(&v.executor), v.finalized.clone(), v.genesis.chain_id);
-    let _rpc = crate::rpc::serve(endpoints.rpc, rpc_ctx).map_err(ConsensusError::Storage)?;
+    let _rpc = crate::rpc::serve(endpoints.rpc, rpc_ctx, endpoints.rpc_limits).map_err(ConsensusError::Storage)?;
     let cfg = commonware_runtime::tokio::Config::new().with_storage_directory(endpoints.storage.clone()).with_worker_threads(threads).with_tcp_nodelay(Some(true));
     commonware_runtime::tokio::Runner::new(cfg).start(|context| async move {
         commonware_runtime::tokio::telemetry::init(
@@ -351,6 +354,18 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
         }
     };
     tracing::info!(me = %me, validators = committee.len(), "consensus started");
+    if let Some(at) = v.abort_engine_at {
+        let mut finalized = v.finalized.subscribe();
+        loop {
+            match finalized.recv().await {
+                Ok(f) if f.height >= at => break,
+                Err(broadcast::error::RecvError::Closed) => break,
+                _ => {}
+            }
+        }
+        tracing::warn!("TEST MODE: aborting the consensus engine");
+        handle.abort();
+    }
     let _ = handle.await;
     // The engine runs until the process stops; returning means it failed.
     crate::exit::stop(crate::exit::ENGINE_STOPPED, "the consensus engine stopped")

@@ -13,18 +13,23 @@
 //! | `aivm_subscribeFinalized` | `[]` | notifications `aivm_finalized` per block |
 //!
 //! Every bad input is a JSON-RPC error (`-32602` invalid params, `-32000` transaction
-//! refused, `-32001` node error); nothing a client sends can stop the node.
+//! refused, `-32001` node error, `-32005` busy, `-32029` rate limited); nothing a client sends
+//! can stop the node. Limits: the constants below, per peer in [`limits`]; the server in [`server`].
+
+pub mod limits;
+pub mod server;
+
+pub use limits::RpcLimits;
+pub use server::{serve, RpcServer, RATE_LIMITED};
 
 use crate::execution::{Executor, Finalized};
 use crate::hexbytes::{from_hex, to_hex};
 use aivm::CallContext;
 use aivm_runtime::overlay::Overlay;
 use aivm_runtime::{BlockRecord, Receipt, TxStatus};
-use jsonrpsee::server::{Server, ServerHandle};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::{PendingSubscriptionSink, RpcModule};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -32,6 +37,9 @@ use tokio::sync::broadcast;
 pub const MAX_REQUEST_BYTES: u32 = (aivm_runtime::tx::MAX_TX_BYTES as u32) * 2 + 4096;
 /// Most gas a read-only query may use: 0.1 s of nominal execution (1 gas = 0.1 ns).
 pub const MAX_QUERY_GAS: u64 = 1_000_000_000;
+/// Wall-clock limit of one query: ten times its gas cap at the nominal 0.1 ns per gas, for
+/// operations priced below their worst case (issue 14) and machines slower than the reference.
+pub const MAX_QUERY_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 /// Most queries running at once; more are refused with [`BUSY`] rather than queued.
 pub const MAX_CONCURRENT_QUERIES: usize = 4;
 /// Most calls in one JSON-RPC batch.
@@ -43,8 +51,6 @@ pub const MAX_CONNECTIONS: u32 = 256;
 /// that no amount of RPC work takes the consensus runtime's threads.
 pub const RPC_THREADS: usize = 2;
 pub const RPC_BLOCKING_THREADS: usize = MAX_CONCURRENT_QUERIES + 4;
-/// Nice value of the RPC threads (Linux; higher is lower priority).
-const RPC_NICE: i32 = 10;
 
 pub const INVALID_PARAMS: i32 = -32602;
 pub const TX_REFUSED: i32 = -32000;
@@ -179,7 +185,7 @@ pub fn module(ctx: RpcContext) -> Result<RpcModule<RpcContext>, jsonrpsee::core:
         let head = chain.block(chain.head().map_or(0, |h| h.height)).map_err(node_error)?.ok_or_else(|| node_error("head block missing"))?;
         let mut view = Overlay::new(chain.store());
         let ctx = CallContext { caller: [0; 32], contract, block_height: head.header.height, block_time_ms: head.header.time_ms };
-        let out = chain.vm().query(&mut view, contract, entry, args, gas, ctx).map_err(|e| err(TX_REFUSED, e.to_string()))?;
+        let out = chain.vm().query(&mut view, contract, entry, args, gas, ctx, Some(MAX_QUERY_TIME)).map_err(|e| err(TX_REFUSED, e.to_string()))?;
         if let Some(e) = view.take_error() {
             return Err(node_error(e));
         }
@@ -213,46 +219,4 @@ pub fn module(ctx: RpcContext) -> Result<RpcModule<RpcContext>, jsonrpsee::core:
         }
     })?;
     Ok(m)
-}
-
-/// The RPC server on a runtime of its own. Dropping it stops the server.
-pub struct RpcServer {
-    pub handle: ServerHandle,
-    _runtime: tokio::runtime::Runtime,
-}
-
-/// Serve `ctx` on `addr` (HTTP and WebSocket on one port), on a new runtime of
-/// [`RPC_THREADS`] low-priority threads. Call it outside any async runtime.
-pub fn serve(addr: SocketAddr, ctx: RpcContext) -> Result<RpcServer, String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(RPC_THREADS)
-        .max_blocking_threads(RPC_BLOCKING_THREADS)
-        .thread_name("rpc")
-        .on_thread_start(lower_priority)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("rpc runtime: {e}"))?;
-    let handle = runtime.block_on(async {
-        let cfg = jsonrpsee::server::ServerConfig::builder()
-            .max_request_body_size(MAX_REQUEST_BYTES)
-            .max_response_body_size(64 << 20)
-            .max_connections(MAX_CONNECTIONS)
-            .max_subscriptions_per_connection(16)
-            .set_batch_request_config(jsonrpsee::server::BatchRequestConfig::Limit(MAX_BATCH))
-            .build();
-        let server = Server::builder().set_config(cfg).build(addr).await.map_err(|e| format!("rpc listen {addr}: {e}"))?;
-        let m = module(ctx).map_err(|e| e.to_string())?;
-        Ok::<_, String>(server.start(m))
-    })?;
-    Ok(RpcServer { handle, _runtime: runtime })
-}
-
-/// Lower the calling thread's CPU priority (Linux: `setpriority` on a thread id affects that
-/// thread only). Best effort: consensus stays correct without it, only less insulated.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority has no memory-safety preconditions; 0 names the calling thread.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, RPC_NICE);
-    }
 }
