@@ -7,7 +7,7 @@ use super::memory::{read, read_array};
 use super::{charge, enter, host_err, Ctx, HostState};
 use crate::error::HostError;
 use crate::model::commit::run_committed;
-use crate::model::freivalds::{verify_gemm, OpenGemm};
+use crate::model::audit::{verify_gemm, OpenGemm};
 use wasmtime::Linker;
 
 /// Longest MODEL_INFER input (token ids or prompt text).

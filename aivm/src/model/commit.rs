@@ -195,11 +195,14 @@ impl Trace {
         self.gemms.iter().map(|g| g.commit.leaf()).collect()
     }
 
-    /// The worker's trace file: each GEMM as a length-prefixed opening (no proof).
+    /// The worker's trace file: each GEMM as a length-prefixed opening without a proof
+    /// (index u64, [`GemmData::encode_to`], proof count 0 as u32: `audit::OpenGemm`'s form).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::new();
         for (i, g) in self.gemms.iter().enumerate() {
-            let e = super::freivalds::OpenGemm { index: i as u64, data: g.clone(), proof: Vec::new() }.encode();
+            let mut e = (i as u64).to_le_bytes().to_vec();
+            g.encode_to(&mut e);
+            e.extend(0u32.to_le_bytes());
             b.extend((e.len() as u64).to_le_bytes());
             b.extend(e);
         }
@@ -211,13 +214,102 @@ impl Trace {
         let mut gemms = Vec::new();
         while !b.is_empty() {
             let n = usize::try_from(u64::from_le_bytes(b.get(..8)?.try_into().ok()?)).ok()?;
-            let og = super::freivalds::OpenGemm::decode(b.get(8..8usize.checked_add(n)?)?)?;
-            if og.index != gemms.len() as u64 {
+            let mut r = Reader::new(b.get(8..8usize.checked_add(n)?)?);
+            if r.u64()? != gemms.len() as u64 {
                 return None;
             }
-            gemms.push(og.data);
+            gemms.push(GemmData::decode_from(&mut r)?);
+            let np = r.u32()? as usize;
+            r.take(np.checked_mul(32)?)?;
+            if np > 64 || !r.finished() {
+                return None;
+            }
             b = &b[8 + n..];
         }
         Some(Trace { gemms })
+    }
+}
+
+impl GemmData {
+    /// Binary form: the commitment (8 u32: step, layer, kind, seq, head, m, k, n; then the x,
+    /// y and rhs roots), x scales (m × 2 i32), x (m·k bytes), y (m·n i32), an rhs flag u8
+    /// (+ k·n bytes). Little-endian.
+    pub fn encode_to(&self, b: &mut Vec<u8>) {
+        let c = &self.commit;
+        for v in [c.step, c.layer, c.kind as u32, c.seq, c.head, c.m, c.k, c.n] {
+            b.extend(v.to_le_bytes());
+        }
+        for r in [&c.x_root, &c.y_root, &c.rhs_root] {
+            b.extend_from_slice(r);
+        }
+        for s in &self.x_scales {
+            b.extend(s.m.to_le_bytes());
+            b.extend(s.e.to_le_bytes());
+        }
+        b.extend(self.x.iter().map(|&v| v as u8));
+        b.extend(i32_bytes(&self.y));
+        match &self.rhs {
+            Some(r) => {
+                b.push(1);
+                b.extend(r.iter().map(|&v| v as u8));
+            }
+            None => b.push(0),
+        }
+    }
+
+    /// Parse [`GemmData::encode_to`]'s form from `r`; `None` for anything malformed. Sizes are
+    /// checked against what is left before anything is allocated.
+    pub fn decode_from(r: &mut Reader<'_>) -> Option<Self> {
+        let mut u = [0u32; 8];
+        for v in &mut u {
+            *v = r.u32()?;
+        }
+        let mut roots = [[0u8; 32]; 3];
+        for root in &mut roots {
+            root.copy_from_slice(r.take(32)?);
+        }
+        let (m, k, n) = (u[5] as usize, u[6] as usize, u[7] as usize);
+        let (mk, mn, kn) = (m.checked_mul(k)?, m.checked_mul(n)?, k.checked_mul(n)?);
+        let x_scales = r.take(m.checked_mul(8)?)?.chunks_exact(8).map(|c| Scale { m: i32::from_le_bytes([c[0], c[1], c[2], c[3]]), e: i32::from_le_bytes([c[4], c[5], c[6], c[7]]) }).collect();
+        let x = r.take(mk)?.iter().map(|&v| v as i8).collect();
+        let y = r.take(mn.checked_mul(4)?)?.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let rhs = match r.take(1)?[0] {
+            0 => None,
+            1 => Some(r.take(kn)?.iter().map(|&v| v as i8).collect()),
+            _ => return None,
+        };
+        let commit = GemmCommit { step: u[0], layer: u[1], kind: u8::try_from(u[2]).ok()?, seq: u[3], head: u[4], m: u[5], k: u[6], n: u[7], x_root: roots[0], y_root: roots[1], rhs_root: roots[2] };
+        Some(GemmData { commit, x, x_scales, y, rhs })
+    }
+}
+
+/// A cursor over bytes being parsed: every read is bounds-checked and `None` past the end.
+pub struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(b: &'a [u8]) -> Self {
+        Reader { b, at: 0 }
+    }
+
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+
+    pub fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    pub fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    /// Whether every byte was read.
+    pub fn finished(&self) -> bool {
+        self.at == self.b.len()
     }
 }

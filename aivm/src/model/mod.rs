@@ -6,16 +6,19 @@
 //! - [`tokenizer`]: byte-level BPE with the models' pre-tokenizers and ChatML.
 //! - [`fixed`]: the fixed-point pieces (scales, quantization, RMSNorm, SiLU, RoPE).
 //! - [`gemm`]: the exact int8 GEMM on packed weights.
+//! - [`layer`]: the layer math (norms, dequantization, SwiGLU, softmax, argmax), shared by
+//!   the engine and the audit.
 //! - [`engine`]: the forward pass and greedy generation over a batch.
-//! - [`commit`]: the worker's GEMM commitments and receipt; [`freivalds`]: challenges,
-//!   responses and the verifier.
+//! - [`commit`]: the worker's GEMM commitments and receipt; [`audit`]: challenges, the
+//!   worker's response and the verifier's checks.
 
+pub mod audit;
 pub mod commit;
 pub mod engine;
-pub mod freivalds;
 pub mod fixed;
 pub mod gemm;
 pub mod gguf;
+pub mod layer;
 pub mod sku;
 pub mod store;
 pub mod tokenizer;

@@ -8,7 +8,7 @@
 //! thread count. Commitment hashing (rows of X and Y) is timed separately.
 
 use aivm::model::commit::{i32_bytes, i8_bytes, rows_root};
-use aivm::model::freivalds::{FastCheck, VECTORS};
+use aivm::model::audit::{FastCheck, VECTORS};
 use aivm::model::gemm::{gemm, Packed};
 use aivm::model::sku::quantize_rows;
 use aivm::tensor::matmul::Path;

@@ -2,7 +2,7 @@
 
 use aivm::model::store::{default_home, hex};
 use aivm::model::commit::{run_committed, Receipt, Trace};
-use aivm::model::freivalds::{respond, verify as verify_response, Challenge};
+use aivm::model::audit::{respond, verify as verify_response, Challenge};
 use aivm::model::{gguf::Gguf, ArtifactStore, Engine, NoTrace, Options, Sku};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
