@@ -21,10 +21,10 @@ const CHAIN_ID: u64 = 7;
 
 /// The network tests run one at a time: each starts several validators, and on two cores
 /// overlapping networks would only measure CPU starvation.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+fn serial() -> parking_lot::MutexGuard<'static, ()> {
+    SERIAL.lock()
 }
 
 struct Net {

@@ -158,7 +158,7 @@ pub struct Chain {
     config: ChainConfig,
     pub exec: ExecConfig,
     /// Hash of the head block's header (the next block's parent).
-    head_hash: std::sync::RwLock<[u8; 32]>,
+    head_hash: parking_lot::RwLock<[u8; 32]>,
 }
 
 /// The initial state.
@@ -181,7 +181,7 @@ impl Chain {
                 BlockRecord::decode(&rec)?.header.hash()
             }
         };
-        Ok(Chain { store, vm, config, exec: ExecConfig::default(), head_hash: std::sync::RwLock::new(head_hash) })
+        Ok(Chain { store, vm, config, exec: ExecConfig::default(), head_hash: parking_lot::RwLock::new(head_hash) })
     }
 
     pub fn store(&self) -> &Store {
@@ -227,7 +227,7 @@ impl Chain {
     /// The committed head as a [`Parent`].
     pub fn committed_parent(&self) -> Result<Parent, ChainError> {
         let head = self.head().ok_or(ChainError::NoGenesis)?;
-        Ok(Parent { height: head.height, hash: *self.head_hash.read().unwrap_or_else(|e| e.into_inner()), layers: Vec::new() })
+        Ok(Parent { height: head.height, hash: *self.head_hash.read(), layers: Vec::new() })
     }
 
     /// Execute `txs` as the child of `parent`, whose uncommitted ancestors' writes must all
@@ -354,7 +354,7 @@ impl Chain {
     /// `label` is stored with the head (see [`Store::commit_labelled`]).
     pub fn commit_speculative(&self, b: &SpeculativeBlock, label: Option<&[u8]>) -> Result<Head, ChainError> {
         let header = &b.record.header;
-        let head_hash = *self.head_hash.read().unwrap_or_else(|e| e.into_inner());
+        let head_hash = *self.head_hash.read();
         if header.parent_hash != head_hash {
             return Err(ChainError::NotOnHead { height: header.height, why: "its parent is not the committed head".into() });
         }
@@ -382,7 +382,7 @@ impl Chain {
             hashes.push(keep.then_some(r.tx_hash));
         }
         let head = self.store.commit_labelled(prepared, &record.encode(), &hashes, label)?;
-        *self.head_hash.write().unwrap_or_else(|e| e.into_inner()) = record.header.hash();
+        *self.head_hash.write() = record.header.hash();
         Ok(head)
     }
 
@@ -406,7 +406,7 @@ impl Chain {
         let prepared = self.store.prepare(height, &writes)?;
         let header = BlockHeader {
             height,
-            parent_hash: *self.head_hash.read().unwrap_or_else(|e| e.into_inner()),
+            parent_hash: *self.head_hash.read(),
             time_ms,
             tx_root: merkle_root(std::iter::empty()),
             receipts_root: merkle_root(std::iter::empty()),

@@ -55,13 +55,9 @@ struct TokenTransfer {
     amount: u64,
 }
 
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// CBOR arguments of the token contract's `transfer`.
 pub fn token_transfer_args(to: &Address, amount: u64) -> Vec<u8> {
-    cbor(&TokenTransfer { to: hex(to), amount })
+    cbor(&TokenTransfer { to: hex::encode(to), amount })
 }
 
 /// The token contract's `instantiate` arguments.

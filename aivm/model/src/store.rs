@@ -6,7 +6,8 @@ use super::sku::{Sku, SkuError};
 use crate::hash::model_hash;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 /// The default cache directory: `$AIVM_HOME`, else `$HOME/.cache/aivm`.
 pub fn default_home() -> PathBuf {
@@ -38,9 +39,6 @@ pub struct ArtifactStore {
     loaded: Mutex<HashMap<[u8; 32], Arc<Sku>>>,
 }
 
-pub fn hex(h: &[u8]) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 impl ArtifactStore {
     pub fn open(dir: impl Into<PathBuf>) -> Self {
@@ -53,7 +51,7 @@ impl ArtifactStore {
     }
 
     pub fn path_of(&self, hash: &[u8; 32]) -> PathBuf {
-        self.dir.join(format!("{}.sku", hex(hash)))
+        self.dir.join(format!("{}.sku", hex::encode(hash)))
     }
 
     /// Store a SKU's canonical bytes; returns its hash. Written to a temporary name and
@@ -75,11 +73,11 @@ impl ArtifactStore {
 
     /// Load (or return the loaded) SKU for `hash`, checking the bytes hash to it.
     pub fn get(&self, hash: &[u8; 32]) -> Result<Arc<Sku>, ArtifactError> {
-        if let Some(s) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get(hash) {
+        if let Some(s) = self.loaded.lock().get(hash) {
             return Ok(s.clone());
         }
         let sku = Arc::new(Self::load_file(&self.path_of(hash), Some(hash))?);
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(*hash, sku.clone());
+        self.loaded.lock().insert(*hash, sku.clone());
         Ok(sku)
     }
 
@@ -117,11 +115,11 @@ impl ModelRegistry {
 
     /// The engine for `hash`, loading and packing it on first use.
     pub fn engine(&self, hash: &[u8; 32]) -> Result<Arc<super::Engine>, ArtifactError> {
-        if let Some(e) = self.engines.lock().unwrap_or_else(|p| p.into_inner()).get(hash) {
+        if let Some(e) = self.engines.lock().get(hash) {
             return Ok(e.clone());
         }
         let e = Arc::new(super::Engine::with_hash(self.store.get(hash)?, *hash, self.opts.clone())?);
-        self.engines.lock().unwrap_or_else(|p| p.into_inner()).insert(*hash, e.clone());
+        self.engines.lock().insert(*hash, e.clone());
         Ok(e)
     }
 }

@@ -38,9 +38,6 @@ pub fn cache_key(code_hash: &[u8; 32], engine_digest: &[u8; 32]) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 /// Compiled modules stored as files in one directory.
 #[derive(Clone, Debug)]
@@ -56,7 +53,7 @@ impl DiskCache {
     }
 
     fn paths(&self, key: &[u8; 32]) -> (PathBuf, PathBuf) {
-        let k = hex(key);
+        let k = hex::encode(key);
         (self.dir.join(format!("{k}.cwasm")), self.dir.join(format!("{k}.sum")))
     }
 

@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Args)]
@@ -296,7 +297,7 @@ fn drive_load(rpcs: &[SocketAddr], load: &mut P2p, token: Address, tps: u64, dur
         for chunk in txs.chunks(1000) {
             let now = Instant::now();
             let answers = c.batch("aivm_sendTransaction", chunk.iter().map(|t| json!([to_hex(t)])).collect())?;
-            let mut map = submitted.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = submitted.lock();
             for r in answers {
                 match r.ok().and_then(|v| v.as_str().map(str::to_string)) {
                     Some(h) => {
@@ -353,7 +354,7 @@ impl Watcher {
                 let hashes: Vec<String> = b["txs"].as_array().map(|v| v.iter().filter_map(|h| h.as_str().map(str::to_string)).collect()).unwrap_or_default();
                 let mut times = Vec::new();
                 {
-                    let map = submitted.lock().unwrap_or_else(|e| e.into_inner());
+                    let map = submitted.lock();
                     for h in &hashes {
                         if let Some(t) = map.get(h) {
                             times.push((h.clone(), now.duration_since(*t).as_secs_f64() * 1e3));
@@ -370,7 +371,7 @@ impl Watcher {
                         }
                     }
                 }
-                let mut st = st2.lock().unwrap_or_else(|e| e.into_inner());
+                let mut st = st2.lock();
                 st.blocks += 1;
                 st.failed += failed;
                 if !times.is_empty() {

@@ -120,7 +120,7 @@ fn cl_err(e: ocl::Error) -> BackendError {
 
 /// Held while enumerating platforms and devices: ICD loaders (ocl-icd among them) initialise
 /// lazily, and concurrent first calls were seen to report no devices at all.
-static DISCOVERY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static DISCOVERY: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
 /// Every platform, or [`BackendError::NoPlatform`] when the ICD loader finds none.
 /// Call with [`DISCOVERY`] held.
@@ -161,7 +161,7 @@ fn info_u64(d: &Device, what: ClDeviceInfo) -> u64 {
 
 /// All OpenCL devices, in `<platform>:<device>` order.
 pub fn list_devices() -> Result<Vec<DeviceInfo>, BackendError> {
-    let _guard = DISCOVERY.lock().unwrap_or_else(|p| p.into_inner());
+    let _guard = DISCOVERY.lock();
     let mut out = Vec::new();
     for (pi, p) in platforms()?.iter().enumerate() {
         let devices = Device::list_all(p).unwrap_or_default();
@@ -216,7 +216,7 @@ impl OpenClBackend {
 
     /// [`OpenClBackend::open`] with another program (tests check how build failures surface).
     pub fn open_with_source(config: &OpenClConfig, source: &str) -> Result<Self, BackendError> {
-        let guard = DISCOVERY.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = DISCOVERY.lock();
         let platforms = platforms()?;
         let (platform, device) = match config.device {
             Some(sel) => {

@@ -61,7 +61,7 @@ pub fn verify_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count:
 /// Verify a response to `ch` for `receipt` against the model. `Ok(())` means every check passed.
 pub fn verify(sku: &Sku, sku_hash: &Hash, receipt: &InferenceReceipt, ch: &Challenge, resp: &Response) -> Result<(), AuditError> {
     if receipt.sku != *sku_hash {
-        return Err(AuditError::WrongModel(crate::store::hex(&receipt.sku)));
+        return Err(AuditError::WrongModel(hex::encode(receipt.sku)));
     }
     if tokens_root(&receipt.prompts) != receipt.input_root || tokens_root(&receipt.outputs) != receipt.output_root {
         return Err(AuditError::Receipt("input or output root".into()));
