@@ -141,8 +141,6 @@ impl<K: Hash + Eq, V: Clone> ByteLru<K, V> {
     }
 }
 
-/// Compiled contracts by cache key.
-pub type ContractCache = ByteLru<[u8; 32], std::sync::Arc<crate::vm::Contract>>;
 
 #[cfg(test)]
 mod tests {

@@ -1,16 +1,18 @@
 //! Deploy and call contracts.
 
-use crate::cache::{cache_key, engine_digest, DiskCache};
+use crate::cache::{cache_key, engine_digest, ByteLru, DiskCache};
 use crate::config::{engine_config, Limits};
 use crate::error::{ValidationError, VmError};
 use crate::gas::{GasReport, GasSchedule};
 use crate::host::{self, CallContext, Event, HostState, StateView, ViewPtr, WriteSet};
 use crate::validate::validate;
-use crate::cache::ContractCache;
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use wasmtime::{Engine, InstancePre, Linker, Module, Store, StoreLimitsBuilder};
+
+/// Compiled contracts by cache key.
+pub type ContractCache = ByteLru<[u8; 32], Arc<Contract>>;
 
 /// The entry point a deploy runs, once, with the deploy's arguments (`Vm::instantiate`).
 pub const INSTANTIATE_ENTRY: &str = "instantiate";
