@@ -2,7 +2,7 @@
 //! equivalence tests and the crash test: `accounts` funded keys, and blocks of transfers
 //! between random pairs (native, or calls to the token contract's `transfer`).
 
-use crate::block::{Chain, Genesis};
+use crate::chain::{Chain, Genesis};
 use crate::encoding::cbor;
 use crate::state::Address;
 use crate::tx::{Payload, SignedTransaction, Transaction};

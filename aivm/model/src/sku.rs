@@ -4,6 +4,9 @@
 //! Its canonical bytes ([`Sku::to_bytes`]) are what MODEL_HASH hashes, so a SKU is named by
 //! its content; [`Sku::from_bytes`] checks every length and value, so a corrupt artifact is
 //! an error, not a crash. Conversion rounding is written in `spec/inference.md`.
+//!
+//! Longer than most files on purpose: the format's writer and its checking reader sit side
+//! by side so that they cannot drift apart, with the conversion that fills them.
 
 use super::quant::Scale;
 use super::gguf::{Gguf, GgufError};
