@@ -15,7 +15,7 @@ fn bench_matmul(c: &mut Criterion) {
         let a = workloads::i8s(1, m * k);
         let b = workloads::i8s(2, k * n);
         g.throughput(Throughput::Elements((m * k * n) as u64));
-        for path in matmul::Path::available() {
+        for &path in matmul::SimdPath::available() {
             g.bench_with_input(BenchmarkId::new(format!("{path:?}"), format!("{m}x{k}x{n}")), &(), |bch, _| {
                 bch.iter(|| matmul::matmul_i8_on(path, &a, &b, m, k, n))
             });

@@ -6,6 +6,15 @@ use std::path::{Path, PathBuf};
 pub const CONFIG_FILE: &str = "config.json";
 pub const GENESIS_FILE: &str = "genesis.json";
 
+/// Why a configuration file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {source}", path.display())]
+    Parse { path: PathBuf, source: serde_json::Error },
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeConfig {
     pub chain_id: u64,
@@ -33,10 +42,10 @@ impl NodeConfig {
         Self { chain_id, p2p: port(0), rpc: port(1000), metrics: port(2000), genesis: GENESIS_FILE.into(), data: "data".into(), backend: "cpu".into(), rpc_limits: Default::default() }
     }
 
-    pub fn load(home: &Path) -> Result<Self, String> {
+    pub fn load(home: &Path) -> Result<Self, ConfigError> {
         let path = home.join(CONFIG_FILE);
-        let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+        let bytes = std::fs::read(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        serde_json::from_slice(&bytes).map_err(|source| ConfigError::Parse { path, source })
     }
 
     pub fn save(&self, home: &Path) -> std::io::Result<()> {

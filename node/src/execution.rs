@@ -136,7 +136,7 @@ impl Executor {
         if offenses.is_empty() {
             return Ok(Vec::new());
         }
-        slash_writes(offenses, |k| self.chain.read_at(state, k).ok().flatten()).map_err(ExecError::Invalid)
+        slash_writes(offenses, |k| self.chain.read_at(state, k).ok().flatten()).map_err(|e| ExecError::Invalid(e.to_string()))
     }
 
     /// Pooled evidence not punished on `state` nor in the uncommitted ancestors of `parent`.

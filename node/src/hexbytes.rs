@@ -1,16 +1,12 @@
 //! Hex for keys and hashes in the node's files.
 
 pub fn to_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex::encode(b)
 }
 
 /// `None` unless `s` is an even number of hex digits (an `0x` prefix is allowed).
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    let s = s.strip_prefix("0x").unwrap_or(s);
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    hex::decode(s.strip_prefix("0x").unwrap_or(s)).ok()
 }
 
 /// Serde for fixed-size byte arrays as hex strings.

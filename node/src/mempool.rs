@@ -56,8 +56,8 @@ pub enum MempoolError {
     NonceTooLow { got: u64, expected: u64 },
     #[error("nonce {got} is too far ahead (highest accepted {max})")]
     NonceTooHigh { got: u64, max: u64 },
-    #[error("{0}")]
-    Admission(String),
+    #[error(transparent)]
+    Admission(#[from] aivm_runtime::admission::AdmissionError),
     #[error(transparent)]
     Limit(#[from] LimitError),
     #[error("balance {have} cannot cover {need}, the most this and the sender's pending transactions can cost")]
@@ -160,7 +160,7 @@ impl Mempool {
             return Err(MempoolError::Duplicate);
         }
         self.cfg.limits.check_tx(vtx.tx())?;
-        let adm = Admission::of(&vtx, &self.schedule).map_err(MempoolError::Admission)?;
+        let adm = Admission::of(&vtx, &self.schedule)?;
         let tx = vtx.tx();
         let (sender, nonce, price) = (tx.sender, tx.nonce, tx.gas_price);
         let account = accounts.account(&sender).ok_or(MempoolError::UnknownSender)?;

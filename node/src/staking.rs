@@ -47,19 +47,28 @@ pub fn after_slash(stake: u128) -> u128 {
     stake - stake / 10_000 * SLASH_BPS - (stake % 10_000) * SLASH_BPS / 10_000
 }
 
+/// Why evidence cannot be punished.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SlashError {
+    #[error("validator {identity} was already slashed for view {view}")]
+    AlreadySlashed { identity: String, view: u64 },
+    #[error("evidence names no staked validator")]
+    NotAValidator,
+}
+
 /// The writes that punish `offenses` (distinct, not yet punished) given the current state
 /// read through `read`. `Err` when an offence was already punished or names no validator.
-pub fn slash_writes(offenses: &[Offense], read: impl Fn(&StateKey) -> Option<StateValue>) -> Result<Writes, String> {
+pub fn slash_writes(offenses: &[Offense], read: impl Fn(&StateKey) -> Option<StateValue>) -> Result<Writes, SlashError> {
     let mut stakes: std::collections::BTreeMap<[u8; 32], u128> = Default::default();
     let mut out = std::collections::BTreeMap::new();
     for o in offenses {
         let marker = slashed_key(&o.identity, o.view);
         if read(&marker).is_some() || out.contains_key(&marker) {
-            return Err(format!("validator {} was already slashed for view {}", crate::hexbytes::to_hex(&o.identity), o.view));
+            return Err(SlashError::AlreadySlashed { identity: crate::hexbytes::to_hex(&o.identity), view: o.view });
         }
         let stake = match stakes.get(&o.identity) {
             Some(s) => *s,
-            None => decode_stake(read(&stake_key(&o.identity)).as_ref()).ok_or("evidence names no staked validator")?,
+            None => decode_stake(read(&stake_key(&o.identity)).as_ref()).ok_or(SlashError::NotAValidator)?,
         };
         let left = after_slash(stake);
         stakes.insert(o.identity, left);

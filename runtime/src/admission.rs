@@ -16,20 +16,29 @@ pub struct Admission {
     pub value: u128,
 }
 
+/// Why a transaction cannot pay its own way. The texts are receipt text (`spec/state.md`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdmissionError {
+    #[error("intrinsic gas overflows")]
+    IntrinsicOverflow,
+    #[error("gas limit {gas_limit} is below the intrinsic gas {intrinsic}")]
+    BelowIntrinsic { gas_limit: u64, intrinsic: u64 },
+}
+
 impl Admission {
     /// Intrinsic gas and the reserved fee; refuses a gas limit below the intrinsic gas. The
     /// messages are receipt text (`spec/state.md`), so they do not change lightly.
-    pub fn of(vtx: &VerifiedTx, schedule: &GasSchedule) -> Result<Self, String> {
+    pub fn of(vtx: &VerifiedTx, schedule: &GasSchedule) -> Result<Self, AdmissionError> {
         let tx = vtx.tx();
         let extra = match tx.payload {
             Payload::Transfer { .. } => schedule.transfer,
             _ => 0,
         };
         let Some(intrinsic) = schedule.tx.cost(vtx.size as u64).and_then(|g| g.checked_add(extra)) else {
-            return Err("intrinsic gas overflows".into());
+            return Err(AdmissionError::IntrinsicOverflow);
         };
         if tx.gas_limit < intrinsic {
-            return Err(format!("gas limit {} is below the intrinsic gas {intrinsic}", tx.gas_limit));
+            return Err(AdmissionError::BelowIntrinsic { gas_limit: tx.gas_limit, intrinsic });
         }
         let value = match tx.payload {
             Payload::Transfer { amount, .. } => amount,
@@ -92,7 +101,7 @@ impl BlockLimits {
         for v in txs {
             self.check_tx(v.tx())?;
             if !seen.insert(v.hash) {
-                return Err(LimitError::Duplicate(v.hash.iter().map(|b| format!("{b:02x}")).collect()));
+                return Err(LimitError::Duplicate(hex::encode(v.hash)));
             }
             total = total.checked_add(v.tx().gas_limit).filter(|t| *t <= self.max_block_gas).ok_or(LimitError::BlockGasTooHigh { max: self.max_block_gas })?;
         }

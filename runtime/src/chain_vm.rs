@@ -230,7 +230,7 @@ impl TxVm for BlockVm<'_> {
         }
         let adm = match Admission::of(vtx, schedule) {
             Ok(a) => a,
-            Err(why) => return reject(why),
+            Err(why) => return reject(why.to_string()),
         };
         match adm.max_cost() {
             Some(need) if need <= sender.balance => {}

@@ -12,13 +12,13 @@
 //! - [`encoding`]: CBOR, the wire and storage encoding.
 //! - [`receipt`]: what a transaction produced.
 //! - [`store`]: RocksDB column families, atomic block commits, the Jellyfish Merkle root.
-//! - [`block`]: a block's execution, fee settlement and commit.
+//! - [`chain`]: the [`Chain`]: a block's execution, fee settlement and commit.
 //! - [`workload`]: the paper's peer-to-peer transfer workload (benchmark and tests).
 //!
 //! `spec/state.md` is the normative description.
 
 pub mod admission;
-pub mod block;
+pub mod chain;
 pub mod blockstm;
 pub mod chain_vm;
 pub mod encoding;
@@ -30,7 +30,7 @@ pub mod tx;
 pub mod workload;
 
 pub use admission::{Admission, BlockLimits, LimitError};
-pub use block::{BlockHeader, BlockRecord, Chain, ChainConfig, ChainError, ExecConfig, ExecutedBlock, Genesis, Parent, SpeculativeBlock};
+pub use chain::{BlockHeader, BlockRecord, Chain, ChainConfig, ChainError, ExecConfig, ExecutedBlock, Genesis, Parent, SpeculativeBlock};
 pub use chain_vm::{contract_address, contract_entries, storage_entries, BlockEnv, ChainVm};
 pub use receipt::{Receipt, TxStatus};
 pub use state::{Account, Address, StateKey, StateValue};

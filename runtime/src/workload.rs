@@ -2,7 +2,7 @@
 //! equivalence tests and the crash test: `accounts` funded keys, and blocks of transfers
 //! between random pairs (native, or calls to the token contract's `transfer`).
 
-use crate::block::{Chain, Genesis};
+use crate::chain::{Chain, Genesis};
 use crate::encoding::cbor;
 use crate::state::Address;
 use crate::tx::{Payload, SignedTransaction, Transaction};
@@ -55,13 +55,9 @@ struct TokenTransfer {
     amount: u64,
 }
 
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// CBOR arguments of the token contract's `transfer`.
 pub fn token_transfer_args(to: &Address, amount: u64) -> Vec<u8> {
-    cbor(&TokenTransfer { to: hex(to), amount })
+    cbor(&TokenTransfer { to: hex::encode(to), amount })
 }
 
 /// The token contract's `instantiate` arguments.

@@ -8,10 +8,10 @@
 //! thread count. Commitment hashing (rows of X and Y) is timed separately.
 
 use aivm::model::commit::{i32_bytes, i8_bytes, rows_root};
-use aivm::model::freivalds::{FastCheck, VECTORS};
-use aivm::model::gemm::{gemm, Packed};
+use aivm::model::audit::{FastCheck, VECTORS};
+use aivm::kernels::gemm::{gemm, Packed};
 use aivm::model::sku::quantize_rows;
-use aivm::tensor::matmul::Path;
+use aivm::tensor::matmul::SimdPath;
 use aivm_benches::timing::median_ns;
 use aivm_benches::workloads::{arch, i8s};
 use std::time::Duration;
@@ -32,7 +32,7 @@ fn main() {
     let t: usize = get("--tokens").and_then(|v| v.parse().ok()).unwrap_or(512);
     let threads: usize = get("--threads").and_then(|v| v.parse().ok()).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let json = args.iter().any(|a| a == "--json");
-    let path = Path::detect();
+    let path = SimdPath::detect();
     // (kind, out n, in k, count per layer)
     let kinds = a.weight_gemms();
     let mut rows = Vec::new();

@@ -60,7 +60,7 @@ fn main() {
     let s = GasSchedule::default();
     let budget = Duration::from_millis(if quick { 50 } else { 300 });
     if !r.json {
-        println!("AIVM gas calibration — target {NS_PER_GAS_TARGET} ns per gas; kernel path {:?}", matmul::Path::detect());
+        println!("AIVM gas calibration — target {NS_PER_GAS_TARGET} ns per gas; kernel path {:?}", matmul::SimdPath::detect());
         println!("{:<16} {:>18} {:>16} {:>16} {:>10}", "opcode", "size", "gas", "median_ns", "ns/gas");
     }
 

@@ -10,7 +10,7 @@
 
 use aivm::model::store::default_home;
 use aivm::model::{ArtifactStore, Engine, NoTrace, Options};
-use aivm::tensor::matmul::Path;
+use aivm::tensor::matmul::SimdPath;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -54,7 +54,7 @@ fn main() {
     let mut results = Vec::new();
     let mut outputs_by_threads = Vec::new();
     for threads in [1usize, 2] {
-        let e = Engine::new(sku.clone(), Options::cpu(threads, Path::detect())).expect("CPU backend");
+        let e = Engine::new(sku.clone(), Options::cpu(threads, SimdPath::detect())).expect("CPU backend");
         let prompt = e.tokenizer.encode(&e.tokenizer.chat_prompt(&long));
         // Prompt: best of 3 single forward steps.
         let mut best = f64::MAX;
@@ -79,7 +79,7 @@ fn main() {
             "decode_tokens": out.len(), "decode_tok_s": decode_tps, "batch": batch.len(), "batch_generated": gen, "batch_tok_s": gen as f64 / bt}));
     }
     assert_eq!(outputs_by_threads[0], outputs_by_threads[1], "outputs differ between thread counts");
-    let mut report = serde_json::json!({"model": marker.trim(), "path": format!("{:?}", Path::detect()), "runs": results});
+    let mut report = serde_json::json!({"model": marker.trim(), "path": format!("{:?}", SimdPath::detect()), "runs": results});
     if quality {
         report["quality"] = quality_report(&sku, &outputs_by_threads[0].1);
     }

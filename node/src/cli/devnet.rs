@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Args)]
@@ -305,7 +306,7 @@ fn drive_load(rpcs: &[SocketAddr], load: &mut P2p, token: Address, tps: u64, dur
         for chunk in txs.chunks(1000) {
             let now = Instant::now();
             let answers = c.batch("aivm_sendTransaction", chunk.iter().map(|t| json!([to_hex(t)])).collect())?;
-            let mut map = submitted.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = submitted.lock();
             for r in answers {
                 match r.ok().and_then(|v| v.as_str().map(str::to_string)) {
                     Some(h) => {
@@ -362,7 +363,7 @@ impl Watcher {
                 let hashes: Vec<String> = b["txs"].as_array().map(|v| v.iter().filter_map(|h| h.as_str().map(str::to_string)).collect()).unwrap_or_default();
                 let mut times = Vec::new();
                 {
-                    let map = submitted.lock().unwrap_or_else(|e| e.into_inner());
+                    let map = submitted.lock();
                     for h in &hashes {
                         if let Some(t) = map.get(h) {
                             times.push((h.clone(), now.duration_since(*t).as_secs_f64() * 1e3));
@@ -379,7 +380,7 @@ impl Watcher {
                         }
                     }
                 }
-                let mut st = st2.lock().unwrap_or_else(|e| e.into_inner());
+                let mut st = st2.lock();
                 st.blocks += 1;
                 st.failed += failed;
                 if !times.is_empty() {
@@ -392,7 +393,7 @@ impl Watcher {
     }
 
     fn finalized_count(&self) -> usize {
-        self.stats.lock().map_or(0, |s| s.latencies_ms.len())
+        self.stats.lock().latencies_ms.len()
     }
 
     fn stop(mut self) -> WatchStats {
@@ -400,7 +401,7 @@ impl Watcher {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
-        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+        self.stats.lock().clone()
     }
 }
 

@@ -1,8 +1,9 @@
 //! `aivm model fetch | convert | run | verify`: the real model, end to end.
 
-use aivm::model::store::{default_home, hex};
-use aivm::model::commit::{run_committed, Receipt, Trace};
-use aivm::model::freivalds::{respond, verify as verify_response, Challenge};
+use aivm::model::store::default_home;
+use hex::encode as hex;
+use aivm::model::commit::{run_committed, InferenceReceipt, Trace};
+use aivm::model::audit::{respond, verify as verify_response, Challenge};
 use aivm::model::{gguf::Gguf, ArtifactStore, Engine, NoTrace, Options, Sku};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -277,7 +278,7 @@ fn trace_path(receipt: &Path) -> PathBuf {
 }
 
 fn verify(a: VerifyArgs) -> Result<()> {
-    let receipt: Receipt = serde_json::from_slice(&std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?).context("parsing the receipt")?;
+    let receipt: InferenceReceipt = serde_json::from_slice(&std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?).context("parsing the receipt")?;
     let trace = Trace::from_bytes(&std::fs::read(trace_path(&a.receipt)).context("reading the trace")?).context("the trace file is corrupt")?;
     let home = home(&a.home);
     let engine = load_engine(&home, Some(&hex(&receipt.sku)), a.threads, None)?;

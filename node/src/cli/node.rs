@@ -116,7 +116,7 @@ fn run_validator(a: RunArgs) -> Result<()> {
         (None, Some(h)) => h,
         (None, None) => bail!("give --config FILE or --home DIR"),
     };
-    let cfg = NodeConfig::load(&home).map_err(anyhow::Error::msg)?;
+    let cfg = NodeConfig::load(&home)?;
     let keys = NodeKeys::load(&home).with_context(|| format!("loading keys from {}", home.display()))?;
     let genesis_path = home.join(&cfg.genesis);
     let genesis = GenesisFile::from_json(&std::fs::read(&genesis_path).with_context(|| format!("reading {}", genesis_path.display()))?)

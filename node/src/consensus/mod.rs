@@ -14,12 +14,12 @@
 //! The application ([`app`]) builds, verifies and commits blocks with the runtime.
 
 mod app;
-mod block;
+mod chain_block;
 pub mod byzantine;
 mod faults;
 
 pub use app::now_ms;
-pub use block::ChainBlock;
+pub use chain_block::ChainBlock;
 
 use crate::execution::{Executor, Finalized};
 use crate::genesis::GenesisFile;

@@ -1,12 +1,12 @@
 //! Running a block: the Block-STM worker loop, and the sequential executor that is its
 //! test oracle, its benchmark baseline, and the path for small blocks.
 
-use crate::blockstm::mv_memory::{lock, Hasher, MvMemory};
+use crate::blockstm::mv_memory::{Hasher, MvMemory};
 use crate::blockstm::scheduler::{Scheduler, Task};
 use crate::blockstm::types::{Storage, TxVm, Version};
 use crate::blockstm::view::{MvView, SeqView};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 /// A block's result: per-transaction outputs in block order and the final writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub fn execute_parallel<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>>(
     });
     let outputs = outputs
         .into_iter()
-        .map(|o| o.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .map(|o| o.into_inner())
         .map(|o| o.unwrap_or_else(|| unreachable!("every transaction executes before the scheduler is done")))
         .collect();
     let mut writes = mv.into_final_writes();
@@ -127,7 +127,7 @@ impl<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>> Worker<'_, Vm, S> {
                     // The blocking transaction finished meanwhile: read again.
                 }
                 Ok((out, writes)) => {
-                    *lock(&self.outputs[v.tx_idx]) = Some(out);
+                    *self.outputs[v.tx_idx].lock() = Some(out);
                     let wrote_new = self.mv.record(v, view.reads, writes);
                     return self.scheduler.finish_execution(v, wrote_new);
                 }

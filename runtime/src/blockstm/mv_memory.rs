@@ -7,7 +7,7 @@
 use crate::blockstm::types::{Incarnation, TxIdx, Version};
 use dashmap::DashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 /// ahash with per-process random keys: fast on 33-byte keys, and keys chosen by users cannot
 /// be aimed at one shard (HashDoS).
@@ -81,7 +81,7 @@ impl<K: Eq + Hash + Clone, V: Clone> MvMemory<K, V> {
                 Err(i) => vs.insert(i, (v.tx_idx, Entry::Write(v.incarnation, val))),
             }
         }
-        let mut prev = lock(&self.last_written[v.tx_idx]);
+        let mut prev = self.last_written[v.tx_idx].lock();
         for k in prev.iter().filter(|k| !new_keys.contains(k)) {
             if let Some(mut vs) = self.data.get_mut(k) {
                 if let Ok(i) = vs.binary_search_by_key(&v.tx_idx, |e| e.0) {
@@ -91,13 +91,13 @@ impl<K: Eq + Hash + Clone, V: Clone> MvMemory<K, V> {
         }
         let wrote_new = new_keys.iter().any(|k| !prev.contains(k));
         *prev = new_keys;
-        *lock(&self.last_read[v.tx_idx]) = reads;
+        *self.last_read[v.tx_idx].lock() = reads;
         wrote_new
     }
 
     /// Mark every write of `tx_idx` as an ESTIMATE (its incarnation was aborted).
     pub fn convert_writes_to_estimates(&self, tx_idx: TxIdx) {
-        for k in lock(&self.last_written[tx_idx]).iter() {
+        for k in self.last_written[tx_idx].lock().iter() {
             if let Some(mut vs) = self.data.get_mut(k) {
                 if let Ok(i) = vs.binary_search_by_key(&tx_idx, |e| e.0) {
                     vs[i].1 = Entry::Estimate;
@@ -119,7 +119,7 @@ impl<K: Eq + Hash + Clone, V: Clone> MvMemory<K, V> {
 
     /// Would the last incarnation of `tx_idx` read the same versions now?
     pub fn validate_read_set(&self, tx_idx: TxIdx) -> bool {
-        let reads = lock(&self.last_read[tx_idx]);
+        let reads = self.last_read[tx_idx].lock();
         reads.iter().all(|(k, origin)| match (self.read(k, tx_idx), origin) {
             (MvRead::Value(v, _), ReadOrigin::Version(o)) => v == *o,
             (MvRead::Storage, ReadOrigin::Storage) => true,
@@ -139,10 +139,6 @@ impl<K: Eq + Hash + Clone, V: Clone> MvMemory<K, V> {
     }
 }
 
-/// Locks are never held across a panic in this crate; a poisoned lock still holds valid data.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 #[cfg(test)]
 mod tests {

@@ -12,10 +12,9 @@
 //!                  (incarnation i+1)
 //! ```
 
-use crate::blockstm::mv_memory::lock;
 use crate::blockstm::types::{Incarnation, TxIdx, Version};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Status {
@@ -92,7 +91,7 @@ impl Scheduler {
     /// ReadyToExecute → Executing, if it is ready.
     fn try_incarnate(&self, tx: TxIdx) -> Option<Version> {
         if tx < self.block_size {
-            let mut s = lock(&self.states[tx]);
+            let mut s = self.states[tx].lock();
             if s.status == Status::ReadyToExecute {
                 s.status = Status::Executing;
                 return Some(Version { tx_idx: tx, incarnation: s.incarnation });
@@ -123,7 +122,7 @@ impl Scheduler {
         self.num_active_tasks.fetch_add(1, SeqCst);
         let tx = self.validation_idx.fetch_add(1, SeqCst);
         if tx < self.block_size {
-            let s = lock(&self.states[tx]);
+            let s = self.states[tx].lock();
             if s.status == Status::Executed {
                 return Some(Version { tx_idx: tx, incarnation: s.incarnation });
             }
@@ -144,12 +143,12 @@ impl Scheduler {
     /// `tx` read an ESTIMATE of `blocking`. Returns false if `blocking` has meanwhile
     /// finished executing (then `tx` should simply re-read).
     pub fn add_dependency(&self, tx: TxIdx, blocking: TxIdx) -> bool {
-        let mut deps = lock(&self.dependencies[blocking]);
-        if lock(&self.states[blocking]).status == Status::Executed {
+        let mut deps = self.dependencies[blocking].lock();
+        if self.states[blocking].lock().status == Status::Executed {
             return false;
         }
         {
-            let mut s = lock(&self.states[tx]);
+            let mut s = self.states[tx].lock();
             debug_assert_eq!(s.status, Status::Executing);
             s.status = Status::Aborting;
         }
@@ -160,7 +159,7 @@ impl Scheduler {
     }
 
     fn set_ready_status(&self, tx: TxIdx) {
-        let mut s = lock(&self.states[tx]);
+        let mut s = self.states[tx].lock();
         debug_assert_eq!(s.status, Status::Aborting);
         s.incarnation += 1;
         s.status = Status::ReadyToExecute;
@@ -169,11 +168,11 @@ impl Scheduler {
     /// Executing → Executed; wake dependents; maybe hand back a validation task.
     pub fn finish_execution(&self, v: Version, wrote_new_location: bool) -> Option<Task> {
         {
-            let mut s = lock(&self.states[v.tx_idx]);
+            let mut s = self.states[v.tx_idx].lock();
             debug_assert_eq!((s.status, s.incarnation), (Status::Executing, v.incarnation));
             s.status = Status::Executed;
         }
-        let deps = std::mem::take(&mut *lock(&self.dependencies[v.tx_idx]));
+        let deps = std::mem::take(&mut *self.dependencies[v.tx_idx].lock());
         if let Some(&min) = deps.iter().min() {
             for &d in &deps {
                 self.set_ready_status(d);
@@ -194,7 +193,7 @@ impl Scheduler {
 
     /// Executed(i) → Aborting(i), once per incarnation; true if this call did it.
     pub fn try_validation_abort(&self, v: Version) -> bool {
-        let mut s = lock(&self.states[v.tx_idx]);
+        let mut s = self.states[v.tx_idx].lock();
         if s.incarnation == v.incarnation && s.status == Status::Executed {
             s.status = Status::Aborting;
             true

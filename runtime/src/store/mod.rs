@@ -18,7 +18,7 @@ use crate::blockstm::Storage;
 use crate::state::{DecodeError, StateKey, StateValue};
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use std::path::Path;
-use std::sync::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 
 pub(crate) const CF_STATE: &str = "state";
 pub(crate) const CF_JMT_NODES: &str = "jmt_nodes";
@@ -89,7 +89,7 @@ impl Store {
     }
 
     pub fn head(&self) -> Option<Head> {
-        *self.head.read().unwrap_or_else(|e| e.into_inner())
+        *self.head.read()
     }
 
     pub fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StoreError> {
@@ -187,7 +187,7 @@ impl Store {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo)?;
-        *self.head.write().unwrap_or_else(|e| e.into_inner()) = Some(head);
+        *self.head.write() = Some(head);
         Ok(head)
     }
 }
@@ -221,7 +221,7 @@ impl<'a> StoreReader<'a> {
 
     /// The first read error, if any.
     pub fn into_error(self) -> Option<StoreError> {
-        self.error.into_inner().unwrap_or_else(|e| e.into_inner())
+        self.error.into_inner()
     }
 }
 
@@ -238,7 +238,7 @@ impl Storage<StateKey, StateValue> for StoreReader<'_> {
         match self.store.get(key) {
             Ok(v) => v,
             Err(e) => {
-                let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
+                let mut slot = self.error.lock();
                 slot.get_or_insert(e);
                 None
             }

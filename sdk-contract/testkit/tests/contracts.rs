@@ -8,9 +8,7 @@ const ALICE: [u8; 32] = [0xa1; 32];
 const BOB: [u8; 32] = [0xb0; 32];
 const CAROL: [u8; 32] = [0xc4; 32];
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use hex::encode as hex;
 
 #[test]
 fn token_transfer_allowance_and_revert() {

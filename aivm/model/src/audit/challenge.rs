@@ -1,0 +1,76 @@
+//! The challenge (a seed and how much to open) and what is drawn from it: which GEMMs,
+//! which row chains, and the Freivalds vectors. Every draw is a BLAKE3 XOF bound to the seed,
+//! the receipt and a purpose, so neither side can steer it once the seed is fixed.
+
+use super::schedule::step_rows;
+use crate::commit::InferenceReceipt;
+use crate::engine::GemmId;
+use crate::merkle::Hash;
+use serde::{Deserialize, Serialize};
+
+/// What the verifier asks for: `gemms` GEMMs (0 = all) and `rows` row chains, chosen by `seed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    pub seed: Hash,
+    pub gemms: u32,
+    pub rows: u32,
+}
+
+/// A BLAKE3 XOF bound to the challenge, the receipt and a purpose.
+pub(super) fn xof(ch: &Challenge, receipt: &Hash, what: &[u8], index: u64) -> blake3::OutputReader {
+    let mut h = blake3::Hasher::new_derive_key("aivm 2026-11 freivalds challenge v1");
+    h.update(&ch.seed);
+    h.update(receipt);
+    h.update(what);
+    h.update(&index.to_le_bytes());
+    h.finalize_xof()
+}
+
+pub(super) fn draw(x: &mut blake3::OutputReader, bound: u64) -> u64 {
+    let mut b = [0u8; 8];
+    x.fill(&mut b);
+    // 2^64 mod bound bias is < bound / 2^64: negligible for these sizes.
+    u64::from_le_bytes(b) % bound.max(1)
+}
+
+/// Which GEMM indices and which (step, row) chains the challenge selects.
+pub fn select(ch: &Challenge, r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])]) -> (Vec<u64>, Vec<(u32, u32)>) {
+    let rh = r.hash();
+    let n = sched.len() as u64;
+    let gemms: Vec<u64> = if ch.gemms == 0 || ch.gemms as u64 >= n {
+        (0..n).collect()
+    } else {
+        let mut x = xof(ch, &rh, b"gemms", 0);
+        let mut set = std::collections::BTreeSet::new();
+        while set.len() < ch.gemms as usize {
+            set.insert(draw(&mut x, n));
+        }
+        set.into_iter().collect()
+    };
+    let steps = sched.last().map_or(0, |s| s.0.step + 1);
+    let mut x = xof(ch, &rh, b"rows", 0);
+    let rows = (0..ch.rows)
+        .map(|_| {
+            let s = draw(&mut x, steps as u64) as u32;
+            let row = draw(&mut x, step_rows(r, s).len() as u64) as u32;
+            (s, row)
+        })
+        .collect();
+    (gemms, rows)
+}
+
+/// Random vectors per checked GEMM: each entry uniform over the 256 values of i8, so a
+/// wrong row survives one vector with probability ≤ 1/256 and all of them with ≤ 2^-64.
+pub const VECTORS: usize = 8;
+
+/// The random vectors for GEMM `index`: `VECTORS` rows of `n` entries.
+pub fn vectors(ch: &Challenge, rh: &Hash, index: u64, n: usize) -> Vec<Vec<i8>> {
+    let mut x = xof(ch, rh, b"vectors", index);
+    (0..VECTORS)
+        .map(|_| {
+            let mut b = vec![0u8; n];
+            x.fill(&mut b);
+            b.into_iter().map(|v| v as i8).collect()
+        })
+        .collect()
+}

@@ -1,0 +1,54 @@
+//! The worker's side: answer a challenge from the run's trace.
+
+use super::challenge::{select, Challenge};
+use super::opening::{OpenGemm, OpenRow, Response};
+use super::schedule::{chain_plan, find, schedule};
+use super::AuditError;
+use crate::commit::{i32_bytes, x_row_bytes, InferenceReceipt, Trace};
+use crate::sku::Sku;
+use crate::merkle::{self, Hash};
+
+/// The worker's answer to a challenge, from its trace.
+pub fn respond(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace, ch: &Challenge) -> Result<Response, AuditError> {
+    let sched = schedule(sku, receipt)?;
+    // The trace is a file: its GEMMs must have the shapes the run performs before any row of
+    // them is indexed.
+    let fits = sched.len() == trace.gemms.len()
+        && sched.iter().zip(&trace.gemms).all(|((id, dims), g)| {
+            let c = &g.commit;
+            c.id() == Some(*id) && [c.m, c.k, c.n] == *dims && g.x.len() == c.m as usize * c.k as usize && g.y.len() == c.m as usize * c.n as usize && g.x_scales.len() == c.m as usize
+        });
+    if !fits {
+        return Err(AuditError::Response("trace does not match the receipt".into()));
+    }
+    let (gemms, rows) = select(ch, receipt, &sched);
+    let (_, proofs) = merkle::prove_all(&trace.leaves());
+    let proof = |i: usize| proofs.get(i).cloned().unwrap_or_default();
+    let mut resp = Response { gemms: gemms.iter().map(|&i| OpenGemm { index: i, data: trace.gemms[i as usize].clone(), proof: proof(i as usize) }).collect(), rows: Vec::new() };
+    for (step, row) in rows {
+        for (kind, layer, is_y, at) in chain_plan(sku, receipt, step, row) {
+            let idx = find(&sched, step, layer, kind).ok_or_else(|| AuditError::Response("bad plan".into()))?;
+            let g = &trace.gemms[idx];
+            let c = &g.commit;
+            let (leaves_rows, bytes): (Vec<Hash>, Vec<u8>) = if is_y {
+                let n = c.n as usize;
+                let l = g.y.chunks(n).map(|r| merkle::leaf_hash(&i32_bytes(r))).collect();
+                (l, i32_bytes(&g.y[at as usize * n..(at as usize + 1) * n]))
+            } else {
+                let k = c.k as usize;
+                let l = g.x.chunks(k).zip(&g.x_scales).map(|(r, &s)| merkle::leaf_hash(&x_row_bytes(s, r))).collect();
+                (l, x_row_bytes(g.x_scales[at as usize], &g.x[at as usize * k..(at as usize + 1) * k]))
+            };
+            resp.rows.push(OpenRow {
+                index: idx as u64,
+                commit: *c,
+                gemm_proof: proof(idx),
+                is_y,
+                row: at,
+                bytes,
+                row_proof: merkle::prove(&leaves_rows, at as usize).unwrap_or_default(),
+            });
+        }
+    }
+    Ok(resp)
+}

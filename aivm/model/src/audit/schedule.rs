@@ -1,0 +1,101 @@
+//! The shape of a run: the exact GEMM list a run with the receipt's prompts and outputs
+//! performs, and the rows a row chain opens along it.
+
+use super::AuditError;
+use crate::commit::InferenceReceipt;
+use crate::engine::{GemmId, GemmKind, MAX_BATCH};
+use crate::sku::Sku;
+
+/// The exact GEMM list a run performs, from the model shape and the receipt's token counts.
+pub fn schedule(sku: &Sku, r: &InferenceReceipt) -> Result<Vec<(GemmId, [u32; 3])>, AuditError> {
+    let c = &sku.config;
+    let bad = |m: &str| Err(AuditError::Receipt(m.into()));
+    if r.prompts.len() != r.outputs.len() || r.prompts.is_empty() || r.prompts.len() > MAX_BATCH {
+        return bad("prompt and output counts");
+    }
+    if r.outputs.iter().any(|o| o.len() > r.max_new as usize) || r.prompts.iter().any(|p| p.is_empty()) {
+        return bad("an output is longer than max_new, or a prompt is empty");
+    }
+    let (d, hd, kvd, f) = (c.d_model, c.head_dim, c.kv_heads * c.head_dim, c.ffn);
+    let group = c.heads / c.kv_heads;
+    let mut out = Vec::new();
+    let mut ctx: Vec<u32> = vec![0; r.prompts.len()];
+    for step in 0..r.max_new {
+        let active: Vec<usize> = (0..r.prompts.len()).filter(|&s| step == 0 || (step as usize) <= r.outputs[s].len()).collect();
+        if active.is_empty() {
+            break;
+        }
+        let new: Vec<u32> = active.iter().map(|&s| if step == 0 { r.prompts[s].len() as u32 } else { 1 }).collect();
+        let m: u32 = new.iter().sum();
+        for (&s, &n) in active.iter().zip(&new) {
+            ctx[s] += n;
+        }
+        let id = |layer, kind, seq, head| GemmId { step, layer, kind, seq, head };
+        for l in 0..c.layers {
+            out.push((id(l, GemmKind::Q, 0, 0), [m, d, d]));
+            out.push((id(l, GemmKind::K, 0, 0), [m, d, kvd]));
+            out.push((id(l, GemmKind::V, 0, 0), [m, d, kvd]));
+            for (&s, &n) in active.iter().zip(&new) {
+                for g in 0..c.kv_heads {
+                    out.push((id(l, GemmKind::Scores, s as u32, g), [n * group, hd, ctx[s]]));
+                    out.push((id(l, GemmKind::Mix, s as u32, g), [n * group, ctx[s], hd]));
+                }
+            }
+            out.push((id(l, GemmKind::O, 0, 0), [m, d, d]));
+            out.push((id(l, GemmKind::Gate, 0, 0), [m, d, f]));
+            out.push((id(l, GemmKind::Up, 0, 0), [m, d, f]));
+            out.push((id(l, GemmKind::Down, 0, 0), [m, f, d]));
+        }
+        out.push((id(c.layers, GemmKind::Logits, 0, 0), [active.len() as u32, d, c.vocab]));
+        // A sequence that produced its last token (eos or max_new) at this step stops.
+        if active.iter().all(|&s| r.outputs[s].len() <= step as usize) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The rows (tokens) each step feeds, as (sequence, token, is-last-row-of-sequence).
+pub(super) fn step_rows(r: &InferenceReceipt, step: u32) -> Vec<(usize, u32)> {
+    (0..r.prompts.len())
+        .filter(|&s| step == 0 || (step as usize) <= r.outputs[s].len())
+        .flat_map(|s| if step == 0 { r.prompts[s].iter().map(|&t| (s, t)).collect::<Vec<_>>() } else { vec![(s, r.outputs[s][step as usize - 1])] })
+        .collect()
+}
+
+/// Index of a GEMM in the schedule.
+pub(super) fn find(sched: &[(GemmId, [u32; 3])], step: u32, layer: u32, kind: GemmKind) -> Option<usize> {
+    sched.iter().position(|(id, _)| id.step == step && id.layer == layer && id.kind == kind)
+}
+
+/// The rows a chain opens, in order: per layer q.x, o.x, o.y, gate.x, gate.y, up.y, down.x,
+/// down.y; then, for a sequence's last row, logits.x and logits.y.
+pub(super) fn chain_plan(sku: &Sku, r: &InferenceReceipt, step: u32, row: u32) -> Vec<(GemmKind, u32, bool, u32)> {
+    let mut plan = Vec::new();
+    for l in 0..sku.config.layers {
+        for (k, y) in [(GemmKind::Q, false), (GemmKind::O, false), (GemmKind::O, true), (GemmKind::Gate, false), (GemmKind::Gate, true), (GemmKind::Up, true), (GemmKind::Down, false), (GemmKind::Down, true)] {
+            plan.push((k, l, y, row));
+        }
+    }
+    if let Some(li) = last_row_index(r, step, row) {
+        plan.push((GemmKind::Logits, sku.config.layers, false, li));
+        plan.push((GemmKind::Logits, sku.config.layers, true, li));
+    }
+    plan
+}
+
+/// If `row` is the last row of its sequence in `step`, its row index in the logits GEMM.
+pub(super) fn last_row_index(r: &InferenceReceipt, step: u32, row: u32) -> Option<u32> {
+    let rows = step_rows(r, step);
+    let mut li = 0;
+    for (i, &(s, _)) in rows.iter().enumerate() {
+        let last = rows.get(i + 1).is_none_or(|&(s2, _)| s2 != s);
+        if last {
+            if i as u32 == row {
+                return Some(li);
+            }
+            li += 1;
+        }
+    }
+    None
+}

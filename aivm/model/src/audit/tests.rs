@@ -1,0 +1,197 @@
+//! The audit end to end on tiny models: honest receipts pass, every kind of cheat is caught.
+
+use super::freivalds::{digits, weight};
+use super::*;
+use crate::commit::{run_committed, tokens_root, GemmCommit, GemmData, InferenceReceipt, Trace};
+use crate::engine::{Engine, GemmKind, Options};
+use crate::quant::Scale;
+use crate::sku::{tests::tiny, Arch};
+use aivm_tensor::matmul::SimdPath;
+use crate::merkle;
+use std::sync::Arc;
+
+fn setup(arch: Arch) -> (Engine, InferenceReceipt, Trace) {
+    let e = Engine::new(Arc::new(tiny(arch, 21)), Options::default()).unwrap();
+    let (r, t) = run_committed(&e, &[vec![3, 9, 27, 4], vec![50, 8]], 5).unwrap();
+    (e, r, t)
+}
+
+const ALL: Challenge = Challenge { seed: [7; 32], gemms: 0, rows: 3 };
+
+fn check(e: &Engine, r: &InferenceReceipt, t: &Trace, ch: &Challenge) -> Result<(), AuditError> {
+    let resp = respond(&e.sku, r, t, ch)?;
+    verify(&e.sku, &e.sku_hash, r, ch, &resp)
+}
+
+/// Rebuild the receipt's root after tampering with the trace (a cheating worker commits
+/// to what it claims).
+fn recommit(r: &mut InferenceReceipt, t: &mut Trace) {
+    for g in &mut t.gemms {
+        g.commit = g.recommit();
+    }
+    r.gemm_root = merkle::root(&t.leaves());
+    r.gemm_count = t.gemms.len() as u64;
+}
+
+#[test]
+fn honest_receipts_verify() {
+    for arch in [Arch::Llama, Arch::Qwen2] {
+        let (e, r, t) = setup(arch);
+        assert_eq!(schedule(&e.sku, &r).unwrap().len(), t.gemms.len());
+        check(&e, &r, &t, &ALL).unwrap();
+        for seed in 0..5u8 {
+            check(&e, &r, &t, &Challenge { seed: [seed; 32], gemms: 7, rows: 2 }).unwrap();
+        }
+    }
+}
+
+#[test]
+fn one_flipped_element_is_caught() {
+    let (e, mut r, mut t) = setup(Arch::Llama);
+    for idx in [0usize, 5, t.gemms.len() / 2, t.gemms.len() - 1] {
+        let (mut r2, mut t2) = (r.clone(), Trace { gemms: t.gemms.clone() });
+        t2.gemms[idx].y[0] ^= 1;
+        recommit(&mut r2, &mut t2);
+        assert!(matches!(check(&e, &r2, &t2, &ALL), Err(AuditError::Freivalds { .. })), "gemm {idx}");
+    }
+    // Without recommitting, the opening no longer matches the receipt.
+    t.gemms[3].y[1] += 1;
+    assert!(matches!(check(&e, &r, &t, &ALL), Err(AuditError::Commitment { .. })));
+    r.gemm_count += 1;
+    assert!(matches!(check(&e, &r, &t, &ALL), Err(AuditError::Receipt(_) | AuditError::Response(_))));
+}
+
+#[test]
+fn permuted_rows_are_caught() {
+    let (e, mut r, mut t) = setup(Arch::Qwen2);
+    let g = t.gemms.iter_mut().find(|g| g.commit.kind == GemmKind::Gate as u8 && g.commit.m > 1).unwrap();
+    let n = g.commit.n as usize;
+    let (a, b) = g.y.split_at_mut(n);
+    a.swap_with_slice(&mut b[..n]);
+    recommit(&mut r, &mut t);
+    assert!(check(&e, &r, &t, &ALL).is_err());
+}
+
+#[test]
+fn skipped_layer_is_caught() {
+    // The worker runs a model with one layer fewer (skips the last layer) and claims the
+    // full model: its trace lacks that layer's GEMMs.
+    let (e, _, _) = setup(Arch::Llama);
+    let mut cut = (*e.sku).clone();
+    cut.layers.pop();
+    cut.config.layers -= 1;
+    let lazy = Engine::new(Arc::new(cut), Options::default()).unwrap();
+    let (mut r, t) = run_committed(&lazy, &[vec![3, 9, 27, 4], vec![50, 8]], 5).unwrap();
+    r.sku = e.sku_hash;
+    assert!(matches!(verify(&e.sku, &e.sku_hash, &r, &ALL, &Response::default()), Err(AuditError::Receipt(_))));
+    // Padding the trace with the previous layer's GEMMs relabelled keeps the count but
+    // fails Freivalds (other weights) or the row chain.
+    let mut t2 = Trace { gemms: Vec::new() };
+    let last = lazy.sku.config.layers; // the missing layer index
+    for g in &t.gemms {
+        let is_last_layer = g.commit.layer == last - 1;
+        let logits = g.commit.kind == GemmKind::Logits as u8;
+        if logits {
+            let mut l = g.clone();
+            l.commit.layer = last + 1;
+            t2.gemms.push(l);
+        } else {
+            t2.gemms.push(g.clone());
+        }
+        // After the real last layer's down GEMM, append copies as "layer `last`".
+        if is_last_layer && g.commit.kind == GemmKind::Down as u8 {
+            let step = g.commit.step;
+            let copies: Vec<GemmData> = t.gemms.iter().filter(|h| h.commit.step == step && h.commit.layer == last - 1).cloned().map(|mut h| { h.commit.layer = last; h }).collect();
+            t2.gemms.extend(copies);
+        }
+    }
+    let mut r2 = r.clone();
+    recommit(&mut r2, &mut t2);
+    assert!(check(&e, &r2, &t2, &ALL).is_err());
+}
+
+#[test]
+fn different_model_is_caught() {
+    let (e, _, _) = setup(Arch::Llama);
+    let other = Engine::new(Arc::new(tiny(Arch::Llama, 22)), Options::default()).unwrap();
+    let (mut r, t) = run_committed(&other, &[vec![3, 9, 27, 4], vec![50, 8]], 5).unwrap();
+    assert!(matches!(check(&e, &r, &t, &ALL), Err(AuditError::WrongModel(_))));
+    r.sku = e.sku_hash; // lie about the model
+    assert!(matches!(check(&e, &r, &t, &ALL), Err(AuditError::Freivalds { .. })));
+}
+
+#[test]
+fn fast_check_agrees_with_the_reference() {
+    let (e, r, t) = setup(Arch::Qwen2);
+    let ch = Challenge { seed: [5; 32], gemms: 0, rows: 0 };
+    let rh = r.hash();
+    for (i, g) in t.gemms.iter().enumerate().filter(|(_, g)| GemmKind::from_code(g.commit.kind).is_some_and(GemmKind::is_weight)).step_by(3) {
+        let id = g.commit.id().unwrap();
+        let w = weight(&e.sku, &id).unwrap();
+        let fc = FastCheck::new(w);
+        let rs = vectors(&ch, &rh, i as u64, w.rows);
+        let m = g.commit.m as usize;
+        for &path in SimdPath::available() {
+            assert!(fc.check(&g.x, &g.y, m, &rs, path, 2));
+            let mut y = g.y.clone();
+            let mid = y.len() / 2;
+            y[mid] = y[mid].wrapping_add(1 << 20);
+            assert!(!fc.check(&g.x, &y, m, &rs, path, 2));
+            assert!(!freivalds(&GemmData { y: y.clone(), ..g.clone() }, &w.q, true, &rs));
+            // Extreme accumulators are handled exactly too.
+            y[0] = i32::MIN;
+            assert_eq!(fc.check(&g.x, &y, m, &rs, path, 1), freivalds(&GemmData { y, ..g.clone() }, &w.q, true, &rs));
+        }
+    }
+    for v in [0i64, 1, -1, 127, 128, -129, i32::MIN as i64, i32::MAX as i64, 1 << 38] {
+        let d = digits(v);
+        assert_eq!(d.iter().enumerate().map(|(b, &x)| (x as i64) << (8 * b)).sum::<i64>(), v);
+    }
+}
+
+#[test]
+fn single_gemm_check_and_encoding() {
+    let (e, r, t) = setup(Arch::Llama);
+    let ch = Challenge { seed: [3; 32], gemms: 0, rows: 0 };
+    let resp = respond(&e.sku, &r, &t, &ch).unwrap();
+    let rh = r.hash();
+    for og in resp.gemms.iter().step_by(7) {
+        let back = OpenGemm::decode(&og.encode()).unwrap();
+        assert_eq!(&back, og);
+        assert!(verify_gemm(&e.sku, &rh, &r.gemm_root, r.gemm_count, &ch.seed, og));
+        let mut bad = og.clone();
+        bad.data.y[0] = bad.data.y[0].wrapping_add(1);
+        bad.data.commit = bad.data.recommit();
+        assert!(!verify_gemm(&e.sku, &rh, &r.gemm_root, r.gemm_count, &ch.seed, &bad));
+        let enc = og.encode();
+        for cut in [0, 10, enc.len() / 2, enc.len() - 1] {
+            assert!(OpenGemm::decode(&enc[..cut]).is_none());
+        }
+    }
+    // A hostile opening whose commitment is self-consistent (the caller supplies the root)
+    // but has empty or huge dimensions: rejected without panicking or allocating.
+    for (m, k, n) in [(1u32, 0u32, 1u32), (0, 1, 1), (1, 1, 0), (0, 0, u32::MAX)] {
+        let mut data = GemmData {
+            commit: GemmCommit { step: 0, layer: 0, kind: GemmKind::Scores as u8, seq: 0, head: 0, m, k, n, x_root: [0; 32], y_root: [0; 32], rhs_root: [0; 32] },
+            x: vec![0; (m * k) as usize],
+            x_scales: vec![Scale::ZERO; m as usize],
+            y: vec![0; (m as u64 * n as u64).min(1 << 20) as usize],
+            rhs: Some(vec![0; (k as u64 * n as u64).min(1 << 20) as usize]),
+        };
+        data.commit = data.recommit();
+        let og = OpenGemm { index: 0, proof: vec![], data };
+        let root = og.data.commit.leaf();
+        assert!(!verify_gemm(&e.sku, &rh, &root, 1, &ch.seed, &og), "{m}x{k}x{n}");
+    }
+}
+
+#[test]
+fn wrong_output_token_is_caught() {
+    let (e, mut r, t) = setup(Arch::Llama);
+    let s = r.outputs.iter().position(|o| !o.is_empty()).unwrap();
+    r.outputs[s][0] = (r.outputs[s][0] + 1) % e.sku.config.vocab;
+    r.output_root = tokens_root(&r.outputs);
+    // Every row chain over step 0's last rows must notice; use a challenge with many rows.
+    let ch = Challenge { seed: [1; 32], gemms: 1, rows: 40 };
+    assert!(check(&e, &r, &t, &ch).is_err());
+}

@@ -1,0 +1,193 @@
+//! The verifier: holding only the receipt, the response and the model, it checks the run's
+//! shape, every opened GEMM (commitment and Freivalds) and every opened row chain (each
+//! layer's inputs recomputed from the previous committed outputs with the engine's own layer
+//! math).
+
+use super::challenge::{select, vectors, Challenge};
+use super::freivalds::{freivalds, weight};
+use super::opening::{OpenGemm, OpenRow, Response};
+use super::schedule::{find, last_row_index, schedule, step_rows};
+use super::AuditError;
+use crate::commit::{tokens_root, x_row_bytes, InferenceReceipt};
+use crate::engine::{GemmId, GemmKind};
+use crate::quant::Scale;
+use crate::layer::{argmax, dequant_rows, norm_quantize, swiglu_quantize};
+use crate::sku::Sku;
+use crate::merkle::{self, Hash};
+
+/// Why one opened GEMM failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GemmFault {
+    /// The data does not recommit to the leaf, or the leaf is not in the root.
+    Commitment,
+    /// Freivalds found `Y ≠ X·B` (or the operands do not fit the model).
+    Freivalds,
+}
+
+/// The checks every opened GEMM gets: data matches its commitment, the commitment is leaf
+/// `index` of `gemm_root` (of `gemm_count`), and Freivalds holds with the challenge's vectors
+/// for that index. Shapes are checked before any vector is drawn, so a hostile shape cannot
+/// make the verifier allocate.
+fn check_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64, ch: &Challenge, og: &OpenGemm) -> Result<(), GemmFault> {
+    let c = &og.data.commit;
+    let id = c.id().ok_or(GemmFault::Commitment)?;
+    if og.data.x_scales.len() != c.m as usize || og.data.recommit() != *c {
+        return Err(GemmFault::Commitment);
+    }
+    if !merkle::verify(gemm_root, &c.leaf(), og.index, gemm_count, &og.proof) {
+        return Err(GemmFault::Commitment);
+    }
+    let (b, transposed) = match (weight(sku, &id), &og.data.rhs) {
+        (Some(w), None) if w.rows == c.n as usize && w.cols == c.k as usize => (&w.q[..], true),
+        (None, Some(rhs)) => (&rhs[..], id.kind == GemmKind::Scores),
+        _ => return Err(GemmFault::Freivalds),
+    };
+    let (m, k, n) = (c.m as usize, c.k as usize, c.n as usize);
+    if m == 0 || k == 0 || n == 0 || og.data.x.len() != m * k || og.data.y.len() != m * n || b.len() != k * n {
+        return Err(GemmFault::Freivalds);
+    }
+    let rs = vectors(ch, receipt_hash, og.index, n);
+    if freivalds(&og.data, b, transposed, &rs) { Ok(()) } else { Err(GemmFault::Freivalds) }
+}
+
+/// Check one opened GEMM without the rest of the receipt (FREIVALDS_VERIFY): [`check_gemm`]
+/// with vectors drawn from `seed` and the receipt hash. The run-shape and row chain checks
+/// need the whole receipt and are [`verify`]'s.
+pub fn verify_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64, seed: &Hash, og: &OpenGemm) -> bool {
+    let ch = Challenge { seed: *seed, gemms: 0, rows: 0 };
+    check_gemm(sku, receipt_hash, gemm_root, gemm_count, &ch, og).is_ok()
+}
+
+/// Verify a response to `ch` for `receipt` against the model. `Ok(())` means every check passed.
+pub fn verify(sku: &Sku, sku_hash: &Hash, receipt: &InferenceReceipt, ch: &Challenge, resp: &Response) -> Result<(), AuditError> {
+    if receipt.sku != *sku_hash {
+        return Err(AuditError::WrongModel(hex::encode(receipt.sku)));
+    }
+    if tokens_root(&receipt.prompts) != receipt.input_root || tokens_root(&receipt.outputs) != receipt.output_root {
+        return Err(AuditError::Receipt("input or output root".into()));
+    }
+    if receipt.prompts.iter().flatten().chain(receipt.outputs.iter().flatten()).any(|&t| t >= sku.config.vocab) {
+        return Err(AuditError::Receipt("token outside the vocabulary".into()));
+    }
+    let sched = schedule(sku, receipt)?;
+    if sched.len() as u64 != receipt.gemm_count {
+        return Err(AuditError::Receipt(format!("{} GEMMs committed, the run performs {}", receipt.gemm_count, sched.len())));
+    }
+    let (want_gemms, want_rows) = select(ch, receipt, &sched);
+    let rh = receipt.hash();
+    // GEMMs.
+    if resp.gemms.iter().map(|g| g.index).collect::<Vec<_>>() != want_gemms {
+        return Err(AuditError::Response("opened GEMMs are not the selected ones".into()));
+    }
+    for og in &resp.gemms {
+        let (id, dims) = sched[og.index as usize];
+        let what = format!("step {} layer {} {}", id.step, id.layer, id.kind.name());
+        let c = &og.data.commit;
+        if c.id() != Some(id) || [c.m, c.k, c.n] != dims {
+            return Err(AuditError::Commitment { index: og.index, what });
+        }
+        match check_gemm(sku, &rh, &receipt.gemm_root, receipt.gemm_count, ch, og) {
+            Ok(()) => {}
+            Err(GemmFault::Commitment) => return Err(AuditError::Commitment { index: og.index, what }),
+            Err(GemmFault::Freivalds) => return Err(AuditError::Freivalds { index: og.index, what }),
+        }
+    }
+    // Row chains.
+    let mut rows = resp.rows.iter();
+    for &(step, row) in &want_rows {
+        check_chain(sku, receipt, &sched, step, row, &mut rows)?;
+    }
+    if rows.next().is_some() {
+        return Err(AuditError::Response("extra rows".into()));
+    }
+    Ok(())
+}
+
+fn check_chain<'a>(sku: &Sku, r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])], step: u32, row: u32, opened: &mut impl Iterator<Item = &'a OpenRow>) -> Result<(), AuditError> {
+    let c = &sku.config;
+    let d = c.d_model as usize;
+    let err = |what: &str| AuditError::Chain { step, row, what: what.into() };
+    let rows = step_rows(r, step);
+    let &(seq, token) = rows.get(row as usize).ok_or_else(|| err("row out of range"))?;
+    // Open and authenticate each planned row.
+    let mut get = |kind: GemmKind, layer: u32, is_y: bool, at: u32| -> Result<Vec<u8>, AuditError> {
+        let o = opened.next().ok_or_else(|| err("missing row"))?;
+        let idx = find(sched, step, layer, kind).ok_or_else(|| err("no such GEMM"))? as u64;
+        let (id, dims) = sched[idx as usize];
+        let cm = &o.commit;
+        let root = if is_y { cm.y_root } else { cm.x_root };
+        let size = cm.m as u64;
+        let ok = o.index == idx
+            && o.is_y == is_y
+            && o.row == at
+            && cm.id() == Some(id)
+            && [cm.m, cm.k, cm.n] == dims
+            && merkle::verify(&r.gemm_root, &cm.leaf(), idx, r.gemm_count, &o.gemm_proof)
+            && merkle::verify(&root, &merkle::leaf_hash(&o.bytes), at as u64, size, &o.row_proof);
+        if !ok {
+            return Err(err(&format!("opening of layer {layer} {} {}", kind.name(), if is_y { "y" } else { "x" })));
+        }
+        Ok(o.bytes.clone())
+    };
+    let as_i32 = |b: &[u8]| -> Vec<i32> { b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() };
+    let x_scale = |b: &[u8]| -> Scale {
+        let v = as_i32(&b[..8.min(b.len())]);
+        Scale { m: v.first().copied().unwrap_or(0), e: v.get(1).copied().unwrap_or(0) }
+    };
+    let expect_x = |b: &[u8], want: &[u8], what: &str| if b == want { Ok(()) } else { Err(err(what)) };
+    let mut x = vec![0i32; d];
+    sku.embed.row_q16(token as usize, &mut x);
+    let (mut h, mut xq, mut sx) = (vec![0i32; d], vec![0i8; d], vec![Scale::ZERO; 1]);
+    for (l, lw) in sku.layers.iter().enumerate() {
+        let l = l as u32;
+        norm_quantize(&x, &lw.attn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
+        expect_x(&get(GemmKind::Q, l, false, row)?, &x_row_bytes(sx[0], &xq), &format!("layer {l} attention input"))?;
+        let ox = get(GemmKind::O, l, false, row)?;
+        let oy = as_i32(&get(GemmKind::O, l, true, row)?);
+        if oy.len() != d {
+            return Err(err("o row width"));
+        }
+        for (xv, o) in x.iter_mut().zip(dequant_rows(&oy, &[x_scale(&ox)], &lw.wo.scales, None)) {
+            *xv = xv.saturating_add(o);
+        }
+        norm_quantize(&x, &lw.ffn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
+        let gx = get(GemmKind::Gate, l, false, row)?;
+        expect_x(&gx, &x_row_bytes(sx[0], &xq), &format!("layer {l} feed-forward input"))?;
+        let gy = as_i32(&get(GemmKind::Gate, l, true, row)?);
+        let uy = as_i32(&get(GemmKind::Up, l, true, row)?);
+        let f = c.ffn as usize;
+        if gy.len() != f || uy.len() != f {
+            return Err(err("gate/up row width"));
+        }
+        let (mut hq, mut sh) = (vec![0i8; f], vec![Scale::ZERO]);
+        swiglu_quantize(&gy, &uy, &sx, &lw.w_gate.scales, &lw.w_up.scales, &mut hq, &mut sh);
+        let dx = get(GemmKind::Down, l, false, row)?;
+        expect_x(&dx, &x_row_bytes(sh[0], &hq), &format!("layer {l} down input"))?;
+        let dy = as_i32(&get(GemmKind::Down, l, true, row)?);
+        if dy.len() != d {
+            return Err(err("down row width"));
+        }
+        for (xv, o) in x.iter_mut().zip(dequant_rows(&dy, &sh, &lw.w_down.scales, None)) {
+            *xv = xv.saturating_add(o);
+        }
+    }
+    if let Some(li) = last_row_index(r, step, row) {
+        norm_quantize(&x, &sku.out_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
+        expect_x(&get(GemmKind::Logits, c.layers, false, li)?, &x_row_bytes(sx[0], &xq), "final norm")?;
+        let ly = as_i32(&get(GemmKind::Logits, c.layers, true, li)?);
+        if ly.len() != c.vocab as usize {
+            return Err(err("logits row width"));
+        }
+        let tok = argmax(&ly, &sku.output.scales);
+        let produced = r.outputs[seq].get(step as usize).copied();
+        // Either the receipt's token, or the end of the sequence (eos or max_new).
+        let consistent = match produced {
+            Some(t) => t == tok,
+            None => tok == sku.tokenizer.eos || r.outputs[seq].len() >= r.max_new as usize,
+        };
+        if !consistent {
+            return Err(err("logits do not give the receipt's token"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! The worker's side of verifiable inference: every GEMM of a run is committed as it is
+//! computed (`spec/verification.md`), and an [`InferenceReceipt`] binds the model, the prompts, the
+//! outputs and the root over all GEMM commitments.
+//!
+//! A GEMM commitment is `BLAKE3("aivm-gemm-v1" ‖ id ‖ m,k,n ‖ x_root ‖ y_root ‖ rhs_root)`,
+//! where each root is the Merkle root (RFC 6962 shape, BLAKE3) over the matrix's rows: int8
+//! rows as bytes, i32 rows little-endian. `rhs_root` is the KV-cache operand of attention
+//! GEMMs and 32 zero bytes for weight GEMMs (the verifier has the weights).
+
+use super::quant::Scale;
+use super::engine::{Engine, GemmId, GemmKind, GemmRecord, GemmSink, InferError};
+use crate::merkle::{self, Hash};
+use serde::{Deserialize, Serialize};
+
+/// Merkle root over the rows of a row-major matrix.
+pub fn rows_root<T: Copy>(data: &[T], width: usize, bytes: impl Fn(&[T]) -> Vec<u8>) -> Hash {
+    let leaves: Vec<Hash> = data.chunks(width.max(1)).map(|r| merkle::leaf_hash(&bytes(r))).collect();
+    merkle::root(&leaves)
+}
+
+/// An activation row's leaf bytes: its scale (`m`, `e` as i32 LE) then the int8 values.
+pub fn x_row_bytes(scale: Scale, row: &[i8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(8 + row.len());
+    b.extend(scale.m.to_le_bytes());
+    b.extend(scale.e.to_le_bytes());
+    b.extend(row.iter().map(|&v| v as u8));
+    b
+}
+
+/// Merkle root over activation rows with their scales.
+pub fn x_root(x: &[i8], scales: &[Scale], width: usize) -> Hash {
+    let leaves: Vec<Hash> = x.chunks(width.max(1)).zip(scales).map(|(r, &s)| merkle::leaf_hash(&x_row_bytes(s, r))).collect();
+    merkle::root(&leaves)
+}
+
+pub fn i8_bytes(r: &[i8]) -> Vec<u8> {
+    r.iter().map(|&v| v as u8).collect()
+}
+pub fn i32_bytes(r: &[i32]) -> Vec<u8> {
+    r.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+pub fn u32_bytes(r: &[u32]) -> Vec<u8> {
+    r.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// The public part of one GEMM: where it is, its shape and its operand roots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GemmCommit {
+    pub step: u32,
+    pub layer: u32,
+    pub kind: u8,
+    pub seq: u32,
+    pub head: u32,
+    pub m: u32,
+    pub k: u32,
+    pub n: u32,
+    pub x_root: Hash,
+    pub y_root: Hash,
+    pub rhs_root: Hash,
+}
+
+impl GemmCommit {
+    pub fn id(&self) -> Option<GemmId> {
+        Some(GemmId { step: self.step, layer: self.layer, kind: GemmKind::from_code(self.kind)?, seq: self.seq, head: self.head })
+    }
+
+    /// The leaf hashed into the receipt's `gemm_root`.
+    pub fn leaf(&self) -> Hash {
+        let mut h = blake3::Hasher::new();
+        h.update(b"aivm-gemm-v1");
+        for v in [self.step, self.layer, self.kind as u32, self.seq, self.head, self.m, self.k, self.n] {
+            h.update(&v.to_le_bytes());
+        }
+        h.update(&self.x_root);
+        h.update(&self.y_root);
+        h.update(&self.rhs_root);
+        *h.finalize().as_bytes()
+    }
+}
+
+/// One GEMM's data as the worker keeps it to answer challenges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GemmData {
+    pub commit: GemmCommit,
+    pub x: Vec<i8>,
+    pub x_scales: Vec<Scale>,
+    pub y: Vec<i32>,
+    pub rhs: Option<Vec<i8>>,
+}
+
+impl GemmData {
+    /// Recompute the commitment from the data (what the verifier does with opened data).
+    pub fn recommit(&self) -> GemmCommit {
+        let c = &self.commit;
+        let (k, n) = (c.k as usize, c.n as usize);
+        let rhs_width = if c.kind == GemmKind::Mix as u8 { n } else { k };
+        GemmCommit {
+            x_root: x_root(&self.x, &self.x_scales, k),
+            y_root: rows_root(&self.y, n, i32_bytes),
+            rhs_root: self.rhs.as_ref().map_or([0; 32], |r| rows_root(r, rhs_width, i8_bytes)),
+            ..*c
+        }
+    }
+}
+
+/// Everything a run computed, in order; a [`GemmSink`].
+#[derive(Default)]
+pub struct Trace {
+    pub gemms: Vec<GemmData>,
+}
+
+impl GemmSink for Trace {
+    fn gemm(&mut self, r: &GemmRecord<'_>) {
+        let mut d = GemmData {
+            commit: GemmCommit {
+                step: r.id.step,
+                layer: r.id.layer,
+                kind: r.id.kind as u8,
+                seq: r.id.seq,
+                head: r.id.head,
+                m: r.m as u32,
+                k: r.k as u32,
+                n: r.n as u32,
+                x_root: [0; 32],
+                y_root: [0; 32],
+                rhs_root: [0; 32],
+            },
+            x: r.x.to_vec(),
+            x_scales: r.x_scales.to_vec(),
+            y: r.y.to_vec(),
+            rhs: r.rhs.map(<[i8]>::to_vec),
+        };
+        d.commit = d.recommit();
+        self.gemms.push(d);
+    }
+}
+
+
+/// What a worker publishes about one inference run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InferenceReceipt {
+    /// MODEL_HASH of the SKU that was run.
+    pub sku: Hash,
+    pub max_new: u32,
+    pub prompts: Vec<Vec<u32>>,
+    pub outputs: Vec<Vec<u32>>,
+    /// Merkle root over the prompts (one leaf per prompt, token ids as u32 LE).
+    pub input_root: Hash,
+    /// Merkle root over the outputs, the same way.
+    pub output_root: Hash,
+    /// Merkle root over every GEMM commitment, in execution order, and their number.
+    pub gemm_root: Hash,
+    pub gemm_count: u64,
+}
+
+/// Merkle root over token sequences.
+pub fn tokens_root(seqs: &[Vec<u32>]) -> Hash {
+    merkle::root(&seqs.iter().map(|s| merkle::leaf_hash(&u32_bytes(s))).collect::<Vec<_>>())
+}
+
+impl InferenceReceipt {
+    /// Hash of the canonical (CBOR-free, fixed-order) receipt bytes: binds challenges to it.
+    pub fn hash(&self) -> Hash {
+        let mut h = blake3::Hasher::new();
+        h.update(b"aivm-receipt-v1");
+        h.update(&self.sku);
+        h.update(&self.max_new.to_le_bytes());
+        h.update(&self.input_root);
+        h.update(&self.output_root);
+        h.update(&self.gemm_root);
+        h.update(&self.gemm_count.to_le_bytes());
+        *h.finalize().as_bytes()
+    }
+}
+
+/// Run a batch with commitments: the outputs, the receipt, and the trace to answer challenges.
+pub fn run_committed(engine: &Engine, prompts: &[Vec<u32>], max_new: usize) -> Result<(InferenceReceipt, Trace), InferError> {
+    let mut trace = Trace::default();
+    let outputs = engine.generate(prompts, max_new, &mut trace)?;
+    let receipt = InferenceReceipt {
+        sku: engine.sku_hash,
+        max_new: max_new as u32,
+        input_root: tokens_root(prompts),
+        output_root: tokens_root(&outputs),
+        gemm_root: merkle::root(&trace.leaves()),
+        gemm_count: trace.gemms.len() as u64,
+        prompts: prompts.to_vec(),
+        outputs,
+    };
+    Ok((receipt, trace))
+}
+
+impl Trace {
+    pub fn leaves(&self) -> Vec<Hash> {
+        self.gemms.iter().map(|g| g.commit.leaf()).collect()
+    }
+
+    /// The worker's trace file: each GEMM as a length-prefixed opening without a proof
+    /// (index u64, [`GemmData::encode_to`], proof count 0 as u32: `audit::OpenGemm`'s form).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        for (i, g) in self.gemms.iter().enumerate() {
+            let mut e = (i as u64).to_le_bytes().to_vec();
+            g.encode_to(&mut e);
+            e.extend(0u32.to_le_bytes());
+            b.extend((e.len() as u64).to_le_bytes());
+            b.extend(e);
+        }
+        b
+    }
+
+    /// Parse [`Trace::to_bytes`]; `None` if anything is malformed.
+    pub fn from_bytes(mut b: &[u8]) -> Option<Self> {
+        let mut gemms = Vec::new();
+        while !b.is_empty() {
+            let n = usize::try_from(u64::from_le_bytes(b.get(..8)?.try_into().ok()?)).ok()?;
+            let mut r = Reader::new(b.get(8..8usize.checked_add(n)?)?);
+            if r.u64()? != gemms.len() as u64 {
+                return None;
+            }
+            gemms.push(GemmData::decode_from(&mut r)?);
+            let np = r.u32()? as usize;
+            r.take(np.checked_mul(32)?)?;
+            if np > 64 || !r.finished() {
+                return None;
+            }
+            b = &b[8 + n..];
+        }
+        Some(Trace { gemms })
+    }
+}
+
+impl GemmData {
+    /// Binary form: the commitment (8 u32: step, layer, kind, seq, head, m, k, n; then the x,
+    /// y and rhs roots), x scales (m × 2 i32), x (m·k bytes), y (m·n i32), an rhs flag u8
+    /// (+ k·n bytes). Little-endian.
+    pub fn encode_to(&self, b: &mut Vec<u8>) {
+        let c = &self.commit;
+        for v in [c.step, c.layer, c.kind as u32, c.seq, c.head, c.m, c.k, c.n] {
+            b.extend(v.to_le_bytes());
+        }
+        for r in [&c.x_root, &c.y_root, &c.rhs_root] {
+            b.extend_from_slice(r);
+        }
+        for s in &self.x_scales {
+            b.extend(s.m.to_le_bytes());
+            b.extend(s.e.to_le_bytes());
+        }
+        b.extend(self.x.iter().map(|&v| v as u8));
+        b.extend(i32_bytes(&self.y));
+        match &self.rhs {
+            Some(r) => {
+                b.push(1);
+                b.extend(r.iter().map(|&v| v as u8));
+            }
+            None => b.push(0),
+        }
+    }
+
+    /// Parse [`GemmData::encode_to`]'s form from `r`; `None` for anything malformed. Sizes are
+    /// checked against what is left before anything is allocated.
+    pub fn decode_from(r: &mut Reader<'_>) -> Option<Self> {
+        let mut u = [0u32; 8];
+        for v in &mut u {
+            *v = r.u32()?;
+        }
+        let mut roots = [[0u8; 32]; 3];
+        for root in &mut roots {
+            root.copy_from_slice(r.take(32)?);
+        }
+        let (m, k, n) = (u[5] as usize, u[6] as usize, u[7] as usize);
+        let (mk, mn, kn) = (m.checked_mul(k)?, m.checked_mul(n)?, k.checked_mul(n)?);
+        let x_scales = r.take(m.checked_mul(8)?)?.chunks_exact(8).map(|c| Scale { m: i32::from_le_bytes([c[0], c[1], c[2], c[3]]), e: i32::from_le_bytes([c[4], c[5], c[6], c[7]]) }).collect();
+        let x = r.take(mk)?.iter().map(|&v| v as i8).collect();
+        let y = r.take(mn.checked_mul(4)?)?.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let rhs = match r.take(1)?[0] {
+            0 => None,
+            1 => Some(r.take(kn)?.iter().map(|&v| v as i8).collect()),
+            _ => return None,
+        };
+        let commit = GemmCommit { step: u[0], layer: u[1], kind: u8::try_from(u[2]).ok()?, seq: u[3], head: u[4], m: u[5], k: u[6], n: u[7], x_root: roots[0], y_root: roots[1], rhs_root: roots[2] };
+        Some(GemmData { commit, x, x_scales, y, rhs })
+    }
+}
+
+/// A cursor over bytes being parsed: every read is bounds-checked and `None` past the end.
+pub struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(b: &'a [u8]) -> Self {
+        Reader { b, at: 0 }
+    }
+
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+
+    pub fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    pub fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    /// Whether every byte was read.
+    pub fn finished(&self) -> bool {
+        self.at == self.b.len()
+    }
+}

@@ -1,0 +1,492 @@
+//! The integer-only forward pass (`spec/inference.md`) and greedy generation over a batch of
+//! prompts. Every GEMM goes through one function that hands its operands to a [`GemmSink`],
+//! which is how the worker's commitments ([`super::commit`]) see exactly what was computed.
+
+use super::quant::{self, quantize, round_shift, Scale};
+use super::layer::{add_dequant, argmax, dequant_rows, norm_quantize, softmax_fold, swiglu_quantize};
+use aivm_tensor::gemm::dot_i8;
+use aivm_backend::{Backend, BackendError, CpuBackend, Weights};
+use super::sku::{QMatrix, RopeStyle, Sku};
+use super::tokenizer::Tokenizer;
+use aivm_tensor::matmul::{SimdPath, MAX_K};
+use std::sync::Arc;
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum InferError {
+    #[error("empty prompt")]
+    EmptyPrompt,
+    #[error("token id {0} is outside the vocabulary")]
+    BadToken(u32),
+    #[error("context of {0} tokens exceeds the model's {1}")]
+    TooLong(usize, usize),
+    #[error("batch of {0} prompts exceeds {1}")]
+    BatchTooLarge(usize, usize),
+    /// The backend (device) failed: a node fault; the run produced nothing.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Which product a GEMM is. Weight GEMMs are `Y = X·Wᵀ`; `Scores` is `Q·Kᵀ` and `Mix` is `P·V`
+/// (right operand from the KV cache, recorded with the GEMM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GemmKind {
+    Q = 0,
+    K = 1,
+    V = 2,
+    Scores = 3,
+    Mix = 4,
+    O = 5,
+    Gate = 6,
+    Up = 7,
+    Down = 8,
+    Logits = 9,
+}
+
+impl GemmKind {
+    pub const ALL: [GemmKind; 10] = [Self::Q, Self::K, Self::V, Self::Scores, Self::Mix, Self::O, Self::Gate, Self::Up, Self::Down, Self::Logits];
+    pub fn from_code(c: u8) -> Option<Self> {
+        Self::ALL.get(c as usize).copied()
+    }
+    pub fn name(self) -> &'static str {
+        ["q", "k", "v", "scores", "mix", "o", "gate", "up", "down", "logits"][self as usize]
+    }
+    pub fn is_weight(self) -> bool {
+        !matches!(self, Self::Scores | Self::Mix)
+    }
+}
+
+/// Where a GEMM sits in the run: decode step (0 = the prompt), layer, kind, and for attention
+/// GEMMs the sequence and KV head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GemmId {
+    pub step: u32,
+    pub layer: u32,
+    pub kind: GemmKind,
+    pub seq: u32,
+    pub head: u32,
+}
+
+/// One GEMM's operands as computed: `x [m×k]` with each row's scale, `y [m×n]`, and for
+/// attention the cache operand `rhs` (`K [n×k]` for scores, `V [k×n]` for mix). The row
+/// scale is what turns that row's accumulators into Q16 (`dequant`); for mix rows it is the
+/// softmax output scale with its extra exponent folded into `e`.
+pub struct GemmRecord<'a> {
+    pub id: GemmId,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub x: &'a [i8],
+    pub x_scales: &'a [Scale],
+    pub y: &'a [i32],
+    pub rhs: Option<&'a [i8]>,
+}
+
+/// Receives every GEMM of a run, in execution order.
+pub trait GemmSink {
+    fn gemm(&mut self, rec: &GemmRecord<'_>);
+}
+
+/// A sink that keeps nothing.
+pub struct NoTrace;
+impl GemmSink for NoTrace {
+    fn gemm(&mut self, _: &GemmRecord<'_>) {}
+}
+
+/// Execution choices that never change results, only speed: where the weight GEMMs run.
+#[derive(Clone)]
+pub struct Options {
+    pub backend: Arc<dyn Backend>,
+}
+
+impl Options {
+    /// The CPU backend on `path` with `threads` GEMM threads.
+    pub fn cpu(threads: usize, path: SimdPath) -> Self {
+        Self { backend: Arc::new(CpuBackend { path, threads: threads.max(1) }) }
+    }
+}
+
+impl Default for Options {
+    /// The CPU, fastest path, all threads.
+    fn default() -> Self {
+        Self { backend: Arc::new(CpuBackend::default()) }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.backend.describe())
+    }
+}
+
+/// Largest batch one call may run.
+pub const MAX_BATCH: usize = 64;
+
+/// One layer's weight matrices, prepared by the backend (packed, or on the device).
+struct PackedLayer {
+    q: Weights,
+    k: Weights,
+    v: Weights,
+    o: Weights,
+    gate: Weights,
+    up: Weights,
+    down: Weights,
+}
+
+/// A loaded model ready to run.
+pub struct Engine {
+    pub sku: Arc<Sku>,
+    /// MODEL_HASH of `sku`, computed once.
+    pub sku_hash: [u8; 32],
+    pub tokenizer: Tokenizer,
+    layers: Vec<PackedLayer>,
+    lm: Weights,
+    rope_turns: Vec<u64>,
+    /// `1/√head_dim` as a scale (`Scale::ratio(2^32, isqrt(head_dim·2^64))`).
+    attn_scale: Scale,
+    pub opts: Options,
+}
+
+/// One sequence's KV cache for one layer and KV head: int8 rows `[pos][head_dim]` and their
+/// scales. One per head keeps each head's rows contiguous: they are the attention GEMMs'
+/// right operand as is.
+#[derive(Default)]
+struct Cache {
+    k: Vec<i8>,
+    ks: Vec<Scale>,
+    v: Vec<i8>,
+    vs: Vec<Scale>,
+}
+
+impl Engine {
+    /// Load `sku`, computing its MODEL_HASH (a pass over its canonical bytes).
+    pub fn new(sku: Arc<Sku>, opts: Options) -> Result<Self, BackendError> {
+        let hash = sku.hash();
+        Self::with_hash(sku, hash, opts)
+    }
+
+    /// Load `sku` whose MODEL_HASH the caller already checked (the artifact store does), and
+    /// hand its weights to the backend (an OpenCL device may be out of memory).
+    pub fn with_hash(sku: Arc<Sku>, sku_hash: [u8; 32], opts: Options) -> Result<Self, BackendError> {
+        let b = &opts.backend;
+        let pack = |m: &QMatrix| b.prepare(&m.q, m.rows, m.cols);
+        let layers = sku
+            .layers
+            .iter()
+            .map(|l| Ok(PackedLayer { q: pack(&l.wq)?, k: pack(&l.wk)?, v: pack(&l.wv)?, o: pack(&l.wo)?, gate: pack(&l.w_gate)?, up: pack(&l.w_up)?, down: pack(&l.w_down)? }))
+            .collect::<Result<Vec<_>, BackendError>>()?;
+        let lm = pack(&sku.output)?;
+        let c = &sku.config;
+        let hd = c.head_dim as u128;
+        Ok(Self {
+            tokenizer: Tokenizer::new(&sku.tokenizer),
+            lm,
+            layers,
+            rope_turns: quant::rope_turns(c.rope_theta, c.head_dim as usize / 2),
+            attn_scale: Scale::ratio(1 << 32, quant::isqrt(hd << 64)),
+            opts,
+            sku_hash,
+            sku,
+        })
+    }
+
+    /// An upper bound on the multiply-accumulates of one prompt of `prompt` tokens generating
+    /// up to `max_new` (what MODEL_INFER charges before running). `None` on overflow.
+    pub fn macs_bound(&self, prompt: u64, max_new: u64) -> Option<u64> {
+        let c = &self.sku.config;
+        let per_token: u64 = self.layers.iter().map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|p| (p.n * p.k) as u64).sum::<u64>()).sum();
+        let t = prompt.checked_add(max_new)?;
+        // Attention: position p attends to p+1 keys, scores and mix each d MACs per key.
+        let attn = t.checked_mul(t + 1)? / 2 * 2 * c.d_model as u64 * c.layers as u64;
+        let lm = (self.lm.n * self.lm.k) as u64 * max_new.max(1);
+        per_token.checked_mul(t)?.checked_add(attn)?.checked_add(lm)
+    }
+
+    /// Greedy generation for a batch of prompts (token ids). Each sequence stops at the
+    /// end-of-turn token (not included) or after `max_new` tokens.
+    pub fn generate(&self, prompts: &[Vec<u32>], max_new: usize, sink: &mut dyn GemmSink) -> Result<Vec<Vec<u32>>, InferError> {
+        let c = &self.sku.config;
+        if prompts.len() > MAX_BATCH {
+            return Err(InferError::BatchTooLarge(prompts.len(), MAX_BATCH));
+        }
+        let limit = (c.max_ctx as usize).min(MAX_K);
+        for p in prompts {
+            if p.is_empty() {
+                return Err(InferError::EmptyPrompt);
+            }
+            if let Some(&t) = p.iter().find(|&&t| t >= c.vocab) {
+                return Err(InferError::BadToken(t));
+            }
+            let total = p.len().saturating_add(max_new);
+            if total > limit {
+                return Err(InferError::TooLong(total, limit));
+            }
+        }
+        // caches[seq][layer][kv head]
+        let mut caches: Vec<Vec<Vec<Cache>>> = prompts
+            .iter()
+            .map(|_| (0..c.layers).map(|_| (0..c.kv_heads).map(|_| Cache::default()).collect()).collect())
+            .collect();
+        let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+        let mut active: Vec<usize> = (0..prompts.len()).collect();
+        let mut feed: Vec<Vec<u32>> = prompts.to_vec();
+        let mut step = 0u32;
+        while !active.is_empty() && (step as usize) < max_new {
+            let next = self.forward(step, &active, &feed, &mut caches, sink)?;
+            let mut still = Vec::new();
+            for (&s, &tok) in active.iter().zip(&next) {
+                if tok == self.tokenizer.eos {
+                    continue;
+                }
+                out[s].push(tok);
+                feed[s] = vec![tok];
+                if out[s].len() < max_new {
+                    still.push(s);
+                }
+            }
+            active = still;
+            step += 1;
+        }
+        Ok(out)
+    }
+
+    /// One forward step: `feed[s]` new tokens for each active sequence `s`; returns the greedy
+    /// next token of each.
+    fn forward(&self, step: u32, active: &[usize], feed: &[Vec<u32>], caches: &mut [Vec<Vec<Cache>>], sink: &mut dyn GemmSink) -> Result<Vec<u32>, InferError> {
+        let c = &self.sku.config;
+        let (d, hd) = (c.d_model as usize, c.head_dim as usize);
+        let kvh = c.kv_heads as usize;
+        let kvd = kvh * hd;
+        let f = c.ffn as usize;
+        // Rows: the new tokens of each active sequence, in order; their positions.
+        let mut rows: Vec<(usize, usize, u32)> = Vec::new(); // (seq, position, token)
+        for &s in active {
+            let start = caches[s][0][0].ks.len();
+            rows.extend(feed[s].iter().enumerate().map(|(i, &t)| (s, start + i, t)));
+        }
+        let m = rows.len();
+        let mut x = vec![0i32; m * d];
+        for (r, &(_, _, t)) in rows.iter().enumerate() {
+            self.sku.embed.row_q16(t as usize, &mut x[r * d..(r + 1) * d]);
+        }
+        let mut xq = vec![0i8; m * d];
+        let mut sx = vec![Scale::ZERO; m];
+        let mut h = vec![0i32; m * d];
+        let gemm_rec = |sink: &mut dyn GemmSink, id: GemmId, xq: &[i8], xs: &[Scale], w: &Weights| -> Result<Vec<i32>, BackendError> {
+            let mut y = vec![0i32; (xq.len() / w.k) * w.n];
+            self.opts.backend.gemm(xq, xq.len() / w.k, w, &mut y)?;
+            sink.gemm(&GemmRecord { id, m: xq.len() / w.k, k: w.k, n: w.n, x: xq, x_scales: xs, y: &y, rhs: None });
+            Ok(y)
+        };
+        let wid = |layer: u32, kind| GemmId { step, layer, kind, seq: 0, head: 0 };
+        for (li, (lw, pl)) in self.sku.layers.iter().zip(&self.layers).enumerate() {
+            let l = li as u32;
+            // Attention block.
+            norm_quantize(&x, &lw.attn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
+            let yq = gemm_rec(sink, wid(l, GemmKind::Q), &xq, &sx, &pl.q)?;
+            let yk = gemm_rec(sink, wid(l, GemmKind::K), &xq, &sx, &pl.k)?;
+            let yv = gemm_rec(sink, wid(l, GemmKind::V), &xq, &sx, &pl.v)?;
+            let q = dequant_rows(&yq, &sx, &lw.wq.scales, lw.bq.as_deref());
+            let mut k = dequant_rows(&yk, &sx, &lw.wk.scales, lw.bk.as_deref());
+            let v = dequant_rows(&yv, &sx, &lw.wv.scales, lw.bv.as_deref());
+            let mut q = q;
+            for (r, &(_, pos, _)) in rows.iter().enumerate() {
+                self.rope(&mut q[r * d..(r + 1) * d], pos);
+                self.rope(&mut k[r * kvd..(r + 1) * kvd], pos);
+            }
+            // Append K and V to the caches, quantized per (token, kv head).
+            for (r, &(s, _, _)) in rows.iter().enumerate() {
+                for (g, cache) in caches[s][li].iter_mut().enumerate() {
+                    let at = r * kvd + g * hd;
+                    let mut buf = vec![0i8; hd];
+                    cache.ks.push(quantize(&k[at..at + hd], &mut buf));
+                    cache.k.extend_from_slice(&buf);
+                    cache.vs.push(quantize(&v[at..at + hd], &mut buf));
+                    cache.v.extend_from_slice(&buf);
+                }
+            }
+            let mut attn = vec![0i32; m * d];
+            let mut r0 = 0;
+            for &s in active {
+                let n_new = feed[s].len();
+                self.attention(sink, step, l, s as u32, &caches[s][li], &q[r0 * d..(r0 + n_new) * d], &rows[r0..r0 + n_new], &mut attn[r0 * d..(r0 + n_new) * d]);
+                r0 += n_new;
+            }
+            for r in 0..m {
+                sx[r] = quantize(&attn[r * d..(r + 1) * d], &mut xq[r * d..(r + 1) * d]);
+            }
+            let yo = gemm_rec(sink, wid(l, GemmKind::O), &xq, &sx, &pl.o)?;
+            add_dequant(&mut x, &yo, &sx, &lw.wo.scales);
+            // Feed-forward block.
+            norm_quantize(&x, &lw.ffn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
+            let yg = gemm_rec(sink, wid(l, GemmKind::Gate), &xq, &sx, &pl.gate)?;
+            let yu = gemm_rec(sink, wid(l, GemmKind::Up), &xq, &sx, &pl.up)?;
+            let (mut hq, mut sh) = (vec![0i8; m * f], vec![Scale::ZERO; m]);
+            swiglu_quantize(&yg, &yu, &sx, &lw.w_gate.scales, &lw.w_up.scales, &mut hq, &mut sh);
+            let yd = gemm_rec(sink, wid(l, GemmKind::Down), &hq, &sh, &pl.down)?;
+            add_dequant(&mut x, &yd, &sh, &lw.w_down.scales);
+        }
+        // Logits for the last row of each sequence.
+        let mut last = Vec::new();
+        let mut r0 = 0;
+        for &s in active {
+            r0 += feed[s].len();
+            last.extend_from_slice(&x[(r0 - 1) * d..r0 * d]);
+        }
+        let n = active.len();
+        let (mut lq, mut ls) = (vec![0i8; n * d], vec![Scale::ZERO; n]);
+        let mut tmp = vec![0i32; n * d];
+        norm_quantize(&last, &self.sku.out_norm, c.eps_q32, d, &mut tmp, &mut lq, &mut ls);
+        let logits = gemm_rec(sink, wid(c.layers, GemmKind::Logits), &lq, &ls, &self.lm)?;
+        let v = c.vocab as usize;
+        Ok((0..n).map(|i| argmax(&logits[i * v..(i + 1) * v], &self.sku.output.scales)).collect())
+    }
+
+    /// Rotate a Q16 row of heads in place at position `pos`.
+    fn rope(&self, row: &mut [i32], pos: usize) {
+        let hd = self.sku.config.head_dim as usize;
+        let half = hd / 2;
+        for (i, &t) in self.rope_turns.iter().enumerate() {
+            let (cs, sn) = quant::cos_sin_q30((pos as u64).wrapping_mul(t));
+            for head in row.chunks_exact_mut(hd) {
+                let (a, b) = match self.sku.config.rope {
+                    RopeStyle::Pairs => (2 * i, 2 * i + 1),
+                    RopeStyle::Halves => (i, i + half),
+                };
+                let (x, y) = quant::rotate(head[a], head[b], cs, sn);
+                head[a] = x;
+                head[b] = y;
+            }
+        }
+    }
+
+    /// Causal attention of one sequence's new rows, per KV head group: scores GEMM, integer
+    /// softmax with V's scales folded into the probabilities, mix GEMM.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(&self, sink: &mut dyn GemmSink, step: u32, layer: u32, seq: u32, caches: &[Cache], q: &[i32], rows: &[(usize, usize, u32)], out: &mut [i32]) {
+        let c = &self.sku.config;
+        let (hd, heads, kvh) = (c.head_dim as usize, c.heads as usize, c.kv_heads as usize);
+        let (d, group) = (heads * hd, heads / kvh);
+        let n_new = rows.len();
+        let mr = n_new * group;
+        for (g, cache) in caches.iter().enumerate().take(kvh) {
+            let ctx = cache.ks.len();
+            // Q rows of this group: (token, head in group), scaled by 1/√hd.
+            let mut xq = vec![0i8; mr * hd];
+            let mut sq = vec![Scale::ZERO; mr];
+            for t in 0..n_new {
+                for hh in 0..group {
+                    let head = g * group + hh;
+                    let r = t * group + hh;
+                    sq[r] = quantize(&q[t * d + head * hd..t * d + (head + 1) * hd], &mut xq[r * hd..(r + 1) * hd]).times(self.attn_scale);
+                }
+            }
+            // This group's K and V rows, [ctx × hd].
+            let (kg, vg) = (&cache.k, &cache.v);
+            let mut scores = vec![0i32; mr * ctx];
+            for r in 0..mr {
+                for p in 0..ctx {
+                    scores[r * ctx + p] = dot_i8(&xq[r * hd..(r + 1) * hd], &kg[p * hd..(p + 1) * hd]);
+                }
+            }
+            sink.gemm(&GemmRecord { id: GemmId { step, layer, kind: GemmKind::Scores, seq, head: g as u32 }, m: mr, k: hd, n: ctx, x: &xq, x_scales: &sq, y: &scores, rhs: Some(kg) });
+            let mut pq = vec![0i8; mr * ctx];
+            let mut out_scale = vec![Scale::ZERO; mr];
+            for r in 0..mr {
+                let pos = rows[r / group].1;
+                let valid = pos + 1;
+                let logits: Vec<i64> = (0..valid)
+                    .map(|p| round_shift(scores[r * ctx + p] as i64 * (sq[r].m as i64 * cache.ks[p].m as i64), -(sq[r].e + cache.ks[p].e + 16)) as i64)
+                    .collect();
+                let (sc, extra) = softmax_fold(&logits, |p| cache.vs[p], &mut pq[r * ctx..r * ctx + valid]);
+                out_scale[r] = Scale { m: sc.m, e: sc.e + extra };
+            }
+            let mut mixed = vec![0i32; mr * hd];
+            for r in 0..mr {
+                let prow = &pq[r * ctx..(r + 1) * ctx];
+                let acc = &mut mixed[r * hd..(r + 1) * hd];
+                for (p, &w) in prow.iter().enumerate() {
+                    if w != 0 {
+                        for (a, &vv) in acc.iter_mut().zip(&vg[p * hd..(p + 1) * hd]) {
+                            *a += w as i32 * vv as i32;
+                        }
+                    }
+                }
+            }
+            sink.gemm(&GemmRecord { id: GemmId { step, layer, kind: GemmKind::Mix, seq, head: g as u32 }, m: mr, k: ctx, n: hd, x: &pq, x_scales: &out_scale, y: &mixed, rhs: Some(vg) });
+            for t in 0..n_new {
+                for hh in 0..group {
+                    let (r, head) = (t * group + hh, g * group + hh);
+                    let s = out_scale[r];
+                    for (o, &a) in out[t * d + head * hd..t * d + (head + 1) * hd].iter_mut().zip(&mixed[r * hd..(r + 1) * hd]) {
+                        *o = round_shift(a as i64 * s.m as i64, -(s.e + 16));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sku::{tests::tiny, Arch};
+    use super::*;
+
+    struct Collect(Vec<(GemmId, usize, usize, usize)>, blake3::Hasher);
+    impl GemmSink for Collect {
+        fn gemm(&mut self, r: &GemmRecord<'_>) {
+            self.0.push((r.id, r.m, r.k, r.n));
+            r.y.iter().for_each(|v| {
+                self.1.update(&v.to_le_bytes());
+            });
+        }
+    }
+
+    fn run(arch: Arch, opts: Options, prompts: &[Vec<u32>]) -> (Vec<Vec<u32>>, [u8; 32], usize) {
+        let e = Engine::new(Arc::new(tiny(arch, 11)), opts).unwrap();
+        let mut c = Collect(Vec::new(), blake3::Hasher::new());
+        let out = e.generate(prompts, 6, &mut c).unwrap();
+        (out, *c.1.finalize().as_bytes(), c.0.len())
+    }
+
+    #[test]
+    fn identical_across_paths_threads_and_runs() {
+        for arch in [Arch::Llama, Arch::Qwen2] {
+            let prompts = vec![vec![5, 9, 3, 17], vec![40, 1]];
+            let base = run(arch, Options::cpu(1, SimdPath::Scalar), &prompts);
+            assert!(base.0.iter().any(|o| !o.is_empty()));
+            for &path in SimdPath::available() {
+                for threads in 1..=3 {
+                    assert_eq!(run(arch, Options::cpu(threads, path), &prompts), base, "{arch:?} {path:?} {threads}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn batch_equals_one_by_one() {
+        let o = Options::cpu(2, SimdPath::detect());
+        let prompts = vec![vec![5, 9, 3, 17], vec![40, 1], vec![7]];
+        let batch = run(Arch::Llama, o.clone(), &prompts).0;
+        for (i, p) in prompts.iter().enumerate() {
+            assert_eq!(run(Arch::Llama, o.clone(), std::slice::from_ref(p)).0[0], batch[i], "prompt {i}");
+        }
+    }
+
+    #[test]
+    fn bad_requests_are_errors() {
+        let e = Engine::new(Arc::new(tiny(Arch::Llama, 1)), Options::default()).unwrap();
+        assert_eq!(e.generate(&[vec![]], 1, &mut NoTrace), Err(InferError::EmptyPrompt));
+        assert_eq!(e.generate(&[vec![64]], 1, &mut NoTrace), Err(InferError::BadToken(64)));
+        assert!(matches!(e.generate(&[vec![1; 250]], 10, &mut NoTrace), Err(InferError::TooLong(..))));
+        assert!(matches!(e.generate(&vec![vec![1]; MAX_BATCH + 1], 1, &mut NoTrace), Err(InferError::BatchTooLarge(..))));
+    }
+
+    #[test]
+    fn argmax_is_exact_and_ties_go_low() {
+        let s = |m, e| Scale { m, e };
+        assert_eq!(argmax(&[3, 3, 2], &[s(20000, -10); 3]), 0);
+        assert_eq!(argmax(&[3, 2], &[s(20000, -10), s(20000, -9)]), 1); // 3·2^-10 < 2·2^-9
+        assert_eq!(argmax(&[-1, 0], &[s(20000, 0), Scale::ZERO]), 1);
+    }
+}

@@ -1,0 +1,33 @@
+//! # aivm-model: deterministic int8 LLM inference (`spec/inference.md`) and its verification
+//! (`spec/verification.md`)
+//!
+//! The third floor: built on `aivm-tensor` (kernels) and `aivm-backend` (where they run); the
+//! VM's model opcodes and the node's `aivm model` commands use it.
+//!
+//! - [`gguf`]: reads GGUF v3 models.
+//! - [`sku`]: converts one to the content-addressed AIVM SKU (int8 weights, per-row scales).
+//! - [`tokenizer`]: byte-level BPE with the models' pre-tokenizers and ChatML.
+//! - [`quant`]: scales, quantization and the fixed-point primitives (RMSNorm, SiLU, RoPE).
+//! - [`hash`], [`merkle`]: model hashes and the Merkle trees of commitments.
+//! - [`layer`]: the layer math (norms, dequantization, SwiGLU, softmax, argmax), shared by
+//!   the engine and the audit.
+//! - [`engine`]: the forward pass and greedy generation over a batch.
+//! - [`commit`]: the worker's GEMM commitments and receipt; [`audit`]: challenges, the
+//!   worker's response and the verifier's checks.
+
+pub mod audit;
+pub mod commit;
+pub mod engine;
+pub mod gguf;
+pub mod hash;
+pub mod layer;
+pub mod merkle;
+pub mod quant;
+pub mod sku;
+pub mod store;
+pub mod tokenizer;
+
+pub use engine::{Engine, GemmId, GemmKind, GemmRecord, GemmSink, InferError, NoTrace, Options};
+pub use sku::{Sku, SkuError};
+pub use store::{ArtifactStore, ModelRegistry, ArtifactError};
+pub use tokenizer::Tokenizer;

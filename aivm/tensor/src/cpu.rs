@@ -1,0 +1,32 @@
+//! What this CPU can run, detected once per process. Every kernel that picks a SIMD path asks
+//! here; results never depend on the answer (all paths are bit-identical), only speed does.
+
+use std::sync::OnceLock;
+
+/// The instruction-set extensions the kernels use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    pub avx2: bool,
+    /// AVX-512 F with VNNI (the int8 dot-product instructions).
+    pub avx512_vnni: bool,
+    /// AVX-512 F with DQ (64-bit integer multiplies: the Freivalds `Y·R` products).
+    pub avx512_dq: bool,
+}
+
+/// This CPU's features.
+pub fn features() -> &'static Features {
+    static FEATURES: OnceLock<Features> = OnceLock::new();
+    FEATURES.get_or_init(detect)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect() -> Features {
+    use std::arch::is_x86_feature_detected as has;
+    let f = has!("avx512f");
+    Features { avx2: has!("avx2"), avx512_vnni: f && has!("avx512vnni"), avx512_dq: f && has!("avx512dq") }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect() -> Features {
+    Features::default()
+}
