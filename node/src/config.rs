@@ -39,7 +39,16 @@ impl NodeConfig {
     /// metrics = base + 2000).
     pub fn local(chain_id: u64, host: &str, base: u16) -> Self {
         let port = |off: u16| format!("{host}:{}", base.saturating_add(off));
-        Self { chain_id, p2p: port(0), rpc: port(1000), metrics: port(2000), genesis: GENESIS_FILE.into(), data: "data".into(), backend: "cpu".into(), rpc_limits: Default::default() }
+        Self {
+            chain_id,
+            p2p: port(0),
+            rpc: port(1000),
+            metrics: port(2000),
+            genesis: GENESIS_FILE.into(),
+            data: "data".into(),
+            backend: "cpu".into(),
+            rpc_limits: Default::default(),
+        }
     }
 
     pub fn load(home: &Path) -> Result<Self, ConfigError> {

@@ -12,8 +12,8 @@ use crate::mempool::{Accounts, Mempool};
 use crate::staking::{slash_writes, slashed_key, Offense};
 use aivm_runtime::tx::verify_batch;
 use aivm_runtime::{Account, Address, BlockLimits, Chain, ChainError, Parent, SignedTransaction, SpeculativeBlock, VerifiedTx};
-use std::collections::{HashMap, HashSet};
 use parking_lot::{Mutex, MutexGuard};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// A block executed on its parent, waiting to be finalized.
@@ -91,7 +91,16 @@ impl Executor {
             _ => return Err(ChainError::Corrupt(format!("head {} has no consensus digest", head.height)).into()),
         };
         let inner = Inner { pending: HashMap::new(), head_digest, head_time: record.header.time_ms };
-        Ok(Executor { chain, evidence_check: None, evidence_pool: Mutex::new(EvidencePool::default()), inner: Mutex::new(inner), exec: Mutex::new(()), mempool: Mutex::new(mempool), max_block_txs: MAX_BLOCK_TXS, limits })
+        Ok(Executor {
+            chain,
+            evidence_check: None,
+            evidence_pool: Mutex::new(EvidencePool::default()),
+            inner: Mutex::new(inner),
+            exec: Mutex::new(()),
+            mempool: Mutex::new(mempool),
+            max_block_txs: MAX_BLOCK_TXS,
+            limits,
+        })
     }
 
     /// Accept blocks carrying evidence checked by `check` (without it, any evidence is invalid).
@@ -232,10 +241,19 @@ impl Executor {
         // Evidence and transactions share the block's byte budget (as the decoder counts it).
         let tx_bytes = MAX_BLOCK_TX_BYTES - evidence.iter().map(Vec::len).sum::<usize>();
         let picked = lock(&self.mempool).select(self.max_block_txs + skip.len(), tx_bytes, self.limits.max_block_gas);
-        let first = verify_batch(first, self.chain.config().chain_id, 1).into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| ExecError::Invalid(format!("transaction: {e}")))?;
+        let first = verify_batch(first, self.chain.config().chain_id, 1)
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ExecError::Invalid(format!("transaction: {e}")))?;
         let firsts: HashSet<[u8; 32]> = first.iter().map(|v| v.hash).collect();
         let mut txs = first;
-        txs.extend(picked.iter().filter(|t| !skip.contains(&t.hash) && !firsts.contains(&t.hash)).take(self.max_block_txs.saturating_sub(txs.len())).map(|t| VerifiedTx::clone(t)));
+        txs.extend(
+            picked
+                .iter()
+                .filter(|t| !skip.contains(&t.hash) && !firsts.contains(&t.hash))
+                .take(self.max_block_txs.saturating_sub(txs.len()))
+                .map(|t| VerifiedTx::clone(t)),
+        );
         self.limits.check_block(&txs).map_err(|e| ExecError::Invalid(format!("proposal: {e}")))?;
         let time_ms = now_ms.max(parent_time.saturating_add(1));
         let spec = self.chain.execute_verified(&state, txs, time_ms, system).map_err(machine)?;
@@ -270,7 +288,11 @@ impl Executor {
         }
         // Everything checkable without executing comes first: a block over the limits costs a
         // verifier its decoding and signature checks, never its execution.
-        let txs = block.txs.iter().map(|t| SignedTransaction::decode(t).map_err(|e| ExecError::Invalid(format!("transaction: {e}")))).collect::<Result<Vec<_>, _>>()?;
+        let txs = block
+            .txs
+            .iter()
+            .map(|t| SignedTransaction::decode(t).map_err(|e| ExecError::Invalid(format!("transaction: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
         for t in &txs {
             self.limits.check_tx(&t.tx).map_err(|e| ExecError::Invalid(format!("transaction: {e}")))?;
         }
@@ -283,7 +305,11 @@ impl Executor {
         let system = self.punish(&state, &offenses)?;
         let spec = self.chain.execute_verified(&state, txs, h.time_ms, system).map_err(machine)?;
         if spec.record.header != *h {
-            return Err(ExecError::Invalid(format!("header differs from execution (state root {} vs {})", to_hex(&spec.record.header.state_root), to_hex(&h.state_root))));
+            return Err(ExecError::Invalid(format!(
+                "header differs from execution (state root {} vs {})",
+                to_hex(&spec.record.header.state_root),
+                to_hex(&h.state_root)
+            )));
         }
         Ok(self.remember(block.clone(), spec, offenses))
     }
@@ -342,7 +368,14 @@ impl Executor {
         }
         let punished = |o: &Offense| self.chain.store().get(&slashed_key(&o.identity, o.view)).ok().flatten().is_some();
         lock(&self.evidence_pool).on_committed(head.height, punished);
-        Ok(Some(Finalized { height: head.height, digest, state_root: head.state_root, txs: block.txs.len(), gas_used: block.header.gas_used, time_ms: block.header.time_ms }))
+        Ok(Some(Finalized {
+            height: head.height,
+            digest,
+            state_root: head.state_root,
+            txs: block.txs.len(),
+            gas_used: block.header.gas_used,
+            time_ms: block.header.time_ms,
+        }))
     }
 
     /// Admit a transaction to the mempool, checked against committed state. Decoding and the

@@ -53,7 +53,10 @@ pub fn deploy(vm: &Vm, wasm: &[u8]) {
     let entries: Vec<String> = c.entries().take(4).map(str::to_string).collect();
     for entry in entries {
         let run = || {
-            let out = vm.call(&c, CallRequest { entry: &entry, input: vec![1, 2, 3], gas_limit: 2_000_000, ctx: CallContext::default(), view: &mut MemState::default() });
+            let out = vm.call(
+                &c,
+                CallRequest { entry: &entry, input: vec![1, 2, 3], gas_limit: 2_000_000, ctx: CallContext::default(), view: &mut MemState::default() },
+            );
             (format!("{:?}", out.result), out.gas.used, out.writes, out.events.len())
         };
         assert_eq!(run(), run(), "entry {entry} is deterministic");

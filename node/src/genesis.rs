@@ -181,7 +181,19 @@ mod tests {
         let keys: Vec<NodeKeys> = (0..n).map(|_| NodeKeys::generate().unwrap()).collect();
         let validators = keys.iter().enumerate().map(|(i, k)| GenesisValidator::new(k, 100 + i as u128, format!("127.0.0.1:{}", 9000 + i))).collect();
         let accounts = keys.iter().map(|k| GenesisAccount { address: k.identity_public(), balance: 1_000_000 }).collect();
-        (GenesisFile { chain_id: 1, time_ms: 0, epoch_length: 100, active_set_size: n as u32 - 1, validators, accounts, max_block_gas: DEFAULT_MAX_BLOCK_GAS, min_gas_price: 1 }, keys)
+        (
+            GenesisFile {
+                chain_id: 1,
+                time_ms: 0,
+                epoch_length: 100,
+                active_set_size: n as u32 - 1,
+                validators,
+                accounts,
+                max_block_gas: DEFAULT_MAX_BLOCK_GAS,
+                min_gas_price: 1,
+            },
+            keys,
+        )
     }
 
     #[test]

@@ -10,18 +10,18 @@
 //! - [`block`], [`execution`]: the consensus block; proposing, verifying and committing it.
 //! - [`consensus`]: every use of commonware (simplex, marshal, p2p). [`rpc`]: JSON-RPC.
 
+pub mod block;
 pub mod config;
+pub mod consensus;
+pub mod evidence;
+pub mod execution;
+pub mod exit;
+pub mod fuzzing;
 pub mod genesis;
 pub mod hexbytes;
 pub mod keys;
 pub mod mempool;
-pub mod block;
-pub mod consensus;
-pub mod evidence;
-pub mod execution;
-pub mod fuzzing;
-pub mod exit;
 pub mod rpc;
 pub mod rpc_client;
-pub mod testnet;
 pub mod staking;
+pub mod testnet;

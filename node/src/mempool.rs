@@ -317,7 +317,9 @@ mod tests {
     const LIMITS: BlockLimits = BlockLimits { max_block_gas: 1 << 40, max_tx_gas: 1 << 40, min_gas_price: 1 };
 
     fn tx(key: &SigningKey, nonce: u64, price: u64, amount: u128) -> Vec<u8> {
-        Transaction { chain_id: CHAIN, sender: address(key), nonce, gas_limit: 1_000_000, gas_price: price, payload: Payload::Transfer { to: [9; 32], amount } }.sign(key).encode()
+        Transaction { chain_id: CHAIN, sender: address(key), nonce, gas_limit: 1_000_000, gas_price: price, payload: Payload::Transfer { to: [9; 32], amount } }
+            .sign(key)
+            .encode()
     }
 
     struct State(RefCell<HashMap<Address, Account>>);
@@ -352,14 +354,32 @@ mod tests {
         st.set_nonce(&a, 1);
         assert!(matches!(p.insert(&tx(&a, 0, 2, 6), &st), Err(MempoolError::NonceTooLow { .. })));
         // Bad signature, other chain, garbage, oversize, low gas limit: typed errors.
-        let mut bad = Transaction { chain_id: CHAIN, sender: address(&a), nonce: 1, gas_limit: 1_000_000, gas_price: 1, payload: Payload::Transfer { to: [9; 32], amount: 1 } }.sign(&a);
+        let mut bad = Transaction {
+            chain_id: CHAIN,
+            sender: address(&a),
+            nonce: 1,
+            gas_limit: 1_000_000,
+            gas_price: 1,
+            payload: Payload::Transfer { to: [9; 32], amount: 1 },
+        }
+        .sign(&a);
         bad.signature[0] ^= 1;
         assert_eq!(p.insert(&bad.encode(), &st), Err(MempoolError::Tx(TxError::BadSignature)));
-        let other = Transaction { chain_id: CHAIN + 1, sender: address(&a), nonce: 1, gas_limit: 1_000_000, gas_price: 1, payload: Payload::Transfer { to: [9; 32], amount: 1 } }.sign(&a);
+        let other = Transaction {
+            chain_id: CHAIN + 1,
+            sender: address(&a),
+            nonce: 1,
+            gas_limit: 1_000_000,
+            gas_price: 1,
+            payload: Payload::Transfer { to: [9; 32], amount: 1 },
+        }
+        .sign(&a);
         assert!(matches!(p.insert(&other.encode(), &st), Err(MempoolError::Tx(TxError::WrongChain { .. }))));
         assert!(matches!(p.insert(b"\xff\x00garbage", &st), Err(MempoolError::Tx(TxError::Malformed(_)))));
         assert!(matches!(p.insert(&vec![0u8; aivm_runtime::tx::MAX_TX_BYTES + 1], &st), Err(MempoolError::Tx(TxError::TooLarge(_)))));
-        let low = Transaction { chain_id: CHAIN, sender: address(&a), nonce: 1, gas_limit: 1, gas_price: 1, payload: Payload::Transfer { to: [9; 32], amount: 1 } }.sign(&a);
+        let low =
+            Transaction { chain_id: CHAIN, sender: address(&a), nonce: 1, gas_limit: 1, gas_price: 1, payload: Payload::Transfer { to: [9; 32], amount: 1 } }
+                .sign(&a);
         assert!(matches!(p.insert(&low.encode(), &st), Err(MempoolError::Admission(_))));
     }
 
@@ -384,10 +404,22 @@ mod tests {
     fn zero_price_and_oversized_gas_are_refused_at_admission() {
         let a = account_key(1);
         let st = State::new(&[&a], u128::MAX / 2);
-        let mut p = Mempool::new(MempoolConfig { max_nonce_gap: 8, ..MempoolConfig::new(CHAIN, BlockLimits { max_block_gas: 5_000_000, max_tx_gas: 5_000_000, min_gas_price: 2 }) }, GasSchedule::default());
+        let mut p = Mempool::new(
+            MempoolConfig { max_nonce_gap: 8, ..MempoolConfig::new(CHAIN, BlockLimits { max_block_gas: 5_000_000, max_tx_gas: 5_000_000, min_gas_price: 2 }) },
+            GasSchedule::default(),
+        );
         assert_eq!(p.insert(&tx(&a, 0, 1, 1), &st), Err(MempoolError::Limit(LimitError::PriceTooLow { price: 1, min: 2 })));
         assert_eq!(p.insert(&tx(&a, 0, 0, 1), &st), Err(MempoolError::Limit(LimitError::PriceTooLow { price: 0, min: 2 })));
-        let huge = Transaction { chain_id: CHAIN, sender: address(&a), nonce: 0, gas_limit: 5_000_001, gas_price: 2, payload: Payload::Transfer { to: [9; 32], amount: 1 } }.sign(&a).encode();
+        let huge = Transaction {
+            chain_id: CHAIN,
+            sender: address(&a),
+            nonce: 0,
+            gas_limit: 5_000_001,
+            gas_price: 2,
+            payload: Payload::Transfer { to: [9; 32], amount: 1 },
+        }
+        .sign(&a)
+        .encode();
         assert_eq!(p.insert(&huge, &st), Err(MempoolError::Limit(LimitError::TxGasTooHigh { limit: 5_000_001, max: 5_000_000 })));
         p.insert(&tx(&a, 0, 2, 1), &st).unwrap();
         assert_eq!(p.len(), 1);

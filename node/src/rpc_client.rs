@@ -123,7 +123,8 @@ impl RpcClient {
     /// Call `method` once per element of `params`, in one batch request; results in order.
     pub fn batch(&mut self, method: &str, params: Vec<Value>) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
         let first = self.next_id;
-        let reqs: Vec<Value> = params.into_iter().enumerate().map(|(i, p)| json!({"jsonrpc": "2.0", "id": first + i as u64, "method": method, "params": p})).collect();
+        let reqs: Vec<Value> =
+            params.into_iter().enumerate().map(|(i, p)| json!({"jsonrpc": "2.0", "id": first + i as u64, "method": method, "params": p})).collect();
         self.next_id += reqs.len() as u64;
         let n = reqs.len();
         let body = serde_json::to_vec(&reqs).unwrap_or_default();
@@ -146,7 +147,10 @@ impl RpcClient {
 
 fn result_of(resp: Value) -> Result<Value, ClientError> {
     if let Some(e) = resp.get("error") {
-        return Err(ClientError::Rpc { code: e.get("code").and_then(Value::as_i64).unwrap_or(0), message: e.get("message").and_then(Value::as_str).unwrap_or("").to_string() });
+        return Err(ClientError::Rpc {
+            code: e.get("code").and_then(Value::as_i64).unwrap_or(0),
+            message: e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+        });
     }
     Ok(resp.get("result").cloned().unwrap_or(Value::Null))
 }

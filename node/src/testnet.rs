@@ -52,12 +52,24 @@ pub fn create(dir: &Path, p: &TestnetParams) -> Result<(Vec<PathBuf>, GenesisFil
     let homes: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("v{i}"))).collect();
     let mut validators = Vec::with_capacity(n);
     for (i, home) in homes.iter().enumerate() {
-        let port = u16::try_from(p.port as usize + i).ok().filter(|port| port.checked_add(2000).is_some()).ok_or_else(|| TestnetError::Invalid("ports run past 65535".into()))?;
+        let port = u16::try_from(p.port as usize + i)
+            .ok()
+            .filter(|port| port.checked_add(2000).is_some())
+            .ok_or_else(|| TestnetError::Invalid("ports run past 65535".into()))?;
         validators.push(init_home(home, &NodeConfig::local(p.chain_id, &p.host, port), p.stake)?);
     }
     let mut accounts: Vec<GenesisAccount> = validators.iter().map(|v| GenesisAccount { address: v.identity, balance: p.balance }).collect();
     accounts.extend(p.accounts.iter().map(|(address, balance)| GenesisAccount { address: *address, balance: *balance }));
-    let genesis = GenesisFile { chain_id: p.chain_id, time_ms: 0, epoch_length: p.epoch_length, active_set_size: p.active.unwrap_or(n as u32), validators, accounts, max_block_gas: p.max_block_gas, min_gas_price: p.min_gas_price };
+    let genesis = GenesisFile {
+        chain_id: p.chain_id,
+        time_ms: 0,
+        epoch_length: p.epoch_length,
+        active_set_size: p.active.unwrap_or(n as u32),
+        validators,
+        accounts,
+        max_block_gas: p.max_block_gas,
+        min_gas_price: p.min_gas_price,
+    };
     genesis.validate()?;
     for home in &homes {
         let path = home.join(GENESIS_FILE);

@@ -104,7 +104,10 @@ fn no_platform_is_a_clear_error_and_fallback_is_opt_in() {
     assert!(err.contains("no OpenCL platform"), "{err}");
     // Configured fallback: the CPU runs it, and says so.
     let cpu = run_json(&[], &[]);
-    let (code, out, err) = aivm(&[NO_OPENCL, ("AIVM_BACKEND", "opencl"), ("AIVM_BACKEND_FALLBACK", "cpu")], &["model", "run", "--prompt", "What is the capital of France?", "--max-tokens", "12", "--json"]);
+    let (code, out, err) = aivm(
+        &[NO_OPENCL, ("AIVM_BACKEND", "opencl"), ("AIVM_BACKEND_FALLBACK", "cpu")],
+        &["model", "run", "--prompt", "What is the capital of France?", "--max-tokens", "12", "--json"],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("falling back to the CPU"), "{err}");
     let j: Value = serde_json::from_str(&out).unwrap();
@@ -122,7 +125,10 @@ fn device_out_of_memory_is_an_error_unless_fallback() {
     assert_eq!(code, 2);
     assert!(err.contains("device out of memory"), "{err}");
     let cpu = run_json(&[], &[]);
-    let (code, out, err) = aivm(&[("AIVM_BACKEND", "opencl"), limit, ("AIVM_BACKEND_FALLBACK", "cpu")], &["model", "run", "--prompt", "What is the capital of France?", "--max-tokens", "12", "--json"]);
+    let (code, out, err) = aivm(
+        &[("AIVM_BACKEND", "opencl"), limit, ("AIVM_BACKEND_FALLBACK", "cpu")],
+        &["model", "run", "--prompt", "What is the capital of France?", "--max-tokens", "12", "--json"],
+    );
     assert_eq!(code, 0, "{err}");
     let j: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["output_hash"], cpu["output_hash"]);

@@ -138,7 +138,10 @@ fn write_seed_corpus() {
     write("transaction", sample_txs());
     write("block", vec![sample_block().encode()]);
     let b = sample_block();
-    write("block_record", vec![BlockRecord { header: b.header, txs: P2p::new(1, 4, 1).block(3, Asset::Native), receipts: vec![Receipt::rejected([5; 32], "why")] }.encode()]);
+    write(
+        "block_record",
+        vec![BlockRecord { header: b.header, txs: P2p::new(1, 4, 1).block(3, Asset::Native), receipts: vec![Receipt::rejected([5; 32], "why")] }.encode()],
+    );
     write("gguf", vec![[&b"GGUF"[..], &3u32.to_le_bytes(), &1u64.to_le_bytes(), &1u64.to_le_bytes()].concat()]);
     write("sku", vec![b"AIVMSKU1".to_vec()]);
     write("rpc", vec![br#"{"jsonrpc":"2.0","id":1,"method":"aivm_status","params":[]}"#.to_vec()]);

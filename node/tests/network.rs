@@ -332,7 +332,8 @@ fn bad_rpc_input_gets_errors_and_the_node_keeps_running() {
     flooder.source = Some("127.0.0.6".parse().expect("ip"));
     let mut limited = false;
     for _ in 0..(2 * limits.burst / aivm_node::rpc::MAX_BATCH) {
-        let calls: Vec<Value> = (0..aivm_node::rpc::MAX_BATCH as u64).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "aivm_status", "params": []})).collect();
+        let calls: Vec<Value> =
+            (0..aivm_node::rpc::MAX_BATCH as u64).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "aivm_status", "params": []})).collect();
         let answer = flooder.post(&serde_json::to_vec(&calls).expect("json")).expect("an HTTP answer");
         if String::from_utf8_lossy(&answer).contains(&aivm_node::rpc::RATE_LIMITED.to_string()) {
             limited = true;
@@ -362,8 +363,22 @@ fn devnet_reports_load_and_agreement() {
     let dir = std::env::temp_dir().join(format!("aivm-devnet-test-{}", std::process::id()));
     let token = aivm_testkit::contracts_dir().join("token.wasm");
     let (code, out, err) = common::aivm(&[
-        "devnet", "--validators", "4", "--duration", "4", "--load", "300", "--accounts", "50", "--json", "--port", "21300",
-        "--dir", dir.to_str().expect("utf8"), "--token", token.to_str().expect("utf8"),
+        "devnet",
+        "--validators",
+        "4",
+        "--duration",
+        "4",
+        "--load",
+        "300",
+        "--accounts",
+        "50",
+        "--json",
+        "--port",
+        "21300",
+        "--dir",
+        dir.to_str().expect("utf8"),
+        "--token",
+        token.to_str().expect("utf8"),
     ]);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
@@ -536,7 +551,11 @@ fn a_byzantine_leader_and_an_rpc_flood_do_not_stall_the_chain() {
         if flooded && kinds.iter().all(|k| log.contains(&format!("byzantine proposal: {k}"))) {
             break;
         }
-        assert!(Instant::now() < deadline, "the byzantine leader did not try every kind in time, or the flooder was never limited ({flooded}); log tail:\n{}", tail(&log));
+        assert!(
+            Instant::now() < deadline,
+            "the byzantine leader did not try every kind in time, or the flooder was never limited ({flooded}); log tail:\n{}",
+            tail(&log)
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
     let h = (0..3).filter_map(|i| net.height(i)).max().expect("height");
@@ -555,7 +574,8 @@ fn a_byzantine_leader_and_an_rpc_flood_do_not_stall_the_chain() {
     for (i, p) in net.procs.iter_mut().enumerate() {
         assert!(p.as_mut().expect("spawned").try_wait().expect("status").is_none(), "validator {i} exited");
     }
-    let refusals: usize = (0..3).map(|i| std::fs::read_to_string(net.homes[i].join("node.log")).unwrap_or_default().matches("refused a proposal").count()).sum();
+    let refusals: usize =
+        (0..3).map(|i| std::fs::read_to_string(net.homes[i].join("node.log")).unwrap_or_default().matches("refused a proposal").count()).sum();
     assert!(refusals > 0, "honest validators refused the invalid proposals");
     let common = (0..4).filter_map(|i| net.height(i)).min().expect("heights");
     for h in 0..=common {

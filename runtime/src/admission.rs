@@ -117,7 +117,14 @@ mod tests {
 
     fn vtx(nonce: u64, gas_limit: u64, gas_price: u64) -> VerifiedTx {
         let key = SigningKey::from_bytes(&[3; 32]);
-        let tx = Transaction { chain_id: 1, sender: key.verifying_key().to_bytes(), nonce, gas_limit, gas_price, payload: Payload::Transfer { to: [1; 32], amount: 1 } };
+        let tx = Transaction {
+            chain_id: 1,
+            sender: key.verifying_key().to_bytes(),
+            nonce,
+            gas_limit,
+            gas_price,
+            payload: Payload::Transfer { to: [1; 32], amount: 1 },
+        };
         tx.sign(&key).verify(1).expect("valid")
     }
 

@@ -7,11 +7,11 @@ use crate::encoding::cbor;
 use crate::receipt::Receipt;
 use crate::state::{Account, Address, StateKey, StateValue, SystemKey};
 use crate::store::{Head, Prepared, Store, StoreError, StoreReader, Writes};
-use std::sync::Arc;
 use crate::tx::{verify_batch, SignedTransaction, VerifiedTx};
 use aivm::verify::merkle;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::Arc;
 
 /// What every validator must agree on about a block.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,7 +279,10 @@ impl Chain {
         let head = self.head().ok_or(ChainError::NoGenesis)?;
         let height = parent.height.checked_add(1).ok_or_else(|| ChainError::Corrupt("height overflow".into()))?;
         if head.height.checked_add(parent.layers.len() as u64) != Some(parent.height) {
-            return Err(ChainError::NotOnHead { height, why: format!("head is {}, parent {} with {} pending layers", head.height, parent.height, parent.layers.len()) });
+            return Err(ChainError::NotOnHead {
+                height,
+                why: format!("head is {}, parent {} with {} pending layers", head.height, parent.height, parent.layers.len()),
+            });
         }
         Ok(height)
     }
@@ -296,7 +299,6 @@ impl Chain {
         time_ms: u64,
         system: Writes,
     ) -> Result<SpeculativeBlock, ChainError> {
-
         let vm = self.vm.for_block(BlockEnv { height, time_ms });
         let reader = StoreReader::layered(&self.store, &parent.layers);
         let (out, stats) = if self.exec.use_parallel(&valid) {
@@ -333,7 +335,8 @@ impl Chain {
         }
 
         let mut executed = out.outputs.into_iter();
-        let receipts: Vec<Receipt> = receipts.into_iter().map(|r| r.or_else(|| executed.next()).unwrap_or_else(|| unreachable!("one receipt per valid tx"))).collect();
+        let receipts: Vec<Receipt> =
+            receipts.into_iter().map(|r| r.or_else(|| executed.next()).unwrap_or_else(|| unreachable!("one receipt per valid tx"))).collect();
         let receipt_hashes: Vec<[u8; 32]> = receipts.iter().map(|r| *blake3::hash(&cbor(r)).as_bytes()).collect();
         let state_root = self.store.preview_root(&merge(&parent.layers, &writes))?;
         let header = BlockHeader {

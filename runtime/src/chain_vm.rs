@@ -7,13 +7,13 @@
 //! *not* written here: the block credits their sum to the fee collector after execution, so
 //! no transaction ever reads or writes the collector because of fees (no conflicts).
 
+use crate::admission::Admission;
 use crate::blockstm::{ReadError, StateRead, TxVm};
 use crate::receipt::{LogEvent, Receipt, TxStatus};
 use crate::state::{Account, Address, CodeHash, StateKey, StateValue};
-use crate::admission::Admission;
 use crate::tx::{Payload, VerifiedTx};
-use aivm::{CallContext, CallRequest, Contract, ReadBlocked, StateView, Vm, VmError};
 use aivm::cache::ByteLru;
+use aivm::{CallContext, CallRequest, Contract, ReadBlocked, StateView, Vm, VmError};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -134,11 +134,7 @@ impl ChainVm {
     }
 
     /// The compiled contract at `address`, or why there is none.
-    fn load(
-        &self,
-        view: &mut dyn StateRead<StateKey, StateValue>,
-        address: Address,
-    ) -> Result<Result<(Arc<Contract>, usize), VmError>, ReadError> {
+    fn load(&self, view: &mut dyn StateRead<StateKey, StateValue>, address: Address) -> Result<Result<(Arc<Contract>, usize), VmError>, ReadError> {
         let hash = match view.read(&StateKey::Account(address))? {
             Some(StateValue::Account(Account { code_hash: Some(h), .. })) => h,
             _ => return Ok(Err(VmError::Resource("no contract at this address".into()))),
@@ -213,11 +209,7 @@ impl TxVm for BlockVm<'_> {
     type Value = StateValue;
     type Output = Receipt;
 
-    fn execute(
-        &self,
-        vtx: &VerifiedTx,
-        view: &mut dyn StateRead<StateKey, StateValue>,
-    ) -> Result<(Receipt, Vec<(StateKey, StateValue)>), ReadError> {
+    fn execute(&self, vtx: &VerifiedTx, view: &mut dyn StateRead<StateKey, StateValue>) -> Result<(Receipt, Vec<(StateKey, StateValue)>), ReadError> {
         let tx = vtx.tx();
         let schedule = self.chain.vm.schedule();
         let reject = |why: String| Ok((Receipt::rejected(vtx.hash, why), Vec::new()));
@@ -326,7 +318,10 @@ impl BlockVm<'_> {
         };
         let ctx = CallContext { caller: *deployer, contract: address, block_height: self.env.height, block_time_ms: self.env.time_ms };
         let mut cv = ContractView { contract: address, view, blocked: None };
-        let out = self.chain.vm.instantiate(&contract, CallRequest { entry: aivm::INSTANTIATE_ENTRY, input: args.to_vec(), gas_limit: budget - g, ctx, view: &mut cv });
+        let out = self
+            .chain
+            .vm
+            .instantiate(&contract, CallRequest { entry: aivm::INSTANTIATE_ENTRY, input: args.to_vec(), gas_limit: budget - g, ctx, view: &mut cv });
         if let Some(e) = cv.blocked {
             return Err(e);
         }

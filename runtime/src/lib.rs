@@ -18,8 +18,8 @@
 //! `spec/state.md` is the normative description.
 
 pub mod admission;
-pub mod chain;
 pub mod blockstm;
+pub mod chain;
 pub mod chain_vm;
 pub mod encoding;
 pub mod overlay;

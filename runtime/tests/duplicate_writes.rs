@@ -50,11 +50,7 @@ fn repeated_keys_in_a_write_set_never_leak_intermediate_values() {
     };
     for _ in 0..3000 {
         let txs: Vec<MockTx> = (0..20)
-            .map(|i| MockTx {
-                reads: (0..r() % 3).map(|_| (r() % 3) as u32).collect(),
-                writes: (0..r() % 3).map(|_| (r() % 3) as u32).collect(),
-                salt: i,
-            })
+            .map(|i| MockTx { reads: (0..r() % 3).map(|_| (r() % 3) as u32).collect(), writes: (0..r() % 3).map(|_| (r() % 3) as u32).collect(), salt: i })
             .collect();
         let want = execute_sequential(&MockVm, &txs, &Identity);
         let (got, stats) = execute_parallel(&MockVm, &txs, &Identity, 2);

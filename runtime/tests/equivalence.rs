@@ -53,13 +53,7 @@ impl Storage<u32, u64> for MapStorage {
 }
 
 fn block(universe: u32, max_len: usize) -> impl Strategy<Value = Vec<MockTx>> {
-    let tx = (
-        proptest::collection::vec(0..universe, 0..4),
-        proptest::collection::vec(0..universe, 0..4),
-        any::<u64>(),
-        0u32..200,
-        any::<bool>(),
-    )
+    let tx = (proptest::collection::vec(0..universe, 0..4), proptest::collection::vec(0..universe, 0..4), any::<u64>(), 0u32..200, any::<bool>())
         .prop_map(|(reads, writes, salt, spin, may_fail)| MockTx { reads, writes, salt, spin, may_fail });
     proptest::collection::vec(tx, 0..max_len)
 }

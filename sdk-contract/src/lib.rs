@@ -43,9 +43,9 @@ pub use types::{Address, Bytes32};
 /// Everything a contract usually needs.
 pub mod prelude {
     pub use crate::entry::ContractError;
+    pub use crate::model::Model;
     pub use crate::tensor::{DType, Tensor};
     pub use crate::types::{Address, Bytes32};
-    pub use crate::model::Model;
     pub use crate::{crypto, entry_point, env, events, model, storage, verify};
     pub use alloc::{format, string::String, string::ToString, vec, vec::Vec};
     pub use serde::{Deserialize, Serialize};

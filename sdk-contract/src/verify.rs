@@ -23,14 +23,6 @@ pub fn model_hash(bytes: &[u8]) -> [u8; 32] {
 /// Is `leaf` at `index` of a `size`-leaf tree with `root`? `proof` lists siblings, leaf level first.
 pub fn merkle_verify(root: &[u8; 32], leaf: &[u8], index: u64, size: u64, proof: &[[u8; 32]]) -> bool {
     unsafe {
-        sys::merkle_verify(
-            root.as_ptr(),
-            leaf.as_ptr(),
-            leaf.len() as i32,
-            index as i64,
-            size as i64,
-            proof.as_ptr() as *const u8,
-            proof.len() as i32,
-        ) == 1
+        sys::merkle_verify(root.as_ptr(), leaf.as_ptr(), leaf.len() as i32, index as i64, size as i64, proof.as_ptr() as *const u8, proof.len() as i32) == 1
     }
 }

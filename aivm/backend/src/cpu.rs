@@ -2,9 +2,9 @@
 //! with the fastest SIMD path this CPU has.
 
 use super::{Backend, BackendError, BackendKind, Elems, Weights};
+use crate::tensor::ops::{self, NormKind};
 use aivm_tensor::gemm::{gemm, Packed};
 use aivm_tensor::matmul::{matmul_i8_on, SimdPath};
-use crate::tensor::ops::{self, NormKind};
 
 /// Kernels on this CPU: `path` for the int8 products, `threads` for the inference GEMMs.
 #[derive(Clone, Copy, Debug)]

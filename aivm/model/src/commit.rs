@@ -7,8 +7,8 @@
 //! rows as bytes, i32 rows little-endian. `rhs_root` is the KV-cache operand of attention
 //! GEMMs and 32 zero bytes for weight GEMMs (the verifier has the weights).
 
-use super::quant::Scale;
 use super::engine::{Engine, GemmId, GemmKind, GemmRecord, GemmSink, InferError};
+use super::quant::Scale;
 use crate::merkle::{self, Hash};
 use serde::{Deserialize, Serialize};
 
@@ -134,7 +134,6 @@ impl GemmSink for Trace {
         self.gemms.push(d);
     }
 }
-
 
 /// What a worker publishes about one inference run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,7 +269,11 @@ impl GemmData {
         }
         let (m, k, n) = (u[5] as usize, u[6] as usize, u[7] as usize);
         let (mk, mn, kn) = (m.checked_mul(k)?, m.checked_mul(n)?, k.checked_mul(n)?);
-        let x_scales = r.take(m.checked_mul(8)?)?.chunks_exact(8).map(|c| Scale { m: i32::from_le_bytes([c[0], c[1], c[2], c[3]]), e: i32::from_le_bytes([c[4], c[5], c[6], c[7]]) }).collect();
+        let x_scales = r
+            .take(m.checked_mul(8)?)?
+            .chunks_exact(8)
+            .map(|c| Scale { m: i32::from_le_bytes([c[0], c[1], c[2], c[3]]), e: i32::from_le_bytes([c[4], c[5], c[6], c[7]]) })
+            .collect();
         let x = r.take(mk)?.iter().map(|&v| v as i8).collect();
         let y = r.take(mn.checked_mul(4)?)?.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         let rhs = match r.take(1)?[0] {
@@ -278,7 +281,19 @@ impl GemmData {
             1 => Some(r.take(kn)?.iter().map(|&v| v as i8).collect()),
             _ => return None,
         };
-        let commit = GemmCommit { step: u[0], layer: u[1], kind: u8::try_from(u[2]).ok()?, seq: u[3], head: u[4], m: u[5], k: u[6], n: u[7], x_root: roots[0], y_root: roots[1], rhs_root: roots[2] };
+        let commit = GemmCommit {
+            step: u[0],
+            layer: u[1],
+            kind: u8::try_from(u[2]).ok()?,
+            seq: u[3],
+            head: u[4],
+            m: u[5],
+            k: u[6],
+            n: u[7],
+            x_root: roots[0],
+            y_root: roots[1],
+            rhs_root: roots[2],
+        };
         Some(GemmData { commit, x, x_scales, y, rhs })
     }
 }

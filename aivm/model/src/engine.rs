@@ -2,12 +2,12 @@
 //! prompts. Every GEMM goes through one function that hands its operands to a [`GemmSink`],
 //! which is how the worker's commitments ([`super::commit`]) see exactly what was computed.
 
-use super::quant::{self, quantize, round_shift, Scale};
 use super::layer::{add_dequant, argmax, dequant_rows, norm_quantize, softmax_fold, swiglu_quantize};
-use aivm_tensor::gemm::dot_i8;
-use aivm_backend::{Backend, BackendError, CpuBackend, Weights};
+use super::quant::{self, quantize, round_shift, Scale};
 use super::sku::{QMatrix, RopeStyle, Sku};
 use super::tokenizer::Tokenizer;
+use aivm_backend::{Backend, BackendError, CpuBackend, Weights};
+use aivm_tensor::gemm::dot_i8;
 use aivm_tensor::matmul::{SimdPath, MAX_K};
 use std::sync::Arc;
 use thiserror::Error;
@@ -173,7 +173,17 @@ impl Engine {
         let layers = sku
             .layers
             .iter()
-            .map(|l| Ok(PackedLayer { q: pack(&l.wq)?, k: pack(&l.wk)?, v: pack(&l.wv)?, o: pack(&l.wo)?, gate: pack(&l.w_gate)?, up: pack(&l.w_up)?, down: pack(&l.w_down)? }))
+            .map(|l| {
+                Ok(PackedLayer {
+                    q: pack(&l.wq)?,
+                    k: pack(&l.wk)?,
+                    v: pack(&l.wv)?,
+                    o: pack(&l.wo)?,
+                    gate: pack(&l.w_gate)?,
+                    up: pack(&l.w_up)?,
+                    down: pack(&l.w_down)?,
+                })
+            })
             .collect::<Result<Vec<_>, BackendError>>()?;
         let lm = pack(&sku.output)?;
         let c = &sku.config;
@@ -194,7 +204,8 @@ impl Engine {
     /// up to `max_new` (what MODEL_INFER charges before running). `None` on overflow.
     pub fn macs_bound(&self, prompt: u64, max_new: u64) -> Option<u64> {
         let c = &self.sku.config;
-        let per_token: u64 = self.layers.iter().map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|p| (p.n * p.k) as u64).sum::<u64>()).sum();
+        let per_token: u64 =
+            self.layers.iter().map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|p| (p.n * p.k) as u64).sum::<u64>()).sum();
         let t = prompt.checked_add(max_new)?;
         // Attention: position p attends to p+1 keys, scores and mix each d MACs per key.
         let attn = t.checked_mul(t + 1)? / 2 * 2 * c.d_model as u64 * c.layers as u64;
@@ -223,10 +234,8 @@ impl Engine {
             }
         }
         // caches[seq][layer][kv head]
-        let mut caches: Vec<Vec<Vec<Cache>>> = prompts
-            .iter()
-            .map(|_| (0..c.layers).map(|_| (0..c.kv_heads).map(|_| Cache::default()).collect()).collect())
-            .collect();
+        let mut caches: Vec<Vec<Vec<Cache>>> =
+            prompts.iter().map(|_| (0..c.layers).map(|_| (0..c.kv_heads).map(|_| Cache::default()).collect()).collect()).collect();
         let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
         let mut active: Vec<usize> = (0..prompts.len()).collect();
         let mut feed: Vec<Vec<u32>> = prompts.to_vec();
@@ -309,7 +318,16 @@ impl Engine {
             let mut r0 = 0;
             for &s in active {
                 let n_new = feed[s].len();
-                self.attention(sink, step, l, s as u32, &caches[s][li], &q[r0 * d..(r0 + n_new) * d], &rows[r0..r0 + n_new], &mut attn[r0 * d..(r0 + n_new) * d]);
+                self.attention(
+                    sink,
+                    step,
+                    l,
+                    s as u32,
+                    &caches[s][li],
+                    &q[r0 * d..(r0 + n_new) * d],
+                    &rows[r0..r0 + n_new],
+                    &mut attn[r0 * d..(r0 + n_new) * d],
+                );
                 r0 += n_new;
             }
             for r in 0..m {
@@ -389,7 +407,16 @@ impl Engine {
                     scores[r * ctx + p] = dot_i8(&xq[r * hd..(r + 1) * hd], &kg[p * hd..(p + 1) * hd]);
                 }
             }
-            sink.gemm(&GemmRecord { id: GemmId { step, layer, kind: GemmKind::Scores, seq, head: g as u32 }, m: mr, k: hd, n: ctx, x: &xq, x_scales: &sq, y: &scores, rhs: Some(kg) });
+            sink.gemm(&GemmRecord {
+                id: GemmId { step, layer, kind: GemmKind::Scores, seq, head: g as u32 },
+                m: mr,
+                k: hd,
+                n: ctx,
+                x: &xq,
+                x_scales: &sq,
+                y: &scores,
+                rhs: Some(kg),
+            });
             let mut pq = vec![0i8; mr * ctx];
             let mut out_scale = vec![Scale::ZERO; mr];
             for r in 0..mr {
@@ -413,7 +440,16 @@ impl Engine {
                     }
                 }
             }
-            sink.gemm(&GemmRecord { id: GemmId { step, layer, kind: GemmKind::Mix, seq, head: g as u32 }, m: mr, k: ctx, n: hd, x: &pq, x_scales: &out_scale, y: &mixed, rhs: Some(vg) });
+            sink.gemm(&GemmRecord {
+                id: GemmId { step, layer, kind: GemmKind::Mix, seq, head: g as u32 },
+                m: mr,
+                k: ctx,
+                n: hd,
+                x: &pq,
+                x_scales: &out_scale,
+                y: &mixed,
+                rhs: Some(vg),
+            });
             for t in 0..n_new {
                 for hh in 0..group {
                     let (r, head) = (t * group + hh, g * group + hh);

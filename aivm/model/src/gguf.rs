@@ -229,8 +229,9 @@ impl Gguf {
             metadata.insert(key, v);
         }
         let align = match metadata.get("general.alignment") {
-            Some(v) => v.as_u64().filter(|a| a.is_power_of_two() && *a <= 1 << 20)
-                .ok_or_else(|| GgufError::Malformed("bad general.alignment".into()))? as usize,
+            Some(v) => {
+                v.as_u64().filter(|a| a.is_power_of_two() && *a <= 1 << 20).ok_or_else(|| GgufError::Malformed("bad general.alignment".into()))? as usize
+            }
             None => 32,
         };
         let mut infos = Vec::new();
@@ -248,14 +249,18 @@ impl Gguf {
         let data_start = c.at.div_ceil(align) * align;
         let mut tensors = BTreeMap::new();
         for (name, dims, ty, offset) in infos {
-            let elems = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d).filter(|&p| p <= 1 << 40))
+            let elems = dims
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d).filter(|&p| p <= 1 << 40))
                 .ok_or_else(|| GgufError::Malformed(format!("tensor {name} is too large")))?;
             let (per, size) = ty.block();
             if dims[0] % per as u64 != 0 {
                 return Err(GgufError::Malformed(format!("tensor {name}: row length not a multiple of {per}")));
             }
             let len = (elems / per as u64) as usize * size;
-            let start = usize::try_from(offset).ok().and_then(|o| o.checked_add(data_start))
+            let start = usize::try_from(offset)
+                .ok()
+                .and_then(|o| o.checked_add(data_start))
                 .ok_or_else(|| GgufError::Malformed(format!("tensor {name}: bad offset")))?;
             if start.checked_add(len).is_none_or(|e| e > bytes.len()) {
                 return Err(GgufError::Truncated(start));
@@ -309,11 +314,7 @@ impl Gguf {
                 }
                 GgmlType::Q4_0 | GgmlType::Q4_1 => {
                     let d = f16_to_f64(u16::from_le_bytes([b[0], b[1]]));
-                    let (m, qs, off) = if t.ty == GgmlType::Q4_1 {
-                        (f16_to_f64(u16::from_le_bytes([b[2], b[3]])), &b[4..], 0.0)
-                    } else {
-                        (0.0, &b[2..], -8.0)
-                    };
+                    let (m, qs, off) = if t.ty == GgmlType::Q4_1 { (f16_to_f64(u16::from_le_bytes([b[2], b[3]])), &b[4..], 0.0) } else { (0.0, &b[2..], -8.0) };
                     // Low nibbles are elements 0..16, high nibbles 16..32.
                     out.extend(qs.iter().map(|&q| d * ((q & 15) as f64 + off) + m));
                     out.extend(qs.iter().map(|&q| d * ((q >> 4) as f64 + off) + m));

@@ -24,7 +24,11 @@ pub fn softmax_fold(logits: &[i64], vscale: impl Fn(usize) -> Scale, p: &mut [i8
         .map(|(j, &ej)| {
             let vs = vscale(j);
             let sh = big_e - vs.e;
-            if vs.m == 0 || sh >= 63 { 0 } else { (ej * vs.m as i64) >> sh }
+            if vs.m == 0 || sh >= 63 {
+                0
+            } else {
+                (ej * vs.m as i64) >> sh
+            }
         })
         .collect();
     let umax = u.iter().copied().max().unwrap_or(0);

@@ -29,5 +29,5 @@ pub mod tokenizer;
 
 pub use engine::{Engine, GemmId, GemmKind, GemmRecord, GemmSink, InferError, NoTrace, Options};
 pub use sku::{Sku, SkuError};
-pub use store::{ArtifactStore, ModelRegistry, ArtifactError};
+pub use store::{ArtifactError, ArtifactStore, ModelRegistry};
 pub use tokenizer::Tokenizer;

@@ -8,8 +8,8 @@
 //! Longer than most files on purpose: the format's writer and its checking reader sit side
 //! by side so that they cannot drift apart, with the conversion that fills them.
 
-use super::quant::Scale;
 use super::gguf::{Gguf, GgufError};
+use super::quant::Scale;
 use crate::hash::model_hash;
 use thiserror::Error;
 
@@ -268,7 +268,11 @@ impl Sku {
             Ok(v.into_iter().map(to_q16).collect())
         };
         let opt_vec = |name: &str, n: usize| -> Result<Option<Vec<i32>>, SkuError> {
-            if g.tensors.contains_key(name) { vec(name, n).map(Some) } else { Ok(None) }
+            if g.tensors.contains_key(name) {
+                vec(name, n).map(Some)
+            } else {
+                Ok(None)
+            }
         };
         let mut layers = Vec::with_capacity(config.layers as usize);
         for l in 0..config.layers {

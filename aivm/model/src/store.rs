@@ -4,9 +4,9 @@
 
 use super::sku::{Sku, SkuError};
 use crate::hash::model_hash;
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use parking_lot::Mutex;
 use std::sync::Arc;
 
 /// The default cache directory: `$AIVM_HOME`, else `$HOME/.cache/aivm`.
@@ -38,7 +38,6 @@ pub struct ArtifactStore {
     dir: PathBuf,
     loaded: Mutex<HashMap<[u8; 32], Arc<Sku>>>,
 }
-
 
 impl ArtifactStore {
     pub fn open(dir: impl Into<PathBuf>) -> Self {

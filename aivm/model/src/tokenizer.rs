@@ -64,14 +64,8 @@ impl Tokenizer {
                 Some(((*ids.get(a)?, *ids.get(b)?), (r as u32, *ids.get(format!("{a}{b}").as_str())?)))
             })
             .collect();
-        let mut specials: Vec<(String, u32)> = d
-            .tokens
-            .iter()
-            .zip(&d.types)
-            .enumerate()
-            .filter(|(_, (t, &ty))| ty == 3 && t.len() > 2)
-            .map(|(i, (t, _))| (t.clone(), i as u32))
-            .collect();
+        let mut specials: Vec<(String, u32)> =
+            d.tokens.iter().zip(&d.types).enumerate().filter(|(_, (t, &ty))| ty == 3 && t.len() > 2).map(|(i, (t, _))| (t.clone(), i as u32)).collect();
         specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
         let byte_char = byte_chars();
         let char_byte = byte_char.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
@@ -148,11 +142,7 @@ impl Tokenizer {
             rest = tail;
             let mut parts: Vec<u32> = chunk.bytes().filter_map(|b| self.byte_ids[b as usize]).collect();
             loop {
-                let best = parts
-                    .windows(2)
-                    .enumerate()
-                    .filter_map(|(i, w)| self.merges.get(&(w[0], w[1])).map(|&(rank, merged)| (rank, i, merged)))
-                    .min();
+                let best = parts.windows(2).enumerate().filter_map(|(i, w)| self.merges.get(&(w[0], w[1])).map(|&(rank, merged)| (rank, i, merged))).min();
                 let Some((_, i, merged)) = best else { break };
                 parts[i] = merged;
                 parts.remove(i + 1);
@@ -217,7 +207,11 @@ fn whitespace(s: &str, i: usize) -> usize {
         return j;
     }
     let last = s[i..j].char_indices().last().map_or(i, |(k, _)| i + k);
-    if last > i { last } else { j }
+    if last > i {
+        last
+    } else {
+        j
+    }
 }
 
 /// `'s|'t|'re|'ve|'m|'ll|'d` at `i` (GPT-2, case-sensitive), returning its end.

@@ -112,7 +112,16 @@ unsafe fn vnni(xa: &[u8], m: usize, w: &Packed, p0: usize, p1: usize, out: &mut 
     let width = (p1 * NR).min(n) - p0 * NR;
     for p in p0..p1 {
         let cols = (n - p * NR).min(NR);
-        crate::matmul::avx512::panel_product(xa, m, k4, w.panels.as_ptr().add(p * k4 * NR * 4), w.corr.as_ptr().add(p * NR), cols, out.as_mut_ptr().add((p - p0) * NR), width);
+        crate::matmul::avx512::panel_product(
+            xa,
+            m,
+            k4,
+            w.panels.as_ptr().add(p * k4 * NR * 4),
+            w.corr.as_ptr().add(p * NR),
+            cols,
+            out.as_mut_ptr().add((p - p0) * NR),
+            width,
+        );
     }
 }
 

@@ -38,7 +38,6 @@ pub fn cache_key(code_hash: &[u8; 32], engine_digest: &[u8; 32]) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
-
 /// Compiled modules stored as files in one directory.
 #[derive(Clone, Debug)]
 pub struct DiskCache {
@@ -140,7 +139,6 @@ impl<K: Hash + Eq, V: Clone> ByteLru<K, V> {
         self.bytes
     }
 }
-
 
 #[cfg(test)]
 mod tests {

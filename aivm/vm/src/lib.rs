@@ -14,16 +14,15 @@
 //! `aivm-backend` (tensors and where they run), `aivm-model` (inference and its audit), and
 //! this one. The lower floors are re-exported under the names they always had here.
 
-/// Tensors as values and their validated operations (`aivm_backend::tensor`).
-pub use aivm_backend::tensor;
 /// Where tensor operations run: CPU or OpenCL, bit-identical (`aivm_backend`).
 pub use aivm_backend as backend;
-/// The kernels at the bottom (`aivm_tensor`).
-pub use aivm_tensor as kernels;
+/// Tensors as values and their validated operations (`aivm_backend::tensor`).
+pub use aivm_backend::tensor;
 /// Models, inference, commitments and receipt audits (`aivm_model`).
 pub use aivm_model as model;
+/// The kernels at the bottom (`aivm_tensor`).
+pub use aivm_tensor as kernels;
 
-pub mod verify;
 pub mod cache;
 pub mod config;
 pub mod deadline;
@@ -33,6 +32,7 @@ pub mod host;
 pub mod slots;
 pub mod state;
 pub mod validate;
+pub mod verify;
 pub mod vm;
 
 pub use config::Limits;

@@ -46,9 +46,7 @@ pub fn validate(wasm: &[u8], limits: &Limits) -> Result<ModuleInfo, ValidationEr
                     match imp.ty {
                         TypeRef::Func(_) if IMPORTS.contains(&imp.name) => functions += 1,
                         TypeRef::Func(_) => return Err(ValidationError::UnknownImport(imp.name.into())),
-                        _ => {
-                            return Err(ValidationError::ForbiddenImport { module: imp.module.into(), name: imp.name.into() })
-                        }
+                        _ => return Err(ValidationError::ForbiddenImport { module: imp.module.into(), name: imp.name.into() }),
                     }
                 }
             }

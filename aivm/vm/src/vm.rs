@@ -87,7 +87,19 @@ impl Vm {
         host::link(&mut linker).map_err(|e| VmError::Internal(format!("{e:#}")))?;
         let digest = engine_digest(&engine, &schedule.digest(), &limits);
         let (cache, slots) = (Mutex::new(ContractCache::new(limits.compiled_cache_bytes)), crate::slots::Slots::new(limits.pool_instances as usize));
-        Ok(Self { engine, linker, limits, schedule: Arc::new(schedule), digest, cache, slots, disk: None, models: None, backend: Arc::new(crate::backend::CpuBackend::SERIAL), clock: std::sync::OnceLock::new() })
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            schedule: Arc::new(schedule),
+            digest,
+            cache,
+            slots,
+            disk: None,
+            models: None,
+            backend: Arc::new(crate::backend::CpuBackend::SERIAL),
+            clock: std::sync::OnceLock::new(),
+        })
     }
 
     /// Also keep compiled modules in `dir`, so later processes skip compilation.
@@ -160,7 +172,12 @@ impl Vm {
     /// [`INSTANTIATE_ENTRY`] is refused here: it runs only through [`Vm::instantiate`].
     pub fn call(&self, contract: &Contract, req: CallRequest<'_>) -> CallOutcome {
         if req.entry == INSTANTIATE_ENTRY {
-            return CallOutcome { result: Err(VmError::InstantiateOnly), gas: GasReport { limit: req.gas_limit, ..GasReport::default() }, events: Vec::new(), writes: WriteSet::new() };
+            return CallOutcome {
+                result: Err(VmError::InstantiateOnly),
+                gas: GasReport { limit: req.gas_limit, ..GasReport::default() },
+                events: Vec::new(),
+                writes: WriteSet::new(),
+            };
         }
         self.run(contract, req, None)
     }
@@ -228,9 +245,7 @@ impl Vm {
             })?;
             let memory = instance.get_memory(&mut store, "memory");
             store.data_mut().memory = memory;
-            let func = instance
-                .get_typed_func::<(), ()>(&mut store, req.entry)
-                .map_err(|_| VmError::NoSuchEntry(req.entry.to_string()))?;
+            let func = instance.get_typed_func::<(), ()>(&mut store, req.entry).map_err(|_| VmError::NoSuchEntry(req.entry.to_string()))?;
             func.call(&mut store, ()).map_err(host::classify)?;
             Ok(store.data_mut().output.take().unwrap_or_default())
         })();

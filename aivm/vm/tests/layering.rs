@@ -139,6 +139,7 @@ fn floors_depend_downward_only() {
 fn the_checker_finds_a_circle() {
     let g: BTreeMap<String, BTreeSet<String>> = [("a", "b"), ("b", "c"), ("c", "a")].iter().map(|(x, y)| (x.to_string(), [y.to_string()].into())).collect();
     assert_eq!(circle(&g), Some(vec!["a".into(), "b".into(), "c".into(), "a".into()]));
-    let g: BTreeMap<String, BTreeSet<String>> = [("a", "b"), ("b", "c")].iter().map(|(x, y)| (x.to_string(), [y.to_string()].into())).chain([("c".to_string(), BTreeSet::new())]).collect();
+    let g: BTreeMap<String, BTreeSet<String>> =
+        [("a", "b"), ("b", "c")].iter().map(|(x, y)| (x.to_string(), [y.to_string()].into())).chain([("c".to_string(), BTreeSet::new())]).collect();
     assert_eq!(circle(&g), None);
 }

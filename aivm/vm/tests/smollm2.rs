@@ -2,9 +2,9 @@
 //! `make test` fetches and converts it first and sets AIVM_REQUIRE_MODEL=1, so there a
 //! missing model fails; a bare `cargo test` without it skips these tests with a note.
 
-use aivm::model::store::default_home;
 use aivm::backend::OpenClBackend;
 use aivm::model::commit::run_committed;
+use aivm::model::store::default_home;
 use aivm::model::{ArtifactStore, Engine, NoTrace, Options, Sku};
 use std::sync::{Arc, OnceLock};
 

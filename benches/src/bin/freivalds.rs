@@ -7,9 +7,9 @@
 //! on the same kernel ([`FastCheck`], Wᵀ packed once per model, not timed), on the same
 //! thread count. Commitment hashing (rows of X and Y) is timed separately.
 
-use aivm::model::commit::{i32_bytes, i8_bytes, rows_root};
-use aivm::model::audit::{FastCheck, VECTORS};
 use aivm::kernels::gemm::{gemm, Packed};
+use aivm::model::audit::{FastCheck, VECTORS};
+use aivm::model::commit::{i32_bytes, i8_bytes, rows_root};
 use aivm::model::sku::quantize_rows;
 use aivm::tensor::matmul::SimdPath;
 use aivm_benches::timing::median_ns;
@@ -49,9 +49,13 @@ fn main() {
         let rs: Vec<Vec<i8>> = (0..VECTORS).map(|v| bytes(1000 + v as u64, n)).collect();
         assert!(check.check(&x, &y, t, &rs, path, threads), "honest GEMM must verify");
         let v_ns = median_ns(|| assert!(check.check(&x, &y, t, &rs, path, threads)), 3, min);
-        let h_ns = median_ns(|| {
-            std::hint::black_box((rows_root(&x, k, i8_bytes), rows_root(&y, n, i32_bytes)));
-        }, 3, min);
+        let h_ns = median_ns(
+            || {
+                std::hint::black_box((rows_root(&x, k, i8_bytes), rows_root(&y, n, i32_bytes)));
+            },
+            3,
+            min,
+        );
         let gmacs = (t * n * k) as f64 / g_ns;
         rows.push(serde_json::json!({"kind": kind, "m": t, "k": k, "n": n, "gemm_ms": g_ns / 1e6, "gemm_gmac_s": gmacs,
             "verify_ms": v_ns / 1e6, "verify_over_gemm": v_ns / g_ns, "commit_hash_ms": h_ns / 1e6}));
@@ -59,15 +63,33 @@ fn main() {
         tv += v_ns;
         th += h_ns;
     }
-    let total = serde_json::json!({"gemm_ms": tg / 1e6, "verify_ms": tv / 1e6, "verify_over_gemm": tv / tg, "commit_hash_ms": th / 1e6, "commit_over_gemm": th / tg});
+    let total =
+        serde_json::json!({"gemm_ms": tg / 1e6, "verify_ms": tv / 1e6, "verify_over_gemm": tv / tg, "commit_hash_ms": th / 1e6, "commit_over_gemm": th / tg});
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"arch": name, "tokens": t, "threads": threads, "path": format!("{path:?}"), "per_kind": rows, "layer_total": total})).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"arch": name, "tokens": t, "threads": threads, "path": format!("{path:?}"), "per_kind": rows, "layer_total": total})
+            )
+            .unwrap_or_default()
+        );
         return;
     }
     println!("freivalds: {name}, T = {t}, {threads} thread(s), {path:?}; one layer's weight GEMMs");
     println!("{:<6} {:>6} {:>6} {:>6} {:>10} {:>9} {:>10} {:>9} {:>10}", "kind", "m", "k", "n", "gemm ms", "GMAC/s", "verify ms", "ratio", "hash ms");
     for r in &rows {
-        println!("{:<6} {:>6} {:>6} {:>6} {:>10.2} {:>9.1} {:>10.3} {:>8.2}% {:>10.2}", r["kind"].as_str().unwrap_or(""), r["m"], r["k"], r["n"], r["gemm_ms"].as_f64().unwrap_or(0.0), r["gemm_gmac_s"].as_f64().unwrap_or(0.0), r["verify_ms"].as_f64().unwrap_or(0.0), 100.0 * r["verify_over_gemm"].as_f64().unwrap_or(0.0), r["commit_hash_ms"].as_f64().unwrap_or(0.0));
+        println!(
+            "{:<6} {:>6} {:>6} {:>6} {:>10.2} {:>9.1} {:>10.3} {:>8.2}% {:>10.2}",
+            r["kind"].as_str().unwrap_or(""),
+            r["m"],
+            r["k"],
+            r["n"],
+            r["gemm_ms"].as_f64().unwrap_or(0.0),
+            r["gemm_gmac_s"].as_f64().unwrap_or(0.0),
+            r["verify_ms"].as_f64().unwrap_or(0.0),
+            100.0 * r["verify_over_gemm"].as_f64().unwrap_or(0.0),
+            r["commit_hash_ms"].as_f64().unwrap_or(0.0)
+        );
     }
     println!("{:<6} {:>27} {:>10.2} {:>9} {:>10.3} {:>8.2}% {:>10.2}", "total", "", tg / 1e6, "", tv / 1e6, 100.0 * tv / tg, th / 1e6);
 }

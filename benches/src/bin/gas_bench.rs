@@ -111,9 +111,21 @@ fn main() {
 
     // Hashes per byte and signatures.
     let data = vec![7u8; 1 << 20];
-    let ns = median_ns(|| { std::hint::black_box(<sha2::Sha256 as sha2::Digest>::digest(&data)); }, 5, budget);
+    let ns = median_ns(
+        || {
+            std::hint::black_box(<sha2::Sha256 as sha2::Digest>::digest(&data));
+        },
+        5,
+        budget,
+    );
     r.row("sha256", "1 MiB", s.sha256.cost(data.len() as u64).expect("fits"), ns);
-    let ns = median_ns(|| { std::hint::black_box(blake3::hash(&data)); }, 5, budget);
+    let ns = median_ns(
+        || {
+            std::hint::black_box(blake3::hash(&data));
+        },
+        5,
+        budget,
+    );
     r.row("blake3", "1 MiB", s.blake3.cost(data.len() as u64).expect("fits"), ns);
     let sk = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
     let sig = ed25519_dalek::Signer::sign(&sk, b"msg").to_bytes();
@@ -132,7 +144,10 @@ fn main() {
         let mut gas = 0;
         let ns = median_ns(
             || {
-                let out = vm.call(&c, CallRequest { entry: "run", input: vec![], gas_limit: u64::MAX / 4, ctx: CallContext::default(), view: &mut MemState::default() });
+                let out = vm.call(
+                    &c,
+                    CallRequest { entry: "run", input: vec![], gas_limit: u64::MAX / 4, ctx: CallContext::default(), view: &mut MemState::default() },
+                );
                 gas = out.gas.used;
                 assert!(out.result.is_ok(), "{:?}", out.result);
             },
@@ -166,9 +181,7 @@ fn main() {
         let b: Vec<f32> = workloads::i8s(2, d * d).into_iter().map(f32::from).collect();
         let mut c = vec![0f32; d * d];
         let ns = median_ns(
-            || unsafe {
-                matrixmultiply::sgemm(d, d, d, 1.0, a.as_ptr(), d as isize, 1, b.as_ptr(), d as isize, 1, 0.0, c.as_mut_ptr(), d as isize, 1)
-            },
+            || unsafe { matrixmultiply::sgemm(d, d, d, 1.0, a.as_ptr(), d as isize, 1, b.as_ptr(), d as isize, 1, 0.0, c.as_mut_ptr(), d as isize, 1) },
             5,
             budget,
         );
@@ -198,7 +211,12 @@ fn main() {
                "softmax_scale": sm / NS_PER_GAS_TARGET, "norm_scale": nm / NS_PER_GAS_TARGET, "elementwise_scale": ew / NS_PER_GAS_TARGET}),
         format!(
             "measured/priced: wasm {:.2}, softmax {:.2}, norm {:.2}, add {:.2}; host call {:.1} ns = {:.0} gas",
-            wasm_npg / NS_PER_GAS_TARGET, sm / NS_PER_GAS_TARGET, nm / NS_PER_GAS_TARGET, ew / NS_PER_GAS_TARGET, host_ns, host_ns / NS_PER_GAS_TARGET
+            wasm_npg / NS_PER_GAS_TARGET,
+            sm / NS_PER_GAS_TARGET,
+            nm / NS_PER_GAS_TARGET,
+            ew / NS_PER_GAS_TARGET,
+            host_ns,
+            host_ns / NS_PER_GAS_TARGET
         ),
     );
 }
@@ -237,7 +255,11 @@ fn call_latency(r: &Report, budget: Duration) {
         let t = chain.deploy(&wasm).expect("token deploys");
         let input = aivm_testkit::encode(&"00".repeat(32));
         let ns = median_ns(|| assert!(chain.call_raw(&t, [0; 32], "balance_of", input.clone(), 10_000_000).result.is_ok()), 2000, budget);
-        r.note("call_token_balance_of_us", json!(ns / 1e3), format!("cached token.balance_of call, instantiate included: {:.2} µs median (target <= 5 µs)", ns / 1e3));
+        r.note(
+            "call_token_balance_of_us",
+            json!(ns / 1e3),
+            format!("cached token.balance_of call, instantiate included: {:.2} µs median (target <= 5 µs)", ns / 1e3),
+        );
     }
     let empty = vm.deploy(&wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "run")))"#).expect("wat")).expect("deploys");
     let ns = median_ns(
@@ -246,7 +268,6 @@ fn call_latency(r: &Report, budget: Duration) {
         budget,
     );
     r.note("call_empty_us", json!(ns / 1e3), format!("cached empty call, instantiate included: {:.2} µs median", ns / 1e3));
-
 }
 
 /// Deploy per wasm byte (fresh VM, so nothing is cached) and a native transfer: sequential

@@ -87,8 +87,15 @@ fn main() {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
         for r in report["runs"].as_array().into_iter().flatten() {
-            println!("threads {}: prompt {} tokens at {:.1} tok/s; decode {:.1} tok/s; batch of {} decode {:.1} tok/s",
-                r["threads"], r["prompt_tokens"], r["prompt_tok_s"].as_f64().unwrap_or(0.0), r["decode_tok_s"].as_f64().unwrap_or(0.0), r["batch"], r["batch_tok_s"].as_f64().unwrap_or(0.0));
+            println!(
+                "threads {}: prompt {} tokens at {:.1} tok/s; decode {:.1} tok/s; batch of {} decode {:.1} tok/s",
+                r["threads"],
+                r["prompt_tokens"],
+                r["prompt_tok_s"].as_f64().unwrap_or(0.0),
+                r["decode_tok_s"].as_f64().unwrap_or(0.0),
+                r["batch"],
+                r["batch_tok_s"].as_f64().unwrap_or(0.0)
+            );
         }
         if quality {
             println!("quality: {}", serde_json::to_string_pretty(&report["quality"]).unwrap_or_default());

@@ -60,11 +60,7 @@ pub fn hash_compare(c: HashCheck) -> Result<bool, ContractError> {
 
 #[entry_point]
 pub fn digests(data: Vec<u8>) -> Result<Digests, ContractError> {
-    Ok(Digests {
-        sha256: Bytes32(crypto::sha256(&data)),
-        blake3: Bytes32(crypto::blake3(&data)),
-        model_hash: Bytes32(verify::model_hash(&data)),
-    })
+    Ok(Digests { sha256: Bytes32(crypto::sha256(&data)), blake3: Bytes32(crypto::blake3(&data)), model_hash: Bytes32(verify::model_hash(&data)) })
 }
 
 #[entry_point]

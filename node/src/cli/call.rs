@@ -6,7 +6,7 @@ use super::codec::{hex, json_to_cbor, output_to_json, unhex};
 use aivm::{CallContext, GasSchedule, Limits, Vm};
 use aivm_runtime::overlay::Overlay;
 use aivm_runtime::{contract_entries, storage_entries, Chain, ChainConfig, ChainVm, Genesis, StateKey};
-use anyhow::{bail, anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,7 +42,11 @@ pub fn run(args: CallArgs) -> ExitCode {
     match execute(&args) {
         Ok((report, ok)) => {
             println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
-            if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(e) => {
             let report = json!({"status": "error", "gas_used": 0, "gas_by_op": {}, "output": null,
@@ -58,9 +62,7 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
     if a.wasm.extension().is_some_and(|e| e == "wat") {
         wasm = wat::parse_bytes(&wasm).with_context(|| format!("parsing {}", a.wasm.display()))?.into_owned();
     }
-    let caller: [u8; 32] = unhex(&a.caller)
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| anyhow!("--caller must be 64 hex digits"))?;
+    let caller: [u8; 32] = unhex(&a.caller).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("--caller must be 64 hex digits"))?;
     let json_args: Value = serde_json::from_str(&a.args).context("--args is not valid JSON")?;
     // Without --state the call runs against a fresh chain in a scratch directory.
     let scratch = a.state.is_none().then(ScratchDir::new);
@@ -109,11 +111,7 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
         return Err(e).context("reading state");
     }
 
-    let events: Vec<Value> = out
-        .events
-        .iter()
-        .map(|e| json!({"topic": String::from_utf8_lossy(&e.topic), "data": output_to_json(&e.data)}))
-        .collect();
+    let events: Vec<Value> = out.events.iter().map(|e| json!({"topic": String::from_utf8_lossy(&e.topic), "data": output_to_json(&e.data)})).collect();
     let mut report = json!({
         "contract": hex(&address),
         "entry": a.entry,

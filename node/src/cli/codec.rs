@@ -42,11 +42,7 @@ fn cbor_to_json(v: Cbor) -> Json {
         Cbor::Text(s) => Json::String(s),
         Cbor::Bytes(b) => Json::String(hex(&b)),
         Cbor::Array(a) => Json::Array(a.into_iter().map(cbor_to_json).collect()),
-        Cbor::Map(m) => Json::Object(
-            m.into_iter()
-                .map(|(k, v)| (map_key(k), cbor_to_json(v)))
-                .collect(),
-        ),
+        Cbor::Map(m) => Json::Object(m.into_iter().map(|(k, v)| (map_key(k), cbor_to_json(v))).collect()),
         Cbor::Tag(_, inner) => cbor_to_json(*inner),
         _ => Json::Null,
     }

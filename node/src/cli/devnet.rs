@@ -2,8 +2,8 @@
 //! transfer load driven through JSON-RPC, and a report: sustained TPS, finality latency
 //! percentiles, and whether every validator has the same state root at every height.
 
-use aivm_node::hexbytes::{from_hex, to_hex};
 use aivm_node::config::NodeConfig;
+use aivm_node::hexbytes::{from_hex, to_hex};
 use aivm_node::rpc::RpcLimits;
 use aivm_node::rpc_client::RpcClient;
 use aivm_node::testnet::{self, TestnetParams};
@@ -11,12 +11,12 @@ use aivm_runtime::workload::{token_transfer_args, P2p};
 use aivm_runtime::{Address, Payload};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -169,7 +169,8 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
     let stats = watcher.stop();
 
     // Every validator's root at every height.
-    let heights: Vec<u64> = rpcs.iter().map(|r| RpcClient::new(*r).call("aivm_status", json!([])).ok().and_then(|s| s["height"].as_u64()).unwrap_or(0)).collect();
+    let heights: Vec<u64> =
+        rpcs.iter().map(|r| RpcClient::new(*r).call("aivm_status", json!([])).ok().and_then(|s| s["height"].as_u64()).unwrap_or(0)).collect();
     let common = heights.iter().copied().min().unwrap_or(0);
     let roots_agree = roots_agree(&rpcs, common)?;
     drop(procs);
@@ -260,7 +261,11 @@ fn deploy_token(c: &mut RpcClient, load: &mut P2p, wasm: Vec<u8>) -> Result<Addr
     let deploy = load.sign(0, Payload::Deploy { code: wasm, args: init });
     load.gas_limit = gas;
     let r = submit_and_wait(c, deploy.encode())?;
-    let token: Address = r["contract_address"].as_str().and_then(from_hex).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("deploying the token failed: {}", r["status"]))?;
+    let token: Address = r["contract_address"]
+        .as_str()
+        .and_then(from_hex)
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| anyhow!("deploying the token failed: {}", r["status"]))?;
     let mut txs = Vec::new();
     for to in load.addresses().into_iter().skip(1) {
         txs.push(load.sign(0, Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&to, 1 << 40) }).encode());
@@ -280,7 +285,14 @@ fn deploy_token(c: &mut RpcClient, load: &mut P2p, wasm: Vec<u8>) -> Result<Addr
 
 /// Offer `tps` token transfers per second for `duration`, spread over the validators in
 /// batches; returns (submitted, refused).
-fn drive_load(rpcs: &[SocketAddr], load: &mut P2p, token: Address, tps: u64, duration: Duration, submitted: &Mutex<HashMap<String, Instant>>) -> Result<(usize, usize)> {
+fn drive_load(
+    rpcs: &[SocketAddr],
+    load: &mut P2p,
+    token: Address,
+    tps: u64,
+    duration: Duration,
+    submitted: &Mutex<HashMap<String, Instant>>,
+) -> Result<(usize, usize)> {
     const TICK: Duration = Duration::from_millis(50);
     let mut clients: Vec<RpcClient> = rpcs.iter().map(|a| RpcClient::new(*a)).collect();
     let start = Instant::now();

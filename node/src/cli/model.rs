@@ -1,12 +1,12 @@
 //! `aivm model fetch | convert | run | verify`: the real model, end to end.
 
-use aivm::model::store::default_home;
-use hex::encode as hex;
-use aivm::model::commit::{run_committed, InferenceReceipt, Trace};
 use aivm::model::audit::{respond, verify as verify_response, Challenge};
+use aivm::model::commit::{run_committed, InferenceReceipt, Trace};
+use aivm::model::store::default_home;
 use aivm::model::{gguf::Gguf, ArtifactStore, Engine, NoTrace, Options, Sku};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use hex::encode as hex;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -266,7 +266,14 @@ fn run_prompt(a: RunArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
         println!("{text_out}");
-        eprintln!("backend {}\nsku {sku_hash}\noutput hash {output_hash}\nprompt {} tokens at {:.1} tok/s, decode {} tokens at {:.1} tok/s", engine.opts.backend.describe(), prompt.len(), prompt.len() as f64 / prefill, out.len(), decode_tps);
+        eprintln!(
+            "backend {}\nsku {sku_hash}\noutput hash {output_hash}\nprompt {} tokens at {:.1} tok/s, decode {} tokens at {:.1} tok/s",
+            engine.opts.backend.describe(),
+            prompt.len(),
+            prompt.len() as f64 / prefill,
+            out.len(),
+            decode_tps
+        );
     }
     Ok(())
 }
@@ -278,7 +285,8 @@ fn trace_path(receipt: &Path) -> PathBuf {
 }
 
 fn verify(a: VerifyArgs) -> Result<()> {
-    let receipt: InferenceReceipt = serde_json::from_slice(&std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?).context("parsing the receipt")?;
+    let receipt: InferenceReceipt =
+        serde_json::from_slice(&std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?).context("parsing the receipt")?;
     let trace = Trace::from_bytes(&std::fs::read(trace_path(&a.receipt)).context("reading the trace")?).context("the trace file is corrupt")?;
     let home = home(&a.home);
     let engine = load_engine(&home, Some(&hex(receipt.sku)), a.threads, None)?;

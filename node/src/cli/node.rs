@@ -3,9 +3,9 @@
 
 use aivm_node::config::NodeConfig;
 use aivm_node::genesis::GenesisFile;
-use aivm_node::testnet::{self, init_home, TestnetParams};
 use aivm_node::hexbytes::to_hex;
 use aivm_node::keys::NodeKeys;
+use aivm_node::testnet::{self, init_home, TestnetParams};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -97,7 +97,19 @@ fn init(a: InitArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&entry)?);
         return Ok(());
     };
-    let params = TestnetParams { chain_id: a.chain_id, host: a.host, port: a.port, validators: n, stake: a.stake, balance: a.balance, active: a.active, epoch_length: a.epoch_length, accounts: Vec::new(), max_block_gas: a.max_block_gas, min_gas_price: a.min_gas_price };
+    let params = TestnetParams {
+        chain_id: a.chain_id,
+        host: a.host,
+        port: a.port,
+        validators: n,
+        stake: a.stake,
+        balance: a.balance,
+        active: a.active,
+        epoch_length: a.epoch_length,
+        accounts: Vec::new(),
+        max_block_gas: a.max_block_gas,
+        min_gas_price: a.min_gas_price,
+    };
     let (homes, genesis) = testnet::create(&a.home, &params)?;
     println!("{}", serde_json::json!({"chain_id": a.chain_id, "validators": n, "homes": homes, "genesis_hash": to_hex(&genesis.hash())}));
     Ok(())
@@ -139,8 +151,8 @@ fn run_validator(a: RunArgs) -> Result<()> {
     let vm = Vm::new(Limits { pool_instances: pool as u32, ..Limits::default() }, GasSchedule::default())?
         .with_disk_cache(data.join("modules"))
         .with_context(|| format!("opening the module cache under {}", data.display()))?;
-    let chain = Chain::open(data.join("state"), ChainVm::new(vm), genesis.chain_config())
-        .with_context(|| format!("opening the state under {}", data.display()))?;
+    let chain =
+        Chain::open(data.join("state"), ChainVm::new(vm), genesis.chain_config()).with_context(|| format!("opening the state under {}", data.display()))?;
     if chain.head().is_none() {
         chain.init_genesis(&genesis.state())?;
     }
@@ -154,8 +166,25 @@ fn run_validator(a: RunArgs) -> Result<()> {
     let executor = Arc::new(Executor::new(Arc::new(chain), mempool, limits)?.with_evidence_check(consensus::evidence_check(&genesis)?));
     let (finalized, _) = tokio::sync::broadcast::channel(1024);
     let parse = |s: &str, what: &str| s.parse::<std::net::SocketAddr>().with_context(|| format!("{what} address {s}"));
-    let endpoints = Endpoints { storage: data.join("consensus"), rpc: parse(&cfg.rpc, "rpc")?, rpc_limits: cfg.rpc_limits, metrics: parse(&cfg.metrics, "metrics")?, log_level: a.log };
-    let v = Validator { keys, p2p: parse(&cfg.p2p, "p2p")?, genesis, executor, finalized, timing, equivocate: a.equivocate, byzantine: a.byzantine, panic_commit_at: a.panic_commit_at, abort_engine_at: a.abort_engine_at };
+    let endpoints = Endpoints {
+        storage: data.join("consensus"),
+        rpc: parse(&cfg.rpc, "rpc")?,
+        rpc_limits: cfg.rpc_limits,
+        metrics: parse(&cfg.metrics, "metrics")?,
+        log_level: a.log,
+    };
+    let v = Validator {
+        keys,
+        p2p: parse(&cfg.p2p, "p2p")?,
+        genesis,
+        executor,
+        finalized,
+        timing,
+        equivocate: a.equivocate,
+        byzantine: a.byzantine,
+        panic_commit_at: a.panic_commit_at,
+        abort_engine_at: a.abort_engine_at,
+    };
     consensus::start(endpoints, v)?;
     Ok(())
 }

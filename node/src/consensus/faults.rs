@@ -157,7 +157,10 @@ mod tests {
         // The signer at engine index 0 (active-set order).
         let (committee, _) = super::super::participants(&genesis).expect("committee");
         let first = committee.keys().iter().next().expect("a validator").clone();
-        let home = homes.iter().find(|h| crate::keys::NodeKeys::load(h).map(|k| k.identity_public().to_vec() == first.as_ref().to_vec()).unwrap_or(false)).expect("home");
+        let home = homes
+            .iter()
+            .find(|h| crate::keys::NodeKeys::load(h).map(|k| k.identity_public().to_vec() == first.as_ref().to_vec()).unwrap_or(false))
+            .expect("home");
         let keys = crate::keys::NodeKeys::load(home).expect("keys");
         let bls = group::Private::decode(keys.consensus.to_bytes().to_vec()).expect("bls");
         let scheme = Scheme::signer(&super::super::namespace(5), committee, bls).expect("signer");
@@ -197,7 +200,10 @@ mod tests {
         assert_eq!(check.offense(&bad), None);
         assert_eq!(pool.add(bad, check.as_ref(), 0), Err(PoolError::Invalid));
         // Another view is another offence.
-        let other = encode(TAG_NOTARIZE, ConflictingNotarize::new(Notarize::sign(&scheme, proposal(10, b"a")).expect("sign"), Notarize::sign(&scheme, proposal(10, b"b")).expect("sign")));
+        let other = encode(
+            TAG_NOTARIZE,
+            ConflictingNotarize::new(Notarize::sign(&scheme, proposal(10, b"a")).expect("sign"), Notarize::sign(&scheme, proposal(10, b"b")).expect("sign")),
+        );
         assert!(pool.add(other, check.as_ref(), 0).is_ok());
         assert_eq!(pool.len(), 2);
     }

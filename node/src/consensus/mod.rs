@@ -14,8 +14,8 @@
 //! The application ([`app`]) builds, verifies and commits blocks with the runtime.
 
 mod app;
-mod chain_block;
 pub mod byzantine;
+mod chain_block;
 mod faults;
 
 pub use app::now_ms;
@@ -146,7 +146,11 @@ pub struct Validator {
 /// The evidence checker for a chain's genesis active set (give it to the executor).
 pub fn evidence_check(genesis: &GenesisFile) -> Result<Arc<dyn crate::execution::EvidenceCheck>, ConsensusError> {
     let (committee, _) = participants(genesis)?;
-    let identities = committee.keys().iter().map(|k| k.as_ref().try_into().map_err(|_| ConsensusError::Genesis("identity key length".into()))).collect::<Result<Vec<[u8; 32]>, _>>()?;
+    let identities = committee
+        .keys()
+        .iter()
+        .map(|k| k.as_ref().try_into().map_err(|_| ConsensusError::Genesis("identity key length".into())))
+        .collect::<Result<Vec<[u8; 32]>, _>>()?;
     Ok(Arc::new(faults::Checker { verifier: Scheme::verifier(&namespace(genesis.chain_id), committee), identities }))
 }
 
@@ -188,7 +192,8 @@ pub fn start(endpoints: Endpoints, v: Validator) -> Result<(), ConsensusError> {
     // JSON-RPC runs on a runtime of its own (see `rpc::serve`), started before consensus.
     let rpc_ctx = crate::rpc::RpcContext::new(Arc::clone(&v.executor), v.finalized.clone(), v.genesis.chain_id);
     let _rpc = crate::rpc::serve(endpoints.rpc, rpc_ctx, endpoints.rpc_limits).map_err(ConsensusError::Storage)?;
-    let cfg = commonware_runtime::tokio::Config::new().with_storage_directory(endpoints.storage.clone()).with_worker_threads(threads).with_tcp_nodelay(Some(true));
+    let cfg =
+        commonware_runtime::tokio::Config::new().with_storage_directory(endpoints.storage.clone()).with_worker_threads(threads).with_tcp_nodelay(Some(true));
     commonware_runtime::tokio::Runner::new(cfg).start(|context| async move {
         commonware_runtime::tokio::telemetry::init(
             context.child("telemetry"),
@@ -242,7 +247,12 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
 
     // Network.
     let handshake = cups::Cups::<_, ChaCha20Poly1305>::new(
-        sake::Sake { signer: identity.clone(), synchrony_bound: Duration::from_secs(5), max_handshake_age: Duration::from_secs(10), version: sake::Version::V1 },
+        sake::Sake {
+            signer: identity.clone(),
+            synchrony_bound: Duration::from_secs(5),
+            max_handshake_age: Duration::from_secs(10),
+            version: sake::Version::V1,
+        },
         cups::Version::V1,
     );
     let mut p2p_cfg = lookup::Config::local(handshake, &ns, v.p2p, NZUsize!(committee.len().max(1)), MAX_MESSAGE, NZUsize!(4096));
@@ -300,13 +310,22 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     );
     let (broadcast_engine, buffer) = buffered::Engine::new(
         context.child("broadcast"),
-        buffered::Config { public_key: me.clone(), mailbox_size: cfg.mailbox_size, deque_size: 16, priority: false, codec_config: (), peer_provider: oracle.clone(), strategy: Sequential },
+        buffered::Config {
+            public_key: me.clone(),
+            mailbox_size: cfg.mailbox_size,
+            deque_size: 16,
+            priority: false,
+            codec_config: (),
+            peer_provider: oracle.clone(),
+            strategy: Sequential,
+        },
     );
     broadcast_engine.start(broadcast_net);
     let finalizations = archive(&context, "finalizations", &page_cache, Scheme::certificate_codec_config_unbounded()).await?;
     let blocks = archive(&context, "blocks", &page_cache, ()).await?;
     let (actor, mailbox, _floor) = marshal::core::Actor::init(context.child("marshal"), finalizations, blocks, cfg).await;
-    let finalizer = app::Finalizer::start(Arc::clone(&v.executor), v.finalized.clone(), v.panic_commit_at).map_err(|e| ConsensusError::Storage(format!("starting the committer: {e}")))?;
+    let finalizer = app::Finalizer::start(Arc::clone(&v.executor), v.finalized.clone(), v.panic_commit_at)
+        .map_err(|e| ConsensusError::Storage(format!("starting the committer: {e}")))?;
     actor.start(finalizer, buffer, resolver);
 
     // Consensus.

@@ -175,7 +175,9 @@ pub fn module(ctx: RpcContext) -> Result<RpcModule<RpcContext>, jsonrpsee::core:
         let v: Vec<Value> = p.parse().map_err(|e| invalid(format!("expected [contract, entry, args_hex, gas_limit?]: {e}")))?;
         let (contract, entry, args, gas) = match v.as_slice() {
             [Value::String(c), Value::String(e), Value::String(a)] => (c, e, a, MAX_QUERY_GAS),
-            [Value::String(c), Value::String(e), Value::String(a), Value::Number(g)] => (c, e, a, g.as_u64().ok_or_else(|| invalid("gas_limit"))?.min(MAX_QUERY_GAS)),
+            [Value::String(c), Value::String(e), Value::String(a), Value::Number(g)] => {
+                (c, e, a, g.as_u64().ok_or_else(|| invalid("gas_limit"))?.min(MAX_QUERY_GAS))
+            }
             _ => return Err(invalid("expected [contract_hex, entry, args_hex, gas_limit?]")),
         };
         let contract = hex32(contract, "contract")?;
@@ -201,22 +203,27 @@ pub fn module(ctx: RpcContext) -> Result<RpcModule<RpcContext>, jsonrpsee::core:
         let pool = c.executor.mempool.lock();
         Ok(json!({"chain_id": c.chain_id, "height": height, "head_digest": to_hex(&digest), "mempool_txs": pool.len(), "mempool_bytes": pool.bytes()}))
     })?;
-    m.register_subscription("aivm_subscribeFinalized", "aivm_finalized", "aivm_unsubscribeFinalized", |_, pending: PendingSubscriptionSink, c, _| async move {
-        let mut rx = c.finalized.subscribe();
-        let Ok(sink) = pending.accept().await else { return };
-        loop {
-            match rx.recv().await {
-                Ok(f) => {
-                    let Ok(raw) = serde_json::value::to_raw_value(&finalized_json(&f)) else { return };
-                    if sink.send(raw).await.is_err() {
-                        return;
+    m.register_subscription(
+        "aivm_subscribeFinalized",
+        "aivm_finalized",
+        "aivm_unsubscribeFinalized",
+        |_, pending: PendingSubscriptionSink, c, _| async move {
+            let mut rx = c.finalized.subscribe();
+            let Ok(sink) = pending.accept().await else { return };
+            loop {
+                match rx.recv().await {
+                    Ok(f) => {
+                        let Ok(raw) = serde_json::value::to_raw_value(&finalized_json(&f)) else { return };
+                        if sink.send(raw).await.is_err() {
+                            return;
+                        }
                     }
+                    // A slow subscriber misses blocks rather than holding the node back.
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
                 }
-                // A slow subscriber misses blocks rather than holding the node back.
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return,
             }
-        }
-    })?;
+        },
+    )?;
     Ok(m)
 }

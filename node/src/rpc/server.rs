@@ -4,10 +4,10 @@
 
 use super::limits::{CallBuckets, Connections, Peer, RpcLimits};
 use super::{err, module, RpcContext, MAX_BATCH, MAX_CONNECTIONS, MAX_REQUEST_BYTES, RPC_BLOCKING_THREADS, RPC_THREADS};
+use futures::FutureExt;
 use jsonrpsee::server::middleware::rpc::{Batch, MethodResponse, Notification, Request, RpcServiceBuilder, RpcServiceT};
 use jsonrpsee::server::{serve_with_graceful_shutdown, stop_channel, Methods, ServerConfig, ServerHandle, StopHandle};
 use jsonrpsee::types::Id;
-use futures::FutureExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -5,8 +5,8 @@ use crate::blockstm::mv_memory::{Hasher, MvMemory};
 use crate::blockstm::scheduler::{Scheduler, Task};
 use crate::blockstm::types::{Storage, TxVm, Version};
 use crate::blockstm::view::{MvView, SeqView};
-use std::collections::HashMap;
 use parking_lot::Mutex;
+use std::collections::HashMap;
 
 /// A block's result: per-transaction outputs in block order and the final writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,11 +26,7 @@ pub struct ExecStats {
 }
 
 /// Execute in order, one transaction after another.
-pub fn execute_sequential<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>>(
-    vm: &Vm,
-    txs: &[Vm::Tx],
-    storage: &S,
-) -> BlockOutput<Vm::Key, Vm::Output, Vm::Value> {
+pub fn execute_sequential<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>>(vm: &Vm, txs: &[Vm::Tx], storage: &S) -> BlockOutput<Vm::Key, Vm::Output, Vm::Value> {
     let mut state: HashMap<Vm::Key, Vm::Value, Hasher> = HashMap::with_hasher(Hasher::new());
     let mut outputs = Vec::with_capacity(txs.len());
     for tx in txs {
@@ -50,12 +46,7 @@ pub type ParallelOutput<Vm> = (BlockOutput<<Vm as TxVm>::Key, <Vm as TxVm>::Outp
 
 /// Execute with Block-STM on `threads` worker threads. The result equals
 /// [`execute_sequential`]'s for every deterministic VM.
-pub fn execute_parallel<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>>(
-    vm: &Vm,
-    txs: &[Vm::Tx],
-    storage: &S,
-    threads: usize,
-) -> ParallelOutput<Vm> {
+pub fn execute_parallel<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>>(vm: &Vm, txs: &[Vm::Tx], storage: &S, threads: usize) -> ParallelOutput<Vm> {
     let n = txs.len();
     let mv = MvMemory::new(n);
     let scheduler = Scheduler::new(n);

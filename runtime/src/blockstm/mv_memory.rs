@@ -6,8 +6,8 @@
 
 use crate::blockstm::types::{Incarnation, TxIdx, Version};
 use dashmap::DashMap;
-use std::hash::Hash;
 use parking_lot::Mutex;
+use std::hash::Hash;
 
 /// ahash with per-process random keys: fast on 33-byte keys, and keys chosen by users cannot
 /// be aimed at one shard (HashDoS).
@@ -138,7 +138,6 @@ impl<K: Eq + Hash + Clone, V: Clone> MvMemory<K, V> {
             .collect()
     }
 }
-
 
 #[cfg(test)]
 mod tests {

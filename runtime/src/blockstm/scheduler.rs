@@ -13,8 +13,8 @@
 //! ```
 
 use crate::blockstm::types::{Incarnation, TxIdx, Version};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Status {

@@ -40,9 +40,5 @@ pub trait TxVm: Sync {
 
     /// Execute `tx`, reading through `view`. A `ReadError` must be propagated unchanged.
     #[allow(clippy::type_complexity)]
-    fn execute(
-        &self,
-        tx: &Self::Tx,
-        view: &mut dyn StateRead<Self::Key, Self::Value>,
-    ) -> Result<(Self::Output, Vec<(Self::Key, Self::Value)>), ReadError>;
+    fn execute(&self, tx: &Self::Tx, view: &mut dyn StateRead<Self::Key, Self::Value>) -> Result<(Self::Output, Vec<(Self::Key, Self::Value)>), ReadError>;
 }

@@ -47,12 +47,7 @@ impl TreeReader for Store {
 impl Store {
     /// Apply `changes` (encoded key, encoded value or `None` to delete) as tree version
     /// `version`, adding the new nodes and deleting the stale ones in `batch`.
-    pub(super) fn update_tree(
-        &self,
-        version: Version,
-        changes: &[(Vec<u8>, Option<Vec<u8>>)],
-        batch: &mut WriteBatch,
-    ) -> Result<[u8; 32], StoreError> {
+    pub(super) fn update_tree(&self, version: Version, changes: &[(Vec<u8>, Option<Vec<u8>>)], batch: &mut WriteBatch) -> Result<[u8; 32], StoreError> {
         let tree = Sha256Jmt::new(self);
         let set = changes.iter().map(|(k, v)| (KeyHash::with::<sha2::Sha256>(k), v.clone()));
         let (root, update): (_, TreeUpdateBatch) = tree.put_value_set(set, version).map_err(|e| StoreError::Merkle(format!("{e:#}")))?;

@@ -16,9 +16,9 @@ pub mod merkle;
 
 use crate::blockstm::Storage;
 use crate::state::{DecodeError, StateKey, StateValue};
+use parking_lot::{Mutex, RwLock};
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use std::path::Path;
-use parking_lot::{Mutex, RwLock};
 
 pub(crate) const CF_STATE: &str = "state";
 pub(crate) const CF_JMT_NODES: &str = "jmt_nodes";

@@ -11,15 +11,11 @@ use syn::{parse_macro_input, ItemFn};
 #[proc_macro_attribute]
 pub fn entry_point(attr: TokenStream, item: TokenStream) -> TokenStream {
     if !attr.is_empty() {
-        return syn::Error::new(proc_macro2::Span::call_site(), "#[entry_point] takes no arguments")
-            .to_compile_error()
-            .into();
+        return syn::Error::new(proc_macro2::Span::call_site(), "#[entry_point] takes no arguments").to_compile_error().into();
     }
     let func = parse_macro_input!(item as ItemFn);
     if func.sig.inputs.len() != 1 {
-        return syn::Error::new_spanned(&func.sig, "an entry point takes exactly one argument (use `()` for none)")
-            .to_compile_error()
-            .into();
+        return syn::Error::new_spanned(&func.sig, "an entry point takes exactly one argument (use `()` for none)").to_compile_error().into();
     }
     let name = &func.sig.ident;
     let export = name.to_string();

@@ -101,7 +101,15 @@ impl TestChain {
     }
 
     /// Run `how` (a call or an instantiation) on the contract's state; writes kept on success.
-    fn run(&mut self, c: &Deployed, caller: [u8; 32], entry: &str, input: Vec<u8>, gas_limit: u64, how: fn(&Vm, &Contract, CallRequest<'_>) -> aivm::CallOutcome) -> aivm::CallOutcome {
+    fn run(
+        &mut self,
+        c: &Deployed,
+        caller: [u8; 32],
+        entry: &str,
+        input: Vec<u8>,
+        gas_limit: u64,
+        how: fn(&Vm, &Contract, CallRequest<'_>) -> aivm::CallOutcome,
+    ) -> aivm::CallOutcome {
         let state = self.states.entry(c.address).or_default();
         let ctx = CallContext { caller, contract: c.address, block_height: self.block_height, block_time_ms: self.block_time_ms };
         let out = how(&self.vm, &c.contract, CallRequest { entry, input, gas_limit, ctx, view: &mut state.clone() });
@@ -159,9 +167,7 @@ pub fn decode<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, TestError> {
 
 /// Where `make contracts` puts the compiled contracts.
 pub fn contracts_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
     target.join("wasm32-unknown-unknown/release")
 }
 

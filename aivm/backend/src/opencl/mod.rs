@@ -20,7 +20,8 @@ const KERNELS: &str = include_str!("kernels.cl");
 /// `tensor::fixed`, written out from the Rust values, then `kernels.cl`.
 pub fn source() -> String {
     use aivm_tensor::fixed::{EXP2_TABLE, EXP_CUTOFF_Q16, LN2_Q30, LOG2E_Q30, LOG2_TABLE, Q30_ONE};
-    let table = |name: &str, t: &[i64]| format!("__constant long {name}[{}] = {{{}}};\n", t.len(), t.iter().map(|v| format!("{v}L")).collect::<Vec<_>>().join(", "));
+    let table =
+        |name: &str, t: &[i64]| format!("__constant long {name}[{}] = {{{}}};\n", t.len(), t.iter().map(|v| format!("{v}L")).collect::<Vec<_>>().join(", "));
     format!(
         "#define Q30_ONE {Q30_ONE}L\n#define LN2_Q30 {LN2_Q30}L\n#define LOG2E_Q30 {LOG2E_Q30}L\n#define EXP_CUTOFF_Q16 ({EXP_CUTOFF_Q16}L)\n{}{}{KERNELS}",
         table("EXP2_TABLE", &EXP2_TABLE),

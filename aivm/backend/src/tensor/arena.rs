@@ -57,11 +57,7 @@ impl Arena {
 
     /// Borrow a live tensor.
     pub fn get(&self, h: Handle) -> Result<&Tensor, TensorError> {
-        (h as usize)
-            .checked_sub(1)
-            .and_then(|i| self.slots.get(i))
-            .and_then(Option::as_ref)
-            .ok_or(TensorError::BadHandle(h))
+        (h as usize).checked_sub(1).and_then(|i| self.slots.get(i)).and_then(Option::as_ref).ok_or(TensorError::BadHandle(h))
     }
 
     /// Free a tensor; a second free of the same handle is an error.

@@ -124,9 +124,7 @@ impl Tensor {
         }
         let data = match dtype {
             DType::I8 => Data::I8(bytes.iter().map(|&b| b as i8).collect()),
-            DType::I32 | DType::Q16 => Data::I32(
-                bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            ),
+            DType::I32 | DType::Q16 => Data::I32(bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
         };
         Ok(Self { dtype, shape: shape.iter().map(|&d| d as usize).collect(), data })
     }

@@ -11,13 +11,7 @@ use crate::{Backend, CpuBackend, Elems};
 
 fn same_shape(a: &Tensor, b: &Tensor) -> Result<(), TensorError> {
     if a.shape() != b.shape() || a.dtype() != b.dtype() {
-        return Err(TensorError::ShapeMismatch(format!(
-            "{:?}{:?} vs {:?}{:?}",
-            a.dtype(),
-            a.shape(),
-            b.dtype(),
-            b.shape()
-        )));
+        return Err(TensorError::ShapeMismatch(format!("{:?}{:?} vs {:?}{:?}", a.dtype(), a.shape(), b.dtype(), b.shape())));
     }
     Ok(())
 }
@@ -26,14 +20,8 @@ fn same_shape(a: &Tensor, b: &Tensor) -> Result<(), TensorError> {
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor, TensorError> {
     same_shape(a, b)?;
     match (a.data(), b.data()) {
-        (Data::I8(x), Data::I8(y)) => {
-            Tensor::from_i8(a.shape(), x.iter().zip(y).map(|(p, q)| p.saturating_add(*q)).collect())
-        }
-        (Data::I32(x), Data::I32(y)) => Tensor::from_i32(
-            a.dtype(),
-            a.shape(),
-            x.iter().zip(y).map(|(p, q)| p.saturating_add(*q)).collect(),
-        ),
+        (Data::I8(x), Data::I8(y)) => Tensor::from_i8(a.shape(), x.iter().zip(y).map(|(p, q)| p.saturating_add(*q)).collect()),
+        (Data::I32(x), Data::I32(y)) => Tensor::from_i32(a.dtype(), a.shape(), x.iter().zip(y).map(|(p, q)| p.saturating_add(*q)).collect()),
         _ => Err(TensorError::ShapeMismatch("dtype storage differs".into())),
     }
 }

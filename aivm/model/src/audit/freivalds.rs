@@ -3,8 +3,8 @@
 
 use crate::commit::GemmData;
 use crate::engine::{GemmId, GemmKind};
-use aivm_tensor::gemm::{gemm, Packed};
 use crate::sku::{QMatrix, Sku};
+use aivm_tensor::gemm::{gemm, Packed};
 use aivm_tensor::matmul::SimdPath;
 
 /// Weight matrix of a weight GEMM.
@@ -126,7 +126,13 @@ impl FastCheck {
         // Rows split across threads; each row's sums are independent and exact.
         let per = m.div_ceil(threads.max(1)).max(1);
         let yr: Vec<i64> = std::thread::scope(|sc| {
-            let hs: Vec<_> = y.chunks(per * n).map(|part| { let rt = &rt; sc.spawn(move || y_times_r(part, part.len() / n, n, rt, v)) }).collect();
+            let hs: Vec<_> = y
+                .chunks(per * n)
+                .map(|part| {
+                    let rt = &rt;
+                    sc.spawn(move || y_times_r(part, part.len() / n, n, rt, v))
+                })
+                .collect();
             hs.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
         });
         if yr.len() != m * v {

@@ -28,9 +28,9 @@ mod freivalds;
 mod opening;
 mod responder;
 mod schedule;
-mod verifier;
 #[cfg(test)]
 mod tests;
+mod verifier;
 
 pub use challenge::{select, vectors, Challenge, VECTORS};
 pub use freivalds::{freivalds, FastCheck};

@@ -5,8 +5,8 @@ use super::opening::{OpenGemm, OpenRow, Response};
 use super::schedule::{chain_plan, find, schedule};
 use super::AuditError;
 use crate::commit::{i32_bytes, x_row_bytes, InferenceReceipt, Trace};
-use crate::sku::Sku;
 use crate::merkle::{self, Hash};
+use crate::sku::Sku;
 
 /// The worker's answer to a challenge, from its trace.
 pub fn respond(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace, ch: &Challenge) -> Result<Response, AuditError> {
@@ -16,7 +16,11 @@ pub fn respond(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace, ch: &Challe
     let fits = sched.len() == trace.gemms.len()
         && sched.iter().zip(&trace.gemms).all(|((id, dims), g)| {
             let c = &g.commit;
-            c.id() == Some(*id) && [c.m, c.k, c.n] == *dims && g.x.len() == c.m as usize * c.k as usize && g.y.len() == c.m as usize * c.n as usize && g.x_scales.len() == c.m as usize
+            c.id() == Some(*id)
+                && [c.m, c.k, c.n] == *dims
+                && g.x.len() == c.m as usize * c.k as usize
+                && g.y.len() == c.m as usize * c.n as usize
+                && g.x_scales.len() == c.m as usize
         });
     if !fits {
         return Err(AuditError::Response("trace does not match the receipt".into()));
@@ -24,7 +28,10 @@ pub fn respond(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace, ch: &Challe
     let (gemms, rows) = select(ch, receipt, &sched);
     let (_, proofs) = merkle::prove_all(&trace.leaves());
     let proof = |i: usize| proofs.get(i).cloned().unwrap_or_default();
-    let mut resp = Response { gemms: gemms.iter().map(|&i| OpenGemm { index: i, data: trace.gemms[i as usize].clone(), proof: proof(i as usize) }).collect(), rows: Vec::new() };
+    let mut resp = Response {
+        gemms: gemms.iter().map(|&i| OpenGemm { index: i, data: trace.gemms[i as usize].clone(), proof: proof(i as usize) }).collect(),
+        rows: Vec::new(),
+    };
     for (step, row) in rows {
         for (kind, layer, is_y, at) in chain_plan(sku, receipt, step, row) {
             let idx = find(&sched, step, layer, kind).ok_or_else(|| AuditError::Response("bad plan".into()))?;

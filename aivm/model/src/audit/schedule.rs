@@ -73,7 +73,16 @@ pub(super) fn find(sched: &[(GemmId, [u32; 3])], step: u32, layer: u32, kind: Ge
 pub(super) fn chain_plan(sku: &Sku, r: &InferenceReceipt, step: u32, row: u32) -> Vec<(GemmKind, u32, bool, u32)> {
     let mut plan = Vec::new();
     for l in 0..sku.config.layers {
-        for (k, y) in [(GemmKind::Q, false), (GemmKind::O, false), (GemmKind::O, true), (GemmKind::Gate, false), (GemmKind::Gate, true), (GemmKind::Up, true), (GemmKind::Down, false), (GemmKind::Down, true)] {
+        for (k, y) in [
+            (GemmKind::Q, false),
+            (GemmKind::O, false),
+            (GemmKind::O, true),
+            (GemmKind::Gate, false),
+            (GemmKind::Gate, true),
+            (GemmKind::Up, true),
+            (GemmKind::Down, false),
+            (GemmKind::Down, true),
+        ] {
             plan.push((k, l, y, row));
         }
     }

@@ -4,10 +4,10 @@ use super::freivalds::{digits, weight};
 use super::*;
 use crate::commit::{run_committed, tokens_root, GemmCommit, GemmData, InferenceReceipt, Trace};
 use crate::engine::{Engine, GemmKind, Options};
+use crate::merkle;
 use crate::quant::Scale;
 use crate::sku::{tests::tiny, Arch};
 use aivm_tensor::matmul::SimdPath;
-use crate::merkle;
 use std::sync::Arc;
 
 fn setup(arch: Arch) -> (Engine, InferenceReceipt, Trace) {
@@ -101,7 +101,16 @@ fn skipped_layer_is_caught() {
         // After the real last layer's down GEMM, append copies as "layer `last`".
         if is_last_layer && g.commit.kind == GemmKind::Down as u8 {
             let step = g.commit.step;
-            let copies: Vec<GemmData> = t.gemms.iter().filter(|h| h.commit.step == step && h.commit.layer == last - 1).cloned().map(|mut h| { h.commit.layer = last; h }).collect();
+            let copies: Vec<GemmData> = t
+                .gemms
+                .iter()
+                .filter(|h| h.commit.step == step && h.commit.layer == last - 1)
+                .cloned()
+                .map(|mut h| {
+                    h.commit.layer = last;
+                    h
+                })
+                .collect();
             t2.gemms.extend(copies);
         }
     }
@@ -172,7 +181,19 @@ fn single_gemm_check_and_encoding() {
     // but has empty or huge dimensions: rejected without panicking or allocating.
     for (m, k, n) in [(1u32, 0u32, 1u32), (0, 1, 1), (1, 1, 0), (0, 0, u32::MAX)] {
         let mut data = GemmData {
-            commit: GemmCommit { step: 0, layer: 0, kind: GemmKind::Scores as u8, seq: 0, head: 0, m, k, n, x_root: [0; 32], y_root: [0; 32], rhs_root: [0; 32] },
+            commit: GemmCommit {
+                step: 0,
+                layer: 0,
+                kind: GemmKind::Scores as u8,
+                seq: 0,
+                head: 0,
+                m,
+                k,
+                n,
+                x_root: [0; 32],
+                y_root: [0; 32],
+                rhs_root: [0; 32],
+            },
             x: vec![0; (m * k) as usize],
             x_scales: vec![Scale::ZERO; m as usize],
             y: vec![0; (m as u64 * n as u64).min(1 << 20) as usize],

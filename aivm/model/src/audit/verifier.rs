@@ -10,10 +10,10 @@ use super::schedule::{find, last_row_index, schedule, step_rows};
 use super::AuditError;
 use crate::commit::{tokens_root, x_row_bytes, InferenceReceipt};
 use crate::engine::{GemmId, GemmKind};
-use crate::quant::Scale;
 use crate::layer::{argmax, dequant_rows, norm_quantize, swiglu_quantize};
-use crate::sku::Sku;
 use crate::merkle::{self, Hash};
+use crate::quant::Scale;
+use crate::sku::Sku;
 
 /// Why one opened GEMM failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +47,11 @@ fn check_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64,
         return Err(GemmFault::Freivalds);
     }
     let rs = vectors(ch, receipt_hash, og.index, n);
-    if freivalds(&og.data, b, transposed, &rs) { Ok(()) } else { Err(GemmFault::Freivalds) }
+    if freivalds(&og.data, b, transposed, &rs) {
+        Ok(())
+    } else {
+        Err(GemmFault::Freivalds)
+    }
 }
 
 /// Check one opened GEMM without the rest of the receipt (FREIVALDS_VERIFY): [`check_gemm`]
@@ -103,7 +107,14 @@ pub fn verify(sku: &Sku, sku_hash: &Hash, receipt: &InferenceReceipt, ch: &Chall
     Ok(())
 }
 
-fn check_chain<'a>(sku: &Sku, r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])], step: u32, row: u32, opened: &mut impl Iterator<Item = &'a OpenRow>) -> Result<(), AuditError> {
+fn check_chain<'a>(
+    sku: &Sku,
+    r: &InferenceReceipt,
+    sched: &[(GemmId, [u32; 3])],
+    step: u32,
+    row: u32,
+    opened: &mut impl Iterator<Item = &'a OpenRow>,
+) -> Result<(), AuditError> {
     let c = &sku.config;
     let d = c.d_model as usize;
     let err = |what: &str| AuditError::Chain { step, row, what: what.into() };

@@ -21,14 +21,41 @@ use wasmtime::{Caller, Linker, Memory, StoreLimits};
 
 /// Every import a contract may use, in `spec/abi.md` order.
 pub const IMPORTS: &[&str] = &[
-    "input_len", "input_read", "return_data", "revert", "abort", "result_read",
-    "storage_get", "storage_set", "storage_remove",
-    "caller", "contract_address", "block_height", "block_time", "emit_event",
-    "sha256", "blake3", "ed25519_verify", "bls_verify",
-    "tensor_alloc", "tensor_info", "tensor_read", "tensor_free", "tensor_matmul", "tensor_add",
-    "tensor_quantize", "tensor_dequantize", "tensor_norm", "tensor_softmax",
-    "kl_divergence", "hash_compare", "model_hash", "merkle_verify",
-    "model_load", "model_infer", "freivalds_verify",
+    "input_len",
+    "input_read",
+    "return_data",
+    "revert",
+    "abort",
+    "result_read",
+    "storage_get",
+    "storage_set",
+    "storage_remove",
+    "caller",
+    "contract_address",
+    "block_height",
+    "block_time",
+    "emit_event",
+    "sha256",
+    "blake3",
+    "ed25519_verify",
+    "bls_verify",
+    "tensor_alloc",
+    "tensor_info",
+    "tensor_read",
+    "tensor_free",
+    "tensor_matmul",
+    "tensor_add",
+    "tensor_quantize",
+    "tensor_dequantize",
+    "tensor_norm",
+    "tensor_softmax",
+    "kl_divergence",
+    "hash_compare",
+    "model_hash",
+    "merkle_verify",
+    "model_load",
+    "model_infer",
+    "freivalds_verify",
 ];
 
 /// Who is calling what, and when. Supplied by the caller of the VM (CLI, runtime).
@@ -124,14 +151,7 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(
-        ctx: CallContext,
-        input: Vec<u8>,
-        view: ViewPtr,
-        schedule: Arc<GasSchedule>,
-        limits: StoreLimits,
-        arena_bytes: usize,
-    ) -> Self {
+    pub(crate) fn new(ctx: CallContext, input: Vec<u8>, view: ViewPtr, schedule: Arc<GasSchedule>, limits: StoreLimits, arena_bytes: usize) -> Self {
         Self {
             ctx,
             input,

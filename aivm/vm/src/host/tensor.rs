@@ -2,10 +2,10 @@
 
 use super::memory::{check_len, read, write};
 use super::{charge, enter, host_err, Ctx, HostState};
-use crate::error::HostError;
-use crate::gas::LinearGasCost;
 use crate::backend::Backend;
+use crate::error::HostError;
 use crate::gas::GasSchedule;
+use crate::gas::LinearGasCost;
 use crate::tensor::{matmul, ops, DType, Handle, Tensor, MAX_RANK};
 use wasmtime::Linker;
 
@@ -45,26 +45,22 @@ fn unary(
 }
 
 pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    l.func_wrap(
-        "aivm",
-        "tensor_alloc",
-        |mut c: Ctx<'_>, dtype: i32, shape_ptr: i32, ndim: i32, data_ptr: i32, data_len: i32| -> wasmtime::Result<i32> {
-            enter(&mut c, "tensor_alloc")?;
-            let dtype = DType::from_code(dtype).map_err(host_err)?;
-            let ndim = check_len(ndim, MAX_RANK as u32, "tensor rank").map_err(host_err)?;
-            let raw = read(&mut c, "tensor_alloc", shape_ptr, ndim as i32 * 4, (MAX_RANK * 4) as u32, "shape")?;
-            let shape: Vec<u64> = raw.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64).collect();
-            let n = Tensor::element_count(&shape).map_err(host_err)?;
-            let bytes = n.checked_mul(dtype.size()).ok_or_else(|| host_err(HostError::Argument("tensor too large".into())))?;
-            let exact_len = u32::try_from(bytes).unwrap_or(u32::MAX);
-            c.data().arena.reserve_check(bytes).map_err(host_err)?;
-            let price = c.data().schedule.tensor_alloc;
-            charge(&mut c, "tensor_alloc", price.cost(bytes as u64))?;
-            let data = read(&mut c, "tensor_alloc", data_ptr, data_len, exact_len, "tensor data")?;
-            let t = Tensor::from_bytes(dtype, &shape, &data);
-            store(&mut c, t)
-        },
-    )?;
+    l.func_wrap("aivm", "tensor_alloc", |mut c: Ctx<'_>, dtype: i32, shape_ptr: i32, ndim: i32, data_ptr: i32, data_len: i32| -> wasmtime::Result<i32> {
+        enter(&mut c, "tensor_alloc")?;
+        let dtype = DType::from_code(dtype).map_err(host_err)?;
+        let ndim = check_len(ndim, MAX_RANK as u32, "tensor rank").map_err(host_err)?;
+        let raw = read(&mut c, "tensor_alloc", shape_ptr, ndim as i32 * 4, (MAX_RANK * 4) as u32, "shape")?;
+        let shape: Vec<u64> = raw.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64).collect();
+        let n = Tensor::element_count(&shape).map_err(host_err)?;
+        let bytes = n.checked_mul(dtype.size()).ok_or_else(|| host_err(HostError::Argument("tensor too large".into())))?;
+        let exact_len = u32::try_from(bytes).unwrap_or(u32::MAX);
+        c.data().arena.reserve_check(bytes).map_err(host_err)?;
+        let price = c.data().schedule.tensor_alloc;
+        charge(&mut c, "tensor_alloc", price.cost(bytes as u64))?;
+        let data = read(&mut c, "tensor_alloc", data_ptr, data_len, exact_len, "tensor data")?;
+        let t = Tensor::from_bytes(dtype, &shape, &data);
+        store(&mut c, t)
+    })?;
     l.func_wrap("aivm", "tensor_info", |mut c: Ctx<'_>, h: i32, dst: i32| -> wasmtime::Result<()> {
         enter(&mut c, "tensor_info")?;
         let t = c.data().arena.get(handle(h)).map_err(host_err)?;
