@@ -27,8 +27,11 @@ model: setup
 build: contracts
 	cargo build --release
 
-## All tests: unit, property, bad-input, contract end-to-end and CLI end-to-end.
+## All tests: formatting and lints first, then unit, property, bad-input, contract
+## end-to-end and CLI end-to-end.
 test: contracts model
+	cargo fmt --all --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
 	AIVM_REQUIRE_MODEL=1 AIVM_REQUIRE_OPENCL=1 cargo test --release
 
 ## The main job: run the demo contracts through `aivm call` and show gas by opcode.

@@ -10,6 +10,13 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     echo "setup: adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
 fi
+# rustfmt and clippy: `make test` checks formatting and lints.
+for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+        echo "setup: adding the $component component"
+        rustup component add "$component"
+    fi
+done
 # A C compiler (blst, blake3), and clang + libclang for RocksDB's C++ build and its bindgen.
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
