@@ -1,7 +1,13 @@
 //! End-to-end: real `aivm node run` processes on loopback. Four validators agree on every
 //! state root; one is SIGKILLed and the others keep finalizing; restarted, it catches up
 //! from its write-ahead log and block sync. Bad RPC input gets JSON-RPC errors and the node
-//! keeps running. Every wait is bounded.
+//! keeps running; per-peer limits hold; a byzantine leader under an RPC flood stalls
+//! nothing; a dead committer or a stopped engine ends the process with its exit code. Every
+//! wait is bounded.
+//!
+//! One file of over 500 lines on purpose: these tests share one harness ([`Net`]) and one lock
+//! that runs them one at a time (several validator networks at once on two cores would only
+//! measure CPU starvation).
 
 mod common;
 

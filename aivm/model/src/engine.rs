@@ -1,6 +1,10 @@
 //! The integer-only forward pass (`spec/inference.md`) and greedy generation over a batch of
 //! prompts. Every GEMM goes through one function that hands its operands to a [`GemmSink`],
 //! which is how the worker's commitments ([`super::commit`]) see exactly what was computed.
+//!
+//! Over 500 lines with its tests: the forward pass is one walk through the layers (attention
+//! with its KV cache, then the feed-forward), kept in one place so the GEMM order that the
+//! commitments and the audit's schedule rely on is visible at once. The layer math is `layer.rs`.
 
 use super::layer::{add_dequant, argmax, dequant_rows, norm_quantize, softmax_fold, swiglu_quantize};
 use super::quant::{self, quantize, round_shift, Scale};
