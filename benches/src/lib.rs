@@ -1,4 +1,5 @@
-//! Shared pieces of the AIVM benchmarks: timing and workloads.
+//! Shared pieces of the AIVM benchmarks: timing, workloads and adversarial modules.
 
+pub mod adversarial;
 pub mod timing;
 pub mod workloads;

@@ -486,7 +486,9 @@ fn a_byzantine_leader_and_an_rpc_flood_do_not_stall_the_chain() {
     }
 
     // A contract that burns whatever gas a query gives it.
+    net.load.gas_limit = 100_000_000; // a deploy pays its compilation (spec/gas.md)
     let deploy = net.load.sign(7, Payload::Deploy { code: spinner(), args: Vec::new() }).encode();
+    net.load.gas_limit = 2_000_000;
     let hash = net.client(0).call("aivm_sendTransaction", json!([to_hex(&deploy)])).expect("deploy accepted");
     let r = wait_receipt(&mut net.client(0), hash.as_str().expect("hash"), 60);
     let spin = r["contract_address"].as_str().expect("deployed").to_string();

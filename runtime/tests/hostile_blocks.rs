@@ -50,7 +50,7 @@ fn deploy_keeps_a_balance_sent_to_the_contract_address() {
     let pay = load.sign(1, Payload::Transfer { to: target, amount: 12_345 });
     let b = chain.execute(vec![pay], 1).expect("execute");
     chain.commit(b).expect("commit");
-    load.gas_limit = 1_000_000_000;
+    load.gas_limit = 2_000_000_000;
     let wasm = aivm_testkit::contract_wasm("token").expect("token.wasm (run `make contracts`)");
     let deploy = load.sign(0, Payload::Deploy { code: wasm, args: aivm_runtime::encoding::cbor(&std::collections::BTreeMap::from([("supply", 5u64)])) });
     let b = chain.execute(vec![deploy], 2).expect("execute");

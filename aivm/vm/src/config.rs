@@ -11,8 +11,13 @@ pub struct Limits {
     pub max_module_bytes: usize,
     /// Most functions (imported + defined).
     pub max_functions: u32,
-    /// Most locals in one function.
+    /// Most locals in one function, most bytes in one function body, and the deepest
+    /// nesting of blocks in one: Cranelift's register allocation and control-flow passes grow
+    /// faster than linearly in these (`gas-bench --adversarial`), so they are bounded before
+    /// anything is compiled, and the deploy price covers the worst module within them.
     pub max_locals: u32,
+    pub max_function_bytes: u32,
+    pub max_nesting: u32,
     /// Most globals.
     pub max_globals: u32,
     /// Most elements in the (single) table.
@@ -36,7 +41,9 @@ impl Default for Limits {
         Self {
             max_module_bytes: 2 << 20,
             max_functions: 20_000,
-            max_locals: 4_096,
+            max_locals: 1_024,
+            max_function_bytes: 128 << 10,
+            max_nesting: 256,
             max_globals: 1_024,
             max_table_elements: 16_384,
             max_memory_pages: 256, // 16 MiB

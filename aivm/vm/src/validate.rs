@@ -24,6 +24,32 @@ fn limit(what: &'static str, count: u64, limit: u64) -> Result<(), ValidationErr
 pub struct ModuleInfo {
     /// Names of exported functions (candidate entry points; the VM checks their type).
     pub exports: Vec<String>,
+    /// The largest function: declared locals, body bytes, and control-flow nesting depth
+    /// (the shapes that make compilation slower than linear; see `Limits`).
+    pub max_locals: u64,
+    pub max_function_bytes: u64,
+    pub max_nesting: u64,
+}
+
+/// The deepest nesting of `block`/`loop`/`if` in a function body. Stops counting (and says
+/// so with `limit + 1`) once past `limit`, so a hostile body costs no more than a linear scan.
+fn nesting(body: &wasmtime::wasmparser::FunctionBody<'_>, limit: u64) -> Result<u64, wasmtime::wasmparser::BinaryReaderError> {
+    use wasmtime::wasmparser::Operator;
+    let (mut depth, mut max) = (0u64, 0u64);
+    for op in body.get_operators_reader()? {
+        match op? {
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } | Operator::TryTable { .. } => {
+                depth += 1;
+                max = max.max(depth);
+                if max > limit {
+                    return Ok(max);
+                }
+            }
+            Operator::End => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(max)
 }
 
 /// Check `wasm` against the AIVM rules.
@@ -81,11 +107,18 @@ pub fn validate(wasm: &[u8], limits: &Limits) -> Result<ModuleInfo, ValidationEr
                 return Err(ValidationError::Feature("start function".into()));
             }
             Payload::CodeSectionEntry(body) => {
+                let bytes = body.range().len() as u64;
+                limit("bytes in one function body", bytes, limits.max_function_bytes as u64)?;
                 let mut locals: u64 = 0;
                 for l in body.get_locals_reader().map_err(malformed)? {
                     locals += l.map_err(malformed)?.0 as u64;
                     limit("locals in one function", locals, limits.max_locals as u64)?;
                 }
+                let depth = nesting(&body, limits.max_nesting as u64).map_err(malformed)?;
+                limit("nested blocks in one function", depth, limits.max_nesting as u64)?;
+                info.max_locals = info.max_locals.max(locals);
+                info.max_function_bytes = info.max_function_bytes.max(bytes);
+                info.max_nesting = info.max_nesting.max(depth);
             }
             _ => {}
         }

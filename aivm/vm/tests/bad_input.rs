@@ -207,6 +207,34 @@ fn static_caps_are_enforced_at_deploy() {
     assert!(matches!(vm().deploy(&no_entry), Err(VmError::Validation(ValidationError::NoEntryPoints))));
 }
 
+/// Compile bombs (`gas-bench --adversarial`): the shapes Cranelift compiles in more than linear
+/// time are refused before anything is compiled, quickly, and a module at every limit deploys.
+#[test]
+fn compile_bomb_shapes_are_refused_before_compiling() {
+    let limits = Limits::default();
+    let nested = |depth: usize| {
+        let (open, close) = ("(block ".repeat(depth), ")".repeat(depth));
+        wat::parse_str(format!(r#"(module (memory (export "memory") 1) (func (export "run") {open}{close}))"#)).unwrap()
+    };
+    let locals = |n: usize| wat::parse_str(format!(r#"(module (memory (export "memory") 1) (func (export "run") (local {})))"#, vec!["i64"; n].join(" "))).unwrap();
+    let body = |ops: usize| wat::parse_str(format!(r#"(module (memory (export "memory") 1) (func (export "run") {}))"#, "(nop)".repeat(ops))).unwrap();
+    let refused = |wasm: &[u8], what: &str| {
+        let t = Instant::now();
+        match vm().deploy(wasm) {
+            Err(VmError::Validation(ValidationError::Limit { what: w, .. })) => assert_eq!(w, what),
+            other => panic!("{what}: {:?}", other.map(|_| ())),
+        }
+        assert!(t.elapsed() < Duration::from_secs(1), "{what}: refused in {:?}", t.elapsed());
+    };
+    refused(&nested(limits.max_nesting as usize + 1), "nested blocks in one function");
+    refused(&nested(20_000), "nested blocks in one function");
+    refused(&locals(limits.max_locals as usize + 1), "locals in one function");
+    refused(&body(limits.max_function_bytes as usize + 1), "bytes in one function body");
+    for at_the_limit in [nested(limits.max_nesting as usize), locals(limits.max_locals as usize), body(limits.max_function_bytes as usize - 16)] {
+        vm().deploy(&at_the_limit).expect("a module at the limits deploys");
+    }
+}
+
 #[test]
 fn corrupt_module_cache_entries_are_recompiled_not_loaded() {
     let dir = std::env::temp_dir().join(format!("aivm-cache-{}", std::process::id()));

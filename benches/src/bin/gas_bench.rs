@@ -68,6 +68,10 @@ fn main() {
         call_latency(&r, budget);
         return;
     }
+    if args.iter().any(|a| a == "--adversarial") {
+        compile_bombs(&mut r, &s, quick);
+        return;
+    }
     // TENSOR_MATMUL: cubes and LLM-like shapes (m tokens × k hidden → n).
     let mut shapes: Vec<(usize, usize, usize)> = [8, 16, 32, 64, 128, 256, 512, 1024].iter().map(|&d| (d, d, d)).collect();
     shapes.extend([(1, 576, 1536), (512, 576, 1536), (512, 1536, 576), (64, 4096, 4096)]);
@@ -313,4 +317,66 @@ fn tx_prices(r: &mut Report, s: &GasSchedule) {
     r.row("native_transfer", &format!("{size} B, exec+sig"), gas, exec_ns + sig_ns);
     drop(chain);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Deploy-time compile time of adversarial modules against their deploy price. Each module is
+/// compiled once per fresh VM (no cache); a module the validator refuses is reported as such.
+fn compile_bombs(r: &mut Report, s: &GasSchedule, quick: bool) {
+    use aivm_benches::adversarial::*;
+    // Within the limits (1 023 locals, 128 KiB bodies, nesting 256) at every size up to the
+    // largest module a transaction can deploy, and past them (refused before compiling).
+    let mut cases: Vec<(String, String)> = vec![("minimal".into(), minimal())];
+    for &(f, l, rounds) in &[(1usize, 64usize, 64usize), (1, 1023, 1), (50, 1023, 1), (100, 511, 1), (200, 255, 1), (1, 1023, 12), (4, 1023, 12), (1, 4095, 4)] {
+        cases.push((format!("live_locals {f}x{l}x{rounds}"), live_locals(f, l, rounds)));
+    }
+    for &(f, d) in &[(1usize, 64usize), (40, 64), (1, 128), (40, 128), (1, 256), (20, 256), (90, 256), (1, 1000), (1, 10_000)] {
+        cases.push((format!("nested_ifs {f}x{d}"), nested_ifs(f, d)));
+    }
+    for &b in &[100usize, 250] {
+        cases.push((format!("br_table_fan {b}"), br_table_fan(b)));
+    }
+    for &(f, ops) in &[(1usize, 10_000usize), (50, 1000), (500, 100)] {
+        cases.push((format!("straight_line {f}x{ops}"), straight_line(f, ops)));
+    }
+    if quick {
+        cases.truncate(3);
+    }
+    let mut cases: Vec<(String, Vec<u8>)> = cases.into_iter().map(|(n, t)| (n, wat::parse_str(&t).expect("wat"))).collect();
+    for name in ["token", "ai_demo", "verifier"] {
+        if let Ok(wasm) = aivm_testkit::contract_wasm(name) {
+            cases.push((format!("contract {name}"), wasm));
+        }
+    }
+    // The shapes real contracts have, for choosing the limits.
+    for name in ["token", "ai_demo", "verifier"] {
+        if let Ok(wasm) = aivm_testkit::contract_wasm(name) {
+            if let Ok(info) = aivm::validate::validate(&wasm, &Limits::default()) {
+                r.note(
+                    "contract_shape",
+                    json!({"contract": name, "bytes": wasm.len(), "max_locals": info.max_locals, "max_function_bytes": info.max_function_bytes, "max_nesting": info.max_nesting}),
+                    format!("{name}: {} B, largest function {} B, {} locals, nesting {}", wasm.len(), info.max_function_bytes, info.max_locals, info.max_nesting),
+                );
+            }
+        }
+    }
+    let mut worst: f64 = 0.0;
+    for (name, wasm) in cases {
+        let gas = s.deploy.cost(wasm.len() as u64).expect("fits");
+        // The median of three compilations, each on a fresh VM (nothing cached).
+        let mut runs: Vec<(f64, Result<(), String>)> = (0..3)
+            .map(|_| {
+                let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
+                let t = std::time::Instant::now();
+                let outcome = vm.deploy(&wasm).map(drop).map_err(|e| e.to_string());
+                (t.elapsed().as_nanos() as f64, outcome)
+            })
+            .collect();
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (ns, outcome) = runs.swap_remove(1);
+        match outcome {
+            Ok(_) => worst = worst.max(r.row("deploy_adversarial", &format!("{name} {} B", wasm.len()), gas, ns) / NS_PER_GAS_TARGET),
+            Err(e) => r.note("deploy_refused", json!({"module": name, "bytes": wasm.len(), "ns": ns, "error": e.to_string()}), format!("{name}: {} B refused in {:.1} ms: {e}", wasm.len(), ns / 1e6)),
+        }
+    }
+    r.note("deploy_adversarial_worst_ratio", json!(worst), format!("worst compile time over deploy price: {worst:.1}x the target"));
 }

@@ -1,6 +1,6 @@
 //! `aivm model fetch | convert | run | verify`: the real model, end to end.
 
-use aivm::model::audit::{respond, verify as verify_response, Challenge};
+use aivm::model::audit::{check_response, respond, Challenge};
 use aivm::model::commit::{run_committed, InferenceReceipt, Trace};
 use aivm::model::store::default_home;
 use aivm::model::{gguf::Gguf, ArtifactStore, Engine, NoTrace, Options, Sku};
@@ -299,7 +299,7 @@ fn verify(a: VerifyArgs) -> Result<()> {
     let resp = respond(&engine.sku, &receipt, &trace, &ch)?;
     let prove_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let result = verify_response(&engine.sku, &engine.sku_hash, &receipt, &ch, &resp);
+    let result = check_response(&engine.sku, &engine.sku_hash, &receipt, &ch, &resp);
     let verify_s = t.elapsed().as_secs_f64();
     let j = serde_json::json!({
         "receipt": a.receipt.display().to_string(),

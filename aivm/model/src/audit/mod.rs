@@ -37,7 +37,7 @@ pub use freivalds::{freivalds, FastCheck};
 pub use opening::{OpenGemm, OpenRow, Response};
 pub use responder::respond;
 pub use schedule::schedule;
-pub use verifier::{verify, verify_gemm};
+pub use verifier::{check_opening, check_response};
 
 use thiserror::Error;
 

@@ -20,7 +20,7 @@ const ALL: Challenge = Challenge { seed: [7; 32], gemms: 0, rows: 3 };
 
 fn check(e: &Engine, r: &InferenceReceipt, t: &Trace, ch: &Challenge) -> Result<(), AuditError> {
     let resp = respond(&e.sku, r, t, ch)?;
-    verify(&e.sku, &e.sku_hash, r, ch, &resp)
+    check_response(&e.sku, &e.sku_hash, r, ch, &resp)
 }
 
 /// Rebuild the receipt's root after tampering with the trace (a cheating worker commits
@@ -83,7 +83,7 @@ fn skipped_layer_is_caught() {
     let lazy = Engine::new(Arc::new(cut), Options::default()).unwrap();
     let (mut r, t) = run_committed(&lazy, &[vec![3, 9, 27, 4], vec![50, 8]], 5).unwrap();
     r.sku = e.sku_hash;
-    assert!(matches!(verify(&e.sku, &e.sku_hash, &r, &ALL, &Response::default()), Err(AuditError::Receipt(_))));
+    assert!(matches!(check_response(&e.sku, &e.sku_hash, &r, &ALL, &Response::default()), Err(AuditError::Receipt(_))));
     // Padding the trace with the previous layer's GEMMs relabelled keeps the count but
     // fails Freivalds (other weights) or the row chain.
     let mut t2 = Trace { gemms: Vec::new() };
@@ -167,11 +167,11 @@ fn single_gemm_check_and_encoding() {
     for og in resp.gemms.iter().step_by(7) {
         let back = OpenGemm::decode(&og.encode()).unwrap();
         assert_eq!(&back, og);
-        assert!(verify_gemm(&e.sku, &rh, &r.gemm_root, r.gemm_count, &ch.seed, og));
+        assert!(check_opening(&e.sku, &rh, &r.gemm_root, r.gemm_count, &ch.seed, og));
         let mut bad = og.clone();
         bad.data.y[0] = bad.data.y[0].wrapping_add(1);
         bad.data.commit = bad.data.recommit();
-        assert!(!verify_gemm(&e.sku, &rh, &r.gemm_root, r.gemm_count, &ch.seed, &bad));
+        assert!(!check_opening(&e.sku, &rh, &r.gemm_root, r.gemm_count, &ch.seed, &bad));
         let enc = og.encode();
         for cut in [0, 10, enc.len() / 2, enc.len() - 1] {
             assert!(OpenGemm::decode(&enc[..cut]).is_none());
@@ -202,7 +202,7 @@ fn single_gemm_check_and_encoding() {
         data.commit = data.recommit();
         let og = OpenGemm { index: 0, proof: vec![], data };
         let root = og.data.commit.leaf();
-        assert!(!verify_gemm(&e.sku, &rh, &root, 1, &ch.seed, &og), "{m}x{k}x{n}");
+        assert!(!check_opening(&e.sku, &rh, &root, 1, &ch.seed, &og), "{m}x{k}x{n}");
     }
 }
 

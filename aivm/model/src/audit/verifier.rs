@@ -56,14 +56,14 @@ fn check_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64,
 
 /// Check one opened GEMM without the rest of the receipt (FREIVALDS_VERIFY): [`check_gemm`]
 /// with vectors drawn from `seed` and the receipt hash. The run-shape and row chain checks
-/// need the whole receipt and are [`verify`]'s.
-pub fn verify_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64, seed: &Hash, og: &OpenGemm) -> bool {
+/// need the whole receipt and are [`check_response`]'s.
+pub fn check_opening(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64, seed: &Hash, og: &OpenGemm) -> bool {
     let ch = Challenge { seed: *seed, gemms: 0, rows: 0 };
     check_gemm(sku, receipt_hash, gemm_root, gemm_count, &ch, og).is_ok()
 }
 
 /// Verify a response to `ch` for `receipt` against the model. `Ok(())` means every check passed.
-pub fn verify(sku: &Sku, sku_hash: &Hash, receipt: &InferenceReceipt, ch: &Challenge, resp: &Response) -> Result<(), AuditError> {
+pub fn check_response(sku: &Sku, sku_hash: &Hash, receipt: &InferenceReceipt, ch: &Challenge, resp: &Response) -> Result<(), AuditError> {
     if receipt.sku != *sku_hash {
         return Err(AuditError::WrongModel(hex::encode(receipt.sku)));
     }

@@ -6,7 +6,7 @@
 use super::memory::{read, read_array};
 use super::{charge, enter, host_err, Ctx, HostState};
 use crate::error::HostError;
-use crate::model::audit::{verify_gemm, OpenGemm};
+use crate::model::audit::{check_opening, OpenGemm};
 use crate::model::commit::run_committed;
 use wasmtime::Linker;
 
@@ -102,7 +102,7 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let part = |i: usize| -> [u8; 32] { ctx[i * 32..(i + 1) * 32].try_into().unwrap_or([0; 32]) };
         let count = u64::from_le_bytes(ctx[64..72].try_into().unwrap_or([0; 8]));
         let seed: [u8; 32] = ctx[72..104].try_into().unwrap_or([0; 32]);
-        Ok(verify_gemm(&engine.sku, &part(0), &part(1), count, &seed, &og) as i32)
+        Ok(check_opening(&engine.sku, &part(0), &part(1), count, &seed, &og) as i32)
     })?;
     Ok(())
 }
