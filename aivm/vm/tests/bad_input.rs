@@ -216,7 +216,8 @@ fn compile_bomb_shapes_are_refused_before_compiling() {
         let (open, close) = ("(block ".repeat(depth), ")".repeat(depth));
         wat::parse_str(format!(r#"(module (memory (export "memory") 1) (func (export "run") {open}{close}))"#)).unwrap()
     };
-    let locals = |n: usize| wat::parse_str(format!(r#"(module (memory (export "memory") 1) (func (export "run") (local {})))"#, vec!["i64"; n].join(" "))).unwrap();
+    let locals =
+        |n: usize| wat::parse_str(format!(r#"(module (memory (export "memory") 1) (func (export "run") (local {})))"#, vec!["i64"; n].join(" "))).unwrap();
     let body = |ops: usize| wat::parse_str(format!(r#"(module (memory (export "memory") 1) (func (export "run") {}))"#, "(nop)".repeat(ops))).unwrap();
     let refused = |wasm: &[u8], what: &str| {
         let t = Instant::now();

@@ -326,7 +326,8 @@ fn compile_bombs(r: &mut Report, s: &GasSchedule, quick: bool) {
     // Within the limits (1 023 locals, 128 KiB bodies, nesting 256) at every size up to the
     // largest module a transaction can deploy, and past them (refused before compiling).
     let mut cases: Vec<(String, String)> = vec![("minimal".into(), minimal())];
-    for &(f, l, rounds) in &[(1usize, 64usize, 64usize), (1, 1023, 1), (50, 1023, 1), (100, 511, 1), (200, 255, 1), (1, 1023, 12), (4, 1023, 12), (1, 4095, 4)] {
+    for &(f, l, rounds) in &[(1usize, 64usize, 64usize), (1, 1023, 1), (50, 1023, 1), (100, 511, 1), (200, 255, 1), (1, 1023, 12), (4, 1023, 12), (1, 4095, 4)]
+    {
         cases.push((format!("live_locals {f}x{l}x{rounds}"), live_locals(f, l, rounds)));
     }
     for &(f, d) in &[(1usize, 64usize), (40, 64), (1, 128), (40, 128), (1, 256), (20, 256), (90, 256), (1, 1000), (1, 10_000)] {
@@ -375,7 +376,11 @@ fn compile_bombs(r: &mut Report, s: &GasSchedule, quick: bool) {
         let (ns, outcome) = runs.swap_remove(1);
         match outcome {
             Ok(_) => worst = worst.max(r.row("deploy_adversarial", &format!("{name} {} B", wasm.len()), gas, ns) / NS_PER_GAS_TARGET),
-            Err(e) => r.note("deploy_refused", json!({"module": name, "bytes": wasm.len(), "ns": ns, "error": e.to_string()}), format!("{name}: {} B refused in {:.1} ms: {e}", wasm.len(), ns / 1e6)),
+            Err(e) => r.note(
+                "deploy_refused",
+                json!({"module": name, "bytes": wasm.len(), "ns": ns, "error": e.to_string()}),
+                format!("{name}: {} B refused in {:.1} ms: {e}", wasm.len(), ns / 1e6),
+            ),
         }
     }
     r.note("deploy_adversarial_worst_ratio", json!(worst), format!("worst compile time over deploy price: {worst:.1}x the target"));
