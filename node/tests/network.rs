@@ -349,6 +349,10 @@ fn bad_rpc_input_gets_errors_and_the_node_keeps_running() {
     assert!(limited, "a peer calling past its burst is refused with {}", aivm_node::rpc::RATE_LIMITED);
     assert!(net.height(0).is_some(), "another peer is served meanwhile");
 
+    // Plain-HTTP health check on the RPC port.
+    let health = http_get(net.rpcs[0], aivm_node::rpc::HEALTH_PATH);
+    assert!(health.starts_with("HTTP/1.1 200") && health.contains("\"height\"") && health.contains("head_age_ms"), "{health}");
+
     // The WebSocket subscription delivers finalized blocks; metrics are served.
     let ws = ws_first_notification(net.rpcs[0]);
     assert_eq!(ws["method"], "aivm_finalized", "{ws}");
@@ -617,7 +621,7 @@ fn a_dead_committer_stops_the_node_with_exit_code_4() {
 #[test]
 fn a_stopped_engine_stops_the_node_with_exit_code_5() {
     let _serial = serial();
-    let mut net = Net::with_args("engine", 1, 21600, &[(0, "--abort-engine-at=2")]);
+    let mut net = Net::with_args("engine", 1, 21600, &[(0, "--abort-engine-at=2"), (0, "--log-format=json")]);
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(s) = net.procs[0].as_mut().expect("spawned").try_wait().expect("status") {
@@ -627,4 +631,19 @@ fn a_stopped_engine_stops_the_node_with_exit_code_5() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(status.code(), Some(5), "{status:?}");
+    let log = std::fs::read_to_string(net.homes[0].join("node.log")).unwrap_or_default();
+    assert!(log.lines().any(|l| l.starts_with('{') && l.contains("\"level\"")), "--log-format json writes JSON lines:\n{}", tail(&log));
+}
+
+/// `aivm devnet --dir` never deletes a directory it did not make.
+#[test]
+fn devnet_refuses_a_directory_it_did_not_make() {
+    let dir = std::env::temp_dir().join(format!("aivm-not-a-devnet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("keep.txt"), b"precious").expect("file");
+    let (code, _, err) = common::aivm(&["devnet", "--dir", dir.to_str().expect("utf-8"), "--validators", "1", "--duration", "1"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not made by `aivm devnet`"), "{err}");
+    assert_eq!(std::fs::read(dir.join("keep.txt")).expect("still there"), b"precious");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -41,6 +41,7 @@ pub struct DevnetArgs {
     #[arg(long)]
     pub token: Option<PathBuf>,
     /// Directory for the validators' homes (default: a fresh temporary one, removed after).
+    /// It must be empty, new, or one an earlier devnet made; anything else is refused.
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// First p2p port (RPC at +1000, metrics at +2000).
@@ -98,6 +99,9 @@ fn log(json: bool, msg: impl AsRef<str>) {
     }
 }
 
+/// The file that marks a directory as a devnet's own (safe to clear on the next run).
+const DEVNET_MARKER: &str = ".aivm-devnet";
+
 fn devnet(a: DevnetArgs) -> Result<bool> {
     if a.validators == 0 || a.validators > 64 {
         bail!("--validators wants 1..=64");
@@ -107,9 +111,17 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         Some(d) => (d.clone(), false),
         None => (std::env::temp_dir().join(format!("aivm-devnet-{}", std::process::id())), true),
     };
+    // A directory is cleared only if a devnet made it: anything else there is someone's data.
+    let ours = dir.join(DEVNET_MARKER);
+    let empty = std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none());
+    if dir.exists() && !empty && !ours.exists() {
+        bail!("{} is not empty and was not made by `aivm devnet`; give an empty or new directory", dir.display());
+    }
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(&ours, b"made by aivm devnet; the next run may clear this directory\n").with_context(|| format!("writing {}", ours.display()))?;
     let chain_id = 7;
     let mut load = P2p::new(chain_id, a.accounts.max(2), 1);
     // A token transfer uses ~1.8M gas (most of it the price of loading the contract's code);

@@ -191,9 +191,7 @@ pub fn parse_hash(s: &str) -> Result<[u8; 32]> {
         bail!("a model hash is 64 hex digits");
     }
     let mut h = [0u8; 32];
-    for (i, b) in h.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).context("bad hex in model hash")?;
-    }
+    hex::decode_to_slice(s, &mut h).context("bad hex in model hash")?;
     Ok(h)
 }
 

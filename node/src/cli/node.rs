@@ -30,6 +30,9 @@ pub struct RunArgs {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     pub log: tracing::Level,
+    /// Log format: `text`, or `json` (one object per line, for log collectors).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     /// TEST ONLY: make this validator double-vote so the network slashes it.
     #[arg(long, hide = true)]
     pub equivocate: bool,
@@ -172,6 +175,7 @@ fn run_validator(a: RunArgs) -> Result<()> {
         rpc_limits: cfg.rpc_limits,
         metrics: parse(&cfg.metrics, "metrics")?,
         log_level: a.log,
+        log_json: a.log_format == "json",
     };
     let v = Validator {
         keys,

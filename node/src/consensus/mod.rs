@@ -182,6 +182,8 @@ pub struct Endpoints {
     pub metrics: SocketAddr,
     /// Log level for `tracing` (`error`..`trace`).
     pub log_level: tracing::Level,
+    /// Logs as JSON lines (`--log-format json`) instead of text.
+    pub log_json: bool,
 }
 
 /// Run a validator on commonware's tokio runtime until the process is stopped: logs and the
@@ -197,7 +199,7 @@ pub fn start(endpoints: Endpoints, v: Validator) -> Result<(), ConsensusError> {
     commonware_runtime::tokio::Runner::new(cfg).start(|context| async move {
         commonware_runtime::tokio::telemetry::init(
             context.child("telemetry"),
-            commonware_runtime::tokio::telemetry::Logs { level: endpoints.log_level, json: false },
+            commonware_runtime::tokio::telemetry::Logs { level: endpoints.log_level, json: endpoints.log_json },
             Some(endpoints.metrics),
             None,
         );

@@ -10,6 +10,7 @@
 //! | `aivm_query` | `[contract_hex, entry, args_hex, gas_limit?]` | read-only call outcome |
 //! | `aivm_getStake` | `[identity_hex]` | a validator's stake (decimal string) or `null` |
 //! | `aivm_status` | `[]` | head, mempool size, chain id |
+//! | `aivm_health` | `[]` | `{height, head_age_ms}`, or an error if no block was finalized for [`STALE_AFTER_MS`] (also `GET /health`) |
 //! | `aivm_subscribeFinalized` | `[]` | notifications `aivm_finalized` per block |
 //!
 //! Every bad input is a JSON-RPC error (`-32602` invalid params, `-32000` transaction
@@ -20,7 +21,7 @@ pub mod limits;
 pub mod server;
 
 pub use limits::RpcLimits;
-pub use server::{serve, RpcServer, RATE_LIMITED};
+pub use server::{serve, RpcServer, HEALTH_PATH, RATE_LIMITED};
 
 use crate::execution::{Executor, Finalized};
 use crate::hexbytes::{from_hex, to_hex};
@@ -40,6 +41,9 @@ pub const MAX_QUERY_GAS: u64 = 1_000_000_000;
 /// Wall-clock limit of one query: ten times its gas cap at the nominal 0.1 ns per gas, for
 /// operations priced below their worst case (issue 14) and machines slower than the reference.
 pub const MAX_QUERY_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+/// `aivm_health` fails when the newest committed block is older than this: an idle network
+/// still finalizes an empty block every few hundred milliseconds.
+pub const STALE_AFTER_MS: u64 = 30_000;
 /// Most queries running at once; more are refused with [`BUSY`] rather than queued.
 pub const MAX_CONCURRENT_QUERIES: usize = 4;
 /// Most calls in one JSON-RPC batch.
@@ -197,6 +201,17 @@ pub fn module(ctx: RpcContext) -> Result<RpcModule<RpcContext>, jsonrpsee::core:
             "error": out.result.as_ref().err().map(|e| e.to_string()),
             "gas_used": out.gas.used,
         }))
+    })?;
+    m.register_method("aivm_health", |_, c, _| -> Result<Value, ErrorObjectOwned> {
+        let chain = c.executor.chain();
+        let height = chain.head().map_or(0, |h| h.height);
+        let head = chain.block(height).map_err(node_error)?.ok_or_else(|| node_error("head block missing"))?;
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let age = now_ms.saturating_sub(head.header.time_ms);
+        if age > STALE_AFTER_MS {
+            return Err(node_error(format!("no block finalized for {} s (height {height})", age / 1000)));
+        }
+        Ok(json!({"height": height, "head_age_ms": age}))
     })?;
     m.register_method("aivm_status", |_, c, _| -> Result<Value, ErrorObjectOwned> {
         let (height, digest) = c.executor.head();

@@ -5,6 +5,7 @@
 use super::limits::{CallBuckets, Connections, Peer, RpcLimits};
 use super::{err, module, RpcContext, MAX_BATCH, MAX_CONNECTIONS, MAX_REQUEST_BYTES, RPC_BLOCKING_THREADS, RPC_THREADS};
 use futures::FutureExt;
+use jsonrpsee::server::middleware::http::ProxyGetRequestLayer;
 use jsonrpsee::server::middleware::rpc::{Batch, MethodResponse, Notification, Request, RpcServiceBuilder, RpcServiceT};
 use jsonrpsee::server::{serve_with_graceful_shutdown, stop_channel, Methods, ServerConfig, ServerHandle, StopHandle};
 use jsonrpsee::types::Id;
@@ -12,6 +13,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The plain-HTTP health check: `GET /health` on the RPC port.
+pub const HEALTH_PATH: &str = "/health";
 
 /// JSON-RPC error: this peer is over its call rate; retry after a pause.
 pub const RATE_LIMITED: i32 = -32029;
@@ -58,7 +62,20 @@ async fn accept_loop(listener: tokio::net::TcpListener, methods: Methods, stop: 
     let connections = Connections::new(MAX_CONNECTIONS, &limits);
     let buckets = Arc::new(CallBuckets::new(&limits));
     let rpc_middleware = RpcServiceBuilder::new().layer_fn(move |inner| RateLimit { inner, buckets: Arc::clone(&buckets) });
-    let services = jsonrpsee::server::Server::builder().set_config(config()).set_rpc_middleware(rpc_middleware).to_service_builder();
+    // `GET /health` answers `aivm_health`'s result (200) or its error (500), for load
+    // balancers and supervisors that speak plain HTTP.
+    let health = match ProxyGetRequestLayer::new([(HEALTH_PATH, "aivm_health")]) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "rpc health route");
+            return;
+        }
+    };
+    let services = jsonrpsee::server::Server::builder()
+        .set_config(config())
+        .set_http_middleware(tower::ServiceBuilder::new().layer(health))
+        .set_rpc_middleware(rpc_middleware)
+        .to_service_builder();
     let stopped = stop.clone().shutdown();
     tokio::pin!(stopped);
     loop {
