@@ -164,6 +164,14 @@ impl Executor {
         lock(&self.evidence_pool).pick(&included, punished).into_iter().unzip()
     }
 
+    /// Stop for good: wait for the block being verified or committed, flush the store, and
+    /// return holding the execution lock, so nothing executes or commits after it.
+    pub fn shut_down(&self) -> Result<parking_lot::MutexGuard<'_, ()>, ExecError> {
+        let guard = lock(&self.exec);
+        self.chain.store().flush().map_err(|e| ExecError::Machine(e.to_string()))?;
+        Ok(guard)
+    }
+
     pub fn chain(&self) -> &Chain {
         &self.chain
     }

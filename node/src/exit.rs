@@ -1,5 +1,6 @@
 //! The exit codes of `aivm node run`, for operators and supervisors (README, "Operating a
-//! validator"). Every abnormal stop is non-zero and says why on stderr.
+//! validator"). Every abnormal stop is non-zero and says why on stderr; SIGTERM and SIGINT
+//! stop cleanly with 0 (`consensus::run`).
 
 /// Bad configuration, keys or genesis, or a port that cannot be bound: fix and restart.
 pub const CONFIG: u8 = 2;

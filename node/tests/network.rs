@@ -647,3 +647,29 @@ fn devnet_refuses_a_directory_it_did_not_make() {
     assert_eq!(std::fs::read(dir.join("keep.txt")).expect("still there"), b"precious");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SIGTERM stops a validator cleanly: it finishes the block in hand, flushes its store and
+/// exits 0; restarted on the same home, it carries on from where it stopped.
+#[test]
+fn sigterm_shuts_a_validator_down_cleanly() {
+    let _serial = serial();
+    let mut net = Net::new("sigterm", 1, 21700);
+    let h = net.wait_height(0, 3, 60);
+    let pid = net.procs[0].as_ref().expect("running").id();
+    // SAFETY: kill has no memory-safety preconditions; pid is our child.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = net.procs[0].as_mut().expect("spawned").try_wait().expect("status") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM did not stop the validator");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let log = std::fs::read_to_string(net.homes[0].join("node.log")).unwrap_or_default();
+    assert!(log.contains("shut down cleanly"), "{}", tail(&log));
+    let c = net.spawn(0);
+    net.procs[0] = Some(c);
+    net.wait_height(0, h + 2, 60);
+}

@@ -387,9 +387,46 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
         tracing::warn!("TEST MODE: aborting the consensus engine");
         handle.abort();
     }
-    let _ = handle.await;
-    // The engine runs until the process stops; returning means it failed.
-    crate::exit::stop(crate::exit::ENGINE_STOPPED, "the consensus engine stopped")
+    // SIGTERM or SIGINT: a clean stop (exit 0). Otherwise the engine runs until the process
+    // stops; its returning means it failed.
+    tokio::select! {
+        _ = handle => crate::exit::stop(crate::exit::ENGINE_STOPPED, "the consensus engine stopped"),
+        _ = termination() => {
+            tracing::info!("shutting down: waiting for the block in hand, flushing the store");
+            let ex = Arc::clone(&v.executor);
+            let flushed = tokio::task::spawn_blocking(move || ex.shut_down().map(std::mem::forget)).await;
+            match flushed {
+                Ok(Ok(())) => {
+                    tracing::info!("shut down cleanly");
+                    eprintln!("aivm node: shut down cleanly");
+                    std::process::exit(0)
+                }
+                Ok(Err(e)) => crate::exit::stop(crate::exit::ENGINE_STOPPED, &format!("shutdown could not flush the store: {e}")),
+                Err(e) => crate::exit::stop(crate::exit::ENGINE_STOPPED, &format!("shutdown: {e}")),
+            }
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C). Never resolves if the handlers cannot be installed.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn archive<C: Clone + Send + Sync + 'static, T: commonware_codec::Read<Cfg = C> + commonware_codec::Encode + Send + Sync + 'static>(
