@@ -51,13 +51,41 @@ impl NodeConfig {
         }
     }
 
+    /// The configuration in `home` (its `config.json`).
     pub fn load(home: &Path) -> Result<Self, ConfigError> {
-        let path = home.join(CONFIG_FILE);
+        Self::load_file(&home.join(CONFIG_FILE))
+    }
+
+    /// The configuration in the file `path`, whatever its name; relative paths in it are
+    /// relative to its directory.
+    pub fn load_file(path: &Path) -> Result<Self, ConfigError> {
+        let path = path.to_path_buf();
         let bytes = std::fs::read(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
         serde_json::from_slice(&bytes).map_err(|source| ConfigError::Parse { path, source })
     }
 
     pub fn save(&self, home: &Path) -> std::io::Result<()> {
         std::fs::write(home.join(CONFIG_FILE), serde_json::to_vec_pretty(self).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_file_is_read_under_any_name() {
+        let dir = std::env::temp_dir().join(format!("aivm-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut cfg = NodeConfig::local(9, "127.0.0.1", 9000);
+        cfg.rpc = "127.0.0.1:1".into();
+        std::fs::write(dir.join("validator-a.json"), serde_json::to_vec(&cfg).expect("json")).expect("write");
+        assert_eq!(NodeConfig::load_file(&dir.join("validator-a.json")).expect("loads"), cfg);
+        assert!(matches!(NodeConfig::load(&dir), Err(ConfigError::Read { .. })), "no config.json there");
+        let mut old = serde_json::to_value(&cfg).expect("json");
+        old.as_object_mut().expect("object").remove("rpc_limits");
+        std::fs::write(dir.join("old.json"), serde_json::to_vec(&old).expect("json")).expect("write");
+        assert_eq!(NodeConfig::load_file(&dir.join("old.json")).expect("an older config loads").rpc_limits, crate::rpc::RpcLimits::default());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -38,7 +38,7 @@ pub struct VerifyArgs {
     pub home: HomeArgs,
     /// Receipt written by `aivm model run --receipt`; its trace is read from `<receipt>.trace`.
     pub receipt: PathBuf,
-    /// Challenge seed, 64 hex digits (default: BLAKE3 of the current time: fresh randomness).
+    /// Challenge seed, 64 hex digits (default: 32 bytes of OS randomness).
     #[arg(long)]
     pub seed: Option<String>,
     /// GEMMs to check (0 = all of them).
@@ -290,7 +290,11 @@ fn verify(a: VerifyArgs) -> Result<()> {
     let engine = load_engine(&home, Some(&hex(receipt.sku)), a.threads, None)?;
     let seed = match &a.seed {
         Some(s) => parse_hash(s)?,
-        None => *blake3::hash(format!("{:?}", std::time::SystemTime::now()).as_bytes()).as_bytes(),
+        None => {
+            let mut seed = [0u8; 32];
+            getrandom::getrandom(&mut seed).map_err(|e| anyhow::anyhow!("no OS randomness for the challenge seed: {e}"))?;
+            seed
+        }
     };
     let ch = Challenge { seed, gemms: a.gemms, rows: a.rows };
     let t = Instant::now();

@@ -126,12 +126,15 @@ fn run_validator(a: RunArgs) -> Result<()> {
     use aivm_runtime::{Chain, ChainVm};
     use std::sync::Arc;
 
-    let home = match (a.config, a.home) {
-        (Some(c), _) => c.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
-        (None, Some(h)) => h,
+    // --config FILE is read as given (any name); its directory is the home (keys, data, genesis).
+    let (home, cfg) = match (a.config, a.home) {
+        (Some(c), _) => (c.parent().map(std::path::Path::to_path_buf).unwrap_or_default(), NodeConfig::load_file(&c)?),
+        (None, Some(h)) => {
+            let cfg = NodeConfig::load(&h)?;
+            (h, cfg)
+        }
         (None, None) => bail!("give --config FILE or --home DIR"),
     };
-    let cfg = NodeConfig::load(&home)?;
     let keys = NodeKeys::load(&home).with_context(|| format!("loading keys from {}", home.display()))?;
     let genesis_path = home.join(&cfg.genesis);
     let genesis = GenesisFile::from_json(&std::fs::read(&genesis_path).with_context(|| format!("reading {}", genesis_path.display()))?)
