@@ -2,7 +2,7 @@
 //! ns per gas (the target is 0.1 ns per gas), measured-over-priced ratios, and the
 //! headline ratios (int8 MATMUL vs f32 sgemm, call latency, fuel-metering overhead).
 //!
-//! `cargo run --release -p aivm-benches --bin gas-bench [-- --json] [--quick]`
+//! `cargo run --release -p aivm-benches --bin gas-bench [-- --json] [--quick] [--calls] [--adversarial]`
 
 use aivm::gas::GasSchedule;
 use aivm::tensor::{matmul, ops, DType, Tensor};
@@ -52,11 +52,31 @@ fn spread(name: &str, v: &[f64], r: &Report) {
     );
 }
 
+/// Measure what each priced operation costs here, against the 0.1 ns-per-gas target.
+#[derive(clap::Parser)]
+#[command(name = "gas-bench")]
+struct Args {
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Shorter timing budgets and fewer sizes (a smoke run).
+    #[arg(long)]
+    quick: bool,
+    /// Only the call-latency rows.
+    #[arg(long)]
+    calls: bool,
+    /// Only the adversarial deploys: compile time of modules built to be slow, against price.
+    #[arg(long)]
+    adversarial: bool,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let calls_only = args.iter().any(|a| a == "--calls");
-    let mut r = Report { json: args.iter().any(|a| a == "--json"), rows: Vec::new() };
+    let args = <Args as clap::Parser>::parse();
+    let (quick, calls_only) = (args.quick, args.calls);
+    let mut r = Report { json: args.json, rows: Vec::new() };
     let s = GasSchedule::default();
     let budget = Duration::from_millis(if quick { 50 } else { 300 });
     if !r.json {
@@ -68,7 +88,7 @@ fn main() {
         call_latency(&r, budget);
         return;
     }
-    if args.iter().any(|a| a == "--adversarial") {
+    if args.adversarial {
         compile_bombs(&mut r, &s, quick);
         return;
     }
