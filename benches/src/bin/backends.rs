@@ -23,16 +23,29 @@ struct Row {
     hash: Vec<String>,
 }
 
+/// The same work on every backend: speed ratios and bit-identity.
+#[derive(clap::Parser)]
+struct Args {
+    /// Model shape: smollm2, llama3-8b or qwen2.5-7b.
+    #[arg(long, default_value = "smollm2")]
+    arch: String,
+    /// Tokens per GEMM batch, comma-separated.
+    #[arg(long, default_value = "1,64")]
+    tokens: String,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let get = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let json = args.iter().any(|a| a == "--json");
-    let name = get("--arch").unwrap_or_else(|| "smollm2".into());
+    let args = <Args as clap::Parser>::parse();
+    let json = args.json;
+    let name = args.arch.clone();
     let Some(a) = arch(&name) else {
         eprintln!("unknown --arch {name} (llama3-8b, qwen2.5-7b, smollm2)");
         std::process::exit(2);
     };
-    let tokens: Vec<usize> = get("--tokens").unwrap_or_else(|| "1,64".into()).split(',').filter_map(|t| t.trim().parse().ok()).filter(|&t| t > 0).collect();
+    let tokens: Vec<usize> = args.tokens.split(',').filter_map(|t| t.trim().parse().ok()).filter(|&t| t > 0).collect();
 
     let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::default())];
     let mut note = None;

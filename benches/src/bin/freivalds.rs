@@ -21,17 +21,33 @@ fn bytes(seed: u64, n: usize) -> Vec<i8> {
     i8s(seed, n).into_iter().map(|v| v.max(-127)).collect()
 }
 
+/// Freivalds verification of a model's weight GEMMs against the GEMMs themselves.
+#[derive(clap::Parser)]
+struct Args {
+    /// Model shape: smollm2, llama3-8b or qwen2.5-7b.
+    #[arg(long, default_value = "smollm2")]
+    arch: String,
+    /// Rows (tokens) per GEMM.
+    #[arg(long, default_value_t = 512)]
+    tokens: usize,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let get = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let name = get("--arch").unwrap_or_else(|| "smollm2".into());
+    let args = <Args as clap::Parser>::parse();
+    let name = args.arch.clone();
     let Some(a) = arch(&name) else {
         eprintln!("unknown --arch {name} (llama3-8b, qwen2.5-7b, smollm2)");
         std::process::exit(2);
     };
-    let t: usize = get("--tokens").and_then(|v| v.parse().ok()).unwrap_or(512);
-    let threads: usize = get("--threads").and_then(|v| v.parse().ok()).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let json = args.iter().any(|a| a == "--json");
+    let t = args.tokens;
+    let threads: usize = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let json = args.json;
     let path = SimdPath::detect();
     // (kind, out n, in k, count per layer)
     let kinds = a.weight_gemms();

@@ -27,18 +27,29 @@ const PROMPTS: &[&str] = &[
     "List the planets closest to the sun.",
 ];
 
+/// Inference speed of the converted model, and (`--quality`) agreement with a float reference.
+#[derive(clap::Parser)]
+struct Args {
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+    /// Also compare the integer model with the float reference.
+    #[arg(long)]
+    quality: bool,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let json = args.iter().any(|a| a == "--json");
-    let quality = args.iter().any(|a| a == "--quality");
+    let args = <Args as clap::Parser>::parse();
+    let (json, quality) = (args.json, args.quality);
     let home = default_home();
     let Ok(marker) = std::fs::read_to_string(home.join("default-model")) else {
         eprintln!("no converted model: run `make model` first");
         std::process::exit(2);
     };
-    let hash: [u8; 32] = match (0..32).map(|i| marker.trim().get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect::<Option<Vec<u8>>>() {
-        Some(v) if v.len() == 32 => v.try_into().unwrap_or([0; 32]),
-        _ => {
+    let mut hash = [0u8; 32];
+    match hex::decode_to_slice(marker.trim(), &mut hash) {
+        Ok(()) => {}
+        Err(_) => {
             eprintln!("bad default-model marker");
             std::process::exit(2);
         }
