@@ -115,6 +115,18 @@ impl Net {
         }
     }
 
+    /// Wait up to `secs` for validator `i` to exit on its own; panics with `why` otherwise.
+    fn wait_exit(&mut self, i: usize, secs: u64, why: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(s) = self.procs[i].as_mut().expect("spawned").try_wait().expect("status") {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{why}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.procs[i].take() {
             c.kill().expect("SIGKILL");
@@ -604,14 +616,7 @@ fn a_byzantine_leader_and_an_rpc_flood_do_not_stall_the_chain() {
 fn a_dead_committer_stops_the_node_with_exit_code_4() {
     let _serial = serial();
     let mut net = Net::with_args("committer", 1, 21500, &[(0, "--panic-commit-at=3")]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = net.procs[0].as_mut().expect("spawned").try_wait().expect("status") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the node kept running after its committer died");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = net.wait_exit(0, 60, "the node kept running after its committer died");
     assert_eq!(status.code(), Some(4), "{status:?}");
     assert!(net.height(0).is_none(), "nothing serves after the stop");
 }
@@ -622,14 +627,7 @@ fn a_dead_committer_stops_the_node_with_exit_code_4() {
 fn a_stopped_engine_stops_the_node_with_exit_code_5() {
     let _serial = serial();
     let mut net = Net::with_args("engine", 1, 21600, &[(0, "--abort-engine-at=2"), (0, "--log-format=json")]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = net.procs[0].as_mut().expect("spawned").try_wait().expect("status") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the node kept running after its engine stopped");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = net.wait_exit(0, 60, "the node kept running after its engine stopped");
     assert_eq!(status.code(), Some(5), "{status:?}");
     let log = std::fs::read_to_string(net.homes[0].join("node.log")).unwrap_or_default();
     assert!(log.lines().any(|l| l.starts_with('{') && l.contains("\"level\"")), "--log-format json writes JSON lines:\n{}", tail(&log));
@@ -658,14 +656,7 @@ fn sigterm_shuts_a_validator_down_cleanly() {
     let pid = net.procs[0].as_ref().expect("running").id();
     // SAFETY: kill has no memory-safety preconditions; pid is our child.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = net.procs[0].as_mut().expect("spawned").try_wait().expect("status") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "SIGTERM did not stop the validator");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = net.wait_exit(0, 30, "SIGTERM did not stop the validator");
     assert_eq!(status.code(), Some(0), "{status:?}");
     let log = std::fs::read_to_string(net.homes[0].join("node.log")).unwrap_or_default();
     assert!(log.contains("shut down cleanly"), "{}", tail(&log));

@@ -41,8 +41,11 @@ pub fn serve(addr: SocketAddr, ctx: RpcContext, limits: RpcLimits) -> Result<Rpc
         .map_err(|e| format!("rpc runtime: {e}"))?;
     let methods: Methods = module(ctx).map_err(|e| e.to_string())?.into();
     let listener = runtime.block_on(tokio::net::TcpListener::bind(addr)).map_err(|e| format!("rpc listen {addr}: {e}"))?;
+    // `GET /health` answers `aivm_health`'s result (200) or its error (500), for load
+    // balancers and supervisors that speak plain HTTP.
+    let health = ProxyGetRequestLayer::new([(HEALTH_PATH, "aivm_health")]).map_err(|e| format!("rpc health route: {e}"))?;
     let (stop, handle) = stop_channel();
-    runtime.spawn(accept_loop(listener, methods, stop, limits));
+    runtime.spawn(accept_loop(listener, methods, stop, limits, health));
     Ok(RpcServer { handle, _runtime: runtime })
 }
 
@@ -58,19 +61,10 @@ fn config() -> ServerConfig {
 
 /// Accept connections until stopped; refuse (close at once) one over the total or per-peer
 /// connection limit; serve each on its own task, tagging its calls with the peer.
-async fn accept_loop(listener: tokio::net::TcpListener, methods: Methods, stop: StopHandle, limits: RpcLimits) {
+async fn accept_loop(listener: tokio::net::TcpListener, methods: Methods, stop: StopHandle, limits: RpcLimits, health: ProxyGetRequestLayer) {
     let connections = Connections::new(MAX_CONNECTIONS, &limits);
     let buckets = Arc::new(CallBuckets::new(&limits));
     let rpc_middleware = RpcServiceBuilder::new().layer_fn(move |inner| RateLimit { inner, buckets: Arc::clone(&buckets) });
-    // `GET /health` answers `aivm_health`'s result (200) or its error (500), for load
-    // balancers and supervisors that speak plain HTTP.
-    let health = match ProxyGetRequestLayer::new([(HEALTH_PATH, "aivm_health")]) {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "rpc health route");
-            return;
-        }
-    };
     let services = jsonrpsee::server::Server::builder()
         .set_config(config())
         .set_http_middleware(tower::ServiceBuilder::new().layer(health))
