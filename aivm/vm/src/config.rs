@@ -24,7 +24,12 @@ pub struct Limits {
     pub max_table_elements: u32,
     /// Most linear-memory pages (64 KiB each), initial or grown.
     pub max_memory_pages: u32,
-    /// Native stack for wasm frames; deep recursion traps cleanly at this depth.
+    /// Bytes of call stack a contract may use, counted by a bound on every frame that depends
+    /// only on the wasm (`stack.rs`): where a deep recursion traps is the same on every
+    /// machine, compiler version and optimisation level.
+    pub max_stack_bytes: u64,
+    /// Native stack for wasm frames, a backstop above `max_stack_bytes` that only a wrong
+    /// frame bound could reach. VM calls run on threads with at least 2 MiB of stack.
     pub max_wasm_stack: usize,
     /// Bytes of live tensors one call may hold in the host arena.
     pub tensor_arena_bytes: usize,
@@ -46,8 +51,12 @@ impl Default for Limits {
             max_nesting: 256,
             max_globals: 1_024,
             max_table_elements: 16_384,
-            max_memory_pages: 256, // 16 MiB
-            max_wasm_stack: 512 << 10,
+            // 4 MiB: a chain of dependent loads over more (8 or 16 MiB) waited ~150-235 ns a
+            // load here (TLB and cache misses), beyond what any load price can cover without
+            // overcharging every contract; up to 4 MiB it is ~16 ns (spec/gas.md).
+            max_memory_pages: 64,
+            max_stack_bytes: 768 << 10,
+            max_wasm_stack: 1 << 20,
             tensor_arena_bytes: 256 << 20,
             pool_instances: 64,
             compiled_cache_bytes: 256 << 20,
@@ -104,7 +113,9 @@ pub fn engine_config(limits: &Limits, schedule: &GasSchedule) -> Config {
         // Reset only the pages a call dirtied (found with Linux's PAGEMAP_SCAN where the
         // kernel has it) by memset, keeping them mapped: the next call takes no page faults.
         .pagemap_scan(wasmtime::Enabled::Auto)
-        .linear_memory_keep_resident(2 << 20)
+        // The whole memory stays mapped, so a page's first touch in a call is never a page
+        // fault: one price per page (`GasSchedule::memory_page`) covers it.
+        .linear_memory_keep_resident(limits.max_memory_pages as usize * 65536)
         .table_keep_resident(64 << 10);
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     c

@@ -6,6 +6,7 @@
 //! - [`validate`]: static checks a module must pass before it is deployed.
 //! - [`gas`]: the gas schedule (prices derived from measurements, `spec/gas.md`) and the
 //!   per-call meter that reports gas by opcode.
+//! - [`stack`]: the call-stack limit that depends on the wasm alone (injected before compiling).
 //! - [`vm`]: deploy (validate, compile, cache) and call contracts.
 //! - [`host`]: the host ABI (`spec/abi.md`) linked into every instance.
 //! - [`verify`]: the VERIFY opcodes' primitives (hashes, KL, Merkle, signatures).
@@ -29,7 +30,9 @@ pub mod deadline;
 pub mod error;
 pub mod gas;
 pub mod host;
+pub mod limiter;
 pub mod slots;
+pub mod stack;
 pub mod state;
 pub mod validate;
 pub mod verify;

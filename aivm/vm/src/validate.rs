@@ -97,6 +97,7 @@ pub fn validate(wasm: &[u8], limits: &Limits) -> Result<ModuleInfo, ValidationEr
                 for e in r {
                     let e = e.map_err(malformed)?;
                     match e.kind {
+                        _ if e.name == crate::stack::DEPTH_EXPORT => return Err(ValidationError::Feature(format!("the export name {:?} is reserved", e.name))),
                         ExternalKind::Memory if e.name == "memory" => has_memory = true,
                         ExternalKind::Func => info.exports.push(e.name.to_string()),
                         _ => {}

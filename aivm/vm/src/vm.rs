@@ -17,6 +17,9 @@ pub type ContractCache = ByteLru<[u8; 32], Arc<Contract>>;
 /// The entry point a deploy runs, once, with the deploy's arguments (`Vm::instantiate`).
 pub const INSTANTIATE_ENTRY: &str = "instantiate";
 
+/// The trap message of a call that passed [`Limits::max_stack_bytes`].
+pub const STACK_EXHAUSTED: &str = "call stack exhausted (the deterministic limit, see spec/gas.md)";
+
 /// A deployed, compiled contract, ready to instantiate in microseconds.
 pub struct Contract {
     code_hash: [u8; 32],
@@ -82,10 +85,27 @@ pub struct Vm {
 
 impl Vm {
     pub fn new(limits: Limits, schedule: GasSchedule) -> Result<Self, VmError> {
-        let engine = Engine::new(&engine_config(&limits, &schedule)).map_err(|e| VmError::Internal(format!("{e:#}")))?;
+        let config = engine_config(&limits, &schedule);
+        Self::with_config(limits, schedule, config)
+    }
+
+    /// A VM whose compiler optimises at `opt` instead of the default: for tests that show
+    /// compiled code never decides a result (nodes must use [`Vm::new`]).
+    pub fn with_opt_level(limits: Limits, schedule: GasSchedule, opt: wasmtime::OptLevel) -> Result<Self, VmError> {
+        let mut config = engine_config(&limits, &schedule);
+        config.cranelift_opt_level(opt);
+        Self::with_config(limits, schedule, config)
+    }
+
+    fn with_config(limits: Limits, schedule: GasSchedule, config: wasmtime::Config) -> Result<Self, VmError> {
+        // The counter is an i32 that may pass the limit by one frame (itself at most the limit).
+        if limits.max_stack_bytes >= 1 << 30 || limits.max_stack_bytes >= limits.max_wasm_stack as u64 {
+            return Err(VmError::Internal("max_stack_bytes must be under 2^30 and under max_wasm_stack".into()));
+        }
+        let engine = Engine::new(&config).map_err(|e| VmError::Internal(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         host::link(&mut linker).map_err(|e| VmError::Internal(format!("{e:#}")))?;
-        let digest = engine_digest(&engine, &schedule.digest(), &limits);
+        let digest = engine_digest(&engine, &schedule.digest(), &(&limits, crate::stack::VERSION));
         let (cache, slots) = (Mutex::new(ContractCache::new(limits.compiled_cache_bytes)), crate::slots::Slots::new(limits.pool_instances as usize));
         Ok(Self {
             engine,
@@ -143,7 +163,8 @@ impl Vm {
         let module = match self.disk.as_ref().and_then(|d| d.load(&self.engine, &key)) {
             Some(m) => m,
             None => {
-                let m = Module::new(&self.engine, wasm).map_err(|e| ValidationError::Malformed(format!("{e:#}")))?;
+                let instrumented = crate::stack::instrument(wasm, &self.limits)?;
+                let m = Module::new(&self.engine, &instrumented).map_err(|e| ValidationError::Malformed(format!("{e:#}")))?;
                 if let Some(d) = &self.disk {
                     d.store(&key, &m);
                 }
@@ -202,6 +223,14 @@ impl Vm {
         self.run(contract, CallRequest { entry: INSTANTIATE_ENTRY, ..req }, None)
     }
 
+    /// Whether the trap that ended a call was the deterministic stack limit (`stack.rs`).
+    fn stack_exhausted(&self, instance: &wasmtime::Instance, store: &mut Store<HostState>) -> bool {
+        match instance.get_global(&mut *store, crate::stack::DEPTH_EXPORT).map(|g| g.get(&mut *store)) {
+            Some(wasmtime::Val::I32(depth)) => depth as u32 as u64 > self.limits.max_stack_bytes,
+            _ => false,
+        }
+    }
+
     fn run(&self, contract: &Contract, req: CallRequest<'_>, deadline: Option<std::time::Duration>) -> CallOutcome {
         // Held until the store (and its pooled instance) is dropped at the end of the call.
         let _slot = self.slots.acquire();
@@ -212,7 +241,8 @@ impl Vm {
             .tables(1)
             .memories(1)
             .build();
-        let state = HostState::new(req.ctx, req.input, ViewPtr::new(req.view), self.schedule.clone(), store_limits, self.limits.tensor_arena_bytes);
+        let limits = crate::limiter::CallLimits::new(store_limits, self.schedule.memory_page, req.gas_limit);
+        let state = HostState::new(req.ctx, req.input, ViewPtr::new(req.view), self.schedule.clone(), limits, self.limits.tensor_arena_bytes);
         let mut state = state;
         state.models = self.models.clone();
         state.backend = self.backend.clone();
@@ -236,17 +266,26 @@ impl Vm {
             if !contract.entries.contains(req.entry) {
                 return Err(VmError::NoSuchEntry(req.entry.to_string()));
             }
-            let instance = contract.pre.instantiate(&mut store).map_err(|e| {
-                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
-                    VmError::Busy(format!("{e:#}"))
-                } else {
-                    VmError::Resource(format!("{e:#}"))
+            let instance = match contract.pre.instantiate(&mut store) {
+                Ok(i) => i,
+                Err(_) if store.data().limits.initial_unaffordable => {
+                    store.set_fuel(0).map_err(|e| VmError::Internal(format!("{e:#}")))?;
+                    return Err(VmError::OutOfGas);
                 }
-            })?;
+                Err(e) if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() => return Err(VmError::Busy(format!("{e:#}"))),
+                Err(e) => return Err(VmError::Resource(format!("{e:#}"))),
+            };
+            // The initial pages are paid before the entry point runs.
+            host::pay_memory(&mut store).map_err(host::classify)?;
             let memory = instance.get_memory(&mut store, "memory");
             store.data_mut().memory = memory;
             let func = instance.get_typed_func::<(), ()>(&mut store, req.entry).map_err(|_| VmError::NoSuchEntry(req.entry.to_string()))?;
-            func.call(&mut store, ()).map_err(host::classify)?;
+            if let Err(e) = func.call(&mut store, ()).and_then(|()| host::pay_memory(&mut store)) {
+                return Err(match host::classify(e) {
+                    VmError::Trap(_) if self.stack_exhausted(&instance, &mut store) => VmError::Trap(STACK_EXHAUSTED.into()),
+                    other => other,
+                });
+            }
             Ok(store.data_mut().output.take().unwrap_or_default())
         })();
         let remaining = store.get_fuel().unwrap_or(0);

@@ -68,6 +68,9 @@ struct Args {
     /// Only the adversarial deploys: compile time of modules built to be slow, against price.
     #[arg(long)]
     adversarial: bool,
+    /// With --adversarial: only the operator cases whose operation or shape contains this.
+    #[arg(long)]
+    only: Option<String>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -89,7 +92,10 @@ fn main() {
         return;
     }
     if args.adversarial {
-        compile_bombs(&mut r, &s, quick);
+        operator_sweep(&mut r, quick, args.only.as_deref());
+        if args.only.is_none() {
+            compile_bombs(&mut r, &s, quick);
+        }
         return;
     }
     // TENSOR_MATMUL: cubes and LLM-like shapes (m tokens × k hidden → n).
@@ -337,6 +343,88 @@ fn tx_prices(r: &mut Report, s: &GasSchedule) {
     r.row("native_transfer", &format!("{size} B, exec+sig"), gas, exec_ns + sig_ns);
     drop(chain);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The worst ns per gas of every priced wasm operator (`aivm_benches::operators`): each case
+/// is timed at two iteration counts and the difference taken, so instantiation and setup
+/// cancel. Prints a row per case, the worst per operation, and the worst ratios against the
+/// 3x (computation) and 10x (memory latency) bounds.
+fn operator_sweep(r: &mut Report, quick: bool, only: Option<&str>) {
+    use std::collections::BTreeMap;
+    let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
+    let target_ns = if quick { 2e6 } else { 2e7 };
+    let (mut worst_compute, mut worst_memory) = ((0.0f64, String::new()), (0.0f64, String::new()));
+    let mut per_operation: BTreeMap<&str, (f64, String)> = BTreeMap::new();
+    for case in aivm_benches::operators::cases() {
+        if only.is_some_and(|o| !case.operation.contains(o) && !case.shape.contains(o)) {
+            continue;
+        }
+        let wasm = wat::parse_str(&case.wat).expect("operator wat parses");
+        let contract = match vm.deploy(&wasm) {
+            Ok(c) => c,
+            Err(e) => {
+                r.note("operator_refused", json!({"shape": case.shape, "error": e.to_string()}), format!("{}: refused: {e}", case.shape));
+                continue;
+            }
+        };
+        // (median ns, gas) of `run` with `k` iterations.
+        let time = |k: u32, runs: usize| -> Result<(f64, u64), String> {
+            let mut samples = Vec::with_capacity(runs);
+            let mut gas = 0;
+            for _ in 0..runs {
+                let t = std::time::Instant::now();
+                let out = vm.call(
+                    &contract,
+                    CallRequest { entry: "run", input: k.to_le_bytes().to_vec(), gas_limit: u64::MAX / 4, ctx: CallContext::default(), view: &mut MemState::default() },
+                );
+                samples.push(t.elapsed().as_nanos() as f64);
+                out.result.map_err(|e| e.to_string())?;
+                gas = out.gas.used;
+            }
+            Ok((aivm_benches::timing::median(&mut samples), gas))
+        };
+        let measured = (|| {
+            let (k1, k2) = match case.counts {
+                Some(c) => c,
+                None => {
+                    let (t0, t1) = (time(0, 5)?.0, time(1024, 5)?.0);
+                    let per = ((t1 - t0) / 1024.0).max(1.0);
+                    let k = (target_ns / per).clamp(64.0, (1u64 << 24) as f64) as u32;
+                    (k, 2 * k)
+                }
+            };
+            let runs = if quick { 3 } else { 5 };
+            let ((n1, g1), (n2, g2)) = (time(k1, runs)?, time(k2, runs)?);
+            Ok::<_, String>((n2 - n1, g2.saturating_sub(g1)))
+        })();
+        let (ns, gas) = match measured {
+            Ok(m) => m,
+            Err(e) => {
+                r.note("operator_failed", json!({"shape": case.shape, "error": e}), format!("{}: failed: {e}", case.shape));
+                continue;
+            }
+        };
+        let ratio = r.row(&format!("adv {}", case.operation), &case.shape, gas.max(1), ns) / NS_PER_GAS_TARGET;
+        let worst = if case.memory_bound { &mut worst_memory } else { &mut worst_compute };
+        if ratio > worst.0 {
+            *worst = (ratio, case.shape.clone());
+        }
+        let w = per_operation.entry(case.operation).or_insert((0.0, String::new()));
+        if ratio > w.0 {
+            *w = (ratio, case.shape.clone());
+        }
+    }
+    for (op, (ratio, shape)) in &per_operation {
+        r.note("operator_worst", json!({"operation": op, "ratio": ratio, "shape": shape}), format!("worst {op}: {ratio:.1}x the target ({shape})"));
+    }
+    r.note(
+        "operator_worst_ratio",
+        json!({"compute": worst_compute.0, "compute_shape": worst_compute.1, "memory": worst_memory.0, "memory_shape": worst_memory.1}),
+        format!(
+            "worst computation {:.1}x the target (bound 3x: {}), worst memory-latency access {:.1}x (bound 10x: {})",
+            worst_compute.0, worst_compute.1, worst_memory.0, worst_memory.1
+        ),
+    );
 }
 
 /// Deploy-time compile time of adversarial modules against their deploy price. Each module is

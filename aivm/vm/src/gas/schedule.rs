@@ -27,15 +27,33 @@ impl LinearGasCost {
 pub struct GasSchedule {
     /// Fuel for a simple wasm operator (integer ALU, local/global access, branch, load, store).
     pub wasm_simple: u8,
+    /// Loads and stores: a dependent chain of loads waits on the cache hierarchy, so these
+    /// are priced at the latency of the slowest level a contract's memory can reach
+    /// (`gas-bench --adversarial`, spec/gas.md).
+    pub wasm_load: u8,
+    pub wasm_store: u8,
     /// Integer division and remainder.
     pub wasm_div: u8,
-    /// Float operators (NaN canonicalisation adds work).
+    /// Float arithmetic, comparisons' siblings min/max, rounding and conversions: a dependent
+    /// chain waits on each one's latency plus NaN canonicalisation.
     pub wasm_float: u8,
+    /// Float sign operations and bit reinterpretations (a move between register files).
+    pub wasm_float_move: u8,
+    /// The fixed part of a bulk memory operation (`memory.copy/fill/init`): a call out of
+    /// the compiled code whatever the length.
+    pub bulk_memory: u8,
+    /// The fixed part of a table operation that calls out (`table.copy/init/fill/grow`,
+    /// `elem.drop`), and of `table.get/set` (checked, not a call).
+    pub bulk_table: u8,
+    pub table_access: u8,
     /// `call` and `call_indirect`.
     pub wasm_call: u8,
-    /// `memory.grow`: flat, plus `memory_grow_per_page`.
+    /// `memory.grow`: the flat fuel of the instruction (its pages are `memory_page`).
     pub wasm_memory_grow: u8,
-    pub memory_grow_per_page: u8,
+    /// Every 64 KiB page a call's linear memory gains, initial or grown: its first touches
+    /// (page faults, zeroing) and its reset after the call. Charged by the store's limiter
+    /// (`limiter.rs`), since wasmtime's per-page fuel is a u8.
+    pub memory_page: u64,
     /// `memory.copy` / `memory.fill` per byte.
     pub bulk_per_byte: u8,
 
@@ -101,11 +119,26 @@ impl Default for GasSchedule {
         // Derived with `cargo run --release -p aivm-benches --bin gas-bench`; see spec/gas.md.
         Self {
             wasm_simple: 1,
+            // `gas-bench --adversarial`: a chain of loads each waiting for the last, over the
+            // 4 MiB memory cap, takes up to ~16 ns a load (L3 and TLB misses); at 20 gas
+            // that is 0.8 ns per gas, within the 10x allowed for memory latency. Stores do not
+            // wait: random stores over 4 MiB run at ~0.07 ns per gas.
+            wasm_load: 20,
+            wasm_store: 1,
             wasm_div: 40,
-            wasm_float: 4,
+            // Dependent chains: f64.add/mul ~2.3 ns (2.7 with subnormals), min/max ~2.0,
+            // nearest/floor/trunc ~2.2, demote+promote ~4.3 for the pair: at 8 each, ≤ 3x.
+            wasm_float: 8,
+            wasm_float_move: 3,
+            // memory.fill of 0 bytes ~2.6 ns; table.init of 1 element ~12 ns.
+            bulk_memory: 10,
+            bulk_table: 50,
+            table_access: 3,
             wasm_call: 10,
             wasm_memory_grow: 255,
-            memory_grow_per_page: 255,
+            // One store per 4 KiB page of memory the pool keeps mapped: ~150 ns a page for the
+            // touch and the reset after the call, ~2.4 µs per 64 KiB (`gas-bench --adversarial`).
+            memory_page: 30_000,
             bulk_per_byte: 1,
             host_call: 150,
             copy_per_byte: 1,
@@ -152,6 +185,27 @@ impl GasSchedule {
             };
         }
         wasmtime::wasmparser::for_each_operator!(set_all);
+        for slot in [
+            &mut c.I32Load,
+            &mut c.I64Load,
+            &mut c.F32Load,
+            &mut c.F64Load,
+            &mut c.I32Load8S,
+            &mut c.I32Load8U,
+            &mut c.I32Load16S,
+            &mut c.I32Load16U,
+            &mut c.I64Load8S,
+            &mut c.I64Load8U,
+            &mut c.I64Load16S,
+            &mut c.I64Load16U,
+            &mut c.I64Load32S,
+            &mut c.I64Load32U,
+        ] {
+            *slot = self.wasm_load;
+        }
+        for slot in [&mut c.I32Store, &mut c.I64Store, &mut c.F32Store, &mut c.F64Store, &mut c.I32Store8, &mut c.I32Store16, &mut c.I64Store8, &mut c.I64Store16, &mut c.I64Store32] {
+            *slot = self.wasm_store;
+        }
         for (slot, v) in [
             (&mut c.I32DivS, self.wasm_div),
             (&mut c.I32DivU, self.wasm_div),
@@ -165,12 +219,93 @@ impl GasSchedule {
             (&mut c.F64Div, self.wasm_div),
             (&mut c.F32Sqrt, self.wasm_div),
             (&mut c.F64Sqrt, self.wasm_div),
-            (&mut c.F32Add, self.wasm_float),
-            (&mut c.F64Add, self.wasm_float),
-            (&mut c.F32Sub, self.wasm_float),
-            (&mut c.F64Sub, self.wasm_float),
-            (&mut c.F32Mul, self.wasm_float),
-            (&mut c.F64Mul, self.wasm_float),
+            (&mut c.MemoryCopy, self.bulk_memory),
+            (&mut c.MemoryFill, self.bulk_memory),
+            (&mut c.MemoryInit, self.bulk_memory),
+            (&mut c.TableCopy, self.bulk_table),
+            (&mut c.TableInit, self.bulk_table),
+            (&mut c.TableFill, self.bulk_table),
+            (&mut c.TableGrow, self.bulk_table),
+            (&mut c.ElemDrop, self.bulk_table),
+            (&mut c.DataDrop, self.bulk_memory),
+            (&mut c.TableGet, self.table_access),
+            (&mut c.TableSet, self.table_access),
+            (&mut c.F32Abs, self.wasm_float_move),
+            (&mut c.F64Abs, self.wasm_float_move),
+            (&mut c.F32Neg, self.wasm_float_move),
+            (&mut c.F64Neg, self.wasm_float_move),
+            (&mut c.F32Copysign, self.wasm_float_move),
+            (&mut c.F64Copysign, self.wasm_float_move),
+            (&mut c.I32ReinterpretF32, self.wasm_float_move),
+            (&mut c.I64ReinterpretF64, self.wasm_float_move),
+            (&mut c.F32ReinterpretI32, self.wasm_float_move),
+            (&mut c.F64ReinterpretI64, self.wasm_float_move),
+        ] {
+            *slot = v;
+        }
+        // Every other float operator — arithmetic, min/max, rounding, comparisons and
+        // conversions to, from and between floats — is a float operation.
+        for slot in [
+            &mut c.F32Add,
+            &mut c.F64Add,
+            &mut c.F32Sub,
+            &mut c.F64Sub,
+            &mut c.F32Mul,
+            &mut c.F64Mul,
+            &mut c.F32Min,
+            &mut c.F64Min,
+            &mut c.F32Max,
+            &mut c.F64Max,
+            &mut c.F32Ceil,
+            &mut c.F64Ceil,
+            &mut c.F32Floor,
+            &mut c.F64Floor,
+            &mut c.F32Trunc,
+            &mut c.F64Trunc,
+            &mut c.F32Nearest,
+            &mut c.F64Nearest,
+            &mut c.F32Eq,
+            &mut c.F64Eq,
+            &mut c.F32Ne,
+            &mut c.F64Ne,
+            &mut c.F32Lt,
+            &mut c.F64Lt,
+            &mut c.F32Gt,
+            &mut c.F64Gt,
+            &mut c.F32Le,
+            &mut c.F64Le,
+            &mut c.F32Ge,
+            &mut c.F64Ge,
+            &mut c.I32TruncF32S,
+            &mut c.I32TruncF32U,
+            &mut c.I32TruncF64S,
+            &mut c.I32TruncF64U,
+            &mut c.I64TruncF32S,
+            &mut c.I64TruncF32U,
+            &mut c.I64TruncF64S,
+            &mut c.I64TruncF64U,
+            &mut c.I32TruncSatF32S,
+            &mut c.I32TruncSatF32U,
+            &mut c.I32TruncSatF64S,
+            &mut c.I32TruncSatF64U,
+            &mut c.I64TruncSatF32S,
+            &mut c.I64TruncSatF32U,
+            &mut c.I64TruncSatF64S,
+            &mut c.I64TruncSatF64U,
+            &mut c.F32ConvertI32S,
+            &mut c.F32ConvertI32U,
+            &mut c.F32ConvertI64S,
+            &mut c.F32ConvertI64U,
+            &mut c.F64ConvertI32S,
+            &mut c.F64ConvertI32U,
+            &mut c.F64ConvertI64S,
+            &mut c.F64ConvertI64U,
+            &mut c.F32DemoteF64,
+            &mut c.F64PromoteF32,
+        ] {
+            *slot = self.wasm_float;
+        }
+        for (slot, v) in [
             (&mut c.Call, self.wasm_call),
             (&mut c.CallIndirect, self.wasm_call),
             (&mut c.MemoryGrow, self.wasm_memory_grow),
@@ -181,7 +316,7 @@ impl GasSchedule {
             memory_copy_per_byte: self.bulk_per_byte,
             memory_fill_per_byte: self.bulk_per_byte,
             memory_init_per_byte: self.bulk_per_byte,
-            memory_grow_per_page: self.memory_grow_per_page,
+            memory_grow_per_page: 0,
             ..VariableOperatorCost::new()
         };
         c

@@ -17,7 +17,8 @@ use crate::gas::{GasMeter, GasSchedule};
 use crate::tensor::Arena;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use wasmtime::{Caller, Linker, Memory, StoreLimits};
+use crate::limiter::CallLimits;
+use wasmtime::{AsContextMut, Caller, Linker, Memory};
 
 /// Every import a contract may use, in `spec/abi.md` order.
 pub const IMPORTS: &[&str] = &[
@@ -140,7 +141,7 @@ pub struct HostState {
     pub(crate) arena: Arena,
     pub(crate) meter: GasMeter,
     pub(crate) schedule: Arc<GasSchedule>,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: CallLimits,
     pub(crate) memory: Option<Memory>,
     /// Where MODEL_LOAD finds models (none: every load returns −1).
     pub(crate) models: Option<Arc<crate::model::ModelRegistry>>,
@@ -151,7 +152,7 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(ctx: CallContext, input: Vec<u8>, view: ViewPtr, schedule: Arc<GasSchedule>, limits: StoreLimits, arena_bytes: usize) -> Self {
+    pub(crate) fn new(ctx: CallContext, input: Vec<u8>, view: ViewPtr, schedule: Arc<GasSchedule>, limits: CallLimits, arena_bytes: usize) -> Self {
         Self {
             ctx,
             input,
@@ -195,8 +196,27 @@ pub(crate) fn charge(caller: &mut Ctx<'_>, op: &'static str, gas: Option<u64>) -
     }
 }
 
-/// Count the call and charge the flat host-call price.
+/// Take the memory pages granted since the last payment from the fuel (`limiter.rs`), or run
+/// the fuel dry and fail out of gas.
+pub(crate) fn pay_memory(mut cx: impl AsContextMut<Data = HostState>) -> wasmtime::Result<()> {
+    let mut cx = cx.as_context_mut();
+    let debt = cx.data_mut().limits.take_debt();
+    if debt == 0 {
+        return Ok(());
+    }
+    let fuel = cx.get_fuel()?;
+    let paid = debt.min(fuel);
+    cx.set_fuel(fuel - paid)?;
+    cx.data_mut().meter.record("memory", paid);
+    if paid < debt {
+        return Err(wasmtime::Error::new(Exit::OutOfGas));
+    }
+    Ok(())
+}
+
+/// Count the call and charge the flat host-call price (and any memory pages owed).
 pub(crate) fn enter(caller: &mut Ctx<'_>, op: &'static str) -> wasmtime::Result<()> {
+    pay_memory(&mut *caller)?;
     caller.data_mut().meter.count_call(op);
     let base = caller.data().schedule.host_call;
     charge(caller, op, Some(base))
