@@ -93,6 +93,9 @@ fn main() {
     }
     if args.adversarial {
         operator_sweep(&mut r, quick, args.only.as_deref());
+        if args.only.as_deref().is_none_or(|o| "tensor".contains(o)) {
+            tensor_extremes(&mut r, &s, quick);
+        }
         if args.only.is_none() {
             compile_bombs(&mut r, &s, quick);
         }
@@ -435,6 +438,45 @@ fn operator_sweep(r: &mut Report, quick: bool, only: Option<&str>) {
             worst_compute.0, worst_compute.1, worst_memory.0, worst_memory.1
         ),
     );
+}
+
+/// Tensor opcodes at the shapes that are slowest per gas: outputs much larger than the work
+/// (an outer product), the longest reduction (a GEMV over the largest k), and elementwise
+/// kernels over the largest tensors the arena holds (memory bandwidth, not computation).
+fn tensor_extremes(r: &mut Report, s: &GasSchedule, quick: bool) {
+    let budget = Duration::from_millis(if quick { 50 } else { 300 });
+    let mut worst: (f64, String) = (0.0, String::new());
+    let mut note = |name: String, gas: u64, ns: f64, r: &mut Report| {
+        let ratio = r.row("adv tensor", &name, gas, ns) / NS_PER_GAS_TARGET;
+        if ratio > worst.0 {
+            worst = (ratio, name);
+        }
+    };
+    let big = if quick { 1usize << 20 } else { 1 << 24 };
+    for &(m, k, n) in &[(2048usize, 1usize, 2048usize), (4096, 1, 4096), (1, big, 1), (1, 4096, 4096), (64, 1, 65536)] {
+        if quick && m * n > 1 << 22 {
+            continue;
+        }
+        let a = Tensor::from_i8(&[m, k], workloads::i8s(1, m * k)).expect("shape");
+        let b = Tensor::from_i8(&[k, n], workloads::i8s(2, k * n)).expect("shape");
+        if matmul::matmul(&a, &b).is_err() {
+            continue; // refused before any work (a shape the kernels do not take)
+        }
+        let ns = median_ns(|| drop(std::hint::black_box(matmul::matmul(&a, &b))), 3, budget);
+        let out = s.tensor_out((m * n * 4) as u64).expect("fits");
+        note(format!("matmul {m}x{k}x{n}"), s.matmul_cost(m as u64, k as u64, n as u64).expect("fits") + out, ns, r);
+    }
+    let x8 = Tensor::from_i8(&[big], workloads::i8s(3, big)).expect("shape");
+    let ns = median_ns(|| drop(std::hint::black_box(ops::dequantize(&x8, 1 << 10))), 3, budget);
+    let out = |bytes: usize| s.tensor_out(bytes as u64).expect("fits");
+    note(format!("dequantize {big}"), s.elementwise.cost(big as u64).expect("fits") + out(4 * big), ns, r);
+    let x = Tensor::from_i32(DType::Q16, &[big], workloads::q16_probs(5, big)).expect("shape");
+    let y = Tensor::from_i32(DType::Q16, &[big], workloads::q16_probs(6, big)).expect("shape");
+    let ns = median_ns(|| drop(std::hint::black_box(ops::add(&x, &y))), 3, budget);
+    note(format!("add {big}"), s.elementwise.cost(big as u64).expect("fits") + out(4 * big), ns, r);
+    let ns = median_ns(|| drop(std::hint::black_box(ops::quantize(&x, 1 << 10))), 3, budget);
+    note(format!("quantize {big}"), s.quantize.cost(big as u64).expect("fits") + out(big), ns, r);
+    r.note("tensor_worst_ratio", json!({"ratio": worst.0, "shape": worst.1}), format!("worst tensor opcode {:.1}x the target ({}; bound 3x)", worst.0, worst.1));
 }
 
 /// Deploy-time compile time of adversarial modules against their deploy price. Each module is

@@ -81,6 +81,10 @@ pub struct GasSchedule {
     pub bls_verify: LinearGasCost,
     /// Tensor allocation per byte (copy in and arena storage).
     pub tensor_alloc: LinearGasCost,
+    /// Per byte of every tensor an opcode creates, on top of its own price: a large result is
+    /// fresh memory, and first touches of fresh memory (page faults) dominate elementwise
+    /// kernels and outer products over large tensors.
+    pub tensor_out_per_byte: u64,
     /// TENSOR_MATMUL: `base + per_item·m·n·k / 64`, plus `matmul_per_elem·(m·k + k·n + m·n)`.
     pub matmul: LinearGasCost,
     pub matmul_per_elem: u64,
@@ -155,6 +159,9 @@ impl Default for GasSchedule {
             ed25519_verify: LinearGasCost::new(330_000, 5),
             bls_verify: LinearGasCost::new(6_800_000, 5),
             tensor_alloc: LinearGasCost::new(1_000, 1),
+            // `gas-bench --adversarial`: dequantize and add over 16 Mi elements wrote their
+            // 64 MiB results at ~0.9 ns a byte (page faults); an outer product likewise.
+            tensor_out_per_byte: 4,
             matmul: LinearGasCost::new(2_000, 1),
             matmul_per_elem: 2,
             elementwise: LinearGasCost::new(1_000, 2),
@@ -330,6 +337,12 @@ impl GasSchedule {
         c
     }
 
+    /// Gas for creating a tensor of `bytes` (on top of the opcode's own price), or `None` on
+    /// overflow.
+    pub fn tensor_out(&self, bytes: u64) -> Option<u64> {
+        self.tensor_out_per_byte.checked_mul(bytes)
+    }
+
     /// Gas for TENSOR_MATMUL of `m×k · k×n`, or `None` if it overflows.
     pub fn matmul_cost(&self, m: u64, k: u64, n: u64) -> Option<u64> {
         let macs = m.checked_mul(k)?.checked_mul(n)?;
@@ -386,6 +399,7 @@ mod tests {
         assert_eq!((c.F64Add, c.F32Min, c.F64Nearest, c.F64PromoteF32, c.I64TruncSatF64S, c.F64ConvertI64U), (8, 8, 8, 8, 8, 8));
         assert_eq!((c.F64Div, c.F64Sqrt, c.F64Copysign, c.I64ReinterpretF64, c.F64Const), (40, 40, 3, 3, 1));
         assert_eq!((c.MemoryFill, c.MemoryCopy, c.TableInit, c.TableCopy, c.TableGet, c.MemoryGrow), (10, 10, 50, 50, 3, 255));
+        assert_eq!(s.tensor_out(1 << 20), Some(4 << 20));
         assert_eq!((c.variable.memory_grow_per_page, c.variable.table_copy_per_element, s.memory_page), (0, 6, 30_000));
     }
 }

@@ -18,7 +18,8 @@ fn handle(h: i32) -> Handle {
 
 /// Charge a per-element price for output of `elems` elements and check the arena can take it.
 fn prepare(c: &mut Ctx<'_>, op: &'static str, price: LinearGasCost, elems: usize, out_bytes: usize) -> wasmtime::Result<()> {
-    charge(c, op, price.cost(elems as u64))?;
+    let out = c.data().schedule.tensor_out(out_bytes as u64);
+    charge(c, op, price.cost(elems as u64).zip(out).and_then(|(a, b)| a.checked_add(b)))?;
     c.data().arena.reserve_check(out_bytes).map_err(host_err)
 }
 
@@ -55,8 +56,9 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let bytes = n.checked_mul(dtype.size()).ok_or_else(|| host_err(HostError::Argument("tensor too large".into())))?;
         let exact_len = u32::try_from(bytes).unwrap_or(u32::MAX);
         c.data().arena.reserve_check(bytes).map_err(host_err)?;
-        let price = c.data().schedule.tensor_alloc;
-        charge(&mut c, "tensor_alloc", price.cost(bytes as u64))?;
+        let s = &c.data().schedule;
+        let gas = s.tensor_alloc.cost(bytes as u64).zip(s.tensor_out(bytes as u64)).and_then(|(a, b)| a.checked_add(b));
+        charge(&mut c, "tensor_alloc", gas)?;
         let data = read(&mut c, "tensor_alloc", data_ptr, data_len, exact_len, "tensor data")?;
         let t = Tensor::from_bytes(dtype, &shape, &data);
         store(&mut c, t)
@@ -92,9 +94,10 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 _ => return Err(host_err(HostError::Argument("matmul needs 2-D tensors".into()))),
             }
         };
-        let gas = c.data().schedule.matmul_cost(m as u64, k as u64, n as u64);
-        charge(&mut c, "tensor_matmul", gas)?;
         let out_bytes = m.checked_mul(n).and_then(|x| x.checked_mul(4)).unwrap_or(usize::MAX);
+        let s = &c.data().schedule;
+        let gas = s.matmul_cost(m as u64, k as u64, n as u64).zip(s.tensor_out(out_bytes as u64)).and_then(|(a, b)| a.checked_add(b));
+        charge(&mut c, "tensor_matmul", gas)?;
         c.data().arena.reserve_check(out_bytes).map_err(host_err)?;
         let (arena, be) = (&c.data().arena, &*c.data().backend);
         let out = matmul::matmul_on(be, arena.get(handle(a)).map_err(host_err)?, arena.get(handle(b)).map_err(host_err)?);
