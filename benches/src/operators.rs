@@ -89,8 +89,9 @@ fn pointer_cycle(slots: u32) -> String {
     )
 }
 
-/// Every case, smallest working sets first.
-pub fn cases() -> Vec<OpCase> {
+/// Every case, smallest working sets first; `cap_pages` is the VM's memory cap (cases past it
+/// show what the cap excludes).
+pub fn cases(cap_pages: u32) -> Vec<OpCase> {
     let mut v = Vec::new();
     let case = |operation: &'static str, shape: String, wat: String, memory_bound: bool| {
         let pages = wat.split("(memory (export \"memory\") ").nth(1).and_then(|r| r.split(')').next()).and_then(|p| p.trim().parse().ok()).unwrap_or(1);
@@ -109,7 +110,7 @@ pub fn cases() -> Vec<OpCase> {
         v.push(chase);
     }
     // Independent loads and stores at random addresses (memory-level parallelism helps these).
-    for log in [16u32, 20, 24] {
+    for log in [16u32, 20, 22, 24] {
         let mask = (1u32 << log) - 4;
         let lcg = "(local.set $x (i64.add (i64.mul (local.get $x) (i64.const 6364136223846793005)) (i64.const 1442695040888963407)))";
         let addr = format!("(i32.and (i32.wrap_i64 (i64.shr_u (local.get $x) (i64.const 29))) (i32.const {mask}))");
@@ -124,15 +125,16 @@ pub fn cases() -> Vec<OpCase> {
             v.push(c);
         }
     }
-    // First touches: one store per 4 KiB page, every page of the 4 MiB cap once (each
+    // First touches: one store per 4 KiB page, every page of the cap once (each
     // iteration is 16 stores, one 64 KiB page), initial and grown; the pages are charged
     // by the VM (`memory_page`), not by fuel.
     let step = "(i32.store8 (local.get $p) (i32.const 1)) (local.set $p (i32.add (local.get $p) (i32.const 4096)))";
-    let mut c = case("memory_page", "one store per 4 KiB page of initial memory".into(), module(64, "", &repeat(UNROLL, step)), true);
-    (c.counts, c.pages_per_iteration) = (Some((0, 64)), 1);
+    let mut c = case("memory_page", "one store per 4 KiB page of initial memory".into(), module(cap_pages, "", &repeat(UNROLL, step)), true);
+    (c.counts, c.pages_per_iteration) = (Some((0, cap_pages)), 1);
     v.push(c);
-    let mut c = case("memory_page", "one store per 4 KiB page of grown memory".into(), module(1, "(drop (memory.grow (i32.const 63)))", &repeat(UNROLL, step)), true);
-    (c.counts, c.pages_per_iteration) = (Some((0, 64)), 1);
+    let grow = format!("(drop (memory.grow (i32.const {})))", cap_pages - 1);
+    let mut c = case("memory_page", "one store per 4 KiB page of grown memory".into(), module(1, &grow, &repeat(UNROLL, step)), true);
+    (c.counts, c.pages_per_iteration) = (Some((0, cap_pages)), 1);
     v.push(c);
 
     // Computation: dependent chains of each expensive class.
@@ -169,7 +171,12 @@ pub fn cases() -> Vec<OpCase> {
     }
     // Subnormal operands, which some CPUs handle in microcode.
     let subnormal = "(local.set $f (f64.const 1e-310))";
-    for (operation, op) in [("wasm_float", "(f64.mul (local.get $f) (f64.const 1.0))"), ("wasm_float", "(f64.add (local.get $f) (f64.const 1e-320))"), ("wasm_div", "(f64.div (local.get $f) (f64.const 1.0))"), ("wasm_div", "(f64.sqrt (local.get $f))")] {
+    for (operation, op) in [
+        ("wasm_float", "(f64.mul (local.get $f) (f64.const 1.0))"),
+        ("wasm_float", "(f64.add (local.get $f) (f64.const 1e-320))"),
+        ("wasm_div", "(f64.div (local.get $f) (f64.const 1.0))"),
+        ("wasm_div", "(f64.sqrt (local.get $f))"),
+    ] {
         let name = op.split_whitespace().next().unwrap_or("").trim_start_matches('(');
         v.push(case(operation, format!("{name} subnormal chain"), module(1, subnormal, &repeat(UNROLL, &format!("(local.set $f {op})"))), false));
     }

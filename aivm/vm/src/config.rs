@@ -51,10 +51,12 @@ impl Default for Limits {
             max_nesting: 256,
             max_globals: 1_024,
             max_table_elements: 16_384,
-            // 4 MiB: a chain of dependent loads over more (8 or 16 MiB) waited ~150-235 ns a
-            // load here (TLB and cache misses), beyond what any load price can cover without
-            // overcharging every contract; up to 4 MiB it is ~16 ns (spec/gas.md).
-            max_memory_pages: 64,
+            // 1 MiB, this machine's L2 per core: a chain of dependent loads over more waited
+            // 13-16 ns a load at 2-4 MiB on a quiet machine but ~150-235 ns from 4 MiB up
+            // whenever the shared L3 was contended (DRAM and TLB misses under nested paging),
+            // beyond what any load price covers without overcharging every contract; at
+            // 1 MiB the worst seen is ~14 ns (spec/gas.md, "Worst-case operators").
+            max_memory_pages: 16,
             max_stack_bytes: 768 << 10,
             max_wasm_stack: 1 << 20,
             tensor_arena_bytes: 256 << 20,

@@ -134,7 +134,8 @@ pub fn instrument(wasm: &[u8], limits: &Limits) -> Result<Vec<u8>, ValidationErr
         if let Payload::CodeSectionEntry(body) = &payload {
             let Some((count, bodies)) = code.as_mut() else { return Err(ValidationError::Malformed("code entry outside a code section".into())) };
             let index = imported_functions as usize + function;
-            let (params, _) = functions.get(index).and_then(|t| types.get(*t as usize)).ok_or_else(|| ValidationError::Malformed("function without a type".into()))?;
+            let (params, _) =
+                functions.get(index).and_then(|t| types.get(*t as usize)).ok_or_else(|| ValidationError::Malformed("function without a type".into()))?;
             function += 1;
             let results = |op: &Operator<'_>| -> u64 {
                 let ty = match op {
@@ -213,8 +214,23 @@ fn values_produced(op: &Operator<'_>, results: &dyn Fn(&Operator<'_>) -> u64) ->
     match op {
         Nop | Drop | Block { .. } | Loop { .. } | If { .. } | Else | End | Br { .. } | BrIf { .. } | BrTable { .. } | Return | Unreachable => 0,
         LocalSet { .. } | GlobalSet { .. } => 0,
-        I32Store { .. } | I64Store { .. } | F32Store { .. } | F64Store { .. } | I32Store8 { .. } | I32Store16 { .. } | I64Store8 { .. } | I64Store16 { .. } | I64Store32 { .. } => 0,
-        MemoryCopy { .. } | MemoryFill { .. } | MemoryInit { .. } | DataDrop { .. } | TableCopy { .. } | TableInit { .. } | ElemDrop { .. } | TableSet { .. } => 0,
+        I32Store { .. }
+        | I64Store { .. }
+        | F32Store { .. }
+        | F64Store { .. }
+        | I32Store8 { .. }
+        | I32Store16 { .. }
+        | I64Store8 { .. }
+        | I64Store16 { .. }
+        | I64Store32 { .. } => 0,
+        MemoryCopy { .. }
+        | MemoryFill { .. }
+        | MemoryInit { .. }
+        | DataDrop { .. }
+        | TableCopy { .. }
+        | TableInit { .. }
+        | ElemDrop { .. }
+        | TableSet { .. } => 0,
         Call { .. } | CallIndirect { .. } => results(op).max(1),
         _ => 1,
     }

@@ -116,7 +116,8 @@ fn recursion_traps_at_the_same_depth_at_every_optimisation_level() {
     // Only 24 KiB of native stack above the deterministic limit: a frame bound that missed
     // even a few bytes per frame would let the native check fire first.
     let tight = Limits { max_stack_bytes: 256 << 10, max_wasm_stack: (256 + 24) << 10, ..Limits::default() };
-    let vms = [OptLevel::None, OptLevel::Speed, OptLevel::SpeedAndSize].map(|opt| (opt, Vm::with_opt_level(tight.clone(), GasSchedule::default(), opt).unwrap()));
+    let vms =
+        [OptLevel::None, OptLevel::Speed, OptLevel::SpeedAndSize].map(|opt| (opt, Vm::with_opt_level(tight.clone(), GasSchedule::default(), opt).unwrap()));
     for (name, wasm) in shapes() {
         let depth = deepest(&vms[1].1, &wasm);
         assert!(depth > 20, "{name}: only {depth} frames fit");
@@ -137,7 +138,8 @@ fn the_default_limits_allow_deep_recursion_of_small_functions() {
 
 #[test]
 fn the_depth_export_name_is_reserved() {
-    let wasm = wat::parse_str(r#"(module (memory (export "memory") 1) (global (export "__aivm_stack_depth") i32 (i32.const 0)) (func (export "run")))"#).unwrap();
+    let wasm =
+        wat::parse_str(r#"(module (memory (export "memory") 1) (global (export "__aivm_stack_depth") i32 (i32.const 0)) (func (export "run")))"#).unwrap();
     let vm = Vm::new(Limits::default(), GasSchedule::default()).unwrap();
     assert!(matches!(vm.deploy(&wasm), Err(VmError::Validation(_))));
 }

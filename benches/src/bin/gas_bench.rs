@@ -361,7 +361,7 @@ fn operator_sweep(r: &mut Report, quick: bool, only: Option<&str>) {
     let target_ns = if quick { 2e6 } else { 2e7 };
     let (mut worst_compute, mut worst_memory) = ((0.0f64, String::new()), (0.0f64, String::new()));
     let mut per_operation: BTreeMap<&str, (f64, String)> = BTreeMap::new();
-    for case in aivm_benches::operators::cases() {
+    for case in aivm_benches::operators::cases(cap) {
         if only.is_some_and(|o| !case.operation.contains(o) && !case.shape.contains(o)) {
             continue;
         }
@@ -383,7 +383,13 @@ fn operator_sweep(r: &mut Report, quick: bool, only: Option<&str>) {
                 let t = std::time::Instant::now();
                 let out = vm.call(
                     &contract,
-                    CallRequest { entry: "run", input: k.to_le_bytes().to_vec(), gas_limit: u64::MAX / 4, ctx: CallContext::default(), view: &mut MemState::default() },
+                    CallRequest {
+                        entry: "run",
+                        input: k.to_le_bytes().to_vec(),
+                        gas_limit: u64::MAX / 4,
+                        ctx: CallContext::default(),
+                        view: &mut MemState::default(),
+                    },
                 );
                 samples.push(t.elapsed().as_nanos() as f64);
                 out.result.map_err(|e| e.to_string())?;
@@ -476,7 +482,11 @@ fn tensor_extremes(r: &mut Report, s: &GasSchedule, quick: bool) {
     note(format!("add {big}"), s.elementwise.cost(big as u64).expect("fits") + out(4 * big), ns, r);
     let ns = median_ns(|| drop(std::hint::black_box(ops::quantize(&x, 1 << 10))), 3, budget);
     note(format!("quantize {big}"), s.quantize.cost(big as u64).expect("fits") + out(big), ns, r);
-    r.note("tensor_worst_ratio", json!({"ratio": worst.0, "shape": worst.1}), format!("worst tensor opcode {:.1}x the target ({}; bound 3x)", worst.0, worst.1));
+    r.note(
+        "tensor_worst_ratio",
+        json!({"ratio": worst.0, "shape": worst.1}),
+        format!("worst tensor opcode {:.1}x the target ({}; bound 3x)", worst.0, worst.1),
+    );
 }
 
 /// Deploy-time compile time of adversarial modules against their deploy price. Each module is

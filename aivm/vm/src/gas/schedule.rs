@@ -126,9 +126,9 @@ impl Default for GasSchedule {
         Self {
             wasm_simple: 1,
             // `gas-bench --adversarial`: a chain of loads each waiting for the last, over the
-            // 4 MiB memory cap, takes up to ~16 ns a load (L3 and TLB misses); at 20 gas
-            // that is 0.8 ns per gas, within the 10x allowed for memory latency. Stores do not
-            // wait: random stores over 4 MiB run at ~0.07 ns per gas.
+            // 1 MiB memory cap, took up to ~14 ns a load (L2 misses); at 20 gas that is
+            // ≤ 0.7 ns per gas, within the 10x allowed for memory latency. Stores do not
+            // wait: random stores run at ≤ 0.09 ns per gas.
             wasm_load: 20,
             wasm_store: 1,
             wasm_div: 40,
@@ -216,7 +216,17 @@ impl GasSchedule {
         ] {
             *slot = self.wasm_load;
         }
-        for slot in [&mut c.I32Store, &mut c.I64Store, &mut c.F32Store, &mut c.F64Store, &mut c.I32Store8, &mut c.I32Store16, &mut c.I64Store8, &mut c.I64Store16, &mut c.I64Store32] {
+        for slot in [
+            &mut c.I32Store,
+            &mut c.I64Store,
+            &mut c.F32Store,
+            &mut c.F64Store,
+            &mut c.I32Store8,
+            &mut c.I32Store16,
+            &mut c.I64Store8,
+            &mut c.I64Store16,
+            &mut c.I64Store32,
+        ] {
             *slot = self.wasm_store;
         }
         for (slot, v) in [
@@ -318,11 +328,7 @@ impl GasSchedule {
         ] {
             *slot = self.wasm_float;
         }
-        for (slot, v) in [
-            (&mut c.Call, self.wasm_call),
-            (&mut c.CallIndirect, self.wasm_call),
-            (&mut c.MemoryGrow, self.wasm_memory_grow),
-        ] {
+        for (slot, v) in [(&mut c.Call, self.wasm_call), (&mut c.CallIndirect, self.wasm_call), (&mut c.MemoryGrow, self.wasm_memory_grow)] {
             *slot = v;
         }
         c.variable = VariableOperatorCost {

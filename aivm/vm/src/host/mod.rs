@@ -14,10 +14,10 @@ mod verify;
 
 use crate::error::{HostError, VmError};
 use crate::gas::{GasMeter, GasSchedule};
+use crate::limiter::CallLimits;
 use crate::tensor::Arena;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use crate::limiter::CallLimits;
 use wasmtime::{AsContextMut, Caller, Linker, Memory};
 
 /// Every import a contract may use, in `spec/abi.md` order.
