@@ -96,6 +96,9 @@ fn main() {
         if args.only.as_deref().is_none_or(|o| "tensor".contains(o)) {
             tensor_extremes(&mut r, &s, quick);
         }
+        if args.only.as_deref().is_none_or(|o| "storage".contains(o)) {
+            storage_writes(&mut r, quick);
+        }
         if args.only.is_none() {
             compile_bombs(&mut r, &s, quick);
         }
@@ -444,6 +447,79 @@ fn operator_sweep(r: &mut Report, quick: bool, only: Option<&str>) {
             worst_compute.0, worst_compute.1, worst_memory.0, worst_memory.1
         ),
     );
+}
+
+/// Storage writes against RocksDB: blocks of calls that each write `n` values of `size` random
+/// bytes (random: RocksDB compresses), executed and committed (state root included), timed
+/// against the gas the receipts charged. Many small writes stress the per-write price, few
+/// large ones the per-byte price.
+fn storage_writes(r: &mut Report, quick: bool) {
+    use aivm_runtime::tx::Payload;
+    use aivm_runtime::workload::P2p;
+    use aivm_runtime::{Chain, ChainConfig, ChainVm};
+    const WRITER: &str = r#"(module
+      (import "aivm" "input_read" (func $input (param i32)))
+      (import "aivm" "storage_set" (func $set (param i32 i32 i32 i32)))
+      (memory (export "memory") 2)
+      (func (export "run") (local $i i32) (local $n i32) (local $size i32)
+        ;; input: an 8-byte nonce, n (u32), size (u32), then `size` bytes of value
+        (call $input (i32.const 0))
+        (local.set $n (i32.load (i32.const 8)))
+        (local.set $size (i32.load (i32.const 12)))
+        (block $d (loop $l
+          (br_if $d (i32.ge_u (local.get $i) (local.get $n)))
+          (i32.store (i32.const 8) (local.get $i))
+          (call $set (i32.const 0) (i32.const 12) (i32.const 16) (local.get $size))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $l)))))"#;
+    let dir = std::env::temp_dir().join(format!("aivm-gas-bench-storage-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
+    let chain = Chain::open(&dir, ChainVm::new(vm), ChainConfig { chain_id: 1, fee_collector: [0xfe; 32] }).expect("open");
+    let mut load = P2p::new(1, 64, 9);
+    chain.init_genesis(&load.genesis(1 << 100)).expect("genesis");
+    load.gas_limit = 2_000_000_000;
+    let deploy = load.sign(0, Payload::Deploy { code: wat::parse_str(WRITER).expect("wat"), args: Vec::new() });
+    let b = chain.execute(vec![deploy], 1).expect("deploy executes");
+    let Some(writer) = b.record.receipts[0].contract_address.map(|a| a.into_array()) else {
+        r.note("storage_failed", json!("deploy"), "storage: the writer did not deploy".into());
+        return;
+    };
+    chain.commit(b).expect("commit");
+    let mut rng = aivm_runtime::workload::Rng(7);
+    let mut nonce = 0u64;
+    let mut time = 2;
+    let blocks = if quick { 1 } else { 3 };
+    for &(n, size, txs) in &[(1u32, 32u32, 400usize), (256, 32, 40), (1, 32_768, 200), (16, 32_768, 20)] {
+        let mut samples = Vec::new();
+        let mut gas = 0;
+        for _ in 0..blocks {
+            let batch: Vec<_> = (0..txs)
+                .map(|i| {
+                    nonce += 1;
+                    let mut args = nonce.to_le_bytes().to_vec();
+                    args.extend_from_slice(&n.to_le_bytes());
+                    args.extend_from_slice(&size.to_le_bytes());
+                    args.extend((0..size).map(|_| rng.next_u64() as u8));
+                    load.sign(i % 64, Payload::Call { contract: writer, entry: "run".into(), args })
+                })
+                .collect();
+            time += 1;
+            let t = std::time::Instant::now();
+            let b = chain.execute(batch, time).expect("executes");
+            if let Some(bad) = b.record.receipts.iter().find(|x| !x.is_success()) {
+                r.note("storage_failed", json!(format!("{:?}", bad.status)), format!("storage: a write failed: {:?}", bad.status));
+                return;
+            }
+            gas = b.record.receipts.iter().map(|x| x.gas_used).sum::<u64>();
+            chain.commit(b).expect("commit");
+            samples.push(t.elapsed().as_nanos() as f64);
+        }
+        let ns = aivm_benches::timing::median(&mut samples);
+        r.row("adv storage_set", &format!("{txs} calls x {n} writes x {size} B"), gas, ns);
+    }
+    drop(chain);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Tensor opcodes at the shapes that are slowest per gas: outputs much larger than the work
