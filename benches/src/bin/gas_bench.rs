@@ -460,6 +460,7 @@ fn storage_writes(r: &mut Report, quick: bool) {
     const WRITER: &str = r#"(module
       (import "aivm" "input_read" (func $input (param i32)))
       (import "aivm" "storage_set" (func $set (param i32 i32 i32 i32)))
+      (import "aivm" "storage_get" (func $get (param i32 i32) (result i32)))
       (memory (export "memory") 2)
       (func (export "run") (local $i i32) (local $n i32) (local $size i32)
         ;; input: an 8-byte nonce, n (u32), size (u32), then `size` bytes of value
@@ -470,6 +471,16 @@ fn storage_writes(r: &mut Report, quick: bool) {
           (br_if $d (i32.ge_u (local.get $i) (local.get $n)))
           (i32.store (i32.const 8) (local.get $i))
           (call $set (i32.const 0) (i32.const 12) (i32.const 16) (local.get $size))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $l))))
+      (func (export "read") (local $i i32) (local $n i32)
+        ;; input: the nonce and n of an earlier `run`: reads back its n values
+        (call $input (i32.const 0))
+        (local.set $n (i32.load (i32.const 8)))
+        (block $d (loop $l
+          (br_if $d (i32.ge_u (local.get $i) (local.get $n)))
+          (i32.store (i32.const 8) (local.get $i))
+          (if (i32.lt_s (call $get (i32.const 0) (i32.const 12)) (i32.const 0)) (then unreachable))
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br $l)))))"#;
     let dir = std::env::temp_dir().join(format!("aivm-gas-bench-storage-{}", std::process::id()));
@@ -490,6 +501,7 @@ fn storage_writes(r: &mut Report, quick: bool) {
     let mut nonce = 0u64;
     let mut time = 2;
     let blocks = if quick { 1 } else { 3 };
+    let mut written: Vec<(u64, u32, u32)> = Vec::new();
     for &(n, size, txs) in &[(1u32, 32u32, 400usize), (256, 32, 40), (1, 32_768, 200), (16, 32_768, 20)] {
         let mut samples = Vec::new();
         let mut gas = 0;
@@ -497,6 +509,7 @@ fn storage_writes(r: &mut Report, quick: bool) {
             let batch: Vec<_> = (0..txs)
                 .map(|i| {
                     nonce += 1;
+                    written.push((nonce, n, size));
                     let mut args = nonce.to_le_bytes().to_vec();
                     args.extend_from_slice(&n.to_le_bytes());
                     args.extend_from_slice(&size.to_le_bytes());
@@ -517,6 +530,34 @@ fn storage_writes(r: &mut Report, quick: bool) {
         }
         let ns = aivm_benches::timing::median(&mut samples);
         r.row("adv storage_set", &format!("{txs} calls x {n} writes x {size} B"), gas, ns);
+    }
+    // Reading back what the many-small-writes and the large-values blocks wrote, in random
+    // order (the keys are scattered across RocksDB's files).
+    for &(n, size) in &[(256u32, 32u32), (16, 32_768)] {
+        let mut keys: Vec<(u64, u32)> = written.iter().filter(|w| (w.1, w.2) == (n, size)).map(|w| (w.0, w.1)).collect();
+        for i in (1..keys.len()).rev() {
+            keys.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let batch: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (nonce, n))| {
+                let mut args = nonce.to_le_bytes().to_vec();
+                args.extend_from_slice(&n.to_le_bytes());
+                load.sign(i % 64, Payload::Call { contract: writer, entry: "read".into(), args })
+            })
+            .collect();
+        time += 1;
+        let t = std::time::Instant::now();
+        let b = chain.execute(batch, time).expect("executes");
+        let ns = t.elapsed().as_nanos() as f64;
+        if let Some(bad) = b.record.receipts.iter().find(|x| !x.is_success()) {
+            r.note("storage_failed", json!(format!("{:?}", bad.status)), format!("storage: a read failed: {:?}", bad.status));
+            return;
+        }
+        let gas = b.record.receipts.iter().map(|x| x.gas_used).sum::<u64>();
+        chain.commit(b).expect("commit");
+        r.row("adv storage_get", &format!("{} calls x {n} reads x {size} B", keys.len()), gas, ns);
     }
     drop(chain);
     let _ = std::fs::remove_dir_all(&dir);

@@ -207,6 +207,7 @@ pub(crate) fn pay_memory(mut cx: impl AsContextMut<Data = HostState>) -> wasmtim
     let fuel = cx.get_fuel()?;
     let paid = debt.min(fuel);
     cx.set_fuel(fuel - paid)?;
+    cx.data_mut().meter.count_call("memory");
     cx.data_mut().meter.record("memory", paid);
     if paid < debt {
         return Err(wasmtime::Error::new(Exit::OutOfGas));
