@@ -46,26 +46,83 @@ pub fn sku(data: &[u8]) {
     let _ = aivm::model::sku::Sku::from_bytes(data);
 }
 
+/// The VMs a deployed module runs on: the node's (optimised) and one whose compiler does not
+/// optimise. A result or gas figure that differs between them depends on code generation.
+pub struct DeployVms {
+    pub speed: Vm,
+    pub unoptimised: Vm,
+}
+
 /// A module a deployer sends: validation and compilation, then every entry point called twice
-/// with a small gas limit; the two runs must give the same result and gas (determinism).
-pub fn deploy(vm: &Vm, wasm: &[u8]) {
-    let Ok(c) = vm.deploy(wasm) else { return };
+/// with a small gas limit on each VM; all four runs must give the same result, gas, writes and
+/// events (determinism, whatever the compiler does).
+pub fn deploy(vms: &DeployVms, wasm: &[u8]) {
+    let (Ok(c), unoptimised) = (vms.speed.deploy(wasm), vms.unoptimised.deploy(wasm)) else { return };
+    let Ok(u) = unoptimised else { panic!("deployed with optimisation but not without") };
     let entries: Vec<String> = c.entries().take(4).map(str::to_string).collect();
     for entry in entries {
-        let run = || {
+        let run = |vm: &Vm, c: &aivm::Contract| {
             let out = vm.call(
-                &c,
+                c,
                 CallRequest { entry: &entry, input: vec![1, 2, 3], gas_limit: 2_000_000, ctx: CallContext::default(), view: &mut MemState::default() },
             );
             (format!("{:?}", out.result), out.gas.used, out.writes, out.events.len())
         };
-        assert_eq!(run(), run(), "entry {entry} is deterministic");
+        let first = run(&vms.speed, &c);
+        assert_eq!(first, run(&vms.speed, &c), "entry {entry} is deterministic");
+        assert_eq!(first, run(&vms.unoptimised, &u), "entry {entry} does not depend on optimisation");
     }
 }
 
-/// The VM the deploy target runs on: default limits and prices, few pooled instances.
-pub fn deploy_vm() -> Vm {
-    Vm::new(Limits { pool_instances: 4, ..Limits::default() }, GasSchedule::default()).unwrap_or_else(|e| panic!("default VM: {e}"))
+/// The VMs the deploy target runs on: default limits and prices, few pooled instances.
+pub fn deploy_vm() -> DeployVms {
+    let limits = Limits { pool_instances: 4, ..Limits::default() };
+    let vm = |opt| Vm::with_opt_level(limits.clone(), GasSchedule::default(), opt).unwrap_or_else(|e| panic!("default VM: {e}"));
+    DeployVms { speed: vm(aivm::OptLevel::Speed), unoptimised: vm(aivm::OptLevel::None) }
+}
+
+/// The host ABI as imports wasm-smith may choose from (name, parameters, result): generated
+/// modules call into the host with arbitrary arguments.
+const HOST_IMPORTS: &[(&str, usize, &str)] = &[
+    ("input_len", 0, "i32"),
+    ("input_read", 1, ""),
+    ("return_data", 2, ""),
+    ("revert", 2, ""),
+    ("abort", 2, ""),
+    ("result_read", 1, ""),
+    ("storage_get", 2, "i32"),
+    ("storage_set", 4, ""),
+    ("storage_remove", 2, ""),
+    ("caller", 1, ""),
+    ("block_height", 0, "i64"),
+    ("emit_event", 4, ""),
+    ("sha256", 3, ""),
+    ("blake3", 3, ""),
+    ("ed25519_verify", 4, "i32"),
+    ("tensor_alloc", 5, "i32"),
+    ("tensor_info", 2, ""),
+    ("tensor_read", 2, "i32"),
+    ("tensor_free", 1, ""),
+    ("tensor_matmul", 2, "i32"),
+    ("tensor_add", 2, "i32"),
+    ("tensor_quantize", 2, "i32"),
+    ("tensor_dequantize", 2, "i32"),
+    ("tensor_norm", 3, "i32"),
+    ("tensor_softmax", 1, "i32"),
+    ("kl_divergence", 2, "i64"),
+    ("hash_compare", 3, "i32"),
+    ("model_load", 1, "i32"),
+];
+
+fn host_imports_module() -> Vec<u8> {
+    let imports: String = HOST_IMPORTS
+        .iter()
+        .map(|(name, params, result)| {
+            let result = if result.is_empty() { String::new() } else { format!("(result {result})") };
+            format!(r#"(import "aivm" "{name}" (func (param {}) {result}))"#, vec!["i32"; *params].join(" "))
+        })
+        .collect();
+    wat::parse_str(format!("(module {imports})")).unwrap_or_default()
 }
 
 /// wasm-smith's configuration for the deploy target: the proposals the VM enables, sizes
@@ -82,11 +139,14 @@ pub fn wasm_smith_config() -> wasm_smith::Config {
         memory64_enabled: false,
         multi_value_enabled: true,
         bulk_memory_enabled: true,
-        max_imports: 0,
+        available_imports: Some(host_imports_module()),
+        compact_imports_enabled: false,
+        allow_start_export: false,
+        max_imports: 12,
         // The exports the VM requires: a memory named `memory` and `[] -> []` entry points.
         exports: Some(wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "run")) (func (export "call")))"#).unwrap_or_default()),
         max_memories: 0,
-        max_memory32_bytes: 16 << 20,
+        max_memory32_bytes: 1 << 20,
         max_tables: 1,
         max_table_elements: 16_384,
         max_funcs: 64,
@@ -96,10 +156,10 @@ pub fn wasm_smith_config() -> wasm_smith::Config {
 }
 
 /// Generate a module from fuzzer bytes and run [`deploy`] on it.
-pub fn deploy_from(vm: &Vm, data: &[u8]) {
+pub fn deploy_from(vms: &DeployVms, data: &[u8]) {
     let mut u = arbitrary::Unstructured::new(data);
     if let Ok(m) = wasm_smith::Module::new(wasm_smith_config(), &mut u) {
-        deploy(vm, &m.to_bytes());
+        deploy(vms, &m.to_bytes());
     }
 }
 
@@ -117,7 +177,8 @@ impl RpcTarget {
         use std::sync::Arc;
         let dir = std::env::temp_dir().join(format!("aivm-fuzz-rpc-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let chain = Chain::open(&dir, ChainVm::new(deploy_vm()), ChainConfig { chain_id: 1, fee_collector: [0; 32] }).unwrap_or_else(|e| panic!("chain: {e}"));
+        let chain =
+            Chain::open(&dir, ChainVm::new(deploy_vm().speed), ChainConfig { chain_id: 1, fee_collector: [0; 32] }).unwrap_or_else(|e| panic!("chain: {e}"));
         chain.init_genesis(&Genesis { accounts: vec![([7; 32], 1 << 60)], ..Genesis::default() }).unwrap_or_else(|e| panic!("genesis: {e}"));
         let limits = BlockLimits { max_block_gas: crate::genesis::DEFAULT_MAX_BLOCK_GAS, max_tx_gas: crate::genesis::DEFAULT_MAX_BLOCK_GAS, min_gas_price: 1 };
         let mempool = crate::mempool::Mempool::new(crate::mempool::MempoolConfig::new(1, limits), GasSchedule::default());

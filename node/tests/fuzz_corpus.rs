@@ -152,14 +152,16 @@ fn write_seed_corpus() {
 fn wasm_smith_generates_modules_the_vm_compiles() {
     let vm = fuzzing::deploy_vm();
     let mut r = Rng(99);
-    let (mut generated, mut deployed) = (0, 0);
+    let (mut generated, mut deployed, mut calls_host) = (0, 0, 0);
     for _ in 0..50 {
         let data: Vec<u8> = (0..2048).map(|_| r.next() as u8).collect();
         let mut u = arbitrary::Unstructured::new(&data);
         if let Ok(m) = wasm_smith::Module::new(fuzzing::wasm_smith_config(), &mut u) {
             generated += 1;
-            deployed += vm.deploy(&m.to_bytes()).is_ok() as usize;
+            let wasm = m.to_bytes();
+            deployed += vm.speed.deploy(&wasm).is_ok() as usize;
+            calls_host += (vm.speed.deploy(&wasm).is_ok() && wasm.windows(4).any(|w| w == b"aivm")) as usize;
         }
     }
-    assert!(generated >= 40 && deployed >= 10, "generated {generated}, deployed {deployed}");
+    assert!(generated >= 40 && deployed >= 10 && calls_host >= 5, "generated {generated}, deployed {deployed}, importing the host {calls_host}");
 }

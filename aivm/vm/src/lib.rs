@@ -44,3 +44,5 @@ pub use gas::{GasReport, GasSchedule};
 pub use host::{CallContext, Event, ReadBlocked, StateView, WriteSet};
 pub use state::MemState;
 pub use vm::{CallOutcome, CallRequest, Contract, Vm, INSTANTIATE_ENTRY};
+/// The compiler's optimisation level ([`Vm::with_opt_level`], for tests).
+pub use wasmtime::OptLevel;
