@@ -16,6 +16,9 @@ struct Cli {
 enum Command {
     /// Run one contract call and print a JSON report (status, gas by opcode, output).
     Call(cli::call::CallArgs),
+    /// What the chain makes of a contract before it is deployed: validity, entries, imports,
+    /// deploy and memory gas, stack depth.
+    Inspect(cli::inspect::InspectArgs),
     /// The real model: fetch, convert to a SKU, run, verify receipts.
     #[command(subcommand)]
     Model(cli::model::ModelCommand),
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Call(args) => cli::call::run(args),
+        Command::Inspect(args) => cli::inspect::run(args),
         Command::Model(cmd) => cli::model::run(cmd),
         Command::Devices(args) => cli::devices::run(args),
         Command::Node(cmd) => cli::node::run(cmd),

@@ -95,3 +95,35 @@ fn a_trap_after_a_loop_reports_the_whole_gas_limit() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `aivm inspect`: a real contract deploys (exit 0) and the report shows its entries, memory
+/// gas and stack depth; a module the chain refuses exits 1 with the reason; an unreadable file 2.
+#[test]
+fn inspect_reports_what_the_chain_makes_of_a_contract() {
+    let inspect = |path: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_aivm")).args(["inspect", path]).output().expect("runs");
+        (out.status.code().unwrap_or(-1), serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null))
+    };
+    let token = contract("token");
+    let (code, j) = inspect(token.to_str().unwrap());
+    assert_eq!((code, &j["deploys"]), (0, &Value::Bool(true)), "{j}");
+    assert!(j["entries"].as_array().unwrap().iter().any(|e| e == "transfer"), "{j}");
+    assert_eq!(j["memory"]["gas_per_call"], j["memory"]["initial_pages"].as_u64().unwrap() * 30_000, "{j}");
+    assert!(j["stack"]["frames_of_the_largest"].as_u64().unwrap() >= 10, "{j}");
+
+    let dir = std::env::temp_dir().join(format!("aivm-inspect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("start.wat");
+    std::fs::write(&bad, r#"(module (memory (export "memory") 1) (func $s) (start $s) (func (export "run")))"#).unwrap();
+    let (code, j) = inspect(bad.to_str().unwrap());
+    assert_eq!((code, &j["deploys"]), (1, &Value::Bool(false)), "{j}");
+    assert!(j["error"].as_str().unwrap().contains("start function"), "{j}");
+    let big = dir.join("big.wat");
+    std::fs::write(&big, r#"(module (memory (export "memory") 17) (func (export "run")))"#).unwrap();
+    let (code, j) = inspect(big.to_str().unwrap());
+    assert_eq!(code, 1, "{j}");
+    assert!(j["error"].as_str().unwrap().contains("initial memory pages"), "{j}");
+    let (code, _) = inspect(dir.join("missing.wasm").to_str().unwrap());
+    assert_eq!(code, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}

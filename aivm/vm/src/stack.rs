@@ -83,6 +83,12 @@ pub fn frame_bound(params: u64, locals: u64, values: u64) -> u64 {
 /// `wasm` (already checked by [`crate::validate`]) with the depth counter injected. Refuses a
 /// function whose frame bound alone is over the limit: it could never be called.
 pub fn instrument(wasm: &[u8], limits: &Limits) -> Result<Vec<u8>, ValidationError> {
+    Ok(instrument_with_frames(wasm, limits)?.0)
+}
+
+/// [`instrument`], also returning every defined function's frame bound in bytes (for tools
+/// that show a developer how deep their code can call).
+pub fn instrument_with_frames(wasm: &[u8], limits: &Limits) -> Result<(Vec<u8>, Vec<u64>), ValidationError> {
     let malformed = |e: wasmtime::wasmparser::BinaryReaderError| ValidationError::Malformed(e.to_string());
     let limit = limits.max_stack_bytes;
     // Pass 1: what the splice needs to know (types, function types, globals).
@@ -125,6 +131,7 @@ pub fn instrument(wasm: &[u8], limits: &Limits) -> Result<Vec<u8>, ValidationErr
     let mut have_globals = false;
     let mut function = 0usize;
     let mut code: Option<(u32, Vec<u8>)> = None;
+    let mut frames = Vec::with_capacity(functions.len());
     for payload in Parser::new(0).parse_all(wasm) {
         let payload = payload.map_err(malformed)?;
         if let Payload::Version { range, .. } = &payload {
@@ -145,7 +152,7 @@ pub fn instrument(wasm: &[u8], limits: &Limits) -> Result<Vec<u8>, ValidationErr
                 };
                 ty.and_then(|t| types.get(t as usize)).map_or(1, |t| t.1)
             };
-            instrument_body(body, *params, &results, depth, imported_functions, limit, bodies)?;
+            frames.push(instrument_body(body, *params, &results, depth, imported_functions, limit, bodies)?);
             if function == *count as usize {
                 write_code(&mut out, code.take());
             }
@@ -187,7 +194,7 @@ pub fn instrument(wasm: &[u8], limits: &Limits) -> Result<Vec<u8>, ValidationErr
             _ => section(&mut out, id, &wasm[range]),
         }
     }
-    Ok(out)
+    Ok((out, frames))
 }
 
 /// The code section of `count` instrumented `bodies`.
@@ -236,7 +243,8 @@ fn values_produced(op: &Operator<'_>, results: &dyn Fn(&Operator<'_>) -> u64) ->
     }
 }
 
-/// Append `body` with the prologue and after-call restores to `out` (size-prefixed).
+/// Append `body` with the prologue and after-call restores to `out` (size-prefixed); returns
+/// its frame bound.
 fn instrument_body(
     body: &wasmtime::wasmparser::FunctionBody<'_>,
     params: u64,
@@ -245,7 +253,7 @@ fn instrument_body(
     imported_functions: u32,
     limit: u64,
     out: &mut Vec<u8>,
-) -> Result<(), ValidationError> {
+) -> Result<u64, ValidationError> {
     let malformed = |e: wasmtime::wasmparser::BinaryReaderError| ValidationError::Malformed(e.to_string());
     let mut locals_reader = body.get_locals_reader().map_err(malformed)?;
     let (groups, groups_start, mut locals) = (locals_reader.get_count(), locals_reader.original_position(), 0u64);
@@ -311,7 +319,7 @@ fn instrument_body(
     b.extend_from_slice(&whole[copied - start..]);
     uleb(out, b.len() as u64);
     out.extend_from_slice(&b);
-    Ok(())
+    Ok(frame)
 }
 
 #[cfg(test)]

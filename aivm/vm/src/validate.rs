@@ -29,6 +29,12 @@ pub struct ModuleInfo {
     pub max_locals: u64,
     pub max_function_bytes: u64,
     pub max_nesting: u64,
+    /// Host functions imported (names in the `aivm` namespace).
+    pub imports: Vec<String>,
+    /// Functions, imported and defined.
+    pub functions: u64,
+    /// Pages (64 KiB) of linear memory the module starts with: every call pays for them.
+    pub initial_pages: u64,
 }
 
 /// The deepest nesting of `block`/`loop`/`if` in a function body. Stops counting (and says
@@ -70,7 +76,10 @@ pub fn validate(wasm: &[u8], limits: &Limits) -> Result<ModuleInfo, ValidationEr
                         return Err(ValidationError::ForbiddenImport { module: imp.module.into(), name: imp.name.into() });
                     }
                     match imp.ty {
-                        TypeRef::Func(_) if IMPORTS.contains(&imp.name) => functions += 1,
+                        TypeRef::Func(_) if IMPORTS.contains(&imp.name) => {
+                            functions += 1;
+                            info.imports.push(imp.name.to_string());
+                        }
                         TypeRef::Func(_) => return Err(ValidationError::UnknownImport(imp.name.into())),
                         _ => return Err(ValidationError::ForbiddenImport { module: imp.module.into(), name: imp.name.into() }),
                     }
@@ -90,6 +99,7 @@ pub fn validate(wasm: &[u8], limits: &Limits) -> Result<ModuleInfo, ValidationEr
                 for m in r {
                     let m = m.map_err(malformed)?;
                     limit("initial memory pages", m.initial, limits.max_memory_pages as u64)?;
+                    info.initial_pages = m.initial;
                 }
             }
             Payload::GlobalSection(r) => limit("globals", r.count() as u64, limits.max_globals as u64)?,
@@ -125,6 +135,7 @@ pub fn validate(wasm: &[u8], limits: &Limits) -> Result<ModuleInfo, ValidationEr
         }
     }
     limit("functions", functions, limits.max_functions as u64)?;
+    info.functions = functions;
     if !has_memory {
         return Err(ValidationError::MissingMemory);
     }
