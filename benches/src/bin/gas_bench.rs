@@ -96,6 +96,9 @@ fn main() {
         if args.only.as_deref().is_none_or(|o| "tensor".contains(o)) {
             tensor_extremes(&mut r, &s, quick);
         }
+        if args.only.as_deref().is_none_or(|o| "peak memory".contains(o)) {
+            peak_call_memory(&mut r);
+        }
         if args.only.as_deref().is_none_or(|o| "storage".contains(o)) {
             storage_writes(&mut r, quick);
         }
@@ -445,6 +448,72 @@ fn operator_sweep(r: &mut Report, quick: bool, only: Option<&str>) {
         format!(
             "worst computation {:.1}x the target (bound 3x: {}), worst memory-latency access {:.1}x (bound 10x: {})",
             worst_compute.0, worst_compute.1, worst_memory.0, worst_memory.1
+        ),
+    );
+}
+
+/// The most memory one call can hold (spec/gas.md, "Limits that bound what gas cannot"): a
+/// call that fills the tensor arena with outer products, writes 8 MiB of state, emits ~1 MiB
+/// of events and returns 512 KiB, measured as the growth of this process's peak resident
+/// set (Linux: `clear_refs` resets the peak before the call).
+fn peak_call_memory(r: &mut Report) {
+    const HOG: &str = r#"(module
+      (import "aivm" "tensor_alloc" (func $talloc (param i32 i32 i32 i32 i32) (result i32)))
+      (import "aivm" "tensor_matmul" (func $mm (param i32 i32) (result i32)))
+      (import "aivm" "storage_set" (func $set (param i32 i32 i32 i32)))
+      (import "aivm" "emit_event" (func $ev (param i32 i32 i32 i32)))
+      (import "aivm" "return_data" (func $ret (param i32 i32)))
+      (memory (export "memory") 16)
+      (data (i32.const 0) "\00\10\00\00\01\00\00\00\01\00\00\00\00\10\00\00\00\08\00\00\01\00\00\00")
+      (func (export "run") (local $a i32) (local $b i32) (local $c i32) (local $i i32)
+        (local.set $a (call $talloc (i32.const 0) (i32.const 0) (i32.const 2) (i32.const 4096) (i32.const 4096)))
+        (local.set $b (call $talloc (i32.const 0) (i32.const 8) (i32.const 2) (i32.const 4096) (i32.const 4096)))
+        (local.set $c (call $talloc (i32.const 0) (i32.const 16) (i32.const 2) (i32.const 4096) (i32.const 2048)))
+        ;; 3 x 64 MiB + 32 MiB of results: the arena's 256 MiB, less what is already held
+        (drop (call $mm (local.get $a) (local.get $b)))
+        (drop (call $mm (local.get $a) (local.get $b)))
+        (drop (call $mm (local.get $a) (local.get $b)))
+        (drop (call $mm (local.get $c) (local.get $b)))
+        (block $w (loop $l
+          (br_if $w (i32.ge_u (local.get $i) (i32.const 31)))
+          (i32.store (i32.const 24) (local.get $i))
+          (call $set (i32.const 24) (i32.const 4) (i32.const 65536) (i32.const 262144))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $l)))
+        (local.set $i (i32.const 0))
+        (block $e (loop $l
+          (br_if $e (i32.ge_u (local.get $i) (i32.const 15)))
+          (call $ev (i32.const 24) (i32.const 4) (i32.const 65536) (i32.const 65536))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $l)))
+        (call $ret (i32.const 65536) (i32.const 524288))))"#;
+    let status = |field: &str| -> Option<u64> {
+        let s = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = s.lines().find(|l| l.starts_with(field))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
+    };
+    let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
+    let contract = vm.deploy(&wat::parse_str(HOG).expect("wat")).expect("deploys");
+    let call = || {
+        vm.call(&contract, CallRequest { entry: "run", input: vec![], gas_limit: u64::MAX / 4, ctx: CallContext::default(), view: &mut MemState::default() })
+    };
+    drop(call()); // warm: the pool slot, allocator arenas
+    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
+        r.note("peak_call_memory", json!(null), "peak call memory: cannot reset the peak (needs Linux /proc/self/clear_refs)".into());
+        return;
+    }
+    let before = status("VmHWM:").unwrap_or(0);
+    let out = call();
+    let peak = status("VmHWM:").unwrap_or(0);
+    let held = out.events.iter().map(|e| e.data.len()).sum::<usize>() + out.writes.len();
+    let mib = peak.saturating_sub(before) as f64 / (1 << 20) as f64;
+    r.note(
+        "peak_call_memory_mib",
+        json!({"mib": mib, "cap_mib": 268, "result": format!("{:?}", out.result.as_ref().map(Vec::len)), "gas": out.gas.used, "event_bytes_and_writes": held}),
+        format!(
+            "peak memory of one call built to reach the cap: {mib:.0} MiB above the process's resident set (computed cap ~268 MiB; result {:?}, {} gas)",
+            out.result.as_ref().map(Vec::len),
+            out.gas.used
         ),
     );
 }
