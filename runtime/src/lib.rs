@@ -22,6 +22,7 @@ pub mod blockstm;
 pub mod chain;
 pub mod chain_vm;
 pub mod encoding;
+pub mod market;
 pub mod overlay;
 pub mod receipt;
 pub mod state;
