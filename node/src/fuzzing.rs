@@ -46,8 +46,9 @@ pub fn sku(data: &[u8]) {
     let _ = aivm::model::sku::Sku::from_bytes(data);
 }
 
-/// The VMs a deployed module runs on: the node's (optimised) and one whose compiler does not
-/// optimise. A result or gas figure that differs between them depends on code generation.
+/// The VMs a deployed module runs on: the node's (optimised, serial kernels) and one whose
+/// compiler does not optimise and whose tensor kernels run on 4 threads. A result or gas
+/// figure that differs between them depends on code generation or on the thread count.
 pub struct DeployVms {
     pub speed: Vm,
     pub unoptimised: Vm,
@@ -55,7 +56,7 @@ pub struct DeployVms {
 
 /// A module a deployer sends: validation and compilation, then every entry point called twice
 /// with a small gas limit on each VM; all four runs must give the same result, gas, writes and
-/// events (determinism, whatever the compiler does).
+/// events (determinism, whatever the compiler does and however many threads run kernels).
 pub fn deploy(vms: &DeployVms, wasm: &[u8]) {
     let (Ok(c), unoptimised) = (vms.speed.deploy(wasm), vms.unoptimised.deploy(wasm)) else { return };
     let Ok(u) = unoptimised else { panic!("deployed with optimisation but not without") };
@@ -70,7 +71,7 @@ pub fn deploy(vms: &DeployVms, wasm: &[u8]) {
         };
         let first = run(&vms.speed, &c);
         assert_eq!(first, run(&vms.speed, &c), "entry {entry} is deterministic");
-        assert_eq!(first, run(&vms.unoptimised, &u), "entry {entry} does not depend on optimisation");
+        assert_eq!(first, run(&vms.unoptimised, &u), "entry {entry} does not depend on optimisation or threads");
     }
 }
 
@@ -78,7 +79,8 @@ pub fn deploy(vms: &DeployVms, wasm: &[u8]) {
 pub fn deploy_vm() -> DeployVms {
     let limits = Limits { pool_instances: 4, ..Limits::default() };
     let vm = |opt| Vm::with_opt_level(limits.clone(), GasSchedule::default(), opt).unwrap_or_else(|e| panic!("default VM: {e}"));
-    DeployVms { speed: vm(aivm::OptLevel::Speed), unoptimised: vm(aivm::OptLevel::None) }
+    let threaded = std::sync::Arc::new(aivm::backend::CpuBackend::with_threads(4));
+    DeployVms { speed: vm(aivm::OptLevel::Speed), unoptimised: vm(aivm::OptLevel::None).with_backend(threaded) }
 }
 
 /// The host ABI as imports wasm-smith may choose from (name, parameters, result): generated
