@@ -93,9 +93,14 @@ fn pointer_cycle(slots: u32) -> String {
 /// show what the cap excludes).
 pub fn cases(cap_pages: u32) -> Vec<OpCase> {
     let mut v = Vec::new();
-    let case = |operation: &'static str, shape: String, wat: String, memory_bound: bool| {
-        let pages = wat.split("(memory (export \"memory\") ").nth(1).and_then(|r| r.split(')').next()).and_then(|p| p.trim().parse().ok()).unwrap_or(1);
-        OpCase { operation, shape, wat, memory_bound, counts: None, pages_per_iteration: 0, pages }
+    let case = |operation: &'static str, shape: String, pages: u32, setup: &str, step: &str, memory_bound: bool| OpCase {
+        operation,
+        shape,
+        wat: module(pages, setup, step),
+        memory_bound,
+        counts: None,
+        pages_per_iteration: 0,
+        pages,
     };
 
     // Loads: a dependent chain over working sets from 4 KiB (L1) to 16 MiB (past the cap).
@@ -104,7 +109,7 @@ pub fn cases(cap_pages: u32) -> Vec<OpCase> {
         let pages = (bytes / 65536).max(1);
         let slots = bytes / 64;
         let step = format!("(local.set $p {})", "(i32.load ".repeat(UNROLL) + "(local.get $p)" + &")".repeat(UNROLL));
-        let mut chase = case("wasm_load", format!("pointer chase over {} KiB", bytes >> 10), module(pages, &pointer_cycle(slots), &step), true);
+        let mut chase = case("wasm_load", format!("pointer chase over {} KiB", bytes >> 10), pages, &pointer_cycle(slots), &step, true);
         // 2^20 dependent loads between the two counts.
         chase.counts = Some((1 << 16, 1 << 17));
         v.push(chase);
@@ -120,7 +125,7 @@ pub fn cases(cap_pages: u32) -> Vec<OpCase> {
         // Every page touched once in both runs (setup), so first touches cancel out.
         let touch_all = format!("(local.set $p (i32.const 0)) (block $t (loop $u (br_if $t (i32.ge_u (local.get $p) (i32.const {}))) (i32.store (local.get $p) (i32.const 1)) (local.set $p (i32.add (local.get $p) (i32.const 4096))) (br $u)))", 1u32 << log);
         for (operation, shape, step) in [("wasm_store", "stores", store), ("wasm_load", "loads", load)] {
-            let mut c = case(operation, format!("random {shape} over {} KiB", 1u32 << (log - 10)), module(pages, &touch_all, &repeat(UNROLL, &step)), true);
+            let mut c = case(operation, format!("random {shape} over {} KiB", 1u32 << (log - 10)), pages, &touch_all, &repeat(UNROLL, &step), true);
             c.counts = Some((1 << 14, 1 << 15));
             v.push(c);
         }
@@ -129,11 +134,11 @@ pub fn cases(cap_pages: u32) -> Vec<OpCase> {
     // iteration is 16 stores, one 64 KiB page), initial and grown; the pages are charged
     // by the VM (`memory_page`), not by fuel.
     let step = "(i32.store8 (local.get $p) (i32.const 1)) (local.set $p (i32.add (local.get $p) (i32.const 4096)))";
-    let mut c = case("memory_page", "one store per 4 KiB page of initial memory".into(), module(cap_pages, "", &repeat(UNROLL, step)), true);
+    let mut c = case("memory_page", "one store per 4 KiB page of initial memory".into(), cap_pages, "", &repeat(UNROLL, step), true);
     (c.counts, c.pages_per_iteration) = (Some((0, cap_pages)), 1);
     v.push(c);
     let grow = format!("(drop (memory.grow (i32.const {})))", cap_pages - 1);
-    let mut c = case("memory_page", "one store per 4 KiB page of grown memory".into(), module(1, &grow, &repeat(UNROLL, step)), true);
+    let mut c = case("memory_page", "one store per 4 KiB page of grown memory".into(), 1, &grow, &repeat(UNROLL, step), true);
     (c.counts, c.pages_per_iteration) = (Some((0, cap_pages)), 1);
     v.push(c);
 
@@ -167,7 +172,7 @@ pub fn cases(cap_pages: u32) -> Vec<OpCase> {
         ("wasm_memory_grow", ("memory.size".into(), "(local.set $p (i32.add (local.get $p) (memory.size)))".into())),
     ];
     for (operation, (shape, step)) in chains {
-        v.push(case(operation, format!("{shape} chain"), module(1, "", &repeat(UNROLL, &step)), false));
+        v.push(case(operation, format!("{shape} chain"), 1, "", &repeat(UNROLL, &step), false));
     }
     // Subnormal operands, which some CPUs handle in microcode.
     let subnormal = "(local.set $f (f64.const 1e-310))";
@@ -178,25 +183,25 @@ pub fn cases(cap_pages: u32) -> Vec<OpCase> {
         ("wasm_div", "(f64.sqrt (local.get $f))"),
     ] {
         let name = op.split_whitespace().next().unwrap_or("").trim_start_matches('(');
-        v.push(case(operation, format!("{name} subnormal chain"), module(1, subnormal, &repeat(UNROLL, &format!("(local.set $f {op})"))), false));
+        v.push(case(operation, format!("{name} subnormal chain"), 1, subnormal, &repeat(UNROLL, &format!("(local.set $f {op})")), false));
     }
     // Bulk operations at small and large lengths.
     for len in [0u32, 1, 8, 64, 4096, 65536] {
         let fill = format!("(memory.fill (local.get $p) (i32.const 7) (i32.const {len}))");
-        v.push(case("bulk_per_byte", format!("memory.fill of {len} B"), module(2, "", &repeat(UNROLL, &fill)), false));
+        v.push(case("bulk_per_byte", format!("memory.fill of {len} B"), 2, "", &repeat(UNROLL, &fill), false));
         let copy = format!("(memory.copy (i32.const 65536) (local.get $p) (i32.const {len}))");
-        v.push(case("bulk_per_byte", format!("memory.copy of {len} B"), module(2, "", &repeat(UNROLL, &copy)), false));
+        v.push(case("bulk_per_byte", format!("memory.copy of {len} B"), 2, "", &repeat(UNROLL, &copy), false));
     }
     for len in [0u32, 1, 8, 64] {
         let init = format!("(memory.init $d (local.get $p) (i32.const 0) (i32.const {len}))");
-        v.push(case("bulk_per_byte", format!("memory.init of {len} B"), module(1, "", &repeat(UNROLL, &init)), false));
+        v.push(case("bulk_per_byte", format!("memory.init of {len} B"), 1, "", &repeat(UNROLL, &init), false));
     }
     for len in [0u32, 1, 8, 32] {
         let copy = format!("(table.copy (i32.const 32) (i32.const 0) (i32.const {len}))");
-        v.push(case("wasm_simple", format!("table.copy of {len}"), module(1, "", &repeat(UNROLL, &copy)), false));
+        v.push(case("wasm_simple", format!("table.copy of {len}"), 1, "", &repeat(UNROLL, &copy), false));
         let init = format!("(table.init $e (i32.const 8) (i32.const 0) (i32.const {}))", len.min(8));
-        v.push(case("wasm_simple", format!("table.init of {}", len.min(8)), module(1, "", &repeat(UNROLL, &init)), false));
+        v.push(case("wasm_simple", format!("table.init of {}", len.min(8)), 1, "", &repeat(UNROLL, &init), false));
     }
-    v.push(case("wasm_simple", "table.size/get/set".into(), module(1, "", &repeat(UNROLL, "(table.set (i32.const 1) (table.get (i32.const 2)))")), false));
+    v.push(case("wasm_simple", "table.size/get/set".into(), 1, "", &repeat(UNROLL, "(table.set (i32.const 1) (table.get (i32.const 2)))"), false));
     v
 }

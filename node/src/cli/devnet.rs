@@ -50,19 +50,7 @@ pub struct DevnetArgs {
 }
 
 pub fn run(a: DevnetArgs) -> ExitCode {
-    match devnet(a) {
-        Ok(ok) => {
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    super::verdict_exit(devnet(a))
 }
 
 /// The validator processes; killed when dropped.

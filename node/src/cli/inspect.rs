@@ -17,20 +17,10 @@ pub struct InspectArgs {
 /// Exit 0 when the module deploys, 1 when the chain would refuse it (the JSON says why), 2 when
 /// the file cannot be read.
 pub fn run(a: InspectArgs) -> ExitCode {
-    match inspect(&a) {
-        Ok((report, deploys)) => {
-            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
-            if deploys {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    super::verdict_exit(inspect(&a).map(|(report, deploys)| {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        deploys
+    }))
 }
 
 fn inspect(a: &InspectArgs) -> Result<(serde_json::Value, bool)> {

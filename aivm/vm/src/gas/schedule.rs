@@ -349,10 +349,10 @@ impl GasSchedule {
         c
     }
 
-    /// Gas for creating a tensor of `bytes` (on top of the opcode's own price), or `None` on
-    /// overflow.
-    pub fn tensor_out(&self, bytes: u64) -> Option<u64> {
-        self.tensor_out_per_byte.checked_mul(bytes)
+    /// A tensor opcode's price `op` (`None`: overflowed) plus the price of its result of
+    /// `out_bytes`, or `None` on overflow.
+    pub fn tensor_op(&self, op: Option<u64>, out_bytes: u64) -> Option<u64> {
+        op?.checked_add(self.tensor_out_per_byte.checked_mul(out_bytes)?)
     }
 
     /// Gas for TENSOR_MATMUL of `m×k · k×n`, or `None` if it overflows.
@@ -411,7 +411,8 @@ mod tests {
         assert_eq!((c.F64Add, c.F32Min, c.F64Nearest, c.F64PromoteF32, c.I64TruncSatF64S, c.F64ConvertI64U), (12, 12, 12, 12, 12, 12));
         assert_eq!((c.F64Div, c.F64Sqrt, c.F64Copysign, c.I64ReinterpretF64, c.F64Const), (40, 40, 3, 3, 1));
         assert_eq!((c.MemoryFill, c.MemoryCopy, c.TableInit, c.TableCopy, c.TableGet, c.MemoryGrow), (20, 20, 50, 50, 3, 255));
-        assert_eq!(s.tensor_out(1 << 20), Some(4 << 20));
+        assert_eq!(s.tensor_op(Some(10), 1 << 20), Some(10 + (4 << 20)));
+        assert_eq!((s.tensor_op(None, 1), s.tensor_op(Some(1), u64::MAX)), (None, None));
         assert_eq!((c.variable.memory_grow_per_page, c.variable.table_copy_per_element, s.memory_page), (0, 6, 30_000));
     }
 }

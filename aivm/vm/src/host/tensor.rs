@@ -18,8 +18,8 @@ fn handle(h: i32) -> Handle {
 
 /// Charge a per-element price for output of `elems` elements and check the arena can take it.
 fn prepare(c: &mut Ctx<'_>, op: &'static str, price: LinearGasCost, elems: usize, out_bytes: usize) -> wasmtime::Result<()> {
-    let out = c.data().schedule.tensor_out(out_bytes as u64);
-    charge(c, op, price.cost(elems as u64).zip(out).and_then(|(a, b)| a.checked_add(b)))?;
+    let gas = c.data().schedule.tensor_op(price.cost(elems as u64), out_bytes as u64);
+    charge(c, op, gas)?;
     c.data().arena.reserve_check(out_bytes).map_err(host_err)
 }
 
@@ -57,7 +57,7 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let exact_len = u32::try_from(bytes).unwrap_or(u32::MAX);
         c.data().arena.reserve_check(bytes).map_err(host_err)?;
         let s = &c.data().schedule;
-        let gas = s.tensor_alloc.cost(bytes as u64).zip(s.tensor_out(bytes as u64)).and_then(|(a, b)| a.checked_add(b));
+        let gas = s.tensor_op(s.tensor_alloc.cost(bytes as u64), bytes as u64);
         charge(&mut c, "tensor_alloc", gas)?;
         let data = read(&mut c, "tensor_alloc", data_ptr, data_len, exact_len, "tensor data")?;
         let t = Tensor::from_bytes(dtype, &shape, &data);
@@ -96,7 +96,7 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         };
         let out_bytes = m.checked_mul(n).and_then(|x| x.checked_mul(4)).unwrap_or(usize::MAX);
         let s = &c.data().schedule;
-        let gas = s.matmul_cost(m as u64, k as u64, n as u64).zip(s.tensor_out(out_bytes as u64)).and_then(|(a, b)| a.checked_add(b));
+        let gas = s.tensor_op(s.matmul_cost(m as u64, k as u64, n as u64), out_bytes as u64);
         charge(&mut c, "tensor_matmul", gas)?;
         c.data().arena.reserve_check(out_bytes).map_err(host_err)?;
         let (arena, be) = (&c.data().arena, &*c.data().backend);
