@@ -12,7 +12,7 @@ pub struct Admission {
     pub intrinsic: u64,
     /// `gas_limit · gas_price`, reserved up front.
     pub max_fee: u128,
-    /// Native value the payload moves.
+    /// Native value the payload moves (a market operation: the most it may take).
     pub value: u128,
 }
 
@@ -40,8 +40,9 @@ impl Admission {
         if tx.gas_limit < intrinsic {
             return Err(AdmissionError::BelowIntrinsic { gas_limit: tx.gas_limit, intrinsic });
         }
-        let value = match tx.payload {
-            Payload::Transfer { amount, .. } => amount,
+        let value = match &tx.payload {
+            Payload::Transfer { amount, .. } => *amount,
+            Payload::Market(m) => m.value(),
             _ => 0,
         };
         Ok(Self { intrinsic, max_fee: tx.gas_limit as u128 * tx.gas_price as u128, value })

@@ -329,6 +329,9 @@ impl Chain {
         for (k, v) in system {
             upsert(&mut writes, k, v);
         }
+        for (k, v) in crate::market::jobs::beacon_writes(height, &parent.hash) {
+            upsert(&mut writes, k, v);
+        }
         upsert(&mut writes, StateKey::System(SystemKey::Height), StateValue::Bytes(height.to_le_bytes().into()));
         if let Some(e) = reader.into_error() {
             return Err(e.into());

@@ -235,6 +235,7 @@ impl TxVm for BlockVm<'_> {
             Payload::Transfer { to, amount } => self.transfer(view, sender, &tx.sender, to, *amount)?,
             Payload::Deploy { code, args } => self.deploy(view, &tx.sender, tx.nonce, code, args, budget)?,
             Payload::Call { contract, entry, args } => self.call(view, &tx.sender, *contract, entry, args, budget)?,
+            Payload::Market(m) => self.market(view, vtx, sender, adm.max_fee, m, budget)?,
         };
         // Every payload stays within its budget; the min only guards the arithmetic below.
         let gas_used = intrinsic + res.gas.min(budget);
@@ -389,6 +390,40 @@ impl BlockVm<'_> {
                 res.events = out.events.into_iter().map(|e| LogEvent { contract, topic: e.topic, data: e.data }).collect();
                 res.writes.extend(storage_entries(contract, out.writes));
                 res
+            }
+        })
+    }
+}
+
+impl BlockVm<'_> {
+    /// A market operation (`crate::market`): it may spend the sender's balance beyond the
+    /// reserved fee, so it gets the account as read above.
+    fn market(
+        &self,
+        view: &mut dyn StateRead<StateKey, StateValue>,
+        vtx: &VerifiedTx,
+        sender: Account,
+        reserved: u128,
+        m: &crate::market::MarketTx,
+        budget: u64,
+    ) -> Result<PayloadResult, ReadError> {
+        use crate::market::exec::{execute, MarketCtx, MarketFailure};
+        let ctx = MarketCtx {
+            schedule: self.chain.vm.schedule(),
+            models: self.chain.vm.models(),
+            height: self.env.height,
+            tx_hash: vtx.hash,
+            sender: vtx.tx().sender,
+        };
+        Ok(match execute(&ctx, view, sender, reserved, m, budget) {
+            Ok(out) => {
+                PayloadResult { status: TxStatus::Success, gas: out.gas, output: out.output, events: out.events, contract_address: None, writes: out.writes }
+            }
+            Err(MarketFailure::Read(e)) => return Err(e),
+            Err(MarketFailure::Failed { gas, error }) => PayloadResult::failed(error.kind(), error.to_string(), gas),
+            Err(MarketFailure::Fault(f)) => {
+                let _ = self.fault.set(f.clone());
+                PayloadResult::failed("machine_fault", f, budget)
             }
         })
     }

@@ -37,6 +37,8 @@ pub enum Payload {
         #[serde(with = "serde_bytes")]
         args: Vec<u8>,
     },
+    /// A compute-market operation (`spec/market.md`).
+    Market(crate::market::MarketTx),
 }
 
 /// The signed part of a transaction.

@@ -234,13 +234,7 @@ impl GemmData {
     /// y and rhs roots), x scales (m × 2 i32), x (m·k bytes), y (m·n i32), an rhs flag u8
     /// (+ k·n bytes). Little-endian.
     pub fn encode_to(&self, b: &mut Vec<u8>) {
-        let c = &self.commit;
-        for v in [c.step, c.layer, c.kind as u32, c.seq, c.head, c.m, c.k, c.n] {
-            b.extend(v.to_le_bytes());
-        }
-        for r in [&c.x_root, &c.y_root, &c.rhs_root] {
-            b.extend_from_slice(r);
-        }
+        self.commit.encode_to(b);
         for s in &self.x_scales {
             b.extend(s.m.to_le_bytes());
             b.extend(s.e.to_le_bytes());
@@ -259,15 +253,8 @@ impl GemmData {
     /// Parse [`GemmData::encode_to`]'s form from `r`; `None` for anything malformed. Sizes are
     /// checked against what is left before anything is allocated.
     pub fn decode_from(r: &mut Reader<'_>) -> Option<Self> {
-        let mut u = [0u32; 8];
-        for v in &mut u {
-            *v = r.u32()?;
-        }
-        let mut roots = [[0u8; 32]; 3];
-        for root in &mut roots {
-            root.copy_from_slice(r.take(32)?);
-        }
-        let (m, k, n) = (u[5] as usize, u[6] as usize, u[7] as usize);
+        let commit = GemmCommit::decode_from(r)?;
+        let (m, k, n) = (commit.m as usize, commit.k as usize, commit.n as usize);
         let (mk, mn, kn) = (m.checked_mul(k)?, m.checked_mul(n)?, k.checked_mul(n)?);
         let x_scales = r
             .take(m.checked_mul(8)?)?
@@ -281,7 +268,33 @@ impl GemmData {
             1 => Some(r.take(kn)?.iter().map(|&v| v as i8).collect()),
             _ => return None,
         };
-        let commit = GemmCommit {
+        Some(GemmData { commit, x, x_scales, y, rhs })
+    }
+}
+
+impl GemmCommit {
+    /// Binary form: 8 u32 (step, layer, kind, seq, head, m, k, n), then the x, y and rhs
+    /// roots. Little-endian.
+    pub fn encode_to(&self, b: &mut Vec<u8>) {
+        for v in [self.step, self.layer, self.kind as u32, self.seq, self.head, self.m, self.k, self.n] {
+            b.extend(v.to_le_bytes());
+        }
+        for r in [&self.x_root, &self.y_root, &self.rhs_root] {
+            b.extend_from_slice(r);
+        }
+    }
+
+    /// Parse [`GemmCommit::encode_to`]'s form from `r`.
+    pub fn decode_from(r: &mut Reader<'_>) -> Option<Self> {
+        let mut u = [0u32; 8];
+        for v in &mut u {
+            *v = r.u32()?;
+        }
+        let mut roots = [[0u8; 32]; 3];
+        for root in &mut roots {
+            root.copy_from_slice(r.take(32)?);
+        }
+        Some(GemmCommit {
             step: u[0],
             layer: u[1],
             kind: u8::try_from(u[2]).ok()?,
@@ -293,8 +306,7 @@ impl GemmData {
             x_root: roots[0],
             y_root: roots[1],
             rhs_root: roots[2],
-        };
-        Some(GemmData { commit, x, x_scales, y, rhs })
+        })
     }
 }
 

@@ -546,12 +546,14 @@ impl<'a> Reader<'a> {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+/// Small random SKUs for tests that must not need the real model (this crate's, the
+/// runtime's market tests). Not a model anyone should serve.
+#[doc(hidden)]
+pub mod testing {
     use super::*;
 
     /// A small random llama-shaped SKU for tests that must not need the real model.
-    pub(crate) fn tiny(arch: Arch, seed: u64) -> Sku {
+    pub fn tiny(arch: Arch, seed: u64) -> Sku {
         let mut s = seed | 1;
         let mut rnd = || {
             s ^= s << 13;
@@ -603,6 +605,12 @@ pub(crate) mod tests {
             out_norm: vec![65536; d],
         }
     }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    pub(crate) use super::testing::tiny;
+    use super::*;
 
     #[test]
     fn canonical_bytes_roundtrip() {

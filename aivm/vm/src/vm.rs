@@ -134,6 +134,11 @@ impl Vm {
         self
     }
 
+    /// The models MODEL_LOAD resolves against (the market's verification loads from here too).
+    pub fn models(&self) -> Option<&Arc<crate::model::ModelRegistry>> {
+        self.models.as_ref()
+    }
+
     /// Run the tensor opcodes on `backend` (default: the CPU). Gas is the same on every
     /// backend: prices are a property of the operation, not of the machine. A device that
     /// fails mid-call must not decide a transaction's outcome, so a backend that can fail is

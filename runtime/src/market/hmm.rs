@@ -8,6 +8,7 @@
 //! direction is a protocol rule written in the spec.
 
 use ruint::aliases::U256;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Shares locked at the first deposit, so the pool can never be emptied and a share's value
@@ -39,7 +40,7 @@ pub enum HmmError {
 }
 
 /// Which side of the pool a swap pays in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Side {
     /// Pay native tokens, receive compute units (a client buying inference).
     Native,
@@ -48,7 +49,7 @@ pub enum Side {
 }
 
 /// One pool's reserves and shares.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pool {
     pub native: u128,
     pub units: u128,

@@ -216,3 +216,20 @@ fn wrong_output_token_is_caught() {
     let ch = Challenge { seed: [1; 32], gemms: 1, rows: 40 };
     assert!(check(&e, &r, &t, &ch).is_err());
 }
+
+#[test]
+fn responses_round_trip_and_reject_garbage() {
+    let (e, r, t) = setup(Arch::Llama);
+    let resp = respond(&e.sku, &r, &t, &Challenge { seed: [3; 32], gemms: 4, rows: 2 }).unwrap();
+    assert!(!resp.gemms.is_empty() && !resp.rows.is_empty());
+    let b = resp.encode();
+    assert_eq!(Response::decode(&b), Some(resp));
+    for cut in (0..b.len()).step_by(61) {
+        assert_eq!(Response::decode(&b[..cut]), None, "cut {cut}");
+    }
+    let mut extra = b.clone();
+    extra.push(0);
+    assert_eq!(Response::decode(&extra), None);
+    // A count of 2³² − 1 GEMMs in five bytes is refused without allocating them.
+    assert_eq!(Response::decode(&[0xff, 0xff, 0xff, 0xff, 0]), None);
+}

@@ -1,0 +1,328 @@
+//! A job's life (`spec/market.md` §6): submit (quote, escrow, assign) → commit (the worker's
+//! receipt) → answer (openings for a challenge drawn from the beacon of the block after the
+//! commit, verified at once) → settled or slashed; or expire when the worker misses a deadline.
+//! Every job ends in exactly one of `Settled` or `Slashed` (the client refunded).
+
+use super::exec::{event, model, MarketCtx};
+use super::hmm::{amount_in, Pool};
+use super::ledger::{Abort, Ledger, Step};
+use super::params::{SLASH_TIMEOUT_BPS, SLASH_WRONG_OUTPUT_BPS};
+use super::split::{FeeSplit, Slash};
+use super::state::{Bond, Job, JobStatus, MarketKey, Treasury, WorkerSet};
+use super::tx::{JobId, Role, Sku};
+use super::{MarketError, MarketParams};
+use crate::receipt::LogEvent;
+use crate::state::Address;
+use aivm::model::audit::{check_response, Challenge, Response};
+use aivm::model::commit::InferenceReceipt;
+
+/// Blocks after `submitted_at` within which the worker must commit: twice the SLA.
+fn commit_deadline(job: &Job) -> u64 {
+    job.submitted_at.saturating_add(job.sla_blocks.saturating_mul(2))
+}
+
+/// The last block an answer to a commit at `at` is accepted in.
+fn answer_deadline(params: &MarketParams, at: u64) -> u64 {
+    at.saturating_add(1).saturating_add(params.answer_window)
+}
+
+/// The challenge seed of a job committed at `at`: the beacon of block `at + 1`, which did not
+/// exist when the receipt was committed, bound to the job.
+pub fn challenge_seed(beacon: &[u8; 32], job: &JobId) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("aivm 2026-12 market challenge v1");
+    h.update(beacon);
+    h.update(job);
+    *h.finalize().as_bytes()
+}
+
+/// The beacon of block `height` (BLAKE3 of a tag and its parent's hash until the threshold
+/// signature replaces it: `spec/market.md` §6).
+pub fn beacon(parent_hash: &[u8; 32]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("aivm 2026-12 block beacon v0");
+    h.update(parent_hash);
+    *h.finalize().as_bytes()
+}
+
+/// Beacons are kept this many blocks: longer than any answer window ([`MarketParams`] are
+/// checked against it at genesis), so state does not grow by one entry per block forever.
+pub const BEACONS_KEPT: u64 = 256;
+
+/// The chain's writes for block `height` with parent `parent_hash`: its beacon, and the
+/// removal of the one that fell out of the window.
+pub fn beacon_writes(height: u64, parent_hash: &[u8; 32]) -> Vec<(crate::state::StateKey, crate::state::StateValue)> {
+    use crate::state::StateValue;
+    let mut w =
+        vec![(MarketKey::Beacon(height).state_key(), StateValue::Bytes(crate::encoding::cbor(&serde_bytes::ByteArray::new(beacon(parent_hash))).into()))];
+    if let Some(old) = height.checked_sub(BEACONS_KEPT).filter(|h| *h > 0) {
+        w.push((MarketKey::Beacon(old).state_key(), StateValue::Deleted));
+    }
+    w
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn submit(
+    ctx: &MarketCtx<'_>,
+    l: &mut Ledger<'_>,
+    params: &MarketParams,
+    sku: &Sku,
+    prompt: &[u32],
+    max_new: u32,
+    sla_blocks: u64,
+    budget: u128,
+    events: &mut Vec<LogEvent>,
+) -> Step<Vec<u8>> {
+    let m = model(l, sku)?;
+    let invalid = |s: String| Abort::Fail(MarketError::Invalid(s));
+    if prompt.is_empty() || prompt.len() > params.max_prompt_tokens as usize {
+        return Err(invalid(format!("a prompt has 1 to {} tokens", params.max_prompt_tokens)));
+    }
+    if max_new == 0 || max_new > params.max_new_tokens {
+        return Err(invalid(format!("max_new is 1 to {}", params.max_new_tokens)));
+    }
+    if sla_blocks == 0 || sla_blocks > params.max_sla_blocks {
+        return Err(invalid(format!("the SLA is 1 to {} blocks", params.max_sla_blocks)));
+    }
+    if let Some(t) = prompt.iter().find(|&&t| t >= m.vocab) {
+        return Err(invalid(format!("token {t} is outside the model's vocabulary of {}", m.vocab)));
+    }
+    let units = prompt.len() as u64 + max_new as u64;
+    if units > m.max_ctx as u64 {
+        return Err(invalid(format!("prompt and max_new are {units} tokens; the model's context is {}", m.max_ctx)));
+    }
+    let pool: Pool = l.get(MarketKey::Pool(sku))?.ok_or(MarketError::NoPool)?;
+    let fee = amount_in(units as u128, pool.native, pool.units, pool.fee_bps)?;
+    if fee > budget {
+        return Err(MarketError::BudgetBelowQuote { quote: fee, budget }.into());
+    }
+    let job_id = ctx.tx_hash;
+    if l.get::<Job>(MarketKey::Job(&job_id))?.is_some() {
+        return Err(invalid("job exists".into()));
+    }
+    let worker = select_worker(l, params, sku, units, &job_id)?;
+    let role = Role::Worker { sku: *sku };
+    let mut b: Bond = l.get(MarketKey::Bond(&role, &worker))?.ok_or(MarketError::NoWorker)?;
+    b.in_flight += units; // within capacity: checked by the selection
+    l.put(MarketKey::Bond(&role, &worker), &b)?;
+    l.debit_sender(fee)?;
+    let job = Job {
+        client: ctx.sender,
+        worker,
+        sku: *sku,
+        prompt: prompt.to_vec(),
+        max_new,
+        sla_blocks,
+        fee,
+        units,
+        submitted_at: ctx.height,
+        status: JobStatus::Assigned,
+    };
+    l.put(MarketKey::Job(&job_id), &job)?;
+    events.push(event("job.assigned", [&job_id[..], &worker[..]].concat()));
+    Ok(crate::encoding::cbor(&(serde_bytes::ByteArray::new(job_id), serde_bytes::ByteArray::new(worker), fee)))
+}
+
+/// The worker for a job of `units` on `sku`: among workers with at least the minimum bonded
+/// and room for `units`, a draw weighted by bonded stake from BLAKE3 of the job id, walking
+/// the set in address order.
+fn select_worker(l: &mut Ledger<'_>, params: &MarketParams, sku: &Sku, units: u64, job: &JobId) -> Step<Address> {
+    let set: WorkerSet = l.get(MarketKey::Workers(sku))?.unwrap_or_default();
+    let role = Role::Worker { sku: *sku };
+    let mut eligible = Vec::new();
+    let mut total: u128 = 0;
+    for w in &set.workers {
+        let b: Bond = l.get(MarketKey::Bond(&role, w))?.unwrap_or_default();
+        if b.bonded >= params.min_worker_stake && b.in_flight.saturating_add(units) <= b.capacity {
+            total = total.checked_add(b.bonded).ok_or(MarketError::Overflow)?;
+            eligible.push((**w, b.bonded));
+        }
+    }
+    if total == 0 {
+        return Err(MarketError::NoWorker.into());
+    }
+    let mut h = blake3::Hasher::new_derive_key("aivm 2026-12 worker selection v1");
+    h.update(job);
+    let draw = u128::from_le_bytes(h.finalize().as_bytes()[..16].try_into().unwrap_or([0; 16])) % total;
+    let mut acc = 0u128;
+    for (w, stake) in eligible {
+        acc += stake;
+        if draw < acc {
+            return Ok(w);
+        }
+    }
+    Err(MarketError::NoWorker.into())
+}
+
+fn job(l: &mut Ledger<'_>, id: &JobId) -> Step<Job> {
+    Ok(l.get(MarketKey::Job(id))?.ok_or(MarketError::NoJob)?)
+}
+
+fn state_name(s: &JobStatus) -> String {
+    match s {
+        JobStatus::Assigned => "waiting for its commit".into(),
+        JobStatus::Committed { .. } => "committed".into(),
+        JobStatus::Settled { .. } => "settled".into(),
+        JobStatus::Slashed { .. } => "slashed".into(),
+    }
+}
+
+pub fn commit(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, receipt: &[u8], events: &mut Vec<LogEvent>) -> Step<()> {
+    let mut j = job(l, id)?;
+    if j.status != JobStatus::Assigned {
+        return Err(MarketError::WrongState(state_name(&j.status)).into());
+    }
+    if ctx.sender != j.worker {
+        return Err(MarketError::NotWorker.into());
+    }
+    if ctx.height > commit_deadline(&j) {
+        return Err(MarketError::TooLate(format!("the commit deadline was block {}", commit_deadline(&j))).into());
+    }
+    let r: InferenceReceipt = ciborium::from_reader(receipt).map_err(|e| MarketError::Invalid(format!("receipt: {e}")))?;
+    if crate::encoding::cbor(&r) != receipt {
+        return Err(MarketError::Invalid("receipt encoding is not canonical".into()).into());
+    }
+    let fits = r.sku == j.sku
+        && r.max_new == j.max_new
+        && r.prompts.len() == 1
+        && r.prompts[0] == j.prompt
+        && r.outputs.len() == 1
+        && r.outputs[0].len() <= j.max_new as usize
+        && r.gemm_count > 0;
+    if !fits {
+        return Err(MarketError::Invalid("the receipt is not for this job (model, prompt, max_new or output length)".into()).into());
+    }
+    j.status = JobStatus::Committed { receipt: receipt.to_vec(), at: ctx.height };
+    l.put(MarketKey::Job(id), &j)?;
+    events.push(event("job.committed", id.to_vec()));
+    Ok(())
+}
+
+pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id: &JobId, response: &[u8], events: &mut Vec<LogEvent>) -> Step<()> {
+    let j = job(l, id)?;
+    let JobStatus::Committed { receipt, at } = &j.status else {
+        return Err(MarketError::WrongState(state_name(&j.status)).into());
+    };
+    let at = *at;
+    if ctx.sender != j.worker {
+        return Err(MarketError::NotWorker.into());
+    }
+    if ctx.height < at.saturating_add(2) {
+        return Err(MarketError::TooEarly(format!("the challenge is drawn at block {}", at + 1)).into());
+    }
+    if ctx.height > answer_deadline(params, at) {
+        return Err(MarketError::TooLate(format!("the answer deadline was block {}", answer_deadline(params, at))).into());
+    }
+    let beacon: [u8; 32] = l.get::<serde_bytes::ByteArray<32>>(MarketKey::Beacon(at + 1))?.map(|b| *b).ok_or(MarketError::Corrupt("beacon".into()))?;
+    let r: InferenceReceipt = ciborium::from_reader(&receipt[..]).map_err(|_| MarketError::Corrupt("receipt".into()))?;
+    let ch = Challenge { seed: challenge_seed(&beacon, id), gemms: params.challenge_gemms, rows: params.challenge_rows };
+
+    // Price the check before doing it, from the shapes the response declares (a malformed
+    // response costs its bytes' hashing and is a wrong answer).
+    let s = l.schedule();
+    let (freivalds, hashing) = (s.freivalds, s.blake3);
+    l.charge(hashing.cost(response.len() as u64))?;
+    let resp = Response::decode(response);
+    let verdict = match resp {
+        None => Err("the response is malformed".to_string()),
+        Some(resp) => {
+            let mut elems: u64 = r.gemm_count.saturating_mul(8); // deriving the schedule
+            for g in &resp.gemms {
+                let c = &g.data.commit;
+                let (m, k, n) = (c.m as u64, c.k as u64, c.n as u64);
+                let e = k.checked_mul(n).and_then(|kn| kn.checked_add(m.checked_mul(k)?)?.checked_add(m.checked_mul(n)?)).and_then(|e| e.checked_mul(2));
+                elems = elems.checked_add(e.ok_or(MarketError::OutOfGas)?).ok_or(MarketError::OutOfGas)?;
+            }
+            // Row chains: norms, quantization and residuals over each opened row.
+            elems = elems.saturating_add(resp.rows.iter().map(|o| o.bytes.len() as u64).sum::<u64>().saturating_mul(16));
+            l.charge(freivalds.cost(elems))?;
+            let models = ctx.models.ok_or_else(|| Abort::Fault("this node has no model registry to verify answers with".into()))?;
+            let engine = models.engine(&j.sku).map_err(|e| Abort::Fault(format!("registered model {} cannot be loaded: {e}", hex::encode(j.sku))))?;
+            check_response(&engine.sku, &engine.sku_hash, &r, &ch, &resp).map_err(|e| e.to_string())
+        }
+    };
+    match verdict {
+        Ok(()) => settle(ctx, l, id, j, &r, events),
+        Err(why) => slash(ctx, l, id, j, SLASH_WRONG_OUTPUT_BPS, None, format!("wrong output: {why}"), events),
+    }
+}
+
+pub fn expire(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id: &JobId, events: &mut Vec<LogEvent>) -> Step<()> {
+    let j = job(l, id)?;
+    let (deadline, why) = match &j.status {
+        JobStatus::Assigned => (commit_deadline(&j), "no commit within twice the SLA"),
+        JobStatus::Committed { at, .. } => (answer_deadline(params, *at), "no answer to the challenge"),
+        s => return Err(MarketError::WrongState(state_name(s)).into()),
+    };
+    if ctx.height <= deadline {
+        return Err(MarketError::TooEarly(format!("the deadline is block {deadline}")).into());
+    }
+    slash(ctx, l, id, j, SLASH_TIMEOUT_BPS, Some(ctx.sender), why.into(), events)
+}
+
+/// Pay the job out: 80 % to the worker, 8 % and 5 % to the validators' and verifiers' pots,
+/// 4 % into the pool's native reserve (its liquidity providers' shares gain it), the rest
+/// burned. The worker's units are freed and its verified tokens credited.
+fn settle(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: Job, r: &InferenceReceipt, events: &mut Vec<LogEvent>) -> Step<()> {
+    let split = FeeSplit::of(j.fee);
+    l.credit(&j.worker, split.worker)?;
+    let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();
+    let mut burn = split.burn;
+    match l.get::<Pool>(MarketKey::Pool(&j.sku))? {
+        Some(mut pool) if pool.shares > 0 => {
+            pool.native = pool.native.checked_add(split.liquidity).ok_or(MarketError::Overflow)?;
+            l.put(MarketKey::Pool(&j.sku), &pool)?;
+        }
+        _ => burn += split.liquidity,
+    }
+    t.validators = t.validators.checked_add(split.validators).ok_or(MarketError::Overflow)?;
+    t.verifiers = t.verifiers.checked_add(split.verifiers).ok_or(MarketError::Overflow)?;
+    t.burned = t.burned.checked_add(burn).ok_or(MarketError::Overflow)?;
+    l.put(MarketKey::Treasury, &t)?;
+    let role = Role::Worker { sku: j.sku };
+    let mut b: Bond = l.get(MarketKey::Bond(&role, &j.worker))?.unwrap_or_default();
+    b.in_flight = b.in_flight.saturating_sub(j.units);
+    let verified = r.prompts.iter().chain(&r.outputs).map(|s| s.len() as u64).sum::<u64>();
+    b.credits = b.credits.saturating_add(verified);
+    l.put(MarketKey::Bond(&role, &j.worker), &b)?;
+    j.status = JobStatus::Settled { at: ctx.height };
+    l.put(MarketKey::Job(id), &j)?;
+    events.push(event("job.settled", [&id[..], &crate::encoding::cbor(&(split.worker, split.validators, split.verifiers, split.liquidity, burn))].concat()));
+    Ok(())
+}
+
+/// Take `bps` of the worker's slashable stake (bonded first, then unbonding), pay the
+/// prover its share (burned when there is none), refund the client in full.
+#[allow(clippy::too_many_arguments)]
+fn slash(
+    ctx: &MarketCtx<'_>,
+    l: &mut Ledger<'_>,
+    id: &JobId,
+    mut j: Job,
+    bps: u128,
+    prover: Option<Address>,
+    reason: String,
+    events: &mut Vec<LogEvent>,
+) -> Step<()> {
+    let role = Role::Worker { sku: j.sku };
+    let mut b: Bond = l.get(MarketKey::Bond(&role, &j.worker))?.unwrap_or_default();
+    let s = Slash::of(b.slashable(), bps);
+    let from_bonded = s.taken.min(b.bonded);
+    b.bonded -= from_bonded;
+    b.unbonding -= s.taken - from_bonded; // taken ≤ bonded + unbonding
+    b.in_flight = b.in_flight.saturating_sub(j.units);
+    l.put(MarketKey::Bond(&role, &j.worker), &b)?;
+    let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();
+    let burn = match prover {
+        Some(p) => {
+            l.credit(&p, s.prover)?;
+            s.burn
+        }
+        None => s.taken,
+    };
+    t.burned = t.burned.checked_add(burn).ok_or(MarketError::Overflow)?;
+    l.put(MarketKey::Treasury, &t)?;
+    l.credit(&j.client, j.fee)?;
+    j.status = JobStatus::Slashed { at: ctx.height, taken: s.taken, reason };
+    l.put(MarketKey::Job(id), &j)?;
+    events.push(event("job.slashed", [&id[..], &j.worker[..], &s.taken.to_le_bytes()[..]].concat()));
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! The market's genesis parameters (`spec/market.md` §3–§6). They are state, written once at
+//! genesis, so every validator runs the market with the same numbers.
+
+use serde::{Deserialize, Serialize};
+
+/// Numbers the market runs by. Amounts are native base units.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketParams {
+    /// Least bonded stake of a worker for one SKU (seed 002 Table 6: 10 000).
+    pub min_worker_stake: u128,
+    /// Least bonded stake of a verifier (Table 6: 50 000).
+    pub min_verifier_stake: u128,
+    /// Least native side of a liquidity deposit (Table 6: 1 000).
+    pub min_lp_deposit: u128,
+    /// Blocks between unbonding and withdrawal; the stake stays slashable meanwhile.
+    pub unbonding_blocks: u64,
+    /// GEMMs opened per challenge (0 = all). Each checked GEMM lets a wrong one pass with
+    /// probability ≤ 2⁻⁶⁴ (`spec/verification.md`).
+    pub challenge_gemms: u32,
+    /// Row chains checked per challenge.
+    pub challenge_rows: u32,
+    /// Blocks a worker has to answer once its challenge exists.
+    pub answer_window: u64,
+    /// Longest SLA a job may ask for, in blocks.
+    pub max_sla_blocks: u64,
+    /// Most prompt tokens and most new tokens per job: they bound the receipt a worker
+    /// commits and the schedule the chain derives from it.
+    pub max_prompt_tokens: u32,
+    pub max_new_tokens: u32,
+    /// Most workers per SKU: worker selection reads every one.
+    pub max_workers_per_sku: u32,
+    /// Swap fee of every pool, basis points (Uniswap v2's 30).
+    pub pool_fee_bps: u128,
+}
+
+impl Default for MarketParams {
+    fn default() -> Self {
+        MarketParams {
+            min_worker_stake: 10_000,
+            min_verifier_stake: 50_000,
+            min_lp_deposit: 1_000,
+            unbonding_blocks: 100,
+            challenge_gemms: 8,
+            challenge_rows: 1,
+            answer_window: 20,
+            max_sla_blocks: 1_000,
+            max_prompt_tokens: 512,
+            max_new_tokens: 256,
+            max_workers_per_sku: 64,
+            pool_fee_bps: super::hmm::DEFAULT_FEE_BPS,
+        }
+    }
+}
+
+/// Fee split of a settled job, basis points (seed 002 §7.2): worker, validators, verifiers,
+/// liquidity providers. The burn takes the remainder, so the parts always sum to the fee.
+pub const SPLIT_BPS: [u128; 4] = [8_000, 800, 500, 400];
+
+/// Slashing, basis points of the worker's bonded stake (seed 002 Table 2), once per offence.
+pub const SLASH_WRONG_OUTPUT_BPS: u128 = 10_000;
+/// No answer before the challenge deadline, or no commit within 2× the SLA.
+pub const SLASH_TIMEOUT_BPS: u128 = 1_000;
+/// Share of a slash paid to whoever proved it (seed 003 §13 leaves it open); the rest burns.
+pub const PROVER_SHARE_BPS: u128 = 1_000;

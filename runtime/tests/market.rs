@@ -1,0 +1,587 @@
+//! The compute market end to end on a real chain (RocksDB, Block-STM, the VM's model
+//! registry) with a tiny model: honest jobs settle with the exact split, every cheat is caught
+//! on its first job, bad inputs move nothing, and native is conserved over random sequences
+//! of market transactions on 1–4 executor threads alike.
+
+use aivm::model::audit::{respond, Challenge};
+use aivm::model::commit::{run_committed, InferenceReceipt, Trace};
+use aivm::model::sku::testing::tiny;
+use aivm::model::sku::Arch;
+use aivm::model::{merkle, ArtifactStore, Engine, ModelRegistry, Options};
+use aivm::{GasSchedule, Limits, Vm};
+use aivm_runtime::encoding::cbor;
+use aivm_runtime::market::genesis::SeedPool;
+use aivm_runtime::market::hmm::{amount_in, Pool, Side};
+use aivm_runtime::market::jobs::challenge_seed;
+use aivm_runtime::market::split::{FeeSplit, Slash};
+use aivm_runtime::market::{Bond, Job, JobStatus, MarketGenesis, MarketKey, MarketParams, MarketTx, ModelEntry, Role, Treasury};
+use aivm_runtime::{Chain, ChainConfig, ChainVm, ExecConfig, Genesis, Payload, Receipt, StateValue, Transaction, TxStatus};
+use ed25519_dalek::SigningKey;
+use proptest::prelude::*;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const CHAIN_ID: u64 = 9;
+const COLLECTOR: [u8; 32] = [0xfe; 32];
+const FUNDS: u128 = 1_000_000_000_000;
+const GAS: u64 = 40_000_000;
+const POOL: u128 = 10_000_000;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("aivm-market-{name}-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let _ = std::fs::remove_dir_all(&d);
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A chain with the tiny model registered and a seeded pool; `keys[0]` is the pool's provider.
+struct Net {
+    chain: Chain,
+    keys: Vec<SigningKey>,
+    nonces: Vec<u64>,
+    engine: Arc<Engine>,
+    sku: [u8; 32],
+    time: u64,
+    /// Blocks Block-STM ran speculatively (validations happened).
+    parallel_blocks: usize,
+    _dirs: (TempDir, TempDir),
+}
+
+fn addr(k: &SigningKey) -> [u8; 32] {
+    k.verifying_key().to_bytes()
+}
+
+fn params() -> MarketParams {
+    // Every GEMM opened: a cheat anywhere is caught on its first job, so the tests are exact.
+    MarketParams { challenge_gemms: 0, challenge_rows: 2, answer_window: 3, unbonding_blocks: 5, ..MarketParams::default() }
+}
+
+impl Net {
+    fn new(name: &str, accounts: usize, threads: usize) -> Self {
+        let art = TempDir::new(&format!("{name}-art"));
+        let store = ArtifactStore::open(&art.0);
+        let sku = tiny(Arch::Llama, 21);
+        let hash = store.put(&sku).expect("put");
+        let size = std::fs::metadata(store.path_of(&hash)).expect("size").len();
+        let registry = Arc::new(ModelRegistry::new(ArtifactStore::open(&art.0), Options::default()));
+        let engine = registry.engine(&hash).expect("engine");
+        let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm").with_models(registry);
+        let dir = TempDir::new(name);
+        let mut chain = Chain::open(&dir.0, ChainVm::new(vm), ChainConfig { chain_id: CHAIN_ID, fee_collector: COLLECTOR }).expect("chain");
+        chain.exec = ExecConfig { threads, parallel_min_txs: 0 };
+        let keys: Vec<SigningKey> = (0..accounts).map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32])).collect();
+        let market = MarketGenesis {
+            params: params(),
+            models: vec![(hash, ModelEntry::of(&sku, size))],
+            pools: vec![SeedPool { sku: hash, native: POOL, units: POOL, provider: addr(&keys[0]) }],
+        };
+        let g = Genesis { accounts: keys.iter().map(|k| (addr(k), FUNDS)).collect(), time_ms: 0, entries: market.entries().expect("market genesis") };
+        chain.init_genesis(&g).expect("genesis");
+        Net { chain, nonces: vec![0; accounts], keys, engine, sku: hash, time: 0, parallel_blocks: 0, _dirs: (dir, art) }
+    }
+
+    fn tx(&mut self, who: usize, m: MarketTx) -> aivm_runtime::SignedTransaction {
+        let t = Transaction {
+            chain_id: CHAIN_ID,
+            sender: addr(&self.keys[who]),
+            nonce: self.nonces[who],
+            gas_limit: GAS,
+            gas_price: 1,
+            payload: Payload::Market(m),
+        };
+        self.nonces[who] += 1;
+        t.sign(&self.keys[who])
+    }
+
+    fn block(&mut self, txs: Vec<aivm_runtime::SignedTransaction>) -> Vec<Receipt> {
+        self.time += 1000;
+        let b = self.chain.execute(txs, self.time).expect("execute");
+        let receipts = b.record.receipts.clone();
+        self.parallel_blocks += (b.stats.validations > 0) as usize;
+        self.chain.commit(b).expect("commit");
+        receipts
+    }
+
+    /// One transaction in its own block; its receipt.
+    fn one(&mut self, who: usize, m: MarketTx) -> Receipt {
+        let t = self.tx(who, m);
+        self.block(vec![t]).remove(0)
+    }
+
+    fn height(&self) -> u64 {
+        self.chain.head().expect("head").height
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, k: MarketKey<'_>) -> Option<T> {
+        match self.chain.store().get(&k.state_key()).expect("read") {
+            Some(StateValue::Bytes(b)) => Some(ciborium::from_reader(&b[..]).expect("decode")),
+            _ => None,
+        }
+    }
+
+    fn balance(&self, a: &[u8; 32]) -> u128 {
+        self.chain.account(a).expect("read").map_or(0, |a| a.balance)
+    }
+
+    fn worker_bond(&self, who: usize) -> Bond {
+        self.get(MarketKey::Bond(&Role::Worker { sku: self.sku }, &addr(&self.keys[who]))).unwrap_or_default()
+    }
+
+    fn job(&self, id: &[u8; 32]) -> Job {
+        self.get(MarketKey::Job(id)).expect("job")
+    }
+
+    /// Native everywhere it can be: balances (the collector's too), stakes, escrow, the pool,
+    /// the treasury and the burned total.
+    fn native_total(&self, jobs: &[[u8; 32]]) -> u128 {
+        let mut t: u128 = self.keys.iter().map(|k| self.balance(&addr(k))).sum::<u128>() + self.balance(&COLLECTOR);
+        for k in &self.keys {
+            for role in [Role::Worker { sku: self.sku }, Role::Verifier] {
+                let b: Bond = self.get(MarketKey::Bond(&role, &addr(k))).unwrap_or_default();
+                t += b.bonded + b.unbonding;
+            }
+        }
+        for id in jobs {
+            if let Some(j) = self.get::<Job>(MarketKey::Job(id)) {
+                if matches!(j.status, JobStatus::Assigned | JobStatus::Committed { .. }) {
+                    t += j.fee;
+                }
+            }
+        }
+        t += self.get::<Pool>(MarketKey::Pool(&self.sku)).map_or(0, |p| p.native);
+        let tr: Treasury = self.get(MarketKey::Treasury).unwrap_or_default();
+        t + tr.validators + tr.verifiers + tr.burned
+    }
+
+    fn initial_total(&self) -> u128 {
+        FUNDS * self.keys.len() as u128 + POOL
+    }
+
+    /// Bond `who` as a worker with `stake` and room for `capacity` units.
+    fn bond_worker(&mut self, who: usize, stake: u128, capacity: u64) {
+        let r = self.one(who, MarketTx::Bond { role: Role::Worker { sku: self.sku }, amount: stake, capacity });
+        assert!(r.is_success(), "{:?}", r.status);
+    }
+
+    fn submit(&mut self, who: usize, prompt: Vec<u32>, max_new: u32) -> ([u8; 32], Receipt) {
+        let t = self.tx(who, MarketTx::SubmitJob { sku: self.sku, prompt, max_new, sla_blocks: 4, budget: FUNDS / 10 });
+        let id = *blake3::hash(&t.encode()).as_bytes();
+        (id, self.block(vec![t]).remove(0))
+    }
+
+    fn run(&self, job: &Job) -> (InferenceReceipt, Trace) {
+        run_committed(&self.engine, std::slice::from_ref(&job.prompt), job.max_new as usize).expect("inference")
+    }
+
+    /// The challenge of a job committed at `at` (needs block `at + 1`).
+    fn challenge(&self, id: &[u8; 32], at: u64) -> Challenge {
+        let beacon: serde_bytes::ByteArray<32> = self.get(MarketKey::Beacon(at + 1)).expect("beacon");
+        let p = params();
+        Challenge { seed: challenge_seed(&beacon, id), gemms: p.challenge_gemms, rows: p.challenge_rows }
+    }
+
+    /// Commit `(receipt, trace)` for job `id` as worker `who`, wait a block, answer. Returns the
+    /// answer's receipt.
+    fn commit_and_answer(&mut self, who: usize, id: [u8; 32], r: &InferenceReceipt, t: &Trace) -> Receipt {
+        let c = self.one(who, MarketTx::Commit { job: id, receipt: cbor(r) });
+        assert!(c.is_success(), "commit: {:?}", c.status);
+        let at = self.height();
+        self.block(vec![]);
+        let ch = self.challenge(&id, at);
+        let response = respond(&self.engine.sku, r, t, &ch).map(|x| x.encode()).unwrap_or_default();
+        self.one(who, MarketTx::Answer { job: id, response })
+    }
+}
+
+fn failed(r: &Receipt) -> String {
+    match &r.status {
+        TxStatus::Failed { message, .. } => message.clone(),
+        s => panic!("expected a failure, got {s:?}"),
+    }
+}
+
+/// Rebuild a tampered trace's root, as a cheating worker commits to what it claims.
+fn recommit(r: &mut InferenceReceipt, t: &mut Trace) {
+    for g in &mut t.gemms {
+        g.commit = g.recommit();
+    }
+    r.gemm_root = merkle::root(&t.leaves());
+    r.gemm_count = t.gemms.len() as u64;
+}
+
+#[test]
+fn honest_job_settles_with_the_exact_split() {
+    let mut n = Net::new("honest", 3, 1);
+    let (client, worker) = (1, 2);
+    n.bond_worker(worker, 20_000, 1_000);
+    let pool_before: Pool = n.get(MarketKey::Pool(&n.sku)).expect("pool");
+    let quote = amount_in(6 + 5, pool_before.native, pool_before.units, pool_before.fee_bps).expect("quote");
+    let client_before = n.balance(&addr(&n.keys[client]));
+    let (id, r) = n.submit(client, vec![3, 9, 27, 4, 5, 6], 5);
+    assert!(r.is_success(), "{:?}", r.status);
+    assert_eq!(n.balance(&addr(&n.keys[client])), client_before - quote - r.fee, "the client pays the quote and its gas");
+    let job = n.job(&id);
+    assert_eq!((job.worker, job.fee, job.units), (addr(&n.keys[worker]), quote, 11));
+    assert_eq!(n.worker_bond(worker).in_flight, 11);
+
+    let (receipt, trace) = n.run(&job);
+    let worker_before = n.balance(&addr(&n.keys[worker]));
+    let fees_before = n.balance(&COLLECTOR);
+    let c = n.one(worker, MarketTx::Commit { job: id, receipt: cbor(&receipt) });
+    let at = n.height();
+    let mid = n.block(vec![]);
+    assert!(mid.is_empty());
+    let ch = n.challenge(&id, at);
+    let response = respond(&n.engine.sku, &receipt, &trace, &ch).expect("respond").encode();
+    let a = n.one(worker, MarketTx::Answer { job: id, response });
+    assert!(a.is_success(), "{:?}", a.status);
+    assert!(matches!(n.job(&id).status, JobStatus::Settled { .. }));
+
+    let split = FeeSplit::of(quote);
+    assert_eq!(split.total(), quote);
+    let gas_paid = c.fee + a.fee;
+    assert_eq!(n.balance(&addr(&n.keys[worker])), worker_before + split.worker - gas_paid);
+    let tr: Treasury = n.get(MarketKey::Treasury).expect("treasury");
+    assert_eq!((tr.validators, tr.verifiers, tr.burned), (split.validators, split.verifiers, split.burn));
+    let pool: Pool = n.get(MarketKey::Pool(&n.sku)).expect("pool");
+    assert_eq!(pool.native, pool_before.native + split.liquidity, "the LPs' 4 % enters the pool");
+    assert_eq!(n.balance(&COLLECTOR), fees_before + gas_paid);
+    let bond = n.worker_bond(worker);
+    assert_eq!((bond.in_flight, bond.bonded), (0, 20_000));
+    assert_eq!(bond.credits, 6 + receipt.outputs[0].len() as u64, "verified tokens are credited");
+    assert_eq!(n.native_total(&[id]), n.initial_total());
+    // The verification's gas is what its price says, far below the job's inference.
+    assert!(a.gas_used < GAS, "answer used {} gas", a.gas_used);
+
+    // Settling again, or anything else on a settled job, is refused and moves nothing.
+    let again = respond(&n.engine.sku, &receipt, &trace, &ch).expect("respond").encode();
+    assert!(failed(&n.one(worker, MarketTx::Answer { job: id, response: again })).contains("settled"));
+    assert!(failed(&n.one(0, MarketTx::Expire { job: id })).contains("settled"));
+    assert_eq!(n.native_total(&[id]), n.initial_total());
+}
+
+/// How a cheating worker produces its receipt and trace.
+#[derive(Clone, Copy, Debug)]
+enum Cheat {
+    /// One element of one GEMM's output flipped (and committed to).
+    Flip,
+    /// A layer's GEMMs left out of one step.
+    SkipLayer,
+    /// Another model's run, claimed as this one.
+    WrongModel,
+}
+
+#[test]
+fn each_cheat_is_caught_on_its_first_job() {
+    for cheat in [Cheat::Flip, Cheat::SkipLayer, Cheat::WrongModel] {
+        let mut n = Net::new(&format!("cheat-{cheat:?}"), 3, 1);
+        let (client, worker) = (1, 2);
+        n.bond_worker(worker, 30_000, 1_000);
+        let client_before = n.balance(&addr(&n.keys[client]));
+        let (id, sub) = n.submit(client, vec![7, 1, 2], 4);
+        let job = n.job(&id);
+        let (mut r, mut t) = n.run(&job);
+        match cheat {
+            Cheat::Flip => {
+                let i = t.gemms.len() / 2;
+                t.gemms[i].y[0] ^= 1;
+            }
+            Cheat::SkipLayer => t.gemms.retain(|g| !(g.commit.step == 1 && g.commit.layer == 1)),
+            Cheat::WrongModel => {
+                let other = Engine::new(Arc::new(tiny(Arch::Llama, 22)), Options::default()).expect("engine");
+                (r, t) = run_committed(&other, std::slice::from_ref(&job.prompt), job.max_new as usize).expect("run");
+                r.sku = n.sku;
+            }
+        }
+        recommit(&mut r, &mut t);
+        let a = n.commit_and_answer(worker, id, &r, &t);
+        assert!(a.is_success(), "{cheat:?}: {:?}", a.status);
+        let JobStatus::Slashed { taken, reason, .. } = n.job(&id).status else { panic!("{cheat:?}: not slashed") };
+        assert!(reason.starts_with("wrong output"), "{cheat:?}: {reason}");
+        assert_eq!(taken, Slash::of(30_000, 10_000).taken, "{cheat:?}: the whole stake");
+        assert_eq!(n.worker_bond(worker).bonded, 0);
+        assert_eq!(n.balance(&addr(&n.keys[client])), client_before - sub.fee, "{cheat:?}: the client is refunded in full");
+        assert_eq!(n.native_total(&[id]), n.initial_total(), "{cheat:?}");
+    }
+}
+
+#[test]
+fn a_worker_that_does_not_answer_loses_a_tenth_and_the_prover_is_paid() {
+    let mut n = Net::new("no-answer", 4, 1);
+    let (client, worker, prover) = (1, 2, 3);
+    n.bond_worker(worker, 40_000, 1_000);
+    let (id, _) = n.submit(client, vec![5, 5], 3);
+    let job = n.job(&id);
+    let (r, _) = n.run(&job);
+    assert!(n.one(worker, MarketTx::Commit { job: id, receipt: cbor(&r) }).is_success());
+    let at = n.height();
+    // Too early: the answer window (3 blocks after the challenge at `at + 1`) is still open.
+    assert!(failed(&n.one(prover, MarketTx::Expire { job: id })).contains("too early"));
+    while n.height() <= at + 1 + params().answer_window {
+        n.block(vec![]);
+    }
+    let prover_before = n.balance(&addr(&n.keys[prover]));
+    let e = n.one(prover, MarketTx::Expire { job: id });
+    assert!(e.is_success(), "{:?}", e.status);
+    let s = Slash::of(40_000, 1_000);
+    assert_eq!(n.worker_bond(worker).bonded, 40_000 - s.taken);
+    assert_eq!(n.balance(&addr(&n.keys[prover])), prover_before + s.prover - e.fee);
+    assert!(matches!(n.job(&id).status, JobStatus::Slashed { .. }));
+    // A late answer changes nothing.
+    assert!(failed(&n.one(worker, MarketTx::Answer { job: id, response: vec![] })).contains("slashed"));
+    assert_eq!(n.native_total(&[id]), n.initial_total());
+
+    // A worker that never commits: expirable after twice the SLA (4 blocks).
+    let (id2, _) = n.submit(client, vec![1], 1);
+    let start = n.height();
+    while n.height() <= start + 8 {
+        n.block(vec![]);
+    }
+    assert!(n.one(prover, MarketTx::Expire { job: id2 }).is_success());
+    assert!(failed(&n.one(worker, MarketTx::Commit { job: id2, receipt: cbor(&r) })).contains("slashed"));
+    assert_eq!(n.native_total(&[id, id2]), n.initial_total());
+}
+
+#[test]
+fn bad_inputs_are_clear_errors_that_move_nothing() {
+    let mut n = Net::new("bad", 4, 1);
+    let (client, worker, other) = (1, 2, 3);
+    let total = n.initial_total();
+    let sku = n.sku;
+    let submit = |sku: [u8; 32], prompt: Vec<u32>, max_new: u32, budget: u128| MarketTx::SubmitJob { sku, prompt, max_new, sla_blocks: 4, budget };
+
+    // No worker yet.
+    assert!(failed(&n.one(client, submit(sku, vec![1, 2], 2, 1_000_000))).contains("no staked worker"));
+    // Unknown model, below minimum stake, zero capacity.
+    assert!(failed(&n.one(client, submit([7; 32], vec![1], 1, 1_000_000))).contains("not registered"));
+    assert!(failed(&n.one(worker, MarketTx::Bond { role: Role::Worker { sku }, amount: 9_999, capacity: 10 })).contains("below the minimum"));
+    assert!(failed(&n.one(worker, MarketTx::Bond { role: Role::Worker { sku }, amount: 10_000, capacity: 0 })).contains("capacity"));
+    assert!(failed(&n.one(worker, MarketTx::Bond { role: Role::Worker { sku: [7; 32] }, amount: 10_000, capacity: 5 })).contains("not registered"));
+    n.bond_worker(worker, 10_000, 20);
+    // Prompts outside the vocabulary, empty, too long for the context; budget below the quote.
+    assert!(failed(&n.one(client, submit(sku, vec![64], 1, 1_000_000))).contains("vocabulary"));
+    assert!(failed(&n.one(client, submit(sku, vec![], 1, 1_000_000))).contains("prompt"));
+    assert!(failed(&n.one(client, submit(sku, vec![1; 300], 200, 1_000_000))).contains("context"));
+    assert!(failed(&n.one(client, submit(sku, vec![1, 2], 2, 1))).contains("above the budget"));
+    // Capacity: 20 units; a 25-unit job finds no worker.
+    assert!(failed(&n.one(client, submit(sku, vec![1; 20], 5, 1_000_000))).contains("no staked worker"));
+    assert_eq!(n.native_total(&[]), total);
+
+    let (id, ok) = n.submit(client, vec![3, 4], 3);
+    assert!(ok.is_success());
+    let job = n.job(&id);
+    let (r, t) = n.run(&job);
+    // Not the worker; not this job's receipt; garbage.
+    assert!(failed(&n.one(other, MarketTx::Commit { job: id, receipt: cbor(&r) })).contains("only the job's worker"));
+    let mut wrong = r.clone();
+    wrong.prompts[0][0] = 9;
+    assert!(failed(&n.one(worker, MarketTx::Commit { job: id, receipt: cbor(&wrong) })).contains("not for this job"));
+    assert!(failed(&n.one(worker, MarketTx::Commit { job: id, receipt: vec![0xff; 40] })).contains("receipt"));
+    assert!(failed(&n.one(worker, MarketTx::Commit { job: [1; 32], receipt: cbor(&r) })).contains("no such job"));
+    // Commit, then a second commit and an early answer are refused.
+    assert!(n.one(worker, MarketTx::Commit { job: id, receipt: cbor(&r) }).is_success());
+    let at = n.height();
+    assert!(failed(&n.one(worker, MarketTx::Commit { job: id, receipt: cbor(&r) })).contains("committed"));
+    // (the refused commit above was block at + 1; the challenge exists now)
+    let ch = n.challenge(&id, at);
+    let response = respond(&n.engine.sku, &r, &t, &ch).expect("respond").encode();
+    // Someone else's hostile openings cannot get the worker slashed.
+    assert!(failed(&n.one(other, MarketTx::Answer { job: id, response: vec![1, 2, 3] })).contains("only the job's worker"));
+    // A replayed transaction is rejected before execution.
+    let t1 = n.tx(worker, MarketTx::Answer { job: id, response: response.clone() });
+    let rs = n.block(vec![t1.clone(), t1]);
+    assert!(rs[0].is_success(), "{:?}", rs[0].status);
+    assert!(matches!(rs[1].status, TxStatus::Rejected { .. }));
+    assert!(matches!(n.job(&id).status, JobStatus::Settled { .. }));
+    assert_eq!(n.native_total(&[id]), total);
+
+    // Late answers: a fresh job whose answer window has passed.
+    let (id2, _) = n.submit(client, vec![3], 1);
+    let (r2, t2) = n.run(&n.job(&id2));
+    assert!(n.one(worker, MarketTx::Commit { job: id2, receipt: cbor(&r2) }).is_success());
+    let at2 = n.height();
+    while n.height() <= at2 + 1 + params().answer_window {
+        n.block(vec![]);
+    }
+    let late = respond(&n.engine.sku, &r2, &t2, &n.challenge(&id2, at2)).expect("respond").encode();
+    assert!(failed(&n.one(worker, MarketTx::Answer { job: id2, response: late })).contains("too late"));
+    assert_eq!(n.native_total(&[id, id2]), total);
+}
+
+#[test]
+fn unbonding_stays_slashable_and_withdraws_after_the_delay() {
+    let mut n = Net::new("unbond", 3, 1);
+    let (client, worker) = (1, 2);
+    let role = Role::Worker { sku: n.sku };
+    n.bond_worker(worker, 20_000, 100);
+    let (id, _) = n.submit(client, vec![2], 1);
+    assert!(failed(&n.one(worker, MarketTx::Unbond { role, amount: 15_000 })).contains("below the minimum"));
+    assert!(n.one(worker, MarketTx::Unbond { role, amount: 20_000 }).is_success());
+    // Unbonded workers get no new jobs; the open one still binds the stake.
+    assert!(
+        failed(&n.one(client, MarketTx::SubmitJob { sku: n.sku, prompt: vec![1], max_new: 1, sla_blocks: 4, budget: 1_000_000 })).contains("no staked worker")
+    );
+    for _ in 0..8 {
+        n.block(vec![]);
+    }
+    assert!(failed(&n.one(worker, MarketTx::Withdraw { role })).contains("in flight"));
+    assert!(n.one(0, MarketTx::Expire { job: id }).is_success());
+    let b = n.worker_bond(worker);
+    assert_eq!((b.bonded, b.unbonding), (0, 20_000 - Slash::of(20_000, 1_000).taken), "the unbonding stake was slashed");
+    let before = n.balance(&addr(&n.keys[worker]));
+    let w = n.one(worker, MarketTx::Withdraw { role });
+    assert!(w.is_success(), "{:?}", w.status);
+    assert_eq!(n.balance(&addr(&n.keys[worker])), before + b.unbonding - w.fee);
+    assert_eq!(n.native_total(&[id]), n.initial_total());
+}
+
+#[test]
+fn liquidity_and_swaps_through_transactions() {
+    let mut n = Net::new("pool", 3, 1);
+    let sku = n.sku;
+    // Account 1 has no units: it buys some, then provides liquidity with them.
+    let r = n.one(1, MarketTx::Swap { sku, side: Side::Native, amount_in: 100_000, min_out: 0 });
+    assert!(r.is_success(), "{:?}", r.status);
+    let units: u128 = ciborium::from_reader(&r.output[..]).expect("out");
+    assert!(failed(&n.one(1, MarketTx::Swap { sku, side: Side::Native, amount_in: 100_000, min_out: u128::MAX })).contains("below the minimum"));
+    assert!(failed(&n.one(1, MarketTx::AddLiquidity { sku, native: 999, units: 10 })).contains("below the minimum"));
+    let add = n.one(1, MarketTx::AddLiquidity { sku, native: 50_000, units });
+    assert!(add.is_success(), "{:?}", add.status);
+    let shares: u128 = ciborium::from_reader(&add.output[..]).expect("shares");
+    assert!(failed(&n.one(1, MarketTx::RemoveLiquidity { sku, shares: shares + 1 })).contains("need"));
+    assert!(n.one(1, MarketTx::RemoveLiquidity { sku, shares }).is_success());
+    // The genesis provider cannot take the locked minimum.
+    let all: u128 = n.get(MarketKey::Shares(&sku, &addr(&n.keys[0]))).expect("shares");
+    assert!(n.one(0, MarketTx::RemoveLiquidity { sku, shares: all }).is_success());
+    let pool: Pool = n.get(MarketKey::Pool(&sku)).expect("pool");
+    assert!(pool.native > 0 && pool.units > 0 && pool.shares == 1_000);
+    assert_eq!(n.native_total(&[]), n.initial_total());
+}
+
+/// One random market step for the conservation property.
+#[derive(Clone, Debug)]
+enum Op {
+    Bond(usize, u128, u64),
+    Unbond(usize, u128),
+    Withdraw(usize),
+    Swap(usize, bool, u128),
+    Add(usize, u128, u128),
+    Remove(usize, u128),
+    Submit(usize, u8, u32, u128),
+    Commit(usize, usize),
+    Expire(usize, usize),
+    Empty,
+}
+
+fn op(accounts: usize) -> impl Strategy<Value = Op> {
+    let a = 0..accounts;
+    prop_oneof![
+        (a.clone(), 5_000u128..40_000, 1u64..60).prop_map(|(w, s, c)| Op::Bond(w, s, c)),
+        (a.clone(), 1u128..40_000).prop_map(|(w, s)| Op::Unbond(w, s)),
+        a.clone().prop_map(Op::Withdraw),
+        (a.clone(), any::<bool>(), 1u128..200_000).prop_map(|(w, s, x)| Op::Swap(w, s, x)),
+        (a.clone(), 500u128..100_000, 1u128..50_000).prop_map(|(w, x, u)| Op::Add(w, x, u)),
+        (a.clone(), 1u128..100_000).prop_map(|(w, s)| Op::Remove(w, s)),
+        (a.clone(), 1u8..12, 1u32..6, 0u128..2_000_000).prop_map(|(w, p, m, b)| Op::Submit(w, p, m, b)),
+        (a.clone(), 0usize..64).prop_map(|(w, j)| Op::Commit(w, j)),
+        (a.clone(), 0usize..64).prop_map(|(w, j)| Op::Expire(w, j)),
+        Just(Op::Empty),
+    ]
+}
+
+/// Run `blocks` on a fresh chain with `threads` executor threads; the state roots and the
+/// job ids.
+fn replay(blocks: &[Vec<Op>], accounts: usize, threads: usize) -> (Vec<[u8; 32]>, Vec<[u8; 32]>) {
+    let mut n = Net::new(&format!("prop{threads}"), accounts, threads);
+    let sku = n.sku;
+    let mut jobs: Vec<[u8; 32]> = Vec::new();
+    let mut roots = Vec::new();
+    for ops in blocks {
+        let mut txs = Vec::new();
+        for o in ops {
+            let m = match o.clone() {
+                Op::Bond(_, s, c) => MarketTx::Bond { role: Role::Worker { sku }, amount: s, capacity: c },
+                Op::Unbond(_, s) => MarketTx::Unbond { role: Role::Worker { sku }, amount: s },
+                Op::Withdraw(_) => MarketTx::Withdraw { role: Role::Worker { sku } },
+                Op::Swap(_, native, x) => MarketTx::Swap { sku, side: if native { Side::Native } else { Side::Units }, amount_in: x, min_out: 0 },
+                Op::Add(_, x, u) => MarketTx::AddLiquidity { sku, native: x, units: u },
+                Op::Remove(_, s) => MarketTx::RemoveLiquidity { sku, shares: s },
+                Op::Submit(_, p, m, b) => MarketTx::SubmitJob { sku, prompt: (0..p as u32).collect(), max_new: m, sla_blocks: 1, budget: b },
+                Op::Commit(_, j) => {
+                    let Some(id) = jobs.get(j % jobs.len().max(1)).copied() else { continue };
+                    let Some(job) = n.get::<Job>(MarketKey::Job(&id)) else { continue };
+                    let (r, _) = n.run(&job);
+                    MarketTx::Commit { job: id, receipt: cbor(&r) }
+                }
+                Op::Expire(_, j) => {
+                    let Some(id) = jobs.get(j % jobs.len().max(1)).copied() else { continue };
+                    MarketTx::Expire { job: id }
+                }
+                Op::Empty => continue,
+            };
+            let who = match o {
+                Op::Bond(w, ..)
+                | Op::Unbond(w, _)
+                | Op::Withdraw(w)
+                | Op::Swap(w, ..)
+                | Op::Add(w, ..)
+                | Op::Remove(w, _)
+                | Op::Submit(w, ..)
+                | Op::Expire(w, _) => *w,
+                Op::Commit(w, j) => {
+                    // Half the time the job's own worker commits.
+                    let id = jobs[j % jobs.len()];
+                    let job: Job = n.get(MarketKey::Job(&id)).expect("job");
+                    if w % 2 == 0 {
+                        n.keys.iter().position(|k| addr(k) == job.worker).unwrap_or(*w)
+                    } else {
+                        *w
+                    }
+                }
+                Op::Empty => continue,
+            };
+            let t = n.tx(who, m);
+            if matches!(o, Op::Submit(..)) {
+                jobs.push(*blake3::hash(&t.encode()).as_bytes());
+            }
+            txs.push(t);
+        }
+        let receipts = n.block(txs);
+        // A rejected transaction did not use its nonce.
+        for r in &receipts {
+            if let TxStatus::Rejected { reason } = &r.status {
+                panic!("nothing here should be rejected: {reason}");
+            }
+        }
+        assert_eq!(n.native_total(&jobs), n.initial_total(), "native is conserved");
+        roots.push(n.chain.head().expect("head").state_root);
+    }
+    if threads > 1 {
+        assert!(n.parallel_blocks > 0, "Block-STM ran no block speculatively on {threads} threads");
+    }
+    (roots, jobs)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    /// Σ balances + stakes + escrow + pool + treasury + burned is invariant, and Block-STM on
+    /// 2 and 4 threads gives the sequential executor's state roots.
+    #[test]
+    fn native_is_conserved_and_threads_agree(blocks in proptest::collection::vec(proptest::collection::vec(op(80), 64..128), 1..5)) {
+        let (seq, _) = replay(&blocks, 80, 1);
+        for threads in [2, 4] {
+            let (par, _) = replay(&blocks, 80, threads);
+            prop_assert_eq!(&par, &seq, "{} threads", threads);
+        }
+    }
+}
