@@ -217,23 +217,12 @@ pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
 
     // Price the check before doing it, from the shapes the response declares (a malformed
     // response costs its bytes' hashing and is a wrong answer).
-    let s = l.schedule();
-    let (freivalds, hashing) = (s.freivalds, s.blake3);
-    l.charge(hashing.cost(response.len() as u64))?;
+    l.charge(l.schedule().blake3.cost(response.len() as u64))?;
     let resp = Response::decode(response);
     let verdict = match resp {
         None => Err("the response is malformed".to_string()),
         Some(resp) => {
-            let mut elems: u64 = r.gemm_count.saturating_mul(8); // deriving the schedule
-            for g in &resp.gemms {
-                let c = &g.data.commit;
-                let (m, k, n) = (c.m as u64, c.k as u64, c.n as u64);
-                let e = k.checked_mul(n).and_then(|kn| kn.checked_add(m.checked_mul(k)?)?.checked_add(m.checked_mul(n)?)).and_then(|e| e.checked_mul(2));
-                elems = elems.checked_add(e.ok_or(MarketError::OutOfGas)?).ok_or(MarketError::OutOfGas)?;
-            }
-            // Row chains: norms, quantization and residuals over each opened row.
-            elems = elems.saturating_add(resp.rows.iter().map(|o| o.bytes.len() as u64).sum::<u64>().saturating_mul(16));
-            l.charge(freivalds.cost(elems))?;
+            l.charge(check_gas(l.schedule(), &r, &resp))?;
             let models = ctx.models.ok_or_else(|| Abort::Fault("this node has no model registry to verify answers with".into()))?;
             let engine = models.engine(&j.sku).map_err(|e| Abort::Fault(format!("registered model {} cannot be loaded: {e}", hex::encode(j.sku))))?;
             check_response(&engine.sku, &engine.sku_hash, &r, &ch, &resp).map_err(|e| e.to_string())
@@ -243,6 +232,21 @@ pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
         Ok(()) => settle(ctx, l, id, j, &r, events),
         Err(why) => slash(ctx, l, id, j, SLASH_WRONG_OUTPUT_BPS, None, format!("wrong output: {why}"), events),
     }
+}
+
+/// Gas of checking `resp` against `r`, beyond hashing its bytes: FREIVALDS_VERIFY's price per
+/// element an opened GEMM touches (`2·(k·n + m·k + m·n)`), 8 elements per GEMM of the run for
+/// deriving its schedule, and 16 per byte of an opened row for the row chains' norms,
+/// quantization and residuals. `None` (out of gas) on overflow.
+pub fn check_gas(s: &aivm::GasSchedule, r: &InferenceReceipt, resp: &Response) -> Option<u64> {
+    let mut elems: u64 = r.gemm_count.checked_mul(8)?;
+    for g in &resp.gemms {
+        let c = &g.data.commit;
+        let (m, k, n) = (c.m as u64, c.k as u64, c.n as u64);
+        elems = elems.checked_add(k.checked_mul(n)?.checked_add(m.checked_mul(k)?)?.checked_add(m.checked_mul(n)?)?.checked_mul(2)?)?;
+    }
+    let row_bytes = resp.rows.iter().try_fold(0u64, |a, o| a.checked_add(o.bytes.len() as u64))?;
+    s.freivalds.cost(elems.checked_add(row_bytes.checked_mul(16)?)?)
 }
 
 pub fn expire(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id: &JobId, events: &mut Vec<LogEvent>) -> Step<()> {

@@ -233,3 +233,67 @@ fn responses_round_trip_and_reject_garbage() {
     // A count of 2³² − 1 GEMMs in five bytes is refused without allocating them.
     assert_eq!(Response::decode(&[0xff, 0xff, 0xff, 0xff, 0]), None);
 }
+
+/// Fault injection (issue 16's detection target, `spec/verification.md` "Soundness"): 10 000
+/// single faults, each a different seed, GEMM and position — one output element changed by a
+/// random nonzero amount, one input element changed, or two output rows swapped — committed to
+/// consistently (a cheater commits to what it claims) and opened for FREIVALDS_VERIFY. Every
+/// one must be caught; the bound says each escapes with probability ≤ 2⁻⁶⁴.
+#[test]
+fn ten_thousand_injected_faults_are_all_caught() {
+    let (e, r, t) = setup(Arch::Qwen2);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = |bound: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % bound as u64) as usize
+    };
+    let (mut caught, mut honest_passed) = (0, 0);
+    for fault in 0..10_000u32 {
+        let idx = rnd(t.gemms.len());
+        let mut g = t.gemms[idx].clone();
+        let (m, k, n) = (g.commit.m as usize, g.commit.k as usize, g.commit.n as usize);
+        match fault % 3 {
+            0 => {
+                let at = rnd(m * n);
+                g.y[at] = g.y[at].wrapping_add(1 + rnd(1 << 20) as i32);
+            }
+            1 => {
+                let at = rnd(m * k);
+                g.x[at] = g.x[at].wrapping_add(1 + rnd(255) as i8);
+            }
+            _ => {
+                let a = rnd(m);
+                let b = (a + 1 + rnd(m.max(2) - 1)) % m.max(1);
+                if a == b || g.y[a * n..(a + 1) * n] == g.y[b * n..(b + 1) * n] {
+                    // A one-row GEMM (or equal rows) cannot be permuted: change a value instead.
+                    g.y[a * n] = g.y[a * n].wrapping_add(1);
+                } else {
+                    for j in 0..n {
+                        g.y.swap(a * n + j, b * n + j);
+                    }
+                }
+            }
+        }
+        g.commit = g.recommit();
+        let mut leaves = t.leaves();
+        leaves[idx] = g.commit.leaf();
+        let root = merkle::root(&leaves);
+        let proof = merkle::prove(&leaves, idx).unwrap();
+        let mut seed = [0u8; 32];
+        seed[..4].copy_from_slice(&fault.to_le_bytes());
+        let rh = InferenceReceipt { gemm_root: root, ..r.clone() }.hash();
+        let og = OpenGemm { index: idx as u64, data: g, proof };
+        if !check_opening(&e.sku, &rh, &root, t.gemms.len() as u64, &seed, &og) {
+            caught += 1;
+        }
+        // The honest opening of the same GEMM under the same seed passes.
+        if fault % 100 == 0 {
+            let honest = OpenGemm { index: idx as u64, data: t.gemms[idx].clone(), proof: merkle::prove(&t.leaves(), idx).unwrap() };
+            honest_passed += check_opening(&e.sku, &r.hash(), &r.gemm_root, r.gemm_count, &seed, &honest) as u32;
+        }
+    }
+    assert_eq!(caught, 10_000, "missed {} of 10 000 injected faults", 10_000 - caught);
+    assert_eq!(honest_passed, 100);
+}

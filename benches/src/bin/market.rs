@@ -1,0 +1,168 @@
+//! What the chain pays to verify a market job, against the inference it verifies, on the real
+//! model: one job per prompt through a real chain (RocksDB, the VM's model registry), from
+//! submit to a settled answer.
+//!
+//! `cargo run --release -p aivm-benches --bin market -- [--max-new 32] [--json]`
+//!
+//! Inference: MODEL_INFER's gas for the job's prompt and `max_new` (what a contract would pay
+//! to run it on chain) and the wall time of the committed run. Verification: the answer
+//! transaction's gas (intrinsic, its bytes, Freivalds, row chains, the records it writes) and
+//! the wall time of executing its block. Needs the converted model (`make model`).
+
+use aivm::model::audit::{respond, Challenge};
+use aivm::model::commit::run_committed;
+use aivm::model::store::default_home;
+use aivm::model::{ArtifactStore, ModelRegistry, Options};
+use aivm::{GasSchedule, Limits, Vm};
+use aivm_runtime::encoding::cbor;
+use aivm_runtime::market::genesis::SeedPool;
+use aivm_runtime::market::jobs::challenge_seed;
+use aivm_runtime::market::{Job, MarketGenesis, MarketKey, MarketParams, MarketTx, ModelEntry, Role};
+use aivm_runtime::{Chain, ChainConfig, ChainVm, Genesis, Payload, SignedTransaction, StateValue, Transaction};
+use ed25519_dalek::SigningKey;
+use std::sync::Arc;
+use std::time::Instant;
+
+const PROMPTS: &[&str] =
+    &["What is the capital of France?", "Name three primary colors.", "Write one sentence about the ocean.", "Who wrote Romeo and Juliet?"];
+
+#[derive(clap::Parser)]
+struct Args {
+    /// New tokens per job.
+    #[arg(long, default_value_t = 32)]
+    max_new: u32,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Net {
+    chain: Chain,
+    keys: [SigningKey; 2],
+    nonces: [u64; 2],
+    time: u64,
+}
+
+impl Net {
+    fn send(&mut self, who: usize, m: MarketTx) -> (aivm_runtime::Receipt, f64) {
+        let k = &self.keys[who];
+        let t: SignedTransaction = Transaction {
+            chain_id: 1,
+            sender: k.verifying_key().to_bytes(),
+            nonce: self.nonces[who],
+            gas_limit: 2_000_000_000,
+            gas_price: 1,
+            payload: Payload::Market(m),
+        }
+        .sign(k);
+        self.nonces[who] += 1;
+        self.block(vec![t])
+    }
+
+    fn block(&mut self, txs: Vec<SignedTransaction>) -> (aivm_runtime::Receipt, f64) {
+        self.time += 1000;
+        let start = Instant::now();
+        let b = self.chain.execute(txs, self.time).expect("execute");
+        let secs = start.elapsed().as_secs_f64();
+        let r = b.record.receipts.first().cloned();
+        self.chain.commit(b).expect("commit");
+        (r.unwrap_or_else(|| aivm_runtime::Receipt::rejected([0; 32], "empty block")), secs)
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, k: MarketKey<'_>) -> T {
+        match self.chain.store().get(&k.state_key()).expect("read") {
+            Some(StateValue::Bytes(b)) => ciborium::from_reader(&b[..]).expect("decode"),
+            _ => panic!("missing {k:?}"),
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = <Args as clap::Parser>::parse();
+    let home = default_home();
+    let marker = std::fs::read_to_string(home.join("default-model")).map_err(|_| anyhow::anyhow!("no converted model: run `make model` first"))?;
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(marker.trim(), &mut hash)?;
+    let store = ArtifactStore::open(home.join("artifacts"));
+    let size = std::fs::metadata(store.path_of(&hash))?.len();
+    let registry = Arc::new(ModelRegistry::new(store, Options::default()));
+    let engine = registry.engine(&hash)?;
+    let schedule = GasSchedule::default();
+    let vm = Vm::new(Limits::default(), schedule.clone())?.with_models(registry);
+    let dir = std::env::temp_dir().join(format!("aivm-market-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let chain = Chain::open(&dir, ChainVm::new(vm), ChainConfig { chain_id: 1, fee_collector: [0xfe; 32] })?;
+    let keys = [SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32])];
+    let params = MarketParams::default();
+    let market = MarketGenesis {
+        params: params.clone(),
+        models: vec![(hash, ModelEntry::of(&engine.sku, size))],
+        pools: vec![SeedPool { sku: hash, native: 1 << 60, units: 1 << 40, provider: [9; 32] }],
+    };
+    let accounts = keys.iter().map(|k| (k.verifying_key().to_bytes(), 1u128 << 100)).collect();
+    chain.init_genesis(&Genesis { accounts, time_ms: 0, entries: market.entries()? })?;
+    let mut n = Net { chain, keys, nonces: [0; 2], time: 0 };
+    let (client, worker) = (0, 1);
+    n.send(worker, MarketTx::Bond { role: Role::Worker { sku: hash }, amount: 1 << 40, capacity: 1 << 20 });
+
+    if !args.json {
+        println!("challenge: {} GEMMs, {} row chains; max_new {}", params.challenge_gemms, params.challenge_rows, args.max_new);
+        println!(
+            "{:<38} {:>6} {:>7} {:>14} {:>13} {:>9} {:>10} {:>9} {:>8}",
+            "prompt", "tokens", "GEMMs", "infer gas", "answer gas", "gas %", "infer ms", "check ms", "time %"
+        );
+    }
+    for p in PROMPTS {
+        let prompt = engine.tokenizer.encode(&engine.tokenizer.chat_prompt(p));
+        let infer_gas = engine
+            .macs_bound(prompt.len() as u64, args.max_new as u64)
+            .and_then(|m| schedule.model_infer.cost(m / 64))
+            .and_then(|g| g.checked_add(schedule.model_token * (prompt.len() as u64 + args.max_new as u64)))
+            .unwrap_or(u64::MAX);
+        let submit = MarketTx::SubmitJob { sku: hash, prompt: prompt.clone(), max_new: args.max_new, sla_blocks: 10, budget: 1 << 90 };
+        let (r, _) = n.send(client, submit);
+        anyhow::ensure!(r.is_success(), "submit: {:?}", r.status);
+        let id = r.tx_hash;
+        let job: Job = n.get(MarketKey::Job(&id));
+        let start = Instant::now();
+        let (receipt, trace) = run_committed(&engine, std::slice::from_ref(&job.prompt), job.max_new as usize)?;
+        let infer_s = start.elapsed().as_secs_f64();
+        let (c, _) = n.send(worker, MarketTx::Commit { job: id, receipt: cbor(&receipt) });
+        anyhow::ensure!(c.is_success(), "commit: {:?}", c.status);
+        let at = n.chain.head().map_or(0, |h| h.height);
+        n.block(vec![]);
+        let beacon: serde_bytes::ByteArray<32> = n.get(MarketKey::Beacon(at + 1));
+        let ch = Challenge { seed: challenge_seed(&beacon, &id), gemms: params.challenge_gemms, rows: params.challenge_rows };
+        let response = respond(&engine.sku, &receipt, &trace, &ch)?.encode();
+        let bytes = response.len();
+        let (a, check_s) = n.send(worker, MarketTx::Answer { job: id, response });
+        anyhow::ensure!(a.is_success(), "answer: {:?}", a.status);
+        let settled: Job = n.get(MarketKey::Job(&id));
+        anyhow::ensure!(matches!(settled.status, aivm_runtime::market::JobStatus::Settled { .. }), "not settled: {:?}", settled.status);
+        let (gas_pct, time_pct) = (100.0 * a.gas_used as f64 / infer_gas as f64, 100.0 * check_s / infer_s);
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"prompt": p, "prompt_tokens": prompt.len(), "output_tokens": receipt.outputs[0].len(), "gemms": receipt.gemm_count,
+                    "infer_gas": infer_gas, "answer_gas": a.gas_used, "answer_bytes": bytes, "infer_s": infer_s, "check_s": check_s,
+                    "gas_pct": gas_pct, "time_pct": time_pct})
+            );
+        } else {
+            println!(
+                "{:<38} {:>6} {:>7} {:>14} {:>13} {:>8.2}% {:>10.1} {:>9.2} {:>7.2}%   ({} answer bytes)",
+                p,
+                prompt.len() + receipt.outputs[0].len(),
+                receipt.gemm_count,
+                infer_gas,
+                a.gas_used,
+                gas_pct,
+                infer_s * 1e3,
+                check_s * 1e3,
+                time_pct,
+                bytes
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
