@@ -61,6 +61,53 @@ pub struct GenesisFile {
     /// Least gas price a transaction may offer.
     #[serde(default = "default_min_gas_price")]
     pub min_gas_price: u64,
+    /// The compute market: its parameters, the models this chain serves and seeded pools
+    /// (`spec/market.md`). Absent: no market (market transactions fail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market: Option<GenesisMarket>,
+}
+
+/// A model the chain serves: every validator must hold its artifact (checked at start).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisModel {
+    /// MODEL_HASH of the SKU.
+    #[serde(with = "serde_hex")]
+    pub hash: [u8; 32],
+    pub size: u64,
+    pub vocab: u32,
+    pub max_ctx: u32,
+}
+
+/// A pool seeded at genesis (its native and units enter the supply here).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisPool {
+    #[serde(with = "serde_hex")]
+    pub sku: [u8; 32],
+    pub native: u128,
+    pub units: u128,
+    #[serde(with = "serde_hex")]
+    pub provider: Address,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisMarket {
+    #[serde(default)]
+    pub params: aivm_runtime::market::MarketParams,
+    pub models: Vec<GenesisModel>,
+    #[serde(default)]
+    pub pools: Vec<GenesisPool>,
+}
+
+impl GenesisMarket {
+    /// The runtime's form.
+    pub fn runtime(&self) -> aivm_runtime::market::MarketGenesis {
+        use aivm_runtime::market::{genesis::SeedPool, ModelEntry};
+        aivm_runtime::market::MarketGenesis {
+            params: self.params.clone(),
+            models: self.models.iter().map(|m| (m.hash, ModelEntry { size: m.size, vocab: m.vocab, max_ctx: m.max_ctx })).collect(),
+            pools: self.pools.iter().map(|p| SeedPool { sku: p.sku, native: p.native, units: p.units, provider: p.provider }).collect(),
+        }
+    }
 }
 
 fn default_max_block_gas() -> u64 {
@@ -140,6 +187,9 @@ impl GenesisFile {
             }
             supply = supply.checked_add(a.balance).ok_or_else(|| GenesisError::Invalid("total balance overflows".into()))?;
         }
+        if let Some(m) = &self.market {
+            m.runtime().entries().map_err(|e| GenesisError::Invalid(format!("market: {e}")))?;
+        }
         Ok(())
     }
 
@@ -160,7 +210,9 @@ impl GenesisFile {
 
     /// The runtime's genesis state: the balances and the validators' stakes.
     pub fn state(&self) -> Genesis {
-        let entries = self.validators.iter().map(|v| (crate::staking::stake_key(&v.identity), crate::staking::stake_value(v.stake))).collect();
+        let mut entries: Vec<_> = self.validators.iter().map(|v| (crate::staking::stake_key(&v.identity), crate::staking::stake_value(v.stake))).collect();
+        // Validated with the file (`validate`), so the entries build.
+        entries.extend(self.market.as_ref().and_then(|m| m.runtime().entries().ok()).unwrap_or_default());
         Genesis { accounts: self.accounts.iter().map(|a| (a.address, a.balance)).collect(), time_ms: self.time_ms, entries }
     }
 }
@@ -191,6 +243,7 @@ mod tests {
                 accounts,
                 max_block_gas: DEFAULT_MAX_BLOCK_GAS,
                 min_gas_price: 1,
+                market: None,
             },
             keys,
         )

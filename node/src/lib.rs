@@ -8,6 +8,7 @@
 //!   proposal.
 //! - [`evidence`]: verified equivocation evidence by offence, for proposals.
 //! - [`block`], [`execution`]: the consensus block; proposing, verifying and committing it.
+//! - [`market`]: the models a market chain serves, checked before a validator starts.
 //! - [`consensus`]: every use of commonware (simplex, marshal, p2p). [`rpc`]: JSON-RPC.
 
 pub mod block;
@@ -20,6 +21,7 @@ pub mod fuzzing;
 pub mod genesis;
 pub mod hexbytes;
 pub mod keys;
+pub mod market;
 pub mod mempool;
 pub mod rpc;
 pub mod rpc_client;

@@ -21,6 +21,8 @@ pub struct TestnetParams {
     pub accounts: Vec<([u8; 32], u128)>,
     pub max_block_gas: u64,
     pub min_gas_price: u64,
+    /// The compute market, if the network runs one.
+    pub market: Option<crate::genesis::GenesisMarket>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,7 @@ pub fn create(dir: &Path, p: &TestnetParams) -> Result<(Vec<PathBuf>, GenesisFil
         accounts,
         max_block_gas: p.max_block_gas,
         min_gas_price: p.min_gas_price,
+        market: p.market.clone(),
     };
     genesis.validate()?;
     for home in &homes {

@@ -127,3 +127,39 @@ fn inspect_reports_what_the_chain_makes_of_a_contract() {
     assert_eq!(code, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The converted SmolLM2's hash, if `make model` ran (with AIVM_REQUIRE_MODEL, as `make test`
+/// sets, its absence fails the test).
+fn model_hash() -> Option<String> {
+    let marker = aivm::model::store::default_home().join("default-model");
+    let hash = std::fs::read_to_string(&marker).ok().map(|s| s.trim().to_string());
+    assert!(hash.is_some() || std::env::var_os("AIVM_REQUIRE_MODEL").is_none(), "no converted model ({})", marker.display());
+    hash
+}
+
+/// `aivm call` gives contracts the node's models (MODEL_LOAD no longer returns -1 outside the
+/// testkit), and MODEL_INFER's gas is charged before any work: a huge prompt or `max_new`
+/// under a small gas limit runs out of gas at once, and `max_new` past the limit is refused.
+#[test]
+fn aivm_call_runs_models_and_charges_inference_first() {
+    let Some(hash) = model_hash() else { return };
+    let bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hash[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let w = contract("ai_demo");
+    let w = w.to_str().unwrap();
+    let ask = |prompt: &str, max_new: u32| serde_json::json!({"model": bytes, "prompt": prompt, "max_new": max_new}).to_string();
+    let (code, j) = aivm_call(&[w, "ask", "--args", &ask("What is the capital of France?", 6)]);
+    assert_eq!((code, j["status"].as_str()), (0, Some("ok")), "{j}");
+    assert!(!j["output"]["tokens"].as_array().unwrap().is_empty(), "{j}");
+    assert!(j["gas_by_op"]["model_infer"]["gas"].as_u64().unwrap() > 0, "{j}");
+
+    let huge = "why ".repeat(15_000);
+    for (prompt, max_new, gas) in [(huge.as_str(), 8, "50000000"), ("Hello", 256, "5000000")] {
+        let start = std::time::Instant::now();
+        let (code, j) = aivm_call(&[w, "ask", "--args", &ask(prompt, max_new), "--gas-limit", gas]);
+        assert_eq!((code, j["error"]["kind"].as_str()), (1, Some("out_of_gas")), "{j}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "ran {:?}: work before payment?", start.elapsed());
+    }
+    let (code, j) = aivm_call(&[w, "ask", "--args", &ask("Hello", 1_000_000)]);
+    assert_eq!(code, 1, "{j}");
+    assert!(j["error"]["message"].as_str().unwrap().contains("max_new"), "{j}");
+}

@@ -65,6 +65,7 @@ impl Net {
             accounts: load.addresses().into_iter().map(|a| (a, 1u128 << 60)).collect(),
             max_block_gas: aivm_node::genesis::DEFAULT_MAX_BLOCK_GAS,
             min_gas_price: aivm_node::genesis::DEFAULT_MIN_GAS_PRICE,
+            market: None,
         };
         let (homes, _) = testnet::create(&dir, &params).expect("testnet");
         let rpcs = (0..validators).map(|i| SocketAddr::from(([127, 0, 0, 1], port + 1000 + i as u16))).collect();

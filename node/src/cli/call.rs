@@ -76,7 +76,8 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
     let vm = Vm::new(Limits::default(), GasSchedule::default())?
         .with_disk_cache(dir.join("modules"))
         .context("opening the module cache")?
-        .with_backend(super::devices::open_backend(None, Some(1))?);
+        .with_backend(super::devices::open_backend(None, Some(1))?)
+        .with_models(std::sync::Arc::new(aivm_node::market::registry()));
     let contract = match vm.deploy(&wasm) {
         Ok(c) => c,
         Err(e) => {

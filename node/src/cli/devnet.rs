@@ -127,6 +127,7 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         accounts: load.addresses().into_iter().map(|addr| (addr, 1u128 << 80)).collect(),
         max_block_gas: aivm_node::genesis::DEFAULT_MAX_BLOCK_GAS,
         min_gas_price: aivm_node::genesis::DEFAULT_MIN_GAS_PRICE,
+        market: None,
     };
     let (homes, _) = testnet::create(&dir, &params)?;
     // The load generator is one address sending to every validator: lift the per-peer RPC

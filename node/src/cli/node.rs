@@ -77,6 +77,10 @@ pub struct InitArgs {
     /// Least gas price a transaction may offer.
     #[arg(long, default_value_t = aivm_node::genesis::DEFAULT_MIN_GAS_PRICE)]
     pub min_gas_price: u64,
+    /// With --testnet: run the compute market on the model `make model` converted, its pool
+    /// seeded with protocol-owned liquidity (`spec/market.md`).
+    #[arg(long, requires = "testnet")]
+    pub market: bool,
 }
 
 pub fn run(cmd: NodeCommand) -> ExitCode {
@@ -112,6 +116,7 @@ fn init(a: InitArgs) -> Result<()> {
         accounts: Vec::new(),
         max_block_gas: a.max_block_gas,
         min_gas_price: a.min_gas_price,
+        market: if a.market { Some(aivm_node::market::default_market(&aivm::model::store::default_home(), 1 << 30, 100)?) } else { None },
     };
     let (homes, genesis) = testnet::create(&a.home, &params)?;
     println!("{}", serde_json::json!({"chain_id": a.chain_id, "validators": n, "homes": homes, "genesis_hash": to_hex(&genesis.hash())}));
@@ -154,9 +159,14 @@ fn run_validator(a: RunArgs) -> Result<()> {
     let pool = (exec_threads + aivm_node::rpc::MAX_CONCURRENT_QUERIES + 2).max(Limits::default().pool_instances as usize);
     // Compiled contracts also go to disk: a restart, or a contract evicted from the in-memory
     // cache, reloads its machine code instead of compiling it again inside a block.
+    // The models MODEL_* and the market's answers run against; every model the genesis
+    // registers must load before the node joins (`spec/market.md` §7).
+    let models = Arc::new(aivm_node::market::registry());
+    aivm_node::market::check_models(&genesis, &models)?;
     let vm = Vm::new(Limits { pool_instances: pool as u32, ..Limits::default() }, GasSchedule::default())?
         .with_disk_cache(data.join("modules"))
-        .with_context(|| format!("opening the module cache under {}", data.display()))?;
+        .with_context(|| format!("opening the module cache under {}", data.display()))?
+        .with_models(models);
     let chain =
         Chain::open(data.join("state"), ChainVm::new(vm), genesis.chain_config()).with_context(|| format!("opening the state under {}", data.display()))?;
     if chain.head().is_none() {

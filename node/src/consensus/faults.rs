@@ -152,6 +152,7 @@ mod tests {
             accounts: Vec::new(),
             max_block_gas: crate::genesis::DEFAULT_MAX_BLOCK_GAS,
             min_gas_price: 1,
+            market: None,
         };
         let (homes, genesis) = crate::testnet::create(&dir, &params).expect("testnet");
         // The signer at engine index 0 (active-set order).
