@@ -27,6 +27,12 @@ enum Command {
     /// Validators: set up (keys, configuration, genesis) and run.
     #[command(subcommand)]
     Node(cli::node::NodeCommand),
+    /// Buy inference on the compute market and follow a job to its answer.
+    #[command(subcommand)]
+    Job(cli::job::JobCommand),
+    /// Serve the compute market as a staked worker.
+    #[command(subcommand)]
+    Worker(cli::worker::WorkerCommand),
     /// Start N validators on loopback, drive a token-transfer load, report TPS, finality and root agreement.
     Devnet(cli::devnet::DevnetArgs),
 }
@@ -40,5 +46,7 @@ fn main() -> ExitCode {
         Command::Devices(args) => cli::devices::run(args),
         Command::Node(cmd) => cli::node::run(cmd),
         Command::Devnet(args) => cli::devnet::run(args),
+        Command::Job(cmd) => cli::job::run(cmd),
+        Command::Worker(cmd) => cli::worker::run(cmd),
     }
 }

@@ -1,12 +1,15 @@
 //! Subcommands of the `aivm` binary.
 
+pub mod account;
 pub mod call;
 pub mod codec;
 pub mod devices;
 pub mod devnet;
 pub mod inspect;
+pub mod job;
 pub mod model;
 pub mod node;
+pub mod worker;
 
 /// The exit code of a subcommand whose outcome is a verdict: 0 when it holds, 1 when it does
 /// not (the output says why), 2 when the command itself failed (printed here).

@@ -12,12 +12,15 @@
 //! | `aivm_status` | `[]` | head, mempool size, chain id |
 //! | `aivm_health` | `[]` | `{height, head_age_ms}`, or an error if no block was finalized for [`STALE_AFTER_MS`] (also `GET /health`) |
 //! | `aivm_subscribeFinalized` | `[]` | notifications `aivm_finalized` per block |
+//! | `aivm_getBlockReceipts` | `[height]` | the block's receipts, or `null` |
+//! | `aivm_getJob`, `aivm_getPool`, `aivm_quote`, `aivm_getBond`, `aivm_getWorkers`, `aivm_getMarket` | see [`market`] | the compute market's state |
 //!
 //! Every bad input is a JSON-RPC error (`-32602` invalid params, `-32000` transaction
 //! refused, `-32001` node error, `-32005` busy, `-32029` rate limited); nothing a client sends
 //! can stop the node. Limits: the constants below, per peer in [`limits`]; the server in [`server`].
 
 pub mod limits;
+pub mod market;
 pub mod server;
 
 pub use limits::RpcLimits;
@@ -218,6 +221,7 @@ pub fn module(ctx: RpcContext) -> Result<RpcModule<RpcContext>, jsonrpsee::core:
         let pool = c.executor.mempool.lock();
         Ok(json!({"chain_id": c.chain_id, "height": height, "head_digest": to_hex(&digest), "mempool_txs": pool.len(), "mempool_bytes": pool.bytes()}))
     })?;
+    market::register(&mut m)?;
     m.register_subscription(
         "aivm_subscribeFinalized",
         "aivm_finalized",

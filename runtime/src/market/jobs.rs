@@ -287,7 +287,7 @@ fn settle(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: Job, r: &I
     let verified = r.prompts.iter().chain(&r.outputs).map(|s| s.len() as u64).sum::<u64>();
     b.credits = b.credits.saturating_add(verified);
     l.put(MarketKey::Bond(&role, &j.worker), &b)?;
-    j.status = JobStatus::Settled { at: ctx.height };
+    j.status = JobStatus::Settled { at: ctx.height, output: r.outputs.first().cloned().unwrap_or_default(), receipt_hash: r.hash() };
     l.put(MarketKey::Job(id), &j)?;
     events.push(event("job.settled", [&id[..], &crate::encoding::cbor(&(split.worker, split.validators, split.verifiers, split.liquidity, burn))].concat()));
     Ok(())

@@ -55,6 +55,9 @@ impl MarketKey<'_> {
     }
 }
 
+/// The value of a [`MarketKey::Beacon`] record.
+pub type BeaconRecord = serde_bytes::ByteArray<32>;
+
 /// A model the chain serves: registered at genesis by hash, with its artifact's size.
 /// Validators must hold the artifact; one that lacks it cannot verify answers and stops
 /// executing rather than decide anything (a machine fault, never a consensus result).
@@ -114,8 +117,13 @@ pub enum JobStatus {
         receipt: Vec<u8>,
         at: u64,
     },
-    /// Verified and paid.
-    Settled { at: u64 },
+    /// Verified and paid; the verified output and the receipt's hash stay on record.
+    Settled {
+        at: u64,
+        output: Vec<u32>,
+        #[serde(with = "serde_bytes")]
+        receipt_hash: [u8; 32],
+    },
     /// The worker was slashed `taken` and the client refunded.
     Slashed { at: u64, taken: u128, reason: String },
 }

@@ -1,0 +1,80 @@
+//! An account the command line signs with (a home's `identity.key`, as a validator's), and
+//! sending its transactions through a node's JSON-RPC.
+
+use aivm_node::hexbytes::to_hex;
+use aivm_node::keys::{NodeKeys, IDENTITY_FILE};
+use aivm_node::rpc_client::RpcClient;
+use aivm_runtime::{Address, Payload, Transaction};
+use anyhow::{anyhow, bail, Context, Result};
+use ed25519_dalek::SigningKey;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// `host:port`, with or without `http://`.
+pub fn rpc_addr(s: &str) -> Result<SocketAddr> {
+    let bare = s.trim_start_matches("http://").trim_end_matches('/');
+    bare.parse().with_context(|| format!("--rpc {s}: expected host:port (an IP address and port)"))
+}
+
+pub struct Account {
+    pub key: SigningKey,
+    pub rpc: RpcClient,
+    pub chain_id: u64,
+    /// Gas limit of each transaction sent.
+    pub gas_limit: u64,
+}
+
+impl Account {
+    /// The identity key under `home` (created with fresh keys if the home has none).
+    pub fn open(home: &Path, rpc: SocketAddr) -> Result<Self> {
+        let keys = if home.join(IDENTITY_FILE).exists() {
+            NodeKeys::load(home)?
+        } else {
+            let k = NodeKeys::generate()?;
+            k.save(home)?;
+            k
+        };
+        let mut rpc = RpcClient::new(rpc);
+        let status = rpc.call("aivm_status", json!([])).with_context(|| format!("asking {} for its status", rpc.addr()))?;
+        let chain_id = status["chain_id"].as_u64().ok_or_else(|| anyhow!("the node's status has no chain id"))?;
+        Ok(Account { key: keys.identity, rpc, chain_id, gas_limit: 200_000_000 })
+    }
+
+    pub fn address(&self) -> Address {
+        self.key.verifying_key().to_bytes()
+    }
+
+    pub fn nonce(&mut self) -> Result<u64> {
+        let a = self.rpc.call("aivm_getAccount", json!([to_hex(&self.address())]))?;
+        Ok(a["nonce"].as_u64().unwrap_or(0))
+    }
+
+    /// Sign and send `payload` with `gas_limit`; wait up to `timeout` for its receipt.
+    pub fn send_with(&mut self, payload: Payload, gas_limit: u64, timeout: Duration) -> Result<Value> {
+        let tx = Transaction { chain_id: self.chain_id, sender: self.address(), nonce: self.nonce()?, gas_limit, gas_price: 1, payload };
+        let hash = self.rpc.call("aivm_sendTransaction", json!([to_hex(&tx.sign(&self.key).encode())]))?;
+        let hash = hash.as_str().ok_or_else(|| anyhow!("the node returned no transaction hash"))?.to_string();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.rpc.call("aivm_getReceipt", json!([hash]))?;
+            if !r.is_null() {
+                return Ok(r);
+            }
+            if Instant::now() > deadline {
+                bail!("transaction {hash} was not committed within {} s", timeout.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn send(&mut self, payload: Payload) -> Result<Value> {
+        self.send_with(payload, self.gas_limit, Duration::from_secs(60))
+    }
+}
+
+/// A receipt's failure, if it is not a success.
+pub fn failure(r: &Value) -> Option<String> {
+    (r["status"] != "success").then(|| r["status"].to_string())
+}

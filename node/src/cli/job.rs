@@ -1,0 +1,160 @@
+//! `aivm job submit` and `aivm job status`: a client buying one inference on the market and
+//! following it to its answer (`spec/market.md` §6).
+
+use super::account::{failure, rpc_addr, Account};
+use aivm::model::store::default_home;
+use aivm::model::{ArtifactStore, Tokenizer};
+use aivm_node::hexbytes::{from_hex, to_hex};
+use aivm_node::rpc_client::RpcClient;
+use aivm_runtime::market::MarketTx;
+use aivm_runtime::Payload;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand)]
+pub enum JobCommand {
+    /// Pay for one inference: quote, escrow, a worker assigned; with --wait, follow it to its end.
+    Submit(SubmitArgs),
+    /// Where a job stands: its state, output text, receipt, verification and payout.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// A node's JSON-RPC address (host:port).
+    #[arg(long)]
+    pub rpc: String,
+    /// The home whose identity key pays (created with a new key if empty).
+    #[arg(long)]
+    pub home: PathBuf,
+    /// The model's hash (default: the model `make model` converted).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The question; it is put in the model's chat template and tokenized here.
+    #[arg(long)]
+    pub prompt: String,
+    #[arg(long, default_value_t = 32)]
+    pub max_tokens: u32,
+    /// The most this job may cost (native units); the quote must not exceed it.
+    #[arg(long)]
+    pub budget: u128,
+    /// Blocks the worker has to commit (it can be expired after twice this).
+    #[arg(long, default_value_t = 20)]
+    pub sla: u64,
+    /// Wait until the job is settled or its worker slashed, and print the answer.
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds to wait with --wait.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The job id (its submit transaction's hash).
+    pub id: String,
+    #[arg(long)]
+    pub rpc: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cmd: JobCommand) -> ExitCode {
+    let r = match cmd {
+        JobCommand::Submit(a) => submit(a),
+        JobCommand::Status(a) => status(a),
+    };
+    super::verdict_exit(r)
+}
+
+/// The model hash given, or the default model's.
+pub fn model_hash(given: Option<&str>) -> Result<[u8; 32]> {
+    let s = match given {
+        Some(s) => s.to_string(),
+        None => std::fs::read_to_string(default_home().join("default-model"))
+            .map_err(|_| anyhow!("no --model and no converted default model: run `make model`"))?
+            .trim()
+            .to_string(),
+    };
+    from_hex(&s).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("--model must be 64 hex digits"))
+}
+
+/// The tokenizer of a model in the local artifact store.
+pub fn tokenizer(model: &[u8; 32]) -> Result<Tokenizer> {
+    let sku = ArtifactStore::open(default_home().join("artifacts"))
+        .get(model)
+        .with_context(|| format!("model {} is not in the local artifact store", to_hex(model)))?;
+    Ok(Tokenizer::new(&sku.tokenizer))
+}
+
+fn submit(a: SubmitArgs) -> Result<bool> {
+    let model = model_hash(a.model.as_deref())?;
+    let tok = tokenizer(&model)?;
+    let prompt = tok.encode(&tok.chat_prompt(&a.prompt));
+    let mut acct = Account::open(&a.home, rpc_addr(&a.rpc)?)?;
+    let quote = acct.rpc.call("aivm_quote", json!([to_hex(&model), prompt.len() as u64 + a.max_tokens as u64]))?;
+    eprintln!("{} prompt tokens + {} new: quote {} (budget {})", prompt.len(), a.max_tokens, quote.as_str().unwrap_or("?"), a.budget);
+    let r = acct.send(Payload::Market(MarketTx::SubmitJob { sku: model, prompt, max_new: a.max_tokens, sla_blocks: a.sla, budget: a.budget }))?;
+    if let Some(why) = failure(&r) {
+        bail!("the submit failed: {why}");
+    }
+    let id = r["tx_hash"].as_str().unwrap_or_default().to_string();
+    let job = acct.rpc.call("aivm_getJob", json!([id]))?;
+    println!("job {id}: fee {}, worker {}", job["fee"].as_str().unwrap_or("?"), job["worker"].as_str().unwrap_or("?"));
+    if !a.wait {
+        return Ok(true);
+    }
+    let deadline = Instant::now() + Duration::from_secs(a.timeout);
+    loop {
+        let job = acct.rpc.call("aivm_getJob", json!([id]))?;
+        match job["state"].as_str() {
+            Some("settled") | Some("slashed") => {
+                print_status(&job, &tok)?;
+                return Ok(job["state"] == "settled");
+            }
+            _ if Instant::now() > deadline => bail!("job {id} did not end within {} s (state {})", a.timeout, job["state"]),
+            _ => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// A job in words: state, answer, and where the money went.
+fn print_status(job: &Value, tok: &Tokenizer) -> Result<()> {
+    println!("state: {}", job["state"].as_str().unwrap_or("?"));
+    if let Some(out) = job["output"].as_array() {
+        let ids: Vec<u32> = out.iter().filter_map(|t| t.as_u64().map(|t| t as u32)).collect();
+        println!("answer: {}", tok.decode(&ids).trim());
+    }
+    match job["state"].as_str() {
+        Some("settled") => println!("verified at block {}; the worker was paid 80 % of {}", job["settled_at"], job["fee"].as_str().unwrap_or("?")),
+        Some("slashed") => println!(
+            "worker slashed {} at block {}: {}; the client was refunded {}",
+            job["slashed"].as_str().unwrap_or("?"),
+            job["slashed_at"],
+            job["reason"].as_str().unwrap_or("?"),
+            job["fee"].as_str().unwrap_or("?")
+        ),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn status(a: StatusArgs) -> Result<bool> {
+    let mut rpc = RpcClient::new(rpc_addr(&a.rpc)?);
+    let job = rpc.call("aivm_getJob", json!([a.id]))?;
+    if job.is_null() {
+        bail!("no job {}", a.id);
+    }
+    if a.json {
+        println!("{job}");
+        return Ok(true);
+    }
+    let model = from_hex(job["model"].as_str().unwrap_or_default()).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("job has no model"))?;
+    print_status(&job, &tokenizer(&model)?)?;
+    Ok(true)
+}

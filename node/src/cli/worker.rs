@@ -1,0 +1,199 @@
+//! `aivm worker run`: a staked worker. It bonds for a model, watches finalized blocks for jobs
+//! assigned to it, runs each on the model off chain (committing every GEMM), commits the
+//! receipt, waits for the challenge the chain draws after the commit, and answers it with
+//! openings (`spec/market.md` §6). `--cheat` modes exist to show each cheat being caught.
+
+use super::account::{failure, rpc_addr, Account};
+use aivm::model::audit::{respond, Challenge};
+use aivm::model::commit::{run_committed, InferenceReceipt, Trace};
+use aivm::model::{merkle, Engine};
+use aivm_node::hexbytes::{from_hex, to_hex};
+use aivm_runtime::encoding::cbor;
+use aivm_runtime::market::{market_address, MarketTx, Role};
+use aivm_runtime::Payload;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand)]
+pub enum WorkerCommand {
+    /// Bond, then serve assigned jobs until stopped (or --max-jobs have ended).
+    Run(RunArgs),
+}
+
+/// TEST ONLY: how a cheating worker departs from the honest run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Cheat {
+    /// Leave layer 1's GEMMs of the first step out of the trace (the run's shape is wrong).
+    SkipLayer,
+    /// Change one output element of one GEMM (caught when the challenge samples that GEMM).
+    Flip,
+    /// Run another model (the real one with two layers swapped) and claim the job's model.
+    WrongModel,
+    /// Commit honestly, then never answer the challenge.
+    NoAnswer,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The worker's home: its identity key (created if absent) pays and is paid.
+    #[arg(long)]
+    pub home: PathBuf,
+    /// A node's JSON-RPC address (host:port).
+    #[arg(long)]
+    pub rpc: String,
+    /// The model to serve (default: the model `make model` converted).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Stake to bond if not bonded yet.
+    #[arg(long, default_value_t = 20_000)]
+    pub stake: u128,
+    /// Compute units (tokens) in flight at once.
+    #[arg(long, default_value_t = 4096)]
+    pub capacity: u64,
+    /// TEST ONLY: cheat this way on every job.
+    #[arg(long, value_enum)]
+    pub cheat: Option<Cheat>,
+    /// Exit after this many of its jobs have ended (settled or slashed).
+    #[arg(long)]
+    pub max_jobs: Option<usize>,
+}
+
+pub fn run(cmd: WorkerCommand) -> ExitCode {
+    match cmd {
+        WorkerCommand::Run(a) => super::verdict_exit(serve(a).map(|()| true)),
+    }
+}
+
+/// A job this worker holds: its committed run, until the job ends.
+struct Held {
+    receipt: InferenceReceipt,
+    trace: Trace,
+    answered: bool,
+}
+
+fn serve(a: RunArgs) -> Result<()> {
+    let model = super::job::model_hash(a.model.as_deref())?;
+    let registry = aivm_node::market::registry();
+    let engine = registry.engine(&model).with_context(|| format!("loading model {}", to_hex(&model)))?;
+    let cheat_engine = match a.cheat {
+        Some(Cheat::WrongModel) => {
+            let mut sku = (*engine.sku).clone();
+            sku.layers.swap(0, 1);
+            Some(Engine::with_hash(Arc::new(sku), model, aivm::model::Options::default())?)
+        }
+        _ => None,
+    };
+    let mut acct = Account::open(&a.home, rpc_addr(&a.rpc)?)?;
+    let me = acct.address();
+    let role = Role::Worker { sku: model };
+    let bond = acct.rpc.call("aivm_getBond", json!([to_hex(&me), to_hex(&model)]))?;
+    if bond.is_null() || bond["bonded"] == "0" {
+        let r = acct.send(Payload::Market(MarketTx::Bond { role, amount: a.stake, capacity: a.capacity }))?;
+        if let Some(why) = failure(&r) {
+            bail!("bonding {} failed: {why}", a.stake);
+        }
+    }
+    log(&format!("worker {} serving model {} (cheat: {:?})", to_hex(&me), to_hex(&model), a.cheat));
+    let mut next = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
+    let mut held: BTreeMap<String, Held> = BTreeMap::new();
+    let mut ended = 0usize;
+    loop {
+        // New blocks: jobs assigned to this worker.
+        let height = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
+        while next <= height {
+            for id in assigned_in(&mut acct.rpc, next, &me)? {
+                let job = acct.rpc.call("aivm_getJob", json!([id]))?;
+                let prompt: Vec<u32> = job["prompt"].as_array().into_iter().flatten().filter_map(|t| t.as_u64().map(|t| t as u32)).collect();
+                let max_new = job["max_new"].as_u64().unwrap_or(1) as usize;
+                let start = Instant::now();
+                let (mut receipt, mut trace) = run_committed(cheat_engine.as_ref().unwrap_or(&engine), &[prompt], max_new)?;
+                cheat_on(a.cheat, &mut receipt, &mut trace);
+                let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id {id}"))?;
+                let r = acct.send(Payload::Market(MarketTx::Commit { job: job_id, receipt: cbor(&receipt) }))?;
+                log(&format!("job {id}: ran {} tokens in {:.2} s, commit {}", receipt.outputs[0].len(), start.elapsed().as_secs_f64(), r["status"]));
+                held.insert(id, Held { receipt, trace, answered: false });
+            }
+            next += 1;
+        }
+        // Held jobs: answer challenges, forget ended jobs.
+        let ids: Vec<String> = held.keys().cloned().collect();
+        for id in ids {
+            let job = acct.rpc.call("aivm_getJob", json!([id]))?;
+            match job["state"].as_str() {
+                Some("settled") | Some("slashed") => {
+                    log(&format!("job {id}: {} {}", job["state"].as_str().unwrap_or("?"), job["reason"].as_str().unwrap_or("")));
+                    held.remove(&id);
+                    ended += 1;
+                }
+                Some("committed") if !job["challenge"].is_null() => {
+                    let Some(h) = held.get_mut(&id) else { continue };
+                    if h.answered || a.cheat == Some(Cheat::NoAnswer) {
+                        continue;
+                    }
+                    let ch = &job["challenge"];
+                    let seed: [u8; 32] = ch["seed"].as_str().and_then(from_hex).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad challenge"))?;
+                    let challenge = Challenge { seed, gemms: ch["gemms"].as_u64().unwrap_or(0) as u32, rows: ch["rows"].as_u64().unwrap_or(0) as u32 };
+                    let response = respond(&engine.sku, &h.receipt, &h.trace, &challenge).map(|r| r.encode()).unwrap_or_default();
+                    let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
+                    h.answered = true;
+                    let r = acct.send_with(Payload::Market(MarketTx::Answer { job: job_id, response }), 1_000_000_000, Duration::from_secs(60))?;
+                    log(&format!("job {id}: answered ({})", r["status"]));
+                }
+                _ => {}
+            }
+        }
+        if a.max_jobs.is_some_and(|m| ended >= m) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Job ids assigned to `me` by the transactions of block `height`.
+fn assigned_in(rpc: &mut aivm_node::rpc_client::RpcClient, height: u64, me: &[u8; 32]) -> Result<Vec<String>> {
+    let receipts = rpc.call("aivm_getBlockReceipts", json!([height]))?;
+    let market = to_hex(&market_address());
+    let topic = to_hex(b"job.assigned");
+    let mut out = Vec::new();
+    for r in receipts.as_array().into_iter().flatten() {
+        for e in r["events"].as_array().into_iter().flatten() {
+            if e["contract"].as_str() != Some(market.as_str()) || e["topic"].as_str() != Some(topic.as_str()) {
+                continue;
+            }
+            let data = e["data"].as_str().and_then(from_hex).unwrap_or_default();
+            if data.len() == 64 && data[32..] == me[..] {
+                out.push(to_hex(&data[..32]));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Tamper with an honest run as `cheat` says, committing to the result as a cheater would.
+fn cheat_on(cheat: Option<Cheat>, r: &mut InferenceReceipt, t: &mut Trace) {
+    match cheat {
+        Some(Cheat::SkipLayer) => t.gemms.retain(|g| !(g.commit.step == 0 && g.commit.layer == 1)),
+        Some(Cheat::Flip) => {
+            let i = t.gemms.len() / 2;
+            if let Some(y) = t.gemms.get_mut(i).and_then(|g| g.y.first_mut()) {
+                *y ^= 1;
+            }
+        }
+        _ => return,
+    }
+    for g in &mut t.gemms {
+        g.commit = g.recommit();
+    }
+    r.gemm_root = merkle::root(&t.leaves());
+    r.gemm_count = t.gemms.len() as u64;
+}
+
+fn log(s: &str) {
+    eprintln!("[worker] {s}");
+}

@@ -1,0 +1,153 @@
+//! The market's read methods (`spec/rpc.md`, "Market"): jobs, pools, bonds, parameters, and a
+//! block's receipts (how workers and clients watch for their jobs' events).
+
+use super::{hex32, invalid, node_error, receipt_json, RpcContext};
+use crate::hexbytes::to_hex;
+use aivm::model::commit::InferenceReceipt;
+use aivm_runtime::market::hmm::{amount_in, Pool};
+use aivm_runtime::market::jobs::challenge_seed;
+use aivm_runtime::market::state::{BeaconRecord, WorkerSet};
+use aivm_runtime::market::{Bond, Job, JobStatus, MarketKey, MarketParams, Role, Treasury};
+use aivm_runtime::{Chain, StateValue};
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::RpcModule;
+use serde_json::{json, Value};
+
+type RpcResult = Result<Value, ErrorObjectOwned>;
+
+/// A committed market record, decoded.
+pub fn record<T: serde::de::DeserializeOwned>(chain: &Chain, key: MarketKey<'_>) -> Result<Option<T>, ErrorObjectOwned> {
+    match chain.store().get(&key.state_key()).map_err(node_error)? {
+        Some(StateValue::Bytes(b)) => ciborium::from_reader(&b[..]).map(Some).map_err(|e| node_error(format!("corrupt market record: {e}"))),
+        _ => Ok(None),
+    }
+}
+
+fn params(chain: &Chain) -> Result<MarketParams, ErrorObjectOwned> {
+    record(chain, MarketKey::Params)?.ok_or_else(|| invalid("this chain has no market"))
+}
+
+/// A job as JSON: its parties and terms, where it stands, the committed output and, once the
+/// challenge exists, its seed.
+pub fn job_json(chain: &Chain, id: &[u8; 32], j: &Job) -> RpcResult {
+    let mut v = json!({
+        "id": to_hex(id),
+        "client": to_hex(&j.client),
+        "worker": to_hex(&j.worker),
+        "model": to_hex(&j.sku),
+        "prompt": j.prompt,
+        "max_new": j.max_new,
+        "sla_blocks": j.sla_blocks,
+        "fee": j.fee.to_string(),
+        "units": j.units,
+        "submitted_at": j.submitted_at,
+    });
+    match &j.status {
+        JobStatus::Assigned => v["state"] = json!("assigned"),
+        JobStatus::Committed { receipt, at } => {
+            v["state"] = json!("committed");
+            v["committed_at"] = json!(at);
+            if let Ok(r) = ciborium::from_reader::<InferenceReceipt, _>(&receipt[..]) {
+                v["output"] = json!(r.outputs.first());
+                v["receipt_hash"] = json!(to_hex(&r.hash()));
+                v["gemm_count"] = json!(r.gemm_count);
+            }
+            if let Some(beacon) = record::<BeaconRecord>(chain, MarketKey::Beacon(at + 1))? {
+                let p = params(chain)?;
+                v["challenge"] = json!({"seed": to_hex(&challenge_seed(&beacon, id)), "gemms": p.challenge_gemms, "rows": p.challenge_rows, "deadline": at + 1 + p.answer_window});
+            }
+        }
+        JobStatus::Settled { at, output, receipt_hash } => {
+            v["state"] = json!("settled");
+            v["settled_at"] = json!(at);
+            v["output"] = json!(output);
+            v["receipt_hash"] = json!(to_hex(receipt_hash));
+        }
+        JobStatus::Slashed { at, taken, reason } => {
+            v["state"] = json!("slashed");
+            v["slashed_at"] = json!(at);
+            v["slashed"] = json!(taken.to_string());
+            v["reason"] = json!(reason);
+        }
+    }
+    Ok(v)
+}
+
+fn bond_json(b: &Bond) -> Value {
+    json!({"bonded": b.bonded.to_string(), "unbonding": b.unbonding.to_string(), "unlock_at": b.unlock_at,
+           "capacity": b.capacity, "in_flight": b.in_flight, "credits": b.credits})
+}
+
+fn strings(p: &jsonrpsee::types::Params, n: usize, shape: &str) -> Result<Vec<String>, ErrorObjectOwned> {
+    let v: Vec<String> = p.parse().map_err(|e| invalid(format!("expected {shape}: {e}")))?;
+    if v.len() != n {
+        return Err(invalid(format!("expected {shape}")));
+    }
+    Ok(v)
+}
+
+pub fn register(m: &mut RpcModule<RpcContext>) -> Result<(), jsonrpsee::core::RegisterMethodError> {
+    m.register_method("aivm_getJob", |p, c, _| -> RpcResult {
+        let id = hex32(&strings(&p, 1, "[job_id]")?[0], "job id")?;
+        let chain = c.executor.chain();
+        match record::<Job>(chain, MarketKey::Job(&id))? {
+            None => Ok(Value::Null),
+            Some(j) => job_json(chain, &id, &j),
+        }
+    })?;
+    m.register_method("aivm_getPool", |p, c, _| -> RpcResult {
+        let sku = hex32(&strings(&p, 1, "[model]")?[0], "model")?;
+        Ok(match record::<Pool>(c.executor.chain(), MarketKey::Pool(&sku))? {
+            None => Value::Null,
+            Some(pool) => {
+                json!({"native": pool.native.to_string(), "units": pool.units.to_string(), "shares": pool.shares.to_string(), "fee_bps": pool.fee_bps})
+            }
+        })
+    })?;
+    m.register_method("aivm_quote", |p, c, _| -> RpcResult {
+        let v: Vec<Value> = p.parse().map_err(|e| invalid(format!("expected [model, units]: {e}")))?;
+        let [Value::String(sku), Value::Number(units)] = v.as_slice() else { return Err(invalid("expected [model, units]")) };
+        let sku = hex32(sku, "model")?;
+        let units = units.as_u64().ok_or_else(|| invalid("units"))?;
+        let pool: Pool = record(c.executor.chain(), MarketKey::Pool(&sku))?.ok_or_else(|| invalid("no pool for this model"))?;
+        let fee = amount_in(units as u128, pool.native, pool.units, pool.fee_bps).map_err(|e| invalid(e.to_string()))?;
+        Ok(json!(fee.to_string()))
+    })?;
+    m.register_method("aivm_getBond", |p, c, _| -> RpcResult {
+        let v = strings(&p, 2, "[address, model | \"verifier\"]")?;
+        let who = hex32(&v[0], "address")?;
+        let role = if v[1] == "verifier" { Role::Verifier } else { Role::Worker { sku: hex32(&v[1], "model")? } };
+        Ok(record::<Bond>(c.executor.chain(), MarketKey::Bond(&role, &who))?.map_or(Value::Null, |b| bond_json(&b)))
+    })?;
+    m.register_method("aivm_getMarket", |_, c, _| -> RpcResult {
+        let chain = c.executor.chain();
+        let p = params(chain)?;
+        let t: Treasury = record(chain, MarketKey::Treasury)?.unwrap_or_default();
+        Ok(json!({
+            "params": serde_json::to_value(&p).map_err(node_error)?,
+            "treasury": {"validators": t.validators.to_string(), "verifiers": t.verifiers.to_string(), "burned": t.burned.to_string()},
+        }))
+    })?;
+    m.register_method("aivm_getWorkers", |p, c, _| -> RpcResult {
+        let sku = hex32(&strings(&p, 1, "[model]")?[0], "model")?;
+        let chain = c.executor.chain();
+        let set: WorkerSet = record(chain, MarketKey::Workers(&sku))?.unwrap_or_default();
+        let mut out = Vec::new();
+        for w in &set.workers {
+            let b: Bond = record(chain, MarketKey::Bond(&Role::Worker { sku }, w))?.unwrap_or_default();
+            let mut j = bond_json(&b);
+            j["address"] = json!(to_hex(&w[..]));
+            out.push(j);
+        }
+        Ok(json!(out))
+    })?;
+    m.register_method("aivm_getBlockReceipts", |p, c, _| -> RpcResult {
+        let v: Vec<u64> = p.parse().map_err(|e| invalid(format!("expected [height]: {e}")))?;
+        let [height] = v.as_slice() else { return Err(invalid("expected exactly one parameter: height")) };
+        Ok(match c.executor.chain().block(*height).map_err(node_error)? {
+            None => Value::Null,
+            Some(b) => json!(b.receipts.iter().map(receipt_json).collect::<Vec<_>>()),
+        })
+    })?;
+    Ok(())
+}
