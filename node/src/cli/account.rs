@@ -24,6 +24,8 @@ pub struct Account {
     pub chain_id: u64,
     /// Gas limit of each transaction sent.
     pub gas_limit: u64,
+    /// The next nonce to use for transactions sent without waiting (`None`: ask the node).
+    next_nonce: Option<u64>,
 }
 
 impl Account {
@@ -39,7 +41,7 @@ impl Account {
         let mut rpc = RpcClient::new(rpc);
         let status = rpc.call("aivm_status", json!([])).with_context(|| format!("asking {} for its status", rpc.addr()))?;
         let chain_id = status["chain_id"].as_u64().ok_or_else(|| anyhow!("the node's status has no chain id"))?;
-        Ok(Account { key: keys.identity, rpc, chain_id, gas_limit: 200_000_000 })
+        Ok(Account { key: keys.identity, rpc, chain_id, gas_limit: 200_000_000, next_nonce: None })
     }
 
     pub fn address(&self) -> Address {
@@ -66,6 +68,27 @@ impl Account {
                 bail!("transaction {hash} was not committed within {} s", timeout.as_secs());
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sign and send `payload` without waiting for it to be committed; returns its hash.
+    /// Nonces are counted here, so several can be in flight; a refused send makes the next
+    /// one ask the node again.
+    pub fn send_nowait(&mut self, payload: Payload, gas_limit: u64) -> Result<String> {
+        let nonce = match self.next_nonce {
+            Some(n) => n,
+            None => self.nonce()?,
+        };
+        let tx = Transaction { chain_id: self.chain_id, sender: self.address(), nonce, gas_limit, gas_price: 1, payload };
+        match self.rpc.call("aivm_sendTransaction", json!([to_hex(&tx.sign(&self.key).encode())])) {
+            Ok(h) => {
+                self.next_nonce = Some(nonce + 1);
+                Ok(h.as_str().unwrap_or_default().to_string())
+            }
+            Err(e) => {
+                self.next_nonce = None;
+                Err(e.into())
+            }
         }
     }
 

@@ -47,6 +47,22 @@ pub struct DevnetArgs {
     /// First p2p port (RPC at +1000, metrics at +2000).
     #[arg(long, default_value_t = 19000)]
     pub port: u16,
+    /// Run the compute market instead of the transfer load: this many worker processes serve
+    /// the model `make model` converted (`spec/market.md`).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// With --workers: how many of them cheat (as --cheat says) on every job.
+    #[arg(long, default_value_t = 0)]
+    pub cheaters: usize,
+    /// With --cheaters: how they cheat.
+    #[arg(long, value_enum, default_value = "wrong-model")]
+    pub cheat: super::worker::Cheat,
+    /// With --workers: jobs the client submits.
+    #[arg(long, default_value_t = 6)]
+    pub jobs: usize,
+    /// With --workers: new tokens per job.
+    #[arg(long, default_value_t = 16)]
+    pub max_tokens: u32,
 }
 
 pub fn run(a: DevnetArgs) -> ExitCode {
@@ -94,7 +110,11 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
     if a.validators == 0 || a.validators > 64 {
         bail!("--validators wants 1..=64");
     }
-    let wasm = token_wasm(a.token.clone())?;
+    let market = a.workers > 0;
+    if a.cheaters > a.workers {
+        bail!("--cheaters {} is more than --workers {}", a.cheaters, a.workers);
+    }
+    let wasm = if market { Vec::new() } else { token_wasm(a.token.clone())? };
     let (dir, temporary) = match &a.dir {
         Some(d) => (d.clone(), false),
         None => (std::env::temp_dir().join(format!("aivm-devnet-{}", std::process::id())), true),
@@ -115,6 +135,11 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
     // A token transfer uses ~1.8M gas (most of it the price of loading the contract's code);
     // blocks are bounded by the gas limits they reserve, so the limit stays close to that.
     load.gas_limit = 2_500_000;
+    let people = if market { Some(super::devnet_market::Participants::create(&dir, a.workers)?) } else { None };
+    let mut accounts: Vec<(Address, u128)> = load.addresses().into_iter().map(|addr| (addr, 1u128 << 80)).collect();
+    for addr in people.as_ref().map(|p| p.addresses()).transpose()?.unwrap_or_default() {
+        accounts.push((addr, 1u128 << 80));
+    }
     let params = TestnetParams {
         chain_id,
         host: "127.0.0.1".into(),
@@ -124,10 +149,10 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         balance: 1_000_000_000_000,
         active: None,
         epoch_length: 1000,
-        accounts: load.addresses().into_iter().map(|addr| (addr, 1u128 << 80)).collect(),
+        accounts,
         max_block_gas: aivm_node::genesis::DEFAULT_MAX_BLOCK_GAS,
         min_gas_price: aivm_node::genesis::DEFAULT_MIN_GAS_PRICE,
-        market: None,
+        market: if market { Some(aivm_node::market::default_market(&aivm::model::store::default_home(), 1 << 30, 100)?) } else { None },
     };
     let (homes, _) = testnet::create(&dir, &params)?;
     // The load generator is one address sending to every validator: lift the per-peer RPC
@@ -150,6 +175,26 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         wait_height(*addr, 1, Duration::from_secs(60)).with_context(|| format!("validator at {addr} did not finalize a block"))?;
     }
     log(a.json, format!("first blocks finalized after {:.1} s", started.elapsed().as_secs_f64()));
+
+    if let Some(people) = &people {
+        let scenario =
+            super::devnet_market::Scenario { exe: &exe, rpcs: &rpcs, people, cheaters: a.cheaters, cheat: a.cheat, jobs: a.jobs, max_tokens: a.max_tokens };
+        let mut report = super::devnet_market::run(&scenario, a.json)?;
+        let heights: Vec<u64> =
+            rpcs.iter().map(|r| RpcClient::new(*r).call("aivm_status", json!([])).ok().and_then(|s| s["height"].as_u64()).unwrap_or(0)).collect();
+        let common = heights.iter().copied().min().unwrap_or(0);
+        let agree = roots_agree(&rpcs, common)?;
+        drop(procs);
+        report["validators"] = json!(a.validators);
+        report["roots_agree_to_height"] = json!(common);
+        report["roots_agree"] = json!(agree);
+        println!("{}", if a.json { report.to_string() } else { serde_json::to_string_pretty(&report)? });
+        if temporary {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let caught_all = report["cheaters_caught"].as_u64() == Some(a.cheaters as u64) || a.cheat == super::worker::Cheat::Flip;
+        return Ok(agree && caught_all && report["honest_workers_slashed"] == 0);
+    }
 
     // Deploy and fund the token.
     let mut c0 = RpcClient::new(rpcs[0]);

@@ -5,6 +5,7 @@ pub mod call;
 pub mod codec;
 pub mod devices;
 pub mod devnet;
+pub mod devnet_market;
 pub mod inspect;
 pub mod job;
 pub mod model;

@@ -102,26 +102,11 @@ fn serve(a: RunArgs) -> Result<()> {
     log(&format!("worker {} serving model {} (cheat: {:?})", to_hex(&me), to_hex(&model), a.cheat));
     let mut next = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
     let mut held: BTreeMap<String, Held> = BTreeMap::new();
+    let mut queue: std::collections::VecDeque<String> = Default::default();
     let mut ended = 0usize;
     loop {
-        // New blocks: jobs assigned to this worker.
-        let height = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
-        while next <= height {
-            for id in assigned_in(&mut acct.rpc, next, &me)? {
-                let job = acct.rpc.call("aivm_getJob", json!([id]))?;
-                let prompt: Vec<u32> = job["prompt"].as_array().into_iter().flatten().filter_map(|t| t.as_u64().map(|t| t as u32)).collect();
-                let max_new = job["max_new"].as_u64().unwrap_or(1) as usize;
-                let start = Instant::now();
-                let (mut receipt, mut trace) = run_committed(cheat_engine.as_ref().unwrap_or(&engine), &[prompt], max_new)?;
-                cheat_on(a.cheat, &mut receipt, &mut trace);
-                let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id {id}"))?;
-                let r = acct.send(Payload::Market(MarketTx::Commit { job: job_id, receipt: cbor(&receipt) }))?;
-                log(&format!("job {id}: ran {} tokens in {:.2} s, commit {}", receipt.outputs[0].len(), start.elapsed().as_secs_f64(), r["status"]));
-                held.insert(id, Held { receipt, trace, answered: false });
-            }
-            next += 1;
-        }
-        // Held jobs: answer challenges, forget ended jobs.
+        // Answers first: a challenge's deadline runs in blocks. Sends do not wait for their
+        // receipts; the job's state on chain says what happened.
         let ids: Vec<String> = held.keys().cloned().collect();
         for id in ids {
             let job = acct.rpc.call("aivm_getJob", json!([id]))?;
@@ -141,9 +126,13 @@ fn serve(a: RunArgs) -> Result<()> {
                     let challenge = Challenge { seed, gemms: ch["gemms"].as_u64().unwrap_or(0) as u32, rows: ch["rows"].as_u64().unwrap_or(0) as u32 };
                     let response = respond(&engine.sku, &h.receipt, &h.trace, &challenge).map(|r| r.encode()).unwrap_or_default();
                     let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
-                    h.answered = true;
-                    let r = acct.send_with(Payload::Market(MarketTx::Answer { job: job_id, response }), 1_000_000_000, Duration::from_secs(60))?;
-                    log(&format!("job {id}: answered ({})", r["status"]));
+                    match acct.send_nowait(Payload::Market(MarketTx::Answer { job: job_id, response }), 1_000_000_000) {
+                        Ok(_) => {
+                            h.answered = true;
+                            log(&format!("job {id}: answered"));
+                        }
+                        Err(e) => log(&format!("job {id}: answer not sent ({e}); retrying")),
+                    }
                 }
                 _ => {}
             }
@@ -151,7 +140,34 @@ fn serve(a: RunArgs) -> Result<()> {
         if a.max_jobs.is_some_and(|m| ended >= m) {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(200));
+        // New blocks: jobs assigned to this worker.
+        let height = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
+        while next <= height {
+            queue.extend(assigned_in(&mut acct.rpc, next, &me)?);
+            next += 1;
+        }
+        // One job per turn, so challenges of committed jobs are answered between runs.
+        if let Some(id) = queue.pop_front() {
+            let job = acct.rpc.call("aivm_getJob", json!([id]))?;
+            let prompt: Vec<u32> = job["prompt"].as_array().into_iter().flatten().filter_map(|t| t.as_u64().map(|t| t as u32)).collect();
+            let max_new = job["max_new"].as_u64().unwrap_or(1) as usize;
+            let start = Instant::now();
+            let (mut receipt, mut trace) = run_committed(cheat_engine.as_ref().unwrap_or(&engine), &[prompt], max_new)?;
+            cheat_on(a.cheat, &mut receipt, &mut trace);
+            let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id {id}"))?;
+            match acct.send_nowait(Payload::Market(MarketTx::Commit { job: job_id, receipt: cbor(&receipt) }), 50_000_000) {
+                Ok(_) => {
+                    log(&format!("job {id}: ran {} tokens in {:.2} s, committed", receipt.outputs[0].len(), start.elapsed().as_secs_f64()));
+                    held.insert(id, Held { receipt, trace, answered: false });
+                }
+                Err(e) => {
+                    log(&format!("job {id}: commit not sent ({e}); retrying"));
+                    queue.push_front(id);
+                }
+            }
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -1,0 +1,249 @@
+//! `aivm devnet --workers K`: the compute market on the devnet. Worker processes (`aivm
+//! worker run`, `--cheaters` of them cheating) serve the real model; a client submits jobs
+//! and follows each to its end; the report counts jobs settled and slashed, cheaters caught,
+//! latencies, and the on-chain verification's gas against the job's inference gas.
+
+use super::account::{failure, Account};
+use super::worker::Cheat;
+use aivm::model::Engine;
+use aivm_node::hexbytes::{from_hex, to_hex};
+use aivm_node::keys::NodeKeys;
+use aivm_runtime::market::MarketTx;
+use aivm_runtime::Payload;
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Questions the client asks, in turn.
+const PROMPTS: &[&str] = &[
+    "What is the capital of France?",
+    "Name three primary colors.",
+    "What is 12 plus 30?",
+    "Who wrote Romeo and Juliet?",
+    "What is the boiling point of water in Celsius?",
+    "Translate 'good morning' into French.",
+];
+
+/// The market's participants' homes, made before genesis so that genesis funds them.
+pub struct Participants {
+    pub workers: Vec<PathBuf>,
+    pub client: PathBuf,
+}
+
+impl Participants {
+    /// Homes `w0..w{k-1}` and `client` under `dir`, each with a fresh identity key.
+    pub fn create(dir: &Path, workers: usize) -> Result<Self> {
+        let mk = |name: String| -> Result<PathBuf> {
+            let home = dir.join(name);
+            NodeKeys::generate()?.save(&home)?;
+            Ok(home)
+        };
+        Ok(Participants { workers: (0..workers).map(|i| mk(format!("w{i}"))).collect::<Result<_>>()?, client: mk("client".into())? })
+    }
+
+    /// Every participant's address, for genesis funding.
+    pub fn addresses(&self) -> Result<Vec<[u8; 32]>> {
+        self.workers.iter().chain(std::iter::once(&self.client)).map(|h| Ok(NodeKeys::load(h)?.identity_public())).collect()
+    }
+}
+
+/// The worker processes; killed when dropped.
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub struct Scenario<'a> {
+    pub exe: &'a Path,
+    pub rpcs: &'a [SocketAddr],
+    pub people: &'a Participants,
+    pub cheaters: usize,
+    pub cheat: Cheat,
+    pub jobs: usize,
+    pub max_tokens: u32,
+}
+
+/// One job as the client saw it.
+#[derive(Default)]
+struct Seen {
+    submitted: Option<Instant>,
+    committed_at: Option<u64>,
+    ended_at: Option<u64>,
+    ended: Option<Instant>,
+    state: String,
+    worker: String,
+    slashed: u128,
+    units: u64,
+    prompt_len: u64,
+}
+
+/// Run the market on the devnet; the report's JSON.
+pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<Value> {
+    let log = |m: String| {
+        if !json_log {
+            eprintln!("devnet: {m}");
+        }
+    };
+    let model = super::job::model_hash(None)?;
+    let registry = aivm_node::market::registry();
+    let engine = registry.engine(&model).context("loading the model")?;
+    let mut procs = Workers(Vec::new());
+    let mut cheater_addrs = BTreeSet::new();
+    for (i, home) in s.people.workers.iter().enumerate() {
+        let cheat = (i < s.cheaters).then_some(s.cheat);
+        if cheat.is_some() {
+            cheater_addrs.insert(to_hex(&NodeKeys::load(home)?.identity_public()));
+        }
+        procs.0.push(spawn_worker(s.exe, home, s.rpcs[i % s.rpcs.len()], cheat)?);
+    }
+    let mut client = Account::open(&s.people.client, s.rpcs[0])?;
+    // Wait for every worker's bond.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = client.rpc.call("aivm_getWorkers", json!([to_hex(&model)]))?.as_array().map_or(0, Vec::len);
+        if n >= s.people.workers.len() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {n} of {} workers bonded within 120 s (their logs are in the devnet directory)", s.people.workers.len());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    log(format!("{} workers bonded ({} cheating: {:?}); submitting {} jobs", s.people.workers.len(), s.cheaters, s.cheat, s.jobs));
+
+    let tok = super::job::tokenizer(&model)?;
+    let started = Instant::now();
+    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    for i in 0..s.jobs {
+        let prompt = tok.encode(&tok.chat_prompt(PROMPTS[i % PROMPTS.len()]));
+        let prompt_len = prompt.len() as u64;
+        let t = Instant::now();
+        let r = client.send(Payload::Market(MarketTx::SubmitJob { sku: model, prompt, max_new: s.max_tokens, sla_blocks: 20, budget: 1 << 40 }))?;
+        if let Some(why) = failure(&r) {
+            bail!("submitting job {i} failed: {why}");
+        }
+        let id = r["tx_hash"].as_str().unwrap_or_default().to_string();
+        seen.insert(id, Seen { submitted: Some(t), prompt_len, ..Seen::default() });
+    }
+    // Follow every job to its end.
+    let deadline = Instant::now() + Duration::from_secs(60 + 30 * s.jobs as u64);
+    while seen.values().any(|j| j.ended.is_none()) {
+        if Instant::now() > deadline {
+            bail!("{} jobs did not end in time", seen.values().filter(|j| j.ended.is_none()).count());
+        }
+        let height = client.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
+        let mut expire = Vec::new();
+        for (id, j) in seen.iter_mut().filter(|(_, j)| j.ended.is_none()) {
+            let v = client.rpc.call("aivm_getJob", json!([id]))?;
+            // A worker past its deadline: anyone may expire the job (the client does here).
+            let late = match v["state"].as_str() {
+                Some("assigned") => v["submitted_at"].as_u64().zip(v["sla_blocks"].as_u64()).is_some_and(|(s, sla)| height > s + 2 * sla),
+                Some("committed") => v["challenge"]["deadline"].as_u64().is_some_and(|d| height > d),
+                _ => false,
+            };
+            if late {
+                expire.push(id.clone());
+            }
+            j.worker = v["worker"].as_str().unwrap_or_default().to_string();
+            j.units = v["units"].as_u64().unwrap_or(0);
+            if let Some(c) = v["committed_at"].as_u64() {
+                j.committed_at = Some(c);
+            }
+            let state = v["state"].as_str().unwrap_or_default();
+            if state == "settled" || state == "slashed" {
+                j.state = state.to_string();
+                j.ended = Some(Instant::now());
+                j.ended_at = v["settled_at"].as_u64().or(v["slashed_at"].as_u64());
+                j.slashed = v["slashed"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+            }
+        }
+        for id in expire {
+            let job: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).unwrap_or([0; 32]);
+            let r = client.send(Payload::Market(MarketTx::Expire { job }))?;
+            log(format!("expired job {id}: {}", r["status"]));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    // The answers' gas against the jobs' inference gas.
+    let schedule = aivm::GasSchedule::default();
+    let mut gas_ratios = Vec::new();
+    for (id, j) in &seen {
+        let (Some(c), Some(e)) = (j.committed_at, j.ended_at) else { continue };
+        if let Some(gas) = answer_gas(&mut client, id, c, e)? {
+            gas_ratios.push(gas as f64 / infer_gas(&engine, &schedule, j.prompt_len, j.units - j.prompt_len) as f64);
+        }
+    }
+    let settled = seen.values().filter(|j| j.state == "settled").count();
+    let slashed: Vec<&Seen> = seen.values().filter(|j| j.state == "slashed").collect();
+    let caught: BTreeSet<&String> = slashed.iter().map(|j| &j.worker).collect();
+    let honest_slashed = caught.iter().filter(|w| !cheater_addrs.contains(**w)).count();
+    let mut ms: Vec<f64> = seen.values().filter_map(|j| Some(j.ended?.duration_since(j.submitted?).as_secs_f64() * 1e3)).collect();
+    let mut after_commit: Vec<f64> = seen.values().filter_map(|j| Some((j.ended_at? - j.committed_at?) as f64)).collect();
+    ms.sort_by(f64::total_cmp);
+    after_commit.sort_by(f64::total_cmp);
+    gas_ratios.sort_by(f64::total_cmp);
+    let pct = |v: &[f64], p: f64| if v.is_empty() { 0.0 } else { v[((v.len() - 1) as f64 * p).round() as usize] };
+    let cheater_jobs = seen.values().filter(|j| cheater_addrs.contains(&j.worker)).count();
+    Ok(json!({
+        "workers": s.people.workers.len(),
+        "cheaters": s.cheaters,
+        "cheat": format!("{:?}", s.cheat),
+        "jobs": {"submitted": seen.len(), "settled": settled, "slashed_and_refunded": slashed.len(), "by_cheaters": cheater_jobs},
+        "cheaters_caught": caught.len() - honest_slashed,
+        "honest_workers_slashed": honest_slashed,
+        "slashed_total": slashed.iter().map(|j| j.slashed).sum::<u128>().to_string(),
+        "latency_ms": {"p50": pct(&ms, 0.5), "p99": pct(&ms, 0.99)},
+        "blocks_from_commit_to_end": {"p50": pct(&after_commit, 0.5), "p99": pct(&after_commit, 0.99)},
+        "verification_gas_over_inference_gas": {"p50": pct(&gas_ratios, 0.5), "max": gas_ratios.last().copied().unwrap_or(0.0)},
+        "jobs_per_s": seen.len() as f64 / elapsed,
+    }))
+}
+
+/// MODEL_INFER's gas for a job of this shape: what running it on chain would cost.
+fn infer_gas(engine: &Engine, s: &aivm::GasSchedule, prompt: u64, max_new: u64) -> u64 {
+    engine
+        .macs_bound(prompt, max_new)
+        .and_then(|m| s.model_infer.cost(m / 64))
+        .and_then(|g| g.checked_add(s.model_token.checked_mul(prompt + max_new)?))
+        .unwrap_or(u64::MAX)
+}
+
+/// The gas of the transaction that ended job `id` with an answer (blocks `from..=to`), if
+/// an answer ended it.
+fn answer_gas(c: &mut Account, id: &str, from: u64, to: u64) -> Result<Option<u64>> {
+    let topics = [to_hex(b"job.settled"), to_hex(b"job.slashed")];
+    for h in from..=to {
+        for r in c.rpc.call("aivm_getBlockReceipts", json!([h]))?.as_array().into_iter().flatten() {
+            for e in r["events"].as_array().into_iter().flatten() {
+                let data = e["data"].as_str().and_then(from_hex).unwrap_or_default();
+                if topics.iter().any(|t| e["topic"].as_str() == Some(t.as_str())) && data.len() >= 32 && to_hex(&data[..32]) == id {
+                    return Ok(r["gas_used"].as_u64());
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn spawn_worker(exe: &Path, home: &Path, rpc: SocketAddr, cheat: Option<Cheat>) -> Result<Child> {
+    let log = std::fs::File::create(home.join("worker.log")).with_context(|| format!("creating the log in {}", home.display()))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["worker", "run", "--home"]).arg(home).args(["--rpc", &rpc.to_string()]);
+    if let Some(c) = cheat {
+        cmd.args(["--cheat", &c.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()]);
+    }
+    cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn().with_context(|| format!("starting a worker from {}", exe.display()))
+}
