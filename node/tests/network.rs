@@ -665,3 +665,44 @@ fn sigterm_shuts_a_validator_down_cleanly() {
     net.procs[0] = Some(c);
     net.wait_height(0, h + 2, 60);
 }
+
+/// The compute market on the devnet with the real model: honest workers' jobs settle, the
+/// cheater (another model claimed as this one) is caught on its jobs and slashed, no honest
+/// worker is, and every validator agrees.
+#[test]
+fn market_devnet_pays_honest_workers_and_slashes_a_cheater() {
+    if !common::have_model() {
+        return;
+    }
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("aivm-market-devnet-test-{}", std::process::id()));
+    let (code, out, err) = common::aivm(&[
+        "devnet",
+        "--validators",
+        "4",
+        "--workers",
+        "2",
+        "--cheaters",
+        "1",
+        "--jobs",
+        "4",
+        "--max-tokens",
+        "8",
+        "--json",
+        "--port",
+        "21500",
+        "--dir",
+        dir.to_str().expect("utf8"),
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let r: Value = serde_json::from_str(out.trim()).expect("one JSON report");
+    assert_eq!(r["roots_agree"], true, "{r}");
+    assert_eq!(r["cheaters_caught"], 1, "{r}");
+    assert_eq!(r["honest_workers_slashed"], 0, "{r}");
+    let jobs = &r["jobs"];
+    assert_eq!(jobs["submitted"], 4, "{r}");
+    assert!(jobs["settled"].as_u64().expect("settled") >= 1, "{r}");
+    assert_eq!(jobs["settled"].as_u64().unwrap() + jobs["slashed_and_refunded"].as_u64().unwrap(), 4, "every job ended once: {r}");
+    assert_eq!(jobs["slashed_and_refunded"], jobs["by_cheaters"], "exactly the cheater's jobs were slashed: {r}");
+}

@@ -63,6 +63,10 @@ pub struct DevnetArgs {
     /// With --workers: new tokens per job.
     #[arg(long, default_value_t = 16)]
     pub max_tokens: u32,
+    /// With --workers: after the report, keep the network and its workers running (until
+    /// Ctrl-C) and print how to submit jobs to it with `aivm job submit`.
+    #[arg(long, requires = "workers")]
+    pub serve: bool,
 }
 
 pub fn run(a: DevnetArgs) -> ExitCode {
@@ -179,16 +183,28 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
     if let Some(people) = &people {
         let scenario =
             super::devnet_market::Scenario { exe: &exe, rpcs: &rpcs, people, cheaters: a.cheaters, cheat: a.cheat, jobs: a.jobs, max_tokens: a.max_tokens };
-        let mut report = super::devnet_market::run(&scenario, a.json)?;
+        let (mut report, workers) = super::devnet_market::run(&scenario, a.json)?;
         let heights: Vec<u64> =
             rpcs.iter().map(|r| RpcClient::new(*r).call("aivm_status", json!([])).ok().and_then(|s| s["height"].as_u64()).unwrap_or(0)).collect();
         let common = heights.iter().copied().min().unwrap_or(0);
         let agree = roots_agree(&rpcs, common)?;
-        drop(procs);
         report["validators"] = json!(a.validators);
         report["roots_agree_to_height"] = json!(common);
         report["roots_agree"] = json!(agree);
         println!("{}", if a.json { report.to_string() } else { serde_json::to_string_pretty(&report)? });
+        if a.serve {
+            println!(
+                "\nThe market is up. Ask it a question (Ctrl-C stops everything):\n  aivm job submit --rpc {} --home {} --prompt \"What is the capital of France?\" --budget 1000000 --wait\nWorkers' logs: {}/w*/worker.log",
+                rpcs[0],
+                people.client.display(),
+                dir.display()
+            );
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        drop(workers);
+        drop(procs);
         if temporary {
             let _ = std::fs::remove_dir_all(&dir);
         }

@@ -53,7 +53,7 @@ impl Participants {
 }
 
 /// The worker processes; killed when dropped.
-struct Workers(Vec<Child>);
+pub struct Workers(Vec<Child>);
 
 impl Drop for Workers {
     fn drop(&mut self) {
@@ -88,8 +88,8 @@ struct Seen {
     prompt_len: u64,
 }
 
-/// Run the market on the devnet; the report's JSON.
-pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<Value> {
+/// Run the market on the devnet; the report's JSON, and the workers (still serving).
+pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
     let log = |m: String| {
         if !json_log {
             eprintln!("devnet: {m}");
@@ -197,7 +197,7 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<Value> {
     gas_ratios.sort_by(f64::total_cmp);
     let pct = |v: &[f64], p: f64| if v.is_empty() { 0.0 } else { v[((v.len() - 1) as f64 * p).round() as usize] };
     let cheater_jobs = seen.values().filter(|j| cheater_addrs.contains(&j.worker)).count();
-    Ok(json!({
+    let report = json!({
         "workers": s.people.workers.len(),
         "cheaters": s.cheaters,
         "cheat": format!("{:?}", s.cheat),
@@ -209,7 +209,8 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<Value> {
         "blocks_from_commit_to_end": {"p50": pct(&after_commit, 0.5), "p99": pct(&after_commit, 0.99)},
         "verification_gas_over_inference_gas": {"p50": pct(&gas_ratios, 0.5), "max": gas_ratios.last().copied().unwrap_or(0.0)},
         "jobs_per_s": seen.len() as f64 / elapsed,
-    }))
+    });
+    Ok((report, procs))
 }
 
 /// MODEL_INFER's gas for a job of this shape: what running it on chain would cost.
