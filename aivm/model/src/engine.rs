@@ -204,6 +204,20 @@ impl Engine {
         })
     }
 
+    /// Bytes of int8 weights one pass of the model reads: every layer's projections and the
+    /// output projection (what a decode step streams from memory).
+    pub fn weight_bytes(&self) -> u64 {
+        let layers: u64 = self.layers.iter().map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|p| (p.n * p.k) as u64).sum::<u64>()).sum();
+        layers + (self.lm.n * self.lm.k) as u64
+    }
+
+    /// The gas MODEL_INFER charges for one prompt of `prompt` tokens generating up to
+    /// `max_new` under `price` ([`macs_bound`](Self::macs_bound), the tokens, and one pass
+    /// over the weights for the prompt plus one per new token). `None` on overflow.
+    pub fn infer_gas(&self, prompt: u64, max_new: u64, price: impl Fn(u64, u64, u64, u64) -> Option<u64>) -> Option<u64> {
+        price(self.macs_bound(prompt, max_new)?, prompt.checked_add(max_new)?, self.weight_bytes(), max_new)
+    }
+
     /// An upper bound on the multiply-accumulates of one prompt of `prompt` tokens generating
     /// up to `max_new` (what MODEL_INFER charges before running). `None` on overflow.
     pub fn macs_bound(&self, prompt: u64, max_new: u64) -> Option<u64> {

@@ -108,6 +108,10 @@ pub struct GasSchedule {
     pub model_infer: LinearGasCost,
     /// MODEL_INFER per processed token (norms, softmax, RoPE, commitments, sampling).
     pub model_token: u64,
+    /// MODEL_INFER per weight byte per pass over the weights (the prompt's one, then one per
+    /// new token): a decode step is a GEMV that streams every weight from memory, which the
+    /// per-MAC price does not see (issue 14's MODEL_INFER measurement, `spec/gas.md`).
+    pub model_pass_per_byte: u64,
     /// FREIVALDS_VERIFY per element touched (`2·(k·n + m·k + m·n)`) plus per byte hashed.
     pub freivalds: LinearGasCost,
 
@@ -177,8 +181,9 @@ impl Default for GasSchedule {
             kl: LinearGasCost::new(1_000, 90),
             merkle_per_level: LinearGasCost::new(1_000, 1_000),
             model_load: LinearGasCost::new(100_000, 10),
-            model_infer: LinearGasCost::new(1_000_000, 2),
+            model_infer: LinearGasCost::new(1_000_000, 10),
             model_token: 500_000,
+            model_pass_per_byte: 2,
             freivalds: LinearGasCost::new(10_000, 3),
             tx: LinearGasCost::new(340_000, 10),
             transfer: 10_000,
@@ -363,6 +368,18 @@ impl GasSchedule {
     }
 
     /// A stable 32-byte digest of every price, part of the compiled-module cache key.
+    /// MODEL_INFER's price for a run of at most `macs` multiply-accumulates over `tokens`
+    /// tokens (prompt + `max_new`) on a model of `weight_bytes` bytes of weights generating up
+    /// to `max_new` tokens: `base + per_item·⌊macs/64⌋ + model_token·tokens +
+    /// model_pass_per_byte·weight_bytes·(1 + max_new)`. `None` on overflow.
+    pub fn model_infer_cost(&self, macs: u64, tokens: u64, weight_bytes: u64, max_new: u64) -> Option<u64> {
+        let passes = max_new.checked_add(1)?;
+        self.model_infer
+            .cost(macs / 64)?
+            .checked_add(self.model_token.checked_mul(tokens)?)?
+            .checked_add(self.model_pass_per_byte.checked_mul(weight_bytes)?.checked_mul(passes)?)
+    }
+
     pub fn digest(&self) -> [u8; 32] {
         // Debug output lists every field in order; it changes whenever a price does.
         *blake3::hash(format!("{self:?}").as_bytes()).as_bytes()
@@ -403,7 +420,9 @@ mod tests {
         assert_eq!(s.operator_costs().I64DivS, s.wasm_div);
         assert_eq!((s.tx.base, s.tx.per_item, s.transfer), (340_000, 10, 10_000));
         assert_eq!(s.deploy.cost(100_000), Some(950_000_000));
-        assert_eq!((s.model_infer.per_item, s.model_token, s.freivalds.per_item), (2, 500_000, 3));
+        assert_eq!((s.model_infer.per_item, s.model_token, s.model_pass_per_byte, s.freivalds.per_item), (10, 500_000, 2, 3));
+        // 10⁶ + 10·6 400/64 + 5·10⁵·3 + 2·1 000·(1 + 2)
+        assert_eq!(s.model_infer_cost(6_400, 3, 1_000, 2), Some(2_507_000));
         assert_eq!((s.event.per_item, s.receipt_per_byte, s.storage_write.base, s.storage_write.per_item), (40, 40, 150_000, 40));
         // The adversarial sweep's prices (spec/gas.md, "Worst-case operators").
         let c = s.operator_costs();

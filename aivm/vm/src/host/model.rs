@@ -60,11 +60,7 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         };
         let prompt_bound = text.as_ref().map_or(input.len() / 4, String::len) as u64;
         let sched = &c.data().schedule;
-        let (price, per_token) = (sched.model_infer, sched.model_token);
-        let gas = engine
-            .macs_bound(prompt_bound, max_new as u64)
-            .and_then(|macs| price.cost(macs / 64))
-            .and_then(|g| g.checked_add(per_token.checked_mul(prompt_bound + max_new as u64)?));
+        let gas = engine.infer_gas(prompt_bound, max_new as u64, |m, t, w, n| sched.model_infer_cost(m, t, w, n));
         charge(&mut c, "model_infer", gas)?;
         let prompt: Vec<u32> = match text {
             Some(t) => engine.tokenizer.encode(&t),
