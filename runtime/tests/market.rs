@@ -3,8 +3,8 @@
 //! on its first job, bad inputs move nothing, and native is conserved over random sequences
 //! of market transactions on 1–4 executor threads alike.
 
-use aivm::model::audit::{respond, Challenge};
-use aivm::model::commit::{run_committed, InferenceReceipt, Trace};
+use aivm::model::audit::{respond, respond_step, Challenge};
+use aivm::model::commit::{run_committed, tokens_root, InferenceReceipt, Trace};
 use aivm::model::sku::testing::tiny;
 use aivm::model::sku::Arch;
 use aivm::model::{merkle, ArtifactStore, Engine, ModelRegistry, Options};
@@ -53,6 +53,7 @@ struct Net {
     time: u64,
     /// Blocks Block-STM ran speculatively (validations happened).
     parallel_blocks: usize,
+    params: MarketParams,
     _dirs: (TempDir, TempDir),
 }
 
@@ -67,6 +68,10 @@ fn params() -> MarketParams {
 
 impl Net {
     fn new(name: &str, accounts: usize, threads: usize) -> Self {
+        Self::with_params(name, accounts, threads, params())
+    }
+
+    fn with_params(name: &str, accounts: usize, threads: usize, params: MarketParams) -> Self {
         let art = TempDir::new(&format!("{name}-art"));
         let store = ArtifactStore::open(&art.0);
         let sku = tiny(Arch::Llama, 21);
@@ -80,13 +85,13 @@ impl Net {
         chain.exec = ExecConfig { threads, parallel_min_txs: 0 };
         let keys: Vec<SigningKey> = (0..accounts).map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32])).collect();
         let market = MarketGenesis {
-            params: params(),
+            params: params.clone(),
             models: vec![(hash, ModelEntry::of(&sku, size))],
             pools: vec![SeedPool { sku: hash, native: POOL, units: POOL, provider: addr(&keys[0]) }],
         };
         let g = Genesis { accounts: keys.iter().map(|k| (addr(k), FUNDS)).collect(), time_ms: 0, entries: market.entries().expect("market genesis") };
         chain.init_genesis(&g).expect("genesis");
-        Net { chain, nonces: vec![0; accounts], keys, engine, sku: hash, time: 0, parallel_blocks: 0, _dirs: (dir, art) }
+        Net { chain, nonces: vec![0; accounts], keys, engine, sku: hash, time: 0, parallel_blocks: 0, params, _dirs: (dir, art) }
     }
 
     fn tx(&mut self, who: usize, m: MarketTx) -> aivm_runtime::SignedTransaction {
@@ -185,7 +190,7 @@ impl Net {
     /// The challenge of a job committed at `at` (needs block `at + 1`).
     fn challenge(&self, id: &[u8; 32], at: u64) -> Challenge {
         let beacon: serde_bytes::ByteArray<32> = self.get(MarketKey::Beacon(at + 1)).expect("beacon");
-        let p = params();
+        let p = &self.params;
         Challenge { seed: challenge_seed(&beacon, id), gemms: p.challenge_gemms, rows: p.challenge_rows }
     }
 
@@ -584,4 +589,115 @@ proptest! {
             prop_assert_eq!(&par, &seq, "{} threads", threads);
         }
     }
+}
+
+/// A settled job whose last output token was changed (committed to consistently) that a
+/// sample without row chains let through; returns the net, the job, the worker's receipt and
+/// trace, and the honest receipt.
+fn settled_liar() -> (Net, [u8; 32], InferenceReceipt, Trace, InferenceReceipt) {
+    let p = MarketParams { challenge_gemms: 1, challenge_rows: 0, answer_window: 3, dispute_window: 10, ..MarketParams::default() };
+    let mut n = Net::with_params("dispute", 5, 1, p);
+    let (client, worker) = (1, 2);
+    n.bond_worker(worker, 30_000, 1_000);
+    let (id, _) = n.submit(client, vec![7, 1, 2], 4);
+    let job = n.job(&id);
+    let (honest, t) = n.run(&job);
+    let mut r = honest.clone();
+    let last = r.outputs[0].len() - 1;
+    r.outputs[0][last] = (r.outputs[0][last] + 1) % 64;
+    r.output_root = tokens_root(&r.outputs);
+    let a = n.commit_and_answer(worker, id, &r, &t);
+    assert!(a.is_success(), "{:?}", a.status);
+    assert!(matches!(n.job(&id).status, JobStatus::Settled { .. }), "the sample let the lie through: {:?}", n.job(&id).status);
+    (n, id, r, t, honest)
+}
+
+#[test]
+fn a_true_dispute_slashes_the_worker_and_pays_the_verifier() {
+    let (mut n, id, r, t, honest) = settled_liar();
+    let (client, worker, verifier) = (1, 2, 3);
+    // Unbonded verifiers cannot dispute.
+    assert!(failed(&n.one(verifier, MarketTx::Dispute { job: id, receipt: cbor(&honest) })).contains("below the minimum"));
+    assert!(n.one(verifier, MarketTx::Bond { role: Role::Verifier, amount: 50_000, capacity: 0 }).is_success());
+    // Agreeing outputs are no dispute.
+    assert!(failed(&n.one(verifier, MarketTx::Dispute { job: id, receipt: cbor(&r) })).contains("agree"));
+    let (client_before, verifier_before) = (n.balance(&addr(&n.keys[client])), n.balance(&addr(&n.keys[verifier])));
+    let d = n.one(verifier, MarketTx::Dispute { job: id, receipt: cbor(&honest) });
+    assert!(d.is_success(), "{:?}", d.status);
+    let at = n.height();
+    let JobStatus::Disputed { step, .. } = n.job(&id).status else { panic!("not disputed") };
+    assert_eq!(step as usize, r.outputs[0].len() - 1, "the runs part at the last token");
+    n.block(vec![]);
+    let resp = respond_step(&n.engine.sku, &r, &t, step).expect("respond").encode();
+    let wrong_sender = n.one(verifier, MarketTx::Answer { job: id, response: resp.clone() });
+    assert!(failed(&wrong_sender).contains("only the job's worker"));
+    let a = n.one(worker, MarketTx::Answer { job: id, response: resp });
+    assert!(a.is_success(), "{:?}", a.status);
+    let JobStatus::Slashed { taken, reason, .. } = n.job(&id).status else { panic!("worker not slashed") };
+    assert!(reason.contains(&format!("step {step}")), "{reason}");
+    let s = Slash::of(30_000, 10_000);
+    assert_eq!(taken, s.taken);
+    assert!(at + 2 <= n.height());
+    let job = n.job(&id);
+    assert_eq!(n.balance(&addr(&n.keys[verifier])), verifier_before - d.fee - wrong_sender.fee + s.prover, "the verifier gets the prover's share");
+    assert_eq!(n.balance(&addr(&n.keys[client])), client_before + s.burn.min(job.fee), "the client is refunded from the slash");
+    assert_eq!(n.native_total(&[id]), n.initial_total());
+}
+
+#[test]
+fn a_false_dispute_slashes_the_verifier_and_an_unanswered_one_the_worker() {
+    let mut n = Net::with_params("false-dispute", 5, 1, MarketParams { answer_window: 3, dispute_window: 10, ..params() });
+    let (client, worker, verifier) = (1, 2, 3);
+    n.bond_worker(worker, 30_000, 1_000);
+    assert!(n.one(verifier, MarketTx::Bond { role: Role::Verifier, amount: 60_000, capacity: 0 }).is_success());
+    let (id, _) = n.submit(client, vec![5, 6, 7], 3);
+    let (r, t) = n.run(&n.job(&id));
+    assert!(n.commit_and_answer(worker, id, &r, &t).is_success());
+    assert!(matches!(n.job(&id).status, JobStatus::Settled { .. }));
+    // A made-up output.
+    let mut fake = r.clone();
+    fake.outputs[0][0] = (fake.outputs[0][0] + 3) % 64;
+    fake.output_root = tokens_root(&fake.outputs);
+    assert!(n.one(verifier, MarketTx::Dispute { job: id, receipt: cbor(&fake) }).is_success());
+    n.block(vec![]);
+    let JobStatus::Disputed { step, .. } = n.job(&id).status else { panic!("not disputed") };
+    assert_eq!(step, 0);
+    let worker_before = n.balance(&addr(&n.keys[worker]));
+    let a = n.one(worker, MarketTx::Answer { job: id, response: respond_step(&n.engine.sku, &r, &t, step).expect("respond").encode() });
+    assert!(a.is_success(), "{:?}", a.status);
+    assert!(matches!(n.job(&id).status, JobStatus::Settled { .. }), "the job stands");
+    let s = Slash::of(60_000, 1_000);
+    let vb: Bond = n.get(MarketKey::Bond(&Role::Verifier, &addr(&n.keys[verifier]))).expect("bond");
+    assert_eq!(vb.bonded, 60_000 - s.taken, "a false report costs the verifier a tenth");
+    assert_eq!(n.balance(&addr(&n.keys[worker])), worker_before - a.fee + s.prover);
+    assert_eq!(n.native_total(&[id]), n.initial_total());
+
+    // Disputed again, the worker stays silent: after the deadline anyone expires it, and the
+    // worker loses as if it had answered wrongly.
+    assert!(n.one(verifier, MarketTx::Dispute { job: id, receipt: cbor(&fake) }).is_success());
+    let at = n.height();
+    assert!(failed(&n.one(client, MarketTx::Expire { job: id })).contains("too early"));
+    while n.height() <= at + 1 + 3 {
+        n.block(vec![]);
+    }
+    assert!(n.one(client, MarketTx::Expire { job: id }).is_success());
+    let JobStatus::Slashed { reason, .. } = n.job(&id).status else { panic!("not slashed") };
+    assert!(reason.contains("no answer to a dispute"), "{reason}");
+    assert_eq!(n.worker_bond(worker).bonded, 0);
+    assert_eq!(n.native_total(&[id]), n.initial_total());
+
+    // Past the dispute window a settled job cannot be disputed.
+    n.bond_worker(4, 30_000, 1_000);
+    let (id2, _) = n.submit(client, vec![1], 1);
+    let (r2, t2) = n.run(&n.job(&id2));
+    assert!(n.commit_and_answer(4, id2, &r2, &t2).is_success());
+    let JobStatus::Settled { until, .. } = n.job(&id2).status else { panic!("not settled") };
+    while n.height() <= until {
+        n.block(vec![]);
+    }
+    let mut fake2 = r2.clone();
+    fake2.outputs[0][0] = (fake2.outputs[0][0] + 1) % 64;
+    fake2.output_root = tokens_root(&fake2.outputs);
+    assert!(failed(&n.one(verifier, MarketTx::Dispute { job: id2, receipt: cbor(&fake2) })).contains("disputes closed"));
+    assert_eq!(n.native_total(&[id, id2]), n.initial_total());
 }

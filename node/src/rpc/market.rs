@@ -57,11 +57,27 @@ pub fn job_json(chain: &Chain, id: &[u8; 32], j: &Job) -> RpcResult {
                 v["challenge"] = json!({"seed": to_hex(&challenge_seed(&beacon, id)), "gemms": p.challenge_gemms, "rows": p.challenge_rows, "deadline": at + 1 + p.answer_window});
             }
         }
-        JobStatus::Settled { at, output, receipt_hash } => {
+        JobStatus::Settled { at, output, receipt, until } => {
             v["state"] = json!("settled");
             v["settled_at"] = json!(at);
             v["output"] = json!(output);
-            v["receipt_hash"] = json!(to_hex(receipt_hash));
+            v["disputable_until"] = json!(until);
+            if let Ok(r) = ciborium::from_reader::<InferenceReceipt, _>(&receipt[..]) {
+                v["receipt_hash"] = json!(to_hex(&r.hash()));
+                v["gemm_count"] = json!(r.gemm_count);
+            }
+        }
+        JobStatus::Disputed { at, verifier, step, output, until, .. } => {
+            v["state"] = json!("disputed");
+            v["disputed_at"] = json!(at);
+            v["verifier"] = json!(to_hex(verifier));
+            v["step"] = json!(step);
+            v["output"] = json!(output);
+            v["disputable_until"] = json!(until);
+            if let Some(beacon) = record::<BeaconRecord>(chain, MarketKey::Beacon(at + 1))? {
+                let p = params(chain)?;
+                v["challenge"] = json!({"seed": to_hex(&challenge_seed(&beacon, id)), "step": step, "deadline": at + 1 + p.answer_window});
+            }
         }
         JobStatus::Slashed { at, taken, reason } => {
             v["state"] = json!("slashed");

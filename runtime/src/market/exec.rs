@@ -118,6 +118,7 @@ fn run(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, tx: &MarketTx, events: &mut Vec<
         MarketTx::Commit { job, receipt } => jobs::commit(ctx, l, job, receipt, events).map(|_| Vec::new()),
         MarketTx::Answer { job, response } => jobs::answer(ctx, l, &params, job, response, events).map(|_| Vec::new()),
         MarketTx::Expire { job } => jobs::expire(ctx, l, &params, job, events).map(|_| Vec::new()),
+        MarketTx::Dispute { job, receipt } => super::dispute::dispute(ctx, l, &params, job, receipt, events).map(|_| Vec::new()),
     }
 }
 

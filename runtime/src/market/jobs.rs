@@ -22,7 +22,7 @@ fn commit_deadline(job: &Job) -> u64 {
 }
 
 /// The last block an answer to a commit at `at` is accepted in.
-fn answer_deadline(params: &MarketParams, at: u64) -> u64 {
+pub(super) fn answer_deadline(params: &MarketParams, at: u64) -> u64 {
     at.saturating_add(1).saturating_add(params.answer_window)
 }
 
@@ -152,15 +152,16 @@ fn select_worker(l: &mut Ledger<'_>, params: &MarketParams, sku: &Sku, units: u6
     Err(MarketError::NoWorker.into())
 }
 
-fn job(l: &mut Ledger<'_>, id: &JobId) -> Step<Job> {
+pub(super) fn job(l: &mut Ledger<'_>, id: &JobId) -> Step<Job> {
     Ok(l.get(MarketKey::Job(id))?.ok_or(MarketError::NoJob)?)
 }
 
-fn state_name(s: &JobStatus) -> String {
+pub(super) fn state_name(s: &JobStatus) -> String {
     match s {
         JobStatus::Assigned => "waiting for its commit".into(),
         JobStatus::Committed { .. } => "committed".into(),
         JobStatus::Settled { .. } => "settled".into(),
+        JobStatus::Disputed { .. } => "disputed".into(),
         JobStatus::Slashed { .. } => "slashed".into(),
     }
 }
@@ -198,6 +199,9 @@ pub fn commit(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, receipt: &[u8
 
 pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id: &JobId, response: &[u8], events: &mut Vec<LogEvent>) -> Step<()> {
     let j = job(l, id)?;
+    if matches!(j.status, JobStatus::Disputed { .. }) {
+        return super::dispute::answer(ctx, l, params, id, j, response, events);
+    }
     let JobStatus::Committed { receipt, at } = &j.status else {
         return Err(MarketError::WrongState(state_name(&j.status)).into());
     };
@@ -228,8 +232,10 @@ pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
             check_response(&engine.sku, &engine.sku_hash, &r, &ch, &resp).map_err(|e| e.to_string())
         }
     };
+    let until = ctx.height.saturating_add(params.dispute_window);
+    let receipt = receipt.clone();
     match verdict {
-        Ok(()) => settle(ctx, l, id, j, &r, events),
+        Ok(()) => settle(ctx, l, id, j, &r, receipt, until, events),
         Err(why) => slash(ctx, l, id, j, SLASH_WRONG_OUTPUT_BPS, None, format!("wrong output: {why}"), events),
     }
 }
@@ -254,6 +260,13 @@ pub fn expire(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
     let (deadline, why) = match &j.status {
         JobStatus::Assigned => (commit_deadline(&j), "no commit within twice the SLA"),
         JobStatus::Committed { at, .. } => (answer_deadline(params, *at), "no answer to the challenge"),
+        JobStatus::Disputed { at, .. } => {
+            let deadline = answer_deadline(params, *at);
+            if ctx.height <= deadline {
+                return Err(MarketError::TooEarly(format!("the deadline is block {deadline}")).into());
+            }
+            return super::dispute::worker_loses(ctx, l, id, j, "no answer to a dispute".into(), events);
+        }
         s => return Err(MarketError::WrongState(state_name(s)).into()),
     };
     if ctx.height <= deadline {
@@ -265,7 +278,17 @@ pub fn expire(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
 /// Pay the job out: 80 % to the worker, 8 % and 5 % to the validators' and verifiers' pots,
 /// 4 % into the pool's native reserve (its liquidity providers' shares gain it), the rest
 /// burned. The worker's units are freed and its verified tokens credited.
-fn settle(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: Job, r: &InferenceReceipt, events: &mut Vec<LogEvent>) -> Step<()> {
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    ctx: &MarketCtx<'_>,
+    l: &mut Ledger<'_>,
+    id: &JobId,
+    mut j: Job,
+    r: &InferenceReceipt,
+    receipt: Vec<u8>,
+    until: u64,
+    events: &mut Vec<LogEvent>,
+) -> Step<()> {
     let split = FeeSplit::of(j.fee);
     l.credit(&j.worker, split.worker)?;
     let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();
@@ -287,7 +310,7 @@ fn settle(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: Job, r: &I
     let verified = r.prompts.iter().chain(&r.outputs).map(|s| s.len() as u64).sum::<u64>();
     b.credits = b.credits.saturating_add(verified);
     l.put(MarketKey::Bond(&role, &j.worker), &b)?;
-    j.status = JobStatus::Settled { at: ctx.height, output: r.outputs.first().cloned().unwrap_or_default(), receipt_hash: r.hash() };
+    j.status = JobStatus::Settled { at: ctx.height, output: r.outputs.first().cloned().unwrap_or_default(), receipt, until };
     l.put(MarketKey::Job(id), &j)?;
     events.push(event("job.settled", [&id[..], &crate::encoding::cbor(&(split.worker, split.validators, split.verifiers, split.liquidity, burn))].concat()));
     Ok(())

@@ -10,8 +10,10 @@
 //! - [`ledger`]: gas-metered typed reads and writes for one transaction.
 //! - [`exec`]: stake and pool operations, and dispatch.
 //! - [`jobs`]: submit, commit, answer (verify), expire; settle and slash.
+//! - [`dispute`]: a verifier's claim against a settled job, decided by opening one step.
 //! - [`genesis`]: the market's initial state.
 
+pub mod dispute;
 pub mod exec;
 pub mod genesis;
 pub mod hmm;

@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Numbers the market runs by. Amounts are native base units.
+/// Numbers the market runs by. Amounts are native base units. Fields missing from a
+/// genesis file take their defaults.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MarketParams {
     /// Least bonded stake of a worker for one SKU (seed 002 Table 6: 10 000).
     pub min_worker_stake: u128,
@@ -31,6 +33,9 @@ pub struct MarketParams {
     pub max_workers_per_sku: u32,
     /// Swap fee of every pool, basis points (Uniswap v2's 30).
     pub pool_fee_bps: u128,
+    /// Blocks after settlement during which a verifier may dispute a job (the worker keeps
+    /// its trace that long).
+    pub dispute_window: u64,
 }
 
 impl Default for MarketParams {
@@ -48,6 +53,7 @@ impl Default for MarketParams {
             max_new_tokens: 256,
             max_workers_per_sku: 64,
             pool_fee_bps: super::hmm::DEFAULT_FEE_BPS,
+            dispute_window: 50,
         }
     }
 }
@@ -60,5 +66,7 @@ pub const SPLIT_BPS: [u128; 4] = [8_000, 800, 500, 400];
 pub const SLASH_WRONG_OUTPUT_BPS: u128 = 10_000;
 /// No answer before the challenge deadline, or no commit within 2× the SLA.
 pub const SLASH_TIMEOUT_BPS: u128 = 1_000;
+/// A verifier whose dispute the worker answers correctly (a false report).
+pub const SLASH_FALSE_REPORT_BPS: u128 = 1_000;
 /// Share of a slash paid to whoever proved it (seed 003 §13 leaves it open); the rest burns.
 pub const PROVER_SHARE_BPS: u128 = 1_000;

@@ -117,12 +117,26 @@ pub enum JobStatus {
         receipt: Vec<u8>,
         at: u64,
     },
-    /// Verified and paid; the verified output and the receipt's hash stay on record.
+    /// Verified and paid; the verified output and the receipt stay on record, and a verifier
+    /// may dispute the job until block `until`.
     Settled {
         at: u64,
         output: Vec<u32>,
         #[serde(with = "serde_bytes")]
-        receipt_hash: [u8; 32],
+        receipt: Vec<u8>,
+        until: u64,
+    },
+    /// Settled, then disputed at block `at` by `verifier`, whose own run first differs from
+    /// the worker's at `step`; the worker must open that step (challenge from block `at + 1`).
+    Disputed {
+        at: u64,
+        #[serde(with = "serde_bytes")]
+        verifier: Address,
+        step: u32,
+        output: Vec<u32>,
+        #[serde(with = "serde_bytes")]
+        receipt: Vec<u8>,
+        until: u64,
     },
     /// The worker was slashed `taken` and the client refunded.
     Slashed { at: u64, taken: u128, reason: String },

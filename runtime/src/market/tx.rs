@@ -77,6 +77,15 @@ pub enum MarketTx {
         #[serde(with = "serde_bytes")]
         response: Vec<u8>,
     },
+    /// A bonded verifier's claim that a settled job's output is wrong: its own receipt of
+    /// the job, whose output differs. The worker must then open the first step where they
+    /// differ; whoever is wrong is slashed.
+    Dispute {
+        #[serde(with = "serde_bytes")]
+        job: JobId,
+        #[serde(with = "serde_bytes")]
+        receipt: Vec<u8>,
+    },
     /// End a job whose worker missed a deadline: slash the worker, refund the client, pay
     /// the sender the prover's share.
     Expire {

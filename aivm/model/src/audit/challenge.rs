@@ -59,6 +59,17 @@ pub fn select(ch: &Challenge, r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])]
     (gemms, rows)
 }
 
+/// What a dispute opens at step `step`: every GEMM of the step, and the row chain of the
+/// step's last row (whose logits decide the token the step produced). One sequence per job.
+pub fn step_selection(r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])], step: u32) -> Result<(Vec<u64>, Vec<(u32, u32)>), super::AuditError> {
+    let rows = step_rows(r, step).len() as u32;
+    if rows == 0 || r.prompts.len() != 1 {
+        return Err(super::AuditError::Response(format!("step {step} has no row to dispute")));
+    }
+    let gemms = sched.iter().enumerate().filter(|(_, (id, _))| id.step == step).map(|(i, _)| i as u64).collect();
+    Ok((gemms, vec![(step, rows - 1)]))
+}
+
 /// Random vectors per checked GEMM: each entry uniform over the 256 values of i8, so a
 /// wrong row survives one vector with probability ≤ 1/256 and all of them with ≤ 2^-64.
 pub const VECTORS: usize = 8;

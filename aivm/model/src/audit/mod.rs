@@ -32,12 +32,12 @@ mod schedule;
 mod tests;
 mod verifier;
 
-pub use challenge::{select, vectors, Challenge, VECTORS};
+pub use challenge::{select, step_selection, vectors, Challenge, VECTORS};
 pub use freivalds::{freivalds, FastCheck};
 pub use opening::{OpenGemm, OpenRow, Response};
-pub use responder::respond;
+pub use responder::{respond, respond_step};
 pub use schedule::schedule;
-pub use verifier::{check_opening, check_response};
+pub use verifier::{check_opening, check_response, check_step};
 
 use thiserror::Error;
 

@@ -10,6 +10,13 @@ use crate::sku::Sku;
 
 /// The worker's answer to a challenge, from its trace.
 pub fn respond(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace, ch: &Challenge) -> Result<Response, AuditError> {
+    let sched = checked_schedule(sku, receipt, trace)?;
+    let (gemms, rows) = select(ch, receipt, &sched);
+    open(sku, receipt, trace, &sched, gemms, rows)
+}
+
+/// The run's schedule, once the trace is known to fit it.
+fn checked_schedule(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace) -> Result<Vec<(crate::engine::GemmId, [u32; 3])>, AuditError> {
     let sched = schedule(sku, receipt)?;
     // The trace is a file: its GEMMs must have the shapes the run performs before any row of
     // them is indexed.
@@ -25,7 +32,24 @@ pub fn respond(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace, ch: &Challe
     if !fits {
         return Err(AuditError::Response("trace does not match the receipt".into()));
     }
-    let (gemms, rows) = select(ch, receipt, &sched);
+    Ok(sched)
+}
+
+/// The worker's answer to a dispute at `step` ([`super::challenge::step_selection`]).
+pub fn respond_step(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace, step: u32) -> Result<Response, AuditError> {
+    let sched = checked_schedule(sku, receipt, trace)?;
+    let (gemms, rows) = super::challenge::step_selection(receipt, &sched, step)?;
+    open(sku, receipt, trace, &sched, gemms, rows)
+}
+
+fn open(
+    sku: &Sku,
+    receipt: &InferenceReceipt,
+    trace: &Trace,
+    sched: &[(crate::engine::GemmId, [u32; 3])],
+    gemms: Vec<u64>,
+    rows: Vec<(u32, u32)>,
+) -> Result<Response, AuditError> {
     let (_, proofs) = merkle::prove_all(&trace.leaves());
     let proof = |i: usize| proofs.get(i).cloned().unwrap_or_default();
     let mut resp = Response {
@@ -34,7 +58,7 @@ pub fn respond(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace, ch: &Challe
     };
     for (step, row) in rows {
         for (kind, layer, is_y, at) in chain_plan(sku, receipt, step, row) {
-            let idx = find(&sched, step, layer, kind).ok_or_else(|| AuditError::Response("bad plan".into()))?;
+            let idx = find(sched, step, layer, kind).ok_or_else(|| AuditError::Response("bad plan".into()))?;
             let g = &trace.gemms[idx];
             let c = &g.commit;
             let (leaves_rows, bytes): (Vec<Hash>, Vec<u8>) = if is_y {

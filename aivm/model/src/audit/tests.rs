@@ -297,3 +297,34 @@ fn ten_thousand_injected_faults_are_all_caught() {
     assert_eq!(caught, 10_000, "missed {} of 10 000 injected faults", 10_000 - caught);
     assert_eq!(honest_passed, 100);
 }
+
+/// A dispute opens every GEMM of one step and the chain of its last row: an honest run passes
+/// at every step; a corrupted GEMM of the disputed step is always caught, and so is a claimed
+/// output token that the step's logits do not give.
+#[test]
+fn disputed_steps_are_decided() {
+    let e = Engine::new(Arc::new(tiny(Arch::Llama, 21)), Options::default()).unwrap();
+    let (r, t) = run_committed(&e, &[vec![3, 9, 27, 4]], 5).unwrap();
+    let steps = r.outputs[0].len() as u32;
+    let seed = [4; 32];
+    for s in 0..steps {
+        let resp = respond_step(&e.sku, &r, &t, s).unwrap();
+        check_step(&e.sku, &e.sku_hash, &r, &seed, s, &resp).unwrap_or_else(|err| panic!("honest step {s}: {err}"));
+        assert!(check_step(&e.sku, &e.sku_hash, &r, &seed, s, &Response::default()).is_err(), "an empty answer fails");
+        // Every GEMM of the step corrupted in turn: caught.
+        for (i, _) in t.gemms.iter().enumerate().filter(|(_, g)| g.commit.step == s) {
+            let (mut r2, mut t2) = (r.clone(), Trace { gemms: t.gemms.clone() });
+            t2.gemms[i].y[0] ^= 1;
+            recommit(&mut r2, &mut t2);
+            let resp = respond_step(&e.sku, &r2, &t2, s).unwrap();
+            assert!(check_step(&e.sku, &e.sku_hash, &r2, &seed, s, &resp).is_err(), "step {s} gemm {i}");
+        }
+    }
+    // A different last token, committed to consistently: its step's chain refuses it.
+    let mut r2 = r.clone();
+    let last = r2.outputs[0].len() - 1;
+    r2.outputs[0][last] = (r2.outputs[0][last] + 1) % e.sku.config.vocab;
+    r2.output_root = tokens_root(&r2.outputs);
+    let resp = respond_step(&e.sku, &r2, &t, last as u32).unwrap();
+    assert!(check_step(&e.sku, &e.sku_hash, &r2, &seed, last as u32, &resp).is_err());
+}

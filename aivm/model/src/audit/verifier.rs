@@ -64,6 +64,26 @@ pub fn check_opening(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_coun
 
 /// Verify a response to `ch` for `receipt` against the model. `Ok(())` means every check passed.
 pub fn check_response(sku: &Sku, sku_hash: &Hash, receipt: &InferenceReceipt, ch: &Challenge, resp: &Response) -> Result<(), AuditError> {
+    check_with(sku, sku_hash, receipt, ch, resp, |sched| Ok(select(ch, receipt, sched)))
+}
+
+/// Verify a response that opens every GEMM of step `step` and the row chain of its last row
+/// (a dispute: [`super::challenge::step_selection`]), with Freivalds vectors from `seed`.
+pub fn check_step(sku: &Sku, sku_hash: &Hash, receipt: &InferenceReceipt, seed: &Hash, step: u32, resp: &Response) -> Result<(), AuditError> {
+    let ch = Challenge { seed: *seed, gemms: 0, rows: 0 };
+    check_with(sku, sku_hash, receipt, &ch, resp, |sched| super::challenge::step_selection(receipt, sched, step))
+}
+
+type Selection = (Vec<u64>, Vec<(u32, u32)>);
+
+fn check_with(
+    sku: &Sku,
+    sku_hash: &Hash,
+    receipt: &InferenceReceipt,
+    ch: &Challenge,
+    resp: &Response,
+    selection: impl FnOnce(&[(GemmId, [u32; 3])]) -> Result<Selection, AuditError>,
+) -> Result<(), AuditError> {
     if receipt.sku != *sku_hash {
         return Err(AuditError::WrongModel(hex::encode(receipt.sku)));
     }
@@ -77,7 +97,7 @@ pub fn check_response(sku: &Sku, sku_hash: &Hash, receipt: &InferenceReceipt, ch
     if sched.len() as u64 != receipt.gemm_count {
         return Err(AuditError::Receipt(format!("{} GEMMs committed, the run performs {}", receipt.gemm_count, sched.len())));
     }
-    let (want_gemms, want_rows) = select(ch, receipt, &sched);
+    let (want_gemms, want_rows) = selection(&sched)?;
     let rh = receipt.hash();
     // GEMMs.
     if resp.gemms.iter().map(|g| g.index).collect::<Vec<_>>() != want_gemms {

@@ -1,0 +1,159 @@
+//! Disputes (`spec/market.md` §6a): a bonded verifier that re-ran a settled job in full and got
+//! a different output files its own receipt. Execution is deterministic, so the two runs first
+//! differ at one step `s`, and one of them is wrong there. The worker must open every GEMM of
+//! step `s` and the row chain of its last row (the logits that chose the token) under a
+//! challenge drawn after the dispute; the chain checks them at once. Opened and correct: the
+//! verifier made a false report and is slashed. Wrong, malformed or unanswered: the worker is
+//! slashed in full, the verifier is paid the prover's share and the client is refunded from
+//! the slashed stake.
+
+use super::exec::{event, MarketCtx};
+use super::jobs::{answer_deadline, challenge_seed, check_gas, job, state_name};
+use super::ledger::{Abort, Ledger, Step};
+use super::params::{SLASH_FALSE_REPORT_BPS, SLASH_WRONG_OUTPUT_BPS};
+use super::split::Slash;
+use super::state::{BeaconRecord, Bond, Job, JobStatus, MarketKey, Treasury};
+use super::tx::{JobId, Role};
+use super::{MarketError, MarketParams};
+use crate::receipt::LogEvent;
+use aivm::model::audit::{check_step, Response};
+use aivm::model::commit::InferenceReceipt;
+
+fn receipt_of(bytes: &[u8]) -> Step<InferenceReceipt> {
+    ciborium::from_reader(bytes).map_err(|e| Abort::Fail(MarketError::Invalid(format!("receipt: {e}"))))
+}
+
+/// The first output position where `a` and `b` differ (one ending early counts).
+fn first_difference(a: &[u32], b: &[u32]) -> Option<usize> {
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => Some(i),
+        None if a.len() != b.len() => Some(a.len().min(b.len())),
+        None => None,
+    }
+}
+
+pub fn dispute(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id: &JobId, claim: &[u8], events: &mut Vec<LogEvent>) -> Step<()> {
+    let mut j = job(l, id)?;
+    let JobStatus::Settled { output, receipt, until, .. } = &j.status else {
+        return Err(MarketError::WrongState(state_name(&j.status)).into());
+    };
+    if ctx.height > *until {
+        return Err(MarketError::TooLate(format!("disputes closed at block {until}")).into());
+    }
+    let verifier: Bond = l.get(MarketKey::Bond(&Role::Verifier, &ctx.sender))?.unwrap_or_default();
+    if verifier.bonded < params.min_verifier_stake {
+        return Err(MarketError::BelowMinimum { have: verifier.bonded, min: params.min_verifier_stake }.into());
+    }
+    let theirs = receipt_of(claim)?;
+    if crate::encoding::cbor(&theirs) != claim {
+        return Err(MarketError::Invalid("receipt encoding is not canonical".into()).into());
+    }
+    let fits = theirs.sku == j.sku && theirs.max_new == j.max_new && theirs.prompts.len() == 1 && theirs.prompts[0] == j.prompt && theirs.outputs.len() == 1;
+    if !fits {
+        return Err(MarketError::Invalid("the receipt is not for this job".into()).into());
+    }
+    let Some(step) = first_difference(output, &theirs.outputs[0]) else {
+        return Err(MarketError::Invalid("the outputs agree: nothing to dispute".into()).into());
+    };
+    // The worker's output has `len` tokens produced by steps 0..len; a step past them (the
+    // verifier's run is longer) is the step where the worker's run ended.
+    let step = u32::try_from(step).map_err(|_| MarketError::Overflow)?;
+    j.status = JobStatus::Disputed { at: ctx.height, verifier: ctx.sender, step, output: output.clone(), receipt: receipt.clone(), until: *until };
+    l.put(MarketKey::Job(id), &j)?;
+    events.push(event("job.disputed", [&id[..], &ctx.sender[..], &step.to_le_bytes()[..]].concat()));
+    Ok(())
+}
+
+/// The worker's openings of the disputed step.
+pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id: &JobId, j: Job, response: &[u8], events: &mut Vec<LogEvent>) -> Step<()> {
+    let JobStatus::Disputed { at, step, receipt, .. } = &j.status else {
+        return Err(MarketError::WrongState(state_name(&j.status)).into());
+    };
+    let (at, step) = (*at, *step);
+    if ctx.sender != j.worker {
+        return Err(MarketError::NotWorker.into());
+    }
+    if ctx.height < at.saturating_add(2) {
+        return Err(MarketError::TooEarly(format!("the dispute's challenge is drawn at block {}", at + 1)).into());
+    }
+    if ctx.height > answer_deadline(params, at) {
+        return Err(MarketError::TooLate(format!("the answer deadline was block {}", answer_deadline(params, at))).into());
+    }
+    let beacon: [u8; 32] = l.get::<BeaconRecord>(MarketKey::Beacon(at + 1))?.map(|b| *b).ok_or(MarketError::Corrupt("beacon".into()))?;
+    let r = receipt_of(receipt).map_err(|_| MarketError::Corrupt("receipt".into()))?;
+    l.charge(l.schedule().blake3.cost(response.len() as u64))?;
+    let verdict = match Response::decode(response) {
+        None => Err("the response is malformed".to_string()),
+        Some(resp) => {
+            l.charge(check_gas(l.schedule(), &r, &resp))?;
+            let models = ctx.models.ok_or_else(|| Abort::Fault("this node has no model registry to verify answers with".into()))?;
+            let engine = models.engine(&j.sku).map_err(|e| Abort::Fault(format!("registered model {} cannot be loaded: {e}", hex::encode(j.sku))))?;
+            check_step(&engine.sku, &engine.sku_hash, &r, &challenge_seed(&beacon, id), step, &resp).map_err(|e| e.to_string())
+        }
+    };
+    match verdict {
+        Ok(()) => verifier_loses(ctx, l, id, j, events),
+        Err(why) => worker_loses(ctx, l, id, j, format!("wrong output at step {step}: {why}"), events),
+    }
+}
+
+/// Take `bps` of `who`'s slashable stake in `role` (bonded first); returns what was taken.
+fn take(l: &mut Ledger<'_>, role: &Role, who: &[u8; 32], bps: u128) -> Step<Slash> {
+    let mut b: Bond = l.get(MarketKey::Bond(role, who))?.unwrap_or_default();
+    let s = Slash::of(b.slashable(), bps);
+    let from_bonded = s.taken.min(b.bonded);
+    b.bonded -= from_bonded;
+    b.unbonding -= s.taken - from_bonded; // taken ≤ bonded + unbonding
+    l.put(MarketKey::Bond(role, who), &b)?;
+    Ok(s)
+}
+
+/// The worker was wrong (or did not answer): slashed in full; the verifier gets the prover's
+/// share; the client gets its fee back out of the rest (as far as it goes); the remainder burns.
+pub fn worker_loses(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: Job, reason: String, events: &mut Vec<LogEvent>) -> Step<()> {
+    let JobStatus::Disputed { verifier, .. } = j.status else {
+        return Err(MarketError::WrongState(state_name(&j.status)).into());
+    };
+    let s = take(l, &Role::Worker { sku: j.sku }, &j.worker, SLASH_WRONG_OUTPUT_BPS)?;
+    l.credit(&verifier, s.prover)?;
+    let refund = s.burn.min(j.fee);
+    l.credit(&j.client, refund)?;
+    let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();
+    t.burned = t.burned.checked_add(s.burn - refund).ok_or(MarketError::Overflow)?;
+    l.put(MarketKey::Treasury, &t)?;
+    j.status = JobStatus::Slashed { at: ctx.height, taken: s.taken, reason };
+    l.put(MarketKey::Job(id), &j)?;
+    events.push(event("job.slashed", [&id[..], &j.worker[..], &s.taken.to_le_bytes()[..]].concat()));
+    Ok(())
+}
+
+/// The worker opened the step correctly: the verifier's report was false. It loses
+/// [`SLASH_FALSE_REPORT_BPS`]; the worker gets the prover's share; the job is settled again.
+fn verifier_loses(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: Job, events: &mut Vec<LogEvent>) -> Step<()> {
+    let JobStatus::Disputed { verifier, output, receipt, until, .. } = j.status else {
+        return Err(MarketError::WrongState(state_name(&j.status)).into());
+    };
+    let s = take(l, &Role::Verifier, &verifier, SLASH_FALSE_REPORT_BPS)?;
+    l.credit(&j.worker, s.prover)?;
+    let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();
+    t.burned = t.burned.checked_add(s.burn).ok_or(MarketError::Overflow)?;
+    l.put(MarketKey::Treasury, &t)?;
+    j.status = JobStatus::Settled { at: ctx.height, output, receipt, until };
+    l.put(MarketKey::Job(id), &j)?;
+    events.push(event("dispute.rejected", [&id[..], &verifier[..], &s.taken.to_le_bytes()[..]].concat()));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_difference;
+
+    #[test]
+    fn where_two_outputs_part() {
+        assert_eq!(first_difference(&[1, 2, 3], &[1, 2, 3]), None);
+        assert_eq!(first_difference(&[1, 2, 3], &[1, 5, 3]), Some(1));
+        assert_eq!(first_difference(&[1, 2], &[1, 2, 3]), Some(2));
+        assert_eq!(first_difference(&[1, 2, 3], &[1]), Some(1));
+        assert_eq!(first_difference(&[], &[4]), Some(0));
+    }
+}
