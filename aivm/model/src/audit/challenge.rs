@@ -33,8 +33,11 @@ pub(super) fn draw(x: &mut blake3::OutputReader, bound: u64) -> u64 {
     u64::from_le_bytes(b) % bound.max(1)
 }
 
+/// What a check opens: GEMM indices in order, and (step, row) chains.
+pub type Selection = (Vec<u64>, Vec<(u32, u32)>);
+
 /// Which GEMM indices and which (step, row) chains the challenge selects.
-pub fn select(ch: &Challenge, r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])]) -> (Vec<u64>, Vec<(u32, u32)>) {
+pub fn select(ch: &Challenge, r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])]) -> Selection {
     let rh = r.hash();
     let n = sched.len() as u64;
     let gemms: Vec<u64> = if ch.gemms == 0 || ch.gemms as u64 >= n {
@@ -61,7 +64,7 @@ pub fn select(ch: &Challenge, r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])]
 
 /// What a dispute opens at step `step`: every GEMM of the step, and the row chain of the
 /// step's last row (whose logits decide the token the step produced). One sequence per job.
-pub fn step_selection(r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])], step: u32) -> Result<(Vec<u64>, Vec<(u32, u32)>), super::AuditError> {
+pub fn step_selection(r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])], step: u32) -> Result<Selection, super::AuditError> {
     let rows = step_rows(r, step).len() as u32;
     if rows == 0 || r.prompts.len() != 1 {
         return Err(super::AuditError::Response(format!("step {step} has no row to dispute")));

@@ -3,7 +3,7 @@
 //! layer's inputs recomputed from the previous committed outputs with the engine's own layer
 //! math).
 
-use super::challenge::{select, vectors, Challenge};
+use super::challenge::{select, vectors, Challenge, Selection};
 use super::freivalds::{freivalds, weight};
 use super::opening::{OpenGemm, OpenRow, Response};
 use super::schedule::{find, last_row_index, schedule, step_rows};
@@ -73,8 +73,6 @@ pub fn check_step(sku: &Sku, sku_hash: &Hash, receipt: &InferenceReceipt, seed: 
     let ch = Challenge { seed: *seed, gemms: 0, rows: 0 };
     check_with(sku, sku_hash, receipt, &ch, resp, |sched| super::challenge::step_selection(receipt, sched, step))
 }
-
-type Selection = (Vec<u64>, Vec<(u32, u32)>);
 
 fn check_with(
     sku: &Sku,
