@@ -34,7 +34,7 @@ fn challenge_all(engine: &Engine, n: usize, reference: Option<&Engine>) -> usize
     for (prompt, max_new, seed, all) in cases(n, engine.sku.config.vocab) {
         let (r, t) = run_committed(engine, std::slice::from_ref(&prompt), max_new).expect("run");
         if let Some(cpu) = reference {
-            let (rc, _) = run_committed(cpu, &[prompt.clone()], max_new).expect("run");
+            let (rc, _) = run_committed(cpu, std::slice::from_ref(&prompt), max_new).expect("run");
             assert_eq!(r.hash(), rc.hash(), "the device's receipt differs from the CPU's for {prompt:?}");
         }
         let ch = Challenge { seed, gemms: if all { 0 } else { 8 }, rows: 1 + (seed[0] % 3) as u32 };
