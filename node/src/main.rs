@@ -33,6 +33,9 @@ enum Command {
     /// Serve the compute market as a staked worker.
     #[command(subcommand)]
     Worker(cli::worker::WorkerCommand),
+    /// Check the compute market as a staked verifier: re-run a sample of settled jobs, dispute wrong ones.
+    #[command(subcommand)]
+    Verifier(cli::verifier::VerifierCommand),
     /// Start N validators on loopback, drive a token-transfer load, report TPS, finality and root agreement.
     Devnet(cli::devnet::DevnetArgs),
 }
@@ -48,5 +51,6 @@ fn main() -> ExitCode {
         Command::Devnet(args) => cli::devnet::run(args),
         Command::Job(cmd) => cli::job::run(cmd),
         Command::Worker(cmd) => cli::worker::run(cmd),
+        Command::Verifier(cmd) => cli::verifier::run(cmd),
     }
 }

@@ -63,6 +63,12 @@ pub struct DevnetArgs {
     /// With --workers: new tokens per job.
     #[arg(long, default_value_t = 16)]
     pub max_tokens: u32,
+    /// With --workers: verifier processes re-running a fraction --alpha of settled jobs.
+    #[arg(long, default_value_t = 0)]
+    pub verifiers: usize,
+    /// With --verifiers: the fraction of settled jobs each re-runs in full.
+    #[arg(long, default_value_t = 1.0)]
+    pub alpha: f64,
     /// With --workers: after the report, keep the network and its workers running (until
     /// Ctrl-C) and print how to submit jobs to it with `aivm job submit`.
     #[arg(long, requires = "workers")]
@@ -139,7 +145,7 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
     // A token transfer uses ~1.8M gas (most of it the price of loading the contract's code);
     // blocks are bounded by the gas limits they reserve, so the limit stays close to that.
     load.gas_limit = 2_500_000;
-    let people = if market { Some(super::devnet_market::Participants::create(&dir, a.workers)?) } else { None };
+    let people = if market { Some(super::devnet_market::Participants::create(&dir, a.workers, a.verifiers)?) } else { None };
     let mut accounts: Vec<(Address, u128)> = load.addresses().into_iter().map(|addr| (addr, 1u128 << 80)).collect();
     for addr in people.as_ref().map(|p| p.addresses()).transpose()?.unwrap_or_default() {
         accounts.push((addr, 1u128 << 80));
@@ -181,8 +187,16 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
     log(a.json, format!("first blocks finalized after {:.1} s", started.elapsed().as_secs_f64()));
 
     if let Some(people) = &people {
-        let scenario =
-            super::devnet_market::Scenario { exe: &exe, rpcs: &rpcs, people, cheaters: a.cheaters, cheat: a.cheat, jobs: a.jobs, max_tokens: a.max_tokens };
+        let scenario = super::devnet_market::Scenario {
+            exe: &exe,
+            rpcs: &rpcs,
+            people,
+            cheaters: a.cheaters,
+            cheat: a.cheat,
+            jobs: a.jobs,
+            max_tokens: a.max_tokens,
+            alpha: a.alpha,
+        };
         let (mut report, workers) = super::devnet_market::run(&scenario, a.json)?;
         let heights: Vec<u64> =
             rpcs.iter().map(|r| RpcClient::new(*r).call("aivm_status", json!([])).ok().and_then(|s| s["height"].as_u64()).unwrap_or(0)).collect();

@@ -32,23 +32,29 @@ const PROMPTS: &[&str] = &[
 /// The market's participants' homes, made before genesis so that genesis funds them.
 pub struct Participants {
     pub workers: Vec<PathBuf>,
+    pub verifiers: Vec<PathBuf>,
     pub client: PathBuf,
 }
 
 impl Participants {
-    /// Homes `w0..w{k-1}` and `client` under `dir`, each with a fresh identity key.
-    pub fn create(dir: &Path, workers: usize) -> Result<Self> {
+    /// Homes `w0..w{k-1}`, `verifier0..`, and `client` under `dir`, each with a fresh
+    /// identity key.
+    pub fn create(dir: &Path, workers: usize, verifiers: usize) -> Result<Self> {
         let mk = |name: String| -> Result<PathBuf> {
             let home = dir.join(name);
             NodeKeys::generate()?.save(&home)?;
             Ok(home)
         };
-        Ok(Participants { workers: (0..workers).map(|i| mk(format!("w{i}"))).collect::<Result<_>>()?, client: mk("client".into())? })
+        Ok(Participants {
+            workers: (0..workers).map(|i| mk(format!("w{i}"))).collect::<Result<_>>()?,
+            verifiers: (0..verifiers).map(|i| mk(format!("verifier{i}"))).collect::<Result<_>>()?,
+            client: mk("client".into())?,
+        })
     }
 
     /// Every participant's address, for genesis funding.
     pub fn addresses(&self) -> Result<Vec<[u8; 32]>> {
-        self.workers.iter().chain(std::iter::once(&self.client)).map(|h| Ok(NodeKeys::load(h)?.identity_public())).collect()
+        self.workers.iter().chain(&self.verifiers).chain(std::iter::once(&self.client)).map(|h| Ok(NodeKeys::load(h)?.identity_public())).collect()
     }
 }
 
@@ -72,6 +78,8 @@ pub struct Scenario<'a> {
     pub cheat: Cheat,
     pub jobs: usize,
     pub max_tokens: u32,
+    /// Each verifier's sampling fraction.
+    pub alpha: f64,
 }
 
 /// One job as the client saw it.
@@ -86,6 +94,8 @@ struct Seen {
     slashed: u128,
     units: u64,
     prompt_len: u64,
+    /// A verifier disputed it.
+    disputed: bool,
 }
 
 /// Run the market on the devnet; the report's JSON, and the workers (still serving).
@@ -106,6 +116,9 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
             cheater_addrs.insert(to_hex(&NodeKeys::load(home)?.identity_public()));
         }
         procs.0.push(spawn_worker(s.exe, home, s.rpcs[i % s.rpcs.len()], cheat)?);
+    }
+    for (i, home) in s.people.verifiers.iter().enumerate() {
+        procs.0.push(spawn_verifier(s.exe, home, s.rpcs[i % s.rpcs.len()], s.alpha)?);
     }
     let mut client = Account::open(&s.people.client, s.rpcs[0])?;
     // Wait for every worker's bond.
@@ -138,6 +151,8 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
     }
     // Follow every job to its end.
     let deadline = Instant::now() + Duration::from_secs(60 + 30 * s.jobs as u64);
+    // With verifiers, a settled job is final only once its dispute window has passed.
+    let watch_disputes = !s.people.verifiers.is_empty();
     while seen.values().any(|j| j.ended.is_none()) {
         if Instant::now() > deadline {
             bail!("{} jobs did not end in time", seen.values().filter(|j| j.ended.is_none()).count());
@@ -161,7 +176,11 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
                 j.committed_at = Some(c);
             }
             let state = v["state"].as_str().unwrap_or_default();
-            if state == "settled" || state == "slashed" {
+            let open_to_disputes = watch_disputes && state == "settled" && v["disputable_until"].as_u64().is_some_and(|u| height <= u);
+            if state == "disputed" {
+                j.disputed = true;
+            }
+            if (state == "settled" && !open_to_disputes) || state == "slashed" {
                 j.state = state.to_string();
                 j.ended = Some(Instant::now());
                 j.ended_at = v["settled_at"].as_u64().or(v["slashed_at"].as_u64());
@@ -201,7 +220,9 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
         "workers": s.people.workers.len(),
         "cheaters": s.cheaters,
         "cheat": format!("{:?}", s.cheat),
-        "jobs": {"submitted": seen.len(), "settled": settled, "slashed_and_refunded": slashed.len(), "by_cheaters": cheater_jobs},
+        "jobs": {"submitted": seen.len(), "settled": settled, "slashed_and_refunded": slashed.len(), "by_cheaters": cheater_jobs,
+                 "disputed": seen.values().filter(|j| j.disputed).count()},
+        "verifiers": s.people.verifiers.len(),
         "cheaters_caught": caught.len() - honest_slashed,
         "honest_workers_slashed": honest_slashed,
         "slashed_total": slashed.iter().map(|j| j.slashed).sum::<u128>().to_string(),
@@ -233,6 +254,19 @@ fn answer_gas(c: &mut Account, id: &str, from: u64, to: u64) -> Result<Option<u6
         }
     }
     Ok(None)
+}
+
+fn spawn_verifier(exe: &Path, home: &Path, rpc: SocketAddr, alpha: f64) -> Result<Child> {
+    let log = std::fs::File::create(home.join("verifier.log")).with_context(|| format!("creating the log in {}", home.display()))?;
+    Command::new(exe)
+        .args(["verifier", "run", "--home"])
+        .arg(home)
+        .args(["--rpc", &rpc.to_string(), "--alpha", &alpha.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting a verifier from {}", exe.display()))
 }
 
 fn spawn_worker(exe: &Path, home: &Path, rpc: SocketAddr, cheat: Option<Cheat>) -> Result<Child> {

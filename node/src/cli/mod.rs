@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod job;
 pub mod model;
 pub mod node;
+pub mod verifier;
 pub mod worker;
 
 /// The exit code of a subcommand whose outcome is a verdict: 0 when it holds, 1 when it does

@@ -4,7 +4,7 @@
 //! openings (`spec/market.md` §6). `--cheat` modes exist to show each cheat being caught.
 
 use super::account::{failure, rpc_addr, Account};
-use aivm::model::audit::{respond, Challenge};
+use aivm::model::audit::{respond, respond_step, Challenge};
 use aivm::model::commit::{run_committed, InferenceReceipt, Trace};
 use aivm::model::{merkle, Engine};
 use aivm_node::hexbytes::{from_hex, to_hex};
@@ -37,6 +37,9 @@ pub enum Cheat {
     WrongModel,
     /// Commit honestly, then never answer the challenge.
     NoAnswer,
+    /// Claim a different last output token: a sampled challenge rarely looks at it, so the
+    /// job usually settles — and a verifier re-running it disputes it.
+    WrongToken,
 }
 
 #[derive(Args)]
@@ -75,6 +78,10 @@ struct Held {
     receipt: InferenceReceipt,
     trace: Trace,
     answered: bool,
+    /// Settled (counted as ended), kept for disputes.
+    settled: bool,
+    /// The height of the last dispute answered.
+    disputes_answered: u64,
 }
 
 fn serve(a: RunArgs) -> Result<()> {
@@ -104,6 +111,7 @@ fn serve(a: RunArgs) -> Result<()> {
     let mut held: BTreeMap<String, Held> = BTreeMap::new();
     let mut queue: std::collections::VecDeque<String> = Default::default();
     let mut ended = 0usize;
+    let mut last_height = next;
     loop {
         // Answers first: a challenge's deadline runs in blocks. Sends do not wait for their
         // receipts; the job's state on chain says what happened.
@@ -111,10 +119,41 @@ fn serve(a: RunArgs) -> Result<()> {
         for id in ids {
             let job = acct.rpc.call("aivm_getJob", json!([id]))?;
             match job["state"].as_str() {
+                // A settled job's trace is kept until no verifier can dispute it any more.
+                Some("settled") if job["disputable_until"].as_u64().is_some_and(|u| last_height <= u) => {
+                    if held.get(&id).is_some_and(|h| !h.settled) {
+                        log(&format!("job {id}: settled"));
+                        if let Some(h) = held.get_mut(&id) {
+                            h.settled = true;
+                            h.disputes_answered = 0;
+                        }
+                        ended += 1;
+                    }
+                }
                 Some("settled") | Some("slashed") => {
-                    log(&format!("job {id}: {} {}", job["state"].as_str().unwrap_or("?"), job["reason"].as_str().unwrap_or("")));
+                    if held.get(&id).is_some_and(|h| !h.settled) {
+                        log(&format!("job {id}: {} {}", job["state"].as_str().unwrap_or("?"), job["reason"].as_str().unwrap_or("")));
+                        ended += 1;
+                    }
                     held.remove(&id);
-                    ended += 1;
+                }
+                Some("disputed") if !job["challenge"].is_null() => {
+                    let Some(h) = held.get_mut(&id) else { continue };
+                    let at = job["disputed_at"].as_u64().unwrap_or(0);
+                    if h.disputes_answered == at || a.cheat == Some(Cheat::NoAnswer) {
+                        continue;
+                    }
+                    // A dispute opens a whole step; the chain draws its Freivalds vectors itself.
+                    let step = job["challenge"]["step"].as_u64().unwrap_or(0) as u32;
+                    let response = respond_step(&engine.sku, &h.receipt, &h.trace, step).map(|r| r.encode()).unwrap_or_default();
+                    let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
+                    match acct.send_nowait(Payload::Market(MarketTx::Answer { job: job_id, response }), 1_000_000_000) {
+                        Ok(_) => {
+                            h.disputes_answered = at;
+                            log(&format!("job {id}: disputed at step {step}; opened it"));
+                        }
+                        Err(e) => log(&format!("job {id}: dispute answer not sent ({e}); retrying")),
+                    }
                 }
                 Some("committed") if !job["challenge"].is_null() => {
                     let Some(h) = held.get_mut(&id) else { continue };
@@ -142,6 +181,7 @@ fn serve(a: RunArgs) -> Result<()> {
         }
         // New blocks: jobs assigned to this worker.
         let height = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
+        last_height = height;
         while next <= height {
             queue.extend(assigned_in(&mut acct.rpc, next, &me)?);
             next += 1;
@@ -153,12 +193,12 @@ fn serve(a: RunArgs) -> Result<()> {
             let max_new = job["max_new"].as_u64().unwrap_or(1) as usize;
             let start = Instant::now();
             let (mut receipt, mut trace) = run_committed(cheat_engine.as_ref().unwrap_or(&engine), &[prompt], max_new)?;
-            cheat_on(a.cheat, &mut receipt, &mut trace);
+            cheat_on(a.cheat, &mut receipt, &mut trace, engine.sku.config.vocab);
             let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id {id}"))?;
             match acct.send_nowait(Payload::Market(MarketTx::Commit { job: job_id, receipt: cbor(&receipt) }), 50_000_000) {
                 Ok(_) => {
                     log(&format!("job {id}: ran {} tokens in {:.2} s, committed", receipt.outputs[0].len(), start.elapsed().as_secs_f64()));
-                    held.insert(id, Held { receipt, trace, answered: false });
+                    held.insert(id, Held { receipt, trace, answered: false, settled: false, disputes_answered: 0 });
                 }
                 Err(e) => {
                     log(&format!("job {id}: commit not sent ({e}); retrying"));
@@ -192,7 +232,7 @@ fn assigned_in(rpc: &mut aivm_node::rpc_client::RpcClient, height: u64, me: &[u8
 }
 
 /// Tamper with an honest run as `cheat` says, committing to the result as a cheater would.
-fn cheat_on(cheat: Option<Cheat>, r: &mut InferenceReceipt, t: &mut Trace) {
+fn cheat_on(cheat: Option<Cheat>, r: &mut InferenceReceipt, t: &mut Trace, vocab: u32) {
     match cheat {
         Some(Cheat::SkipLayer) => t.gemms.retain(|g| !(g.commit.step == 0 && g.commit.layer == 1)),
         Some(Cheat::Flip) => {
@@ -200,6 +240,13 @@ fn cheat_on(cheat: Option<Cheat>, r: &mut InferenceReceipt, t: &mut Trace) {
             if let Some(y) = t.gemms.get_mut(i).and_then(|g| g.y.first_mut()) {
                 *y ^= 1;
             }
+        }
+        Some(Cheat::WrongToken) => {
+            if let Some(last) = r.outputs.first_mut().and_then(|o| o.last_mut()) {
+                *last = (*last + 1) % vocab;
+            }
+            r.output_root = aivm::model::commit::tokens_root(&r.outputs);
+            return;
         }
         _ => return,
     }

@@ -62,14 +62,17 @@ pub fn select(ch: &Challenge, r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])]
     (gemms, rows)
 }
 
-/// What a dispute opens at step `step`: every GEMM of the step, and the row chain of the
-/// step's last row (whose logits decide the token the step produced). One sequence per job.
+/// What a dispute opens at step `step`: every weight GEMM of the step (the products the row
+/// chain links: attention's own GEMMs are not linked to their neighbours yet, see
+/// `spec/verification.md`, so opening them would add bytes and no soundness), and the row
+/// chain of the step's last row (whose logits decide the token the step produced). One
+/// sequence per job.
 pub fn step_selection(r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])], step: u32) -> Result<Selection, super::AuditError> {
     let rows = step_rows(r, step).len() as u32;
     if rows == 0 || r.prompts.len() != 1 {
         return Err(super::AuditError::Response(format!("step {step} has no row to dispute")));
     }
-    let gemms = sched.iter().enumerate().filter(|(_, (id, _))| id.step == step).map(|(i, _)| i as u64).collect();
+    let gemms = sched.iter().enumerate().filter(|(_, (id, _))| id.step == step && id.kind.is_weight()).map(|(i, _)| i as u64).collect();
     Ok((gemms, vec![(step, rows - 1)]))
 }
 

@@ -311,8 +311,8 @@ fn disputed_steps_are_decided() {
         let resp = respond_step(&e.sku, &r, &t, s).unwrap();
         check_step(&e.sku, &e.sku_hash, &r, &seed, s, &resp).unwrap_or_else(|err| panic!("honest step {s}: {err}"));
         assert!(check_step(&e.sku, &e.sku_hash, &r, &seed, s, &Response::default()).is_err(), "an empty answer fails");
-        // Every GEMM of the step corrupted in turn: caught.
-        for (i, _) in t.gemms.iter().enumerate().filter(|(_, g)| g.commit.step == s) {
+        // Every weight GEMM of the step corrupted in turn: caught.
+        for (i, _) in t.gemms.iter().enumerate().filter(|(_, g)| g.commit.step == s && g.commit.id().is_some_and(|id| id.kind.is_weight())) {
             let (mut r2, mut t2) = (r.clone(), Trace { gemms: t.gemms.clone() });
             t2.gemms[i].y[0] ^= 1;
             recommit(&mut r2, &mut t2);
