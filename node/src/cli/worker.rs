@@ -121,12 +121,9 @@ fn serve(a: RunArgs) -> Result<()> {
             match job["state"].as_str() {
                 // A settled job's trace is kept until no verifier can dispute it any more.
                 Some("settled") if job["disputable_until"].as_u64().is_some_and(|u| last_height <= u) => {
-                    if held.get(&id).is_some_and(|h| !h.settled) {
+                    if let Some(h) = held.get_mut(&id).filter(|h| !h.settled) {
                         log(&format!("job {id}: settled"));
-                        if let Some(h) = held.get_mut(&id) {
-                            h.settled = true;
-                            h.disputes_answered = 0;
-                        }
+                        h.settled = true;
                         ended += 1;
                     }
                 }
