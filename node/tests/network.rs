@@ -706,3 +706,50 @@ fn market_devnet_pays_honest_workers_and_slashes_a_cheater() {
     assert_eq!(jobs["settled"].as_u64().unwrap() + jobs["slashed_and_refunded"].as_u64().unwrap(), 4, "every job ended once: {r}");
     assert_eq!(jobs["slashed_and_refunded"], jobs["by_cheaters"], "exactly the cheater's jobs were slashed: {r}");
 }
+
+/// A cheat the per-job sample rarely sees (a changed last token) settles — then a verifier
+/// that re-runs every settled job disputes it, the worker has to open the step where the runs
+/// part, fails, and is slashed; the honest worker's jobs stand.
+#[test]
+fn market_devnet_verifiers_dispute_what_the_sample_missed() {
+    if !common::have_model() {
+        return;
+    }
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("aivm-dispute-devnet-test-{}", std::process::id()));
+    let (code, out, err) = common::aivm(&[
+        "devnet",
+        "--validators",
+        "4",
+        "--workers",
+        "2",
+        "--cheaters",
+        "1",
+        "--cheat",
+        "wrong-token",
+        "--verifiers",
+        "1",
+        "--jobs",
+        "3",
+        "--max-tokens",
+        "8",
+        "--json",
+        "--port",
+        "21600",
+        "--dir",
+        dir.to_str().expect("utf8"),
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let r: Value = serde_json::from_str(out.trim()).expect("one JSON report");
+    assert_eq!(r["roots_agree"], true, "{r}");
+    assert_eq!(r["honest_workers_slashed"], 0, "{r}");
+    let jobs = &r["jobs"];
+    // Selection is stake-weighted: the cheater may get no job. A cheater job is caught by a
+    // dispute, or (when the sample happens to check the last token's step) at once.
+    if jobs["by_cheaters"].as_u64().unwrap() > 0 {
+        assert_eq!(r["cheaters_caught"], 1, "{r}");
+    }
+    assert!(jobs["disputed"].as_u64().unwrap() <= jobs["by_cheaters"].as_u64().unwrap(), "only the cheater's jobs are disputed: {r}");
+    assert_eq!(jobs["slashed_and_refunded"], jobs["by_cheaters"], "exactly the cheater's jobs were slashed: {r}");
+}
