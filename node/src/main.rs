@@ -36,6 +36,19 @@ enum Command {
     /// Check the compute market as a staked verifier: re-run a sample of settled jobs, dispute wrong ones.
     #[command(subcommand)]
     Verifier(cli::verifier::VerifierCommand),
+    /// Keys that sign transactions: `new` and `show` under a home.
+    #[command(subcommand)]
+    Keys(cli::client::KeysCommand),
+    /// Deploy a contract to a running node (its `instantiate` runs in the same transaction).
+    Deploy(cli::client::DeployArgs),
+    /// Call a contract's entry point in a signed transaction and print the receipt.
+    Send(cli::client::SendArgs),
+    /// Call a contract's entry point read-only on a node's committed state (no fee).
+    Query(cli::client::QueryArgs),
+    /// A committed transaction's receipt.
+    Receipt(cli::client::ReceiptArgs),
+    /// A committed block's header and transaction hashes.
+    Block(cli::client::BlockArgs),
     /// Start N validators on loopback, drive a token-transfer load, report TPS, finality and root agreement.
     Devnet(cli::devnet::DevnetArgs),
 }
@@ -50,6 +63,12 @@ fn main() -> ExitCode {
         Command::Node(cmd) => cli::node::run(cmd),
         Command::Devnet(args) => cli::devnet::run(args),
         Command::Job(cmd) => cli::job::run(cmd),
+        Command::Keys(cmd) => cli::verdict_exit(cli::client::keys(cmd)),
+        Command::Deploy(a) => cli::verdict_exit(cli::client::deploy(a)),
+        Command::Send(a) => cli::verdict_exit(cli::client::send(a)),
+        Command::Query(a) => cli::verdict_exit(cli::client::query(a)),
+        Command::Receipt(a) => cli::verdict_exit(cli::client::receipt(a)),
+        Command::Block(a) => cli::verdict_exit(cli::client::block(a)),
         Command::Worker(cmd) => cli::worker::run(cmd),
         Command::Verifier(cmd) => cli::verifier::run(cmd),
     }

@@ -753,3 +753,43 @@ fn market_devnet_verifiers_dispute_what_the_sample_missed() {
     assert!(jobs["disputed"].as_u64().unwrap() <= jobs["by_cheaters"].as_u64().unwrap(), "only the cheater's jobs are disputed: {r}");
     assert_eq!(jobs["slashed_and_refunded"], jobs["by_cheaters"], "exactly the cheater's jobs were slashed: {r}");
 }
+
+/// A contract developer's round trip against a running validator: keys, deploy with init
+/// args, send, query, receipt, block — each a real `aivm` command over JSON-RPC.
+#[test]
+fn deploy_send_and_query_over_rpc() {
+    let _serial = serial();
+    let net = Net::new("client", 1, 21700);
+    net.wait_height(0, 1, 60);
+    let rpc = net.rpcs[0].to_string();
+    let home = net.homes[0].to_str().expect("utf8").to_string();
+    let run = |args: &[&str]| -> (i32, Value) {
+        let (code, out, err) = common::aivm(args);
+        (code, serde_json::from_str(out.trim()).unwrap_or_else(|_| json!({"stdout": out, "stderr": err})))
+    };
+    let fresh = net.dir.join("fresh-key");
+    let (code, k) = run(&["keys", "new", "--home", fresh.to_str().unwrap()]);
+    assert_eq!(code, 0, "{k}");
+    assert_eq!(k["address"].as_str().map(str::len), Some(64));
+    assert_eq!(run(&["keys", "new", "--home", fresh.to_str().unwrap()]).0, 2, "never overwrites a key");
+    let (code, shown) = run(&["keys", "show", "--home", fresh.to_str().unwrap(), "--rpc", &rpc]);
+    assert_eq!((code, &shown["address"], &shown["account"]), (0, &k["address"], &Value::Null), "{shown}");
+
+    let token = aivm_testkit::contracts_dir().join("token.wasm");
+    let (code, d) = run(&["deploy", token.to_str().unwrap(), "--init-args", r#"{"supply": 1000}"#, "--home", &home, "--rpc", &rpc]);
+    assert_eq!((code, d["status"].as_str()), (0, Some("success")), "{d}");
+    let contract = d["contract_address"].as_str().expect("address").to_string();
+    let bob = "b0".repeat(32);
+    let (code, s) = run(&["send", &contract, "transfer", "--args", &format!(r#"{{"to":"{bob}","amount":120}}"#), "--home", &home, "--rpc", &rpc]);
+    assert_eq!((code, s["status"].as_str()), (0, Some("success")), "{s}");
+    let (code, q) = run(&["query", &contract, "balance_of", "--args", &format!(r#""{bob}""#), "--rpc", &rpc]);
+    assert_eq!((code, &q["output"]), (0, &json!(120)), "{q}");
+    let (code, r) = run(&["receipt", s["tx_hash"].as_str().unwrap(), "--rpc", &rpc]);
+    assert_eq!((code, r["block_height"].as_u64().is_some()), (0, true), "{r}");
+    let (code, b) = run(&["block", &r["block_height"].to_string(), "--rpc", &rpc]);
+    assert!(code == 0 && b["txs"].as_array().is_some_and(|t| t.iter().any(|h| *h == s["tx_hash"])), "{b}");
+    // A transfer beyond the balance fails on chain: exit 1, the receipt says why.
+    let (code, f) = run(&["send", &contract, "transfer", "--args", &format!(r#"{{"to":"{bob}","amount":100000}}"#), "--home", &home, "--rpc", &rpc]);
+    assert_eq!(code, 1, "{f}");
+    assert_eq!(run(&["query", "zz", "balance_of", "--rpc", &rpc]).0, 2, "a bad address is a usage error");
+}

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod call;
+pub mod client;
 pub mod codec;
 pub mod devices;
 pub mod devnet;

@@ -1,0 +1,184 @@
+//! Talking to a running node as a contract developer: `aivm keys`, `aivm deploy`, `aivm send`,
+//! `aivm query`, `aivm receipt`, `aivm block` (issue 21). Each takes the node's JSON-RPC
+//! address with `--rpc`; signing commands take a home whose identity key pays.
+
+use super::account::{failure, rpc_addr, Account};
+use super::codec::{json_to_cbor, output_to_json};
+use aivm_node::hexbytes::{from_hex, to_hex};
+use aivm_node::keys::{NodeKeys, IDENTITY_FILE};
+use aivm_node::rpc_client::RpcClient;
+use aivm_runtime::Payload;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a key under --home (refuses to overwrite one) and print its address.
+    New(HomeArgs),
+    /// Print the address of the key under --home (and, with --rpc, its balance and nonce).
+    Show(ShowArgs),
+}
+
+#[derive(Args)]
+pub struct HomeArgs {
+    #[arg(long)]
+    pub home: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    #[arg(long)]
+    pub home: PathBuf,
+    #[arg(long)]
+    pub rpc: Option<String>,
+}
+
+#[derive(Args)]
+pub struct DeployArgs {
+    /// The contract's wasm file.
+    pub wasm: PathBuf,
+    /// Arguments of its `instantiate` entry, as JSON (run in the same transaction).
+    #[arg(long)]
+    pub init_args: Option<String>,
+    #[arg(long)]
+    pub home: PathBuf,
+    #[arg(long)]
+    pub rpc: String,
+    #[arg(long, default_value_t = 2_000_000_000)]
+    pub gas_limit: u64,
+}
+
+#[derive(Args)]
+pub struct SendArgs {
+    /// The contract's address (64 hex digits).
+    pub contract: String,
+    pub entry: String,
+    /// Arguments as JSON.
+    #[arg(long, default_value = "null")]
+    pub args: String,
+    #[arg(long)]
+    pub home: PathBuf,
+    #[arg(long)]
+    pub rpc: String,
+    #[arg(long, default_value_t = 100_000_000)]
+    pub gas_limit: u64,
+}
+
+#[derive(Args)]
+pub struct QueryArgs {
+    pub contract: String,
+    pub entry: String,
+    #[arg(long, default_value = "null")]
+    pub args: String,
+    #[arg(long)]
+    pub rpc: String,
+}
+
+#[derive(Args)]
+pub struct ReceiptArgs {
+    /// The transaction's hash.
+    pub hash: String,
+    #[arg(long)]
+    pub rpc: String,
+}
+
+#[derive(Args)]
+pub struct BlockArgs {
+    pub height: u64,
+    #[arg(long)]
+    pub rpc: String,
+}
+
+fn print(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn address(s: &str, what: &str) -> Result<[u8; 32]> {
+    from_hex(s).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("{what} must be 64 hex digits"))
+}
+
+fn args_cbor(s: &str) -> Result<Vec<u8>> {
+    Ok(json_to_cbor(&serde_json::from_str::<Value>(s).context("--args is not valid JSON")?))
+}
+
+/// A receipt with its output decoded (CBOR to JSON) for people; `Ok(false)` if it failed.
+fn show_receipt(mut r: Value) -> Result<bool> {
+    if let Some(out) = r["output"].as_str().and_then(from_hex) {
+        r["output"] = output_to_json(&out);
+    }
+    let ok = failure(&r).is_none();
+    print(&r);
+    Ok(ok)
+}
+
+pub fn keys(cmd: KeysCommand) -> Result<bool> {
+    match cmd {
+        KeysCommand::New(a) => {
+            if a.home.join(IDENTITY_FILE).exists() {
+                bail!("{} already holds a key; refusing to overwrite it", a.home.display());
+            }
+            let k = NodeKeys::generate()?;
+            k.save(&a.home)?;
+            print(&json!({"address": to_hex(&k.identity_public()), "home": a.home}));
+            Ok(true)
+        }
+        KeysCommand::Show(a) => {
+            let k = NodeKeys::load(&a.home).with_context(|| format!("no key under {} (create one with `aivm keys new`)", a.home.display()))?;
+            let addr = to_hex(&k.identity_public());
+            let account = match &a.rpc {
+                Some(r) => RpcClient::new(rpc_addr(r)?).call("aivm_getAccount", json!([addr]))?,
+                None => Value::Null,
+            };
+            print(&json!({"address": addr, "account": account}));
+            Ok(true)
+        }
+    }
+}
+
+pub fn deploy(a: DeployArgs) -> Result<bool> {
+    let code = std::fs::read(&a.wasm).with_context(|| format!("reading {}", a.wasm.display()))?;
+    let args = match &a.init_args {
+        Some(s) => args_cbor(s)?,
+        None => Vec::new(),
+    };
+    let mut acct = Account::open(&a.home, rpc_addr(&a.rpc)?)?;
+    show_receipt(acct.send_with(Payload::Deploy { code, args }, a.gas_limit, Duration::from_secs(60))?)
+}
+
+pub fn send(a: SendArgs) -> Result<bool> {
+    let contract = address(&a.contract, "the contract")?;
+    let mut acct = Account::open(&a.home, rpc_addr(&a.rpc)?)?;
+    show_receipt(acct.send_with(Payload::Call { contract, entry: a.entry, args: args_cbor(&a.args)? }, a.gas_limit, Duration::from_secs(60))?)
+}
+
+pub fn query(a: QueryArgs) -> Result<bool> {
+    address(&a.contract, "the contract")?;
+    let mut rpc = RpcClient::new(rpc_addr(&a.rpc)?);
+    let mut r = rpc.call("aivm_query", json!([a.contract, a.entry, to_hex(&args_cbor(&a.args)?)]))?;
+    if let Some(out) = r["output"].as_str().and_then(from_hex) {
+        r["output"] = output_to_json(&out);
+    }
+    let ok = r["status"] == "success";
+    print(&r);
+    Ok(ok)
+}
+
+pub fn receipt(a: ReceiptArgs) -> Result<bool> {
+    let r = RpcClient::new(rpc_addr(&a.rpc)?).call("aivm_getReceipt", json!([a.hash]))?;
+    if r.is_null() {
+        bail!("no receipt for {} (not committed, or unknown)", a.hash);
+    }
+    show_receipt(r)
+}
+
+pub fn block(a: BlockArgs) -> Result<bool> {
+    let b = RpcClient::new(rpc_addr(&a.rpc)?).call("aivm_getBlock", json!([a.height]))?;
+    if b.is_null() {
+        bail!("no block {} yet", a.height);
+    }
+    print(&b);
+    Ok(true)
+}
