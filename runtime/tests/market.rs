@@ -701,3 +701,48 @@ fn a_false_dispute_slashes_the_verifier_and_an_unanswered_one_the_worker() {
     assert!(failed(&n.one(verifier, MarketTx::Dispute { job: id2, receipt: cbor(&fake2) })).contains("disputes closed"));
     assert_eq!(n.native_total(&[id, id2]), n.initial_total());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Hostile bytes where a receipt or openings go: a mangled receipt is refused and moves
+    /// nothing; mangled openings from the worker end the job (settled only if they still
+    /// verify, else slashed) — never a panic, never a token created or lost.
+    #[test]
+    fn mangled_receipts_and_openings_never_break_the_chain(cuts in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6), truncate in any::<bool>()) {
+        let mut n = Net::new("mangled", 3, 1);
+        let (client, worker) = (1, 2);
+        n.bond_worker(worker, 20_000, 1_000);
+        let (id, _) = n.submit(client, vec![3, 4, 5], 2);
+        let (r, t) = n.run(&n.job(&id));
+        let mangle = |mut b: Vec<u8>| {
+            for (at, x) in &cuts {
+                let i = at.index(b.len());
+                b[i] ^= x | 1;
+            }
+            if truncate {
+                b.truncate(b.len() / 2);
+            }
+            b
+        };
+        let bad = n.one(worker, MarketTx::Commit { job: id, receipt: mangle(cbor(&r)) });
+        if bad.is_success() {
+            // The mangled bytes still decode to a receipt for this job: the chain took it.
+            let committed = matches!(n.job(&id).status, JobStatus::Committed { .. });
+            prop_assert!(committed, "a successful commit commits");
+        } else {
+            prop_assert_eq!(n.job(&id).status, JobStatus::Assigned);
+            let honest = n.one(worker, MarketTx::Commit { job: id, receipt: cbor(&r) });
+            prop_assert!(honest.is_success(), "{:?}", honest.status);
+        }
+        let JobStatus::Committed { at, receipt } = n.job(&id).status else { panic!("not committed") };
+        let committed: InferenceReceipt = ciborium::from_reader(&receipt[..]).expect("decodes");
+        n.block(vec![]);
+        let response = respond(&n.engine.sku, &committed, &t, &n.challenge(&id, at)).map(|x| x.encode()).unwrap_or_default();
+        let a = n.one(worker, MarketTx::Answer { job: id, response: mangle(response) });
+        prop_assert!(a.is_success(), "{:?}", a.status);
+        let ended = matches!(n.job(&id).status, JobStatus::Settled { .. } | JobStatus::Slashed { .. });
+        prop_assert!(ended, "the answer ends the job");
+        prop_assert_eq!(n.native_total(&[id]), n.initial_total());
+    }
+}
