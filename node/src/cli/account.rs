@@ -12,6 +12,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// Several nodes, comma-separated: the first answers queries; transactions sent without
+/// waiting go to all of them (the mempool does not gossip, so a transaction reaches a block
+/// only through a validator that has it: sending to every one gets it into the next block,
+/// whoever leads).
+pub fn rpc_addrs(s: &str) -> Result<Vec<SocketAddr>> {
+    s.split(',').filter(|p| !p.trim().is_empty()).map(|p| rpc_addr(p.trim())).collect()
+}
+
 /// `host:port`, with or without `http://`.
 pub fn rpc_addr(s: &str) -> Result<SocketAddr> {
     let bare = s.trim_start_matches("http://").trim_end_matches('/');
@@ -26,6 +34,8 @@ pub struct Account {
     pub gas_limit: u64,
     /// The next nonce to use for transactions sent without waiting (`None`: ask the node).
     next_nonce: Option<u64>,
+    /// More nodes that transactions sent without waiting also go to.
+    pub also: Vec<RpcClient>,
 }
 
 impl Account {
@@ -41,7 +51,7 @@ impl Account {
         let mut rpc = RpcClient::new(rpc);
         let status = rpc.call("aivm_status", json!([])).with_context(|| format!("asking {} for its status", rpc.addr()))?;
         let chain_id = status["chain_id"].as_u64().ok_or_else(|| anyhow!("the node's status has no chain id"))?;
-        Ok(Account { key: keys.identity, rpc, chain_id, gas_limit: 200_000_000, next_nonce: None })
+        Ok(Account { key: keys.identity, rpc, chain_id, gas_limit: 200_000_000, next_nonce: None, also: Vec::new() })
     }
 
     pub fn address(&self) -> Address {
@@ -80,9 +90,14 @@ impl Account {
             None => self.nonce()?,
         };
         let tx = Transaction { chain_id: self.chain_id, sender: self.address(), nonce, gas_limit, gas_price: 1, payload };
-        match self.rpc.call("aivm_sendTransaction", json!([to_hex(&tx.sign(&self.key).encode())])) {
+        let raw = to_hex(&tx.sign(&self.key).encode());
+        match self.rpc.call("aivm_sendTransaction", json!([raw])) {
             Ok(h) => {
                 self.next_nonce = Some(nonce + 1);
+                for other in &mut self.also {
+                    // Best effort: the first node has it already.
+                    let _ = other.call("aivm_sendTransaction", json!([raw]));
+                }
                 Ok(h.as_str().unwrap_or_default().to_string())
             }
             Err(e) => {

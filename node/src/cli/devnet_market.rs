@@ -115,7 +115,7 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
         if cheat.is_some() {
             cheater_addrs.insert(to_hex(&NodeKeys::load(home)?.identity_public()));
         }
-        procs.0.push(spawn_worker(s.exe, home, s.rpcs[i % s.rpcs.len()], cheat)?);
+        procs.0.push(spawn_worker(s.exe, home, &rotated(s.rpcs, i), cheat)?);
     }
     for (i, home) in s.people.verifiers.iter().enumerate() {
         procs.0.push(spawn_verifier(s.exe, home, s.rpcs[i % s.rpcs.len()], s.alpha)?);
@@ -269,10 +269,15 @@ fn spawn_verifier(exe: &Path, home: &Path, rpc: SocketAddr, alpha: f64) -> Resul
         .with_context(|| format!("starting a verifier from {}", exe.display()))
 }
 
-fn spawn_worker(exe: &Path, home: &Path, rpc: SocketAddr, cheat: Option<Cheat>) -> Result<Child> {
+/// Every validator's RPC, starting with the `i`-th (a worker's primary node).
+fn rotated(rpcs: &[SocketAddr], i: usize) -> String {
+    (0..rpcs.len()).map(|k| rpcs[(i + k) % rpcs.len()].to_string()).collect::<Vec<_>>().join(",")
+}
+
+fn spawn_worker(exe: &Path, home: &Path, rpc: &str, cheat: Option<Cheat>) -> Result<Child> {
     let log = std::fs::File::create(home.join("worker.log")).with_context(|| format!("creating the log in {}", home.display()))?;
     let mut cmd = Command::new(exe);
-    cmd.args(["worker", "run", "--home"]).arg(home).args(["--rpc", &rpc.to_string()]);
+    cmd.args(["worker", "run", "--home"]).arg(home).args(["--rpc", rpc]);
     if let Some(c) = cheat {
         cmd.args(["--cheat", &c.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()]);
     }

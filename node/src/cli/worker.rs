@@ -3,7 +3,7 @@
 //! receipt, waits for the challenge the chain draws after the commit, and answers it with
 //! openings (`spec/market.md` §6). `--cheat` modes exist to show each cheat being caught.
 
-use super::account::{failure, rpc_addr, Account};
+use super::account::{failure, rpc_addrs, Account};
 use aivm::model::audit::{respond, respond_step, Challenge};
 use aivm::model::commit::{run_committed, InferenceReceipt, Trace};
 use aivm::model::{merkle, Engine};
@@ -47,7 +47,8 @@ pub struct RunArgs {
     /// The worker's home: its identity key (created if absent) pays and is paid.
     #[arg(long)]
     pub home: PathBuf,
-    /// A node's JSON-RPC address (host:port).
+    /// A node's JSON-RPC address (host:port); several, comma-separated, to send commits and
+    /// answers to every one (they reach the next block whoever leads).
     #[arg(long)]
     pub rpc: String,
     /// The model to serve (default: the model `make model` converted).
@@ -88,15 +89,34 @@ fn serve(a: RunArgs) -> Result<()> {
     let model = super::job::model_hash(a.model.as_deref())?;
     let registry = aivm_node::market::registry();
     let engine = registry.engine(&model).with_context(|| format!("loading model {}", to_hex(&model)))?;
-    let cheat_engine = match a.cheat {
+    let runner = match a.cheat {
         Some(Cheat::WrongModel) => {
             let mut sku = (*engine.sku).clone();
             sku.layers.swap(0, 1);
-            Some(Engine::with_hash(Arc::new(sku), model, aivm::model::Options::default())?)
+            Arc::new(Engine::with_hash(Arc::new(sku), model, aivm::model::Options::default())?)
         }
-        _ => None,
+        _ => engine.clone(),
     };
-    let mut acct = Account::open(&a.home, rpc_addr(&a.rpc)?)?;
+    // Inference runs on a thread of its own, so answering a challenge (whose deadline runs in
+    // blocks) never waits behind another job's run.
+    let (to_runner, jobs_in) = std::sync::mpsc::channel::<(String, Vec<u32>, usize)>();
+    let (runs_out, from_runner) = std::sync::mpsc::channel::<(String, Result<(InferenceReceipt, Trace), String>, f64)>();
+    let (cheat, vocab) = (a.cheat, engine.sku.config.vocab);
+    std::thread::spawn(move || {
+        for (id, prompt, max_new) in jobs_in {
+            let start = Instant::now();
+            let run = run_committed(&runner, &[prompt], max_new).map_err(|e| e.to_string()).map(|(mut r, mut t)| {
+                cheat_on(cheat, &mut r, &mut t, vocab);
+                (r, t)
+            });
+            if runs_out.send((id, run, start.elapsed().as_secs_f64())).is_err() {
+                return;
+            }
+        }
+    });
+    let rpcs = rpc_addrs(&a.rpc)?;
+    let mut acct = Account::open(&a.home, *rpcs.first().ok_or_else(|| anyhow!("--rpc is empty"))?)?;
+    acct.also = rpcs[1..].iter().map(|r| aivm_node::rpc_client::RpcClient::new(*r)).collect();
     let me = acct.address();
     let role = Role::Worker { sku: model };
     let bond = acct.rpc.call("aivm_getBond", json!([to_hex(&me), to_hex(&model)]))?;
@@ -110,6 +130,7 @@ fn serve(a: RunArgs) -> Result<()> {
     let mut next = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
     let mut held: BTreeMap<String, Held> = BTreeMap::new();
     let mut queue: std::collections::VecDeque<String> = Default::default();
+    let mut to_commit: std::collections::VecDeque<(String, InferenceReceipt, Trace, f64)> = Default::default();
     let mut ended = 0usize;
     let mut last_height = next;
     loop {
@@ -183,25 +204,34 @@ fn serve(a: RunArgs) -> Result<()> {
             queue.extend(assigned_in(&mut acct.rpc, next, &me)?);
             next += 1;
         }
-        // One job per turn, so challenges of committed jobs are answered between runs.
-        if let Some(id) = queue.pop_front() {
+        // Hand new jobs to the runner; commit finished runs.
+        for id in queue.drain(..) {
             let job = acct.rpc.call("aivm_getJob", json!([id]))?;
             let prompt: Vec<u32> = job["prompt"].as_array().into_iter().flatten().filter_map(|t| t.as_u64().map(|t| t as u32)).collect();
             let max_new = job["max_new"].as_u64().unwrap_or(1) as usize;
-            let start = Instant::now();
-            let (mut receipt, mut trace) = run_committed(cheat_engine.as_ref().unwrap_or(&engine), &[prompt], max_new)?;
-            cheat_on(a.cheat, &mut receipt, &mut trace, engine.sku.config.vocab);
+            to_runner.send((id, prompt, max_new)).map_err(|_| anyhow!("the inference thread stopped"))?;
+        }
+        let mut committed_any = false;
+        while let Ok((id, run, secs)) = from_runner.try_recv() {
+            let (receipt, trace) = run.map_err(|e| anyhow!("job {id}: inference failed: {e}"))?;
+            to_commit.push_back((id, receipt, trace, secs));
+        }
+        while let Some((id, receipt, trace, secs)) = to_commit.pop_front() {
             let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id {id}"))?;
             match acct.send_nowait(Payload::Market(MarketTx::Commit { job: job_id, receipt: cbor(&receipt) }), 50_000_000) {
                 Ok(_) => {
-                    log(&format!("job {id}: ran {} tokens in {:.2} s, committed", receipt.outputs[0].len(), start.elapsed().as_secs_f64()));
+                    log(&format!("job {id}: ran {} tokens in {secs:.2} s, committed", receipt.outputs[0].len()));
                     held.insert(id, Held { receipt, trace, answered: false, settled: false, disputes_answered: 0 });
+                    committed_any = true;
                 }
                 Err(e) => {
                     log(&format!("job {id}: commit not sent ({e}); retrying"));
-                    queue.push_front(id);
+                    to_commit.push_front((id, receipt, trace, secs));
+                    break;
                 }
             }
+        }
+        if committed_any {
             continue;
         }
         std::thread::sleep(Duration::from_millis(50));
