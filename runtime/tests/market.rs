@@ -580,11 +580,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
 
     /// Σ balances + stakes + escrow + pool + treasury + burned is invariant, and Block-STM on
-    /// 2 and 4 threads gives the sequential executor's state roots.
+    /// 2, 3 and 4 threads gives the sequential executor's state roots.
     #[test]
     fn native_is_conserved_and_threads_agree(blocks in proptest::collection::vec(proptest::collection::vec(op(80), 64..128), 1..5)) {
         let (seq, _) = replay(&blocks, 80, 1);
-        for threads in [2, 4] {
+        for threads in [2, 3, 4] {
             let (par, _) = replay(&blocks, 80, threads);
             prop_assert_eq!(&par, &seq, "{} threads", threads);
         }
