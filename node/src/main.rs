@@ -49,6 +49,8 @@ enum Command {
     Receipt(cli::client::ReceiptArgs),
     /// A committed block's header and transaction hashes.
     Block(cli::client::BlockArgs),
+    /// Follow finalized blocks as they come (the node's WebSocket subscription).
+    Watch(cli::client::WatchArgs),
     /// Start N validators on loopback, drive a token-transfer load, report TPS, finality and root agreement.
     Devnet(cli::devnet::DevnetArgs),
 }
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Query(a) => cli::verdict_exit(cli::client::query(a)),
         Command::Receipt(a) => cli::verdict_exit(cli::client::receipt(a)),
         Command::Block(a) => cli::verdict_exit(cli::client::block(a)),
+        Command::Watch(a) => cli::verdict_exit(cli::client::watch(a)),
         Command::Worker(cmd) => cli::worker::run(cmd),
         Command::Verifier(cmd) => cli::verifier::run(cmd),
     }

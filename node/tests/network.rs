@@ -792,4 +792,9 @@ fn deploy_send_and_query_over_rpc() {
     let (code, f) = run(&["send", &contract, "transfer", "--args", &format!(r#"{{"to":"{bob}","amount":100000}}"#), "--home", &home, "--rpc", &rpc]);
     assert_eq!(code, 1, "{f}");
     assert_eq!(run(&["query", "zz", "balance_of", "--rpc", &rpc]).0, 2, "a bad address is a usage error");
+    // Finalized blocks over the WebSocket subscription, one JSON object per line.
+    let (code, out, err) = common::aivm(&["watch", "--rpc", &rpc, "--count", "2", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let heights: Vec<u64> = out.lines().map(|l| serde_json::from_str::<Value>(l).expect("json")["height"].as_u64().expect("height")).collect();
+    assert!(heights.len() == 2 && heights[1] == heights[0] + 1, "{out}");
 }

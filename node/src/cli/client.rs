@@ -182,3 +182,50 @@ pub fn block(a: BlockArgs) -> Result<bool> {
     print(&b);
     Ok(true)
 }
+
+#[derive(Args)]
+pub struct WatchArgs {
+    /// A node's JSON-RPC address (host:port); the WebSocket is on the same port.
+    #[arg(long)]
+    pub rpc: String,
+    /// Stop after this many blocks (default: until interrupted).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// One JSON object per block instead of a line of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Follow finalized blocks over the node's WebSocket subscription (`aivm_subscribeFinalized`).
+pub fn watch(a: WatchArgs) -> Result<bool> {
+    use jsonrpsee::core::client::SubscriptionClientT;
+    use jsonrpsee::core::rpc_params;
+    use jsonrpsee_ws_client::WsClientBuilder;
+    let url = format!("ws://{}", rpc_addr(&a.rpc)?);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let client = WsClientBuilder::default().build(&url).await.with_context(|| format!("connecting to {url}"))?;
+        let mut sub = client
+            .subscribe::<Value, _>("aivm_subscribeFinalized", rpc_params![], "aivm_unsubscribeFinalized")
+            .await
+            .context("subscribing to finalized blocks")?;
+        let mut seen = 0u64;
+        while a.count.is_none_or(|c| seen < c) {
+            let Some(block) = sub.next().await else { bail!("the node closed the subscription") };
+            let b = block.context("a notification that is not a block")?;
+            if a.json {
+                println!("{b}");
+            } else {
+                println!(
+                    "block {:>8}  {:>5} txs  {:>12} gas  root {}",
+                    b["height"],
+                    b["txs"],
+                    b["gas_used"],
+                    b["state_root"].as_str().map_or("?", |r| &r[..16.min(r.len())])
+                );
+            }
+            seen += 1;
+        }
+        Ok(true)
+    })
+}
