@@ -63,7 +63,7 @@ fn addr(k: &SigningKey) -> [u8; 32] {
 
 fn params() -> MarketParams {
     // Every GEMM opened: a cheat anywhere is caught on its first job, so the tests are exact.
-    MarketParams { challenge_gemms: 0, challenge_rows: 2, answer_window: 3, unbonding_blocks: 5, ..MarketParams::default() }
+    MarketParams { challenge_gemms: 0, challenge_rows: 2, answer_window: 3, unbonding_blocks: 5, dispute_window: 0, ..MarketParams::default() }
 }
 
 impl Net {
@@ -314,6 +314,8 @@ fn each_cheat_is_caught_on_its_first_job() {
         assert!(reason.starts_with("wrong output"), "{cheat:?}: {reason}");
         assert_eq!(taken, Slash::of(30_000, 10_000).taken, "{cheat:?}: the whole stake");
         assert_eq!(n.worker_bond(worker).bonded, 0);
+        let set: aivm_runtime::market::state::WorkerSet = n.get(MarketKey::Workers(&n.sku)).expect("set");
+        assert!(set.workers.is_empty(), "{cheat:?}: a worker slashed to nothing leaves the set");
         assert_eq!(n.balance(&addr(&n.keys[client])), client_before - sub.fee, "{cheat:?}: the client is refunded in full");
         assert_eq!(n.native_total(&[id]), n.initial_total(), "{cheat:?}");
     }
@@ -646,7 +648,7 @@ fn a_true_dispute_slashes_the_worker_and_pays_the_verifier() {
 
 #[test]
 fn a_false_dispute_slashes_the_verifier_and_an_unanswered_one_the_worker() {
-    let mut n = Net::with_params("false-dispute", 5, 1, MarketParams { answer_window: 3, dispute_window: 10, ..params() });
+    let mut n = Net::with_params("false-dispute", 5, 1, MarketParams { answer_window: 3, dispute_window: 10, unbonding_blocks: 100, ..params() });
     let (client, worker, verifier) = (1, 2, 3);
     n.bond_worker(worker, 30_000, 1_000);
     assert!(n.one(verifier, MarketTx::Bond { role: Role::Verifier, amount: 60_000, capacity: 0 }).is_success());

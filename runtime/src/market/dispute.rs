@@ -115,6 +115,8 @@ pub fn worker_loses(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: 
         return Err(MarketError::WrongState(state_name(&j.status)).into());
     };
     let s = take(l, &Role::Worker { sku: j.sku }, &j.worker, SLASH_WRONG_OUTPUT_BPS)?;
+    let left: Bond = l.get(MarketKey::Bond(&Role::Worker { sku: j.sku }, &j.worker))?.unwrap_or_default();
+    super::jobs::leave_set_if_empty(l, &j.sku, &j.worker, &left)?;
     l.credit(&verifier, s.prover)?;
     let refund = s.burn.min(j.fee);
     l.credit(&j.client, refund)?;

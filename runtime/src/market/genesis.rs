@@ -38,6 +38,15 @@ impl MarketGenesis {
         if self.params.answer_window >= super::jobs::BEACONS_KEPT - 1 {
             return Err(MarketError::Invalid(format!("the answer window must be under {} blocks", super::jobs::BEACONS_KEPT - 1)));
         }
+        // Stake must stay slashable for as long as anything it answers for can still be
+        // proven wrong: a settled job's dispute window plus the dispute's answer window.
+        let exposure = self.params.dispute_window.saturating_add(self.params.answer_window).saturating_add(1);
+        if self.params.unbonding_blocks <= exposure {
+            return Err(MarketError::Invalid(format!(
+                "unbonding_blocks {} must exceed the dispute and answer windows ({exposure} blocks)",
+                self.params.unbonding_blocks
+            )));
+        }
         let mut out = BTreeMap::new();
         let mut put = |(k, v): (StateKey, StateValue)| out.insert(k, v);
         put(entry(MarketKey::Params, &self.params));
@@ -55,5 +64,20 @@ impl MarketGenesis {
             put(entry(MarketKey::Shares(&p.sku, &p.provider), &shares));
         }
         Ok(out.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stake_must_outlive_what_it_answers_for() {
+        let ok = MarketGenesis::default();
+        assert!(ok.entries().is_ok());
+        let short = MarketGenesis { params: MarketParams { unbonding_blocks: 71, ..MarketParams::default() }, ..MarketGenesis::default() };
+        assert!(matches!(short.entries(), Err(MarketError::Invalid(m)) if m.contains("unbonding_blocks")));
+        let orphan = MarketGenesis { pools: vec![SeedPool { sku: [1; 32], native: 1 << 20, units: 1 << 20, provider: [2; 32] }], ..MarketGenesis::default() };
+        assert!(matches!(orphan.entries(), Err(MarketError::UnknownModel(_))));
     }
 }

@@ -152,6 +152,21 @@ fn select_worker(l: &mut Ledger<'_>, params: &MarketParams, sku: &Sku, units: u6
     Err(MarketError::NoWorker.into())
 }
 
+/// A worker slashed to nothing bonded leaves its SKU's set, so dead entries cannot fill the
+/// set's slots; bonding again re-enters it.
+pub(super) fn leave_set_if_empty(l: &mut Ledger<'_>, sku: &Sku, worker: &Address, b: &Bond) -> Step<()> {
+    if b.bonded > 0 {
+        return Ok(());
+    }
+    let mut set: WorkerSet = l.get(MarketKey::Workers(sku))?.unwrap_or_default();
+    let before = set.workers.len();
+    set.workers.retain(|w| **w != *worker);
+    if set.workers.len() != before {
+        l.put(MarketKey::Workers(sku), &set)?;
+    }
+    Ok(())
+}
+
 pub(super) fn job(l: &mut Ledger<'_>, id: &JobId) -> Step<Job> {
     Ok(l.get(MarketKey::Job(id))?.ok_or(MarketError::NoJob)?)
 }
@@ -337,6 +352,7 @@ fn slash(
     b.unbonding -= s.taken - from_bonded; // taken ≤ bonded + unbonding
     b.in_flight = b.in_flight.saturating_sub(j.units);
     l.put(MarketKey::Bond(&role, &j.worker), &b)?;
+    leave_set_if_empty(l, &j.sku, &j.worker, &b)?;
     let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();
     let burn = match prover {
         Some(p) => {
