@@ -641,7 +641,12 @@ fn a_true_dispute_slashes_the_worker_and_pays_the_verifier() {
     assert_eq!(taken, s.taken);
     assert!(at + 2 <= n.height());
     let job = n.job(&id);
-    assert_eq!(n.balance(&addr(&n.keys[verifier])), verifier_before - d.fee - wrong_sender.fee + s.prover, "the verifier gets the prover's share");
+    let bounty = FeeSplit::of(job.fee).verifiers; // the pot holds this job's own 5 %
+    assert_eq!(
+        n.balance(&addr(&n.keys[verifier])),
+        verifier_before - d.fee - wrong_sender.fee + s.prover + bounty,
+        "the verifier gets the prover's share and a bounty"
+    );
     assert_eq!(n.balance(&addr(&n.keys[client])), client_before + s.burn.min(job.fee), "the client is refunded from the slash");
     assert_eq!(n.native_total(&[id]), n.initial_total());
 }

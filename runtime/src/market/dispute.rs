@@ -11,7 +11,7 @@ use super::exec::{event, MarketCtx};
 use super::jobs::{answer_deadline, challenge_seed, check_gas, job, state_name};
 use super::ledger::{Abort, Ledger, Step};
 use super::params::{SLASH_FALSE_REPORT_BPS, SLASH_WRONG_OUTPUT_BPS};
-use super::split::Slash;
+use super::split::{FeeSplit, Slash};
 use super::state::{BeaconRecord, Bond, Job, JobStatus, MarketKey, Treasury};
 use super::tx::{JobId, Role};
 use super::{MarketError, MarketParams};
@@ -117,10 +117,14 @@ pub fn worker_loses(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: 
     let s = take(l, &Role::Worker { sku: j.sku }, &j.worker, SLASH_WRONG_OUTPUT_BPS)?;
     let left: Bond = l.get(MarketKey::Bond(&Role::Worker { sku: j.sku }, &j.worker))?.unwrap_or_default();
     super::jobs::leave_set_if_empty(l, &j.sku, &j.worker, &left)?;
-    l.credit(&verifier, s.prover)?;
     let refund = s.burn.min(j.fee);
     l.credit(&j.client, refund)?;
+    // The verifier's bounty: the prover's share of the slash, plus the verifiers' 5 % of the
+    // job's fee back out of the verifiers' pot (as far as the pot goes).
     let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();
+    let bounty = FeeSplit::of(j.fee).verifiers.min(t.verifiers);
+    t.verifiers -= bounty;
+    l.credit(&verifier, s.prover.checked_add(bounty).ok_or(MarketError::Overflow)?)?;
     t.burned = t.burned.checked_add(s.burn - refund).ok_or(MarketError::Overflow)?;
     l.put(MarketKey::Treasury, &t)?;
     j.status = JobStatus::Slashed { at: ctx.height, taken: s.taken, reason };
