@@ -44,15 +44,15 @@ pub fn host_call_loop_wat(n: u32, with_call: bool) -> String {
     )
 }
 
-/// `memory.copy` of `bytes` bytes, `n` times.
+/// `memory.copy` of `bytes` bytes (at most half the 1 MiB memory cap), `n` times.
 pub fn memcopy_loop_wat(n: u32, bytes: u32) -> String {
     format!(
         r#"(module
-          (memory (export "memory") 64)
+          (memory (export "memory") 16)
           (func (export "run")
             (local $i i32)
             (loop $l
-              (memory.copy (i32.const 2097152) (i32.const 0) (i32.const {bytes}))
+              (memory.copy (i32.const {bytes}) (i32.const 0) (i32.const {bytes}))
               (local.set $i (i32.add (local.get $i) (i32.const 1)))
               (br_if $l (i32.lt_u (local.get $i) (i32.const {n}))))))"#
     )

@@ -2,7 +2,7 @@
 //! ns per gas (the target is 0.1 ns per gas), measured-over-priced ratios, and the
 //! headline ratios (int8 MATMUL vs f32 sgemm, call latency, fuel-metering overhead).
 //!
-//! `cargo run --release -p aivm-benches --bin gas-bench [-- --json] [--quick] [--calls] [--adversarial]`
+//! `cargo run --release -p aivm-benches --bin gas-bench [-- --json] [--quick] [--calls] [--adversarial] [--baseline FILE [--threshold X]]`
 
 use aivm::gas::GasSchedule;
 use aivm::tensor::{matmul, ops, DType, Tensor};
@@ -28,7 +28,7 @@ impl Report {
         } else {
             println!("{opcode:<16} {size:>18} {gas:>16} {ns:>16.0} {npg:>10.4}");
         }
-        self.rows.push(json!({"opcode": opcode, "ns_per_gas": npg}));
+        self.rows.push(json!({"opcode": opcode, "size": size, "ns_per_gas": npg}));
         npg
     }
 
@@ -71,15 +71,73 @@ struct Args {
     /// With --adversarial: only the operator cases whose operation or shape contains this.
     #[arg(long)]
     only: Option<String>,
+    /// Compare with a saved `--json` run: every row also measured there whose ns/gas grew by
+    /// more than --threshold times is a regression, and the exit code is 1.
+    #[arg(long)]
+    baseline: Option<std::path::PathBuf>,
+    /// With --baseline: the largest ns/gas growth (current / baseline) that is not a regression.
+    #[arg(long, default_value_t = 1.5)]
+    threshold: f64,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let args = <Args as clap::Parser>::parse();
-    let (quick, calls_only) = (args.quick, args.calls);
+    // Read the baseline first: a bad file is an error before minutes of measuring.
+    let baseline = match args.baseline.as_deref().map(read_baseline).transpose() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let mut r = Report { json: args.json, rows: Vec::new() };
+    sweep(&args, &mut r);
+    match baseline {
+        Some(b) if regressions(&b, &r.rows, args.threshold) > 0 => std::process::ExitCode::from(1),
+        _ => std::process::ExitCode::SUCCESS,
+    }
+}
+
+/// `(opcode, size) → ns/gas` of a saved `--json` run (its summary lines are skipped).
+fn read_baseline(path: &std::path::Path) -> Result<std::collections::BTreeMap<(String, String), f64>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let mut out = std::collections::BTreeMap::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("{}:{}: not JSON ({e}); save a baseline with --json", path.display(), i + 1))?;
+        if let (Some(op), Some(size), Some(npg)) = (v["opcode"].as_str(), v["size"].as_str(), v["ns_per_gas"].as_f64()) {
+            out.insert((op.to_string(), size.to_string()), npg);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("{} holds no measured rows", path.display()));
+    }
+    Ok(out)
+}
+
+/// Print the rows whose ns/gas grew past `threshold` times the baseline's; how many.
+fn regressions(base: &std::collections::BTreeMap<(String, String), f64>, rows: &[serde_json::Value], threshold: f64) -> usize {
+    let mut bad = 0;
+    let mut compared = 0;
+    for row in rows {
+        let key = (row["opcode"].as_str().unwrap_or_default().to_string(), row["size"].as_str().unwrap_or_default().to_string());
+        let (Some(old), Some(new)) = (base.get(&key), row["ns_per_gas"].as_f64()) else { continue };
+        compared += 1;
+        let ratio = new / old;
+        if ratio > threshold {
+            bad += 1;
+            eprintln!("regression: {} {}: {new:.4} ns/gas against {old:.4} ({ratio:.2}x > {threshold}x)", key.0, key.1);
+        }
+    }
+    eprintln!("baseline: {compared} rows compared, {bad} over {threshold}x");
+    bad
+}
+
+fn sweep(args: &Args, r: &mut Report) {
+    let (quick, calls_only) = (args.quick, args.calls);
     let s = GasSchedule::default();
     let budget = Duration::from_millis(if quick { 50 } else { 300 });
     if !r.json {
@@ -88,24 +146,24 @@ fn main() {
     }
 
     if calls_only {
-        call_latency(&r, budget);
+        call_latency(r, budget);
         return;
     }
     if args.adversarial {
         // `--only X` runs the sections whose name contains X (and the operator cases that do).
         let wants = |section: &str| args.only.as_deref().is_none_or(|o| section.contains(o));
-        operator_sweep(&mut r, quick, args.only.as_deref());
+        operator_sweep(r, quick, args.only.as_deref());
         if wants("tensor") {
-            tensor_extremes(&mut r, &s, quick);
+            tensor_extremes(r, &s, quick);
         }
         if wants("peak memory") {
-            peak_call_memory(&mut r);
+            peak_call_memory(r);
         }
         if wants("storage") {
-            storage_writes(&mut r, quick);
+            storage_writes(r, quick);
         }
         if wants("deploy compile") {
-            compile_bombs(&mut r, &s, quick);
+            compile_bombs(r, &s, quick);
         }
         return;
     }
@@ -204,18 +262,18 @@ fn main() {
     let (without, gas_without) = run(&workloads::host_call_loop_wat(100_000, false));
     let host_ns = (with - without) / 100_000.0;
     r.row("host_call", "per call", (gas_with - gas_without) / 100_000, host_ns);
-    let (ns, gas) = run(&workloads::memcopy_loop_wat(1000, 1 << 20));
-    r.row("memory.copy", "1 MiB x1000", gas, ns);
+    let (ns, gas) = run(&workloads::memcopy_loop_wat(1000, 1 << 19));
+    r.row("memory.copy", "512 KiB x1000", gas, ns);
 
     // Transactions: deploying (validation + compilation) and a native transfer.
-    tx_prices(&mut r, &s);
+    tx_prices(r, &s);
 
     // Headline ratios.
     if !r.json {
         println!();
     }
-    spread("tensor_matmul", &mm_npg, &r);
-    spread("kl_divergence", &kl_npg, &r);
+    spread("tensor_matmul", &mm_npg, r);
+    spread("kl_divergence", &kl_npg, r);
     if int8_macs_per_s > 0.0 {
         let d = 1024;
         let a: Vec<f32> = workloads::i8s(1, d * d).into_iter().map(f32::from).collect();
@@ -243,7 +301,7 @@ fn main() {
     let fuel_ratio = fuel_overhead(iters, budget);
     r.note("fuel_overhead_integer", json!(fuel_ratio), format!("fuel metering on integer code: {fuel_ratio:.3}x the time with fuel off (target <= 1.2x)"));
 
-    call_latency(&r, budget);
+    call_latency(r, budget);
 
     // Measured over priced time: 1.0 means the price is exact at 0.1 ns per gas.
     r.note(
@@ -275,6 +333,8 @@ fn fuel_overhead(iters: u32, budget: Duration) -> f64 {
         median_ns(
             || {
                 let mut store = wasmtime::Store::new(&engine, ());
+                // The AIVM config interrupts on epochs (query deadlines); no deadline here.
+                store.set_epoch_deadline(u64::MAX);
                 if fuel {
                     store.set_fuel(u64::MAX / 4).expect("fuel");
                 }
@@ -738,4 +798,26 @@ fn compile_bombs(r: &mut Report, s: &GasSchedule, quick: bool) {
         }
     }
     r.note("deploy_adversarial_worst_ratio", json!(worst), format!("worst compile time over deploy price: {worst:.1}x the target"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_baseline_flags_only_growth_past_the_threshold() {
+        let dir = std::env::temp_dir().join(format!("gas-bench-baseline-{}", std::process::id()));
+        std::fs::write(&dir, "{\"opcode\":\"a\",\"size\":\"1\",\"gas\":1,\"median_ns\":1,\"ns_per_gas\":0.1}\n{\"summary\":\"x\",\"value\":1}\n{\"opcode\":\"b\",\"size\":\"2\",\"ns_per_gas\":0.1}\n").unwrap();
+        let base = read_baseline(&dir).unwrap();
+        assert_eq!(base.len(), 2);
+        let rows = vec![
+            json!({"opcode": "a", "size": "1", "ns_per_gas": 0.14}),
+            json!({"opcode": "b", "size": "2", "ns_per_gas": 0.2}),
+            json!({"opcode": "c", "size": "3", "ns_per_gas": 9.0}),
+        ];
+        assert_eq!(regressions(&base, &rows, 1.5), 1, "b grew 2x; a 1.4x; c has no baseline");
+        std::fs::write(&dir, "not json\n").unwrap();
+        assert!(read_baseline(&dir).is_err());
+        let _ = std::fs::remove_file(&dir);
+    }
 }
