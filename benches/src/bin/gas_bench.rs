@@ -2,7 +2,7 @@
 //! ns per gas (the target is 0.1 ns per gas), measured-over-priced ratios, and the
 //! headline ratios (int8 MATMUL vs f32 sgemm, call latency, fuel-metering overhead).
 //!
-//! `cargo run --release -p aivm-benches --bin gas-bench [-- --json] [--quick] [--calls] [--adversarial] [--baseline FILE [--threshold X]]`
+//! `cargo run --release -p aivm-benches --bin gas-bench [-- --json] [--quick] [--calls] [--adversarial] [--baseline FILE [--threshold X]] [--plot FILE.svg]`
 
 use aivm::gas::GasSchedule;
 use aivm::tensor::{matmul, ops, DType, Tensor};
@@ -78,6 +78,9 @@ struct Args {
     /// With --baseline: the largest ns/gas growth (current / baseline) that is not a regression.
     #[arg(long, default_value_t = 1.5)]
     threshold: f64,
+    /// Also draw ns per gas per opcode across its sizes (and the 0.1 ns target) to this SVG.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -95,10 +98,59 @@ fn main() -> std::process::ExitCode {
     };
     let mut r = Report { json: args.json, rows: Vec::new() };
     sweep(&args, &mut r);
+    if let Some(path) = &args.plot {
+        if let Err(e) = plot(path, &r.rows) {
+            eprintln!("error: drawing {}: {e}", path.display());
+            return std::process::ExitCode::from(2);
+        }
+    }
     match baseline {
         Some(b) if regressions(&b, &r.rows, args.threshold) > 0 => std::process::ExitCode::from(1),
         _ => std::process::ExitCode::SUCCESS,
     }
+}
+
+/// ns per gas of every measured row, one series per opcode (x: the opcode's sizes in the order
+/// measured), on a log scale, with the 0.1 ns target as a line.
+fn plot(path: &std::path::Path, rows: &[serde_json::Value]) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let mut series: Vec<(String, Vec<f64>)> = Vec::new();
+    for row in rows {
+        let (Some(op), Some(npg)) = (row["opcode"].as_str(), row["ns_per_gas"].as_f64()) else { continue };
+        match series.iter_mut().find(|(o, _)| o == op) {
+            Some((_, v)) => v.push(npg),
+            None => series.push((op.to_string(), vec![npg])),
+        }
+    }
+    let xmax = series.iter().map(|(_, v)| v.len()).max().unwrap_or(1) as f64;
+    let all = series.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| *v > 0.0);
+    let (lo, hi) = all.fold((NS_PER_GAS_TARGET, NS_PER_GAS_TARGET), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let root = SVGBackend::new(path, (1200, 700)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("ns per gas by opcode (target 0.1)", ("sans-serif", 22))
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .right_y_label_area_size(0)
+        .build_cartesian_2d(0f64..xmax, (lo / 2.0..hi * 2.0).log_scale())?;
+    chart.configure_mesh().x_desc("size index (in the order measured)").y_desc("ns per gas").draw()?;
+    chart
+        .draw_series(LineSeries::new([(0.0, NS_PER_GAS_TARGET), (xmax, NS_PER_GAS_TARGET)], BLACK.stroke_width(2)))?
+        .label("target")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK));
+    for (i, (op, v)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let points: Vec<(f64, f64)> = v.iter().enumerate().map(|(x, y)| (x as f64, *y)).collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(1)))?
+            .label(op.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color));
+        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).position(SeriesLabelPosition::UpperRight).draw()?;
+    root.present()?;
+    Ok(())
 }
 
 /// `(opcode, size) → ns/gas` of a saved `--json` run (its summary lines are skipped).
@@ -819,5 +871,18 @@ mod tests {
         std::fs::write(&dir, "not json\n").unwrap();
         assert!(read_baseline(&dir).is_err());
         let _ = std::fs::remove_file(&dir);
+    }
+
+    #[test]
+    fn the_plot_is_an_svg_with_every_opcode() {
+        let path = std::env::temp_dir().join(format!("gas-bench-plot-{}.svg", std::process::id()));
+        let rows: Vec<_> = [("tensor_matmul", 0.08), ("tensor_matmul", 0.11), ("kl_divergence", 0.05)]
+            .iter()
+            .map(|(op, npg)| json!({"opcode": op, "size": "s", "ns_per_gas": npg}))
+            .collect();
+        plot(&path, &rows).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("tensor_matmul") && svg.contains("kl_divergence") && svg.contains("target"));
+        let _ = std::fs::remove_file(&path);
     }
 }
