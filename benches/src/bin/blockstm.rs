@@ -25,6 +25,35 @@ use std::time::Instant;
 
 const CHAIN: u64 = 1;
 
+/// Block-STM against sequential execution on the peer-to-peer workload.
+#[derive(clap::Parser)]
+struct Cli {
+    /// Accounts the transfers move between.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    accounts: u64,
+    /// Transactions per block.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    txs: u64,
+    /// Block-STM worker threads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: u64,
+    /// Native transfers, token-contract transfers, or both.
+    #[arg(long, default_value = "native", value_parser = ["native", "token", "both"])]
+    asset: String,
+    /// Repetitions per configuration (the median is reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    reps: u64,
+    /// Accounts 2, 10, 100, 1 000, 10 000 × blocks of 1 000 and 10 000, both assets.
+    #[arg(long)]
+    sweep: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
 struct Args {
     accounts: Vec<u64>,
     txs: Vec<usize>,
@@ -34,40 +63,21 @@ struct Args {
     json: bool,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut a = Args { accounts: vec![1000], txs: vec![1000], threads: 2, assets: vec!["native"], reps: 5, json: false };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        let num = |s: String| s.replace('_', "").parse::<u64>().map_err(|e| format!("{s}: {e}"));
-        match flag.as_str() {
-            "--accounts" => a.accounts = vec![num(val("--accounts")?)?],
-            "--txs" => a.txs = vec![num(val("--txs")?)? as usize],
-            "--threads" => a.threads = num(val("--threads")?)? as usize,
-            "--reps" => a.reps = num(val("--reps")?)?.max(1) as usize,
-            "--asset" => {
-                a.assets = match val("--asset")?.as_str() {
-                    "native" => vec!["native"],
-                    "token" => vec!["token"],
-                    "both" => vec!["native", "token"],
-                    o => return Err(format!("unknown asset {o}")),
-                }
-            }
-            "--sweep" => {
-                a.accounts = vec![2, 10, 100, 1000, 10_000];
-                a.txs = vec![1000, 10_000];
-                a.assets = vec!["native", "token"];
-                a.reps = a.reps.min(3);
-            }
-            "--json" => a.json = true,
-            "--bench" => {} // passed by `cargo bench`
-            o => return Err(format!("unknown argument {o}")),
-        }
+fn parse() -> Args {
+    let c = <Cli as clap::Parser>::parse();
+    let assets = match c.asset.as_str() {
+        "token" => vec!["token"],
+        "both" => vec!["native", "token"],
+        _ => vec!["native"],
+    };
+    let mut a = Args { accounts: vec![c.accounts], txs: vec![c.txs as usize], threads: c.threads as usize, assets, reps: c.reps as usize, json: c.json };
+    if c.sweep {
+        a.accounts = vec![2, 10, 100, 1000, 10_000];
+        a.txs = vec![1000, 10_000];
+        a.assets = vec!["native", "token"];
+        a.reps = a.reps.min(3);
     }
-    if a.accounts.contains(&0) || a.txs.contains(&0) || a.threads == 0 {
-        return Err("--accounts, --txs and --threads must be at least 1".into());
-    }
-    Ok(a)
+    a
 }
 
 /// A chain with `accounts` funded accounts (and, for the token variant, the token contract
@@ -167,13 +177,7 @@ fn run(accounts: u64, n: usize, asset_name: &str, a: &Args) {
 }
 
 fn main() {
-    let a = match parse() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("blockstm: {e}");
-            std::process::exit(2);
-        }
-    };
+    let a = parse();
     if !a.json {
         println!("asset   accounts     txs thr     seq tps     par tps  speedup  node  n.spd    block  exec/tx   val/tx abort/tx   states");
     }
