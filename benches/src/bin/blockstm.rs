@@ -40,9 +40,9 @@ struct Cli {
     /// Native transfers, token-contract transfers, or both.
     #[arg(long, default_value = "native", value_parser = ["native", "token", "both"])]
     asset: String,
-    /// Repetitions per configuration (the median is reported).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
-    reps: u64,
+    /// Repetitions per configuration, the median reported (default 5; 3 with --sweep).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    reps: Option<u64>,
     /// Accounts 2, 10, 100, 1 000, 10 000 × blocks of 1 000 and 10 000, both assets.
     #[arg(long)]
     sweep: bool,
@@ -70,12 +70,12 @@ fn parse() -> Args {
         "both" => vec!["native", "token"],
         _ => vec!["native"],
     };
-    let mut a = Args { accounts: vec![c.accounts], txs: vec![c.txs as usize], threads: c.threads as usize, assets, reps: c.reps as usize, json: c.json };
+    let reps = c.reps.unwrap_or(if c.sweep { 3 } else { 5 }) as usize;
+    let mut a = Args { accounts: vec![c.accounts], txs: vec![c.txs as usize], threads: c.threads as usize, assets, reps, json: c.json };
     if c.sweep {
         a.accounts = vec![2, 10, 100, 1000, 10_000];
         a.txs = vec![1000, 10_000];
         a.assets = vec!["native", "token"];
-        a.reps = a.reps.min(3);
     }
     a
 }
