@@ -774,6 +774,9 @@ fn deploy_send_and_query_over_rpc() {
     assert_eq!(run(&["keys", "new", "--home", fresh.to_str().unwrap()]).0, 2, "never overwrites a key");
     let (code, shown) = run(&["keys", "show", "--home", fresh.to_str().unwrap(), "--rpc", &rpc]);
     assert_eq!((code, &shown["address"], &shown["account"]), (0, &k["address"], &Value::Null), "{shown}");
+    let (code, listed) = run(&["keys", "list", "--dir", net.dir.to_str().unwrap()]);
+    let addrs: Vec<&Value> = listed.as_array().map(|l| l.iter().map(|e| &e["address"]).collect()).unwrap_or_default();
+    assert!(code == 0 && addrs.len() == 2 && addrs.contains(&&k["address"]), "the validator's and the new key: {listed}");
 
     let token = aivm_testkit::contracts_dir().join("token.wasm");
     let (code, d) = run(&["deploy", token.to_str().unwrap(), "--init-args", r#"{"supply": 1000}"#, "--home", &home, "--rpc", &rpc]);

@@ -20,6 +20,14 @@ pub enum KeysCommand {
     New(HomeArgs),
     /// Print the address of the key under --home (and, with --rpc, its balance and nonce).
     Show(ShowArgs),
+    /// The keys in the homes directly under --dir (a testnet's or devnet's directory).
+    List(ListArgs),
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -123,6 +131,18 @@ pub fn keys(cmd: KeysCommand) -> Result<bool> {
             let k = NodeKeys::generate()?;
             k.save(&a.home)?;
             print(&json!({"address": to_hex(&k.identity_public()), "home": a.home}));
+            Ok(true)
+        }
+        KeysCommand::List(a) => {
+            let mut homes: Vec<PathBuf> = std::fs::read_dir(&a.dir)
+                .with_context(|| format!("reading {}", a.dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.join(IDENTITY_FILE).is_file())
+                .collect();
+            homes.sort();
+            let keys: Vec<Value> =
+                homes.iter().map(|h| Ok(json!({"home": h, "address": to_hex(&NodeKeys::load(h)?.identity_public())}))).collect::<Result<_>>()?;
+            print(&json!(keys));
             Ok(true)
         }
         KeysCommand::Show(a) => {
