@@ -753,3 +753,31 @@ proptest! {
         prop_assert_eq!(n.native_total(&[id]), n.initial_total());
     }
 }
+
+/// The challenge depends on what was committed: the beacon of block `commit + 1` is derived
+/// from block `commit`'s header, whose transactions and state root include the receipt. Two
+/// chains that differ only in the receipt's bytes draw different challenges, so a worker
+/// cannot fix its challenge before it commits (a colluding proposer still could grind: the
+/// threshold-BLS beacon is not built, `spec/market.md` §6).
+#[test]
+fn the_challenge_is_fixed_only_after_the_commit() {
+    let mut seeds = Vec::new();
+    for variant in 0..2u32 {
+        let mut n = Net::new(&format!("beacon-{variant}"), 3, 1);
+        n.bond_worker(2, 20_000, 1_000);
+        let (id, _) = n.submit(1, vec![3, 4], 2);
+        let (mut r, _) = n.run(&n.job(&id));
+        if variant == 1 {
+            // A different but equally valid-looking receipt (another GEMM root).
+            r.gemm_root[0] ^= 1;
+        }
+        assert!(n.one(2, MarketTx::Commit { job: id, receipt: cbor(&r) }).is_success());
+        let at = n.height();
+        // Before block `at + 1` there is no beacon to draw from.
+        assert!(n.get::<serde_bytes::ByteArray<32>>(MarketKey::Beacon(at + 1)).is_none());
+        n.block(vec![]);
+        seeds.push((id, n.challenge(&id, at).seed));
+    }
+    assert_eq!(seeds[0].0, seeds[1].0, "the same job");
+    assert_ne!(seeds[0].1, seeds[1].1, "a different commit draws a different challenge");
+}
