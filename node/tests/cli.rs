@@ -108,6 +108,11 @@ fn inspect_reports_what_the_chain_makes_of_a_contract() {
     let (code, j) = inspect(token.to_str().unwrap());
     assert_eq!((code, &j["deploys"]), (0, &Value::Bool(true)), "{j}");
     assert!(j["entries"].as_array().unwrap().iter().any(|e| e == "transfer"), "{j}");
+    // `#[entry_point]` recorded every entry's types; each recorded entry is exported.
+    let abi = j["abi"].as_array().unwrap();
+    assert!(abi.iter().any(|e| *e == serde_json::json!({"entry": "transfer", "args": "Transfer", "returns": "Result<(),ContractError>"})), "{j}");
+    assert!(abi.iter().any(|e| e["entry"] == "total_supply" && e["args"] == "()"), "{j}");
+    assert_eq!(abi.len(), j["entries"].as_array().unwrap().len(), "{j}");
     assert_eq!(j["memory"]["gas_per_call"], j["memory"]["initial_pages"].as_u64().unwrap() * 30_000, "{j}");
     assert!(j["stack"]["frames_of_the_largest"].as_u64().unwrap() >= 10, "{j}");
 

@@ -35,6 +35,9 @@ pub struct ModuleInfo {
     pub functions: u64,
     /// Pages (64 KiB) of linear memory the module starts with: every call pays for them.
     pub initial_pages: u64,
+    /// The `aivm.abi` custom section (what `#[entry_point]` records: one JSON line per entry
+    /// with its argument and result types as written). Informational: never consensus.
+    pub abi: Vec<u8>,
 }
 
 /// The deepest nesting of `block`/`loop`/`if` in a function body. Stops counting (and says
@@ -131,6 +134,7 @@ pub fn validate(wasm: &[u8], limits: &Limits) -> Result<ModuleInfo, ValidationEr
                 info.max_function_bytes = info.max_function_bytes.max(bytes);
                 info.max_nesting = info.max_nesting.max(depth);
             }
+            Payload::CustomSection(c) if c.name() == "aivm.abi" => info.abi.extend_from_slice(c.data()),
             _ => {}
         }
     }
