@@ -781,3 +781,22 @@ fn the_challenge_is_fixed_only_after_the_commit() {
     assert_eq!(seeds[0].0, seeds[1].0, "the same job");
     assert_ne!(seeds[0].1, seeds[1].1, "a different commit draws a different challenge");
 }
+
+/// A verifier's claim longer than `max_new` is refused: the runs would part at a step the
+/// worker never ran, and an honest worker whose output filled `max_new` could not open it.
+#[test]
+fn a_dispute_cannot_point_past_max_new() {
+    let mut n = Net::with_params("dispute-past", 5, 1, MarketParams { answer_window: 3, dispute_window: 10, unbonding_blocks: 100, ..params() });
+    let (client, worker, verifier) = (1, 2, 3);
+    n.bond_worker(worker, 30_000, 1_000);
+    assert!(n.one(verifier, MarketTx::Bond { role: Role::Verifier, amount: 60_000, capacity: 0 }).is_success());
+    let (id, _) = n.submit(client, vec![5, 6, 7], 2);
+    let (r, t) = n.run(&n.job(&id));
+    assert_eq!(r.outputs[0].len(), 2, "the honest output fills max_new");
+    assert!(n.commit_and_answer(worker, id, &r, &t).is_success());
+    let mut longer = r.clone();
+    longer.outputs[0].push(1);
+    longer.output_root = tokens_root(&longer.outputs);
+    assert!(failed(&n.one(verifier, MarketTx::Dispute { job: id, receipt: cbor(&longer) })).contains("not for this job"));
+    assert!(matches!(n.job(&id).status, JobStatus::Settled { .. }));
+}

@@ -8,15 +8,15 @@
 //! the slashed stake.
 
 use super::exec::{event, MarketCtx};
-use super::jobs::{answer_deadline, challenge_seed, check_gas, job, state_name};
+use super::jobs::{check_answer, job, state_name, take};
 use super::ledger::{Abort, Ledger, Step};
 use super::params::{SLASH_FALSE_REPORT_BPS, SLASH_WRONG_OUTPUT_BPS};
-use super::split::{FeeSplit, Slash};
-use super::state::{BeaconRecord, Bond, Job, JobStatus, MarketKey, Treasury};
+use super::split::FeeSplit;
+use super::state::{Bond, Job, JobStatus, MarketKey, Treasury};
 use super::tx::{JobId, Role};
 use super::{MarketError, MarketParams};
 use crate::receipt::LogEvent;
-use aivm::model::audit::{check_step, Response};
+use aivm::model::audit::check_step;
 use aivm::model::commit::InferenceReceipt;
 
 fn receipt_of(bytes: &[u8]) -> Step<InferenceReceipt> {
@@ -48,7 +48,13 @@ pub fn dispute(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, i
     if crate::encoding::cbor(&theirs) != claim {
         return Err(MarketError::Invalid("receipt encoding is not canonical".into()).into());
     }
-    let fits = theirs.sku == j.sku && theirs.max_new == j.max_new && theirs.prompts.len() == 1 && theirs.prompts[0] == j.prompt && theirs.outputs.len() == 1;
+    // An output past `max_new` would put the difference at a step the worker never ran.
+    let fits = theirs.sku == j.sku
+        && theirs.max_new == j.max_new
+        && theirs.prompts.len() == 1
+        && theirs.prompts[0] == j.prompt
+        && theirs.outputs.len() == 1
+        && theirs.outputs[0].len() <= j.max_new as usize;
     if !fits {
         return Err(MarketError::Invalid("the receipt is not for this job".into()).into());
     }
@@ -69,43 +75,12 @@ pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
     let JobStatus::Disputed { at, step, receipt, .. } = &j.status else {
         return Err(MarketError::WrongState(state_name(&j.status)).into());
     };
-    let (at, step) = (*at, *step);
-    if ctx.sender != j.worker {
-        return Err(MarketError::NotWorker.into());
-    }
-    if ctx.height < at.saturating_add(2) {
-        return Err(MarketError::TooEarly(format!("the dispute's challenge is drawn at block {}", at + 1)).into());
-    }
-    if ctx.height > answer_deadline(params, at) {
-        return Err(MarketError::TooLate(format!("the answer deadline was block {}", answer_deadline(params, at))).into());
-    }
-    let beacon: [u8; 32] = l.get::<BeaconRecord>(MarketKey::Beacon(at + 1))?.map(|b| *b).ok_or(MarketError::Corrupt("beacon".into()))?;
-    let r = receipt_of(receipt).map_err(|_| MarketError::Corrupt("receipt".into()))?;
-    l.charge(l.schedule().blake3.cost(response.len() as u64))?;
-    let verdict = match Response::decode(response) {
-        None => Err("the response is malformed".to_string()),
-        Some(resp) => {
-            l.charge(check_gas(l.schedule(), &r, &resp))?;
-            let models = ctx.models.ok_or_else(|| Abort::Fault("this node has no model registry to verify answers with".into()))?;
-            let engine = models.engine(&j.sku).map_err(|e| Abort::Fault(format!("registered model {} cannot be loaded: {e}", hex::encode(j.sku))))?;
-            check_step(&engine.sku, &engine.sku_hash, &r, &challenge_seed(&beacon, id), step, &resp).map_err(|e| e.to_string())
-        }
-    };
+    let step = *step;
+    let (_, verdict) = check_answer(ctx, l, params, id, &j, *at, receipt, response, |sku, hash, r, seed, resp| check_step(sku, hash, r, seed, step, resp))?;
     match verdict {
         Ok(()) => verifier_loses(ctx, l, id, j, events),
         Err(why) => worker_loses(ctx, l, id, j, format!("wrong output at step {step}: {why}"), events),
     }
-}
-
-/// Take `bps` of `who`'s slashable stake in `role` (bonded first); returns what was taken.
-fn take(l: &mut Ledger<'_>, role: &Role, who: &[u8; 32], bps: u128) -> Step<Slash> {
-    let mut b: Bond = l.get(MarketKey::Bond(role, who))?.unwrap_or_default();
-    let s = Slash::of(b.slashable(), bps);
-    let from_bonded = s.taken.min(b.bonded);
-    b.bonded -= from_bonded;
-    b.unbonding -= s.taken - from_bonded; // taken ≤ bonded + unbonding
-    l.put(MarketKey::Bond(role, who), &b)?;
-    Ok(s)
 }
 
 /// The worker was wrong (or did not answer): slashed in full; the verifier gets the prover's
@@ -114,9 +89,8 @@ pub fn worker_loses(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: 
     let JobStatus::Disputed { verifier, .. } = j.status else {
         return Err(MarketError::WrongState(state_name(&j.status)).into());
     };
-    let s = take(l, &Role::Worker { sku: j.sku }, &j.worker, SLASH_WRONG_OUTPUT_BPS)?;
-    let left: Bond = l.get(MarketKey::Bond(&Role::Worker { sku: j.sku }, &j.worker))?.unwrap_or_default();
-    super::jobs::leave_set_if_empty(l, &j.sku, &j.worker, &left)?;
+    // The job's units were freed at settlement.
+    let s = take(l, &Role::Worker { sku: j.sku }, &j.worker, SLASH_WRONG_OUTPUT_BPS, 0)?;
     let refund = s.burn.min(j.fee);
     l.credit(&j.client, refund)?;
     // The verifier's bounty: the prover's share of the slash, plus the verifiers' 5 % of the
@@ -139,7 +113,7 @@ fn verifier_loses(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: Jo
     let JobStatus::Disputed { verifier, output, receipt, until, .. } = j.status else {
         return Err(MarketError::WrongState(state_name(&j.status)).into());
     };
-    let s = take(l, &Role::Verifier, &verifier, SLASH_FALSE_REPORT_BPS)?;
+    let s = take(l, &Role::Verifier, &verifier, SLASH_FALSE_REPORT_BPS, 0)?;
     l.credit(&j.worker, s.prover)?;
     let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();
     t.burned = t.burned.checked_add(s.burn).ok_or(MarketError::Overflow)?;

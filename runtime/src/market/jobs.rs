@@ -8,7 +8,7 @@ use super::hmm::{amount_in, Pool};
 use super::ledger::{Abort, Ledger, Step};
 use super::params::{SLASH_TIMEOUT_BPS, SLASH_WRONG_OUTPUT_BPS};
 use super::split::{FeeSplit, Slash};
-use super::state::{Bond, Job, JobStatus, MarketKey, Treasury, WorkerSet};
+use super::state::{BeaconRecord, Bond, Job, JobStatus, MarketKey, Treasury, WorkerSet};
 use super::tx::{JobId, Role, Sku};
 use super::{MarketError, MarketParams};
 use crate::receipt::LogEvent;
@@ -154,7 +154,7 @@ fn select_worker(l: &mut Ledger<'_>, params: &MarketParams, sku: &Sku, units: u6
 
 /// A worker slashed to nothing bonded leaves its SKU's set, so dead entries cannot fill the
 /// set's slots; bonding again re-enters it.
-pub(super) fn leave_set_if_empty(l: &mut Ledger<'_>, sku: &Sku, worker: &Address, b: &Bond) -> Step<()> {
+fn leave_set_if_empty(l: &mut Ledger<'_>, sku: &Sku, worker: &Address, b: &Bond) -> Step<()> {
     if b.bonded > 0 {
         return Ok(());
     }
@@ -220,7 +220,34 @@ pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
     let JobStatus::Committed { receipt, at } = &j.status else {
         return Err(MarketError::WrongState(state_name(&j.status)).into());
     };
-    let at = *at;
+    let ch = |seed: [u8; 32]| Challenge { seed, gemms: params.challenge_gemms, rows: params.challenge_rows };
+    let (r, verdict) = check_answer(ctx, l, params, id, &j, *at, receipt, response, |sku, hash, r, seed, resp| check_response(sku, hash, r, &ch(*seed), resp))?;
+    let until = ctx.height.saturating_add(params.dispute_window);
+    let receipt = receipt.clone();
+    match verdict {
+        Ok(()) => settle(ctx, l, id, j, &r, receipt, until, events),
+        Err(why) => slash(ctx, l, id, j, SLASH_WRONG_OUTPUT_BPS, None, format!("wrong output: {why}"), events),
+    }
+}
+
+/// The checks an answer gets, to a job's challenge or to a dispute, before `check` runs on
+/// the openings: only the worker answers, between block `at + 2` (the challenge exists from
+/// block `at + 1`) and the answer deadline; the work is priced before it is done (hashing the
+/// bytes, then [`check_gas`] from the shapes they declare). A validator without the model
+/// cannot check and faults. Returns the committed receipt and the verdict (`Err(why)`: the
+/// answer is wrong or malformed).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn check_answer(
+    ctx: &MarketCtx<'_>,
+    l: &mut Ledger<'_>,
+    params: &MarketParams,
+    id: &JobId,
+    j: &Job,
+    at: u64,
+    receipt: &[u8],
+    response: &[u8],
+    check: impl FnOnce(&aivm::model::Sku, &[u8; 32], &InferenceReceipt, &[u8; 32], &Response) -> Result<(), aivm::model::audit::AuditError>,
+) -> Step<(InferenceReceipt, Result<(), String>)> {
     if ctx.sender != j.worker {
         return Err(MarketError::NotWorker.into());
     }
@@ -230,29 +257,36 @@ pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
     if ctx.height > answer_deadline(params, at) {
         return Err(MarketError::TooLate(format!("the answer deadline was block {}", answer_deadline(params, at))).into());
     }
-    let beacon: [u8; 32] = l.get::<serde_bytes::ByteArray<32>>(MarketKey::Beacon(at + 1))?.map(|b| *b).ok_or(MarketError::Corrupt("beacon".into()))?;
-    let r: InferenceReceipt = ciborium::from_reader(&receipt[..]).map_err(|_| MarketError::Corrupt("receipt".into()))?;
-    let ch = Challenge { seed: challenge_seed(&beacon, id), gemms: params.challenge_gemms, rows: params.challenge_rows };
-
-    // Price the check before doing it, from the shapes the response declares (a malformed
-    // response costs its bytes' hashing and is a wrong answer).
+    let beacon: [u8; 32] = l.get::<BeaconRecord>(MarketKey::Beacon(at + 1))?.map(|b| *b).ok_or(MarketError::Corrupt("beacon".into()))?;
+    let r: InferenceReceipt = ciborium::from_reader(receipt).map_err(|_| MarketError::Corrupt("receipt".into()))?;
     l.charge(l.schedule().blake3.cost(response.len() as u64))?;
-    let resp = Response::decode(response);
-    let verdict = match resp {
+    let verdict = match Response::decode(response) {
         None => Err("the response is malformed".to_string()),
         Some(resp) => {
             l.charge(check_gas(l.schedule(), &r, &resp))?;
             let models = ctx.models.ok_or_else(|| Abort::Fault("this node has no model registry to verify answers with".into()))?;
             let engine = models.engine(&j.sku).map_err(|e| Abort::Fault(format!("registered model {} cannot be loaded: {e}", hex::encode(j.sku))))?;
-            check_response(&engine.sku, &engine.sku_hash, &r, &ch, &resp).map_err(|e| e.to_string())
+            check(&engine.sku, &engine.sku_hash, &r, &challenge_seed(&beacon, id), &resp).map_err(|e| e.to_string())
         }
     };
-    let until = ctx.height.saturating_add(params.dispute_window);
-    let receipt = receipt.clone();
-    match verdict {
-        Ok(()) => settle(ctx, l, id, j, &r, receipt, until, events),
-        Err(why) => slash(ctx, l, id, j, SLASH_WRONG_OUTPUT_BPS, None, format!("wrong output: {why}"), events),
+    Ok((r, verdict))
+}
+
+/// Take `bps` of `who`'s slashable stake in `role` (bonded first, then unbonding), free
+/// `release_units` of its in-flight capacity, and take a worker slashed down to nothing out
+/// of its SKU's set. Returns the slash.
+pub(super) fn take(l: &mut Ledger<'_>, role: &Role, who: &Address, bps: u128, release_units: u64) -> Step<Slash> {
+    let mut b: Bond = l.get(MarketKey::Bond(role, who))?.unwrap_or_default();
+    let s = Slash::of(b.slashable(), bps);
+    let from_bonded = s.taken.min(b.bonded);
+    b.bonded -= from_bonded;
+    b.unbonding -= s.taken - from_bonded; // taken ≤ bonded + unbonding
+    b.in_flight = b.in_flight.saturating_sub(release_units);
+    l.put(MarketKey::Bond(role, who), &b)?;
+    if let Role::Worker { sku } = role {
+        leave_set_if_empty(l, sku, who, &b)?;
     }
+    Ok(s)
 }
 
 /// Gas of checking `resp` against `r`, beyond hashing its bytes: FREIVALDS_VERIFY's price per
@@ -344,15 +378,7 @@ fn slash(
     reason: String,
     events: &mut Vec<LogEvent>,
 ) -> Step<()> {
-    let role = Role::Worker { sku: j.sku };
-    let mut b: Bond = l.get(MarketKey::Bond(&role, &j.worker))?.unwrap_or_default();
-    let s = Slash::of(b.slashable(), bps);
-    let from_bonded = s.taken.min(b.bonded);
-    b.bonded -= from_bonded;
-    b.unbonding -= s.taken - from_bonded; // taken ≤ bonded + unbonding
-    b.in_flight = b.in_flight.saturating_sub(j.units);
-    l.put(MarketKey::Bond(&role, &j.worker), &b)?;
-    leave_set_if_empty(l, &j.sku, &j.worker, &b)?;
+    let s = take(l, &Role::Worker { sku: j.sku }, &j.worker, bps, j.units)?;
     let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();
     let burn = match prover {
         Some(p) => {
