@@ -666,6 +666,18 @@ fn sigterm_shuts_a_validator_down_cleanly() {
     net.wait_height(0, h + 2, 60);
 }
 
+/// `aivm devnet --validators 4 --max-tokens 8 --json` with `args`, in a directory of its own;
+/// its report (the command must succeed).
+fn market_devnet(tag: &str, args: &[&str]) -> Value {
+    let dir = std::env::temp_dir().join(format!("aivm-{tag}-devnet-test-{}", std::process::id()));
+    let mut all = vec!["devnet", "--validators", "4", "--max-tokens", "8", "--json", "--dir", dir.to_str().expect("utf8")];
+    all.extend_from_slice(args);
+    let (code, out, err) = common::aivm(&all);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    serde_json::from_str(out.trim()).expect("one JSON report")
+}
+
 /// The compute market on the devnet with the real model: honest workers' jobs settle, the
 /// cheater (another model claimed as this one) is caught on its jobs and slashed, no honest
 /// worker is, and every validator agrees.
@@ -675,30 +687,10 @@ fn market_devnet_pays_honest_workers_and_slashes_a_cheater() {
         return;
     }
     let _serial = serial();
-    let dir = std::env::temp_dir().join(format!("aivm-market-devnet-test-{}", std::process::id()));
-    let (code, out, err) = common::aivm(&[
-        "devnet",
-        "--validators",
-        "4",
-        "--workers",
-        "2",
-        "--cheaters",
-        "1",
-        "--jobs",
-        "4",
-        "--max-tokens",
-        "8",
-        "--json",
-        "--port",
-        "21500",
-        "--dir",
-        dir.to_str().expect("utf8"),
-    ]);
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
-    let r: Value = serde_json::from_str(out.trim()).expect("one JSON report");
+    let r = market_devnet("market", &["--workers", "2", "--cheaters", "1", "--jobs", "4", "--port", "21500"]);
     assert_eq!(r["roots_agree"], true, "{r}");
-    assert_eq!(r["cheaters_caught"], 1, "{r}");
+    // Stake-weighted selection may give the cheater no job; one that served is caught.
+    assert_eq!(r["cheaters_caught"], r["cheaters_with_jobs"], "{r}");
     assert_eq!(r["honest_workers_slashed"], 0, "{r}");
     let jobs = &r["jobs"];
     assert_eq!(jobs["submitted"], 4, "{r}");
@@ -716,40 +708,13 @@ fn market_devnet_verifiers_dispute_what_the_sample_missed() {
         return;
     }
     let _serial = serial();
-    let dir = std::env::temp_dir().join(format!("aivm-dispute-devnet-test-{}", std::process::id()));
-    let (code, out, err) = common::aivm(&[
-        "devnet",
-        "--validators",
-        "4",
-        "--workers",
-        "2",
-        "--cheaters",
-        "1",
-        "--cheat",
-        "wrong-token",
-        "--verifiers",
-        "1",
-        "--jobs",
-        "3",
-        "--max-tokens",
-        "8",
-        "--json",
-        "--port",
-        "21600",
-        "--dir",
-        dir.to_str().expect("utf8"),
-    ]);
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
-    let r: Value = serde_json::from_str(out.trim()).expect("one JSON report");
+    let r = market_devnet("dispute", &["--workers", "2", "--cheaters", "1", "--cheat", "wrong-token", "--verifiers", "1", "--jobs", "3", "--port", "21600"]);
     assert_eq!(r["roots_agree"], true, "{r}");
     assert_eq!(r["honest_workers_slashed"], 0, "{r}");
     let jobs = &r["jobs"];
     // Selection is stake-weighted: the cheater may get no job. A cheater job is caught by a
     // dispute, or (when the sample happens to check the last token's step) at once.
-    if jobs["by_cheaters"].as_u64().unwrap() > 0 {
-        assert_eq!(r["cheaters_caught"], 1, "{r}");
-    }
+    assert_eq!(r["cheaters_caught"], r["cheaters_with_jobs"], "{r}");
     assert!(jobs["disputed"].as_u64().unwrap() <= jobs["by_cheaters"].as_u64().unwrap(), "only the cheater's jobs are disputed: {r}");
     assert_eq!(jobs["slashed_and_refunded"], jobs["by_cheaters"], "exactly the cheater's jobs were slashed: {r}");
 }

@@ -107,6 +107,24 @@ impl Account {
         }
     }
 
+    /// Bond `amount` in `role` (with `capacity` for a worker) unless this account already has
+    /// stake bonded there.
+    pub fn bond_once(&mut self, role: aivm_runtime::market::Role, amount: u128, capacity: u64) -> Result<()> {
+        let which = match role {
+            aivm_runtime::market::Role::Worker { sku } => to_hex(&sku),
+            aivm_runtime::market::Role::Verifier => "verifier".into(),
+        };
+        let bond = self.rpc.call("aivm_getBond", json!([to_hex(&self.address()), which]))?;
+        if !bond.is_null() && bond["bonded"] != "0" {
+            return Ok(());
+        }
+        let r = self.send(Payload::Market(aivm_runtime::market::MarketTx::Bond { role, amount, capacity }))?;
+        match failure(&r) {
+            Some(why) => bail!("bonding {amount} failed: {why}"),
+            None => Ok(()),
+        }
+    }
+
     pub fn send(&mut self, payload: Payload) -> Result<Value> {
         self.send_with(payload, self.gas_limit, Duration::from_secs(60))
     }

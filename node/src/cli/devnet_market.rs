@@ -216,6 +216,9 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
     gas_ratios.sort_by(f64::total_cmp);
     let pct = |v: &[f64], p: f64| if v.is_empty() { 0.0 } else { v[((v.len() - 1) as f64 * p).round() as usize] };
     let cheater_jobs = seen.values().filter(|j| cheater_addrs.contains(&j.worker)).count();
+    // Selection is stake-weighted: a cheater may be given no job, and then has nothing to be
+    // caught at.
+    let cheaters_with_jobs = seen.values().filter(|j| cheater_addrs.contains(&j.worker)).map(|j| &j.worker).collect::<BTreeSet<_>>().len();
     let report = json!({
         "workers": s.people.workers.len(),
         "cheaters": s.cheaters,
@@ -224,6 +227,7 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
                  "disputed": seen.values().filter(|j| j.disputed).count()},
         "verifiers": s.people.verifiers.len(),
         "cheaters_caught": caught.len() - honest_slashed,
+        "cheaters_with_jobs": cheaters_with_jobs,
         "honest_workers_slashed": honest_slashed,
         "slashed_total": slashed.iter().map(|j| j.slashed).sum::<u128>().to_string(),
         "latency_ms": {"p50": pct(&ms, 0.5), "p99": pct(&ms, 0.99)},

@@ -2,7 +2,7 @@
 //! α of them in full on the model, and disputes any whose output differs from its own run
 //! (`spec/market.md` §6a); the chain then makes the worker open the step where the runs part.
 
-use super::account::{failure, rpc_addr, Account};
+use super::account::{rpc_addr, Account};
 use aivm::model::commit::{run_committed, tokens_root};
 use aivm_node::hexbytes::{from_hex, to_hex};
 use aivm_runtime::encoding::cbor;
@@ -67,13 +67,7 @@ fn serve(a: RunArgs) -> Result<()> {
     let engine = aivm_node::market::registry().engine(&model).with_context(|| format!("loading model {}", to_hex(&model)))?;
     let mut acct = Account::open(&a.home, rpc_addr(&a.rpc)?)?;
     let me = acct.address();
-    let bond = acct.rpc.call("aivm_getBond", json!([to_hex(&me), "verifier"]))?;
-    if bond.is_null() || bond["bonded"] == "0" {
-        let r = acct.send(Payload::Market(MarketTx::Bond { role: Role::Verifier, amount: a.stake, capacity: 0 }))?;
-        if let Some(why) = failure(&r) {
-            bail!("bonding {} failed: {why}", a.stake);
-        }
-    }
+    acct.bond_once(Role::Verifier, a.stake, 0)?;
     log(&format!("verifier {} checking {} of settled jobs on model {}", to_hex(&me), a.alpha, to_hex(&model)));
     let (market, settled) = (to_hex(&market_address()), to_hex(b"job.settled"));
     let mut next = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);

@@ -3,7 +3,7 @@
 //! receipt, waits for the challenge the chain draws after the commit, and answers it with
 //! openings (`spec/market.md` §6). `--cheat` modes exist to show each cheat being caught.
 
-use super::account::{failure, rpc_addrs, Account};
+use super::account::{rpc_addrs, Account};
 use aivm::model::audit::{respond, respond_step, Challenge};
 use aivm::model::commit::{run_committed, InferenceReceipt, Trace};
 use aivm::model::{merkle, Engine};
@@ -11,7 +11,7 @@ use aivm_node::hexbytes::{from_hex, to_hex};
 use aivm_runtime::encoding::cbor;
 use aivm_runtime::market::{market_address, MarketTx, Role};
 use aivm_runtime::Payload;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -119,13 +119,7 @@ fn serve(a: RunArgs) -> Result<()> {
     acct.also = rpcs[1..].iter().map(|r| aivm_node::rpc_client::RpcClient::new(*r)).collect();
     let me = acct.address();
     let role = Role::Worker { sku: model };
-    let bond = acct.rpc.call("aivm_getBond", json!([to_hex(&me), to_hex(&model)]))?;
-    if bond.is_null() || bond["bonded"] == "0" {
-        let r = acct.send(Payload::Market(MarketTx::Bond { role, amount: a.stake, capacity: a.capacity }))?;
-        if let Some(why) = failure(&r) {
-            bail!("bonding {} failed: {why}", a.stake);
-        }
-    }
+    acct.bond_once(role, a.stake, a.capacity)?;
     log(&format!("worker {} serving model {} (cheat: {:?})", to_hex(&me), to_hex(&model), a.cheat));
     let mut next = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
     let mut held: BTreeMap<String, Held> = BTreeMap::new();
