@@ -800,3 +800,23 @@ fn a_dispute_cannot_point_past_max_new() {
     assert!(failed(&n.one(verifier, MarketTx::Dispute { job: id, receipt: cbor(&longer) })).contains("not for this job"));
     assert!(matches!(n.job(&id).status, JobStatus::Settled { .. }));
 }
+
+/// A dispute whose answer would not fit (here: a tiny limit; for SmolLM2, the prompt step of
+/// a real prompt) is refused before it starts, so a false report cannot get an honest worker
+/// slashed for an answer it has no way to send.
+#[test]
+fn a_dispute_the_worker_could_not_answer_is_refused() {
+    let p = MarketParams { answer_window: 3, dispute_window: 10, unbonding_blocks: 100, max_answer_bytes: 1_000, ..params() };
+    let mut n = Net::with_params("dispute-size", 5, 1, p);
+    let (client, worker, verifier) = (1, 2, 3);
+    n.bond_worker(worker, 30_000, 1_000);
+    assert!(n.one(verifier, MarketTx::Bond { role: Role::Verifier, amount: 60_000, capacity: 0 }).is_success());
+    let (id, _) = n.submit(client, vec![5, 6, 7], 2);
+    let (r, t) = n.run(&n.job(&id));
+    assert!(n.commit_and_answer(worker, id, &r, &t).is_success());
+    let mut fake = r.clone();
+    fake.outputs[0][0] = (fake.outputs[0][0] + 3) % 64;
+    fake.output_root = tokens_root(&fake.outputs);
+    assert!(failed(&n.one(verifier, MarketTx::Dispute { job: id, receipt: cbor(&fake) })).contains("could not answer"));
+    assert!(matches!(n.job(&id).status, JobStatus::Settled { .. }));
+}

@@ -133,6 +133,15 @@ fn main() -> anyhow::Result<()> {
         let bytes = response.len();
         let (a, check_s) = n.send(worker, MarketTx::Answer { job: id, response });
         anyhow::ensure!(a.is_success(), "answer: {:?}", a.status);
+        // What a dispute of the last step would need, against the bound the chain checks.
+        let last = receipt.outputs[0].len().saturating_sub(1) as u32;
+        let sched = aivm::model::audit::schedule(&engine.sku, &receipt)?;
+        let dispute_bound = aivm::model::audit::step_answer_bytes(&engine.sku, &receipt, &sched, last)?;
+        let dispute_bytes = aivm::model::audit::respond_step(&engine.sku, &receipt, &trace, last)?.encode().len();
+        eprintln!(
+            "  dispute of step {last}: {dispute_bytes} bytes (bound {dispute_bound}); of step 0: bound {}",
+            aivm::model::audit::step_answer_bytes(&engine.sku, &receipt, &sched, 0)?
+        );
         let settled: Job = n.get(MarketKey::Job(&id));
         anyhow::ensure!(matches!(settled.status, aivm_runtime::market::JobStatus::Settled { .. }), "not settled: {:?}", settled.status);
         let (gas_pct, time_pct) = (100.0 * a.gas_used as f64 / infer_gas as f64, 100.0 * check_s / infer_s);

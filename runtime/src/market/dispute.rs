@@ -16,7 +16,7 @@ use super::state::{Bond, Job, JobStatus, MarketKey, Treasury};
 use super::tx::{JobId, Role};
 use super::{MarketError, MarketParams};
 use crate::receipt::LogEvent;
-use aivm::model::audit::check_step;
+use aivm::model::audit::{check_step, schedule, step_answer_bytes};
 use aivm::model::commit::InferenceReceipt;
 
 fn receipt_of(bytes: &[u8]) -> Step<InferenceReceipt> {
@@ -64,6 +64,21 @@ pub fn dispute(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, i
     // The worker's output has `len` tokens produced by steps 0..len; a step past them (the
     // verifier's run is longer) is the step where the worker's run ended.
     let step = u32::try_from(step).map_err(|_| MarketError::Overflow)?;
+    // The worker must be able to answer: bound its openings from the model's shapes (deriving
+    // the run's schedule, priced as in an answer) before accepting the dispute.
+    let r = receipt_of(receipt).map_err(|_| MarketError::Corrupt("receipt".into()))?;
+    l.charge(l.schedule().freivalds.cost(r.gemm_count.saturating_mul(8)))?;
+    let models = ctx.models.ok_or_else(|| Abort::Fault("this node has no model registry to check disputes with".into()))?;
+    let engine = models.engine(&j.sku).map_err(|e| Abort::Fault(format!("registered model {} cannot be loaded: {e}", hex::encode(j.sku))))?;
+    let sched = schedule(&engine.sku, &r).map_err(|e| MarketError::Corrupt(format!("settled receipt: {e}")))?;
+    let need = step_answer_bytes(&engine.sku, &r, &sched, step).map_err(|e| MarketError::Invalid(e.to_string()))?;
+    if need > params.max_answer_bytes {
+        return Err(MarketError::Invalid(format!(
+            "the worker could not answer a dispute at step {step}: its openings need up to {need} bytes, over {}",
+            params.max_answer_bytes
+        ))
+        .into());
+    }
     j.status = JobStatus::Disputed { at: ctx.height, verifier: ctx.sender, step, output: output.clone(), receipt: receipt.clone(), until: *until };
     l.put(MarketKey::Job(id), &j)?;
     events.push(event("job.disputed", [&id[..], &ctx.sender[..], &step.to_le_bytes()[..]].concat()));

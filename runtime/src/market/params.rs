@@ -36,6 +36,10 @@ pub struct MarketParams {
     /// Blocks after settlement during which a verifier may dispute a job (the worker keeps
     /// its trace that long).
     pub dispute_window: u64,
+    /// Most bytes a dispute's answer may need (bounded from the shapes before the dispute is
+    /// accepted): a dispute the worker could not answer in one transaction is refused, or a
+    /// false report could get an honest worker slashed.
+    pub max_answer_bytes: u64,
 }
 
 impl Default for MarketParams {
@@ -54,6 +58,8 @@ impl Default for MarketParams {
             max_workers_per_sku: 64,
             pool_fee_bps: super::hmm::DEFAULT_FEE_BPS,
             dispute_window: 50,
+            // The answer transaction's own fields (ids, gas, signature) take well under 1 KiB.
+            max_answer_bytes: crate::tx::MAX_TX_BYTES as u64 - 1024,
         }
     }
 }

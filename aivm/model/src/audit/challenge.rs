@@ -76,6 +76,36 @@ pub fn step_selection(r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])], step: 
     Ok((gemms, vec![(step, rows - 1)]))
 }
 
+/// Framing of one opened GEMM or row beyond its data and proofs: index, commitment, counts
+/// and flags (about 150 bytes in [`super::Response::encode`]'s form), rounded up.
+const ITEM_FRAMING: u64 = 256;
+
+/// Hashes in a Merkle proof over `n` leaves: ⌈log₂ n⌉.
+fn proof_hashes(n: u64) -> u64 {
+    u64::from(64 - n.max(1).saturating_sub(1).leading_zeros())
+}
+
+/// An upper bound on the encoded size of [`super::respond_step`]'s answer at `step`, from the
+/// model's shapes and the receipt alone (what the chain knows when a dispute is filed).
+pub fn step_answer_bytes(sku: &crate::sku::Sku, r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])], step: u32) -> Result<u64, super::AuditError> {
+    let (gemms, rows) = step_selection(r, sched, step)?;
+    let gemm_proof = 32 * proof_hashes(sched.len() as u64);
+    let mut bytes: u64 = 8;
+    for i in gemms {
+        let [m, k, n] = sched[i as usize].1.map(u64::from);
+        // X with its scales, Y as i32 (weight GEMMs carry no right operand).
+        bytes = bytes.saturating_add(m * k + 8 * m + 4 * m * n + ITEM_FRAMING + gemm_proof);
+    }
+    for (step, row) in rows {
+        for (kind, layer, is_y, _) in super::schedule::chain_plan(sku, r, step, row) {
+            let [m, k, n] = super::schedule::find(sched, step, layer, kind).map_or([0; 3], |i| sched[i].1).map(u64::from);
+            let row_bytes = if is_y { 4 * n } else { k + 8 };
+            bytes = bytes.saturating_add(row_bytes + ITEM_FRAMING + gemm_proof + 32 * proof_hashes(m));
+        }
+    }
+    Ok(bytes)
+}
+
 /// Random vectors per checked GEMM: each entry uniform over the 256 values of i8, so a
 /// wrong row survives one vector with probability ≤ 1/256 and all of them with ≤ 2^-64.
 pub const VECTORS: usize = 8;

@@ -32,7 +32,7 @@ mod schedule;
 mod tests;
 mod verifier;
 
-pub use challenge::{select, step_selection, vectors, Challenge, VECTORS};
+pub use challenge::{select, step_answer_bytes, step_selection, vectors, Challenge, VECTORS};
 pub use freivalds::{freivalds, FastCheck};
 pub use opening::{OpenGemm, OpenRow, Response};
 pub use responder::{respond, respond_step};

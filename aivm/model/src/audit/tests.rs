@@ -307,8 +307,11 @@ fn disputed_steps_are_decided() {
     let (r, t) = run_committed(&e, &[vec![3, 9, 27, 4]], 5).unwrap();
     let steps = r.outputs[0].len() as u32;
     let seed = [4; 32];
+    let sched = schedule(&e.sku, &r).unwrap();
     for s in 0..steps {
         let resp = respond_step(&e.sku, &r, &t, s).unwrap();
+        let bound = step_answer_bytes(&e.sku, &r, &sched, s).unwrap();
+        assert!(resp.encode().len() as u64 <= bound, "step {s}: {} bytes over the bound {bound}", resp.encode().len());
         check_step(&e.sku, &e.sku_hash, &r, &seed, s, &resp).unwrap_or_else(|err| panic!("honest step {s}: {err}"));
         assert!(check_step(&e.sku, &e.sku_hash, &r, &seed, s, &Response::default()).is_err(), "an empty answer fails");
         // Every weight GEMM of the step corrupted in turn: caught.
