@@ -78,7 +78,7 @@ pub fn verify_pop(pk: &[u8; 48], pop: &[u8; 96]) -> bool {
     bls_verify_dst(pk, pk, pop, POP_DST)
 }
 
-fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), KeyError> {
+pub(crate) fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), KeyError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let name = path.display().to_string();
@@ -89,7 +89,7 @@ fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), KeyError> {
     f.write_all(format!("{}\n", to_hex(secret)).as_bytes()).map_err(|e| KeyError::Io(name, e))
 }
 
-fn read_secret(path: &Path) -> Result<[u8; 32], KeyError> {
+pub(crate) fn read_secret(path: &Path) -> Result<[u8; 32], KeyError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| KeyError::Io(name.clone(), e))?;
     from_hex(text.trim()).and_then(|v| v.try_into().ok()).ok_or(KeyError::Corrupt(name))

@@ -26,4 +26,5 @@ pub mod mempool;
 pub mod rpc;
 pub mod rpc_client;
 pub mod staking;
+pub mod tee;
 pub mod testnet;

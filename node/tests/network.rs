@@ -719,6 +719,31 @@ fn market_devnet_verifiers_dispute_what_the_sample_missed() {
     assert_eq!(jobs["slashed_and_refunded"], jobs["by_cheaters"], "exactly the cheater's jobs were slashed: {r}");
 }
 
+/// The optimistic TEE track on the devnet (devnet attestations: not a TEE): every job is
+/// provisional in its commit's block; with ρ = 1 every one is spot-checked, so the cheater (a
+/// "compromised enclave" attesting another model's output) is caught, while honest workers'
+/// jobs become final after the window and are paid.
+#[test]
+fn market_devnet_runs_the_optimistic_tee_track() {
+    if !common::have_model() {
+        return;
+    }
+    let _serial = serial();
+    let r = market_devnet("tee", &["--workers", "3", "--cheaters", "1", "--tee", "--spot-rate", "1", "--tee-window", "8", "--jobs", "3", "--port", "21800"]);
+    assert_eq!(r["roots_agree"], true, "{r}");
+    assert_eq!(r["honest_workers_slashed"], 0, "{r}");
+    assert_eq!(r["cheaters_caught"], r["cheaters_with_jobs"], "{r}");
+    let jobs = &r["jobs"];
+    assert_eq!(jobs["settled"].as_u64().unwrap() + jobs["slashed_and_refunded"].as_u64().unwrap(), 3, "every job ended once: {r}");
+    assert_eq!(jobs["slashed_and_refunded"], jobs["by_cheaters"], "exactly the cheater's jobs were slashed: {r}");
+    let tee = &r["tee"];
+    assert!(tee["blocks_submit_to_provisional"]["p50"].as_f64().is_some(), "{r}");
+    assert!(tee["spot_checked"].as_u64().unwrap() >= jobs["settled"].as_u64().unwrap(), "ρ = 1 checks every job: {r}");
+    if jobs["settled"].as_u64().unwrap() > 0 {
+        assert!(tee["blocks_provisional_to_paid"]["p50"].as_f64().unwrap() > 8.0, "paid only after the window: {r}");
+    }
+}
+
 /// A contract developer's round trip against a running validator: keys, deploy with init
 /// args, send, query, receipt, block — each a real `aivm` command over JSON-RPC.
 #[test]

@@ -412,6 +412,7 @@ impl BlockVm<'_> {
             schedule: self.chain.vm.schedule(),
             models: self.chain.vm.models(),
             height: self.env.height,
+            time_ms: self.env.time_ms,
             tx_hash: vtx.hash,
             sender: vtx.tx().sender,
         };

@@ -157,7 +157,11 @@ impl Net {
         }
         for id in jobs {
             if let Some(j) = self.get::<Job>(MarketKey::Job(id)) {
-                if matches!(j.status, JobStatus::Assigned | JobStatus::Committed { .. }) {
+                // Escrow: fees not yet paid out or refunded.
+                if matches!(
+                    j.status,
+                    JobStatus::Assigned | JobStatus::Committed { .. } | JobStatus::Provisional { .. } | JobStatus::Disputed { provisional: Some(_), .. }
+                ) {
                     t += j.fee;
                 }
             }
@@ -178,7 +182,7 @@ impl Net {
     }
 
     fn submit(&mut self, who: usize, prompt: Vec<u32>, max_new: u32) -> ([u8; 32], Receipt) {
-        let t = self.tx(who, MarketTx::SubmitJob { sku: self.sku, prompt, max_new, sla_blocks: 4, budget: FUNDS / 10 });
+        let t = self.tx(who, MarketTx::SubmitJob { sku: self.sku, prompt, max_new, sla_blocks: 4, budget: FUNDS / 10, tee: false });
         let id = *blake3::hash(&t.encode()).as_bytes();
         (id, self.block(vec![t]).remove(0))
     }
@@ -364,7 +368,7 @@ fn bad_inputs_are_clear_errors_that_move_nothing() {
     let (client, worker, other) = (1, 2, 3);
     let total = n.initial_total();
     let sku = n.sku;
-    let submit = |sku: [u8; 32], prompt: Vec<u32>, max_new: u32, budget: u128| MarketTx::SubmitJob { sku, prompt, max_new, sla_blocks: 4, budget };
+    let submit = |sku: [u8; 32], prompt: Vec<u32>, max_new: u32, budget: u128| MarketTx::SubmitJob { sku, prompt, max_new, sla_blocks: 4, budget, tee: false };
 
     // No worker yet.
     assert!(failed(&n.one(client, submit(sku, vec![1, 2], 2, 1_000_000))).contains("no staked worker"));
@@ -434,9 +438,8 @@ fn unbonding_stays_slashable_and_withdraws_after_the_delay() {
     assert!(failed(&n.one(worker, MarketTx::Unbond { role, amount: 15_000 })).contains("below the minimum"));
     assert!(n.one(worker, MarketTx::Unbond { role, amount: 20_000 }).is_success());
     // Unbonded workers get no new jobs; the open one still binds the stake.
-    assert!(
-        failed(&n.one(client, MarketTx::SubmitJob { sku: n.sku, prompt: vec![1], max_new: 1, sla_blocks: 4, budget: 1_000_000 })).contains("no staked worker")
-    );
+    assert!(failed(&n.one(client, MarketTx::SubmitJob { sku: n.sku, prompt: vec![1], max_new: 1, sla_blocks: 4, budget: 1_000_000, tee: false }))
+        .contains("no staked worker"));
     for _ in 0..8 {
         n.block(vec![]);
     }
@@ -522,7 +525,7 @@ fn replay(blocks: &[Vec<Op>], accounts: usize, threads: usize) -> (Vec<[u8; 32]>
                 Op::Swap(_, native, x) => MarketTx::Swap { sku, side: if native { Side::Native } else { Side::Units }, amount_in: x, min_out: 0 },
                 Op::Add(_, x, u) => MarketTx::AddLiquidity { sku, native: x, units: u },
                 Op::Remove(_, s) => MarketTx::RemoveLiquidity { sku, shares: s },
-                Op::Submit(_, p, m, b) => MarketTx::SubmitJob { sku, prompt: (0..p as u32).collect(), max_new: m, sla_blocks: 1, budget: b },
+                Op::Submit(_, p, m, b) => MarketTx::SubmitJob { sku, prompt: (0..p as u32).collect(), max_new: m, sla_blocks: 1, budget: b, tee: false },
                 Op::Commit(_, j) => {
                     let Some(id) = jobs.get(j % jobs.len().max(1)).copied() else { continue };
                     let Some(job) = n.get::<Job>(MarketKey::Job(&id)) else { continue };
@@ -819,4 +822,268 @@ fn a_dispute_the_worker_could_not_answer_is_refused() {
     fake.output_root = tokens_root(&fake.outputs);
     assert!(failed(&n.one(verifier, MarketTx::Dispute { job: id, receipt: cbor(&fake) })).contains("could not answer"));
     assert!(matches!(n.job(&id).status, JobStatus::Settled { .. }));
+}
+
+// ---- The optimistic TEE track (`spec/tee.md` §5), with devnet attestations. ----
+
+use aivm::tee::{devnet_quote, report_data, Evidence, Format, HexBytes, TeePolicy};
+use aivm_runtime::market::params::TeeParams;
+use aivm_runtime::market::tee::job_claim;
+
+/// The devnet enclave key genesis registers, and the worker image it vouches for.
+fn enclave() -> SigningKey {
+    SigningKey::from_bytes(&[0xEE; 32])
+}
+const IMAGE: [u8; 32] = [0x1A; 32];
+
+fn tee_params(window: u64, spot_check_ppm: u32) -> MarketParams {
+    let mut p = MarketParams { answer_window: 3, dispute_window: 10, unbonding_blocks: 100, ..params() };
+    p.tee = TeeParams {
+        policy: TeePolicy { formats: vec![Format::Devnet], devnet_signers: vec![HexBytes(addr(&enclave()).to_vec())], ..TeePolicy::default() },
+        measurements: vec![HexBytes(IMAGE.to_vec())],
+        challenge_window: window,
+        spot_check_ppm,
+    };
+    p
+}
+
+impl Net {
+    fn submit_tee(&mut self, who: usize, prompt: Vec<u32>, max_new: u32) -> ([u8; 32], Receipt) {
+        let t = self.tx(who, MarketTx::SubmitJob { sku: self.sku, prompt, max_new, sla_blocks: 4, budget: FUNDS / 10, tee: true });
+        let id = *blake3::hash(&t.encode()).as_bytes();
+        (id, self.block(vec![t]).remove(0))
+    }
+
+    /// A commit of `r` with `key`'s attestation of the job's tuple at `claim_ms`, sent as
+    /// made at `tx_ms`.
+    fn attested(&self, id: &[u8; 32], r: &InferenceReceipt, key: &SigningKey, claim_ms: u64, tx_ms: u64) -> MarketTx {
+        let job = self.job(id);
+        let bytes = cbor(r);
+        let claim = job_claim(id, &job.sku, &job.prompt, r, &bytes, claim_ms);
+        let quote = devnet_quote(key, &IMAGE, &report_data(&claim));
+        MarketTx::CommitAttested { job: *id, receipt: bytes, attestation: Evidence { format: Format::Devnet, quote, collateral: vec![] }, time_ms: tx_ms }
+    }
+
+    fn until_past(&mut self, h: u64) {
+        while self.height() <= h {
+            self.block(vec![]);
+        }
+    }
+}
+
+#[test]
+fn a_tee_job_is_provisional_at_once_and_final_after_its_window() {
+    let mut n = Net::with_params("tee-final", 4, 1, tee_params(6, 0));
+    let (client, worker) = (1, 2);
+    n.bond_worker(worker, 20_000, 1_000);
+    let (id, s) = n.submit_tee(client, vec![3, 9, 27], 4);
+    assert!(s.is_success(), "{:?}", s.status);
+    let (r, _) = n.run(&n.job(&id));
+    assert!(failed(&n.one(worker, MarketTx::Commit { job: id, receipt: cbor(&r) })).contains("attestation"));
+    let c = n.one(worker, n.attested(&id, &r, &enclave(), n.time, n.time));
+    assert!(c.is_success(), "{:?}", c.status);
+    let at = n.height();
+    let JobStatus::Provisional { at: p_at, until, checked, ref output, .. } = n.job(&id).status else { panic!("not provisional: {:?}", n.job(&id).status) };
+    assert_eq!((p_at, until, checked, output), (at, at + 6, false, &r.outputs[0]), "provisional in the commit's own block");
+    assert_eq!(n.native_total(&[id]), n.initial_total());
+    assert!(failed(&n.one(client, MarketTx::Finalize { job: id })).contains("too early"));
+    n.until_past(until);
+    let worker_before = n.balance(&addr(&n.keys[worker]));
+    assert!(n.one(client, MarketTx::Finalize { job: id }).is_success(), "anyone finalizes");
+    assert!(matches!(n.job(&id).status, JobStatus::Settled { .. }));
+    let fee = n.job(&id).fee;
+    assert_eq!(n.balance(&addr(&n.keys[worker])), worker_before + FeeSplit::of(fee).worker);
+    assert_eq!(n.worker_bond(worker).in_flight, 0);
+    // Final: no longer open to challenge.
+    assert!(n.one(3, MarketTx::Bond { role: Role::Verifier, amount: 50_000, capacity: 0 }).is_success());
+    let mut fake = r.clone();
+    fake.outputs[0][0] = (fake.outputs[0][0] + 1) % 64;
+    fake.output_root = tokens_root(&fake.outputs);
+    assert!(failed(&n.one(3, MarketTx::Dispute { job: id, receipt: cbor(&fake) })).contains("disputes closed"));
+    assert!(failed(&n.one(client, MarketTx::Finalize { job: id })).contains("settled"));
+    assert_eq!(n.native_total(&[id]), n.initial_total());
+}
+
+#[test]
+fn a_fraudulent_provisional_result_is_overturned_inside_the_window() {
+    let mut n = Net::with_params("tee-fraud", 5, 1, tee_params(8, 0));
+    let (client, worker, verifier) = (1, 2, 3);
+    n.bond_worker(worker, 30_000, 1_000);
+    assert!(n.one(verifier, MarketTx::Bond { role: Role::Verifier, amount: 50_000, capacity: 0 }).is_success());
+    let (id, _) = n.submit_tee(client, vec![7, 1, 2], 4);
+    let (honest, t) = n.run(&n.job(&id));
+    // A compromised enclave attests a wrong last token.
+    let mut lie = honest.clone();
+    let last = lie.outputs[0].len() - 1;
+    lie.outputs[0][last] = (lie.outputs[0][last] + 1) % 64;
+    lie.output_root = tokens_root(&lie.outputs);
+    assert!(n.one(worker, n.attested(&id, &lie, &enclave(), n.time, n.time)).is_success());
+    assert!(matches!(n.job(&id).status, JobStatus::Provisional { .. }));
+    let client_before = n.balance(&addr(&n.keys[client]));
+    let verifier_before = n.balance(&addr(&n.keys[verifier]));
+    let d = n.one(verifier, MarketTx::Dispute { job: id, receipt: cbor(&honest) });
+    assert!(d.is_success(), "{:?}", d.status);
+    let JobStatus::Disputed { step, provisional: Some(_), .. } = n.job(&id).status else { panic!("not disputed: {:?}", n.job(&id).status) };
+    assert!(failed(&n.one(client, MarketTx::Finalize { job: id })).contains("disputed"));
+    n.block(vec![]);
+    let a = n.one(worker, MarketTx::Answer { job: id, response: respond_step(&n.engine.sku, &lie, &t, step).expect("respond").encode() });
+    assert!(a.is_success(), "{:?}", a.status);
+    let JobStatus::Slashed { taken, reason, .. } = n.job(&id).status else { panic!("not slashed") };
+    assert!(reason.contains(&format!("step {step}")), "{reason}");
+    let s = Slash::of(30_000, 10_000);
+    assert_eq!(taken, s.taken, "a wrong result is slashed in full");
+    let fee = n.job(&id).fee;
+    assert_eq!(n.balance(&addr(&n.keys[client])), client_before + fee, "the escrowed fee goes back");
+    assert_eq!(n.balance(&addr(&n.keys[verifier])), verifier_before - d.fee + s.prover);
+    assert_eq!(n.worker_bond(worker).in_flight, 0);
+    assert_eq!(n.native_total(&[id]), n.initial_total());
+}
+
+#[test]
+fn invalid_attestations_cost_half_the_stake() {
+    let mut n = Net::with_params("tee-invalid", 6, 1, tee_params(6, 0));
+    let client = 1;
+    let stranger = SigningKey::from_bytes(&[0x55; 32]);
+    let mut jobs = Vec::new();
+    // Each case on a fresh worker: a key genesis does not list; the right key over another
+    // tuple (the claim's time differs from the one the transaction states).
+    for (w, key, claim_ms) in [(2, stranger, 0u64), (3, enclave(), 1)] {
+        n.bond_worker(w, 20_000, 1_000);
+        let (id, _) = n.submit_tee(client, vec![4, 4], 2);
+        jobs.push(id);
+        assert_eq!(n.job(&id).worker, addr(&n.keys[w]));
+        let (r, _) = n.run(&n.job(&id));
+        let client_before = n.balance(&addr(&n.keys[client]));
+        let c = n.one(w, n.attested(&id, &r, &key, claim_ms, 0));
+        assert!(c.is_success(), "{:?}", c.status);
+        let JobStatus::Slashed { taken, reason, .. } = n.job(&id).status else { panic!("not slashed: {:?}", n.job(&id).status) };
+        assert!(reason.contains("invalid attestation"), "{reason}");
+        assert_eq!(taken, Slash::of(20_000, 5_000).taken);
+        assert_eq!(n.balance(&addr(&n.keys[client])), client_before + n.job(&id).fee);
+        // Out of the set: the next case gets the next worker.
+        n.one(w, MarketTx::Unbond { role: Role::Worker { sku: n.sku }, amount: 10_000 });
+    }
+    // An attestation on a Freivalds-track job, or from the future, is refused; nothing moves.
+    n.bond_worker(4, 20_000, 1_000);
+    let (id, _) = n.submit(client, vec![1], 1);
+    jobs.push(id);
+    let (r, _) = n.run(&n.job(&id));
+    assert!(failed(&n.one(4, n.attested(&id, &r, &enclave(), 0, 0))).contains("Freivalds-track"));
+    let (id2, _) = n.submit_tee(client, vec![2], 1);
+    jobs.push(id2);
+    let w2 = n.keys.iter().position(|k| addr(k) == n.job(&id2).worker).expect("worker");
+    let (r2, _) = n.run(&n.job(&id2));
+    assert!(failed(&n.one(w2, n.attested(&id2, &r2, &enclave(), u64::MAX, u64::MAX))).contains("after the block"));
+    assert_eq!(n.job(&id2).status, JobStatus::Assigned);
+    assert_eq!(n.native_total(&jobs), n.initial_total());
+    // A chain whose genesis trusts no measurement has no TEE track.
+    let mut plain = Net::new("tee-off", 3, 1);
+    plain.bond_worker(2, 20_000, 1_000);
+    assert!(failed(&plain.submit_tee(1, vec![1], 1).1).contains("no TEE track"));
+}
+
+#[test]
+fn spot_checked_jobs_answer_before_they_finalize() {
+    // ρ = 1: every provisional job is spot-checked.
+    let mut n = Net::with_params("tee-spot", 4, 1, tee_params(8, 1_000_000));
+    let (client, worker) = (1, 2);
+    n.bond_worker(worker, 20_000, 1_000);
+    let (id, _) = n.submit_tee(client, vec![3, 1, 4], 3);
+    let (r, t) = n.run(&n.job(&id));
+    assert!(n.one(worker, n.attested(&id, &r, &enclave(), n.time, n.time)).is_success());
+    let at = n.height();
+    n.block(vec![]);
+    let ch = n.challenge(&id, at);
+    let a = n.one(worker, MarketTx::Answer { job: id, response: respond(&n.engine.sku, &r, &t, &ch).expect("respond").encode() });
+    assert!(a.is_success(), "{:?}", a.status);
+    let JobStatus::Provisional { checked: true, until, .. } = n.job(&id).status else { panic!("not checked: {:?}", n.job(&id).status) };
+    assert!(failed(&n.one(worker, MarketTx::Answer { job: id, response: vec![] })).contains("not awaiting a spot check"));
+    n.until_past(until);
+    assert!(n.one(worker, MarketTx::Finalize { job: id }).is_success());
+
+    // Unanswered: not finalizable; expired after the deadline, the worker loses a tenth.
+    let (id2, _) = n.submit_tee(client, vec![2, 7], 2);
+    let (r2, _) = n.run(&n.job(&id2));
+    assert!(n.one(worker, n.attested(&id2, &r2, &enclave(), n.time, n.time)).is_success());
+    let at = n.height();
+    assert!(failed(&n.one(client, MarketTx::Expire { job: id2 })).contains("too early"));
+    n.until_past(at + 1 + 3);
+    let JobStatus::Provisional { until, .. } = n.job(&id2).status else { panic!() };
+    n.until_past(until);
+    assert!(failed(&n.one(client, MarketTx::Finalize { job: id2 })).contains("spot check was not answered"));
+    let client_before = n.balance(&addr(&n.keys[client]));
+    let e = n.one(client, MarketTx::Expire { job: id2 });
+    assert!(e.is_success(), "{:?}", e.status);
+    let JobStatus::Slashed { taken, reason, .. } = n.job(&id2).status else { panic!() };
+    assert!(reason.contains("spot check"), "{reason}");
+    let s = Slash::of(20_000, 1_000);
+    assert_eq!(taken, s.taken);
+    assert_eq!(n.balance(&addr(&n.keys[client])), client_before - e.fee + n.job(&id2).fee + s.prover);
+    assert_eq!(n.native_total(&[id, id2]), n.initial_total());
+}
+
+/// Blocks mixing both tracks (submits, plain and attested commits, answers, a dispute of a
+/// provisional job, finalization) give the same state root on 1 and 4 executor threads.
+fn mixed_tracks(threads: usize) -> ([u8; 32], usize) {
+    let mut n = Net::with_params(&format!("tee-mixed-{threads}"), 8, threads, tee_params(6, 500_000));
+    for w in 2..6 {
+        n.bond_worker(w, 20_000 + w as u128, 1_000);
+    }
+    assert!(n.one(6, MarketTx::Bond { role: Role::Verifier, amount: 50_000, capacity: 0 }).is_success());
+    let txs: Vec<_> = (0..6)
+        .map(|i| {
+            n.tx(
+                1 + (i % 2) * 6,
+                MarketTx::SubmitJob { sku: n.sku, prompt: vec![i as u32 + 1, 2], max_new: 2, sla_blocks: 4, budget: FUNDS / 10, tee: i % 2 == 0 },
+            )
+        })
+        .collect();
+    let ids: Vec<[u8; 32]> = txs.iter().map(|t| *blake3::hash(&t.encode()).as_bytes()).collect();
+    for r in n.block(txs) {
+        assert!(r.is_success(), "{:?}", r.status);
+    }
+    let who = |n: &Net, id: &[u8; 32]| n.keys.iter().position(|k| addr(k) == n.job(id).worker).expect("worker");
+    let runs: Vec<_> = ids.iter().map(|id| n.run(&n.job(id))).collect();
+    let commits: Vec<_> = ids
+        .iter()
+        .zip(&runs)
+        .map(|(id, (r, _))| {
+            let w = who(&n, id);
+            let m = if n.job(id).tee { n.attested(id, r, &enclave(), n.time, n.time) } else { MarketTx::Commit { job: *id, receipt: cbor(r) } };
+            n.tx(w, m)
+        })
+        .collect();
+    n.block(commits);
+    let at = n.height();
+    n.block(vec![]);
+    // Answers: every Freivalds-track job, and the spot-checked TEE ones.
+    let mut answers = Vec::new();
+    for (id, (r, t)) in ids.iter().zip(&runs) {
+        let w = who(&n, id);
+        let ch = n.challenge(id, at);
+        let spot = aivm_runtime::market::tee::spot_checked(&ch.seed, 500_000);
+        if !n.job(id).tee || spot {
+            let m = MarketTx::Answer { job: *id, response: respond(&n.engine.sku, r, t, &ch).expect("respond").encode() };
+            answers.push(n.tx(w, m));
+        }
+    }
+    // A (false) dispute of a provisional job in the same block.
+    let mut fake = runs[0].0.clone();
+    fake.outputs[0][0] = (fake.outputs[0][0] + 1) % 64;
+    fake.output_root = tokens_root(&fake.outputs);
+    answers.push(n.tx(6, MarketTx::Dispute { job: ids[0], receipt: cbor(&fake) }));
+    n.block(answers);
+    n.until_past(at + 6);
+    let finals: Vec<_> = ids.iter().map(|id| n.tx(7, MarketTx::Finalize { job: *id })).collect();
+    n.block(finals);
+    assert_eq!(n.native_total(&ids), n.initial_total());
+    (n.chain.head().expect("head").state_root, n.parallel_blocks)
+}
+
+#[test]
+fn block_stm_agrees_with_sequential_on_both_tracks() {
+    let (one, _) = mixed_tracks(1);
+    let (four, parallel) = mixed_tracks(4);
+    assert_eq!(one, four, "state roots differ between 1 and 4 threads");
+    assert!(parallel > 0, "Block-STM ran no block speculatively");
 }

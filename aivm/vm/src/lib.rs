@@ -21,6 +21,8 @@ pub use aivm_backend as backend;
 pub use aivm_backend::tensor;
 /// Models, inference, commitments and receipt audits (`aivm_model`).
 pub use aivm_model as model;
+/// TEE attestations: formats, the chain's policy, offline verification (`aivm_tee`).
+pub use aivm_tee as tee;
 /// The kernels at the bottom (`aivm_tensor`).
 pub use aivm_tensor as kernels;
 

@@ -77,6 +77,7 @@ pub struct Vm {
     slots: crate::slots::Slots,
     disk: Option<DiskCache>,
     models: Option<Arc<crate::model::ModelRegistry>>,
+    tee: Arc<aivm_tee::TeePolicy>,
     /// Where the tensor opcodes run (never changes a result; see [`crate::backend`]).
     backend: Arc<dyn crate::backend::Backend>,
     /// Started by the first query with a deadline ([`Vm::query`]).
@@ -117,6 +118,7 @@ impl Vm {
             slots,
             disk: None,
             models: None,
+            tee: Arc::new(aivm_tee::TeePolicy::default()),
             backend: Arc::new(crate::backend::CpuBackend::SERIAL),
             clock: std::sync::OnceLock::new(),
         })
@@ -131,6 +133,13 @@ impl Vm {
     /// Resolve MODEL_LOAD against `models` (the node's artifact store).
     pub fn with_models(mut self, models: Arc<crate::model::ModelRegistry>) -> Self {
         self.models = Some(models);
+        self
+    }
+
+    /// Accept attestations in TEE_VERIFY by `policy` (the chain's genesis policy; default:
+    /// DCAP and SEV-SNP, `UpToDate` only, no devnet signer).
+    pub fn with_tee_policy(mut self, policy: Arc<aivm_tee::TeePolicy>) -> Self {
+        self.tee = policy;
         self
     }
 
@@ -251,6 +260,7 @@ impl Vm {
         let mut state = state;
         state.models = self.models.clone();
         state.backend = self.backend.clone();
+        state.tee = self.tee.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         let result = (|| {

@@ -8,11 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-const FLOORS: [(&str, &str, &[&str]); 4] = [
+const FLOORS: [(&str, &str, &[&str]); 5] = [
+    // Attestation verification stands apart: it knows nothing of tensors or models.
+    ("tee", "aivm-tee", &[]),
     ("tensor", "aivm-tensor", &[]),
     ("backend", "aivm-backend", &["aivm-tensor"]),
     ("model", "aivm-model", &["aivm-tensor", "aivm-backend"]),
-    ("vm", "aivm", &["aivm-tensor", "aivm-backend", "aivm-model"]),
+    ("vm", "aivm", &["aivm-tensor", "aivm-backend", "aivm-model", "aivm-tee"]),
 ];
 
 fn aivm_dir() -> PathBuf {

@@ -65,6 +65,10 @@ struct Args {
     /// Only the call-latency rows.
     #[arg(long)]
     calls: bool,
+    /// Only TEE_VERIFY: each format's verification time on the real vectors, and the time
+    /// per extra certificate in a DCAP collateral's chains, against their prices.
+    #[arg(long)]
+    tee: bool,
     /// Only the adversarial deploys: compile time of modules built to be slow, against price.
     #[arg(long)]
     adversarial: bool,
@@ -199,6 +203,10 @@ fn sweep(args: &Args, r: &mut Report) {
 
     if calls_only {
         call_latency(r, budget);
+        return;
+    }
+    if args.tee {
+        tee_verify(r, &s, budget);
         return;
     }
     if args.adversarial {
@@ -783,6 +791,75 @@ fn tensor_extremes(r: &mut Report, s: &GasSchedule, quick: bool) {
         json!({"ratio": worst.0, "shape": worst.1}),
         format!("worst tensor opcode {:.1}x the target ({}; bound 3x)", worst.0, worst.1),
     );
+}
+
+/// TEE_VERIFY per format on the real vectors (`aivm/tee/vectors/`), each at a time inside its
+/// validity, and a DCAP collateral whose TCB-info issuer chain carries k extra copies of a
+/// certificate (what an attacker controls): the slope is the per-certificate time.
+fn tee_verify(r: &mut Report, s: &GasSchedule, budget: Duration) {
+    use aivm::tee::{samples, verify, work, Format, TeePolicy};
+    let lenient = TeePolicy { accepted_advisories: vec!["INTEL-SA-00289".into(), "INTEL-SA-00615".into()], ..TeePolicy::default() };
+    let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let devnet_policy =
+        TeePolicy { formats: vec![Format::Devnet], devnet_signers: vec![key.verifying_key().to_bytes().to_vec().into()], ..TeePolicy::default() };
+    let devnet = aivm::tee::devnet_quote(&key, &[1; 32], &[2; 64]);
+    let snp = samples::snp_report();
+    let sgx_now = samples::dcap_window(samples::SGX_COLLATERAL).map_or(0, |w| w.0);
+    let tdx_now = samples::dcap_window(samples::TDX_COLLATERAL).map_or(0, |w| w.0);
+    let cases: Vec<(Format, &[u8], Vec<u8>, u64, &TeePolicy, String)> = vec![
+        (Format::SgxDcap, samples::SGX_QUOTE, samples::SGX_COLLATERAL.to_vec(), sgx_now, &lenient, "sgx quote".into()),
+        (Format::TdxDcap, samples::TDX_QUOTE, samples::TDX_COLLATERAL.to_vec(), tdx_now, &lenient, "tdx quote".into()),
+        (Format::SevSnp, &snp, samples::SNP_VCEK.to_vec(), samples::SNP_NOW, &lenient, "snp report".into()),
+        (Format::Devnet, &devnet, Vec::new(), 0, &devnet_policy, "devnet".into()),
+    ];
+    let mut per_cert = Vec::new();
+    let mut extra_cases = Vec::new();
+    for k in [8usize, 32] {
+        let mut c: serde_json::Value = serde_json::from_slice(samples::TDX_COLLATERAL).unwrap_or_default();
+        let chain = c["tcb_info_issuer_chain"].as_str().unwrap_or_default().to_string();
+        let first = chain.split_inclusive("-----END CERTIFICATE-----\n").next().unwrap_or_default().to_string();
+        c["tcb_info_issuer_chain"] = format!("{chain}{}", first.repeat(k)).into();
+        extra_cases.push((k, serde_json::to_vec(&c).unwrap_or_default()));
+    }
+    for (f, q, c, now, p, name) in cases
+        .iter()
+        .map(|(f, q, c, n, p, name)| (*f, *q, c.clone(), *n, *p, name.clone()))
+        .chain(extra_cases.iter().map(|(k, c)| (Format::TdxDcap, samples::TDX_QUOTE, c.clone(), tdx_now, &lenient, format!("tdx +{k} certs"))))
+    {
+        let ok = verify(f, q, &c, now, p).is_ok();
+        let w = match work(f, q, &c) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                continue;
+            }
+        };
+        let gas = s.tee_cost(f, w).unwrap_or(u64::MAX);
+        let ns = median_ns(
+            || {
+                std::hint::black_box(verify(f, q, &c, now, p).is_ok());
+            },
+            5,
+            budget,
+        );
+        let npg = r.row("tee_verify", &format!("{name}{}", if ok { "" } else { " (refused)" }), gas, ns);
+        if name.starts_with("tdx") {
+            per_cert.push((w.certificates as f64, ns));
+        }
+        let _ = npg;
+    }
+    if let (Some(a), Some(b)) = (per_cert.first(), per_cert.last()) {
+        let slope = (b.1 - a.1) / (b.0 - a.0);
+        r.note(
+            "tee_ns_per_extra_certificate",
+            json!(slope),
+            format!(
+                "tee_verify: {slope:.0} ns per extra certificate in the collateral (priced {} gas = {:.0} ns)",
+                s.tee_dcap.per_item,
+                s.tee_dcap.per_item as f64 * NS_PER_GAS_TARGET
+            ),
+        );
+    }
 }
 
 /// Deploy-time compile time of adversarial modules against their deploy price. Each module is

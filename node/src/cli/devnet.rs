@@ -69,6 +69,16 @@ pub struct DevnetArgs {
     /// With --verifiers: the fraction of settled jobs each re-runs in full.
     #[arg(long, default_value_t = 1.0)]
     pub alpha: f64,
+    /// With --workers: jobs take the optimistic TEE track, attested by each worker's devnet
+    /// enclave key (NOT a TEE: a software key genesis registers; `spec/tee.md` §6).
+    #[arg(long, requires = "workers")]
+    pub tee: bool,
+    /// With --tee: the share of provisional jobs spot-checked (ρ).
+    #[arg(long, default_value_t = 0.1, requires = "tee")]
+    pub spot_rate: f64,
+    /// With --tee: blocks a provisional result stays open to challenge (W).
+    #[arg(long, default_value_t = 25, requires = "tee")]
+    pub tee_window: u64,
     /// With --workers: after the report, keep the network and its workers running (until
     /// Ctrl-C) and print how to submit jobs to it with `aivm job submit`.
     #[arg(long, requires = "workers")]
@@ -145,7 +155,7 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
     // A token transfer uses ~1.8M gas (most of it the price of loading the contract's code);
     // blocks are bounded by the gas limits they reserve, so the limit stays close to that.
     load.gas_limit = 2_500_000;
-    let people = if market { Some(super::devnet_market::Participants::create(&dir, a.workers, a.verifiers)?) } else { None };
+    let people = if market { Some(super::devnet_market::Participants::create(&dir, a.workers, a.verifiers, a.tee)?) } else { None };
     let mut accounts: Vec<(Address, u128)> = load.addresses().into_iter().map(|addr| (addr, 1u128 << 80)).collect();
     for addr in people.as_ref().map(|p| p.addresses()).transpose()?.unwrap_or_default() {
         accounts.push((addr, 1u128 << 80));
@@ -162,7 +172,19 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         accounts,
         max_block_gas: aivm_node::genesis::DEFAULT_MAX_BLOCK_GAS,
         min_gas_price: aivm_node::genesis::DEFAULT_MIN_GAS_PRICE,
-        market: if market { Some(aivm_node::market::default_market(&aivm::model::store::default_home(), 1 << 30, 100)?) } else { None },
+        market: match &people {
+            Some(p) => {
+                let mut m = aivm_node::market::default_market(&aivm::model::store::default_home(), 1 << 30, 100)?;
+                if a.tee {
+                    if !(0.0..=1.0).contains(&a.spot_rate) {
+                        bail!("--spot-rate wants 0..=1");
+                    }
+                    m.params.tee = aivm_node::tee::devnet_tee_params(&p.enclave_keys()?, a.tee_window, (a.spot_rate * 1e6).round() as u32);
+                }
+                Some(m)
+            }
+            None => None,
+        },
     };
     let (homes, _) = testnet::create(&dir, &params)?;
     // The load generator is one address sending to every validator: lift the per-peer RPC
@@ -196,6 +218,7 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
             jobs: a.jobs,
             max_tokens: a.max_tokens,
             alpha: a.alpha,
+            tee: a.tee,
         };
         let (mut report, workers) = super::devnet_market::run(&scenario, a.json)?;
         let heights: Vec<u64> =
@@ -222,8 +245,10 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         if temporary {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        // Every cheater that served a job was caught (a one-GEMM flip only when sampled).
-        let caught_all = report["cheaters_caught"] == report["cheaters_with_jobs"] || a.cheat == super::worker::Cheat::Flip;
+        // Every cheater that served a job was caught (a one-GEMM flip only when sampled; on the
+        // TEE track only when spot-checked or disputed, so only with ρ = 1 or verifiers).
+        let sampled_only = a.cheat == super::worker::Cheat::Flip || (a.tee && a.spot_rate < 1.0 && a.verifiers == 0);
+        let caught_all = report["cheaters_caught"] == report["cheaters_with_jobs"] || sampled_only;
         return Ok(agree && caught_all && report["honest_workers_slashed"] == 0);
     }
 

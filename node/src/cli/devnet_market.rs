@@ -39,17 +39,30 @@ pub struct Participants {
 impl Participants {
     /// Homes `w0..w{k-1}`, `verifier0..`, and `client` under `dir`, each with a fresh
     /// identity key.
-    pub fn create(dir: &Path, workers: usize, verifiers: usize) -> Result<Self> {
+    /// With `tee`, each worker also gets a devnet enclave key.
+    pub fn create(dir: &Path, workers: usize, verifiers: usize, tee: bool) -> Result<Self> {
         let mk = |name: String| -> Result<PathBuf> {
             let home = dir.join(name);
             NodeKeys::generate()?.save(&home)?;
             Ok(home)
         };
+        let worker = |name: String| -> Result<PathBuf> {
+            let home = mk(name)?;
+            if tee {
+                aivm_node::tee::DevnetEnclave::create(&home)?;
+            }
+            Ok(home)
+        };
         Ok(Participants {
-            workers: (0..workers).map(|i| mk(format!("w{i}"))).collect::<Result<_>>()?,
+            workers: (0..workers).map(|i| worker(format!("w{i}"))).collect::<Result<_>>()?,
             verifiers: (0..verifiers).map(|i| mk(format!("verifier{i}"))).collect::<Result<_>>()?,
             client: mk("client".into())?,
         })
+    }
+
+    /// The workers' devnet enclave keys, for genesis.
+    pub fn enclave_keys(&self) -> Result<Vec<[u8; 32]>> {
+        self.workers.iter().map(|h| Ok(aivm_node::tee::DevnetEnclave::load(h)?.public())).collect()
     }
 
     /// Every participant's address, for genesis funding.
@@ -80,6 +93,8 @@ pub struct Scenario<'a> {
     pub max_tokens: u32,
     /// Each verifier's sampling fraction.
     pub alpha: f64,
+    /// Jobs take the optimistic TEE track.
+    pub tee: bool,
 }
 
 /// One job as the client saw it.
@@ -96,6 +111,10 @@ struct Seen {
     prompt_len: u64,
     /// A verifier disputed it.
     disputed: bool,
+    /// TEE track: the block its result became provisional, and whether it was spot-checked.
+    provisional_at: Option<u64>,
+    spot_checked: bool,
+    submitted_block: Option<u64>,
 }
 
 /// Run the market on the devnet; the report's JSON, and the workers (still serving).
@@ -142,7 +161,7 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
         let prompt = tok.encode(&tok.chat_prompt(PROMPTS[i % PROMPTS.len()]));
         let prompt_len = prompt.len() as u64;
         let t = Instant::now();
-        let r = client.send(Payload::Market(MarketTx::SubmitJob { sku: model, prompt, max_new: s.max_tokens, sla_blocks: 20, budget: 1 << 40 }))?;
+        let r = client.send(Payload::Market(MarketTx::SubmitJob { sku: model, prompt, max_new: s.max_tokens, sla_blocks: 20, budget: 1 << 40, tee: s.tee }))?;
         if let Some(why) = failure(&r) {
             bail!("submitting job {i} failed: {why}");
         }
@@ -165,6 +184,8 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
             let late = match v["state"].as_str() {
                 Some("assigned") => v["submitted_at"].as_u64().zip(v["sla_blocks"].as_u64()).is_some_and(|(s, sla)| height > s + 2 * sla),
                 Some("committed") => v["challenge"]["deadline"].as_u64().is_some_and(|d| height > d),
+                // A spot check left unanswered.
+                Some("provisional") | Some("final") => v["spot_check_answered"] == false && v["challenge"]["deadline"].as_u64().is_some_and(|d| height > d),
                 _ => false,
             };
             if late {
@@ -172,10 +193,15 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
             }
             j.worker = v["worker"].as_str().unwrap_or_default().to_string();
             j.units = v["units"].as_u64().unwrap_or(0);
+            j.submitted_block = v["submitted_at"].as_u64();
             if let Some(c) = v["committed_at"].as_u64() {
                 j.committed_at = Some(c);
             }
             let state = v["state"].as_str().unwrap_or_default();
+            if matches!(state, "provisional" | "final") {
+                j.provisional_at = j.provisional_at.or(v["committed_at"].as_u64());
+                j.spot_checked |= v["spot_checked"] == true;
+            }
             let open_to_disputes = watch_disputes && state == "settled" && v["disputable_until"].as_u64().is_some_and(|u| height <= u);
             if state == "disputed" {
                 j.disputed = true;
@@ -225,6 +251,7 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
         "cheat": format!("{:?}", s.cheat),
         "jobs": {"submitted": seen.len(), "settled": settled, "slashed_and_refunded": slashed.len(), "by_cheaters": cheater_jobs,
                  "disputed": seen.values().filter(|j| j.disputed).count()},
+        "track": if s.tee { "tee (devnet attestation: not a TEE)" } else { "freivalds" },
         "verifiers": s.people.verifiers.len(),
         "cheaters_caught": caught.len() - honest_slashed,
         "cheaters_with_jobs": cheaters_with_jobs,
@@ -234,6 +261,17 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
         "blocks_from_commit_to_end": {"p50": pct(&after_commit, 0.5), "p99": pct(&after_commit, 0.99)},
         "verification_gas_over_inference_gas": {"p50": pct(&gas_ratios, 0.5), "max": gas_ratios.last().copied().unwrap_or(0.0)},
         "jobs_per_s": seen.len() as f64 / elapsed,
+        "tee": s.tee.then(|| {
+            let mut to_prov: Vec<f64> = seen.values().filter_map(|j| Some((j.provisional_at? - j.submitted_block?) as f64)).collect();
+            let mut to_final: Vec<f64> = seen.values().filter(|j| j.state == "settled").filter_map(|j| Some((j.ended_at? - j.provisional_at?) as f64)).collect();
+            to_prov.sort_by(f64::total_cmp);
+            to_final.sort_by(f64::total_cmp);
+            json!({
+                "blocks_submit_to_provisional": {"p50": pct(&to_prov, 0.5), "p99": pct(&to_prov, 0.99)},
+                "blocks_provisional_to_paid": {"p50": pct(&to_final, 0.5), "p99": pct(&to_final, 0.99)},
+                "spot_checked": seen.values().filter(|j| j.spot_checked).count(),
+            })
+        }),
     });
     Ok((report, procs))
 }

@@ -45,6 +45,10 @@ pub struct SubmitArgs {
     /// Blocks the worker has to commit (it can be expired after twice this).
     #[arg(long, default_value_t = 20)]
     pub sla: u64,
+    /// Take the optimistic TEE track: accepted on the worker's attestation, final after the
+    /// chain's challenge window (`spec/tee.md`).
+    #[arg(long)]
+    pub tee: bool,
     /// Wait until the job is settled or its worker slashed, and print the answer.
     #[arg(long)]
     pub wait: bool,
@@ -99,7 +103,7 @@ fn submit(a: SubmitArgs) -> Result<bool> {
     let mut acct = Account::open(&a.home, rpc_addr(&a.rpc)?)?;
     let quote = acct.rpc.call("aivm_quote", json!([to_hex(&model), prompt.len() as u64 + a.max_tokens as u64]))?;
     eprintln!("{} prompt tokens + {} new: quote {} (budget {})", prompt.len(), a.max_tokens, quote.as_str().unwrap_or("?"), a.budget);
-    let r = acct.send(Payload::Market(MarketTx::SubmitJob { sku: model, prompt, max_new: a.max_tokens, sla_blocks: a.sla, budget: a.budget }))?;
+    let r = acct.send(Payload::Market(MarketTx::SubmitJob { sku: model, prompt, max_new: a.max_tokens, sla_blocks: a.sla, budget: a.budget, tee: a.tee }))?;
     if let Some(why) = failure(&r) {
         bail!("the submit failed: {why}");
     }
@@ -110,9 +114,16 @@ fn submit(a: SubmitArgs) -> Result<bool> {
         return Ok(true);
     }
     let deadline = Instant::now() + Duration::from_secs(a.timeout);
+    let mut told_provisional = false;
     loop {
         let job = acct.rpc.call("aivm_getJob", json!([id]))?;
         match job["state"].as_str() {
+            // The TEE track: usable now, final after the window (the client may act on it).
+            Some("provisional") if !told_provisional => {
+                told_provisional = true;
+                print_status(&job, &tok)?;
+                println!("provisional on the worker's attestation; final after block {}", job["challengeable_until"]);
+            }
             Some("settled") | Some("slashed") => {
                 print_status(&job, &tok)?;
                 return Ok(job["state"] == "settled");

@@ -166,7 +166,9 @@ fn run_validator(a: RunArgs) -> Result<()> {
     let vm = Vm::new(Limits { pool_instances: pool as u32, ..Limits::default() }, GasSchedule::default())?
         .with_disk_cache(data.join("modules"))
         .with_context(|| format!("opening the module cache under {}", data.display()))?
-        .with_models(models);
+        .with_models(models)
+        // TEE_VERIFY accepts what the chain's genesis accepts (`spec/tee.md` §2).
+        .with_tee_policy(Arc::new(genesis.market.as_ref().map(|m| m.params.tee.policy.clone()).unwrap_or_default()));
     let chain =
         Chain::open(data.join("state"), ChainVm::new(vm), genesis.chain_config()).with_context(|| format!("opening the state under {}", data.display()))?;
     if chain.head().is_none() {

@@ -69,7 +69,9 @@ fn serve(a: RunArgs) -> Result<()> {
     let me = acct.address();
     acct.bond_once(Role::Verifier, a.stake, 0)?;
     log(&format!("verifier {} checking {} of settled jobs on model {}", to_hex(&me), a.alpha, to_hex(&model)));
-    let (market, settled) = (to_hex(&market_address()), to_hex(b"job.settled"));
+    // Settled Freivalds-track jobs, and provisional TEE-track ones (the same dispute overturns
+    // them inside their challenge window: `spec/tee.md` §5).
+    let (market, topics) = (to_hex(&market_address()), [to_hex(b"job.settled"), to_hex(b"job.provisional")]);
     let mut next = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
     let mut disputed: BTreeMap<String, ()> = BTreeMap::new();
     loop {
@@ -78,7 +80,7 @@ fn serve(a: RunArgs) -> Result<()> {
             let receipts = acct.rpc.call("aivm_getBlockReceipts", json!([next]))?;
             next += 1;
             for e in receipts.as_array().into_iter().flatten().flat_map(|r| r["events"].as_array().cloned().unwrap_or_default()) {
-                if e["contract"].as_str() != Some(market.as_str()) || e["topic"].as_str() != Some(settled.as_str()) {
+                if e["contract"].as_str() != Some(market.as_str()) || !topics.iter().any(|t| e["topic"].as_str() == Some(t.as_str())) {
                     continue;
                 }
                 let data = e["data"].as_str().and_then(from_hex).unwrap_or_default();
@@ -87,7 +89,7 @@ fn serve(a: RunArgs) -> Result<()> {
                 }
                 let id = to_hex(&data[..32]);
                 let job = acct.rpc.call("aivm_getJob", json!([id]))?;
-                if job["model"].as_str() != Some(to_hex(&model).as_str()) || job["state"] != "settled" {
+                if job["model"].as_str() != Some(to_hex(&model).as_str()) || !(job["state"] == "settled" || job["state"] == "provisional") {
                     continue;
                 }
                 let ids = |k: &str| -> Vec<u32> { job[k].as_array().into_iter().flatten().filter_map(|t| t.as_u64().map(|t| t as u32)).collect() };
@@ -116,7 +118,9 @@ fn serve(a: RunArgs) -> Result<()> {
                 Some("slashed") => {
                     log(&format!("job {id}: the worker was slashed {} ({})", job["slashed"].as_str().unwrap_or("?"), job["reason"].as_str().unwrap_or("")))
                 }
-                Some("settled") => log(&format!("job {id}: the worker opened the step correctly; this dispute was false")),
+                Some("settled") | Some("provisional") | Some("final") => {
+                    log(&format!("job {id}: the worker opened the step correctly; this dispute was false"))
+                }
                 _ => continue,
             }
             disputed.remove(&id);

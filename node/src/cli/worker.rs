@@ -1,7 +1,10 @@
 //! `aivm worker run`: a staked worker. It bonds for a model, watches finalized blocks for jobs
 //! assigned to it, runs each on the model off chain (committing every GEMM), commits the
 //! receipt, waits for the challenge the chain draws after the commit, and answers it with
-//! openings (`spec/market.md` §6). `--cheat` modes exist to show each cheat being caught.
+//! openings (`spec/market.md` §6). On the optimistic TEE track it commits with an attestation
+//! instead (its home's devnet enclave key: `spec/tee.md` §6), answers a spot check if one is
+//! drawn, and finalizes the job once its window has passed to be paid. `--cheat` modes exist to
+//! show each cheat being caught.
 
 use super::account::{rpc_addrs, Account};
 use aivm::model::audit::{respond, respond_step, Challenge};
@@ -83,6 +86,14 @@ struct Held {
     settled: bool,
     /// The height of the last dispute answered.
     disputes_answered: u64,
+    /// A Finalize was sent (TEE track).
+    finalized: bool,
+}
+
+/// A job waiting for its commit: its track and prompt.
+struct Pending {
+    tee: bool,
+    prompt: Vec<u32>,
 }
 
 fn serve(a: RunArgs) -> Result<()> {
@@ -118,11 +129,13 @@ fn serve(a: RunArgs) -> Result<()> {
     let mut acct = Account::open(&a.home, *rpcs.first().ok_or_else(|| anyhow!("--rpc is empty"))?)?;
     acct.also = rpcs[1..].iter().map(|r| aivm_node::rpc_client::RpcClient::new(*r)).collect();
     let me = acct.address();
+    let enclave = aivm_node::tee::DevnetEnclave::load(&a.home).ok();
     let role = Role::Worker { sku: model };
     acct.bond_once(role, a.stake, a.capacity)?;
     log(&format!("worker {} serving model {} (cheat: {:?})", to_hex(&me), to_hex(&model), a.cheat));
     let mut next = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
     let mut held: BTreeMap<String, Held> = BTreeMap::new();
+    let mut pending: BTreeMap<String, Pending> = BTreeMap::new();
     let mut queue: std::collections::VecDeque<String> = Default::default();
     let mut to_commit: std::collections::VecDeque<(String, InferenceReceipt, Trace, f64)> = Default::default();
     let mut ended = 0usize;
@@ -167,9 +180,22 @@ fn serve(a: RunArgs) -> Result<()> {
                         Err(e) => log(&format!("job {id}: dispute answer not sent ({e}); retrying")),
                     }
                 }
-                Some("committed") if !job["challenge"].is_null() => {
+                // The window has passed: collect the pay (anyone may; the worker wants it).
+                Some("final") => {
+                    let Some(h) = held.get_mut(&id).filter(|h| !h.finalized) else { continue };
+                    let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
+                    match acct.send_nowait(Payload::Market(MarketTx::Finalize { job: job_id }), 5_000_000) {
+                        Ok(_) => {
+                            h.finalized = true;
+                            log(&format!("job {id}: window passed; finalized"));
+                        }
+                        Err(e) => log(&format!("job {id}: finalize not sent ({e}); retrying")),
+                    }
+                }
+                // A Freivalds-track challenge, or a provisional job's spot check.
+                Some("committed") | Some("provisional") if !job["challenge"].is_null() => {
                     let Some(h) = held.get_mut(&id) else { continue };
-                    if h.answered || a.cheat == Some(Cheat::NoAnswer) {
+                    if h.answered || job["spot_check_answered"] == true || a.cheat == Some(Cheat::NoAnswer) {
                         continue;
                     }
                     let ch = &job["challenge"];
@@ -203,6 +229,7 @@ fn serve(a: RunArgs) -> Result<()> {
             let job = acct.rpc.call("aivm_getJob", json!([id]))?;
             let prompt: Vec<u32> = job["prompt"].as_array().into_iter().flatten().filter_map(|t| t.as_u64().map(|t| t as u32)).collect();
             let max_new = job["max_new"].as_u64().unwrap_or(1) as usize;
+            pending.insert(id.clone(), Pending { tee: job["track"] == "tee", prompt: prompt.clone() });
             to_runner.send((id, prompt, max_new)).map_err(|_| anyhow!("the inference thread stopped"))?;
         }
         let mut committed_any = false;
@@ -212,10 +239,26 @@ fn serve(a: RunArgs) -> Result<()> {
         }
         while let Some((id, receipt, trace, secs)) = to_commit.pop_front() {
             let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id {id}"))?;
-            match acct.send_nowait(Payload::Market(MarketTx::Commit { job: job_id, receipt: cbor(&receipt) }), 50_000_000) {
+            let bytes = cbor(&receipt);
+            let tx = match pending.get(&id) {
+                Some(p) if p.tee => {
+                    let Some(enclave) = &enclave else {
+                        log(&format!("job {id}: the TEE track needs an enclave key ({}); not committed", aivm_node::tee::ENCLAVE_KEY_FILE));
+                        pending.remove(&id);
+                        continue;
+                    };
+                    // The enclave's time: a little behind this clock, so never after the block's.
+                    let time_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64).saturating_sub(2_000);
+                    let claim = aivm_runtime::market::tee::job_claim(&job_id, &model, &p.prompt, &receipt, &bytes, time_ms);
+                    MarketTx::CommitAttested { job: job_id, receipt: bytes, attestation: enclave.attest(&claim), time_ms }
+                }
+                _ => MarketTx::Commit { job: job_id, receipt: bytes },
+            };
+            match acct.send_nowait(Payload::Market(tx), 50_000_000) {
                 Ok(_) => {
                     log(&format!("job {id}: ran {} tokens in {secs:.2} s, committed", receipt.outputs[0].len()));
-                    held.insert(id, Held { receipt, trace, answered: false, settled: false, disputes_answered: 0 });
+                    pending.remove(&id);
+                    held.insert(id, Held { receipt, trace, answered: false, settled: false, disputes_answered: 0, finalized: false });
                     committed_any = true;
                 }
                 Err(e) => {

@@ -41,6 +41,7 @@ pub fn job_json(chain: &Chain, id: &[u8; 32], j: &Job) -> RpcResult {
         "fee": j.fee.to_string(),
         "units": j.units,
         "submitted_at": j.submitted_at,
+        "track": if j.tee { "tee" } else { "freivalds" },
     });
     match &j.status {
         JobStatus::Assigned => v["state"] = json!("assigned"),
@@ -55,6 +56,28 @@ pub fn job_json(chain: &Chain, id: &[u8; 32], j: &Job) -> RpcResult {
             if let Some(beacon) = record::<BeaconRecord>(chain, MarketKey::Beacon(at + 1))? {
                 let p = params(chain)?;
                 v["challenge"] = json!({"seed": to_hex(&challenge_seed(&beacon, id)), "gemms": p.challenge_gemms, "rows": p.challenge_rows, "deadline": at + 1 + p.answer_window});
+            }
+        }
+        JobStatus::Provisional { at, output, receipt, until, checked } => {
+            // Final once the window has passed, even before a Finalize pays it out.
+            let height = chain.head().map_or(0, |h| h.height);
+            v["state"] = json!(if height > *until { "final" } else { "provisional" });
+            v["committed_at"] = json!(at);
+            v["output"] = json!(output);
+            v["challengeable_until"] = json!(until);
+            v["spot_check_answered"] = json!(checked);
+            if let Some(beacon) = record::<BeaconRecord>(chain, MarketKey::Beacon(at + 1))? {
+                let p = params(chain)?;
+                let seed = challenge_seed(&beacon, id);
+                let spot = aivm_runtime::market::tee::spot_checked(&seed, p.tee.spot_check_ppm);
+                v["spot_checked"] = json!(spot);
+                if spot {
+                    v["challenge"] = json!({"seed": to_hex(&seed), "gemms": p.challenge_gemms, "rows": p.challenge_rows, "deadline": at + 1 + p.answer_window});
+                }
+            }
+            if let Ok(r) = ciborium::from_reader::<InferenceReceipt, _>(&receipt[..]) {
+                v["receipt_hash"] = json!(to_hex(&r.hash()));
+                v["gemm_count"] = json!(r.gemm_count);
             }
         }
         JobStatus::Settled { at, output, receipt, until } => {

@@ -34,8 +34,11 @@ fn first_difference(a: &[u32], b: &[u32]) -> Option<usize> {
 
 pub fn dispute(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id: &JobId, claim: &[u8], events: &mut Vec<LogEvent>) -> Step<()> {
     let mut j = job(l, id)?;
-    let JobStatus::Settled { output, receipt, until, .. } = &j.status else {
-        return Err(MarketError::WrongState(state_name(&j.status)).into());
+    let (output, receipt, until, provisional) = match &j.status {
+        JobStatus::Settled { output, receipt, until, .. } => (output, receipt, until, None),
+        // The optimistic track's fraud proof is the same dispute (`spec/tee.md` §5).
+        JobStatus::Provisional { at, output, receipt, until, checked } => (output, receipt, until, Some((*at, *checked))),
+        s => return Err(MarketError::WrongState(state_name(s)).into()),
     };
     if ctx.height > *until {
         return Err(MarketError::TooLate(format!("disputes closed at block {until}")).into());
@@ -79,7 +82,7 @@ pub fn dispute(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, i
         ))
         .into());
     }
-    j.status = JobStatus::Disputed { at: ctx.height, verifier: ctx.sender, step, output: output.clone(), receipt: receipt.clone(), until: *until };
+    j.status = JobStatus::Disputed { at: ctx.height, verifier: ctx.sender, step, output: output.clone(), receipt: receipt.clone(), until: *until, provisional };
     l.put(MarketKey::Job(id), &j)?;
     events.push(event("job.disputed", [&id[..], &ctx.sender[..], &step.to_le_bytes()[..]].concat()));
     Ok(())
@@ -101,9 +104,12 @@ pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
 /// The worker was wrong (or did not answer): slashed in full; the verifier gets the prover's
 /// share; the client gets its fee back out of the rest (as far as it goes); the remainder burns.
 pub fn worker_loses(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: Job, reason: String, events: &mut Vec<LogEvent>) -> Step<()> {
-    let JobStatus::Disputed { verifier, .. } = j.status else {
+    let JobStatus::Disputed { verifier, provisional, .. } = j.status else {
         return Err(MarketError::WrongState(state_name(&j.status)).into());
     };
+    if provisional.is_some() {
+        return provisional_worker_loses(ctx, l, id, j, verifier, reason, events);
+    }
     // The job's units were freed at settlement.
     let s = take(l, &Role::Worker { sku: j.sku }, &j.worker, SLASH_WRONG_OUTPUT_BPS, 0)?;
     let refund = s.burn.min(j.fee);
@@ -122,10 +128,34 @@ pub fn worker_loses(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: 
     Ok(())
 }
 
+/// A provisional job proven wrong: the fee was never paid out, so the client gets it back from
+/// escrow; the worker is slashed in full and frees its units; the verifier gets the prover's
+/// share; the rest burns.
+fn provisional_worker_loses(
+    ctx: &MarketCtx<'_>,
+    l: &mut Ledger<'_>,
+    id: &JobId,
+    mut j: Job,
+    verifier: crate::state::Address,
+    reason: String,
+    events: &mut Vec<LogEvent>,
+) -> Step<()> {
+    let s = take(l, &Role::Worker { sku: j.sku }, &j.worker, SLASH_WRONG_OUTPUT_BPS, j.units)?;
+    l.credit(&j.client, j.fee)?;
+    l.credit(&verifier, s.prover)?;
+    let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();
+    t.burned = t.burned.checked_add(s.burn).ok_or(MarketError::Overflow)?;
+    l.put(MarketKey::Treasury, &t)?;
+    j.status = JobStatus::Slashed { at: ctx.height, taken: s.taken, reason };
+    l.put(MarketKey::Job(id), &j)?;
+    events.push(event("job.slashed", [&id[..], &j.worker[..], &s.taken.to_le_bytes()[..]].concat()));
+    Ok(())
+}
+
 /// The worker opened the step correctly: the verifier's report was false. It loses
 /// [`SLASH_FALSE_REPORT_BPS`]; the worker gets the prover's share; the job is settled again.
 fn verifier_loses(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: Job, events: &mut Vec<LogEvent>) -> Step<()> {
-    let JobStatus::Disputed { verifier, output, receipt, until, .. } = j.status else {
+    let JobStatus::Disputed { verifier, output, receipt, until, provisional, .. } = j.status else {
         return Err(MarketError::WrongState(state_name(&j.status)).into());
     };
     let s = take(l, &Role::Verifier, &verifier, SLASH_FALSE_REPORT_BPS, 0)?;
@@ -133,7 +163,10 @@ fn verifier_loses(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: Jo
     let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();
     t.burned = t.burned.checked_add(s.burn).ok_or(MarketError::Overflow)?;
     l.put(MarketKey::Treasury, &t)?;
-    j.status = JobStatus::Settled { at: ctx.height, output, receipt, until };
+    j.status = match provisional {
+        Some((at, checked)) => JobStatus::Provisional { at, output, receipt, until, checked },
+        None => JobStatus::Settled { at: ctx.height, output, receipt, until },
+    };
     l.put(MarketKey::Job(id), &j)?;
     events.push(event("dispute.rejected", [&id[..], &verifier[..], &s.taken.to_le_bytes()[..]].concat()));
     Ok(())

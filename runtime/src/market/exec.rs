@@ -21,6 +21,8 @@ pub struct MarketCtx<'a> {
     /// The node's models, for verifying answers.
     pub models: Option<&'a Arc<ModelRegistry>>,
     pub height: u64,
+    /// The block's time (Unix ms): attestations are checked against it, never a local clock.
+    pub time_ms: u64,
     /// The transaction's hash: a submitted job's id.
     pub tx_hash: [u8; 32],
     pub sender: Address,
@@ -114,7 +116,13 @@ fn run(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, tx: &MarketTx, events: &mut Vec<
             l.put(MarketKey::Pool(sku), &pool)?;
             Ok(crate::encoding::cbor(&out))
         }
-        MarketTx::SubmitJob { sku, prompt, max_new, sla_blocks, budget } => jobs::submit(ctx, l, &params, sku, prompt, *max_new, *sla_blocks, *budget, events),
+        MarketTx::SubmitJob { sku, prompt, max_new, sla_blocks, budget, tee } => {
+            jobs::submit(ctx, l, &params, sku, prompt, *max_new, *sla_blocks, *budget, *tee, events)
+        }
+        MarketTx::CommitAttested { job, receipt, attestation, time_ms } => {
+            super::tee::commit(ctx, l, &params, job, receipt, attestation, *time_ms, events).map(|_| Vec::new())
+        }
+        MarketTx::Finalize { job } => super::tee::finalize(ctx, l, &params, job, events).map(|_| Vec::new()),
         MarketTx::Commit { job, receipt } => jobs::commit(ctx, l, job, receipt, events).map(|_| Vec::new()),
         MarketTx::Answer { job, response } => jobs::answer(ctx, l, &params, job, response, events).map(|_| Vec::new()),
         MarketTx::Expire { job } => jobs::expire(ctx, l, &params, job, events).map(|_| Vec::new()),

@@ -69,10 +69,14 @@ pub fn submit(
     max_new: u32,
     sla_blocks: u64,
     budget: u128,
+    tee: bool,
     events: &mut Vec<LogEvent>,
 ) -> Step<Vec<u8>> {
     let m = model(l, sku)?;
     let invalid = |s: String| Abort::Fail(MarketError::Invalid(s));
+    if tee && !params.tee.enabled() {
+        return Err(invalid("this chain has no TEE track (genesis trusts no measurement)".into()));
+    }
     if prompt.is_empty() || prompt.len() > params.max_prompt_tokens as usize {
         return Err(invalid(format!("a prompt has 1 to {} tokens", params.max_prompt_tokens)));
     }
@@ -114,6 +118,7 @@ pub fn submit(
         fee,
         units,
         submitted_at: ctx.height,
+        tee,
         status: JobStatus::Assigned,
     };
     l.put(MarketKey::Job(&job_id), &job)?;
@@ -175,6 +180,7 @@ pub(super) fn state_name(s: &JobStatus) -> String {
     match s {
         JobStatus::Assigned => "waiting for its commit".into(),
         JobStatus::Committed { .. } => "committed".into(),
+        JobStatus::Provisional { .. } => "provisional".into(),
         JobStatus::Settled { .. } => "settled".into(),
         JobStatus::Disputed { .. } => "disputed".into(),
         JobStatus::Slashed { .. } => "slashed".into(),
@@ -183,14 +189,27 @@ pub(super) fn state_name(s: &JobStatus) -> String {
 
 pub fn commit(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, receipt: &[u8], events: &mut Vec<LogEvent>) -> Step<()> {
     let mut j = job(l, id)?;
+    if j.tee {
+        return Err(MarketError::Invalid("a TEE-track job is committed with its attestation".into()).into());
+    }
+    committed_receipt(ctx, &j, receipt)?;
+    j.status = JobStatus::Committed { receipt: receipt.to_vec(), at: ctx.height };
+    l.put(MarketKey::Job(id), &j)?;
+    events.push(event("job.committed", id.to_vec()));
+    Ok(())
+}
+
+/// The checks every commit gets: an assigned job, its worker, in time, and a canonical
+/// receipt of this job (model, prompt, `max_new`, output length).
+pub(super) fn committed_receipt(ctx: &MarketCtx<'_>, j: &Job, receipt: &[u8]) -> Step<InferenceReceipt> {
     if j.status != JobStatus::Assigned {
         return Err(MarketError::WrongState(state_name(&j.status)).into());
     }
     if ctx.sender != j.worker {
         return Err(MarketError::NotWorker.into());
     }
-    if ctx.height > commit_deadline(&j) {
-        return Err(MarketError::TooLate(format!("the commit deadline was block {}", commit_deadline(&j))).into());
+    if ctx.height > commit_deadline(j) {
+        return Err(MarketError::TooLate(format!("the commit deadline was block {}", commit_deadline(j))).into());
     }
     let r: InferenceReceipt = ciborium::from_reader(receipt).map_err(|e| MarketError::Invalid(format!("receipt: {e}")))?;
     if crate::encoding::cbor(&r) != receipt {
@@ -206,16 +225,16 @@ pub fn commit(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, receipt: &[u8
     if !fits {
         return Err(MarketError::Invalid("the receipt is not for this job (model, prompt, max_new or output length)".into()).into());
     }
-    j.status = JobStatus::Committed { receipt: receipt.to_vec(), at: ctx.height };
-    l.put(MarketKey::Job(id), &j)?;
-    events.push(event("job.committed", id.to_vec()));
-    Ok(())
+    Ok(r)
 }
 
 pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id: &JobId, response: &[u8], events: &mut Vec<LogEvent>) -> Step<()> {
     let j = job(l, id)?;
     if matches!(j.status, JobStatus::Disputed { .. }) {
         return super::dispute::answer(ctx, l, params, id, j, response, events);
+    }
+    if matches!(j.status, JobStatus::Provisional { .. }) {
+        return super::tee::answer_spot_check(ctx, l, params, id, j, response, events);
     }
     let JobStatus::Committed { receipt, at } = &j.status else {
         return Err(MarketError::WrongState(state_name(&j.status)).into());
@@ -309,6 +328,7 @@ pub fn expire(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
     let (deadline, why) = match &j.status {
         JobStatus::Assigned => (commit_deadline(&j), "no commit within twice the SLA"),
         JobStatus::Committed { at, .. } => (answer_deadline(params, *at), "no answer to the challenge"),
+        JobStatus::Provisional { .. } => return super::tee::expire(ctx, l, params, id, j, events),
         JobStatus::Disputed { at, .. } => {
             let deadline = answer_deadline(params, *at);
             if ctx.height <= deadline {
@@ -328,7 +348,7 @@ pub fn expire(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
 /// 4 % into the pool's native reserve (its liquidity providers' shares gain it), the rest
 /// burned. The worker's units are freed and its verified tokens credited.
 #[allow(clippy::too_many_arguments)]
-fn settle(
+pub(super) fn settle(
     ctx: &MarketCtx<'_>,
     l: &mut Ledger<'_>,
     id: &JobId,
@@ -368,7 +388,7 @@ fn settle(
 /// Take `bps` of the worker's slashable stake (bonded first, then unbonding), pay the
 /// prover its share (burned when there is none), refund the client in full.
 #[allow(clippy::too_many_arguments)]
-fn slash(
+pub(super) fn slash(
     ctx: &MarketCtx<'_>,
     l: &mut Ledger<'_>,
     id: &JobId,

@@ -11,6 +11,8 @@
 //! - [`exec`]: stake and pool operations, and dispatch.
 //! - [`jobs`]: submit, commit, answer (verify), expire; settle and slash.
 //! - [`dispute`]: a verifier's claim against a settled job, decided by opening one step.
+//! - [`tee`]: the optimistic track: attested commits, provisional results, spot checks,
+//!   finalization (`spec/tee.md`).
 //! - [`genesis`]: the market's initial state.
 
 pub mod dispute;
@@ -22,6 +24,7 @@ pub mod ledger;
 pub mod params;
 pub mod split;
 pub mod state;
+pub mod tee;
 pub mod tx;
 
 pub use exec::{execute, MarketCtx, MarketOutcome};

@@ -40,6 +40,39 @@ pub struct MarketParams {
     /// accepted): a dispute the worker could not answer in one transaction is refused, or a
     /// false report could get an honest worker slashed.
     pub max_answer_bytes: u64,
+    /// The optimistic TEE track (`spec/tee.md` §5): off unless genesis trusts a measurement.
+    pub tee: TeeParams,
+}
+
+/// The optimistic track's parameters. Fields missing from a genesis file take their defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TeeParams {
+    /// Which attestations count (formats, TCB statuses, maximum age, devnet signers).
+    pub policy: aivm::tee::TeePolicy,
+    /// Measurements of the worker images the chain trusts (MRENCLAVE, MRTD, SNP measurement,
+    /// or a devnet image hash). None: the track is off.
+    pub measurements: Vec<aivm::tee::HexBytes>,
+    /// W: blocks after the commit during which a provisional result can be proven wrong.
+    pub challenge_window: u64,
+    /// ρ: the share of provisional jobs spot-checked, in parts per million.
+    pub spot_check_ppm: u32,
+}
+
+impl Default for TeeParams {
+    fn default() -> Self {
+        TeeParams { policy: aivm::tee::TeePolicy::default(), measurements: Vec::new(), challenge_window: 50, spot_check_ppm: 100_000 }
+    }
+}
+
+impl TeeParams {
+    pub fn enabled(&self) -> bool {
+        !self.measurements.is_empty() && aivm::tee::Format::ALL.iter().any(|f| self.policy.enables(*f))
+    }
+
+    pub fn trusted(&self) -> Vec<Vec<u8>> {
+        self.measurements.iter().map(|m| m.to_vec()).collect()
+    }
 }
 
 impl Default for MarketParams {
@@ -60,6 +93,7 @@ impl Default for MarketParams {
             dispute_window: 50,
             // The answer transaction's own fields (ids, gas, signature) take well under 1 KiB.
             max_answer_bytes: crate::tx::MAX_TX_BYTES as u64 - 1024,
+            tee: TeeParams::default(),
         }
     }
 }
@@ -72,6 +106,8 @@ pub const SPLIT_BPS: [u128; 4] = [8_000, 800, 500, 400];
 pub const SLASH_WRONG_OUTPUT_BPS: u128 = 10_000;
 /// No answer before the challenge deadline, or no commit within 2× the SLA.
 pub const SLASH_TIMEOUT_BPS: u128 = 1_000;
+/// An attestation that does not verify (seed 002 Table 2: invalid attestation).
+pub const SLASH_INVALID_ATTESTATION_BPS: u128 = 5_000;
 /// A verifier whose dispute the worker answers correctly (a false report).
 pub const SLASH_FALSE_REPORT_BPS: u128 = 1_000;
 /// Share of a slash paid to whoever proved it (seed 003 §13 leaves it open); the rest burns.

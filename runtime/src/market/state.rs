@@ -126,6 +126,18 @@ pub enum JobStatus {
         receipt: Vec<u8>,
         until: u64,
     },
+    /// Optimistic track: the attestation verified at block `at` and the result stands
+    /// provisionally; it is final after block `until` unless proven wrong. If block `at + 1`'s
+    /// beacon selects it for a spot check, the worker must answer that challenge as on the
+    /// Freivalds track (`checked` once it has).
+    Provisional {
+        at: u64,
+        output: Vec<u32>,
+        #[serde(with = "serde_bytes")]
+        receipt: Vec<u8>,
+        until: u64,
+        checked: bool,
+    },
     /// Settled, then disputed at block `at` by `verifier`, whose own run first differs from
     /// the worker's at `step`; the worker must open that step (challenge from block `at + 1`).
     Disputed {
@@ -137,6 +149,10 @@ pub enum JobStatus {
         #[serde(with = "serde_bytes")]
         receipt: Vec<u8>,
         until: u64,
+        /// Disputed while provisional: the commit's block and whether its spot check was
+        /// answered. The fee is still in escrow.
+        #[serde(default)]
+        provisional: Option<(u64, bool)>,
     },
     /// The worker was slashed `taken` and the client refunded.
     Slashed { at: u64, taken: u128, reason: String },
@@ -159,6 +175,9 @@ pub struct Job {
     /// Compute units reserved on the worker: prompt + max_new tokens.
     pub units: u64,
     pub submitted_at: u64,
+    /// The optimistic TEE track (an attestation with the commit), not the Freivalds one.
+    #[serde(default)]
+    pub tee: bool,
     pub status: JobStatus,
 }
 

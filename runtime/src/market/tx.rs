@@ -61,6 +61,9 @@ pub enum MarketTx {
         /// Blocks the worker has to commit; past twice this the job can be expired.
         sla_blocks: u64,
         budget: u128,
+        /// Ask for the optimistic TEE track (`spec/tee.md` §5).
+        #[serde(default)]
+        tee: bool,
     },
     /// The assigned worker's receipt for a job (`InferenceReceipt` as canonical CBOR).
     Commit {
@@ -68,6 +71,22 @@ pub enum MarketTx {
         job: JobId,
         #[serde(with = "serde_bytes")]
         receipt: Vec<u8>,
+    },
+    /// A TEE-track job's receipt with an attestation binding it ([`aivm::tee::JobClaim`]
+    /// with the enclave's `time_ms`): verified at once; the result is provisional if it holds,
+    /// and the worker is slashed if it does not.
+    CommitAttested {
+        #[serde(with = "serde_bytes")]
+        job: JobId,
+        #[serde(with = "serde_bytes")]
+        receipt: Vec<u8>,
+        attestation: aivm::tee::Evidence,
+        time_ms: u64,
+    },
+    /// Pay out a provisional job whose challenge window has passed (anyone may send it).
+    Finalize {
+        #[serde(with = "serde_bytes")]
+        job: JobId,
     },
     /// The openings that answer a job's challenge (`Response::encode`); verified at once,
     /// then the job settles or its worker is slashed.

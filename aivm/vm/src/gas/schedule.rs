@@ -22,6 +22,13 @@ impl LinearGasCost {
     }
 }
 
+/// TEE_VERIFY prices (`gas-bench --tee`): see [`GasSchedule::tee_dcap`].
+const TEE_DCAP_BASE: u64 = 30_000_000;
+const TEE_PER_CERT: u64 = 1_000_000;
+const TEE_SNP: u64 = 30_000_000;
+const TEE_DEVNET: u64 = 400_000;
+const TEE_PER_BYTE: u64 = 20;
+
 /// All prices, in gas (1 gas = 0.1 ns on the reference machine).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GasSchedule {
@@ -114,6 +121,13 @@ pub struct GasSchedule {
     pub model_pass_per_byte: u64,
     /// FREIVALDS_VERIFY per element touched (`2·(k·n + m·k + m·n)`) plus per byte hashed.
     pub freivalds: LinearGasCost,
+    /// TEE_VERIFY: a fixed part per format (parsing, and the signatures every attestation of
+    /// the format carries), per certificate counted in the input (parsing and a signature
+    /// check each), and per byte (JSON/PEM/DER parsing and hashing). `spec/tee.md` §4.
+    pub tee_dcap: LinearGasCost,
+    pub tee_snp: u64,
+    pub tee_devnet: u64,
+    pub tee_per_byte: u64,
 
     /// Intrinsic gas of every transaction: signature check, sender account read and write,
     /// plus per byte of the encoded transaction.
@@ -185,6 +199,11 @@ impl Default for GasSchedule {
             model_token: 500_000,
             model_pass_per_byte: 2,
             freivalds: LinearGasCost::new(10_000, 3),
+            // `gas-bench --tee` (BENCHMARKS.md "TEE_VERIFY").
+            tee_dcap: LinearGasCost::new(TEE_DCAP_BASE, TEE_PER_CERT),
+            tee_snp: TEE_SNP,
+            tee_devnet: TEE_DEVNET,
+            tee_per_byte: TEE_PER_BYTE,
             tx: LinearGasCost::new(340_000, 10),
             transfer: 10_000,
             // Measured with `gas-bench --adversarial` (BENCHMARKS.md): real contracts compile
@@ -197,6 +216,17 @@ impl Default for GasSchedule {
 }
 
 impl GasSchedule {
+    /// TEE_VERIFY's price for an attestation of `format` whose size is `w`; `None` on overflow.
+    pub fn tee_cost(&self, format: aivm_tee::Format, w: aivm_tee::Work) -> Option<u64> {
+        use aivm_tee::Format;
+        let fixed = match format {
+            Format::SgxDcap | Format::TdxDcap => self.tee_dcap.cost(w.certificates)?,
+            Format::SevSnp => self.tee_snp,
+            Format::Devnet => self.tee_devnet,
+        };
+        fixed.checked_add(self.tee_per_byte.checked_mul(w.bytes)?)
+    }
+
     /// The per-operator fuel table handed to wasmtime.
     pub fn operator_costs(&self) -> OperatorCost {
         let mut c = OperatorCost::new();

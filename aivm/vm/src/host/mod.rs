@@ -9,6 +9,7 @@ mod crypto;
 pub(crate) mod env;
 mod memory;
 mod model;
+mod tee;
 mod tensor;
 mod verify;
 
@@ -57,6 +58,7 @@ pub const IMPORTS: &[&str] = &[
     "model_load",
     "model_infer",
     "freivalds_verify",
+    "tee_verify",
 ];
 
 /// Who is calling what, and when. Supplied by the caller of the VM (CLI, runtime).
@@ -149,6 +151,8 @@ pub struct HostState {
     pub(crate) loaded: Vec<Arc<crate::model::Engine>>,
     /// Where the tensor opcodes run.
     pub(crate) backend: Arc<dyn crate::backend::Backend>,
+    /// Which attestations TEE_VERIFY accepts (the chain's genesis policy).
+    pub(crate) tee: Arc<aivm_tee::TeePolicy>,
 }
 
 impl HostState {
@@ -172,6 +176,7 @@ impl HostState {
             models: None,
             loaded: Vec::new(),
             backend: Arc::new(crate::backend::CpuBackend::SERIAL),
+            tee: Arc::new(aivm_tee::TeePolicy::default()),
         }
     }
 }
@@ -234,6 +239,7 @@ pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     tensor::link(linker)?;
     verify::link(linker)?;
     model::link(linker)?;
+    tee::link(linker)?;
     Ok(())
 }
 

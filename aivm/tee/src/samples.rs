@@ -1,0 +1,45 @@
+//! Real attestations from real hardware (`aivm/tee/vectors/`, copied unchanged with their
+//! licences from dcap-qvl and virtee/sev; `vectors/README.md` says what each verifies to).
+//! For tests, `gas-bench --tee` and examples: nothing on the chain reads them.
+
+pub const SGX_QUOTE: &[u8] = include_bytes!("../vectors/intel-dcap/sgx_quote");
+pub const SGX_COLLATERAL: &[u8] = include_bytes!("../vectors/intel-dcap/sgx_quote_collateral.json");
+pub const TDX_QUOTE: &[u8] = include_bytes!("../vectors/intel-dcap/tdx_quote");
+pub const TDX_COLLATERAL: &[u8] = include_bytes!("../vectors/intel-dcap/tdx_quote_collateral.json");
+pub const TDX_OLD_QUOTE: &[u8] = include_bytes!("../vectors/intel-dcap/tdx_quote_outdated");
+pub const TDX_OLD_COLLATERAL: &[u8] = include_bytes!("../vectors/intel-dcap/tdx_quote_outdated_collateral.json");
+pub const SNP_REPORT_HEX: &str = include_str!("../vectors/amd-sev-snp/report_milan.hex");
+pub const SNP_VCEK: &[u8] = include_bytes!("../vectors/amd-sev-snp/vcek_milan.der");
+pub const SNP_CHAIN_PEM: &[u8] = include_bytes!("../vectors/amd-sev-snp/cert_chain_milan");
+
+/// A time inside the Milan VCEK's validity (2023-04-03 to 2030-04-03): 2025-12-02.
+pub const SNP_NOW: u64 = 1_764_633_600;
+
+/// The SEV-SNP report's bytes.
+pub fn snp_report() -> Vec<u8> {
+    hex::decode(SNP_REPORT_HEX.trim()).unwrap_or_default()
+}
+
+/// The first second at which DCAP `collateral` is valid, as the vectors' README defines its
+/// window (the latest TCB info / QE identity issue date and CRL thisUpdate), and the first
+/// second at which it is not (the earliest nextUpdate). `None` for malformed collateral.
+pub fn dcap_window(collateral: &[u8]) -> Option<(u64, u64)> {
+    use x509_cert::der::Decode;
+    let c: dcap_qvl::QuoteCollateralV3 = serde_json::from_slice(collateral).ok()?;
+    let mut from = 0u64;
+    let mut until = u64::MAX;
+    for json in [&c.tcb_info, &c.qe_identity] {
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        let t = |k: &str| chrono::DateTime::parse_from_rfc3339(v[k].as_str()?).ok().and_then(|t| u64::try_from(t.timestamp()).ok());
+        from = from.max(t("issueDate")?);
+        until = until.min(t("nextUpdate")?.checked_add(1)?);
+    }
+    for der in [&c.root_ca_crl, &c.pck_crl] {
+        let crl = x509_cert::crl::CertificateList::from_der(der).ok()?;
+        from = from.max(crl.tbs_cert_list.this_update.to_unix_duration().as_secs());
+        if let Some(n) = crl.tbs_cert_list.next_update {
+            until = until.min(n.to_unix_duration().as_secs());
+        }
+    }
+    (from < until).then_some((from, until))
+}
