@@ -440,7 +440,25 @@ struct ContractView<'a> {
 
 impl StateView for ContractView<'_> {
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, ReadBlocked> {
-        match self.view.read(&StateKey::Storage(self.contract, key.into())) {
+        self.bytes(&StateKey::Storage(self.contract, key.into()))
+    }
+
+    /// A settled job is final; a provisional one (the optimistic track) carries its window.
+    fn job_result(&mut self, id: &[u8; 32]) -> Result<Option<aivm::JobResult>, ReadBlocked> {
+        use crate::market::{Job, JobStatus, MarketKey};
+        let Some(bytes) = self.bytes(&MarketKey::Job(id).state_key())? else { return Ok(None) };
+        let Ok(job) = ciborium::from_reader::<Job, _>(&bytes[..]) else { return Ok(None) };
+        Ok(match job.status {
+            JobStatus::Settled { output, .. } => Some(aivm::JobResult { provisional_until: None, output, bytes: bytes.len() }),
+            JobStatus::Provisional { output, until, .. } => Some(aivm::JobResult { provisional_until: Some(until), output, bytes: bytes.len() }),
+            _ => None,
+        })
+    }
+}
+
+impl ContractView<'_> {
+    fn bytes(&mut self, key: &StateKey) -> Result<Option<Vec<u8>>, ReadBlocked> {
+        match self.view.read(key) {
             Ok(Some(StateValue::Bytes(b))) => Ok(Some(b.to_vec())),
             Ok(_) => Ok(None),
             Err(e) => {

@@ -95,14 +95,11 @@ impl Net {
     }
 
     fn tx(&mut self, who: usize, m: MarketTx) -> aivm_runtime::SignedTransaction {
-        let t = Transaction {
-            chain_id: CHAIN_ID,
-            sender: addr(&self.keys[who]),
-            nonce: self.nonces[who],
-            gas_limit: GAS,
-            gas_price: 1,
-            payload: Payload::Market(m),
-        };
+        self.tx_with(who, Payload::Market(m), GAS)
+    }
+
+    fn tx_with(&mut self, who: usize, payload: Payload, gas_limit: u64) -> aivm_runtime::SignedTransaction {
+        let t = Transaction { chain_id: CHAIN_ID, sender: addr(&self.keys[who]), nonce: self.nonces[who], gas_limit, gas_price: 1, payload };
         self.nonces[who] += 1;
         t.sign(&self.keys[who])
     }
@@ -924,7 +921,7 @@ fn a_fraudulent_provisional_result_is_overturned_inside_the_window() {
     let d = n.one(verifier, MarketTx::Dispute { job: id, receipt: cbor(&honest) });
     assert!(d.is_success(), "{:?}", d.status);
     let JobStatus::Disputed { step, provisional: Some(_), .. } = n.job(&id).status else { panic!("not disputed: {:?}", n.job(&id).status) };
-    assert!(failed(&n.one(client, MarketTx::Finalize { job: id })).contains("disputed"));
+    assert!(failed(&n.one(4, MarketTx::Finalize { job: id })).contains("disputed"));
     n.block(vec![]);
     let a = n.one(worker, MarketTx::Answer { job: id, response: respond_step(&n.engine.sku, &lie, &t, step).expect("respond").encode() });
     assert!(a.is_success(), "{:?}", a.status);
@@ -1022,20 +1019,19 @@ fn spot_checked_jobs_answer_before_they_finalize() {
     assert_eq!(n.native_total(&[id, id2]), n.initial_total());
 }
 
-/// Blocks mixing both tracks (submits, plain and attested commits, answers, a dispute of a
-/// provisional job, finalization) give the same state root on 1 and 4 executor threads.
+/// Blocks mixing both tracks (submits from 32 clients, plain and attested commits, answers, a
+/// dispute of a provisional job, finalization by every client) give the same state root on 1
+/// and 4 executor threads; the blocks with 32 senders run under Block-STM.
 fn mixed_tracks(threads: usize) -> ([u8; 32], usize) {
-    let mut n = Net::with_params(&format!("tee-mixed-{threads}"), 8, threads, tee_params(6, 500_000));
+    const CLIENTS: std::ops::Range<usize> = 6..38;
+    let mut n = Net::with_params(&format!("tee-mixed-{threads}"), CLIENTS.end, threads, tee_params(6, 500_000));
     for w in 2..6 {
         n.bond_worker(w, 20_000 + w as u128, 1_000);
     }
-    assert!(n.one(6, MarketTx::Bond { role: Role::Verifier, amount: 50_000, capacity: 0 }).is_success());
-    let txs: Vec<_> = (0..6)
-        .map(|i| {
-            n.tx(
-                1 + (i % 2) * 6,
-                MarketTx::SubmitJob { sku: n.sku, prompt: vec![i as u32 + 1, 2], max_new: 2, sla_blocks: 4, budget: FUNDS / 10, tee: i % 2 == 0 },
-            )
+    assert!(n.one(1, MarketTx::Bond { role: Role::Verifier, amount: 50_000, capacity: 0 }).is_success());
+    let txs: Vec<_> = CLIENTS
+        .map(|c| {
+            n.tx(c, MarketTx::SubmitJob { sku: n.sku, prompt: vec![c as u32 % 60 + 1, 2], max_new: 2, sla_blocks: 4, budget: FUNDS / 10, tee: c % 2 == 0 })
         })
         .collect();
     let ids: Vec<[u8; 32]> = txs.iter().map(|t| *blake3::hash(&t.encode()).as_bytes()).collect();
@@ -1071,11 +1067,13 @@ fn mixed_tracks(threads: usize) -> ([u8; 32], usize) {
     let mut fake = runs[0].0.clone();
     fake.outputs[0][0] = (fake.outputs[0][0] + 1) % 64;
     fake.output_root = tokens_root(&fake.outputs);
-    answers.push(n.tx(6, MarketTx::Dispute { job: ids[0], receipt: cbor(&fake) }));
+    answers.push(n.tx(1, MarketTx::Dispute { job: ids[0], receipt: cbor(&fake) }));
     n.block(answers);
     n.until_past(at + 6);
-    let finals: Vec<_> = ids.iter().map(|id| n.tx(7, MarketTx::Finalize { job: *id })).collect();
+    let finals: Vec<_> = CLIENTS.zip(&ids).map(|(c, id)| n.tx(c, MarketTx::Finalize { job: *id })).collect();
     n.block(finals);
+    let settled = ids.iter().filter(|id| matches!(n.job(id).status, JobStatus::Settled { .. })).count();
+    assert!(settled >= 16, "the Freivalds jobs and the finalized TEE jobs: {settled}");
     assert_eq!(n.native_total(&ids), n.initial_total());
     (n.chain.head().expect("head").state_root, n.parallel_blocks)
 }
@@ -1086,4 +1084,53 @@ fn block_stm_agrees_with_sequential_on_both_tracks() {
     let (four, parallel) = mixed_tracks(4);
     assert_eq!(one, four, "state roots differ between 1 and 4 threads");
     assert!(parallel > 0, "Block-STM ran no block speculatively");
+}
+
+/// Reads a job's result for contracts: input = job id (32 bytes) and a flag byte (accept
+/// provisional); returns `job_result`'s status (i32 LE) and the register.
+const JOB_READER: &str = r#"(module
+  (import "aivm" "input_read" (func $input_read (param i32)))
+  (import "aivm" "job_result" (func $job (param i32 i32) (result i32)))
+  (import "aivm" "result_read" (func $result_read (param i32)))
+  (import "aivm" "return_data" (func $ret (param i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "read") (local $n i32) (local $len i32)
+    (call $input_read (i32.const 0))
+    (local.set $n (call $job (i32.const 0) (i32.load8_u (i32.const 32))))
+    (i32.store (i32.const 100) (local.get $n))
+    (if (i32.gt_s (local.get $n) (i32.const 0))
+      (then (call $result_read (i32.const 104)) (local.set $len (local.get $n))))
+    (call $ret (i32.const 100) (i32.add (i32.const 4) (local.get $len)))))"#;
+
+#[test]
+fn contracts_read_provisional_and_final_results() {
+    let mut n = Net::with_params("tee-read", 4, 1, tee_params(6, 0));
+    let (client, worker) = (1, 2);
+    let deploy = n.tx_with(3, Payload::Deploy { code: wat::parse_str(JOB_READER).expect("wat"), args: vec![] }, 2_000_000_000);
+    let d = n.block(vec![deploy]).remove(0);
+    assert!(d.is_success(), "{:?}", d.status);
+    let reader = *d.contract_address.expect("address");
+    let read = |n: &mut Net, id: &[u8; 32], accept: bool| -> (i32, Vec<u8>) {
+        let t = n.tx_with(3, Payload::Call { contract: reader, entry: "read".into(), args: [&id[..], &[accept as u8][..]].concat() }, 10_000_000);
+        let r = n.block(vec![t]).remove(0);
+        assert!(r.is_success(), "{:?}", r.status);
+        (i32::from_le_bytes(r.output[..4].try_into().expect("status")), r.output[4..].to_vec())
+    };
+    n.bond_worker(worker, 20_000, 1_000);
+    let (id, _) = n.submit_tee(client, vec![3, 1], 3);
+    assert_eq!(read(&mut n, &id, true).0, -1, "nothing before the commit");
+    let (r, _) = n.run(&n.job(&id));
+    assert!(n.one(worker, n.attested(&id, &r, &enclave(), n.time, n.time)).is_success());
+    let tokens: Vec<u8> = r.outputs[0].iter().flat_map(|t| t.to_le_bytes()).collect();
+    assert_eq!(read(&mut n, &id, false).0, -1, "provisional is refused unless accepted");
+    let (len, got) = read(&mut n, &id, true);
+    assert_eq!((len as usize, got[0], &got[1..]), (1 + tokens.len(), 1, &tokens[..]), "provisional, with its output");
+    let JobStatus::Provisional { until, .. } = n.job(&id).status else { panic!() };
+    n.until_past(until);
+    // Final once the window has passed, even before anyone finalizes it.
+    let (_, got) = read(&mut n, &id, false);
+    assert_eq!((got[0], &got[1..]), (2, &tokens[..]));
+    assert!(n.one(worker, MarketTx::Finalize { job: id }).is_success());
+    assert_eq!(read(&mut n, &id, false).1[0], 2);
+    assert_eq!(read(&mut n, &[9; 32], true).0, -1, "no such job");
 }

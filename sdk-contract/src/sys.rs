@@ -37,5 +37,6 @@ extern "C" {
     pub fn model_infer(h: i32, kind: i32, ptr: *const u8, len: i32, max_new: i32) -> i32;
     pub fn freivalds_verify(h: i32, ptr: *const u8, len: i32, ctx: *const u8) -> i32;
     pub fn tee_verify(format: i32, quote: *const u8, quote_len: i32, collateral: *const u8, collateral_len: i32, report_data: *const u8) -> i32;
+    pub fn job_result(id: *const u8, accept_provisional: i32) -> i32;
     pub fn merkle_verify(root: *const u8, leaf: *const u8, leaf_len: i32, index: i64, size: i64, proof: *const u8, proof_len: i32) -> i32;
 }

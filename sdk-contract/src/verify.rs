@@ -76,3 +76,24 @@ pub fn tee_verify(format: TeeFormat, quote: &[u8], collateral: &[u8], report_dat
         _ => TeeVerdict::Invalid,
     }
 }
+
+/// A compute-market job's result (`job_result`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobOutput {
+    /// Accepted on a TEE attestation and still open to challenge: it may be overturned.
+    pub provisional: bool,
+    pub tokens: alloc::vec::Vec<u32>,
+}
+
+/// The result of market job `id`: final ones always, provisional ones only if
+/// `accept_provisional`. `None` while there is none the caller accepts.
+pub fn job_result(id: &[u8; 32], accept_provisional: bool) -> Option<JobOutput> {
+    let n = unsafe { sys::job_result(id.as_ptr(), accept_provisional as i32) };
+    if n < 1 {
+        return None;
+    }
+    let mut buf = alloc::vec![0u8; n as usize];
+    unsafe { sys::result_read(buf.as_mut_ptr()) };
+    let tokens = buf[1..].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    Some(JobOutput { provisional: buf[0] == 1, tokens })
+}

@@ -41,7 +41,10 @@ impl MarketGenesis {
         // Stake must stay slashable for as long as anything it answers for can still be
         // proven wrong: a settled job's dispute window plus the dispute's answer window.
         let tee = &self.params.tee;
-        if tee.challenge_window <= self.params.answer_window.saturating_add(1) || tee.challenge_window.saturating_add(2) >= super::jobs::BEACONS_KEPT {
+        let tee_on = tee.enabled();
+        if tee_on
+            && (tee.challenge_window <= self.params.answer_window.saturating_add(1) || tee.challenge_window.saturating_add(2) >= super::jobs::BEACONS_KEPT)
+        {
             return Err(MarketError::Invalid(format!(
                 "the TEE challenge window must exceed the answer window + 1 (a spot check ends inside it) and stay under {} blocks",
                 super::jobs::BEACONS_KEPT - 2
@@ -50,7 +53,7 @@ impl MarketGenesis {
         if tee.spot_check_ppm > 1_000_000 {
             return Err(MarketError::Invalid("spot_check_ppm is at most 1 000 000".into()));
         }
-        let window = self.params.dispute_window.max(tee.challenge_window);
+        let window = if tee_on { self.params.dispute_window.max(tee.challenge_window) } else { self.params.dispute_window };
         let exposure = window.saturating_add(self.params.answer_window).saturating_add(1);
         if self.params.unbonding_blocks <= exposure {
             return Err(MarketError::Invalid(format!(

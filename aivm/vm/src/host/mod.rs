@@ -7,6 +7,7 @@
 
 mod crypto;
 pub(crate) mod env;
+mod market;
 mod memory;
 mod model;
 mod tee;
@@ -59,6 +60,7 @@ pub const IMPORTS: &[&str] = &[
     "model_infer",
     "freivalds_verify",
     "tee_verify",
+    "job_result",
 ];
 
 /// Who is calling what, and when. Supplied by the caller of the VM (CLI, runtime).
@@ -81,6 +83,23 @@ pub struct ReadBlocked;
 /// view can record what was read (Block-STM validates read sets).
 pub trait StateView {
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, ReadBlocked>;
+
+    /// The compute market's job `id`, if it has a result a contract may use (`job_result`).
+    /// The embedder knows the market (the runtime does); without one there is none.
+    fn job_result(&mut self, _id: &[u8; 32]) -> Result<Option<JobResult>, ReadBlocked> {
+        Ok(None)
+    }
+}
+
+/// A market job's result as a contract reads it (`spec/tee.md` §5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobResult {
+    /// `None`: final. `Some(h)`: provisional on an attestation until block `h` (the
+    /// optimistic track's window), final after it.
+    pub provisional_until: Option<u64>,
+    pub output: Vec<u32>,
+    /// Bytes of the record read to find it (priced per byte).
+    pub bytes: usize,
 }
 
 /// The call's borrowed [`StateView`]. wasmtime's `Store<T>` needs `T: 'static`, so the borrow
@@ -100,6 +119,11 @@ impl ViewPtr {
         // SAFETY: the pointee is alive for the whole call (see the type's doc), and the store
         // that owns `self` is used by one thread at a time, so this is the only live access.
         unsafe { self.0.as_mut() }.get(key)
+    }
+
+    pub(crate) fn job_result(&mut self, id: &[u8; 32]) -> Result<Option<JobResult>, ReadBlocked> {
+        // SAFETY: as in `get`.
+        unsafe { self.0.as_mut() }.job_result(id)
     }
 }
 
@@ -240,6 +264,7 @@ pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     verify::link(linker)?;
     model::link(linker)?;
     tee::link(linker)?;
+    market::link(linker)?;
     Ok(())
 }
 
