@@ -156,7 +156,7 @@ pub fn verify_bound(e: &Evidence, expected: &[u8; 64], now_secs: u64, policy: &T
     if v.report_data != expected[..] {
         return Err(TeeError::ReportData);
     }
-    if !trusted.iter().any(|m| *m == v.measurement) {
+    if !trusted.contains(&v.measurement) {
         return Err(TeeError::Measurement(hex::encode(&v.measurement)));
     }
     Ok(v)

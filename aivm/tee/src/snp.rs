@@ -4,7 +4,7 @@
 //! extensions): both must equal the report's, or an old VCEK could vouch for a newer report.
 
 use crate::{Format, SnpTcb, TeeError, TeePolicy, Verified};
-use sev::certs::snp::{builtin, ca, Certificate, Chain, Verifiable};
+use sev::certs::snp::{builtin, ca, Certificate, Verifiable};
 use sev::firmware::guest::AttestationReport;
 use sev::parser::ByteParser;
 use x509_cert::der::{Decode, Encode};
@@ -20,6 +20,7 @@ const OID_TEE_SPL: &str = "1.3.6.1.4.1.3704.1.3.2";
 const OID_SNP_SPL: &str = "1.3.6.1.4.1.3704.1.3.3";
 const OID_UCODE_SPL: &str = "1.3.6.1.4.1.3704.1.3.8";
 const OID_HW_ID: &str = "1.3.6.1.4.1.3704.1.4";
+const OID_PRODUCT: &str = "1.3.6.1.4.1.3704.1.2";
 
 fn invalid(e: impl std::fmt::Display) -> TeeError {
     TeeError::Invalid(e.to_string())
@@ -29,6 +30,8 @@ fn invalid(e: impl std::fmt::Display) -> TeeError {
 struct VcekFacts {
     tcb: SnpTcb,
     hw_id: Vec<u8>,
+    /// The `productName` extension's bytes (e.g. an IA5String "Milan-B0").
+    product: Vec<u8>,
     not_before: u64,
     not_after: u64,
 }
@@ -39,6 +42,7 @@ fn facts(der: &[u8]) -> Result<VcekFacts, TeeError> {
     let (not_before, not_after) = (v.not_before.to_unix_duration().as_secs(), v.not_after.to_unix_duration().as_secs());
     let mut spl = [None::<u8>; 4];
     let mut hw_id = None;
+    let mut product = Vec::new();
     for ext in cert.tbs_certificate.extensions.iter().flatten() {
         let oid = ext.extn_id.to_string();
         let raw = ext.extn_value.as_bytes();
@@ -51,6 +55,10 @@ fn facts(der: &[u8]) -> Result<VcekFacts, TeeError> {
                 // Raw 64 bytes, or wrapped in an OCTET STRING by some KDS versions.
                 let inner = x509_cert::der::asn1::OctetString::from_der(raw).map(|o| o.as_bytes().to_vec()).unwrap_or_else(|_| raw.to_vec());
                 hw_id = Some(inner);
+                continue;
+            }
+            OID_PRODUCT => {
+                product = raw.to_vec();
                 continue;
             }
             _ => continue,
@@ -68,20 +76,25 @@ fn facts(der: &[u8]) -> Result<VcekFacts, TeeError> {
         return Err(TeeError::Malformed("the VCEK lacks a TCB extension".into()));
     };
     let hw_id = hw_id.ok_or_else(|| TeeError::Malformed("the VCEK lacks its hwID".into()))?;
-    Ok(VcekFacts { tcb: SnpTcb { bootloader, tee, snp, microcode }, hw_id, not_before, not_after })
+    Ok(VcekFacts { tcb: SnpTcb { bootloader, tee, snp, microcode }, hw_id, product, not_before, not_after })
 }
 
-/// The built-in ARK/ASK pairs, in product order.
-fn roots() -> Vec<ca::Chain> {
-    [
-        builtin::milan::ark().and_then(|a| Ok((a, builtin::milan::ask()?))),
-        builtin::genoa::ark().and_then(|a| Ok((a, builtin::genoa::ask()?))),
-        builtin::turin::ark().and_then(|a| Ok((a, builtin::turin::ask()?))),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|(ark, ask)| ca::Chain { ark, ask })
-    .collect()
+/// AMD's built-in ARK/ASK pairs by product name, each kept only if the ARK signs itself and
+/// the ASK (checked once per process: they are constants).
+fn roots() -> &'static [(&'static str, ca::Chain)] {
+    static ROOTS: std::sync::OnceLock<Vec<(&'static str, ca::Chain)>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let pair = |ark: std::io::Result<Certificate>, ask: std::io::Result<Certificate>| Some(ca::Chain { ark: ark.ok()?, ask: ask.ok()? });
+        [
+            ("Milan", pair(builtin::milan::ark(), builtin::milan::ask())),
+            ("Genoa", pair(builtin::genoa::ark(), builtin::genoa::ask())),
+            ("Turin", pair(builtin::turin::ark(), builtin::turin::ask())),
+        ]
+        .into_iter()
+        .filter_map(|(name, c)| Some((name, c?)))
+        .filter(|(_, c)| c.verify().is_ok())
+        .collect()
+    })
 }
 
 pub(crate) fn verify(quote: &[u8], collateral: &[u8], now: u64, policy: &TeePolicy) -> Result<Verified, TeeError> {
@@ -109,12 +122,13 @@ pub(crate) fn verify(quote: &[u8], collateral: &[u8], now: u64, policy: &TeePoli
     if x509_cert::Certificate::from(vek.clone()).to_der().map_err(invalid)? != collateral {
         return Err(TeeError::Malformed("trailing bytes after the VCEK".into()));
     }
-    let chain = roots()
-        .into_iter()
-        .map(|ca| Chain { ca, vek: vek.clone() })
-        .find(|c| c.verify().is_ok())
-        .ok_or_else(|| invalid("the VCEK is not signed under an AMD root"))?;
-    (&chain, &report).verify().map_err(invalid)?;
+    // The VCEK names its product: only that root's ASK is tried (one RSA check, not three).
+    let (_, ca) = roots()
+        .iter()
+        .find(|(name, _)| f.product.windows(name.len()).any(|w| w == name.as_bytes()))
+        .ok_or_else(|| invalid("the VCEK names no product with a known AMD root"))?;
+    (&ca.ask, &vek).verify().map_err(|e| invalid(format!("the VCEK is not signed by AMD's ASK: {e}")))?;
+    (&vek, &report).verify().map_err(invalid)?;
     let reported = SnpTcb {
         bootloader: report.reported_tcb.bootloader,
         tee: report.reported_tcb.tee,
