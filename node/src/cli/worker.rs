@@ -247,8 +247,10 @@ fn serve(a: RunArgs) -> Result<()> {
                         pending.remove(&id);
                         continue;
                     };
-                    // The enclave's time: a little behind this clock, so never after the block's.
-                    let time_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64).saturating_sub(2_000);
+                    // The enclave's time: the last finalized block's. Block times rise strictly
+                    // (`spec/consensus.md`), so it is never after the commit's block's time,
+                    // whatever this machine's clock says.
+                    let time_ms = acct.rpc.call("aivm_getBlock", json!([last_height]))?["time_ms"].as_u64().unwrap_or(0);
                     let claim = aivm_runtime::market::tee::job_claim(&job_id, &model, &p.prompt, &receipt, &bytes, time_ms);
                     MarketTx::CommitAttested { job: job_id, receipt: bytes, attestation: enclave.attest(&claim), time_ms }
                 }
