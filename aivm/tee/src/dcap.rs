@@ -22,29 +22,37 @@ impl Policy for ClaimsOnly {
     }
 }
 
-/// `issueDate` and `nextUpdate` of a signed collateral JSON (TCB info, QE identity).
-fn window(json: &str, what: &str) -> Result<(u64, u64), TeeError> {
+/// The seconds `[from, until)` in which `c` is valid: from its latest issue date (TCB info, QE
+/// identity) and CRL `thisUpdate`, through the JSONs' `nextUpdate` inclusive, and until a
+/// CRL's `nextUpdate` (RFC 5280: a CRL is expired from then on; webpki agrees).
+pub(crate) fn collateral_window(c: &QuoteCollateralV3) -> Result<(u64, u64), TeeError> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Dates {
         issue_date: String,
         next_update: String,
     }
-    let d: Dates = serde_json::from_str(json).map_err(|e| TeeError::Malformed(format!("{what}: {e}")))?;
-    let secs = |s: &str| {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .ok()
-            .and_then(|t| u64::try_from(t.timestamp()).ok())
-            .ok_or_else(|| TeeError::Malformed(format!("{what}: bad date {s}")))
-    };
-    Ok((secs(&d.issue_date)?, secs(&d.next_update)?))
-}
-
-/// `thisUpdate` and `nextUpdate` of a DER CRL.
-fn crl_window(der: &[u8], what: &str) -> Result<(u64, Option<u64>), TeeError> {
-    let crl = x509_cert::crl::CertificateList::from_der(der).map_err(|e| TeeError::Malformed(format!("{what}: {e}")))?;
-    let t = &crl.tbs_cert_list;
-    Ok((t.this_update.to_unix_duration().as_secs(), t.next_update.map(|n| n.to_unix_duration().as_secs())))
+    let (mut from, mut until) = (0u64, u64::MAX);
+    for (json, what) in [(&c.tcb_info, "TCB info"), (&c.qe_identity, "QE identity")] {
+        let d: Dates = serde_json::from_str(json).map_err(|e| TeeError::Malformed(format!("{what}: {e}")))?;
+        let secs = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .and_then(|t| u64::try_from(t.timestamp()).ok())
+                .ok_or_else(|| TeeError::Malformed(format!("{what}: bad date {s}")))
+        };
+        from = from.max(secs(&d.issue_date)?);
+        until = until.min(secs(&d.next_update)?.saturating_add(1));
+    }
+    for (der, what) in [(&c.root_ca_crl, "root CA CRL"), (&c.pck_crl, "PCK CRL")] {
+        let crl = x509_cert::crl::CertificateList::from_der(der).map_err(|e| TeeError::Malformed(format!("{what}: {e}")))?;
+        let t = &crl.tbs_cert_list;
+        from = from.max(t.this_update.to_unix_duration().as_secs());
+        if let Some(n) = &t.next_update {
+            until = until.min(n.to_unix_duration().as_secs());
+        }
+    }
+    Ok((from, until))
 }
 
 /// The quote's bytes must be exactly its structure, then nothing but zero padding (TDX quote
@@ -61,26 +69,11 @@ fn canonical(quote: &[u8]) -> Result<(), TeeError> {
 pub(crate) fn verify(format: Format, quote: &[u8], collateral: &[u8], now: u64, policy: &TeePolicy) -> Result<Verified, TeeError> {
     canonical(quote)?;
     let c: QuoteCollateralV3 = serde_json::from_slice(collateral).map_err(|e| TeeError::Malformed(format!("collateral: {e}")))?;
-    for (der, what) in [(&c.root_ca_crl, "root CA CRL"), (&c.pck_crl, "PCK CRL")] {
-        let (this, next) = crl_window(der, what)?;
-        if now < this {
-            return Err(TeeError::Stale { now, why: format!("the {what} is issued at {this}, in the future") });
-        }
-        // A CRL is expired from its nextUpdate on (RFC 5280; webpki agrees).
-        if let Some(next) = next.filter(|n| now >= *n) {
-            return Err(TeeError::Stale { now, why: format!("the {what} expired at {next}") });
-        }
-    }
     // The validity window is checked first, so that expired collateral is reported as such
     // (dcap-qvl refuses it too, as one error among many).
-    for (json, what) in [(&c.tcb_info, "TCB info"), (&c.qe_identity, "QE identity")] {
-        let (issued, next) = window(json, what)?;
-        if now < issued {
-            return Err(TeeError::Stale { now, why: format!("{what} is issued at {issued}, in the future") });
-        }
-        if now > next {
-            return Err(TeeError::Stale { now, why: format!("{what} expired at {next}") });
-        }
+    let (from, until) = collateral_window(&c)?;
+    if now < from || now >= until {
+        return Err(TeeError::Stale { now, why: format!("the collateral is valid from {from} until {until}") });
     }
     let verifier = QuoteVerifier::new_prod().with_config::<dcap_qvl::configs::RustCryptoConfig>();
     let claims = verifier.verify_with_policy(quote, c, now, &ClaimsOnly).map_err(|e| {

@@ -151,12 +151,12 @@ pub fn verify(format: Format, quote: &[u8], collateral: &[u8], now_secs: u64, po
 
 /// [`verify`] an [`Evidence`], and require that it binds `expected` report data and carries a
 /// measurement the chain trusts.
-pub fn verify_bound(e: &Evidence, expected: &[u8; 64], now_secs: u64, policy: &TeePolicy, trusted: &[Vec<u8>]) -> Result<Verified, TeeError> {
+pub fn verify_bound(e: &Evidence, expected: &[u8; 64], now_secs: u64, policy: &TeePolicy, trusted: &[HexBytes]) -> Result<Verified, TeeError> {
     let v = verify(e.format, &e.quote, &e.collateral, now_secs, policy)?;
     if v.report_data != expected[..] {
         return Err(TeeError::ReportData);
     }
-    if !trusted.contains(&v.measurement) {
+    if !trusted.iter().any(|m| m.0 == v.measurement) {
         return Err(TeeError::Measurement(hex::encode(&v.measurement)));
     }
     Ok(v)

@@ -20,26 +20,9 @@ pub fn snp_report() -> Vec<u8> {
     hex::decode(SNP_REPORT_HEX.trim()).unwrap_or_default()
 }
 
-/// The first second at which DCAP `collateral` is valid, as the vectors' README defines its
-/// window (the latest TCB info / QE identity issue date and CRL thisUpdate), and the first
-/// second at which it is not (the earliest nextUpdate). `None` for malformed collateral.
+/// The seconds `[from, until)` in which DCAP `collateral` is valid (the verifier's own window:
+/// `spec/tee.md` §2). `None` for malformed collateral.
 pub fn dcap_window(collateral: &[u8]) -> Option<(u64, u64)> {
-    use x509_cert::der::Decode;
     let c: dcap_qvl::QuoteCollateralV3 = serde_json::from_slice(collateral).ok()?;
-    let mut from = 0u64;
-    let mut until = u64::MAX;
-    for json in [&c.tcb_info, &c.qe_identity] {
-        let v: serde_json::Value = serde_json::from_str(json).ok()?;
-        let t = |k: &str| chrono::DateTime::parse_from_rfc3339(v[k].as_str()?).ok().and_then(|t| u64::try_from(t.timestamp()).ok());
-        from = from.max(t("issueDate")?);
-        until = until.min(t("nextUpdate")?.checked_add(1)?);
-    }
-    for der in [&c.root_ca_crl, &c.pck_crl] {
-        let crl = x509_cert::crl::CertificateList::from_der(der).ok()?;
-        from = from.max(crl.tbs_cert_list.this_update.to_unix_duration().as_secs());
-        if let Some(n) = crl.tbs_cert_list.next_update {
-            until = until.min(n.to_unix_duration().as_secs());
-        }
-    }
-    (from < until).then_some((from, until))
+    crate::dcap::collateral_window(&c).ok().filter(|(from, until)| from < until)
 }

@@ -1,7 +1,7 @@
 //! Real attestations (`vectors/`, copied unchanged from `../shared/tee-vectors/` with their
 //! licences): what each must verify to, and every tampering refused.
 
-use aivm_tee::{verify, verify_bound, Evidence, Format, TeeError, TeePolicy};
+use aivm_tee::{verify, verify_bound, Evidence, Format, HexBytes, TeeError, TeePolicy};
 
 use aivm_tee::samples::*;
 
@@ -187,12 +187,12 @@ fn an_attestation_binds_its_report_data_and_a_trusted_measurement() {
     let v = verify(Format::SevSnp, &report, SNP_VCEK, SNP_NOW, &TeePolicy::default()).unwrap();
     let e = Evidence { format: Format::SevSnp, quote: report, collateral: SNP_VCEK.to_vec() };
     let rd: [u8; 64] = v.report_data.clone().try_into().unwrap();
-    let trusted = vec![v.measurement.clone()];
+    let trusted = vec![HexBytes(v.measurement.clone())];
     assert!(verify_bound(&e, &rd, SNP_NOW, &TeePolicy::default(), &trusted).is_ok());
     let mut other = rd;
     other[0] ^= 1;
     assert_eq!(verify_bound(&e, &other, SNP_NOW, &TeePolicy::default(), &trusted), Err(TeeError::ReportData));
-    assert!(matches!(verify_bound(&e, &rd, SNP_NOW, &TeePolicy::default(), &[vec![0; 48]]), Err(TeeError::Measurement(_))));
+    assert!(matches!(verify_bound(&e, &rd, SNP_NOW, &TeePolicy::default(), &[HexBytes(vec![0; 48])]), Err(TeeError::Measurement(_))));
 }
 
 #[test]

@@ -91,6 +91,17 @@ mod tests {
         assert!(ok.entries().is_ok());
         let short = MarketGenesis { params: MarketParams { unbonding_blocks: 71, ..MarketParams::default() }, ..MarketGenesis::default() };
         assert!(matches!(short.entries(), Err(MarketError::Invalid(m)) if m.contains("unbonding_blocks")));
+        // The TEE track's window must hold a spot check and be outlived by unbonding, but only
+        // when the track is on.
+        let mut tee = MarketParams::default();
+        tee.tee.challenge_window = 5;
+        assert!(MarketGenesis { params: tee.clone(), ..MarketGenesis::default() }.entries().is_ok(), "off: the window is not used");
+        tee.tee.measurements = vec![vec![1; 32].into()];
+        assert!(
+            matches!(MarketGenesis { params: tee.clone(), ..MarketGenesis::default() }.entries(), Err(MarketError::Invalid(m)) if m.contains("challenge window"))
+        );
+        tee.tee.challenge_window = 90;
+        assert!(matches!(MarketGenesis { params: tee, ..MarketGenesis::default() }.entries(), Err(MarketError::Invalid(m)) if m.contains("unbonding_blocks")));
         let orphan = MarketGenesis { pools: vec![SeedPool { sku: [1; 32], native: 1 << 20, units: 1 << 20, provider: [2; 32] }], ..MarketGenesis::default() };
         assert!(matches!(orphan.entries(), Err(MarketError::UnknownModel(_))));
     }

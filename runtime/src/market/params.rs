@@ -69,10 +69,6 @@ impl TeeParams {
     pub fn enabled(&self) -> bool {
         !self.measurements.is_empty() && aivm::tee::Format::ALL.iter().any(|f| self.policy.enables(*f))
     }
-
-    pub fn trusted(&self) -> Vec<Vec<u8>> {
-        self.measurements.iter().map(|m| m.to_vec()).collect()
-    }
 }
 
 impl Default for MarketParams {

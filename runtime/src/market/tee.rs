@@ -74,7 +74,7 @@ pub fn commit(
     l.charge(l.schedule().tee_cost(attestation.format, work))?;
     let expected = aivm::tee::report_data(&job_claim(id, &j.sku, &j.prompt, &r, receipt, time_ms));
     let tee = &params.tee;
-    match aivm::tee::verify_bound(attestation, &expected, ctx.time_ms / 1000, &tee.policy, &tee.trusted()) {
+    match aivm::tee::verify_bound(attestation, &expected, ctx.time_ms / 1000, &tee.policy, &tee.measurements) {
         Ok(_) => {
             let until = ctx.height.saturating_add(tee.challenge_window);
             let output = r.outputs.first().cloned().unwrap_or_default();
