@@ -179,7 +179,12 @@ impl Net {
     }
 
     fn submit(&mut self, who: usize, prompt: Vec<u32>, max_new: u32) -> ([u8; 32], Receipt) {
-        let t = self.tx(who, MarketTx::SubmitJob { sku: self.sku, prompt, max_new, sla_blocks: 4, budget: FUNDS / 10, tee: false });
+        self.submit_on(who, prompt, max_new, false)
+    }
+
+    /// Submit a job on the Freivalds track or (`tee`) the optimistic one; its id and receipt.
+    fn submit_on(&mut self, who: usize, prompt: Vec<u32>, max_new: u32, tee: bool) -> ([u8; 32], Receipt) {
+        let t = self.tx(who, MarketTx::SubmitJob { sku: self.sku, prompt, max_new, sla_blocks: 4, budget: FUNDS / 10, tee });
         let id = *blake3::hash(&t.encode()).as_bytes();
         (id, self.block(vec![t]).remove(0))
     }
@@ -846,9 +851,7 @@ fn tee_params(window: u64, spot_check_ppm: u32) -> MarketParams {
 
 impl Net {
     fn submit_tee(&mut self, who: usize, prompt: Vec<u32>, max_new: u32) -> ([u8; 32], Receipt) {
-        let t = self.tx(who, MarketTx::SubmitJob { sku: self.sku, prompt, max_new, sla_blocks: 4, budget: FUNDS / 10, tee: true });
-        let id = *blake3::hash(&t.encode()).as_bytes();
-        (id, self.block(vec![t]).remove(0))
+        self.submit_on(who, prompt, max_new, true)
     }
 
     /// A commit of `r` with `key`'s attestation of the job's tuple at `claim_ms`, sent as
