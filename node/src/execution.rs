@@ -10,8 +10,9 @@ use crate::evidence::EvidencePool;
 use crate::hexbytes::to_hex;
 use crate::mempool::{Accounts, Mempool};
 use crate::staking::{slash_writes, slashed_key, Offense};
-use aivm_runtime::tx::verify_batch;
-use aivm_runtime::{Account, Address, BlockLimits, Chain, ChainError, Parent, SignedTransaction, SpeculativeBlock, VerifiedTx};
+use aivm_runtime::cpu::{self, Part};
+use aivm_runtime::tx::{verify_batch, verify_encoded};
+use aivm_runtime::{Account, Address, BlockLimits, Chain, ChainError, Parent, SignedTransaction, SpeculativeBlock, StateKey, StateValue, VerifiedTx};
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -73,7 +74,31 @@ pub struct Executor {
     pub max_block_txs: usize,
     /// What a block may hold (genesis), checked before executing anything.
     limits: BlockLimits,
+    /// Transactions clients submitted here, waiting to be gossiped to the other validators
+    /// (`consensus::gossip` drains it; nothing is kept until it starts).
+    gossip: Mutex<Outbox>,
 }
+
+/// Who handed a transaction to this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A client over RPC: gossiped on to the other validators once admitted.
+    Client,
+    /// Another validator's gossip: already sent to everyone, not passed on.
+    Peer,
+}
+
+/// Admitted client transactions not yet gossiped, bounded by bytes: past the bound they are
+/// not gossiped (they still reach the others in this node's blocks).
+#[derive(Default)]
+struct Outbox {
+    enabled: bool,
+    txs: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+/// Most bytes of admitted transactions waiting for the gossip task.
+pub const MAX_GOSSIP_BACKLOG: usize = 32 << 20;
 
 /// parking_lot locks do not poison: a panicked holder cannot wedge the node's other paths.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -100,6 +125,7 @@ impl Executor {
             mempool: Mutex::new(mempool),
             max_block_txs: MAX_BLOCK_TXS,
             limits,
+            gossip: Mutex::new(Outbox::default()),
         })
     }
 
@@ -192,7 +218,7 @@ impl Executor {
     /// or executed on top of it.
     pub fn state_after(&self, digest: &[u8; 32]) -> Option<(Parent, u64)> {
         let inner = lock(&self.inner);
-        let mut layers = Vec::new();
+        let (mut layers, mut trees) = (Vec::new(), Vec::new());
         let mut cursor = *digest;
         let mut top: Option<(u64, [u8; 32], u64)> = None;
         while cursor != inner.head_digest {
@@ -201,9 +227,11 @@ impl Executor {
                 top = Some((e.block.height(), e.spec.record.header.hash(), e.block.header.time_ms));
             }
             layers.push(Arc::clone(&e.spec.writes));
+            trees.push(Arc::clone(&e.spec.tree));
             cursor = e.block.parent;
         }
         layers.reverse();
+        trees.reverse();
         let (height, hash, time) = match top {
             Some(t) => t,
             None => {
@@ -211,7 +239,7 @@ impl Executor {
                 (p.height, p.hash, inner.head_time)
             }
         };
-        Some((Parent { height, hash, layers }, time))
+        Some((Parent { height, hash, layers, trees }, time))
     }
 
     /// Whether `digest` is known (committed head or executed above it).
@@ -248,7 +276,7 @@ impl Executor {
         let skip = self.pending_tx_hashes(&parent);
         // Evidence and transactions share the block's byte budget (as the decoder counts it).
         let tx_bytes = MAX_BLOCK_TX_BYTES - evidence.iter().map(Vec::len).sum::<usize>();
-        let picked = lock(&self.mempool).select(self.max_block_txs + skip.len(), tx_bytes, self.limits.max_block_gas);
+        let picked = cpu::measure(Part::Mempool, || lock(&self.mempool).select(self.max_block_txs + skip.len(), tx_bytes, self.limits.max_block_gas));
         let first = verify_batch(first, self.chain.config().chain_id, 1)
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
@@ -266,20 +294,21 @@ impl Executor {
         let time_ms = now_ms.max(parent_time.saturating_add(1));
         let spec = self.chain.execute_verified(&state, txs, time_ms, system).map_err(machine)?;
         let block = Block { parent, header: spec.record.header.clone(), txs: spec.record.txs.iter().map(|t| t.encode()).collect(), evidence };
-        Ok(self.remember(block, spec, offenses))
+        let digest = block.digest();
+        Ok(self.remember(block, digest, spec, offenses))
     }
 
-    /// Re-execute a peer's block on its parent's state (which must be known: the caller
-    /// executes unknown ancestors first) and check every header field.
-    pub fn verify(&self, block: &Block, now_ms: u64) -> Result<Arc<Executed>, ExecError> {
+    /// Re-execute a peer's block (whose digest the caller computed once: hashing a block of
+    /// up to 8 MiB is not free) on its parent's state, which must be known (the caller
+    /// executes unknown ancestors first), and check every header field.
+    pub fn verify(&self, block: &Block, digest: [u8; 32], now_ms: u64) -> Result<Arc<Executed>, ExecError> {
         let _x = lock(&self.exec);
-        self.verify_locked(block, Some(now_ms))
+        self.verify_locked(block, digest, Some(now_ms))
     }
 
     /// `now_ms` bounds the block's time; `None` for a block already finalized, whose time
     /// the network accepted.
-    fn verify_locked(&self, block: &Block, now_ms: Option<u64>) -> Result<Arc<Executed>, ExecError> {
-        let digest = block.digest();
+    fn verify_locked(&self, block: &Block, digest: [u8; 32], now_ms: Option<u64>) -> Result<Arc<Executed>, ExecError> {
         if let Some(e) = lock(&self.inner).pending.get(&digest) {
             return Ok(Arc::clone(e));
         }
@@ -296,18 +325,10 @@ impl Executor {
         }
         // Everything checkable without executing comes first: a block over the limits costs a
         // verifier its decoding and signature checks, never its execution.
-        let txs = block
-            .txs
-            .iter()
-            .map(|t| SignedTransaction::decode(t).map_err(|e| ExecError::Invalid(format!("transaction: {e}"))))
-            .collect::<Result<Vec<_>, _>>()?;
+        let txs = self.verified_txs(&block.txs)?;
         for t in &txs {
-            self.limits.check_tx(&t.tx).map_err(|e| ExecError::Invalid(format!("transaction: {e}")))?;
+            self.limits.check_tx(t.tx()).map_err(|e| ExecError::Invalid(format!("transaction: {e}")))?;
         }
-        let txs = verify_batch(txs, self.chain.config().chain_id, self.chain.exec.threads)
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ExecError::Invalid(format!("transaction: {e}")))?;
         self.limits.check_block(&txs).map_err(|e| ExecError::Invalid(e.to_string()))?;
         let offenses = self.offenses(&block.evidence)?;
         let system = self.punish(&state, &offenses)?;
@@ -319,11 +340,31 @@ impl Executor {
                 to_hex(&h.state_root)
             )));
         }
-        Ok(self.remember(block.clone(), spec, offenses))
+        Ok(self.remember(block.clone(), digest, spec, offenses))
     }
 
-    fn remember(&self, block: Block, spec: SpeculativeBlock, offenses: Vec<Offense>) -> Arc<Executed> {
-        let digest = block.digest();
+    /// A block's transactions, verified: those this node's mempool admitted are taken as they
+    /// are (each transaction's signature is checked once per node), the rest are decoded and
+    /// checked in parallel batches. Any bad one makes the block invalid.
+    fn verified_txs(&self, encoded: &[Vec<u8>]) -> Result<Vec<VerifiedTx>, ExecError> {
+        let known: Vec<Option<Arc<VerifiedTx>>> = {
+            let hashes: Vec<[u8; 32]> = encoded.iter().map(|b| *blake3::hash(b).as_bytes()).collect();
+            let pool = lock(&self.mempool);
+            hashes.iter().map(|h| pool.get(h)).collect()
+        };
+        let missing: Vec<&[u8]> = encoded.iter().zip(&known).filter(|(_, k)| k.is_none()).map(|(b, _)| b.as_slice()).collect();
+        let mut fresh = verify_encoded(&missing, self.chain.config().chain_id).into_iter();
+        known
+            .into_iter()
+            .map(|k| match k {
+                Some(v) => Ok(VerifiedTx::clone(&v)),
+                None => fresh.next().unwrap_or_else(|| Err(aivm_runtime::TxError::Malformed("not checked".into()))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ExecError::Invalid(format!("transaction: {e}")))
+    }
+
+    fn remember(&self, block: Block, digest: [u8; 32], spec: SpeculativeBlock, offenses: Vec<Offense>) -> Arc<Executed> {
         let e = Arc::new(Executed { block: Arc::new(block), digest, spec, offenses });
         lock(&self.inner).pending.insert(digest, Arc::clone(&e));
         e
@@ -331,9 +372,8 @@ impl Executor {
 
     /// Commit a finalized block. Blocks arrive in height order, at least once: those at or
     /// below the head are skipped (`Ok(None)`).
-    pub fn finalize(&self, block: &Block) -> Result<Option<Finalized>, ExecError> {
+    pub fn finalize(&self, block: &Block, digest: [u8; 32]) -> Result<Option<Finalized>, ExecError> {
         let _x = lock(&self.exec);
-        let digest = block.digest();
         let (height, head_digest) = self.head();
         if block.height() <= height {
             return Ok(None);
@@ -350,7 +390,7 @@ impl Executor {
             None => {
                 let mut attempt = 0;
                 loop {
-                    match self.verify_locked(block, None) {
+                    match self.verify_locked(block, digest, None) {
                         Ok(e) => break e,
                         Err(ExecError::Machine(why)) if attempt < MACHINE_RETRIES => {
                             attempt += 1;
@@ -369,8 +409,13 @@ impl Executor {
             inner.head_time = block.header.time_ms;
             inner.pending.retain(|_, p| p.block.height() > head.height);
         }
-        let accounts = ChainAccounts(&self.chain);
-        lock(&self.mempool).on_committed(&accounts);
+        // The block's writes hold every account it changed: the pool refreshes those senders
+        // without reading the store.
+        let changed = e.spec.writes.iter().filter_map(|(k, v)| match (k, v) {
+            (StateKey::Account(a), StateValue::Account(acc)) => Some((*a, *acc)),
+            _ => None,
+        });
+        cpu::measure(Part::Mempool, || lock(&self.mempool).on_committed(changed));
         if !e.offenses.is_empty() {
             tracing::warn!(height = head.height, items = e.offenses.len(), "slashing evidence committed");
         }
@@ -386,12 +431,64 @@ impl Executor {
         }))
     }
 
-    /// Admit a transaction to the mempool, checked against committed state. Decoding and the
-    /// signature check run before the pool's lock is taken.
+    /// Admit a transaction to the mempool, checked against committed state.
     pub fn submit(&self, bytes: &[u8]) -> Result<[u8; 32], crate::mempool::MempoolError> {
-        let vtx = Mempool::decode(bytes, self.chain.config().chain_id)?;
+        self.submit_many(&[bytes], Origin::Client).pop().unwrap_or(Err(crate::mempool::MempoolError::Duplicate))
+    }
+
+    /// Admit transactions (results in input order). Those already pooled are answered
+    /// `Duplicate` before any work; decoding and signature checks of the rest run in parallel
+    /// batches before the pool's lock is taken. A client's admitted transactions are queued
+    /// for gossip.
+    pub fn submit_many<B: AsRef<[u8]> + Sync>(&self, txs: &[B], origin: Origin) -> Vec<Result<[u8; 32], crate::mempool::MempoolError>> {
+        use crate::mempool::MempoolError;
+        let pooled: Vec<bool> = {
+            let hashes: Vec<[u8; 32]> = txs.iter().map(|b| *blake3::hash(b.as_ref()).as_bytes()).collect();
+            let pool = lock(&self.mempool);
+            hashes.iter().map(|h| pool.contains(h)).collect()
+        };
+        let fresh: Vec<&[u8]> = txs.iter().zip(&pooled).filter(|(_, p)| !**p).map(|(b, _)| b.as_ref()).collect();
+        let mut checked = verify_encoded(&fresh, self.chain.config().chain_id).into_iter();
         let accounts = ChainAccounts(&self.chain);
-        lock(&self.mempool).insert_verified(vtx, &accounts)
+        let mut admitted = Vec::new();
+        let out: Vec<Result<[u8; 32], MempoolError>> = cpu::measure(Part::Mempool, || {
+            let mut pool = lock(&self.mempool);
+            txs.iter()
+                .zip(pooled)
+                .map(|(bytes, pooled)| {
+                    if pooled {
+                        return Err(MempoolError::Duplicate);
+                    }
+                    let vtx = checked.next().unwrap_or(Err(aivm_runtime::TxError::Malformed("not checked".into())))?;
+                    let hash = pool.insert_verified(vtx, &accounts)?;
+                    if origin == Origin::Client {
+                        admitted.push(bytes.as_ref().to_vec());
+                    }
+                    Ok(hash)
+                })
+                .collect()
+        });
+        if !admitted.is_empty() {
+            let mut outbox = lock(&self.gossip);
+            if outbox.enabled {
+                for tx in admitted {
+                    if outbox.bytes + tx.len() > MAX_GOSSIP_BACKLOG {
+                        break;
+                    }
+                    outbox.bytes += tx.len();
+                    outbox.txs.push(tx);
+                }
+            }
+        }
+        out
+    }
+
+    /// Start keeping admitted client transactions for gossip, and take those kept so far.
+    pub fn take_gossip(&self) -> Vec<Vec<u8>> {
+        let mut outbox = lock(&self.gossip);
+        outbox.enabled = true;
+        outbox.bytes = 0;
+        std::mem::take(&mut outbox.txs)
     }
 }
 

@@ -99,11 +99,13 @@ impl Entry {
 struct Queue {
     account: Account,
     txs: BTreeMap<u64, Entry>,
+    /// Σ cost of `txs`, kept as they come and go (admission checks it on every insert).
+    cost: u128,
 }
 
 impl Queue {
     fn pending_cost(&self) -> u128 {
-        self.txs.values().fold(0u128, |a, e| a.saturating_add(e.cost))
+        self.cost
     }
 }
 
@@ -163,8 +165,12 @@ impl Mempool {
         let adm = Admission::of(&vtx, &self.schedule)?;
         let tx = vtx.tx();
         let (sender, nonce, price) = (tx.sender, tx.nonce, tx.gas_price);
-        let account = accounts.account(&sender).ok_or(MempoolError::UnknownSender)?;
-        self.refresh(&sender, account);
+        // A sender with pending transactions has its committed account in its queue (refreshed
+        // from every committed block's writes); only a new sender costs a store read.
+        let account = match self.queues.get(&sender) {
+            Some(q) => q.account,
+            None => accounts.account(&sender).ok_or(MempoolError::UnknownSender)?,
+        };
         if nonce < account.nonce {
             return Err(MempoolError::NonceTooLow { got: nonce, expected: account.nonce });
         }
@@ -183,7 +189,7 @@ impl Mempool {
         } else if queue.is_some_and(|q| q.txs.len() >= self.cfg.max_per_sender) {
             return Err(MempoolError::SenderFull(self.cfg.max_per_sender));
         }
-        let pending = queue.map_or(0, |q| q.pending_cost()) - replaced.map_or(0, |e| e.cost);
+        let pending = queue.map_or(0, |q| q.pending_cost()).saturating_sub(replaced.map_or(0, |e| e.cost));
         let need = pending.saturating_add(cost);
         if need > account.balance {
             return Err(MempoolError::Insufficient { need, have: account.balance });
@@ -192,14 +198,18 @@ impl Mempool {
         if !is_replacement {
             self.make_room(vtx.size, price, &sender)?;
         }
-        if let Some(old) = self.queues.get_mut(&sender).and_then(|q| q.txs.remove(&nonce)) {
-            self.by_hash.remove(&old.vtx.hash);
+        if let Some(q) = self.queues.get_mut(&sender) {
+            if let Some(old) = q.txs.remove(&nonce) {
+                q.cost = q.cost.saturating_sub(old.cost);
+                self.by_hash.remove(&old.vtx.hash);
+            }
         }
         self.bytes = self.bytes - freed + vtx.size;
         self.seq += 1;
         let hash = vtx.hash;
         self.by_hash.insert(hash, (sender, nonce));
-        let q = self.queues.entry(sender).or_insert_with(|| Queue { account, txs: BTreeMap::new() });
+        let q = self.queues.entry(sender).or_insert_with(|| Queue { account, txs: BTreeMap::new(), cost: 0 });
+        q.cost = q.cost.saturating_add(cost);
         q.txs.insert(nonce, Entry { vtx: Arc::new(vtx), cost, seq: self.seq });
         Ok(hash)
     }
@@ -226,6 +236,7 @@ impl Mempool {
     fn remove_at(&mut self, sender: &Address, nonce: u64) {
         if let Some(q) = self.queues.get_mut(sender) {
             if let Some(e) = q.txs.remove(&nonce) {
+                q.cost = q.cost.saturating_sub(e.cost);
                 self.by_hash.remove(&e.vtx.hash);
                 self.bytes -= e.vtx.size;
             }
@@ -237,8 +248,13 @@ impl Mempool {
 
     /// Bring one sender up to its committed account: drop what was included (nonce below the
     /// account's) and, in nonce order, whatever the balance no longer covers.
+    /// Nothing to do when the account is as last seen: every pending transaction was admitted
+    /// against it with the balance covering all of them.
     fn refresh(&mut self, sender: &Address, account: Account) {
         let Some(q) = self.queues.get_mut(sender) else { return };
+        if q.account == account {
+            return;
+        }
         q.account = account;
         let mut spend = 0u128;
         let drop: Vec<u64> = q
@@ -258,18 +274,19 @@ impl Mempool {
         }
     }
 
-    /// After a block commits: re-check every sender against its new account.
-    pub fn on_committed(&mut self, accounts: &dyn Accounts) {
-        let senders: Vec<Address> = self.queues.keys().copied().collect();
-        for s in senders {
-            match accounts.account(&s) {
-                Some(a) => self.refresh(&s, a),
-                None => {
-                    let nonces: Vec<u64> = self.queues.get(&s).map(|q| q.txs.keys().copied().collect()).unwrap_or_default();
-                    nonces.into_iter().for_each(|n| self.remove_at(&s, n));
-                }
-            }
+    /// After a block commits: re-check the senders whose accounts it `changed` (the block's
+    /// account writes). A queue depends on nothing but its sender's account, and accounts are
+    /// never removed, so the others stay as they are and nothing is read from the store.
+    pub fn on_committed(&mut self, changed: impl IntoIterator<Item = (Address, Account)>) {
+        for (address, account) in changed {
+            self.refresh(&address, account);
         }
+    }
+
+    /// The admitted (so verified) transaction with this hash, if it is pooled.
+    pub fn get(&self, hash: &[u8; 32]) -> Option<Arc<VerifiedTx>> {
+        let (sender, nonce) = self.by_hash.get(hash)?;
+        self.queues.get(sender)?.txs.get(nonce).map(|e| Arc::clone(&e.vtx))
     }
 
     /// Up to `max_txs` ready transactions within `max_bytes` and `max_gas` (sum of gas limits),
@@ -352,6 +369,7 @@ mod tests {
         assert_eq!(p.insert(&tx(&b, 0, 1, 5), &st), Err(MempoolError::UnknownSender));
         assert!(matches!(p.insert(&tx(&a, 9, 1, 5), &st), Err(MempoolError::NonceTooHigh { got: 9, max: 8 })));
         st.set_nonce(&a, 1);
+        p.on_committed([(address(&a), st.account(&address(&a)).unwrap())]);
         assert!(matches!(p.insert(&tx(&a, 0, 2, 6), &st), Err(MempoolError::NonceTooLow { .. })));
         // Bad signature, other chain, garbage, oversize, low gas limit: typed errors.
         let mut bad = Transaction {
@@ -395,6 +413,7 @@ mod tests {
         // Price 2 costs 2_000_000 + value: with the first pending it no longer fits.
         assert!(matches!(p.insert(&tx(&a, 1, 2, 9_999), &st), Err(MempoolError::Insufficient { .. })));
         let st2 = State::new(&[&a], 10_000_000);
+        p.on_committed([(address(&a), st2.account(&address(&a)).unwrap())]);
         let h = p.insert(&tx(&a, 1, 2, 9_999), &st2).unwrap();
         assert_eq!(p.len(), 2);
         assert!(p.contains(&h));
@@ -440,8 +459,11 @@ mod tests {
         assert_eq!(p.select(10, usize::MAX, 1_500_000).len(), 1, "gas limit bounds the batch");
         // The block includes a's first two; the pool drops them.
         st.set_nonce(&a, 2);
-        p.on_committed(&st);
+        p.on_committed([(address(&a), st.account(&address(&a)).unwrap())]);
         assert_eq!(p.len(), 2);
+        let h = *blake3::hash(&tx(&b, 0, 10, 1)).as_bytes();
+        assert_eq!(p.get(&h).map(|v| v.hash), Some(h), "pooled transactions are found by hash, verified");
+        assert!(p.get(&[0; 32]).is_none());
     }
 
     #[test]
@@ -473,7 +495,7 @@ mod tests {
                 prop_assert!(p.len() <= 10);
                 if i == commit_at {
                     st.set_nonce(&keys[0], 2);
-                    p.on_committed(&st);
+                    p.on_committed([(address(&keys[0]), st.account(&address(&keys[0])).unwrap())]);
                 }
             }
             let sel = p.select(usize::MAX, usize::MAX, u64::MAX);

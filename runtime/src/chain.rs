@@ -6,7 +6,7 @@ use crate::chain_vm::{BlockEnv, ChainVm};
 use crate::encoding::cbor;
 use crate::receipt::Receipt;
 use crate::state::{Account, Address, StateKey, StateValue, SystemKey};
-use crate::store::{Head, Prepared, Store, StoreError, StoreReader, Writes};
+use crate::store::{Head, Prepared, Store, StoreError, StoreReader, TreeDelta, Writes};
 use crate::tx::{verify_batch, SignedTransaction, VerifiedTx};
 use aivm::verify::merkle;
 use serde::{Deserialize, Serialize};
@@ -140,6 +140,19 @@ pub struct Parent {
     /// Writes of the uncommitted ancestors, oldest first, ending with the parent's; empty
     /// when the parent is the committed head.
     pub layers: Vec<Arc<Writes>>,
+    /// Their tree updates, one per layer.
+    pub trees: Vec<Arc<TreeDelta>>,
+}
+
+impl Parent {
+    /// The state after `b`, executed on this one: `b` is the next child's parent.
+    pub fn then(&self, b: &SpeculativeBlock) -> Parent {
+        let mut layers = self.layers.clone();
+        layers.push(Arc::clone(&b.writes));
+        let mut trees = self.trees.clone();
+        trees.push(Arc::clone(&b.tree));
+        Parent { height: b.record.header.height, hash: b.record.header.hash(), layers, trees }
+    }
 }
 
 /// A block executed on a [`Parent`], not yet committed; [`Chain::commit_speculative`]
@@ -148,6 +161,8 @@ pub struct Parent {
 pub struct SpeculativeBlock {
     pub record: BlockRecord,
     pub writes: Arc<Writes>,
+    /// Its state-tree update, written as it is at commit.
+    pub tree: Arc<TreeDelta>,
     pub stats: ExecStats,
 }
 
@@ -219,15 +234,14 @@ impl Chain {
     pub fn execute(&self, txs: Vec<SignedTransaction>, time_ms: u64) -> Result<ExecutedBlock, ChainError> {
         let parent = self.committed_parent()?;
         let b = self.execute_on(&parent, txs, time_ms)?;
-        let prepared = self.store.prepare(b.record.header.height, &b.writes)?;
-        debug_assert_eq!(prepared.head.state_root, b.record.header.state_root);
+        let prepared = self.store.prepare_delta(&b.tree)?;
         Ok(ExecutedBlock { record: b.record, stats: b.stats, prepared })
     }
 
     /// The committed head as a [`Parent`].
     pub fn committed_parent(&self) -> Result<Parent, ChainError> {
         let head = self.head().ok_or(ChainError::NoGenesis)?;
-        Ok(Parent { height: head.height, hash: *self.head_hash.read(), layers: Vec::new() })
+        Ok(Parent { height: head.height, hash: *self.head_hash.read(), layers: Vec::new(), trees: Vec::new() })
     }
 
     /// Execute `txs` as the child of `parent`, whose uncommitted ancestors' writes must all
@@ -278,7 +292,7 @@ impl Chain {
     fn check_parent(&self, parent: &Parent) -> Result<u64, ChainError> {
         let head = self.head().ok_or(ChainError::NoGenesis)?;
         let height = parent.height.checked_add(1).ok_or_else(|| ChainError::Corrupt("height overflow".into()))?;
-        if head.height.checked_add(parent.layers.len() as u64) != Some(parent.height) {
+        if head.height.checked_add(parent.layers.len() as u64) != Some(parent.height) || parent.trees.len() != parent.layers.len() {
             return Err(ChainError::NotOnHead {
                 height,
                 why: format!("head is {}, parent {} with {} pending layers", head.height, parent.height, parent.layers.len()),
@@ -304,7 +318,8 @@ impl Chain {
         let (out, stats) = if self.exec.use_parallel(&valid) {
             execute_parallel(&vm, &valid, &reader, self.exec.threads)
         } else {
-            (execute_sequential(&vm, &valid, &reader), ExecStats { executions: valid.len(), ..ExecStats::default() })
+            let out = crate::cpu::measure(crate::cpu::Part::Execution, || execute_sequential(&vm, &valid, &reader));
+            (out, ExecStats { executions: valid.len(), ..ExecStats::default() })
         };
         if let Some(fault) = vm.fault() {
             return Err(ChainError::MachineFault(fault.to_string()));
@@ -341,7 +356,8 @@ impl Chain {
         let receipts: Vec<Receipt> =
             receipts.into_iter().map(|r| r.or_else(|| executed.next()).unwrap_or_else(|| unreachable!("one receipt per valid tx"))).collect();
         let receipt_hashes: Vec<[u8; 32]> = receipts.iter().map(|r| *blake3::hash(&cbor(r)).as_bytes()).collect();
-        let state_root = self.store.preview_root(&merge(&parent.layers, &writes))?;
+        let tree = crate::cpu::measure(crate::cpu::Part::StateTree, || self.store.tree_update(height, &parent.trees, &writes))?;
+        let state_root = tree.root;
         let header = BlockHeader {
             height,
             parent_hash: parent.hash,
@@ -351,7 +367,7 @@ impl Chain {
             state_root,
             gas_used: receipts.iter().fold(0u64, |s, r| s.saturating_add(r.gas_used)),
         };
-        Ok(SpeculativeBlock { record: BlockRecord { header, txs, receipts }, writes: Arc::new(writes), stats })
+        Ok(SpeculativeBlock { record: BlockRecord { header, txs, receipts }, writes: Arc::new(writes), tree: Arc::new(tree), stats })
     }
 
     /// Commit a block executed with [`Chain::execute_on`] once its parent is the committed
@@ -364,8 +380,8 @@ impl Chain {
         if header.parent_hash != head_hash {
             return Err(ChainError::NotOnHead { height: header.height, why: "its parent is not the committed head".into() });
         }
-        let prepared = self.store.prepare(header.height, &b.writes)?;
-        if prepared.head.state_root != header.state_root {
+        let prepared = crate::cpu::measure(crate::cpu::Part::Storage, || self.store.prepare_delta(&b.tree))?;
+        if prepared.head.state_root != header.state_root || b.tree.height != header.height {
             return Err(ChainError::Corrupt(format!("block {}: state root differs on commit", header.height)));
         }
         self.write(prepared, &b.record, label)
@@ -387,7 +403,7 @@ impl Chain {
             seen.insert(r.tx_hash);
             hashes.push(keep.then_some(r.tx_hash));
         }
-        let head = self.store.commit_labelled(prepared, &record.encode(), &hashes, label)?;
+        let head = crate::cpu::measure(crate::cpu::Part::Storage, || self.store.commit_labelled(prepared, &record.encode(), &hashes, label))?;
         *self.head_hash.write() = record.header.hash();
         Ok(head)
     }
@@ -429,18 +445,6 @@ impl Chain {
             _ => None,
         })
     }
-}
-
-/// The writes of `layers` (oldest first) then `top`, later writes winning, sorted by key.
-fn merge(layers: &[Arc<Writes>], top: &Writes) -> Writes {
-    if layers.is_empty() {
-        return top.clone();
-    }
-    let mut all = std::collections::BTreeMap::new();
-    for (k, v) in layers.iter().map(|l| l.iter()).chain(std::iter::once(top.iter())).flatten() {
-        all.insert(k.clone(), v.clone());
-    }
-    all.into_iter().collect()
 }
 
 /// Insert or replace in a key-sorted write list.

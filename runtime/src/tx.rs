@@ -111,17 +111,10 @@ impl SignedTransaction {
         Ok(tx)
     }
 
-    /// Check the signature (strict ed25519) and the chain, and fix the hash and size.
+    /// Check the signature (`crate::sig`) and the chain, and fix the hash and size.
     pub fn verify(self, chain_id: u64) -> Result<VerifiedTx, TxError> {
-        if self.tx.chain_id != chain_id {
-            return Err(TxError::WrongChain { expected: chain_id, got: self.tx.chain_id });
-        }
-        let sig: &[u8; 64] = self.signature.as_slice().try_into().map_err(|_| TxError::BadSignature)?;
-        if !aivm::verify::signature::ed25519_verify(&self.tx.sender, &self.tx.signing_bytes(), sig) {
-            return Err(TxError::BadSignature);
-        }
         let bytes = self.encode();
-        Ok(VerifiedTx { hash: *blake3::hash(&bytes).as_bytes(), size: bytes.len(), signed: self })
+        check_all(vec![Checked::of(self, &bytes)], chain_id).pop().unwrap_or(Err(TxError::BadSignature))
     }
 }
 
@@ -141,21 +134,114 @@ impl VerifiedTx {
     }
 }
 
-/// Verify a batch of transactions on `threads` threads; results in input order.
-pub fn verify_batch(txs: Vec<SignedTransaction>, chain_id: u64, threads: usize) -> Vec<Result<VerifiedTx, TxError>> {
-    let chunk = txs.len().div_ceil(threads.max(1)).max(1);
-    let mut slots: Vec<Option<SignedTransaction>> = txs.into_iter().map(Some).collect();
-    let mut out: Vec<Option<Result<VerifiedTx, TxError>>> = (0..slots.len()).map(|_| None).collect();
-    std::thread::scope(|s| {
-        for (ins, outs) in slots.chunks_mut(chunk).zip(out.chunks_mut(chunk)) {
-            s.spawn(move || {
-                for (i, o) in ins.iter_mut().zip(outs) {
-                    *o = i.take().map(|t| t.verify(chain_id));
-                }
-            });
+/// A decoded transaction with what its signature check needs.
+struct Checked {
+    signed: SignedTransaction,
+    hash: [u8; 32],
+    size: usize,
+    /// `SIGNING_DOMAIN ‖ CBOR(tx)`.
+    message: Vec<u8>,
+}
+
+/// The canonical encoding is `{"tx": CBOR(tx), "signature": h'…'}` (a map of two text keys):
+/// this prefix, the transaction, then the 64-byte signature under its key.
+const ENCODED_PREFIX: [u8; 4] = [0xa2, 0x62, b't', b'x'];
+const SIGNATURE_KEY: [u8; 12] = [0x69, b's', b'i', b'g', b'n', b'a', b't', b'u', b'r', b'e', 0x58, 0x40];
+
+impl Checked {
+    /// `bytes` must be `signed`'s canonical encoding. The signed message is cut out of it
+    /// rather than encoded again (the layout above; re-encoded if it is not that layout).
+    fn of(signed: SignedTransaction, bytes: &[u8]) -> Self {
+        let tail = SIGNATURE_KEY.len() + 64;
+        let inner = (bytes.len() >= ENCODED_PREFIX.len() + tail
+            && bytes.starts_with(&ENCODED_PREFIX)
+            && bytes[bytes.len() - tail..][..SIGNATURE_KEY.len()] == SIGNATURE_KEY)
+            .then(|| &bytes[ENCODED_PREFIX.len()..bytes.len() - tail]);
+        let message = match inner {
+            Some(tx) => [SIGNING_DOMAIN, tx].concat(),
+            None => signed.tx.signing_bytes(),
+        };
+        Checked { hash: *blake3::hash(bytes).as_bytes(), size: bytes.len(), message, signed }
+    }
+}
+
+/// Check the chain id and signature of each (results in input order), the signatures in
+/// parallel batches (`crate::sig::verify_all`).
+fn check_all(txs: Vec<Checked>, chain_id: u64) -> Vec<Result<VerifiedTx, TxError>> {
+    let early: Vec<Result<(), TxError>> = txs
+        .iter()
+        .map(|c| {
+            if c.signed.tx.chain_id != chain_id {
+                return Err(TxError::WrongChain { expected: chain_id, got: c.signed.tx.chain_id });
+            }
+            if c.signed.signature.len() != 64 {
+                return Err(TxError::BadSignature);
+            }
+            Ok(())
+        })
+        .collect();
+    let items: Vec<crate::sig::Item> = txs
+        .iter()
+        .zip(&early)
+        .filter(|(_, e)| e.is_ok())
+        .filter_map(|(c, _)| {
+            let signature = c.signed.signature.as_slice().try_into().ok()?;
+            Some(crate::sig::Item { key: &c.signed.tx.sender, signature, message: &c.message })
+        })
+        .collect();
+    let mut valid = crate::sig::verify_all(&items).into_iter();
+    txs.into_iter()
+        .zip(early)
+        .map(|(c, early)| {
+            early?;
+            if !valid.next().unwrap_or(false) {
+                return Err(TxError::BadSignature);
+            }
+            Ok(VerifiedTx { signed: c.signed, hash: c.hash, size: c.size })
+        })
+        .collect()
+}
+
+/// Decode and check submitted or proposed transactions; results in input order. Decoding
+/// runs in parallel, signatures in batches (`crate::sig`).
+pub fn verify_encoded<B: AsRef<[u8]> + Sync>(encoded: &[B], chain_id: u64) -> Vec<Result<VerifiedTx, TxError>> {
+    use rayon::prelude::*;
+    let decoded: Vec<Result<Checked, TxError>> = encoded
+        .par_iter()
+        .map(|b| {
+            let _cpu = crate::cpu::enter(crate::cpu::Part::Signatures);
+            let b = b.as_ref();
+            SignedTransaction::decode(b).map(|t| Checked::of(t, b))
+        })
+        .collect();
+    let mut errors = Vec::with_capacity(decoded.len());
+    let mut ok = Vec::with_capacity(decoded.len());
+    for d in decoded {
+        match d {
+            Ok(c) => {
+                errors.push(None);
+                ok.push(c);
+            }
+            Err(e) => errors.push(Some(e)),
         }
-    });
-    out.into_iter().map(|r| r.unwrap_or(Err(TxError::Malformed("not verified".into())))).collect()
+    }
+    let mut checked = check_all(ok, chain_id).into_iter();
+    errors.into_iter().map(|e| e.map_or_else(|| checked.next().unwrap_or(Err(TxError::BadSignature)), Err)).collect()
+}
+
+/// Verify decoded transactions; results in input order (each is encoded once for its hash).
+/// `_threads` is kept for callers: the work runs on the rayon pool.
+pub fn verify_batch(txs: Vec<SignedTransaction>, chain_id: u64, _threads: usize) -> Vec<Result<VerifiedTx, TxError>> {
+    use rayon::prelude::*;
+    let checked: Vec<Checked> = txs
+        .into_par_iter()
+        .map(|t| {
+            let _cpu = crate::cpu::enter(crate::cpu::Part::Signatures);
+            let bytes = t.encode();
+            Checked::of(t, &bytes)
+        })
+        .collect();
+    check_all(checked, chain_id)
 }
 
 #[cfg(test)]
@@ -201,6 +287,47 @@ mod tests {
         let mut short = transfer(&k).sign(&k);
         short.signature.pop();
         assert_eq!(short.verify(7).unwrap_err(), TxError::BadSignature);
+    }
+
+    /// The signed message cut out of the encoding is the one `signing_bytes` gives, for every
+    /// payload shape (so the fast path is the one taken and agrees with signing).
+    #[test]
+    fn message_cut_from_the_encoding() {
+        let k = key(3);
+        let payloads = [
+            Payload::Transfer { to: [2; 32], amount: u128::MAX },
+            Payload::Deploy { code: vec![7; 70_000], args: vec![1, 2] },
+            Payload::Call { contract: [4; 32], entry: "transfer".into(), args: vec![0; 300] },
+        ];
+        for payload in payloads {
+            let t = Transaction { payload, ..transfer(&k) }.sign(&k);
+            let bytes = t.encode();
+            assert!(bytes.starts_with(&ENCODED_PREFIX));
+            assert_eq!(Checked::of(t.clone(), &bytes).message, t.tx.signing_bytes());
+            let v = verify_encoded(&[&bytes], 7).pop().unwrap().expect("valid");
+            assert_eq!(v.hash, *blake3::hash(&bytes).as_bytes());
+        }
+    }
+
+    /// Decoding many at once gives each transaction the answer it gets alone, in order.
+    #[test]
+    fn encoded_batch_answers_in_order() {
+        let k = key(1);
+        let mut list: Vec<Vec<u8>> = (0..40).map(|n| Transaction { nonce: n, ..transfer(&k) }.sign(&k).encode()).collect();
+        list[5] = vec![0xff; 9];
+        let mut bad = Transaction { nonce: 6, ..transfer(&k) }.sign(&k);
+        bad.signature[3] ^= 1;
+        list[6] = bad.encode();
+        list[7] = Transaction { chain_id: 8, ..transfer(&k) }.sign(&k).encode();
+        let got = verify_encoded(&list, 7);
+        for (i, (r, b)) in got.iter().zip(&list).enumerate() {
+            let alone = SignedTransaction::decode(b).and_then(|t| t.verify(7));
+            assert_eq!(r, &alone, "item {i}");
+        }
+        assert!(matches!(got[5], Err(TxError::Malformed(_))));
+        assert_eq!(got[6], Err(TxError::BadSignature));
+        assert!(matches!(got[7], Err(TxError::WrongChain { .. })));
+        assert_eq!(got.iter().filter(|r| r.is_ok()).count(), 37);
     }
 
     #[test]

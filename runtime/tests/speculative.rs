@@ -5,7 +5,6 @@
 use aivm::{GasSchedule, Limits, Vm};
 use aivm_runtime::workload::{Asset, P2p};
 use aivm_runtime::{Chain, ChainConfig, ChainVm, Parent};
-use std::sync::Arc;
 
 fn open(dir: &std::path::Path) -> Chain {
     let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
@@ -15,7 +14,7 @@ fn open(dir: &std::path::Path) -> Chain {
 #[test]
 fn chained_speculation_matches_sequential_commits() {
     let mut load = P2p::new(3, 40, 7);
-    let blocks: Vec<_> = (0..4).map(|_| load.block(60, Asset::Native)).collect();
+    let blocks: Vec<_> = (0..6).map(|_| load.block(60, Asset::Native)).collect();
 
     // Reference: execute and commit one block at a time.
     let a = tempdir("ref");
@@ -34,12 +33,10 @@ fn chained_speculation_matches_sequential_commits() {
     chain.init_genesis(&load.genesis(1 << 60)).expect("genesis");
     let mut parent = chain.committed_parent().expect("parent");
     let mut executed = Vec::new();
-    for (i, txs) in blocks.iter().enumerate() {
+    for (i, txs) in blocks[..4].iter().enumerate() {
         let s = chain.execute_on(&parent, txs.clone(), 10 + i as u64).expect("execute_on");
         assert_eq!(s.record.header.state_root, roots[i], "block {i}");
-        let mut layers = parent.layers.clone();
-        layers.push(Arc::clone(&s.writes));
-        parent = Parent { height: s.record.header.height, hash: s.record.header.hash(), layers };
+        parent = parent.then(&s);
         executed.push(s);
     }
     // A block out of order is refused and nothing is written.
@@ -50,13 +47,21 @@ fn chained_speculation_matches_sequential_commits() {
         assert_eq!(chain.store().head_label().expect("label"), Some(s.record.header.hash().to_vec()));
         assert_eq!(head.state_root, s.record.header.state_root);
     }
+    // The tree each block's update left in the store (its new nodes, its ancestors' stale ones
+    // removed) carries the next blocks: one on the committed head, one speculative on it.
+    let s5 = chain.execute_on(&chain.committed_parent().expect("parent"), blocks[4].clone(), 14).expect("block 5");
+    let s6 = chain.execute_on(&chain.committed_parent().expect("parent").then(&s5), blocks[5].clone(), 15).expect("block 6");
+    assert_eq!([s5.record.header.state_root, s6.record.header.state_root], [roots[4], roots[5]]);
+    chain.commit_speculative(&s5, None).expect("commit 5");
+    chain.commit_speculative(&s6, None).expect("commit 6");
     assert_eq!(chain.head(), reference.head());
     // The transaction index points at the committed receipts.
     let last = &executed[3].record;
+    assert!(chain.store().prove(&aivm_runtime::StateKey::Account(load.addresses()[0])).is_ok(), "proofs from the committed tree");
     let (h, i) = chain.store().tx_location(&last.receipts[5].tx_hash).expect("index").expect("indexed");
     assert_eq!((h, i), (4, 5));
     // A parent that does not sit on the head is refused.
-    let stale = Parent { height: 2, hash: [0; 32], layers: Vec::new() };
+    let stale = Parent { height: 2, hash: [0; 32], layers: Vec::new(), trees: Vec::new() };
     assert!(chain.execute_on(&stale, blocks[0].clone(), 99).is_err());
     let _ = std::fs::remove_dir_all(a);
     let _ = std::fs::remove_dir_all(b);

@@ -260,8 +260,10 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
     // Load.
     let submitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let watcher = Watcher::start(rpcs[0], Arc::clone(&submitted));
+    let signed = sign_load(&mut load, token, a.load.saturating_mul(a.duration) as usize);
+    let cpu_before = cpu_sample(&rpcs);
     let load_start = Instant::now();
-    let (sent, refused) = drive_load(&rpcs, &mut load, token, a.load, Duration::from_secs(a.duration), &submitted)?;
+    let (sent, refused) = drive_load(&rpcs, &signed, a.load, Duration::from_secs(a.duration), &submitted)?;
     let load_secs = load_start.elapsed().as_secs_f64();
     log(a.json, format!("offered {sent} transfers in {load_secs:.1} s ({refused} refused by the mempool); waiting for them to finalize"));
     let drain_deadline = Instant::now() + Duration::from_secs(15);
@@ -269,6 +271,7 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         std::thread::sleep(Duration::from_millis(100));
     }
     let stats = watcher.stop();
+    let cpu_after = cpu_sample(&rpcs);
 
     // Every validator's root at every height.
     let heights: Vec<u64> =
@@ -296,6 +299,7 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         "heights": heights,
         "roots_agree_to_height": common,
         "roots_agree": roots_agree,
+        "cpu": cpu_report(&cpu_before, &cpu_after, stats.latencies_ms.len()),
     });
     if a.json {
         println!("{report}");
@@ -385,46 +389,65 @@ fn deploy_token(c: &mut RpcClient, load: &mut P2p, wasm: Vec<u8>) -> Result<Addr
     Ok(token)
 }
 
-/// Offer `tps` token transfers per second for `duration`, spread over the validators in
-/// batches; returns (submitted, refused).
-fn drive_load(
-    rpcs: &[SocketAddr],
-    load: &mut P2p,
-    token: Address,
-    tps: u64,
-    duration: Duration,
-    submitted: &Mutex<HashMap<String, Instant>>,
-) -> Result<(usize, usize)> {
-    const TICK: Duration = Duration::from_millis(50);
-    let mut clients: Vec<RpcClient> = rpcs.iter().map(|a| RpcClient::new(*a)).collect();
-    let start = Instant::now();
-    let (mut sent, mut refused, mut offered) = (0usize, 0usize, 0u64);
+/// `total` token transfers between random distinct accounts, signed on all cores and
+/// hex-encoded before the load starts, so the driver's share of the machine while the network
+/// runs is submission only.
+fn sign_load(load: &mut P2p, token: Address, total: usize) -> Vec<String> {
+    use rayon::prelude::*;
     let n = load.keys.len();
-    let mut tick = 0u64;
-    while start.elapsed() < duration {
-        let due = (tps as f64 * start.elapsed().as_secs_f64()) as u64;
-        let batch = due.saturating_sub(offered);
-        offered = due;
-        let mut txs = Vec::with_capacity(batch as usize);
-        for _ in 0..batch {
+    let plan: Vec<(usize, u64, usize)> = (0..total)
+        .map(|_| {
             let from = load.rng.below(n as u64) as usize;
             let mut to = load.rng.below(n as u64) as usize;
             if to == from {
                 to = (to + 1) % n;
             }
-            let to_addr = crate::cli::devnet::address_of(load, to);
-            txs.push(load.sign(from, Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&to_addr, 1) }).encode());
-        }
+            let nonce = load.nonces[from];
+            load.nonces[from] += 1;
+            (from, nonce, to)
+        })
+        .collect();
+    let load_ref = &*load;
+    let signed: Vec<String> = plan
+        .par_iter()
+        .map(|&(from, nonce, to)| {
+            let key = &load_ref.keys[from];
+            let tx = aivm_runtime::Transaction {
+                chain_id: load_ref.chain_id,
+                sender: aivm_runtime::workload::address(key),
+                nonce,
+                gas_limit: load_ref.gas_limit,
+                gas_price: load_ref.gas_price,
+                payload: Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&address_of(load_ref, to), 1) },
+            };
+            to_hex(&tx.sign(key).encode())
+        })
+        .collect();
+    signed
+}
+
+/// Offer the `signed` transfers at `tps` per second for `duration`, spread over the validators
+/// in batches (`aivm_sendTransactions`); returns (submitted, refused).
+fn drive_load(rpcs: &[SocketAddr], signed: &[String], tps: u64, duration: Duration, submitted: &Mutex<HashMap<String, Instant>>) -> Result<(usize, usize)> {
+    const TICK: Duration = Duration::from_millis(50);
+    let mut clients: Vec<RpcClient> = rpcs.iter().map(|a| RpcClient::new(*a)).collect();
+    let start = Instant::now();
+    let (mut sent, mut refused, mut offered) = (0usize, 0usize, 0usize);
+    let mut tick = 0u64;
+    while start.elapsed() < duration && offered < signed.len() {
+        let due = ((tps as f64 * start.elapsed().as_secs_f64()) as usize).min(signed.len());
+        let batch = &signed[offered..due.max(offered)];
+        offered = due.max(offered);
         let c = &mut clients[(tick as usize) % rpcs.len()];
         tick += 1;
-        for chunk in txs.chunks(1000) {
+        for chunk in batch.chunks(aivm_node::rpc::MAX_BATCH as usize) {
             let now = Instant::now();
-            let answers = c.batch("aivm_sendTransaction", chunk.iter().map(|t| json!([to_hex(t)])).collect())?;
+            let answers = c.call("aivm_sendTransactions", json!([chunk]))?;
             let mut map = submitted.lock();
-            for r in answers {
-                match r.ok().and_then(|v| v.as_str().map(str::to_string)) {
+            for r in answers.as_array().map(Vec::as_slice).unwrap_or_default() {
+                match r["hash"].as_str() {
                     Some(h) => {
-                        map.insert(h, now);
+                        map.insert(h.to_string(), now);
                         sent += 1;
                     }
                     None => refused += 1,
@@ -437,6 +460,54 @@ fn drive_load(
         }
     }
     Ok((sent, refused))
+}
+
+/// Each validator's `aivm_cpu` counters and the driver's own CPU time, now.
+fn cpu_sample(rpcs: &[SocketAddr]) -> (Vec<Value>, u64) {
+    let v = rpcs.iter().map(|r| RpcClient::new(*r).call("aivm_cpu", json!([])).unwrap_or(Value::Null)).collect();
+    (v, aivm_runtime::cpu::process_ns())
+}
+
+/// CPU microseconds per finalized transaction between two samples: per validator and part
+/// (what no part claims is consensus, p2p and the rest), their mean, the driver's, and the
+/// whole machine's (validators and driver), with the TPS that figure allows on this machine's
+/// cores.
+fn cpu_report(before: &(Vec<Value>, u64), after: &(Vec<Value>, u64), txs: usize) -> Value {
+    let per_tx = |ns: u64| (ns as f64 / txs.max(1) as f64 / 1e3 * 10.0).round() / 10.0;
+    let mut validators = Vec::new();
+    let mut sums: HashMap<String, u64> = HashMap::new();
+    let mut machine_ns = after.1.saturating_sub(before.1);
+    for (b, a) in before.0.iter().zip(&after.0) {
+        let process = a["process_ns"].as_u64().unwrap_or(0).saturating_sub(b["process_ns"].as_u64().unwrap_or(0));
+        machine_ns += process;
+        let mut row = serde_json::Map::new();
+        let mut claimed = 0u64;
+        for part in aivm_runtime::cpu::PARTS {
+            let name = part.name();
+            let d = a["parts_ns"][name].as_u64().unwrap_or(0).saturating_sub(b["parts_ns"][name].as_u64().unwrap_or(0));
+            claimed += d;
+            *sums.entry(name.to_string()).or_default() += d;
+            row.insert(name.to_string(), json!(per_tx(d)));
+        }
+        let rest = process.saturating_sub(claimed);
+        *sums.entry("consensus_p2p_rest".into()).or_default() += rest;
+        *sums.entry("total".into()).or_default() += process;
+        row.insert("consensus_p2p_rest".into(), json!(per_tx(rest)));
+        row.insert("total".into(), json!(per_tx(process)));
+        validators.push(Value::Object(row));
+    }
+    let k = validators.len().max(1) as u64;
+    let mean: serde_json::Map<String, Value> = sums.iter().map(|(name, ns)| (name.clone(), json!(per_tx(ns / k)))).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let machine_us = per_tx(machine_ns);
+    json!({
+        "per_validator_us_per_tx": validators,
+        "mean_validator_us_per_tx": mean,
+        "driver_us_per_tx": per_tx(after.1.saturating_sub(before.1)),
+        "machine_us_per_tx": machine_us,
+        "cores": cores,
+        "tps_the_machine_allows": if machine_us > 0.0 { (cores * 1e6 / machine_us).round() } else { 0.0 },
+    })
 }
 
 fn address_of(load: &P2p, i: usize) -> Address {

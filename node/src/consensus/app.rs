@@ -46,11 +46,11 @@ impl App {
             if b.height().get() <= committed || missing.len() >= MAX_CATCH_UP {
                 return false;
             }
-            missing.push(b.inner().0.clone());
+            missing.push((b.inner().0.clone(), b.digest().0));
         }
-        for block in missing.into_iter().rev() {
+        for (block, digest) in missing.into_iter().rev() {
             let ex = Arc::clone(&self.executor);
-            let ok = tokio::task::spawn_blocking(move || ex.knows(&block.digest()) || ex.verify(&block, now_ms()).is_ok()).await;
+            let ok = tokio::task::spawn_blocking(move || ex.knows(&digest) || ex.verify(&block, digest, now_ms()).is_ok()).await;
             if !matches!(ok, Ok(true)) {
                 return false;
             }
@@ -107,8 +107,8 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
             return false;
         }
         let ex = Arc::clone(&self.executor);
-        let b = block.inner().0.clone();
-        match tokio::task::spawn_blocking(move || ex.verify(&b, now_ms())).await {
+        let (b, digest) = (block.inner().0.clone(), block.digest().0);
+        match tokio::task::spawn_blocking(move || ex.verify(&b, digest, now_ms())).await {
             Ok(Ok(_)) => true,
             Ok(Err(e)) => {
                 tracing::warn!(height = block.height().get(), error = %e, "refused a proposal");
@@ -123,7 +123,7 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
 /// the committer thread, which acknowledges each once it is durably committed.
 #[derive(Clone)]
 pub struct Finalizer {
-    queue: std::sync::mpsc::Sender<(Arc<crate::block::Block>, commonware_utils::acknowledgement::Exact)>,
+    queue: std::sync::mpsc::Sender<(Arc<crate::block::Block>, [u8; 32], commonware_utils::acknowledgement::Exact)>,
 }
 
 impl Finalizer {
@@ -134,14 +134,14 @@ impl Finalizer {
     /// `panic_at` (TEST ONLY, `aivm node run --panic-commit-at H`) makes the committer panic
     /// on the block at that height, to prove the process then stops.
     pub fn start(executor: Arc<Executor>, finalized: broadcast::Sender<Finalized>, panic_at: Option<u64>) -> std::io::Result<Self> {
-        let (queue, rx) = std::sync::mpsc::channel::<(Arc<crate::block::Block>, commonware_utils::acknowledgement::Exact)>();
+        let (queue, rx) = std::sync::mpsc::channel::<(Arc<crate::block::Block>, [u8; 32], commonware_utils::acknowledgement::Exact)>();
         std::thread::Builder::new().name("committer".into()).spawn(move || {
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                for (block, ack) in rx {
+                for (block, digest, ack) in rx {
                     if panic_at == Some(block.height()) {
                         panic!("TEST: committer panics at height {}", block.height());
                     }
-                    match executor.finalize(&block) {
+                    match executor.finalize(&block, digest) {
                         Ok(Some(f)) => {
                             tracing::info!(height = f.height, txs = f.txs, root = %crate::hexbytes::to_hex(&f.state_root), "finalized");
                             let _ = finalized.send(f);
@@ -165,7 +165,7 @@ impl Reporter for Finalizer {
 
     fn report(&mut self, activity: Self::Activity) -> commonware_actor::Feedback {
         if let Update::Block(block, ack) = activity {
-            if self.queue.send((Arc::clone(&block.inner().0), ack)).is_err() {
+            if self.queue.send((Arc::clone(&block.inner().0), block.digest().0, ack)).is_err() {
                 crate::exit::stop(crate::exit::COMMITTER_DIED, "the committer thread is gone");
             }
         }
@@ -226,7 +226,7 @@ mod tests {
             blocks.push(Digested::precomputed(ChainBlock(Arc::clone(&e.block)), Digest(e.digest)));
         }
         let behind = executor("behind");
-        behind.verify(&blocks[0].inner().0, now_ms()).expect("block 1");
+        behind.verify(&blocks[0].inner().0, blocks[0].digest().0, now_ms()).expect("block 1");
         let app = App { executor: Arc::clone(&behind), byzantine: None };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
 

@@ -10,6 +10,7 @@
 //!   missed from its peers, and delivers finalized blocks in height order.
 //! - `p2p::authenticated::lookup` connects the validators listed in genesis, each identified
 //!   by its ed25519 key, over encrypted channels.
+//! - [`gossip`] sends the transactions clients submit to one validator to all the others.
 //!
 //! The application ([`app`]) builds, verifies and commits blocks with the runtime.
 
@@ -17,6 +18,7 @@ mod app;
 pub mod byzantine;
 mod chain_block;
 mod faults;
+pub mod gossip;
 
 pub use app::now_ms;
 pub use chain_block::ChainBlock;
@@ -65,6 +67,7 @@ const CH_BROADCAST: u64 = 2;
 const CH_VOTES: u64 = 3;
 const CH_CERTS: u64 = 4;
 const CH_RESOLVER: u64 = 5;
+const CH_GOSSIP: u64 = 6;
 
 /// Messages per second one peer may send on each channel.
 struct Quotas {
@@ -73,14 +76,18 @@ struct Quotas {
     votes: std::num::NonZeroU32,
     certs: std::num::NonZeroU32,
     resolver: std::num::NonZeroU32,
+    gossip: std::num::NonZeroU32,
 }
 
 /// A view sends each peer about three votes (notarize, finalize or nullify) and three
 /// certificates, and the leader one block; views run at most ~20/s on a LAN (an empty-block
 /// leader waits 200 ms; a loaded one executes first). Votes and certificates get ~4× that
 /// rate; blocks one per view with headroom; backfill and certificate fetches serve a peer
-/// catching up, a batch of requests at a time.
-const QUOTAS: Quotas = Quotas { backfill: NZU32!(256), broadcast: NZU32!(64), votes: NZU32!(256), certs: NZU32!(256), resolver: NZU32!(256) };
+/// catching up, a batch of requests at a time. Gossip sends one message per
+/// `gossip::INTERVAL` (50/s) and more when the backlog spills over a message: 128/s of at most
+/// `gossip::MAX_TXS` each bounds what one peer can make this node verify.
+const QUOTAS: Quotas =
+    Quotas { backfill: NZU32!(256), broadcast: NZU32!(64), votes: NZU32!(256), certs: NZU32!(256), resolver: NZU32!(256), gossip: NZU32!(128) };
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsensusError {
@@ -271,7 +278,9 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     let votes = network.register(CH_VOTES, Quota::per_second(QUOTAS.votes));
     let certs = network.register(CH_CERTS, Quota::per_second(QUOTAS.certs));
     let resolver_net = network.register(CH_RESOLVER, Quota::per_second(QUOTAS.resolver));
+    let (gossip_out, gossip_in) = network.register(CH_GOSSIP, Quota::per_second(QUOTAS.gossip));
     network.start();
+    gossip::start(Arc::clone(&v.executor), gossip_out, gossip_in);
 
     // Marshal: finalized block archives, dissemination, backfill.
     let page_cache = CacheRef::new(NZU16!(16_384), NZUsize!(256));

@@ -3,6 +3,8 @@
 //! | method | params | result |
 //! |---|---|---|
 //! | `aivm_sendTransaction` | `[tx_hex]` | transaction hash (hex) |
+//! | `aivm_sendTransactions` | `[[tx_hex, …]]` (at most [`MAX_BATCH`]) | per transaction `{hash}` or `{error}`, in order; signatures checked as one batch |
+//! | `aivm_cpu` | `[]` | this process's CPU time per part of the transaction path (`aivm_runtime::cpu`) |
 //! | `aivm_getReceipt` | `[hash_hex]` | receipt with block height, or `null` |
 //! | `aivm_getBlock` | `[height]` | header and transaction hashes, or `null` |
 //! | `aivm_stateRoot` | `[]` | `{height, state_root}` of the committed head |
@@ -29,6 +31,7 @@ pub use server::{serve, RpcServer, HEALTH_PATH, RATE_LIMITED};
 use crate::execution::{Executor, Finalized};
 use crate::hexbytes::{from_hex, to_hex};
 use aivm::CallContext;
+use aivm_runtime::cpu;
 use aivm_runtime::overlay::Overlay;
 use aivm_runtime::{BlockRecord, Receipt, TxStatus};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
@@ -142,9 +145,41 @@ pub fn module(ctx: RpcContext) -> Result<RpcModule<RpcContext>, jsonrpsee::core:
     let mut m = RpcModule::new(ctx);
     // Admission decodes CBOR and checks an ed25519 signature: blocking work, off the async threads.
     m.register_blocking_method("aivm_sendTransaction", |p, c, _| -> Result<Value, ErrorObjectOwned> {
-        let tx = from_hex(&one_str(&p, "transaction hex")?).ok_or_else(|| invalid("transaction: not hex"))?;
-        let hash = c.executor.submit(&tx).map_err(|e| err(TX_REFUSED, e.to_string()))?;
-        Ok(json!(to_hex(&hash)))
+        cpu::measure(cpu::Part::Rpc, || {
+            let tx = from_hex(&one_str(&p, "transaction hex")?).ok_or_else(|| invalid("transaction: not hex"))?;
+            let hash = c.executor.submit(&tx).map_err(|e| err(TX_REFUSED, e.to_string()))?;
+            Ok(json!(to_hex(&hash)))
+        })
+    })?;
+    // Many transactions in one call: their signatures are checked as batches (`runtime::sig`),
+    // which a JSON-RPC batch of single calls cannot do.
+    m.register_blocking_method("aivm_sendTransactions", |p, c, _| -> Result<Value, ErrorObjectOwned> {
+        cpu::measure(cpu::Part::Rpc, || {
+            let [list]: [Vec<String>; 1] = p.parse().map_err(|e| invalid(format!("expected [[tx_hex, ...]]: {e}")))?;
+            if list.len() > MAX_BATCH as usize {
+                return Err(invalid(format!("at most {MAX_BATCH} transactions per call")));
+            }
+            let decoded: Vec<Option<Vec<u8>>> = list.iter().map(|h| from_hex(h)).collect();
+            let bytes: Vec<&[u8]> = decoded.iter().flatten().map(Vec::as_slice).collect();
+            let mut results = c.executor.submit_many(&bytes, crate::execution::Origin::Client).into_iter();
+            let answers: Vec<Value> = decoded
+                .iter()
+                .map(|d| match d {
+                    None => json!({"error": "not hex"}),
+                    Some(_) => match results.next() {
+                        Some(Ok(h)) => json!({"hash": to_hex(&h)}),
+                        Some(Err(e)) => json!({"error": e.to_string()}),
+                        None => json!({"error": "not admitted"}),
+                    },
+                })
+                .collect();
+            Ok(Value::Array(answers))
+        })
+    })?;
+    m.register_method("aivm_cpu", |_, c, _| -> Result<Value, ErrorObjectOwned> {
+        let (parts, process_ns) = cpu::snapshot();
+        let named: serde_json::Map<String, Value> = cpu::PARTS.iter().zip(parts).map(|(p, ns)| (p.name().to_string(), json!(ns))).collect();
+        Ok(json!({"process_ns": process_ns, "parts_ns": named, "height": c.executor.head().0}))
     })?;
     m.register_method("aivm_getReceipt", |p, c, _| -> Result<Value, ErrorObjectOwned> {
         let hash = hex32(&one_str(&p, "transaction hash")?, "transaction hash")?;

@@ -22,6 +22,11 @@ pub const RATE_LIMITED: i32 = -32029;
 /// Nice value of the RPC threads (Linux; higher is lower priority).
 const RPC_NICE: i32 = 10;
 
+thread_local! {
+    /// An RPC worker thread's CPU counts toward `Part::Rpc` while it is not parked.
+    static RPC_CPU: std::cell::RefCell<Option<aivm_runtime::cpu::InPart>> = const { std::cell::RefCell::new(None) };
+}
+
 /// The RPC server on a runtime of its own. Dropping it stops the server.
 pub struct RpcServer {
     pub handle: ServerHandle,
@@ -36,6 +41,8 @@ pub fn serve(addr: SocketAddr, ctx: RpcContext, limits: RpcLimits) -> Result<Rpc
         .max_blocking_threads(RPC_BLOCKING_THREADS)
         .thread_name("rpc")
         .on_thread_start(lower_priority)
+        .on_thread_unpark(|| RPC_CPU.with(|g| *g.borrow_mut() = Some(aivm_runtime::cpu::enter(aivm_runtime::cpu::Part::Rpc))))
+        .on_thread_park(|| RPC_CPU.with(|g| drop(g.borrow_mut().take())))
         .enable_all()
         .build()
         .map_err(|e| format!("rpc runtime: {e}"))?;

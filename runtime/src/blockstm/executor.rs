@@ -54,7 +54,7 @@ pub fn execute_parallel<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>>(vm: &Vm, txs: 
     let worker = Worker { vm, txs, storage, mv: &mv, scheduler: &scheduler, outputs: &outputs };
     let mut stats = ExecStats::default();
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads.max(1)).map(|_| s.spawn(|| worker.run())).collect();
+        let handles: Vec<_> = (0..threads.max(1)).map(|_| s.spawn(|| crate::cpu::measure(crate::cpu::Part::Execution, || worker.run()))).collect();
         for h in handles {
             // A worker panics only on a bug (a poisoned invariant); re-raise it here.
             let c = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));

@@ -14,6 +14,8 @@
 
 pub mod merkle;
 
+pub use merkle::TreeDelta;
+
 use crate::blockstm::Storage;
 use crate::state::{DecodeError, StateKey, StateValue};
 use parking_lot::{Mutex, RwLock};
@@ -142,35 +144,12 @@ impl Store {
         Ok(Some((height, index)))
     }
 
-    /// The state root the committed state would have after `writes` (sorted by key, no
-    /// duplicate keys), computed without writing anything. Node hashes do not depend on the
-    /// tree version, so this is the root of a block that makes these writes, however many
-    /// uncommitted blocks they merge.
-    pub fn preview_root(&self, writes: &[(StateKey, StateValue)]) -> Result<[u8; 32], StoreError> {
-        let next = self.head().map_or(0, |h| h.height + 1);
-        let changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = writes.iter().map(|(k, v)| (k.encode(), v.encode())).collect();
-        self.update_tree(next, &changes, &mut WriteBatch::default())
-    }
-
-    /// Stage block `height`'s state writes and tree update, computing its state root.
-    /// Nothing is written until [`Store::commit`]. Heights start at 0 (genesis) and go up by
-    /// one.
+    /// Stage block `height`'s state writes and tree update on the committed head, computing
+    /// its state root. Nothing is written until [`Store::commit`]. Heights start at 0
+    /// (genesis) and go up by one.
     pub fn prepare(&self, height: u64, writes: &[(StateKey, StateValue)]) -> Result<Prepared, StoreError> {
-        let expected = self.head().map_or(0, |h| h.height + 1);
-        if height != expected {
-            return Err(StoreError::NotNext { expected, got: height });
-        }
-        let changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = writes.iter().map(|(k, v)| (k.encode(), v.encode())).collect();
-        let mut batch = WriteBatch::default();
-        let state = cf(&self.db, CF_STATE)?;
-        for (k, v) in &changes {
-            match v {
-                Some(v) => batch.put_cf(state, k, v),
-                None => batch.delete_cf(state, k),
-            }
-        }
-        let state_root = self.update_tree(height, &changes, &mut batch)?;
-        Ok(Prepared { batch, head: Head { height, state_root } })
+        let delta = self.tree_update(height, &[], writes)?;
+        self.prepare_delta(&delta)
     }
 
     /// Write a prepared block with its record, the index of its transactions (`tx_hashes[i]`
