@@ -32,6 +32,10 @@ pub struct NodeConfig {
     /// Per-peer JSON-RPC limits (calls per second, burst, connections); defaults if absent.
     #[serde(default)]
     pub rpc_limits: crate::rpc::RpcLimits,
+    /// Block-STM worker threads (default: this machine's cores). Several validators sharing
+    /// one machine (a devnet) do better with fewer: speculation pays only on idle cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_threads: Option<usize>,
 }
 
 impl NodeConfig {
@@ -48,6 +52,7 @@ impl NodeConfig {
             data: "data".into(),
             backend: "cpu".into(),
             rpc_limits: Default::default(),
+            exec_threads: None,
         }
     }
 

@@ -53,12 +53,17 @@ pub fn create(dir: &Path, p: &TestnetParams) -> Result<(Vec<PathBuf>, GenesisFil
     }
     let homes: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("v{i}"))).collect();
     let mut validators = Vec::with_capacity(n);
+    // The validators share this machine's cores: each runs blocks on its share (measured in
+    // BENCHMARKS.md: two Block-STM threads per validator on an oversubscribed machine spend
+    // their time waiting and spinning).
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     for (i, home) in homes.iter().enumerate() {
         let port = u16::try_from(p.port as usize + i)
             .ok()
             .filter(|port| port.checked_add(2000).is_some())
             .ok_or_else(|| TestnetError::Invalid("ports run past 65535".into()))?;
-        validators.push(init_home(home, &NodeConfig::local(p.chain_id, &p.host, port), p.stake)?);
+        let cfg = NodeConfig { exec_threads: Some((cores / n).max(1)), ..NodeConfig::local(p.chain_id, &p.host, port) };
+        validators.push(init_home(home, &cfg, p.stake)?);
     }
     let mut accounts: Vec<GenesisAccount> = validators.iter().map(|v| GenesisAccount { address: v.identity, balance: p.balance }).collect();
     accounts.extend(p.accounts.iter().map(|(address, balance)| GenesisAccount { address: *address, balance: *balance }));

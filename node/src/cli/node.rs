@@ -155,7 +155,7 @@ fn run_validator(a: RunArgs) -> Result<()> {
     }
     // Every executor thread and every RPC query slot has a pooled instance (calls wait for a
     // slot rather than fail; see aivm's slots.rs).
-    let exec_threads = aivm_runtime::ExecConfig::default().threads;
+    let exec_threads = cfg.exec_threads.unwrap_or(aivm_runtime::ExecConfig::default().threads).max(1);
     let pool = (exec_threads + aivm_node::rpc::MAX_CONCURRENT_QUERIES + 2).max(Limits::default().pool_instances as usize);
     // Compiled contracts also go to disk: a restart, or a contract evicted from the in-memory
     // cache, reloads its machine code instead of compiling it again inside a block.
@@ -169,8 +169,9 @@ fn run_validator(a: RunArgs) -> Result<()> {
         .with_models(models)
         // TEE_VERIFY accepts what the chain's genesis accepts (`spec/tee.md` §2).
         .with_tee_policy(Arc::new(genesis.market.as_ref().map(|m| m.params.tee.policy.clone()).unwrap_or_default()));
-    let chain =
+    let mut chain =
         Chain::open(data.join("state"), ChainVm::new(vm), genesis.chain_config()).with_context(|| format!("opening the state under {}", data.display()))?;
+    chain.exec.threads = exec_threads;
     if chain.head().is_none() {
         chain.init_genesis(&genesis.state())?;
     }
