@@ -77,6 +77,8 @@ pub struct Executor {
     /// Transactions clients submitted here, waiting to be gossiped to the other validators
     /// (`consensus::gossip` drains it; nothing is kept until it starts).
     gossip: Mutex<Outbox>,
+    /// See [`Executor::reused_verified`].
+    reused: std::sync::atomic::AtomicU64,
 }
 
 /// Who handed a transaction to this node.
@@ -126,6 +128,7 @@ impl Executor {
             max_block_txs: MAX_BLOCK_TXS,
             limits,
             gossip: Mutex::new(Outbox::default()),
+            reused: Default::default(),
         })
     }
 
@@ -242,6 +245,11 @@ impl Executor {
         Some((Parent { height, hash, layers, trees }, time))
     }
 
+    /// The committed head block's time, kept in memory (health checks ask for it often).
+    pub fn head_time(&self) -> u64 {
+        lock(&self.inner).head_time
+    }
+
     /// Whether `digest` is known (committed head or executed above it).
     pub fn knows(&self, digest: &[u8; 32]) -> bool {
         let inner = lock(&self.inner);
@@ -353,6 +361,7 @@ impl Executor {
             hashes.iter().map(|h| pool.get(h)).collect()
         };
         let missing: Vec<&[u8]> = encoded.iter().zip(&known).filter(|(_, k)| k.is_none()).map(|(b, _)| b.as_slice()).collect();
+        self.reused.fetch_add((encoded.len() - missing.len()) as u64, std::sync::atomic::Ordering::Relaxed);
         let mut fresh = verify_encoded(&missing, self.chain.config().chain_id).into_iter();
         known
             .into_iter()
@@ -483,6 +492,11 @@ impl Executor {
         out
     }
 
+    /// Transactions of peers' blocks taken verified from this node's pool (not checked again).
+    pub fn reused_verified(&self) -> u64 {
+        self.reused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Start keeping admitted client transactions for gossip, and take those kept so far.
     pub fn take_gossip(&self) -> Vec<Vec<u8>> {
         let mut outbox = lock(&self.gossip);
@@ -512,5 +526,26 @@ pub struct ChainAccounts<'a>(pub &'a Chain);
 impl Accounts for ChainAccounts<'_> {
     fn account(&self, a: &Address) -> Option<Account> {
         self.0.account(a).ok().flatten()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::mempool::MempoolConfig;
+    use aivm::{GasSchedule, Limits, Vm};
+    use aivm_runtime::workload::P2p;
+    use aivm_runtime::{ChainConfig, ChainVm};
+
+    /// An executor over a fresh chain (chain id 5) whose genesis funds `P2p::new(5, 2, 1)`'s
+    /// two accounts.
+    pub fn executor(tag: &str) -> Arc<Executor> {
+        let dir = std::env::temp_dir().join(format!("aivm-exec-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
+        let chain = Chain::open(&dir, ChainVm::new(vm), ChainConfig { chain_id: 5, fee_collector: [0; 32] }).expect("chain");
+        chain.init_genesis(&P2p::new(5, 2, 1).genesis(1 << 60)).expect("genesis");
+        let limits = BlockLimits { max_block_gas: 1 << 40, max_tx_gas: 1 << 40, min_gas_price: 1 };
+        Arc::new(Executor::new(Arc::new(chain), Mempool::new(MempoolConfig::new(5, limits), GasSchedule::default()), limits).expect("executor"))
     }
 }

@@ -176,10 +176,6 @@ impl Reporter for Finalizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mempool::{Mempool, MempoolConfig};
-    use aivm::{GasSchedule, Limits, Vm};
-    use aivm_runtime::workload::P2p;
-    use aivm_runtime::{BlockLimits, Chain, ChainConfig, ChainVm};
     use commonware_consensus::marshal::ancestry::Ancestry;
     use std::pin::Pin;
     use std::task::{Context, Poll};
@@ -203,15 +199,7 @@ mod tests {
         }
     }
 
-    fn executor(tag: &str) -> Arc<Executor> {
-        let dir = std::env::temp_dir().join(format!("aivm-catch-up-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
-        let chain = Chain::open(&dir, ChainVm::new(vm), ChainConfig { chain_id: 5, fee_collector: [0; 32] }).expect("chain");
-        chain.init_genesis(&P2p::new(5, 2, 1).genesis(1 << 60)).expect("genesis");
-        let limits = BlockLimits { max_block_gas: 1 << 40, max_tx_gas: 1 << 40, min_gas_price: 1 };
-        Arc::new(Executor::new(Arc::new(chain), Mempool::new(MempoolConfig::new(5, limits), GasSchedule::default()), limits).expect("executor"))
-    }
+    use crate::execution::testing::executor;
 
     /// A node `MAX_CATCH_UP` + 6 blocks behind abstains without holding or executing any of
     /// them (marshal brings the finalized ones to its committer); 10 behind, it executes them.

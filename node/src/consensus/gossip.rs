@@ -144,6 +144,32 @@ mod tests {
         assert_eq!(messages(big.clone()).len(), 2, "a large transaction goes alone");
     }
 
+    /// A client's transactions admitted by one validator reach another's pool by gossip (and
+    /// are not gossiped on); the other's block is then verified by the first without checking
+    /// any signature again.
+    #[test]
+    fn gossip_fills_every_pool_and_saves_the_second_check() {
+        use crate::execution::testing::executor;
+        use aivm_runtime::workload::{Asset, P2p};
+        let (a, b) = (executor("gossip-a"), executor("gossip-b"));
+        drop(a.take_gossip());
+        let txs: Vec<Vec<u8>> = P2p::new(5, 2, 1).block(20, Asset::Native).iter().map(|t| t.encode()).collect();
+        assert!(a.submit_many(&txs, Origin::Client).iter().all(Result::is_ok));
+        let msgs = messages(a.take_gossip());
+        assert_eq!(msgs.len(), 1);
+        drop(b.take_gossip());
+        for m in &msgs {
+            let got = decode(m).expect("decodes");
+            assert!(b.submit_many(&got, Origin::Peer).iter().all(Result::is_ok));
+            assert!(b.submit_many(&got, Origin::Peer).iter().all(|r| r.is_err()), "duplicates refused before any check");
+        }
+        assert!(b.take_gossip().is_empty(), "a peer's transactions are not gossiped on");
+        let e = b.propose(b.head().1, 1).expect("proposal");
+        assert_eq!(e.block.txs.len(), 20);
+        a.verify(&e.block, e.digest, crate::consensus::now_ms()).expect("valid");
+        assert_eq!(a.reused_verified(), 20);
+    }
+
     #[test]
     fn hostile_messages_are_errors() {
         assert_eq!(decode(&[]), Err(GossipError::Truncated));

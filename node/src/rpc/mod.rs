@@ -241,11 +241,10 @@ pub fn module(ctx: RpcContext) -> Result<RpcModule<RpcContext>, jsonrpsee::core:
         }))
     })?;
     m.register_method("aivm_health", |_, c, _| -> Result<Value, ErrorObjectOwned> {
-        let chain = c.executor.chain();
-        let height = chain.head().map_or(0, |h| h.height);
-        let head = chain.block(height).map_err(node_error)?.ok_or_else(|| node_error("head block missing"))?;
+        // Head height and time from memory: no block is read or decoded per health check.
+        let height = c.executor.head().0;
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let age = now_ms.saturating_sub(head.header.time_ms);
+        let age = now_ms.saturating_sub(c.executor.head_time());
         if age > STALE_AFTER_MS {
             return Err(node_error(format!("no block finalized for {} s (height {height})", age / 1000)));
         }
