@@ -49,6 +49,10 @@ struct Cli {
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
+    /// Also time each step of Block-STM (1 thread and `--threads`) and of sequential execution,
+    /// in ns per transaction (`runtime/src/blockstm/profile.rs`), on a run after the timed ones.
+    #[arg(long)]
+    profile: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -61,6 +65,7 @@ struct Args {
     assets: Vec<&'static str>,
     reps: usize,
     json: bool,
+    profile: bool,
 }
 
 fn parse() -> Args {
@@ -71,7 +76,7 @@ fn parse() -> Args {
         _ => vec!["native"],
     };
     let reps = c.reps.unwrap_or(if c.sweep { 3 } else { 5 }) as usize;
-    let mut a = Args { accounts: vec![c.accounts], txs: vec![c.txs as usize], threads: c.threads as usize, assets, reps, json: c.json };
+    let mut a = Args { accounts: vec![c.accounts], txs: vec![c.txs as usize], threads: c.threads as usize, assets, reps, json: c.json, profile: c.profile };
     if c.sweep {
         a.accounts = vec![2, 10, 100, 1000, 10_000];
         a.txs = vec![1000, 10_000];
@@ -108,15 +113,17 @@ fn run(accounts: u64, n: usize, asset_name: &str, a: &Args) {
         }
     };
     let txs = load.block(n, asset);
-    // Signature checks, which a node does for every block before executing it: one thread
-    // versus all of them.
+    // Signature checks, which a node does for every block before executing it (in batches on
+    // the rayon pool): on a pool of one thread versus `--threads`.
+    let pool = |threads: usize| rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    let (one, many) = (pool(1), pool(a.threads));
     let (mut vseq, mut vpar) = (Vec::new(), Vec::new());
     for _ in 0..a.reps {
         let t = Instant::now();
-        drop(verify_batch(txs.clone(), CHAIN, 1));
+        drop(one.install(|| verify_batch(txs.clone(), CHAIN, 1)));
         vseq.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        drop(verify_batch(txs.clone(), CHAIN, a.threads));
+        drop(many.install(|| verify_batch(txs.clone(), CHAIN, a.threads)));
         vpar.push(t.elapsed().as_secs_f64());
     }
     let verified: Vec<_> = verify_batch(txs, CHAIN, a.threads).into_iter().map(|r| r.expect("valid")).collect();
@@ -138,6 +145,26 @@ fn run(accounts: u64, n: usize, asset_name: &str, a: &Args) {
         assert!(p == want, "parallel result differs from sequential");
         stats = st;
     }
+    let profile = a.profile.then(|| {
+        use aivm_runtime::blockstm::profile;
+        let mut rows = Vec::new();
+        for (name, threads) in [("sequential", 0), ("block-stm 1 thread", 1), ("block-stm", a.threads)] {
+            profile::enable(true);
+            let t = Instant::now();
+            if threads == 0 {
+                drop(execute_sequential(&vm, &verified, &reader));
+            } else {
+                drop(execute_parallel(&vm, &verified, &reader, threads));
+            }
+            let wall = t.elapsed().as_nanos() as f64;
+            let totals = profile::totals();
+            profile::enable(false);
+            let per_tx: serde_json::Map<String, serde_json::Value> =
+                totals.iter().map(|(s, ns)| (s.name().to_string(), json!((*ns as f64 / n as f64).round()))).collect();
+            rows.push(json!({"run": name, "threads": threads.max(1), "wall_ns_per_tx": (wall / n as f64).round(), "cpu_ns_per_tx_by_step": per_tx}));
+        }
+        rows
+    });
     assert!(reader.into_error().is_none(), "storage error during the run");
     let ok = want.outputs.iter().filter(|r| r.is_success()).count();
     let (s, p) = (median(&mut seq), median(&mut par));
@@ -158,7 +185,7 @@ fn run(accounts: u64, n: usize, asset_name: &str, a: &Args) {
                    "node_executor": mode, "node_exec_speedup": s / chosen, "block_seq_tps": block_seq_tps, "block_par_tps": block_par_tps, "block_speedup": block_par_tps / block_seq_tps,
                    "successful_txs": ok, "executions_per_tx": per(stats.executions),
                    "validations_per_tx": per(stats.validations), "aborts_per_tx": per(stats.aborts),
-                   "dependency_waits_per_tx": per(stats.dependency_waits)})
+                   "dependency_waits_per_tx": per(stats.dependency_waits), "profile": profile})
         );
     } else {
         println!(
@@ -171,6 +198,15 @@ fn run(accounts: u64, n: usize, asset_name: &str, a: &Args) {
             per(stats.validations),
             per(stats.aborts)
         );
+        for row in profile.iter().flatten() {
+            let steps =
+                row["cpu_ns_per_tx_by_step"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+            println!(
+                "    profile {:<20} wall {} ns/tx; by step (ns/tx, summed over threads): {steps}",
+                row["run"].as_str().unwrap_or(""),
+                row["wall_ns_per_tx"]
+            );
+        }
     }
     drop(chain);
     let _ = std::fs::remove_dir_all(&dir);

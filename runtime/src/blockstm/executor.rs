@@ -2,6 +2,7 @@
 //! test oracle, its benchmark baseline, and the path for small blocks.
 
 use crate::blockstm::mv_memory::{Hasher, MvMemory};
+use crate::blockstm::profile::{timed, Step};
 use crate::blockstm::scheduler::{Scheduler, Task};
 use crate::blockstm::types::{Storage, TxVm, Version};
 use crate::blockstm::view::{MvView, SeqView};
@@ -32,7 +33,7 @@ pub fn execute_sequential<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>>(vm: &Vm, txs
     for tx in txs {
         let mut view = SeqView { writes: &state, storage };
         // A sequential view never reports a dependency.
-        let Ok((out, writes)) = vm.execute(tx, &mut view) else { unreachable!("sequential reads cannot block") };
+        let Ok((out, writes)) = timed(Step::Execute, || vm.execute(tx, &mut view)) else { unreachable!("sequential reads cannot block") };
         outputs.push(out);
         state.extend(writes);
     }
@@ -94,9 +95,9 @@ impl<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>> Worker<'_, Vm, S> {
                 Some(Task::Execution(v)) => self.try_execute(v, &mut stats),
                 Some(Task::Validation(v)) => self.needs_reexecution(v, &mut stats),
                 None => {
-                    let t = self.scheduler.next_task();
+                    let t = timed(Step::Schedule, || self.scheduler.next_task());
                     if t.is_none() {
-                        std::thread::yield_now();
+                        timed(Step::Idle, std::thread::yield_now);
                     }
                     t
                 }
@@ -108,19 +109,19 @@ impl<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>> Worker<'_, Vm, S> {
     fn try_execute(&self, v: Version, stats: &mut ExecStats) -> Option<Task> {
         loop {
             stats.executions += 1;
-            let mut view = MvView { tx_idx: v.tx_idx, mv: self.mv, storage: self.storage, reads: Vec::new() };
-            match self.vm.execute(&self.txs[v.tx_idx], &mut view) {
+            let mut view = MvView { tx_idx: v.tx_idx, mv: self.mv, storage: self.storage, reads: Vec::with_capacity(8) };
+            match timed(Step::Execute, || self.vm.execute(&self.txs[v.tx_idx], &mut view)) {
                 Err(e) => {
                     stats.dependency_waits += 1;
-                    if self.scheduler.add_dependency(v.tx_idx, e.blocking) {
+                    if timed(Step::Schedule, || self.scheduler.add_dependency(v.tx_idx, e.blocking)) {
                         return None;
                     }
                     // The blocking transaction finished meanwhile: read again.
                 }
                 Ok((out, writes)) => {
                     *self.outputs[v.tx_idx].lock() = Some(out);
-                    let wrote_new = self.mv.record(v, view.reads, writes);
-                    return self.scheduler.finish_execution(v, wrote_new);
+                    let wrote_new = timed(Step::Record, || self.mv.record(v, view.reads, writes));
+                    return timed(Step::Schedule, || self.scheduler.finish_execution(v, wrote_new));
                 }
             }
         }
@@ -128,12 +129,12 @@ impl<Vm: TxVm, S: Storage<Vm::Key, Vm::Value>> Worker<'_, Vm, S> {
 
     fn needs_reexecution(&self, v: Version, stats: &mut ExecStats) -> Option<Task> {
         stats.validations += 1;
-        let valid = self.mv.validate_read_set(v.tx_idx);
-        let aborted = !valid && self.scheduler.try_validation_abort(v);
+        let valid = timed(Step::Validate, || self.mv.validate_read_set(v.tx_idx));
+        let aborted = !valid && timed(Step::Schedule, || self.scheduler.try_validation_abort(v));
         if aborted {
             stats.aborts += 1;
-            self.mv.convert_writes_to_estimates(v.tx_idx);
+            timed(Step::Record, || self.mv.convert_writes_to_estimates(v.tx_idx));
         }
-        self.scheduler.finish_validation(v.tx_idx, aborted)
+        timed(Step::Schedule, || self.scheduler.finish_validation(v.tx_idx, aborted))
     }
 }

@@ -6,11 +6,13 @@
 //! - [`scheduler`]: the collaborative scheduler (atomic execution/validation indices).
 //! - [`view`]: the state a transaction reads during speculative execution.
 //! - [`executor`]: the worker loop and the sequential executor (oracle, baseline, fallback).
+//! - [`profile`]: time per step of the algorithm, for the benchmark.
 //!
 //! The executor is generic over the VM, so tests drive it with mock transactions.
 
 pub mod executor;
 pub mod mv_memory;
+pub mod profile;
 pub mod scheduler;
 pub mod types;
 pub mod view;

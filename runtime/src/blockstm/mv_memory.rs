@@ -40,8 +40,9 @@ pub enum ReadOrigin {
 pub type ReadSet<K> = Vec<(K, ReadOrigin)>;
 
 /// The versions of one key, sorted by transaction. Usually one or two entries, appended in
-/// order, so a sorted `Vec` beats a `BTreeMap` (whose first node is ~1 KiB to allocate).
-type Versions<V> = Vec<(TxIdx, Entry<V>)>;
+/// order, so a sorted vector beats a `BTreeMap` (whose first node is ~1 KiB to allocate), and
+/// two are kept inline: most keys of a block cost no allocation of their own.
+type Versions<V> = smallvec::SmallVec<[(TxIdx, Entry<V>); 2]>;
 
 pub struct MvMemory<K, V> {
     data: DashMap<K, Versions<V>, Hasher>,
@@ -52,7 +53,9 @@ pub struct MvMemory<K, V> {
 impl<K: Eq + Hash + Clone, V: Clone> MvMemory<K, V> {
     pub fn new(block_size: usize) -> Self {
         Self {
-            data: DashMap::with_hasher(Hasher::new()),
+            // Sized for a few keys per transaction up front: growing a shard rehashes it under
+            // its write lock while the other workers wait.
+            data: DashMap::with_capacity_and_hasher(block_size.saturating_mul(3), Hasher::new()),
             last_written: (0..block_size).map(|_| Mutex::new(Vec::new())).collect(),
             last_read: (0..block_size).map(|_| Mutex::new(Vec::new())).collect(),
         }

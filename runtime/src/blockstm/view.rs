@@ -2,6 +2,7 @@
 //! Every read is recorded with its origin so the incarnation can be validated later.
 
 use crate::blockstm::mv_memory::{MvMemory, MvRead, ReadOrigin, ReadSet};
+use crate::blockstm::profile::{timed, Step};
 use crate::blockstm::types::{ReadError, StateRead, Storage, TxIdx};
 use std::hash::Hash;
 
@@ -14,15 +15,18 @@ pub struct MvView<'a, K, V, S> {
 
 impl<K: Eq + Hash + Clone, V: Clone, S: Storage<K, V>> StateRead<K, V> for MvView<'_, K, V, S> {
     fn read(&mut self, key: &K) -> Result<Option<V>, ReadError> {
-        match self.mv.read(key, self.tx_idx) {
-            MvRead::Value(v, val) => {
-                self.reads.push((key.clone(), ReadOrigin::Version(v)));
-                Ok(Some(val))
+        let found = timed(Step::MvRead, || {
+            let found = self.mv.read(key, self.tx_idx);
+            match &found {
+                MvRead::Value(v, _) => self.reads.push((key.clone(), ReadOrigin::Version(*v))),
+                MvRead::Storage => self.reads.push((key.clone(), ReadOrigin::Storage)),
+                MvRead::Dependency(_) => {}
             }
-            MvRead::Storage => {
-                self.reads.push((key.clone(), ReadOrigin::Storage));
-                Ok(self.storage.get(key))
-            }
+            found
+        });
+        match found {
+            MvRead::Value(_, val) => Ok(Some(val)),
+            MvRead::Storage => Ok(timed(Step::StorageRead, || self.storage.get(key))),
             MvRead::Dependency(blocking) => Err(ReadError { blocking }),
         }
     }
@@ -36,6 +40,9 @@ pub struct SeqView<'a, K, V, S> {
 
 impl<K: Eq + Hash, V: Clone, S: Storage<K, V>> StateRead<K, V> for SeqView<'_, K, V, S> {
     fn read(&mut self, key: &K) -> Result<Option<V>, ReadError> {
-        Ok(self.writes.get(key).cloned().or_else(|| self.storage.get(key)))
+        match self.writes.get(key) {
+            Some(v) => Ok(Some(v.clone())),
+            None => Ok(timed(Step::StorageRead, || self.storage.get(key))),
+        }
     }
 }
