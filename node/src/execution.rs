@@ -303,20 +303,20 @@ impl Executor {
         let spec = self.chain.execute_verified(&state, txs, time_ms, system).map_err(machine)?;
         let block = Block { parent, header: spec.record.header.clone(), txs: spec.record.txs.iter().map(|t| t.encode()).collect(), evidence };
         let digest = block.digest();
-        Ok(self.remember(block, digest, spec, offenses))
+        Ok(self.remember(Arc::new(block), digest, spec, offenses))
     }
 
     /// Re-execute a peer's block (whose digest the caller computed once: hashing a block of
     /// up to 8 MiB is not free) on its parent's state, which must be known (the caller
     /// executes unknown ancestors first), and check every header field.
-    pub fn verify(&self, block: &Block, digest: [u8; 32], now_ms: u64) -> Result<Arc<Executed>, ExecError> {
+    pub fn verify(&self, block: &Arc<Block>, digest: [u8; 32], now_ms: u64) -> Result<Arc<Executed>, ExecError> {
         let _x = lock(&self.exec);
         self.verify_locked(block, digest, Some(now_ms))
     }
 
     /// `now_ms` bounds the block's time; `None` for a block already finalized, whose time
     /// the network accepted.
-    fn verify_locked(&self, block: &Block, digest: [u8; 32], now_ms: Option<u64>) -> Result<Arc<Executed>, ExecError> {
+    fn verify_locked(&self, block: &Arc<Block>, digest: [u8; 32], now_ms: Option<u64>) -> Result<Arc<Executed>, ExecError> {
         if let Some(e) = lock(&self.inner).pending.get(&digest) {
             return Ok(Arc::clone(e));
         }
@@ -348,7 +348,7 @@ impl Executor {
                 to_hex(&h.state_root)
             )));
         }
-        Ok(self.remember(block.clone(), digest, spec, offenses))
+        Ok(self.remember(Arc::clone(block), digest, spec, offenses))
     }
 
     /// A block's transactions, verified: those this node's mempool admitted are taken as they
@@ -373,15 +373,15 @@ impl Executor {
             .map_err(|e| ExecError::Invalid(format!("transaction: {e}")))
     }
 
-    fn remember(&self, block: Block, digest: [u8; 32], spec: SpeculativeBlock, offenses: Vec<Offense>) -> Arc<Executed> {
-        let e = Arc::new(Executed { block: Arc::new(block), digest, spec, offenses });
+    fn remember(&self, block: Arc<Block>, digest: [u8; 32], spec: SpeculativeBlock, offenses: Vec<Offense>) -> Arc<Executed> {
+        let e = Arc::new(Executed { block, digest, spec, offenses });
         lock(&self.inner).pending.insert(digest, Arc::clone(&e));
         e
     }
 
     /// Commit a finalized block. Blocks arrive in height order, at least once: those at or
     /// below the head are skipped (`Ok(None)`).
-    pub fn finalize(&self, block: &Block, digest: [u8; 32]) -> Result<Option<Finalized>, ExecError> {
+    pub fn finalize(&self, block: &Arc<Block>, digest: [u8; 32]) -> Result<Option<Finalized>, ExecError> {
         let _x = lock(&self.exec);
         let (height, head_digest) = self.head();
         if block.height() <= height {
