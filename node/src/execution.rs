@@ -445,28 +445,38 @@ impl Executor {
         self.submit_many(&[bytes], Origin::Client).pop().unwrap_or(Err(crate::mempool::MempoolError::Duplicate))
     }
 
-    /// Admit transactions (results in input order). Those already pooled are answered
-    /// `Duplicate` before any work; decoding and signature checks of the rest run in parallel
-    /// batches before the pool's lock is taken. A client's admitted transactions are queued
-    /// for gossip.
+    /// Admit transactions (results in input order). They are decoded in parallel; what the
+    /// pool would refuse anyway (duplicates, nonces out of range, full senders:
+    /// [`Mempool::precheck`]) is answered before any signature check; the rest are checked in
+    /// batches before the pool's lock is taken, then admitted. A client's admitted
+    /// transactions are queued for gossip.
     pub fn submit_many<B: AsRef<[u8]> + Sync>(&self, txs: &[B], origin: Origin) -> Vec<Result<[u8; 32], crate::mempool::MempoolError>> {
         use crate::mempool::MempoolError;
-        let pooled: Vec<bool> = {
-            let hashes: Vec<[u8; 32]> = txs.iter().map(|b| *blake3::hash(b.as_ref()).as_bytes()).collect();
+        let decoded = aivm_runtime::tx::decode_all(txs);
+        let mut answers: Vec<Option<Result<[u8; 32], MempoolError>>> = Vec::with_capacity(txs.len());
+        let mut to_check = Vec::new();
+        {
             let pool = lock(&self.mempool);
-            hashes.iter().map(|h| pool.contains(h)).collect()
-        };
-        let fresh: Vec<&[u8]> = txs.iter().zip(&pooled).filter(|(_, p)| !**p).map(|(b, _)| b.as_ref()).collect();
-        let mut checked = verify_encoded(&fresh, self.chain.config().chain_id).into_iter();
+            for d in decoded {
+                match d.map_err(MempoolError::from).and_then(|d| pool.precheck(d.tx(), &d.hash()).map(|()| d)) {
+                    Ok(d) => {
+                        answers.push(None);
+                        to_check.push(d);
+                    }
+                    Err(e) => answers.push(Some(Err(e))),
+                }
+            }
+        }
+        let mut checked = aivm_runtime::tx::verify_decoded(to_check, self.chain.config().chain_id).into_iter();
         let accounts = ChainAccounts(&self.chain);
         let mut admitted = Vec::new();
         let out: Vec<Result<[u8; 32], MempoolError>> = cpu::measure(Part::Mempool, || {
             let mut pool = lock(&self.mempool);
             txs.iter()
-                .zip(pooled)
-                .map(|(bytes, pooled)| {
-                    if pooled {
-                        return Err(MempoolError::Duplicate);
+                .zip(answers)
+                .map(|(bytes, answer)| {
+                    if let Some(refused) = answer {
+                        return refused;
                     }
                     let vtx = checked.next().unwrap_or(Err(aivm_runtime::TxError::Malformed("not checked".into())))?;
                     let hash = pool.insert_verified(vtx, &accounts)?;

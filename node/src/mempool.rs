@@ -153,6 +153,33 @@ impl Mempool {
         Ok(SignedTransaction::decode(bytes)?.verify(chain_id)?)
     }
 
+    /// What admission would refuse `tx` for without its signature being checked: a duplicate,
+    /// another chain, the block limits, and for a sender with pending transactions (whose
+    /// committed account the pool holds) a nonce out of range or a full queue. Callers ask
+    /// before the signature check, so a flood of transactions the pool cannot take costs no
+    /// ed25519 work. `Ok` promises nothing: [`Mempool::insert_verified`] decides.
+    pub fn precheck(&self, tx: &aivm_runtime::Transaction, hash: &[u8; 32]) -> Result<(), MempoolError> {
+        if self.by_hash.contains_key(hash) {
+            return Err(MempoolError::Duplicate);
+        }
+        if tx.chain_id != self.cfg.chain_id {
+            return Err(TxError::WrongChain { expected: self.cfg.chain_id, got: tx.chain_id }.into());
+        }
+        self.cfg.limits.check_tx(tx)?;
+        let Some(q) = self.queues.get(&tx.sender) else { return Ok(()) };
+        if tx.nonce < q.account.nonce {
+            return Err(MempoolError::NonceTooLow { got: tx.nonce, expected: q.account.nonce });
+        }
+        let max = q.account.nonce.saturating_add(self.cfg.max_nonce_gap);
+        if tx.nonce > max {
+            return Err(MempoolError::NonceTooHigh { got: tx.nonce, max });
+        }
+        if !q.txs.contains_key(&tx.nonce) && q.txs.len() >= self.cfg.max_per_sender {
+            return Err(MempoolError::SenderFull(self.cfg.max_per_sender));
+        }
+        Ok(())
+    }
+
     /// Admit a transaction [`Mempool::decode`] checked (for this pool's chain id).
     pub fn insert_verified(&mut self, vtx: VerifiedTx, accounts: &dyn Accounts) -> Result<[u8; 32], MempoolError> {
         if vtx.tx().chain_id != self.cfg.chain_id {
@@ -464,6 +491,39 @@ mod tests {
         let h = *blake3::hash(&tx(&b, 0, 10, 1)).as_bytes();
         assert_eq!(p.get(&h).map(|v| v.hash), Some(h), "pooled transactions are found by hash, verified");
         assert!(p.get(&[0; 32]).is_none());
+    }
+
+    /// What the pool would refuse anyway is refused before the signature is looked at: a
+    /// transaction with a broken signature from a full sender gets `SenderFull`.
+    #[test]
+    fn precheck_refuses_before_the_signature_check() {
+        let a = account_key(1);
+        let st = State::new(&[&a], 1 << 60);
+        let mut p =
+            Mempool::new(MempoolConfig { max_txs: 100, max_nonce_gap: 64, max_per_sender: 16, ..MempoolConfig::new(CHAIN, LIMITS) }, GasSchedule::default());
+        for n in 0..16 {
+            p.insert(&tx(&a, n, 1, 1), &st).unwrap();
+        }
+        let mut forged = Transaction {
+            chain_id: CHAIN,
+            sender: address(&a),
+            nonce: 16,
+            gas_limit: 1_000_000,
+            gas_price: 1,
+            payload: Payload::Transfer { to: [9; 32], amount: 1 },
+        }
+        .sign(&a);
+        forged.signature[0] ^= 1;
+        let bytes = forged.encode();
+        let h = *blake3::hash(&bytes).as_bytes();
+        assert_eq!(p.precheck(&forged.tx, &h), Err(MempoolError::SenderFull(16)));
+        forged.tx.nonce = 99;
+        assert!(matches!(p.precheck(&forged.tx, &h), Err(MempoolError::NonceTooHigh { .. })));
+        let dup = tx(&a, 3, 1, 1);
+        let decoded = SignedTransaction::decode(&dup).unwrap();
+        assert_eq!(p.precheck(&decoded.tx, blake3::hash(&dup).as_bytes()), Err(MempoolError::Duplicate));
+        let replacement = SignedTransaction::decode(&tx(&a, 3, 5, 1)).unwrap();
+        assert_eq!(p.precheck(&replacement.tx, &[1; 32]), Ok(()), "a replacement of a pending nonce may go on to the full check");
     }
 
     #[test]

@@ -202,21 +202,50 @@ fn check_all(txs: Vec<Checked>, chain_id: u64) -> Vec<Result<VerifiedTx, TxError
         .collect()
 }
 
-/// Decode and check submitted or proposed transactions; results in input order. Decoding
-/// runs in parallel, signatures in batches (`crate::sig`).
-pub fn verify_encoded<B: AsRef<[u8]> + Sync>(encoded: &[B], chain_id: u64) -> Vec<Result<VerifiedTx, TxError>> {
+/// A transaction decoded from its canonical bytes, its signature not checked yet: what an
+/// admission can refuse on cheaply (a duplicate, a nonce out of range) before paying for the
+/// signature check.
+pub struct Decoded(Checked);
+
+impl Decoded {
+    pub fn tx(&self) -> &Transaction {
+        &self.0.signed.tx
+    }
+
+    /// BLAKE3 of the canonical encoding (the transaction hash).
+    pub fn hash(&self) -> [u8; 32] {
+        self.0.hash
+    }
+
+    pub fn size(&self) -> usize {
+        self.0.size
+    }
+}
+
+/// Decode submitted or proposed transactions in parallel; results in input order.
+pub fn decode_all<B: AsRef<[u8]> + Sync>(encoded: &[B]) -> Vec<Result<Decoded, TxError>> {
     use rayon::prelude::*;
-    let decoded: Vec<Result<Checked, TxError>> = encoded
+    encoded
         .par_iter()
         .map(|b| {
             let _cpu = crate::cpu::enter(crate::cpu::Part::Signatures);
             let b = b.as_ref();
-            SignedTransaction::decode(b).map(|t| Checked::of(t, b))
+            SignedTransaction::decode(b).map(|t| Decoded(Checked::of(t, b)))
         })
-        .collect();
-    let mut errors = Vec::with_capacity(decoded.len());
-    let mut ok = Vec::with_capacity(decoded.len());
-    for d in decoded {
+        .collect()
+}
+
+/// Check the chain id and signature of decoded transactions (in batches); results in order.
+pub fn verify_decoded(decoded: Vec<Decoded>, chain_id: u64) -> Vec<Result<VerifiedTx, TxError>> {
+    check_all(decoded.into_iter().map(|d| d.0).collect(), chain_id)
+}
+
+/// Decode and check submitted or proposed transactions; results in input order. Decoding
+/// runs in parallel, signatures in batches (`crate::sig`).
+pub fn verify_encoded<B: AsRef<[u8]> + Sync>(encoded: &[B], chain_id: u64) -> Vec<Result<VerifiedTx, TxError>> {
+    let mut errors = Vec::with_capacity(encoded.len());
+    let mut ok = Vec::with_capacity(encoded.len());
+    for d in decode_all(encoded) {
         match d {
             Ok(c) => {
                 errors.push(None);
@@ -225,7 +254,7 @@ pub fn verify_encoded<B: AsRef<[u8]> + Sync>(encoded: &[B], chain_id: u64) -> Ve
             Err(e) => errors.push(Some(e)),
         }
     }
-    let mut checked = check_all(ok, chain_id).into_iter();
+    let mut checked = verify_decoded(ok, chain_id).into_iter();
     errors.into_iter().map(|e| e.map_or_else(|| checked.next().unwrap_or(Err(TxError::BadSignature)), Err)).collect()
 }
 
