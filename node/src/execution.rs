@@ -446,8 +446,8 @@ impl Executor {
     }
 
     /// Admit transactions (results in input order). They are decoded in parallel; what the
-    /// pool would refuse anyway (duplicates, nonces out of range, full senders:
-    /// [`Mempool::precheck`]) is answered before any signature check; the rest are checked in
+    /// pool would refuse anyway (duplicates, nonces out of range, full senders, a full pool:
+    /// [`Mempool::precheck_sized`]) is answered before any signature check; the rest are checked in
     /// batches before the pool's lock is taken, then admitted. A client's admitted
     /// transactions are queued for gossip.
     pub fn submit_many<B: AsRef<[u8]> + Sync>(&self, txs: &[B], origin: Origin) -> Vec<Result<[u8; 32], crate::mempool::MempoolError>> {
@@ -457,8 +457,9 @@ impl Executor {
         let mut to_check = Vec::new();
         {
             let pool = lock(&self.mempool);
+            let mut cheapest = None;
             for d in decoded {
-                match d.map_err(MempoolError::from).and_then(|d| pool.precheck(d.tx(), &d.hash()).map(|()| d)) {
+                match d.map_err(MempoolError::from).and_then(|d| pool.precheck_sized(d.tx(), &d.hash(), d.size(), &mut cheapest).map(|()| d)) {
                     Ok(d) => {
                         answers.push(None);
                         to_check.push(d);

@@ -109,6 +109,9 @@ impl Queue {
     }
 }
 
+/// The two cheapest sender tails of a full pool (price, sender), for [`Mempool::precheck_sized`].
+pub struct CheapestTails(Vec<(u64, Address)>);
+
 /// Pending transactions.
 pub struct Mempool {
     cfg: MempoolConfig,
@@ -178,6 +181,36 @@ impl Mempool {
             return Err(MempoolError::SenderFull(self.cfg.max_per_sender));
         }
         Ok(())
+    }
+
+    /// [`Mempool::precheck`] also for a full pool: a new transaction that could not displace
+    /// the cheapest evictable one (as [`Mempool::make_room`] would find it) is `Full`. The
+    /// cheapest tails are found once per `cheapest` (scanning the senders only when the pool is
+    /// full), so a batch of prechecks under one lock scans at most once.
+    pub fn precheck_sized(
+        &self,
+        tx: &aivm_runtime::Transaction,
+        hash: &[u8; 32],
+        size: usize,
+        cheapest: &mut Option<CheapestTails>,
+    ) -> Result<(), MempoolError> {
+        self.precheck(tx, hash)?;
+        let replaces = self.queues.get(&tx.sender).is_some_and(|q| q.txs.contains_key(&tx.nonce));
+        if replaces || (self.by_hash.len() < self.cfg.max_txs && self.bytes + size <= self.cfg.max_bytes) {
+            return Ok(());
+        }
+        let tails = cheapest.get_or_insert_with(|| {
+            let mut t: Vec<(u64, Address)> = self.queues.iter().filter_map(|(a, q)| q.txs.values().next_back().map(|e| (e.price(), *a))).collect();
+            t.sort_unstable();
+            t.truncate(2);
+            CheapestTails(t)
+        });
+        // The cheapest tail of another sender (make_room never evicts the sender's own).
+        match tails.0.iter().find(|(_, a)| *a != tx.sender).map(|(p, _)| *p) {
+            Some(p) if p < tx.gas_price => Ok(()),
+            Some(p) => Err(MempoolError::Full { min: p }),
+            None => Err(MempoolError::Full { min: 0 }),
+        }
     }
 
     /// Admit a transaction [`Mempool::decode`] checked (for this pool's chain id).
@@ -524,6 +557,18 @@ mod tests {
         assert_eq!(p.precheck(&decoded.tx, blake3::hash(&dup).as_bytes()), Err(MempoolError::Duplicate));
         let replacement = SignedTransaction::decode(&tx(&a, 3, 5, 1)).unwrap();
         assert_eq!(p.precheck(&replacement.tx, &[1; 32]), Ok(()), "a replacement of a pending nonce may go on to the full check");
+        // A full pool: only a price that could displace the cheapest tail gets through.
+        let b = account_key(2);
+        let st2 = State::new(&[&a, &b], 1 << 60);
+        let mut full = Mempool::new(MempoolConfig { max_txs: 2, ..MempoolConfig::new(CHAIN, LIMITS) }, GasSchedule::default());
+        full.insert(&tx(&a, 0, 3, 1), &st2).unwrap();
+        full.insert(&tx(&a, 1, 3, 1), &st2).unwrap();
+        let cheap = SignedTransaction::decode(&tx(&b, 0, 3, 1)).unwrap();
+        assert_eq!(full.precheck_sized(&cheap.tx, &[2; 32], 200, &mut None), Err(MempoolError::Full { min: 3 }));
+        let dear = SignedTransaction::decode(&tx(&b, 0, 4, 1)).unwrap();
+        assert_eq!(full.precheck_sized(&dear.tx, &[3; 32], 200, &mut None), Ok(()));
+        let own = SignedTransaction::decode(&tx(&a, 2, 4, 1)).unwrap();
+        assert_eq!(full.precheck_sized(&own.tx, &[4; 32], 200, &mut None), Err(MempoolError::Full { min: 0 }), "a sender never displaces its own");
     }
 
     #[test]

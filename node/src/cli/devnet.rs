@@ -263,7 +263,7 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
     let signed = sign_load(&mut load, token, a.load.saturating_mul(a.duration) as usize);
     let cpu_before = cpu_sample(&rpcs);
     let load_start = Instant::now();
-    let (sent, refused) = drive_load(&rpcs, &signed, a.load, Duration::from_secs(a.duration), &submitted)?;
+    let (sent, refused, refusals) = drive_load(&rpcs, &signed, a.load, Duration::from_secs(a.duration), &submitted)?;
     let load_secs = load_start.elapsed().as_secs_f64();
     log(a.json, format!("offered {sent} transfers in {load_secs:.1} s ({refused} refused by the mempool); waiting for them to finalize"));
     let drain_deadline = Instant::now() + Duration::from_secs(15);
@@ -291,6 +291,7 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         "duration_s": a.duration,
         "submitted": sent,
         "refused": refused,
+        "refused_by_reason": refusals,
         "finalized": finalized,
         "failed_receipts": stats.failed,
         "sustained_tps": (finalized as f64 / window).round(),
@@ -427,8 +428,15 @@ fn sign_load(load: &mut P2p, token: Address, total: usize) -> Vec<String> {
 }
 
 /// Offer the `signed` transfers at `tps` per second for `duration`, spread over the validators
-/// in batches (`aivm_sendTransactions`); returns (submitted, refused).
-fn drive_load(rpcs: &[SocketAddr], signed: &[String], tps: u64, duration: Duration, submitted: &Mutex<HashMap<String, Instant>>) -> Result<(usize, usize)> {
+/// in batches (`aivm_sendTransactions`); returns (submitted, refused, refusals by reason).
+fn drive_load(
+    rpcs: &[SocketAddr],
+    signed: &[String],
+    tps: u64,
+    duration: Duration,
+    submitted: &Mutex<HashMap<String, Instant>>,
+) -> Result<(usize, usize, std::collections::BTreeMap<String, usize>)> {
+    let mut reasons = std::collections::BTreeMap::new();
     const TICK: Duration = Duration::from_millis(50);
     let mut clients: Vec<RpcClient> = rpcs.iter().map(|a| RpcClient::new(*a)).collect();
     let start = Instant::now();
@@ -450,7 +458,21 @@ fn drive_load(rpcs: &[SocketAddr], signed: &[String], tps: u64, duration: Durati
                         map.insert(h.to_string(), now);
                         sent += 1;
                     }
-                    None => refused += 1,
+                    None => {
+                        refused += 1;
+                        // The reason without its numbers ("nonce 7 is too far ahead (...)" → "nonce is too far ahead").
+                        let why = r["error"]
+                            .as_str()
+                            .unwrap_or("no answer")
+                            .split(" (")
+                            .next()
+                            .unwrap_or("")
+                            .split(' ')
+                            .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        *reasons.entry(why).or_insert(0) += 1;
+                    }
                 }
             }
         }
@@ -459,7 +481,7 @@ fn drive_load(rpcs: &[SocketAddr], signed: &[String], tps: u64, duration: Durati
             std::thread::sleep(wait);
         }
     }
-    Ok((sent, refused))
+    Ok((sent, refused, reasons))
 }
 
 /// Each validator's `aivm_cpu` counters and the driver's own CPU time, now.
