@@ -7,6 +7,7 @@
 //!     [--accounts N] [--txs M] [--threads T] [--asset native|token|both] [--reps R] [--json]
 //! cargo run --release -p aivm-benches --bin blockstm -- --sweep [--json]
 //! ```
+//! `--raw-scaling` also splits the block over two threads without Block-STM (see the flag).
 //! `--sweep` runs accounts 2, 10, 100, 1 000, 10 000 × blocks of 1 000 and 10 000, both assets.
 //! `seq tps`/`par tps`/`speedup`: execution of the block alone (sequential vs Block-STM), with
 //! reads from RocksDB. `node`/`n.spd`: the executor a node picks for this block
@@ -53,6 +54,10 @@ struct Cli {
     /// in ns per transaction (`runtime/src/blockstm/profile.rs`), on a run after the timed ones.
     #[arg(long)]
     profile: bool,
+    /// Also run the block's two halves sequentially on two threads at once (no Block-STM)
+    /// against one thread running both: how the VM's call path scales inside one process.
+    #[arg(long)]
+    raw_scaling: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -66,6 +71,7 @@ struct Args {
     reps: usize,
     json: bool,
     profile: bool,
+    raw_scaling: bool,
 }
 
 fn parse() -> Args {
@@ -76,7 +82,16 @@ fn parse() -> Args {
         _ => vec!["native"],
     };
     let reps = c.reps.unwrap_or(if c.sweep { 3 } else { 5 }) as usize;
-    let mut a = Args { accounts: vec![c.accounts], txs: vec![c.txs as usize], threads: c.threads as usize, assets, reps, json: c.json, profile: c.profile };
+    let mut a = Args {
+        accounts: vec![c.accounts],
+        txs: vec![c.txs as usize],
+        threads: c.threads as usize,
+        assets,
+        reps,
+        json: c.json,
+        profile: c.profile,
+        raw_scaling: c.raw_scaling,
+    };
     if c.sweep {
         a.accounts = vec![2, 10, 100, 1000, 10_000];
         a.txs = vec![1000, 10_000];
@@ -144,6 +159,24 @@ fn run(accounts: u64, n: usize, asset_name: &str, a: &Args) {
         par.push(t.elapsed().as_secs_f64());
         assert!(p == want, "parallel result differs from sequential");
         stats = st;
+    }
+    // Diagnostic: the same block split in halves run sequentially on separate threads at once
+    // (no Block-STM; results discarded), against one thread running both halves: how well the
+    // VM's call path itself scales inside one process.
+    if a.raw_scaling {
+        let half = verified.len() / 2;
+        let (x, y) = verified.split_at(half);
+        let t = Instant::now();
+        drop(execute_sequential(&vm, x, &reader));
+        drop(execute_sequential(&vm, y, &reader));
+        let one = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        std::thread::scope(|sc| {
+            sc.spawn(|| drop(execute_sequential(&vm, x, &reader)));
+            sc.spawn(|| drop(execute_sequential(&vm, y, &reader)));
+        });
+        let two = t.elapsed().as_secs_f64();
+        eprintln!("raw scaling: one thread {:.0} ns/tx, two threads {:.0} ns/tx wall: {:.2}x", one * 1e9 / n as f64, two * 1e9 / n as f64, one / two);
     }
     let profile = a.profile.then(|| {
         use aivm_runtime::blockstm::profile;
@@ -213,6 +246,8 @@ fn run(accounts: u64, n: usize, asset_name: &str, a: &Args) {
 }
 
 fn main() {
+    // The node's allocator settings (node/src/main.rs), so the comparison is the node's.
+    aivm_runtime::malloc::tune_for_threads();
     let a = parse();
     if !a.json {
         println!("asset   accounts     txs thr     seq tps     par tps  speedup  node  n.spd    block  exec/tx   val/tx abort/tx   states");
