@@ -56,7 +56,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    aivm_runtime::malloc::tune_for_threads();
     let cli = Cli::parse();
     match cli.command {
         Command::Call(args) => cli::call::run(args),

@@ -13,7 +13,6 @@
 //! - [`encoding`]: CBOR, the wire and storage encoding.
 //! - [`receipt`]: what a transaction produced.
 //! - [`store`]: RocksDB column families, atomic block commits, the Jellyfish Merkle root.
-//! - [`malloc`]: glibc malloc settings for block execution on several threads.
 //! - [`cpu`]: thread CPU time per part of the transaction path (the devnet's breakdown).
 //! - [`chain`]: the [`Chain`]: a block's execution, fee settlement and commit.
 //! - [`workload`]: the paper's peer-to-peer transfer workload (benchmark and tests).
@@ -26,7 +25,6 @@ pub mod chain;
 pub mod chain_vm;
 pub mod cpu;
 pub mod encoding;
-pub mod malloc;
 pub mod market;
 pub mod overlay;
 pub mod receipt;

@@ -246,8 +246,6 @@ fn run(accounts: u64, n: usize, asset_name: &str, a: &Args) {
 }
 
 fn main() {
-    // The node's allocator settings (node/src/main.rs), so the comparison is the node's.
-    aivm_runtime::malloc::tune_for_threads();
     let a = parse();
     if !a.json {
         println!("asset   accounts     txs thr     seq tps     par tps  speedup  node  n.spd    block  exec/tx   val/tx abort/tx   states");
