@@ -5,7 +5,7 @@ use super::{Digest, PublicKey, Scheme};
 use crate::execution::{EvidenceCheck, Executor};
 use crate::staking::Offense;
 use commonware_codec::{DecodeExt, Encode};
-use commonware_consensus::simplex::types::{Activity, Attributable, ConflictingFinalize, ConflictingNotarize, Notarize, Proposal, Vote};
+use commonware_consensus::simplex::types::{Activity, Attributable, ConflictingFinalize, ConflictingNotarize, Notarize, NullifyFinalize, Proposal, Vote};
 use commonware_consensus::{Reporter, Viewable};
 use commonware_cryptography::Hasher;
 use commonware_p2p::{CheckedSender, LimitedSender, Recipients};
@@ -15,6 +15,9 @@ use std::sync::Arc;
 
 const TAG_NOTARIZE: u8 = 1;
 const TAG_FINALIZE: u8 = 2;
+/// A nullify vote and a finalize vote of one view: the validator voted both to skip the view
+/// and to finalize its block.
+const TAG_NULLIFY_FINALIZE: u8 = 3;
 
 /// Evidence bytes: a tag, then the engine's encoding of the two conflicting votes.
 fn encode(tag: u8, body: impl Encode) -> Vec<u8> {
@@ -47,6 +50,10 @@ impl EvidenceCheck for Checker {
                 let c = ConflictingFinalize::<Scheme, Digest>::decode(body.to_vec()).ok()?;
                 c.verify(&mut rng, &self.verifier, &Sequential).then(|| self.offense_of(c.signer().get(), c.view().get()))?
             }
+            TAG_NULLIFY_FINALIZE => {
+                let c = NullifyFinalize::<Scheme, Digest>::decode(body.to_vec()).ok()?;
+                c.verify(&mut rng, &self.verifier, &Sequential).then(|| self.offense_of(c.signer().get(), c.view().get()))?
+            }
             _ => None,
         }
     }
@@ -66,6 +73,7 @@ impl<R: Reporter<Activity = Activity<Scheme, Digest>>> Reporter for FaultReporte
         match &activity {
             Activity::ConflictingNotarize(c) => self.executor.report_evidence(encode(TAG_NOTARIZE, c.clone())),
             Activity::ConflictingFinalize(c) => self.executor.report_evidence(encode(TAG_FINALIZE, c.clone())),
+            Activity::NullifyFinalize(c) => self.executor.report_evidence(encode(TAG_NULLIFY_FINALIZE, c.clone())),
             _ => {}
         }
         self.inner.report(activity)
@@ -132,7 +140,7 @@ mod tests {
     use super::*;
     use crate::evidence::{EvidencePool, PoolError};
     use crate::genesis::GenesisFile;
-    use commonware_consensus::simplex::types::{Finalize, Proposal};
+    use commonware_consensus::simplex::types::{Finalize, Nullify, Proposal};
     use commonware_consensus::types::{Epoch, Round, View};
     use commonware_cryptography::bls12381::primitives::group;
 
@@ -189,6 +197,13 @@ mod tests {
         assert_eq!(offence.view, 9);
         assert_eq!(check.offense(&ba), Some(offence), "swapped vote order: the same offence");
         assert_eq!(check.offense(&fin), Some(offence), "a finalize pair of the same view: the same offence");
+        let nullify = Nullify::sign::<Digest>(&scheme, Round::new(Epoch::zero(), View::new(9))).expect("sign");
+        let nf = encode(TAG_NULLIFY_FINALIZE, NullifyFinalize::new(nullify, f(b"a")));
+        assert_eq!(check.offense(&nf), Some(offence), "nullify and finalize in one view: the same offence");
+        let mut forged = nf.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert_eq!(check.offense(&forged), None);
 
         let mut pool = EvidencePool::default();
         assert_eq!(pool.add(ab, check.as_ref(), 0), Ok(offence));
