@@ -412,6 +412,13 @@ fn devnet_reports_load_and_agreement() {
     assert!(r["finality_ms"]["p99"].as_f64().expect("p99") > 0.0);
     let heights = r["heights"].as_array().expect("heights");
     assert_eq!(heights.len(), 4);
+    // Gossip put every transaction in every pool, so every validator verified peers' blocks
+    // without checking those transactions' signatures again.
+    let reused = r["cpu"]["reused_verified_per_validator"].as_array().expect("reuse counts");
+    assert_eq!(reused.len(), 4, "{r}");
+    assert!(reused.iter().all(|n| n.as_u64().unwrap_or(0) > 0), "{r}");
+    let mean = &r["cpu"]["mean_validator_us_per_tx"];
+    assert!(mean["signatures"].as_f64().unwrap_or(0.0) > 0.0 && mean["total"].as_f64().unwrap_or(0.0) > mean["signatures"].as_f64().unwrap_or(0.0), "{r}");
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> String {

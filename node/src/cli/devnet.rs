@@ -518,12 +518,21 @@ fn cpu_report(before: &(Vec<Value>, u64), after: &(Vec<Value>, u64), txs: usize)
         row.insert("total".into(), json!(per_tx(process)));
         validators.push(Value::Object(row));
     }
+    // Transactions of peers' blocks each validator took already verified from its pool (gossip
+    // and once-per-node verification at work).
+    let reused: Vec<u64> = before
+        .0
+        .iter()
+        .zip(&after.0)
+        .map(|(b, a)| a["reused_verified"].as_u64().unwrap_or(0).saturating_sub(b["reused_verified"].as_u64().unwrap_or(0)))
+        .collect();
     let k = validators.len().max(1) as u64;
     let mean: serde_json::Map<String, Value> = sums.iter().map(|(name, ns)| (name.clone(), json!(per_tx(ns / k)))).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let machine_us = per_tx(machine_ns);
     json!({
         "per_validator_us_per_tx": validators,
+        "reused_verified_per_validator": reused,
         "mean_validator_us_per_tx": mean,
         "driver_us_per_tx": per_tx(after.1.saturating_sub(before.1)),
         "machine_us_per_tx": machine_us,

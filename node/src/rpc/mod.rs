@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `aivm_sendTransaction` | `[tx_hex]` | transaction hash (hex) |
 //! | `aivm_sendTransactions` | `[[tx_hex, …]]` (at most [`MAX_BATCH`]) | per transaction `{hash}` or `{error}`, in order; signatures checked as one batch |
-//! | `aivm_cpu` | `[]` | this process's CPU time per part of the transaction path (`aivm_runtime::cpu`) |
+//! | `aivm_cpu` | `[]` | this process's CPU time per part of the transaction path (`aivm_runtime::cpu`), and how many transactions of peers' blocks were taken already verified from the pool |
 //! | `aivm_getReceipt` | `[hash_hex]` | receipt with block height, or `null` |
 //! | `aivm_getBlock` | `[height]` | header and transaction hashes, or `null` |
 //! | `aivm_stateRoot` | `[]` | `{height, state_root}` of the committed head |
@@ -179,7 +179,7 @@ pub fn module(ctx: RpcContext) -> Result<RpcModule<RpcContext>, jsonrpsee::core:
     m.register_method("aivm_cpu", |_, c, _| -> Result<Value, ErrorObjectOwned> {
         let (parts, process_ns) = cpu::snapshot();
         let named: serde_json::Map<String, Value> = cpu::PARTS.iter().zip(parts).map(|(p, ns)| (p.name().to_string(), json!(ns))).collect();
-        Ok(json!({"process_ns": process_ns, "parts_ns": named, "height": c.executor.head().0}))
+        Ok(json!({"process_ns": process_ns, "parts_ns": named, "height": c.executor.head().0, "reused_verified": c.executor.reused_verified()}))
     })?;
     m.register_method("aivm_getReceipt", |p, c, _| -> Result<Value, ErrorObjectOwned> {
         let hash = hex32(&one_str(&p, "transaction hash")?, "transaction hash")?;
