@@ -114,7 +114,20 @@ async fn accept_loop(listener: tokio::net::TcpListener, methods: Methods, stop: 
     }
 }
 
-/// RPC middleware: a call costs its peer one token, a batch one per call, all or nothing.
+/// Tokens a call takes from its peer's bucket: one per unit of the work it asks for. Most calls
+/// are one; `aivm_sendTransactions` is one per transaction it carries (each costs a signature
+/// check), so that method is no way around the limit a batch of `aivm_sendTransaction` calls
+/// meets. Its parameters are counted without being decoded; a malformed list counts one (the
+/// method refuses it).
+fn weight(method: &str, params: Option<&serde_json::value::RawValue>) -> usize {
+    if method != "aivm_sendTransactions" {
+        return 1;
+    }
+    params.and_then(|p| serde_json::from_str::<(Vec<serde::de::IgnoredAny>,)>(p.get()).ok()).map_or(1, |(list,)| list.len().max(1))
+}
+
+/// RPC middleware: a call costs its peer its [`weight`] in tokens, a batch the sum over its
+/// calls, all or nothing.
 #[derive(Clone)]
 struct RateLimit<S> {
     inner: S,
@@ -144,7 +157,7 @@ where
     type BatchResponse = MethodResponse;
 
     fn call<'a>(&self, req: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        let allowed = self.allows(req.extensions().get::<Peer>(), 1);
+        let allowed = self.allows(req.extensions().get::<Peer>(), weight(&req.method, req.params.as_deref()));
         let inner = self.inner.clone();
         async move {
             if allowed {
@@ -156,7 +169,13 @@ where
     }
 
     fn batch<'a>(&self, mut batch: Batch<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
-        let n = batch.len();
+        let n = batch
+            .iter()
+            .map(|e| match e {
+                Ok(jsonrpsee::core::middleware::BatchEntry::Call(req)) => weight(&req.method, req.params.as_deref()),
+                _ => 1,
+            })
+            .fold(0usize, usize::saturating_add);
         let allowed = self.allows(batch.extensions().get::<Peer>(), n);
         let inner = self.inner.clone();
         async move {
@@ -188,5 +207,31 @@ fn lower_priority() {
     // SAFETY: setpriority has no memory-safety preconditions; 0 names the calling thread.
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, RPC_NICE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_string()).expect("json")
+    }
+
+    /// A call carrying transactions costs one token per transaction, so one call cannot do the
+    /// work of many past the per-peer limit.
+    #[test]
+    fn transaction_lists_weigh_what_they_carry() {
+        assert_eq!(weight("aivm_status", None), 1);
+        assert_eq!(weight("aivm_sendTransaction", Some(&raw(r#"["00"]"#))), 1);
+        let fifty = format!("[[{}]]", vec![r#""00""#; 50].join(","));
+        assert_eq!(weight("aivm_sendTransactions", Some(&raw(&fifty))), 50);
+        assert_eq!(weight("aivm_sendTransactions", Some(&raw("[[]]"))), 1);
+        assert_eq!(weight("aivm_sendTransactions", Some(&raw(r#"{"not": "a list"}"#))), 1);
+        assert_eq!(weight("aivm_sendTransactions", None), 1);
+        let buckets = CallBuckets::new(&RpcLimits { calls_per_second: 1, burst: 10, connections_per_peer: 1 });
+        let peer = Peer::of(std::net::IpAddr::from([127, 0, 0, 1]));
+        assert!(!buckets.take(peer, weight("aivm_sendTransactions", Some(&raw(&fifty))) as u32, Instant::now()), "50 transactions past a burst of 10");
     }
 }
