@@ -285,7 +285,7 @@ impl Executor {
         // Evidence and transactions share the block's byte budget (as the decoder counts it).
         let tx_bytes = MAX_BLOCK_TX_BYTES - evidence.iter().map(Vec::len).sum::<usize>();
         let picked = cpu::measure(Part::Mempool, || lock(&self.mempool).select(self.max_block_txs + skip.len(), tx_bytes, self.limits.max_block_gas));
-        let first = verify_batch(first, self.chain.config().chain_id, 1)
+        let first = verify_batch(first, self.chain.config().chain_id)
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ExecError::Invalid(format!("transaction: {e}")))?;

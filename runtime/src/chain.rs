@@ -264,7 +264,7 @@ impl Chain {
     /// applied after the transactions and fees, before the state root.
     pub fn execute_with(&self, parent: &Parent, txs: Vec<SignedTransaction>, time_ms: u64, system: Writes) -> Result<SpeculativeBlock, ChainError> {
         let height = self.check_parent(parent)?;
-        let checked = verify_batch(txs.clone(), self.config.chain_id, self.exec.threads);
+        let checked = verify_batch(txs.clone(), self.config.chain_id);
         let mut receipts: Vec<Option<Receipt>> = Vec::with_capacity(txs.len());
         let mut valid: Vec<VerifiedTx> = Vec::with_capacity(txs.len());
         for (r, tx) in checked.into_iter().zip(&txs) {
@@ -462,7 +462,7 @@ mod tests {
 
     fn verified(accounts: u64, n: usize) -> Vec<VerifiedTx> {
         let txs = P2p::new(1, accounts, 0).block(n, Asset::Native);
-        verify_batch(txs, 1, 1).into_iter().map(|r| r.expect("valid")).collect()
+        verify_batch(txs, 1).into_iter().map(|r| r.expect("valid")).collect()
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! (cofactored equation, non-canonical point encodings accepted, `s` must be canonical), and
 //! under it batch verification accepts a set of signatures exactly when each one verifies alone.
 //! RFC 8032 leaves that choice open and strict single verification can disagree with a batch,
-//! so only under ZIP-215 is batching safe for consensus. A batch of 256 costs about 22 µs per
-//! signature here against 55 µs for a strict single check (BENCHMARKS.md).
+//! so only under ZIP-215 is batching safe for consensus. In batches of 256 a signature costs
+//! about 17 µs here against 53 µs for a strict single check (`blockstm --signatures`,
+//! BENCHMARKS.md).
 //!
 //! One rule is ours: a sender key that decodes to a point of small order is refused. Under the
 //! cofactored equation anybody can sign for such a key, and the chain has accounts at such
@@ -18,9 +19,9 @@ use rayon::prelude::*;
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-/// Signatures checked together in one batch equation. Larger batches gain little (measured:
-/// 64 → 27 µs, 256 → 22 µs, 1024 → 23 µs per signature) and a failed batch is re-checked one
-/// by one, so a bad signature costs its batch twice.
+/// Signatures checked together in one batch equation. Larger batches gained little in an
+/// exploratory run outside the repo (64 → 27 µs, 256 → 22 µs, 1024 → 23 µs per signature), and
+/// a failed batch is re-checked one by one, so a bad signature costs its batch twice.
 pub const BATCH: usize = 256;
 
 /// One signature to check: the signer's key, the 64 signature bytes, the signed message.

@@ -261,9 +261,9 @@ pub fn verify_encoded<B: AsRef<[u8]> + Sync>(encoded: &[B], chain_id: u64) -> Ve
     errors.into_iter().map(|e| e.map_or_else(|| checked.next().unwrap_or(Err(TxError::BadSignature)), Err)).collect()
 }
 
-/// Verify decoded transactions; results in input order (each is encoded once for its hash).
-/// `_threads` is kept for callers: the work runs on the rayon pool.
-pub fn verify_batch(txs: Vec<SignedTransaction>, chain_id: u64, _threads: usize) -> Vec<Result<VerifiedTx, TxError>> {
+/// Verify decoded transactions on the rayon pool; results in input order (each is encoded once
+/// for its hash).
+pub fn verify_batch(txs: Vec<SignedTransaction>, chain_id: u64) -> Vec<Result<VerifiedTx, TxError>> {
     use rayon::prelude::*;
     let checked: Vec<Checked> = txs
         .into_par_iter()

@@ -45,7 +45,7 @@ fn check_equivalence(accounts: u64, txs_per_block: usize) {
     let dir = tempdir(&format!("token-{accounts}"));
     let (chain, mut load, token) = chain_with_token(&dir, accounts);
     let txs = mixed_block(&mut load, token, txs_per_block);
-    let verified: Vec<_> = verify_batch(txs.clone(), CHAIN, 2).into_iter().map(|r| r.expect("valid signature")).collect();
+    let verified: Vec<_> = verify_batch(txs.clone(), CHAIN).into_iter().map(|r| r.expect("valid signature")).collect();
     let vm = chain.vm().for_block(BlockEnv { height: 3, time_ms: 3 });
     let reader = StoreReader::new(chain.store());
     let want = execute_sequential(&vm, &verified, &reader);

@@ -58,6 +58,11 @@ struct Cli {
     /// against one thread running both: how the VM's call path scales inside one process.
     #[arg(long)]
     raw_scaling: bool,
+    /// Also time the block's signatures on one thread: strict RFC 8032 checks one at a time
+    /// (the rule before ZIP-215, still `ED25519_VERIFY`'s), ZIP-215 one at a time, and ZIP-215
+    /// in batches (`runtime/src/sig.rs`), in ns per signature.
+    #[arg(long)]
+    signatures: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -72,6 +77,7 @@ struct Args {
     json: bool,
     profile: bool,
     raw_scaling: bool,
+    signatures: bool,
 }
 
 fn parse() -> Args {
@@ -91,6 +97,7 @@ fn parse() -> Args {
         json: c.json,
         profile: c.profile,
         raw_scaling: c.raw_scaling,
+        signatures: c.signatures,
     };
     if c.sweep {
         a.accounts = vec![2, 10, 100, 1000, 10_000];
@@ -135,13 +142,13 @@ fn run(accounts: u64, n: usize, asset_name: &str, a: &Args) {
     let (mut vseq, mut vpar) = (Vec::new(), Vec::new());
     for _ in 0..a.reps {
         let t = Instant::now();
-        drop(one.install(|| verify_batch(txs.clone(), CHAIN, 1)));
+        drop(one.install(|| verify_batch(txs.clone(), CHAIN)));
         vseq.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        drop(many.install(|| verify_batch(txs.clone(), CHAIN, a.threads)));
+        drop(many.install(|| verify_batch(txs.clone(), CHAIN)));
         vpar.push(t.elapsed().as_secs_f64());
     }
-    let verified: Vec<_> = verify_batch(txs, CHAIN, a.threads).into_iter().map(|r| r.expect("valid")).collect();
+    let verified: Vec<_> = verify_batch(txs, CHAIN).into_iter().map(|r| r.expect("valid")).collect();
     let head = chain.head().expect("head").height;
     let vm = chain.vm().for_block(BlockEnv { height: head + 1, time_ms: 1 });
     let reader = StoreReader::new(chain.store());
@@ -163,6 +170,33 @@ fn run(accounts: u64, n: usize, asset_name: &str, a: &Args) {
     // Diagnostic: the same block split in halves run sequentially on separate threads at once
     // (no Block-STM; results discarded), against one thread running both halves: how well the
     // VM's call path itself scales inside one process.
+    if a.signatures {
+        use aivm_runtime::sig;
+        let messages: Vec<Vec<u8>> = verified.iter().map(|v| v.tx().signing_bytes()).collect();
+        let sigs: Vec<[u8; 64]> = verified.iter().map(|v| v.signed.signature.as_slice().try_into().expect("64 bytes")).collect();
+        let items: Vec<sig::Item> =
+            verified.iter().zip(&messages).zip(&sigs).map(|((v, m), s)| sig::Item { key: &v.tx().sender, signature: s, message: m }).collect();
+        let per = |t: Instant| t.elapsed().as_nanos() as f64 / n as f64;
+        let (mut strict, mut single, mut batched) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..a.reps {
+            let t = Instant::now();
+            assert!(items.iter().all(|i| aivm::verify::signature::ed25519_verify(i.key, i.message, i.signature)));
+            strict.push(per(t));
+            let t = Instant::now();
+            assert!(items.iter().all(|i| sig::verify(*i)));
+            single.push(per(t));
+            let t = Instant::now();
+            assert!(one.install(|| sig::verify_all(&items)).into_iter().all(|ok| ok));
+            batched.push(per(t));
+        }
+        eprintln!(
+            "signatures, one thread: strict RFC 8032 {:.0} ns, ZIP-215 single {:.0} ns, ZIP-215 batches of {} {:.0} ns per signature",
+            median(&mut strict),
+            median(&mut single),
+            sig::BATCH,
+            median(&mut batched)
+        );
+    }
     if a.raw_scaling {
         let half = verified.len() / 2;
         let (x, y) = verified.split_at(half);

@@ -472,7 +472,7 @@ fn tx_prices(r: &mut Report, s: &GasSchedule) {
     let txs = load.block(n, Asset::Native);
     let size = txs[0].encode().len();
     let msg = txs[0].tx.signing_bytes();
-    let verified: Vec<_> = aivm_runtime::tx::verify_batch(txs.clone(), 1, 1).into_iter().map(|v| v.expect("valid")).collect();
+    let verified: Vec<_> = aivm_runtime::tx::verify_batch(txs.clone(), 1).into_iter().map(|v| v.expect("valid")).collect();
     let reader = aivm_runtime::store::StoreReader::new(chain.store());
     let bvm = chain.vm().for_block(BlockEnv { height: 1, time_ms: 1 });
     let exec_ns = median_ns(|| drop(std::hint::black_box(execute_sequential(&bvm, &verified, &reader))), 5, Duration::from_millis(500)) / n as f64;
