@@ -170,17 +170,33 @@ impl Mempool {
         }
         self.cfg.limits.check_tx(tx)?;
         let Some(q) = self.queues.get(&tx.sender) else { return Ok(()) };
-        if tx.nonce < q.account.nonce {
-            return Err(MempoolError::NonceTooLow { got: tx.nonce, expected: q.account.nonce });
-        }
-        let max = q.account.nonce.saturating_add(self.cfg.max_nonce_gap);
-        if tx.nonce > max {
-            return Err(MempoolError::NonceTooHigh { got: tx.nonce, max });
-        }
+        self.check_nonce(tx.nonce, &q.account)?;
         if !q.txs.contains_key(&tx.nonce) && q.txs.len() >= self.cfg.max_per_sender {
             return Err(MempoolError::SenderFull(self.cfg.max_per_sender));
         }
         Ok(())
+    }
+
+    /// `nonce` is at or above the account's and at most `max_nonce_gap` ahead of it.
+    fn check_nonce(&self, nonce: u64, account: &Account) -> Result<(), MempoolError> {
+        if nonce < account.nonce {
+            return Err(MempoolError::NonceTooLow { got: nonce, expected: account.nonce });
+        }
+        let max = account.nonce.saturating_add(self.cfg.max_nonce_gap);
+        if nonce > max {
+            return Err(MempoolError::NonceTooHigh { got: nonce, max });
+        }
+        Ok(())
+    }
+
+    /// Whether one more transaction of `size` bytes fits without evicting any.
+    fn has_room(&self, size: usize) -> bool {
+        self.by_hash.len() < self.cfg.max_txs && self.bytes + size <= self.cfg.max_bytes
+    }
+
+    /// Each sender's last (evictable) transaction: price, arrival order, sender, nonce.
+    fn tails(&self) -> impl Iterator<Item = (u64, Reverse<u64>, Address, u64)> + '_ {
+        self.queues.iter().filter_map(|(a, q)| q.txs.iter().next_back().map(|(n, e)| (e.price(), Reverse(e.seq), *a, *n)))
     }
 
     /// [`Mempool::precheck`] also for a full pool: a new transaction that could not displace
@@ -196,11 +212,11 @@ impl Mempool {
     ) -> Result<(), MempoolError> {
         self.precheck(tx, hash)?;
         let replaces = self.queues.get(&tx.sender).is_some_and(|q| q.txs.contains_key(&tx.nonce));
-        if replaces || (self.by_hash.len() < self.cfg.max_txs && self.bytes + size <= self.cfg.max_bytes) {
+        if replaces || self.has_room(size) {
             return Ok(());
         }
         let tails = cheapest.get_or_insert_with(|| {
-            let mut t: Vec<(u64, Address)> = self.queues.iter().filter_map(|(a, q)| q.txs.values().next_back().map(|e| (e.price(), *a))).collect();
+            let mut t: Vec<(u64, Address)> = self.tails().map(|(p, _, a, _)| (p, a)).collect();
             t.sort_unstable();
             t.truncate(2);
             CheapestTails(t)
@@ -215,13 +231,8 @@ impl Mempool {
 
     /// Admit a transaction [`Mempool::decode`] checked (for this pool's chain id).
     pub fn insert_verified(&mut self, vtx: VerifiedTx, accounts: &dyn Accounts) -> Result<[u8; 32], MempoolError> {
-        if vtx.tx().chain_id != self.cfg.chain_id {
-            return Err(TxError::WrongChain { expected: self.cfg.chain_id, got: vtx.tx().chain_id }.into());
-        }
-        if self.by_hash.contains_key(&vtx.hash) {
-            return Err(MempoolError::Duplicate);
-        }
-        self.cfg.limits.check_tx(vtx.tx())?;
+        // Duplicate, chain, limits, and for a pending sender its nonce range and queue size.
+        self.precheck(vtx.tx(), &vtx.hash)?;
         let adm = Admission::of(&vtx, &self.schedule)?;
         let tx = vtx.tx();
         let (sender, nonce, price) = (tx.sender, tx.nonce, tx.gas_price);
@@ -231,13 +242,7 @@ impl Mempool {
             Some(q) => q.account,
             None => accounts.account(&sender).ok_or(MempoolError::UnknownSender)?,
         };
-        if nonce < account.nonce {
-            return Err(MempoolError::NonceTooLow { got: nonce, expected: account.nonce });
-        }
-        let max = account.nonce.saturating_add(self.cfg.max_nonce_gap);
-        if nonce > max {
-            return Err(MempoolError::NonceTooHigh { got: nonce, max });
-        }
+        self.check_nonce(nonce, &account)?;
         let cost = adm.max_cost().ok_or(MempoolError::Insufficient { need: u128::MAX, have: account.balance })?;
         let queue = self.queues.get(&sender);
         let replaced = queue.and_then(|q| q.txs.get(&nonce));
@@ -246,8 +251,6 @@ impl Mempool {
             if price < need {
                 return Err(MempoolError::ReplacementUnderpriced { need });
             }
-        } else if queue.is_some_and(|q| q.txs.len() >= self.cfg.max_per_sender) {
-            return Err(MempoolError::SenderFull(self.cfg.max_per_sender));
         }
         let pending = queue.map_or(0, |q| q.pending_cost()).saturating_sub(replaced.map_or(0, |e| e.cost));
         let need = pending.saturating_add(cost);
@@ -277,13 +280,8 @@ impl Mempool {
     /// Evict the cheapest sender tails until `size` more bytes and one more transaction fit,
     /// if each is cheaper than `price`; else `Full`.
     fn make_room(&mut self, size: usize, price: u64, sender: &Address) -> Result<(), MempoolError> {
-        while self.by_hash.len() + 1 > self.cfg.max_txs || self.bytes + size > self.cfg.max_bytes {
-            let victim = self
-                .queues
-                .iter()
-                .filter(|(a, _)| *a != sender)
-                .filter_map(|(a, q)| q.txs.iter().next_back().map(|(n, e)| (e.price(), Reverse(e.seq), *a, *n)))
-                .min();
+        while !self.has_room(size) {
+            let victim = self.tails().filter(|t| t.2 != *sender).min();
             match victim {
                 Some((p, _, a, n)) if p < price => self.remove_at(&a, n),
                 Some((p, ..)) => return Err(MempoolError::Full { min: p }),
@@ -393,10 +391,13 @@ mod tests {
     const CHAIN: u64 = 7;
     const LIMITS: BlockLimits = BlockLimits { max_block_gas: 1 << 40, max_tx_gas: 1 << 40, min_gas_price: 1 };
 
-    fn tx(key: &SigningKey, nonce: u64, price: u64, amount: u128) -> Vec<u8> {
+    /// A transfer from `key` at `nonce` on this pool's chain, unsigned.
+    fn transfer(key: &SigningKey, nonce: u64, price: u64, amount: u128) -> Transaction {
         Transaction { chain_id: CHAIN, sender: address(key), nonce, gas_limit: 1_000_000, gas_price: price, payload: Payload::Transfer { to: [9; 32], amount } }
-            .sign(key)
-            .encode()
+    }
+
+    fn tx(key: &SigningKey, nonce: u64, price: u64, amount: u128) -> Vec<u8> {
+        transfer(key, nonce, price, amount).sign(key).encode()
     }
 
     struct State(RefCell<HashMap<Address, Account>>);
@@ -432,32 +433,14 @@ mod tests {
         p.on_committed([(address(&a), st.account(&address(&a)).unwrap())]);
         assert!(matches!(p.insert(&tx(&a, 0, 2, 6), &st), Err(MempoolError::NonceTooLow { .. })));
         // Bad signature, other chain, garbage, oversize, low gas limit: typed errors.
-        let mut bad = Transaction {
-            chain_id: CHAIN,
-            sender: address(&a),
-            nonce: 1,
-            gas_limit: 1_000_000,
-            gas_price: 1,
-            payload: Payload::Transfer { to: [9; 32], amount: 1 },
-        }
-        .sign(&a);
+        let mut bad = transfer(&a, 1, 1, 1).sign(&a);
         bad.signature[0] ^= 1;
         assert_eq!(p.insert(&bad.encode(), &st), Err(MempoolError::Tx(TxError::BadSignature)));
-        let other = Transaction {
-            chain_id: CHAIN + 1,
-            sender: address(&a),
-            nonce: 1,
-            gas_limit: 1_000_000,
-            gas_price: 1,
-            payload: Payload::Transfer { to: [9; 32], amount: 1 },
-        }
-        .sign(&a);
+        let other = Transaction { chain_id: CHAIN + 1, ..transfer(&a, 1, 1, 1) }.sign(&a);
         assert!(matches!(p.insert(&other.encode(), &st), Err(MempoolError::Tx(TxError::WrongChain { .. }))));
         assert!(matches!(p.insert(b"\xff\x00garbage", &st), Err(MempoolError::Tx(TxError::Malformed(_)))));
         assert!(matches!(p.insert(&vec![0u8; aivm_runtime::tx::MAX_TX_BYTES + 1], &st), Err(MempoolError::Tx(TxError::TooLarge(_)))));
-        let low =
-            Transaction { chain_id: CHAIN, sender: address(&a), nonce: 1, gas_limit: 1, gas_price: 1, payload: Payload::Transfer { to: [9; 32], amount: 1 } }
-                .sign(&a);
+        let low = Transaction { gas_limit: 1, ..transfer(&a, 1, 1, 1) }.sign(&a);
         assert!(matches!(p.insert(&low.encode(), &st), Err(MempoolError::Admission(_))));
     }
 
@@ -537,15 +520,7 @@ mod tests {
         for n in 0..16 {
             p.insert(&tx(&a, n, 1, 1), &st).unwrap();
         }
-        let mut forged = Transaction {
-            chain_id: CHAIN,
-            sender: address(&a),
-            nonce: 16,
-            gas_limit: 1_000_000,
-            gas_price: 1,
-            payload: Payload::Transfer { to: [9; 32], amount: 1 },
-        }
-        .sign(&a);
+        let mut forged = transfer(&a, 16, 1, 1).sign(&a);
         forged.signature[0] ^= 1;
         let bytes = forged.encode();
         let h = *blake3::hash(&bytes).as_bytes();
