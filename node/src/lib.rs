@@ -11,6 +11,7 @@
 //! - [`market`]: the models a market chain serves, checked before a validator starts.
 //! - [`consensus`]: every use of commonware (simplex, marshal, p2p). [`rpc`]: JSON-RPC.
 
+pub mod abi;
 pub mod block;
 pub mod config;
 pub mod consensus;

@@ -14,6 +14,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start a contract project outside this workspace: the SDK, a testkit test, a README.
+    New(cli::project::NewArgs),
+    /// Build a contract project's wasm, reproducibly (same source, same code hash anywhere).
+    Build(cli::project::BuildArgs),
     /// Run one contract call and print a JSON report (status, gas by opcode, output).
     Call(cli::call::CallArgs),
     /// What the chain makes of a contract before it is deployed: validity, entries, imports,
@@ -58,6 +62,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::New(a) => cli::verdict_exit(cli::project::new(a)),
+        Command::Build(a) => cli::verdict_exit(cli::project::build(a)),
         Command::Call(args) => cli::call::run(args),
         Command::Inspect(args) => cli::inspect::run(args),
         Command::Model(cmd) => cli::model::run(cmd),

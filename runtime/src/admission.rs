@@ -140,4 +140,42 @@ mod tests {
         let huge = BlockLimits { max_block_gas: u64::MAX, max_tx_gas: u64::MAX, min_gas_price: 0 };
         assert_eq!(huge.check_block(&[vtx(0, u64::MAX, 0), vtx(1, 1, 0)]), Err(LimitError::BlockGasTooHigh { max: u64::MAX }), "no overflow");
     }
+
+    /// The testkit mirrors the transaction encoding, the contract address and intrinsic gas
+    /// (it cannot link this crate); this pins the mirror to the real thing for calls and
+    /// deploys across the integer sizes CBOR encodes differently.
+    #[test]
+    fn testkit_mirror_matches_the_chain() {
+        use aivm_testkit::tx as mirror;
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let sender = key.verifying_key().to_bytes();
+        let schedule = GasSchedule::default();
+        for (chain_id, nonce, gas_limit, gas_price) in
+            [(1, 0, 100_000_000, 1), (7, 24, 2_000_000_000, 1), (u64::MAX, 65_536, 10_000_000_000, 300), (0, u64::MAX, u64::MAX, 0)]
+        {
+            for (entry, args) in [("transfer", vec![0xa2u8; 40]), ("x", Vec::new()), ("a_longer_entry_name", vec![7; 300])] {
+                let tx = Transaction {
+                    chain_id,
+                    sender,
+                    nonce,
+                    gas_limit,
+                    gas_price,
+                    payload: Payload::Call { contract: [5; 32], entry: entry.into(), args: args.clone() },
+                };
+                let v = tx.sign(&key).verify(chain_id).expect("valid");
+                let fields = mirror::TxFields { chain_id, sender, nonce, gas_limit, gas_price };
+                let size = mirror::encoded_size(&fields, mirror::Payload::Call { contract: &[5; 32], entry, args: &args });
+                assert_eq!(size, v.size, "call {entry} nonce {nonce}");
+                if let Ok(adm) = Admission::of(&v, &schedule) {
+                    assert_eq!(mirror::intrinsic(&schedule, size), Some(adm.intrinsic));
+                }
+            }
+            let code = vec![0u8; 70_000];
+            let tx = Transaction { chain_id, sender, nonce, gas_limit, gas_price, payload: Payload::Deploy { code: code.clone(), args: vec![1, 2, 3] } };
+            let v = tx.sign(&key).verify(chain_id).expect("valid");
+            let fields = mirror::TxFields { chain_id, sender, nonce, gas_limit, gas_price };
+            assert_eq!(mirror::encoded_size(&fields, mirror::Payload::Deploy { code: &code, args: &[1, 2, 3] }), v.size);
+            assert_eq!(mirror::contract_address(&sender, nonce), crate::chain_vm::contract_address(&sender, nonce));
+        }
+    }
 }

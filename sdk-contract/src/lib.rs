@@ -5,7 +5,7 @@
 //! ```ignore
 //! use aivm_sdk::prelude::*;
 //!
-//! #[derive(Serialize, Deserialize)]
+//! #[derive(Serialize, Deserialize, Schema)]
 //! pub struct Greet { name: String }
 //!
 //! #[entry_point]
@@ -36,7 +36,7 @@ pub mod verify;
 #[cfg(target_arch = "wasm32")]
 mod runtime;
 
-pub use aivm_sdk_macros::entry_point;
+pub use aivm_sdk_macros::{entry_point, Schema};
 pub use entry::ContractError;
 pub use types::{Address, Bytes32};
 
@@ -46,7 +46,7 @@ pub mod prelude {
     pub use crate::model::Model;
     pub use crate::tensor::{DType, Tensor};
     pub use crate::types::{Address, Bytes32};
-    pub use crate::{crypto, entry_point, env, events, model, storage, verify};
+    pub use crate::{crypto, entry_point, env, events, model, storage, verify, Schema};
     pub use alloc::{format, string::String, string::ToString, vec, vec::Vec};
     pub use serde::{Deserialize, Serialize};
 }

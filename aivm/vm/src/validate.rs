@@ -61,6 +61,20 @@ fn nesting(body: &wasmtime::wasmparser::FunctionBody<'_>, limit: u64) -> Result<
     Ok(max)
 }
 
+/// The `aivm.abi` custom section of a module (empty if it has none), without validating the
+/// rest: a linear scan that stops at the first malformed section. Tools only; never consensus.
+pub fn abi_section(wasm: &[u8]) -> Vec<u8> {
+    let mut abi = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload {
+            Ok(Payload::CustomSection(c)) if c.name() == "aivm.abi" => abi.extend_from_slice(c.data()),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    abi
+}
+
 /// Check `wasm` against the AIVM rules.
 pub fn validate(wasm: &[u8], limits: &Limits) -> Result<ModuleInfo, ValidationError> {
     if wasm.len() > limits.max_module_bytes {

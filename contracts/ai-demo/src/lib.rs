@@ -9,13 +9,13 @@ const REFERENCE: &[u8] = b"reference";
 const LAST_KL: &[u8] = b"last_kl";
 
 /// A reference distribution in Q16 (`65536` = probability 1), one row per output row.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct Reference {
     pub probs: Vec<i32>,
 }
 
 /// `A (m×k, int8) · B (k×n, int8)`; accumulators are scaled by `scale_q16` into Q16 logits.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct Infer {
     pub m: u32,
     pub k: u32,
@@ -25,7 +25,7 @@ pub struct Infer {
     pub scale_q16: i32,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct InferResult {
     /// Softmax output, Q16, row-major `m×n`.
     pub probs: Vec<i32>,
@@ -65,14 +65,14 @@ pub fn last_kl(_: ()) -> Result<Option<i64>, ContractError> {
 }
 
 /// A question for a model in the node's artifact store.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct Ask {
     pub model: Vec<u8>,
     pub prompt: String,
     pub max_new: u32,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct Answer {
     pub tokens: Vec<u32>,
     pub receipt_hash: Vec<u8>,

@@ -8,37 +8,37 @@ const BALANCES: Map<u64> = Map::new(b"bal:");
 const ALLOWANCES: Map<u64> = Map::new(b"alw:");
 const SUPPLY: &[u8] = b"supply";
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct Init {
     pub supply: u64,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct Transfer {
     pub to: Address,
     pub amount: u64,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct Approve {
     pub spender: Address,
     pub amount: u64,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct TransferFrom {
     pub from: Address,
     pub to: Address,
     pub amount: u64,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct AllowanceQuery {
     pub owner: Address,
     pub spender: Address,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct TransferEvent {
     pub from: Address,
     pub to: Address,

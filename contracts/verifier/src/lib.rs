@@ -3,13 +3,13 @@
 
 use aivm_sdk::prelude::*;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct HashCheck {
     pub data: Vec<u8>,
     pub hash: Bytes32,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct MerkleCheck {
     pub root: Bytes32,
     pub leaf: Vec<u8>,
@@ -18,28 +18,28 @@ pub struct MerkleCheck {
     pub proof: Vec<Bytes32>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct Ed25519Check {
     pub public_key: Bytes32,
     pub message: Vec<u8>,
     pub signature: Vec<u8>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct BlsCheck {
     pub public_key: Vec<u8>,
     pub message: Vec<u8>,
     pub signature: Vec<u8>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct KlCheck {
     /// Q16 distributions of equal length.
     pub p: Vec<i32>,
     pub q: Vec<i32>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Schema)]
 pub struct Digests {
     pub sha256: Bytes32,
     pub blake3: Bytes32,

@@ -33,6 +33,9 @@ pub struct CallArgs {
     /// Block height and time (ms) the contract sees.
     #[arg(long, default_value_t = 1)]
     pub height: u64,
+    /// Skip checking --args against the contract's entry-point schema.
+    #[arg(long)]
+    pub no_check: bool,
     #[arg(long, default_value_t = 0)]
     pub time_ms: u64,
 }
@@ -64,6 +67,9 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
     }
     let caller: [u8; 32] = unhex(&a.caller).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("--caller must be 64 hex digits"))?;
     let json_args: Value = serde_json::from_str(&a.args).context("--args is not valid JSON")?;
+    if !a.no_check {
+        aivm_node::abi::Abi::of_wasm(&wasm).check(&a.entry, &json_args).context("--args do not fit the entry point (--no-check skips this)")?;
+    }
     // Without --state the call runs against a fresh chain in a scratch directory.
     let scratch = a.state.is_none().then(ScratchDir::new);
     let dir = match (&a.state, &scratch) {

@@ -4,6 +4,7 @@
 
 use super::account::{failure, rpc_addr, Account};
 use super::codec::{json_to_cbor, output_to_json};
+use aivm_node::abi::Abi;
 use aivm_node::hexbytes::{from_hex, to_hex};
 use aivm_node::keys::{NodeKeys, IDENTITY_FILE};
 use aivm_node::rpc_client::RpcClient;
@@ -57,6 +58,9 @@ pub struct DeployArgs {
     pub rpc: String,
     #[arg(long, default_value_t = 2_000_000_000)]
     pub gas_limit: u64,
+    /// Skip checking the arguments against the contract's entry-point schema.
+    #[arg(long)]
+    pub no_check: bool,
 }
 
 #[derive(Args)]
@@ -73,6 +77,9 @@ pub struct SendArgs {
     pub rpc: String,
     #[arg(long, default_value_t = 100_000_000)]
     pub gas_limit: u64,
+    /// Skip checking --args against the contract's entry-point schema.
+    #[arg(long)]
+    pub no_check: bool,
 }
 
 #[derive(Args)]
@@ -83,6 +90,9 @@ pub struct QueryArgs {
     pub args: String,
     #[arg(long)]
     pub rpc: String,
+    /// Skip checking --args against the contract's entry-point schema.
+    #[arg(long)]
+    pub no_check: bool,
 }
 
 #[derive(Args)]
@@ -108,8 +118,19 @@ fn address(s: &str, what: &str) -> Result<[u8; 32]> {
     from_hex(s).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("{what} must be 64 hex digits"))
 }
 
-fn args_cbor(s: &str) -> Result<Vec<u8>> {
-    Ok(json_to_cbor(&serde_json::from_str::<Value>(s).context("--args is not valid JSON")?))
+fn args_json(s: &str) -> Result<Value> {
+    serde_json::from_str::<Value>(s).context("--args is not valid JSON")
+}
+
+/// Check `args` against `entry` in the schema of the contract at `contract` (fetched from the
+/// node: `aivm_getAbi`), before anything is signed. A contract without a schema passes.
+fn check_remote(rpc: &mut RpcClient, contract: &str, entry: &str, args: &Value) -> Result<()> {
+    let abi = rpc.call("aivm_getAbi", json!([contract])).context("asking the node for the contract's entry points")?;
+    if abi.is_null() {
+        bail!("no contract at {contract}");
+    }
+    let abi = Abi::from_json(&abi);
+    abi.check(entry, args).context("--args do not fit the entry point (--no-check skips this)")
 }
 
 /// A receipt with its output decoded (CBOR to JSON) for people; `Ok(false)` if it failed.
@@ -161,7 +182,13 @@ pub fn keys(cmd: KeysCommand) -> Result<bool> {
 pub fn deploy(a: DeployArgs) -> Result<bool> {
     let code = std::fs::read(&a.wasm).with_context(|| format!("reading {}", a.wasm.display()))?;
     let args = match &a.init_args {
-        Some(s) => args_cbor(s)?,
+        Some(s) => {
+            let v = args_json(s).context("--init-args")?;
+            if !a.no_check {
+                Abi::of_wasm(&code).check(aivm::INSTANTIATE_ENTRY, &v).context("--init-args do not fit `instantiate` (--no-check skips this)")?;
+            }
+            json_to_cbor(&v)
+        }
         None => Vec::new(),
     };
     let mut acct = Account::open(&a.home, rpc_addr(&a.rpc)?)?;
@@ -170,14 +197,22 @@ pub fn deploy(a: DeployArgs) -> Result<bool> {
 
 pub fn send(a: SendArgs) -> Result<bool> {
     let contract = address(&a.contract, "the contract")?;
+    let args = args_json(&a.args)?;
     let mut acct = Account::open(&a.home, rpc_addr(&a.rpc)?)?;
-    show_receipt(acct.send_with(Payload::Call { contract, entry: a.entry, args: args_cbor(&a.args)? }, a.gas_limit, Duration::from_secs(60))?)
+    if !a.no_check {
+        check_remote(&mut acct.rpc, &a.contract, &a.entry, &args)?;
+    }
+    show_receipt(acct.send_with(Payload::Call { contract, entry: a.entry, args: json_to_cbor(&args) }, a.gas_limit, Duration::from_secs(60))?)
 }
 
 pub fn query(a: QueryArgs) -> Result<bool> {
     address(&a.contract, "the contract")?;
+    let args = args_json(&a.args)?;
     let mut rpc = RpcClient::new(rpc_addr(&a.rpc)?);
-    let mut r = rpc.call("aivm_query", json!([a.contract, a.entry, to_hex(&args_cbor(&a.args)?)]))?;
+    if !a.no_check {
+        check_remote(&mut rpc, &a.contract, &a.entry, &args)?;
+    }
+    let mut r = rpc.call("aivm_query", json!([a.contract, a.entry, to_hex(&json_to_cbor(&args))]))?;
     if let Some(out) = r["output"].as_str().and_then(from_hex) {
         r["output"] = output_to_json(&out);
     }

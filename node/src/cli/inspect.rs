@@ -58,9 +58,9 @@ fn inspect(a: &InspectArgs) -> Result<(serde_json::Value, bool)> {
     let entries: Vec<String> = compiled.as_ref().map(|c| c.entries().map(str::to_string).collect()).unwrap_or_default();
     let (largest, smallest) = (frames.iter().copied().max().unwrap_or(0), frames.iter().copied().min().unwrap_or(0));
     report["entries"] = json!(entries);
-    // Each entry's argument and result types as the source wrote them (`#[entry_point]`).
-    let abi: Vec<serde_json::Value> = String::from_utf8_lossy(&info.abi).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    report["abi"] = json!(abi);
+    // Each entry's argument and result types, and the shapes of the types they name, as the
+    // source wrote them (`#[entry_point]`, `#[derive(Schema)]`).
+    report["abi"] = aivm_node::abi::Abi::parse(&info.abi).to_json();
     report["imports"] = json!(info.imports);
     report["functions"] = json!(info.functions);
     report["memory"] = json!({

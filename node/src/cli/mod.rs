@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod job;
 pub mod model;
 pub mod node;
+pub mod project;
 pub mod verifier;
 pub mod worker;
 

@@ -10,6 +10,7 @@
 //! | `aivm_stateRoot` | `[]` | `{height, state_root}` of the committed head |
 //! | `aivm_getAccount` | `[address_hex]` | `{balance, nonce, code_hash}` or `null` |
 //! | `aivm_query` | `[contract_hex, entry, args_hex, gas_limit?]` | read-only call outcome |
+//! | `aivm_getAbi` | `[contract_hex]` | the contract's entry points and types (`crate::abi`), or `null` if no contract is there |
 //! | `aivm_getStake` | `[identity_hex]` | a validator's stake (decimal string) or `null` |
 //! | `aivm_status` | `[]` | head, mempool size, chain id |
 //! | `aivm_health` | `[]` | `{height, head_age_ms}`, or an error if no block was finalized for [`STALE_AFTER_MS`] (also `GET /health`) |
@@ -207,6 +208,17 @@ pub fn module(ctx: RpcContext) -> Result<RpcModule<RpcContext>, jsonrpsee::core:
             None => Value::Null,
             Some(acc) => json!({"balance": acc.balance.to_string(), "nonce": acc.nonce, "code_hash": acc.code_hash.map(|h| to_hex(&h))}),
         })
+    })?;
+    // The schema the contract's code carries (`#[entry_point]`, `#[derive(Schema)]`): clients
+    // check arguments against it before they sign. A linear scan of code the chain accepted.
+    m.register_method("aivm_getAbi", |p, c, _| -> Result<Value, ErrorObjectOwned> {
+        let a = hex32(&one_str(&p, "contract")?, "contract")?;
+        let chain = c.executor.chain();
+        let Some(hash) = chain.account(&a).map_err(node_error)?.and_then(|acc| acc.code_hash) else { return Ok(Value::Null) };
+        match chain.store().get(&aivm_runtime::StateKey::Code(hash)).map_err(node_error)? {
+            Some(aivm_runtime::StateValue::Bytes(code)) => Ok(crate::abi::Abi::of_wasm(&code).to_json()),
+            _ => Ok(Value::Null),
+        }
     })?;
     m.register_method("aivm_getStake", |p, c, _| -> Result<Value, ErrorObjectOwned> {
         let id = hex32(&one_str(&p, "validator identity")?, "validator identity")?;

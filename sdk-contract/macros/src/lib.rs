@@ -33,7 +33,7 @@ pub fn entry_point(attr: TokenStream, item: TokenStream) -> TokenStream {
     let line = format!("{}\n", abi_line(&export, &arg, &ret));
     let bytes = syn::LitByteStr::new(line.as_bytes(), proc_macro2::Span::call_site());
     let len = line.len();
-    let abi = format_ident!("__AIVM_ABI_{}", name.to_string().to_uppercase());
+    let abi = format_ident!("__AIVM_ABI_ENTRY_{}", name.to_string().to_uppercase());
     quote! {
         #func
 
@@ -62,4 +62,59 @@ fn type_name(t: &syn::Type) -> String {
 fn abi_line(entry: &str, args: &str, returns: &str) -> String {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     format!("{{\"entry\":\"{}\",\"args\":\"{}\",\"returns\":\"{}\"}}", esc(entry), esc(args), esc(returns))
+}
+
+/// `#[derive(Schema)]`: record a type's shape in the contract's `aivm.abi` section, so that
+/// `aivm inspect` can print it and `aivm send`/`query`/`call`/`deploy` can check `--args`
+/// against it before anything is signed. One JSON line per type:
+/// `{"type":"Transfer","fields":[["to","Address"],["amount","u64"]]}`, or `"newtype"`,
+/// `"tuple"`, `"unit"` for the other struct shapes and `"variants"` for enums (serde's
+/// externally tagged form). Field types are written as in the source; serde attributes such
+/// as `rename` are not reflected (a check then reports the Rust name).
+#[proc_macro_derive(Schema)]
+pub fn derive_schema(item: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(item as syn::DeriveInput);
+    let name = input.ident.to_string();
+    let shape = match &input.data {
+        syn::Data::Struct(s) => fields_json(&s.fields),
+        syn::Data::Enum(e) => {
+            let variants: Vec<String> = e
+                .variants
+                .iter()
+                .map(|v| {
+                    let inner = fields_json(&v.fields);
+                    format!("{{\"name\":\"{}\",{}}}", v.ident, inner)
+                })
+                .collect();
+            format!("\"variants\":[{}]", variants.join(","))
+        }
+        syn::Data::Union(_) => return syn::Error::new_spanned(&input.ident, "#[derive(Schema)] does not take unions").to_compile_error().into(),
+    };
+    let line = format!("{{\"type\":\"{name}\",{shape}}}\n");
+    let bytes = syn::LitByteStr::new(line.as_bytes(), proc_macro2::Span::call_site());
+    let len = line.len();
+    let stat = format_ident!("__AIVM_ABI_TYPE_{}", name.to_uppercase());
+    quote! {
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[used]
+        #[link_section = "aivm.abi"]
+        static #stat: [u8; #len] = *#bytes;
+    }
+    .into()
+}
+
+/// `"fields":[[name,type],..]`, `"newtype":type`, `"tuple":[type,..]` or `"unit":true`.
+fn fields_json(fields: &syn::Fields) -> String {
+    let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    match fields {
+        syn::Fields::Named(n) => {
+            let list: Vec<String> =
+                n.named.iter().map(|f| format!("[{},{}]", q(&f.ident.as_ref().map(ToString::to_string).unwrap_or_default()), q(&type_name(&f.ty)))).collect();
+            format!("\"fields\":[{}]", list.join(","))
+        }
+        syn::Fields::Unnamed(u) if u.unnamed.len() == 1 => format!("\"newtype\":{}", q(&type_name(&u.unnamed[0].ty))),
+        syn::Fields::Unnamed(u) => format!("\"tuple\":[{}]", u.unnamed.iter().map(|f| q(&type_name(&f.ty))).collect::<Vec<_>>().join(",")),
+        syn::Fields::Unit => "\"unit\":true".to_string(),
+    }
 }

@@ -12,9 +12,14 @@
 //! ```
 //!
 //! Each contract has its own in-memory state; a call's writes are applied only if it
-//! succeeds, exactly as on chain. Results carry the gas report by opcode.
+//! succeeds, exactly as on chain. Results carry the gas report by opcode and what the same
+//! call costs as a transaction on chain ([`TxGas`]: intrinsic gas, code load, execution, fee),
+//! with on-chain contract addresses and per-account nonces, so a test's gas is the chain's.
 
 pub mod hostile;
+pub mod tx;
+
+pub use tx::TxGas;
 
 use aivm::{CallContext, CallRequest, Contract, Event, GasReport, GasSchedule, Limits, MemState, Vm, VmError};
 use serde::{de::DeserializeOwned, Serialize};
@@ -31,31 +36,52 @@ pub enum TestError {
     Decode(String),
     #[error("{0}")]
     Missing(String),
+    /// The chain would refuse the transaction before running it (its gas limit is below the
+    /// intrinsic gas and code cost).
+    #[error("{0}")]
+    Admission(String),
 }
 
 /// A successful call.
 #[derive(Debug)]
 pub struct Called<R> {
     pub value: R,
+    /// The VM's gas, by opcode.
     pub gas: GasReport,
     pub events: Vec<Event>,
+    /// What the same call costs as a signed transaction on chain (the receipt's `gas_used`).
+    pub tx: TxGas,
 }
 
 /// A deployed contract in a [`TestChain`].
 #[derive(Clone)]
 pub struct Deployed {
+    /// The on-chain address: from the deployer and its nonce, as `aivm deploy` gives it.
     pub address: [u8; 32],
     contract: Arc<Contract>,
+    code_len: usize,
+    /// What the deploy transaction cost (zero for [`TestChain::deploy`], which runs no
+    /// transaction's worth of work: no `instantiate`).
+    pub deploy_tx: TxGas,
 }
 
-/// A minimal chain: one VM, per-contract state, a block height and time.
+/// Deploys made with [`TestChain::deploy`] come from this account.
+pub const DEFAULT_DEPLOYER: [u8; 32] = [0xde; 32];
+
+/// A minimal chain: one VM, per-contract state, per-account nonces, a block height and time.
 pub struct TestChain {
     vm: Arc<Vm>,
     states: HashMap<[u8; 32], MemState>,
     /// Contracts whose `instantiate` has run.
     instantiated: std::collections::HashSet<[u8; 32]>,
+    /// The next nonce of each account that has sent a transaction (0 for the others).
+    nonces: HashMap<[u8; 32], u64>,
     pub block_height: u64,
     pub block_time_ms: u64,
+    /// The chain id written into transactions (its size counts toward intrinsic gas).
+    pub chain_id: u64,
+    /// Native units per gas; `aivm send` and `aivm deploy` use 1.
+    pub gas_price: u64,
 }
 
 impl Default for TestChain {
@@ -69,25 +95,101 @@ impl TestChain {
     pub fn new() -> Self {
         static VM: std::sync::OnceLock<Arc<Vm>> = std::sync::OnceLock::new();
         let vm = VM.get_or_init(|| Arc::new(Vm::new(Limits::default(), GasSchedule::default()).expect("the default VM config is valid")));
-        Self { vm: vm.clone(), states: HashMap::new(), instantiated: Default::default(), block_height: 1, block_time_ms: 1_700_000_000_000 }
+        Self::on(vm.clone())
+    }
+
+    fn on(vm: Arc<Vm>) -> Self {
+        Self {
+            vm,
+            states: HashMap::new(),
+            instantiated: Default::default(),
+            nonces: HashMap::new(),
+            block_height: 1,
+            block_time_ms: 1_700_000_000_000,
+            chain_id: 7,
+            gas_price: 1,
+        }
     }
 
     /// A chain whose VM resolves MODEL_LOAD against `models` (its own VM, not the shared one).
     pub fn with_models(models: Arc<aivm::model::ModelRegistry>) -> Self {
         let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("the default VM config is valid").with_models(models);
-        Self { vm: Arc::new(vm), states: HashMap::new(), instantiated: Default::default(), block_height: 1, block_time_ms: 1_700_000_000_000 }
+        Self::on(Arc::new(vm))
     }
 
     pub fn vm(&self) -> &Vm {
         &self.vm
     }
 
-    /// Deploy wasm; the address is the code hash.
+    /// Compile and install `wasm` from [`DEFAULT_DEPLOYER`] without running `instantiate` (call
+    /// [`TestChain::instantiate`] for that, or use [`TestChain::deploy_by`], which does both
+    /// as the deploy transaction does).
     pub fn deploy(&mut self, wasm: &[u8]) -> Result<Deployed, VmError> {
         let contract = self.vm.deploy(wasm)?;
-        let address = contract.code_hash();
+        let address = tx::contract_address(&DEFAULT_DEPLOYER, self.next_nonce(DEFAULT_DEPLOYER));
         self.states.entry(address).or_default();
-        Ok(Deployed { address, contract })
+        Ok(Deployed { address, contract, code_len: wasm.len(), deploy_tx: TxGas::default() })
+    }
+
+    /// Deploy `wasm` from `deployer` and run its `instantiate` with `init_args` in the same
+    /// step, exactly as a deploy transaction with 2·10⁹ gas (`aivm deploy`'s default) does:
+    /// same address, same gas; nothing is installed if `instantiate` fails. A contract without
+    /// an `instantiate` entry deploys with empty arguments (`&()` or anything: they are not read).
+    pub fn deploy_by<A: Serialize>(&mut self, deployer: [u8; 32], wasm: &[u8], init_args: &A) -> Result<Deployed, TestError> {
+        self.deploy_with_gas(deployer, wasm, init_args, 2_000_000_000)
+    }
+
+    pub fn deploy_with_gas<A: Serialize>(&mut self, deployer: [u8; 32], wasm: &[u8], init_args: &A, gas_limit: u64) -> Result<Deployed, TestError> {
+        let contract = self.vm.deploy(wasm)?;
+        let has_instantiate = contract.entries().any(|e| e == aivm::INSTANTIATE_ENTRY);
+        let args = if has_instantiate { encode(init_args) } else { Vec::new() };
+        let nonce = self.next_nonce(deployer);
+        let fields = self.fields(deployer, nonce, gas_limit);
+        let size = tx::encoded_size(&fields, tx::Payload::Deploy { code: wasm, args: &args });
+        let code = self.vm.schedule().deploy.cost(wasm.len() as u64).unwrap_or(u64::MAX);
+        let budget = self.budget(size, code, gas_limit)?;
+        self.nonces.insert(deployer, nonce + 1);
+        let address = tx::contract_address(&deployer, nonce);
+        let mut d = Deployed { address, contract, code_len: wasm.len(), deploy_tx: TxGas::default() };
+        let execution = if has_instantiate {
+            let out = self.run(&d, deployer, aivm::INSTANTIATE_ENTRY, args, budget, Vm::instantiate);
+            out.result?;
+            self.instantiated.insert(address);
+            out.gas.used
+        } else {
+            self.states.entry(address).or_default();
+            0
+        };
+        d.deploy_tx = self.tx_gas(size, code, execution);
+        Ok(d)
+    }
+
+    fn next_nonce(&self, account: [u8; 32]) -> u64 {
+        self.nonces.get(&account).copied().unwrap_or(0)
+    }
+
+    /// Set an account's nonce (to mirror an account that has already sent transactions).
+    pub fn set_nonce(&mut self, account: [u8; 32], nonce: u64) {
+        self.nonces.insert(account, nonce);
+    }
+
+    fn fields(&self, sender: [u8; 32], nonce: u64, gas_limit: u64) -> tx::TxFields {
+        tx::TxFields { chain_id: self.chain_id, sender, nonce, gas_limit, gas_price: self.gas_price }
+    }
+
+    /// What is left for the VM after intrinsic gas and the code cost, as the chain computes it.
+    fn budget(&self, size: usize, code: u64, gas_limit: u64) -> Result<u64, TestError> {
+        let intrinsic = tx::intrinsic(self.vm.schedule(), size).unwrap_or(u64::MAX);
+        let before = intrinsic.saturating_add(code);
+        gas_limit
+            .checked_sub(before)
+            .ok_or_else(|| TestError::Admission(format!("gas limit {gas_limit} is below the intrinsic gas {intrinsic} plus the code's {code}")))
+    }
+
+    fn tx_gas(&self, size: usize, code: u64, execution: u64) -> TxGas {
+        let intrinsic = tx::intrinsic(self.vm.schedule(), size).unwrap_or(u64::MAX);
+        let gas_used = intrinsic.saturating_add(code).saturating_add(execution);
+        TxGas { intrinsic, code, execution, gas_used, fee: gas_used as u128 * self.gas_price as u128 }
     }
 
     /// Storage of a contract as it is now.
@@ -128,14 +230,18 @@ impl TestChain {
         }
         let out = self.run(c, deployer, aivm::INSTANTIATE_ENTRY, encode(args), 10_000_000_000, Vm::instantiate);
         let bytes = out.result?;
-        Ok(Called { value: decode(&bytes)?, gas: out.gas, events: out.events })
+        Ok(Called { value: decode(&bytes)?, tx: TxGas { execution: out.gas.used, ..TxGas::default() }, gas: out.gas, events: out.events })
     }
 
-    /// Call with CBOR-encoded arguments and decode the result, with 10^10 gas (1 s).
+    /// Call with CBOR-encoded arguments and decode the result, as a transaction with 10^8 gas
+    /// (`aivm send`'s default).
     pub fn call<A: Serialize, R: DeserializeOwned>(&mut self, c: &Deployed, caller: [u8; 32], entry: &str, args: &A) -> Result<Called<R>, TestError> {
-        self.call_with_gas(c, caller, entry, args, 10_000_000_000)
+        self.call_with_gas(c, caller, entry, args, 100_000_000)
     }
 
+    /// A call as a transaction from `caller` with `gas_limit`: the VM gets what is left after
+    /// intrinsic gas and the code load, as on chain, and the caller's nonce advances whether or
+    /// not the call succeeds.
     pub fn call_with_gas<A: Serialize, R: DeserializeOwned>(
         &mut self,
         c: &Deployed,
@@ -144,10 +250,17 @@ impl TestChain {
         args: &A,
         gas_limit: u64,
     ) -> Result<Called<R>, TestError> {
-        let out = self.call_raw(c, caller, entry, encode(args), gas_limit);
+        let input = encode(args);
+        let nonce = self.next_nonce(caller);
+        let fields = self.fields(caller, nonce, gas_limit);
+        let size = tx::encoded_size(&fields, tx::Payload::Call { contract: &c.address, entry, args: &input });
+        let load = self.vm.schedule().storage_read.cost(c.code_len as u64).unwrap_or(u64::MAX);
+        let budget = self.budget(size, load, gas_limit)?;
+        self.nonces.insert(caller, nonce + 1);
+        let out = self.call_raw(c, caller, entry, input, budget);
         let bytes = out.result?;
         let value = decode(&bytes)?;
-        Ok(Called { value, gas: out.gas, events: out.events })
+        Ok(Called { value, tx: self.tx_gas(size, load, out.gas.used), gas: out.gas, events: out.events })
     }
 }
 
@@ -163,6 +276,15 @@ pub fn encode<A: Serialize + ?Sized>(args: &A) -> Vec<u8> {
 pub fn decode<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, TestError> {
     let bytes = if bytes.is_empty() { &[0xf6][..] } else { bytes };
     ciborium::from_reader(bytes).map_err(|e| TestError::Decode(format!("{e}")))
+}
+
+/// The wasm `aivm build` (or `cargo build --target wasm32-unknown-unknown --release`) made for
+/// the crate `name` of the project at `manifest_dir` (pass `env!("CARGO_MANIFEST_DIR")`):
+/// under `$CARGO_TARGET_DIR`, or the project's `target/`.
+pub fn built_wasm(manifest_dir: &str, name: &str) -> Result<Vec<u8>, TestError> {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(manifest_dir).join("target"));
+    let path = target.join("wasm32-unknown-unknown/release").join(format!("{}.wasm", name.replace('-', "_")));
+    std::fs::read(&path).map_err(|e| TestError::Missing(format!("{}: {e} (run `aivm build` first)", path.display())))
 }
 
 /// Where `make contracts` puts the compiled contracts.

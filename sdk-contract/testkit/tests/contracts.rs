@@ -57,10 +57,16 @@ fn token_out_of_gas_discards_everything() {
     let mut chain = TestChain::new();
     let t = chain.deploy(&contract_wasm("token").unwrap()).unwrap();
     chain.instantiate::<_, u64>(&t, ALICE, &json!({"supply": 10})).unwrap();
+    // What a transaction pays before the VM runs: intrinsic gas and the code load.
+    let probe = chain.call::<_, u64>(&t, ALICE, "balance_of", &hex(ALICE)).unwrap().tx;
     let before = chain.state(&t);
-    let e = chain.call_with_gas::<_, ()>(&t, ALICE, "transfer", &json!({"to": hex(BOB), "amount": 1}), 30_000).unwrap_err();
+    let e = chain.call_with_gas::<_, ()>(&t, ALICE, "transfer", &json!({"to": hex(BOB), "amount": 1}), probe.intrinsic + probe.code + 30_000).unwrap_err();
     assert!(matches!(e, aivm_testkit::TestError::Vm(VmError::OutOfGas)), "{e}");
     assert_eq!(chain.state(&t), before);
+    // Below the intrinsic gas the chain refuses the transaction before it runs.
+    let e = chain.call_with_gas::<_, ()>(&t, ALICE, "transfer", &json!({"to": hex(BOB), "amount": 1}), 1_000).unwrap_err();
+    assert!(matches!(e, aivm_testkit::TestError::Admission(_)), "{e}");
+    assert!(probe.gas_used == probe.intrinsic + probe.code + probe.execution && probe.fee == probe.gas_used as u128, "{probe:?}");
 }
 
 #[test]
