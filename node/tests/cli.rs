@@ -109,10 +109,13 @@ fn inspect_reports_what_the_chain_makes_of_a_contract() {
     assert_eq!((code, &j["deploys"]), (0, &Value::Bool(true)), "{j}");
     assert!(j["entries"].as_array().unwrap().iter().any(|e| e == "transfer"), "{j}");
     // `#[entry_point]` recorded every entry's types; each recorded entry is exported.
-    let abi = j["abi"].as_array().unwrap();
+    let abi = j["abi"]["entries"].as_array().unwrap();
     assert!(abi.iter().any(|e| *e == serde_json::json!({"entry": "transfer", "args": "Transfer", "returns": "Result<(),ContractError>"})), "{j}");
     assert!(abi.iter().any(|e| e["entry"] == "total_supply" && e["args"] == "()"), "{j}");
     assert_eq!(abi.len(), j["entries"].as_array().unwrap().len(), "{j}");
+    // `#[derive(Schema)]` recorded the argument types' fields.
+    let types = j["abi"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| *t == serde_json::json!({"type": "Transfer", "fields": [["to", "Address"], ["amount", "u64"]]})), "{j}");
     assert_eq!(j["memory"]["gas_per_call"], j["memory"]["initial_pages"].as_u64().unwrap() * 30_000, "{j}");
     assert!(j["stack"]["frames_of_the_largest"].as_u64().unwrap() >= 10, "{j}");
 

@@ -3,11 +3,12 @@
 
 use aivm_node::hexbytes::to_hex;
 use aivm_node::keys::{NodeKeys, IDENTITY_FILE};
-use aivm_node::rpc_client::RpcClient;
+use aivm_node::rpc::{AivmApiClient, MarketApiClient};
+use aivm_node::rpc_client::NodeClient;
 use aivm_runtime::{Address, Payload, Transaction};
 use anyhow::{anyhow, bail, Context, Result};
 use ed25519_dalek::SigningKey;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -28,14 +29,14 @@ pub fn rpc_addr(s: &str) -> Result<SocketAddr> {
 
 pub struct Account {
     pub key: SigningKey,
-    pub rpc: RpcClient,
+    pub rpc: NodeClient,
     pub chain_id: u64,
     /// Gas limit of each transaction sent.
     pub gas_limit: u64,
     /// The next nonce to use for transactions sent without waiting (`None`: ask the node).
     next_nonce: Option<u64>,
     /// More nodes that transactions sent without waiting also go to.
-    pub also: Vec<RpcClient>,
+    pub also: Vec<NodeClient>,
 }
 
 impl Account {
@@ -48,8 +49,8 @@ impl Account {
             k.save(home)?;
             k
         };
-        let mut rpc = RpcClient::new(rpc);
-        let status = rpc.call("aivm_status", json!([])).with_context(|| format!("asking {} for its status", rpc.addr()))?;
+        let rpc = NodeClient::connect(rpc)?;
+        let status = rpc.call(|c| c.status()).with_context(|| format!("asking {} for its status", rpc.addr()))?;
         let chain_id = status["chain_id"].as_u64().ok_or_else(|| anyhow!("the node's status has no chain id"))?;
         Ok(Account { key: keys.identity, rpc, chain_id, gas_limit: 200_000_000, next_nonce: None, also: Vec::new() })
     }
@@ -59,19 +60,17 @@ impl Account {
     }
 
     pub fn nonce(&mut self) -> Result<u64> {
-        let a = self.rpc.call("aivm_getAccount", json!([to_hex(&self.address())]))?;
-        Ok(a["nonce"].as_u64().unwrap_or(0))
+        let a = self.rpc.call(|c| c.get_account(to_hex(&self.address())))?;
+        Ok(a.and_then(|a| a["nonce"].as_u64()).unwrap_or(0))
     }
 
     /// Sign and send `payload` with `gas_limit`; wait up to `timeout` for its receipt.
     pub fn send_with(&mut self, payload: Payload, gas_limit: u64, timeout: Duration) -> Result<Value> {
         let tx = Transaction { chain_id: self.chain_id, sender: self.address(), nonce: self.nonce()?, gas_limit, gas_price: 1, payload };
-        let hash = self.rpc.call("aivm_sendTransaction", json!([to_hex(&tx.sign(&self.key).encode())]))?;
-        let hash = hash.as_str().ok_or_else(|| anyhow!("the node returned no transaction hash"))?.to_string();
+        let hash = self.rpc.call(|c| c.send_transaction(to_hex(&tx.sign(&self.key).encode())))?;
         let deadline = Instant::now() + timeout;
         loop {
-            let r = self.rpc.call("aivm_getReceipt", json!([hash]))?;
-            if !r.is_null() {
+            if let Some(r) = self.rpc.call(|c| c.get_receipt(hash.clone()))? {
                 return Ok(r);
             }
             if Instant::now() > deadline {
@@ -91,14 +90,14 @@ impl Account {
         };
         let tx = Transaction { chain_id: self.chain_id, sender: self.address(), nonce, gas_limit, gas_price: 1, payload };
         let raw = to_hex(&tx.sign(&self.key).encode());
-        match self.rpc.call("aivm_sendTransaction", json!([raw])) {
+        match self.rpc.call(|c| c.send_transaction(raw.clone())) {
             Ok(h) => {
                 self.next_nonce = Some(nonce + 1);
-                for other in &mut self.also {
+                for other in &self.also {
                     // Best effort: the first node has it already.
-                    let _ = other.call("aivm_sendTransaction", json!([raw]));
+                    let _ = other.call(|c| c.send_transaction(raw.clone()));
                 }
-                Ok(h.as_str().unwrap_or_default().to_string())
+                Ok(h)
             }
             Err(e) => {
                 self.next_nonce = None;
@@ -114,8 +113,8 @@ impl Account {
             aivm_runtime::market::Role::Worker { sku } => to_hex(&sku),
             aivm_runtime::market::Role::Verifier => "verifier".into(),
         };
-        let bond = self.rpc.call("aivm_getBond", json!([to_hex(&self.address()), which]))?;
-        if !bond.is_null() && bond["bonded"] != "0" {
+        let bond = self.rpc.call(|c| c.get_bond(to_hex(&self.address()), which))?;
+        if bond.is_some_and(|b| b["bonded"] != "0") {
             return Ok(());
         }
         let r = self.send(Payload::Market(aivm_runtime::market::MarketTx::Bond { role, amount, capacity }))?;

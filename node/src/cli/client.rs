@@ -7,7 +7,8 @@ use super::codec::{json_to_cbor, output_to_json};
 use aivm_node::abi::Abi;
 use aivm_node::hexbytes::{from_hex, to_hex};
 use aivm_node::keys::{NodeKeys, IDENTITY_FILE};
-use aivm_node::rpc_client::RpcClient;
+use aivm_node::rpc::AivmApiClient;
+use aivm_node::rpc_client::NodeClient;
 use aivm_runtime::Payload;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -124,11 +125,9 @@ fn args_json(s: &str) -> Result<Value> {
 
 /// Check `args` against `entry` in the schema of the contract at `contract` (fetched from the
 /// node: `aivm_getAbi`), before anything is signed. A contract without a schema passes.
-fn check_remote(rpc: &mut RpcClient, contract: &str, entry: &str, args: &Value) -> Result<()> {
-    let abi = rpc.call("aivm_getAbi", json!([contract])).context("asking the node for the contract's entry points")?;
-    if abi.is_null() {
-        bail!("no contract at {contract}");
-    }
+fn check_remote(rpc: &NodeClient, contract: &str, entry: &str, args: &Value) -> Result<()> {
+    let abi = rpc.call(|c| c.get_abi(contract.to_string())).context("asking the node for the contract's entry points")?;
+    let Some(abi) = abi else { bail!("no contract at {contract}") };
     let abi = Abi::from_json(&abi);
     abi.check(entry, args).context("--args do not fit the entry point (--no-check skips this)")
 }
@@ -170,7 +169,7 @@ pub fn keys(cmd: KeysCommand) -> Result<bool> {
             let k = NodeKeys::load(&a.home).with_context(|| format!("no key under {} (create one with `aivm keys new`)", a.home.display()))?;
             let addr = to_hex(&k.identity_public());
             let account = match &a.rpc {
-                Some(r) => RpcClient::new(rpc_addr(r)?).call("aivm_getAccount", json!([addr]))?,
+                Some(r) => NodeClient::connect(rpc_addr(r)?)?.call(|c| c.get_account(addr.clone()))?.unwrap_or(Value::Null),
                 None => Value::Null,
             };
             print(&json!({"address": addr, "account": account}));
@@ -200,7 +199,7 @@ pub fn send(a: SendArgs) -> Result<bool> {
     let args = args_json(&a.args)?;
     let mut acct = Account::open(&a.home, rpc_addr(&a.rpc)?)?;
     if !a.no_check {
-        check_remote(&mut acct.rpc, &a.contract, &a.entry, &args)?;
+        check_remote(&acct.rpc, &a.contract, &a.entry, &args)?;
     }
     show_receipt(acct.send_with(Payload::Call { contract, entry: a.entry, args: json_to_cbor(&args) }, a.gas_limit, Duration::from_secs(60))?)
 }
@@ -208,11 +207,11 @@ pub fn send(a: SendArgs) -> Result<bool> {
 pub fn query(a: QueryArgs) -> Result<bool> {
     address(&a.contract, "the contract")?;
     let args = args_json(&a.args)?;
-    let mut rpc = RpcClient::new(rpc_addr(&a.rpc)?);
+    let rpc = NodeClient::connect(rpc_addr(&a.rpc)?)?;
     if !a.no_check {
-        check_remote(&mut rpc, &a.contract, &a.entry, &args)?;
+        check_remote(&rpc, &a.contract, &a.entry, &args)?;
     }
-    let mut r = rpc.call("aivm_query", json!([a.contract, a.entry, to_hex(&json_to_cbor(&args))]))?;
+    let mut r = rpc.call(|c| c.query(a.contract.clone(), a.entry.clone(), to_hex(&json_to_cbor(&args)), None))?;
     if let Some(out) = r["output"].as_str().and_then(from_hex) {
         r["output"] = output_to_json(&out);
     }
@@ -222,18 +221,14 @@ pub fn query(a: QueryArgs) -> Result<bool> {
 }
 
 pub fn receipt(a: ReceiptArgs) -> Result<bool> {
-    let r = RpcClient::new(rpc_addr(&a.rpc)?).call("aivm_getReceipt", json!([a.hash]))?;
-    if r.is_null() {
-        bail!("no receipt for {} (not committed, or unknown)", a.hash);
-    }
+    let r = NodeClient::connect(rpc_addr(&a.rpc)?)?.call(|c| c.get_receipt(a.hash.clone()))?;
+    let Some(r) = r else { bail!("no receipt for {} (not committed, or unknown)", a.hash) };
     show_receipt(r)
 }
 
 pub fn block(a: BlockArgs) -> Result<bool> {
-    let b = RpcClient::new(rpc_addr(&a.rpc)?).call("aivm_getBlock", json!([a.height]))?;
-    if b.is_null() {
-        bail!("no block {} yet", a.height);
-    }
+    let b = NodeClient::connect(rpc_addr(&a.rpc)?)?.call(|c| c.get_block(a.height))?;
+    let Some(b) = b else { bail!("no block {} yet", a.height) };
     print(&b);
     Ok(true)
 }
@@ -253,17 +248,10 @@ pub struct WatchArgs {
 
 /// Follow finalized blocks over the node's WebSocket subscription (`aivm_subscribeFinalized`).
 pub fn watch(a: WatchArgs) -> Result<bool> {
-    use jsonrpsee::core::client::SubscriptionClientT;
-    use jsonrpsee::core::rpc_params;
-    use jsonrpsee_ws_client::WsClientBuilder;
-    let url = format!("ws://{}", rpc_addr(&a.rpc)?);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let node = NodeClient::connect(rpc_addr(&a.rpc)?)?;
+    let (client, rt) = node.parts();
     rt.block_on(async {
-        let client = WsClientBuilder::default().build(&url).await.with_context(|| format!("connecting to {url}"))?;
-        let mut sub = client
-            .subscribe::<Value, _>("aivm_subscribeFinalized", rpc_params![], "aivm_unsubscribeFinalized")
-            .await
-            .context("subscribing to finalized blocks")?;
+        let mut sub = client.subscribe_finalized().await.context("subscribing to finalized blocks")?;
         let mut seen = 0u64;
         while a.count.is_none_or(|c| seen < c) {
             let Some(block) = sub.next().await else { bail!("the node closed the subscription") };

@@ -8,6 +8,7 @@ use super::worker::Cheat;
 use aivm::model::Engine;
 use aivm_node::hexbytes::{from_hex, to_hex};
 use aivm_node::keys::NodeKeys;
+use aivm_node::rpc::{AivmApiClient, MarketApiClient};
 use aivm_runtime::market::MarketTx;
 use aivm_runtime::Payload;
 use anyhow::{bail, Context, Result};
@@ -143,7 +144,7 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
     // Wait for every worker's bond.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let n = client.rpc.call("aivm_getWorkers", json!([to_hex(&model)]))?.as_array().map_or(0, Vec::len);
+        let n = client.rpc.call(|c| c.get_workers(to_hex(&model)))?.len();
         if n >= s.people.workers.len() {
             break;
         }
@@ -176,10 +177,10 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
         if Instant::now() > deadline {
             bail!("{} jobs did not end in time", seen.values().filter(|j| j.ended.is_none()).count());
         }
-        let height = client.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
+        let height = client.rpc.call(|c| c.status())?["height"].as_u64().unwrap_or(0);
         let mut expire = Vec::new();
         for (id, j) in seen.iter_mut().filter(|(_, j)| j.ended.is_none()) {
-            let v = client.rpc.call("aivm_getJob", json!([id]))?;
+            let v = client.rpc.call(|c| c.get_job(id.to_string()))?.unwrap_or_default();
             // A worker past its deadline: anyone may expire the job (the client does here).
             let late = match v["state"].as_str() {
                 Some("assigned") => v["submitted_at"].as_u64().zip(v["sla_blocks"].as_u64()).is_some_and(|(s, sla)| height > s + 2 * sla),
@@ -286,7 +287,7 @@ fn infer_gas(engine: &Engine, s: &aivm::GasSchedule, prompt: u64, max_new: u64) 
 fn answer_gas(c: &mut Account, id: &str, from: u64, to: u64) -> Result<Option<u64>> {
     let topics = [to_hex(b"job.settled"), to_hex(b"job.slashed")];
     for h in from..=to {
-        for r in c.rpc.call("aivm_getBlockReceipts", json!([h]))?.as_array().into_iter().flatten() {
+        for r in Value::from(c.rpc.call(|c| c.get_block_receipts(h))?.unwrap_or_default()).as_array().into_iter().flatten() {
             for e in r["events"].as_array().into_iter().flatten() {
                 let data = e["data"].as_str().and_then(from_hex).unwrap_or_default();
                 if topics.iter().any(|t| e["topic"].as_str() == Some(t.as_str())) && data.len() >= 32 && to_hex(&data[..32]) == id {

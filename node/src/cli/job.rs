@@ -5,12 +5,13 @@ use super::account::{failure, rpc_addr, Account};
 use aivm::model::store::default_home;
 use aivm::model::{ArtifactStore, Tokenizer};
 use aivm_node::hexbytes::{from_hex, to_hex};
-use aivm_node::rpc_client::RpcClient;
+use aivm_node::rpc::MarketApiClient;
+use aivm_node::rpc_client::NodeClient;
 use aivm_runtime::market::MarketTx;
 use aivm_runtime::Payload;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -101,14 +102,14 @@ fn submit(a: SubmitArgs) -> Result<bool> {
     let tok = tokenizer(&model)?;
     let prompt = tok.encode(&tok.chat_prompt(&a.prompt));
     let mut acct = Account::open(&a.home, rpc_addr(&a.rpc)?)?;
-    let quote = acct.rpc.call("aivm_quote", json!([to_hex(&model), prompt.len() as u64 + a.max_tokens as u64]))?;
-    eprintln!("{} prompt tokens + {} new: quote {} (budget {})", prompt.len(), a.max_tokens, quote.as_str().unwrap_or("?"), a.budget);
+    let quote = acct.rpc.call(|c| c.quote(to_hex(&model), prompt.len() as u64 + a.max_tokens as u64))?;
+    eprintln!("{} prompt tokens + {} new: quote {} (budget {})", prompt.len(), a.max_tokens, quote, a.budget);
     let r = acct.send(Payload::Market(MarketTx::SubmitJob { sku: model, prompt, max_new: a.max_tokens, sla_blocks: a.sla, budget: a.budget, tee: a.tee }))?;
     if let Some(why) = failure(&r) {
         bail!("the submit failed: {why}");
     }
     let id = r["tx_hash"].as_str().unwrap_or_default().to_string();
-    let job = acct.rpc.call("aivm_getJob", json!([id]))?;
+    let job = acct.rpc.call(|c| c.get_job(id.to_string()))?.unwrap_or_default();
     println!("job {id}: fee {}, worker {}", job["fee"].as_str().unwrap_or("?"), job["worker"].as_str().unwrap_or("?"));
     if !a.wait {
         return Ok(true);
@@ -116,7 +117,7 @@ fn submit(a: SubmitArgs) -> Result<bool> {
     let deadline = Instant::now() + Duration::from_secs(a.timeout);
     let mut told_provisional = false;
     loop {
-        let job = acct.rpc.call("aivm_getJob", json!([id]))?;
+        let job = acct.rpc.call(|c| c.get_job(id.to_string()))?.unwrap_or_default();
         match job["state"].as_str() {
             // The TEE track: usable now, final after the window (the client may act on it).
             Some("provisional") if !told_provisional => {
@@ -156,8 +157,8 @@ fn print_status(job: &Value, tok: &Tokenizer) -> Result<()> {
 }
 
 fn status(a: StatusArgs) -> Result<bool> {
-    let mut rpc = RpcClient::new(rpc_addr(&a.rpc)?);
-    let job = rpc.call("aivm_getJob", json!([a.id]))?;
+    let rpc = NodeClient::connect(rpc_addr(&a.rpc)?)?;
+    let job = rpc.call(|c| c.get_job(a.id.to_string()))?.unwrap_or_default();
     if job.is_null() {
         bail!("no job {}", a.id);
     }

@@ -89,18 +89,13 @@ pub fn new(a: NewArgs) -> Result<bool> {
         bail!("{} is not the SDK folder (`sdk-contract` of an AIVM checkout: it has testkit/)", sdk.display());
     }
     let fill = |t: &str| t.replace("{{name}}", name).replace("{{crate}}", &name.replace('-', "_")).replace("{{sdk}}", &sdk.display().to_string());
-    let toolchain = format!(
-        "# The toolchain the wasm is reproducible with (`aivm build`).\n[toolchain]\nchannel = \"{}\"\ntargets = [\"{TARGET}\"]\n",
-        env!("CARGO_PKG_RUST_VERSION")
-    );
-    let files: [(&str, String); 8] = [
+    let files: [(&str, String); 7] = [
         ("Cargo.toml", fill(CARGO_TOML)),
         ("src/lib.rs", fill(LIB_RS)),
         ("tests/contract.rs", fill(TEST_RS)),
         ("README.md", fill(README)),
         (".gitignore", GITIGNORE.to_string()),
         (".cargo/config.toml", CARGO_CONFIG.to_string()),
-        ("rust-toolchain.toml", toolchain),
         ("Cargo.lock", CARGO_LOCK.to_string()),
     ];
     for (rel, text) in &files {
@@ -151,6 +146,8 @@ pub fn build(a: BuildArgs) -> Result<bool> {
     if wasm.is_empty() {
         bail!("the build produced no wasm: is the package a `cdylib`?");
     }
+    // The bytes depend on the compiler too: say which one, so a verifier can use the same.
+    let rustc = Command::new("rustc").arg("-V").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     let schedule = aivm::GasSchedule::default();
     let mut built = Vec::new();
     for path in wasm {
@@ -168,6 +165,7 @@ pub fn build(a: BuildArgs) -> Result<bool> {
             serde_json::to_string_pretty(&json!({"built": built, "remapped": remaps.iter().map(|(f, t)| json!({"from": f, "to": t})).collect::<Vec<_>>()}))?
         );
     } else {
+        println!("built with {rustc}");
         for b in &built {
             println!(
                 "{}  {} bytes  code hash {}  deploy gas {}",

@@ -5,12 +5,12 @@
 use super::account::{rpc_addr, Account};
 use aivm::model::commit::{run_committed, tokens_root};
 use aivm_node::hexbytes::{from_hex, to_hex};
+use aivm_node::rpc::{AivmApiClient, MarketApiClient};
 use aivm_runtime::encoding::cbor;
 use aivm_runtime::market::{market_address, MarketTx, Role};
 use aivm_runtime::Payload;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,12 +72,12 @@ fn serve(a: RunArgs) -> Result<()> {
     // Settled Freivalds-track jobs, and provisional TEE-track ones (the same dispute overturns
     // them inside their challenge window: `spec/tee.md` §5).
     let (market, topics) = (to_hex(&market_address()), [to_hex(b"job.settled"), to_hex(b"job.provisional")]);
-    let mut next = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
+    let mut next = acct.rpc.call(|c| c.status())?["height"].as_u64().unwrap_or(0);
     let mut disputed: BTreeMap<String, ()> = BTreeMap::new();
     loop {
-        let height = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
+        let height = acct.rpc.call(|c| c.status())?["height"].as_u64().unwrap_or(0);
         while next <= height {
-            let receipts = acct.rpc.call("aivm_getBlockReceipts", json!([next]))?;
+            let receipts = serde_json::Value::from(acct.rpc.call(|c| c.get_block_receipts(next))?.unwrap_or_default());
             next += 1;
             for e in receipts.as_array().into_iter().flatten().flat_map(|r| r["events"].as_array().cloned().unwrap_or_default()) {
                 if e["contract"].as_str() != Some(market.as_str()) || !topics.iter().any(|t| e["topic"].as_str() == Some(t.as_str())) {
@@ -88,7 +88,7 @@ fn serve(a: RunArgs) -> Result<()> {
                     continue;
                 }
                 let id = to_hex(&data[..32]);
-                let job = acct.rpc.call("aivm_getJob", json!([id]))?;
+                let job = acct.rpc.call(|c| c.get_job(id.to_string()))?.unwrap_or_default();
                 if job["model"].as_str() != Some(to_hex(&model).as_str()) || !(job["state"] == "settled" || job["state"] == "provisional") {
                     continue;
                 }
@@ -113,7 +113,7 @@ fn serve(a: RunArgs) -> Result<()> {
         // Report how disputes ended.
         let ids: Vec<String> = disputed.keys().cloned().collect();
         for id in ids {
-            let job = acct.rpc.call("aivm_getJob", json!([id]))?;
+            let job = acct.rpc.call(|c| c.get_job(id.to_string()))?.unwrap_or_default();
             match job["state"].as_str() {
                 Some("slashed") => {
                     log(&format!("job {id}: the worker was slashed {} ({})", job["slashed"].as_str().unwrap_or("?"), job["reason"].as_str().unwrap_or("")))

@@ -11,12 +11,12 @@ use aivm::model::audit::{respond, respond_step, Challenge};
 use aivm::model::commit::{run_committed, InferenceReceipt, Trace};
 use aivm::model::{merkle, Engine};
 use aivm_node::hexbytes::{from_hex, to_hex};
+use aivm_node::rpc::{AivmApiClient, MarketApiClient};
 use aivm_runtime::encoding::cbor;
 use aivm_runtime::market::{market_address, MarketTx, Role};
 use aivm_runtime::Payload;
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -127,13 +127,13 @@ fn serve(a: RunArgs) -> Result<()> {
     });
     let rpcs = rpc_addrs(&a.rpc)?;
     let mut acct = Account::open(&a.home, *rpcs.first().ok_or_else(|| anyhow!("--rpc is empty"))?)?;
-    acct.also = rpcs[1..].iter().map(|r| aivm_node::rpc_client::RpcClient::new(*r)).collect();
+    acct.also = rpcs[1..].iter().map(|r| aivm_node::rpc_client::NodeClient::connect(*r)).collect::<Result<_, _>>()?;
     let me = acct.address();
     let enclave = aivm_node::tee::DevnetEnclave::load(&a.home).ok();
     let role = Role::Worker { sku: model };
     acct.bond_once(role, a.stake, a.capacity)?;
     log(&format!("worker {} serving model {} (cheat: {:?})", to_hex(&me), to_hex(&model), a.cheat));
-    let mut next = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
+    let mut next = acct.rpc.call(|c| c.status())?["height"].as_u64().unwrap_or(0);
     let mut held: BTreeMap<String, Held> = BTreeMap::new();
     let mut pending: BTreeMap<String, Pending> = BTreeMap::new();
     let mut queue: std::collections::VecDeque<String> = Default::default();
@@ -145,7 +145,7 @@ fn serve(a: RunArgs) -> Result<()> {
         // receipts; the job's state on chain says what happened.
         let ids: Vec<String> = held.keys().cloned().collect();
         for id in ids {
-            let job = acct.rpc.call("aivm_getJob", json!([id]))?;
+            let job = acct.rpc.call(|c| c.get_job(id.to_string()))?.unwrap_or_default();
             match job["state"].as_str() {
                 // A settled job's trace is kept until no verifier can dispute it any more.
                 Some("settled") if job["disputable_until"].as_u64().is_some_and(|u| last_height <= u) => {
@@ -218,7 +218,7 @@ fn serve(a: RunArgs) -> Result<()> {
             return Ok(());
         }
         // New blocks: jobs assigned to this worker.
-        let height = acct.rpc.call("aivm_status", json!([]))?["height"].as_u64().unwrap_or(0);
+        let height = acct.rpc.call(|c| c.status())?["height"].as_u64().unwrap_or(0);
         last_height = height;
         while next <= height {
             queue.extend(assigned_in(&mut acct.rpc, next, &me)?);
@@ -226,7 +226,7 @@ fn serve(a: RunArgs) -> Result<()> {
         }
         // Hand new jobs to the runner; commit finished runs.
         for id in queue.drain(..) {
-            let job = acct.rpc.call("aivm_getJob", json!([id]))?;
+            let job = acct.rpc.call(|c| c.get_job(id.to_string()))?.unwrap_or_default();
             let prompt: Vec<u32> = job["prompt"].as_array().into_iter().flatten().filter_map(|t| t.as_u64().map(|t| t as u32)).collect();
             let max_new = job["max_new"].as_u64().unwrap_or(1) as usize;
             pending.insert(id.clone(), Pending { tee: job["track"] == "tee", prompt: prompt.clone() });
@@ -250,7 +250,7 @@ fn serve(a: RunArgs) -> Result<()> {
                     // The enclave's time: the last finalized block's. Block times rise strictly
                     // (`spec/consensus.md`), so it is never after the commit's block's time,
                     // whatever this machine's clock says.
-                    let time_ms = acct.rpc.call("aivm_getBlock", json!([last_height]))?["time_ms"].as_u64().unwrap_or(0);
+                    let time_ms = acct.rpc.call(|c| c.get_block(last_height))?.unwrap_or_default()["time_ms"].as_u64().unwrap_or(0);
                     let claim = aivm_runtime::market::tee::job_claim(&job_id, &model, &p.prompt, &receipt, &bytes, time_ms);
                     MarketTx::CommitAttested { job: job_id, receipt: bytes, attestation: enclave.attest(&claim), time_ms }
                 }
@@ -278,8 +278,8 @@ fn serve(a: RunArgs) -> Result<()> {
 }
 
 /// Job ids assigned to `me` by the transactions of block `height`.
-fn assigned_in(rpc: &mut aivm_node::rpc_client::RpcClient, height: u64, me: &[u8; 32]) -> Result<Vec<String>> {
-    let receipts = rpc.call("aivm_getBlockReceipts", json!([height]))?;
+fn assigned_in(rpc: &aivm_node::rpc_client::NodeClient, height: u64, me: &[u8; 32]) -> Result<Vec<String>> {
+    let receipts = serde_json::Value::from(rpc.call(|c| c.get_block_receipts(height))?.unwrap_or_default());
     let market = to_hex(&market_address());
     let topic = to_hex(b"job.assigned");
     let mut out = Vec::new();

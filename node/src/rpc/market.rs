@@ -1,7 +1,8 @@
 //! The market's read methods (`spec/rpc.md`, "Market"): jobs, pools, bonds, parameters, and a
 //! block's receipts (how workers and clients watch for their jobs' events).
 
-use super::{hex32, invalid, node_error, receipt_json, RpcContext};
+use super::api::Api;
+use super::{hex32, invalid, node_error, receipt_json};
 use crate::hexbytes::to_hex;
 use aivm::model::commit::InferenceReceipt;
 use aivm_runtime::market::hmm::{amount_in, Pool};
@@ -9,11 +10,10 @@ use aivm_runtime::market::jobs::challenge_seed;
 use aivm_runtime::market::state::{BeaconRecord, WorkerSet};
 use aivm_runtime::market::{Bond, Job, JobStatus, MarketKey, MarketParams, Role, Treasury};
 use aivm_runtime::{Chain, StateValue};
+use jsonrpsee::core::RpcResult;
+use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
-use jsonrpsee::RpcModule;
 use serde_json::{json, Value};
-
-type RpcResult = Result<Value, ErrorObjectOwned>;
 
 /// A committed market record, decoded.
 pub fn record<T: serde::de::DeserializeOwned>(chain: &Chain, key: MarketKey<'_>) -> Result<Option<T>, ErrorObjectOwned> {
@@ -29,7 +29,7 @@ fn params(chain: &Chain) -> Result<MarketParams, ErrorObjectOwned> {
 
 /// A job as JSON: its parties and terms, where it stands, the committed output and, once the
 /// challenge exists, its seed.
-pub fn job_json(chain: &Chain, id: &[u8; 32], j: &Job) -> RpcResult {
+pub fn job_json(chain: &Chain, id: &[u8; 32], j: &Job) -> RpcResult<Value> {
     let mut v = json!({
         "id": to_hex(id),
         "client": to_hex(&j.client),
@@ -117,59 +117,80 @@ fn bond_json(b: &Bond) -> Value {
            "capacity": b.capacity, "in_flight": b.in_flight, "credits": b.credits})
 }
 
-fn strings(p: &jsonrpsee::types::Params, n: usize, shape: &str) -> Result<Vec<String>, ErrorObjectOwned> {
-    let v: Vec<String> = p.parse().map_err(|e| invalid(format!("expected {shape}: {e}")))?;
-    if v.len() != n {
-        return Err(invalid(format!("expected {shape}")));
-    }
-    Ok(v)
+#[rpc(server, client, namespace = "aivm")]
+pub trait MarketApi {
+    /// A job: parties, terms, state, output and (once drawn) its challenge; or `null`.
+    #[method(name = "getJob")]
+    fn get_job(&self, job_id: String) -> RpcResult<Option<Value>>;
+
+    /// A model's HMM pool, or `null`.
+    #[method(name = "getPool")]
+    fn get_pool(&self, model: String) -> RpcResult<Option<Value>>;
+
+    /// The fee (decimal string) for `units` of inference on `model` now.
+    #[method(name = "quote")]
+    fn quote(&self, model: String, units: u64) -> RpcResult<String>;
+
+    /// A bond: `role` is a model (a worker's) or `"verifier"`; `null` if none.
+    #[method(name = "getBond")]
+    fn get_bond(&self, address: String, role: String) -> RpcResult<Option<Value>>;
+
+    /// The market's parameters and treasury.
+    #[method(name = "getMarket")]
+    fn get_market(&self) -> RpcResult<Value>;
+
+    /// The workers staked on a model, with their bonds.
+    #[method(name = "getWorkers")]
+    fn get_workers(&self, model: String) -> RpcResult<Vec<Value>>;
+
+    /// A block's receipts (how workers and clients watch for their jobs' events), or `null`.
+    #[method(name = "getBlockReceipts")]
+    fn get_block_receipts(&self, height: u64) -> RpcResult<Option<Vec<Value>>>;
 }
 
-pub fn register(m: &mut RpcModule<RpcContext>) -> Result<(), jsonrpsee::core::RegisterMethodError> {
-    m.register_method("aivm_getJob", |p, c, _| -> RpcResult {
-        let id = hex32(&strings(&p, 1, "[job_id]")?[0], "job id")?;
-        let chain = c.executor.chain();
+impl MarketApiServer for Api {
+    fn get_job(&self, job_id: String) -> RpcResult<Option<Value>> {
+        let id = hex32(&job_id, "job id")?;
+        let chain = self.0.executor.chain();
         match record::<Job>(chain, MarketKey::Job(&id))? {
-            None => Ok(Value::Null),
-            Some(j) => job_json(chain, &id, &j),
+            None => Ok(None),
+            Some(j) => job_json(chain, &id, &j).map(Some),
         }
-    })?;
-    m.register_method("aivm_getPool", |p, c, _| -> RpcResult {
-        let sku = hex32(&strings(&p, 1, "[model]")?[0], "model")?;
-        Ok(match record::<Pool>(c.executor.chain(), MarketKey::Pool(&sku))? {
-            None => Value::Null,
-            Some(pool) => {
-                json!({"native": pool.native.to_string(), "units": pool.units.to_string(), "shares": pool.shares.to_string(), "fee_bps": pool.fee_bps})
-            }
-        })
-    })?;
-    m.register_method("aivm_quote", |p, c, _| -> RpcResult {
-        let v: Vec<Value> = p.parse().map_err(|e| invalid(format!("expected [model, units]: {e}")))?;
-        let [Value::String(sku), Value::Number(units)] = v.as_slice() else { return Err(invalid("expected [model, units]")) };
-        let sku = hex32(sku, "model")?;
-        let units = units.as_u64().ok_or_else(|| invalid("units"))?;
-        let pool: Pool = record(c.executor.chain(), MarketKey::Pool(&sku))?.ok_or_else(|| invalid("no pool for this model"))?;
+    }
+
+    fn get_pool(&self, model: String) -> RpcResult<Option<Value>> {
+        let sku = hex32(&model, "model")?;
+        Ok(record::<Pool>(self.0.executor.chain(), MarketKey::Pool(&sku))?.map(
+            |pool| json!({"native": pool.native.to_string(), "units": pool.units.to_string(), "shares": pool.shares.to_string(), "fee_bps": pool.fee_bps}),
+        ))
+    }
+
+    fn quote(&self, model: String, units: u64) -> RpcResult<String> {
+        let sku = hex32(&model, "model")?;
+        let pool: Pool = record(self.0.executor.chain(), MarketKey::Pool(&sku))?.ok_or_else(|| invalid("no pool for this model"))?;
         let fee = amount_in(units as u128, pool.native, pool.units, pool.fee_bps).map_err(|e| invalid(e.to_string()))?;
-        Ok(json!(fee.to_string()))
-    })?;
-    m.register_method("aivm_getBond", |p, c, _| -> RpcResult {
-        let v = strings(&p, 2, "[address, model | \"verifier\"]")?;
-        let who = hex32(&v[0], "address")?;
-        let role = if v[1] == "verifier" { Role::Verifier } else { Role::Worker { sku: hex32(&v[1], "model")? } };
-        Ok(record::<Bond>(c.executor.chain(), MarketKey::Bond(&role, &who))?.map_or(Value::Null, |b| bond_json(&b)))
-    })?;
-    m.register_method("aivm_getMarket", |_, c, _| -> RpcResult {
-        let chain = c.executor.chain();
+        Ok(fee.to_string())
+    }
+
+    fn get_bond(&self, address: String, role: String) -> RpcResult<Option<Value>> {
+        let who = hex32(&address, "address")?;
+        let role = if role == "verifier" { Role::Verifier } else { Role::Worker { sku: hex32(&role, "model")? } };
+        Ok(record::<Bond>(self.0.executor.chain(), MarketKey::Bond(&role, &who))?.map(|b| bond_json(&b)))
+    }
+
+    fn get_market(&self) -> RpcResult<Value> {
+        let chain = self.0.executor.chain();
         let p = params(chain)?;
         let t: Treasury = record(chain, MarketKey::Treasury)?.unwrap_or_default();
         Ok(json!({
             "params": serde_json::to_value(&p).map_err(node_error)?,
             "treasury": {"validators": t.validators.to_string(), "verifiers": t.verifiers.to_string(), "burned": t.burned.to_string()},
         }))
-    })?;
-    m.register_method("aivm_getWorkers", |p, c, _| -> RpcResult {
-        let sku = hex32(&strings(&p, 1, "[model]")?[0], "model")?;
-        let chain = c.executor.chain();
+    }
+
+    fn get_workers(&self, model: String) -> RpcResult<Vec<Value>> {
+        let sku = hex32(&model, "model")?;
+        let chain = self.0.executor.chain();
         let set: WorkerSet = record(chain, MarketKey::Workers(&sku))?.unwrap_or_default();
         let mut out = Vec::new();
         for w in &set.workers {
@@ -178,15 +199,10 @@ pub fn register(m: &mut RpcModule<RpcContext>) -> Result<(), jsonrpsee::core::Re
             j["address"] = json!(to_hex(&w[..]));
             out.push(j);
         }
-        Ok(json!(out))
-    })?;
-    m.register_method("aivm_getBlockReceipts", |p, c, _| -> RpcResult {
-        let v: Vec<u64> = p.parse().map_err(|e| invalid(format!("expected [height]: {e}")))?;
-        let [height] = v.as_slice() else { return Err(invalid("expected exactly one parameter: height")) };
-        Ok(match c.executor.chain().block(*height).map_err(node_error)? {
-            None => Value::Null,
-            Some(b) => json!(b.receipts.iter().map(receipt_json).collect::<Vec<_>>()),
-        })
-    })?;
-    Ok(())
+        Ok(out)
+    }
+
+    fn get_block_receipts(&self, height: u64) -> RpcResult<Option<Vec<Value>>> {
+        Ok(self.0.executor.chain().block(height).map_err(node_error)?.map(|b| b.receipts.iter().map(receipt_json).collect()))
+    }
 }
