@@ -221,7 +221,7 @@ fn serve(a: RunArgs) -> Result<()> {
         let height = acct.rpc.call(|c| c.status())?["height"].as_u64().unwrap_or(0);
         last_height = height;
         while next <= height {
-            queue.extend(assigned_in(&mut acct.rpc, next, &me)?);
+            queue.extend(assigned_in(&acct.rpc, next, &me)?);
             next += 1;
         }
         // Hand new jobs to the runner; commit finished runs.
