@@ -18,26 +18,46 @@ const NS_PER_GAS_TARGET: f64 = 0.1;
 struct Report {
     json: bool,
     rows: Vec<serde_json::Value>,
+    /// Rows measured so far and the last one, on stderr; indicatif hides it when stderr is not
+    /// a terminal (CI logs, pipes), so the tables on stdout are unchanged.
+    progress: indicatif::ProgressBar,
 }
 
 impl Report {
+    fn new(json: bool) -> Self {
+        let progress = indicatif::ProgressBar::new_spinner();
+        progress.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} gas-bench: {pos} rows, last {msg} [{elapsed}]")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        progress.enable_steady_tick(std::time::Duration::from_millis(200));
+        Report { json, rows: Vec::new(), progress }
+    }
+
     fn row(&mut self, opcode: &str, size: &str, gas: u64, ns: f64) -> f64 {
         let npg = ns / gas as f64;
-        if self.json {
-            println!("{}", json!({"opcode": opcode, "size": size, "gas": gas, "median_ns": ns, "ns_per_gas": npg}));
-        } else {
-            println!("{opcode:<16} {size:>18} {gas:>16} {ns:>16.0} {npg:>10.4}");
-        }
+        self.progress.inc(1);
+        self.progress.set_message(format!("{opcode} {size}"));
+        // Printed with the bar suspended, so the two do not interleave on a terminal.
+        self.progress.suspend(|| {
+            if self.json {
+                println!("{}", json!({"opcode": opcode, "size": size, "gas": gas, "median_ns": ns, "ns_per_gas": npg}));
+            } else {
+                println!("{opcode:<16} {size:>18} {gas:>16} {ns:>16.0} {npg:>10.4}");
+            }
+        });
         self.rows.push(json!({"opcode": opcode, "size": size, "ns_per_gas": npg}));
         npg
     }
 
     fn note(&self, key: &str, value: serde_json::Value, text: String) {
-        if self.json {
-            println!("{}", json!({ "summary": key, "value": value }));
-        } else {
-            println!("{text}");
-        }
+        self.progress.suspend(|| {
+            if self.json {
+                println!("{}", json!({ "summary": key, "value": value }));
+            } else {
+                println!("{text}");
+            }
+        });
     }
 }
 
@@ -100,8 +120,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let mut r = Report { json: args.json, rows: Vec::new() };
+    let mut r = Report::new(args.json);
     sweep(&args, &mut r);
+    r.progress.finish_and_clear();
     if let Some(path) = &args.plot {
         if let Err(e) = plot(path, &r.rows) {
             eprintln!("error: drawing {}: {e}", path.display());

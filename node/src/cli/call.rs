@@ -71,11 +71,14 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
         aivm_node::abi::Abi::of_wasm(&wasm).check(&a.entry, &json_args).context("--args do not fit the entry point (--no-check skips this)")?;
     }
     // Without --state the call runs against a fresh chain in a scratch directory.
-    let scratch = a.state.is_none().then(ScratchDir::new);
+    let scratch = match &a.state {
+        Some(_) => None,
+        None => Some(tempfile::Builder::new().prefix("aivm-call-").tempdir().context("creating a scratch directory")?),
+    };
     let dir = match (&a.state, &scratch) {
         (Some(d), _) => d.clone(),
-        (None, Some(s)) => s.0.clone(),
-        (None, None) => unreachable!("scratch exists when --state is absent"),
+        (None, Some(s)) => s.path().to_path_buf(),
+        (None, None) => bail!("no state directory"),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating state directory {}", dir.display()))?;
 
@@ -146,20 +149,4 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
         }
     };
     Ok((report, ok))
-}
-
-/// A directory removed when the call ends.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new() -> Self {
-        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        ScratchDir(std::env::temp_dir().join(format!("aivm-call-{}-{n}", std::process::id())))
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

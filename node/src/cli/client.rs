@@ -137,6 +137,15 @@ fn show_receipt(mut r: Value) -> Result<bool> {
     if let Some(out) = r["output"].as_str().and_then(from_hex) {
         r["output"] = output_to_json(&out);
     }
+    // Events as the contract emitted them: the topic as text, the data decoded like output.
+    for e in r["events"].as_array_mut().into_iter().flatten() {
+        if let Some(topic) = e["topic"].as_str().and_then(from_hex).and_then(|t| String::from_utf8(t).ok()) {
+            e["topic"] = json!(topic);
+        }
+        if let Some(data) = e["data"].as_str().and_then(from_hex) {
+            e["data"] = output_to_json(&data);
+        }
+    }
     let ok = failure(&r).is_none();
     print(&r);
     Ok(ok)

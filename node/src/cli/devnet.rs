@@ -135,9 +135,15 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         bail!("--cheaters {} is more than --workers {}", a.cheaters, a.workers);
     }
     let wasm = if market { Vec::new() } else { token_wasm(a.token.clone())? };
-    let (dir, temporary) = match &a.dir {
-        Some(d) => (d.clone(), false),
-        None => (std::env::temp_dir().join(format!("aivm-devnet-{}", std::process::id())), true),
+    // Without --dir: a fresh, uniquely named directory, removed when the devnet ends.
+    let scratch = match &a.dir {
+        Some(_) => None,
+        None => Some(tempfile::Builder::new().prefix("aivm-devnet-").tempdir().context("creating a temporary directory")?),
+    };
+    let (dir, temporary) = match (&a.dir, &scratch) {
+        (Some(d), _) => (d.clone(), false),
+        (None, Some(t)) => (t.path().to_path_buf(), true),
+        (None, None) => bail!("no directory"),
     };
     // A directory is cleared only if a devnet made it: anything else there is someone's data.
     let ours = dir.join(DEVNET_MARKER);
