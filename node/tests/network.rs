@@ -702,7 +702,10 @@ fn market_devnet_pays_honest_workers_and_slashes_a_cheater() {
     assert_eq!(r["honest_workers_slashed"], 0, "{r}");
     let jobs = &r["jobs"];
     assert_eq!(jobs["submitted"], 4, "{r}");
-    assert!(jobs["settled"].as_u64().expect("settled") >= 1, "{r}");
+    // The draw is by job id (stake-weighted, equal stakes here): the cheater gets all four jobs
+    // one run in sixteen, so "some job settled" cannot be asserted; every honest one did.
+    let by_cheaters = jobs["by_cheaters"].as_u64().expect("by_cheaters");
+    assert_eq!(jobs["settled"].as_u64(), Some(4 - by_cheaters), "every honest worker's job settled: {r}");
     assert_eq!(jobs["settled"].as_u64().unwrap() + jobs["slashed_and_refunded"].as_u64().unwrap(), 4, "every job ended once: {r}");
     assert_eq!(jobs["slashed_and_refunded"], jobs["by_cheaters"], "exactly the cheater's jobs were slashed: {r}");
 }
@@ -761,8 +764,10 @@ fn deploy_send_and_query_over_rpc() {
     net.wait_height(0, 1, 60);
     let rpc = net.rpcs[0].to_string();
     let home = net.homes[0].to_str().expect("utf8").to_string();
+    // Every client command with --json (the text form is for people).
     let run = |args: &[&str]| -> (i32, Value) {
-        let (code, out, err) = common::aivm(args);
+        let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+        let (code, out, err) = common::aivm(&args);
         (code, serde_json::from_str(out.trim()).unwrap_or_else(|_| json!({"stdout": out, "stderr": err})))
     };
     let fresh = net.dir.join("fresh-key");
@@ -806,6 +811,8 @@ fn deploy_send_and_query_over_rpc() {
     assert_eq!(json!(sent.tx.fee.to_string()), s["fee"]);
     let (code, q) = run(&["query", &contract, "balance_of", "--args", &format!(r#""{bob}""#), "--rpc", &rpc]);
     assert_eq!((code, &q["output"]), (0, &json!(120)), "{q}");
+    let (code, text, _) = common::aivm(&["receipt", s["tx_hash"].as_str().unwrap(), "--rpc", &rpc]);
+    assert!(code == 0 && text.starts_with(&format!("tx {}  success", s["tx_hash"].as_str().unwrap())) && text.contains("\nevent transfer {"), "{text}");
     let (code, r) = run(&["receipt", s["tx_hash"].as_str().unwrap(), "--rpc", &rpc]);
     assert_eq!((code, r["block_height"].as_u64().is_some()), (0, true), "{r}");
     let (code, b) = run(&["block", &r["block_height"].to_string(), "--rpc", &rpc]);

@@ -30,12 +30,18 @@ pub enum KeysCommand {
 pub struct ListArgs {
     #[arg(long)]
     pub dir: PathBuf,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
 pub struct HomeArgs {
     #[arg(long)]
     pub home: PathBuf,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -44,6 +50,9 @@ pub struct ShowArgs {
     pub home: PathBuf,
     #[arg(long)]
     pub rpc: Option<String>,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -62,6 +71,9 @@ pub struct DeployArgs {
     /// Skip checking the arguments against the contract's entry-point schema.
     #[arg(long)]
     pub no_check: bool,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -81,6 +93,9 @@ pub struct SendArgs {
     /// Skip checking --args against the contract's entry-point schema.
     #[arg(long)]
     pub no_check: bool,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -94,6 +109,9 @@ pub struct QueryArgs {
     /// Skip checking --args against the contract's entry-point schema.
     #[arg(long)]
     pub no_check: bool,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -102,6 +120,9 @@ pub struct ReceiptArgs {
     pub hash: String,
     #[arg(long)]
     pub rpc: String,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -109,10 +130,67 @@ pub struct BlockArgs {
     pub height: u64,
     #[arg(long)]
     pub rpc: String,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn print(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// `v` as pretty JSON with `--json`, else as `text` renders it for people.
+fn emit(v: &Value, json: bool, text: impl Fn(&Value) -> String) {
+    if json {
+        print(v);
+    } else {
+        println!("{}", text(v));
+    }
+}
+
+fn str_or<'a>(v: &'a Value, or: &'a str) -> &'a str {
+    v.as_str().unwrap_or(or)
+}
+
+/// A receipt in a few lines: hash and outcome, gas and fee, the new contract, output, events.
+fn receipt_text(r: &Value) -> String {
+    let status = match &r["status"] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut s = format!("tx {}  {status}", str_or(&r["tx_hash"], "?"));
+    if let Some(h) = r["block_height"].as_u64() {
+        s += &format!("  (block {h})");
+    }
+    s += &format!("\ngas {}  fee {}", r["gas_used"], str_or(&r["fee"], "?"));
+    if let Some(c) = r["contract_address"].as_str() {
+        s += &format!("\ncontract {c}");
+    }
+    if !r["output"].is_null() {
+        s += &format!("\noutput {}", r["output"]);
+    }
+    for e in r["events"].as_array().into_iter().flatten() {
+        s += &format!("\nevent {} {}", str_or(&e["topic"], "?"), e["data"]);
+    }
+    s
+}
+
+fn block_text(b: &Value) -> String {
+    let txs: Vec<&str> = b["txs"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let mut s = format!(
+        "block {}  {}\nparent {}\ntime_ms {}  gas {}  {} txs\nstate_root {}",
+        b["height"],
+        str_or(&b["hash"], "?"),
+        str_or(&b["parent_hash"], "?"),
+        b["time_ms"],
+        b["gas_used"],
+        txs.len(),
+        str_or(&b["state_root"], "?")
+    );
+    for t in txs {
+        s += &format!("\n  tx {t}");
+    }
+    s
 }
 
 fn address(s: &str, what: &str) -> Result<[u8; 32]> {
@@ -133,7 +211,7 @@ fn check_remote(rpc: &NodeClient, contract: &str, entry: &str, args: &Value) -> 
 }
 
 /// A receipt with its output decoded (CBOR to JSON) for people; `Ok(false)` if it failed.
-fn show_receipt(mut r: Value) -> Result<bool> {
+fn show_receipt(mut r: Value, json: bool) -> Result<bool> {
     if let Some(out) = r["output"].as_str().and_then(from_hex) {
         r["output"] = output_to_json(&out);
     }
@@ -147,7 +225,7 @@ fn show_receipt(mut r: Value) -> Result<bool> {
         }
     }
     let ok = failure(&r).is_none();
-    print(&r);
+    emit(&r, json, receipt_text);
     Ok(ok)
 }
 
@@ -159,7 +237,9 @@ pub fn keys(cmd: KeysCommand) -> Result<bool> {
             }
             let k = NodeKeys::generate()?;
             k.save(&a.home)?;
-            print(&json!({"address": to_hex(&k.identity_public()), "home": a.home}));
+            emit(&json!({"address": to_hex(&k.identity_public()), "home": a.home}), a.json, |v| {
+                format!("address {}  (home {})", str_or(&v["address"], "?"), str_or(&v["home"], "?"))
+            });
             Ok(true)
         }
         KeysCommand::List(a) => {
@@ -171,7 +251,14 @@ pub fn keys(cmd: KeysCommand) -> Result<bool> {
             homes.sort();
             let keys: Vec<Value> =
                 homes.iter().map(|h| Ok(json!({"home": h, "address": to_hex(&NodeKeys::load(h)?.identity_public())}))).collect::<Result<_>>()?;
-            print(&json!(keys));
+            emit(&json!(keys), a.json, |v| {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|k| format!("{}  {}", str_or(&k["address"], "?"), str_or(&k["home"], "?")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
             Ok(true)
         }
         KeysCommand::Show(a) => {
@@ -181,7 +268,11 @@ pub fn keys(cmd: KeysCommand) -> Result<bool> {
                 Some(r) => NodeClient::connect(rpc_addr(r)?)?.call(|c| c.get_account(addr.clone()))?.unwrap_or(Value::Null),
                 None => Value::Null,
             };
-            print(&json!({"address": addr, "account": account}));
+            emit(&json!({"address": addr, "account": account}), a.json, |v| match &v["account"] {
+                Value::Null if a.rpc.is_some() => format!("address {}\nno account on chain yet (send it funds first)", str_or(&v["address"], "?")),
+                Value::Null => format!("address {}", str_or(&v["address"], "?")),
+                acc => format!("address {}\nbalance {}  nonce {}", str_or(&v["address"], "?"), str_or(&acc["balance"], "?"), acc["nonce"]),
+            });
             Ok(true)
         }
     }
@@ -200,7 +291,7 @@ pub fn deploy(a: DeployArgs) -> Result<bool> {
         None => Vec::new(),
     };
     let mut acct = Account::open(&a.home, rpc_addr(&a.rpc)?)?;
-    show_receipt(acct.send_with(Payload::Deploy { code, args }, a.gas_limit, Duration::from_secs(60))?)
+    show_receipt(acct.send_with(Payload::Deploy { code, args }, a.gas_limit, Duration::from_secs(60))?, a.json)
 }
 
 pub fn send(a: SendArgs) -> Result<bool> {
@@ -210,7 +301,7 @@ pub fn send(a: SendArgs) -> Result<bool> {
     if !a.no_check {
         check_remote(&acct.rpc, &a.contract, &a.entry, &args)?;
     }
-    show_receipt(acct.send_with(Payload::Call { contract, entry: a.entry, args: json_to_cbor(&args) }, a.gas_limit, Duration::from_secs(60))?)
+    show_receipt(acct.send_with(Payload::Call { contract, entry: a.entry, args: json_to_cbor(&args) }, a.gas_limit, Duration::from_secs(60))?, a.json)
 }
 
 pub fn query(a: QueryArgs) -> Result<bool> {
@@ -225,20 +316,23 @@ pub fn query(a: QueryArgs) -> Result<bool> {
         r["output"] = output_to_json(&out);
     }
     let ok = r["status"] == "success";
-    print(&r);
+    emit(&r, a.json, |r| match r["error"].as_str() {
+        Some(e) => format!("error {e}\ngas {}", r["gas_used"]),
+        None => format!("output {}\ngas {}", r["output"], r["gas_used"]),
+    });
     Ok(ok)
 }
 
 pub fn receipt(a: ReceiptArgs) -> Result<bool> {
     let r = NodeClient::connect(rpc_addr(&a.rpc)?)?.call(|c| c.get_receipt(a.hash.clone()))?;
     let Some(r) = r else { bail!("no receipt for {} (not committed, or unknown)", a.hash) };
-    show_receipt(r)
+    show_receipt(r, a.json)
 }
 
 pub fn block(a: BlockArgs) -> Result<bool> {
     let b = NodeClient::connect(rpc_addr(&a.rpc)?)?.call(|c| c.get_block(a.height))?;
     let Some(b) = b else { bail!("no block {} yet", a.height) };
-    print(&b);
+    emit(&b, a.json, block_text);
     Ok(true)
 }
 
