@@ -7,6 +7,11 @@
 //! threads (results are identical, the bench checks it). `--quality` runs
 //! `scripts/float_reference.py` (numpy over the GGUF weights dequantized by the `gguf` package,
 //! float32) on the same prompts and reports greedy agreement.
+//!
+//! `--vs-llamacpp` measures llama.cpp on the same GGUF in the same run
+//! (`../shared/tools/llamacpp-bench`: llama-cpp-python, built on first use) and prints the
+//! ratios: the same prompt length (512 tokens by default), 32 decoded tokens, 1 and 2 threads,
+//! best of three, ours first and then theirs (never at the same time).
 
 use aivm::model::store::default_home;
 use aivm::model::{ArtifactStore, Engine, NoTrace, Options};
@@ -36,6 +41,21 @@ struct Args {
     /// Also compare the integer model with the float reference.
     #[arg(long)]
     quality: bool,
+    /// Measure llama.cpp on the same GGUF in this run and print the ratios.
+    #[arg(long)]
+    vs_llamacpp: bool,
+    /// With --vs-llamacpp: the prompt length in tokens.
+    #[arg(long, default_value_t = 512)]
+    prompt_tokens: usize,
+    /// With --vs-llamacpp: tokens decoded after the prompt.
+    #[arg(long, default_value_t = 32)]
+    decode: usize,
+    /// With --vs-llamacpp: the llama.cpp benchmark script.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/tools/llamacpp-bench"))]
+    llamacpp: std::path::PathBuf,
+    /// With --vs-llamacpp: the GGUF both engines run (default: the one `aivm model fetch` stored).
+    #[arg(long)]
+    gguf: Option<std::path::PathBuf>,
 }
 
 fn main() {
@@ -61,6 +81,16 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if args.vs_llamacpp {
+        let gguf = args.gguf.clone().unwrap_or_else(|| home.join("models").join("SmolLM2-135M-Instruct.Q4_1.gguf"));
+        std::process::exit(match vs_llamacpp(&sku, &gguf, &args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e}");
+                2
+            }
+        });
+    }
     let long = "Explain, in a few sentences, why the sky is blue, how clouds form, and what causes rain. ".repeat(6);
     let mut results = Vec::new();
     let mut outputs_by_threads = Vec::new();
@@ -112,6 +142,71 @@ fn main() {
             println!("quality: {}", serde_json::to_string_pretty(&report["quality"]).unwrap_or_default());
         }
     }
+}
+
+/// Ours, then llama.cpp, on prompts of the same length and the same decode count, at 1 and 2
+/// threads; one line (or JSON object) per thread count with both speeds and their ratios.
+fn vs_llamacpp(sku: &Arc<aivm::model::Sku>, gguf: &std::path::Path, a: &Args) -> Result<(), String> {
+    if !gguf.is_file() {
+        return Err(format!("{} not found (run `aivm model fetch`, or pass --gguf)", gguf.display()));
+    }
+    // The text llamacpp-bench tokenizes, cut to the same number of tokens.
+    let text = "The quick brown fox jumps over the lazy dog. ".repeat(a.prompt_tokens / 8 + 8);
+    let mut ours = Vec::new();
+    for threads in [1usize, 2] {
+        let e = Engine::new(sku.clone(), Options::cpu(threads, SimdPath::detect())).map_err(|e| e.to_string())?;
+        let mut prompt = e.tokenizer.encode(&text);
+        if prompt.len() < a.prompt_tokens {
+            return Err(format!("the prompt text is only {} tokens", prompt.len()));
+        }
+        prompt.truncate(a.prompt_tokens);
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            e.generate(std::slice::from_ref(&prompt), 1, &mut NoTrace).map_err(|e| e.to_string())?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        // Decode: best of three runs of prompt + `decode` tokens, less the best prompt time.
+        let mut decode_best = f64::MAX;
+        let mut made = 0;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let out = e.generate(std::slice::from_ref(&prompt), a.decode + 1, &mut NoTrace).map_err(|e| e.to_string())?.remove(0);
+            decode_best = decode_best.min(t.elapsed().as_secs_f64() - best);
+            made = out.len().saturating_sub(1);
+        }
+        ours.push((threads, a.prompt_tokens as f64 / best, made as f64 / decode_best.max(1e-9)));
+    }
+    eprintln!("running llama.cpp ({}; the first run builds it, ~18 min)", a.llamacpp.display());
+    let out = Command::new(&a.llamacpp)
+        .arg(gguf)
+        .args(["--prompt-tokens", &a.prompt_tokens.to_string(), "--decode", &a.decode.to_string(), "--threads", "1,2", "--reps", "3"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("running {}: {e}", a.llamacpp.display()))?;
+    if !out.status.success() {
+        return Err(format!("{} failed ({})", a.llamacpp.display(), out.status));
+    }
+    let theirs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    for (threads, prompt_tps, decode_tps) in ours {
+        let Some(t) = theirs.iter().find(|t| t["threads"] == threads) else { return Err(format!("llama.cpp gave no result for {threads} threads")) };
+        let (lp, ld) = (t["prompt_tok_s"].as_f64().unwrap_or(0.0), t["decode_tok_s"].as_f64().unwrap_or(0.0));
+        let row = serde_json::json!({"threads": threads, "prompt_tokens": a.prompt_tokens, "decode_tokens": a.decode,
+            "aivm_prompt_tok_s": prompt_tps, "llamacpp_prompt_tok_s": lp, "prompt_ratio": prompt_tps / lp,
+            "aivm_decode_tok_s": decode_tps, "llamacpp_decode_tok_s": ld, "decode_ratio": decode_tps / ld, "path": format!("{:?}", SimdPath::detect())});
+        if a.json {
+            println!("{row}");
+        } else {
+            println!(
+                "threads {threads}: prompt {} tokens: aivm {prompt_tps:.1} tok/s, llama.cpp {lp:.1} tok/s, ratio {:.2}x; decode {}: aivm {decode_tps:.1} tok/s, llama.cpp {ld:.1} tok/s, ratio {:.2}x",
+                a.prompt_tokens,
+                prompt_tps / lp,
+                a.decode,
+                decode_tps / ld
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Greedy agreement with the float reference on PROMPTS (32 new tokens each).
