@@ -216,6 +216,15 @@ impl NodeClient {
         self.addr
     }
 
+    /// Connect again if the node closed the connection (it restarted, say): a WebSocket client
+    /// does not reconnect by itself. Long-running loops (worker, verifier) call this each round.
+    pub fn reconnect_if_closed(&mut self) -> Result<(), NodeError> {
+        if !self.client.is_connected() {
+            *self = NodeClient::connect(self.addr)?;
+        }
+        Ok(())
+    }
+
     /// Run one typed call: `node.call(|c| c.get_account(addr))`.
     pub fn call<'a, T, F>(&'a self, f: impl FnOnce(&'a jsonrpsee_ws_client::WsClient) -> F) -> Result<T, NodeError>
     where

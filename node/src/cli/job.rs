@@ -117,6 +117,7 @@ fn submit(a: SubmitArgs) -> Result<bool> {
     let deadline = Instant::now() + Duration::from_secs(a.timeout);
     let mut told_provisional = false;
     loop {
+        acct.rpc.reconnect_if_closed()?;
         let job = acct.rpc.call(|c| c.get_job(id.to_string()))?.unwrap_or_default();
         match job["state"].as_str() {
             // The TEE track: usable now, final after the window (the client may act on it).

@@ -75,6 +75,7 @@ fn serve(a: RunArgs) -> Result<()> {
     let mut next = acct.rpc.call(|c| c.status())?["height"].as_u64().unwrap_or(0);
     let mut disputed: BTreeMap<String, ()> = BTreeMap::new();
     loop {
+        acct.rpc.reconnect_if_closed()?;
         let height = acct.rpc.call(|c| c.status())?["height"].as_u64().unwrap_or(0);
         while next <= height {
             let receipts = serde_json::Value::from(acct.rpc.call(|c| c.get_block_receipts(next))?.unwrap_or_default());

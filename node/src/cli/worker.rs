@@ -141,6 +141,7 @@ fn serve(a: RunArgs) -> Result<()> {
     let mut ended = 0usize;
     let mut last_height = next;
     loop {
+        acct.rpc.reconnect_if_closed()?;
         // Answers first: a challenge's deadline runs in blocks. Sends do not wait for their
         // receipts; the job's state on chain says what happened.
         let ids: Vec<String> = held.keys().cloned().collect();
