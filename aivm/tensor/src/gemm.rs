@@ -10,6 +10,9 @@ use crate::matmul::{pack_a, SimdPath, MAX_K, ROWS as MR};
 
 /// Outputs per packed panel.
 const NR: usize = 32;
+/// Below this many multiply-adds (≈ 8 µs on one core at ~1 TMAC/s) a GEMM is not split across
+/// threads: waking a pool worker costs tens of microseconds.
+const PARALLEL_MIN_MACS: usize = 8 << 20;
 
 /// A weight matrix prepared for the kernels.
 pub struct Packed {
@@ -52,7 +55,9 @@ impl Packed {
 pub fn gemm(x: &[i8], m: usize, w: &Packed, y: &mut [i32], path: SimdPath, threads: usize) {
     assert!(x.len() == m * w.k && y.len() == m * w.n, "gemm shapes are fixed by the model");
     let np = w.n.div_ceil(NR);
-    let threads = threads.clamp(1, np);
+    // A small product (a decode step's layer GEMMs: m = 1) finishes before a second worker
+    // would wake; it runs on the calling thread. The result does not depend on the split.
+    let threads = if m * w.n * w.k < PARALLEL_MIN_MACS { 1 } else { threads.clamp(1, np) };
     let use_vnni = path == SimdPath::Avx512Vnni && SimdPath::available().contains(&SimdPath::Avx512Vnni);
     let xa = if use_vnni { pack_a(x, m, w.k, w.k4, m.div_ceil(MR)) } else { Vec::new() };
     // Each thread computes a contiguous range of panels into its own buffer.
@@ -74,13 +79,15 @@ pub fn gemm(x: &[i8], m: usize, w: &Packed, y: &mut [i32], path: SimdPath, threa
         }
         (j0, out)
     };
-    // The calling thread takes the first range; the others run on scoped threads.
-    let results: Vec<(usize, Vec<i32>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (1..threads).map(|t| s.spawn(move || work(t))).collect();
-        let mut r = vec![work(0)];
-        r.extend(handles.into_iter().map(|h| h.join().expect("gemm worker panicked")));
-        r
-    });
+    // The ranges run as tasks on rayon's one persistent pool (no thread is started per GEMM:
+    // decode runs hundreds of GEMMs a token). The split depends only on `threads`, and each
+    // output is computed by the same code whichever worker runs its range.
+    let results: Vec<(usize, Vec<i32>)> = if threads == 1 {
+        vec![work(0)]
+    } else {
+        use rayon::prelude::*;
+        (0..threads).into_par_iter().map(work).collect()
+    };
     for (j0, out) in results {
         let width = out.len().checked_div(m).unwrap_or(0);
         for i in 0..m {
@@ -139,7 +146,11 @@ mod tests {
 
     #[test]
     fn paths_and_thread_counts_agree() {
-        for (m, k, n) in [(1, 576, 192), (37, 64, 33), (9, 1536, 70), (8, 3, 1)] {
+        // The last two shapes are past PARALLEL_MIN_MACS, so their ranges run on the pool.
+        for (m, k, n) in [(1, 576, 192), (37, 64, 33), (9, 1536, 70), (8, 3, 1), (67, 576, 230), (5, 2048, 900)] {
+            if m * k * n >= PARALLEL_MIN_MACS {
+                assert!(n.div_ceil(NR) >= 3, "enough panels for three ranges");
+            }
             let (x, wv) = (bytes(m as u64, m * k), bytes(n as u64 + 99, n * k));
             let w = Packed::new(&wv, n, k);
             let mut want = vec![0; m * n];

@@ -125,16 +125,12 @@ impl FastCheck {
         }
         // Rows split across threads; each row's sums are independent and exact.
         let per = m.div_ceil(threads.max(1)).max(1);
-        let yr: Vec<i64> = std::thread::scope(|sc| {
-            let hs: Vec<_> = y
-                .chunks(per * n)
-                .map(|part| {
-                    let rt = &rt;
-                    sc.spawn(move || y_times_r(part, part.len() / n, n, rt, v))
-                })
-                .collect();
-            hs.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
-        });
+        // On rayon's persistent pool; chunks are concatenated in order.
+        let yr: Vec<i64> = {
+            use rayon::prelude::*;
+            let parts: Vec<Vec<i64>> = y.par_chunks(per * n).map(|part| y_times_r(part, part.len() / n, n, &rt, v)).collect();
+            parts.concat()
+        };
         if yr.len() != m * v {
             return false;
         }
