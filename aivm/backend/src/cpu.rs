@@ -36,6 +36,10 @@ impl Backend for CpuBackend {
         BackendKind::Cpu
     }
 
+    fn host_threads(&self) -> usize {
+        self.threads
+    }
+
     fn infallible(&self) -> bool {
         true
     }

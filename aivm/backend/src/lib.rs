@@ -115,6 +115,12 @@ pub trait Backend: Send + Sync {
         false
     }
 
+    /// Host threads the model's work outside the weight GEMMs (attention) may use. Speed only:
+    /// results never depend on it.
+    fn host_threads(&self) -> usize {
+        1
+    }
+
     /// TENSOR_MATMUL: `A [m×k] · B [k×n]` in i32 (dimensions checked by `check_dims`).
     fn matmul(&self, a: &[i8], b: &[i8], m: usize, k: usize, n: usize) -> Result<Vec<i32>, BackendError>;
 

@@ -125,6 +125,9 @@ impl std::fmt::Debug for Options {
 
 /// Largest batch one call may run.
 pub const MAX_BATCH: usize = 64;
+/// Attention scores (rows × context) below which a group's rows are not spread over the pool:
+/// a decode step (a few rows) finishes before a worker would wake.
+const PARALLEL_MIN_SCORES: usize = 1 << 14;
 
 /// One layer's weight matrices, prepared by the backend (packed, or on the device).
 struct PackedLayer {
@@ -420,10 +423,19 @@ impl Engine {
             // This group's K and V rows, [ctx × hd].
             let (kg, vg) = (&cache.k, &cache.v);
             let mut scores = vec![0i32; mr * ctx];
-            for r in 0..mr {
-                for p in 0..ctx {
-                    scores[r * ctx + p] = dot_i8(&xq[r * hd..(r + 1) * hd], &kg[p * hd..(p + 1) * hd]);
+            // Rows are independent and each is computed by the same code wherever it runs, so
+            // a long prompt's rows run on the pool; a decode step's few rows stay here.
+            let par = self.opts.backend.host_threads() > 1 && mr * ctx >= PARALLEL_MIN_SCORES;
+            let score_row = |r: usize, row: &mut [i32]| {
+                for (p, s) in row.iter_mut().enumerate() {
+                    *s = dot_i8(&xq[r * hd..(r + 1) * hd], &kg[p * hd..(p + 1) * hd]);
                 }
+            };
+            if par {
+                use rayon::prelude::*;
+                scores.par_chunks_mut(ctx.max(1)).enumerate().with_min_len(8).for_each(|(r, row)| score_row(r, row));
+            } else {
+                scores.chunks_mut(ctx.max(1)).enumerate().for_each(|(r, row)| score_row(r, row));
             }
             sink.gemm(&GemmRecord {
                 id: GemmId { step, layer, kind: GemmKind::Scores, seq, head: g as u32 },
@@ -437,19 +449,16 @@ impl Engine {
             });
             let mut pq = vec![0i8; mr * ctx];
             let mut out_scale = vec![Scale::ZERO; mr];
-            for r in 0..mr {
+            let mut mixed = vec![0i32; mr * hd];
+            // One row: softmax with V's scales folded in, then the mix with V.
+            let prob_row = |r: usize, prow: &mut [i8], acc: &mut [i32], os: &mut Scale| {
                 let pos = rows[r / group].1;
                 let valid = pos + 1;
                 let logits: Vec<i64> = (0..valid)
                     .map(|p| round_shift(scores[r * ctx + p] as i64 * (sq[r].m as i64 * cache.ks[p].m as i64), -(sq[r].e + cache.ks[p].e + 16)) as i64)
                     .collect();
-                let (sc, extra) = softmax_fold(&logits, |p| cache.vs[p], &mut pq[r * ctx..r * ctx + valid]);
-                out_scale[r] = Scale { m: sc.m, e: sc.e + extra };
-            }
-            let mut mixed = vec![0i32; mr * hd];
-            for r in 0..mr {
-                let prow = &pq[r * ctx..(r + 1) * ctx];
-                let acc = &mut mixed[r * hd..(r + 1) * hd];
+                let (sc, extra) = softmax_fold(&logits, |p| cache.vs[p], &mut prow[..valid]);
+                *os = Scale { m: sc.m, e: sc.e + extra };
                 for (p, &w) in prow.iter().enumerate() {
                     if w != 0 {
                         for (a, &vv) in acc.iter_mut().zip(&vg[p * hd..(p + 1) * hd]) {
@@ -457,6 +466,21 @@ impl Engine {
                         }
                     }
                 }
+            };
+            if par {
+                use rayon::prelude::*;
+                pq.par_chunks_mut(ctx.max(1))
+                    .zip(mixed.par_chunks_mut(hd.max(1)))
+                    .zip(out_scale.par_iter_mut())
+                    .enumerate()
+                    .with_min_len(8)
+                    .for_each(|(r, ((prow, acc), os))| prob_row(r, prow, acc, os));
+            } else {
+                pq.chunks_mut(ctx.max(1))
+                    .zip(mixed.chunks_mut(hd.max(1)))
+                    .zip(out_scale.iter_mut())
+                    .enumerate()
+                    .for_each(|(r, ((prow, acc), os))| prob_row(r, prow, acc, os));
             }
             sink.gemm(&GemmRecord {
                 id: GemmId { step, layer, kind: GemmKind::Mix, seq, head: g as u32 },
@@ -506,7 +530,11 @@ mod tests {
     #[test]
     fn identical_across_paths_threads_and_runs() {
         for arch in [Arch::Llama, Arch::Qwen2] {
-            let prompts = vec![vec![5, 9, 3, 17], vec![40, 1]];
+            // The third prompt is long enough (200 score rows × 120 positions per group) for
+            // attention to spread its rows over the pool when threads > 1.
+            let long: Vec<u32> = (0..120).map(|i| (i * 7 + 3) % 64).collect();
+            const { assert!(120 * 2 * 120 >= PARALLEL_MIN_SCORES) };
+            let prompts = vec![vec![5, 9, 3, 17], vec![40, 1], long];
             let base = run(arch, Options::cpu(1, SimdPath::Scalar), &prompts);
             assert!(base.0.iter().any(|o| !o.is_empty()));
             for &path in SimdPath::available() {
