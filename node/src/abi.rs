@@ -104,54 +104,22 @@ impl Abi {
             return Ok(());
         }
         let bad = |expected: &str| Err(AbiError::Mismatch { path: path.to_string(), expected: expected.to_string(), got: describe(v) });
+        // `Ok` when `ok`, else a mismatch naming what was expected.
+        let want = |ok: bool, expected: &str| if ok { Ok(()) } else { bad(expected) };
         match ty {
-            Ty::Unit => {
-                if v.is_null() {
-                    Ok(())
-                } else {
-                    bad("null (the entry takes `()`)")
-                }
-            }
+            Ty::Unit => want(v.is_null(), "null (the entry takes `()`)"),
             Ty::Named(name, params) => match (name.as_str(), params.as_slice()) {
-                ("bool", []) => {
-                    if v.is_boolean() {
-                        Ok(())
-                    } else {
-                        bad("bool (true or false)")
-                    }
+                ("bool", []) => want(v.is_boolean(), "bool (true or false)"),
+                ("String" | "str", []) => want(v.is_string(), "a string"),
+                ("char", []) => want(v.as_str().is_some_and(|s| s.chars().count() == 1), "a one-character string"),
+                ("f32" | "f64", []) => want(v.is_number(), &format!("{name} (a number)")),
+                ("Address" | "Bytes32", []) => {
+                    want(v.as_str().and_then(crate::hexbytes::from_hex).is_some_and(|b| b.len() == 32), &format!("{name} (64 hex digits)"))
                 }
-                ("String" | "str", []) => {
-                    if v.is_string() {
-                        Ok(())
-                    } else {
-                        bad("a string")
-                    }
-                }
-                ("char", []) => {
-                    if v.as_str().is_some_and(|s| s.chars().count() == 1) {
-                        Ok(())
-                    } else {
-                        bad("a one-character string")
-                    }
-                }
-                ("f32" | "f64", []) => {
-                    if v.is_number() {
-                        Ok(())
-                    } else {
-                        bad(&format!("{name} (a number)"))
-                    }
-                }
-                ("Address" | "Bytes32", []) => match v.as_str() {
-                    Some(s) if crate::hexbytes::from_hex(s.strip_prefix("0x").unwrap_or(s)).is_some_and(|b| b.len() == 32) => Ok(()),
-                    _ => bad(&format!("{name} (64 hex digits)")),
-                },
                 (int, []) if integer_range(int).is_some() => {
                     let (lo, hi) = integer_range(int).unwrap_or((0, 0));
                     let n = v.as_i64().map(i128::from).or_else(|| v.as_u64().map(i128::from));
-                    match n {
-                        Some(n) if n >= lo && n <= hi => Ok(()),
-                        _ => bad(&format!("{int} (an integer from {lo} to {hi})")),
-                    }
+                    want(n.is_some_and(|n| n >= lo && n <= hi), &format!("{int} (an integer from {lo} to {hi})"))
                 }
                 ("Option", [inner]) => {
                     if v.is_null() {
@@ -284,6 +252,16 @@ enum Ty {
 
 impl Ty {
     fn parse(s: &str) -> Ty {
+        Ty::parse_at(s, 0)
+    }
+
+    /// Nesting past [`MAX_DEPTH`] is left undescribed (unchecked): the text comes from a
+    /// contract, which may nest brackets a million deep.
+    fn parse_at(s: &str, depth: usize) -> Ty {
+        if depth > MAX_DEPTH {
+            return Ty::Named("…".into(), Vec::new());
+        }
+        let parse = |t: &str| Ty::parse_at(t, depth + 1);
         let s = s.trim();
         // A reference is its target as data (entry arguments are owned; fields may borrow).
         let s = s.trim_start_matches('&');
@@ -291,16 +269,16 @@ impl Ty {
             return Ty::Unit;
         }
         if let Some(inner) = s.strip_prefix('(').and_then(|x| x.strip_suffix(')')) {
-            return Ty::Tuple(split_top(inner).into_iter().filter(|p| !p.is_empty()).map(Ty::parse).collect());
+            return Ty::Tuple(split_top(inner).into_iter().filter(|p| !p.is_empty()).map(parse).collect());
         }
         if let Some(inner) = s.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
             return match inner.rsplit_once(';') {
-                Some((t, n)) if !n.contains(['<', '>', '(', ')', '[', ']']) => Ty::Array(Box::new(Ty::parse(t)), n.trim().replace('_', "").parse().ok()),
-                _ => Ty::Array(Box::new(Ty::parse(inner)), None),
+                Some((t, n)) if !n.contains(['<', '>', '(', ')', '[', ']']) => Ty::Array(Box::new(parse(t)), n.trim().replace('_', "").parse().ok()),
+                _ => Ty::Array(Box::new(parse(inner)), None),
             };
         }
         let (path, args) = match s.find('<') {
-            Some(i) if s.ends_with('>') => (&s[..i], split_top(&s[i + 1..s.len() - 1]).into_iter().map(Ty::parse).collect()),
+            Some(i) if s.ends_with('>') => (&s[..i], split_top(&s[i + 1..s.len() - 1]).into_iter().map(parse).collect()),
             _ => (s, Vec::new()),
         };
         let name = path.rsplit("::").next().unwrap_or(path).to_string();
@@ -428,6 +406,19 @@ not json at all
         assert_eq!(Ty::parse("&str"), Ty::Named("str".into(), vec![]));
         assert_eq!(Ty::parse("alloc::collections::BTreeMap<String,(u8,i64)>").text(), "BTreeMap<String,(u8,i64)>");
         assert_eq!(Ty::parse("[[u8;32];2]").text(), "[[u8;32];2]");
+    }
+
+    #[test]
+    fn deeply_nested_type_text_is_bounded() {
+        // A hostile section: a type a hundred thousand brackets deep parses without recursing
+        // that deep, and what lies past the bound is unchecked.
+        for (open, close) in [("(", ",u8)"), ("Vec<", ">"), ("[", ";2]")] {
+            let text = format!("{}u8{}", open.repeat(100_000), close.repeat(100_000));
+            let line = format!("{{\"entry\":\"e\",\"args\":\"{text}\",\"returns\":\"()\"}}");
+            let a = Abi::parse(line.as_bytes());
+            assert_eq!(a.entries.len(), 1);
+            let _ = a.check("e", &json!([1, 2]));
+        }
     }
 
     #[test]
