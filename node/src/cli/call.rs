@@ -75,11 +75,7 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
         Some(_) => None,
         None => Some(tempfile::Builder::new().prefix("aivm-call-").tempdir().context("creating a scratch directory")?),
     };
-    let dir = match (&a.state, &scratch) {
-        (Some(d), _) => d.clone(),
-        (None, Some(s)) => s.path().to_path_buf(),
-        (None, None) => bail!("no state directory"),
-    };
+    let dir = a.state.clone().or_else(|| scratch.as_ref().map(|s| s.path().to_path_buf())).context("no state directory")?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating state directory {}", dir.display()))?;
 
     let vm = Vm::new(Limits::default(), GasSchedule::default())?

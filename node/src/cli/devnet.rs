@@ -140,11 +140,8 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         Some(_) => None,
         None => Some(tempfile::Builder::new().prefix("aivm-devnet-").tempdir().context("creating a temporary directory")?),
     };
-    let (dir, temporary) = match (&a.dir, &scratch) {
-        (Some(d), _) => (d.clone(), false),
-        (None, Some(t)) => (t.path().to_path_buf(), true),
-        (None, None) => bail!("no directory"),
-    };
+    let dir = a.dir.clone().or_else(|| scratch.as_ref().map(|t| t.path().to_path_buf())).context("no devnet directory")?;
+    let temporary = scratch.is_some();
     // A directory is cleared only if a devnet made it: anything else there is someone's data.
     let ours = dir.join(DEVNET_MARKER);
     let empty = std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none());

@@ -30,10 +30,8 @@ pub fn entry_point(attr: TokenStream, item: TokenStream) -> TokenStream {
         syn::ReturnType::Default => "()".to_string(),
         syn::ReturnType::Type(_, t) => type_name(t),
     };
-    let line = format!("{}\n", abi_line(&export, &arg, &ret));
-    let bytes = syn::LitByteStr::new(line.as_bytes(), proc_macro2::Span::call_site());
-    let len = line.len();
-    let abi = format_ident!("__AIVM_ABI_ENTRY_{}", name.to_string().to_uppercase());
+    let line = format!("{{\"entry\":{},\"args\":{},\"returns\":{}}}", json_str(&export), json_str(&arg), json_str(&ret));
+    let abi = abi_static(format_ident!("__AIVM_ABI_ENTRY_{}", name.to_string().to_uppercase()), &line);
     quote! {
         #func
 
@@ -44,24 +42,34 @@ pub fn entry_point(attr: TokenStream, item: TokenStream) -> TokenStream {
             ::aivm_sdk::__private::dispatch(#name)
         }
 
+        #abi
+    }
+    .into()
+}
+
+/// One line of the wasm custom section `aivm.abi`: a static the linker keeps (`#[used]`) and
+/// concatenates with the others.
+fn abi_static(ident: proc_macro2::Ident, line: &str) -> proc_macro2::TokenStream {
+    let line = format!("{line}\n");
+    let bytes = syn::LitByteStr::new(line.as_bytes(), proc_macro2::Span::call_site());
+    let len = line.len();
+    quote! {
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         #[used]
         #[link_section = "aivm.abi"]
-        static #abi: [u8; #len] = *#bytes;
+        static #ident: [u8; #len] = *#bytes;
     }
-    .into()
+}
+
+/// `s` as a JSON string literal.
+fn json_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// A type as written, without the spaces `quote` puts between tokens.
 fn type_name(t: &syn::Type) -> String {
     quote!(#t).to_string().replace(' ', "")
-}
-
-/// `{"entry":..,"args":..,"returns":..}` (names are Rust paths: no quotes or backslashes).
-fn abi_line(entry: &str, args: &str, returns: &str) -> String {
-    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    format!("{{\"entry\":\"{}\",\"args\":\"{}\",\"returns\":\"{}\"}}", esc(entry), esc(args), esc(returns))
 }
 
 /// `#[derive(Schema)]`: record a type's shape in the contract's `aivm.abi` section, so that
@@ -90,31 +98,22 @@ pub fn derive_schema(item: TokenStream) -> TokenStream {
         }
         syn::Data::Union(_) => return syn::Error::new_spanned(&input.ident, "#[derive(Schema)] does not take unions").to_compile_error().into(),
     };
-    let line = format!("{{\"type\":\"{name}\",{shape}}}\n");
-    let bytes = syn::LitByteStr::new(line.as_bytes(), proc_macro2::Span::call_site());
-    let len = line.len();
-    let stat = format_ident!("__AIVM_ABI_TYPE_{}", name.to_uppercase());
-    quote! {
-        #[cfg(target_arch = "wasm32")]
-        #[doc(hidden)]
-        #[used]
-        #[link_section = "aivm.abi"]
-        static #stat: [u8; #len] = *#bytes;
-    }
-    .into()
+    abi_static(format_ident!("__AIVM_ABI_TYPE_{}", name.to_uppercase()), &format!("{{\"type\":\"{name}\",{shape}}}")).into()
 }
 
 /// `"fields":[[name,type],..]`, `"newtype":type`, `"tuple":[type,..]` or `"unit":true`.
 fn fields_json(fields: &syn::Fields) -> String {
-    let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     match fields {
         syn::Fields::Named(n) => {
-            let list: Vec<String> =
-                n.named.iter().map(|f| format!("[{},{}]", q(&f.ident.as_ref().map(ToString::to_string).unwrap_or_default()), q(&type_name(&f.ty)))).collect();
+            let list: Vec<String> = n
+                .named
+                .iter()
+                .map(|f| format!("[{},{}]", json_str(&f.ident.as_ref().map(ToString::to_string).unwrap_or_default()), json_str(&type_name(&f.ty))))
+                .collect();
             format!("\"fields\":[{}]", list.join(","))
         }
-        syn::Fields::Unnamed(u) if u.unnamed.len() == 1 => format!("\"newtype\":{}", q(&type_name(&u.unnamed[0].ty))),
-        syn::Fields::Unnamed(u) => format!("\"tuple\":[{}]", u.unnamed.iter().map(|f| q(&type_name(&f.ty))).collect::<Vec<_>>().join(",")),
+        syn::Fields::Unnamed(u) if u.unnamed.len() == 1 => format!("\"newtype\":{}", json_str(&type_name(&u.unnamed[0].ty))),
+        syn::Fields::Unnamed(u) => format!("\"tuple\":[{}]", u.unnamed.iter().map(|f| json_str(&type_name(&f.ty))).collect::<Vec<_>>().join(",")),
         syn::Fields::Unit => "\"unit\":true".to_string(),
     }
 }

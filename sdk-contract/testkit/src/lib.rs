@@ -147,7 +147,7 @@ impl TestChain {
         let fields = self.fields(deployer, nonce, gas_limit);
         let size = tx::encoded_size(&fields, tx::Payload::Deploy { code: wasm, args: &args });
         let code = self.vm.schedule().deploy.cost(wasm.len() as u64).unwrap_or(u64::MAX);
-        let budget = self.budget(size, code, gas_limit)?;
+        let (charged, budget) = self.admit(size, code, gas_limit)?;
         self.nonces.insert(deployer, nonce + 1);
         let address = tx::contract_address(&deployer, nonce);
         let mut d = Deployed { address, contract, code_len: wasm.len(), deploy_tx: TxGas::default() };
@@ -160,7 +160,7 @@ impl TestChain {
             self.states.entry(address).or_default();
             0
         };
-        d.deploy_tx = self.tx_gas(size, code, execution);
+        d.deploy_tx = self.settle(charged, execution);
         Ok(d)
     }
 
@@ -177,19 +177,20 @@ impl TestChain {
         tx::TxFields { chain_id: self.chain_id, sender, nonce, gas_limit, gas_price: self.gas_price }
     }
 
-    /// What is left for the VM after intrinsic gas and the code cost, as the chain computes it.
-    fn budget(&self, size: usize, code: u64, gas_limit: u64) -> Result<u64, TestError> {
+    /// Intrinsic gas and the code cost of a transaction of `size` bytes, and what is left of
+    /// `gas_limit` for the VM, as the chain computes them; refused below that.
+    fn admit(&self, size: usize, code: u64, gas_limit: u64) -> Result<(TxGas, u64), TestError> {
         let intrinsic = tx::intrinsic(self.vm.schedule(), size).unwrap_or(u64::MAX);
-        let before = intrinsic.saturating_add(code);
-        gas_limit
-            .checked_sub(before)
-            .ok_or_else(|| TestError::Admission(format!("gas limit {gas_limit} is below the intrinsic gas {intrinsic} plus the code's {code}")))
+        let budget = gas_limit
+            .checked_sub(intrinsic.saturating_add(code))
+            .ok_or_else(|| TestError::Admission(format!("gas limit {gas_limit} is below the intrinsic gas {intrinsic} plus the code's {code}")))?;
+        Ok((TxGas { intrinsic, code, ..TxGas::default() }, budget))
     }
 
-    fn tx_gas(&self, size: usize, code: u64, execution: u64) -> TxGas {
-        let intrinsic = tx::intrinsic(self.vm.schedule(), size).unwrap_or(u64::MAX);
-        let gas_used = intrinsic.saturating_add(code).saturating_add(execution);
-        TxGas { intrinsic, code, execution, gas_used, fee: gas_used as u128 * self.gas_price as u128 }
+    /// The receipt's gas and fee once the VM has used `execution`.
+    fn settle(&self, g: TxGas, execution: u64) -> TxGas {
+        let gas_used = g.intrinsic.saturating_add(g.code).saturating_add(execution);
+        TxGas { execution, gas_used, fee: gas_used as u128 * self.gas_price as u128, ..g }
     }
 
     /// Storage of a contract as it is now.
@@ -255,12 +256,12 @@ impl TestChain {
         let fields = self.fields(caller, nonce, gas_limit);
         let size = tx::encoded_size(&fields, tx::Payload::Call { contract: &c.address, entry, args: &input });
         let load = self.vm.schedule().storage_read.cost(c.code_len as u64).unwrap_or(u64::MAX);
-        let budget = self.budget(size, load, gas_limit)?;
+        let (charged, budget) = self.admit(size, load, gas_limit)?;
         self.nonces.insert(caller, nonce + 1);
         let out = self.call_raw(c, caller, entry, input, budget);
         let bytes = out.result?;
         let value = decode(&bytes)?;
-        Ok(Called { value, tx: self.tx_gas(size, load, out.gas.used), gas: out.gas, events: out.events })
+        Ok(Called { value, tx: self.settle(charged, out.gas.used), gas: out.gas, events: out.events })
     }
 }
 
