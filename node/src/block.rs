@@ -14,9 +14,11 @@ pub const MAX_BLOCK_TX_BYTES: usize = 8 << 20;
 pub const MAX_BLOCK_EVIDENCE: usize = 64;
 /// Most bytes of one evidence item.
 pub const MAX_EVIDENCE_BYTES: usize = 4096;
-const VERSION: u8 = 1;
-/// version, parent, height, time, four roots, gas, two counts.
-const FIXED: usize = 1 + 32 + 8 + 8 + 4 * 32 + 8 + 4 + 4;
+const VERSION: u8 = 2;
+/// Bytes of a threshold seed signature (BLS12-381 min-pk: a compressed G2 point).
+pub const SEED_BYTES: usize = 96;
+/// version, parent, height, time, four roots, gas, seed flag and seed, two counts.
+const FIXED: usize = 1 + 32 + 8 + 8 + 4 * 32 + 8 + 1 + SEED_BYTES + 4 + 4;
 /// An upper bound on any encoding [`Block::decode`] accepts.
 pub const MAX_ENCODED: usize = FIXED + 4 * MAX_BLOCK_TXS + MAX_BLOCK_TX_BYTES + MAX_BLOCK_EVIDENCE * (4 + MAX_EVIDENCE_BYTES);
 
@@ -31,6 +33,10 @@ pub struct Block {
     pub txs: Vec<Vec<u8>>,
     /// Encoded evidence of validator faults (`crate::evidence`).
     pub evidence: Vec<Vec<u8>>,
+    /// The threshold seed signature of the round that certified the parent (checked by
+    /// `consensus::seed` before a validator votes); the block's beacon derives from it
+    /// (`spec/market.md` §6). `None` only on a child of genesis and outside consensus.
+    pub seed: Option<[u8; SEED_BYTES]>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,12 +53,14 @@ pub enum BlockError {
     TooLarge,
     #[error("evidence item over {MAX_EVIDENCE_BYTES} bytes")]
     EvidenceTooLarge,
+    #[error("seed field is not canonical")]
+    Seed,
 }
 
 impl Block {
     /// The first block: no transactions, the genesis state's header.
     pub fn genesis(header: BlockHeader) -> Self {
-        Block { parent: [0; 32], header, txs: Vec::new(), evidence: Vec::new() }
+        Block { parent: [0; 32], header, txs: Vec::new(), evidence: Vec::new(), seed: None }
     }
 
     pub fn height(&self) -> u64 {
@@ -83,6 +91,8 @@ impl Block {
             w.put_slice(root);
         }
         w.put_u64(h.gas_used);
+        w.put_u8(self.seed.is_some() as u8);
+        w.put_slice(self.seed.as_ref().unwrap_or(&[0; SEED_BYTES]));
         for list in [&self.txs, &self.evidence] {
             w.put_u32(list.len() as u32);
             for item in list {
@@ -110,6 +120,15 @@ impl Block {
             r.copy_to_slice(root);
         }
         let gas_used = r.get_u64();
+        // Canonical: a flag of 0 or 1, and zeros when there is no seed.
+        let flag = r.get_u8();
+        let mut seed = [0u8; SEED_BYTES];
+        r.copy_to_slice(&mut seed);
+        let seed = match flag {
+            1 => Some(seed),
+            0 if seed == [0; SEED_BYTES] => None,
+            _ => return Err(BlockError::Seed),
+        };
         let [parent_hash, tx_root, receipts_root, state_root] = roots;
         let header = BlockHeader { height, parent_hash, time_ms, tx_root, receipts_root, state_root, gas_used };
         let mut budget = MAX_BLOCK_TX_BYTES;
@@ -118,7 +137,7 @@ impl Block {
             BlockError::TooManyTxs(n) => BlockError::TooMuchEvidence(n),
             e => e,
         })?;
-        Ok(Block { parent, header, txs, evidence })
+        Ok(Block { parent, header, txs, evidence, seed })
     }
 
     /// Decode exactly one block from `bytes` (trailing bytes are an error).
@@ -166,7 +185,7 @@ mod tests {
 
     fn sample() -> Block {
         let header = BlockHeader { height: 7, parent_hash: [1; 32], time_ms: 99, tx_root: [2; 32], receipts_root: [3; 32], state_root: [4; 32], gas_used: 5 };
-        Block { parent: [9; 32], header, txs: vec![vec![1, 2, 3], vec![]], evidence: vec![vec![7; 10]] }
+        Block { parent: [9; 32], header, txs: vec![vec![1, 2, 3], vec![]], evidence: vec![vec![7; 10]], seed: Some([5; SEED_BYTES]) }
     }
 
     #[test]
@@ -194,9 +213,21 @@ mod tests {
         assert_eq!(Block::decode(&huge.encode()), Err(BlockError::TooManyTxs(MAX_BLOCK_TXS + 1)));
         huge.txs = vec![vec![0; MAX_BLOCK_TX_BYTES / 2 + 1]; 2];
         assert_eq!(Block::decode(&huge.encode()), Err(BlockError::TooLarge));
-        let mut v = bytes;
-        v[0] = 2;
-        assert_eq!(Block::decode(&v), Err(BlockError::Version(2)));
+        let mut v = bytes.clone();
+        v[0] = 1;
+        assert_eq!(Block::decode(&v), Err(BlockError::Version(1)));
+        // The seed: a flag of 0 or 1, zeros when absent.
+        let flag = 1 + 32 + 8 + 8 + 4 * 32 + 8;
+        let mut none = sample();
+        none.seed = None;
+        let none = none.encode();
+        assert_eq!(Block::decode(&none).map(|b| b.seed), Ok(None));
+        let mut v = bytes.clone();
+        v[flag] = 2;
+        assert_eq!(Block::decode(&v), Err(BlockError::Seed));
+        let mut v = none.clone();
+        v[flag + 1] = 1;
+        assert_eq!(Block::decode(&v), Err(BlockError::Seed));
     }
 
     proptest! {

@@ -270,13 +270,21 @@ impl Executor {
 
     /// Build a block on `parent` (which must be known): mempool transactions not already in
     /// an uncommitted ancestor, in fee order, executed.
+    /// `seed`: the threshold seed signature of the round that certified `parent` (`None`
+    /// outside consensus and on genesis' child), carried in the block for its beacon.
     pub fn propose(&self, parent: [u8; 32], now_ms: u64) -> Result<Arc<Executed>, ExecError> {
-        self.propose_with(parent, now_ms, Vec::new())
+        self.propose_with(parent, now_ms, None, Vec::new())
     }
 
-    /// [`Executor::propose`] with `first` ahead of the mempool's transactions (tests build
-    /// blocks with replayed transactions this way).
-    pub fn propose_with(&self, parent: [u8; 32], now_ms: u64, first: Vec<SignedTransaction>) -> Result<Arc<Executed>, ExecError> {
+    /// [`Executor::propose`] with the parent round's seed and `first` ahead of the mempool's
+    /// transactions (tests build blocks with replayed transactions this way).
+    pub fn propose_with(
+        &self,
+        parent: [u8; 32],
+        now_ms: u64,
+        seed: Option<[u8; crate::block::SEED_BYTES]>,
+        first: Vec<SignedTransaction>,
+    ) -> Result<Arc<Executed>, ExecError> {
         let _x = lock(&self.exec);
         let (state, parent_time) = self.state_after(&parent).ok_or_else(|| ExecError::Invalid("unknown parent".into()))?;
         let (offenses, evidence) = self.pick_evidence(&parent, &state);
@@ -300,8 +308,8 @@ impl Executor {
         );
         self.limits.check_block(&txs).map_err(|e| ExecError::Invalid(format!("proposal: {e}")))?;
         let time_ms = now_ms.max(parent_time.saturating_add(1));
-        let spec = self.chain.execute_verified(&state, txs, time_ms, system).map_err(machine)?;
-        let block = Block { parent, header: spec.record.header.clone(), txs: spec.record.txs.iter().map(|t| t.encode()).collect(), evidence };
+        let spec = self.chain.execute_verified(&state, txs, time_ms, system, seed.as_ref().map(|s| &s[..])).map_err(machine)?;
+        let block = Block { parent, header: spec.record.header.clone(), txs: spec.record.txs.iter().map(|t| t.encode()).collect(), evidence, seed };
         let digest = block.digest();
         Ok(self.remember(Arc::new(block), digest, spec, offenses))
     }
@@ -340,7 +348,7 @@ impl Executor {
         self.limits.check_block(&txs).map_err(|e| ExecError::Invalid(e.to_string()))?;
         let offenses = self.offenses(&block.evidence)?;
         let system = self.punish(&state, &offenses)?;
-        let spec = self.chain.execute_verified(&state, txs, h.time_ms, system).map_err(machine)?;
+        let spec = self.chain.execute_verified(&state, txs, h.time_ms, system, block.seed.as_ref().map(|s| &s[..])).map_err(machine)?;
         if spec.record.header != *h {
             return Err(ExecError::Invalid(format!(
                 "header differs from execution (state root {} vs {})",

@@ -3,7 +3,8 @@
 //! Consensus votes with equal weight, so stake does not weigh votes: it selects the active set,
 //! the `active_set_size` validators with the most stake (ties by identity key), fixed for an
 //! epoch of `epoch_length` blocks. Every consensus key carries a proof of possession, checked
-//! here, because votes are aggregated.
+//! here. The active set signs votes with a threshold key whose public polynomial is in
+//! genesis (`threshold`; `crate::consensus::threshold`).
 
 use crate::hexbytes::serde_hex;
 use crate::keys::{verify_pop, NodeKeys};
@@ -52,6 +53,11 @@ pub struct GenesisFile {
     pub active_set_size: u32,
     pub validators: Vec<GenesisValidator>,
     pub accounts: Vec<GenesisAccount>,
+    /// The public polynomial of the active set's threshold key (commonware's `Sharing`
+    /// encoding, BLS12-381 min-pk, threshold `2f+1`): it checks votes, certificates and the
+    /// rounds' seeds. Dealt with the genesis ([`GenesisFile::deal_threshold`]).
+    #[serde(with = "crate::hexbytes::serde_hex_vec")]
+    pub threshold: Vec<u8>,
     /// Most gas the transactions of one block may reserve (Σ gas_limit); also the most one
     /// transaction may reserve. It must fit the consensus timeouts (`spec/consensus.md`,
     /// [`crate::consensus::max_block_gas_for`]); a validator whose timeouts it does not fit
@@ -190,7 +196,23 @@ impl GenesisFile {
         if let Some(m) = &self.market {
             m.runtime().entries().map_err(|e| GenesisError::Invalid(format!("market: {e}")))?;
         }
+        crate::consensus::threshold::sharing(&self.threshold, &self.active_identities()).map_err(|e| GenesisError::Invalid(e.to_string()))?;
         Ok(())
+    }
+
+    /// The active set's identity keys.
+    pub fn active_identities(&self) -> Vec<[u8; 32]> {
+        self.active_set().into_iter().map(|i| self.validators[i].identity).collect()
+    }
+
+    /// Deal a fresh threshold key to the active set (a trusted dealer: whoever runs this
+    /// knows every share; `spec/consensus.md`). Sets `threshold`; returns each active
+    /// validator's share by identity, for its `consensus.share`.
+    pub fn deal_threshold(&mut self) -> Result<Vec<([u8; 32], Vec<u8>)>, GenesisError> {
+        let ids = self.active_identities();
+        let dealt = crate::consensus::threshold::deal(&ids).map_err(|e| GenesisError::Invalid(e.to_string()))?;
+        self.threshold = dealt.sharing;
+        Ok(ids.into_iter().zip(dealt.shares).collect())
     }
 
     /// Indices of the active validators, most stake first (ties: lower identity key first).
@@ -230,6 +252,12 @@ mod tests {
     use super::*;
 
     fn genesis(n: usize) -> (GenesisFile, Vec<NodeKeys>) {
+        let (mut g, keys) = undealt(n);
+        g.deal_threshold().unwrap();
+        (g, keys)
+    }
+
+    fn undealt(n: usize) -> (GenesisFile, Vec<NodeKeys>) {
         let keys: Vec<NodeKeys> = (0..n).map(|_| NodeKeys::generate().unwrap()).collect();
         let validators = keys.iter().enumerate().map(|(i, k)| GenesisValidator::new(k, 100 + i as u128, format!("127.0.0.1:{}", 9000 + i))).collect();
         let accounts = keys.iter().map(|k| GenesisAccount { address: k.identity_public(), balance: 1_000_000 }).collect();
@@ -241,6 +269,7 @@ mod tests {
                 active_set_size: n as u32 - 1,
                 validators,
                 accounts,
+                threshold: Vec::new(),
                 max_block_gas: DEFAULT_MAX_BLOCK_GAS,
                 min_gas_price: 1,
                 market: None,
@@ -279,6 +308,10 @@ mod tests {
         check(&|h| h.max_block_gas = 0);
         check(&|h| h.validators.clear());
         check(&|h| h.accounts.push(h.accounts[0].clone()));
+        // The threshold key: missing, truncated, or dealt for an active set of another size.
+        check(&|h| h.threshold.clear());
+        check(&|h| h.threshold.truncate(h.threshold.len() - 1));
+        check(&|h| h.active_set_size = 1);
         assert!(matches!(GenesisFile::from_json(b"{\"chain_id\": 1"), Err(GenesisError::Json(_))));
         let mut j: serde_json::Value = serde_json::from_slice(&g.to_json()).unwrap();
         j["validators"][0]["consensus"] = "abcd".into();

@@ -3,7 +3,11 @@
 //!
 //! Each is stored as 64 hex digits of secret in its own file under the node's home, readable
 //! by the owner only. The consensus key comes with a proof of possession (a signature over its
-//! own public key) that genesis checks, which rules out rogue-key attacks on aggregated votes.
+//! own public key) that genesis checks, which rules out rogue-key attacks.
+//!
+//! An active validator also holds its share of the active set's threshold key
+//! (`consensus.share`, dealt with the genesis: `crate::consensus::threshold`), which signs
+//! its votes and the rounds' seeds.
 
 use crate::hexbytes::{from_hex, to_hex};
 use aivm::verify::signature::bls_verify_dst;
@@ -15,12 +19,13 @@ use std::path::Path;
 pub const POP_DST: &[u8] = b"BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 pub const IDENTITY_FILE: &str = "identity.key";
 pub const CONSENSUS_FILE: &str = "consensus.key";
+pub const SHARE_FILE: &str = "consensus.share";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("reading {0}: {1}")]
     Io(String, std::io::Error),
-    #[error("{0} is not a 64-hex-digit secret key")]
+    #[error("{0} is not a hex secret key")]
     Corrupt(String),
     #[error("{0} already exists; refusing to overwrite a key")]
     Exists(String),
@@ -73,12 +78,34 @@ impl NodeKeys {
     }
 }
 
+/// Write this validator's share of the threshold key (hex of its encoding, mode 0600; never
+/// overwritten).
+pub fn save_share(dir: &Path, share: &[u8]) -> Result<(), KeyError> {
+    write_file(&dir.join(SHARE_FILE), share)
+}
+
+/// This validator's share of the threshold key, if it was dealt one. Checked against the
+/// genesis polynomial where it is used (`consensus::threshold::share`).
+pub fn load_share(dir: &Path) -> Result<Option<Vec<u8>>, KeyError> {
+    let path = dir.join(SHARE_FILE);
+    let name = path.display().to_string();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => from_hex(text.trim()).filter(|b| b.len() <= 64).map(Some).ok_or(KeyError::Corrupt(name)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(KeyError::Io(name, e)),
+    }
+}
+
 /// Whether `pop` proves possession of the secret behind `pk`.
 pub fn verify_pop(pk: &[u8; 48], pop: &[u8; 96]) -> bool {
     bls_verify_dst(pk, pk, pop, POP_DST)
 }
 
 pub(crate) fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), KeyError> {
+    write_file(path, secret)
+}
+
+fn write_file(path: &Path, secret: &[u8]) -> Result<(), KeyError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let name = path.display().to_string();

@@ -74,10 +74,12 @@ mod tests {
             active_set_size: 1,
             validators: vec![crate::genesis::GenesisValidator::new(&keys, 1, "127.0.0.1:1".into())],
             accounts: vec![],
+            threshold: Vec::new(),
             max_block_gas: 1,
             min_gas_price: 1,
             market: None,
         };
+        g.deal_threshold().unwrap();
         check_models(&g, &registry).unwrap();
         g.market = Some(GenesisMarket { models: vec![GenesisModel { hash: [7; 32], size: 1, vocab: 10, max_ctx: 10 }], ..GenesisMarket::default() });
         let e = check_models(&g, &registry).unwrap_err().to_string();

@@ -67,18 +67,25 @@ pub fn create(dir: &Path, p: &TestnetParams) -> Result<(Vec<PathBuf>, GenesisFil
     }
     let mut accounts: Vec<GenesisAccount> = validators.iter().map(|v| GenesisAccount { address: v.identity, balance: p.balance }).collect();
     accounts.extend(p.accounts.iter().map(|(address, balance)| GenesisAccount { address: *address, balance: *balance }));
-    let genesis = GenesisFile {
+    let mut genesis = GenesisFile {
         chain_id: p.chain_id,
         time_ms: 0,
         epoch_length: p.epoch_length,
         active_set_size: p.active.unwrap_or(n as u32),
         validators,
         accounts,
+        threshold: Vec::new(),
         max_block_gas: p.max_block_gas,
         min_gas_price: p.min_gas_price,
         market: p.market.clone(),
     };
+    // This process deals the threshold key and writes each active validator its share.
+    let shares = genesis.deal_threshold()?;
     genesis.validate()?;
+    for (identity, share) in &shares {
+        let i = genesis.validators.iter().position(|v| v.identity == *identity).ok_or_else(|| TestnetError::Invalid("a share for no validator".into()))?;
+        crate::keys::save_share(&homes[i], share)?;
+    }
     for home in &homes {
         let path = home.join(GENESIS_FILE);
         std::fs::write(&path, genesis.to_json()).map_err(|e| TestnetError::Io(path.display().to_string(), e))?;

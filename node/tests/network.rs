@@ -209,8 +209,19 @@ fn validators_agree_survive_a_crash_and_catch_up() {
     let r = net.client(3).call("aivm_getReceipt", json!([hash])).expect("receipt");
     assert_eq!(r["status"], "success", "the restarted validator has the block it missed: {r}");
 
-    // Same state root at every height on every validator.
+    // Every block's beacon comes from the threshold seed of its parent's round, except block
+    // 1's (genesis has no round): none is the proposer-grindable hash of its parent header.
     let common = (0..4).filter_map(|i| net.height(i)).min().expect("heights");
+    for h in 1..=common.min(20) {
+        let b = net.client(0).call("aivm_getBlock", json!([h])).expect("block");
+        let parent: [u8; 32] = hex::decode(b["parent_hash"].as_str().expect("parent")).expect("hex").try_into().expect("32 bytes");
+        let grindable = to_hex(&aivm_runtime::market::jobs::beacon(&parent, None));
+        let beacon = b["beacon"].as_str().expect("beacon").to_string();
+        assert_eq!(beacon == grindable, h == 1, "block {h}'s beacon");
+        assert_eq!(net.client(2).call("aivm_getBlock", json!([h])).expect("block")["beacon"], b["beacon"], "validators agree on block {h}'s beacon");
+    }
+
+    // Same state root at every height on every validator.
     assert!(common >= target);
     for h in 0..=common {
         let root = net.state_root(0, h);
@@ -569,7 +580,7 @@ fn a_byzantine_leader_and_an_rpc_flood_do_not_stall_the_chain() {
     // transactions to duplicate and replay).
     let deadline = Instant::now() + Duration::from_secs(120);
     let log3 = net.homes[3].join("node.log");
-    let kinds = ["OverGas", "HugeGas", "BadHeader", "Duplicates", "Replay", "FutureTime", "BadEvidence", "Oversized"];
+    let kinds = ["OverGas", "HugeGas", "BadHeader", "Duplicates", "Replay", "FutureTime", "BadEvidence", "Oversized", "BadSeed"];
     let mut sent = 0;
     loop {
         for v in 0..4 {
@@ -610,6 +621,9 @@ fn a_byzantine_leader_and_an_rpc_flood_do_not_stall_the_chain() {
     let refusals: usize =
         (0..3).map(|i| std::fs::read_to_string(net.homes[i].join("node.log")).unwrap_or_default().matches("refused a proposal").count()).sum();
     assert!(refusals > 0, "honest validators refused the invalid proposals");
+    let logs: String = (0..3).map(|i| std::fs::read_to_string(net.homes[i].join("node.log")).unwrap_or_default()).collect();
+    let refused: Vec<&str> = logs.lines().filter(|l| l.contains("refused a proposal")).collect();
+    assert!(refused.iter().any(|l| l.contains("seed: ")), "a proposal whose seed does not verify is refused: {refused:?}");
     let common = (0..4).filter_map(|i| net.height(i)).min().expect("heights");
     for h in 0..=common {
         let root = net.state_root(0, h);

@@ -26,6 +26,9 @@ fn testnet_init_writes_a_consistent_network() {
         let keys = NodeKeys::load(&home).unwrap();
         assert_eq!(genesis.validators[i].identity, keys.identity_public());
         assert_eq!(genesis.validators[i].consensus, keys.consensus_public());
+        // The three active validators hold shares of the threshold key; the fourth none.
+        let share = aivm_node::keys::load_share(&home).unwrap();
+        assert_eq!(share.is_some(), genesis.active_identities().contains(&keys.identity_public()), "validator {i}");
     }
     // Keys are never overwritten.
     let (code, _, err) = aivm(&["node", "init", "--home", d, "--testnet", "4"]);

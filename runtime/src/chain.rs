@@ -276,16 +276,26 @@ impl Chain {
                 Err(e) => receipts.push(Some(Receipt::rejected(*blake3::hash(&tx.encode()).as_bytes(), e.to_string()))),
             }
         }
-        self.execute_checked(parent, height, txs, receipts, valid, time_ms, system)
+        self.execute_checked(parent, height, txs, receipts, valid, time_ms, system, None)
     }
 
     /// [`Chain::execute_with`] for transactions whose signatures and chain id the caller has
     /// already checked (a validator checks a proposal's before executing any of it).
-    pub fn execute_verified(&self, parent: &Parent, txs: Vec<VerifiedTx>, time_ms: u64, system: Writes) -> Result<SpeculativeBlock, ChainError> {
+    /// `entropy` is the block's unbiasable randomness (the consensus threshold signature the
+    /// node checked); the block's beacon derives from it (`spec/market.md` §6). Without it the
+    /// beacon derives from the parent header hash, which the proposer can grind.
+    pub fn execute_verified(
+        &self,
+        parent: &Parent,
+        txs: Vec<VerifiedTx>,
+        time_ms: u64,
+        system: Writes,
+        entropy: Option<&[u8]>,
+    ) -> Result<SpeculativeBlock, ChainError> {
         let height = self.check_parent(parent)?;
         let signed = txs.iter().map(|v| v.signed.clone()).collect();
         let receipts = vec![None; txs.len()];
-        self.execute_checked(parent, height, signed, receipts, txs, time_ms, system)
+        self.execute_checked(parent, height, signed, receipts, txs, time_ms, system, entropy)
     }
 
     /// The height of `parent`'s child, if `parent` sits on the committed head.
@@ -312,6 +322,7 @@ impl Chain {
         valid: Vec<VerifiedTx>,
         time_ms: u64,
         system: Writes,
+        entropy: Option<&[u8]>,
     ) -> Result<SpeculativeBlock, ChainError> {
         let vm = self.vm.for_block(BlockEnv { height, time_ms });
         let reader = StoreReader::layered(&self.store, &parent.layers);
@@ -344,7 +355,7 @@ impl Chain {
         for (k, v) in system {
             upsert(&mut writes, k, v);
         }
-        for (k, v) in crate::market::jobs::beacon_writes(height, &parent.hash) {
+        for (k, v) in crate::market::jobs::beacon_writes(height, &parent.hash, entropy) {
             upsert(&mut writes, k, v);
         }
         upsert(&mut writes, StateKey::System(SystemKey::Height), StateValue::Bytes(height.to_le_bytes().into()));

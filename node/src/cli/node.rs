@@ -193,7 +193,9 @@ fn run_validator(a: RunArgs) -> Result<()> {
         log_level: a.log,
         log_json: a.log_format == "json",
     };
+    let share = aivm_node::keys::load_share(&home)?;
     let v = Validator {
+        share,
         keys,
         p2p: parse(&cfg.p2p, "p2p")?,
         genesis,

@@ -22,11 +22,20 @@ pub const MAX_CATCH_UP: usize = 64;
 /// How long a leader with an empty mempool waits before proposing an empty block.
 pub const EMPTY_BLOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// How long a leader waits for its parent round's seed to be reported before giving up the
+/// proposal (the engine reports a certificate before it asks for a proposal on it, so this
+/// is a backstop, not a wait that happens).
+pub const SEED_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 #[derive(Clone)]
 pub struct App {
     pub executor: Arc<Executor>,
     /// TEST ONLY: corrupt this node's proposals (see `byzantine.rs`).
     pub byzantine: Option<Arc<super::byzantine::Byzantine>>,
+    /// Seeds of certified rounds (from the reporter), for this node's proposals.
+    pub seeds: Arc<super::threshold::Seeds>,
+    /// Checks the seed a proposal carries.
+    pub verifier: Arc<Scheme>,
 }
 
 impl App {
@@ -75,6 +84,23 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
         while self.executor.mempool.lock().is_empty() && std::time::Instant::now() < idle_until {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+        // The seed of the round that certified the parent: the block's beacon (`threshold`).
+        let parent_view = ctx.parent.0.get();
+        let seed = if parent_view == 0 {
+            None
+        } else {
+            let until = std::time::Instant::now() + SEED_WAIT;
+            loop {
+                match self.seeds.get(parent_view) {
+                    Some(s) => break Some(s),
+                    None if std::time::Instant::now() < until => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+                    None => {
+                        tracing::warn!(parent_view, "no seed for the parent's round: not proposing");
+                        return None;
+                    }
+                }
+            }
+        };
         let ex = Arc::clone(&self.executor);
         let parent = ctx.parent.1 .0;
         let byzantine = self.byzantine.as_ref().map(|b| (Arc::clone(b), b.next_mode()));
@@ -82,7 +108,7 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
             Some((b, super::byzantine::Mode::Replay)) => b.replayed().into_iter().collect(),
             _ => Vec::new(),
         };
-        match tokio::task::spawn_blocking(move || ex.propose_with(parent, now_ms(), extra)).await {
+        match tokio::task::spawn_blocking(move || ex.propose_with(parent, now_ms(), seed, extra)).await {
             Ok(Ok(e)) => {
                 tracing::debug!(height = e.block.height(), txs = e.block.txs.len(), "proposed");
                 if let Some((b, mode)) = byzantine {
@@ -101,8 +127,13 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
         }
     }
 
-    async fn verify(&mut self, _: (E, Ctx), mut ancestry: impl Ancestry<ChainBlock>) -> bool {
+    async fn verify(&mut self, (_, ctx): (E, Ctx), mut ancestry: impl Ancestry<ChainBlock>) -> bool {
         let Some(block) = ancestry.next().await else { return false };
+        // The seed first: a pairing check, before any execution.
+        if let Err(e) = super::threshold::check_seed(&self.verifier, ctx.parent.0.get(), block.inner().0.seed.as_ref()) {
+            tracing::warn!(height = block.height().get(), error = %e, "refused a proposal");
+            return false;
+        }
         if !self.catch_up(ancestry).await {
             return false;
         }
@@ -215,7 +246,11 @@ mod tests {
         }
         let behind = executor("behind");
         behind.verify(&blocks[0].inner().0, blocks[0].digest().0, now_ms()).expect("block 1");
-        let app = App { executor: Arc::clone(&behind), byzantine: None };
+        let ids = [ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key().to_bytes()];
+        let dealt = super::super::threshold::deal(&ids).expect("deal");
+        let (set, sharing) = super::super::threshold::sharing(&dealt.sharing, &ids).expect("sharing");
+        let verifier = Arc::new(Scheme::verifier(b"test", set, sharing));
+        let app = App { executor: Arc::clone(&behind), byzantine: None, seeds: Default::default(), verifier };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
 
         let far: Vec<_> = blocks.iter().rev().cloned().collect();

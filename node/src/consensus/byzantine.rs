@@ -28,11 +28,14 @@ pub enum Mode {
     BadEvidence,
     /// More bytes than a block may hold (refused by every decoder).
     Oversized,
+    /// The honest block with a seed that does not verify (a leader choosing its own beacon).
+    BadSeed,
     /// Each of the above in turn.
     All,
 }
 
-const CYCLE: [Mode; 8] = [Mode::OverGas, Mode::HugeGas, Mode::BadHeader, Mode::Duplicates, Mode::Replay, Mode::FutureTime, Mode::BadEvidence, Mode::Oversized];
+const CYCLE: [Mode; 9] =
+    [Mode::OverGas, Mode::HugeGas, Mode::BadHeader, Mode::Duplicates, Mode::Replay, Mode::FutureTime, Mode::BadEvidence, Mode::Oversized, Mode::BadSeed];
 
 /// Corrupts this validator's proposals.
 pub struct Byzantine {
@@ -111,6 +114,11 @@ impl Byzantine {
             Mode::FutureTime => b.header.time_ms = b.header.time_ms.saturating_add(60_000),
             Mode::BadEvidence => b.evidence = vec![vec![1; 200], vec![1; 200]],
             Mode::Oversized => b.txs.push(vec![0xab; MAX_BLOCK_TX_BYTES + 1]),
+            Mode::BadSeed => {
+                let mut seed = [0x5a; crate::block::SEED_BYTES];
+                seed[..32].copy_from_slice(&b.header.state_root);
+                b.seed = Some(seed);
+            }
             Mode::Replay | Mode::All => {}
         }
         b

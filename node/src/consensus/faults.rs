@@ -1,10 +1,17 @@
 //! Equivocation: the engine's conflicting-vote reports become evidence in blocks (checked
-//! here against the validator set), and, for tests only, a validator that equivocates.
+//! here against the validator set), and, for tests only, a validator that equivocates. The
+//! same reporter keeps the seeds of certified rounds for proposals ([`super::threshold`]).
+//!
+//! Votes are partial signatures of the threshold key, checked against the signer's public
+//! share. commonware calls them non-attributable because `2f+1` shares can forge any
+//! partial signature; that takes a quorum of colluding validators (or the dealer of a
+//! devnet), which is beyond the `f` faults consensus tolerates anyway (`spec/consensus.md`).
 
 use super::{Digest, PublicKey, Scheme};
 use crate::execution::{EvidenceCheck, Executor};
 use crate::staking::Offense;
 use commonware_codec::{DecodeExt, Encode};
+use commonware_consensus::simplex::scheme::bls12381_threshold::vrf::Seedable;
 use commonware_consensus::simplex::types::{Activity, Attributable, ConflictingFinalize, ConflictingNotarize, Notarize, NullifyFinalize, Proposal, Vote};
 use commonware_consensus::{Reporter, Viewable};
 use commonware_cryptography::Hasher;
@@ -64,6 +71,7 @@ impl EvidenceCheck for Checker {
 pub struct FaultReporter<R> {
     pub inner: R,
     pub executor: Arc<Executor>,
+    pub seeds: Arc<super::threshold::Seeds>,
 }
 
 impl<R: Reporter<Activity = Activity<Scheme, Digest>>> Reporter for FaultReporter<R> {
@@ -74,6 +82,8 @@ impl<R: Reporter<Activity = Activity<Scheme, Digest>>> Reporter for FaultReporte
             Activity::ConflictingNotarize(c) => self.executor.report_evidence(encode(TAG_NOTARIZE, c.clone())),
             Activity::ConflictingFinalize(c) => self.executor.report_evidence(encode(TAG_FINALIZE, c.clone())),
             Activity::NullifyFinalize(c) => self.executor.report_evidence(encode(TAG_NULLIFY_FINALIZE, c.clone())),
+            Activity::Notarization(n) => self.seeds.record(&n.seed()),
+            Activity::Finalization(f) => self.seeds.record(&f.seed()),
             _ => {}
         }
         self.inner.report(activity)
@@ -142,7 +152,6 @@ mod tests {
     use crate::genesis::GenesisFile;
     use commonware_consensus::simplex::types::{Finalize, Nullify, Proposal};
     use commonware_consensus::types::{Epoch, Round, View};
-    use commonware_cryptography::bls12381::primitives::group;
 
     /// Four validators' genesis and the signing scheme of validator 0.
     fn network() -> (GenesisFile, Scheme) {
@@ -164,15 +173,15 @@ mod tests {
         };
         let (homes, genesis) = crate::testnet::create(&dir, &params).expect("testnet");
         // The signer at engine index 0 (active-set order).
-        let (committee, _) = super::super::participants(&genesis).expect("committee");
-        let first = committee.keys().iter().next().expect("a validator").clone();
+        let committee = super::super::participants(&genesis).expect("committee");
+        let first = committee.keys.iter().next().expect("a validator").clone();
         let home = homes
             .iter()
             .find(|h| crate::keys::NodeKeys::load(h).map(|k| k.identity_public().to_vec() == first.as_ref().to_vec()).unwrap_or(false))
             .expect("home");
-        let keys = crate::keys::NodeKeys::load(home).expect("keys");
-        let bls = group::Private::decode(keys.consensus.to_bytes().to_vec()).expect("bls");
-        let scheme = Scheme::signer(&super::super::namespace(5), committee, bls).expect("signer");
+        let share = crate::keys::load_share(home).expect("share file").expect("a share");
+        let share = super::super::threshold::share(&share, &committee.sharing).expect("share");
+        let scheme = Scheme::signer(&super::super::namespace(5), committee.keys, committee.sharing, share).expect("signer");
         let _ = std::fs::remove_dir_all(&dir);
         (genesis, scheme)
     }

@@ -2,9 +2,10 @@
 //! commonware crates (pinned at 2026.10.0; their API changes between releases) is in this
 //! module.
 //!
-//! - `simplex` orders blocks: BLS12-381 multisig certificates (`bls12381_multisig`, one
-//!   aggregate signature per certificate), round-robin leaders over the active set, its
-//!   journal (the write-ahead log) under `<data>/consensus`.
+//! - `simplex` orders blocks: BLS12-381 threshold certificates (`bls12381_threshold::vrf`:
+//!   one recovered signature per certificate, plus the round's seed, see [`threshold`]),
+//!   round-robin leaders over the active set, its journal (the write-ahead log) under
+//!   `<data>/consensus`.
 //! - `marshal` (standard, inline verification) disseminates proposed blocks, keeps finalized
 //!   blocks and certificates in archives, backfills what a lagging or restarted validator
 //!   missed from its peers, and delivers finalized blocks in height order.
@@ -19,6 +20,7 @@ pub mod byzantine;
 mod chain_block;
 mod faults;
 pub mod gossip;
+pub mod threshold;
 
 pub use app::now_ms;
 pub use chain_block::ChainBlock;
@@ -31,7 +33,7 @@ use commonware_codec::DecodeExt;
 use commonware_consensus::marshal::{self, resolver::p2p as marshal_resolver, standard::Inline};
 use commonware_consensus::simplex::{self, elector::RoundRobin, types::Context};
 use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
-use commonware_cryptography::bls12381::primitives::{group, variant::MinPk};
+use commonware_cryptography::bls12381::primitives::variant::MinPk;
 use commonware_cryptography::certificate::{ConstantProvider, Verifier as _};
 use commonware_cryptography::{ed25519, sha256::Sha256, ChaCha20Poly1305, Signer};
 use commonware_p2p::authenticated::lookup;
@@ -41,7 +43,7 @@ use commonware_runtime::buffer::paged::CacheRef;
 use commonware_runtime::{Quota, Supervisor as _};
 use commonware_storage::archive::immutable;
 use commonware_stream::{cups, sake};
-use commonware_utils::ordered::{BiMap, Map};
+use commonware_utils::ordered::{Map, Set};
 use commonware_utils::{NZDuration, NZUsize, NZU16, NZU32, NZU64};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,7 +52,7 @@ use tokio::sync::broadcast;
 
 pub use commonware_cryptography::sha256::Digest;
 pub type PublicKey = ed25519::PublicKey;
-pub type Scheme = simplex::scheme::bls12381_multisig::Scheme<PublicKey, MinPk>;
+pub type Scheme = simplex::scheme::bls12381_threshold::vrf::Scheme<PublicKey, MinPk>;
 pub type Ctx = Context<Digest, PublicKey>;
 
 /// Signing namespace: votes of one chain never verify on another.
@@ -95,6 +97,8 @@ pub enum ConsensusError {
     Key(String),
     #[error("this node's keys are not in the genesis active set")]
     NotValidator,
+    #[error(transparent)]
+    Threshold(#[from] threshold::ThresholdError),
     #[error("genesis: {0}")]
     Genesis(String),
     #[error("storage: {0}")]
@@ -135,6 +139,8 @@ impl Default for Timing {
 /// Everything a validator runs with.
 pub struct Validator {
     pub keys: NodeKeys,
+    /// This validator's share of the threshold key (`consensus.share`; `crate::keys::load_share`).
+    pub share: Option<Vec<u8>>,
     pub genesis: GenesisFile,
     pub p2p: SocketAddr,
     pub executor: Arc<Executor>,
@@ -152,32 +158,43 @@ pub struct Validator {
 
 /// The evidence checker for a chain's genesis active set (give it to the executor).
 pub fn evidence_check(genesis: &GenesisFile) -> Result<Arc<dyn crate::execution::EvidenceCheck>, ConsensusError> {
-    let (committee, _) = participants(genesis)?;
+    let committee = participants(genesis)?;
     let identities = committee
-        .keys()
+        .keys
         .iter()
         .map(|k| k.as_ref().try_into().map_err(|_| ConsensusError::Genesis("identity key length".into())))
         .collect::<Result<Vec<[u8; 32]>, _>>()?;
-    Ok(Arc::new(faults::Checker { verifier: Scheme::verifier(&namespace(genesis.chain_id), committee), identities }))
+    Ok(Arc::new(faults::Checker { verifier: committee.verifier(genesis.chain_id), identities }))
 }
 
-/// The active set: consensus keys by identity (the engine's participant order) and p2p addresses.
-type Committee = (BiMap<PublicKey, group::G1>, Map<PublicKey, Address>);
+/// The active set: identities (the engine's participant order), the threshold key's public
+/// polynomial, and p2p addresses.
+struct Committee {
+    keys: Set<PublicKey>,
+    sharing: commonware_cryptography::bls12381::primitives::sharing::Sharing<MinPk>,
+    addresses: Map<PublicKey, Address>,
+}
+
+impl Committee {
+    /// Verifies votes, certificates and seeds without signing.
+    fn verifier(&self, chain_id: u64) -> Scheme {
+        Scheme::verifier(&namespace(chain_id), self.keys.clone(), self.sharing.clone())
+    }
+}
 
 fn participants(genesis: &GenesisFile) -> Result<Committee, ConsensusError> {
-    let mut keys = Vec::new();
+    let mut ids = Vec::new();
     let mut addrs = Vec::new();
     for i in genesis.active_set() {
         let v = &genesis.validators[i];
         let id = PublicKey::decode(v.identity.to_vec()).map_err(|e| ConsensusError::Genesis(format!("identity key: {e}")))?;
-        let bls = group::G1::decode(v.consensus.to_vec()).map_err(|e| ConsensusError::Genesis(format!("consensus key: {e}")))?;
         let addr: SocketAddr = v.p2p.parse().map_err(|e| ConsensusError::Genesis(format!("p2p address {}: {e}", v.p2p)))?;
-        keys.push((id.clone(), bls));
+        ids.push(v.identity);
         addrs.push((id, Address::from(addr)));
     }
-    let keys = BiMap::try_from(keys).map_err(|e| ConsensusError::Genesis(format!("duplicate validator: {e:?}")))?;
-    let addrs = Map::try_from(addrs).map_err(|e| ConsensusError::Genesis(format!("duplicate validator: {e:?}")))?;
-    Ok((keys, addrs))
+    let (keys, sharing) = threshold::sharing(&genesis.threshold, &ids)?;
+    let addresses = Map::try_from(addrs).map_err(|e| ConsensusError::Genesis(format!("duplicate validator: {e:?}")))?;
+    Ok(Committee { keys, sharing, addresses })
 }
 
 /// Where a validator listens and keeps its consensus data.
@@ -245,14 +262,18 @@ fn register_metrics(context: &commonware_runtime::tokio::Context, mut finalized:
 pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> Result<(), ConsensusError> {
     let identity = ed25519::PrivateKey::decode(v.keys.identity.to_bytes().to_vec()).map_err(|e| ConsensusError::Key(e.to_string()))?;
     let me = identity.public_key();
-    let bls = group::Private::decode(v.keys.consensus.to_bytes().to_vec()).map_err(|e| ConsensusError::Key(e.to_string()))?;
-    let (committee, addresses) = participants(&v.genesis)?;
-    let ns = namespace(v.genesis.chain_id);
-    let scheme = Scheme::signer(&ns, committee.clone(), bls).ok_or(ConsensusError::NotValidator)?;
-    let equivocator = v.equivocate.then(|| scheme.clone());
-    if committee.keys().position(&me).is_none() {
+    let Committee { keys: committee, sharing, addresses } = participants(&v.genesis)?;
+    if committee.position(&me).is_none() {
         return Err(ConsensusError::NotValidator);
     }
+    let share =
+        v.share.as_deref().ok_or_else(|| ConsensusError::Key(format!("no {} in the home: not dealt a share of the threshold key", crate::keys::SHARE_FILE)))?;
+    let share = threshold::share(share, &sharing)?;
+    let ns = namespace(v.genesis.chain_id);
+    let verifier = Scheme::verifier(&ns, committee.clone(), sharing.clone());
+    let scheme = Scheme::signer(&ns, committee.clone(), sharing, share).ok_or(ConsensusError::NotValidator)?;
+    let equivocator = v.equivocate.then(|| scheme.clone());
+    let seeds = Arc::new(threshold::Seeds::default());
 
     // Network.
     let handshake = cups::Cups::<_, ChaCha20Poly1305>::new(
@@ -344,7 +365,7 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
         tracing::warn!(?mode, "TEST MODE: this validator proposes invalid blocks");
         byzantine::Byzantine::new(mode, v.keys.identity.clone(), v.genesis.chain_id, *v.executor.limits())
     });
-    let application = app::App { executor: Arc::clone(&v.executor), byzantine };
+    let application = app::App { executor: Arc::clone(&v.executor), byzantine, seeds: Arc::clone(&seeds), verifier: Arc::new(verifier) };
     let wrapper = Inline::new(context.child("application"), application, mailbox, epocher);
     let genesis_digest = genesis_chain_block.digest_of();
     let engine = simplex::Engine::new(
@@ -355,7 +376,7 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
             blocker: oracle.clone(),
             automaton: wrapper.clone(),
             relay: wrapper.clone(),
-            reporter: faults::FaultReporter { inner: wrapper, executor: Arc::clone(&v.executor) },
+            reporter: faults::FaultReporter { inner: wrapper, executor: Arc::clone(&v.executor), seeds },
             strategy: Sequential,
             partition: "simplex".into(),
             mailbox_size: NZUsize!(1024),

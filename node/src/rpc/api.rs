@@ -134,7 +134,13 @@ impl AivmApiServer for Api {
     }
 
     fn get_block(&self, height: u64) -> RpcResult<Option<Value>> {
-        Ok(self.0.executor.chain().block(height).map_err(node_error)?.map(|b| block_json(&b)))
+        let chain = self.0.executor.chain();
+        let Some(b) = chain.block(height).map_err(node_error)? else { return Ok(None) };
+        let mut v = block_json(&b);
+        // The block's beacon (`spec/market.md` §6), while the chain keeps it (256 blocks).
+        let beacon = super::market::record::<aivm_runtime::market::state::BeaconRecord>(chain, aivm_runtime::market::state::MarketKey::Beacon(height))?;
+        v["beacon"] = beacon.map_or(Value::Null, |b| Value::String(to_hex(&b[..])));
+        Ok(Some(v))
     }
 
     fn state_root(&self) -> RpcResult<Value> {

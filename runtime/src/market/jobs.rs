@@ -35,24 +35,37 @@ pub fn challenge_seed(beacon: &[u8; 32], job: &JobId) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
-/// The beacon of block `height` (BLAKE3 of a tag and its parent's hash until the threshold
-/// signature replaces it: `spec/market.md` §6).
-pub fn beacon(parent_hash: &[u8; 32]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new_derive_key("aivm 2026-12 block beacon v0");
-    h.update(parent_hash);
-    *h.finalize().as_bytes()
+/// The beacon of a block. On a network, `entropy` is the consensus threshold signature over
+/// the round of the block's parent (`spec/market.md` §6): unique for that round and
+/// computable only by a quorum, so no proposer and no minority can choose it. Without it (the
+/// runtime alone, the testkit, block 1) the beacon derives from the parent header hash.
+pub fn beacon(parent_hash: &[u8; 32], entropy: Option<&[u8]>) -> [u8; 32] {
+    match entropy {
+        Some(seed) => {
+            let mut h = blake3::Hasher::new_derive_key("aivm 2026-12 block beacon v1 threshold seed");
+            h.update(seed);
+            *h.finalize().as_bytes()
+        }
+        None => {
+            let mut h = blake3::Hasher::new_derive_key("aivm 2026-12 block beacon v0");
+            h.update(parent_hash);
+            *h.finalize().as_bytes()
+        }
+    }
 }
 
 /// Beacons are kept this many blocks: longer than any answer window ([`MarketParams`] are
 /// checked against it at genesis), so state does not grow by one entry per block forever.
 pub const BEACONS_KEPT: u64 = 256;
 
-/// The chain's writes for block `height` with parent `parent_hash`: its beacon, and the
-/// removal of the one that fell out of the window.
-pub fn beacon_writes(height: u64, parent_hash: &[u8; 32]) -> Vec<(crate::state::StateKey, crate::state::StateValue)> {
+/// The chain's writes for block `height` with parent `parent_hash` (and the block's
+/// `entropy`, see [`beacon`]): its beacon, and the removal of the one that fell out of the window.
+pub fn beacon_writes(height: u64, parent_hash: &[u8; 32], entropy: Option<&[u8]>) -> Vec<(crate::state::StateKey, crate::state::StateValue)> {
     use crate::state::StateValue;
-    let mut w =
-        vec![(MarketKey::Beacon(height).state_key(), StateValue::Bytes(crate::encoding::cbor(&serde_bytes::ByteArray::new(beacon(parent_hash))).into()))];
+    let mut w = vec![(
+        MarketKey::Beacon(height).state_key(),
+        StateValue::Bytes(crate::encoding::cbor(&serde_bytes::ByteArray::new(beacon(parent_hash, entropy))).into()),
+    )];
     if let Some(old) = height.checked_sub(BEACONS_KEPT).filter(|h| *h > 0) {
         w.push((MarketKey::Beacon(old).state_key(), StateValue::Deleted));
     }

@@ -1,0 +1,217 @@
+//! The active set's threshold key and the per-round seeds it signs (`spec/consensus.md`,
+//! "Threshold key and seeds").
+//!
+//! Votes are signed with commonware's `bls12381_threshold::vrf` scheme: every vote carries,
+//! besides its own partial signature, a partial signature over the round alone; `2f+1` of
+//! them recover the round's **seed**, a BLS signature under the group key that is unique for
+//! the round and that no set of fewer than `2f+1` validators can compute. A block carries the
+//! seed of the round that certified its parent, every validator checks it against the group
+//! key before voting, and the chain's beacon derives from it (`spec/market.md` §6).
+//!
+//! The key is dealt by `aivm node init --testnet` (commonware's trusted-dealer `deal`); the
+//! spec names the DKG path a network without a trusted dealer takes.
+
+use super::{PublicKey, Scheme};
+use crate::block::SEED_BYTES;
+use commonware_codec::{Decode, DecodeExt, Encode};
+use commonware_consensus::simplex::scheme::bls12381_threshold::vrf::Seed;
+use commonware_consensus::types::{Epoch, Round, View};
+use commonware_cryptography::bls12381::dkg::feldman_desmedt;
+use commonware_cryptography::bls12381::primitives::group::Share;
+use commonware_cryptography::bls12381::primitives::sharing::{Mode, ModeVersion, Sharing};
+use commonware_cryptography::bls12381::primitives::variant::{MinPk, Variant};
+use commonware_utils::ordered::{Quorum, Set};
+use commonware_utils::N3f1;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+
+/// The most validators a sharing in genesis may be read for (bounds the decoder's work).
+pub const MAX_PARTICIPANTS: u32 = 1000;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ThresholdError {
+    #[error("threshold key: {0}")]
+    Sharing(String),
+    #[error("consensus share: {0}")]
+    Share(String),
+    #[error("seed: {0}")]
+    Seed(String),
+}
+
+/// A freshly dealt threshold key: the public polynomial (commonware's `Sharing` encoding) and
+/// each participant's secret share (its `Share` encoding), in the order of `identities`.
+pub struct Dealt {
+    pub sharing: Vec<u8>,
+    pub shares: Vec<Vec<u8>>,
+}
+
+fn participant_set(identities: &[[u8; 32]]) -> Result<Set<PublicKey>, ThresholdError> {
+    let keys = identities
+        .iter()
+        .map(|i| PublicKey::decode(i.to_vec()).map_err(|e| ThresholdError::Sharing(format!("identity key: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Set::try_from(keys).map_err(|_| ThresholdError::Sharing("an identity appears twice".into()))
+}
+
+/// Deal a threshold key among `identities` (the active set) from the operating system's
+/// randomness: degree `2f`, so any `2f+1` shares sign and fewer learn nothing. Whoever runs
+/// this knows every share: a devnet's dealer (`spec/consensus.md`).
+pub fn deal(identities: &[[u8; 32]]) -> Result<Dealt, ThresholdError> {
+    let players = participant_set(identities)?;
+    let (output, shares) = feldman_desmedt::deal::<MinPk, PublicKey, N3f1>(commonware_utils::sys_rng(), Mode::NonZeroCounter, players)
+        .map_err(|e| ThresholdError::Sharing(format!("deal: {e:?}")))?;
+    let mut out = Vec::with_capacity(identities.len());
+    for id in identities {
+        let key = PublicKey::decode(id.to_vec()).map_err(|e| ThresholdError::Sharing(format!("identity key: {e}")))?;
+        let share = shares.get_value(&key).ok_or_else(|| ThresholdError::Sharing("a participant got no share".into()))?;
+        out.push(share.encode().to_vec());
+    }
+    Ok(Dealt { sharing: output.public().encode().to_vec(), shares: out })
+}
+
+/// The public polynomial in genesis, checked for the active set: `n` participants, threshold
+/// `2f+1` (the engine's quorum).
+pub fn sharing(bytes: &[u8], identities: &[[u8; 32]]) -> Result<(Set<PublicKey>, Sharing<MinPk>), ThresholdError> {
+    let participants = participant_set(identities)?;
+    let cfg = (std::num::NonZeroU32::new(MAX_PARTICIPANTS).unwrap_or(std::num::NonZeroU32::MIN), ModeVersion::v0());
+    let s = <Sharing<MinPk> as Decode>::decode_cfg(bytes.to_vec(), &cfg).map_err(|e| ThresholdError::Sharing(e.to_string()))?;
+    if s.total().get() as usize != participants.len() || s.required() != participants.quorum::<N3f1>() {
+        return Err(ThresholdError::Sharing(format!(
+            "dealt for {} validators with threshold {}; the active set has {} (threshold {})",
+            s.total(),
+            s.required(),
+            participants.len(),
+            participants.quorum::<N3f1>()
+        )));
+    }
+    Ok((participants, s))
+}
+
+/// A validator's share, checked against the public polynomial.
+pub fn share(bytes: &[u8], sharing: &Sharing<MinPk>) -> Result<Share, ThresholdError> {
+    let share = Share::decode(bytes.to_vec()).map_err(|e| ThresholdError::Share(e.to_string()))?;
+    match sharing.partial_public(share.index) {
+        Ok(p) if p == share.public::<MinPk>() => Ok(share),
+        _ => Err(ThresholdError::Share("it is not a share of this genesis' threshold key".into())),
+    }
+}
+
+fn round(view: u64) -> Round {
+    Round::new(Epoch::zero(), View::new(view))
+}
+
+/// The seed signature's bytes.
+pub fn seed_bytes(seed: &Seed<MinPk>) -> [u8; SEED_BYTES] {
+    let mut out = [0u8; SEED_BYTES];
+    out.copy_from_slice(&seed.signature.encode()[..SEED_BYTES]);
+    out
+}
+
+/// Whether `seed` is what a block whose parent was certified in `parent_view` must carry:
+/// nothing for a child of genesis (view 0 has no round), else the group's signature over the
+/// round of `parent_view`.
+pub fn check_seed(verifier: &Scheme, parent_view: u64, seed: Option<&[u8; SEED_BYTES]>) -> Result<(), ThresholdError> {
+    match (parent_view, seed) {
+        (0, None) => Ok(()),
+        (0, Some(_)) => Err(ThresholdError::Seed("a child of genesis carries no seed".into())),
+        (_, None) => Err(ThresholdError::Seed(format!("missing (the parent's round is view {parent_view})"))),
+        (v, Some(bytes)) => {
+            let signature = <MinPk as Variant>::Signature::decode(bytes.to_vec()).map_err(|e| ThresholdError::Seed(format!("not a signature: {e}")))?;
+            if Seed::<MinPk>::new(round(v), signature).verify(verifier) {
+                Ok(())
+            } else {
+                Err(ThresholdError::Seed(format!("does not verify for the round of view {v}")))
+            }
+        }
+    }
+}
+
+/// Seeds of recent rounds, by view, as the engine reports certificates (a proposer reads its
+/// parent's). Bounded: views more than [`Seeds::KEPT`] behind the newest are dropped.
+#[derive(Default)]
+pub struct Seeds(Mutex<BTreeMap<u64, [u8; SEED_BYTES]>>);
+
+impl Seeds {
+    pub const KEPT: u64 = 1024;
+
+    pub fn record(&self, seed: &Seed<MinPk>) {
+        let view = seed.round.view().get();
+        let mut m = self.0.lock();
+        m.insert(view, seed_bytes(seed));
+        let newest = m.keys().next_back().copied().unwrap_or(view);
+        let floor = newest.saturating_sub(Self::KEPT);
+        while m.first_key_value().is_some_and(|(v, _)| *v < floor) {
+            m.pop_first();
+        }
+    }
+
+    pub fn get(&self, view: u64) -> Option<[u8; SEED_BYTES]> {
+        self.0.lock().get(&view).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_cryptography::bls12381::primitives::ops;
+
+    fn identities(n: usize) -> Vec<[u8; 32]> {
+        (0..n).map(|i| ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32]).verifying_key().to_bytes()).collect()
+    }
+
+    fn seed_namespace(ns: &[u8]) -> Vec<u8> {
+        [ns, b"_SEED"].concat()
+    }
+
+    /// Four validators, threshold 3: three partial seed signatures recover a seed that checks;
+    /// one validator's share alone (or two) does not; a seed of another round is refused.
+    #[test]
+    fn a_quorum_signs_the_seed_and_one_share_cannot() {
+        let ids = identities(4);
+        let dealt = deal(&ids).expect("deal");
+        let (participants, public) = sharing(&dealt.sharing, &ids).expect("sharing");
+        let shares: Vec<Share> = dealt.shares.iter().map(|s| share(s, &public).expect("share")).collect();
+        let ns = b"aivm-consensus-test";
+        let verifier = Scheme::verifier(ns, participants.clone(), public.clone());
+        let msg = round(7).encode();
+        let seed_ns = seed_namespace(ns);
+        let partials: Vec<_> = shares.iter().map(|s| ops::threshold::sign_message::<MinPk>(s, &seed_ns, &msg)).collect();
+        let recovered = ops::threshold::recover::<MinPk, _>(&public, &partials[..3], &commonware_parallel::Sequential).expect("recover");
+        let bytes = seed_bytes(&Seed::new(round(7), recovered));
+        assert_eq!(check_seed(&verifier, 7, Some(&bytes)), Ok(()));
+        assert!(check_seed(&verifier, 8, Some(&bytes)).is_err(), "another round's seed");
+        assert!(check_seed(&verifier, 7, None).is_err());
+        assert!(check_seed(&verifier, 0, Some(&bytes)).is_err());
+        assert_eq!(check_seed(&verifier, 0, None), Ok(()));
+        // Any three shares give the same (unique) seed.
+        let other = ops::threshold::recover::<MinPk, _>(&public, &partials[1..], &commonware_parallel::Sequential).expect("recover");
+        assert_eq!(other, recovered, "unique for the round");
+        // One share's signature (what a single validator can compute) is not the seed.
+        for p in &partials {
+            let alone = seed_bytes(&Seed::new(round(7), p.value));
+            assert!(check_seed(&verifier, 7, Some(&alone)).is_err(), "one share cannot produce the seed");
+        }
+        assert!(ops::threshold::recover::<MinPk, _>(&public, &partials[..2], &commonware_parallel::Sequential).is_err(), "two of four cannot recover");
+        // A share from another dealing, or for another set, is refused.
+        let stranger = deal(&ids).expect("deal");
+        assert!(share(&stranger.shares[0], &public).is_err());
+        assert!(sharing(&dealt.sharing, &identities(5)).is_err(), "dealt for four, not five");
+        assert!(sharing(&dealt.sharing[..dealt.sharing.len() - 1], &ids).is_err());
+        let _ = participants.len();
+    }
+
+    #[test]
+    fn seeds_are_bounded() {
+        let s = Seeds::default();
+        let ids = identities(1);
+        let dealt = deal(&ids).expect("deal");
+        let (_, public) = sharing(&dealt.sharing, &ids).expect("sharing");
+        let sig = ops::threshold::sign_message::<MinPk>(&share(&dealt.shares[0], &public).expect("share"), b"ns", b"m").value;
+        for v in 0..3000 {
+            s.record(&Seed::new(round(v), sig));
+        }
+        assert!(s.get(2999).is_some());
+        assert!(s.get(3000 - Seeds::KEPT - 2).is_none());
+        assert!(s.0.lock().len() as u64 <= Seeds::KEPT + 1);
+    }
+}
