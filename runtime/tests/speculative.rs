@@ -72,3 +72,34 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     d
 }
+
+/// The block's entropy (on a network, the consensus threshold seed of its parent's round) is
+/// what its beacon and so every challenge drawn from it depend on: another seed, another
+/// beacon and state root; none, the parent-hash beacon.
+#[test]
+fn the_beacon_follows_the_threshold_seed() {
+    use aivm_runtime::market::jobs::{beacon, challenge_seed};
+    use aivm_runtime::market::state::{BeaconRecord, MarketKey};
+    let load = P2p::new(3, 4, 1);
+    let d = tempdir("beacon");
+    let chain = open(&d);
+    chain.init_genesis(&load.genesis(1 << 60)).expect("genesis");
+    let parent = chain.committed_parent().expect("parent");
+    let run = |entropy: Option<&[u8]>| {
+        let s = chain.execute_verified(&parent, Vec::new(), 10, Vec::new(), entropy).expect("execute");
+        let key = MarketKey::Beacon(1).state_key();
+        let value = s.writes.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()).expect("beacon written");
+        let aivm_runtime::StateValue::Bytes(b) = value else { panic!("beacon bytes") };
+        let b: BeaconRecord = ciborium::from_reader(&b[..]).expect("cbor");
+        (*b, s.record.header.state_root)
+    };
+    let (a, root_a) = run(Some(&[1; 96]));
+    let (b, root_b) = run(Some(&[2; 96]));
+    let (none, _) = run(None);
+    assert_eq!(a, beacon(&parent.hash, Some(&[1; 96])));
+    assert_eq!(none, beacon(&parent.hash, None));
+    assert!(a != b && a != none && root_a != root_b, "the seed decides the beacon and the state root commits to it");
+    let job = [7u8; 32];
+    assert_ne!(challenge_seed(&a, &job), challenge_seed(&b, &job), "and so the challenge");
+    std::fs::remove_dir_all(&d).ok();
+}
