@@ -42,6 +42,9 @@ pub struct GenesisAccount {
     pub balance: u128,
 }
 
+/// An active validator's identity and its share of the threshold key (the `Share` encoding).
+pub type DealtShare = ([u8; 32], Vec<u8>);
+
 /// Where fees go: an address nobody holds a key for, so fees are burned.
 pub const FEE_COLLECTOR: [u8; 32] = [0; 32];
 
@@ -208,7 +211,7 @@ impl GenesisFile {
     /// Deal a fresh threshold key to the active set (a trusted dealer: whoever runs this
     /// knows every share; `spec/consensus.md`). Sets `threshold`; returns each active
     /// validator's share by identity, for its `consensus.share`.
-    pub fn deal_threshold(&mut self) -> Result<Vec<([u8; 32], Vec<u8>)>, GenesisError> {
+    pub fn deal_threshold(&mut self) -> Result<Vec<DealtShare>, GenesisError> {
         let ids = self.active_identities();
         let dealt = crate::consensus::threshold::deal(&ids).map_err(|e| GenesisError::Invalid(e.to_string()))?;
         self.threshold = dealt.sharing;

@@ -6,12 +6,12 @@
 //! with its KV cache, then the feed-forward), kept in one place so the GEMM order that the
 //! commitments and the audit's schedule rely on is visible at once. The layer math is `layer.rs`.
 
-use super::layer::{add_dequant, argmax, dequant_rows, norm_quantize, softmax_fold, swiglu_quantize};
-use super::quant::{self, quantize, round_shift, Scale};
+use super::kernels::{self, Isa};
+use super::layer::{argmax, softmax_fold};
+use super::quant::{self, round_shift, Scale};
 use super::sku::{QMatrix, RopeStyle, Sku};
 use super::tokenizer::Tokenizer;
 use aivm_backend::{Backend, BackendError, CpuBackend, Weights};
-use aivm_tensor::gemm::dot_i8;
 use aivm_tensor::matmul::{SimdPath, MAX_K};
 use std::sync::Arc;
 use thiserror::Error;
@@ -97,29 +97,38 @@ impl GemmSink for NoTrace {
     fn gemm(&mut self, _: &GemmRecord<'_>) {}
 }
 
-/// Execution choices that never change results, only speed: where the weight GEMMs run.
+/// Execution choices that never change results, only speed: where the weight GEMMs run, and
+/// which instantiation of the host-side kernels (norms, SwiGLU, attention rows) runs.
 #[derive(Clone)]
 pub struct Options {
     pub backend: Arc<dyn Backend>,
+    pub isa: Isa,
 }
 
 impl Options {
-    /// The CPU backend on `path` with `threads` GEMM threads.
+    /// The CPU backend on `path` with `threads` GEMM threads; the host kernels on the
+    /// baseline instantiation for the scalar path, else the widest.
     pub fn cpu(threads: usize, path: SimdPath) -> Self {
-        Self { backend: Arc::new(CpuBackend { path, threads: threads.max(1) }) }
+        let isa = if path == SimdPath::Scalar { Isa::Baseline } else { Isa::detect() };
+        Self { backend: Arc::new(CpuBackend { path, threads: threads.max(1) }), isa }
+    }
+
+    /// `backend` for the GEMMs, the widest host kernels.
+    pub fn on(backend: Arc<dyn Backend>) -> Self {
+        Self { backend, isa: Isa::detect() }
     }
 }
 
 impl Default for Options {
     /// The CPU, fastest path, all threads.
     fn default() -> Self {
-        Self { backend: Arc::new(CpuBackend::default()) }
+        Self::on(Arc::new(CpuBackend::default()))
     }
 }
 
 impl std::fmt::Debug for Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.backend.describe())
+        write!(f, "{}, host kernels {:?}", self.backend.describe(), self.isa)
     }
 }
 
@@ -309,10 +318,22 @@ impl Engine {
             Ok(y)
         };
         let wid = |layer: u32, kind| GemmId { step, layer, kind, seq: 0, head: 0 };
+        let isa = self.opts.isa;
+        let dequant_rows = |y: &[i32], sx: &[Scale], sw: &[Scale], bias: Option<&[i32]>| {
+            let mut out = vec![0i32; y.len()];
+            kernels::dequant_into(isa, &mut out, y, sx, sw, bias, false);
+            out
+        };
+        let norm_quantize = |x: &[i32], gain: &[i32], h: &mut [i32], xq: &mut [i8], sx: &mut [Scale]| {
+            for (r, s) in sx.iter_mut().enumerate() {
+                quant::rms_norm(&x[r * d..(r + 1) * d], gain, c.eps_q32, &mut h[r * d..(r + 1) * d]);
+                *s = kernels::quantize(isa, &h[r * d..(r + 1) * d], &mut xq[r * d..(r + 1) * d]);
+            }
+        };
         for (li, (lw, pl)) in self.sku.layers.iter().zip(&self.layers).enumerate() {
             let l = li as u32;
             // Attention block.
-            norm_quantize(&x, &lw.attn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
+            norm_quantize(&x, &lw.attn_norm, &mut h, &mut xq, &mut sx);
             let yq = gemm_rec(sink, wid(l, GemmKind::Q), &xq, &sx, &pl.q)?;
             let yk = gemm_rec(sink, wid(l, GemmKind::K), &xq, &sx, &pl.k)?;
             let yv = gemm_rec(sink, wid(l, GemmKind::V), &xq, &sx, &pl.v)?;
@@ -329,9 +350,9 @@ impl Engine {
                 for (g, cache) in caches[s][li].iter_mut().enumerate() {
                     let at = r * kvd + g * hd;
                     let mut buf = vec![0i8; hd];
-                    cache.ks.push(quantize(&k[at..at + hd], &mut buf));
+                    cache.ks.push(kernels::quantize(isa, &k[at..at + hd], &mut buf));
                     cache.k.extend_from_slice(&buf);
-                    cache.vs.push(quantize(&v[at..at + hd], &mut buf));
+                    cache.vs.push(kernels::quantize(isa, &v[at..at + hd], &mut buf));
                     cache.v.extend_from_slice(&buf);
                 }
             }
@@ -352,18 +373,18 @@ impl Engine {
                 r0 += n_new;
             }
             for r in 0..m {
-                sx[r] = quantize(&attn[r * d..(r + 1) * d], &mut xq[r * d..(r + 1) * d]);
+                sx[r] = kernels::quantize(isa, &attn[r * d..(r + 1) * d], &mut xq[r * d..(r + 1) * d]);
             }
             let yo = gemm_rec(sink, wid(l, GemmKind::O), &xq, &sx, &pl.o)?;
-            add_dequant(&mut x, &yo, &sx, &lw.wo.scales);
+            kernels::dequant_into(isa, &mut x, &yo, &sx, &lw.wo.scales, None, true);
             // Feed-forward block.
-            norm_quantize(&x, &lw.ffn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
+            norm_quantize(&x, &lw.ffn_norm, &mut h, &mut xq, &mut sx);
             let yg = gemm_rec(sink, wid(l, GemmKind::Gate), &xq, &sx, &pl.gate)?;
             let yu = gemm_rec(sink, wid(l, GemmKind::Up), &xq, &sx, &pl.up)?;
             let (mut hq, mut sh) = (vec![0i8; m * f], vec![Scale::ZERO; m]);
-            swiglu_quantize(&yg, &yu, &sx, &lw.w_gate.scales, &lw.w_up.scales, &mut hq, &mut sh);
+            kernels::swiglu_quantize(isa, &yg, &yu, &sx, &lw.w_gate.scales, &lw.w_up.scales, &mut hq, &mut sh);
             let yd = gemm_rec(sink, wid(l, GemmKind::Down), &hq, &sh, &pl.down)?;
-            add_dequant(&mut x, &yd, &sh, &lw.w_down.scales);
+            kernels::dequant_into(isa, &mut x, &yd, &sh, &lw.w_down.scales, None, true);
         }
         // Logits for the last row of each sequence.
         let mut last = Vec::new();
@@ -375,7 +396,7 @@ impl Engine {
         let n = active.len();
         let (mut lq, mut ls) = (vec![0i8; n * d], vec![Scale::ZERO; n]);
         let mut tmp = vec![0i32; n * d];
-        norm_quantize(&last, &self.sku.out_norm, c.eps_q32, d, &mut tmp, &mut lq, &mut ls);
+        norm_quantize(&last, &self.sku.out_norm, &mut tmp, &mut lq, &mut ls);
         let logits = gemm_rec(sink, wid(c.layers, GemmKind::Logits), &lq, &ls, &self.lm)?;
         let v = c.vocab as usize;
         Ok((0..n).map(|i| argmax(&logits[i * v..(i + 1) * v], &self.sku.output.scales)).collect())
@@ -408,6 +429,7 @@ impl Engine {
         let (d, group) = (heads * hd, heads / kvh);
         let n_new = rows.len();
         let mr = n_new * group;
+        let isa = self.opts.isa;
         for (g, cache) in caches.iter().enumerate().take(kvh) {
             let ctx = cache.ks.len();
             // Q rows of this group: (token, head in group), scaled by 1/√hd.
@@ -417,7 +439,7 @@ impl Engine {
                 for hh in 0..group {
                     let head = g * group + hh;
                     let r = t * group + hh;
-                    sq[r] = quantize(&q[t * d + head * hd..t * d + (head + 1) * hd], &mut xq[r * hd..(r + 1) * hd]).times(self.attn_scale);
+                    sq[r] = kernels::quantize(isa, &q[t * d + head * hd..t * d + (head + 1) * hd], &mut xq[r * hd..(r + 1) * hd]).times(self.attn_scale);
                 }
             }
             // This group's K and V rows, [ctx × hd].
@@ -426,11 +448,7 @@ impl Engine {
             // Rows are independent and each is computed by the same code wherever it runs, so
             // a long prompt's rows run on the pool; a decode step's few rows stay here.
             let par = self.opts.backend.host_threads() > 1 && mr * ctx >= PARALLEL_MIN_SCORES;
-            let score_row = |r: usize, row: &mut [i32]| {
-                for (p, s) in row.iter_mut().enumerate() {
-                    *s = dot_i8(&xq[r * hd..(r + 1) * hd], &kg[p * hd..(p + 1) * hd]);
-                }
-            };
+            let score_row = |r: usize, row: &mut [i32]| kernels::scores_row(isa, &xq[r * hd..(r + 1) * hd], kg, hd, row);
             if par {
                 use rayon::prelude::*;
                 scores.par_chunks_mut(ctx.max(1)).enumerate().with_min_len(8).for_each(|(r, row)| score_row(r, row));
@@ -459,13 +477,7 @@ impl Engine {
                     .collect();
                 let (sc, extra) = softmax_fold(&logits, |p| cache.vs[p], &mut prow[..valid]);
                 *os = Scale { m: sc.m, e: sc.e + extra };
-                for (p, &w) in prow.iter().enumerate() {
-                    if w != 0 {
-                        for (a, &vv) in acc.iter_mut().zip(&vg[p * hd..(p + 1) * hd]) {
-                            *a += w as i32 * vv as i32;
-                        }
-                    }
-                }
+                kernels::mix_row(isa, &prow[..valid], vg, hd, acc);
             };
             if par {
                 use rayon::prelude::*;

@@ -9,8 +9,9 @@
 //! - [`tokenizer`]: byte-level BPE with the models' pre-tokenizers and ChatML.
 //! - [`quant`]: scales, quantization and the fixed-point primitives (RMSNorm, SiLU, RoPE).
 //! - [`hash`], [`merkle`]: model hashes and the Merkle trees of commitments.
-//! - [`layer`]: the layer math (norms, dequantization, SwiGLU, softmax, argmax), shared by
-//!   the engine and the audit.
+//! - [`layer`]: the layer math (norms, dequantization, SwiGLU, softmax, argmax): the
+//!   definitions, used by the audit; [`kernels`]: the same math compiled for AVX-512 too,
+//!   which the engine runs (property-tested equal).
 //! - [`engine`]: the forward pass and greedy generation over a batch.
 //! - [`commit`]: the worker's GEMM commitments and receipt; [`audit`]: challenges, the
 //!   worker's response and the verifier's checks.
@@ -20,6 +21,7 @@ pub mod commit;
 pub mod engine;
 pub mod gguf;
 pub mod hash;
+pub mod kernels;
 pub mod layer;
 pub mod merkle;
 pub mod quant;

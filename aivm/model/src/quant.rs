@@ -2,7 +2,8 @@
 //! quantization, RMSNorm, SiLU, RoPE angles. Integer arithmetic only, with the rounding named
 //! at each step, so every machine, thread count and CPU path computes the same bits.
 
-use aivm_tensor::fixed::{exp2_frac_q30, exp_neg_q16_to_q30, log2_q30, Q30_ONE};
+pub(crate) use aivm_tensor::fixed::Q30_ONE;
+use aivm_tensor::fixed::{exp2_frac_q30, exp_neg_q16_to_q30, log2_q30};
 
 /// A positive scale `m · 2^e` with a 15-bit mantissa (`m` in [2^14, 2^15)), or zero (`m = 0`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -143,7 +144,7 @@ pub fn isqrt(v: u128) -> u128 {
 /// The sigmoid table: `SIGMOID[i]` = σ at `x = (i − 2048) / 128` in Q30, exact by
 /// `2^60 / (2^30 + e^-x)` (x ≥ 0) or `e^x·2^30 / (2^30 + e^x)` (x < 0), floor division,
 /// with `e^·` from `exp_neg_q16_to_q30`.
-fn sigmoid_table() -> &'static [i64; 4097] {
+pub(crate) fn sigmoid_table() -> &'static [i64; 4097] {
     static T: std::sync::OnceLock<Box<[i64; 4097]>> = std::sync::OnceLock::new();
     T.get_or_init(|| {
         let mut t = Box::new([0i64; 4097]);

@@ -60,6 +60,6 @@ fn honest_challenges_pass_on_opencl_with_the_cpus_receipts() {
     let Some(ocl) = OpenClBackend::open_or_skip("honest challenges on OpenCL", &Default::default()).expect("OpenCL backend") else { return };
     let sku = Arc::new(tiny(Arch::Llama, 31));
     let cpu = Engine::new(sku.clone(), Options::default()).expect("engine");
-    let dev = Engine::new(sku, Options { backend: Arc::new(ocl) }).expect("engine");
+    let dev = Engine::new(sku, Options::on(Arc::new(ocl))).expect("engine");
     assert_eq!(challenge_all(&dev, 200, Some(&cpu)), 200);
 }

@@ -61,7 +61,7 @@ fn opencl_forward_pass_equals_the_cpu() {
     let Some(sku) = sku() else { return };
     let Some(ocl) = OpenClBackend::open_or_skip("SmolLM2 on OpenCL", &Default::default()).expect("OpenCL backend") else { return };
     let cpu = Engine::new(sku.clone(), Options::default()).unwrap();
-    let dev = Engine::new(sku, Options { backend: Arc::new(ocl) }).unwrap();
+    let dev = Engine::new(sku, Options::on(Arc::new(ocl))).unwrap();
     let p = cpu.tokenizer.encode(&cpu.tokenizer.chat_prompt("What is the capital of France?"));
     let (rc, tc) = run_committed(&cpu, std::slice::from_ref(&p), 8).unwrap();
     let (ro, to) = run_committed(&dev, &[p], 8).unwrap();
@@ -69,4 +69,20 @@ fn opencl_forward_pass_equals_the_cpu() {
     assert_eq!(to.gemms.len(), tc.gemms.len());
     assert_eq!(ro.gemm_root, rc.gemm_root);
     assert_eq!(ro.hash(), rc.hash());
+}
+
+/// The host kernels' instantiations (baseline and, on this CPU, AVX-512) give the same
+/// receipt on the real model: every GEMM's inputs and outputs, so every norm, SwiGLU,
+/// quantization and attention row between them.
+#[test]
+fn host_kernel_paths_give_the_same_receipt() {
+    let Some(sku) = sku() else { return };
+    let reference = Engine::new(sku.clone(), Options { isa: aivm::model::kernels::Isa::Baseline, ..Options::default() }).unwrap();
+    let p = reference.tokenizer.encode(&reference.tokenizer.chat_prompt("Name three rivers and the seas they reach."));
+    let (want, _) = run_committed(&reference, std::slice::from_ref(&p), 8).unwrap();
+    for isa in aivm::model::kernels::Isa::available() {
+        let e = Engine::new(sku.clone(), Options { isa, ..Options::default() }).unwrap();
+        let (got, _) = run_committed(&e, std::slice::from_ref(&p), 8).unwrap();
+        assert_eq!(got.hash(), want.hash(), "{isa:?}");
+    }
 }

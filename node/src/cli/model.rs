@@ -214,7 +214,7 @@ pub fn load_engine(home: &Path, model: Option<&str>, threads: Option<usize>, bac
     let sku = store.get(&hash)?;
     bar.inc(1);
     bar.set_message("opening the backend");
-    let opts = Options { backend: super::devices::open_backend(backend, threads)? };
+    let opts = Options::on(super::devices::open_backend(backend, threads)?);
     bar.inc(1);
     bar.set_message("packing the weights");
     let engine = Engine::with_hash(sku, hash, opts).context("loading the weights onto the backend")?;

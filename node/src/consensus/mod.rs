@@ -34,7 +34,7 @@ use commonware_consensus::marshal::{self, resolver::p2p as marshal_resolver, sta
 use commonware_consensus::simplex::{self, elector::RoundRobin, types::Context};
 use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
 use commonware_cryptography::bls12381::primitives::variant::MinPk;
-use commonware_cryptography::certificate::{ConstantProvider, Verifier as _};
+use commonware_cryptography::certificate::ConstantProvider;
 use commonware_cryptography::{ed25519, sha256::Sha256, ChaCha20Poly1305, Signer};
 use commonware_p2p::authenticated::lookup;
 use commonware_p2p::{Address, AddressableManager};
@@ -353,7 +353,8 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
         },
     );
     broadcast_engine.start(broadcast_net);
-    let finalizations = archive(&context, "finalizations", &page_cache, Scheme::certificate_codec_config_unbounded()).await?;
+    // The threshold certificate is fixed-size: its codec takes no configuration.
+    let finalizations = archive(&context, "finalizations", &page_cache, ()).await?;
     let blocks = archive(&context, "blocks", &page_cache, ()).await?;
     let (actor, mailbox, _floor) = marshal::core::Actor::init(context.child("marshal"), finalizations, blocks, cfg).await;
     let finalizer = app::Finalizer::start(Arc::clone(&v.executor), v.finalized.clone(), v.panic_commit_at)
