@@ -132,8 +132,68 @@ fn quantize_body(v: &[i32], out: &mut [i8]) -> Scale {
     Scale::ratio(a as u128, 127 << 16)
 }
 
+/// One row's `h_j = silu(dequant(g_j)) · dequant(u_j)` on the fast path (every shift in
+/// `1..=62`), portable form.
 #[inline(always)]
-fn swiglu_body(yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &[Scale], hq: &mut [i8], sh: &mut [Scale]) {
+fn swiglu_row(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[i64], us: &[u32], t: &[i64; 4097], h: &mut [i32]) {
+    let gate = g.iter().zip(gm.iter().zip(gs));
+    let up = u.iter().zip(um.iter().zip(us));
+    for (hj, ((&gy, (&gm, &gs)), (&uy, (&um, &us)))) in h.iter_mut().zip(gate.zip(up)) {
+        let g = silu(shift_down(gy as i64 * gm, gs), t);
+        let u = shift_down(uy as i64 * um, us);
+        *hj = shift_down(g as i64 * u as i64, 16);
+    }
+}
+
+/// [`swiglu_row`] eight columns at a time with AVX-512 (64-bit lanes: the products need
+/// them), the table read by gathers; the tail columns by [`swiglu_row`]. The same integer
+/// operations in the same order, so the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn swiglu_row_avx512(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[i64], us: &[u32], t: &[i64; 4097], h: &mut [i32]) {
+    use std::arch::x86_64::*;
+    let n = h.len().min(g.len()).min(u.len()).min(gm.len()).min(gs.len()).min(um.len()).min(us.len());
+    let body = n / 8 * 8;
+    let (zero, one) = (_mm512_set1_epi64(0), _mm512_set1_epi64(1));
+    let (lo32, hi32) = (_mm512_set1_epi64(i32::MIN as i64), _mm512_set1_epi64(i32::MAX as i64));
+    let clamp32 = |v: __m512i| _mm512_min_epi64(_mm512_max_epi64(v, lo32), hi32);
+    // shift_down(v, sh) = clamp((v + 2^(sh−1)) >> sh), sh in 1..=62 per lane.
+    let shift_down = |v: __m512i, sh: __m512i| clamp32(_mm512_srav_epi64(_mm512_add_epi64(v, _mm512_sllv_epi64(one, _mm512_sub_epi64(sh, one))), sh));
+    let (off, top, mask9) = (_mm512_set1_epi64(16 << 16), _mm512_set1_epi64((32 << 16) - 1), _mm512_set1_epi64(511));
+    let (neg_off, q30, half30, half16) = (_mm512_set1_epi64(-(16 << 16)), _mm512_set1_epi64(quant::Q30_ONE), _mm512_set1_epi64(1 << 29), _mm512_set1_epi64(1 << 15));
+    let table = t.as_ptr();
+    let mut j = 0;
+    while j < body {
+        // SAFETY: j + 8 <= n, within every slice; gather indices are in 0..=4096 (clamped).
+        unsafe {
+            let load32 = |p: *const i32| _mm512_cvtepi32_epi64(_mm256_loadu_si256(p as *const __m256i));
+            let load_u32 = |p: *const u32| _mm512_cvtepu32_epi64(_mm256_loadu_si256(p as *const __m256i));
+            let x = shift_down(_mm512_mullo_epi64(load32(g.as_ptr().add(j)), _mm512_loadu_si512(gm.as_ptr().add(j) as *const _)), load_u32(gs.as_ptr().add(j)));
+            // SiLU, as `silu`.
+            let idx = _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(x, off), zero), top);
+            let i = _mm512_srli_epi64::<9>(idx);
+            let f = _mm512_and_si512(idx, mask9);
+            let lo = _mm512_i64gather_epi64::<8>(i, table);
+            let hi = _mm512_i64gather_epi64::<8>(_mm512_add_epi64(i, one), table);
+            let mid = _mm512_add_epi64(lo, _mm512_srai_epi64::<9>(_mm512_mullo_epi64(_mm512_sub_epi64(hi, lo), f)));
+            let s = _mm512_mask_blend_epi64(_mm512_cmpge_epi64_mask(x, off), mid, q30);
+            let s = _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(x, neg_off), s, zero);
+            let gate = clamp32(_mm512_srai_epi64::<30>(_mm512_add_epi64(_mm512_mullo_epi64(x, s), half30)));
+            let up = shift_down(_mm512_mullo_epi64(load32(u.as_ptr().add(j)), _mm512_loadu_si512(um.as_ptr().add(j) as *const _)), load_u32(us.as_ptr().add(j)));
+            let hv = clamp32(_mm512_srai_epi64::<16>(_mm512_add_epi64(_mm512_mullo_epi64(gate, up), half16)));
+            _mm256_storeu_si256(h.as_mut_ptr().add(j) as *mut __m256i, _mm512_cvtepi64_epi32(hv));
+        }
+        j += 8;
+    }
+    swiglu_row(&g[body..n], &u[body..n], &gm[body..n], &gs[body..n], &um[body..n], &us[body..n], t, &mut h[body..n]);
+}
+
+type SwigluRow = fn(&[i32], &[i32], &[i64], &[u32], &[i64], &[u32], &[i64; 4097], &mut [i32]);
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn swiglu_body(yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &[Scale], hq: &mut [i8], sh: &mut [Scale], row: SwigluRow) {
     let f = sg.len();
     let t = quant::sigmoid_table();
     let mut h = vec![0i32; f];
@@ -141,13 +201,7 @@ fn swiglu_body(yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &[Scale],
     for (r, s) in sh.iter_mut().enumerate() {
         let (g_row, u_row) = (&yg[r * f..(r + 1) * f], &yu[r * f..(r + 1) * f]);
         if column_factors(sx[r], sg, &mut mg, &mut shg) & column_factors(sx[r], su, &mut mu, &mut shu) {
-            let gate = g_row.iter().zip(mg.iter().zip(&shg));
-            let up = u_row.iter().zip(mu.iter().zip(&shu));
-            for (hj, ((&gy, (&gm, &gs)), (&uy, (&um, &us)))) in h.iter_mut().zip(gate.zip(up)) {
-                let g = silu(shift_down(gy as i64 * gm, gs), t);
-                let u = shift_down(uy as i64 * um, us);
-                *hj = shift_down(g as i64 * u as i64, 16);
-            }
+            row(g_row, u_row, &mg, &shg, &mu, &shu, t, &mut h);
         } else {
             for j in 0..f {
                 let g = quant::silu_q16(quant::dequant(g_row[j], sx[r], sg[j]));
@@ -157,6 +211,30 @@ fn swiglu_body(yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &[Scale],
         }
         *s = quantize_body(&h, &mut hq[r * f..(r + 1) * f]);
     }
+}
+
+/// [`crate::layer::swiglu_quantize`]: `h = silu(gate) · up`, quantized per row.
+#[allow(clippy::too_many_arguments)]
+pub fn swiglu_quantize(isa: Isa, yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &[Scale], hq: &mut [i8], sh: &mut [Scale]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn wide(yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &[Scale], hq: &mut [i8], sh: &mut [Scale]) {
+            #[allow(clippy::too_many_arguments)]
+            fn row(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[i64], us: &[u32], t: &[i64; 4097], h: &mut [i32]) {
+                // SAFETY: only reached through `wide`, called when the CPU has AVX-512 F and DQ.
+                unsafe { swiglu_row_avx512(g, u, gm, gs, um, us, t, h) }
+            }
+            swiglu_body(yg, yu, sx, sg, su, hq, sh, row)
+        }
+        if isa == Isa::Avx512 && Isa::detect() == Isa::Avx512 {
+            // SAFETY: the CPU has every feature `wide` was compiled for (checked above).
+            return unsafe { wide(yg, yu, sx, sg, su, hq, sh) };
+        }
+    }
+    let _ = isa;
+    swiglu_body(yg, yu, sx, sg, su, hq, sh, swiglu_row)
 }
 
 #[inline(always)]
@@ -198,11 +276,6 @@ fn mix_body(p: &[i8], v: &[i8], hd: usize, acc: &mut [i32]) {
             }
         }
     }
-}
-
-kernel! {
-    /// [`crate::layer::swiglu_quantize`]: `h = silu(gate) · up`, quantized per row.
-    swiglu_quantize => swiglu_body(yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &[Scale], hq: &mut [i8], sh: &mut [Scale])
 }
 
 kernel! {
