@@ -137,6 +137,11 @@ pub const MAX_BATCH: usize = 64;
 /// Attention scores (rows × context) below which a group's rows are not spread over the pool:
 /// a decode step (a few rows) finishes before a worker would wake.
 const PARALLEL_MIN_SCORES: usize = 1 << 14;
+/// Rows (tokens) from which a step's row-wise host kernels (norms, dequantization, SwiGLU)
+/// run on the pool, in blocks of [`ROW_BLOCK`]: a prompt's; a decode step's few rows stay on
+/// the calling thread. Rows are independent, so the split never changes a result.
+const PARALLEL_MIN_ROWS: usize = 32;
+const ROW_BLOCK: usize = 8;
 
 /// One layer's weight matrices, prepared by the backend (packed, or on the device).
 struct PackedLayer {
@@ -319,15 +324,54 @@ impl Engine {
         };
         let wid = |layer: u32, kind| GemmId { step, layer, kind, seq: 0, head: 0 };
         let isa = self.opts.isa;
+        let par = self.opts.backend.host_threads() > 1 && m >= PARALLEL_MIN_ROWS;
+        // `y` (GEMM accumulators, rows of `sw.len()`) to Q16 into `out`: with `add`, onto it.
+        let dequant_into = |out: &mut [i32], y: &[i32], sx: &[Scale], sw: &[Scale], bias: Option<&[i32]>, add: bool| {
+            let n = sw.len();
+            if par {
+                use rayon::prelude::*;
+                out.par_chunks_mut(ROW_BLOCK * n).enumerate().for_each(|(b, o)| {
+                    let r0 = b * ROW_BLOCK;
+                    let rows = o.len() / n;
+                    kernels::dequant_into(isa, o, &y[r0 * n..(r0 + rows) * n], &sx[r0..r0 + rows], sw, bias, add);
+                });
+            } else {
+                kernels::dequant_into(isa, out, y, sx, sw, bias, add);
+            }
+        };
         let dequant_rows = |y: &[i32], sx: &[Scale], sw: &[Scale], bias: Option<&[i32]>| {
             let mut out = vec![0i32; y.len()];
-            kernels::dequant_into(isa, &mut out, y, sx, sw, bias, false);
+            dequant_into(&mut out, y, sx, sw, bias, false);
             out
         };
+        let norm_row = |x: &[i32], gain: &[i32], h: &mut [i32], xq: &mut [i8], s: &mut Scale| {
+            quant::rms_norm(x, gain, c.eps_q32, h);
+            *s = kernels::quantize(isa, h, xq);
+        };
         let norm_quantize = |x: &[i32], gain: &[i32], h: &mut [i32], xq: &mut [i8], sx: &mut [Scale]| {
-            for (r, s) in sx.iter_mut().enumerate() {
-                quant::rms_norm(&x[r * d..(r + 1) * d], gain, c.eps_q32, &mut h[r * d..(r + 1) * d]);
-                *s = kernels::quantize(isa, &h[r * d..(r + 1) * d], &mut xq[r * d..(r + 1) * d]);
+            if par && sx.len() >= PARALLEL_MIN_ROWS {
+                use rayon::prelude::*;
+                h.par_chunks_mut(d)
+                    .zip(xq.par_chunks_mut(d))
+                    .zip(sx.par_iter_mut())
+                    .enumerate()
+                    .with_min_len(ROW_BLOCK)
+                    .for_each(|(r, ((h, xq), s))| norm_row(&x[r * d..(r + 1) * d], gain, h, xq, s));
+            } else {
+                for (r, s) in sx.iter_mut().enumerate() {
+                    norm_row(&x[r * d..(r + 1) * d], gain, &mut h[r * d..(r + 1) * d], &mut xq[r * d..(r + 1) * d], s);
+                }
+            }
+        };
+        let swiglu_quantize = |yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &[Scale], hq: &mut [i8], sh: &mut [Scale]| {
+            if par {
+                use rayon::prelude::*;
+                hq.par_chunks_mut(ROW_BLOCK * f).zip(sh.par_chunks_mut(ROW_BLOCK)).enumerate().for_each(|(b, (hq, sh))| {
+                    let (r0, rows) = (b * ROW_BLOCK, sh.len());
+                    kernels::swiglu_quantize(isa, &yg[r0 * f..(r0 + rows) * f], &yu[r0 * f..(r0 + rows) * f], &sx[r0..r0 + rows], sg, su, hq, sh);
+                });
+            } else {
+                kernels::swiglu_quantize(isa, yg, yu, sx, sg, su, hq, sh);
             }
         };
         for (li, (lw, pl)) in self.sku.layers.iter().zip(&self.layers).enumerate() {
@@ -376,15 +420,15 @@ impl Engine {
                 sx[r] = kernels::quantize(isa, &attn[r * d..(r + 1) * d], &mut xq[r * d..(r + 1) * d]);
             }
             let yo = gemm_rec(sink, wid(l, GemmKind::O), &xq, &sx, &pl.o)?;
-            kernels::dequant_into(isa, &mut x, &yo, &sx, &lw.wo.scales, None, true);
+            dequant_into(&mut x, &yo, &sx, &lw.wo.scales, None, true);
             // Feed-forward block.
             norm_quantize(&x, &lw.ffn_norm, &mut h, &mut xq, &mut sx);
             let yg = gemm_rec(sink, wid(l, GemmKind::Gate), &xq, &sx, &pl.gate)?;
             let yu = gemm_rec(sink, wid(l, GemmKind::Up), &xq, &sx, &pl.up)?;
             let (mut hq, mut sh) = (vec![0i8; m * f], vec![Scale::ZERO; m]);
-            kernels::swiglu_quantize(isa, &yg, &yu, &sx, &lw.w_gate.scales, &lw.w_up.scales, &mut hq, &mut sh);
+            swiglu_quantize(&yg, &yu, &sx, &lw.w_gate.scales, &lw.w_up.scales, &mut hq, &mut sh);
             let yd = gemm_rec(sink, wid(l, GemmKind::Down), &hq, &sh, &pl.down)?;
-            kernels::dequant_into(isa, &mut x, &yd, &sh, &lw.w_down.scales, None, true);
+            dequant_into(&mut x, &yd, &sh, &lw.w_down.scales, None, true);
         }
         // Logits for the last row of each sequence.
         let mut last = Vec::new();

@@ -161,7 +161,8 @@ unsafe fn swiglu_row_avx512(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[
     // shift_down(v, sh) = clamp((v + 2^(sh−1)) >> sh), sh in 1..=62 per lane.
     let shift_down = |v: __m512i, sh: __m512i| clamp32(_mm512_srav_epi64(_mm512_add_epi64(v, _mm512_sllv_epi64(one, _mm512_sub_epi64(sh, one))), sh));
     let (off, top, mask9) = (_mm512_set1_epi64(16 << 16), _mm512_set1_epi64((32 << 16) - 1), _mm512_set1_epi64(511));
-    let (neg_off, q30, half30, half16) = (_mm512_set1_epi64(-(16 << 16)), _mm512_set1_epi64(quant::Q30_ONE), _mm512_set1_epi64(1 << 29), _mm512_set1_epi64(1 << 15));
+    let (neg_off, q30, half30, half16) =
+        (_mm512_set1_epi64(-(16 << 16)), _mm512_set1_epi64(quant::Q30_ONE), _mm512_set1_epi64(1 << 29), _mm512_set1_epi64(1 << 15));
     let table = t.as_ptr();
     let mut j = 0;
     while j < body {
@@ -180,7 +181,8 @@ unsafe fn swiglu_row_avx512(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[
             let s = _mm512_mask_blend_epi64(_mm512_cmpge_epi64_mask(x, off), mid, q30);
             let s = _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(x, neg_off), s, zero);
             let gate = clamp32(_mm512_srai_epi64::<30>(_mm512_add_epi64(_mm512_mullo_epi64(x, s), half30)));
-            let up = shift_down(_mm512_mullo_epi64(load32(u.as_ptr().add(j)), _mm512_loadu_si512(um.as_ptr().add(j) as *const _)), load_u32(us.as_ptr().add(j)));
+            let up =
+                shift_down(_mm512_mullo_epi64(load32(u.as_ptr().add(j)), _mm512_loadu_si512(um.as_ptr().add(j) as *const _)), load_u32(us.as_ptr().add(j)));
             let hv = clamp32(_mm512_srai_epi64::<16>(_mm512_add_epi64(_mm512_mullo_epi64(gate, up), half16)));
             _mm256_storeu_si256(h.as_mut_ptr().add(j) as *mut __m256i, _mm512_cvtepi64_epi32(hv));
         }

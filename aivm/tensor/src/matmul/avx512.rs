@@ -46,33 +46,53 @@ pub(super) unsafe fn matmul(a: &[i8], b: &[i8], c: &mut [i32], m: usize, k: usiz
 pub(crate) unsafe fn panel_product(pa: &[u8], m: usize, k4: usize, bp: *const i8, corr: *const i32, cols: usize, dst: *mut i32, stride: usize) {
     let c0 = _mm512_loadu_si512(corr as *const _);
     let c1 = _mm512_loadu_si512(corr.add(16) as *const _);
-    let mut tile = [0i32; NR];
     for blk in 0..m.div_ceil(MR) {
         let ap = pa.as_ptr().add(blk * k4 * MR * 4);
-        let mut acc = [[_mm512_setzero_si512(); 2]; MR];
-        for kg in 0..k4 {
-            let b0 = _mm512_loadu_si512(bp.add(kg * NR * 4) as *const _);
-            let b1 = _mm512_loadu_si512(bp.add(kg * NR * 4 + 64) as *const _);
-            let arow = ap.add(kg * MR * 4) as *const i32;
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_epi32(arow.add(r).read_unaligned());
-                acc_r[0] = _mm512_dpbusd_epi32(acc_r[0], av, b0);
-                acc_r[1] = _mm512_dpbusd_epi32(acc_r[1], av, b1);
-            }
+        let d = dst.add(blk * MR * stride);
+        // A ragged last block (a decode step's single row above all) multiplies only the rows
+        // it has: an 8-row tile for one row did 8× the work. Each row's sums are the same
+        // whatever the tile height.
+        match (m - blk * MR).min(MR) {
+            1 => block::<1>(ap, k4, bp, c0, c1, cols, d, stride),
+            2 => block::<2>(ap, k4, bp, c0, c1, cols, d, stride),
+            3 => block::<3>(ap, k4, bp, c0, c1, cols, d, stride),
+            4 => block::<4>(ap, k4, bp, c0, c1, cols, d, stride),
+            5 => block::<5>(ap, k4, bp, c0, c1, cols, d, stride),
+            6 => block::<6>(ap, k4, bp, c0, c1, cols, d, stride),
+            7 => block::<7>(ap, k4, bp, c0, c1, cols, d, stride),
+            _ => block::<MR>(ap, k4, bp, c0, c1, cols, d, stride),
         }
-        let rows = (m - blk * MR).min(MR);
-        for (r, acc_r) in acc.iter().enumerate().take(rows) {
-            let v0 = _mm512_sub_epi32(acc_r[0], c0);
-            let v1 = _mm512_sub_epi32(acc_r[1], c1);
-            let d = dst.add((blk * MR + r) * stride);
-            if cols == NR {
-                _mm512_storeu_si512(d as *mut _, v0);
-                _mm512_storeu_si512(d.add(16) as *mut _, v1);
-            } else {
-                _mm512_storeu_si512(tile.as_mut_ptr() as *mut _, v0);
-                _mm512_storeu_si512(tile.as_mut_ptr().add(16) as *mut _, v1);
-                std::ptr::copy_nonoverlapping(tile.as_ptr(), d, cols);
-            }
+    }
+}
+
+/// `R` rows of one packed 8-row block times one panel (`R ≤ MR`), into `dst` rows `0..R`.
+#[target_feature(enable = "avx512f,avx512vnni")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block<const R: usize>(ap: *const u8, k4: usize, bp: *const i8, c0: __m512i, c1: __m512i, cols: usize, dst: *mut i32, stride: usize) {
+    let mut acc = [[_mm512_setzero_si512(); 2]; R];
+    for kg in 0..k4 {
+        let b0 = _mm512_loadu_si512(bp.add(kg * NR * 4) as *const _);
+        let b1 = _mm512_loadu_si512(bp.add(kg * NR * 4 + 64) as *const _);
+        let arow = ap.add(kg * MR * 4) as *const i32;
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let av = _mm512_set1_epi32(arow.add(r).read_unaligned());
+            acc_r[0] = _mm512_dpbusd_epi32(acc_r[0], av, b0);
+            acc_r[1] = _mm512_dpbusd_epi32(acc_r[1], av, b1);
+        }
+    }
+    let mut tile = [0i32; NR];
+    for (r, acc_r) in acc.iter().enumerate() {
+        let v0 = _mm512_sub_epi32(acc_r[0], c0);
+        let v1 = _mm512_sub_epi32(acc_r[1], c1);
+        let d = dst.add(r * stride);
+        if cols == NR {
+            _mm512_storeu_si512(d as *mut _, v0);
+            _mm512_storeu_si512(d.add(16) as *mut _, v1);
+        } else {
+            _mm512_storeu_si512(tile.as_mut_ptr() as *mut _, v0);
+            _mm512_storeu_si512(tile.as_mut_ptr().add(16) as *mut _, v1);
+            std::ptr::copy_nonoverlapping(tile.as_ptr(), d, cols);
         }
     }
 }
