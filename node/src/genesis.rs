@@ -59,7 +59,7 @@ pub struct GenesisFile {
     /// The public polynomial of the active set's threshold key (commonware's `Sharing`
     /// encoding, BLS12-381 min-pk, threshold `2f+1`): it checks votes, certificates and the
     /// rounds' seeds. Dealt with the genesis ([`GenesisFile::deal_threshold`]).
-    #[serde(with = "crate::hexbytes::serde_hex_vec")]
+    #[serde(default, with = "crate::hexbytes::serde_hex_vec")]
     pub threshold: Vec<u8>,
     /// Most gas the transactions of one block may reserve (Σ gas_limit); also the most one
     /// transaction may reserve. It must fit the consensus timeouts (`spec/consensus.md`,
@@ -198,6 +198,9 @@ impl GenesisFile {
         }
         if let Some(m) = &self.market {
             m.runtime().entries().map_err(|e| GenesisError::Invalid(format!("market: {e}")))?;
+        }
+        if self.threshold.is_empty() {
+            return bad("no threshold key (`aivm node deal` deals one)".into());
         }
         crate::consensus::threshold::sharing(&self.threshold, &self.active_identities()).map_err(|e| GenesisError::Invalid(e.to_string()))?;
         Ok(())

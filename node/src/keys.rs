@@ -81,6 +81,7 @@ impl NodeKeys {
 /// Write this validator's share of the threshold key (hex of its encoding, mode 0600; never
 /// overwritten).
 pub fn save_share(dir: &Path, share: &[u8]) -> Result<(), KeyError> {
+    std::fs::create_dir_all(dir).map_err(|e| KeyError::Io(dir.display().to_string(), e))?;
     write_file(&dir.join(SHARE_FILE), share)
 }
 

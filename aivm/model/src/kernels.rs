@@ -135,6 +135,7 @@ fn quantize_body(v: &[i32], out: &mut [i8]) -> Scale {
 /// One row's `h_j = silu(dequant(g_j)) · dequant(u_j)` on the fast path (every shift in
 /// `1..=62`), portable form.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn swiglu_row(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[i64], us: &[u32], t: &[i64; 4097], h: &mut [i32]) {
     let gate = g.iter().zip(gm.iter().zip(gs));
     let up = u.iter().zip(um.iter().zip(us));

@@ -1,4 +1,5 @@
 //! `aivm node init`: a validator's keys and configuration, and for a new network its genesis.
+//! `aivm node deal`: deal the threshold key of a genesis assembled by hand.
 //! `aivm node run`: run a validator from its home.
 
 use aivm_node::config::NodeConfig;
@@ -15,8 +16,21 @@ use std::process::ExitCode;
 pub enum NodeCommand {
     /// Create keys and a config under --home; with --testnet N, N validator homes and their genesis.
     Init(InitArgs),
+    /// Deal a genesis' threshold key (trusted dealer: this process sees every share; spec/consensus.md): writes `threshold` into the genesis and one share file per active validator.
+    Deal(DealArgs),
     /// Run a validator: consensus, p2p, JSON-RPC and metrics, until stopped.
     Run(RunArgs),
+}
+
+#[derive(Args)]
+pub struct DealArgs {
+    /// The genesis assembled from the validators' `aivm node init` entries (rewritten in place).
+    #[arg(long)]
+    pub genesis: PathBuf,
+    /// Where to write each active validator's share, as `<identity hex>/consensus.share`: copy
+    /// each into its validator's home, then delete the directory.
+    #[arg(long)]
+    pub shares: PathBuf,
 }
 
 #[derive(Args)]
@@ -86,6 +100,7 @@ pub struct InitArgs {
 pub fn run(cmd: NodeCommand) -> ExitCode {
     let r = match cmd {
         NodeCommand::Init(a) => init(a),
+        NodeCommand::Deal(a) => deal(a),
         NodeCommand::Run(a) => run_validator(a),
     };
     match r {
@@ -102,6 +117,7 @@ fn init(a: InitArgs) -> Result<()> {
         let entry = init_home(&a.home, &NodeConfig::local(a.chain_id, &a.host, a.port), a.stake)?;
         // What a network's coordinator needs to put this validator in a genesis.
         println!("{}", serde_json::to_string_pretty(&entry)?);
+        eprintln!("add this entry to the network's genesis; the coordinator then deals its threshold key with `aivm node deal`");
         return Ok(());
     };
     let params = TestnetParams {
@@ -120,6 +136,25 @@ fn init(a: InitArgs) -> Result<()> {
     };
     let (homes, genesis) = testnet::create(&a.home, &params)?;
     println!("{}", serde_json::json!({"chain_id": a.chain_id, "validators": n, "homes": homes, "genesis_hash": to_hex(&genesis.hash())}));
+    Ok(())
+}
+
+fn deal(a: DealArgs) -> Result<()> {
+    let text = std::fs::read(&a.genesis).with_context(|| format!("reading {}", a.genesis.display()))?;
+    // Parsed, not yet validated: its `threshold` is what this command writes.
+    let mut genesis: GenesisFile = serde_json::from_slice(&text).with_context(|| format!("parsing {}", a.genesis.display()))?;
+    let shares = genesis.deal_threshold()?;
+    genesis.validate()?;
+    std::fs::create_dir_all(&a.shares).with_context(|| format!("creating {}", a.shares.display()))?;
+    let mut files = Vec::new();
+    for (identity, share) in &shares {
+        let dir = a.shares.join(to_hex(identity));
+        aivm_node::keys::save_share(&dir, share)?;
+        files.push(serde_json::json!({"identity": to_hex(identity), "share": dir.join(aivm_node::keys::SHARE_FILE)}));
+    }
+    std::fs::write(&a.genesis, genesis.to_json()).with_context(|| format!("writing {}", a.genesis.display()))?;
+    eprintln!("dealt by this process: it has seen every share. Give each validator only its own, then delete {}.", a.shares.display());
+    println!("{}", serde_json::json!({"genesis_hash": to_hex(&genesis.hash()), "shares": files}));
     Ok(())
 }
 
