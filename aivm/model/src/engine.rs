@@ -385,9 +385,17 @@ impl Engine {
             let mut k = dequant_rows(&yk, &sx, &lw.wk.scales, lw.bk.as_deref());
             let v = dequant_rows(&yv, &sx, &lw.wv.scales, lw.bv.as_deref());
             let mut q = q;
-            for (r, &(_, pos, _)) in rows.iter().enumerate() {
-                self.rope(&mut q[r * d..(r + 1) * d], pos);
-                self.rope(&mut k[r * kvd..(r + 1) * kvd], pos);
+            if par {
+                use rayon::prelude::*;
+                q.par_chunks_mut(d).zip(k.par_chunks_mut(kvd)).zip(rows.par_iter()).with_min_len(ROW_BLOCK).for_each(|((qr, kr), &(_, pos, _))| {
+                    self.rope(qr, pos);
+                    self.rope(kr, pos);
+                });
+            } else {
+                for (r, &(_, pos, _)) in rows.iter().enumerate() {
+                    self.rope(&mut q[r * d..(r + 1) * d], pos);
+                    self.rope(&mut k[r * kvd..(r + 1) * kvd], pos);
+                }
             }
             // Append K and V to the caches, quantized per (token, kv head).
             for (r, &(s, _, _)) in rows.iter().enumerate() {
@@ -416,8 +424,17 @@ impl Engine {
                 );
                 r0 += n_new;
             }
-            for r in 0..m {
-                sx[r] = kernels::quantize(isa, &attn[r * d..(r + 1) * d], &mut xq[r * d..(r + 1) * d]);
+            if par {
+                use rayon::prelude::*;
+                xq.par_chunks_mut(d)
+                    .zip(sx.par_iter_mut())
+                    .enumerate()
+                    .with_min_len(ROW_BLOCK)
+                    .for_each(|(r, (xq, s))| *s = kernels::quantize(isa, &attn[r * d..(r + 1) * d], xq));
+            } else {
+                for r in 0..m {
+                    sx[r] = kernels::quantize(isa, &attn[r * d..(r + 1) * d], &mut xq[r * d..(r + 1) * d]);
+                }
             }
             let yo = gemm_rec(sink, wid(l, GemmKind::O), &xq, &sx, &pl.o)?;
             dequant_into(&mut x, &yo, &sx, &lw.wo.scales, None, true);
