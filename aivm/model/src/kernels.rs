@@ -12,7 +12,7 @@
 //! We own this dispatch rather than use the `multiversion` crate because the tests must call
 //! each path by name, which a hidden dispatcher does not allow.
 
-use super::quant::{self, Scale};
+use super::quant::{self, quantize as quantize_definition, Scale};
 
 /// Which instantiation of the kernels runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,21 +117,6 @@ fn silu(x: i32, t: &[i64; 4097]) -> i32 {
     shift_down(xi * s, 30)
 }
 
-/// Max |v| of a Q16 row and the row quantized with it, as [`quant::quantize`].
-#[inline(always)]
-fn quantize_body(v: &[i32], out: &mut [i8]) -> Scale {
-    let a = v.iter().fold(0i64, |m, &x| m.max((x as i64).abs()));
-    if a == 0 {
-        out.iter_mut().for_each(|q| *q = 0);
-        return Scale::ZERO;
-    }
-    let r = (127i64 << 32) / a;
-    for (q, &x) in out.iter_mut().zip(v) {
-        *q = ((x as i64 * r + (1 << 31)) >> 32).clamp(-127, 127) as i8;
-    }
-    Scale::ratio(a as u128, 127 << 16)
-}
-
 /// One row's `h_j = silu(dequant(g_j)) · dequant(u_j)` on the fast path (every shift in
 /// `1..=62`), portable form.
 #[inline(always)]
@@ -212,7 +197,7 @@ fn swiglu_body(yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &[Scale],
                 h[j] = quant::round_shift(g as i64 * u as i64, 16);
             }
         }
-        *s = quantize_body(&h, &mut hq[r * f..(r + 1) * f]);
+        *s = quant::quantize(&h, &mut hq[r * f..(r + 1) * f]);
     }
 }
 
@@ -283,7 +268,7 @@ fn mix_body(p: &[i8], v: &[i8], hd: usize, acc: &mut [i32]) {
 
 kernel! {
     /// [`quant::quantize`] of one row.
-    quantize => quantize_body(v: &[i32], out: &mut [i8]) -> Scale
+    quantize => quantize_definition(v: &[i32], out: &mut [i8]) -> Scale
 }
 
 kernel! {

@@ -95,6 +95,8 @@ pub fn dequant(acc: i32, sx: Scale, sw: Scale) -> i32 {
 /// Quantize a Q16 vector to int8 with one scale: `a = max|v|`; `r = floor(127·2^32 / a)`;
 /// `q_i = clamp((v_i·r + 2^31) >> 32, −127, 127)`; the scale is `a / (127·2^16)` as a
 /// [`Scale::ratio`]. An all-zero vector gives zeros and [`Scale::ZERO`].
+/// (`#[inline]`: the kernels' AVX-512 instantiation inlines and vectorizes it.)
+#[inline]
 pub fn quantize(v: &[i32], out: &mut [i8]) -> Scale {
     let a = v.iter().map(|&x| (x as i64).abs()).max().unwrap_or(0);
     if a == 0 {

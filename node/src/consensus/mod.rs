@@ -262,15 +262,16 @@ fn register_metrics(context: &commonware_runtime::tokio::Context, mut finalized:
 pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> Result<(), ConsensusError> {
     let identity = ed25519::PrivateKey::decode(v.keys.identity.to_bytes().to_vec()).map_err(|e| ConsensusError::Key(e.to_string()))?;
     let me = identity.public_key();
-    let Committee { keys: committee, sharing, addresses } = participants(&v.genesis)?;
-    if committee.position(&me).is_none() {
+    let parts = participants(&v.genesis)?;
+    if parts.keys.position(&me).is_none() {
         return Err(ConsensusError::NotValidator);
     }
     let share =
         v.share.as_deref().ok_or_else(|| ConsensusError::Key(format!("no {} in the home: not dealt a share of the threshold key", crate::keys::SHARE_FILE)))?;
-    let share = threshold::share(share, &sharing)?;
+    let share = threshold::share(share, &parts.sharing)?;
     let ns = namespace(v.genesis.chain_id);
-    let verifier = Scheme::verifier(&ns, committee.clone(), sharing.clone());
+    let verifier = parts.verifier(v.genesis.chain_id);
+    let Committee { keys: committee, sharing, addresses } = parts;
     let scheme = Scheme::signer(&ns, committee.clone(), sharing, share).ok_or(ConsensusError::NotValidator)?;
     let equivocator = v.equivocate.then(|| scheme.clone());
     let seeds = Arc::new(threshold::Seeds::default());
