@@ -42,6 +42,53 @@ pub fn nested_ifs(functions: usize, depth: usize) -> String {
     out
 }
 
+/// `functions` functions of `count` `if`s one after another (not nested), each as in
+/// `nested_ifs`: control flow without depth, to tell the cost of a branch from that of nesting.
+pub fn flat_ifs(functions: usize, count: usize) -> String {
+    let mut body = String::new();
+    for _ in 0..count {
+        body.push_str("(if (i32.lt_u (local.get 0) (i32.const 7)) (then (local.set 0 (i32.add (local.get 0) (i32.const 1)))) (else (local.set 0 (i32.sub (local.get 0) (i32.const 1)))))\n");
+    }
+    let mut out = String::from(r#"(module (memory (export "memory") 1)"#);
+    for f in 0..functions {
+        out.push_str(&format!("(func (export \"f{f}\") (local i32) {body})\n"));
+    }
+    out.push(')');
+    out
+}
+
+/// One function of `count` `br_if`s out of one block (about 4 bytes a branch point: the
+/// densest control flow a body can hold).
+pub fn dense_br_ifs(functions: usize, count: usize) -> String {
+    let body = "(br_if 0 (local.get 0))\n".repeat(count);
+    let mut out = String::from(r#"(module (memory (export "memory") 1)"#);
+    for f in 0..functions {
+        out.push_str(&format!("(func (export \"f{f}\") (local i32) (block {body}))\n"));
+    }
+    out.push(')');
+    out
+}
+
+/// One function with `locals` i64 locals set before and all read after `count` flat `if`s
+/// (long live ranges across many blocks: the two costs of register allocation together).
+pub fn live_across_ifs(locals: usize, count: usize) -> String {
+    let mut body = String::new();
+    for j in 1..=locals {
+        body.push_str(&format!("(local.set {j} (i64.extend_i32_u (i32.add (local.get 0) (i32.const {j}))))\n"));
+    }
+    for _ in 0..count {
+        body.push_str("(if (i32.lt_u (local.get 0) (i32.const 7)) (then (local.set 0 (i32.add (local.get 0) (i32.const 1)))) (else (local.set 0 (i32.sub (local.get 0) (i32.const 1)))))\n");
+    }
+    let mut sum = String::from("(i64.const 0)");
+    for j in 1..=locals {
+        sum = format!("(i64.add {sum} (local.get {j}))");
+    }
+    format!(
+        r#"(module (memory (export "memory") 1) (func (export "f") (local i32) (local {}) {body} (i64.store (i32.const 0) {sum})))"#,
+        vec!["i64"; locals].join(" ")
+    )
+}
+
 /// The smallest contract: one empty entry point (the fixed cost of any deploy).
 pub fn minimal() -> String {
     r#"(module (memory (export "memory") 1) (func (export "f")))"#.to_string()

@@ -305,8 +305,17 @@ impl BlockVm<'_> {
         args: &[u8],
         budget: u64,
     ) -> Result<PayloadResult, ReadError> {
-        let Some(g) = self.chain.vm.schedule().deploy.cost(code.len() as u64).filter(|g| *g <= budget) else {
+        // The size part first (it pays for the validation that tells the rest), then the
+        // whole price: size plus the module's compile work (spec/gas.md "Deploy").
+        let Some(by_size) = self.chain.vm.schedule().deploy.cost(code.len() as u64).filter(|g| *g <= budget) else {
             return Ok(PayloadResult::failed("out_of_gas", "deploy costs more than the remaining gas", budget));
+        };
+        let g = match self.chain.vm.deploy_price(code) {
+            Ok(g) if g <= budget => g,
+            Ok(_) | Err(VmError::OutOfGas) => {
+                return Ok(PayloadResult::failed("out_of_gas", "deploy costs more than the remaining gas", budget));
+            }
+            Err(e) => return Ok(PayloadResult::failed(e.kind(), e.to_string(), by_size)),
         };
         let address = contract_address(deployer, nonce);
         let existing = read_account(view, &address)?.unwrap_or_default();
@@ -365,8 +374,9 @@ impl BlockVm<'_> {
                 return Ok(PayloadResult::failed(e.kind(), e.to_string(), 0));
             }
         };
-        // Loading is priced like reading the code from storage, cache hit or not.
-        let load = self.chain.vm.schedule().storage_read.cost(code_len as u64).unwrap_or(u64::MAX);
+        // Loading is priced like a cold read of the code from storage, cache hit or not.
+        let schedule = self.chain.vm.schedule();
+        let load = schedule.storage_read.cost(code_len as u64).and_then(|g| g.checked_add(schedule.storage_read_cold)).unwrap_or(u64::MAX);
         if load > budget {
             return Ok(PayloadResult::failed("out_of_gas", "loading the contract costs more than the remaining gas", budget));
         }

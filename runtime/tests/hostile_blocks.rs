@@ -139,3 +139,37 @@ fn a_trapping_call_pays_its_gas_limit_in_fees() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A deploy pays for its module's shape, not only its size (`aivm::deploy_price`): a compile
+/// bomb that the size part would let through is refused for gas before it is compiled, pays its
+/// whole limit and installs nothing; a module without `instantiate` pays exactly its price.
+#[test]
+fn a_deploy_pays_for_the_shape_of_its_module() {
+    let dir = tempdir("shape");
+    let chain = open(&dir, Limits::default());
+    let mut load = P2p::new(CHAIN, 2, 1);
+    chain.init_genesis(&load.genesis(1 << 60)).expect("genesis");
+    let schedule = GasSchedule::default();
+    // 8 192 `br_if`s out of one block: 33 KB, quadratic to compile (seconds).
+    let bomb =
+        wat::parse_str(format!(r#"(module (memory (export "memory") 1) (func (export "f") (local i32) (block {})))"#, "(br_if 0 (local.get 0))".repeat(8192)))
+            .unwrap();
+    let plain = wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "f")))"#).unwrap();
+    let by_size = schedule.deploy.cost(bomb.len() as u64).unwrap();
+    let price = aivm::deploy_price(&bomb, &Limits::default(), &schedule).unwrap();
+    assert!(price > 50 * by_size, "{price} vs {by_size}");
+    load.gas_limit = 2_500_000_000;
+    assert!(by_size < load.gas_limit && price > load.gas_limit);
+    let txs = vec![load.sign(0, Payload::Deploy { code: bomb, args: Vec::new() }), load.sign(0, Payload::Deploy { code: plain.clone(), args: Vec::new() })];
+    let intrinsic: Vec<u64> = txs.iter().map(|t| schedule.tx.cost(t.encode().len() as u64).unwrap()).collect();
+    let started = std::time::Instant::now();
+    let b = chain.execute(txs, 1).expect("execute");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "refused before compiling: {:?}", started.elapsed());
+    let [bomb_r, plain_r] = &b.record.receipts[..] else { panic!("two receipts") };
+    assert!(matches!(&bomb_r.status, TxStatus::Failed { kind, .. } if kind == "out_of_gas"), "{:?}", bomb_r.status);
+    assert_eq!((bomb_r.gas_used, bomb_r.contract_address), (load.gas_limit, None));
+    assert!(plain_r.is_success(), "{:?}", plain_r.status);
+    let plain_price = aivm::deploy_price(&plain, &Limits::default(), &schedule).unwrap();
+    assert_eq!(plain_r.gas_used, intrinsic[1] + plain_price);
+    let _ = std::fs::remove_dir_all(&dir);
+}

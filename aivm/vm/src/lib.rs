@@ -45,6 +45,6 @@ pub use error::{HostError, ValidationError, VmError};
 pub use gas::{GasReport, GasSchedule};
 pub use host::{CallContext, Event, JobResult, ReadBlocked, StateView, WriteSet};
 pub use state::MemState;
-pub use vm::{CallOutcome, CallRequest, Contract, Vm, INSTANTIATE_ENTRY};
+pub use vm::{deploy_price, CallOutcome, CallRequest, Contract, Vm, INSTANTIATE_ENTRY};
 /// The compiler's optimisation level ([`Vm::with_opt_level`], for tests).
 pub use wasmtime::OptLevel;

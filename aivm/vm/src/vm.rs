@@ -84,6 +84,13 @@ pub struct Vm {
     clock: std::sync::OnceLock<Option<crate::deadline::EpochClock>>,
 }
 
+/// What deploying `wasm` costs under `limits` and `schedule` (see [`Vm::deploy_price`]);
+/// for tools that price a module without a VM.
+pub fn deploy_price(wasm: &[u8], limits: &Limits, schedule: &GasSchedule) -> Result<u64, VmError> {
+    let info = validate(wasm, limits)?;
+    schedule.deploy_cost(wasm.len() as u64, info.compile_work).ok_or(VmError::OutOfGas)
+}
+
 impl Vm {
     pub fn new(limits: Limits, schedule: GasSchedule) -> Result<Self, VmError> {
         let config = engine_config(&limits, &schedule);
@@ -164,6 +171,13 @@ impl Vm {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// What deploying `wasm` costs: validation (a linear scan, paid for by the size part of
+    /// the price, which a caller checks first with `schedule().deploy`) tells the module's
+    /// compile work. `Err` if the module is invalid; `OutOfGas` if the price overflows.
+    pub fn deploy_price(&self, wasm: &[u8]) -> Result<u64, VmError> {
+        deploy_price(wasm, &self.limits, &self.schedule)
     }
 
     /// Validate, compile (or fetch from cache) and prepare a contract.

@@ -243,6 +243,9 @@ fn sweep(args: &Args, r: &mut Report) {
         if wants("storage") {
             storage_writes(r, quick);
         }
+        if wants("cold storage") {
+            cold_storage_reads(r, quick);
+        }
         if wants("deploy compile") {
             compile_bombs(r, &s, quick);
         }
@@ -485,7 +488,7 @@ fn tx_prices(r: &mut Report, s: &GasSchedule) {
             })
             .collect();
         let ns = aivm_benches::timing::median(&mut samples);
-        r.row("deploy", &format!("{name} {} B", wasm.len()), s.deploy.cost(wasm.len() as u64).expect("fits"), ns);
+        r.row("deploy", &format!("{name} {} B", wasm.len()), aivm::deploy_price(&wasm, &Limits::default(), s).expect("deploys"), ns);
     }
 
     let (dir, chain, mut load) = scratch_chain("transfers", 1000, 5);
@@ -775,6 +778,99 @@ fn storage_writes(r: &mut Report, quick: bool) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Drop every file under `dir` from the page cache (`posix_fadvise(DONTNEED)`; clean pages
+/// only, so after a flush): the next reads go to the disk, as on a validator whose state is
+/// larger than its memory.
+fn evict_page_cache(dir: &std::path::Path) {
+    use std::os::fd::AsRawFd;
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if let Ok(f) = std::fs::File::open(e.path()) {
+            // SAFETY: a valid open descriptor; advice only, no memory is touched.
+            unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        }
+    }
+}
+
+/// Storage reads of a state much larger than RocksDB's caches, with the files out of the page
+/// cache: every read a random key (the worst case a contract can ask for), cold and then again
+/// warm, against the reads' gas.
+fn cold_storage_reads(r: &mut Report, quick: bool) {
+    use aivm_runtime::tx::Payload;
+    use aivm_runtime::{Chain, ChainConfig, ChainVm, StateKey, StateValue};
+    const READER: &str = r#"(module
+      (import "aivm" "input_len" (func $len (result i32)))
+      (import "aivm" "input_read" (func $input (param i32)))
+      (import "aivm" "storage_get" (func $get (param i32 i32) (result i32)))
+      (memory (export "memory") 2)
+      (func (export "scatter") (local $p i32) (local $end i32)
+        ;; input: 8-byte keys, each read once
+        (call $input (i32.const 0))
+        (local.set $end (call $len))
+        (block $d (loop $l
+          (br_if $d (i32.ge_u (local.get $p) (local.get $end)))
+          (drop (call $get (local.get $p) (i32.const 8)))
+          (local.set $p (i32.add (local.get $p) (i32.const 8)))
+          (br $l)))))"#;
+    let (dir, chain, mut load) = scratch_chain("cold", 64, 11);
+    load.gas_limit = 2_000_000_000;
+    let deploy = load.sign(0, Payload::Deploy { code: wat::parse_str(READER).expect("wat"), args: Vec::new() });
+    let b = chain.execute(vec![deploy], 1).expect("deploy executes");
+    let Some(reader) = b.record.receipts[0].contract_address.map(|a| a.into_array()) else {
+        r.note("storage_failed", json!("deploy"), "cold storage: the reader did not deploy".into());
+        return;
+    };
+    chain.commit(b).expect("commit");
+    // The state: `keys` entries of 32 random bytes under 8-byte keys, committed in blocks
+    // through the state tree as a chain would.
+    let keys: u64 = if quick { 200_000 } else { 4_000_000 };
+    let mut rng = aivm_runtime::workload::Rng(13);
+    let t = std::time::Instant::now();
+    let mut time = 2;
+    for start in (0..keys).step_by(100_000) {
+        let writes = (start..(start + 100_000).min(keys)).map(|k| {
+            let value: Vec<u8> = (0..32).map(|_| rng.next_u64() as u8).collect();
+            (StateKey::Storage(reader, k.to_le_bytes().into()), StateValue::Bytes(value.into()))
+        });
+        time += 1;
+        chain.commit_direct(writes, time).expect("fill");
+    }
+    let filled_s = t.elapsed().as_secs_f64();
+    chain.store().flush().expect("flush");
+    drop(chain);
+    let size: u64 = std::fs::read_dir(&dir).map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0);
+    r.note(
+        "cold_storage_state",
+        json!({"keys": keys, "bytes_on_disk": size, "fill_s": filled_s}),
+        format!("cold storage: {keys} keys, {} MB on disk, filled in {filled_s:.0} s", size >> 20),
+    );
+    evict_page_cache(&dir);
+    let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
+    let chain = Chain::open(&dir, ChainVm::new(vm), ChainConfig { chain_id: 1, fee_collector: [0xfe; 32] }).expect("reopen");
+    // 64 calls × 256 random keys: cold (just evicted), then the same keys again (warm).
+    let picks: Vec<Vec<u8>> = (0..64).map(|_| (0..256).flat_map(|_| rng.below(keys).to_le_bytes()).collect()).collect();
+    for pass in ["cold", "warm"] {
+        let batch: Vec<_> = picks
+            .iter()
+            .enumerate()
+            .map(|(i, args)| load.sign(i % 64, Payload::Call { contract: reader, entry: "scatter".into(), args: args.clone() }))
+            .collect();
+        time += 1;
+        let t = std::time::Instant::now();
+        let b = chain.execute(batch, time).expect("executes");
+        let ns = t.elapsed().as_nanos() as f64;
+        if let Some(bad) = b.record.receipts.iter().find(|x| !x.is_success()) {
+            r.note("storage_failed", json!(format!("{:?}", bad.status)), format!("cold storage: a read failed: {:?}", bad.status));
+            return;
+        }
+        let gas = b.record.receipts.iter().map(|x| x.gas_used).sum::<u64>();
+        chain.commit(b).expect("commit");
+        r.row("adv storage_get", &format!("{pass}: 64 calls x 256 random reads of {keys} keys"), gas, ns);
+    }
+    drop(chain);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Tensor opcodes at the shapes that are slowest per gas: outputs much larger than the work
 /// (an outer product), the longest reduction (a GEMV over the largest k), and elementwise
 /// kernels over the largest tensors the arena holds (memory bandwidth, not computation).
@@ -890,12 +986,33 @@ fn compile_bombs(r: &mut Report, s: &GasSchedule, quick: bool) {
     // Within the limits (1 023 locals, 128 KiB bodies, nesting 256) at every size up to the
     // largest module a transaction can deploy, and past them (refused before compiling).
     let mut cases: Vec<(String, String)> = vec![("minimal".into(), minimal())];
-    for &(f, l, rounds) in &[(1usize, 64usize, 64usize), (1, 1023, 1), (50, 1023, 1), (100, 511, 1), (200, 255, 1), (1, 1023, 12), (4, 1023, 12), (1, 4095, 4)]
-    {
+    for &(f, l, rounds) in &[
+        (1usize, 64usize, 64usize),
+        (1, 16, 256),
+        (1, 32, 128),
+        (1, 128, 32),
+        (1, 256, 16),
+        (1, 1023, 1),
+        (50, 1023, 1),
+        (100, 511, 1),
+        (200, 255, 1),
+        (1, 1023, 12),
+        (4, 1023, 12),
+        (1, 4095, 4),
+    ] {
         cases.push((format!("live_locals {f}x{l}x{rounds}"), live_locals(f, l, rounds)));
     }
     for &(f, d) in &[(1usize, 64usize), (40, 64), (1, 128), (40, 128), (1, 256), (20, 256), (90, 256), (1, 1000), (1, 10_000)] {
         cases.push((format!("nested_ifs {f}x{d}"), nested_ifs(f, d)));
+    }
+    for &(f, n) in &[(1usize, 256usize), (1, 512), (1, 1024), (1, 2048), (1, 4096), (20, 4096)] {
+        cases.push((format!("flat_ifs {f}x{n}"), flat_ifs(f, n)));
+    }
+    for &(f, n) in &[(1usize, 1024usize), (1, 4096), (1, 16384)] {
+        cases.push((format!("dense_br_ifs {f}x{n}"), dense_br_ifs(f, n)));
+    }
+    for &(l, n) in &[(64usize, 256usize), (64, 1024), (500, 256), (500, 1024), (1000, 64), (1000, 256), (1000, 512)] {
+        cases.push((format!("live_across_ifs {l}x{n}"), live_across_ifs(l, n)));
     }
     for &b in &[100usize, 250] {
         cases.push((format!("br_table_fan {b}"), br_table_fan(b)));
@@ -918,15 +1035,15 @@ fn compile_bombs(r: &mut Report, s: &GasSchedule, quick: bool) {
             if let Ok(info) = aivm::validate::validate(&wasm, &Limits::default()) {
                 r.note(
                     "contract_shape",
-                    json!({"contract": name, "bytes": wasm.len(), "max_locals": info.max_locals, "max_function_bytes": info.max_function_bytes, "max_nesting": info.max_nesting}),
-                    format!("{name}: {} B, largest function {} B, {} locals, nesting {}", wasm.len(), info.max_function_bytes, info.max_locals, info.max_nesting),
+                    json!({"contract": name, "bytes": wasm.len(), "max_locals": info.max_locals, "max_function_bytes": info.max_function_bytes, "max_nesting": info.max_nesting, "max_branches": info.max_branches, "branches": info.branches, "functions": info.functions, "compile_work": info.compile_work}),
+                    format!("{name}: {} B, {} functions, largest {} B, {} locals, nesting {}, {} branch points ({} in all), compile work {}", wasm.len(), info.functions, info.max_function_bytes, info.max_locals, info.max_nesting, info.max_branches, info.branches, info.compile_work),
                 );
             }
         }
     }
     let mut worst: f64 = 0.0;
     for (name, wasm) in cases {
-        let gas = s.deploy.cost(wasm.len() as u64).expect("fits");
+        let gas = aivm::deploy_price(&wasm, &Limits::default(), s).unwrap_or(0);
         // The median of three compilations, each on a fresh VM (nothing cached).
         let mut runs: Vec<(f64, Result<(), String>)> = (0..3)
             .map(|_| {

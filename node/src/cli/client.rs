@@ -66,7 +66,9 @@ pub struct DeployArgs {
     pub home: PathBuf,
     #[arg(long)]
     pub rpc: String,
-    #[arg(long, default_value_t = 2_000_000_000)]
+    /// Gas for the deploy and `instantiate`: by default the most one transaction may use
+    /// (a deploy's price grows with the module's size and shape; only what is used is paid).
+    #[arg(long, default_value_t = 2_500_000_000)]
     pub gas_limit: u64,
     /// Skip checking the arguments against the contract's entry-point schema.
     #[arg(long)]

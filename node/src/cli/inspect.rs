@@ -31,7 +31,7 @@ fn inspect(a: &InspectArgs) -> Result<(serde_json::Value, bool)> {
         "file": a.wasm.display().to_string(),
         "bytes": wasm.len(),
         "code_hash": hex::encode(blake3::hash(&wasm).as_bytes()),
-        "deploy_gas": schedule.deploy.cost(wasm.len() as u64),
+        "deploy_gas": aivm::deploy_price(&wasm, &limits, &schedule).ok(),
     });
     let info = match aivm::validate::validate(&wasm, &limits) {
         Ok(info) => info,

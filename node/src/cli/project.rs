@@ -148,7 +148,7 @@ pub fn build(a: BuildArgs) -> Result<bool> {
     }
     // The bytes depend on the compiler too: say which one, so a verifier can use the same.
     let rustc = Command::new("rustc").arg("-V").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
-    let schedule = aivm::GasSchedule::default();
+    let (limits, schedule) = (aivm::Limits::default(), aivm::GasSchedule::default());
     let mut built = Vec::new();
     for path in wasm {
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -156,7 +156,7 @@ pub fn build(a: BuildArgs) -> Result<bool> {
             "wasm": path,
             "bytes": bytes.len(),
             "code_hash": hex::encode(blake3::hash(&bytes).as_bytes()),
-            "deploy_gas": schedule.deploy.cost(bytes.len() as u64),
+            "deploy_gas": aivm::deploy_price(&bytes, &limits, &schedule).ok(),
         }));
     }
     if a.json {

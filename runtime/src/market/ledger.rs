@@ -48,6 +48,8 @@ pub struct Ledger<'a> {
     view: &'a mut dyn StateRead<StateKey, StateValue>,
     schedule: &'a GasSchedule,
     pub writes: BTreeMap<StateKey, StateValue>,
+    /// Keys already read from the state by this transaction (later reads are warm).
+    warm: std::collections::BTreeSet<StateKey>,
     pub gas: u64,
     budget: u64,
     /// The sender's native the transaction may not spend: its reserved fee.
@@ -61,7 +63,7 @@ impl<'a> Ledger<'a> {
     pub fn new(view: &'a mut dyn StateRead<StateKey, StateValue>, schedule: &'a GasSchedule, budget: u64, sender: (Address, Account), reserved: u128) -> Self {
         let mut writes = BTreeMap::new();
         writes.insert(StateKey::Account(sender.0), StateValue::Account(sender.1));
-        Ledger { view, schedule, writes, gas: 0, budget, sender: sender.0, reserved }
+        Ledger { view, schedule, writes, warm: Default::default(), gas: 0, budget, sender: sender.0, reserved }
     }
 
     /// Charge `gas` before the work it pays for.
@@ -79,6 +81,11 @@ impl<'a> Ledger<'a> {
     }
 
     fn read(&mut self, key: &StateKey) -> Step<Option<StateValue>> {
+        // The first read of a key from the state pays the cold surcharge first (as in a call).
+        if !self.writes.contains_key(key) && !self.warm.contains(key) {
+            self.charge(Some(self.schedule.storage_read_cold))?;
+            self.warm.insert(key.clone());
+        }
         let v = match self.writes.get(key) {
             Some(v) => Some(v.clone()),
             None => self.view.read(key)?,

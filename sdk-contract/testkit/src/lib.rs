@@ -132,11 +132,11 @@ impl TestChain {
     }
 
     /// Deploy `wasm` from `deployer` and run its `instantiate` with `init_args` in the same
-    /// step, exactly as a deploy transaction with 2·10⁹ gas (`aivm deploy`'s default) does:
+    /// step, exactly as a deploy transaction with 2.5·10⁹ gas (`aivm deploy`'s default) does:
     /// same address, same gas; nothing is installed if `instantiate` fails. A contract without
     /// an `instantiate` entry deploys with empty arguments (`&()` or anything: they are not read).
     pub fn deploy_by<A: Serialize>(&mut self, deployer: [u8; 32], wasm: &[u8], init_args: &A) -> Result<Deployed, TestError> {
-        self.deploy_with_gas(deployer, wasm, init_args, 2_000_000_000)
+        self.deploy_with_gas(deployer, wasm, init_args, 2_500_000_000)
     }
 
     pub fn deploy_with_gas<A: Serialize>(&mut self, deployer: [u8; 32], wasm: &[u8], init_args: &A, gas_limit: u64) -> Result<Deployed, TestError> {
@@ -146,7 +146,7 @@ impl TestChain {
         let nonce = self.next_nonce(deployer);
         let fields = self.fields(deployer, nonce, gas_limit);
         let size = tx::encoded_size(&fields, tx::Payload::Deploy { code: wasm, args: &args });
-        let code = self.vm.schedule().deploy.cost(wasm.len() as u64).unwrap_or(u64::MAX);
+        let code = self.vm.deploy_price(wasm).unwrap_or(u64::MAX);
         let (charged, budget) = self.admit(size, code, gas_limit)?;
         self.nonces.insert(deployer, nonce + 1);
         let address = tx::contract_address(&deployer, nonce);
@@ -255,7 +255,8 @@ impl TestChain {
         let nonce = self.next_nonce(caller);
         let fields = self.fields(caller, nonce, gas_limit);
         let size = tx::encoded_size(&fields, tx::Payload::Call { contract: &c.address, entry, args: &input });
-        let load = self.vm.schedule().storage_read.cost(c.code_len as u64).unwrap_or(u64::MAX);
+        let schedule = self.vm.schedule();
+        let load = schedule.storage_read.cost(c.code_len as u64).and_then(|g| g.checked_add(schedule.storage_read_cold)).unwrap_or(u64::MAX);
         let (charged, budget) = self.admit(size, load, gas_limit)?;
         self.nonces.insert(caller, nonce + 1);
         let out = self.call_raw(c, caller, entry, input, budget);

@@ -87,11 +87,21 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let key = read(&mut c, "storage_get", kptr, klen, MAX_KEY, "storage key")?;
         let price = c.data().schedule.storage_read;
         charge(&mut c, "storage_get", price.cost(key.len() as u64))?;
+        // The first read of a key that this call has not written goes to the state (maybe
+        // the disk): it pays the cold surcharge before it is made.
+        let cold = !c.data().writes.contains_key(&key) && !c.data().warm.contains(&key);
+        if cold {
+            let surcharge = c.data().schedule.storage_read_cold;
+            charge(&mut c, "storage_get", Some(surcharge))?;
+        }
         let d = c.data_mut();
         let value = match d.writes.get(&key) {
             Some(v) => v.clone(),
             None => d.view.get(&key).map_err(|b| wasmtime::Error::new(Exit::Blocked(b)))?,
         };
+        if cold {
+            d.warm.insert(key);
+        }
         let Some(value) = value else {
             c.data_mut().register = None;
             return Ok(-1);

@@ -16,7 +16,8 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         enter(&mut c, "job_result")?;
         let id: [u8; 32] = read_array(&mut c, "job_result", id)?;
         let price = c.data().schedule.storage_read;
-        charge(&mut c, "job_result", price.cost(32))?;
+        let first = price.cost(32).and_then(|g| g.checked_add(c.data().schedule.storage_read_cold));
+        charge(&mut c, "job_result", first)?;
         let found = c.data_mut().view.job_result(&id).map_err(|b| wasmtime::Error::new(Exit::Blocked(b)))?;
         c.data_mut().register = None;
         let Some(job) = found else { return Ok(-1) };

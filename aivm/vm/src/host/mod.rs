@@ -164,6 +164,9 @@ pub struct HostState {
     pub(crate) event_bytes: usize,
     pub(crate) write_count: usize,
     pub(crate) write_bytes: usize,
+    /// Storage keys this call has already read from the state: a second read of one is warm
+    /// (the node holds it), the first pays `storage_read_cold` for the disk (`env.rs`).
+    pub(crate) warm: std::collections::HashSet<Vec<u8>>,
     pub(crate) arena: Arena,
     pub(crate) meter: GasMeter,
     pub(crate) schedule: Arc<GasSchedule>,
@@ -192,6 +195,7 @@ impl HostState {
             event_bytes: 0,
             write_count: 0,
             write_bytes: 0,
+            warm: Default::default(),
             arena: Arena::new(arena_bytes),
             meter: GasMeter::default(),
             schedule,
