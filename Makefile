@@ -4,7 +4,7 @@
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 WASM_DIR := $(CARGO_TARGET_DIR)/wasm32-unknown-unknown/release
-CONTRACTS := -p token -p ai-demo -p verifier
+CONTRACTS := -p token -p ai-demo -p verifier -p escrow
 
 AIVM := $(CARGO_TARGET_DIR)/release/aivm
 

@@ -37,7 +37,7 @@ fn build(case: u32, tx_bytes: usize, txs: usize, evidence_bytes: usize) -> Block
     let ex = Executor::new(Arc::new(chain), mempool, limits).expect("executor").with_evidence_check(Arc::new(Fake));
     load.gas_limit = 1 << 40;
     for i in 0..txs {
-        let tx = load.sign(i % 8, Payload::Call { contract: [9; 32], entry: "x".into(), args: vec![i as u8; tx_bytes] });
+        let tx = load.sign(i % 8, Payload::Call { contract: [9; 32], entry: "x".into(), args: vec![i as u8; tx_bytes], value: 0 });
         ex.submit(&tx.encode()).expect("admitted");
     }
     for i in 0..100u8 {

@@ -12,7 +12,8 @@ pub struct Admission {
     pub intrinsic: u64,
     /// `gas_limit · gas_price`, reserved up front.
     pub max_fee: u128,
-    /// Native value the payload moves (a market operation: the most it may take).
+    /// Native value the payload moves (a transfer's amount, a call's value; a market operation:
+    /// the most it may take).
     pub value: u128,
 }
 
@@ -42,6 +43,7 @@ impl Admission {
         }
         let value = match &tx.payload {
             Payload::Transfer { amount, .. } => *amount,
+            Payload::Call { value, .. } => *value,
             Payload::Market(m) => m.value(),
             _ => 0,
         };
@@ -153,19 +155,20 @@ mod tests {
         for (chain_id, nonce, gas_limit, gas_price) in
             [(1, 0, 100_000_000, 1), (7, 24, 2_000_000_000, 1), (u64::MAX, 65_536, 10_000_000_000, 300), (0, u64::MAX, u64::MAX, 0)]
         {
-            for (entry, args) in [("transfer", vec![0xa2u8; 40]), ("x", Vec::new()), ("a_longer_entry_name", vec![7; 300])] {
+            let calls = [("transfer", vec![0xa2u8; 40]), ("x", Vec::new()), ("a_longer_entry_name", vec![7; 300])];
+            for ((entry, args), value) in calls.into_iter().flat_map(|c| [0, 23, 1 << 64, u128::MAX].map(|v| (c.clone(), v))) {
                 let tx = Transaction {
                     chain_id,
                     sender,
                     nonce,
                     gas_limit,
                     gas_price,
-                    payload: Payload::Call { contract: [5; 32], entry: entry.into(), args: args.clone() },
+                    payload: Payload::Call { contract: [5; 32], entry: entry.into(), args: args.clone(), value },
                 };
                 let v = tx.sign(&key).verify(chain_id).expect("valid");
                 let fields = mirror::TxFields { chain_id, sender, nonce, gas_limit, gas_price };
-                let size = mirror::encoded_size(&fields, mirror::Payload::Call { contract: &[5; 32], entry, args: &args });
-                assert_eq!(size, v.size, "call {entry} nonce {nonce}");
+                let size = mirror::encoded_size(&fields, mirror::Payload::Call { contract: &[5; 32], entry, args: &args, value });
+                assert_eq!(size, v.size, "call {entry} nonce {nonce} value {value}");
                 if let Ok(adm) = Admission::of(&v, &schedule) {
                     assert_eq!(mirror::intrinsic(&schedule, size), Some(adm.intrinsic));
                 }

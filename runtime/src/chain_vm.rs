@@ -196,6 +196,31 @@ impl PayloadResult {
     }
 }
 
+/// The accounts a successful call leaves: `payer` (already less the value it sent), the
+/// contract (`account`, whose balance in the call was `balance`, the value included) less what
+/// it transferred, and each recipient credited, in order. `None` if a credit overflows.
+fn native_moves(
+    view: &mut dyn StateRead<StateKey, StateValue>,
+    payer: Option<(Address, Account)>,
+    (contract, account): (Address, Account),
+    balance: u128,
+    transfers: Vec<([u8; 32], u128)>,
+) -> Result<Option<BTreeMap<Address, Account>>, ReadError> {
+    let mut accounts: BTreeMap<Address, Account> = payer.into_iter().collect();
+    let sent: u128 = transfers.iter().map(|t| t.1).sum(); // ≤ balance: the VM checked each
+    accounts.insert(contract, Account { balance: balance - sent, ..account });
+    for (to, amount) in transfers {
+        let mut recipient = match accounts.get(&to) {
+            Some(a) => *a,
+            None => read_account(view, &to)?.unwrap_or_default(),
+        };
+        let Some(credited) = recipient.balance.checked_add(amount) else { return Ok(None) };
+        recipient.balance = credited;
+        accounts.insert(to, recipient);
+    }
+    Ok(Some(accounts))
+}
+
 fn read_account(view: &mut dyn StateRead<StateKey, StateValue>, a: &Address) -> Result<Option<Account>, ReadError> {
     Ok(match view.read(&StateKey::Account(*a))? {
         Some(StateValue::Account(acc)) => Some(acc),
@@ -233,8 +258,8 @@ impl TxVm for BlockVm<'_> {
         let budget = tx.gas_limit - intrinsic;
         let mut res = match &tx.payload {
             Payload::Transfer { to, amount } => self.transfer(view, sender, &tx.sender, to, *amount)?,
-            Payload::Deploy { code, args } => self.deploy(view, &tx.sender, tx.nonce, code, args, budget)?,
-            Payload::Call { contract, entry, args } => self.call(view, &tx.sender, *contract, entry, args, budget)?,
+            Payload::Deploy { code, args } => self.deploy(view, sender, &tx.sender, tx.nonce, code, args, budget)?,
+            Payload::Call { contract, entry, args, value } => self.call(view, sender, &tx.sender, *contract, entry, args, *value, budget)?,
             Payload::Market(m) => self.market(view, vtx, sender, adm.max_fee, m, budget)?,
         };
         // Every payload stays within its budget; the min only guards the arithmetic below.
@@ -299,6 +324,7 @@ impl BlockVm<'_> {
     fn deploy(
         &self,
         view: &mut dyn StateRead<StateKey, StateValue>,
+        sender: Account,
         deployer: &Address,
         nonce: u64,
         code: &[u8],
@@ -326,7 +352,14 @@ impl BlockVm<'_> {
             Ok(c) => c,
             Err(e) => return Ok(PayloadResult::failed(e.kind(), e.to_string(), g)),
         };
-        let ctx = CallContext { caller: *deployer, contract: address, block_height: self.env.height, block_time_ms: self.env.time_ms };
+        let ctx = CallContext {
+            caller: *deployer,
+            contract: address,
+            block_height: self.env.height,
+            block_time_ms: self.env.time_ms,
+            value: 0,
+            balance: existing.balance,
+        };
         let mut cv = ContractView { contract: address, view, blocked: None };
         let out = self
             .chain
@@ -348,7 +381,17 @@ impl BlockVm<'_> {
         let mut res = PayloadResult::ok(gas);
         let [code_entry, _] = contract_entries(address, contract.code_hash(), code);
         res.writes.insert(code_entry.0, code_entry.1);
-        res.writes.insert(StateKey::Account(address), StateValue::Account(Account { code_hash: Some(contract.code_hash()), ..existing }));
+        // What `instantiate` paid out of a balance sent to the address beforehand.
+        let installed = Account { code_hash: Some(contract.code_hash()), ..existing };
+        let sent = !out.transfers.is_empty();
+        let Some(accounts) = native_moves(view, Some((*deployer, sender)), (address, installed), existing.balance, out.transfers)? else {
+            return Ok(PayloadResult::failed("overflow", "a transfer's recipient balance would overflow", gas));
+        };
+        for (a, acc) in accounts {
+            if a == address || sent {
+                res.writes.insert(StateKey::Account(a), StateValue::Account(acc));
+            }
+        }
         res.writes.extend(storage_entries(address, out.writes));
         res.events = out.events.into_iter().map(|e| LogEvent { contract: address, topic: e.topic, data: e.data }).collect();
         res.output = output;
@@ -356,13 +399,19 @@ impl BlockVm<'_> {
         Ok(res)
     }
 
+    /// Run `entry` of `contract` for `caller`, who sends it `value` (affordable: checked by
+    /// `execute` against the account `sender` it read). The value and the contract's own
+    /// transfers are applied with the call's writes: a failed call moves nothing.
+    #[allow(clippy::too_many_arguments)]
     fn call(
         &self,
         view: &mut dyn StateRead<StateKey, StateValue>,
+        sender: Account,
         caller: &Address,
         contract: Address,
         entry: &str,
         args: &[u8],
+        value: u128,
         budget: u64,
     ) -> Result<PayloadResult, ReadError> {
         let (code, code_len) = match self.chain.load(view, contract)? {
@@ -380,7 +429,11 @@ impl BlockVm<'_> {
         if load > budget {
             return Ok(PayloadResult::failed("out_of_gas", "loading the contract costs more than the remaining gas", budget));
         }
-        let ctx = CallContext { caller: *caller, contract, block_height: self.env.height, block_time_ms: self.env.time_ms };
+        let account = read_account(view, &contract)?.unwrap_or_default();
+        let Some(balance) = account.balance.checked_add(value) else {
+            return Ok(PayloadResult::failed("overflow", "the contract's balance would overflow", load));
+        };
+        let ctx = CallContext { caller: *caller, contract, block_height: self.env.height, block_time_ms: self.env.time_ms, value, balance };
         let mut cv = ContractView { contract, view, blocked: None };
         let out = self.chain.vm.call(&code, CallRequest { entry, input: args.to_vec(), gas_limit: budget - load, ctx, view: &mut cv });
         if let Some(e) = cv.blocked {
@@ -392,16 +445,23 @@ impl BlockVm<'_> {
                 self.machine_fault(e);
             }
         }
-        Ok(match out.result {
-            Err(e) => PayloadResult::failed(e.kind(), e.to_string(), gas),
-            Ok(output) => {
-                let mut res = PayloadResult::ok(gas);
-                res.output = output;
-                res.events = out.events.into_iter().map(|e| LogEvent { contract, topic: e.topic, data: e.data }).collect();
-                res.writes.extend(storage_entries(contract, out.writes));
-                res
-            }
-        })
+        let output = match out.result {
+            Err(e) => return Ok(PayloadResult::failed(e.kind(), e.to_string(), gas)),
+            Ok(output) => output,
+        };
+        let mut res = PayloadResult::ok(gas);
+        let payer = Some((*caller, Account { balance: sender.balance.saturating_sub(value), ..sender }));
+        let sent: u128 = out.transfers.iter().map(|t| t.1).sum();
+        let Some(accounts) = native_moves(view, payer, (contract, account), balance, out.transfers)? else {
+            return Ok(PayloadResult::failed("overflow", "a transfer's recipient balance would overflow", gas));
+        };
+        if value > 0 || sent > 0 {
+            res.writes.extend(accounts.into_iter().map(|(a, acc)| (StateKey::Account(a), StateValue::Account(acc))));
+        }
+        res.output = output;
+        res.events = out.events.into_iter().map(|e| LogEvent { contract, topic: e.topic, data: e.data }).collect();
+        res.writes.extend(storage_entries(contract, out.writes));
+        Ok(res)
     }
 }
 

@@ -29,16 +29,25 @@ pub enum Payload {
         #[serde(with = "serde_bytes")]
         args: Vec<u8>,
     },
-    /// Call a contract's entry point with CBOR arguments.
+    /// Call a contract's entry point with CBOR arguments, sending it `value` native units
+    /// (moved to the contract before it runs, and back if the call fails). A zero value is
+    /// left out of the encoding (and refused if written), so calls without one encode as
+    /// before it existed.
     Call {
         #[serde(with = "serde_bytes")]
         contract: Address,
         entry: String,
         #[serde(with = "serde_bytes")]
         args: Vec<u8>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        value: u128,
     },
     /// A compute-market operation (`spec/market.md`).
     Market(crate::market::MarketTx),
+}
+
+fn is_zero(v: &u128) -> bool {
+    *v == 0
 }
 
 /// The signed part of a transaction.
@@ -331,7 +340,7 @@ mod tests {
         let payloads = [
             Payload::Transfer { to: [2; 32], amount: u128::MAX },
             Payload::Deploy { code: vec![7; 70_000], args: vec![1, 2] },
-            Payload::Call { contract: [4; 32], entry: "transfer".into(), args: vec![0; 300] },
+            Payload::Call { contract: [4; 32], entry: "transfer".into(), args: vec![0; 300], value: 0 },
         ];
         for payload in payloads {
             let t = Transaction { payload, ..transfer(&k) }.sign(&k);

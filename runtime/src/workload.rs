@@ -81,7 +81,7 @@ pub fn deploy_token(chain: &Chain, load: &mut P2p, wasm: Vec<u8>, supply: u64, e
 
     let mut txs = Vec::new();
     for to in load.addresses().into_iter().skip(1) {
-        txs.push(load.sign(0, Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&to, each) }));
+        txs.push(load.sign(0, Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&to, each), value: 0 }));
     }
     let b = chain.execute(txs, 2).map_err(|e| e.to_string())?;
     if let Some(r) = b.record.receipts.iter().find(|r| !r.is_success()) {
@@ -145,7 +145,7 @@ impl P2p {
                 let to_addr = address(&self.keys[to]);
                 let payload = match asset {
                     Asset::Native => Payload::Transfer { to: to_addr, amount: 1 },
-                    Asset::Token(contract) => Payload::Call { contract, entry: "transfer".into(), args: token_transfer_args(&to_addr, 1) },
+                    Asset::Token(contract) => Payload::Call { contract, entry: "transfer".into(), args: token_transfer_args(&to_addr, 1), value: 0 },
                 };
                 self.sign(from, payload)
             })

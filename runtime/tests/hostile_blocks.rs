@@ -83,7 +83,7 @@ fn results_do_not_depend_on_pool_pressure_or_threads() {
                     s.spawn(|| {
                         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                             let mut view = aivm_runtime::overlay::Overlay::new(chain.store());
-                            let ctx = aivm::CallContext { caller: [0; 32], contract: token, block_height: 1, block_time_ms: 1 };
+                            let ctx = aivm::CallContext { caller: [0; 32], contract: token, block_height: 1, block_time_ms: 1, ..Default::default() };
                             let _ = chain.vm().query(&mut view, token, "total_supply", vec![0xf6], 1_000_000, ctx, None);
                         }
                     });
@@ -130,7 +130,7 @@ fn a_trapping_call_pays_its_gas_limit_in_fees() {
     chain.commit(b).expect("commit");
     load.gas_limit = 5_000_000;
     load.gas_price = 3;
-    let calls = contracts.iter().map(|c| load.sign(1, Payload::Call { contract: *c, entry: "run".into(), args: Vec::new() })).collect();
+    let calls = contracts.iter().map(|c| load.sign(1, Payload::Call { contract: *c, entry: "run".into(), args: Vec::new(), value: 0 })).collect();
     let b = chain.execute(calls, 2).expect("execute");
     for ((name, _), r) in TRAPS.iter().zip(&b.record.receipts) {
         assert!(matches!(&r.status, TxStatus::Failed { kind, .. } if kind == "trap"), "{name}: {:?}", r.status);

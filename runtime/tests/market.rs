@@ -1114,7 +1114,7 @@ fn contracts_read_provisional_and_final_results() {
     assert!(d.is_success(), "{:?}", d.status);
     let reader = *d.contract_address.expect("address");
     let read = |n: &mut Net, id: &[u8; 32], accept: bool| -> (i32, Vec<u8>) {
-        let t = n.tx_with(3, Payload::Call { contract: reader, entry: "read".into(), args: [&id[..], &[accept as u8][..]].concat() }, 10_000_000);
+        let t = n.tx_with(3, Payload::Call { contract: reader, entry: "read".into(), args: [&id[..], &[accept as u8][..]].concat(), value: 0 }, 10_000_000);
         let r = n.block(vec![t]).remove(0);
         assert!(r.is_success(), "{:?}", r.status);
         (i32::from_le_bytes(r.output[..4].try_into().expect("status")), r.output[4..].to_vec())

@@ -36,7 +36,7 @@ fn mixed_block(load: &mut P2p, token: Address, n: usize) -> Vec<SignedTransactio
             let from = load.rng.below(k) as usize;
             let to = load.addresses()[load.rng.below(k) as usize];
             let amount = load.rng.below(2_000_000);
-            load.sign(from, Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&to, amount) })
+            load.sign(from, Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&to, amount), value: 0 })
         })
         .collect()
 }

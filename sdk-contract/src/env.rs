@@ -55,6 +55,39 @@ pub fn block_time_ms() -> u64 {
     unsafe { sys::block_time() as u64 }
 }
 
+fn read_u128(f: unsafe extern "C" fn(*mut u8)) -> u128 {
+    let mut out = [0u8; 16];
+    unsafe { f(out.as_mut_ptr()) };
+    u128::from_le_bytes(out)
+}
+
+/// Native units sent with this call (`aivm send --value`). They are already in [`balance`],
+/// and go back to the caller if the call fails.
+pub fn value() -> u128 {
+    read_u128(sys::call_value)
+}
+
+/// This contract's native balance now: before the call, plus [`value`], minus what it has
+/// transferred in this call.
+pub fn balance() -> u128 {
+    read_u128(sys::balance)
+}
+
+/// The contract's balance cannot cover a [`transfer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InsufficientBalance;
+
+/// Pay `amount` native units from this contract to `to`. Nothing moves if the balance is
+/// short; the transfer happens with the call's other effects, so a call that fails later
+/// pays nothing.
+pub fn transfer(to: &Address, amount: u128) -> Result<(), InsufficientBalance> {
+    let amount = amount.to_le_bytes();
+    match unsafe { sys::transfer(to.0.as_ptr(), amount.as_ptr()) } {
+        0 => Ok(()),
+        _ => Err(InsufficientBalance),
+    }
+}
+
 /// Read the host's result register (after a call that returned its length).
 pub(crate) fn take_result(len: i32) -> Vec<u8> {
     let mut buf = vec![0u8; len.max(0) as usize];

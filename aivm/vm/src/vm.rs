@@ -62,6 +62,8 @@ pub struct CallOutcome {
     pub gas: GasReport,
     pub events: Vec<Event>,
     pub writes: WriteSet,
+    /// Native transfers the contract made (`transfer`), in order; empty unless it succeeded.
+    pub transfers: Vec<([u8; 32], u128)>,
 }
 
 /// The AIVM: one engine, one linker with the host ABI, and a compiled-module cache.
@@ -226,6 +228,7 @@ impl Vm {
                 gas: GasReport { limit: req.gas_limit, ..GasReport::default() },
                 events: Vec::new(),
                 writes: WriteSet::new(),
+                transfers: Vec::new(),
             };
         }
         self.run(contract, req, None)
@@ -246,7 +249,13 @@ impl Vm {
     pub fn instantiate(&self, contract: &Contract, req: CallRequest<'_>) -> CallOutcome {
         if !contract.entries.contains(INSTANTIATE_ENTRY) {
             let result = if req.input.is_empty() { Ok(Vec::new()) } else { Err(VmError::NoSuchEntry(INSTANTIATE_ENTRY.into())) };
-            return CallOutcome { result, gas: GasReport { limit: req.gas_limit, ..GasReport::default() }, events: Vec::new(), writes: WriteSet::new() };
+            return CallOutcome {
+                result,
+                gas: GasReport { limit: req.gas_limit, ..GasReport::default() },
+                events: Vec::new(),
+                writes: WriteSet::new(),
+                transfers: Vec::new(),
+            };
         }
         self.run(contract, CallRequest { entry: INSTANTIATE_ENTRY, ..req }, None)
     }
@@ -333,8 +342,8 @@ impl Vm {
         let gas = store.data().meter.report(req.gas_limit, used);
         let state = store.into_data();
         match result {
-            Ok(out) => CallOutcome { result: Ok(out), gas, events: state.events, writes: state.writes },
-            Err(e) => CallOutcome { result: Err(e), gas, events: Vec::new(), writes: WriteSet::new() },
+            Ok(out) => CallOutcome { result: Ok(out), gas, events: state.events, writes: state.writes, transfers: state.transfers },
+            Err(e) => CallOutcome { result: Err(e), gas, events: Vec::new(), writes: WriteSet::new(), transfers: Vec::new() },
         }
     }
 }

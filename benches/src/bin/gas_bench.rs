@@ -729,7 +729,7 @@ fn storage_writes(r: &mut Report, quick: bool) {
                     args.extend_from_slice(&n.to_le_bytes());
                     args.extend_from_slice(&size.to_le_bytes());
                     args.extend((0..size).map(|_| rng.next_u64() as u8));
-                    load.sign(i % 64, Payload::Call { contract: writer, entry: "run".into(), args })
+                    load.sign(i % 64, Payload::Call { contract: writer, entry: "run".into(), args, value: 0 })
                 })
                 .collect();
             time += 1;
@@ -759,7 +759,7 @@ fn storage_writes(r: &mut Report, quick: bool) {
             .map(|(i, (nonce, n))| {
                 let mut args = nonce.to_le_bytes().to_vec();
                 args.extend_from_slice(&n.to_le_bytes());
-                load.sign(i % 64, Payload::Call { contract: writer, entry: "read".into(), args })
+                load.sign(i % 64, Payload::Call { contract: writer, entry: "read".into(), args, value: 0 })
             })
             .collect();
         time += 1;
@@ -853,7 +853,7 @@ fn cold_storage_reads(r: &mut Report, quick: bool) {
         let batch: Vec<_> = picks
             .iter()
             .enumerate()
-            .map(|(i, args)| load.sign(i % 64, Payload::Call { contract: reader, entry: "scatter".into(), args: args.clone() }))
+            .map(|(i, args)| load.sign(i % 64, Payload::Call { contract: reader, entry: "scatter".into(), args: args.clone(), value: 0 }))
             .collect();
         time += 1;
         let t = std::time::Instant::now();

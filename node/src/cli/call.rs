@@ -103,7 +103,7 @@ fn execute(a: &CallArgs) -> Result<(Value, bool)> {
     if !installed {
         view.writes.extend(contract_entries(address, address, &wasm));
     }
-    let ctx = CallContext { caller, contract: address, block_height: a.height, block_time_ms: a.time_ms };
+    let ctx = CallContext { caller, contract: address, block_height: a.height, block_time_ms: a.time_ms, ..CallContext::default() };
     // `instantiate` installs the contract in this state (once), as a deploy does on chain.
     let out = if a.entry == aivm::INSTANTIATE_ENTRY {
         if installed {

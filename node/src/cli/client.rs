@@ -86,6 +86,10 @@ pub struct SendArgs {
     /// Arguments as JSON.
     #[arg(long, default_value = "null")]
     pub args: String,
+    /// Native units sent with the call (the contract reads them with `env::value()`; they
+    /// move only if the call succeeds).
+    #[arg(long, default_value_t = 0)]
+    pub value: u128,
     #[arg(long)]
     pub home: PathBuf,
     #[arg(long)]
@@ -303,7 +307,10 @@ pub fn send(a: SendArgs) -> Result<bool> {
     if !a.no_check {
         check_remote(&acct.rpc, &a.contract, &a.entry, &args)?;
     }
-    show_receipt(acct.send_with(Payload::Call { contract, entry: a.entry, args: json_to_cbor(&args) }, a.gas_limit, Duration::from_secs(60))?, a.json)
+    show_receipt(
+        acct.send_with(Payload::Call { contract, entry: a.entry, args: json_to_cbor(&args), value: a.value }, a.gas_limit, Duration::from_secs(60))?,
+        a.json,
+    )
 }
 
 pub fn query(a: QueryArgs) -> Result<bool> {

@@ -378,7 +378,7 @@ fn deploy_token(c: &mut RpcClient, load: &mut P2p, wasm: Vec<u8>) -> Result<Addr
         .ok_or_else(|| anyhow!("deploying the token failed: {}", r["status"]))?;
     let mut txs = Vec::new();
     for to in load.addresses().into_iter().skip(1) {
-        txs.push(load.sign(0, Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&to, 1 << 40) }).encode());
+        txs.push(load.sign(0, Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&to, 1 << 40), value: 0 }).encode());
     }
     let Some(last) = txs.pop() else { return Ok(token) };
     for chunk in txs.chunks(500) {
@@ -422,7 +422,7 @@ fn sign_load(load: &mut P2p, token: Address, total: usize) -> Vec<String> {
                 nonce,
                 gas_limit: load_ref.gas_limit,
                 gas_price: load_ref.gas_price,
-                payload: Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&address_of(load_ref, to), 1) },
+                payload: Payload::Call { contract: token, entry: "transfer".into(), args: token_transfer_args(&address_of(load_ref, to), 1), value: 0 },
             };
             to_hex(&tx.sign(key).encode())
         })

@@ -62,7 +62,7 @@ impl Byzantine {
 
     fn tx(&self, nonce: u64, gas_limit: u64, gas_price: u64) -> Vec<u8> {
         let sender = self.key.verifying_key().to_bytes();
-        let payload = Payload::Call { contract: [0x11; 32], entry: "spin".into(), args: Vec::new() };
+        let payload = Payload::Call { contract: [0x11; 32], entry: "spin".into(), args: Vec::new(), value: 0 };
         let tx = Transaction { chain_id: self.chain_id, sender, nonce, gas_limit, gas_price, payload };
         SignedTransaction::encode(&tx.sign(&self.key))
     }

@@ -40,6 +40,9 @@ pub enum TestError {
     /// intrinsic gas and code cost).
     #[error("{0}")]
     Admission(String),
+    /// The caller's native balance (`TestChain::set_balance`) cannot cover the value it sends.
+    #[error("balance {balance} cannot cover the value {value}")]
+    Balance { balance: u128, value: u128 },
 }
 
 /// A successful call.
@@ -76,6 +79,9 @@ pub struct TestChain {
     instantiated: std::collections::HashSet<[u8; 32]>,
     /// The next nonce of each account that has sent a transaction (0 for the others).
     nonces: HashMap<[u8; 32], u64>,
+    /// Native balances: what callers can send with a call and what contracts hold and pay
+    /// out (`transfer`). Fees are computed (`TxGas`) but not taken from them.
+    balances: HashMap<[u8; 32], u128>,
     pub block_height: u64,
     pub block_time_ms: u64,
     /// The chain id written into transactions (its size counts toward intrinsic gas).
@@ -104,6 +110,7 @@ impl TestChain {
             states: HashMap::new(),
             instantiated: Default::default(),
             nonces: HashMap::new(),
+            balances: HashMap::new(),
             block_height: 1,
             block_time_ms: 1_700_000_000_000,
             chain_id: 7,
@@ -152,7 +159,7 @@ impl TestChain {
         let address = tx::contract_address(&deployer, nonce);
         let mut d = Deployed { address, contract, code_len: wasm.len(), deploy_tx: TxGas::default() };
         let execution = if has_instantiate {
-            let out = self.run(&d, deployer, aivm::INSTANTIATE_ENTRY, args, budget, Vm::instantiate);
+            let out = self.run(&d, deployer, aivm::INSTANTIATE_ENTRY, args, budget, Vm::instantiate, 0);
             out.result?;
             self.instantiated.insert(address);
             out.gas.used
@@ -200,10 +207,21 @@ impl TestChain {
 
     /// Call with raw input bytes.
     pub fn call_raw(&mut self, c: &Deployed, caller: [u8; 32], entry: &str, input: Vec<u8>, gas_limit: u64) -> aivm::CallOutcome {
-        self.run(c, caller, entry, input, gas_limit, Vm::call)
+        self.run(c, caller, entry, input, gas_limit, Vm::call, 0)
+    }
+
+    /// An account's native balance (a contract's included).
+    pub fn balance(&self, account: &[u8; 32]) -> u128 {
+        self.balances.get(account).copied().unwrap_or(0)
+    }
+
+    /// Set an account's native balance (genesis, for tests).
+    pub fn set_balance(&mut self, account: [u8; 32], balance: u128) {
+        self.balances.insert(account, balance);
     }
 
     /// Run `how` (a call or an instantiation) on the contract's state; writes kept on success.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         c: &Deployed,
@@ -212,12 +230,23 @@ impl TestChain {
         input: Vec<u8>,
         gas_limit: u64,
         how: fn(&Vm, &Contract, CallRequest<'_>) -> aivm::CallOutcome,
+        value: u128,
     ) -> aivm::CallOutcome {
+        // The value moves to the contract before it runs, as on chain; the caller's balance
+        // was checked by the public entry points.
+        let balance = self.balance(&c.address).saturating_add(value);
         let state = self.states.entry(c.address).or_default();
-        let ctx = CallContext { caller, contract: c.address, block_height: self.block_height, block_time_ms: self.block_time_ms };
+        let ctx = CallContext { caller, contract: c.address, block_height: self.block_height, block_time_ms: self.block_time_ms, value, balance };
         let out = how(&self.vm, &c.contract, CallRequest { entry, input, gas_limit, ctx, view: &mut state.clone() });
         if out.result.is_ok() {
             state.apply(&out.writes);
+            let paid = self.balance(&caller).saturating_sub(value);
+            self.balances.insert(caller, paid);
+            let sent: u128 = out.transfers.iter().map(|t| t.1).sum();
+            self.balances.insert(c.address, balance.saturating_sub(sent));
+            for (to, amount) in &out.transfers {
+                *self.balances.entry(*to).or_default() += amount;
+            }
         }
         out
     }
@@ -229,7 +258,7 @@ impl TestChain {
         if !self.instantiated.insert(c.address) {
             return Err(TestError::Vm(VmError::InstantiateOnly));
         }
-        let out = self.run(c, deployer, aivm::INSTANTIATE_ENTRY, encode(args), 10_000_000_000, Vm::instantiate);
+        let out = self.run(c, deployer, aivm::INSTANTIATE_ENTRY, encode(args), 10_000_000_000, Vm::instantiate, 0);
         let bytes = out.result?;
         Ok(Called { value: decode(&bytes)?, tx: TxGas { execution: out.gas.used, ..TxGas::default() }, gas: out.gas, events: out.events })
     }
@@ -251,15 +280,33 @@ impl TestChain {
         args: &A,
         gas_limit: u64,
     ) -> Result<Called<R>, TestError> {
+        self.call_with_value(c, caller, entry, args, 0, gas_limit)
+    }
+
+    /// A call that sends `value` native units from `caller`'s balance to the contract (moved
+    /// only if the call succeeds, as on chain; `aivm send --value`).
+    pub fn call_with_value<A: Serialize, R: DeserializeOwned>(
+        &mut self,
+        c: &Deployed,
+        caller: [u8; 32],
+        entry: &str,
+        args: &A,
+        value: u128,
+        gas_limit: u64,
+    ) -> Result<Called<R>, TestError> {
+        let balance = self.balance(&caller);
+        if value > balance {
+            return Err(TestError::Balance { balance, value });
+        }
         let input = encode(args);
         let nonce = self.next_nonce(caller);
         let fields = self.fields(caller, nonce, gas_limit);
-        let size = tx::encoded_size(&fields, tx::Payload::Call { contract: &c.address, entry, args: &input });
+        let size = tx::encoded_size(&fields, tx::Payload::Call { contract: &c.address, entry, args: &input, value });
         let schedule = self.vm.schedule();
         let load = schedule.storage_read.cost(c.code_len as u64).and_then(|g| g.checked_add(schedule.storage_read_cold)).unwrap_or(u64::MAX);
         let (charged, budget) = self.admit(size, load, gas_limit)?;
         self.nonces.insert(caller, nonce + 1);
-        let out = self.call_raw(c, caller, entry, input, budget);
+        let out = self.run(c, caller, entry, input, budget, Vm::call, value);
         let bytes = out.result?;
         let value = decode(&bytes)?;
         Ok(Called { value, tx: self.settle(charged, out.gas.used), gas: out.gas, events: out.events })

@@ -48,7 +48,13 @@ pub enum Payload<'a> {
         entry: &'a str,
         #[serde(with = "serde_bytes")]
         args: &'a [u8],
+        #[serde(skip_serializing_if = "is_zero")]
+        value: u128,
     },
+}
+
+fn is_zero(v: &u128) -> bool {
+    *v == 0
 }
 
 #[derive(Serialize)]

@@ -52,6 +52,41 @@ fn token_transfer_allowance_and_revert() {
     assert!(e.to_string().contains("invalid arguments"), "{e}");
 }
 
+/// Native value through a Rust contract: the client's value moves into the contract with the
+/// call, the contract pays it out with `env::transfer`, and a failed call moves nothing.
+#[test]
+fn escrow_locks_value_and_releases_or_refunds_it() {
+    let mut chain = TestChain::new();
+    let e = chain.deploy(&contract_wasm("escrow").unwrap()).unwrap();
+    chain.set_balance(ALICE, 1_000);
+    let id: u64 = chain.call_with_value(&e, ALICE, "lock", &json!({"worker": hex(BOB), "blocks": 10}), 300, 100_000_000).unwrap().value;
+    assert_eq!((chain.balance(&ALICE), chain.balance(&e.address)), (700, 300));
+    let held: u128 = chain.call(&e, CAROL, "held", &()).unwrap().value;
+    assert_eq!(held, 300);
+    // Nothing sent: refused, and a failed call keeps its value.
+    assert!(chain.call::<_, u64>(&e, ALICE, "lock", &json!({"worker": hex(BOB), "blocks": 10})).is_err());
+    let err = chain.call_with_value::<_, u64>(&e, ALICE, "lock", &json!({"worker": "nothex", "blocks": 1}), 50, 100_000_000).unwrap_err();
+    assert!(err.to_string().contains("invalid arguments"), "{err}");
+    assert_eq!((chain.balance(&ALICE), chain.balance(&e.address)), (700, 300));
+    // More than the caller holds is refused before it runs.
+    assert!(matches!(
+        chain.call_with_value::<_, u64>(&e, ALICE, "lock", &json!({"worker": hex(BOB), "blocks": 1}), 701, 100_000_000),
+        Err(aivm_testkit::TestError::Balance { balance: 700, value: 701 })
+    ));
+    // Only the client releases; the worker is paid.
+    assert!(chain.call::<_, ()>(&e, BOB, "release", &id).is_err());
+    let r = chain.call::<_, ()>(&e, ALICE, "release", &id).unwrap();
+    assert_eq!(r.gas.by_op["transfer"].calls, 1, "{}", gas_table(&r.gas));
+    assert_eq!((chain.balance(&BOB), chain.balance(&e.address)), (300, 0));
+    assert!(chain.call::<_, ()>(&e, ALICE, "release", &id).is_err(), "released once");
+    // A second lock runs out: the client takes it back only after the deadline.
+    let id: u64 = chain.call_with_value(&e, ALICE, "lock", &json!({"worker": hex(BOB), "blocks": 10}), 200, 100_000_000).unwrap().value;
+    assert!(chain.call::<_, ()>(&e, ALICE, "reclaim", &id).is_err(), "before the deadline");
+    chain.block_height += 10;
+    chain.call::<_, ()>(&e, ALICE, "reclaim", &id).unwrap();
+    assert_eq!((chain.balance(&ALICE), chain.balance(&BOB), chain.balance(&e.address)), (700, 300, 0));
+}
+
 #[test]
 fn token_out_of_gas_discards_everything() {
     let mut chain = TestChain::new();

@@ -145,6 +145,9 @@ pub struct GasSchedule {
     pub tx: LinearGasCost,
     /// A native transfer on top of `tx`: the recipient's account read and write.
     pub transfer: u64,
+    /// A contract's `transfer`: the recipient's account read cold and written (applied with the
+    /// call's writes).
+    pub native_transfer: u64,
     /// Deploying a contract, per byte of wasm: validation and compilation.
     pub deploy: LinearGasCost,
     /// Deploying, per unit of the module's compile work (`ModuleInfo::compile_work`, Σ over
@@ -226,6 +229,9 @@ impl Default for GasSchedule {
             tee_per_byte: TEE_PER_BYTE,
             tx: LinearGasCost::new(340_000, 10),
             transfer: 10_000,
+            // A cold account read (`storage_read` + `storage_read_cold`) and an account write
+            // (`storage_write` on ~80 bytes of key and account).
+            native_transfer: 100_000 + 150_000 + 40 * 80,
             // Measured with `gas-bench --adversarial` (BENCHMARKS.md "Deploy compile time"):
             // straight-line code compiles at ~0.2 µs/byte; what grows faster is register
             // allocation over many basic blocks and many live values, ~quadratically in a

@@ -10,6 +10,7 @@ pub(crate) mod env;
 mod market;
 mod memory;
 mod model;
+mod native;
 mod tee;
 mod tensor;
 mod verify;
@@ -61,6 +62,9 @@ pub const IMPORTS: &[&str] = &[
     "freivalds_verify",
     "tee_verify",
     "job_result",
+    "call_value",
+    "balance",
+    "transfer",
 ];
 
 /// Who is calling what, and when. Supplied by the caller of the VM (CLI, runtime).
@@ -70,6 +74,10 @@ pub struct CallContext {
     pub contract: [u8; 32],
     pub block_height: u64,
     pub block_time_ms: u64,
+    /// Native units sent with this call (already in `balance`).
+    pub value: u128,
+    /// The contract's native balance when the call starts, the value included.
+    pub balance: u128,
 }
 
 /// A read that cannot be answered yet: in a parallel executor, an earlier transaction of the
@@ -167,6 +175,9 @@ pub struct HostState {
     /// Storage keys this call has already read from the state: a second read of one is warm
     /// (the node holds it), the first pays `storage_read_cold` for the disk (`env.rs`).
     pub(crate) warm: std::collections::HashSet<Vec<u8>>,
+    /// Native transfers out of the contract, in order, and their sum (`native.rs`).
+    pub(crate) transfers: Vec<([u8; 32], u128)>,
+    pub(crate) sent: u128,
     pub(crate) arena: Arena,
     pub(crate) meter: GasMeter,
     pub(crate) schedule: Arc<GasSchedule>,
@@ -183,6 +194,11 @@ pub struct HostState {
 }
 
 impl HostState {
+    /// What the contract can still pay out in this call.
+    pub(crate) fn available(&self) -> u128 {
+        self.ctx.balance.saturating_sub(self.sent)
+    }
+
     pub(crate) fn new(ctx: CallContext, input: Vec<u8>, view: ViewPtr, schedule: Arc<GasSchedule>, limits: CallLimits, arena_bytes: usize) -> Self {
         Self {
             ctx,
@@ -196,6 +212,8 @@ impl HostState {
             write_count: 0,
             write_bytes: 0,
             warm: Default::default(),
+            transfers: Vec::new(),
+            sent: 0,
             arena: Arena::new(arena_bytes),
             meter: GasMeter::default(),
             schedule,
@@ -269,6 +287,7 @@ pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     model::link(linker)?;
     tee::link(linker)?;
     market::link(linker)?;
+    native::link(linker)?;
     Ok(())
 }
 

@@ -1,0 +1,96 @@
+//! Escrow of native value for off-chain work (seed 002 Listing 1's `ESCROW_LOCK` /
+//! `ESCROW_RELEASE`, on the chain's native token): a client locks what it sends with the
+//! call for a worker; the client releases it to the worker, or takes it back once the
+//! deadline has passed without a release.
+#![no_std]
+
+use aivm_sdk::prelude::*;
+use aivm_sdk::storage::Map;
+
+const LOCKS: Map<Lock> = Map::new(b"lock:");
+const NEXT: &[u8] = b"next";
+
+/// What is held for one job.
+#[derive(Serialize, Deserialize, Schema, Clone)]
+pub struct Lock {
+    pub client: Address,
+    pub worker: Address,
+    pub amount: u128,
+    /// Block height from which the client may reclaim.
+    pub deadline: u64,
+}
+
+#[derive(Serialize, Deserialize, Schema)]
+pub struct LockArgs {
+    pub worker: Address,
+    /// Blocks the worker has before the client may reclaim.
+    pub blocks: u64,
+}
+
+#[derive(Serialize, Deserialize, Schema)]
+pub struct Released {
+    pub id: u64,
+    pub to: Address,
+    pub amount: u128,
+}
+
+fn take(id: u64) -> Result<Lock, ContractError> {
+    let lock = LOCKS.get(&id.to_le_bytes()).ok_or_else(|| ContractError::new(format!("no escrow {id}")))?;
+    LOCKS.remove(&id.to_le_bytes());
+    Ok(lock)
+}
+
+fn pay(id: u64, to: Address, amount: u128) -> Result<(), ContractError> {
+    // The contract holds every open lock, so this cannot be short; if it were, nothing moves.
+    env::transfer(&to, amount).map_err(|_| ContractError::from("escrow balance short"))?;
+    events::emit("released", &Released { id, to, amount });
+    Ok(())
+}
+
+/// ESCROW_LOCK: hold the value sent with this call for `worker`; returns the escrow's id.
+#[entry_point]
+pub fn lock(args: LockArgs) -> Result<u64, ContractError> {
+    let amount = env::value();
+    if amount == 0 {
+        return Err("send the amount to lock with the call (`aivm send --value`)".into());
+    }
+    let id: u64 = storage::get(NEXT).unwrap_or(0);
+    storage::set(NEXT, &(id + 1));
+    let deadline = env::block_height().saturating_add(args.blocks);
+    LOCKS.set(&id.to_le_bytes(), &Lock { client: env::caller(), worker: args.worker, amount, deadline });
+    Ok(id)
+}
+
+/// ESCROW_RELEASE: the client pays the worker.
+#[entry_point]
+pub fn release(id: u64) -> Result<(), ContractError> {
+    let lock = take(id)?;
+    if env::caller() != lock.client {
+        return Err("only the client releases".into());
+    }
+    pay(id, lock.worker, lock.amount)
+}
+
+/// The client takes the value back after the deadline.
+#[entry_point]
+pub fn reclaim(id: u64) -> Result<(), ContractError> {
+    let lock = take(id)?;
+    if env::caller() != lock.client {
+        return Err("only the client reclaims".into());
+    }
+    if env::block_height() < lock.deadline {
+        return Err(ContractError::new(format!("the worker has until block {}", lock.deadline)));
+    }
+    pay(id, lock.client, lock.amount)
+}
+
+#[entry_point]
+pub fn escrow(id: u64) -> Result<Option<Lock>, ContractError> {
+    Ok(LOCKS.get(&id.to_le_bytes()))
+}
+
+/// The native units the contract holds (every open lock).
+#[entry_point]
+pub fn held(_: ()) -> Result<u128, ContractError> {
+    Ok(env::balance())
+}
