@@ -524,6 +524,16 @@ impl StateView for ContractView<'_> {
             _ => None,
         })
     }
+
+    fn market_workers(&mut self, sku: &[u8; 32]) -> Result<Option<usize>, ReadBlocked> {
+        crate::market::quote::workers(&mut |k| self.bytes(k), sku)
+    }
+
+    fn market_quote(&mut self, sku: &[u8; 32], units: u64, ctx: &CallContext) -> Result<Option<aivm::MarketQuote>, ReadBlocked> {
+        let key = crate::market::quote::quote_key(&ctx.contract, ctx.block_height, sku, units);
+        let q = crate::market::quote::quote(&mut |k| self.bytes(k), sku, units, &key)?;
+        Ok(q.map(|q| aivm::MarketQuote { price: q.price, worker: q.worker, bytes: q.bytes }))
+    }
 }
 
 impl ContractView<'_> {

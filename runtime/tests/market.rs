@@ -1137,3 +1137,57 @@ fn contracts_read_provisional_and_final_results() {
     assert_eq!(read(&mut n, &id, false).1[0], 2);
     assert_eq!(read(&mut n, &[9; 32], true).0, -1, "no such job");
 }
+
+/// HMM_QUOTE from a Rust contract (seed 002 Listing 1's `submitJob`): `contracts/escrow`'s
+/// `hire` quotes the work on the model's pool, keeps the price for the quoted worker out of
+/// the value sent and returns the rest; the quote is the pool's `amount_in` and its worker one
+/// with room; no worker with room (or no pool) is a clear failure that moves nothing.
+#[test]
+fn a_contract_quotes_the_pool_and_escrows_the_price_for_a_worker() {
+    let mut n = Net::new("quote", 4, 1);
+    let (client, deployer, sku) = (1, 3, n.sku);
+    let code = aivm_testkit::contract_wasm("escrow").expect("escrow.wasm (run `make contracts`)");
+    let d = n.tx_with(deployer, Payload::Deploy { code, args: vec![] }, 2_500_000_000);
+    let d = n.block(vec![d]).remove(0);
+    assert!(d.is_success(), "{:?}", d.status);
+    let escrow = *d.contract_address.expect("address");
+    #[derive(serde::Serialize)]
+    struct Hire {
+        #[serde(with = "serde_bytes")]
+        sku: [u8; 32],
+        units: u64,
+        blocks: u64,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    struct Hired {
+        id: u64,
+        /// The SDK writes addresses as hex.
+        worker: String,
+        price: u128,
+    }
+    let hire = |n: &mut Net, sku: [u8; 32], units: u64, value: u128| {
+        let args = cbor(&Hire { sku, units, blocks: 10 });
+        let t = n.tx_with(client, Payload::Call { contract: escrow, entry: "hire".into(), args, value }, 50_000_000);
+        n.block(vec![t]).remove(0)
+    };
+    // No worker yet: no quote, and nothing moves but the fee.
+    let before = n.balance(&addr(&n.keys[client]));
+    let r = hire(&mut n, sku, 40, 1_000);
+    assert!(failed(&r).contains("no quote"), "{:?}", r.status);
+    assert_eq!(n.balance(&addr(&n.keys[client])), before - r.fee);
+    n.bond_worker(2, 20_000, 100);
+    let pool: Pool = n.get(MarketKey::Pool(&n.sku)).expect("pool");
+    let price = amount_in(40, pool.native, pool.units, pool.fee_bps).expect("quote");
+    let before = n.balance(&addr(&n.keys[client]));
+    let r = hire(&mut n, sku, 40, price + 77);
+    assert!(r.is_success(), "{:?}", r.status);
+    let hired: Hired = ciborium::from_reader(&r.output[..]).expect("output");
+    assert_eq!((hired.id, hired.worker, hired.price), (0, hex::encode(addr(&n.keys[2])), price), "the only worker with room, at the pool's price");
+    assert_eq!(n.balance(&escrow), price, "the escrow keeps the price");
+    assert_eq!(n.balance(&addr(&n.keys[client])), before - price - r.fee, "and sends back the rest");
+    // Too little sent, more units than the worker has room for, an unknown model: refused.
+    assert!(failed(&hire(&mut n, sku, 40, price - 1)).contains("the quote is"));
+    assert!(failed(&hire(&mut n, sku, 101, price * 3)).contains("no quote"));
+    assert!(failed(&hire(&mut n, [7; 32], 1, 1_000)).contains("no quote"));
+    assert_eq!(n.balance(&escrow), price);
+}

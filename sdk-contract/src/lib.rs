@@ -26,6 +26,7 @@ pub mod crypto;
 pub mod entry;
 pub mod env;
 pub mod events;
+pub mod market;
 pub mod model;
 pub mod storage;
 pub mod sys;
@@ -46,7 +47,7 @@ pub mod prelude {
     pub use crate::model::Model;
     pub use crate::tensor::{DType, Tensor};
     pub use crate::types::{Address, Bytes32};
-    pub use crate::{crypto, entry_point, env, events, model, storage, verify, Schema};
+    pub use crate::{crypto, entry_point, env, events, market, model, storage, verify, Schema};
     pub use alloc::{format, string::String, string::ToString, vec, vec::Vec};
     pub use serde::{Deserialize, Serialize};
 }

@@ -18,6 +18,7 @@ extern "C" {
     pub fn call_value(dst: *mut u8);
     pub fn balance(dst: *mut u8);
     pub fn transfer(to: *const u8, amount: *const u8) -> i32;
+    pub fn hmm_quote(sku: *const u8, units: i64, dst: *mut u8) -> i32;
     pub fn emit_event(topic: *const u8, topic_len: i32, data: *const u8, data_len: i32);
     pub fn sha256(ptr: *const u8, len: i32, dst: *mut u8);
     pub fn blake3(ptr: *const u8, len: i32, dst: *mut u8);

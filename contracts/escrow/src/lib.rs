@@ -61,6 +61,42 @@ pub fn lock(args: LockArgs) -> Result<u64, ContractError> {
     Ok(id)
 }
 
+#[derive(Serialize, Deserialize, Schema)]
+pub struct HireArgs {
+    /// The model's SKU hash.
+    pub sku: Bytes32,
+    /// Compute units (tokens processed) the work needs.
+    pub units: u64,
+    pub blocks: u64,
+}
+
+#[derive(Serialize, Deserialize, Schema)]
+pub struct Hired {
+    pub id: u64,
+    pub worker: Address,
+    pub price: u128,
+}
+
+/// Seed 002 Listing 1's `submitJob`: HMM_QUOTE the work on the model's pool, require the
+/// value sent to cover the price, lock the price for the quoted worker and send back the rest.
+#[entry_point]
+pub fn hire(args: HireArgs) -> Result<Hired, ContractError> {
+    let q = market::quote(&args.sku, args.units).ok_or(ContractError::from("no quote: no pool for the model or no worker with room"))?;
+    let sent = env::value();
+    if sent < q.price {
+        return Err(ContractError::new(format!("the quote is {}; {sent} was sent", q.price)));
+    }
+    let client = env::caller();
+    if sent > q.price {
+        env::transfer(&client, sent - q.price).map_err(|_| ContractError::from("escrow balance short"))?;
+    }
+    let id: u64 = storage::get(NEXT).unwrap_or(0);
+    storage::set(NEXT, &(id + 1));
+    let deadline = env::block_height().saturating_add(args.blocks);
+    LOCKS.set(&id.to_le_bytes(), &Lock { client, worker: q.worker, amount: q.price, deadline });
+    Ok(Hired { id, worker: q.worker, price: q.price })
+}
+
 /// ESCROW_RELEASE: the client pays the worker.
 #[entry_point]
 pub fn release(id: u64) -> Result<(), ContractError> {

@@ -145,29 +145,41 @@ pub fn submit(
 fn select_worker(l: &mut Ledger<'_>, params: &MarketParams, sku: &Sku, units: u64, job: &JobId) -> Step<Address> {
     let set: WorkerSet = l.get(MarketKey::Workers(sku))?.unwrap_or_default();
     let role = Role::Worker { sku: *sku };
-    let mut eligible = Vec::new();
+    let mut candidates = Vec::new();
     let mut total: u128 = 0;
     for w in &set.workers {
         let b: Bond = l.get(MarketKey::Bond(&role, w))?.unwrap_or_default();
-        if b.bonded >= params.min_worker_stake && b.in_flight.saturating_add(units) <= b.capacity {
+        if eligible(params, &b, units) {
             total = total.checked_add(b.bonded).ok_or(MarketError::Overflow)?;
-            eligible.push((**w, b.bonded));
+            candidates.push((**w, b.bonded));
         }
-    }
-    if total == 0 {
-        return Err(MarketError::NoWorker.into());
     }
     let mut h = blake3::Hasher::new_derive_key("aivm 2026-12 worker selection v1");
     h.update(job);
-    let draw = u128::from_le_bytes(h.finalize().as_bytes()[..16].try_into().unwrap_or([0; 16])) % total;
+    draw(&candidates, total, h.finalize().as_bytes()).ok_or_else(|| MarketError::NoWorker.into())
+}
+
+/// The stake-weighted draw both selection and quotes use: `eligible` workers (address order)
+/// with their bonded stake summing to `total`; `d = u128_le(key[..16]) mod total`, and the
+/// first worker whose running stake sum exceeds `d`. `None` if nobody is eligible.
+pub fn draw(eligible: &[(Address, u128)], total: u128, key: &[u8; 32]) -> Option<Address> {
+    if total == 0 {
+        return None;
+    }
+    let d = u128::from_le_bytes(key[..16].try_into().unwrap_or([0; 16])) % total;
     let mut acc = 0u128;
     for (w, stake) in eligible {
-        acc += stake;
-        if draw < acc {
-            return Ok(w);
+        acc = acc.saturating_add(*stake);
+        if d < acc {
+            return Some(*w);
         }
     }
-    Err(MarketError::NoWorker.into())
+    None
+}
+
+/// Whether a worker's bond lets it take `units` more (selection and quotes alike).
+pub fn eligible(params: &MarketParams, b: &Bond, units: u64) -> bool {
+    b.bonded >= params.min_worker_stake && b.in_flight.saturating_add(units) <= b.capacity
 }
 
 /// A worker slashed to nothing bonded leaves its SKU's set, so dead entries cannot fill the

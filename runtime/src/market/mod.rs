@@ -22,6 +22,7 @@ pub mod hmm;
 pub mod jobs;
 pub mod ledger;
 pub mod params;
+pub mod quote;
 pub mod split;
 pub mod state;
 pub mod tee;

@@ -65,6 +65,7 @@ pub const IMPORTS: &[&str] = &[
     "call_value",
     "balance",
     "transfer",
+    "hmm_quote",
 ];
 
 /// Who is calling what, and when. Supplied by the caller of the VM (CLI, runtime).
@@ -97,6 +98,27 @@ pub trait StateView {
     fn job_result(&mut self, _id: &[u8; 32]) -> Result<Option<JobResult>, ReadBlocked> {
         Ok(None)
     }
+
+    /// How many workers serve the SKU `sku` in the compute market (what a quote reads), if
+    /// any (`hmm_quote`; none without a market).
+    fn market_workers(&mut self, _sku: &[u8; 32]) -> Result<Option<usize>, ReadBlocked> {
+        Ok(None)
+    }
+
+    /// HMM_QUOTE: the price of `units` on the SKU's pool and a worker with room for them,
+    /// drawn for the calling contract in this block (`ctx`).
+    fn market_quote(&mut self, _sku: &[u8; 32], _units: u64, _ctx: &CallContext) -> Result<Option<MarketQuote>, ReadBlocked> {
+        Ok(None)
+    }
+}
+
+/// A compute-market quote as a contract reads it (`hmm_quote`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarketQuote {
+    pub price: u128,
+    pub worker: [u8; 32],
+    /// Bytes of the records read to make it (priced per byte).
+    pub bytes: usize,
 }
 
 /// A market job's result as a contract reads it (`spec/tee.md` §5).
@@ -132,6 +154,16 @@ impl ViewPtr {
     pub(crate) fn job_result(&mut self, id: &[u8; 32]) -> Result<Option<JobResult>, ReadBlocked> {
         // SAFETY: as in `get`.
         unsafe { self.0.as_mut() }.job_result(id)
+    }
+
+    pub(crate) fn market_workers(&mut self, sku: &[u8; 32]) -> Result<Option<usize>, ReadBlocked> {
+        // SAFETY: as in `get`.
+        unsafe { self.0.as_mut() }.market_workers(sku)
+    }
+
+    pub(crate) fn market_quote(&mut self, sku: &[u8; 32], units: u64, ctx: &CallContext) -> Result<Option<MarketQuote>, ReadBlocked> {
+        // SAFETY: as in `get`.
+        unsafe { self.0.as_mut() }.market_quote(sku, units, ctx)
     }
 }
 
