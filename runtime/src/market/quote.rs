@@ -11,6 +11,9 @@ use super::MarketParams;
 use crate::state::{Address, StateKey};
 use serde::de::DeserializeOwned;
 
+/// Reads one state record's bytes (`None`: absent); `E` is the embedder's "blocked" error.
+pub type ReadRecord<'a, E> = dyn FnMut(&StateKey) -> Result<Option<Vec<u8>>, E> + 'a;
+
 /// A quote, with the record bytes read to make it (priced per byte).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quote {
@@ -30,25 +33,21 @@ pub fn quote_key(contract: &Address, height: u64, sku: &Sku, units: u64) -> [u8;
     *h.finalize().as_bytes()
 }
 
-fn record<T: DeserializeOwned, E>(
-    read: &mut dyn FnMut(&StateKey) -> Result<Option<Vec<u8>>, E>,
-    key: MarketKey<'_>,
-    bytes: &mut usize,
-) -> Result<Option<T>, E> {
+fn record<T: DeserializeOwned, E>(read: &mut ReadRecord<'_, E>, key: MarketKey<'_>, bytes: &mut usize) -> Result<Option<T>, E> {
     let Some(b) = read(&key.state_key())? else { return Ok(None) };
     *bytes += b.len();
     Ok(ciborium::from_reader(&b[..]).ok())
 }
 
 /// How many workers the SKU's set holds (what a quote will read); `None` if it has none.
-pub fn workers<E>(read: &mut dyn FnMut(&StateKey) -> Result<Option<Vec<u8>>, E>, sku: &Sku) -> Result<Option<usize>, E> {
+pub fn workers<E>(read: &mut ReadRecord<'_, E>, sku: &Sku) -> Result<Option<usize>, E> {
     let set: Option<WorkerSet> = record(read, MarketKey::Workers(sku), &mut 0)?;
     Ok(set.map(|s| s.workers.len()).filter(|n| *n > 0))
 }
 
 /// The quote for `units` (≥ 1) on `sku`, or `None`: no market, no pool, a pool that cannot
 /// sell that many units, or no worker with room for them.
-pub fn quote<E>(read: &mut dyn FnMut(&StateKey) -> Result<Option<Vec<u8>>, E>, sku: &Sku, units: u64, key: &[u8; 32]) -> Result<Option<Quote>, E> {
+pub fn quote<E>(read: &mut ReadRecord<'_, E>, sku: &Sku, units: u64, key: &[u8; 32]) -> Result<Option<Quote>, E> {
     let mut bytes = 0;
     let Some(params) = record::<MarketParams, E>(read, MarketKey::Params, &mut bytes)? else { return Ok(None) };
     let Some(pool) = record::<Pool, E>(read, MarketKey::Pool(sku), &mut bytes)? else { return Ok(None) };
