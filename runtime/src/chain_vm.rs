@@ -258,8 +258,8 @@ impl TxVm for BlockVm<'_> {
         let budget = tx.gas_limit - intrinsic;
         let mut res = match &tx.payload {
             Payload::Transfer { to, amount } => self.transfer(view, sender, &tx.sender, to, *amount)?,
-            Payload::Deploy { code, args } => self.deploy(view, sender, &tx.sender, tx.nonce, code, args, budget)?,
-            Payload::Call { contract, entry, args, value } => self.call(view, sender, &tx.sender, *contract, entry, args, *value, budget)?,
+            Payload::Deploy { code, args } => self.deploy(view, vtx.hash, sender, &tx.sender, tx.nonce, code, args, budget)?,
+            Payload::Call { contract, entry, args, value } => self.call(view, vtx.hash, sender, &tx.sender, *contract, entry, args, *value, budget)?,
             Payload::Market(m) => self.market(view, vtx, sender, adm.max_fee, m, budget)?,
         };
         // Every payload stays within its budget; the min only guards the arithmetic below.
@@ -324,6 +324,7 @@ impl BlockVm<'_> {
     fn deploy(
         &self,
         view: &mut dyn StateRead<StateKey, StateValue>,
+        tx_hash: [u8; 32],
         sender: Account,
         deployer: &Address,
         nonce: u64,
@@ -359,6 +360,7 @@ impl BlockVm<'_> {
             block_time_ms: self.env.time_ms,
             value: 0,
             balance: existing.balance,
+            tx_hash,
         };
         let mut cv = ContractView { contract: address, view, blocked: None };
         let out = self
@@ -396,7 +398,7 @@ impl BlockVm<'_> {
         res.events = out.events.into_iter().map(|e| LogEvent { contract: address, topic: e.topic, data: e.data }).collect();
         res.output = output;
         res.contract_address = Some(address);
-        Ok(res)
+        self.market_actions(view, tx_hash, address, out.market, res, budget)
     }
 
     /// Run `entry` of `contract` for `caller`, who sends it `value` (affordable: checked by
@@ -406,6 +408,7 @@ impl BlockVm<'_> {
     fn call(
         &self,
         view: &mut dyn StateRead<StateKey, StateValue>,
+        tx_hash: [u8; 32],
         sender: Account,
         caller: &Address,
         contract: Address,
@@ -433,7 +436,7 @@ impl BlockVm<'_> {
         let Some(balance) = account.balance.checked_add(value) else {
             return Ok(PayloadResult::failed("overflow", "the contract's balance would overflow", load));
         };
-        let ctx = CallContext { caller: *caller, contract, block_height: self.env.height, block_time_ms: self.env.time_ms, value, balance };
+        let ctx = CallContext { caller: *caller, contract, block_height: self.env.height, block_time_ms: self.env.time_ms, value, balance, tx_hash };
         let mut cv = ContractView { contract, view, blocked: None };
         let out = self.chain.vm.call(&code, CallRequest { entry, input: args.to_vec(), gas_limit: budget - load, ctx, view: &mut cv });
         if let Some(e) = cv.blocked {
@@ -461,7 +464,77 @@ impl BlockVm<'_> {
         res.output = output;
         res.events = out.events.into_iter().map(|e| LogEvent { contract, topic: e.topic, data: e.data }).collect();
         res.writes.extend(storage_entries(contract, out.writes));
+        self.market_actions(view, tx_hash, contract, out.market, res, budget)
+    }
+
+    /// Carry out what a successful call asked of the market (`spec/market.md` §6c), in order,
+    /// each as the market transaction it names with `contract` as its sender, on top of the
+    /// call's own writes and within the gas the call left. The first that fails fails the
+    /// call: its gas is charged, nothing else is kept.
+    fn market_actions(
+        &self,
+        view: &mut dyn StateRead<StateKey, StateValue>,
+        tx_hash: [u8; 32],
+        contract: Address,
+        actions: Vec<aivm::MarketAction>,
+        mut res: PayloadResult,
+        budget: u64,
+    ) -> Result<PayloadResult, ReadError> {
+        use crate::market::exec::{execute, MarketCtx, MarketFailure};
+        use crate::market::{hmm::Side, MarketTx};
+        for action in actions {
+            let (id, tx) = match action {
+                aivm::MarketAction::Swap { sku, sell_units, amount_in, min_out } => {
+                    let side = if sell_units { Side::Units } else { Side::Native };
+                    (tx_hash, MarketTx::Swap { sku, side, amount_in, min_out })
+                }
+                aivm::MarketAction::SubmitJob { id, sku, prompt, max_new, sla_blocks, budget, tee } => {
+                    (id, MarketTx::SubmitJob { sku, prompt, max_new, sla_blocks, budget, tee })
+                }
+            };
+            let ctx = MarketCtx {
+                schedule: self.chain.vm.schedule(),
+                models: self.chain.vm.models(),
+                height: self.env.height,
+                time_ms: self.env.time_ms,
+                tx_hash: id,
+                sender: contract,
+            };
+            let mut pending = Pending { view: &mut *view, writes: &res.writes };
+            let account = read_account(&mut pending, &contract)?.unwrap_or_default();
+            match execute(&ctx, &mut pending, account, 0, &tx, budget.saturating_sub(res.gas)) {
+                Ok(out) => {
+                    res.gas += out.gas;
+                    res.writes.extend(out.writes);
+                    res.events.extend(out.events);
+                }
+                Err(MarketFailure::Read(e)) => return Err(e),
+                Err(MarketFailure::Failed { gas, error }) => {
+                    return Ok(PayloadResult::failed(error.kind(), format!("market action: {error}"), res.gas + gas));
+                }
+                Err(MarketFailure::Fault(f)) => {
+                    let _ = self.fault.set(f.clone());
+                    return Ok(PayloadResult::failed("machine_fault", f, budget));
+                }
+            }
+        }
         Ok(res)
+    }
+}
+
+/// The state as a call left it: its writes over the block's view (what a call's market
+/// actions read).
+struct Pending<'a> {
+    view: &'a mut dyn StateRead<StateKey, StateValue>,
+    writes: &'a BTreeMap<StateKey, StateValue>,
+}
+
+impl StateRead<StateKey, StateValue> for Pending<'_> {
+    fn read(&mut self, key: &StateKey) -> Result<Option<StateValue>, ReadError> {
+        match self.writes.get(key) {
+            Some(v) => Ok(Some(v.clone())),
+            None => self.view.read(key),
+        }
     }
 }
 

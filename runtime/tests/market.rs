@@ -1191,3 +1191,159 @@ fn a_contract_quotes_the_pool_and_escrows_the_price_for_a_worker() {
     assert!(failed(&hire(&mut n, [7; 32], 1, 1_000)).contains("no quote"));
     assert_eq!(n.balance(&escrow), price);
 }
+
+/// Swaps from a contract: input = SKU (32 bytes), a side byte (0 sells native, 1 sells
+/// units), amount and min_out (16 bytes LE each); returns `hmm_swap`'s status (i32 LE).
+const SWAPPER: &str = r#"(module
+  (import "aivm" "input_read" (func $input_read (param i32)))
+  (import "aivm" "hmm_swap" (func $swap (param i32 i32 i32 i32) (result i32)))
+  (import "aivm" "return_data" (func $ret (param i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "swap")
+    (call $input_read (i32.const 0))
+    (i32.store (i32.const 100) (call $swap (i32.const 0) (i32.load8_u (i32.const 32)) (i32.const 33) (i32.const 49)))
+    (call $ret (i32.const 100) (i32.const 4))))"#;
+
+impl Net {
+    fn deploy(&mut self, who: usize, code: Vec<u8>) -> [u8; 32] {
+        let d = self.tx_with(who, Payload::Deploy { code, args: vec![] }, 2_500_000_000);
+        let d = self.block(vec![d]).remove(0);
+        assert!(d.is_success(), "{:?}", d.status);
+        *d.contract_address.expect("address")
+    }
+
+    fn units(&self, owner: &[u8; 32]) -> u128 {
+        self.get(MarketKey::Units(&self.sku, owner)).unwrap_or(0)
+    }
+
+    fn swap_call(&mut self, who: usize, swapper: [u8; 32], sell_units: bool, amount: u128, min_out: u128, value: u128) -> aivm_runtime::SignedTransaction {
+        let args = [&self.sku[..], &[sell_units as u8][..], &amount.to_le_bytes()[..], &min_out.to_le_bytes()[..]].concat();
+        self.tx_with(who, Payload::Call { contract: swapper, entry: "swap".into(), args, value }, 20_000_000)
+    }
+}
+
+fn status(r: &Receipt) -> i32 {
+    assert!(r.is_success(), "{:?}", r.status);
+    i32::from_le_bytes(r.output[..4].try_into().expect("status"))
+}
+
+/// HMM_SWAP from a contract (seed 002 Table 4): carried out after the call with the contract
+/// as the trader, exactly as a `Swap` transaction would trade; slippage fails the whole call
+/// and moves nothing (the value sent stays with the caller); selling more native than the
+/// contract holds is refused in the call; several in one block agree on 1 and 4 threads.
+#[test]
+fn a_contract_trades_against_the_pool() {
+    let run = |threads: usize| {
+        let mut n = Net::new(&format!("swap-{threads}"), 3, threads);
+        let swapper = n.deploy(2, wat::parse_str(SWAPPER).expect("wat"));
+        let client = addr(&n.keys[1]);
+
+        let mut pool: Pool = n.get(MarketKey::Pool(&n.sku)).expect("pool");
+        let out = pool.clone().swap(Side::Native, 5_000).expect("swap");
+        let before = n.balance(&client);
+        let t = n.swap_call(1, swapper, false, 5_000, out, 5_000);
+        let r = n.block(vec![t]).remove(0);
+        assert_eq!(status(&r), 0);
+        assert_eq!(n.units(&swapper), out, "the contract holds the units it bought");
+        assert_eq!(n.balance(&swapper), 0, "and paid the value it was sent into the pool");
+        assert_eq!(n.balance(&client), before - 5_000 - r.fee);
+        pool.swap(Side::Native, 5_000).expect("swap");
+        assert_eq!(n.get::<Pool>(MarketKey::Pool(&n.sku)).expect("pool"), pool, "the pool moved as a Swap transaction moves it");
+        assert!(r.events.iter().all(|e| e.contract != swapper), "no event from the contract itself");
+
+        // Below min_out: the call fails as a whole; the value is not taken.
+        let before = n.balance(&client);
+        let t = n.swap_call(1, swapper, false, 5_000, out * 2, 5_000);
+        let r = n.block(vec![t]).remove(0);
+        assert!(failed(&r).contains("market action"), "{:?}", r.status);
+        assert_eq!((n.balance(&client), n.balance(&swapper), n.units(&swapper)), (before - r.fee, 0, out));
+        // More native than the contract can pay: refused inside the call (−1), nothing recorded.
+        let t = n.swap_call(1, swapper, false, 5_001, 0, 5_000);
+        let r = n.block(vec![t]).remove(0);
+        assert_eq!(status(&r), -1);
+        assert_eq!(n.balance(&swapper), 5_000, "the call kept the value it was sent");
+
+        // Sell the units back, two calls in one block (Block-STM orders them).
+        let (a, b) = (out / 2, out - out / 2);
+        let p: Pool = n.get(MarketKey::Pool(&n.sku)).expect("pool");
+        let mut expect = p.clone();
+        let got = expect.swap(Side::Units, a).expect("swap") + expect.swap(Side::Units, b).expect("swap");
+        let txs = vec![n.swap_call(1, swapper, true, a, 0, 0), n.swap_call(1, swapper, true, b, 0, 0)];
+        let rs = n.block(txs);
+        assert!(rs.iter().all(|r| status(r) == 0));
+        assert_eq!((n.units(&swapper), n.balance(&swapper)), (0, 5_000 + got));
+        let t = n.swap_call(1, swapper, true, 1, 0, 0);
+        assert!(failed(&n.block(vec![t]).remove(0)).contains("market action"), "no units left to sell");
+        n.chain.head().expect("head").state_root
+    };
+    assert_eq!(run(1), run(4), "state roots differ between 1 and 4 threads");
+}
+
+/// A Rust contract buys a verified inference from the chain's market (`contracts/escrow`'s
+/// `ask`: quote, `market::submit_job` with the quote as budget, the rest sent back): the job
+/// is the market's — assigned to a staked worker, challenged, settled with the exact split —
+/// its id derives from the transaction, and the contract reads the verified answer. A job the
+/// market refuses (no worker with room) fails the call and moves nothing.
+#[test]
+fn a_contract_submits_a_job_the_chain_verifies() {
+    let mut n = Net::new("ask", 4, 1);
+    let (client, worker) = (1, 2);
+    let escrow = n.deploy(3, aivm_testkit::contract_wasm("escrow").expect("escrow.wasm (run `make contracts`)"));
+    #[derive(serde::Serialize)]
+    struct AskArgs {
+        #[serde(with = "serde_bytes")]
+        sku: [u8; 32],
+        prompt: Vec<u32>,
+        max_new: u32,
+        sla_blocks: u64,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    struct Asked {
+        job: String,
+        fee: u128,
+    }
+    let prompt = vec![3, 9, 27, 4];
+    let ask = |n: &mut Net, value: u128| {
+        let args = cbor(&AskArgs { sku: n.sku, prompt: prompt.clone(), max_new: 5, sla_blocks: 4 });
+        let t = n.tx_with(client, Payload::Call { contract: escrow, entry: "ask".into(), args, value }, 60_000_000);
+        let hash = *blake3::hash(&t.encode()).as_bytes();
+        (hash, n.block(vec![t]).remove(0))
+    };
+    let before = n.balance(&addr(&n.keys[client]));
+    let (_, r) = ask(&mut n, 1_000_000);
+    assert!(failed(&r).contains("no quote"), "{:?}", r.status);
+    assert_eq!(n.balance(&addr(&n.keys[client])), before - r.fee, "nothing moved but the fee");
+
+    n.bond_worker(worker, 20_000, 100);
+    let pool: Pool = n.get(MarketKey::Pool(&n.sku)).expect("pool");
+    let price = amount_in(4 + 5, pool.native, pool.units, pool.fee_bps).expect("quote");
+    let before = n.balance(&addr(&n.keys[client]));
+    let (hash, r) = ask(&mut n, price + 1_000);
+    assert!(r.is_success(), "{:?}", r.status);
+    let asked: Asked = ciborium::from_reader(&r.output[..]).expect("output");
+    let id = aivm::contract_job_id(&hash, &escrow, 0);
+    assert_eq!((asked.job, asked.fee), (hex::encode(id), price));
+    assert_eq!(n.balance(&addr(&n.keys[client])), before - price - r.fee, "the client pays the quote, the rest comes back");
+    assert_eq!(n.balance(&escrow), 0, "the fee is in the market's escrow, not the contract's");
+    let job = n.job(&id);
+    assert_eq!((job.client, job.worker, job.fee, job.units, &job.prompt), (escrow, addr(&n.keys[worker]), price, 9, &prompt));
+    assert!(r.events.iter().any(|e| e.topic == b"job.assigned" && e.data[..32] == id), "the worker sees its assignment in the receipt");
+
+    let read = |n: &mut Net| -> Option<Vec<u32>> {
+        let t =
+            n.tx_with(client, Payload::Call { contract: escrow, entry: "answer".into(), args: cbor(&serde_bytes::ByteArray::new(id)), value: 0 }, 20_000_000);
+        let r = n.block(vec![t]).remove(0);
+        assert!(r.is_success(), "{:?}", r.status);
+        ciborium::from_reader(&r.output[..]).expect("answer")
+    };
+    assert_eq!(read(&mut n), None, "no answer before it is verified");
+    let (receipt, trace) = n.run(&job);
+    let a = n.commit_and_answer(worker, id, &receipt, &trace);
+    assert!(a.is_success(), "{:?}", a.status);
+    assert!(matches!(n.job(&id).status, JobStatus::Settled { .. }));
+    let split = FeeSplit::of(price);
+    let tr: Treasury = n.get(MarketKey::Treasury).expect("treasury");
+    assert_eq!((tr.validators, tr.verifiers, tr.burned), (split.validators, split.verifiers, split.burn), "settled with the exact split");
+    assert_eq!(n.worker_bond(worker).credits, 4 + receipt.outputs[0].len() as u64);
+    assert_eq!(read(&mut n), Some(receipt.outputs[0].clone()), "the contract reads the verified answer");
+}

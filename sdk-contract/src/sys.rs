@@ -19,6 +19,10 @@ extern "C" {
     pub fn balance(dst: *mut u8);
     pub fn transfer(to: *const u8, amount: *const u8) -> i32;
     pub fn hmm_quote(sku: *const u8, units: i64, dst: *mut u8) -> i32;
+    pub fn hmm_swap(sku: *const u8, sell_units: i32, amount: *const u8, min_out: *const u8) -> i32;
+    #[allow(clippy::too_many_arguments)]
+    pub fn job_submit(sku: *const u8, prompt: *const u8, prompt_len: i32, max_new: i32, sla_blocks: i64, budget: *const u8, flags: i32, id_dst: *mut u8)
+        -> i32;
     pub fn emit_event(topic: *const u8, topic_len: i32, data: *const u8, data_len: i32);
     pub fn sha256(ptr: *const u8, len: i32, dst: *mut u8);
     pub fn blake3(ptr: *const u8, len: i32, dst: *mut u8);

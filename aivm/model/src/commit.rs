@@ -12,25 +12,85 @@ use super::quant::Scale;
 use crate::merkle::{self, Hash};
 use serde::{Deserialize, Serialize};
 
+/// A matrix element as committed: int8 as its byte, i32 little-endian.
+pub trait RowBytes: Copy + Sync + Send {
+    /// Feed `row`'s committed bytes to `h`.
+    fn hash_into(row: &[Self], h: &mut blake3::Hasher);
+}
+
+impl RowBytes for i8 {
+    fn hash_into(row: &[i8], h: &mut blake3::Hasher) {
+        h.update(bytemuck::cast_slice(row));
+    }
+}
+
+impl RowBytes for i32 {
+    fn hash_into(row: &[i32], h: &mut blake3::Hasher) {
+        if cfg!(target_endian = "little") {
+            // The memory is the little-endian encoding: hashed in place, no copy.
+            h.update(bytemuck::cast_slice(row));
+        } else {
+            h.update(&i32_bytes(row));
+        }
+    }
+}
+
+/// Matrices at least this large (bytes) hash their rows on the rayon pool; the leaves are
+/// collected in row order, so the root never depends on the thread count.
+const PARALLEL_BYTES: usize = 1 << 20;
+
+/// The leaf hashes of a row-major matrix's rows (`prefix` of each row first: an activation
+/// row's scale).
+fn row_leaves<T: RowBytes>(data: &[T], width: usize, prefix: impl Fn(usize) -> Vec<u8> + Sync) -> Vec<Hash> {
+    let leaf = |(i, row): (usize, &[T])| {
+        let mut h = blake3::Hasher::new();
+        h.update(&[0]);
+        h.update(&prefix(i));
+        T::hash_into(row, &mut h);
+        *h.finalize().as_bytes()
+    };
+    let width = width.max(1);
+    if std::mem::size_of_val(data) >= PARALLEL_BYTES {
+        use rayon::prelude::*;
+        data.par_chunks(width).enumerate().map(leaf).collect()
+    } else {
+        data.chunks(width).enumerate().map(leaf).collect()
+    }
+}
+
+/// The leaf hashes of a matrix's rows (`merkle::leaf_hash` of each row's committed bytes).
+pub fn rows_leaves<T: RowBytes>(data: &[T], width: usize) -> Vec<Hash> {
+    row_leaves(data, width, |_| Vec::new())
+}
+
 /// Merkle root over the rows of a row-major matrix.
-pub fn rows_root<T: Copy>(data: &[T], width: usize, bytes: impl Fn(&[T]) -> Vec<u8>) -> Hash {
-    let leaves: Vec<Hash> = data.chunks(width.max(1)).map(|r| merkle::leaf_hash(&bytes(r))).collect();
-    merkle::root(&leaves)
+pub fn rows_root<T: RowBytes>(data: &[T], width: usize) -> Hash {
+    merkle::root(&rows_leaves(data, width))
 }
 
 /// An activation row's leaf bytes: its scale (`m`, `e` as i32 LE) then the int8 values.
 pub fn x_row_bytes(scale: Scale, row: &[i8]) -> Vec<u8> {
     let mut b = Vec::with_capacity(8 + row.len());
-    b.extend(scale.m.to_le_bytes());
-    b.extend(scale.e.to_le_bytes());
+    b.extend(scale_bytes(scale));
     b.extend(row.iter().map(|&v| v as u8));
     b
 }
 
+fn scale_bytes(s: Scale) -> Vec<u8> {
+    [s.m.to_le_bytes(), s.e.to_le_bytes()].concat()
+}
+
+/// The leaf hashes of activation rows with their scales.
+pub fn x_leaves(x: &[i8], scales: &[Scale], width: usize) -> Vec<Hash> {
+    // One leaf per row that has a scale (a last partial row counts as a row).
+    let rows = x.len().div_ceil(width.max(1)).min(scales.len());
+    let x = &x[..(rows * width.max(1)).min(x.len())];
+    row_leaves(x, width, |i| scale_bytes(scales[i]))
+}
+
 /// Merkle root over activation rows with their scales.
 pub fn x_root(x: &[i8], scales: &[Scale], width: usize) -> Hash {
-    let leaves: Vec<Hash> = x.chunks(width.max(1)).zip(scales).map(|(r, &s)| merkle::leaf_hash(&x_row_bytes(s, r))).collect();
-    merkle::root(&leaves)
+    merkle::root(&x_leaves(x, scales, width))
 }
 
 pub fn i8_bytes(r: &[i8]) -> Vec<u8> {
@@ -96,8 +156,8 @@ impl GemmData {
         let rhs_width = if c.kind == GemmKind::Mix as u8 { n } else { k };
         GemmCommit {
             x_root: x_root(&self.x, &self.x_scales, k),
-            y_root: rows_root(&self.y, n, i32_bytes),
-            rhs_root: self.rhs.as_ref().map_or([0; 32], |r| rows_root(r, rhs_width, i8_bytes)),
+            y_root: rows_root(&self.y, n),
+            rhs_root: self.rhs.as_ref().map_or([0; 32], |r| rows_root(r, rhs_width)),
             ..*c
         }
     }
@@ -338,5 +398,35 @@ impl<'a> Reader<'a> {
     /// Whether every byte was read.
     pub fn finished(&self) -> bool {
         self.at == self.b.len()
+    }
+}
+
+#[cfg(test)]
+mod row_hash_tests {
+    use super::*;
+
+    /// The reference definitions: each row's committed bytes copied out, then hashed.
+    fn reference_rows<T: Copy>(data: &[T], width: usize, bytes: impl Fn(&[T]) -> Vec<u8>) -> Hash {
+        merkle::root(&data.chunks(width.max(1)).map(|r| merkle::leaf_hash(&bytes(r))).collect::<Vec<_>>())
+    }
+
+    /// Hashing in place and on the pool gives exactly the roots of the written definition:
+    /// small and large (parallel) matrices, a ragged last row, fewer scales than rows.
+    #[test]
+    fn row_roots_match_their_definition() {
+        for (rows, width) in [(0usize, 4usize), (1, 1), (3, 5), (300, 4096), (7, 200_000)] {
+            let y: Vec<i32> = (0..rows * width).map(|i| (i as i32).wrapping_mul(-1_640_531_527)).collect();
+            let x: Vec<i8> = y.iter().map(|&v| (v >> 7) as i8).collect();
+            assert_eq!(rows_root(&y, width), reference_rows(&y, width, i32_bytes));
+            assert_eq!(rows_root(&x, width), reference_rows(&x, width, i8_bytes));
+            let scales: Vec<Scale> = (0..rows as i32).map(|i| Scale { m: i * 3 - 7, e: -i }).collect();
+            let reference = |x: &[i8], scales: &[Scale]| {
+                merkle::root(&x.chunks(width).zip(scales).map(|(r, &s)| merkle::leaf_hash(&x_row_bytes(s, r))).collect::<Vec<_>>())
+            };
+            assert_eq!(x_root(&x, &scales, width), reference(&x, &scales));
+            let ragged = &x[..x.len().saturating_sub(1)];
+            assert_eq!(x_root(ragged, &scales, width), reference(ragged, &scales));
+            assert_eq!(x_root(&x, &scales[..rows / 2], width), reference(&x, &scales[..rows / 2]));
+        }
     }
 }

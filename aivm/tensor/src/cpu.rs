@@ -11,6 +11,8 @@ pub struct Features {
     pub avx512_vnni: bool,
     /// AVX-512 F with DQ (64-bit integer multiplies: the Freivalds `Y·R` products).
     pub avx512_dq: bool,
+    /// AVX-512 F with BW (16-bit multiply-adds: the Freivalds `Y·R` products on 16-bit halves).
+    pub avx512_bw: bool,
 }
 
 /// This CPU's features.
@@ -23,7 +25,7 @@ pub fn features() -> &'static Features {
 fn detect() -> Features {
     use std::arch::is_x86_feature_detected as has;
     let f = has!("avx512f");
-    Features { avx2: has!("avx2"), avx512_vnni: f && has!("avx512vnni"), avx512_dq: f && has!("avx512dq") }
+    Features { avx2: has!("avx2"), avx512_vnni: f && has!("avx512vnni"), avx512_dq: f && has!("avx512dq"), avx512_bw: f && has!("avx512bw") }
 }
 
 #[cfg(not(target_arch = "x86_64"))]

@@ -64,6 +64,8 @@ pub struct CallOutcome {
     pub writes: WriteSet,
     /// Native transfers the contract made (`transfer`), in order; empty unless it succeeded.
     pub transfers: Vec<([u8; 32], u128)>,
+    /// What the contract asked of the compute market, in order; empty unless it succeeded.
+    pub market: Vec<crate::host::MarketAction>,
 }
 
 /// The AIVM: one engine, one linker with the host ABI, and a compiled-module cache.
@@ -229,6 +231,7 @@ impl Vm {
                 events: Vec::new(),
                 writes: WriteSet::new(),
                 transfers: Vec::new(),
+                market: Vec::new(),
             };
         }
         self.run(contract, req, None)
@@ -255,6 +258,7 @@ impl Vm {
                 events: Vec::new(),
                 writes: WriteSet::new(),
                 transfers: Vec::new(),
+                market: Vec::new(),
             };
         }
         self.run(contract, CallRequest { entry: INSTANTIATE_ENTRY, ..req }, None)
@@ -342,8 +346,8 @@ impl Vm {
         let gas = store.data().meter.report(req.gas_limit, used);
         let state = store.into_data();
         match result {
-            Ok(out) => CallOutcome { result: Ok(out), gas, events: state.events, writes: state.writes, transfers: state.transfers },
-            Err(e) => CallOutcome { result: Err(e), gas, events: Vec::new(), writes: WriteSet::new(), transfers: Vec::new() },
+            Ok(out) => CallOutcome { result: Ok(out), gas, events: state.events, writes: state.writes, transfers: state.transfers, market: state.market },
+            Err(e) => CallOutcome { result: Err(e), gas, events: Vec::new(), writes: WriteSet::new(), transfers: Vec::new(), market: Vec::new() },
         }
     }
 }

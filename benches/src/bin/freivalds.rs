@@ -9,7 +9,7 @@
 
 use aivm::kernels::gemm::{gemm, Packed};
 use aivm::model::audit::{FastCheck, VECTORS};
-use aivm::model::commit::{i32_bytes, i8_bytes, rows_root};
+use aivm::model::commit::rows_root;
 use aivm::model::sku::quantize_rows;
 use aivm::tensor::matmul::SimdPath;
 use aivm_benches::timing::median_ns;
@@ -67,7 +67,7 @@ fn main() {
         let v_ns = median_ns(|| assert!(check.check(&x, &y, t, &rs, path, threads)), 3, min);
         let h_ns = median_ns(
             || {
-                std::hint::black_box((rows_root(&x, k, i8_bytes), rows_root(&y, n, i32_bytes)));
+                std::hint::black_box((rows_root(&x, k), rows_root(&y, n)));
             },
             3,
             min,

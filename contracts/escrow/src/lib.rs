@@ -1,7 +1,9 @@
 //! Escrow of native value for off-chain work (seed 002 Listing 1's `ESCROW_LOCK` /
 //! `ESCROW_RELEASE`, on the chain's native token): a client locks what it sends with the
 //! call for a worker; the client releases it to the worker, or takes it back once the
-//! deadline has passed without a release.
+//! deadline has passed without a release. Or the contract buys a verified inference for the
+//! caller from the chain's own market (`ask`): the chain challenges the worker's answer, and
+//! `answer` reads it once verified.
 #![no_std]
 
 use aivm_sdk::prelude::*;
@@ -9,6 +11,7 @@ use aivm_sdk::storage::Map;
 
 const LOCKS: Map<Lock> = Map::new(b"lock:");
 const NEXT: &[u8] = b"next";
+const ASKS: Map<Ask> = Map::new(b"ask:");
 
 /// What is held for one job.
 #[derive(Serialize, Deserialize, Schema, Clone)]
@@ -129,4 +132,62 @@ pub fn escrow(id: u64) -> Result<Option<Lock>, ContractError> {
 #[entry_point]
 pub fn held(_: ()) -> Result<u128, ContractError> {
     Ok(env::balance())
+}
+
+/// A job this contract submitted to the chain's market for a client.
+#[derive(Serialize, Deserialize, Schema, Clone)]
+pub struct Ask {
+    pub client: Address,
+    /// The fee escrowed by the market (the pool's quote).
+    pub fee: u128,
+}
+
+#[derive(Serialize, Deserialize, Schema)]
+pub struct AskArgs {
+    /// The model's SKU hash.
+    pub sku: Bytes32,
+    /// Token ids of the prompt.
+    pub prompt: Vec<u32>,
+    pub max_new: u32,
+    /// Blocks the worker has to commit.
+    pub sla_blocks: u64,
+}
+
+#[derive(Serialize, Deserialize, Schema)]
+pub struct Asked {
+    /// The market job's id.
+    pub job: Bytes32,
+    pub fee: u128,
+}
+
+/// Buy a verified inference for the caller from the chain's market: quote it (prompt plus
+/// `max_new` units), require the value sent to cover the quote, submit the job with the quote
+/// as its budget and send back the rest. The chain assigns a staked worker, challenges its
+/// answer and settles or slashes it; a refund comes back here. The job's id is returned.
+#[entry_point]
+pub fn ask(args: AskArgs) -> Result<Asked, ContractError> {
+    let units = (args.prompt.len() as u64).saturating_add(args.max_new as u64);
+    let q = market::quote(&args.sku, units).ok_or(ContractError::from("no quote: no pool for the model or no worker with room"))?;
+    let sent = env::value();
+    if sent < q.price {
+        return Err(ContractError::new(format!("the quote is {}; {sent} was sent", q.price)));
+    }
+    let client = env::caller();
+    if sent > q.price {
+        env::transfer(&client, sent - q.price).map_err(|_| ContractError::from("escrow balance short"))?;
+    }
+    let request = market::JobRequest { sku: &args.sku, prompt: &args.prompt, max_new: args.max_new, sla_blocks: args.sla_blocks, budget: q.price, tee: false };
+    let job = market::submit_job(&request).map_err(|e| ContractError::new(format!("the job was refused: {e:?}")))?;
+    ASKS.set(&job.0, &Ask { client, fee: q.price });
+    Ok(Asked { job, fee: q.price })
+}
+
+/// The output of an asked job once the chain has verified it (`None` before, or if it was
+/// slashed).
+#[entry_point]
+pub fn answer(job: Bytes32) -> Result<Option<Vec<u32>>, ContractError> {
+    if ASKS.get(&job.0).is_none() {
+        return Err("not a job asked through this contract".into());
+    }
+    Ok(verify::job_result(&job.0, false).map(|o| o.tokens))
 }

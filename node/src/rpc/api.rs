@@ -187,7 +187,15 @@ impl AivmApiServer for Api {
         let head = chain.block(chain.head().map_or(0, |h| h.height)).map_err(node_error)?.ok_or_else(|| node_error("head block missing"))?;
         let mut view = Overlay::new(chain.store());
         let balance = chain.account(&contract).map_err(node_error)?.map_or(0, |a| a.balance);
-        let ctx = CallContext { caller: [0; 32], contract, block_height: head.header.height, block_time_ms: head.header.time_ms, value: 0, balance };
+        let ctx = CallContext {
+            caller: [0; 32],
+            contract,
+            block_height: head.header.height,
+            block_time_ms: head.header.time_ms,
+            value: 0,
+            balance,
+            tx_hash: [0; 32],
+        };
         let out = chain.vm().query(&mut view, contract, &entry, args, gas, ctx, Some(MAX_QUERY_TIME)).map_err(|e| err(TX_REFUSED, e.to_string()))?;
         if let Some(e) = view.take_error() {
             return Err(node_error(e));

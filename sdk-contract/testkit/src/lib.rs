@@ -54,6 +54,10 @@ pub struct Called<R> {
     pub events: Vec<Event>,
     /// What the same call costs as a signed transaction on chain (the receipt's `gas_used`).
     pub tx: TxGas,
+    /// What the call asked of the compute market (`hmm_swap`, `job_submit`), in order. The
+    /// testkit has no market: it records them and moves nothing for them; a node carries
+    /// them out after the call (`spec/market.md` §6c; `runtime/tests/market.rs`).
+    pub market: Vec<aivm::MarketAction>,
 }
 
 /// A deployed contract in a [`TestChain`].
@@ -88,6 +92,8 @@ pub struct TestChain {
     pub chain_id: u64,
     /// Native units per gas; `aivm send` and `aivm deploy` use 1.
     pub gas_price: u64,
+    /// Calls run so far: each gets its own transaction hash (what contract job ids derive from).
+    calls: u64,
 }
 
 impl Default for TestChain {
@@ -115,6 +121,7 @@ impl TestChain {
             block_time_ms: 1_700_000_000_000,
             chain_id: 7,
             gas_price: 1,
+            calls: 0,
         }
     }
 
@@ -236,7 +243,9 @@ impl TestChain {
         // was checked by the public entry points.
         let balance = self.balance(&c.address).saturating_add(value);
         let state = self.states.entry(c.address).or_default();
-        let ctx = CallContext { caller, contract: c.address, block_height: self.block_height, block_time_ms: self.block_time_ms, value, balance };
+        self.calls += 1;
+        let tx_hash = *blake3::hash(&[&b"aivm testkit call"[..], &self.calls.to_le_bytes()].concat()).as_bytes();
+        let ctx = CallContext { caller, contract: c.address, block_height: self.block_height, block_time_ms: self.block_time_ms, value, balance, tx_hash };
         let out = how(&self.vm, &c.contract, CallRequest { entry, input, gas_limit, ctx, view: &mut state.clone() });
         if out.result.is_ok() {
             state.apply(&out.writes);
@@ -260,7 +269,7 @@ impl TestChain {
         }
         let out = self.run(c, deployer, aivm::INSTANTIATE_ENTRY, encode(args), 10_000_000_000, Vm::instantiate, 0);
         let bytes = out.result?;
-        Ok(Called { value: decode(&bytes)?, tx: TxGas { execution: out.gas.used, ..TxGas::default() }, gas: out.gas, events: out.events })
+        Ok(Called { value: decode(&bytes)?, tx: TxGas { execution: out.gas.used, ..TxGas::default() }, gas: out.gas, events: out.events, market: out.market })
     }
 
     /// Call with CBOR-encoded arguments and decode the result, as a transaction with 10^8 gas
@@ -309,7 +318,7 @@ impl TestChain {
         let out = self.run(c, caller, entry, input, budget, Vm::call, value);
         let bytes = out.result?;
         let value = decode(&bytes)?;
-        Ok(Called { value, tx: self.settle(charged, out.gas.used), gas: out.gas, events: out.events })
+        Ok(Called { value, tx: self.settle(charged, out.gas.used), gas: out.gas, events: out.events, market: out.market })
     }
 }
 

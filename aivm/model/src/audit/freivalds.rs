@@ -116,19 +116,13 @@ impl FastCheck {
         let gp = Packed::new(&planes, 5 * v, k);
         let mut xg = vec![0i32; m * 5 * v];
         gemm(x, m, &gp, &mut xg, path, threads);
-        // Y·Rᵀ directly in i64, with R transposed so each Y element meets its 8 entries.
-        let mut rt = vec![0i64; n * v];
-        for (j, chunk) in rt.chunks_exact_mut(v).enumerate() {
-            for (vi, c) in chunk.iter_mut().enumerate() {
-                *c = rs[vi][j] as i64;
-            }
-        }
-        // Rows split across threads; each row's sums are independent and exact.
+        // Y·Rᵀ: rows split across threads; each row's sums are independent and exact.
+        let rows = YTimesR::new(rs, n, path);
         let per = m.div_ceil(threads.max(1)).max(1);
         // On rayon's persistent pool; chunks are concatenated in order.
         let yr: Vec<i64> = {
             use rayon::prelude::*;
-            let parts: Vec<Vec<i64>> = y.par_chunks(per * n).map(|part| y_times_r(part, part.len() / n, n, &rt, v)).collect();
+            let parts: Vec<Vec<i64>> = y.par_chunks(per * n).map(|part| rows.apply(part, part.len() / n)).collect();
             parts.concat()
         };
         if yr.len() != m * v {
@@ -143,17 +137,56 @@ impl FastCheck {
     }
 }
 
-/// `Y [m×n] · Rᵀ` where `rt` is `[n × v]`: exact i64 sums (|y·r| < 2^38, n < 2^17).
-fn y_times_r(y: &[i32], m: usize, n: usize, rt: &[i64], v: usize) -> Vec<i64> {
-    #[cfg(target_arch = "x86_64")]
-    if aivm_tensor::cpu::features().avx512_dq && v == 8 {
-        // SAFETY: the CPU has avx512f + avx512dq (checked); the body is the same safe loop.
-        return unsafe { y_times_r_avx512(y, m, n, rt) };
-    }
-    y_times_r_plain(y, m, n, rt, v)
+/// `Y [m×n] · Rᵀ` for the challenge's vectors `R [v×n]`, exact in i64 (|y·r| < 2^38,
+/// n < 2^17). The SIMD form splits each i32 of Y into signed 16-bit halves `y = hi·2^16 + lo`
+/// and multiplies both against R widened to i16 with 16-bit multiply-adds (`vpmaddwd`: 32
+/// products an instruction, where the i64 form does 8): every pair sum is below 2^23, so
+/// 255 blocks of 32 columns accumulate exactly in i32 before they are widened. A row with an
+/// element at or above `2^31 − 2^15` (whose `hi` would be 2^15, outside i16) is summed by
+/// the plain form instead; honest GEMMs are far below it.
+pub(super) struct YTimesR {
+    n: usize,
+    v: usize,
+    /// `[n × v]`: each Y element meets its v entries (the plain form).
+    rt: Vec<i64>,
+    /// `[v × n]` as i16 (the SIMD form), empty when it does not run.
+    r16: Vec<i16>,
 }
 
-#[inline(always)]
+impl YTimesR {
+    pub(super) fn new(rs: &[Vec<i8>], n: usize, path: SimdPath) -> Self {
+        let v = rs.len();
+        let mut rt = vec![0i64; n * v];
+        for (j, chunk) in rt.chunks_exact_mut(v).enumerate() {
+            for (vi, c) in chunk.iter_mut().enumerate() {
+                *c = rs[vi][j] as i64;
+            }
+        }
+        let simd = cfg!(target_arch = "x86_64") && path != SimdPath::Scalar && aivm_tensor::cpu::features().avx512_bw && v == SIMD_V;
+        let r16 = if simd { rs.iter().flat_map(|r| r.iter().map(|&x| x as i16)).collect() } else { Vec::new() };
+        Self { n, v, rt, r16 }
+    }
+
+    pub(super) fn apply(&self, y: &[i32], m: usize) -> Vec<i64> {
+        #[cfg(target_arch = "x86_64")]
+        if !self.r16.is_empty() {
+            let mut out = vec![0i64; m * SIMD_V];
+            for (row, o) in y.chunks_exact(self.n).take(m).zip(out.chunks_exact_mut(SIMD_V)) {
+                // SAFETY: `r16` is only built when the CPU has avx512f + avx512bw (checked in
+                // `new`); the kernel reads `row` and `r16` within their lengths.
+                if !unsafe { row_times_r_avx512bw(row, &self.r16, o) } {
+                    o.copy_from_slice(&y_times_r_plain(row, 1, self.n, &self.rt, SIMD_V));
+                }
+            }
+            return out;
+        }
+        y_times_r_plain(y, m, self.n, &self.rt, self.v)
+    }
+}
+
+/// The vectors a challenge draws per GEMM (the SIMD form is written for this many).
+const SIMD_V: usize = 8;
+
 fn y_times_r_plain(y: &[i32], m: usize, n: usize, rt: &[i64], v: usize) -> Vec<i64> {
     let mut out = vec![0i64; m * v];
     for (yr, o) in y.chunks_exact(n).take(m).zip(out.chunks_exact_mut(v)) {
@@ -166,8 +199,65 @@ fn y_times_r_plain(y: &[i32], m: usize, n: usize, rt: &[i64], v: usize) -> Vec<i
     out
 }
 
+/// One row of Y against the eight vectors of `r16` (`[8 × n]`, n = `row.len()`), into `out`.
+/// `false` (out untouched) if the row has an element the 16-bit split cannot hold.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq")]
-unsafe fn y_times_r_avx512(y: &[i32], m: usize, n: usize, rt: &[i64]) -> Vec<i64> {
-    y_times_r_plain(y, m, n, rt, 8)
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn row_times_r_avx512bw(row: &[i32], r16: &[i16], out: &mut [i64]) -> bool {
+    use std::arch::x86_64::*;
+    let n = row.len();
+    debug_assert!(r16.len() == SIMD_V * n && out.len() == SIMD_V);
+    // Blocks of 32 columns between widenings: 255 · 2 · 2^15 · 2^7 < 2^31.
+    const FLUSH: usize = 255;
+    let limit = _mm512_set1_epi32(i32::MAX - (1 << 15));
+    let zero = _mm512_setzero_si512();
+    let (mut lo_acc, mut hi_acc) = ([zero; SIMD_V], [zero; SIMD_V]);
+    let (mut lo_sum, mut hi_sum) = ([0i64; SIMD_V], [0i64; SIMD_V]);
+    let mut too_big: u16 = 0;
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn widen(acc: __m512i) -> i64 {
+        let a = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc));
+        let b = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(acc));
+        _mm512_reduce_add_epi64(_mm512_add_epi64(a, b))
+    }
+    let blocks = n / 32;
+    let (yp, rp) = (row.as_ptr(), r16.as_ptr());
+    let mut b = 0;
+    while b < blocks {
+        let end = (b + FLUSH).min(blocks);
+        while b < end {
+            let j = b * 32;
+            let a0 = _mm512_loadu_si512(yp.add(j).cast());
+            let a1 = _mm512_loadu_si512(yp.add(j + 16).cast());
+            too_big |= _mm512_cmpgt_epi32_mask(a0, limit) | _mm512_cmpgt_epi32_mask(a1, limit);
+            // lo: the low 16 bits as a signed number; hi = (y − lo) / 2^16, exact.
+            let l0 = _mm512_srai_epi32::<16>(_mm512_slli_epi32::<16>(a0));
+            let l1 = _mm512_srai_epi32::<16>(_mm512_slli_epi32::<16>(a1));
+            let h0 = _mm512_srai_epi32::<16>(_mm512_sub_epi32(a0, l0));
+            let h1 = _mm512_srai_epi32::<16>(_mm512_sub_epi32(a1, l1));
+            let lo = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(l0)), _mm512_cvtepi32_epi16(l1));
+            let hi = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(h0)), _mm512_cvtepi32_epi16(h1));
+            for vi in 0..SIMD_V {
+                let r = _mm512_loadu_si512(rp.add(vi * n + j).cast());
+                lo_acc[vi] = _mm512_add_epi32(lo_acc[vi], _mm512_madd_epi16(lo, r));
+                hi_acc[vi] = _mm512_add_epi32(hi_acc[vi], _mm512_madd_epi16(hi, r));
+            }
+            b += 1;
+        }
+        for vi in 0..SIMD_V {
+            lo_sum[vi] += widen(lo_acc[vi]);
+            hi_sum[vi] += widen(hi_acc[vi]);
+            lo_acc[vi] = zero;
+            hi_acc[vi] = zero;
+        }
+    }
+    if too_big != 0 {
+        return false;
+    }
+    for (vi, o) in out.iter_mut().enumerate() {
+        let tail: i64 = (blocks * 32..n).map(|j| row[j] as i64 * r16[vi * n + j] as i64).sum();
+        *o = (hi_sum[vi] << 16) + lo_sum[vi] + tail;
+    }
+    true
 }

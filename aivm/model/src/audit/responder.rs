@@ -63,11 +63,11 @@ fn open(
             let c = &g.commit;
             let (leaves_rows, bytes): (Vec<Hash>, Vec<u8>) = if is_y {
                 let n = c.n as usize;
-                let l = g.y.chunks(n).map(|r| merkle::leaf_hash(&i32_bytes(r))).collect();
+                let l = crate::commit::rows_leaves(&g.y, n);
                 (l, i32_bytes(&g.y[at as usize * n..(at as usize + 1) * n]))
             } else {
                 let k = c.k as usize;
-                let l = g.x.chunks(k).zip(&g.x_scales).map(|(r, &s)| merkle::leaf_hash(&x_row_bytes(s, r))).collect();
+                let l = crate::commit::x_leaves(&g.x, &g.x_scales, k);
                 (l, x_row_bytes(g.x_scales[at as usize], &g.x[at as usize * k..(at as usize + 1) * k]))
             };
             resp.rows.push(OpenRow {

@@ -331,3 +331,34 @@ fn disputed_steps_are_decided() {
     let resp = respond_step(&e.sku, &r2, &t, last as u32).unwrap();
     assert!(check_step(&e.sku, &e.sku_hash, &r2, &seed, last as u32, &resp).is_err());
 }
+
+/// `Y·Rᵀ` on 16-bit halves equals the plain i64 sums: ragged widths (the scalar tail), rows
+/// long enough to widen the accumulators mid-row, and values at both ends of i32 (the rows
+/// the split cannot hold fall back to the plain form).
+#[test]
+fn y_times_r_on_16_bit_halves_is_exact() {
+    use super::freivalds::YTimesR;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 32) as u32
+    };
+    for (m, n) in [(3, 1), (2, 31), (2, 32), (3, 33), (2, 8160), (1, 8192 + 17), (2, 20_000)] {
+        let rs: Vec<Vec<i8>> = (0..8).map(|_| (0..n).map(|_| next() as i8).collect()).collect();
+        let mut y: Vec<i32> = (0..m * n).map(|_| next() as i32 >> (next() % 24)).collect();
+        for (i, e) in [i32::MIN, i32::MAX, i32::MAX - (1 << 15), i32::MAX - (1 << 15) + 1, -1, 0x7fff_8000, i32::MIN + 1].into_iter().enumerate() {
+            let len = y.len();
+            if i < len && (i % 2 == 0 || n > 1000) {
+                y[(i * 7919) % len] = e;
+            }
+        }
+        let plain = YTimesR::new(&rs, n, SimdPath::Scalar).apply(&y, m);
+        for &path in SimdPath::available() {
+            assert_eq!(YTimesR::new(&rs, n, path).apply(&y, m), plain, "m {m} n {n} {path:?}");
+        }
+        // Honest-sized values only: no row falls back.
+        let small: Vec<i32> = (0..m * n).map(|_| next() as i32 >> 5).collect();
+        let plain = YTimesR::new(&rs, n, SimdPath::Scalar).apply(&small, m);
+        assert_eq!(YTimesR::new(&rs, n, SimdPath::detect()).apply(&small, m), plain, "m {m} n {n}");
+    }
+}

@@ -8,6 +8,7 @@
 mod crypto;
 pub(crate) mod env;
 mod market;
+pub use market::{contract_job_id, MAX_JOB_PROMPT, MAX_MARKET_ACTIONS};
 mod memory;
 mod model;
 mod native;
@@ -66,6 +67,8 @@ pub const IMPORTS: &[&str] = &[
     "balance",
     "transfer",
     "hmm_quote",
+    "hmm_swap",
+    "job_submit",
 ];
 
 /// Who is calling what, and when. Supplied by the caller of the VM (CLI, runtime).
@@ -79,6 +82,9 @@ pub struct CallContext {
     pub value: u128,
     /// The contract's native balance when the call starts, the value included.
     pub balance: u128,
+    /// The transaction the call runs in (zero in queries): the jobs a contract submits to the
+    /// market are named after it (`job_submit`).
+    pub tx_hash: [u8; 32],
 }
 
 /// A read that cannot be answered yet: in a parallel executor, an earlier transaction of the
@@ -110,6 +116,20 @@ pub trait StateView {
     fn market_quote(&mut self, _sku: &[u8; 32], _units: u64, _ctx: &CallContext) -> Result<Option<MarketQuote>, ReadBlocked> {
         Ok(None)
     }
+}
+
+/// What a contract asks of the compute market in a call (`hmm_swap`, `job_submit`;
+/// `spec/market.md` §6c). The VM records these in order; the embedder carries them out after
+/// the call succeeds, with the contract as their sender, and a call whose action fails fails
+/// as a whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MarketAction {
+    /// HMM_SWAP: trade `amount_in` against the SKU's pool, selling native (`sell_units`
+    /// false) or the contract's compute units; fails below `min_out`.
+    Swap { sku: [u8; 32], sell_units: bool, amount_in: u128, min_out: u128 },
+    /// A native market job: quoted, escrowed out of the contract's balance (at most
+    /// `budget`), assigned, challenged and settled or slashed like any other.
+    SubmitJob { id: [u8; 32], sku: [u8; 32], prompt: Vec<u32>, max_new: u32, sla_blocks: u64, budget: u128, tee: bool },
 }
 
 /// A compute-market quote as a contract reads it (`hmm_quote`).
@@ -209,7 +229,10 @@ pub struct HostState {
     pub(crate) warm: std::collections::HashSet<Vec<u8>>,
     /// Native transfers out of the contract, in order, and their sum (`native.rs`).
     pub(crate) transfers: Vec<([u8; 32], u128)>,
+    /// Native units spent in this call: transfers, plus what market actions may take.
     pub(crate) sent: u128,
+    /// Market actions, in order (`market.rs`).
+    pub(crate) market: Vec<MarketAction>,
     pub(crate) arena: Arena,
     pub(crate) meter: GasMeter,
     pub(crate) schedule: Arc<GasSchedule>,
@@ -246,6 +269,7 @@ impl HostState {
             warm: Default::default(),
             transfers: Vec::new(),
             sent: 0,
+            market: Vec::new(),
             arena: Arena::new(arena_bytes),
             meter: GasMeter::default(),
             schedule,
