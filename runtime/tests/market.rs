@@ -54,6 +54,8 @@ struct Net {
     /// Blocks Block-STM ran speculatively (validations happened).
     parallel_blocks: usize,
     params: MarketParams,
+    /// Contracts deployed by the test (their balances count as native in circulation).
+    contracts: Vec<[u8; 32]>,
     _dirs: (TempDir, TempDir),
 }
 
@@ -91,7 +93,7 @@ impl Net {
         };
         let g = Genesis { accounts: keys.iter().map(|k| (addr(k), FUNDS)).collect(), time_ms: 0, entries: market.entries().expect("market genesis") };
         chain.init_genesis(&g).expect("genesis");
-        Net { chain, nonces: vec![0; accounts], keys, engine, sku: hash, time: 0, parallel_blocks: 0, params, _dirs: (dir, art) }
+        Net { chain, nonces: vec![0; accounts], keys, engine, sku: hash, time: 0, parallel_blocks: 0, params, contracts: Vec::new(), _dirs: (dir, art) }
     }
 
     fn tx(&mut self, who: usize, m: MarketTx) -> aivm_runtime::SignedTransaction {
@@ -146,6 +148,7 @@ impl Net {
     /// the treasury and the burned total.
     fn native_total(&self, jobs: &[[u8; 32]]) -> u128 {
         let mut t: u128 = self.keys.iter().map(|k| self.balance(&addr(k))).sum::<u128>() + self.balance(&COLLECTOR);
+        t += self.contracts.iter().map(|c| self.balance(c)).sum::<u128>();
         for k in &self.keys {
             for role in [Role::Worker { sku: self.sku }, Role::Verifier] {
                 let b: Bond = self.get(MarketKey::Bond(&role, &addr(k))).unwrap_or_default();
@@ -491,7 +494,20 @@ enum Op {
     Submit(usize, u8, u32, u128),
     Commit(usize, usize),
     Expire(usize, usize),
+    /// Through contracts: a swap (`SWAPPER`) and a job (`contracts/escrow`'s `ask`).
+    ContractSwap(usize, bool, u128),
+    ContractAsk(usize, u8, u32, u128),
     Empty,
+}
+
+/// `contracts/escrow`'s `ask` arguments.
+#[derive(serde::Serialize)]
+struct AskArgs {
+    #[serde(with = "serde_bytes")]
+    sku: [u8; 32],
+    prompt: Vec<u32>,
+    max_new: u32,
+    sla_blocks: u64,
 }
 
 fn op(accounts: usize) -> impl Strategy<Value = Op> {
@@ -506,6 +522,8 @@ fn op(accounts: usize) -> impl Strategy<Value = Op> {
         (a.clone(), 1u8..12, 1u32..6, 0u128..2_000_000).prop_map(|(w, p, m, b)| Op::Submit(w, p, m, b)),
         (a.clone(), 0usize..64).prop_map(|(w, j)| Op::Commit(w, j)),
         (a.clone(), 0usize..64).prop_map(|(w, j)| Op::Expire(w, j)),
+        (a.clone(), any::<bool>(), 1u128..200_000).prop_map(|(w, s, x)| Op::ContractSwap(w, s, x)),
+        (a.clone(), 1u8..12, 1u32..6, 0u128..2_000_000).prop_map(|(w, p, m, b)| Op::ContractAsk(w, p, m, b)),
         Just(Op::Empty),
     ]
 }
@@ -515,12 +533,26 @@ fn op(accounts: usize) -> impl Strategy<Value = Op> {
 fn replay(blocks: &[Vec<Op>], accounts: usize, threads: usize) -> (Vec<[u8; 32]>, Vec<[u8; 32]>) {
     let mut n = Net::new(&format!("prop{threads}"), accounts, threads);
     let sku = n.sku;
+    let swapper = n.deploy(0, wat::parse_str(SWAPPER).expect("wat"));
+    let escrow = n.deploy(0, aivm_testkit::contract_wasm("escrow").expect("escrow.wasm (run `make contracts`)"));
     let mut jobs: Vec<[u8; 32]> = Vec::new();
     let mut roots = Vec::new();
     for ops in blocks {
         let mut txs = Vec::new();
         for o in ops {
             let m = match o.clone() {
+                Op::ContractSwap(w, native, x) => {
+                    let t = n.swap_call(w, swapper, !native, x, 0, if native { x } else { 0 });
+                    txs.push(t);
+                    continue;
+                }
+                Op::ContractAsk(w, p, m, b) => {
+                    let args = cbor(&AskArgs { sku, prompt: (0..p as u32).collect(), max_new: m, sla_blocks: 1 });
+                    let t = n.tx_with(w, Payload::Call { contract: escrow, entry: "ask".into(), args, value: b }, 60_000_000);
+                    jobs.push(aivm::contract_job_id(blake3::hash(&t.encode()).as_bytes(), &escrow, 0));
+                    txs.push(t);
+                    continue;
+                }
                 Op::Bond(_, s, c) => MarketTx::Bond { role: Role::Worker { sku }, amount: s, capacity: c },
                 Op::Unbond(_, s) => MarketTx::Unbond { role: Role::Worker { sku }, amount: s },
                 Op::Withdraw(_) => MarketTx::Withdraw { role: Role::Worker { sku } },
@@ -549,6 +581,7 @@ fn replay(blocks: &[Vec<Op>], accounts: usize, threads: usize) -> (Vec<[u8; 32]>
                 | Op::Remove(w, _)
                 | Op::Submit(w, ..)
                 | Op::Expire(w, _) => *w,
+                Op::ContractSwap(..) | Op::ContractAsk(..) => continue,
                 Op::Commit(w, j) => {
                     // Half the time the job's own worker commits.
                     let id = jobs[j % jobs.len()];
@@ -587,7 +620,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
 
     /// Σ balances + stakes + escrow + pool + treasury + burned is invariant, and Block-STM on
-    /// 2, 3 and 4 threads gives the sequential executor's state roots.
+    /// 2, 3 and 4 threads gives the sequential executor's state roots — with swaps and jobs
+    /// from contracts among the transactions.
     #[test]
     fn native_is_conserved_and_threads_agree(blocks in proptest::collection::vec(proptest::collection::vec(op(80), 64..128), 1..5)) {
         let (seq, _) = replay(&blocks, 80, 1);
@@ -1209,7 +1243,9 @@ impl Net {
         let d = self.tx_with(who, Payload::Deploy { code, args: vec![] }, 2_500_000_000);
         let d = self.block(vec![d]).remove(0);
         assert!(d.is_success(), "{:?}", d.status);
-        *d.contract_address.expect("address")
+        let address = *d.contract_address.expect("address");
+        self.contracts.push(address);
+        address
     }
 
     fn units(&self, owner: &[u8; 32]) -> u128 {
@@ -1289,14 +1325,6 @@ fn a_contract_submits_a_job_the_chain_verifies() {
     let mut n = Net::new("ask", 4, 1);
     let (client, worker) = (1, 2);
     let escrow = n.deploy(3, aivm_testkit::contract_wasm("escrow").expect("escrow.wasm (run `make contracts`)"));
-    #[derive(serde::Serialize)]
-    struct AskArgs {
-        #[serde(with = "serde_bytes")]
-        sku: [u8; 32],
-        prompt: Vec<u32>,
-        max_new: u32,
-        sla_blocks: u64,
-    }
     #[derive(serde::Deserialize, Debug)]
     struct Asked {
         job: String,
