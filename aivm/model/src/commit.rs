@@ -151,11 +151,17 @@ pub struct GemmData {
 impl GemmData {
     /// Recompute the commitment from the data (what the verifier does with opened data).
     pub fn recommit(&self) -> GemmCommit {
+        self.recommit_with(None)
+    }
+
+    /// [`GemmData::recommit`] with the X root already known (`x_root`: the same activations
+    /// as a GEMM just committed — q, k and v read one input, gate and up another).
+    fn recommit_with(&self, x_root_known: Option<Hash>) -> GemmCommit {
         let c = &self.commit;
         let (k, n) = (c.k as usize, c.n as usize);
         let rhs_width = if c.kind == GemmKind::Mix as u8 { n } else { k };
         GemmCommit {
-            x_root: x_root(&self.x, &self.x_scales, k),
+            x_root: x_root_known.unwrap_or_else(|| x_root(&self.x, &self.x_scales, k)),
             y_root: rows_root(&self.y, n),
             rhs_root: self.rhs.as_ref().map_or([0; 32], |r| rows_root(r, rhs_width)),
             ..*c
@@ -190,7 +196,9 @@ impl GemmSink for Trace {
             y: r.y.to_vec(),
             rhs: r.rhs.map(<[i8]>::to_vec),
         };
-        d.commit = d.recommit();
+        // Comparing the activations with the last GEMM's is far cheaper than hashing them.
+        let same_x = self.gemms.last().filter(|p| p.commit.k == d.commit.k && p.x_scales == d.x_scales && p.x == d.x).map(|p| p.commit.x_root);
+        d.commit = d.recommit_with(same_x);
         self.gemms.push(d);
     }
 }

@@ -109,6 +109,12 @@ fn main() {
         let out = e.generate(std::slice::from_ref(&prompt), n_new, &mut NoTrace).expect("valid prompt").remove(0);
         let total = t.elapsed().as_secs_f64();
         let decode_tps = (out.len().saturating_sub(1)) as f64 / (total - best).max(1e-9);
+        // The worker's run: the same generation with every GEMM committed (copied, rows hashed,
+        // the receipt built), against the plain run just timed.
+        let t = Instant::now();
+        let (receipt, _trace) = aivm::model::commit::run_committed(&e, std::slice::from_ref(&prompt), n_new).expect("committed run");
+        let committed = t.elapsed().as_secs_f64();
+        assert_eq!(receipt.outputs[0], out, "a committed run gives the plain run's output");
         // Batched decode: all PROMPTS at once.
         let batch: Vec<Vec<u32>> = PROMPTS.iter().map(|p| e.tokenizer.encode(&e.tokenizer.chat_prompt(p))).collect();
         let t = Instant::now();
@@ -117,7 +123,8 @@ fn main() {
         let gen: usize = outs.iter().map(Vec::len).sum();
         outputs_by_threads.push((out.clone(), outs.clone()));
         results.push(serde_json::json!({"threads": threads, "prompt_tokens": prompt.len(), "prompt_tok_s": prompt.len() as f64 / best,
-            "decode_tokens": out.len(), "decode_tok_s": decode_tps, "batch": batch.len(), "batch_generated": gen, "batch_tok_s": gen as f64 / bt}));
+            "decode_tokens": out.len(), "decode_tok_s": decode_tps, "plain_run_s": total, "committed_run_s": committed,
+            "commit_overhead": committed / total - 1.0, "batch": batch.len(), "batch_generated": gen, "batch_tok_s": gen as f64 / bt}));
     }
     assert_eq!(outputs_by_threads[0], outputs_by_threads[1], "outputs differ between thread counts");
     let mut report = serde_json::json!({"model": marker.trim(), "path": format!("{:?}", SimdPath::detect()), "runs": results});
@@ -129,11 +136,12 @@ fn main() {
     } else {
         for r in report["runs"].as_array().into_iter().flatten() {
             println!(
-                "threads {}: prompt {} tokens at {:.1} tok/s; decode {:.1} tok/s; batch of {} decode {:.1} tok/s",
+                "threads {}: prompt {} tokens at {:.1} tok/s; decode {:.1} tok/s; committed run +{:.1} %; batch of {} decode {:.1} tok/s",
                 r["threads"],
                 r["prompt_tokens"],
                 r["prompt_tok_s"].as_f64().unwrap_or(0.0),
                 r["decode_tok_s"].as_f64().unwrap_or(0.0),
+                100.0 * r["commit_overhead"].as_f64().unwrap_or(0.0),
                 r["batch"],
                 r["batch_tok_s"].as_f64().unwrap_or(0.0)
             );
