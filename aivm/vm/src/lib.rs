@@ -43,7 +43,9 @@ pub mod vm;
 pub use config::Limits;
 pub use error::{HostError, ValidationError, VmError};
 pub use gas::{GasReport, GasSchedule};
-pub use host::{contract_job_id, CallContext, Event, JobResult, MarketAction, MarketQuote, ReadBlocked, StateView, WriteSet};
+pub use host::{
+    contract_job_id, CallContext, Event, JobResult, MarketAction, MarketQuote, ReadBlocked, StateView, WriteSet, MAX_JOB_PROMPT, MAX_MARKET_ACTIONS,
+};
 pub use state::MemState;
 pub use vm::{deploy_price, CallOutcome, CallRequest, Contract, Vm, INSTANTIATE_ENTRY};
 /// The compiler's optimisation level ([`Vm::with_opt_level`], for tests).

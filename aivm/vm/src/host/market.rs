@@ -27,12 +27,14 @@
 //!   -> i32`: submit a native market job — `prompt_len` token ids (u32 LE) at `prompt_ptr`,
 //!   at most `max_new` new tokens, `sla_blocks`, paid out of the contract's balance at the
 //!   pool's quote, at most the 16-byte `budget` (reserved now); `flags` bit 0 asks for the
-//!   optimistic TEE track. 0 and the job's id (32 bytes) at `id_dst`, or −1 as for a swap.
+//!   optimistic TEE track. 0 and the job's id (32 bytes) at `id_dst`, or −1 as for a swap
+//!   (and for a prompt longer than 4 096 tokens, negative `max_new` or `sla_blocks`, or
+//!   unknown `flags` bits).
 //!   The job is checked, quoted and assigned when it is carried out; its result is read with
 //!   `job_result`, and a refund on a slash goes to the contract.
 
 use super::memory::{check_len, read, read_array, write};
-use super::{charge, enter, host_err, Ctx, Exit, HostState, MarketAction};
+use super::{charge, enter, Ctx, Exit, HostState, MarketAction};
 use wasmtime::Linker;
 
 /// Market actions one call may record: each is a market transaction's work for the embedder,
@@ -145,7 +147,7 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
          -> wasmtime::Result<i32> {
             enter(&mut c, "job_submit")?;
             let sku: [u8; 32] = read_array(&mut c, "job_submit", sku)?;
-            let tokens = check_len(prompt_len, MAX_JOB_PROMPT, "job prompt").map_err(host_err)?;
+            let Ok(tokens) = check_len(prompt_len, MAX_JOB_PROMPT, "job prompt") else { return Ok(-1) };
             let bytes = read(&mut c, "job_submit", prompt, (tokens * 4) as i32, MAX_JOB_PROMPT * 4, "job prompt")?;
             let budget = u128::from_le_bytes(read_array(&mut c, "job_submit", budget)?);
             if max_new < 0 || sla_blocks < 0 || flags & !1 != 0 || !reserve(&mut c, "job_submit", budget)? {
