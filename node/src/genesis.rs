@@ -231,6 +231,13 @@ impl GenesisFile {
         aivm_runtime::ChainConfig { chain_id: self.chain_id, fee_collector: FEE_COLLECTOR }
     }
 
+    /// Who the market treasury's validator pot is paid to at each epoch's end, and when
+    /// (`spec/market.md` §4): the active set, by the stake recorded in the state.
+    pub fn epoch_rewards(&self) -> aivm_runtime::market::treasury::EpochRewards {
+        let validators = self.active_identities().into_iter().map(|id| (id, crate::staking::stake_key(&id))).collect();
+        aivm_runtime::market::treasury::EpochRewards { epoch_length: self.epoch_length, validators }
+    }
+
     /// What a block may hold, checked before execution by the mempool and every validator.
     pub fn block_limits(&self) -> aivm_runtime::BlockLimits {
         aivm_runtime::BlockLimits { max_block_gas: self.max_block_gas, max_tx_gas: self.max_block_gas, min_gas_price: self.min_gas_price }

@@ -172,6 +172,9 @@ pub struct Chain {
     vm: ChainVm,
     config: ChainConfig,
     pub exec: ExecConfig,
+    /// Paying the market treasury's validator pot at epoch ends (the node sets it from its
+    /// genesis; `None` never pays).
+    pub rewards: Option<crate::market::treasury::EpochRewards>,
     /// Hash of the head block's header (the next block's parent).
     head_hash: parking_lot::RwLock<[u8; 32]>,
 }
@@ -196,7 +199,7 @@ impl Chain {
                 BlockRecord::decode(&rec)?.header.hash()
             }
         };
-        Ok(Chain { store, vm, config, exec: ExecConfig::default(), head_hash: parking_lot::RwLock::new(head_hash) })
+        Ok(Chain { store, vm, config, exec: ExecConfig::default(), rewards: None, head_hash: parking_lot::RwLock::new(head_hash) })
     }
 
     pub fn store(&self) -> &Store {
@@ -354,6 +357,16 @@ impl Chain {
         }
         for (k, v) in system {
             upsert(&mut writes, k, v);
+        }
+        // The validators' pot, on the state the transactions and the system writes left.
+        if let Some(r) = &self.rewards {
+            let paid = crate::market::treasury::payout(r, height, |k| match writes.binary_search_by(|(w, _)| w.cmp(k)) {
+                Ok(i) => Some(writes[i].1.clone()).filter(|v| *v != StateValue::Deleted),
+                Err(_) => Storage::get(&reader, k),
+            });
+            for (k, v) in paid {
+                upsert(&mut writes, k, v);
+            }
         }
         for (k, v) in crate::market::jobs::beacon_writes(height, &parent.hash, entropy) {
             upsert(&mut writes, k, v);

@@ -63,6 +63,11 @@ fn addr(k: &SigningKey) -> [u8; 32] {
     k.verifying_key().to_bytes()
 }
 
+/// A validator's stake record (16 bytes LE), as the node keeps them under its staking address.
+fn stake_key(a: &[u8; 32]) -> aivm_runtime::StateKey {
+    aivm_runtime::StateKey::Storage([0x5a; 32], [&b"stake/"[..], a].concat().into())
+}
+
 fn params() -> MarketParams {
     // Every GEMM opened: a cheat anywhere is caught on its first job, so the tests are exact.
     MarketParams { challenge_gemms: 0, challenge_rows: 2, answer_window: 3, unbonding_blocks: 5, dispute_window: 0, ..MarketParams::default() }
@@ -91,7 +96,12 @@ impl Net {
             models: vec![(hash, ModelEntry::of(&sku, size))],
             pools: vec![SeedPool { sku: hash, native: POOL, units: POOL, provider: addr(&keys[0]) }],
         };
-        let g = Genesis { accounts: keys.iter().map(|k| (addr(k), FUNDS)).collect(), time_ms: 0, entries: market.entries().expect("market genesis") };
+        let mut entries = market.entries().expect("market genesis");
+        // Validator stakes for the epoch payout (read only where a test sets `chain.rewards`).
+        for (i, k) in keys.iter().enumerate().skip(3).take(2) {
+            entries.push((stake_key(&addr(k)), StateValue::Bytes((100 * (i as u128 - 2)).to_le_bytes().to_vec().into())));
+        }
+        let g = Genesis { accounts: keys.iter().map(|k| (addr(k), FUNDS)).collect(), time_ms: 0, entries };
         chain.init_genesis(&g).expect("genesis");
         Net { chain, nonces: vec![0; accounts], keys, engine, sku: hash, time: 0, parallel_blocks: 0, params, contracts: Vec::new(), _dirs: (dir, art) }
     }
@@ -1374,4 +1384,47 @@ fn a_contract_submits_a_job_the_chain_verifies() {
     assert_eq!((tr.validators, tr.verifiers, tr.burned), (split.validators, split.verifiers, split.burn), "settled with the exact split");
     assert_eq!(n.worker_bond(worker).credits, 4 + receipt.outputs[0].len() as u64);
     assert_eq!(read(&mut n), Some(receipt.outputs[0].clone()), "the contract reads the verified answer");
+}
+
+/// The validators' 8 % of settled fees accrues in the treasury and is paid out at the end of
+/// every epoch, by stake (100 : 200 here), after the block's transactions; rounding leaves
+/// at most a unit per validator in the pot; native is conserved throughout.
+#[test]
+fn the_validators_share_is_paid_by_stake_at_each_epoch_end() {
+    use aivm_runtime::market::treasury::{split_by_stake, EpochRewards};
+    let mut n = Net::new("rewards", 5, 1);
+    let (v1, v2) = (addr(&n.keys[3]), addr(&n.keys[4]));
+    n.chain.rewards = Some(EpochRewards { epoch_length: 4, validators: vec![(v1, stake_key(&v1)), (v2, stake_key(&v2))] });
+    let (client, worker) = (1, 2);
+    n.bond_worker(worker, 20_000, 1_000);
+    // Units made dear (a large buy), so the job's 8 % is worth splitting.
+    let sku = n.sku;
+    assert!(n.one(0, MarketTx::Swap { sku, side: Side::Native, amount_in: 1_000_000_000, min_out: 0 }).is_success());
+    let (id, r) = n.submit(client, vec![3, 9, 27, 4, 5, 6], 5);
+    assert!(r.is_success(), "{:?}", r.status);
+    let job = n.job(&id);
+    let (receipt, trace) = n.run(&job);
+    assert!(n.commit_and_answer(worker, id, &receipt, &trace).is_success());
+    let pot = FeeSplit::of(job.fee).validators;
+    assert!(pot > 1_000, "{pot}");
+    // Until the next epoch end the share waits in the treasury.
+    if n.height() % 4 != 0 {
+        let tr: Treasury = n.get(MarketKey::Treasury).expect("treasury");
+        assert_eq!(tr.validators, pot);
+        assert_eq!((n.balance(&v1), n.balance(&v2)), (FUNDS, FUNDS));
+    }
+    while n.height() % 4 != 0 {
+        n.block(vec![]);
+    }
+    let shares = split_by_stake(pot, &[100, 200]);
+    assert_eq!((n.balance(&v1), n.balance(&v2)), (FUNDS + shares[0], FUNDS + shares[1]));
+    let tr: Treasury = n.get(MarketKey::Treasury).expect("treasury");
+    assert_eq!(tr.validators, pot - shares[0] - shares[1]);
+    assert!(tr.validators < 2, "at most a unit per validator stays");
+    assert_eq!(n.native_total(&[id]), n.initial_total());
+    // The next epoch end has (almost) nothing to pay.
+    for _ in 0..4 {
+        n.block(vec![]);
+    }
+    assert_eq!((n.balance(&v1), n.balance(&v2)), (FUNDS + shares[0], FUNDS + shares[1]));
 }

@@ -207,6 +207,7 @@ fn run_validator(a: RunArgs) -> Result<()> {
     let mut chain =
         Chain::open(data.join("state"), ChainVm::new(vm), genesis.chain_config()).with_context(|| format!("opening the state under {}", data.display()))?;
     chain.exec.threads = exec_threads;
+    chain.rewards = Some(genesis.epoch_rewards());
     if chain.head().is_none() {
         chain.init_genesis(&genesis.state())?;
     }

@@ -13,6 +13,7 @@
 //! - [`dispute`]: a verifier's claim against a settled job, decided by opening one step.
 //! - [`tee`]: the optimistic track: attested commits, provisional results, spot checks,
 //!   finalization (`spec/tee.md`).
+//! - [`treasury`]: the validators' share paid out by stake at every epoch's end.
 //! - [`genesis`]: the market's initial state.
 
 pub mod dispute;
@@ -26,6 +27,7 @@ pub mod quote;
 pub mod split;
 pub mod state;
 pub mod tee;
+pub mod treasury;
 pub mod tx;
 
 pub use exec::{execute, MarketCtx, MarketOutcome};

@@ -184,7 +184,7 @@ pub struct Job {
 /// Native the market holds outside balances, stakes, pools and escrow.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Treasury {
-    /// The validators' 8 %, paid out per epoch by stake (not yet: `spec/market.md` §4).
+    /// The validators' 8 %, paid out by stake at every epoch's end (`treasury.rs`).
     pub validators: u128,
     /// The verifiers' 5 %, paid per verification.
     pub verifiers: u128,
