@@ -1408,12 +1408,12 @@ fn the_validators_share_is_paid_by_stake_at_each_epoch_end() {
     let pot = FeeSplit::of(job.fee).validators;
     assert!(pot > 1_000, "{pot}");
     // Until the next epoch end the share waits in the treasury.
-    if n.height() % 4 != 0 {
+    if !n.height().is_multiple_of(4) {
         let tr: Treasury = n.get(MarketKey::Treasury).expect("treasury");
         assert_eq!(tr.validators, pot);
         assert_eq!((n.balance(&v1), n.balance(&v2)), (FUNDS, FUNDS));
     }
-    while n.height() % 4 != 0 {
+    while !n.height().is_multiple_of(4) {
         n.block(vec![]);
     }
     let shares = split_by_stake(pot, &[100, 200]);

@@ -34,7 +34,7 @@ pub fn split_by_stake(pot: u128, stakes: &[u128]) -> Vec<u128> {
 /// left it through `read`; empty when `height` is not an epoch's last block or there is
 /// nothing to pay.
 pub fn payout(rewards: &EpochRewards, height: u64, mut read: impl FnMut(&StateKey) -> Option<StateValue>) -> Vec<(StateKey, StateValue)> {
-    if rewards.epoch_length == 0 || height == 0 || height % rewards.epoch_length != 0 {
+    if rewards.epoch_length == 0 || height == 0 || !height.is_multiple_of(rewards.epoch_length) {
         return Vec::new();
     }
     let key = MarketKey::Treasury.state_key();
