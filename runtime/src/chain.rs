@@ -344,11 +344,7 @@ impl Chain {
         let fees: u128 = out.outputs.iter().fold(0u128, |s, r| s.saturating_add(r.fee));
         if fees > 0 {
             let key = StateKey::Account(self.config.fee_collector);
-            let current = match writes.binary_search_by(|(k, _)| k.cmp(&key)) {
-                Ok(i) => Some(writes[i].1.clone()),
-                Err(_) => Storage::get(&reader, &key),
-            };
-            let mut acc = match current {
+            let mut acc = match read_through(&writes, &reader, &key) {
                 Some(StateValue::Account(a)) => a,
                 _ => Account::default(),
             };
@@ -360,10 +356,7 @@ impl Chain {
         }
         // The validators' pot, on the state the transactions and the system writes left.
         if let Some(r) = &self.rewards {
-            let paid = crate::market::treasury::payout(r, height, |k| match writes.binary_search_by(|(w, _)| w.cmp(k)) {
-                Ok(i) => Some(writes[i].1.clone()).filter(|v| *v != StateValue::Deleted),
-                Err(_) => Storage::get(&reader, k),
-            });
+            let paid = crate::market::treasury::payout(r, height, |k| read_through(&writes, &reader, k));
             for (k, v) in paid {
                 upsert(&mut writes, k, v);
             }
@@ -472,6 +465,14 @@ impl Chain {
 }
 
 /// Insert or replace in a key-sorted write list.
+/// `key` as the block's writes so far (sorted) leave it over `reader`; a deleted key is absent.
+fn read_through(writes: &[(StateKey, StateValue)], reader: &impl Storage<StateKey, StateValue>, key: &StateKey) -> Option<StateValue> {
+    match writes.binary_search_by(|(k, _)| k.cmp(key)) {
+        Ok(i) => Some(writes[i].1.clone()).filter(|v| *v != StateValue::Deleted),
+        Err(_) => Storage::get(reader, key),
+    }
+}
+
 fn upsert(writes: &mut Vec<(StateKey, StateValue)>, key: StateKey, value: StateValue) {
     match writes.binary_search_by(|(k, _)| k.cmp(&key)) {
         Ok(i) => writes[i].1 = value,

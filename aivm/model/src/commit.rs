@@ -41,11 +41,11 @@ const PARALLEL_BYTES: usize = 1 << 20;
 
 /// The leaf hashes of a row-major matrix's rows (`prefix` of each row first: an activation
 /// row's scale).
-fn row_leaves<T: RowBytes>(data: &[T], width: usize, prefix: impl Fn(usize) -> Vec<u8> + Sync) -> Vec<Hash> {
+fn row_leaves<T: RowBytes>(data: &[T], width: usize, prefix: impl Fn(usize, &mut blake3::Hasher) + Sync) -> Vec<Hash> {
     let leaf = |(i, row): (usize, &[T])| {
         let mut h = blake3::Hasher::new();
         h.update(&[0]);
-        h.update(&prefix(i));
+        prefix(i, &mut h);
         T::hash_into(row, &mut h);
         *h.finalize().as_bytes()
     };
@@ -60,7 +60,7 @@ fn row_leaves<T: RowBytes>(data: &[T], width: usize, prefix: impl Fn(usize) -> V
 
 /// The leaf hashes of a matrix's rows (`merkle::leaf_hash` of each row's committed bytes).
 pub fn rows_leaves<T: RowBytes>(data: &[T], width: usize) -> Vec<Hash> {
-    row_leaves(data, width, |_| Vec::new())
+    row_leaves(data, width, |_, _| {})
 }
 
 /// Merkle root over the rows of a row-major matrix.
@@ -76,8 +76,11 @@ pub fn x_row_bytes(scale: Scale, row: &[i8]) -> Vec<u8> {
     b
 }
 
-fn scale_bytes(s: Scale) -> Vec<u8> {
-    [s.m.to_le_bytes(), s.e.to_le_bytes()].concat()
+fn scale_bytes(s: Scale) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&s.m.to_le_bytes());
+    b[4..].copy_from_slice(&s.e.to_le_bytes());
+    b
 }
 
 /// The leaf hashes of activation rows with their scales.
@@ -85,7 +88,9 @@ pub fn x_leaves(x: &[i8], scales: &[Scale], width: usize) -> Vec<Hash> {
     // One leaf per row that has a scale (a last partial row counts as a row).
     let rows = x.len().div_ceil(width.max(1)).min(scales.len());
     let x = &x[..(rows * width.max(1)).min(x.len())];
-    row_leaves(x, width, |i| scale_bytes(scales[i]))
+    row_leaves(x, width, |i, h| {
+        h.update(&scale_bytes(scales[i]));
+    })
 }
 
 /// Merkle root over activation rows with their scales.

@@ -80,11 +80,10 @@ pub struct Hired {
     pub price: u128,
 }
 
-/// Seed 002 Listing 1's `submitJob`: HMM_QUOTE the work on the model's pool, require the
-/// value sent to cover the price, lock the price for the quoted worker and send back the rest.
-#[entry_point]
-pub fn hire(args: HireArgs) -> Result<Hired, ContractError> {
-    let q = market::quote(&args.sku, args.units).ok_or(ContractError::from("no quote: no pool for the model or no worker with room"))?;
+/// HMM_QUOTE `units` on the model's pool, require the value sent with the call to cover the
+/// price and send the rest back to the caller; the quote and the caller.
+fn pay_quote(sku: &Bytes32, units: u64) -> Result<(market::Quote, Address), ContractError> {
+    let q = market::quote(sku, units).ok_or(ContractError::from("no quote: no pool for the model or no worker with room"))?;
     let sent = env::value();
     if sent < q.price {
         return Err(ContractError::new(format!("the quote is {}; {sent} was sent", q.price)));
@@ -93,6 +92,14 @@ pub fn hire(args: HireArgs) -> Result<Hired, ContractError> {
     if sent > q.price {
         env::transfer(&client, sent - q.price).map_err(|_| ContractError::from("escrow balance short"))?;
     }
+    Ok((q, client))
+}
+
+/// Seed 002 Listing 1's `submitJob`: HMM_QUOTE the work on the model's pool, require the
+/// value sent to cover the price, lock the price for the quoted worker and send back the rest.
+#[entry_point]
+pub fn hire(args: HireArgs) -> Result<Hired, ContractError> {
+    let (q, client) = pay_quote(&args.sku, args.units)?;
     let id: u64 = storage::get(NEXT).unwrap_or(0);
     storage::set(NEXT, &(id + 1));
     let deadline = env::block_height().saturating_add(args.blocks);
@@ -167,15 +174,7 @@ pub struct Asked {
 #[entry_point]
 pub fn ask(args: AskArgs) -> Result<Asked, ContractError> {
     let units = (args.prompt.len() as u64).saturating_add(args.max_new as u64);
-    let q = market::quote(&args.sku, units).ok_or(ContractError::from("no quote: no pool for the model or no worker with room"))?;
-    let sent = env::value();
-    if sent < q.price {
-        return Err(ContractError::new(format!("the quote is {}; {sent} was sent", q.price)));
-    }
-    let client = env::caller();
-    if sent > q.price {
-        env::transfer(&client, sent - q.price).map_err(|_| ContractError::from("escrow balance short"))?;
-    }
+    let (q, client) = pay_quote(&args.sku, units)?;
     let request = market::JobRequest { sku: &args.sku, prompt: &args.prompt, max_new: args.max_new, sla_blocks: args.sla_blocks, budget: q.price, tee: false };
     let job = market::submit_job(&request).map_err(|e| ContractError::new(format!("the job was refused: {e:?}")))?;
     ASKS.set(&job.0, &Ask { client, fee: q.price });

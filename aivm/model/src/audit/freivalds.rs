@@ -146,41 +146,55 @@ impl FastCheck {
 /// the plain form instead; honest GEMMs are far below it.
 pub(super) struct YTimesR {
     n: usize,
-    v: usize,
-    /// `[n × v]`: each Y element meets its v entries (the plain form).
-    rt: Vec<i64>,
-    /// `[v × n]` as i16 (the SIMD form), empty when it does not run.
-    r16: Vec<i16>,
+    form: Form,
+}
+
+enum Form {
+    /// `[n × v]` i64: each Y element meets its v entries.
+    Plain { rt: Vec<i64>, v: usize },
+    /// `[8 × n]` as i16, for the 16-bit kernel (the CPU has avx512f + avx512bw).
+    Simd { r16: Vec<i16> },
 }
 
 impl YTimesR {
     pub(super) fn new(rs: &[Vec<i8>], n: usize, path: SimdPath) -> Self {
         let v = rs.len();
-        let mut rt = vec![0i64; n * v];
-        for (j, chunk) in rt.chunks_exact_mut(v).enumerate() {
-            for (vi, c) in chunk.iter_mut().enumerate() {
-                *c = rs[vi][j] as i64;
-            }
-        }
         let simd = cfg!(target_arch = "x86_64") && path != SimdPath::Scalar && aivm_tensor::cpu::features().avx512_bw && v == SIMD_V;
-        let r16 = if simd { rs.iter().flat_map(|r| r.iter().map(|&x| x as i16)).collect() } else { Vec::new() };
-        Self { n, v, rt, r16 }
+        let form = if simd {
+            Form::Simd { r16: rs.iter().flat_map(|r| r.iter().map(|&x| x as i16)).collect() }
+        } else {
+            let mut rt = vec![0i64; n * v];
+            for (j, chunk) in rt.chunks_exact_mut(v).enumerate() {
+                for (vi, c) in chunk.iter_mut().enumerate() {
+                    *c = rs[vi][j] as i64;
+                }
+            }
+            Form::Plain { rt, v }
+        };
+        Self { n, form }
     }
 
     pub(super) fn apply(&self, y: &[i32], m: usize) -> Vec<i64> {
-        #[cfg(target_arch = "x86_64")]
-        if !self.r16.is_empty() {
-            let mut out = vec![0i64; m * SIMD_V];
-            for (row, o) in y.chunks_exact(self.n).take(m).zip(out.chunks_exact_mut(SIMD_V)) {
-                // SAFETY: `r16` is only built when the CPU has avx512f + avx512bw (checked in
-                // `new`); the kernel reads `row` and `r16` within their lengths.
-                if !unsafe { row_times_r_avx512bw(row, &self.r16, o) } {
-                    o.copy_from_slice(&y_times_r_plain(row, 1, self.n, &self.rt, SIMD_V));
+        let n = self.n;
+        match &self.form {
+            Form::Plain { rt, v } => y_times_r_plain(y, m, n, rt, *v),
+            Form::Simd { r16 } => {
+                let mut out = vec![0i64; m * SIMD_V];
+                for (row, o) in y.chunks_exact(n).take(m).zip(out.chunks_exact_mut(SIMD_V)) {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `Form::Simd` is only built when the CPU has avx512f + avx512bw
+                    // (checked in `new`); the kernel reads `row` and `r16` within their lengths.
+                    if unsafe { row_times_r_avx512bw(row, r16, o) } {
+                        continue;
+                    }
+                    // A row the 16-bit split cannot hold: plain exact sums.
+                    for (vi, acc) in o.iter_mut().enumerate() {
+                        *acc = row.iter().zip(&r16[vi * n..(vi + 1) * n]).map(|(&y, &r)| y as i64 * r as i64).sum();
+                    }
                 }
+                out
             }
-            return out;
         }
-        y_times_r_plain(y, m, self.n, &self.rt, self.v)
     }
 }
 
