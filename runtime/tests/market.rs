@@ -235,11 +235,9 @@ fn failed(r: &Receipt) -> String {
 
 /// Rebuild a tampered trace's root, as a cheating worker commits to what it claims.
 fn recommit(r: &mut InferenceReceipt, t: &mut Trace) {
-    for g in &mut t.gemms {
-        g.commit = g.recommit();
-    }
+    t.recommit();
     r.gemm_root = merkle::root(&t.leaves());
-    r.gemm_count = t.gemms.len() as u64;
+    r.gemm_count = t.gemms().len() as u64;
 }
 
 #[test]
@@ -316,10 +314,10 @@ fn each_cheat_is_caught_on_its_first_job() {
         let (mut r, mut t) = n.run(&job);
         match cheat {
             Cheat::Flip => {
-                let i = t.gemms.len() / 2;
-                t.gemms[i].y[0] ^= 1;
+                let i = t.gemms().len() / 2;
+                t.gemms_mut()[i].y[0] ^= 1;
             }
-            Cheat::SkipLayer => t.gemms.retain(|g| !(g.commit.step == 1 && g.commit.layer == 1)),
+            Cheat::SkipLayer => t.retain(|g| !(g.commit.step == 1 && g.commit.layer == 1)),
             Cheat::WrongModel => {
                 let other = Engine::new(Arc::new(tiny(Arch::Llama, 22)), Options::default()).expect("engine");
                 (r, t) = run_committed(&other, std::slice::from_ref(&job.prompt), job.max_new as usize).expect("run");

@@ -11,56 +11,62 @@ use super::engine::{Engine, GemmId, GemmKind, GemmRecord, GemmSink, InferError};
 use super::quant::Scale;
 use crate::merkle::{self, Hash};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// A matrix element as committed: int8 as its byte, i32 little-endian.
 pub trait RowBytes: Copy + Sync + Send {
-    /// Feed `row`'s committed bytes to `h`.
-    fn hash_into(row: &[Self], h: &mut blake3::Hasher);
+    /// The committed bytes of `data` (in place where memory already holds them).
+    fn committed_bytes(data: &[Self]) -> Cow<'_, [u8]>;
 }
 
 impl RowBytes for i8 {
-    fn hash_into(row: &[i8], h: &mut blake3::Hasher) {
-        h.update(bytemuck::cast_slice(row));
+    fn committed_bytes(data: &[i8]) -> Cow<'_, [u8]> {
+        Cow::Borrowed(bytemuck::cast_slice(data))
     }
 }
 
 impl RowBytes for i32 {
-    fn hash_into(row: &[i32], h: &mut blake3::Hasher) {
+    fn committed_bytes(data: &[i32]) -> Cow<'_, [u8]> {
         if cfg!(target_endian = "little") {
             // The memory is the little-endian encoding: hashed in place, no copy.
-            h.update(bytemuck::cast_slice(row));
+            Cow::Borrowed(bytemuck::cast_slice(data))
         } else {
-            h.update(&i32_bytes(row));
+            Cow::Owned(i32_bytes(data))
         }
     }
 }
 
-/// Matrices at least this large (bytes) hash their rows on the rayon pool; the leaves are
-/// collected in row order, so the root never depends on the thread count.
+/// Matrices at least this large (bytes) hash their rows on the rayon pool, in pieces of
+/// whole rows; the leaves are collected in row order, so the root never depends on the
+/// thread count.
 const PARALLEL_BYTES: usize = 1 << 20;
+/// Rows per piece on the pool: a multiple of the sixteen rows hashed side by side.
+const PARALLEL_ROWS: usize = 256;
 
-/// The leaf hashes of a row-major matrix's rows (`prefix` of each row first: an activation
-/// row's scale).
-fn row_leaves<T: RowBytes>(data: &[T], width: usize, prefix: impl Fn(usize, &mut blake3::Hasher) + Sync) -> Vec<Hash> {
-    let leaf = |(i, row): (usize, &[T])| {
-        let mut h = blake3::Hasher::new();
-        h.update(&[0]);
-        prefix(i, &mut h);
-        T::hash_into(row, &mut h);
-        *h.finalize().as_bytes()
-    };
-    let width = width.max(1);
-    if std::mem::size_of_val(data) >= PARALLEL_BYTES {
+/// The leaf hashes of a row-major matrix's rows (`prefix` of each row, 0 or 8 bytes, after
+/// the leaf tag: an activation row's scale). Rows are hashed sixteen at a time
+/// ([`crate::row_leaves`]); each leaf is still `merkle::leaf_hash` of its bytes.
+fn row_leaves<T: RowBytes>(data: &[T], width: usize, prefix_len: usize, prefix: impl Fn(usize, &mut [u8]) + Sync) -> Vec<Hash> {
+    let bytes = T::committed_bytes(data);
+    let row = width.max(1) * std::mem::size_of::<T>();
+    if bytes.len() >= PARALLEL_BYTES {
         use rayon::prelude::*;
-        data.par_chunks(width).enumerate().map(leaf).collect()
+        let piece = row * PARALLEL_ROWS;
+        let parts: Vec<Vec<Hash>> = bytes
+            .par_chunks(piece)
+            .enumerate()
+            .map(|(p, b)| crate::row_leaves::leaves(b, row, prefix_len, |i, out| prefix(p * PARALLEL_ROWS + i, out)))
+            .collect();
+        parts.concat()
     } else {
-        data.chunks(width).enumerate().map(leaf).collect()
+        crate::row_leaves::leaves(&bytes, row, prefix_len, prefix)
     }
 }
 
 /// The leaf hashes of a matrix's rows (`merkle::leaf_hash` of each row's committed bytes).
 pub fn rows_leaves<T: RowBytes>(data: &[T], width: usize) -> Vec<Hash> {
-    row_leaves(data, width, |_, _| {})
+    row_leaves(data, width, 0, |_, _| {})
 }
 
 /// Merkle root over the rows of a row-major matrix.
@@ -88,9 +94,7 @@ pub fn x_leaves(x: &[i8], scales: &[Scale], width: usize) -> Vec<Hash> {
     // One leaf per row that has a scale (a last partial row counts as a row).
     let rows = x.len().div_ceil(width.max(1)).min(scales.len());
     let x = &x[..(rows * width.max(1)).min(x.len())];
-    row_leaves(x, width, |i, h| {
-        h.update(&scale_bytes(scales[i]));
-    })
+    row_leaves(x, width, 8, |i, out| out.copy_from_slice(&scale_bytes(scales[i])))
 }
 
 /// Merkle root over activation rows with their scales.
@@ -159,28 +163,97 @@ impl GemmData {
         self.recommit_with(None)
     }
 
-    /// [`GemmData::recommit`] with the X root already known (`x_root`: the same activations
-    /// as a GEMM just committed — q, k and v read one input, gate and up another).
+    /// [`GemmData::recommit`] with the X root already known: the same activations as a GEMM
+    /// just committed (q, k and v read one input, gate and up another).
     fn recommit_with(&self, x_root_known: Option<Hash>) -> GemmCommit {
         let c = &self.commit;
         let (k, n) = (c.k as usize, c.n as usize);
-        let rhs_width = if c.kind == GemmKind::Mix as u8 { n } else { k };
         GemmCommit {
             x_root: x_root_known.unwrap_or_else(|| x_root(&self.x, &self.x_scales, k)),
             y_root: rows_root(&self.y, n),
-            rhs_root: self.rhs.as_ref().map_or([0; 32], |r| rows_root(r, rhs_width)),
+            rhs_root: self.rhs.as_ref().map_or([0; 32], |r| rows_root(r, rhs_width(c))),
             ..*c
         }
     }
 }
 
-/// Everything a run computed, in order; a [`GemmSink`].
-#[derive(Default)]
-pub struct Trace {
-    pub gemms: Vec<GemmData>,
+/// The row width of an attention GEMM's cache operand: `K [n×k]` for scores, `V [k×n]` for mix.
+fn rhs_width(c: &GemmCommit) -> usize {
+    if c.kind == GemmKind::Mix as u8 {
+        c.n as usize
+    } else {
+        c.k as usize
+    }
 }
 
-impl GemmSink for Trace {
+/// Everything a run computed, in order.
+///
+/// A committed run keeps each KV cache once: an attention GEMM's cache operand is a prefix of
+/// the cache as it ends (rows are only appended), so the trace stores the cache and each
+/// such GEMM's length, and its `gemms[i].rhs` is `None`. Copying the operand at every step
+/// made the trace quadratic in the sequence length. [`Trace::data`] gives a GEMM whole.
+#[derive(Clone, Default)]
+pub struct Trace {
+    gemms: Vec<GemmData>,
+    /// For each GEMM whose operand lives in `caches`: (cache, length in elements).
+    operands: Vec<Option<(usize, usize)>>,
+    caches: Vec<Vec<i8>>,
+}
+
+impl From<Vec<GemmData>> for Trace {
+    fn from(gemms: Vec<GemmData>) -> Self {
+        Trace { operands: vec![None; gemms.len()], gemms, caches: Vec::new() }
+    }
+}
+
+/// One KV cache of a committed run: which of the trace's caches holds its rows, their width,
+/// and the Merkle tree over them so far.
+struct CacheTree {
+    cache: usize,
+    width: usize,
+    tree: merkle::Frontier,
+}
+
+/// The [`GemmSink`] of a committed run: records into a [`Trace`], committing each GEMM as it
+/// comes. KV-cache rows never change once appended, so the cache operand of a decode step's
+/// scores/mix GEMM is the one committed last step for the same (layer, kind, sequence, KV
+/// head) plus a row: only the new rows are copied and hashed, and the root comes from the
+/// complete subtrees kept ([`merkle::Frontier`]), `O(log n)` per step instead of `O(n)`. The
+/// extension is checked by comparing bytes with the rows kept (far cheaper than hashing), so
+/// the root is always the one the written definition gives.
+struct Committer<'t> {
+    trace: &'t mut Trace,
+    caches: HashMap<(u32, u8, u32, u32), CacheTree>,
+}
+
+impl Committer<'_> {
+    /// Keep `rhs` (extending the cache kept for `key` when it extends it by whole rows), and
+    /// return where it lives and the root over its rows.
+    fn keep_operand(&mut self, key: (u32, u8, u32, u32), width: usize, rhs: &[i8]) -> ((usize, usize), Hash) {
+        let width = width.max(1);
+        let caches = &mut self.trace.caches;
+        let extends = |c: &CacheTree| c.width == width && caches.get(c.cache).is_some_and(|kept| kept.len() % width == 0 && rhs.starts_with(kept));
+        let mut entry = match self.caches.remove(&key).filter(extends) {
+            Some(e) => e,
+            None => {
+                caches.push(Vec::new());
+                CacheTree { cache: caches.len() - 1, width, tree: merkle::Frontier::default() }
+            }
+        };
+        let kept = &mut caches[entry.cache];
+        let from = kept.len();
+        kept.extend_from_slice(&rhs[from..]);
+        for leaf in rows_leaves(&rhs[from..], width) {
+            entry.tree.push(leaf);
+        }
+        let root = entry.tree.root();
+        let at = (entry.cache, rhs.len());
+        self.caches.insert(key, entry);
+        (at, root)
+    }
+}
+
+impl GemmSink for Committer<'_> {
     fn gemm(&mut self, r: &GemmRecord<'_>) {
         let mut d = GemmData {
             commit: GemmCommit {
@@ -199,12 +272,23 @@ impl GemmSink for Trace {
             x: r.x.to_vec(),
             x_scales: r.x_scales.to_vec(),
             y: r.y.to_vec(),
-            rhs: r.rhs.map(<[i8]>::to_vec),
+            rhs: None,
         };
         // Comparing the activations with the last GEMM's is far cheaper than hashing them.
-        let same_x = self.gemms.last().filter(|p| p.commit.k == d.commit.k && p.x_scales == d.x_scales && p.x == d.x).map(|p| p.commit.x_root);
-        d.commit = d.recommit_with(same_x);
-        self.gemms.push(d);
+        let same_x = self.trace.gemms.last().filter(|p| p.commit.k == d.commit.k && p.x_scales == d.x_scales && p.x == d.x).map(|p| p.commit.x_root);
+        let c = d.commit;
+        let (operand, rhs_root) = match r.rhs {
+            Some(rhs) => {
+                let (at, root) = self.keep_operand((c.layer, c.kind, c.seq, c.head), rhs_width(&c), rhs);
+                (Some(at), Some(root))
+            }
+            None => (None, None),
+        };
+        // The operand is kept in the trace's caches (`rhs` stays `None`); its root comes from
+        // the cache's tree.
+        d.commit = GemmCommit { rhs_root: rhs_root.unwrap_or([0; 32]), ..d.recommit_with(same_x) };
+        self.trace.gemms.push(d);
+        self.trace.operands.push(operand);
     }
 }
 
@@ -248,7 +332,7 @@ impl InferenceReceipt {
 /// Run a batch with commitments: the outputs, the receipt, and the trace to answer challenges.
 pub fn run_committed(engine: &Engine, prompts: &[Vec<u32>], max_new: usize) -> Result<(InferenceReceipt, Trace), InferError> {
     let mut trace = Trace::default();
-    let outputs = engine.generate(prompts, max_new, &mut trace)?;
+    let outputs = engine.generate(prompts, max_new, &mut Committer { trace: &mut trace, caches: HashMap::new() })?;
     let receipt = InferenceReceipt {
         sku: engine.sku_hash,
         max_new: max_new as u32,
@@ -263,6 +347,51 @@ pub fn run_committed(engine: &Engine, prompts: &[Vec<u32>], max_new: usize) -> R
 }
 
 impl Trace {
+    /// Every GEMM in order; a kept cache operand is not in `rhs` (see [`Trace::data`]).
+    pub fn gemms(&self) -> &[GemmData] {
+        &self.gemms
+    }
+
+    /// The GEMMs to change in place (what a cheating worker does; tests use it). A kept cache
+    /// operand stays the trace's: [`Trace::data`] gives it whatever `rhs` is set to.
+    pub fn gemms_mut(&mut self) -> &mut [GemmData] {
+        &mut self.gemms
+    }
+
+    /// Append a GEMM whose operands it carries itself.
+    pub fn push(&mut self, g: GemmData) {
+        self.gemms.push(g);
+        self.operands.push(None);
+    }
+
+    /// Keep only the GEMMs `keep` says.
+    pub fn retain(&mut self, mut keep: impl FnMut(&GemmData) -> bool) {
+        let flags: Vec<bool> = self.gemms.iter().map(&mut keep).collect();
+        let mut it = flags.iter();
+        self.gemms.retain(|_| it.next().copied().unwrap_or(false));
+        let mut it = flags.iter();
+        self.operands.retain(|_| it.next().copied().unwrap_or(false));
+    }
+
+    /// Recompute every commitment from the data (after changing it, as a cheater commits to
+    /// what it claims).
+    pub fn recommit(&mut self) {
+        for i in 0..self.gemms.len() {
+            if let Some(c) = self.data(i).map(|g| g.recommit()) {
+                self.gemms[i].commit = c;
+            }
+        }
+    }
+
+    /// GEMM `i` whole, its cache operand included (copied out of the trace's caches).
+    pub fn data(&self, i: usize) -> Option<Cow<'_, GemmData>> {
+        let g = self.gemms.get(i)?;
+        Some(match self.operands.get(i).copied().flatten() {
+            Some((cache, len)) => Cow::Owned(GemmData { rhs: Some(self.caches.get(cache)?.get(..len)?.to_vec()), ..g.clone() }),
+            None => Cow::Borrowed(g),
+        })
+    }
+
     pub fn leaves(&self) -> Vec<Hash> {
         self.gemms.iter().map(|g| g.commit.leaf()).collect()
     }
@@ -271,9 +400,11 @@ impl Trace {
     /// (index u64, [`GemmData::encode_to`], proof count 0 as u32: `audit::OpenGemm`'s form).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::new();
-        for (i, g) in self.gemms.iter().enumerate() {
+        for i in 0..self.gemms.len() {
             let mut e = (i as u64).to_le_bytes().to_vec();
-            g.encode_to(&mut e);
+            if let Some(g) = self.data(i) {
+                g.encode_to(&mut e);
+            }
             e.extend(0u32.to_le_bytes());
             b.extend((e.len() as u64).to_le_bytes());
             b.extend(e);
@@ -298,7 +429,7 @@ impl Trace {
             }
             b = &b[8 + n..];
         }
-        Some(Trace { gemms })
+        Some(Trace::from(gemms))
     }
 }
 

@@ -25,6 +25,7 @@ pub mod kernels;
 pub mod layer;
 pub mod merkle;
 pub mod quant;
+pub mod row_leaves;
 pub mod sku;
 pub mod store;
 pub mod tokenizer;

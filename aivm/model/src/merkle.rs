@@ -27,13 +27,80 @@ fn split(n: u64) -> u64 {
 }
 
 /// Root of the tree over already-hashed leaves. The empty tree's root is `BLAKE3("")`.
+///
+/// Computed level by level: pairing neighbours and carrying an odd last node up unchanged
+/// gives exactly the split-at-a-power-of-two shape (the left part of every split is a
+/// complete subtree, so its pairs never straddle the split), and a level's nodes are hashed
+/// sixteen at a time ([`crate::row_leaves`]). `tests` pins it to the recursive definition.
 pub fn root(leaves: &[Hash]) -> Hash {
     match leaves.len() {
         0 => *blake3::hash(b"").as_bytes(),
         1 => leaves[0],
-        n => {
-            let k = split(n as u64) as usize;
-            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+        _ => {
+            let mut level = parents(leaves);
+            while level.len() > 1 {
+                level = parents(&level);
+            }
+            level[0]
+        }
+    }
+}
+
+/// The next level up: `node_hash` of each pair, an odd last node carried.
+fn parents(level: &[Hash]) -> Vec<Hash> {
+    let pairs = level.len() / 2;
+    let mut up = crate::row_leaves::tagged(1, bytemuck::cast_slice(&level[..2 * pairs]), 64, 0, |_, _| {});
+    if level.len() % 2 == 1 {
+        up.push(level[level.len() - 1]);
+    }
+    up
+}
+
+/// A tree grown one leaf at a time: the roots of its complete subtrees, largest (leftmost)
+/// first, which is all the RFC 6962 shape needs for the root. Appending costs `O(1)` hashes
+/// amortised and the root `O(log n)`, where [`root`] over all leaves costs `O(n)`: a KV cache
+/// committed at every decode step grows by a row per step.
+#[derive(Clone, Debug, Default)]
+pub struct Frontier {
+    /// `(root, leaf count)` of each complete subtree; counts are distinct, decreasing powers
+    /// of two (the binary digits of `len`).
+    peaks: Vec<(Hash, u64)>,
+    len: u64,
+}
+
+impl Frontier {
+    /// Number of leaves appended.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Append an already-hashed leaf.
+    pub fn push(&mut self, leaf: Hash) {
+        let (mut h, mut size) = (leaf, 1u64);
+        while let Some(&(left, s)) = self.peaks.last() {
+            if s != size {
+                break;
+            }
+            self.peaks.pop();
+            h = node_hash(&left, &h);
+            size *= 2;
+        }
+        self.peaks.push((h, size));
+        self.len += 1;
+    }
+
+    /// The root of the tree over every leaf pushed: equal to [`root`] over them. A tree of `n`
+    /// leaves splits at the largest power of two below `n`, which is the leftmost peak, so
+    /// the root folds the peaks from the right.
+    pub fn root(&self) -> Hash {
+        let mut it = self.peaks.iter().rev();
+        match it.next() {
+            None => root(&[]),
+            Some(&(last, _)) => it.fold(last, |acc, (left, _)| node_hash(left, &acc)),
         }
     }
 }
@@ -128,6 +195,28 @@ mod tests {
             }
         }
         assert!(!verify(&[0; 32], &[0; 32], 5, 3, &[]));
+        fn recursive(l: &[Hash]) -> Hash {
+            match l.len() {
+                0 => *blake3::hash(b"").as_bytes(),
+                1 => l[0],
+                n => {
+                    let k = split(n as u64) as usize;
+                    node_hash(&recursive(&l[..k]), &recursive(&l[k..]))
+                }
+            }
+        }
+        for n in 0..=300usize {
+            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&(i as u32).to_le_bytes())).collect();
+            assert_eq!(root(&leaves), recursive(&leaves), "n={n}");
+        }
+        let mut f = Frontier::default();
+        assert_eq!(f.root(), root(&[]));
+        let leaves: Vec<Hash> = (0..70u32).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        for (n, l) in leaves.iter().enumerate() {
+            f.push(*l);
+            assert_eq!(f.len(), n as u64 + 1);
+            assert_eq!(f.root(), root(&leaves[..=n]), "n={}", n + 1);
+        }
         for n in 0..=17usize {
             let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&[i as u8])).collect();
             let (r, proofs) = prove_all(&leaves);

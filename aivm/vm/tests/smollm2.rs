@@ -66,7 +66,7 @@ fn opencl_forward_pass_equals_the_cpu() {
     let (rc, tc) = run_committed(&cpu, std::slice::from_ref(&p), 8).unwrap();
     let (ro, to) = run_committed(&dev, &[p], 8).unwrap();
     assert_eq!(ro.outputs, rc.outputs);
-    assert_eq!(to.gemms.len(), tc.gemms.len());
+    assert_eq!(to.gemms().len(), tc.gemms().len());
     assert_eq!(ro.gemm_root, rc.gemm_root);
     assert_eq!(ro.hash(), rc.hash());
 }

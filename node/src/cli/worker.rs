@@ -301,10 +301,10 @@ fn assigned_in(rpc: &aivm_node::rpc_client::NodeClient, height: u64, me: &[u8; 3
 /// Tamper with an honest run as `cheat` says, committing to the result as a cheater would.
 fn cheat_on(cheat: Option<Cheat>, r: &mut InferenceReceipt, t: &mut Trace, vocab: u32) {
     match cheat {
-        Some(Cheat::SkipLayer) => t.gemms.retain(|g| !(g.commit.step == 0 && g.commit.layer == 1)),
+        Some(Cheat::SkipLayer) => t.retain(|g| !(g.commit.step == 0 && g.commit.layer == 1)),
         Some(Cheat::Flip) => {
-            let i = t.gemms.len() / 2;
-            if let Some(y) = t.gemms.get_mut(i).and_then(|g| g.y.first_mut()) {
+            let i = t.gemms().len() / 2;
+            if let Some(y) = t.gemms_mut().get_mut(i).and_then(|g| g.y.first_mut()) {
                 *y ^= 1;
             }
         }
@@ -317,11 +317,9 @@ fn cheat_on(cheat: Option<Cheat>, r: &mut InferenceReceipt, t: &mut Trace, vocab
         }
         _ => return,
     }
-    for g in &mut t.gemms {
-        g.commit = g.recommit();
-    }
+    t.recommit();
     r.gemm_root = merkle::root(&t.leaves());
-    r.gemm_count = t.gemms.len() as u64;
+    r.gemm_count = t.gemms().len() as u64;
 }
 
 fn log(s: &str) {

@@ -20,8 +20,8 @@ fn checked_schedule(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace) -> Res
     let sched = schedule(sku, receipt)?;
     // The trace is a file: its GEMMs must have the shapes the run performs before any row of
     // them is indexed.
-    let fits = sched.len() == trace.gemms.len()
-        && sched.iter().zip(&trace.gemms).all(|((id, dims), g)| {
+    let fits = sched.len() == trace.gemms().len()
+        && sched.iter().zip(trace.gemms()).all(|((id, dims), g)| {
             let c = &g.commit;
             c.id() == Some(*id)
                 && [c.m, c.k, c.n] == *dims
@@ -52,14 +52,18 @@ fn open(
 ) -> Result<Response, AuditError> {
     let (_, proofs) = merkle::prove_all(&trace.leaves());
     let proof = |i: usize| proofs.get(i).cloned().unwrap_or_default();
-    let mut resp = Response {
-        gemms: gemms.iter().map(|&i| OpenGemm { index: i, data: trace.gemms[i as usize].clone(), proof: proof(i as usize) }).collect(),
-        rows: Vec::new(),
-    };
+    let opened = gemms
+        .iter()
+        .map(|&i| {
+            let data = trace.data(i as usize).ok_or_else(|| AuditError::Response(format!("no GEMM {i} in the trace")))?.into_owned();
+            Ok(OpenGemm { index: i, data, proof: proof(i as usize) })
+        })
+        .collect::<Result<Vec<_>, AuditError>>()?;
+    let mut resp = Response { gemms: opened, rows: Vec::new() };
     for (step, row) in rows {
         for (kind, layer, is_y, at) in chain_plan(sku, receipt, step, row) {
             let idx = find(sched, step, layer, kind).ok_or_else(|| AuditError::Response("bad plan".into()))?;
-            let g = &trace.gemms[idx];
+            let g = &trace.gemms()[idx];
             let c = &g.commit;
             let (leaves_rows, bytes): (Vec<Hash>, Vec<u8>) = if is_y {
                 let n = c.n as usize;

@@ -26,18 +26,16 @@ fn check(e: &Engine, r: &InferenceReceipt, t: &Trace, ch: &Challenge) -> Result<
 /// Rebuild the receipt's root after tampering with the trace (a cheating worker commits
 /// to what it claims).
 fn recommit(r: &mut InferenceReceipt, t: &mut Trace) {
-    for g in &mut t.gemms {
-        g.commit = g.recommit();
-    }
+    t.recommit();
     r.gemm_root = merkle::root(&t.leaves());
-    r.gemm_count = t.gemms.len() as u64;
+    r.gemm_count = t.gemms().len() as u64;
 }
 
 #[test]
 fn honest_receipts_verify() {
     for arch in [Arch::Llama, Arch::Qwen2] {
         let (e, r, t) = setup(arch);
-        assert_eq!(schedule(&e.sku, &r).unwrap().len(), t.gemms.len());
+        assert_eq!(schedule(&e.sku, &r).unwrap().len(), t.gemms().len());
         check(&e, &r, &t, &ALL).unwrap();
         for seed in 0..5u8 {
             check(&e, &r, &t, &Challenge { seed: [seed; 32], gemms: 7, rows: 2 }).unwrap();
@@ -45,17 +43,36 @@ fn honest_receipts_verify() {
     }
 }
 
+/// The committed run hashes a KV cache's rows once and keeps the tree (`commit::Committer`);
+/// every root must still be the written definition's, recomputed from the data.
+#[test]
+fn incremental_cache_roots_are_the_definition() {
+    for arch in [Arch::Llama, Arch::Qwen2] {
+        let (_, r, t) = setup(arch);
+        let decode_attention = (0..t.gemms().len()).filter(|&i| t.gemms()[i].commit.step > 1 && t.data(i).unwrap().rhs.is_some()).count();
+        assert!(decode_attention > 0);
+        for i in 0..t.gemms().len() {
+            let g = t.data(i).unwrap();
+            assert_eq!(g.commit, g.recommit(), "{:?}", g.commit.id());
+        }
+        // The trace file carries every operand: read back, each GEMM is whole.
+        let back = Trace::from_bytes(&t.to_bytes()).unwrap();
+        assert!((0..t.gemms().len()).all(|i| back.gemms()[i] == *t.data(i).unwrap()));
+        assert_eq!(r.gemm_root, merkle::root(&t.leaves()));
+    }
+}
+
 #[test]
 fn one_flipped_element_is_caught() {
     let (e, mut r, mut t) = setup(Arch::Llama);
-    for idx in [0usize, 5, t.gemms.len() / 2, t.gemms.len() - 1] {
-        let (mut r2, mut t2) = (r.clone(), Trace { gemms: t.gemms.clone() });
-        t2.gemms[idx].y[0] ^= 1;
+    for idx in [0usize, 5, t.gemms().len() / 2, t.gemms().len() - 1] {
+        let (mut r2, mut t2) = (r.clone(), t.clone());
+        t2.gemms_mut()[idx].y[0] ^= 1;
         recommit(&mut r2, &mut t2);
         assert!(matches!(check(&e, &r2, &t2, &ALL), Err(AuditError::Freivalds { .. })), "gemm {idx}");
     }
     // Without recommitting, the opening no longer matches the receipt.
-    t.gemms[3].y[1] += 1;
+    t.gemms_mut()[3].y[1] += 1;
     assert!(matches!(check(&e, &r, &t, &ALL), Err(AuditError::Commitment { .. })));
     r.gemm_count += 1;
     assert!(matches!(check(&e, &r, &t, &ALL), Err(AuditError::Receipt(_) | AuditError::Response(_))));
@@ -64,7 +81,7 @@ fn one_flipped_element_is_caught() {
 #[test]
 fn permuted_rows_are_caught() {
     let (e, mut r, mut t) = setup(Arch::Qwen2);
-    let g = t.gemms.iter_mut().find(|g| g.commit.kind == GemmKind::Gate as u8 && g.commit.m > 1).unwrap();
+    let g = t.gemms_mut().iter_mut().find(|g| g.commit.kind == GemmKind::Gate as u8 && g.commit.m > 1).unwrap();
     let n = g.commit.n as usize;
     let (a, b) = g.y.split_at_mut(n);
     a.swap_with_slice(&mut b[..n]);
@@ -86,32 +103,31 @@ fn skipped_layer_is_caught() {
     assert!(matches!(check_response(&e.sku, &e.sku_hash, &r, &ALL, &Response::default()), Err(AuditError::Receipt(_))));
     // Padding the trace with the previous layer's GEMMs relabelled keeps the count but
     // fails Freivalds (other weights) or the row chain.
-    let mut t2 = Trace { gemms: Vec::new() };
+    let mut t2 = Trace::default();
     let last = lazy.sku.config.layers; // the missing layer index
-    for g in &t.gemms {
+    for i in 0..t.gemms().len() {
+        let g = t.data(i).unwrap().into_owned();
         let is_last_layer = g.commit.layer == last - 1;
         let logits = g.commit.kind == GemmKind::Logits as u8;
         if logits {
             let mut l = g.clone();
             l.commit.layer = last + 1;
-            t2.gemms.push(l);
+            t2.push(l);
         } else {
-            t2.gemms.push(g.clone());
+            t2.push(g.clone());
         }
         // After the real last layer's down GEMM, append copies as "layer `last`".
         if is_last_layer && g.commit.kind == GemmKind::Down as u8 {
             let step = g.commit.step;
-            let copies: Vec<GemmData> = t
-                .gemms
-                .iter()
+            let copies: Vec<GemmData> = (0..t.gemms().len())
+                .map(|j| t.data(j).unwrap().into_owned())
                 .filter(|h| h.commit.step == step && h.commit.layer == last - 1)
-                .cloned()
                 .map(|mut h| {
                     h.commit.layer = last;
                     h
                 })
                 .collect();
-            t2.gemms.extend(copies);
+            copies.into_iter().for_each(|h| t2.push(h));
         }
     }
     let mut r2 = r.clone();
@@ -134,7 +150,7 @@ fn fast_check_agrees_with_the_reference() {
     let (e, r, t) = setup(Arch::Qwen2);
     let ch = Challenge { seed: [5; 32], gemms: 0, rows: 0 };
     let rh = r.hash();
-    for (i, g) in t.gemms.iter().enumerate().filter(|(_, g)| GemmKind::from_code(g.commit.kind).is_some_and(GemmKind::is_weight)).step_by(3) {
+    for (i, g) in t.gemms().iter().enumerate().filter(|(_, g)| GemmKind::from_code(g.commit.kind).is_some_and(GemmKind::is_weight)).step_by(3) {
         let id = g.commit.id().unwrap();
         let w = weight(&e.sku, &id).unwrap();
         let fc = FastCheck::new(w);
@@ -251,8 +267,8 @@ fn ten_thousand_injected_faults_are_all_caught() {
     };
     let (mut caught, mut honest_passed) = (0, 0);
     for fault in 0..10_000u32 {
-        let idx = rnd(t.gemms.len());
-        let mut g = t.gemms[idx].clone();
+        let idx = rnd(t.gemms().len());
+        let mut g = t.data(idx).unwrap().into_owned();
         let (m, k, n) = (g.commit.m as usize, g.commit.k as usize, g.commit.n as usize);
         match fault % 3 {
             0 => {
@@ -285,12 +301,12 @@ fn ten_thousand_injected_faults_are_all_caught() {
         seed[..4].copy_from_slice(&fault.to_le_bytes());
         let rh = InferenceReceipt { gemm_root: root, ..r.clone() }.hash();
         let og = OpenGemm { index: idx as u64, data: g, proof };
-        if !check_opening(&e.sku, &rh, &root, t.gemms.len() as u64, &seed, &og) {
+        if !check_opening(&e.sku, &rh, &root, t.gemms().len() as u64, &seed, &og) {
             caught += 1;
         }
         // The honest opening of the same GEMM under the same seed passes.
         if fault % 100 == 0 {
-            let honest = OpenGemm { index: idx as u64, data: t.gemms[idx].clone(), proof: merkle::prove(&t.leaves(), idx).unwrap() };
+            let honest = OpenGemm { index: idx as u64, data: t.data(idx).unwrap().into_owned(), proof: merkle::prove(&t.leaves(), idx).unwrap() };
             honest_passed += check_opening(&e.sku, &r.hash(), &r.gemm_root, r.gemm_count, &seed, &honest) as u32;
         }
     }
@@ -315,9 +331,9 @@ fn disputed_steps_are_decided() {
         check_step(&e.sku, &e.sku_hash, &r, &seed, s, &resp).unwrap_or_else(|err| panic!("honest step {s}: {err}"));
         assert!(check_step(&e.sku, &e.sku_hash, &r, &seed, s, &Response::default()).is_err(), "an empty answer fails");
         // Every weight GEMM of the step corrupted in turn: caught.
-        for (i, _) in t.gemms.iter().enumerate().filter(|(_, g)| g.commit.step == s && g.commit.id().is_some_and(|id| id.kind.is_weight())) {
-            let (mut r2, mut t2) = (r.clone(), Trace { gemms: t.gemms.clone() });
-            t2.gemms[i].y[0] ^= 1;
+        for (i, _) in t.gemms().iter().enumerate().filter(|(_, g)| g.commit.step == s && g.commit.id().is_some_and(|id| id.kind.is_weight())) {
+            let (mut r2, mut t2) = (r.clone(), t.clone());
+            t2.gemms_mut()[i].y[0] ^= 1;
             recommit(&mut r2, &mut t2);
             let resp = respond_step(&e.sku, &r2, &t2, s).unwrap();
             assert!(check_step(&e.sku, &e.sku_hash, &r2, &seed, s, &resp).is_err(), "step {s} gemm {i}");
