@@ -74,6 +74,25 @@ pub struct GenesisFile {
     /// (`spec/market.md`). Absent: no market (market transactions fail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub market: Option<GenesisMarket>,
+    /// Validator staking (`spec/consensus.md`, "Validator lifecycle"): least bonded stake,
+    /// the unbonding delay in blocks, and the registry's size.
+    #[serde(default)]
+    pub staking: GenesisStaking,
+}
+
+/// Genesis parameters of validator staking besides `epoch_length` and `active_set_size`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisStaking {
+    pub min_stake: u128,
+    pub unbonding_blocks: u64,
+    pub max_validators: u32,
+}
+
+impl Default for GenesisStaking {
+    /// Any positive stake, ten minutes of one-second blocks to unbond, 100 validators.
+    fn default() -> Self {
+        GenesisStaking { min_stake: 1, unbonding_blocks: 600, max_validators: 100 }
+    }
 }
 
 /// A model the chain serves: every validator must hold its artifact (checked at start).
@@ -162,8 +181,10 @@ impl GenesisFile {
         if self.validators.is_empty() {
             return bad("no validators".into());
         }
-        if self.active_set_size == 0 || self.active_set_size as usize > self.validators.len() {
-            return bad(format!("active_set_size {} must be 1..={}", self.active_set_size, self.validators.len()));
+        // Larger than the genesis validators is allowed: later epochs' sets have room for
+        // validators that bond (`spec/consensus.md`, "Validator lifecycle").
+        if self.active_set_size == 0 {
+            return bad("active_set_size must be at least 1".into());
         }
         if self.epoch_length == 0 {
             return bad("epoch_length must be at least 1".into());
@@ -183,10 +204,13 @@ impl GenesisFile {
             if !verify_pop(&v.consensus, &v.pop) {
                 return bad(format!("validator {i}: proof of possession does not verify"));
             }
-            if v.stake == 0 {
-                return bad(format!("validator {i} has no stake"));
+            if v.stake == 0 || v.stake < self.staking.min_stake {
+                return bad(format!("validator {i}'s stake {} is below the minimum {} (and must be positive)", v.stake, self.staking.min_stake));
             }
             total = total.checked_add(v.stake).ok_or_else(|| GenesisError::Invalid("total stake overflows".into()))?;
+        }
+        if self.validators.len() > self.staking.max_validators as usize {
+            return bad(format!("{} validators, more than staking.max_validators {}", self.validators.len(), self.staking.max_validators));
         }
         let mut addrs = HashSet::new();
         let mut supply: u128 = 0;
@@ -243,22 +267,29 @@ impl GenesisFile {
         aivm_runtime::BlockLimits { max_block_gas: self.max_block_gas, max_tx_gas: self.max_block_gas, min_gas_price: self.min_gas_price }
     }
 
-    /// The runtime's genesis state: the balances and the validators' stakes.
+    /// Validator staking's parameters in the state.
+    pub fn staking_params(&self) -> aivm_runtime::staking::StakingParams {
+        aivm_runtime::staking::StakingParams {
+            min_stake: self.staking.min_stake,
+            unbonding_blocks: self.staking.unbonding_blocks,
+            max_validators: self.staking.max_validators,
+            active_set_size: self.active_set_size,
+            epoch_length: self.epoch_length,
+        }
+    }
+
+    /// The runtime's genesis state: the balances, the validators' stakes and staking records
+    /// (epoch 0's set among them), the market.
     pub fn state(&self) -> Genesis {
-        let mut entries: Vec<_> = self.validators.iter().map(|v| (crate::staking::stake_key(&v.identity), crate::staking::stake_value(v.stake))).collect();
+        let validators: Vec<_> = self.validators.iter().map(|v| (v.identity, v.consensus.to_vec(), v.stake)).collect();
+        let mut entries = aivm_runtime::staking::epoch::genesis_entries(&self.staking_params(), &validators);
         // Validated with the file (`validate`), so the entries build.
         entries.extend(self.market.as_ref().and_then(|m| m.runtime().entries().ok()).unwrap_or_default());
         Genesis { accounts: self.accounts.iter().map(|a| (a.address, a.balance)).collect(), time_ms: self.time_ms, entries }
     }
 }
 
-/// The `size` entries of `(identity, stake)` with the most stake, ties broken by identity.
-pub fn active_set(stakes: &[([u8; 32], u128)], size: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..stakes.len()).collect();
-    idx.sort_by(|&a, &b| stakes[b].1.cmp(&stakes[a].1).then(stakes[a].0.cmp(&stakes[b].0)));
-    idx.truncate(size);
-    idx
-}
+pub use aivm_runtime::staking::active_set;
 
 #[cfg(test)]
 mod tests {
@@ -286,6 +317,7 @@ mod tests {
                 max_block_gas: DEFAULT_MAX_BLOCK_GAS,
                 min_gas_price: 1,
                 market: None,
+                staking: Default::default(),
             },
             keys,
         )

@@ -16,7 +16,7 @@ use ed25519_dalek::SigningKey;
 use std::path::Path;
 
 /// Domain tag of proofs of possession (the IETF BLS POP ciphersuite tag, min-pk).
-pub const POP_DST: &[u8] = b"BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+pub use aivm_runtime::staking::POP_DST;
 pub const IDENTITY_FILE: &str = "identity.key";
 pub const CONSENSUS_FILE: &str = "consensus.key";
 pub const SHARE_FILE: &str = "consensus.share";

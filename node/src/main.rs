@@ -40,6 +40,9 @@ enum Command {
     /// Check the compute market as a staked verifier: re-run a sample of settled jobs, dispute wrong ones.
     #[command(subcommand)]
     Verifier(cli::verifier::VerifierCommand),
+    /// A validator's stake: bond (join), unbond (leave), withdraw, status.
+    #[command(subcommand)]
+    Validator(cli::validator::ValidatorCommand),
     /// Keys that sign transactions: `new` and `show` under a home.
     #[command(subcommand)]
     Keys(cli::client::KeysCommand),
@@ -80,5 +83,6 @@ fn main() -> ExitCode {
         Command::Watch(a) => cli::verdict_exit(cli::client::watch(a)),
         Command::Worker(cmd) => cli::worker::run(cmd),
         Command::Verifier(cmd) => cli::verifier::run(cmd),
+        Command::Validator(cmd) => cli::validator::run(cmd),
     }
 }

@@ -78,6 +78,7 @@ mod tests {
             max_block_gas: 1,
             min_gas_price: 1,
             market: None,
+            staking: Default::default(),
         };
         g.deal_threshold().unwrap();
         check_models(&g, &registry).unwrap();

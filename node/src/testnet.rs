@@ -78,6 +78,7 @@ pub fn create(dir: &Path, p: &TestnetParams) -> Result<(Vec<PathBuf>, GenesisFil
         max_block_gas: p.max_block_gas,
         min_gas_price: p.min_gas_price,
         market: p.market.clone(),
+        staking: Default::default(),
     };
     // This process deals the threshold key and writes each active validator its share.
     let shares = genesis.deal_threshold()?;

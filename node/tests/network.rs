@@ -50,6 +50,11 @@ impl Net {
 
     /// `extra[i]` are more `aivm node run` arguments for validator `i`.
     fn with_args(tag: &str, validators: usize, port: u16, extra: &[(usize, &str)]) -> Net {
+        Self::with_epochs(tag, validators, port, extra, 1000, None)
+    }
+
+    /// With `epoch_length` and an `active_set_size` (default: every genesis validator).
+    fn with_epochs(tag: &str, validators: usize, port: u16, extra: &[(usize, &str)], epoch_length: u64, active: Option<u32>) -> Net {
         let dir = std::env::temp_dir().join(format!("aivm-net-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let load = P2p::new(CHAIN_ID, 8, 3);
@@ -60,8 +65,8 @@ impl Net {
             validators,
             stake: 1000,
             balance: 1 << 60,
-            active: None,
-            epoch_length: 1000,
+            active,
+            epoch_length,
             accounts: load.addresses().into_iter().map(|a| (a, 1u128 << 60)).collect(),
             max_block_gas: aivm_node::genesis::DEFAULT_MAX_BLOCK_GAS,
             min_gas_price: aivm_node::genesis::DEFAULT_MIN_GAS_PRICE,
@@ -840,4 +845,58 @@ fn deploy_send_and_query_over_rpc() {
     assert_eq!(code, 0, "{out}{err}");
     let heights: Vec<u64> = out.lines().map(|l| serde_json::from_str::<Value>(l).expect("json")["height"].as_u64().expect("height")).collect();
     assert!(heights.len() == 2 && heights[1] == heights[0] + 1, "{out}");
+}
+
+/// `aivm validator` against a running network: a new validator funded over RPC bonds (its
+/// consensus key and proof of possession from its home), enters the next epoch's recorded
+/// set, unbonds and leaves it, and its early withdrawal and an over-unbond are refused with
+/// the chain's reason; the chain keeps finalizing throughout. (The engine itself still runs
+/// the genesis set: `spec/consensus.md`, "Validator lifecycle".)
+#[test]
+fn a_validator_bonds_enters_the_next_epoch_and_leaves() {
+    const EPOCH: u64 = 6;
+    let _serial = serial();
+    let mut net = Net::with_epochs("staking", 1, 21800, &[], EPOCH, Some(2));
+    net.wait_height(0, 1, 60);
+    let rpc = net.rpcs[0].to_string();
+    let run = |args: &[&str]| -> (i32, Value) {
+        let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+        let (code, out, err) = common::aivm(&args);
+        (code, serde_json::from_str(out.trim()).unwrap_or_else(|_| json!({"stdout": out, "stderr": err})))
+    };
+    let fresh = net.dir.join("joiner");
+    let home = fresh.to_str().expect("utf8").to_string();
+    // A new validator's home: identity and consensus keys (its genesis entry is not used).
+    let (code, out, err) = common::aivm(&["node", "init", "--home", &home, "--port", "21890"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, k) = run(&["keys", "show", "--home", &home, "--rpc", &rpc]);
+    assert_eq!(code, 0, "{k}");
+    let joiner: [u8; 32] = aivm_node::hexbytes::from_hex(k["address"].as_str().expect("address")).and_then(|v| v.try_into().ok()).expect("32 bytes");
+    // Funded by a transfer from a genesis account.
+    let tx = net.load.sign(0, Payload::Transfer { to: joiner, amount: 1 << 40 }).encode();
+    let hash = net.client(0).call("aivm_sendTransaction", json!([to_hex(&tx)])).expect("accepted");
+    wait_receipt(&mut net.client(0), hash.as_str().expect("hash"), 30);
+    let (code, _) = run(&["validator", "status", "--home", &home, "--rpc", &rpc]);
+    assert_eq!(code, 1, "not a validator yet");
+    let (code, r) = run(&["validator", "bond", "--home", &home, "--rpc", &rpc, "--amount", "500"]);
+    assert_eq!((code, r["status"].as_str()), (0, Some("success")), "{r}");
+    let (code, s) = run(&["validator", "status", "--home", &home, "--rpc", &rpc]);
+    assert_eq!((code, s["stake"].as_str()), (0, Some("500")), "{s}");
+    // Blocks come quickly here: the set it enters is the one after the current epoch.
+    let next = (s["epoch"].as_u64().expect("epoch") + 1) * EPOCH;
+    net.wait_height(0, next, 60);
+    let (_, s) = run(&["validator", "status", "--home", &home, "--rpc", &rpc]);
+    assert_eq!(s["active"].as_bool(), Some(true), "in the next epoch's set: {s}");
+    // Over-unbonding and an early withdrawal are refused with the chain's reason.
+    let (code, r) = run(&["validator", "unbond", "--home", &home, "--rpc", &rpc, "--amount", "501"]);
+    assert!(code == 1 && r.to_string().contains("need 501, have 500"), "{r}");
+    let (code, r) = run(&["validator", "unbond", "--home", &home, "--rpc", &rpc, "--amount", "500"]);
+    assert_eq!((code, r["status"].as_str()), (0, Some("success")), "{r}");
+    let (code, r) = run(&["validator", "withdraw", "--home", &home, "--rpc", &rpc]);
+    assert!(code == 1 && r.to_string().contains("unbonding ends at block"), "{r}");
+    let (_, s) = run(&["validator", "status", "--home", &home, "--rpc", &rpc]);
+    let next = (s["epoch"].as_u64().expect("epoch") + 1) * EPOCH;
+    net.wait_height(0, next + 1, 60);
+    let (_, s) = run(&["validator", "status", "--home", &home, "--rpc", &rpc]);
+    assert_eq!((s["stake"].as_str(), s["unbonding"].as_str(), s["active"].as_bool()), (Some("0"), Some("500"), Some(false)), "left the set: {s}");
 }

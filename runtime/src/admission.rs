@@ -45,6 +45,7 @@ impl Admission {
             Payload::Transfer { amount, .. } => *amount,
             Payload::Call { value, .. } => *value,
             Payload::Market(m) => m.value(),
+            Payload::Staking(s) => s.value(),
             _ => 0,
         };
         Ok(Self { intrinsic, max_fee: tx.gas_limit as u128 * tx.gas_price as u128, value })

@@ -355,11 +355,28 @@ impl Chain {
             upsert(&mut writes, k, v);
         }
         // The validators' pot, on the state the transactions and the system writes left.
+        // Paid to the ending epoch's set as the state records it (staking), else to the set
+        // the node configured from genesis.
         if let Some(r) = &self.rewards {
-            let paid = crate::market::treasury::payout(r, height, |k| read_through(&writes, &reader, k));
+            let recorded = height
+                .checked_div(r.epoch_length)
+                .and_then(|e| e.checked_sub(1))
+                .and_then(|e| crate::staking::epoch::epoch_set(e, |k| read_through(&writes, &reader, k)));
+            let r = match recorded {
+                Some(set) => crate::market::treasury::EpochRewards {
+                    epoch_length: r.epoch_length,
+                    validators: set.validators.iter().map(|id| (**id, crate::staking::stake_key(id))).collect(),
+                },
+                None => r.clone(),
+            };
+            let paid = crate::market::treasury::payout(&r, height, |k| read_through(&writes, &reader, k));
             for (k, v) in paid {
                 upsert(&mut writes, k, v);
             }
+        }
+        // The next epoch's active set, on the stake the block left.
+        for (k, v) in crate::staking::epoch_writes(height, |k| read_through(&writes, &reader, k)) {
+            upsert(&mut writes, k, v);
         }
         for (k, v) in crate::market::jobs::beacon_writes(height, &parent.hash, entropy) {
             upsert(&mut writes, k, v);

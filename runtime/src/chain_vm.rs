@@ -261,6 +261,7 @@ impl TxVm for BlockVm<'_> {
             Payload::Deploy { code, args } => self.deploy(view, vtx.hash, sender, &tx.sender, tx.nonce, code, args, budget)?,
             Payload::Call { contract, entry, args, value } => self.call(view, vtx.hash, sender, &tx.sender, *contract, entry, args, *value, budget)?,
             Payload::Market(m) => self.market(view, vtx, sender, adm.max_fee, m, budget)?,
+            Payload::Staking(s) => self.staking(view, vtx, sender, adm.max_fee, s, budget)?,
         };
         // Every payload stays within its budget; the min only guards the arithmetic below.
         let gas_used = intrinsic + res.gas.min(budget);
@@ -550,16 +551,42 @@ impl BlockVm<'_> {
         m: &crate::market::MarketTx,
         budget: u64,
     ) -> Result<PayloadResult, ReadError> {
-        use crate::market::exec::{execute, MarketCtx, MarketFailure};
-        let ctx = MarketCtx {
+        let ctx = self.ledger_ctx(vtx);
+        self.ledger_result(crate::market::exec::execute(&ctx, view, sender, reserved, m, budget), budget)
+    }
+
+    /// A validator staking operation (`crate::staking`), through the same ledger as the market.
+    fn staking(
+        &self,
+        view: &mut dyn StateRead<StateKey, StateValue>,
+        vtx: &VerifiedTx,
+        sender: Account,
+        reserved: u128,
+        s: &crate::staking::StakingTx,
+        budget: u64,
+    ) -> Result<PayloadResult, ReadError> {
+        let ctx = self.ledger_ctx(vtx);
+        self.ledger_result(crate::staking::execute(&ctx, view, sender, reserved, s, budget), budget)
+    }
+
+    fn ledger_ctx(&self, vtx: &VerifiedTx) -> crate::market::exec::MarketCtx<'_> {
+        crate::market::exec::MarketCtx {
             schedule: self.chain.vm.schedule(),
             models: self.chain.vm.models(),
             height: self.env.height,
             time_ms: self.env.time_ms,
             tx_hash: vtx.hash,
             sender: vtx.tx().sender,
-        };
-        Ok(match execute(&ctx, view, sender, reserved, m, budget) {
+        }
+    }
+
+    fn ledger_result(
+        &self,
+        r: Result<crate::market::exec::MarketOutcome, crate::market::exec::MarketFailure>,
+        budget: u64,
+    ) -> Result<PayloadResult, ReadError> {
+        use crate::market::exec::MarketFailure;
+        Ok(match r {
             Ok(out) => {
                 PayloadResult { status: TxStatus::Success, gas: out.gas, output: out.output, events: out.events, contract_address: None, writes: out.writes }
             }

@@ -29,6 +29,7 @@ pub mod market;
 pub mod overlay;
 pub mod receipt;
 pub mod sig;
+pub mod staking;
 pub mod state;
 pub mod store;
 pub mod tx;

@@ -44,6 +44,8 @@ pub enum Payload {
     },
     /// A compute-market operation (`spec/market.md`).
     Market(crate::market::MarketTx),
+    /// A validator staking operation (`spec/consensus.md`, "Validator lifecycle").
+    Staking(crate::staking::StakingTx),
 }
 
 fn is_zero(v: &u128) -> bool {

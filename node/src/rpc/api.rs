@@ -58,6 +58,12 @@ pub trait AivmApi {
     #[method(name = "getStake")]
     fn get_stake(&self, identity: String) -> RpcResult<Option<String>>;
 
+    /// A validator's staking record: `{identity, stake, unbonding, unlock_at, tombstoned,
+    /// consensus_key, epoch, active}` (`epoch`: the one the next block is in; `active`: in
+    /// that epoch's recorded set), or `null` if it never bonded.
+    #[method(name = "getValidator")]
+    fn get_validator(&self, identity: String) -> RpcResult<Option<Value>>;
+
     /// A read-only call on the committed head: `{status, output, error, gas_used}`.
     #[method(name = "query", blocking)]
     fn query(&self, contract: String, entry: String, args_hex: String, gas_limit: Option<u64>) -> RpcResult<Value>;
@@ -175,6 +181,25 @@ impl AivmApiServer for Api {
         let id = hex32(&identity, "validator identity")?;
         let v = self.0.executor.chain().store().get(&crate::staking::stake_key(&id)).map_err(node_error)?;
         Ok(crate::staking::decode_stake(v.as_ref()).map(|s| s.to_string()))
+    }
+
+    fn get_validator(&self, identity: String) -> RpcResult<Option<Value>> {
+        use aivm_runtime::staking::{epoch, StakingKey, Validator};
+        let id = hex32(&identity, "validator identity")?;
+        let chain = self.0.executor.chain();
+        let read = |k: &aivm_runtime::StateKey| chain.store().get(k).ok().flatten();
+        let v: Validator = match read(&StakingKey::Validator(&id).state_key()) {
+            Some(aivm_runtime::StateValue::Bytes(b)) => ciborium::from_reader(&b[..]).map_err(node_error)?,
+            _ => return Ok(None),
+        };
+        let stake = crate::staking::decode_stake(read(&crate::staking::stake_key(&id)).as_ref()).unwrap_or(0);
+        let height = chain.head().map_or(0, |h| h.height);
+        let current = epoch::params(read).map(|p| height / p.epoch_length.max(1));
+        let active = current.and_then(|e| epoch::epoch_set(e, read)).is_some_and(|s| s.validators.iter().any(|v| **v == id));
+        Ok(Some(serde_json::json!({
+            "identity": to_hex(&id), "stake": stake.to_string(), "unbonding": v.unbonding.to_string(), "unlock_at": v.unlock_at,
+            "tombstoned": v.tombstoned, "consensus_key": to_hex(&v.consensus_key), "epoch": current, "active": active,
+        })))
     }
 
     fn query(&self, contract: String, entry: String, args_hex: String, gas_limit: Option<u64>) -> RpcResult<Value> {

@@ -80,7 +80,8 @@ impl<'a> Ledger<'a> {
         }
     }
 
-    fn read(&mut self, key: &StateKey) -> Step<Option<StateValue>> {
+    /// Any state entry, charged as a contract's storage read (staking uses its own keys).
+    pub fn read(&mut self, key: &StateKey) -> Step<Option<StateValue>> {
         // The first read of a key from the state pays the cold surcharge first (as in a call).
         if !self.writes.contains_key(key) && !self.warm.contains(key) {
             self.charge(Some(self.schedule.storage_read_cold))?;
@@ -95,7 +96,9 @@ impl<'a> Ledger<'a> {
         Ok(v.filter(|v| *v != StateValue::Deleted))
     }
 
-    fn write(&mut self, key: StateKey, value: StateValue) -> Step<()> {
+    /// Any state entry, charged as a contract's storage write; kept until the transaction
+    /// succeeds.
+    pub fn write(&mut self, key: StateKey, value: StateValue) -> Step<()> {
         let len = key.encode().len() + value.encode().map_or(0, |b| b.len());
         self.charge(self.schedule.storage_write.cost(len as u64))?;
         self.writes.insert(key, value);

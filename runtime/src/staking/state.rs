@@ -1,0 +1,107 @@
+//! The staking records. Everything lives in the storage of a reserved address that has no
+//! code, so no contract or transaction can write it except through the rules in this module.
+
+use crate::state::{Address, StateKey, StateValue};
+use serde::{Deserialize, Serialize};
+
+/// The reserved address holding stakes: BLAKE3 of `aivm/staking`.
+pub fn staking_address() -> Address {
+    *blake3::hash(b"aivm/staking").as_bytes()
+}
+
+/// Domain of a consensus key's proof of possession: the BLS signature (min-pk, G2) of the
+/// key over its own compressed bytes, which rules out rogue-key attacks on aggregates.
+pub const POP_DST: &[u8] = b"BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+
+/// A validator's bonded stake: 16 bytes, u128 little-endian (read by the treasury payout and
+/// slashing as it was before staking transactions existed).
+pub fn stake_key(identity: &Address) -> StateKey {
+    StakingKey::Stake(identity).state_key()
+}
+
+/// Present once a validator has been slashed for the offence in `view` (each offence is
+/// punished once, however many times its evidence is submitted).
+pub fn slashed_key(identity: &Address, view: u64) -> StateKey {
+    StakingKey::Slashed(identity, view).state_key()
+}
+
+pub fn stake_value(stake: u128) -> StateValue {
+    StateValue::Bytes(stake.to_le_bytes().to_vec().into())
+}
+
+pub fn decode_stake(v: Option<&StateValue>) -> Option<u128> {
+    match v {
+        Some(StateValue::Bytes(b)) => b.as_ref().try_into().ok().map(u128::from_le_bytes),
+        _ => None,
+    }
+}
+
+/// Where each staking record lives.
+#[derive(Clone, Copy, Debug)]
+pub enum StakingKey<'a> {
+    /// [`StakingParams`], written at genesis; a chain without it has no staking transactions.
+    Params,
+    /// Bonded stake (raw u128, see [`stake_key`]).
+    Stake(&'a Address),
+    /// Marker of a punished offence.
+    Slashed(&'a Address, u64),
+    /// [`Validator`].
+    Validator(&'a Address),
+    /// The identity that registered a consensus key (BLAKE3 of the key), so no two validators
+    /// share one.
+    ConsensusKey(&'a [u8; 32]),
+    /// [`Registry`]: every validator ever bonded and not removed.
+    Registry,
+    /// [`EpochSet`] of an epoch.
+    Epoch(u64),
+}
+
+impl StakingKey<'_> {
+    pub fn state_key(&self) -> StateKey {
+        let k: Vec<u8> = match self {
+            StakingKey::Params => b"params".to_vec(),
+            StakingKey::Stake(id) => [&b"stake/"[..], &id[..]].concat(),
+            StakingKey::Slashed(id, view) => [&b"slashed/"[..], &id[..], &view.to_be_bytes()].concat(),
+            StakingKey::Validator(id) => [&b"validator/"[..], &id[..]].concat(),
+            StakingKey::ConsensusKey(h) => [&b"consensus-key/"[..], &h[..]].concat(),
+            StakingKey::Registry => b"registry".to_vec(),
+            StakingKey::Epoch(e) => [&b"epoch/"[..], &e.to_be_bytes()[..]].concat(),
+        };
+        StateKey::Storage(staking_address(), k.into())
+    }
+}
+
+/// Genesis parameters of validator staking.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StakingParams {
+    /// Least stake a validator may hold bonded (unbonding all of it is allowed).
+    pub min_stake: u128,
+    /// Blocks between an unbond and the withdrawal of its stake; slashable until withdrawn.
+    pub unbonding_blocks: u64,
+    /// Most validators the registry holds (bounds the work of computing an epoch's set).
+    pub max_validators: u32,
+    /// Validators in each epoch's active set.
+    pub active_set_size: u32,
+    /// Blocks per epoch: the next set is computed at every height that is a multiple of it.
+    pub epoch_length: u64,
+}
+
+/// One validator's record besides its bonded stake.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validator {
+    /// BLS12-381 public key (48 bytes, G1 compressed), proven possessed when bonded.
+    #[serde(with = "serde_bytes")]
+    pub consensus_key: Vec<u8>,
+    /// Stake unbonded and not yet withdrawn: still slashable.
+    pub unbonding: u128,
+    /// Height from which `unbonding` may be withdrawn (one delay: a new unbond restarts it).
+    pub unlock_at: u64,
+    /// Slashed for double signing: never in an active set again, cannot bond again.
+    pub tombstoned: bool,
+}
+
+/// Every registered validator's identity, sorted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registry {
+    pub validators: Vec<serde_bytes::ByteArray<32>>,
+}
