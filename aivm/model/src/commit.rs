@@ -206,80 +206,142 @@ impl From<Vec<GemmData>> for Trace {
     }
 }
 
-/// One KV cache of a committed run: which of the trace's caches holds its rows, their width,
-/// and the Merkle tree over them so far.
+/// A KV-cache key: (layer, kind, sequence, KV head).
+type CacheKey = (u32, u8, u32, u32);
+
+/// One GEMM as the engine hands it to the committing thread: owned copies, and of a cache
+/// operand only what is new.
+struct Record {
+    commit: GemmCommit,
+    x: Vec<i8>,
+    x_scales: Vec<Scale>,
+    y: Vec<i32>,
+    rhs: Option<Operand>,
+}
+
+/// A cache operand: the rows appended to the one sent last for the same cache, or (the first
+/// time, or if it did not extend it by whole rows) all of it.
+enum Operand {
+    Extend(Vec<i8>),
+    New(Vec<i8>),
+}
+
+/// The engine's side of a committed run ([`GemmSink`]): copies each GEMM's operands and sends
+/// them to the committing thread, so hashing runs beside the forward pass instead of in it.
+/// KV-cache rows never change once appended, so a decode step's scores/mix operand is the one
+/// sent last step for the same cache plus a row: only the new rows are sent. The extension is
+/// checked by comparing bytes with a copy of what was sent (far cheaper than hashing), so the
+/// roots are always the written definition's.
+struct Recorder {
+    to_committer: std::sync::mpsc::SyncSender<Vec<Record>>,
+    sent: HashMap<CacheKey, (usize, Vec<i8>)>,
+    /// Records not sent yet: they go in batches, since waking the other thread for each of a
+    /// decode step's ~400 small GEMMs cost more than hashing them.
+    batch: Vec<Record>,
+}
+
+impl Recorder {
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            // The committer only stops if it panicked, which `run_committed` re-raises.
+            let _ = self.to_committer.send(std::mem::take(&mut self.batch));
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+impl GemmSink for Recorder {
+    fn gemm(&mut self, r: &GemmRecord<'_>) {
+        let commit = GemmCommit {
+            step: r.id.step,
+            layer: r.id.layer,
+            kind: r.id.kind as u8,
+            seq: r.id.seq,
+            head: r.id.head,
+            m: r.m as u32,
+            k: r.k as u32,
+            n: r.n as u32,
+            x_root: [0; 32],
+            y_root: [0; 32],
+            rhs_root: [0; 32],
+        };
+        let rhs = r.rhs.map(|rhs| {
+            let width = rhs_width(&commit).max(1);
+            let key = (commit.layer, commit.kind, commit.seq, commit.head);
+            match self.sent.get_mut(&key) {
+                Some((w, kept)) if *w == width && kept.len() % width == 0 && rhs.starts_with(kept) => {
+                    let new = rhs[kept.len()..].to_vec();
+                    kept.extend_from_slice(&new);
+                    Operand::Extend(new)
+                }
+                _ => {
+                    self.sent.insert(key, (width, rhs.to_vec()));
+                    Operand::New(rhs.to_vec())
+                }
+            }
+        });
+        self.batch.push(Record { commit, x: r.x.to_vec(), x_scales: r.x_scales.to_vec(), y: r.y.to_vec(), rhs });
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+}
+
+/// One KV cache in the trace: which of its caches holds the rows, their width, and the Merkle
+/// tree over them so far (`O(log n)` per appended row for the root, where rebuilding it over
+/// every row each step cost `O(n)`).
 struct CacheTree {
     cache: usize,
     width: usize,
     tree: merkle::Frontier,
 }
 
-/// The [`GemmSink`] of a committed run: records into a [`Trace`], committing each GEMM as it
-/// comes. KV-cache rows never change once appended, so the cache operand of a decode step's
-/// scores/mix GEMM is the one committed last step for the same (layer, kind, sequence, KV
-/// head) plus a row: only the new rows are copied and hashed, and the root comes from the
-/// complete subtrees kept ([`merkle::Frontier`]), `O(log n)` per step instead of `O(n)`. The
-/// extension is checked by comparing bytes with the rows kept (far cheaper than hashing), so
-/// the root is always the one the written definition gives.
-struct Committer<'t> {
-    trace: &'t mut Trace,
-    caches: HashMap<(u32, u8, u32, u32), CacheTree>,
+/// The committing thread's side: each GEMM's roots, in order, into the [`Trace`].
+#[derive(Default)]
+struct Committer {
+    trace: Trace,
+    caches: HashMap<CacheKey, CacheTree>,
 }
 
-impl Committer<'_> {
-    /// Keep `rhs` (extending the cache kept for `key` when it extends it by whole rows), and
-    /// return where it lives and the root over its rows.
-    fn keep_operand(&mut self, key: (u32, u8, u32, u32), width: usize, rhs: &[i8]) -> ((usize, usize), Hash) {
+impl Committer {
+    /// Keep the cache operand (appending to the cache kept for `key`, or a new one) and return
+    /// where it lives and the root over its rows.
+    fn keep_operand(&mut self, key: CacheKey, width: usize, operand: Operand) -> ((usize, usize), Hash) {
         let width = width.max(1);
         let caches = &mut self.trace.caches;
-        let extends = |c: &CacheTree| c.width == width && caches.get(c.cache).is_some_and(|kept| kept.len() % width == 0 && rhs.starts_with(kept));
-        let mut entry = match self.caches.remove(&key).filter(extends) {
-            Some(e) => e,
-            None => {
+        let (mut entry, rows) = match (self.caches.remove(&key), operand) {
+            (Some(e), Operand::Extend(rows)) if e.width == width => (e, rows),
+            (_, Operand::New(rows)) => {
                 caches.push(Vec::new());
-                CacheTree { cache: caches.len() - 1, width, tree: merkle::Frontier::default() }
+                (CacheTree { cache: caches.len() - 1, width, tree: merkle::Frontier::default() }, rows)
             }
+            // The recorder's record of what it sent mirrors this one.
+            (_, Operand::Extend(_)) => unreachable!("the recorder extends only a cache it sent"),
         };
-        let kept = &mut caches[entry.cache];
-        let from = kept.len();
-        kept.extend_from_slice(&rhs[from..]);
-        for leaf in rows_leaves(&rhs[from..], width) {
+        for leaf in rows_leaves(&rows, width) {
             entry.tree.push(leaf);
         }
+        let kept = &mut caches[entry.cache];
+        kept.extend_from_slice(&rows);
+        let at = (entry.cache, kept.len());
         let root = entry.tree.root();
-        let at = (entry.cache, rhs.len());
         self.caches.insert(key, entry);
         (at, root)
     }
-}
 
-impl GemmSink for Committer<'_> {
-    fn gemm(&mut self, r: &GemmRecord<'_>) {
-        let mut d = GemmData {
-            commit: GemmCommit {
-                step: r.id.step,
-                layer: r.id.layer,
-                kind: r.id.kind as u8,
-                seq: r.id.seq,
-                head: r.id.head,
-                m: r.m as u32,
-                k: r.k as u32,
-                n: r.n as u32,
-                x_root: [0; 32],
-                y_root: [0; 32],
-                rhs_root: [0; 32],
-            },
-            x: r.x.to_vec(),
-            x_scales: r.x_scales.to_vec(),
-            y: r.y.to_vec(),
-            rhs: None,
-        };
+    fn commit(&mut self, r: Record) {
+        let mut d = GemmData { commit: r.commit, x: r.x, x_scales: r.x_scales, y: r.y, rhs: None };
         // Comparing the activations with the last GEMM's is far cheaper than hashing them.
         let same_x = self.trace.gemms.last().filter(|p| p.commit.k == d.commit.k && p.x_scales == d.x_scales && p.x == d.x).map(|p| p.commit.x_root);
         let c = d.commit;
         let (operand, rhs_root) = match r.rhs {
-            Some(rhs) => {
-                let (at, root) = self.keep_operand((c.layer, c.kind, c.seq, c.head), rhs_width(&c), rhs);
+            Some(op) => {
+                let (at, root) = self.keep_operand((c.layer, c.kind, c.seq, c.head), rhs_width(&c), op);
                 (Some(at), Some(root))
             }
             None => (None, None),
@@ -291,6 +353,11 @@ impl GemmSink for Committer<'_> {
         self.trace.operands.push(operand);
     }
 }
+
+/// GEMMs sent to the committing thread at once.
+const BATCH: usize = 64;
+/// Batches the engine may run ahead of the committing thread (bounds the copies in flight).
+const IN_FLIGHT: usize = 8;
 
 /// What a worker publishes about one inference run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -330,9 +397,26 @@ impl InferenceReceipt {
 }
 
 /// Run a batch with commitments: the outputs, the receipt, and the trace to answer challenges.
+///
+/// The commitments are computed on a thread of their own beside the forward pass (the engine
+/// sends each GEMM's operands as it goes); the trace is the same as computing them in line.
 pub fn run_committed(engine: &Engine, prompts: &[Vec<u32>], max_new: usize) -> Result<(InferenceReceipt, Trace), InferError> {
-    let mut trace = Trace::default();
-    let outputs = engine.generate(prompts, max_new, &mut Committer { trace: &mut trace, caches: HashMap::new() })?;
+    let (to_committer, batches) = std::sync::mpsc::sync_channel::<Vec<Record>>(IN_FLIGHT);
+    let (outputs, trace) = std::thread::scope(|s| {
+        let committer = s.spawn(move || {
+            let mut c = Committer::default();
+            for r in batches.into_iter().flatten() {
+                c.commit(r);
+            }
+            c.trace
+        });
+        let mut recorder = Recorder { to_committer, sent: HashMap::new(), batch: Vec::with_capacity(BATCH) };
+        let outputs = engine.generate(prompts, max_new, &mut recorder);
+        drop(recorder);
+        let trace = committer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (outputs, trace)
+    });
+    let outputs = outputs?;
     let receipt = InferenceReceipt {
         sku: engine.sku_hash,
         max_new: max_new as u32,
