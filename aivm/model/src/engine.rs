@@ -294,6 +294,33 @@ impl Engine {
         Ok(out)
     }
 
+    /// Teacher forcing: the greedy next token after the prompt, then after each of `forced`
+    /// in turn (fed whatever was predicted), one per forced token. `predicted[j]` is the
+    /// model's choice where `forced[j]` comes; comparing them measures agreement with the
+    /// model that produced `forced` (`infer --quality`). Not part of consensus.
+    pub fn teacher_forced(&self, prompt: &[u32], forced: &[u32]) -> Result<Vec<u32>, InferError> {
+        let c = &self.sku.config;
+        if prompt.is_empty() {
+            return Err(InferError::EmptyPrompt);
+        }
+        if let Some(&t) = prompt.iter().chain(forced).find(|&&t| t >= c.vocab) {
+            return Err(InferError::BadToken(t));
+        }
+        let limit = (c.max_ctx as usize).min(MAX_K);
+        let total = prompt.len().saturating_add(forced.len());
+        if total > limit {
+            return Err(InferError::TooLong(total, limit));
+        }
+        let mut caches: Vec<Vec<Vec<Cache>>> = vec![(0..c.layers).map(|_| (0..c.kv_heads).map(|_| Cache::default()).collect()).collect()];
+        let mut predicted = Vec::with_capacity(forced.len());
+        let mut feed = vec![prompt.to_vec()];
+        for (step, &t) in forced.iter().enumerate() {
+            predicted.extend(self.forward(step as u32, &[0], &feed, &mut caches, &mut NoTrace)?);
+            feed[0] = vec![t];
+        }
+        Ok(predicted)
+    }
+
     /// One forward step: `feed[s]` new tokens for each active sequence `s`; returns the greedy
     /// next token of each.
     fn forward(&self, step: u32, active: &[usize], feed: &[Vec<u32>], caches: &mut [Vec<Vec<Cache>>], sink: &mut dyn GemmSink) -> Result<Vec<u32>, InferError> {
@@ -598,6 +625,21 @@ mod tests {
         let mut c = Collect(Vec::new(), blake3::Hasher::new());
         let out = e.generate(prompts, 6, &mut c).unwrap();
         (out, *c.1.finalize().as_bytes(), c.0.len())
+    }
+
+    /// Forcing the model's own greedy tokens predicts exactly them; forcing others changes
+    /// what follows, and the bounds are the generator's.
+    #[test]
+    fn teacher_forcing_its_own_tokens_predicts_them() {
+        let e = Engine::new(Arc::new(tiny(Arch::Llama, 11)), Options::default()).unwrap();
+        let prompt = vec![5, 9, 3, 17];
+        let out = e.generate(std::slice::from_ref(&prompt), 6, &mut NoTrace).unwrap().remove(0);
+        assert!(!out.is_empty());
+        assert_eq!(e.teacher_forced(&prompt, &out).unwrap(), out);
+        let other: Vec<u32> = out.iter().map(|t| (t + 1) % 64).collect();
+        assert_eq!(e.teacher_forced(&prompt, &other).unwrap()[0], out[0], "the first prediction sees only the prompt");
+        assert_eq!(e.teacher_forced(&[], &out), Err(InferError::EmptyPrompt));
+        assert_eq!(e.teacher_forced(&prompt, &[64]), Err(InferError::BadToken(64)));
     }
 
     #[test]

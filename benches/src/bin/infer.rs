@@ -32,6 +32,44 @@ const PROMPTS: &[&str] = &[
     "List the planets closest to the sun.",
 ];
 
+/// Teacher-forced agreement (`--quality`): these 32 prompts, 64 positions each.
+const FORCED_PROMPTS: &[&str] = &[
+    "What is the capital of France?",
+    "Name three primary colors.",
+    "What is 12 plus 30?",
+    "Write one sentence about the ocean.",
+    "Who wrote Romeo and Juliet?",
+    "What is the boiling point of water in Celsius?",
+    "Translate 'good morning' into French.",
+    "List the planets closest to the sun.",
+    "Explain why the sky is blue.",
+    "Give me a recipe for pancakes.",
+    "What does a computer's CPU do?",
+    "Describe a cat in two sentences.",
+    "Why do leaves change color in autumn?",
+    "What is photosynthesis?",
+    "Write a haiku about winter.",
+    "How many days are in a leap year?",
+    "What is the largest ocean on Earth?",
+    "Suggest a name for a pet goldfish.",
+    "What causes rain?",
+    "Summarize the story of Cinderella.",
+    "What is the speed of light?",
+    "How do vaccines work?",
+    "Name a famous painting by Leonardo da Vinci.",
+    "What language is spoken in Brazil?",
+    "Give three tips for better sleep.",
+    "What is the difference between weather and climate?",
+    "Write a short thank-you note to a teacher.",
+    "How does a bicycle stay upright?",
+    "What is the square root of 81?",
+    "Explain what a black hole is.",
+    "Why is exercise good for you?",
+    "What is the tallest mountain in the world?",
+];
+/// Positions compared per prompt.
+const FORCED_POSITIONS: usize = 64;
+
 /// Inference speed of the converted model, and (`--quality`) agreement with a float reference.
 #[derive(clap::Parser)]
 struct Args {
@@ -250,6 +288,7 @@ fn quality_report(sku: &Arc<aivm::model::Sku>, ours: &[Vec<u32>]) -> serde_json:
     let Some(refs) = parsed["outputs"].as_array() else {
         return serde_json::json!({"error": format!("reference failed (pip install numpy gguf?): {}", String::from_utf8_lossy(&out.stderr))});
     };
+    let forced = teacher_forced_report(&e, &gguf, script);
     let mut rows = Vec::new();
     let (mut exact, mut prefix_sum, mut total) = (0, 0usize, 0usize);
     for (i, (r, o)) in refs.iter().zip(ours).enumerate() {
@@ -260,5 +299,39 @@ fn quality_report(sku: &Arc<aivm::model::Sku>, ours: &[Vec<u32>]) -> serde_json:
         total += r.len().max(o.len());
         rows.push(serde_json::json!({"prompt": PROMPTS[i], "ours": e.tokenizer.decode(o), "float": e.tokenizer.decode(&r), "agree_prefix": prefix, "len": r.len().max(o.len())}));
     }
-    serde_json::json!({"prompts": rows.len(), "identical": exact, "agreeing_prefix_tokens": prefix_sum, "tokens": total, "per_prompt": rows})
+    serde_json::json!({"prompts": rows.len(), "identical": exact, "agreeing_prefix_tokens": prefix_sum, "tokens": total, "per_prompt": rows, "teacher_forced": forced})
+}
+
+/// Teacher-forced top-1 agreement: the float model continues each of [`FORCED_PROMPTS`] for
+/// [`FORCED_POSITIONS`] tokens greedily (not stopping at end-of-sequence); ours is fed the
+/// same tokens and its top-1 at each position is compared with the float model's, which is
+/// the token it produced.
+fn teacher_forced_report(e: &Engine, gguf: &std::path::Path, script: &str) -> serde_json::Value {
+    let prompts: Vec<Vec<u32>> = FORCED_PROMPTS.iter().map(|p| e.tokenizer.encode(&e.tokenizer.chat_prompt(p))).collect();
+    let req = serde_json::json!({"gguf": gguf, "prompts": prompts, "max_new": FORCED_POSITIONS, "eos": -1});
+    let Ok(mut child) = Command::new("python3").arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn() else {
+        return serde_json::json!({"error": "python3 not available"});
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(req.to_string().as_bytes());
+    }
+    let Ok(out) = child.wait_with_output() else { return serde_json::json!({"error": "reference failed"}) };
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let Some(refs) = parsed["outputs"].as_array() else {
+        return serde_json::json!({"error": format!("reference failed: {}", String::from_utf8_lossy(&out.stderr))});
+    };
+    let (mut agree, mut total, mut worst) = (0usize, 0usize, (1.0f64, ""));
+    for (r, (p, text)) in refs.iter().zip(prompts.iter().zip(FORCED_PROMPTS)) {
+        let r: Vec<u32> = r.as_array().into_iter().flatten().filter_map(|v| v.as_u64().map(|x| x as u32)).collect();
+        let Ok(ours) = e.teacher_forced(p, &r) else { return serde_json::json!({"error": format!("teacher forcing failed on {text:?}")}) };
+        let a = ours.iter().zip(&r).filter(|(x, y)| x == y).count();
+        let frac = a as f64 / r.len().max(1) as f64;
+        if frac < worst.0 {
+            worst = (frac, text);
+        }
+        agree += a;
+        total += r.len();
+    }
+    serde_json::json!({"prompts": refs.len(), "positions": total, "agreeing": agree, "agreement": agree as f64 / total.max(1) as f64,
+        "worst_prompt": worst.1, "worst_agreement": worst.0})
 }
