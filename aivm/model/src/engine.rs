@@ -229,15 +229,25 @@ impl Engine {
     }
 
     /// The gas MODEL_INFER charges for one prompt of `prompt` tokens generating up to
-    /// `max_new` under `price` ([`macs_bound`](Self::macs_bound), the tokens, and one pass
-    /// over the weights for the prompt plus one per new token). `None` on overflow.
-    pub fn infer_gas(&self, prompt: u64, max_new: u64, price: impl Fn(u64, u64, u64, u64) -> Option<u64>) -> Option<u64> {
-        price(self.macs_bound(prompt, max_new)?, prompt.checked_add(max_new)?, self.weight_bytes(), max_new)
+    /// `max_new` under `price(weight_macs, attention_macs, tokens, weight_bytes, max_new)`
+    /// ([`macs_bound`](Self::macs_bound), split; the tokens; one pass over the weights for the
+    /// prompt plus one per new token). `None` on overflow.
+    pub fn infer_gas(&self, prompt: u64, max_new: u64, price: impl Fn(u64, u64, u64, u64, u64) -> Option<u64>) -> Option<u64> {
+        let (weights, attention) = self.macs_split(prompt, max_new)?;
+        price(weights, attention, prompt.checked_add(max_new)?, self.weight_bytes(), max_new)
     }
 
     /// An upper bound on the multiply-accumulates of one prompt of `prompt` tokens generating
     /// up to `max_new` (what MODEL_INFER charges before running). `None` on overflow.
     pub fn macs_bound(&self, prompt: u64, max_new: u64) -> Option<u64> {
+        let (w, a) = self.macs_split(prompt, max_new)?;
+        w.checked_add(a)
+    }
+
+    /// [`macs_bound`](Self::macs_bound) as (weight GEMMs, attention): attention's integer
+    /// softmax and per-row kernels cost several times a weight GEMM's MAC, so it has its own
+    /// price (`spec/gas.md`).
+    pub fn macs_split(&self, prompt: u64, max_new: u64) -> Option<(u64, u64)> {
         let c = &self.sku.config;
         let per_token: u64 =
             self.layers.iter().map(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().map(|p| (p.n * p.k) as u64).sum::<u64>()).sum();
@@ -245,7 +255,7 @@ impl Engine {
         // Attention: position p attends to p+1 keys, scores and mix each d MACs per key.
         let attn = t.checked_mul(t + 1)? / 2 * 2 * c.d_model as u64 * c.layers as u64;
         let lm = (self.lm.n * self.lm.k) as u64 * max_new.max(1);
-        per_token.checked_mul(t)?.checked_add(attn)?.checked_add(lm)
+        Some((per_token.checked_mul(t)?.checked_add(lm)?, attn))
     }
 
     /// Greedy generation for a batch of prompts (token ids). Each sequence stops at the

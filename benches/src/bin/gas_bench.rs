@@ -89,6 +89,11 @@ struct Args {
     /// per extra certificate in a DCAP collateral's chains, against their prices.
     #[arg(long)]
     tee: bool,
+    /// Only MODEL_INFER and FREIVALDS_VERIFY on the converted model (`make model`): the
+    /// committed run MODEL_INFER performs at several prompt lengths and `max_new`, and the
+    /// check of each GEMM kind's opening, against their prices.
+    #[arg(long)]
+    model: bool,
     /// Only the adversarial deploys: compile time of modules built to be slow, against price.
     #[arg(long)]
     adversarial: bool,
@@ -228,6 +233,10 @@ fn sweep(args: &Args, r: &mut Report) {
     }
     if args.tee {
         tee_verify(r, &s, budget);
+        return;
+    }
+    if args.model {
+        model_opcodes(r, &s, quick);
         return;
     }
     if args.adversarial {
@@ -923,6 +932,89 @@ struct TeeCase {
 /// TEE_VERIFY per format on the real vectors (`aivm/tee/vectors/`), each at a time inside its
 /// validity, and a DCAP collateral whose TCB-info issuer chain carries k extra copies of a
 /// certificate (what an attacker controls): the slope is the per-certificate time.
+/// MODEL_INFER: the committed run it performs (`run_committed`, as the host function does),
+/// timed at several prompt lengths and `max_new` (best of three: a run is long enough that
+/// the median of few adds nothing), against what it charges before running. Runs that stop
+/// at end-of-turn pay for `max_new` anyway; the prompts here are token ids of ordinary text
+/// that the model continues past `max_new`, so each row runs what it paid for. Then
+/// FREIVALDS_VERIFY on one opening of every GEMM kind at the longest prompt.
+fn model_opcodes(r: &mut Report, s: &GasSchedule, quick: bool) {
+    use aivm::model::audit::{check_opening, OpenGemm};
+    use aivm::model::commit::run_committed;
+    use aivm::model::{merkle, ArtifactStore, Engine, Options};
+    let home = aivm::model::store::default_home();
+    let Some(hash) =
+        std::fs::read_to_string(home.join("default-model")).ok().and_then(|m| hex::decode(m.trim()).ok()).and_then(|v| <[u8; 32]>::try_from(v).ok())
+    else {
+        eprintln!("no converted model: run `make model` first");
+        return;
+    };
+    let sku = match ArtifactStore::open(home.join("artifacts")).get(&hash) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return;
+        }
+    };
+    let e = match Engine::new(sku, Options::cpu(1, matmul::SimdPath::detect())) {
+        Ok(e) => e,
+        Err(err) => {
+            eprintln!("{err}");
+            return;
+        }
+    };
+    let text = "The history of the river begins in the mountains, where snow melts each spring and runs down through forests, villages and fields. ".repeat(12);
+    let all = e.tokenizer.encode(&text);
+    let prompts: &[usize] = if quick { &[16, 128] } else { &[16, 64, 163, 256] };
+    let news: &[usize] = if quick { &[1, 8] } else { &[1, 8, 32] };
+    let mut longest = None;
+    for &p in prompts {
+        let prompt = all[..p.min(all.len())].to_vec();
+        for &n in news {
+            let gas = e.infer_gas(prompt.len() as u64, n as u64, |m, a, t, w, k| s.model_infer_cost(m, a, t, w, k)).unwrap_or(u64::MAX);
+            let mut best = f64::MAX;
+            let mut ran = 0;
+            for _ in 0..3 {
+                let t = std::time::Instant::now();
+                let Ok((receipt, trace)) = run_committed(&e, std::slice::from_ref(&prompt), n) else { return };
+                best = best.min(t.elapsed().as_nanos() as f64);
+                ran = receipt.outputs[0].len();
+                if p == *prompts.last().unwrap_or(&0) && n == news[0] {
+                    longest = Some((receipt, trace));
+                }
+            }
+            r.row("model_infer", &format!("prompt {p} + {n} ({ran} run)"), gas, best);
+        }
+    }
+    let Some((receipt, trace)) = longest else { return };
+    let leaves = trace.leaves();
+    let rh = receipt.hash();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, g) in trace.gemms().iter().enumerate() {
+        if !seen.insert(g.commit.kind) {
+            continue;
+        }
+        let Some(data) = trace.data(i).map(|d| d.into_owned()) else { continue };
+        let (m, k, n) = (data.commit.m as u64, data.commit.k as u64, data.commit.n as u64);
+        let og = OpenGemm { index: i as u64, data, proof: merkle::prove(&leaves, i).unwrap_or_default() };
+        let bytes = og.encode();
+        let elems = 2 * (k * n + m * k + m * n);
+        let gas = s.freivalds.cost(elems).and_then(|g| g.checked_add(s.blake3.cost(bytes.len() as u64)?)).unwrap_or(u64::MAX);
+        let seed = [9u8; 32];
+        let ns = median_ns(
+            || {
+                // What the host function does: decode the opening, then check it.
+                let og = OpenGemm::decode(&bytes).expect("own encoding");
+                std::hint::black_box(check_opening(&e.sku, &rh, &receipt.gemm_root, receipt.gemm_count, &seed, &og));
+            },
+            5,
+            Duration::from_millis(if quick { 50 } else { 300 }),
+        );
+        let kind = aivm::model::GemmKind::from_code(g.commit.kind).map_or("?", |k| k.name());
+        r.row("freivalds_verify", &format!("{kind} {m}x{k}x{n}"), gas, ns);
+    }
+}
+
 fn tee_verify(r: &mut Report, s: &GasSchedule, budget: Duration) {
     use aivm::tee::{samples, verify, work, Format, TeePolicy};
     let lenient = TeePolicy { accepted_advisories: vec!["INTEL-SA-00289".into(), "INTEL-SA-00615".into()], ..TeePolicy::default() };

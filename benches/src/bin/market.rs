@@ -114,7 +114,8 @@ fn main() -> anyhow::Result<()> {
     }
     for p in PROMPTS {
         let prompt = engine.tokenizer.encode(&engine.tokenizer.chat_prompt(p));
-        let infer_gas = engine.infer_gas(prompt.len() as u64, args.max_new as u64, |m, t, w, n| schedule.model_infer_cost(m, t, w, n)).unwrap_or(u64::MAX);
+        let infer_gas =
+            engine.infer_gas(prompt.len() as u64, args.max_new as u64, |m, a, t, w, n| schedule.model_infer_cost(m, a, t, w, n)).unwrap_or(u64::MAX);
         let submit = MarketTx::SubmitJob { sku: hash, prompt: prompt.clone(), max_new: args.max_new, sla_blocks: 10, budget: 1 << 90, tee: false };
         let (r, _) = n.send(client, submit);
         anyhow::ensure!(r.is_success(), "submit: {:?}", r.status);

@@ -279,7 +279,7 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
 
 /// MODEL_INFER's gas for a job of this shape: what running it on chain would cost.
 fn infer_gas(engine: &Engine, s: &aivm::GasSchedule, prompt: u64, max_new: u64) -> u64 {
-    engine.infer_gas(prompt, max_new, |m, t, w, n| s.model_infer_cost(m, t, w, n)).unwrap_or(u64::MAX)
+    engine.infer_gas(prompt, max_new, |m, a, t, w, n| s.model_infer_cost(m, a, t, w, n)).unwrap_or(u64::MAX)
 }
 
 /// The gas of the transaction that ended job `id` with an answer (blocks `from..=to`), if

@@ -126,11 +126,15 @@ pub struct GasSchedule {
     pub model_infer: LinearGasCost,
     /// MODEL_INFER per processed token (norms, softmax, RoPE, commitments, sampling).
     pub model_token: u64,
-    /// MODEL_INFER per weight byte per pass over the weights (the prompt's one, then one per
-    /// new token): a decode step is a GEMV that streams every weight from memory, which the
-    /// per-MAC price does not see (issue 14's MODEL_INFER measurement, `spec/gas.md`).
-    pub model_pass_per_byte: u64,
-    /// FREIVALDS_VERIFY per element touched (`2·(k·n + m·k + m·n)`) plus per byte hashed.
+    /// MODEL_INFER per KiB of weights (rounded up) per pass over the weights (the prompt's
+    /// one, then one per new token): a decode step is a GEMV that streams every weight from
+    /// memory, which the per-MAC price does not see (`gas-bench --model`, `spec/gas.md`).
+    pub model_pass_per_kib: u64,
+    /// MODEL_INFER per 64 multiply-accumulates of attention (scores and mix, bounded by the
+    /// context): integer softmax and per-row kernels, measured ~6× a weight GEMM's MAC.
+    pub model_attention: u64,
+    /// FREIVALDS_VERIFY per element touched (`2·(k·n + m·k + m·n)`) plus per byte hashed:
+    /// the opening recommitted (hashed) and eight vectors through `R·W`, `X·(W·r)`, `Y·r`.
     pub freivalds: LinearGasCost,
     /// TEE_VERIFY: a fixed part per format (parsing, and the signatures every attestation of
     /// the format carries), per certificate counted in the input (parsing and a signature
@@ -220,7 +224,8 @@ impl Default for GasSchedule {
             model_load: LinearGasCost::new(100_000, 10),
             model_infer: LinearGasCost::new(1_000_000, 10),
             model_token: 500_000,
-            model_pass_per_byte: 2,
+            model_pass_per_kib: 512,
+            model_attention: 64,
             freivalds: LinearGasCost::new(10_000, 3),
             // `gas-bench --tee` (BENCHMARKS.md "TEE_VERIFY").
             tee_dcap: LinearGasCost::new(TEE_DCAP_BASE, TEE_PER_CERT),
@@ -434,16 +439,18 @@ impl GasSchedule {
     }
 
     /// A stable 32-byte digest of every price, part of the compiled-module cache key.
-    /// MODEL_INFER's price for a run of at most `macs` multiply-accumulates over `tokens`
-    /// tokens (prompt + `max_new`) on a model of `weight_bytes` bytes of weights generating up
-    /// to `max_new` tokens: `base + per_item·⌊macs/64⌋ + model_token·tokens +
-    /// model_pass_per_byte·weight_bytes·(1 + max_new)`. `None` on overflow.
-    pub fn model_infer_cost(&self, macs: u64, tokens: u64, weight_bytes: u64, max_new: u64) -> Option<u64> {
+    /// MODEL_INFER's price for a run of at most `macs` weight multiply-accumulates and
+    /// `attention` attention ones over `tokens` tokens (prompt + `max_new`) on a model of
+    /// `weight_bytes` bytes of weights generating up to `max_new` tokens: `base +
+    /// per_item·⌊macs/64⌋ + model_attention·⌊attention/64⌋ + model_token·tokens +
+    /// model_pass_per_kib·⌈weight_bytes/1024⌉·(1 + max_new)`. `None` on overflow.
+    pub fn model_infer_cost(&self, macs: u64, attention: u64, tokens: u64, weight_bytes: u64, max_new: u64) -> Option<u64> {
         let passes = max_new.checked_add(1)?;
         self.model_infer
             .cost(macs / 64)?
+            .checked_add(self.model_attention.checked_mul(attention / 64)?)?
             .checked_add(self.model_token.checked_mul(tokens)?)?
-            .checked_add(self.model_pass_per_byte.checked_mul(weight_bytes)?.checked_mul(passes)?)
+            .checked_add(self.model_pass_per_kib.checked_mul(weight_bytes.div_ceil(1024))?.checked_mul(passes)?)
     }
 
     pub fn digest(&self) -> [u8; 32] {
@@ -488,9 +495,10 @@ mod tests {
         assert_eq!(s.deploy.cost(100_000), Some(650_000_000));
         assert_eq!((s.deploy_per_work, s.deploy_cost(100_000, 10_000)), (500, Some(655_000_000)));
         assert_eq!((s.storage_read.base, s.storage_read.per_item, s.storage_read_cold), (10_000, 10, 90_000));
-        assert_eq!((s.model_infer.per_item, s.model_token, s.model_pass_per_byte, s.freivalds.per_item), (10, 500_000, 2, 3));
-        // 10⁶ + 10·6 400/64 + 5·10⁵·3 + 2·1 000·(1 + 2)
-        assert_eq!(s.model_infer_cost(6_400, 3, 1_000, 2), Some(2_507_000));
+        assert_eq!((s.model_infer.per_item, s.model_token, s.model_pass_per_kib, s.freivalds.per_item), (10, 500_000, 512, 3));
+        // 10⁶ + 10·6 400/64 + 64·640/64 + 5·10⁵·3 + 512·⌈1 000/1 024⌉·(1 + 2)
+        assert_eq!(s.model_infer_cost(6_400, 640, 3, 1_000, 2), Some(1_000_000 + 1_000 + 640 + 1_500_000 + 512 * 3));
+        assert_eq!(s.model_attention, 64);
         assert_eq!((s.event.per_item, s.receipt_per_byte, s.storage_write.base, s.storage_write.per_item), (40, 40, 150_000, 40));
         // TEE_VERIFY: 15 M + 1 M × 16 certificates + 20 × 18 650 bytes.
         let w = aivm_tee::Work { certificates: 16, bytes: 18_650 };

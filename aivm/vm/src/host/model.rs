@@ -60,7 +60,7 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         };
         let prompt_bound = text.as_ref().map_or(input.len() / 4, String::len) as u64;
         let sched = &c.data().schedule;
-        let gas = engine.infer_gas(prompt_bound, max_new as u64, |m, t, w, n| sched.model_infer_cost(m, t, w, n));
+        let gas = engine.infer_gas(prompt_bound, max_new as u64, |m, a, t, w, n| sched.model_infer_cost(m, a, t, w, n));
         charge(&mut c, "model_infer", gas)?;
         let prompt: Vec<u32> = match text {
             Some(t) => engine.tokenizer.encode(&t),
