@@ -240,7 +240,8 @@ fn validators_agree_survive_a_crash_and_catch_up() {
 #[test]
 fn an_equivocating_validator_is_slashed() {
     let _serial = serial();
-    let net = Net::with_args("equivocate", 4, 21200, &[(3, "--equivocate")]);
+    // Epochs of 10 blocks, so the slashed validator's removal from the next set is seen.
+    let net = Net::with_epochs("equivocate", 4, 21200, &[(3, "--equivocate")], 10, None);
     for i in 0..3 {
         net.wait_height(i, 2, 60);
     }
@@ -263,6 +264,16 @@ fn an_equivocating_validator_is_slashed() {
     for honest in 0..3 {
         assert_eq!(stake(0, honest), "1000", "honest validators keep their stake");
     }
+    // Tombstoned, and out of the active set from the next epoch on (the engine itself keeps
+    // the genesis set: `spec/consensus.md`).
+    let v = net.client(0).call("aivm_getValidator", json!([identity(3)])).expect("validator");
+    assert_eq!(v["tombstoned"], json!(true), "{v}");
+    let next = (v["epoch"].as_u64().expect("epoch") + 1) * 10;
+    net.wait_height(0, next + 1, 60);
+    let v = net.client(0).call("aivm_getValidator", json!([identity(3)])).expect("validator");
+    assert_eq!(v["active"], json!(false), "removed at the boundary: {v}");
+    let honest = net.client(0).call("aivm_getValidator", json!([identity(0)])).expect("validator");
+    assert_eq!((&honest["active"], &honest["tombstoned"]), (&json!(true), &json!(false)), "{honest}");
     // The network keeps finalizing and agrees on the slashed state.
     let h = net.height(0).expect("height");
     for i in 0..3 {
