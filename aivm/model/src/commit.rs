@@ -257,6 +257,32 @@ impl Drop for Recorder {
 
 impl GemmSink for Recorder {
     fn gemm(&mut self, r: &GemmRecord<'_>) {
+        let rec = record(&mut self.sent, r);
+        self.batch.push(rec);
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+}
+
+/// The commitments computed on the calling thread (when no thread could be started: the
+/// result is the same, only slower).
+struct Inline {
+    sent: HashMap<CacheKey, (usize, Vec<i8>)>,
+    committer: Committer,
+}
+
+impl GemmSink for Inline {
+    fn gemm(&mut self, r: &GemmRecord<'_>) {
+        let rec = record(&mut self.sent, r);
+        self.committer.commit(rec);
+    }
+}
+
+/// The owned [`Record`] of `r`, sending of a cache operand only what `sent` (what went before
+/// for the same cache) does not hold.
+fn record(sent: &mut HashMap<CacheKey, (usize, Vec<i8>)>, r: &GemmRecord<'_>) -> Record {
+    {
         let commit = GemmCommit {
             step: r.id.step,
             layer: r.id.layer,
@@ -273,22 +299,19 @@ impl GemmSink for Recorder {
         let rhs = r.rhs.map(|rhs| {
             let width = rhs_width(&commit).max(1);
             let key = (commit.layer, commit.kind, commit.seq, commit.head);
-            match self.sent.get_mut(&key) {
+            match sent.get_mut(&key) {
                 Some((w, kept)) if *w == width && kept.len() % width == 0 && rhs.starts_with(kept) => {
                     let new = rhs[kept.len()..].to_vec();
                     kept.extend_from_slice(&new);
                     Operand::Extend(new)
                 }
                 _ => {
-                    self.sent.insert(key, (width, rhs.to_vec()));
+                    sent.insert(key, (width, rhs.to_vec()));
                     Operand::New(rhs.to_vec())
                 }
             }
         });
-        self.batch.push(Record { commit, x: r.x.to_vec(), x_scales: r.x_scales.to_vec(), y: r.y.to_vec(), rhs });
-        if self.batch.len() >= BATCH {
-            self.flush();
-        }
+        Record { commit, x: r.x.to_vec(), x_scales: r.x_scales.to_vec(), y: r.y.to_vec(), rhs }
     }
 }
 
@@ -403,18 +426,30 @@ impl InferenceReceipt {
 pub fn run_committed(engine: &Engine, prompts: &[Vec<u32>], max_new: usize) -> Result<(InferenceReceipt, Trace), InferError> {
     let (to_committer, batches) = std::sync::mpsc::sync_channel::<Vec<Record>>(IN_FLIGHT);
     let (outputs, trace) = std::thread::scope(|s| {
-        let committer = s.spawn(move || {
+        // A thread of its own, not a rayon task: it blocks on the channel, which would hold
+        // a pool worker the forward pass needs.
+        let spawned = std::thread::Builder::new().name("aivm-commit".into()).spawn_scoped(s, move || {
             let mut c = Committer::default();
             for r in batches.into_iter().flatten() {
                 c.commit(r);
             }
             c.trace
         });
-        let mut recorder = Recorder { to_committer, sent: HashMap::new(), batch: Vec::with_capacity(BATCH) };
-        let outputs = engine.generate(prompts, max_new, &mut recorder);
-        drop(recorder);
-        let trace = committer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (outputs, trace)
+        match spawned {
+            Ok(committer) => {
+                let mut recorder = Recorder { to_committer, sent: HashMap::new(), batch: Vec::with_capacity(BATCH) };
+                let outputs = engine.generate(prompts, max_new, &mut recorder);
+                drop(recorder);
+                let trace = committer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (outputs, trace)
+            }
+            // No thread to be had (a resource limit): the same commitments, in line.
+            Err(_) => {
+                let mut inline = Inline { sent: HashMap::new(), committer: Committer::default() };
+                let outputs = engine.generate(prompts, max_new, &mut inline);
+                (outputs, inline.committer.trace)
+            }
+        }
     });
     let outputs = outputs?;
     let receipt = InferenceReceipt {
@@ -656,5 +691,28 @@ mod row_hash_tests {
             assert_eq!(x_root(ragged, &scales, width), reference(ragged, &scales));
             assert_eq!(x_root(&x, &scales[..rows / 2], width), reference(&x, &scales[..rows / 2]));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Options;
+    use crate::sku::{tests::tiny, Arch};
+    use std::sync::Arc;
+
+    /// The fallback that commits on the calling thread gives the trace the committing thread
+    /// gives.
+    #[test]
+    fn inline_commitments_equal_the_threaded_ones() {
+        let e = Engine::new(Arc::new(tiny(Arch::Qwen2, 21)), Options::default()).unwrap();
+        let prompts = vec![vec![3, 9, 27, 4], vec![50, 8]];
+        let (r, t) = run_committed(&e, &prompts, 5).unwrap();
+        let mut inline = Inline { sent: HashMap::new(), committer: Committer::default() };
+        e.generate(&prompts, 5, &mut inline).unwrap();
+        let ti = inline.committer.trace;
+        assert_eq!(ti.leaves(), t.leaves());
+        assert_eq!(merkle::root(&ti.leaves()), r.gemm_root);
+        assert!((0..t.gemms().len()).all(|i| ti.data(i) == t.data(i)));
     }
 }
