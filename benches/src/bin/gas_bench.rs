@@ -998,8 +998,8 @@ fn model_opcodes(r: &mut Report, s: &GasSchedule, quick: bool) {
         let (m, k, n) = (data.commit.m as u64, data.commit.k as u64, data.commit.n as u64);
         let og = OpenGemm { index: i as u64, data, proof: merkle::prove(&leaves, i).unwrap_or_default() };
         let bytes = og.encode();
-        let elems = 2 * (k * n + m * k + m * n);
-        let gas = s.freivalds.cost(elems).and_then(|g| g.checked_add(s.blake3.cost(bytes.len() as u64)?)).unwrap_or(u64::MAX);
+        let work = aivm::model::audit::check_work(m, k, n).unwrap_or(u64::MAX);
+        let gas = s.freivalds.cost(work).and_then(|g| g.checked_add(s.blake3.cost(bytes.len() as u64)?)).unwrap_or(u64::MAX);
         let seed = [9u8; 32];
         let ns = median_ns(
             || {

@@ -70,7 +70,7 @@ pub fn dispute(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, i
     // The worker must be able to answer: bound its openings from the model's shapes (deriving
     // the run's schedule, priced as in an answer) before accepting the dispute.
     let r = receipt_of(receipt).map_err(|_| MarketError::Corrupt("receipt".into()))?;
-    l.charge(l.schedule().freivalds.cost(r.gemm_count.saturating_mul(8)))?;
+    l.charge(r.gemm_count.checked_mul(super::jobs::SCHEDULE_GAS_PER_GEMM))?;
     let models = ctx.models.ok_or_else(|| Abort::Fault("this node has no model registry to check disputes with".into()))?;
     let engine = models.engine(&j.sku).map_err(|e| Abort::Fault(format!("registered model {} cannot be loaded: {e}", hex::encode(j.sku))))?;
     let sched = schedule(&engine.sku, &r).map_err(|e| MarketError::Corrupt(format!("settled receipt: {e}")))?;

@@ -44,20 +44,76 @@ fn b_times(b: &[i8], k: usize, n: usize, transposed_rows: bool, r: &[i8]) -> Vec
     out
 }
 
-/// Freivalds on one GEMM: `Y·r == X·(B·r)` for every vector, exactly in i128. The reference
-/// form; [`FastCheck`] computes the same products with the int8 GEMM kernel.
+/// Freivalds on one GEMM: `Y·r == X·(B·r)` for every vector, exactly. The reference form;
+/// [`FastCheck`] computes the same products with the int8 GEMM kernel.
+///
+/// The sums are exact in i64 while `k, n ≤ 2²⁰`: each entry of `B·r` sums `n` products of
+/// at most 2¹⁴, so `|X·(B·r)| ≤ 2²¹·k·n ≤ 2⁶¹`, and `|Y·r| < 2³⁸·n ≤ 2⁵⁸`; larger shapes
+/// use i128.
 pub fn freivalds(g: &GemmData, b: &[i8], transposed_rows: bool, rs: &[Vec<i8>]) -> bool {
     let (m, k, n) = (g.commit.m as usize, g.commit.k as usize, g.commit.n as usize);
     if g.x.len() != m * k || g.y.len() != m * n || b.len() != k * n {
         return false;
     }
+    let narrow = k <= 1 << 20 && n <= 1 << 20;
     rs.iter().all(|r| {
         let br = b_times(b, k, n, transposed_rows, r);
         (0..m).all(|i| {
-            let lhs: i128 = g.x[i * k..(i + 1) * k].iter().zip(&br).map(|(&x, &v)| x as i128 * v as i128).sum();
-            let rhs: i128 = g.y[i * n..(i + 1) * n].iter().zip(r.iter()).map(|(&y, &v)| y as i128 * v as i128).sum();
-            lhs == rhs
+            let (x, y) = (&g.x[i * k..(i + 1) * k], &g.y[i * n..(i + 1) * n]);
+            if narrow {
+                let lhs: i64 = x.iter().zip(&br).map(|(&x, &v)| x as i64 * v).sum();
+                let rhs: i64 = y.iter().zip(r.iter()).map(|(&y, &v)| y as i64 * v as i64).sum();
+                lhs == rhs
+            } else {
+                let lhs: i128 = x.iter().zip(&br).map(|(&x, &v)| x as i128 * v as i128).sum();
+                let rhs: i128 = y.iter().zip(r.iter()).map(|(&y, &v)| y as i128 * v as i128).sum();
+                lhs == rhs
+            }
         })
+    })
+}
+
+/// GEMMs with fewer rows than Freivalds has vectors are checked by recomputing them: `m·k·n`
+/// multiply-adds against Freivalds' `8·(k·n + m·k + m·n)`, and exact rather than
+/// probabilistic.
+pub fn recompute_cheaper(m: usize) -> bool {
+    m < super::challenge::VECTORS
+}
+
+/// The work units FREIVALDS_VERIFY prices for checking an `m × k × n` GEMM (beyond hashing
+/// the opening): `2·(k·n + m·k + m·n)` elements for Freivalds, or `⌈m·k·n/8⌉` when the GEMM
+/// is recomputed ([`recompute_cheaper`]; measured ~8× cheaper per unit than an element of
+/// Freivalds' reference sums, `spec/gas.md`). `None` on overflow.
+pub fn check_work(m: u64, k: u64, n: u64) -> Option<u64> {
+    if recompute_cheaper(usize::try_from(m).ok()?) {
+        Some(m.checked_mul(k)?.checked_mul(n)?.div_ceil(8))
+    } else {
+        k.checked_mul(n)?.checked_add(m.checked_mul(k)?)?.checked_add(m.checked_mul(n)?)?.checked_mul(2)
+    }
+}
+
+/// `Y == X·B` exactly (each dot product in i64: `|x·b| ≤ 2¹⁴`, so `k ≤ 2⁴⁸` terms fit).
+pub fn recompute(g: &GemmData, b: &[i8], transposed_rows: bool) -> bool {
+    let (m, k, n) = (g.commit.m as usize, g.commit.k as usize, g.commit.n as usize);
+    if g.x.len() != m * k || g.y.len() != m * n || b.len() != k * n {
+        return false;
+    }
+    (0..m).all(|i| {
+        let x = &g.x[i * k..(i + 1) * k];
+        let y = &g.y[i * n..(i + 1) * n];
+        if transposed_rows {
+            // B = Wᵀ with W [n×k]: y_j = W_j · x, a contiguous dot product.
+            b.chunks_exact(k).zip(y).all(|(w, &yj)| w.iter().zip(x).map(|(&w, &x)| w as i32 * x as i32).fold(0i64, |a, p| a + p as i64) == yj as i64)
+        } else {
+            // B = V [k×n]: y = Σ_p x_p · V_p.
+            let mut acc = vec![0i64; n];
+            for (v, &xp) in b.chunks_exact(n).zip(x) {
+                for (a, &vj) in acc.iter_mut().zip(v) {
+                    *a += xp as i64 * vj as i64;
+                }
+            }
+            acc.iter().zip(y).all(|(&a, &yj)| a == yj as i64)
+        }
     })
 }
 

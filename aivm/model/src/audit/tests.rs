@@ -62,6 +62,31 @@ fn incremental_cache_roots_are_the_definition() {
     }
 }
 
+/// Recomputing a GEMM (the check for `m < 8`) accepts every honest GEMM of a run, of every
+/// kind and orientation, and refuses each with one element changed.
+#[test]
+fn recomputation_accepts_honest_gemms_and_refuses_changed_ones() {
+    use super::freivalds::{recompute, weight};
+    let (e, _, t) = setup(Arch::Qwen2);
+    let mut checked = 0;
+    for i in 0..t.gemms().len() {
+        let g = t.data(i).unwrap().into_owned();
+        let id = g.commit.id().unwrap();
+        let (b, transposed) = match (weight(&e.sku, &id), &g.rhs) {
+            (Some(w), None) => (w.q.clone(), true),
+            (None, Some(rhs)) => (rhs.clone(), id.kind == GemmKind::Scores),
+            _ => unreachable!(),
+        };
+        assert!(recompute(&g, &b, transposed), "gemm {i}");
+        let mut bad = g.clone();
+        let last = bad.y.len() - 1;
+        bad.y[last] = bad.y[last].wrapping_add(1);
+        assert!(!recompute(&bad, &b, transposed), "gemm {i} changed");
+        checked += 1;
+    }
+    assert!(checked > 100);
+}
+
 #[test]
 fn one_flipped_element_is_caught() {
     let (e, mut r, mut t) = setup(Arch::Llama);

@@ -4,7 +4,7 @@
 //! math).
 
 use super::challenge::{select, vectors, Challenge, Selection};
-use super::freivalds::{freivalds, weight};
+use super::freivalds::{freivalds, recompute, recompute_cheaper, weight};
 use super::opening::{OpenGemm, OpenRow, Response};
 use super::schedule::{find, last_row_index, schedule, step_rows};
 use super::AuditError;
@@ -26,7 +26,7 @@ enum GemmFault {
 
 /// The checks every opened GEMM gets: data matches its commitment, the commitment is leaf
 /// `index` of `gemm_root` (of `gemm_count`), and Freivalds holds with the challenge's vectors
-/// for that index. Shapes are checked before any vector is drawn, so a hostile shape cannot
+/// for that index — or, for a GEMM of fewer rows than vectors, `Y = X·B` recomputed. Shapes are checked before any vector is drawn, so a hostile shape cannot
 /// make the verifier allocate.
 fn check_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64, ch: &Challenge, og: &OpenGemm) -> Result<(), GemmFault> {
     let c = &og.data.commit;
@@ -46,8 +46,9 @@ fn check_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64,
     if m == 0 || k == 0 || n == 0 || og.data.x.len() != m * k || og.data.y.len() != m * n || b.len() != k * n {
         return Err(GemmFault::Freivalds);
     }
-    let rs = vectors(ch, receipt_hash, og.index, n);
-    if freivalds(&og.data, b, transposed, &rs) {
+    let holds =
+        if recompute_cheaper(m) { recompute(&og.data, b, transposed) } else { freivalds(&og.data, b, transposed, &vectors(ch, receipt_hash, og.index, n)) };
+    if holds {
         Ok(())
     } else {
         Err(GemmFault::Freivalds)

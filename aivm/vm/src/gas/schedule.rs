@@ -133,8 +133,9 @@ pub struct GasSchedule {
     /// MODEL_INFER per 64 multiply-accumulates of attention (scores and mix, bounded by the
     /// context): integer softmax and per-row kernels, measured ~6× a weight GEMM's MAC.
     pub model_attention: u64,
-    /// FREIVALDS_VERIFY per element touched (`2·(k·n + m·k + m·n)`) plus per byte hashed:
-    /// the opening recommitted (hashed) and eight vectors through `R·W`, `X·(W·r)`, `Y·r`.
+    /// FREIVALDS_VERIFY per work unit (`aivm::model::audit::check_work`: an element of
+    /// `2·(k·n + m·k + m·n)` for Freivalds' eight vectors, or eight multiply-adds of a small
+    /// GEMM's recomputation) plus per byte hashed (`gas-bench --model`, `spec/gas.md`).
     pub freivalds: LinearGasCost,
     /// TEE_VERIFY: a fixed part per format (parsing, and the signatures every attestation of
     /// the format carries), per certificate counted in the input (parsing and a signature
@@ -226,7 +227,7 @@ impl Default for GasSchedule {
             model_token: 500_000,
             model_pass_per_kib: 512,
             model_attention: 64,
-            freivalds: LinearGasCost::new(10_000, 3),
+            freivalds: LinearGasCost::new(10_000, 40),
             // `gas-bench --tee` (BENCHMARKS.md "TEE_VERIFY").
             tee_dcap: LinearGasCost::new(TEE_DCAP_BASE, TEE_PER_CERT),
             tee_snp: TEE_SNP,
@@ -495,7 +496,7 @@ mod tests {
         assert_eq!(s.deploy.cost(100_000), Some(650_000_000));
         assert_eq!((s.deploy_per_work, s.deploy_cost(100_000, 10_000)), (500, Some(655_000_000)));
         assert_eq!((s.storage_read.base, s.storage_read.per_item, s.storage_read_cold), (10_000, 10, 90_000));
-        assert_eq!((s.model_infer.per_item, s.model_token, s.model_pass_per_kib, s.freivalds.per_item), (10, 500_000, 512, 3));
+        assert_eq!((s.model_infer.per_item, s.model_token, s.model_pass_per_kib, s.freivalds.per_item), (10, 500_000, 512, 40));
         // 10⁶ + 10·6 400/64 + 64·640/64 + 5·10⁵·3 + 512·⌈1 000/1 024⌉·(1 + 2)
         assert_eq!(s.model_infer_cost(6_400, 640, 3, 1_000, 2), Some(1_000_000 + 1_000 + 640 + 1_500_000 + 512 * 3));
         assert_eq!(s.model_attention, 64);

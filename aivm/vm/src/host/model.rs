@@ -90,7 +90,7 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let Some(og) = OpenGemm::decode(&bytes) else { return Ok(0) };
         let cm = &og.data.commit;
         let (m, k, n) = (cm.m as u64, cm.k as u64, cm.n as u64);
-        let elems = k.checked_mul(n).and_then(|kn| kn.checked_add(m.checked_mul(k)?)?.checked_add(m.checked_mul(n)?)).and_then(|e| e.checked_mul(2));
+        let elems = crate::model::audit::check_work(m, k, n);
         let price = c.data().schedule.freivalds;
         let hashed = c.data().schedule.blake3;
         let gas = elems.and_then(|e| price.cost(e)).and_then(|g| g.checked_add(hashed.cost(bytes.len() as u64)?));
