@@ -14,7 +14,8 @@
 //! exactly; what this file adds is only the BLAKE3 tree layout (chunk flags and counters, the
 //! parent nodes of a multi-chunk message), as the BLAKE3 paper §2 defines it.
 
-use crate::merkle::Hash;
+/// A 32-byte BLAKE3 output (`merkle::Hash`; not imported from there, which builds on this module).
+pub type Hash = [u8; 32];
 use blake3::platform::{le_bytes_from_words_32, words_from_le_bytes_32, Platform};
 use blake3::IncrementCounter;
 
