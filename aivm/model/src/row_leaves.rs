@@ -9,7 +9,8 @@
 //! hash of its message — the commitment format does not change, and the tests compare
 //! every length against `blake3::hash`.
 //!
-//! The batched compression is BLAKE3's own (`blake3::platform`, the crate's SIMD kernels).
+//! The batched compression is BLAKE3's own (`blake3::platform`, the crate's SIMD kernels),
+//! always on inputs with readable bytes after them ([`Batch`] says why).
 //! That module is public but undocumented, so the workspace pins the `blake3` version
 //! exactly; what this file adds is only the BLAKE3 tree layout (chunk flags and counters, the
 //! parent nodes of a multi-chunk message), as the BLAKE3 paper §2 defines it.
@@ -71,44 +72,40 @@ fn one(tag: u8, row: &[u8], i: usize, prefix_len: usize, prefix: &impl Fn(usize,
     *h.finalize().as_bytes()
 }
 
-/// Scratch for up to [`LANES`] messages of `len` bytes: each message's first chunk is
-/// assembled here (tag and prefix, then the row's start); later chunks are read in place.
-/// A lone message of three or more chunks puts its own whole chunks side by side instead.
+/// Scratch for up to [`LANES`] messages of `len` bytes, each assembled whole (tag, prefix,
+/// row) in its own lane of `stride` bytes. The lanes end at least 64 bytes before the next:
+/// BLAKE3's AVX-512 `hash_many` reads up to 48 bytes past an input's block in its 4-way path
+/// (a segfault when an input ended at the end of an allocation, seen in CI), so every input
+/// must be followed by readable bytes. The copy costs one pass over the rows.
 struct Batch {
     tag: u8,
     len: usize,
-    first: Vec<u8>,
+    stride: usize,
+    lanes: Vec<u8>,
 }
 
 impl Batch {
     fn new(tag: u8, len: usize, lanes: usize) -> Self {
-        Batch { tag, len, first: vec![0; lanes * CHUNK] }
+        let stride = len.next_multiple_of(BLOCK) + BLOCK;
+        Batch { tag, len, stride, lanes: vec![0; lanes * stride] }
     }
 
     /// Hash the messages `tag ‖ prefix(first + l) ‖ rows[l]`, appending their hashes to `out`.
     fn hash<'a>(&mut self, p: Platform, first: usize, rows: impl Iterator<Item = &'a [u8]>, prefix: &impl Fn(usize, &mut [u8]), out: &mut Vec<Hash>) {
-        let len = self.len;
-        let rows: Vec<&[u8]> = rows.collect();
-        let n = rows.len();
-        let head = len - rows.first().map_or(0, |r| r.len());
-        let chunks = len.div_ceil(CHUNK).max(1);
-        // Chunk 0 of each message, assembled.
-        let c0 = len.min(CHUNK);
-        for (l, row) in rows.iter().enumerate() {
-            let s = &mut self.first[l * CHUNK..l * CHUNK + c0];
-            s[0] = self.tag;
-            prefix(first + l, &mut s[1..head]);
-            s[head..].copy_from_slice(&row[..c0 - head]);
+        let (len, stride) = (self.len, self.stride);
+        let mut n = 0;
+        for (l, row) in rows.enumerate() {
+            let head = len - row.len();
+            let lane = &mut self.lanes[l * stride..l * stride + len];
+            lane[0] = self.tag;
+            prefix(first + l, &mut lane[1..head]);
+            lane[head..].copy_from_slice(row);
+            n = l + 1;
         }
+        let chunks = len.div_ceil(CHUNK).max(1);
+        let lanes = &self.lanes;
         // Bytes of chunk `j` of message `l` (the whole chunk; the last may be short).
-        let chunk = |l: usize, j: usize| -> &[u8] {
-            if j == 0 {
-                &self.first[l * CHUNK..l * CHUNK + c0]
-            } else {
-                let from = j * CHUNK - head;
-                &rows[l][from..(from + CHUNK).min(rows[l].len())]
-            }
-        };
+        let chunk = |l: usize, j: usize| -> &[u8] { &lanes[l * stride + j * CHUNK..l * stride + ((j + 1) * CHUNK).min(len)] };
         // Chaining values: cvs[l][j].
         let mut cvs = vec![[0u32; 8]; n * chunks];
         let mut buf = [0u8; LANES * 32];
