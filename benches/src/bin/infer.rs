@@ -32,16 +32,9 @@ const PROMPTS: &[&str] = &[
     "List the planets closest to the sun.",
 ];
 
-/// Teacher-forced agreement (`--quality`): these 32 prompts, 64 positions each.
-const FORCED_PROMPTS: &[&str] = &[
-    "What is the capital of France?",
-    "Name three primary colors.",
-    "What is 12 plus 30?",
-    "Write one sentence about the ocean.",
-    "Who wrote Romeo and Juliet?",
-    "What is the boiling point of water in Celsius?",
-    "Translate 'good morning' into French.",
-    "List the planets closest to the sun.",
+/// Teacher-forced agreement (`--quality`): [`PROMPTS`] and these, 32 prompts of 64
+/// positions each.
+const MORE_PROMPTS: &[&str] = &[
     "Explain why the sky is blue.",
     "Give me a recipe for pancakes.",
     "What does a computer's CPU do?",
@@ -302,12 +295,14 @@ fn quality_report(sku: &Arc<aivm::model::Sku>, ours: &[Vec<u32>]) -> serde_json:
     serde_json::json!({"prompts": rows.len(), "identical": exact, "agreeing_prefix_tokens": prefix_sum, "tokens": total, "per_prompt": rows, "teacher_forced": forced})
 }
 
-/// Teacher-forced top-1 agreement: the float model continues each of [`FORCED_PROMPTS`] for
+/// Teacher-forced top-1 agreement: the float model continues each of [`PROMPTS`] and
+/// [`MORE_PROMPTS`] for
 /// [`FORCED_POSITIONS`] tokens greedily (not stopping at end-of-sequence); ours is fed the
 /// same tokens and its top-1 at each position is compared with the float model's, which is
 /// the token it produced.
 fn teacher_forced_report(e: &Engine, gguf: &std::path::Path, script: &str) -> serde_json::Value {
-    let prompts: Vec<Vec<u32>> = FORCED_PROMPTS.iter().map(|p| e.tokenizer.encode(&e.tokenizer.chat_prompt(p))).collect();
+    let texts: Vec<&str> = PROMPTS.iter().chain(MORE_PROMPTS).copied().collect();
+    let prompts: Vec<Vec<u32>> = texts.iter().map(|p| e.tokenizer.encode(&e.tokenizer.chat_prompt(p))).collect();
     let req = serde_json::json!({"gguf": gguf, "prompts": prompts, "max_new": FORCED_POSITIONS, "eos": -1});
     let Ok(mut child) = Command::new("python3").arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn() else {
         return serde_json::json!({"error": "python3 not available"});
@@ -321,7 +316,7 @@ fn teacher_forced_report(e: &Engine, gguf: &std::path::Path, script: &str) -> se
         return serde_json::json!({"error": format!("reference failed: {}", String::from_utf8_lossy(&out.stderr))});
     };
     let (mut agree, mut total, mut worst) = (0usize, 0usize, (1.0f64, ""));
-    for (r, (p, text)) in refs.iter().zip(prompts.iter().zip(FORCED_PROMPTS)) {
+    for (r, (p, text)) in refs.iter().zip(prompts.iter().zip(&texts)) {
         let r: Vec<u32> = r.as_array().into_iter().flatten().filter_map(|v| v.as_u64().map(|x| x as u32)).collect();
         let Ok(ours) = e.teacher_forced(p, &r) else { return serde_json::json!({"error": format!("teacher forcing failed on {text:?}")}) };
         let a = ours.iter().zip(&r).filter(|(x, y)| x == y).count();

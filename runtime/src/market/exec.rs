@@ -53,9 +53,22 @@ pub fn execute(
     tx: &MarketTx,
     budget: u64,
 ) -> Result<MarketOutcome, MarketFailure> {
+    with_ledger(ctx, view, account, reserved, budget, |l, events| run(ctx, l, tx, events))
+}
+
+/// Run `op` on a fresh [`Ledger`] for `ctx.sender` and turn its end into an outcome or a
+/// failure: the frame every ledger transaction (the market's, staking's) shares.
+pub fn with_ledger(
+    ctx: &MarketCtx<'_>,
+    view: &mut dyn StateRead<StateKey, StateValue>,
+    account: Account,
+    reserved: u128,
+    budget: u64,
+    op: impl FnOnce(&mut Ledger<'_>, &mut Vec<LogEvent>) -> Step<Vec<u8>>,
+) -> Result<MarketOutcome, MarketFailure> {
     let mut l = Ledger::new(view, ctx.schedule, budget, (ctx.sender, account), reserved);
     let mut events = Vec::new();
-    match run(ctx, &mut l, tx, &mut events) {
+    match op(&mut l, &mut events) {
         Ok(output) => Ok(MarketOutcome { gas: l.gas, writes: l.writes, events, output }),
         Err(Abort::Read(e)) => Err(MarketFailure::Read(e)),
         Err(Abort::Fail(error)) => Err(MarketFailure::Failed { gas: l.gas, error }),

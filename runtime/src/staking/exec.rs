@@ -5,7 +5,7 @@
 use super::state::{decode_stake, stake_key, stake_value, Registry, StakingKey, StakingParams, Validator, POP_DST};
 use super::tx::StakingTx;
 use crate::encoding::cbor;
-use crate::market::exec::{MarketCtx, MarketFailure, MarketOutcome};
+use crate::market::exec::{with_ledger, MarketCtx, MarketFailure, MarketOutcome};
 use crate::market::ledger::{Abort, Ledger, Step};
 use crate::market::MarketError;
 use crate::receipt::LogEvent;
@@ -23,14 +23,7 @@ pub fn execute(
     tx: &StakingTx,
     budget: u64,
 ) -> Result<MarketOutcome, MarketFailure> {
-    let mut l = Ledger::new(view, ctx.schedule, budget, (ctx.sender, account), reserved);
-    let mut events = Vec::new();
-    match run(ctx, &mut l, tx, &mut events) {
-        Ok(output) => Ok(MarketOutcome { gas: l.gas, writes: l.writes, events, output }),
-        Err(Abort::Read(e)) => Err(MarketFailure::Read(e)),
-        Err(Abort::Fail(error)) => Err(MarketFailure::Failed { gas: l.gas, error }),
-        Err(Abort::Fault(f)) => Err(MarketFailure::Fault(f)),
-    }
+    with_ledger(ctx, view, account, reserved, budget, |l, events| run(ctx, l, tx, events))
 }
 
 fn invalid(why: impl Into<String>) -> Abort {
