@@ -36,6 +36,13 @@ pub struct NodeConfig {
     /// one machine (a devnet) do better with fewer: speculation pays only on idle cores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec_threads: Option<usize>,
+    /// Blocks between the state snapshots this node keeps for others' state sync (0: none;
+    /// default [`crate::snapshots::DEFAULT_INTERVAL`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_interval: Option<u64>,
+    /// Snapshots kept (default [`crate::snapshots::DEFAULT_KEEP`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots_kept: Option<usize>,
 }
 
 impl NodeConfig {
@@ -53,6 +60,8 @@ impl NodeConfig {
             backend: "cpu".into(),
             rpc_limits: Default::default(),
             exec_threads: None,
+            snapshot_interval: None,
+            snapshots_kept: None,
         }
     }
 

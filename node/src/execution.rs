@@ -79,6 +79,8 @@ pub struct Executor {
     gossip: Mutex<Outbox>,
     /// See [`Executor::reused_verified`].
     reused: std::sync::atomic::AtomicU64,
+    /// State snapshots taken after commits, for state sync (`None`: this node takes none).
+    snapshots: Option<Arc<crate::snapshots::Snapshots>>,
 }
 
 /// Who handed a transaction to this node.
@@ -129,6 +131,7 @@ impl Executor {
             limits,
             gossip: Mutex::new(Outbox::default()),
             reused: Default::default(),
+            snapshots: None,
         })
     }
 
@@ -136,6 +139,16 @@ impl Executor {
     pub fn with_evidence_check(mut self, check: Arc<dyn EvidenceCheck>) -> Self {
         self.evidence_check = Some(check);
         self
+    }
+
+    /// Take state snapshots as `snapshots` says (see [`crate::snapshots`]).
+    pub fn with_snapshots(mut self, snapshots: Arc<crate::snapshots::Snapshots>) -> Self {
+        self.snapshots = Some(snapshots);
+        self
+    }
+
+    pub fn snapshots(&self) -> Option<&Arc<crate::snapshots::Snapshots>> {
+        self.snapshots.as_ref()
     }
 
     pub fn limits(&self) -> &BlockLimits {
@@ -438,6 +451,13 @@ impl Executor {
         }
         let punished = |o: &Offense| self.chain.store().get(&slashed_key(&o.identity, o.view)).ok().flatten().is_some();
         lock(&self.evidence_pool).on_committed(head.height, punished);
+        // Still under the execution lock: the checkpoint is exactly this block's state.
+        if let Some(s) = self.snapshots.as_ref().filter(|s| s.due(head.height)) {
+            match s.take(self.chain.store(), head.height) {
+                Ok(()) => tracing::info!(height = head.height, "state snapshot taken"),
+                Err(e) => tracing::warn!(height = head.height, error = %e, "state snapshot failed (the node goes on)"),
+            }
+        }
         Ok(Some(Finalized {
             height: head.height,
             digest,

@@ -10,6 +10,7 @@
 //! - [`block`], [`execution`]: the consensus block; proposing, verifying and committing it.
 //! - [`market`]: the models a market chain serves, checked before a validator starts.
 //! - [`consensus`]: every use of commonware (simplex, marshal, p2p). [`rpc`]: JSON-RPC.
+//! - [`snapshots`]: state snapshots kept and served for state sync; `aivm node sync` restores one.
 
 pub mod abi;
 pub mod block;
@@ -26,6 +27,7 @@ pub mod market;
 pub mod mempool;
 pub mod rpc;
 pub mod rpc_client;
+pub mod snapshots;
 pub mod staking;
 pub mod tee;
 pub mod testnet;

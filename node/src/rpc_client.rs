@@ -205,6 +205,8 @@ impl NodeClient {
             .block_on(
                 jsonrpsee_ws_client::WsClientBuilder::default()
                     .max_request_size(crate::rpc::MAX_REQUEST_BYTES)
+                    // A state-sync chunk (`aivm_getSnapshotChunk`) is the largest answer.
+                    .max_response_size(64 << 20)
                     .request_timeout(Duration::from_secs(60))
                     .build(format!("ws://{addr}")),
             )

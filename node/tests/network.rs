@@ -1,6 +1,6 @@
 //! End-to-end: real `aivm node run` processes on loopback. Four validators agree on every
 //! state root; one is SIGKILLed and the others keep finalizing; restarted, it catches up
-//! from its write-ahead log and block sync. Bad RPC input gets JSON-RPC errors and the node
+//! from its write-ahead log and block sync; a late one state-syncs from a snapshot and votes. Bad RPC input gets JSON-RPC errors and the node
 //! keeps running; per-peer limits hold; a byzantine leader under an RPC flood stalls
 //! nothing; a dead committer or a stopped engine ends the process with its exit code. Every
 //! wait is bounded.
@@ -910,4 +910,70 @@ fn a_validator_bonds_enters_the_next_epoch_and_leaves() {
     net.wait_height(0, next + 1, 60);
     let (_, s) = run(&["validator", "status", "--home", &home, "--rpc", &rpc]);
     assert_eq!((s["stake"].as_str(), s["unbonding"].as_str(), s["active"].as_bool()), (Some("0"), Some("500"), Some(false)), "left the set: {s}");
+}
+
+/// A validator that joins late restores a peer's snapshot (`aivm node sync`) instead of
+/// replaying the chain: it holds no block below the snapshot, agrees on every root after it,
+/// and votes — with another validator stopped, the network of four finalizes only with it.
+/// Syncing a home that already holds a chain is refused.
+#[test]
+fn a_late_validator_state_syncs_and_keeps_the_chain_live() {
+    const INTERVAL: u64 = 10;
+    let _serial = serial();
+    let extra: Vec<(usize, String)> = (0..4).map(|i| (i, format!("--snapshot-interval={INTERVAL}"))).collect();
+    let extra: Vec<(usize, &str)> = extra.iter().map(|(i, a)| (*i, a.as_str())).collect();
+    let mut net = Net::with_args("statesync", 4, 21900, &extra);
+    // Validator 3 is late: stopped at once, its data removed (a fresh home).
+    net.kill(3);
+    let data = net.homes[3].join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    for i in 0..3 {
+        net.wait_height(i, 1, 60);
+    }
+    // Transactions before the snapshot, so the state it carries is not genesis'.
+    for i in 0..3 {
+        let tx = net.transfer(i, i + 3, 1000 + i as u128);
+        let h = net.client(i).call("aivm_sendTransaction", json!([to_hex(&tx)])).expect("accepted");
+        wait_receipt(&mut net.client(i), h.as_str().expect("hash"), 30);
+    }
+    net.wait_height(0, 2 * INTERVAL + 3, 90);
+    let served = net.client(0).call("aivm_getSnapshots", json!([])).expect("snapshots");
+    let newest = served[0]["height"].as_u64().expect("a snapshot is served");
+    assert!(newest >= 2 * INTERVAL && newest.is_multiple_of(INTERVAL), "{served}");
+
+    let home = net.homes[3].to_str().expect("utf8").to_string();
+    let from = net.rpcs[0].to_string();
+    let (code, out, err) = common::aivm(&["node", "sync", "--home", &home, "--from", &from]);
+    assert_eq!(code, 0, "{out}{err}");
+    let synced: Value = serde_json::from_str(out.trim()).expect("json");
+    let at = synced["height"].as_u64().expect("height");
+    assert!(at >= newest, "{synced}");
+    assert_eq!(synced["state_root"], net.state_root(1, at), "the restored root is the network's");
+    let (code, _, err) = common::aivm(&["node", "sync", "--home", &home, "--from", &from]);
+    assert!(code == 2 && err.contains("state-synced"), "a second sync is refused: {err}");
+
+    let c = net.spawn(3);
+    net.procs[3] = Some(c);
+    let target = net.height(0).expect("height") + 3;
+    net.wait_height(3, target, 90);
+    assert!(net.client(3).call("aivm_getBlock", json!([at - 1])).expect("block").is_null(), "no block below the snapshot was replayed");
+    // Transactions after the join reach it, and it sees them committed.
+    let tx = net.transfer(6, 7, 77);
+    let h = net.client(3).call("aivm_sendTransaction", json!([to_hex(&tx)])).expect("accepted by the joiner");
+    let r = wait_receipt(&mut net.client(1), h.as_str().expect("hash"), 30);
+    assert_eq!(r["status"], "success", "{r}");
+
+    // Stop validator 0: three of four finalize only if the joiner votes.
+    net.kill(0);
+    let before = net.height(1).expect("height");
+    for i in 1..4 {
+        net.wait_height(i, before + 5, 90);
+    }
+    let common = (1..4).filter_map(|i| net.height(i)).min().expect("heights");
+    for h in at..=common {
+        let root = net.state_root(1, h);
+        assert!(root.is_string(), "height {h}");
+        assert_eq!(net.state_root(3, h), root, "the joiner differs at height {h}");
+        assert_eq!(net.state_root(2, h), root, "validator 2 differs at height {h}");
+    }
 }

@@ -54,6 +54,14 @@ impl BlockRecord {
     pub fn decode(b: &[u8]) -> Result<Self, ChainError> {
         ciborium::from_reader(b).map_err(|e| ChainError::Corrupt(format!("block record: {e}")))
     }
+
+    /// Whether the receipts are the ones the header commits to (its transaction and receipt
+    /// roots): a record from a peer (state sync) is taken only if they are.
+    pub fn receipts_match_header(&self) -> bool {
+        let hashes: Vec<[u8; 32]> = self.receipts.iter().map(|r| *blake3::hash(&cbor(r)).as_bytes()).collect();
+        merkle_root(self.receipts.iter().map(|r| &r.tx_hash[..])) == self.header.tx_root
+            && merkle_root(hashes.iter().map(|h| &h[..])) == self.header.receipts_root
+    }
 }
 
 fn merkle_root<'a>(items: impl Iterator<Item = &'a [u8]>) -> [u8; 32] {

@@ -12,6 +12,7 @@ pub mod job;
 pub mod model;
 pub mod node;
 pub mod project;
+pub mod sync;
 pub mod validator;
 pub mod verifier;
 pub mod worker;

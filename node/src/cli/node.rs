@@ -20,6 +20,22 @@ pub enum NodeCommand {
     Deal(DealArgs),
     /// Run a validator: consensus, p2p, JSON-RPC and metrics, until stopped.
     Run(RunArgs),
+    /// Fill a fresh home's state from a peer's snapshot (checked against a finalization
+    /// certificate and the block's state root) instead of replaying from genesis; then `node run`.
+    Sync(SyncArgs),
+}
+
+#[derive(Args)]
+pub struct SyncArgs {
+    /// The node's home (created by `aivm node init`; it must hold no chain yet).
+    #[arg(long)]
+    pub home: PathBuf,
+    /// A node serving snapshots (JSON-RPC `host:port`). It is not trusted: what it sends is checked.
+    #[arg(long)]
+    pub from: std::net::SocketAddr,
+    /// The snapshot height (default: the newest the peer serves).
+    #[arg(long)]
+    pub height: Option<u64>,
 }
 
 #[derive(Args)]
@@ -59,6 +75,10 @@ pub struct RunArgs {
     /// TEST ONLY: abort the consensus engine once this height is finalized (the node must then exit 5).
     #[arg(long, hide = true)]
     pub abort_engine_at: Option<u64>,
+    /// Blocks between state snapshots served to joining nodes (overrides `snapshot_interval`
+    /// in the config; 0: none).
+    #[arg(long)]
+    pub snapshot_interval: Option<u64>,
 }
 
 #[derive(Args)]
@@ -102,6 +122,7 @@ pub fn run(cmd: NodeCommand) -> ExitCode {
         NodeCommand::Init(a) => init(a),
         NodeCommand::Deal(a) => deal(a),
         NodeCommand::Run(a) => run_validator(a),
+        NodeCommand::Sync(a) => super::sync::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -218,7 +239,15 @@ fn run_validator(a: RunArgs) -> Result<()> {
         bail!("genesis max_block_gas {} does not fit this node's consensus timeouts (at most {fits}); see spec/consensus.md", limits.max_block_gas);
     }
     let mempool = Mempool::new(MempoolConfig::new(genesis.chain_id, limits), GasSchedule::default());
-    let executor = Arc::new(Executor::new(Arc::new(chain), mempool, limits)?.with_evidence_check(consensus::evidence_check(&genesis)?));
+    let snapshots = aivm_node::snapshots::Snapshots::new(
+        data.join("snapshots"),
+        a.snapshot_interval.or(cfg.snapshot_interval).unwrap_or(aivm_node::snapshots::DEFAULT_INTERVAL),
+        cfg.snapshots_kept.unwrap_or(aivm_node::snapshots::DEFAULT_KEEP),
+    );
+    let floor = consensus::sync::load_floor(&genesis, &data)?;
+    let executor = Arc::new(
+        Executor::new(Arc::new(chain), mempool, limits)?.with_evidence_check(consensus::evidence_check(&genesis)?).with_snapshots(Arc::new(snapshots)),
+    );
     let (finalized, _) = tokio::sync::broadcast::channel(1024);
     let parse = |s: &str, what: &str| s.parse::<std::net::SocketAddr>().with_context(|| format!("{what} address {s}"));
     let endpoints = Endpoints {
@@ -242,6 +271,7 @@ fn run_validator(a: RunArgs) -> Result<()> {
         byzantine: a.byzantine,
         panic_commit_at: a.panic_commit_at,
         abort_engine_at: a.abort_engine_at,
+        floor,
     };
     consensus::start(endpoints, v)?;
     Ok(())

@@ -20,6 +20,7 @@ pub mod byzantine;
 mod chain_block;
 mod faults;
 pub mod gossip;
+pub mod sync;
 pub mod threshold;
 
 pub use app::now_ms;
@@ -103,6 +104,8 @@ pub enum ConsensusError {
     Genesis(String),
     #[error("storage: {0}")]
     Storage(String),
+    #[error("state sync anchor: {0}")]
+    Anchor(String),
 }
 
 /// Timeouts of the engine (defaults suit a LAN or loopback).
@@ -154,6 +157,9 @@ pub struct Validator {
     pub panic_commit_at: Option<u64>,
     /// TEST ONLY: abort the consensus engine once this height is finalized (see `run`).
     pub abort_engine_at: Option<u64>,
+    /// The finalization this node's state was synced to (`aivm node sync`; see [`sync`]):
+    /// marshal and simplex start from it instead of genesis.
+    pub floor: Option<sync::FinalizationCert>,
 }
 
 /// The evidence checker for a chain's genesis active set (give it to the executor).
@@ -306,14 +312,28 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
 
     // Marshal: finalized block archives, dissemination, backfill.
     let page_cache = CacheRef::new(NZU16!(16_384), NZUsize!(256));
-    let genesis_block = v.executor.genesis_block().map_err(|e| ConsensusError::Storage(e.to_string()))?;
-    let genesis_chain_block = ChainBlock(Arc::new(genesis_block));
+    // A state-synced node starts both marshal and simplex from its floor (it holds no block
+    // below it, not even genesis); any other from genesis.
+    let (start, simplex_floor) = match v.floor.clone() {
+        Some(cert) => {
+            use commonware_consensus::simplex::scheme::bls12381_threshold::vrf::Seedable;
+            seeds.record(&cert.seed());
+            tracing::info!(view = cert.round().view().get(), "starting from the state-sync floor");
+            (marshal::Start::Floor(cert.clone()), simplex::config::Floor::Finalized(cert))
+        }
+        None => {
+            let genesis_block = v.executor.genesis_block().map_err(|e| ConsensusError::Storage(e.to_string()))?;
+            let genesis = ChainBlock(Arc::new(genesis_block));
+            let digest = genesis.digest_of();
+            (marshal::Start::Genesis(commonware_cryptography::Digested::precomputed(genesis, digest)), simplex::config::Floor::Genesis(digest))
+        }
+    };
     let epocher = FixedEpocher::new(NZU64!(1 << 48));
     let prefix = "marshal".to_string();
     let cfg = marshal::Config {
         provider: ConstantProvider::new(scheme.clone()),
         epocher: epocher.clone(),
-        start: marshal::Start::Genesis(commonware_cryptography::Digested::precomputed(genesis_chain_block.clone(), genesis_chain_block.digest_of())),
+        start,
         mailbox_size: NZUsize!(1024),
         view_retention: ViewDelta::new(64),
         max_repair: NZUsize!(64),
@@ -361,6 +381,9 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     let finalizer = app::Finalizer::start(Arc::clone(&v.executor), v.finalized.clone(), v.panic_commit_at)
         .map_err(|e| ConsensusError::Storage(format!("starting the committer: {e}")))?;
     actor.start(finalizer, buffer, resolver);
+    if let Some(snapshots) = v.executor.snapshots().cloned() {
+        anchor_snapshots(snapshots, mailbox.clone(), v.finalized.subscribe());
+    }
 
     // Consensus.
     let byzantine = v.byzantine.map(|mode| {
@@ -369,7 +392,6 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     });
     let application = app::App { executor: Arc::clone(&v.executor), byzantine, seeds: Arc::clone(&seeds), verifier: Arc::new(verifier) };
     let wrapper = Inline::new(context.child("application"), application, mailbox, epocher);
-    let genesis_digest = genesis_chain_block.digest_of();
     let engine = simplex::Engine::new(
         context.child("simplex"),
         simplex::config::Config {
@@ -383,7 +405,7 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
             partition: "simplex".into(),
             mailbox_size: NZUsize!(1024),
             epoch: Epoch::zero(),
-            floor: simplex::config::Floor::Genesis(genesis_digest),
+            floor: simplex_floor,
             replay_buffer: NZUsize!(1 << 20),
             write_buffer: NZUsize!(1 << 16),
             page_cache,
@@ -437,6 +459,48 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
                 Err(e) => crate::exit::stop(crate::exit::ENGINE_STOPPED, &format!("shutdown: {e}")),
             }
         }
+    }
+}
+
+/// Writes each snapshot's anchor (its block's finalization certificate and the block, from
+/// marshal's archives) once its block is committed; the snapshot is served from then on.
+fn anchor_snapshots<M: SnapshotSource + Send + 'static>(
+    snapshots: Arc<crate::snapshots::Snapshots>,
+    marshal: M,
+    mut finalized: broadcast::Receiver<Finalized>,
+) {
+    tokio::spawn(async move {
+        loop {
+            let f = match finalized.recv().await {
+                Ok(f) => f,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if !snapshots.due(f.height) {
+                continue;
+            }
+            match marshal.anchor(f.height).await {
+                Some((cert, block)) => match snapshots.write_anchor(f.height, &cert, &block) {
+                    Ok(()) => tracing::info!(height = f.height, "state snapshot served"),
+                    Err(e) => tracing::warn!(height = f.height, error = %e, "state snapshot anchor not written"),
+                },
+                None => tracing::warn!(height = f.height, "no finalization for the snapshot's block: not served"),
+            }
+        }
+    });
+}
+
+/// Marshal as the source of a snapshot's anchor: its block's certificate and the block.
+trait SnapshotSource {
+    fn anchor(&self, height: u64) -> impl std::future::Future<Output = Option<(Vec<u8>, Vec<u8>)>> + Send;
+}
+
+impl SnapshotSource for marshal::core::Mailbox<Scheme, marshal::standard::Standard<ChainBlock>> {
+    async fn anchor(&self, height: u64) -> Option<(Vec<u8>, Vec<u8>)> {
+        let h = commonware_consensus::types::Height::new(height);
+        let cert = self.get_finalization(h).await?;
+        let block = self.get_block(h).await?;
+        Some((sync::encode(&cert), block.inner().0.encode()))
     }
 }
 

@@ -18,6 +18,7 @@
 //! | `aivm_health` | `[]` | `{height, head_age_ms}`, or an error if no block was finalized for [`STALE_AFTER_MS`] (also `GET /health`) |
 //! | `aivm_subscribeFinalized` | `[]` | notifications `aivm_finalized` per block |
 //! | `aivm_getBlockReceipts` | `[height]` | the block's receipts, or `null` |
+//! | `aivm_getSnapshots`, `aivm_getSnapshotAnchor`, `aivm_getSnapshotChunk` | see [`sync`] | state snapshots for joining nodes |
 //! | `aivm_getJob`, `aivm_getPool`, `aivm_quote`, `aivm_getBond`, `aivm_getWorkers`, `aivm_getMarket` | see [`market`] | the compute market's state |
 //!
 //! Every bad input is a JSON-RPC error (`-32602` invalid params, `-32000` transaction
@@ -28,12 +29,14 @@ pub mod api;
 pub mod limits;
 pub mod market;
 pub mod server;
+pub mod sync;
 
 pub use limits::RpcLimits;
 pub use server::{serve, RpcServer, HEALTH_PATH, RATE_LIMITED};
 
 pub use api::{AivmApiClient, AivmApiServer};
 pub use market::{MarketApiClient, MarketApiServer};
+pub use sync::{SyncApiClient, SyncApiServer};
 
 use crate::execution::{Executor, Finalized};
 use crate::hexbytes::{from_hex, to_hex};
@@ -142,6 +145,7 @@ pub fn module(ctx: RpcContext) -> Result<RpcModule<()>, jsonrpsee::core::Registe
     let api = api::Api(Arc::new(ctx));
     let mut m = RpcModule::new(());
     m.merge(api::AivmApiServer::into_rpc(api.clone()))?;
-    m.merge(market::MarketApiServer::into_rpc(api))?;
+    m.merge(market::MarketApiServer::into_rpc(api.clone()))?;
+    m.merge(sync::SyncApiServer::into_rpc(api))?;
     Ok(m)
 }

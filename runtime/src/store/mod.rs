@@ -13,6 +13,7 @@
 //! exactly the blocks whose commit returned, and the head always matches the tree.
 
 pub mod merkle;
+pub mod snapshot;
 
 pub use merkle::TreeDelta;
 
@@ -103,7 +104,12 @@ impl Store {
             ColumnFamilyDescriptor::new(*n, family)
         });
         let db = DB::open_cf_descriptors(&opts, path, families)?;
-        let head = match db.get_cf(cf(&db, CF_META)?, HEAD)? {
+        let head = Self::read_head(&db)?;
+        Ok(Store { db, head: RwLock::new(head) })
+    }
+
+    fn read_head(db: &DB) -> Result<Option<Head>, StoreError> {
+        Ok(match db.get_cf(cf(db, CF_META)?, HEAD)? {
             None => None,
             Some(b) if b.len() == 40 => {
                 let height = u64::from_be_bytes(b[..8].try_into().map_err(|_| StoreError::Corrupt("head".into()))?);
@@ -111,8 +117,7 @@ impl Store {
                 Some(Head { height, state_root })
             }
             Some(b) => return Err(StoreError::Corrupt(format!("head record is {} bytes", b.len()))),
-        };
-        Ok(Store { db, head: RwLock::new(head) })
+        })
     }
 
     pub fn head(&self) -> Option<Head> {
