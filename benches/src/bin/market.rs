@@ -134,15 +134,22 @@ fn main() -> anyhow::Result<()> {
         let bytes = response.len();
         let (a, check_s) = n.send(worker, MarketTx::Answer { job: id, response });
         anyhow::ensure!(a.is_success(), "answer: {:?}", a.status);
-        // What a dispute of the last step would need, against the bound the chain checks.
+        // What a dispute of the prompt step and of the last step needs: the answer's bytes
+        // against the bound the chain checks, its check's gas and time (the check alone).
         let last = receipt.outputs[0].len().saturating_sub(1) as u32;
         let sched = aivm::model::audit::schedule(&engine.sku, &receipt)?;
-        let dispute_bound = aivm::model::audit::step_answer_bytes(&engine.sku, &receipt, &sched, last)?;
-        let dispute_bytes = aivm::model::audit::respond_step(&engine.sku, &receipt, &trace, last)?.encode().len();
-        eprintln!(
-            "  dispute of step {last}: {dispute_bytes} bytes (bound {dispute_bound}); of step 0: bound {}",
-            aivm::model::audit::step_answer_bytes(&engine.sku, &receipt, &sched, 0)?
-        );
+        for step in [0, last] {
+            let bound = aivm::model::audit::step_answer_bytes(&engine.sku, &receipt, &sched, step)?;
+            let resp = aivm::model::audit::respond_step(&engine.sku, &receipt, &trace, step)?;
+            let bytes = resp.encode().len() as u64;
+            let gas = aivm_runtime::market::jobs::check_gas(&schedule, &receipt, &resp, aivm_runtime::market::jobs::AnswerKind::Dispute)
+                .and_then(|g| g.checked_add(schedule.blake3.cost(bytes)?))
+                .unwrap_or(u64::MAX);
+            let start = Instant::now();
+            aivm::model::audit::check_step(&engine.sku, &engine.sku_hash, &receipt, &ch.seed, step, &resp)?;
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            eprintln!("  dispute of step {step}: {bytes} answer bytes (bound {bound}), check {:.1} M gas, {ms:.1} ms", gas as f64 / 1e6);
+        }
         let settled: Job = n.get(MarketKey::Job(&id));
         anyhow::ensure!(matches!(settled.status, aivm_runtime::market::JobStatus::Settled { .. }), "not settled: {:?}", settled.status);
         let (gas_pct, time_pct) = (100.0 * a.gas_used as f64 / infer_gas as f64, 100.0 * check_s / infer_s);

@@ -94,7 +94,9 @@ pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
         return Err(MarketError::WrongState(state_name(&j.status)).into());
     };
     let step = *step;
-    let (_, verdict) = check_answer(ctx, l, params, id, &j, *at, receipt, response, |sku, hash, r, seed, resp| check_step(sku, hash, r, seed, step, resp))?;
+    let (_, verdict) = check_answer(ctx, l, params, id, &j, *at, receipt, response, super::jobs::AnswerKind::Dispute, |sku, hash, r, seed, resp| {
+        check_step(sku, hash, r, seed, step, resp)
+    })?;
     match verdict {
         Ok(()) => verifier_loses(ctx, l, id, j, events),
         Err(why) => worker_loses(ctx, l, id, j, format!("wrong output at step {step}: {why}"), events),

@@ -265,7 +265,9 @@ pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
         return Err(MarketError::WrongState(state_name(&j.status)).into());
     };
     let ch = |seed: [u8; 32]| Challenge { seed, gemms: params.challenge_gemms, rows: params.challenge_rows };
-    let (r, verdict) = check_answer(ctx, l, params, id, &j, *at, receipt, response, |sku, hash, r, seed, resp| check_response(sku, hash, r, &ch(*seed), resp))?;
+    let (r, verdict) = check_answer(ctx, l, params, id, &j, *at, receipt, response, AnswerKind::Challenge, |sku, hash, r, seed, resp| {
+        check_response(sku, hash, r, &ch(*seed), resp)
+    })?;
     let until = ctx.height.saturating_add(params.dispute_window);
     let receipt = receipt.clone();
     match verdict {
@@ -290,6 +292,7 @@ pub(super) fn check_answer(
     at: u64,
     receipt: &[u8],
     response: &[u8],
+    kind: AnswerKind,
     check: impl FnOnce(&aivm::model::Sku, &[u8; 32], &InferenceReceipt, &[u8; 32], &Response) -> Result<(), aivm::model::audit::AuditError>,
 ) -> Step<(InferenceReceipt, Result<(), String>)> {
     if ctx.sender != j.worker {
@@ -307,7 +310,7 @@ pub(super) fn check_answer(
     let verdict = match Response::decode(response) {
         None => Err("the response is malformed".to_string()),
         Some(resp) => {
-            l.charge(check_gas(l.schedule(), &r, &resp))?;
+            l.charge(check_gas(l.schedule(), &r, &resp, kind))?;
             let models = ctx.models.ok_or_else(|| Abort::Fault("this node has no model registry to verify answers with".into()))?;
             let engine = models.engine(&j.sku).map_err(|e| Abort::Fault(format!("registered model {} cannot be loaded: {e}", hex::encode(j.sku))))?;
             check(&engine.sku, &engine.sku_hash, &r, &challenge_seed(&beacon, id), &resp).map_err(|e| e.to_string())
@@ -338,14 +341,30 @@ pub(super) fn take(l: &mut Ledger<'_>, role: &Role, who: &Address, bps: u128, re
 /// [`SCHEDULE_GAS_PER_GEMM`] per GEMM of the run for deriving its schedule and
 /// [`ROW_GAS_PER_BYTE`] per byte of an opened row for the row chains' norms, quantization and
 /// residuals. `None` (out of gas) on overflow.
-pub fn check_gas(s: &aivm::GasSchedule, r: &InferenceReceipt, resp: &Response) -> Option<u64> {
+///
+/// A dispute's answer (`kind` = [`AnswerKind::Dispute`]) also recomputes the weight product of
+/// every opened output row (`spec/market.md` §6a): each is priced as an exact one-row GEMM.
+pub fn check_gas(s: &aivm::GasSchedule, r: &InferenceReceipt, resp: &Response, kind: AnswerKind) -> Option<u64> {
     let mut work: u64 = 0;
     for g in &resp.gemms {
         let c = &g.data.commit;
         work = work.checked_add(aivm::model::audit::check_work(c.m as u64, c.k as u64, c.n as u64)?)?;
     }
+    if kind == AnswerKind::Dispute {
+        for o in resp.rows.iter().filter(|o| o.is_y && o.commit.id().is_some_and(|id| id.kind.is_weight())) {
+            work = work.checked_add(aivm::model::audit::check_work(1, o.commit.k as u64, o.commit.n as u64)?)?;
+        }
+    }
     let row_bytes = resp.rows.iter().try_fold(0u64, |a, o| a.checked_add(o.bytes.len() as u64))?;
     s.freivalds.cost(work)?.checked_add(r.gemm_count.checked_mul(SCHEDULE_GAS_PER_GEMM)?)?.checked_add(row_bytes.checked_mul(ROW_GAS_PER_BYTE)?)
+}
+
+/// Which check an answer gets: a challenge's sampled GEMMs and linked row chains, or a
+/// dispute's row chain with its weight products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerKind {
+    Challenge,
+    Dispute,
 }
 
 /// Gas per GEMM of a run for deriving its schedule (what 8 elements at the old Freivalds

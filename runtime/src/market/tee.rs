@@ -107,7 +107,9 @@ pub fn answer_spot_check(
         return Err(MarketError::Invalid("this job is not awaiting a spot check".into()).into());
     }
     let ch = |seed: [u8; 32]| Challenge { seed, gemms: params.challenge_gemms, rows: params.challenge_rows };
-    let (_, verdict) = check_answer(ctx, l, params, id, &j, at, &receipt, response, |sku, hash, r, seed, resp| check_response(sku, hash, r, &ch(*seed), resp))?;
+    let (_, verdict) = check_answer(ctx, l, params, id, &j, at, &receipt, response, super::jobs::AnswerKind::Challenge, |sku, hash, r, seed, resp| {
+        check_response(sku, hash, r, &ch(*seed), resp)
+    })?;
     match verdict {
         Ok(()) => {
             if let JobStatus::Provisional { checked, .. } = &mut j.status {

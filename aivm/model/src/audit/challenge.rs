@@ -62,18 +62,17 @@ pub fn select(ch: &Challenge, r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])]
     (gemms, rows)
 }
 
-/// What a dispute opens at step `step`: every weight GEMM of the step (the products the row
-/// chain links: attention's own GEMMs are not linked to their neighbours yet, see
-/// `spec/verification.md`, so opening them would add bytes and no soundness), and the row
-/// chain of the step's last row (whose logits decide the token the step produced). One
-/// sequence per job.
-pub fn step_selection(r: &InferenceReceipt, sched: &[(GemmId, [u32; 3])], step: u32) -> Result<Selection, super::AuditError> {
+/// What a dispute opens at step `step`: the row chain of the step's last row (whose logits
+/// decide the token the step produced), with every weight product along it recomputed
+/// exactly (`ChainKind::WithProducts`), and no whole GEMM: a prompt step of any length is
+/// answered with one row per GEMM. Attention's own GEMMs are not opened: they are not linked to
+/// their neighbours yet (`spec/verification.md`). One sequence per job.
+pub fn step_selection(r: &InferenceReceipt, _sched: &[(GemmId, [u32; 3])], step: u32) -> Result<Selection, super::AuditError> {
     let rows = step_rows(r, step).len() as u32;
     if rows == 0 || r.prompts.len() != 1 {
         return Err(super::AuditError::Response(format!("step {step} has no row to dispute")));
     }
-    let gemms = sched.iter().enumerate().filter(|(_, (id, _))| id.step == step && id.kind.is_weight()).map(|(i, _)| i as u64).collect();
-    Ok((gemms, vec![(step, rows - 1)]))
+    Ok((Vec::new(), vec![(step, rows - 1)]))
 }
 
 /// Framing of one opened GEMM or row beyond its data and proofs: index, commitment, counts
@@ -97,7 +96,7 @@ pub fn step_answer_bytes(sku: &crate::sku::Sku, r: &InferenceReceipt, sched: &[(
         bytes = bytes.saturating_add(m * k + 8 * m + 4 * m * n + ITEM_FRAMING + gemm_proof);
     }
     for (step, row) in rows {
-        for (kind, layer, is_y, _) in super::schedule::chain_plan(sku, r, step, row) {
+        for (kind, layer, is_y, _) in super::schedule::chain_plan(sku, r, step, row, super::schedule::ChainKind::WithProducts) {
             let [m, k, n] = super::schedule::find(sched, step, layer, kind).map_or([0; 3], |i| sched[i].1).map(u64::from);
             let row_bytes = if is_y { 4 * n } else { k + 8 };
             bytes = bytes.saturating_add(row_bytes + ITEM_FRAMING + gemm_proof + 32 * proof_hashes(m));

@@ -92,6 +92,19 @@ pub fn check_work(m: u64, k: u64, n: u64) -> Option<u64> {
     }
 }
 
+/// `y == W·x` for one row, exactly: `w` a weight as stored (`[n×k]`), `x [k]`, `y [n]`. Each
+/// dot product is summed in i32, exact for `k < 2¹⁷` (`|w·x| ≤ 2¹⁴`); longer rows in i64.
+pub(super) fn row_product_holds(w: &[i8], n: usize, k: usize, x: &[i8], y: &[i32]) -> bool {
+    if k == 0 || x.len() != k || y.len() != n || w.len() != n * k {
+        return false;
+    }
+    if k < 1 << 17 {
+        w.chunks_exact(k).zip(y).all(|(wr, &yj)| wr.iter().zip(x).map(|(&a, &b)| a as i32 * b as i32).sum::<i32>() == yj)
+    } else {
+        w.chunks_exact(k).zip(y).all(|(wr, &yj)| wr.iter().zip(x).map(|(&a, &b)| a as i64 * b as i64).sum::<i64>() == yj as i64)
+    }
+}
+
 /// `Y == X·B` exactly (each dot product in i64: `|x·b| ≤ 2¹⁴`, so `k ≤ 2⁴⁸` terms fit).
 pub fn recompute(g: &GemmData, b: &[i8], transposed_rows: bool) -> bool {
     let (m, k, n) = (g.commit.m as usize, g.commit.k as usize, g.commit.n as usize);

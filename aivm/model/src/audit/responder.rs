@@ -2,7 +2,7 @@
 
 use super::challenge::{select, Challenge};
 use super::opening::{OpenGemm, OpenRow, Response};
-use super::schedule::{chain_plan, find, schedule};
+use super::schedule::{chain_plan, find, schedule, ChainKind};
 use super::AuditError;
 use crate::commit::{i32_bytes, x_row_bytes, InferenceReceipt, Trace};
 use crate::merkle::{self, Hash};
@@ -12,7 +12,7 @@ use crate::sku::Sku;
 pub fn respond(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace, ch: &Challenge) -> Result<Response, AuditError> {
     let sched = checked_schedule(sku, receipt, trace)?;
     let (gemms, rows) = select(ch, receipt, &sched);
-    open(sku, receipt, trace, &sched, gemms, rows)
+    open(sku, receipt, trace, &sched, gemms, rows, ChainKind::Linked)
 }
 
 /// The run's schedule, once the trace is known to fit it.
@@ -39,7 +39,7 @@ fn checked_schedule(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace) -> Res
 pub fn respond_step(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace, step: u32) -> Result<Response, AuditError> {
     let sched = checked_schedule(sku, receipt, trace)?;
     let (gemms, rows) = super::challenge::step_selection(receipt, &sched, step)?;
-    open(sku, receipt, trace, &sched, gemms, rows)
+    open(sku, receipt, trace, &sched, gemms, rows, ChainKind::WithProducts)
 }
 
 fn open(
@@ -49,6 +49,7 @@ fn open(
     sched: &[(crate::engine::GemmId, [u32; 3])],
     gemms: Vec<u64>,
     rows: Vec<(u32, u32)>,
+    chain: ChainKind,
 ) -> Result<Response, AuditError> {
     let (_, proofs) = merkle::prove_all(&trace.leaves());
     let proof = |i: usize| proofs.get(i).cloned().unwrap_or_default();
@@ -61,7 +62,7 @@ fn open(
         .collect::<Result<Vec<_>, AuditError>>()?;
     let mut resp = Response { gemms: opened, rows: Vec::new() };
     for (step, row) in rows {
-        for (kind, layer, is_y, at) in chain_plan(sku, receipt, step, row) {
+        for (kind, layer, is_y, at) in chain_plan(sku, receipt, step, row, chain) {
             let idx = find(sched, step, layer, kind).ok_or_else(|| AuditError::Response("bad plan".into()))?;
             let g = &trace.gemms()[idx];
             let c = &g.commit;

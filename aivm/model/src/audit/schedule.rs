@@ -68,13 +68,28 @@ pub(super) fn find(sched: &[(GemmId, [u32; 3])], step: u32, layer: u32, kind: Ge
     sched.iter().position(|(id, _)| id.step == step && id.layer == layer && id.kind == kind)
 }
 
-/// The rows a chain opens, in order: per layer q.x, o.x, o.y, gate.x, gate.y, up.y, down.x,
-/// down.y; then, for a sequence's last row, logits.x and logits.y.
-pub(super) fn chain_plan(sku: &Sku, r: &InferenceReceipt, step: u32, row: u32) -> Vec<(GemmKind, u32, bool, u32)> {
+/// What a row chain checks. A challenge's chains link each layer's committed outputs to the
+/// next layer's inputs (the products themselves are Freivalds-checked on the sampled GEMMs);
+/// a dispute's chain also recomputes every weight product of its row exactly
+/// (`y_row = x_row·Wᵀ`), so it needs no whole GEMM opened and fits any prompt length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ChainKind {
+    Linked,
+    WithProducts,
+}
+
+/// The rows a chain opens, in order: per layer q.x (with products: then q.y, k.y, v.y),
+/// o.x, o.y, gate.x, gate.y, up.y, down.x, down.y; then, for a sequence's last row, logits.x
+/// and logits.y.
+pub(super) fn chain_plan(sku: &Sku, r: &InferenceReceipt, step: u32, row: u32, kind: ChainKind) -> Vec<(GemmKind, u32, bool, u32)> {
     let mut plan = Vec::new();
+    let qkv: &[(GemmKind, bool)] = if kind == ChainKind::WithProducts {
+        &[(GemmKind::Q, false), (GemmKind::Q, true), (GemmKind::K, true), (GemmKind::V, true)]
+    } else {
+        &[(GemmKind::Q, false)]
+    };
     for l in 0..sku.config.layers {
-        for (k, y) in [
-            (GemmKind::Q, false),
+        for &(k, y) in qkv.iter().chain(&[
             (GemmKind::O, false),
             (GemmKind::O, true),
             (GemmKind::Gate, false),
@@ -82,7 +97,7 @@ pub(super) fn chain_plan(sku: &Sku, r: &InferenceReceipt, step: u32, row: u32) -
             (GemmKind::Up, true),
             (GemmKind::Down, false),
             (GemmKind::Down, true),
-        ] {
+        ]) {
             plan.push((k, l, y, row));
         }
     }

@@ -339,8 +339,9 @@ fn ten_thousand_injected_faults_are_all_caught() {
     assert_eq!(honest_passed, 100);
 }
 
-/// A dispute opens every GEMM of one step and the chain of its last row: an honest run passes
-/// at every step; a corrupted GEMM of the disputed step is always caught, and so is a claimed
+/// A dispute opens the chain of one step's last row with its weight products: an honest run
+/// passes at every step; a corrupted element of the last row of any weight GEMM of the
+/// disputed step is always caught (its product, or the chain after it), and so is a claimed
 /// output token that the step's logits do not give.
 #[test]
 fn disputed_steps_are_decided() {
@@ -355,10 +356,11 @@ fn disputed_steps_are_decided() {
         assert!(resp.encode().len() as u64 <= bound, "step {s}: {} bytes over the bound {bound}", resp.encode().len());
         check_step(&e.sku, &e.sku_hash, &r, &seed, s, &resp).unwrap_or_else(|err| panic!("honest step {s}: {err}"));
         assert!(check_step(&e.sku, &e.sku_hash, &r, &seed, s, &Response::default()).is_err(), "an empty answer fails");
-        // Every weight GEMM of the step corrupted in turn: caught.
-        for (i, _) in t.gemms().iter().enumerate().filter(|(_, g)| g.commit.step == s && g.commit.id().is_some_and(|id| id.kind.is_weight())) {
+        // Every weight GEMM of the step corrupted in turn, in the disputed row: caught.
+        for (i, g) in t.gemms().iter().enumerate().filter(|(_, g)| g.commit.step == s && g.commit.id().is_some_and(|id| id.kind.is_weight())) {
+            let (m, n) = (g.commit.m as usize, g.commit.n as usize);
             let (mut r2, mut t2) = (r.clone(), t.clone());
-            t2.gemms_mut()[i].y[0] ^= 1;
+            t2.gemms_mut()[i].y[(m - 1) * n + (i % n)] ^= 1;
             recommit(&mut r2, &mut t2);
             let resp = respond_step(&e.sku, &r2, &t2, s).unwrap();
             assert!(check_step(&e.sku, &e.sku_hash, &r2, &seed, s, &resp).is_err(), "step {s} gemm {i}");

@@ -4,9 +4,9 @@
 //! math).
 
 use super::challenge::{select, vectors, Challenge, Selection};
-use super::freivalds::{freivalds, recompute, recompute_cheaper, weight};
+use super::freivalds::{freivalds, recompute, recompute_cheaper, row_product_holds, weight};
 use super::opening::{OpenGemm, OpenRow, Response};
-use super::schedule::{find, last_row_index, schedule, step_rows};
+use super::schedule::{find, last_row_index, schedule, step_rows, ChainKind};
 use super::AuditError;
 use crate::commit::{tokens_root, x_row_bytes, InferenceReceipt};
 use crate::engine::{GemmId, GemmKind};
@@ -65,14 +65,15 @@ pub fn check_opening(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_coun
 
 /// Verify a response to `ch` for `receipt` against the model. `Ok(())` means every check passed.
 pub fn check_response(sku: &Sku, sku_hash: &Hash, receipt: &InferenceReceipt, ch: &Challenge, resp: &Response) -> Result<(), AuditError> {
-    check_with(sku, sku_hash, receipt, ch, resp, |sched| Ok(select(ch, receipt, sched)))
+    check_with(sku, sku_hash, receipt, ch, resp, ChainKind::Linked, |sched| Ok(select(ch, receipt, sched)))
 }
 
-/// Verify a response that opens every GEMM of step `step` and the row chain of its last row
-/// (a dispute: [`super::challenge::step_selection`]), with Freivalds vectors from `seed`.
+/// Verify a dispute's answer at step `step` ([`super::challenge::step_selection`]): the row
+/// chain of the step's last row with every weight product along it recomputed. `seed` is
+/// kept for the answer's form (a dispute opens no whole GEMM, so no vector is drawn).
 pub fn check_step(sku: &Sku, sku_hash: &Hash, receipt: &InferenceReceipt, seed: &Hash, step: u32, resp: &Response) -> Result<(), AuditError> {
     let ch = Challenge { seed: *seed, gemms: 0, rows: 0 };
-    check_with(sku, sku_hash, receipt, &ch, resp, |sched| super::challenge::step_selection(receipt, sched, step))
+    check_with(sku, sku_hash, receipt, &ch, resp, ChainKind::WithProducts, |sched| super::challenge::step_selection(receipt, sched, step))
 }
 
 fn check_with(
@@ -81,6 +82,7 @@ fn check_with(
     receipt: &InferenceReceipt,
     ch: &Challenge,
     resp: &Response,
+    chain: ChainKind,
     selection: impl FnOnce(&[(GemmId, [u32; 3])]) -> Result<Selection, AuditError>,
 ) -> Result<(), AuditError> {
     if receipt.sku != *sku_hash {
@@ -118,7 +120,7 @@ fn check_with(
     // Row chains.
     let mut rows = resp.rows.iter();
     for &(step, row) in &want_rows {
-        check_chain(sku, receipt, &sched, step, row, &mut rows)?;
+        check_chain(sku, receipt, &sched, step, row, chain, &mut rows)?;
     }
     if rows.next().is_some() {
         return Err(AuditError::Response("extra rows".into()));
@@ -132,6 +134,7 @@ fn check_chain<'a>(
     sched: &[(GemmId, [u32; 3])],
     step: u32,
     row: u32,
+    chain: ChainKind,
     opened: &mut impl Iterator<Item = &'a OpenRow>,
 ) -> Result<(), AuditError> {
     let c = &sku.config;
@@ -165,6 +168,17 @@ fn check_chain<'a>(
         Scale { m: v.first().copied().unwrap_or(0), e: v.get(1).copied().unwrap_or(0) }
     };
     let expect_x = |b: &[u8], want: &[u8], what: &str| if b == want { Ok(()) } else { Err(err(what)) };
+    // With products: `y = x·Wᵀ` for the row, recomputed exactly.
+    let products = chain == ChainKind::WithProducts;
+    let product = |kind: GemmKind, layer: u32, x: &[i8], y: &[i32]| -> Result<(), AuditError> {
+        let w = weight(sku, &GemmId { step, layer, kind, seq: 0, head: 0 }).ok_or_else(|| err("no weight"))?;
+        if row_product_holds(&w.q, w.rows, w.cols, x, y) {
+            Ok(())
+        } else {
+            Err(err(&format!("layer {layer} {} product", kind.name())))
+        }
+    };
+    let row_i8 = |b: &[u8]| -> Vec<i8> { b.get(8..).unwrap_or_default().iter().map(|&v| v as i8).collect() };
     let mut x = vec![0i32; d];
     sku.embed.row_q16(token as usize, &mut x);
     let (mut h, mut xq, mut sx) = (vec![0i32; d], vec![0i8; d], vec![Scale::ZERO; 1]);
@@ -172,10 +186,18 @@ fn check_chain<'a>(
         let l = l as u32;
         norm_quantize(&x, &lw.attn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
         expect_x(&get(GemmKind::Q, l, false, row)?, &x_row_bytes(sx[0], &xq), &format!("layer {l} attention input"))?;
+        if products {
+            for kind in [GemmKind::Q, GemmKind::K, GemmKind::V] {
+                product(kind, l, &xq, &as_i32(&get(kind, l, true, row)?))?;
+            }
+        }
         let ox = get(GemmKind::O, l, false, row)?;
         let oy = as_i32(&get(GemmKind::O, l, true, row)?);
         if oy.len() != d {
             return Err(err("o row width"));
+        }
+        if products {
+            product(GemmKind::O, l, &row_i8(&ox), &oy)?;
         }
         for (xv, o) in x.iter_mut().zip(dequant_rows(&oy, &[x_scale(&ox)], &lw.wo.scales, None)) {
             *xv = xv.saturating_add(o);
@@ -189,6 +211,10 @@ fn check_chain<'a>(
         if gy.len() != f || uy.len() != f {
             return Err(err("gate/up row width"));
         }
+        if products {
+            product(GemmKind::Gate, l, &xq, &gy)?;
+            product(GemmKind::Up, l, &xq, &uy)?;
+        }
         let (mut hq, mut sh) = (vec![0i8; f], vec![Scale::ZERO]);
         swiglu_quantize(&gy, &uy, &sx, &lw.w_gate.scales, &lw.w_up.scales, &mut hq, &mut sh);
         let dx = get(GemmKind::Down, l, false, row)?;
@@ -196,6 +222,9 @@ fn check_chain<'a>(
         let dy = as_i32(&get(GemmKind::Down, l, true, row)?);
         if dy.len() != d {
             return Err(err("down row width"));
+        }
+        if products {
+            product(GemmKind::Down, l, &hq, &dy)?;
         }
         for (xv, o) in x.iter_mut().zip(dequant_rows(&dy, &sh, &lw.w_down.scales, None)) {
             *xv = xv.saturating_add(o);
@@ -207,6 +236,9 @@ fn check_chain<'a>(
         let ly = as_i32(&get(GemmKind::Logits, c.layers, true, li)?);
         if ly.len() != c.vocab as usize {
             return Err(err("logits row width"));
+        }
+        if products {
+            product(GemmKind::Logits, c.layers, &xq, &ly)?;
         }
         let tok = argmax(&ly, &sku.output.scales);
         let produced = r.outputs[seq].get(step as usize).copied();
