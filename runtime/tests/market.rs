@@ -1426,3 +1426,57 @@ fn the_validators_share_is_paid_by_stake_at_each_epoch_end() {
     }
     assert_eq!((n.balance(&v1), n.balance(&v2)), (FUNDS + shares[0], FUNDS + shares[1]));
 }
+
+/// Quality (`spec/market.md` §5a): a worker that commits late twice ends its epoch over the
+/// 10 % miss threshold and loses 5 % of its stake, burned, at its first outcome in a later
+/// epoch, once for that epoch; a worker that is on time is never charged; nothing is created
+/// or lost.
+#[test]
+fn a_worker_late_too_often_loses_five_percent_in_the_next_epoch() {
+    const EPOCH: u64 = 40;
+    let mut n = Net::with_params("quality", 4, 1, MarketParams { quality_epoch_blocks: EPOCH, ..params() });
+    let (client, worker) = (1, 2);
+    n.bond_worker(worker, 30_000, 1_000);
+    let role = Role::Worker { sku: n.sku };
+    let me = addr(&n.keys[worker]);
+    let mut ids = Vec::new();
+    let job = |n: &mut Net, ids: &mut Vec<[u8; 32]>, wait: usize| {
+        let (id, _) = n.submit(client, vec![5, 6, 7], 2);
+        assert_eq!(n.job(&id).worker, me);
+        for _ in 0..wait {
+            n.block(vec![]);
+        }
+        let (r, t) = n.run(&n.job(&id));
+        let a = n.commit_and_answer(worker, id, &r, &t);
+        assert!(a.is_success() && matches!(n.job(&id).status, JobStatus::Settled { .. }), "{:?}", a.status);
+        ids.push(id);
+        a
+    };
+    // On time (the SLA is 4 blocks): no miss.
+    job(&mut n, &mut ids, 0);
+    let b: Bond = n.get(MarketKey::Bond(&role, &me)).expect("bond");
+    assert_eq!((b.quality_miss_bps, b.bonded), (0, 30_000));
+    // Two commits after the SLA (within twice it: not a timeout): 625, then 1 211 > 1 000.
+    job(&mut n, &mut ids, 5);
+    job(&mut n, &mut ids, 5);
+    let b: Bond = n.get(MarketKey::Bond(&role, &me)).expect("bond");
+    assert_eq!((b.quality_miss_bps, b.bonded, b.quality_epoch), (1_211, 30_000, 0), "no charge inside the epoch");
+    assert!(n.height() < EPOCH);
+    while n.height() < EPOCH {
+        n.block(vec![]);
+    }
+    let burned_before = n.get::<Treasury>(MarketKey::Treasury).unwrap_or_default().burned;
+    let a = job(&mut n, &mut ids, 0);
+    let b: Bond = n.get(MarketKey::Bond(&role, &me)).expect("bond");
+    assert_eq!(b.bonded, 30_000 - 1_500, "5 % of its stake");
+    assert_eq!(b.quality_miss_bps, 1_136, "and the on-time job scored");
+    assert!(a.events.iter().any(|e| e.topic.starts_with(b"worker.quality_slashed")), "{:?}", a.events);
+    let job_burn = FeeSplit::of(n.job(ids.last().expect("job")).fee).burn;
+    let burned = n.get::<Treasury>(MarketKey::Treasury).unwrap_or_default().burned;
+    assert!(burned >= burned_before + 1_500 + job_burn, "the penalty is burned");
+    // Once per epoch: another outcome in the same epoch charges nothing more.
+    job(&mut n, &mut ids, 0);
+    let b: Bond = n.get(MarketKey::Bond(&role, &me)).expect("bond");
+    assert_eq!(b.bonded, 28_500);
+    assert_eq!(n.native_total(&ids), n.initial_total());
+}

@@ -114,7 +114,8 @@ pub fn job_json(chain: &Chain, id: &[u8; 32], j: &Job) -> RpcResult<Value> {
 
 fn bond_json(b: &Bond) -> Value {
     json!({"bonded": b.bonded.to_string(), "unbonding": b.unbonding.to_string(), "unlock_at": b.unlock_at,
-           "capacity": b.capacity, "in_flight": b.in_flight, "credits": b.credits})
+           "capacity": b.capacity, "in_flight": b.in_flight, "credits": b.credits,
+           "quality_miss_bps": b.quality_miss_bps, "quality_epoch": b.quality_epoch})
 }
 
 #[rpc(server, client, namespace = "aivm")]

@@ -109,6 +109,7 @@ pub fn worker_loses(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: 
     let JobStatus::Disputed { verifier, provisional, .. } = j.status else {
         return Err(MarketError::WrongState(state_name(&j.status)).into());
     };
+    super::quality::score(ctx, l, &j.sku, &j.worker, false, events)?;
     if provisional.is_some() {
         return provisional_worker_loses(ctx, l, id, j, verifier, reason, events);
     }

@@ -409,6 +409,11 @@ pub(super) fn settle(
     until: u64,
     events: &mut Vec<LogEvent>,
 ) -> Step<()> {
+    // Scored on time when the result was committed within the SLA (`spec/market.md` §5a).
+    let on_time = match j.status {
+        JobStatus::Committed { at, .. } | JobStatus::Provisional { at, .. } => at <= j.submitted_at.saturating_add(j.sla_blocks),
+        _ => false,
+    };
     let split = FeeSplit::of(j.fee);
     l.credit(&j.worker, split.worker)?;
     let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();
@@ -433,7 +438,7 @@ pub(super) fn settle(
     j.status = JobStatus::Settled { at: ctx.height, output: r.outputs.first().cloned().unwrap_or_default(), receipt, until };
     l.put(MarketKey::Job(id), &j)?;
     events.push(event("job.settled", [&id[..], &crate::encoding::cbor(&(split.worker, split.validators, split.verifiers, split.liquidity, burn))].concat()));
-    Ok(())
+    super::quality::score(ctx, l, &j.sku, &j.worker, on_time, events)
 }
 
 /// Take `bps` of the worker's slashable stake (bonded first, then unbonding), pay the
@@ -449,6 +454,10 @@ pub(super) fn slash(
     reason: String,
     events: &mut Vec<LogEvent>,
 ) -> Step<()> {
+    // A fault of the worker scores as a miss (a refund without one, `bps` = 0, does not).
+    if bps > 0 {
+        super::quality::score(ctx, l, &j.sku, &j.worker, false, events)?;
+    }
     let s = take(l, &Role::Worker { sku: j.sku }, &j.worker, bps, j.units)?;
     let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();
     let burn = match prover {

@@ -10,6 +10,7 @@
 //! - [`ledger`]: gas-metered typed reads and writes for one transaction.
 //! - [`exec`]: stake and pool operations, and dispatch.
 //! - [`jobs`]: submit, commit, answer (verify), expire; settle and slash.
+//! - [`quality`]: the worker quality score and its per-epoch slash.
 //! - [`dispute`]: a verifier's claim against a settled job, decided by opening one step.
 //! - [`tee`]: the optimistic track: attested commits, provisional results, spot checks,
 //!   finalization (`spec/tee.md`).
@@ -23,6 +24,7 @@ pub mod hmm;
 pub mod jobs;
 pub mod ledger;
 pub mod params;
+pub mod quality;
 pub mod quote;
 pub mod split;
 pub mod state;

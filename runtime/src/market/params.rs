@@ -42,6 +42,11 @@ pub struct MarketParams {
     pub max_answer_bytes: u64,
     /// The optimistic TEE track (`spec/tee.md` §5): off unless genesis trusts a measurement.
     pub tee: TeeParams,
+    /// Blocks per epoch of the quality score (`spec/market.md` §5a).
+    pub quality_epoch_blocks: u64,
+    /// Highest miss rate (basis points) a worker may end an epoch with unpunished: 1 000 is
+    /// a quality of 90 %.
+    pub max_quality_miss_bps: u32,
 }
 
 /// The optimistic track's parameters. Fields missing from a genesis file take their defaults.
@@ -90,6 +95,8 @@ impl Default for MarketParams {
             // The answer transaction's own fields (ids, gas, signature) take well under 1 KiB.
             max_answer_bytes: crate::tx::MAX_TX_BYTES as u64 - 1024,
             tee: TeeParams::default(),
+            quality_epoch_blocks: 1_000,
+            max_quality_miss_bps: 1_000,
         }
     }
 }

@@ -91,6 +91,12 @@ pub struct Bond {
     pub in_flight: u64,
     /// Workers: verified tokens, for epoch rewards.
     pub credits: u64,
+    /// Workers: the quality score as a miss rate, basis points (`super::quality`).
+    #[serde(default)]
+    pub quality_miss_bps: u32,
+    /// Workers: the epoch of the last scored outcome.
+    #[serde(default)]
+    pub quality_epoch: u64,
 }
 
 impl Bond {
