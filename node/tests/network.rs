@@ -738,6 +738,11 @@ fn market_devnet_pays_honest_workers_and_slashes_a_cheater() {
     assert_eq!(jobs["settled"].as_u64(), Some(4 - by_cheaters), "every honest worker's job settled: {r}");
     assert_eq!(jobs["settled"].as_u64().unwrap() + jobs["slashed_and_refunded"].as_u64().unwrap(), 4, "every job ended once: {r}");
     assert_eq!(jobs["slashed_and_refunded"], jobs["by_cheaters"], "exactly the cheater's jobs were slashed: {r}");
+    // The verifier re-ran every job (α = 1): the honest ones it attested and proved, and was paid.
+    if jobs["settled"].as_u64().unwrap_or(0) > 0 {
+        let paid = &r["verifier_attestations_paid"];
+        assert!(paid["count"].as_u64().unwrap_or(0) >= 1 && paid["total"] != "0", "{r}");
+    }
 }
 
 /// A cheat the per-job sample rarely sees (a changed last token) settles — then a verifier

@@ -1480,3 +1480,85 @@ fn a_worker_late_too_often_loses_five_percent_in_the_next_epoch() {
     assert_eq!(b.bonded, 28_500);
     assert_eq!(n.native_total(&ids), n.initial_total());
 }
+
+/// Verifiers paid per re-execution (`spec/market.md` §6d): a sampled verifier that re-ran a
+/// settled job opens the challenged GEMMs from its own trace and is paid the job's verifiers'
+/// share from the pot; one that attests without the trace, or never answers, loses 10 % of its
+/// bond; attesting twice, unsampled, unbonded, or too early is refused; nothing is created.
+#[test]
+fn a_verifier_is_paid_for_a_re_execution_it_proves() {
+    let p = MarketParams { answer_window: 8, dispute_window: 30, unbonding_blocks: 100, verify_sample_ppm: 1_000_000, ..params() };
+    let mut n = Net::with_params("attest", 7, 1, p.clone());
+    let (client, worker, honest, lazy, silent, outsider) = (1, 2, 3, 4, 5, 6);
+    n.bond_worker(worker, 30_000, 1_000);
+    // Units made dear (the test pool starts at one native per unit), so the job's 5 % is not 0.
+    assert!(n.one(0, MarketTx::Swap { sku: n.sku, side: Side::Native, amount_in: 30 * POOL, min_out: 0 }).is_success());
+    let (id, _) = n.submit(client, vec![5, 6, 7], 3);
+    let (r, t) = n.run(&n.job(&id));
+    assert!(n.commit_and_answer(worker, id, &r, &t).is_success());
+    assert!(matches!(n.job(&id).status, JobStatus::Settled { .. }));
+    assert!(failed(&n.one(honest, MarketTx::Attest { job: id })).contains("below the minimum"), "unbonded");
+    for v in [honest, lazy, silent] {
+        assert!(n.one(v, MarketTx::Bond { role: Role::Verifier, amount: 50_000, capacity: 0 }).is_success());
+    }
+    let attest = |n: &mut Net, v: usize| -> u64 {
+        let a = n.one(v, MarketTx::Attest { job: id });
+        assert!(a.is_success(), "{:?}", a.status);
+        n.height()
+    };
+    let challenge_of = |n: &Net, v: usize, at: u64| {
+        let beacon: serde_bytes::ByteArray<32> = n.get(MarketKey::Beacon(at + 1)).expect("beacon");
+        aivm_runtime::market::attest::challenge(&beacon, &id, &addr(&n.keys[v]), p.attest_gemms)
+    };
+    let at = attest(&mut n, honest);
+    assert!(failed(&n.one(honest, MarketTx::AttestAnswer { job: id, response: vec![] })).contains("too early"), "the challenge is not drawn yet");
+    assert!(failed(&n.one(honest, MarketTx::Attest { job: id })).contains("already attested"));
+    attest(&mut n, lazy);
+    let at_silent = attest(&mut n, silent);
+    n.block(vec![]);
+    // The honest verifier re-ran the job: its own trace answers.
+    let (mine, my_trace) = n.run(&n.job(&id));
+    let resp = respond(&n.engine.sku, &mine, &my_trace, &challenge_of(&n, honest, at)).expect("respond").encode();
+    let pot = n.get::<Treasury>(MarketKey::Treasury).expect("treasury").verifiers;
+    let before = n.balance(&addr(&n.keys[honest]));
+    let a = n.one(honest, MarketTx::AttestAnswer { job: id, response: resp });
+    assert!(a.is_success(), "{:?}", a.status);
+    let pay = FeeSplit::of(n.job(&id).fee).verifiers.min(pot);
+    assert!(pay > 0, "fee {} pot {pot}", n.job(&id).fee);
+    assert_eq!(n.balance(&addr(&n.keys[honest])), before - a.fee + pay, "paid the job's verifiers' share");
+    assert_eq!(n.get::<Treasury>(MarketKey::Treasury).expect("treasury").verifiers, pot - pay);
+    assert!(failed(&n.one(honest, MarketTx::AttestAnswer { job: id, response: vec![] })).contains("closed"));
+    // The lazy one answers with the openings of the wrong GEMMs (the worker's challenge's).
+    let wrong = respond(&n.engine.sku, &r, &t, &challenge_of(&n, honest, at)).expect("respond").encode();
+    let a = n.one(lazy, MarketTx::AttestAnswer { job: id, response: wrong });
+    assert!(a.is_success(), "{:?}", a.status);
+    let b: Bond = n.get(MarketKey::Bond(&Role::Verifier, &addr(&n.keys[lazy]))).expect("bond");
+    assert_eq!(b.bonded, 45_000, "a false attestation costs a tenth");
+    // The silent one: expired by an outsider after the deadline, who gets the prover's share.
+    assert!(failed(&n.one(outsider, MarketTx::ExpireAttestation { job: id, verifier: addr(&n.keys[silent]) })).contains("too early"));
+    while n.height() < at_silent + 1 + p.answer_window {
+        n.block(vec![]);
+    }
+    let before = n.balance(&addr(&n.keys[outsider]));
+    let e = n.one(outsider, MarketTx::ExpireAttestation { job: id, verifier: addr(&n.keys[silent]) });
+    assert!(e.is_success(), "{:?}", e.status);
+    let s = Slash::of(50_000, 1_000);
+    assert_eq!(n.balance(&addr(&n.keys[outsider])), before - e.fee + s.prover);
+    let b: Bond = n.get(MarketKey::Bond(&Role::Verifier, &addr(&n.keys[silent]))).expect("bond");
+    assert_eq!(b.bonded, 50_000 - s.taken);
+    assert_eq!(n.native_total(&[id]), n.initial_total());
+}
+
+/// At the default α a verifier is sampled for few jobs: attesting an unsampled one is refused.
+#[test]
+fn attestations_are_limited_to_the_verifiers_sample() {
+    let p = MarketParams { dispute_window: 20, unbonding_blocks: 100, verify_sample_ppm: 0, ..params() };
+    let mut n = Net::with_params("attest-sample", 4, 1, p);
+    let (client, worker, verifier) = (1, 2, 3);
+    n.bond_worker(worker, 30_000, 1_000);
+    let (id, _) = n.submit(client, vec![5, 6, 7], 2);
+    let (r, t) = n.run(&n.job(&id));
+    assert!(n.commit_and_answer(worker, id, &r, &t).is_success());
+    assert!(n.one(verifier, MarketTx::Bond { role: Role::Verifier, amount: 50_000, capacity: 0 }).is_success());
+    assert!(failed(&n.one(verifier, MarketTx::Attest { job: id })).contains("not in this verifier's sample"));
+}

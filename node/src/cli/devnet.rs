@@ -178,6 +178,8 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         market: match &people {
             Some(p) => {
                 let mut m = aivm_node::market::default_market(&aivm::model::store::default_home(), 1 << 30, 100)?;
+                // Verifiers are paid for the sample they re-run (`spec/market.md` §6d).
+                m.params.verify_sample_ppm = (a.alpha.clamp(0.0, 1.0) * 1e6).round() as u32;
                 if a.tee {
                     if !(0.0..=1.0).contains(&a.spot_rate) {
                         bail!("--spot-rate wants 0..=1");

@@ -232,6 +232,12 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
             gas_ratios.push(gas as f64 / infer_gas(&engine, &schedule, j.prompt_len, j.units - j.prompt_len) as f64);
         }
     }
+    let (attested, attest_pay) = if s.people.verifiers.is_empty() {
+        (0, 0)
+    } else {
+        let height = client.rpc.call(|c| c.status())?["height"].as_u64().unwrap_or(0);
+        attestations_paid(&mut client, height)?
+    };
     let settled = seen.values().filter(|j| j.state == "settled").count();
     let slashed: Vec<&Seen> = seen.values().filter(|j| j.state == "slashed").collect();
     let caught: BTreeSet<&String> = slashed.iter().map(|j| &j.worker).collect();
@@ -254,6 +260,7 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
                  "disputed": seen.values().filter(|j| j.disputed).count()},
         "track": if s.tee { "tee (devnet attestation: not a TEE)" } else { "freivalds" },
         "verifiers": s.people.verifiers.len(),
+        "verifier_attestations_paid": {"count": attested, "total": attest_pay.to_string()},
         "cheaters_caught": caught.len() - honest_slashed,
         "cheaters_with_jobs": cheaters_with_jobs,
         "honest_workers_slashed": honest_slashed,
@@ -297,6 +304,25 @@ fn answer_gas(c: &mut Account, id: &str, from: u64, to: u64) -> Result<Option<u6
         }
     }
     Ok(None)
+}
+
+/// Verifier attestations paid in blocks `1..=to` (`spec/market.md` §6d): how many, and the
+/// total paid.
+fn attestations_paid(c: &mut Account, to: u64) -> Result<(u64, u128)> {
+    let topic = to_hex(b"job.attestation_paid");
+    let (mut n, mut total) = (0u64, 0u128);
+    for h in 1..=to {
+        for r in Value::from(c.rpc.call(|c| c.get_block_receipts(h))?.unwrap_or_default()).as_array().into_iter().flatten() {
+            for e in r["events"].as_array().into_iter().flatten().filter(|e| e["topic"].as_str() == Some(topic.as_str())) {
+                let data = e["data"].as_str().and_then(from_hex).unwrap_or_default();
+                if let Some(amount) = data.get(64..80).and_then(|b| <[u8; 16]>::try_from(b).ok()) {
+                    n += 1;
+                    total += u128::from_le_bytes(amount);
+                }
+            }
+        }
+    }
+    Ok((n, total))
 }
 
 fn spawn_verifier(exe: &Path, home: &Path, rpc: SocketAddr, alpha: f64) -> Result<Child> {

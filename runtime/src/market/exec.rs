@@ -140,6 +140,9 @@ fn run(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, tx: &MarketTx, events: &mut Vec<
         MarketTx::Answer { job, response } => jobs::answer(ctx, l, &params, job, response, events).map(|_| Vec::new()),
         MarketTx::Expire { job } => jobs::expire(ctx, l, &params, job, events).map(|_| Vec::new()),
         MarketTx::Dispute { job, receipt } => super::dispute::dispute(ctx, l, &params, job, receipt, events).map(|_| Vec::new()),
+        MarketTx::Attest { job } => super::attest::attest(ctx, l, &params, job, events).map(|_| Vec::new()),
+        MarketTx::AttestAnswer { job, response } => super::attest::answer(ctx, l, &params, job, response, events).map(|_| Vec::new()),
+        MarketTx::ExpireAttestation { job, verifier } => super::attest::expire(ctx, l, &params, job, verifier, events).map(|_| Vec::new()),
     }
 }
 

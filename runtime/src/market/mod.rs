@@ -11,12 +11,14 @@
 //! - [`exec`]: stake and pool operations, and dispatch.
 //! - [`jobs`]: submit, commit, answer (verify), expire; settle and slash.
 //! - [`quality`]: the worker quality score and its per-epoch slash.
+//! - [`attest`]: verifiers paid for re-executions they prove with openings of their own trace.
 //! - [`dispute`]: a verifier's claim against a settled job, decided by opening one step.
 //! - [`tee`]: the optimistic track: attested commits, provisional results, spot checks,
 //!   finalization (`spec/tee.md`).
 //! - [`treasury`]: the validators' share paid out by stake at every epoch's end.
 //! - [`genesis`]: the market's initial state.
 
+pub mod attest;
 pub mod dispute;
 pub mod exec;
 pub mod genesis;

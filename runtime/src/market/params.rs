@@ -47,6 +47,11 @@ pub struct MarketParams {
     /// Highest miss rate (basis points) a worker may end an epoch with unpunished: 1 000 is
     /// a quality of 90 %.
     pub max_quality_miss_bps: u32,
+    /// α of seed 002 in parts per million: the share of settled jobs each verifier is
+    /// sampled for, and may be paid for re-executing (`spec/market.md` §6d).
+    pub verify_sample_ppm: u32,
+    /// GEMMs a verifier's attestation opens from its own trace.
+    pub attest_gemms: u32,
 }
 
 /// The optimistic track's parameters. Fields missing from a genesis file take their defaults.
@@ -97,6 +102,8 @@ impl Default for MarketParams {
             tee: TeeParams::default(),
             quality_epoch_blocks: 1_000,
             max_quality_miss_bps: 1_000,
+            verify_sample_ppm: 3_000,
+            attest_gemms: 2,
         }
     }
 }

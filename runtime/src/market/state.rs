@@ -34,6 +34,8 @@ pub enum MarketKey<'a> {
     Treasury,
     /// The randomness of one block (32 bytes), written by the chain before its transactions.
     Beacon(u64),
+    /// [`Attestation`] of a job by a verifier (`super::attest`).
+    Attestation(&'a JobId, &'a Address),
 }
 
 impl MarketKey<'_> {
@@ -50,6 +52,7 @@ impl MarketKey<'_> {
             MarketKey::Job(id) => [&b"job/"[..], &id[..]].concat(),
             MarketKey::Treasury => b"treasury".to_vec(),
             MarketKey::Beacon(h) => [&b"beacon/"[..], &h.to_be_bytes()[..]].concat(),
+            MarketKey::Attestation(j, a) => [&b"attest/"[..], &j[..], &a[..]].concat(),
         };
         StateKey::Storage(market_address(), k.into())
     }
@@ -104,6 +107,16 @@ impl Bond {
     pub fn slashable(&self) -> u128 {
         self.bonded.saturating_add(self.unbonding)
     }
+}
+
+/// A verifier's claim that it re-executed a settled job (`super::attest`): made at `at`,
+/// open until answered or expired; what it was paid, or what it lost.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attestation {
+    pub at: u64,
+    pub open: bool,
+    pub paid: u128,
+    pub slashed: u128,
 }
 
 /// The workers registered for a SKU, in address order (selection walks it).

@@ -96,6 +96,26 @@ pub enum MarketTx {
         #[serde(with = "serde_bytes")]
         response: Vec<u8>,
     },
+    /// A bonded verifier sampled for a settled job says it re-executed it and agrees; it is
+    /// paid once it opens the GEMMs the next block's beacon names from its own trace.
+    Attest {
+        #[serde(with = "serde_bytes")]
+        job: JobId,
+    },
+    /// The verifier's openings for its attestation (`Response::encode`).
+    AttestAnswer {
+        #[serde(with = "serde_bytes")]
+        job: JobId,
+        #[serde(with = "serde_bytes")]
+        response: Vec<u8>,
+    },
+    /// End an attestation its verifier did not answer by the deadline (anyone may send it).
+    ExpireAttestation {
+        #[serde(with = "serde_bytes")]
+        job: JobId,
+        #[serde(with = "serde_bytes")]
+        verifier: crate::state::Address,
+    },
     /// A bonded verifier's claim that a settled job's output is wrong: its own receipt of
     /// the job, whose output differs. The worker must then open the first step where they
     /// differ; whoever is wrong is slashed.
