@@ -46,14 +46,17 @@ pub fn registry() -> ModelRegistry {
 }
 
 /// Load every model `genesis` registers, so a validator that lacks one stops here instead of
-/// failing inside a block later.
+/// failing inside a block later, and pack its weights for the answer checks now
+/// (`audit::prepare_checks`: a second copy of the int8 weights in memory), so no block pays
+/// for packing.
 pub fn check_models(genesis: &GenesisFile, registry: &ModelRegistry) -> Result<(), MarketSetupError> {
     for m in genesis.market.iter().flat_map(|m| &m.models) {
-        registry.engine(&m.hash).map_err(|e| MarketSetupError::MissingModel {
+        let engine = registry.engine(&m.hash).map_err(|e| MarketSetupError::MissingModel {
             hash: hex::encode(m.hash),
             store: default_home().join("artifacts").display().to_string(),
             why: e.to_string(),
         })?;
+        aivm::model::audit::prepare_checks(&engine.sku);
     }
     Ok(())
 }

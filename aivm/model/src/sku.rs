@@ -74,6 +74,41 @@ pub struct QMatrix {
     pub group: usize,
     pub q: Vec<i8>,
     pub scales: Vec<Scale>,
+    /// What a user of the weights derives from them once (the verifier's packed `Wᵀ`).
+    pub derived: Derived,
+}
+
+/// A value derived from a matrix once, on first use, and kept with it (type-erased, so this
+/// floor does not name its users). Never part of the model: cloning drops it, equality and
+/// encoding ignore it.
+#[derive(Default)]
+pub struct Derived(std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>);
+
+impl Derived {
+    /// The value, built by `make` on first use. `None` if a value of another type was kept.
+    pub fn get_or_init<T: std::any::Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Option<&T> {
+        self.0.get_or_init(|| Box::new(make())).downcast_ref()
+    }
+}
+
+impl Clone for Derived {
+    fn clone(&self) -> Self {
+        Derived::default()
+    }
+}
+
+impl PartialEq for Derived {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Derived {}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "Derived(built)" } else { "Derived(empty)" })
+    }
 }
 
 impl QMatrix {
@@ -172,7 +207,7 @@ pub fn quantize_groups(w: &[f64], rows: usize, cols: usize, group: usize) -> Res
         q.extend(row.iter().map(|&v| (v / sv).round_ties_even().clamp(-127.0, 127.0) as i8));
         scales.push(Scale { m: m as i32, e });
     }
-    Ok(QMatrix { rows, cols, group, q, scales })
+    Ok(QMatrix { rows, cols, group, q, scales, derived: Derived::default() })
 }
 
 /// `floor(log2 |x|)` of a finite nonzero f64, exactly (from its bits).
@@ -542,7 +577,7 @@ impl<'a> Reader<'a> {
         if q.contains(&i8::MIN) {
             return Err(self.err("weight -128 is not allowed"));
         }
-        Ok(QMatrix { rows, cols, group, q, scales })
+        Ok(QMatrix { rows, cols, group, q, scales, derived: Derived::default() })
     }
 }
 

@@ -154,6 +154,11 @@ pub(super) fn digits(v: i64) -> [i8; 5] {
 }
 
 impl FastCheck {
+    /// The check of weight `w`, packed on first use and kept with the weight.
+    pub fn of(w: &QMatrix) -> Option<&FastCheck> {
+        w.derived.get_or_init(|| FastCheck::new(w))
+    }
+
     pub fn new(w: &QMatrix) -> Self {
         let (n, k) = (w.rows, w.cols);
         let mut t = vec![0i8; n * k];
@@ -204,6 +209,18 @@ impl FastCheck {
             })
         })
     }
+}
+
+/// Pack every weight of `sku` for [`FastCheck`] now (on rayon's pool), so that no check pays
+/// for it inside a block: a validator does this when it loads a registered model. Costs a
+/// second copy of the int8 weights in memory.
+pub fn prepare_checks(sku: &Sku) {
+    use rayon::prelude::*;
+    let mut all: Vec<&QMatrix> = sku.layers.iter().flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]).collect();
+    all.push(&sku.output);
+    all.par_iter().for_each(|w| {
+        FastCheck::of(w);
+    });
 }
 
 /// `Y [m×n] · Rᵀ` for the challenge's vectors `R [v×n]`, exact in i64 (|y·r| < 2^38,

@@ -405,3 +405,27 @@ fn y_times_r_on_16_bit_halves_is_exact() {
         assert_eq!(YTimesR::new(&rs, n, SimdPath::detect()).apply(&small, m), plain, "m {m} n {n}");
     }
 }
+
+/// Prompt-step weight GEMMs of 8 rows or more are checked on the packed kernel
+/// (`FastCheck::of`, built once per weight and kept with it): an honest run passes and a
+/// flipped element in any of them is caught, as by the reference sums.
+#[test]
+fn long_prompts_are_checked_on_the_packed_kernel() {
+    let e = Engine::new(Arc::new(tiny(Arch::Llama, 21)), Options::default()).unwrap();
+    let prompt: Vec<u32> = (0..12).map(|i| (i * 7 + 3) % 64).collect();
+    let (r, t) = run_committed(&e, &[prompt], 2).unwrap();
+    assert!(check(&e, &r, &t, &ALL).is_ok());
+    let w = &e.sku.layers[0].wq;
+    assert!(std::ptr::eq(FastCheck::of(w).unwrap(), FastCheck::of(w).unwrap()), "packed once and kept");
+    assert!(format!("{:?}", w.clone().derived).contains("empty"), "a clone does not carry it");
+    let heavy: Vec<usize> =
+        t.gemms().iter().enumerate().filter(|(_, g)| g.commit.m >= 8 && g.commit.id().is_some_and(|id| id.kind.is_weight())).map(|(i, _)| i).collect();
+    assert!(heavy.len() >= 7, "{} packed-path GEMMs", heavy.len());
+    for idx in heavy {
+        let (mut r2, mut t2) = (r.clone(), t.clone());
+        let last = t2.gemms()[idx].y.len() - 1;
+        t2.gemms_mut()[idx].y[last] ^= 4;
+        recommit(&mut r2, &mut t2);
+        assert!(matches!(check(&e, &r2, &t2, &ALL), Err(AuditError::Freivalds { .. })), "gemm {idx}");
+    }
+}

@@ -4,7 +4,7 @@
 //! math).
 
 use super::challenge::{select, vectors, Challenge, Selection};
-use super::freivalds::{freivalds, recompute, recompute_cheaper, row_product_holds, weight};
+use super::freivalds::{freivalds, recompute, recompute_cheaper, row_product_holds, weight, FastCheck};
 use super::opening::{OpenGemm, OpenRow, Response};
 use super::schedule::{find, last_row_index, schedule, step_rows, ChainKind};
 use super::AuditError;
@@ -46,8 +46,17 @@ fn check_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64,
     if m == 0 || k == 0 || n == 0 || og.data.x.len() != m * k || og.data.y.len() != m * n || b.len() != k * n {
         return Err(GemmFault::Freivalds);
     }
-    let holds =
-        if recompute_cheaper(m) { recompute(&og.data, b, transposed) } else { freivalds(&og.data, b, transposed, &vectors(ch, receipt_hash, og.index, n)) };
+    // A weight GEMM is checked on the int8 kernel with `Wᵀ` packed once per model
+    // ([`FastCheck`], exact: the same verdict as the reference sums); the rest by the
+    // reference form.
+    let fast = weight(sku, &id).filter(|_| og.data.rhs.is_none()).and_then(FastCheck::of);
+    let holds = if recompute_cheaper(m) {
+        recompute(&og.data, b, transposed)
+    } else if let Some(fc) = fast {
+        fc.check(&og.data.x, &og.data.y, m, &vectors(ch, receipt_hash, og.index, n), aivm_tensor::matmul::SimdPath::detect(), rayon::current_num_threads())
+    } else {
+        freivalds(&og.data, b, transposed, &vectors(ch, receipt_hash, og.index, n))
+    };
     if holds {
         Ok(())
     } else {
