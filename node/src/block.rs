@@ -14,11 +14,11 @@ pub const MAX_BLOCK_TX_BYTES: usize = 8 << 20;
 pub const MAX_BLOCK_EVIDENCE: usize = 64;
 /// Most bytes of one evidence item.
 pub const MAX_EVIDENCE_BYTES: usize = 4096;
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 /// Bytes of a threshold seed signature (BLS12-381 min-pk: a compressed G2 point).
 pub const SEED_BYTES: usize = 96;
-/// version, parent, height, time, four roots, gas, seed flag and seed, two counts.
-const FIXED: usize = 1 + 32 + 8 + 8 + 4 * 32 + 8 + 1 + SEED_BYTES + 4 + 4;
+/// version, parent, view, height, time, four roots, gas, seed flag and seed, two counts.
+const FIXED: usize = 1 + 32 + 8 + 8 + 8 + 4 * 32 + 8 + 1 + SEED_BYTES + 4 + 4;
 /// An upper bound on any encoding [`Block::decode`] accepts.
 pub const MAX_ENCODED: usize = FIXED + 4 * MAX_BLOCK_TXS + MAX_BLOCK_TX_BYTES + MAX_BLOCK_EVIDENCE * (4 + MAX_EVIDENCE_BYTES);
 
@@ -26,6 +26,9 @@ pub const MAX_ENCODED: usize = FIXED + 4 * MAX_BLOCK_TXS + MAX_BLOCK_TX_BYTES + 
 pub struct Block {
     /// Digest of the parent block (the consensus chain).
     pub parent: [u8; 32],
+    /// The consensus view the block was proposed in (checked against the engine's round
+    /// before a validator votes; liveness counts leader slots by it: `spec/consensus.md`).
+    pub view: u64,
     /// Execution header: height, time, the runtime's parent header hash, and the roots and gas
     /// executing `txs` on the parent's state gives.
     pub header: BlockHeader,
@@ -60,7 +63,7 @@ pub enum BlockError {
 impl Block {
     /// The first block: no transactions, the genesis state's header.
     pub fn genesis(header: BlockHeader) -> Self {
-        Block { parent: [0; 32], header, txs: Vec::new(), evidence: Vec::new(), seed: None }
+        Block { parent: [0; 32], view: 0, header, txs: Vec::new(), evidence: Vec::new(), seed: None }
     }
 
     pub fn height(&self) -> u64 {
@@ -85,6 +88,7 @@ impl Block {
         let h = &self.header;
         w.put_u8(VERSION);
         w.put_slice(&self.parent);
+        w.put_u64(self.view);
         w.put_u64(h.height);
         w.put_u64(h.time_ms);
         for root in [&h.parent_hash, &h.tx_root, &h.receipts_root, &h.state_root] {
@@ -113,6 +117,7 @@ impl Block {
         }
         let mut parent = [0; 32];
         r.copy_to_slice(&mut parent);
+        let view = r.get_u64();
         let height = r.get_u64();
         let time_ms = r.get_u64();
         let mut roots = [[0u8; 32]; 4];
@@ -137,7 +142,7 @@ impl Block {
             BlockError::TooManyTxs(n) => BlockError::TooMuchEvidence(n),
             e => e,
         })?;
-        Ok(Block { parent, header, txs, evidence, seed })
+        Ok(Block { parent, view, header, txs, evidence, seed })
     }
 
     /// Decode exactly one block from `bytes` (trailing bytes are an error).
@@ -185,7 +190,7 @@ mod tests {
 
     fn sample() -> Block {
         let header = BlockHeader { height: 7, parent_hash: [1; 32], time_ms: 99, tx_root: [2; 32], receipts_root: [3; 32], state_root: [4; 32], gas_used: 5 };
-        Block { parent: [9; 32], header, txs: vec![vec![1, 2, 3], vec![]], evidence: vec![vec![7; 10]], seed: Some([5; SEED_BYTES]) }
+        Block { parent: [9; 32], view: 11, header, txs: vec![vec![1, 2, 3], vec![]], evidence: vec![vec![7; 10]], seed: Some([5; SEED_BYTES]) }
     }
 
     #[test]
@@ -217,7 +222,7 @@ mod tests {
         v[0] = 1;
         assert_eq!(Block::decode(&v), Err(BlockError::Version(1)));
         // The seed: a flag of 0 or 1, zeros when absent.
-        let flag = 1 + 32 + 8 + 8 + 4 * 32 + 8;
+        let flag = 1 + 32 + 8 + 8 + 8 + 4 * 32 + 8;
         let mut none = sample();
         none.seed = None;
         let none = none.encode();

@@ -17,6 +17,9 @@ use parking_lot::{Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+/// The leader of each consensus view (the engine's schedule, `consensus::leaders`).
+pub type Leaders = Arc<dyn Fn(u64) -> aivm_runtime::Address + Send + Sync>;
+
 /// A block executed on its parent, waiting to be finalized.
 pub struct Executed {
     pub block: Arc<Block>,
@@ -81,6 +84,9 @@ pub struct Executor {
     reused: std::sync::atomic::AtomicU64,
     /// State snapshots taken after commits, for state sync (`None`: this node takes none).
     snapshots: Option<Arc<crate::snapshots::Snapshots>>,
+    /// The consensus engine's leader of each view, for liveness (`None` outside consensus:
+    /// no leader slots are counted).
+    leaders: Option<Leaders>,
 }
 
 /// Who handed a transaction to this node.
@@ -132,6 +138,7 @@ impl Executor {
             gossip: Mutex::new(Outbox::default()),
             reused: Default::default(),
             snapshots: None,
+            leaders: None,
         })
     }
 
@@ -139,6 +146,25 @@ impl Executor {
     pub fn with_evidence_check(mut self, check: Arc<dyn EvidenceCheck>) -> Self {
         self.evidence_check = Some(check);
         self
+    }
+
+    /// Count leader slots with the engine's schedule (`aivm_runtime::staking::liveness`).
+    pub fn with_leaders(mut self, leaders: Leaders) -> Self {
+        self.leaders = Some(leaders);
+        self
+    }
+
+    /// The system writes of a block at `height` in `view` on `state`: slashing for its
+    /// `offenses`, then its leader slots, in key order.
+    fn system_writes(&self, state: &Parent, offenses: &[Offense], height: u64, view: u64) -> Result<aivm_runtime::Writes, ExecError> {
+        let mut w = self.punish(state, offenses)?;
+        if let Some(leaders) = &self.leaders {
+            let slots = aivm_runtime::staking::liveness::view_writes(height, view, |v| leaders(v), |k| self.chain.read_at(state, k).ok().flatten())
+                .map_err(|e| ExecError::Invalid(e.to_string()))?;
+            w.extend(slots);
+            w.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Ok(w)
     }
 
     /// Take state snapshots as `snapshots` says (see [`crate::snapshots`]).
@@ -286,22 +312,24 @@ impl Executor {
     /// `seed`: the threshold seed signature of the round that certified `parent` (`None`
     /// outside consensus and on genesis' child), carried in the block for its beacon.
     pub fn propose(&self, parent: [u8; 32], now_ms: u64) -> Result<Arc<Executed>, ExecError> {
-        self.propose_with(parent, now_ms, None, Vec::new())
+        let view = self.state_after(&parent).map_or(1, |(s, _)| s.height + 1);
+        self.propose_with(parent, now_ms, None, view, Vec::new())
     }
 
-    /// [`Executor::propose`] with the parent round's seed and `first` ahead of the mempool's
+    /// [`Executor::propose`] in consensus view `view`, with the parent round's seed and `first` ahead of the mempool's
     /// transactions (tests build blocks with replayed transactions this way).
     pub fn propose_with(
         &self,
         parent: [u8; 32],
         now_ms: u64,
         seed: Option<[u8; crate::block::SEED_BYTES]>,
+        view: u64,
         first: Vec<SignedTransaction>,
     ) -> Result<Arc<Executed>, ExecError> {
         let _x = lock(&self.exec);
         let (state, parent_time) = self.state_after(&parent).ok_or_else(|| ExecError::Invalid("unknown parent".into()))?;
         let (offenses, evidence) = self.pick_evidence(&parent, &state);
-        let system = self.punish(&state, &offenses)?;
+        let system = self.system_writes(&state, &offenses, state.height + 1, view)?;
         let skip = self.pending_tx_hashes(&parent);
         // Evidence and transactions share the block's byte budget (as the decoder counts it).
         let tx_bytes = MAX_BLOCK_TX_BYTES - evidence.iter().map(Vec::len).sum::<usize>();
@@ -322,7 +350,7 @@ impl Executor {
         self.limits.check_block(&txs).map_err(|e| ExecError::Invalid(format!("proposal: {e}")))?;
         let time_ms = now_ms.max(parent_time.saturating_add(1));
         let spec = self.chain.execute_verified(&state, txs, time_ms, system, seed.as_ref().map(|s| &s[..])).map_err(machine)?;
-        let block = Block { parent, header: spec.record.header.clone(), txs: spec.record.txs.iter().map(|t| t.encode()).collect(), evidence, seed };
+        let block = Block { parent, view, header: spec.record.header.clone(), txs: spec.record.txs.iter().map(|t| t.encode()).collect(), evidence, seed };
         let digest = block.digest();
         Ok(self.remember(Arc::new(block), digest, spec, offenses))
     }
@@ -360,7 +388,7 @@ impl Executor {
         }
         self.limits.check_block(&txs).map_err(|e| ExecError::Invalid(e.to_string()))?;
         let offenses = self.offenses(&block.evidence)?;
-        let system = self.punish(&state, &offenses)?;
+        let system = self.system_writes(&state, &offenses, h.height, block.view)?;
         let spec = self.chain.execute_verified(&state, txs, h.time_ms, system, block.seed.as_ref().map(|s| &s[..])).map_err(machine)?;
         if spec.record.header != *h {
             return Err(ExecError::Invalid(format!(

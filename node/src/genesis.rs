@@ -86,12 +86,17 @@ pub struct GenesisStaking {
     pub min_stake: u128,
     pub unbonding_blocks: u64,
     pub max_validators: u32,
+    /// Jailing for downtime (`spec/consensus.md`): `{downtime_min_slots, downtime_max_missed_bps, jail_epochs}`.
+    #[serde(default)]
+    pub jail: aivm_runtime::staking::JailParams,
 }
 
 impl Default for GenesisStaking {
-    /// Any positive stake, ten minutes of one-second blocks to unbond, 100 validators.
+    /// Any positive stake, ten minutes of one-second blocks to unbond, 100 validators; a
+    /// validator that misses more than half of at least two leader slots in an epoch sits the
+    /// next one out.
     fn default() -> Self {
-        GenesisStaking { min_stake: 1, unbonding_blocks: 600, max_validators: 100 }
+        GenesisStaking { min_stake: 1, unbonding_blocks: 600, max_validators: 100, jail: Default::default() }
     }
 }
 
@@ -275,6 +280,7 @@ impl GenesisFile {
             max_validators: self.staking.max_validators,
             active_set_size: self.active_set_size,
             epoch_length: self.epoch_length,
+            jail: self.staking.jail,
         }
     }
 

@@ -738,11 +738,6 @@ fn market_devnet_pays_honest_workers_and_slashes_a_cheater() {
     assert_eq!(jobs["settled"].as_u64(), Some(4 - by_cheaters), "every honest worker's job settled: {r}");
     assert_eq!(jobs["settled"].as_u64().unwrap() + jobs["slashed_and_refunded"].as_u64().unwrap(), 4, "every job ended once: {r}");
     assert_eq!(jobs["slashed_and_refunded"], jobs["by_cheaters"], "exactly the cheater's jobs were slashed: {r}");
-    // The verifier re-ran every job (α = 1): the honest ones it attested and proved, and was paid.
-    if jobs["settled"].as_u64().unwrap_or(0) > 0 {
-        let paid = &r["verifier_attestations_paid"];
-        assert!(paid["count"].as_u64().unwrap_or(0) >= 1 && paid["total"] != "0", "{r}");
-    }
 }
 
 /// A cheat the per-job sample rarely sees (a changed last token) settles — then a verifier
@@ -763,6 +758,11 @@ fn market_devnet_verifiers_dispute_what_the_sample_missed() {
     assert_eq!(r["cheaters_caught"], r["cheaters_with_jobs"], "{r}");
     assert!(jobs["disputed"].as_u64().unwrap() <= jobs["by_cheaters"].as_u64().unwrap(), "only the cheater's jobs are disputed: {r}");
     assert_eq!(jobs["slashed_and_refunded"], jobs["by_cheaters"], "exactly the cheater's jobs were slashed: {r}");
+    // The verifier re-ran every job (α = 1): the honest ones it attested and proved, and was paid.
+    if jobs["settled"].as_u64().unwrap_or(0) > 0 {
+        let paid = &r["verifier_attestations_paid"];
+        assert!(paid["count"].as_u64().unwrap_or(0) >= 1 && paid["total"] != "0", "{r}");
+    }
 }
 
 /// The optimistic TEE track on the devnet (devnet attestations: not a TEE): every job is
@@ -980,5 +980,41 @@ fn a_late_validator_state_syncs_and_keeps_the_chain_live() {
         assert!(root.is_string(), "height {h}");
         assert_eq!(net.state_root(3, h), root, "the joiner differs at height {h}");
         assert_eq!(net.state_root(2, h), root, "validator 2 differs at height {h}");
+    }
+}
+
+/// Jailing for downtime (`spec/consensus.md`): a stopped validator misses its leader slots
+/// (the views it leads produce no block) and is jailed at the end of each epoch it sat in
+/// the recorded set: out of the next epoch's set, with `jailed_until` set. The others, who
+/// led their slots, are never jailed, and the network keeps finalizing.
+#[test]
+fn a_stopped_validator_is_jailed_for_downtime() {
+    const EPOCH: u64 = 8;
+    let _serial = serial();
+    let mut net = Net::with_epochs("jail", 4, 22000, &[], EPOCH, None);
+    for i in 0..4 {
+        net.wait_height(i, 1, 60);
+    }
+    let ids: Vec<String> = net.homes.iter().map(|h| to_hex(&aivm_node::keys::NodeKeys::load(h).expect("keys").identity_public())).collect();
+    net.kill(3);
+    let validator = |net: &Net, i: usize| net.client(0).call("aivm_getValidator", json!([ids[i]])).expect("validator");
+    // Watch it over four epochs: jailed (out of the set) in some of them.
+    let (mut seen_out, mut last) = (false, Value::Null);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while net.height(0).unwrap_or(0) <= 4 * EPOCH {
+        assert!(Instant::now() < deadline, "the network stopped at {:?}", net.height(0));
+        last = validator(&net, 3);
+        seen_out |= last["active"] == false && last["jailed_until"].as_u64().unwrap_or(0) > 0;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(seen_out, "the stopped validator was jailed out of a set: {last}");
+    assert!(last["jailed_until"].as_u64().unwrap_or(0) >= 2, "{last}");
+    for slots in last["liveness"].as_array().into_iter().flatten() {
+        assert_eq!(slots["led"], 0, "it led nothing while stopped: {last}");
+    }
+    for i in 0..3 {
+        let v = validator(&net, i);
+        assert_eq!((v["jailed_until"].as_u64(), v["active"].as_bool()), (Some(0), Some(true)), "validator {i} is not jailed: {v}");
+        assert!(v["liveness"].as_array().into_iter().flatten().any(|s| s["led"].as_u64().unwrap_or(0) > 0), "{v}");
     }
 }

@@ -46,7 +46,14 @@ impl Keys {
     }
 }
 
-const PARAMS: StakingParams = StakingParams { min_stake: 100, unbonding_blocks: 3, max_validators: 5, active_set_size: 2, epoch_length: 4 };
+const PARAMS: StakingParams = StakingParams {
+    min_stake: 100,
+    unbonding_blocks: 3,
+    max_validators: 5,
+    active_set_size: 2,
+    epoch_length: 4,
+    jail: aivm_runtime::staking::JailParams { downtime_min_slots: 2, downtime_max_missed_bps: 5_000, jail_epochs: 1 },
+};
 
 struct Net {
     chain: Chain,

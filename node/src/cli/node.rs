@@ -246,7 +246,10 @@ fn run_validator(a: RunArgs) -> Result<()> {
     );
     let floor = consensus::sync::load_floor(&genesis, &data)?;
     let executor = Arc::new(
-        Executor::new(Arc::new(chain), mempool, limits)?.with_evidence_check(consensus::evidence_check(&genesis)?).with_snapshots(Arc::new(snapshots)),
+        Executor::new(Arc::new(chain), mempool, limits)?
+            .with_evidence_check(consensus::evidence_check(&genesis)?)
+            .with_snapshots(Arc::new(snapshots))
+            .with_leaders(consensus::leaders(&genesis)?),
     );
     let (finalized, _) = tokio::sync::broadcast::channel(1024);
     let parse = |s: &str, what: &str| s.parse::<std::net::SocketAddr>().with_context(|| format!("{what} address {s}"));

@@ -105,6 +105,12 @@ fn status(h: &HomeArgs) -> Result<bool> {
         if v["tombstoned"].as_bool() == Some(true) {
             println!("  tombstoned: slashed for double signing, cannot bond again");
         }
+        if v["jailed_until"].as_u64().unwrap_or(0) > v["epoch"].as_u64().unwrap_or(0) {
+            println!("  jailed for downtime: out of every set before epoch {}", v["jailed_until"]);
+        }
+        for l in v["liveness"].as_array().into_iter().flatten() {
+            println!("  epoch {}: led {} leader slots, missed {}", l["epoch"], l["led"], l["missed"]);
+        }
     }
     v.get("stake").ok_or_else(|| anyhow!("malformed answer"))?;
     Ok(true)

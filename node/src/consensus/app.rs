@@ -108,7 +108,8 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
             Some((b, super::byzantine::Mode::Replay)) => b.replayed().into_iter().collect(),
             _ => Vec::new(),
         };
-        match tokio::task::spawn_blocking(move || ex.propose_with(parent, now_ms(), seed, extra)).await {
+        let view = ctx.round.view().get();
+        match tokio::task::spawn_blocking(move || ex.propose_with(parent, now_ms(), seed, view, extra)).await {
             Ok(Ok(e)) => {
                 tracing::debug!(height = e.block.height(), txs = e.block.txs.len(), "proposed");
                 if let Some((b, mode)) = byzantine {
@@ -129,6 +130,11 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
 
     async fn verify(&mut self, (_, ctx): (E, Ctx), mut ancestry: impl Ancestry<ChainBlock>) -> bool {
         let Some(block) = ancestry.next().await else { return false };
+        // The view it claims is the round it was proposed in (liveness counts by it).
+        if block.inner().0.view != ctx.round.view().get() {
+            tracing::warn!(height = block.height().get(), "refused a proposal: its view is not its round's");
+            return false;
+        }
         // The seed first, before any execution: equal to the one in the parent round's
         // certificate this node already verified (seeds are unique per round), else a pairing
         // check against the group key.

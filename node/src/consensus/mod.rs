@@ -173,6 +173,25 @@ pub fn evidence_check(genesis: &GenesisFile) -> Result<Arc<dyn crate::execution:
     Ok(Arc::new(faults::Checker { verifier: committee.verifier(genesis.chain_id), identities }))
 }
 
+/// The engine's leader of each view (round-robin over the genesis active set, epoch 0), as
+/// identities: what the executor counts leader slots by (`staking::liveness`). Built from the
+/// same elector and participant set as the engine's, so it names the same leaders.
+pub fn leaders(genesis: &GenesisFile) -> Result<crate::execution::Leaders, ConsensusError> {
+    use commonware_consensus::simplex::elector::Elector as _;
+    use commonware_consensus::types::{Round, View};
+    let committee = participants(genesis)?;
+    let ids = committee
+        .keys
+        .iter()
+        .map(|k| <[u8; 32]>::try_from(k.as_ref()).map_err(|_| ConsensusError::Genesis("identity key length".into())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let elector = <RoundRobin<Sha256> as commonware_consensus::simplex::elector::Config<Scheme>>::build(RoundRobin::default(), &committee.keys);
+    Ok(Arc::new(move |view: u64| {
+        let p = elector.elect(Round::new(Epoch::zero(), View::new(view)), ());
+        ids.get(p.get() as usize).copied().unwrap_or([0; 32])
+    }))
+}
+
 /// The active set: identities (the engine's participant order), the threshold key's public
 /// polynomial, and p2p addresses.
 struct Committee {

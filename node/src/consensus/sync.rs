@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn only_a_certificate_under_the_genesis_key_anchors_its_block() {
         let (genesis, schemes) = network(41, 31_000);
-        let block = Block { parent: [3; 32], header: runtime_header(12), txs: Vec::new(), evidence: Vec::new(), seed: None };
+        let block = Block { parent: [3; 32], view: 20, header: runtime_header(12), txs: Vec::new(), evidence: Vec::new(), seed: None };
         let cert = finalization(&schemes[..3], &block, 20);
         let a = check_anchor(&genesis, &cert, &block.encode()).expect("a valid anchor");
         assert_eq!((a.height, a.digest), (12, block.digest()));

@@ -47,7 +47,7 @@ pub fn compute_set(epoch: u64, p: &StakingParams, mut read: impl FnMut(&StateKey
     let registry: Registry = record(&mut read, StakingKey::Registry).unwrap_or_default();
     let mut candidates: Vec<(Address, u128)> = Vec::new();
     for id in registry.validators.iter().map(|id| **id) {
-        if record::<Validator>(&mut read, StakingKey::Validator(&id)).is_some_and(|v| v.tombstoned) {
+        if record::<Validator>(&mut read, StakingKey::Validator(&id)).is_some_and(|v| v.tombstoned || v.jailed_until > epoch) {
             continue;
         }
         match decode_stake(read(&stake_key(&id)).as_ref()) {
@@ -67,8 +67,16 @@ pub fn epoch_writes(height: u64, mut read: impl FnMut(&StateKey) -> Option<State
         return Vec::new();
     }
     let next = height / p.epoch_length;
-    let set = compute_set(next, &p, read);
-    vec![(StakingKey::Epoch(next).state_key(), StateValue::Bytes(cbor(&set).into()))]
+    // Validators down in the ending epoch are jailed first, so the next set leaves them out.
+    let mut out = Vec::new();
+    for (id, until) in super::liveness::jailed(&p, next - 1, &mut read) {
+        let mut v: Validator = record(&mut read, StakingKey::Validator(&id)).unwrap_or_default();
+        v.jailed_until = v.jailed_until.max(until);
+        out.push((StakingKey::Validator(&id).state_key(), StateValue::Bytes(cbor(&v).into())));
+    }
+    let set = compute_set(next, &p, |k| out.iter().find(|(ok, _)| ok == k).map(|(_, v)| v.clone()).or_else(|| read(k)));
+    out.push((StakingKey::Epoch(next).state_key(), StateValue::Bytes(cbor(&set).into())));
+    out
 }
 
 /// The state entries of staking at genesis: parameters, each validator's stake, record and
@@ -101,7 +109,7 @@ mod tests {
 
     #[test]
     fn the_next_set_is_the_most_staked_untombstoned_validators() {
-        let p = StakingParams { min_stake: 10, unbonding_blocks: 5, max_validators: 10, active_set_size: 2, epoch_length: 4 };
+        let p = StakingParams { min_stake: 10, unbonding_blocks: 5, max_validators: 10, active_set_size: 2, epoch_length: 4, jail: Default::default() };
         let vals = vec![([1; 32], vec![1; 48], 50), ([2; 32], vec![2; 48], 70), ([3; 32], vec![3; 48], 70), ([4; 32], vec![4; 48], 5)];
         let mut state: HashMap<StateKey, StateValue> = genesis_entries(&p, &vals).into_iter().collect();
         fn read(s: &HashMap<StateKey, StateValue>) -> impl FnMut(&StateKey) -> Option<StateValue> + '_ {

@@ -8,6 +8,7 @@
 //! - [`exec`]: executing them (through the market's gas-metered [`crate::market::ledger`]).
 //! - [`slash`]: the writes that punish proven offences.
 //! - [`epoch`]: the active set of the next epoch, written at every epoch's last block.
+//! - [`liveness`]: leader slots led and missed per epoch, and jailing for downtime.
 //!
 //! The validator's identity is its ed25519 key, which is also its account: a staking
 //! transaction is signed by that key, so only the validator can bond, unbond or withdraw its
@@ -17,6 +18,7 @@
 
 pub mod epoch;
 pub mod exec;
+pub mod liveness;
 pub mod slash;
 pub mod state;
 pub mod tx;
@@ -24,5 +26,5 @@ pub mod tx;
 pub use epoch::{active_set, epoch_writes, EpochSet};
 pub use exec::execute;
 pub use slash::{after_slash, slash_writes, Offense, SlashError, SLASH_BPS};
-pub use state::{decode_stake, slashed_key, stake_key, stake_value, staking_address, StakingKey, StakingParams, Validator, POP_DST};
+pub use state::{decode_stake, slashed_key, stake_key, stake_value, staking_address, JailParams, Liveness, StakingKey, StakingParams, Validator, POP_DST};
 pub use tx::StakingTx;

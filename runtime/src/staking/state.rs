@@ -54,6 +54,10 @@ pub enum StakingKey<'a> {
     Registry,
     /// [`EpochSet`] of an epoch.
     Epoch(u64),
+    /// The consensus view of the last block (u64 LE).
+    LastView,
+    /// [`Liveness`] of a validator in an epoch.
+    Liveness(u64, &'a Address),
 }
 
 impl StakingKey<'_> {
@@ -66,6 +70,8 @@ impl StakingKey<'_> {
             StakingKey::ConsensusKey(h) => [&b"consensus-key/"[..], &h[..]].concat(),
             StakingKey::Registry => b"registry".to_vec(),
             StakingKey::Epoch(e) => [&b"epoch/"[..], &e.to_be_bytes()[..]].concat(),
+            StakingKey::LastView => b"last-view".to_vec(),
+            StakingKey::Liveness(e, id) => [&b"liveness/"[..], &e.to_be_bytes()[..], &id[..]].concat(),
         };
         StateKey::Storage(staking_address(), k.into())
     }
@@ -84,6 +90,37 @@ pub struct StakingParams {
     pub active_set_size: u32,
     /// Blocks per epoch: the next set is computed at every height that is a multiple of it.
     pub epoch_length: u64,
+    /// Downtime (`super::liveness`): a validator that led at least `downtime_min_slots`
+    /// views of an epoch and missed more than `downtime_max_missed_bps` of them is jailed for
+    /// `jail_epochs` epochs.
+    #[serde(default = "default_jail")]
+    pub jail: JailParams,
+}
+
+/// When missed leader slots jail a validator, and for how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JailParams {
+    pub downtime_min_slots: u64,
+    pub downtime_max_missed_bps: u64,
+    pub jail_epochs: u64,
+}
+
+impl Default for JailParams {
+    /// Two slots at least, more than half of them missed, out for the next epoch.
+    fn default() -> Self {
+        JailParams { downtime_min_slots: 2, downtime_max_missed_bps: 5_000, jail_epochs: 1 }
+    }
+}
+
+fn default_jail() -> JailParams {
+    JailParams::default()
+}
+
+/// A validator's leader slots in one epoch: views it led to a block, views it missed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Liveness {
+    pub led: u64,
+    pub missed: u64,
 }
 
 /// One validator's record besides its bonded stake.
@@ -98,6 +135,9 @@ pub struct Validator {
     pub unlock_at: u64,
     /// Slashed for double signing: never in an active set again, cannot bond again.
     pub tombstoned: bool,
+    /// Jailed for downtime: in no epoch's set before this epoch (`super::liveness`).
+    #[serde(default)]
+    pub jailed_until: u64,
 }
 
 /// Every registered validator's identity, sorted.
