@@ -381,6 +381,11 @@ impl Chain {
             for (k, v) in paid {
                 upsert(&mut writes, k, v);
             }
+            // The epoch's work rewards: inflation to the workers by verified tokens.
+            let minted = crate::market::treasury::work_payout(r.epoch_length, height, |k| read_through(&writes, &reader, k));
+            for (k, v) in minted {
+                upsert(&mut writes, k, v);
+            }
         }
         // The next epoch's active set, on the stake the block left.
         for (k, v) in crate::staking::epoch_writes(height, |k| read_through(&writes, &reader, k)) {

@@ -1562,3 +1562,53 @@ fn attestations_are_limited_to_the_verifiers_sample() {
     assert!(n.one(verifier, MarketTx::Bond { role: Role::Verifier, amount: 50_000, capacity: 0 }).is_success());
     assert!(failed(&n.one(verifier, MarketTx::Attest { job: id })).contains("not in this verifier's sample"));
 }
+
+/// Work rewards (`spec/market.md` §4a, seed 003 §12): at an epoch's end the inflation is
+/// minted to the workers by the verified tokens they served in the epoch, exactly (the
+/// rounding is not minted), counted in the treasury's `minted`; the credits start again, and
+/// an epoch without work mints nothing.
+#[test]
+fn inflation_is_paid_to_workers_by_verified_tokens() {
+    use aivm_runtime::market::treasury::{split_by_stake, EpochRewards};
+    const EPOCH: u64 = 30;
+    const INFLATION: u128 = 1_000_003;
+    let mut n = Net::with_params("inflation", 5, 1, MarketParams { inflation_per_epoch: INFLATION, ..params() });
+    n.chain.rewards = Some(EpochRewards { epoch_length: EPOCH, validators: Vec::new() });
+    let (client, w1, w2) = (1, 2, 3);
+    n.bond_worker(w1, 20_000, 1_000);
+    let mut served: std::collections::BTreeMap<[u8; 32], u128> = Default::default();
+    let mut ids = Vec::new();
+    for prompt in [vec![3, 9, 27], vec![4, 5, 6, 7, 8]] {
+        let (id, _) = n.submit(client, prompt, 3);
+        let job = n.job(&id);
+        let who = if job.worker == addr(&n.keys[w1]) { w1 } else { w2 };
+        let (r, t) = n.run(&job);
+        assert!(n.commit_and_answer(who, id, &r, &t).is_success());
+        *served.entry(job.worker).or_default() += r.prompts.iter().chain(&r.outputs).map(|s| s.len() as u128).sum::<u128>();
+        ids.push(id);
+        if ids.len() == 1 {
+            // The second job goes to the other worker: the first leaves the set.
+            n.bond_worker(w2, 20_000, 1_000);
+            assert!(n.one(w1, MarketTx::Unbond { role: Role::Worker { sku: n.sku }, amount: 20_000 }).is_success());
+        }
+    }
+    assert_eq!(served.len(), 2, "both workers served");
+    let before: Vec<u128> = served.keys().map(|w| n.balance(w)).collect();
+    assert!(n.height() < EPOCH);
+    while n.height() < EPOCH {
+        n.block(vec![]);
+    }
+    let shares = split_by_stake(INFLATION, &served.values().copied().collect::<Vec<_>>());
+    for ((w, b), s) in served.keys().zip(&before).zip(&shares) {
+        assert_eq!(n.balance(w), b + s, "paid by verified tokens");
+    }
+    let tr: Treasury = n.get(MarketKey::Treasury).expect("treasury");
+    assert_eq!(tr.minted, shares.iter().sum::<u128>());
+    assert!(INFLATION - tr.minted < served.len() as u128, "the rounding is not minted");
+    assert_eq!(n.native_total(&ids), n.initial_total() + tr.minted);
+    // An epoch without work mints nothing.
+    while n.height() < 2 * EPOCH {
+        n.block(vec![]);
+    }
+    assert_eq!(n.get::<Treasury>(MarketKey::Treasury).expect("treasury").minted, tr.minted);
+}

@@ -185,7 +185,7 @@ impl MarketApiServer for Api {
         let t: Treasury = record(chain, MarketKey::Treasury)?.unwrap_or_default();
         Ok(json!({
             "params": serde_json::to_value(&p).map_err(node_error)?,
-            "treasury": {"validators": t.validators.to_string(), "verifiers": t.verifiers.to_string(), "burned": t.burned.to_string()},
+            "treasury": {"validators": t.validators.to_string(), "verifiers": t.verifiers.to_string(), "burned": t.burned.to_string(), "minted": t.minted.to_string()},
         }))
     }
 

@@ -8,7 +8,7 @@ use super::hmm::{amount_in, Pool};
 use super::ledger::{Abort, Ledger, Step};
 use super::params::{SLASH_TIMEOUT_BPS, SLASH_WRONG_OUTPUT_BPS};
 use super::split::{FeeSplit, Slash};
-use super::state::{BeaconRecord, Bond, Job, JobStatus, MarketKey, Treasury, WorkerSet};
+use super::state::{BeaconRecord, Bond, Job, JobStatus, MarketKey, PendingCredits, Treasury, WorkerSet};
 use super::tx::{JobId, Role, Sku};
 use super::{MarketError, MarketParams};
 use crate::receipt::LogEvent;
@@ -435,6 +435,14 @@ pub(super) fn settle(
     let verified = r.prompts.iter().chain(&r.outputs).map(|s| s.len() as u64).sum::<u64>();
     b.credits = b.credits.saturating_add(verified);
     l.put(MarketKey::Bond(&role, &j.worker), &b)?;
+    // The epoch's work rewards are split by these (`treasury::work_payout`).
+    let mut pending: PendingCredits = l.get(MarketKey::PendingCredits)?.unwrap_or_default();
+    let key = serde_bytes::ByteArray::new(j.worker);
+    match pending.workers.binary_search_by(|(w, _)| w.cmp(&key)) {
+        Ok(i) => pending.workers[i].1 = pending.workers[i].1.saturating_add(verified),
+        Err(i) => pending.workers.insert(i, (key, verified)),
+    }
+    l.put(MarketKey::PendingCredits, &pending)?;
     j.status = JobStatus::Settled { at: ctx.height, output: r.outputs.first().cloned().unwrap_or_default(), receipt, until };
     l.put(MarketKey::Job(id), &j)?;
     events.push(event("job.settled", [&id[..], &crate::encoding::cbor(&(split.worker, split.validators, split.verifiers, split.liquidity, burn))].concat()));

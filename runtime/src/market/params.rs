@@ -52,6 +52,9 @@ pub struct MarketParams {
     pub verify_sample_ppm: u32,
     /// GEMMs a verifier's attestation opens from its own trace.
     pub attest_gemms: u32,
+    /// Native minted at every epoch's end and paid to the workers by the verified tokens
+    /// they served in the epoch (seed 003 §12; `spec/market.md` §4a). 0: no inflation.
+    pub inflation_per_epoch: u128,
 }
 
 /// The optimistic track's parameters. Fields missing from a genesis file take their defaults.
@@ -104,6 +107,7 @@ impl Default for MarketParams {
             max_quality_miss_bps: 1_000,
             verify_sample_ppm: 3_000,
             attest_gemms: 2,
+            inflation_per_epoch: 0,
         }
     }
 }

@@ -36,6 +36,8 @@ pub enum MarketKey<'a> {
     Beacon(u64),
     /// [`Attestation`] of a job by a verifier (`super::attest`).
     Attestation(&'a JobId, &'a Address),
+    /// [`PendingCredits`].
+    PendingCredits,
 }
 
 impl MarketKey<'_> {
@@ -53,6 +55,7 @@ impl MarketKey<'_> {
             MarketKey::Treasury => b"treasury".to_vec(),
             MarketKey::Beacon(h) => [&b"beacon/"[..], &h.to_be_bytes()[..]].concat(),
             MarketKey::Attestation(j, a) => [&b"attest/"[..], &j[..], &a[..]].concat(),
+            MarketKey::PendingCredits => b"pending-credits".to_vec(),
         };
         StateKey::Storage(market_address(), k.into())
     }
@@ -209,4 +212,15 @@ pub struct Treasury {
     pub verifiers: u128,
     /// Burned: fee remainders and slashes not paid to provers. Gone from the supply.
     pub burned: u128,
+    /// Minted: the epochs' inflation paid to workers by credits (`treasury::work_payout`).
+    /// New to the supply.
+    #[serde(default)]
+    pub minted: u128,
+}
+
+/// Verified tokens each worker earned since the last epoch's end, by address (the work
+/// rewards are split by them, `treasury::work_payout`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCredits {
+    pub workers: Vec<(serde_bytes::ByteArray<32>, u64)>,
 }

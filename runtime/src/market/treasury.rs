@@ -71,6 +71,51 @@ pub fn payout(rewards: &EpochRewards, height: u64, mut read: impl FnMut(&StateKe
     out
 }
 
+/// The work rewards at the end of block `height` (an epoch's last): `inflation_per_epoch`
+/// minted and split among the workers by the verified tokens they served since the last
+/// epoch's end (`⌊inflation·credits/Σ credits⌋` each, exact in 256 bits; the rounding is
+/// never minted), then the credits start again. Nothing is minted in an epoch without
+/// verified work. Empty when `height` is not an epoch's last block or the market has no
+/// inflation. Bounded by the workers that served (at most `max_workers_per_sku` per SKU).
+pub fn work_payout(epoch_length: u64, height: u64, mut read: impl FnMut(&StateKey) -> Option<StateValue>) -> Vec<(StateKey, StateValue)> {
+    if epoch_length == 0 || height == 0 || !height.is_multiple_of(epoch_length) {
+        return Vec::new();
+    }
+    let get = |read: &mut dyn FnMut(&StateKey) -> Option<StateValue>, k: MarketKey<'_>| match read(&k.state_key()) {
+        Some(StateValue::Bytes(b)) => Some(b),
+        _ => None,
+    };
+    let Some(params) = get(&mut read, MarketKey::Params).and_then(|b| ciborium::from_reader::<super::MarketParams, _>(&b[..]).ok()) else { return Vec::new() };
+    let Some(pending) = get(&mut read, MarketKey::PendingCredits).and_then(|b| ciborium::from_reader::<super::state::PendingCredits, _>(&b[..]).ok()) else {
+        return Vec::new();
+    };
+    if params.inflation_per_epoch == 0 || pending.workers.is_empty() {
+        return Vec::new();
+    }
+    let mut treasury: Treasury = get(&mut read, MarketKey::Treasury).and_then(|b| ciborium::from_reader(&b[..]).ok()).unwrap_or_default();
+    let credits: Vec<u128> = pending.workers.iter().map(|(_, c)| u128::from(*c)).collect();
+    let shares = split_by_stake(params.inflation_per_epoch, &credits);
+    let mut out = Vec::new();
+    for ((who, _), share) in pending.workers.iter().zip(shares) {
+        let k = StateKey::Account(**who);
+        let mut acc = match read(&k) {
+            Some(StateValue::Account(a)) => a,
+            _ => Account::default(),
+        };
+        let Some(b) = acc.balance.checked_add(share) else { continue };
+        let Some(m) = treasury.minted.checked_add(share) else { continue };
+        if share == 0 {
+            continue;
+        }
+        acc.balance = b;
+        treasury.minted = m;
+        out.push((k, StateValue::Account(acc)));
+    }
+    out.push((MarketKey::Treasury.state_key(), StateValue::Bytes(cbor(&treasury).into())));
+    out.push((MarketKey::PendingCredits.state_key(), StateValue::Deleted));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,7 +138,7 @@ mod tests {
         let stake = |n: u8| StateKey::Storage([9; 32], vec![n].into());
         let rewards = EpochRewards { epoch_length: 4, validators: vec![(a, stake(1)), (b, stake(2))] };
         let state: std::collections::BTreeMap<StateKey, StateValue> = [
-            (MarketKey::Treasury.state_key(), StateValue::Bytes(cbor(&Treasury { validators: 301, verifiers: 5, burned: 9 }).into())),
+            (MarketKey::Treasury.state_key(), StateValue::Bytes(cbor(&Treasury { validators: 301, verifiers: 5, burned: 9, minted: 0 }).into())),
             (stake(1), StateValue::Bytes(100u128.to_le_bytes().to_vec().into())),
             (stake(2), StateValue::Bytes(200u128.to_le_bytes().to_vec().into())),
             (StateKey::Account(a), StateValue::Account(Account { balance: 7, nonce: 3, code_hash: None })),
@@ -103,7 +148,7 @@ mod tests {
         let w: std::collections::BTreeMap<_, _> = payout(&rewards, 8, |k| state.get(k).cloned()).into_iter().collect();
         assert_eq!(w[&StateKey::Account(a)], StateValue::Account(Account { balance: 107, nonce: 3, code_hash: None }));
         assert_eq!(w[&StateKey::Account(b)], StateValue::Account(Account { balance: 200, ..Account::default() }));
-        let left = Treasury { validators: 1, verifiers: 5, burned: 9 };
+        let left = Treasury { validators: 1, verifiers: 5, burned: 9, minted: 0 };
         assert_eq!(w[&MarketKey::Treasury.state_key()], StateValue::Bytes(cbor(&left).into()));
     }
 }
