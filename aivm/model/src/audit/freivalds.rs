@@ -115,8 +115,9 @@ pub fn recompute(g: &GemmData, b: &[i8], transposed_rows: bool) -> bool {
         let x = &g.x[i * k..(i + 1) * k];
         let y = &g.y[i * n..(i + 1) * n];
         if transposed_rows {
-            // B = Wᵀ with W [n×k]: y_j = W_j · x, a contiguous dot product.
-            b.chunks_exact(k).zip(y).all(|(w, &yj)| w.iter().zip(x).map(|(&w, &x)| w as i32 * x as i32).fold(0i64, |a, p| a + p as i64) == yj as i64)
+            // B = Wᵀ with W [n×k]: y_j = W_j · x, a contiguous dot product (summed in i32 where
+            // exact, which vectorizes).
+            row_product_holds(b, n, k, x, y)
         } else {
             // B = V [k×n]: y = Σ_p x_p · V_p.
             let mut acc = vec![0i64; n];
