@@ -429,3 +429,27 @@ fn long_prompts_are_checked_on_the_packed_kernel() {
         assert!(matches!(check(&e, &r2, &t2, &ALL), Err(AuditError::Freivalds { .. })), "gemm {idx}");
     }
 }
+
+/// An honest worker is never slashed: 1 000 challenges under random seeds (a sample of GEMMs
+/// and a row chain each) of an honest run all pass, on the CPU and on OpenCL (whose trace is
+/// the CPU's, bit for bit). Without an OpenCL platform the device half is skipped, unless
+/// `AIVM_REQUIRE_OPENCL=1` (as `make test` sets) makes that an error.
+#[test]
+fn a_thousand_honest_challenges_pass_on_every_backend() {
+    let mut backends: Vec<Options> = vec![Options::default()];
+    if let Some(ocl) = aivm_backend::OpenClBackend::open_or_skip("honest challenges on OpenCL", &Default::default()).unwrap() {
+        backends.push(Options::on(Arc::new(ocl)));
+    }
+    let sku = Arc::new(tiny(Arch::Llama, 21));
+    let mut receipts = Vec::new();
+    for opts in backends {
+        let e = Engine::new(Arc::clone(&sku), opts).unwrap();
+        let (r, t) = run_committed(&e, &[vec![3, 9, 27, 4, 1, 2, 5, 8, 13, 21], vec![50, 8]], 6).unwrap();
+        for i in 0..1_000u32 {
+            let ch = Challenge { seed: *blake3::hash(&i.to_le_bytes()).as_bytes(), gemms: 4, rows: 1 };
+            check(&e, &r, &t, &ch).unwrap_or_else(|err| panic!("{:?}: honest challenge {i} failed: {err}", e.opts));
+        }
+        receipts.push(r);
+    }
+    assert!(receipts.windows(2).all(|w| w[0] == w[1]), "the backends commit to the same run");
+}
