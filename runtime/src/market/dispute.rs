@@ -99,17 +99,25 @@ pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
     })?;
     match verdict {
         Ok(()) => verifier_loses(ctx, l, id, j, events),
-        Err(why) => worker_loses(ctx, l, id, j, format!("wrong output at step {step}: {why}"), events),
+        Err(why) => worker_loses(ctx, l, params, id, j, format!("wrong output at step {step}: {why}"), events),
     }
 }
 
 /// The worker was wrong (or did not answer): slashed in full; the verifier gets the prover's
 /// share; the client gets its fee back out of the rest (as far as it goes); the remainder burns.
-pub fn worker_loses(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, id: &JobId, mut j: Job, reason: String, events: &mut Vec<LogEvent>) -> Step<()> {
+pub fn worker_loses(
+    ctx: &MarketCtx<'_>,
+    l: &mut Ledger<'_>,
+    params: &MarketParams,
+    id: &JobId,
+    mut j: Job,
+    reason: String,
+    events: &mut Vec<LogEvent>,
+) -> Step<()> {
     let JobStatus::Disputed { verifier, provisional, .. } = j.status else {
         return Err(MarketError::WrongState(state_name(&j.status)).into());
     };
-    super::quality::score(ctx, l, &j.sku, &j.worker, false, events)?;
+    super::quality::score(ctx, l, params, &j.sku, &j.worker, false, events)?;
     if provisional.is_some() {
         return provisional_worker_loses(ctx, l, id, j, verifier, reason, events);
     }

@@ -271,8 +271,8 @@ pub fn answer(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
     let until = ctx.height.saturating_add(params.dispute_window);
     let receipt = receipt.clone();
     match verdict {
-        Ok(()) => settle(ctx, l, id, j, &r, receipt, until, events),
-        Err(why) => slash(ctx, l, id, j, SLASH_WRONG_OUTPUT_BPS, None, format!("wrong output: {why}"), events),
+        Ok(()) => settle(ctx, l, params, id, j, &r, receipt, until, events),
+        Err(why) => slash(ctx, l, params, id, j, SLASH_WRONG_OUTPUT_BPS, None, format!("wrong output: {why}"), events),
     }
 }
 
@@ -385,14 +385,14 @@ pub fn expire(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
             if ctx.height <= deadline {
                 return Err(MarketError::TooEarly(format!("the deadline is block {deadline}")).into());
             }
-            return super::dispute::worker_loses(ctx, l, id, j, "no answer to a dispute".into(), events);
+            return super::dispute::worker_loses(ctx, l, params, id, j, "no answer to a dispute".into(), events);
         }
         s => return Err(MarketError::WrongState(state_name(s)).into()),
     };
     if ctx.height <= deadline {
         return Err(MarketError::TooEarly(format!("the deadline is block {deadline}")).into());
     }
-    slash(ctx, l, id, j, SLASH_TIMEOUT_BPS, Some(ctx.sender), why.into(), events)
+    slash(ctx, l, params, id, j, SLASH_TIMEOUT_BPS, Some(ctx.sender), why.into(), events)
 }
 
 /// Pay the job out: 80 % to the worker, 8 % and 5 % to the validators' and verifiers' pots,
@@ -402,6 +402,7 @@ pub fn expire(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
 pub(super) fn settle(
     ctx: &MarketCtx<'_>,
     l: &mut Ledger<'_>,
+    params: &MarketParams,
     id: &JobId,
     mut j: Job,
     r: &InferenceReceipt,
@@ -435,18 +436,21 @@ pub(super) fn settle(
     let verified = r.prompts.iter().chain(&r.outputs).map(|s| s.len() as u64).sum::<u64>();
     b.credits = b.credits.saturating_add(verified);
     l.put(MarketKey::Bond(&role, &j.worker), &b)?;
-    // The epoch's work rewards are split by these (`treasury::work_payout`).
-    let mut pending: PendingCredits = l.get(MarketKey::PendingCredits)?.unwrap_or_default();
-    let key = serde_bytes::ByteArray::new(j.worker);
-    match pending.workers.binary_search_by(|(w, _)| w.cmp(&key)) {
-        Ok(i) => pending.workers[i].1 = pending.workers[i].1.saturating_add(verified),
-        Err(i) => pending.workers.insert(i, (key, verified)),
+    // The epoch's work rewards are split by these (`treasury::work_payout`); a chain without
+    // inflation keeps no record.
+    if params.inflation_per_epoch > 0 {
+        let mut pending: PendingCredits = l.get(MarketKey::PendingCredits)?.unwrap_or_default();
+        let key = serde_bytes::ByteArray::new(j.worker);
+        match pending.workers.binary_search_by(|(w, _)| w.cmp(&key)) {
+            Ok(i) => pending.workers[i].1 = pending.workers[i].1.saturating_add(verified),
+            Err(i) => pending.workers.insert(i, (key, verified)),
+        }
+        l.put(MarketKey::PendingCredits, &pending)?;
     }
-    l.put(MarketKey::PendingCredits, &pending)?;
     j.status = JobStatus::Settled { at: ctx.height, output: r.outputs.first().cloned().unwrap_or_default(), receipt, until };
     l.put(MarketKey::Job(id), &j)?;
     events.push(event("job.settled", [&id[..], &crate::encoding::cbor(&(split.worker, split.validators, split.verifiers, split.liquidity, burn))].concat()));
-    super::quality::score(ctx, l, &j.sku, &j.worker, on_time, events)
+    super::quality::score(ctx, l, params, &j.sku, &j.worker, on_time, events)
 }
 
 /// Take `bps` of the worker's slashable stake (bonded first, then unbonding), pay the
@@ -455,6 +459,7 @@ pub(super) fn settle(
 pub(super) fn slash(
     ctx: &MarketCtx<'_>,
     l: &mut Ledger<'_>,
+    params: &MarketParams,
     id: &JobId,
     mut j: Job,
     bps: u128,
@@ -464,7 +469,7 @@ pub(super) fn slash(
 ) -> Step<()> {
     // A fault of the worker scores as a miss (a refund without one, `bps` = 0, does not).
     if bps > 0 {
-        super::quality::score(ctx, l, &j.sku, &j.worker, false, events)?;
+        super::quality::score(ctx, l, params, &j.sku, &j.worker, false, events)?;
     }
     let s = take(l, &Role::Worker { sku: j.sku }, &j.worker, bps, j.units)?;
     let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();

@@ -36,8 +36,15 @@ pub fn next_miss(miss: u32, good: bool) -> u32 {
 
 /// Score one outcome of `worker`'s job for `sku` at this block, first applying the epoch
 /// penalty if the worker ended its last scored epoch below the threshold.
-pub(super) fn score(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, sku: &Sku, worker: &Address, good: bool, events: &mut Vec<LogEvent>) -> Step<()> {
-    let params: MarketParams = l.get(MarketKey::Params)?.ok_or_else(|| MarketError::Corrupt("market params".into()))?;
+pub(super) fn score(
+    ctx: &MarketCtx<'_>,
+    l: &mut Ledger<'_>,
+    params: &MarketParams,
+    sku: &Sku,
+    worker: &Address,
+    good: bool,
+    events: &mut Vec<LogEvent>,
+) -> Step<()> {
     let epoch = ctx.height / params.quality_epoch_blocks.max(1);
     let role = Role::Worker { sku: *sku };
     let b: Bond = l.get(MarketKey::Bond(&role, worker))?.unwrap_or_default();

@@ -84,7 +84,7 @@ pub fn commit(
             Ok(())
         }
         Err(e @ TeeError::TooLarge { .. }) => Err(MarketError::Invalid(e.to_string()).into()),
-        Err(e) => slash(ctx, l, id, j, SLASH_INVALID_ATTESTATION_BPS, None, format!("invalid attestation: {e}"), events),
+        Err(e) => slash(ctx, l, params, id, j, SLASH_INVALID_ATTESTATION_BPS, None, format!("invalid attestation: {e}"), events),
     }
 }
 
@@ -119,7 +119,7 @@ pub fn answer_spot_check(
             events.push(event("job.spot_checked", id.to_vec()));
             Ok(())
         }
-        Err(why) => slash(ctx, l, id, j, SLASH_WRONG_OUTPUT_BPS, None, format!("wrong output at a spot check: {why}"), events),
+        Err(why) => slash(ctx, l, params, id, j, SLASH_WRONG_OUTPUT_BPS, None, format!("wrong output at a spot check: {why}"), events),
     }
 }
 
@@ -140,7 +140,7 @@ pub fn finalize(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, 
         None => return Err(MarketError::TooLate(format!("block {}'s beacon is gone (kept {BEACONS_KEPT} blocks): the job can only be expired", at + 1)).into()),
     }
     let r: InferenceReceipt = ciborium::from_reader(&receipt[..]).map_err(|_| MarketError::Corrupt("receipt".into()))?;
-    settle(ctx, l, id, j, &r, receipt, ctx.height, events)?;
+    settle(ctx, l, params, id, j, &r, receipt, ctx.height, events)?;
     events.push(event("job.final", id.to_vec()));
     Ok(())
 }
@@ -160,9 +160,9 @@ pub fn expire(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id
         return Err(MarketError::TooEarly(format!("the spot check's deadline is block {deadline}")).into());
     }
     match spot(l, params, id, at)? {
-        Some(true) if !checked => slash(ctx, l, id, j, SLASH_TIMEOUT_BPS, Some(ctx.sender), "no answer to a spot check".into(), events),
+        Some(true) if !checked => slash(ctx, l, params, id, j, SLASH_TIMEOUT_BPS, Some(ctx.sender), "no answer to a spot check".into(), events),
         Some(_) => Err(MarketError::Invalid("the job is not spot-checked or was answered: finalize it after its window".into()).into()),
-        None => slash(ctx, l, id, j, 0, None, "never finalized".into(), events),
+        None => slash(ctx, l, params, id, j, 0, None, "never finalized".into(), events),
     }
 }
 
