@@ -153,37 +153,10 @@ mod tests {
     use commonware_consensus::simplex::types::{Finalize, Nullify, Proposal};
     use commonware_consensus::types::{Epoch, Round, View};
 
-    /// Four validators' genesis and the signing scheme of validator 0.
+    /// Four validators' genesis and the signing scheme of validator 0 (engine index 0).
     fn network() -> (GenesisFile, Scheme) {
-        let dir = std::env::temp_dir().join(format!("aivm-faults-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let params = crate::testnet::TestnetParams {
-            chain_id: 5,
-            host: "127.0.0.1".into(),
-            port: 30_000,
-            validators: 4,
-            stake: 1000,
-            balance: 1,
-            active: None,
-            epoch_length: 10,
-            accounts: Vec::new(),
-            max_block_gas: crate::genesis::DEFAULT_MAX_BLOCK_GAS,
-            min_gas_price: 1,
-            market: None,
-        };
-        let (homes, genesis) = crate::testnet::create(&dir, &params).expect("testnet");
-        // The signer at engine index 0 (active-set order).
-        let committee = super::super::participants(&genesis).expect("committee");
-        let first = committee.keys.iter().next().expect("a validator").clone();
-        let home = homes
-            .iter()
-            .find(|h| crate::keys::NodeKeys::load(h).map(|k| k.identity_public().to_vec() == first.as_ref().to_vec()).unwrap_or(false))
-            .expect("home");
-        let share = crate::keys::load_share(home).expect("share file").expect("a share");
-        let share = super::super::threshold::share(&share, &committee.sharing).expect("share");
-        let scheme = Scheme::signer(&super::super::namespace(5), committee.keys, committee.sharing, share).expect("signer");
-        let _ = std::fs::remove_dir_all(&dir);
-        (genesis, scheme)
+        let (genesis, schemes) = super::super::test_network(5, 30_000);
+        (genesis, schemes.into_iter().next().expect("a validator"))
     }
 
     fn proposal(view: u64, payload: &[u8]) -> Proposal<Digest> {

@@ -483,9 +483,9 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
 
 /// Writes each snapshot's anchor (its block's finalization certificate and the block, from
 /// marshal's archives) once its block is committed; the snapshot is served from then on.
-fn anchor_snapshots<M: SnapshotSource + Send + 'static>(
+fn anchor_snapshots(
     snapshots: Arc<crate::snapshots::Snapshots>,
-    marshal: M,
+    marshal: marshal::core::Mailbox<Scheme, marshal::standard::Standard<ChainBlock>>,
     mut finalized: broadcast::Receiver<Finalized>,
 ) {
     tokio::spawn(async move {
@@ -498,29 +498,17 @@ fn anchor_snapshots<M: SnapshotSource + Send + 'static>(
             if !snapshots.due(f.height) {
                 continue;
             }
-            match marshal.anchor(f.height).await {
-                Some((cert, block)) => match snapshots.write_anchor(f.height, &cert, &block) {
-                    Ok(()) => tracing::info!(height = f.height, "state snapshot served"),
-                    Err(e) => tracing::warn!(height = f.height, error = %e, "state snapshot anchor not written"),
-                },
-                None => tracing::warn!(height = f.height, "no finalization for the snapshot's block: not served"),
+            let h = commonware_consensus::types::Height::new(f.height);
+            let (Some(cert), Some(block)) = (marshal.get_finalization(h).await, marshal.get_block(h).await) else {
+                tracing::warn!(height = f.height, "no finalization for the snapshot's block: not served");
+                continue;
+            };
+            match snapshots.write_anchor(f.height, &sync::encode(&cert), &block.inner().0.encode()) {
+                Ok(()) => tracing::info!(height = f.height, "state snapshot served"),
+                Err(e) => tracing::warn!(height = f.height, error = %e, "state snapshot anchor not written"),
             }
         }
     });
-}
-
-/// Marshal as the source of a snapshot's anchor: its block's certificate and the block.
-trait SnapshotSource {
-    fn anchor(&self, height: u64) -> impl std::future::Future<Output = Option<(Vec<u8>, Vec<u8>)>> + Send;
-}
-
-impl SnapshotSource for marshal::core::Mailbox<Scheme, marshal::standard::Standard<ChainBlock>> {
-    async fn anchor(&self, height: u64) -> Option<(Vec<u8>, Vec<u8>)> {
-        let h = commonware_consensus::types::Height::new(height);
-        let cert = self.get_finalization(h).await?;
-        let block = self.get_block(h).await?;
-        Some((sync::encode(&cert), block.inner().0.encode()))
-    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C). Never resolves if the handlers cannot be installed.
@@ -574,6 +562,45 @@ async fn archive<C: Clone + Send + Sync + 'static, T: commonware_codec::Read<Cfg
     )
     .await
     .map_err(|e| ConsensusError::Storage(format!("{name}: {e}")))
+}
+
+/// A four-validator test network: its genesis and every validator's signing scheme, in the
+/// engine's participant order.
+#[cfg(test)]
+pub(crate) fn test_network(chain_id: u64, port: u16) -> (GenesisFile, Vec<Scheme>) {
+    let dir = std::env::temp_dir().join(format!("aivm-consensus-{chain_id}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let params = crate::testnet::TestnetParams {
+        chain_id,
+        host: "127.0.0.1".into(),
+        port,
+        validators: 4,
+        stake: 1000,
+        balance: 1,
+        active: None,
+        epoch_length: 10,
+        accounts: Vec::new(),
+        max_block_gas: crate::genesis::DEFAULT_MAX_BLOCK_GAS,
+        min_gas_price: 1,
+        market: None,
+    };
+    let (homes, genesis) = crate::testnet::create(&dir, &params).expect("testnet");
+    let committee = participants(&genesis).expect("committee");
+    let schemes = committee
+        .keys
+        .iter()
+        .map(|key| {
+            let home = homes
+                .iter()
+                .find(|h| crate::keys::NodeKeys::load(h).map(|k| k.identity_public().to_vec() == key.as_ref().to_vec()).unwrap_or(false))
+                .expect("home");
+            let share = crate::keys::load_share(home).expect("share file").expect("a share");
+            let share = threshold::share(&share, &committee.sharing).expect("share");
+            Scheme::signer(&namespace(chain_id), committee.keys.clone(), committee.sharing.clone(), share).expect("signer")
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    (genesis, schemes)
 }
 
 #[cfg(test)]

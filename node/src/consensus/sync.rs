@@ -82,38 +82,6 @@ mod tests {
     use commonware_consensus::simplex::types::{Finalize, Proposal};
     use commonware_consensus::types::{Epoch, Round, View};
 
-    /// A four-validator genesis (chain `chain_id`) and every validator's signing scheme.
-    fn network(chain_id: u64, port: u16) -> (GenesisFile, Vec<Scheme>) {
-        let dir = std::env::temp_dir().join(format!("aivm-sync-{chain_id}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let params = crate::testnet::TestnetParams {
-            chain_id,
-            host: "127.0.0.1".into(),
-            port,
-            validators: 4,
-            stake: 1000,
-            balance: 1,
-            active: None,
-            epoch_length: 10,
-            accounts: Vec::new(),
-            max_block_gas: crate::genesis::DEFAULT_MAX_BLOCK_GAS,
-            min_gas_price: 1,
-            market: None,
-        };
-        let (homes, genesis) = crate::testnet::create(&dir, &params).expect("testnet");
-        let committee = super::super::participants(&genesis).expect("committee");
-        let schemes = homes
-            .iter()
-            .map(|h| {
-                let share = crate::keys::load_share(h).expect("share file").expect("a share");
-                let share = super::super::threshold::share(&share, &committee.sharing).expect("share");
-                Scheme::signer(&super::super::namespace(chain_id), committee.keys.clone(), committee.sharing.clone(), share).expect("signer")
-            })
-            .collect();
-        let _ = std::fs::remove_dir_all(&dir);
-        (genesis, schemes)
-    }
-
     fn runtime_header(height: u64) -> aivm_runtime::BlockHeader {
         aivm_runtime::BlockHeader { height, parent_hash: [1; 32], time_ms: 99, tx_root: [2; 32], receipts_root: [3; 32], state_root: [4; 32], gas_used: 5 }
     }
@@ -129,7 +97,7 @@ mod tests {
     /// byte, or another chain's key does not.
     #[test]
     fn only_a_certificate_under_the_genesis_key_anchors_its_block() {
-        let (genesis, schemes) = network(41, 31_000);
+        let (genesis, schemes) = super::super::test_network(41, 31_000);
         let block = Block { parent: [3; 32], view: 20, header: runtime_header(12), txs: Vec::new(), evidence: Vec::new(), seed: None };
         let cert = finalization(&schemes[..3], &block, 20);
         let a = check_anchor(&genesis, &cert, &block.encode()).expect("a valid anchor");
@@ -142,7 +110,7 @@ mod tests {
         flipped[last] ^= 1;
         assert!(check_anchor(&genesis, &flipped, &block.encode()).is_err(), "a flipped signature byte");
         assert!(check_anchor(&genesis, &cert[..cert.len() - 3], &block.encode()).is_err(), "a truncated certificate");
-        let (foreign, foreign_schemes) = network(42, 31_100);
+        let (foreign, foreign_schemes) = super::super::test_network(42, 31_100);
         assert!(check_anchor(&foreign, &cert, &block.encode()).is_err(), "another chain's key");
         let theirs = finalization(&foreign_schemes, &block, 20);
         assert!(check_anchor(&genesis, &theirs, &block.encode()).is_err(), "a certificate of another chain");
