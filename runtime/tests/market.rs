@@ -289,6 +289,8 @@ fn honest_job_settles_with_the_exact_split() {
     assert!(failed(&n.one(worker, MarketTx::Answer { job: id, response: again })).contains("settled"));
     assert!(failed(&n.one(0, MarketTx::Expire { job: id })).contains("settled"));
     assert_eq!(n.native_total(&[id]), n.initial_total());
+    // Without inflation no work-reward record is kept (`spec/market.md` §4a).
+    assert!(n.get::<aivm_runtime::market::state::PendingCredits>(MarketKey::PendingCredits).is_none());
 }
 
 /// How a cheating worker produces its receipt and trace.

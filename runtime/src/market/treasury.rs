@@ -96,7 +96,7 @@ pub fn work_payout(epoch_length: u64, height: u64, mut read: impl FnMut(&StateKe
     let credits: Vec<u128> = pending.workers.iter().map(|(_, c)| u128::from(*c)).collect();
     let shares = split_by_stake(params.inflation_per_epoch, &credits);
     let mut out = Vec::new();
-    for ((who, _), share) in pending.workers.iter().zip(shares) {
+    for ((who, _), share) in pending.workers.iter().zip(shares).filter(|(_, s)| *s > 0) {
         let k = StateKey::Account(**who);
         let mut acc = match read(&k) {
             Some(StateValue::Account(a)) => a,
@@ -104,9 +104,6 @@ pub fn work_payout(epoch_length: u64, height: u64, mut read: impl FnMut(&StateKe
         };
         let Some(b) = acc.balance.checked_add(share) else { continue };
         let Some(m) = treasury.minted.checked_add(share) else { continue };
-        if share == 0 {
-            continue;
-        }
         acc.balance = b;
         treasury.minted = m;
         out.push((k, StateValue::Account(acc)));
