@@ -3,7 +3,7 @@
 use aivm::model::audit::{check_response, respond, Challenge};
 use aivm::model::commit::{run_committed, InferenceReceipt, Trace};
 use aivm::model::store::default_home;
-use aivm::model::{gguf::Gguf, ArtifactStore, Engine, NoTrace, Options, Sku};
+use aivm::model::{gguf::Gguf, ArtifactStore, Engine, NoTrace, Options};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use hex::encode as hex;
@@ -179,8 +179,8 @@ fn convert(a: ConvertArgs) -> Result<()> {
     let spin = step("reading the GGUF");
     let g = Gguf::read(&path).with_context(|| format!("reading {} (run `aivm model fetch` first?)", path.display()))?;
     done(spin);
-    let spin = step("converting to an int8 SKU");
-    let sku = Sku::from_gguf(&g)?;
+    let spin = step("converting to an int8 SKU (calibrating the smoothing on the model itself)");
+    let sku = aivm::model::smooth::convert(&g)?;
     done(spin);
     let spin = step("writing the artifact");
     let store = ArtifactStore::open(home.join("artifacts"));
