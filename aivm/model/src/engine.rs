@@ -141,6 +141,10 @@ const PARALLEL_MIN_SCORES: usize = 1 << 14;
 /// run on the pool, in blocks of [`ROW_BLOCK`]: a prompt's; a decode step's few rows stay on
 /// the calling thread. Rows are independent, so the split never changes a result.
 const PARALLEL_MIN_ROWS: usize = 32;
+/// Query rows of a KV group from which attention's scores and mix run as int8 GEMMs (packing
+/// K and Vᵀ per group costs a pass over the cache: worth it for a prompt, not for a decode
+/// step's few rows).
+const ATTENTION_GEMM_MIN_ROWS: usize = 16;
 const ROW_BLOCK: usize = 8;
 
 /// One layer's weight matrices, prepared by the backend (packed, or on the device).
@@ -546,8 +550,14 @@ impl Engine {
             // Rows are independent and each is computed by the same code wherever it runs, so
             // a long prompt's rows run on the pool; a decode step's few rows stay here.
             let par = self.opts.backend.host_threads() > 1 && mr * ctx >= PARALLEL_MIN_SCORES;
+            // A prompt's scores and mix run on the int8 GEMM kernel (sums exact in i32: the
+            // values the row kernels give); a decode step's few rows on the row kernels.
+            let on_gemm = mr >= ATTENTION_GEMM_MIN_ROWS && ctx <= MAX_K;
+            let (simd, threads) = (if isa == Isa::Avx512 { SimdPath::detect() } else { SimdPath::Scalar }, self.opts.backend.host_threads());
             let score_row = |r: usize, row: &mut [i32]| kernels::scores_row(isa, &xq[r * hd..(r + 1) * hd], kg, hd, row);
-            if par {
+            if on_gemm {
+                aivm_tensor::gemm::gemm(&xq, mr, &aivm_tensor::gemm::Packed::new(kg, ctx, hd), &mut scores, simd, threads);
+            } else if par {
                 use rayon::prelude::*;
                 scores.par_chunks_mut(ctx.max(1)).enumerate().with_min_len(8).for_each(|(r, row)| score_row(r, row));
             } else {
@@ -570,12 +580,26 @@ impl Engine {
             let prob_row = |r: usize, prow: &mut [i8], acc: &mut [i32], os: &mut Scale| {
                 let pos = rows[r / group].1;
                 let valid = pos + 1;
-                let logits: Vec<i64> = (0..valid)
-                    .map(|p| round_shift(scores[r * ctx + p] as i64 * (sq[r].m as i64 * cache.ks[p].m as i64), -(sq[r].e + cache.ks[p].e + 16)) as i64)
-                    .collect();
-                let (sc, extra) = softmax_fold(&logits, |p| cache.vs[p], &mut prow[..valid]);
+                let mut scratch = vec![0i64; valid];
+                let fast = kernels::softmax_row(
+                    isa,
+                    &scores[r * ctx..r * ctx + valid],
+                    sq[r],
+                    &cache.ks[..valid],
+                    &cache.vs[..valid],
+                    &mut scratch,
+                    &mut prow[..valid],
+                );
+                let (sc, extra) = fast.unwrap_or_else(|| {
+                    let logits: Vec<i64> = (0..valid)
+                        .map(|p| round_shift(scores[r * ctx + p] as i64 * (sq[r].m as i64 * cache.ks[p].m as i64), -(sq[r].e + cache.ks[p].e + 16)) as i64)
+                        .collect();
+                    softmax_fold(&logits, |p| cache.vs[p], &mut prow[..valid])
+                });
                 *os = Scale { m: sc.m, e: sc.e + extra };
-                kernels::mix_row(isa, &prow[..valid], vg, hd, acc);
+                if !on_gemm {
+                    kernels::mix_row(isa, &prow[..valid], vg, hd, acc);
+                }
             };
             if par {
                 use rayon::prelude::*;
@@ -591,6 +615,17 @@ impl Engine {
                     .zip(out_scale.iter_mut())
                     .enumerate()
                     .for_each(|(r, ((prow, acc), os))| prob_row(r, prow, acc, os));
+            }
+            if on_gemm {
+                // `P·V` as `P·(Vᵀ)ᵀ`: the kernel's weight operand is `Vᵀ [hd × ctx]`; P is zero
+                // past each row's last valid position, as in the row form.
+                let mut vt = vec![0i8; hd * ctx];
+                for (p, vrow) in vg.chunks_exact(hd).enumerate() {
+                    for (j, &v) in vrow.iter().enumerate() {
+                        vt[j * ctx + p] = v;
+                    }
+                }
+                aivm_tensor::gemm::gemm(&pq, mr, &aivm_tensor::gemm::Packed::new(&vt, hd, ctx), &mut mixed, simd, threads);
             }
             sink.gemm(&GemmRecord {
                 id: GemmId { step, layer, kind: GemmKind::Mix, seq, head: g as u32 },

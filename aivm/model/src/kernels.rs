@@ -266,6 +266,75 @@ fn mix_body(p: &[i8], v: &[i8], hd: usize, acc: &mut [i32]) {
     }
 }
 
+/// [`aivm_tensor::fixed::exp_neg_q16_to_q30`] branch-free: the argument clamped into the
+/// table's range, the table index masked, the cutoff selected afterwards (so a row's loop
+/// vectorizes, the table read by gathers). For `x ≤ 0`.
+#[inline(always)]
+fn exp_neg(x: i64) -> i64 {
+    use aivm_tensor::fixed::{EXP2_TABLE, EXP_CUTOFF_Q16, LN2_Q30, LOG2E_Q30, Q30_ONE};
+    let xc = x.clamp(EXP_CUTOFF_Q16 + 1, 0);
+    let t = (xc * LOG2E_Q30) >> 16;
+    let k = t >> 30; // in [-35, 0] after the clamp
+    let f = t - (k << 30);
+    let (i, r) = (((f >> 24) as usize) & 63, f & ((1 << 24) - 1));
+    let y = (r * LN2_Q30) >> 30;
+    let mut p = Q30_ONE / 2 + ((y * 178_956_971) >> 30);
+    p = Q30_ONE + ((y * p) >> 30);
+    p = Q30_ONE + ((y * p) >> 30);
+    let v = ((EXP2_TABLE[i] * p) >> 30) >> ((-k) as u64 & 63);
+    if x <= EXP_CUTOFF_Q16 {
+        0
+    } else {
+        v
+    }
+}
+
+/// One attention row's probabilities from its scores: the logits
+/// `l_p = round_shift(s_p · m_q·m_k[p], −(e_q + e_k[p] + 16))`, then
+/// [`crate::layer::softmax_fold`] with V's scales `vs`, into `p`; `e` is scratch (the row's
+/// length). `None` when a logit's shift leaves `1..=62` (the caller then runs the
+/// definitions). The same integer steps as the definitions, without their allocations and
+/// branches.
+#[inline(always)]
+fn softmax_body(scores: &[i32], sq: Scale, ks: &[Scale], vs: &[Scale], e: &mut [i64], p: &mut [i8]) -> Option<(Scale, i32)> {
+    let mut ok = true;
+    for ((l, &sc), k) in e.iter_mut().zip(scores).zip(ks) {
+        let sh = -(sq.e + k.e + 16);
+        ok &= (1..=62).contains(&sh);
+        *l = shift_down(sc as i64 * (sq.m as i64 * k.m as i64), sh.clamp(1, 62) as u32) as i64;
+    }
+    if !ok || e.len() != scores.len() || e.len() != ks.len() || e.len() != vs.len() || e.len() != p.len() {
+        return None;
+    }
+    let mx = e.iter().copied().max().unwrap_or(0);
+    e.iter_mut().for_each(|v| *v = exp_neg((*v - mx).max(-(1 << 40))));
+    let s: i64 = e.iter().sum();
+    let big_e = vs.iter().filter(|v| v.m != 0).map(|v| v.e).max().unwrap_or(0);
+    for (v, w) in e.iter_mut().zip(vs) {
+        let sh = big_e - w.e;
+        let u = (*v * w.m as i64) >> (sh.clamp(0, 63) as u64);
+        *v = if w.m == 0 || sh >= 63 { 0 } else { u };
+    }
+    let umax = e.iter().copied().max().unwrap_or(0);
+    if umax == 0 || s == 0 {
+        p.iter_mut().for_each(|x| *x = 0);
+        return Some((Scale::ZERO, 0));
+    }
+    let b = (64 - umax.leading_zeros() as i32 - 31).max(0);
+    let umax_b = umax >> b;
+    let r = (127i64 << 32) / umax_b;
+    for (pj, &uj) in p.iter_mut().zip(e.iter()) {
+        *pj = (((uj >> b) * r + (1 << 31)) >> 32).min(127) as i8;
+    }
+    Some((Scale::ratio(umax_b as u128, 127 * s as u128), b + big_e))
+}
+
+kernel! {
+    /// One attention row's logits and softmax (see `softmax_body`): the engine's form of
+    /// [`crate::layer::softmax_fold`] over the scores row.
+    softmax_row => softmax_body(scores: &[i32], sq: Scale, ks: &[Scale], vs: &[Scale], e: &mut [i64], p: &mut [i8]) -> Option<(Scale, i32)>
+}
+
 kernel! {
     /// [`quant::quantize`] of one row.
     quantize => quantize_definition(v: &[i32], out: &mut [i8]) -> Scale
@@ -352,12 +421,58 @@ mod tests {
             }
         }
 
+        /// The softmax row kernel equals the logits' `round_shift` and `layer::softmax_fold`
+        /// on every path, including rows that take the definitions (shifts out of range) and
+        /// rows with zero V scales.
+        #[test]
+        fn softmax_row_equals_the_definition(
+            n in 1usize..90,
+            seed in any::<u64>(),
+            sq in scales(8),
+            ks in proptest::collection::vec(scales(-20), 90),
+            vs in proptest::collection::vec(scales(-20), 90),
+            big in any::<bool>(),
+        ) {
+            let mut st = seed | 1;
+            let mut next = |range: i64| { st ^= st << 13; st ^= st >> 7; st ^= st << 17; (st % (2 * range as u64 + 1)) as i64 - range };
+            let range = if big { i32::MAX as i64 } else { 1 << 14 };
+            let scores: Vec<i32> = (0..n).map(|_| next(range) as i32).collect();
+            let (ks, vs) = (&ks[..n], &vs[..n]);
+            let logits: Vec<i64> = (0..n).map(|p| quant::round_shift(scores[p] as i64 * (sq.m as i64 * ks[p].m as i64), -(sq.e + ks[p].e + 16)) as i64).collect();
+            let mut want = vec![0i8; n];
+            let want_s = layer::softmax_fold(&logits, |p| vs[p], &mut want);
+            for isa in Isa::available() {
+                let (mut e, mut got) = (vec![0i64; n], vec![0i8; n]);
+                match softmax_row(isa, &scores, sq, ks, vs, &mut e, &mut got) {
+                    Some(s) => {
+                        prop_assert_eq!(s, want_s, "{:?}", isa);
+                        prop_assert_eq!(&got, &want);
+                    }
+                    // Only rows whose shifts leave the fast range may decline.
+                    None => prop_assert!((0..n).any(|p| !(1..=62).contains(&-(sq.e + ks[p].e + 16)))),
+                }
+            }
+        }
+
         /// SiLU's branch-free form equals the definition on every input class.
         #[test]
         fn silu_equals_the_definition(x in any::<i32>(), near in -(17i32 << 16)..(17 << 16)) {
             let t = quant::sigmoid_table();
             prop_assert_eq!(silu(x, t), quant::silu_q16(x));
             prop_assert_eq!(silu(near, t), quant::silu_q16(near));
+        }
+    }
+
+    /// The branch-free exp equals the definition on every Q16 argument from below the cutoff
+    /// to 0, and far below it.
+    #[test]
+    fn exp_neg_equals_the_definition() {
+        use aivm_tensor::fixed::{exp_neg_q16_to_q30, EXP_CUTOFF_Q16};
+        for x in (EXP_CUTOFF_Q16 - 1000)..=0 {
+            assert_eq!(exp_neg(x), exp_neg_q16_to_q30(x), "{x}");
+        }
+        for x in [i64::MIN / 4, -(1 << 40), -(1 << 33), EXP_CUTOFF_Q16 * 2] {
+            assert_eq!(exp_neg(x), 0, "{x}");
         }
     }
 }
