@@ -60,6 +60,19 @@ pub fn gemm(x: &[i8], m: usize, w: &Packed, y: &mut [i32], path: SimdPath, threa
     let threads = if m * w.n * w.k < PARALLEL_MIN_MACS { 1 } else { threads.clamp(1, np) };
     let use_vnni = path == SimdPath::Avx512Vnni && SimdPath::available().contains(&SimdPath::Avx512Vnni);
     let xa = if use_vnni { pack_a(x, m, w.k, w.k4, m.div_ceil(MR)) } else { Vec::new() };
+    if threads == 1 {
+        // One range covering every column: its rows are `y`'s rows, written in place.
+        if use_vnni {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU supports avx512f + avx512vnni (checked above).
+            unsafe {
+                vnni(&xa, m, w, 0, np, y)
+            };
+        } else {
+            scalar(x, m, w, 0, w.n, y);
+        }
+        return;
+    }
     // Each thread computes a contiguous range of panels into its own buffer.
     let per = np.div_ceil(threads);
     let work = |t: usize| {
@@ -82,18 +95,19 @@ pub fn gemm(x: &[i8], m: usize, w: &Packed, y: &mut [i32], path: SimdPath, threa
     // The ranges run as tasks on rayon's one persistent pool (no thread is started per GEMM:
     // decode runs hundreds of GEMMs a token). The split depends only on `threads`, and each
     // output is computed by the same code whichever worker runs its range.
-    let results: Vec<(usize, Vec<i32>)> = if threads == 1 {
-        vec![work(0)]
-    } else {
+    let results: Vec<(usize, Vec<i32>)> = {
         use rayon::prelude::*;
         (0..threads).into_par_iter().map(work).collect()
     };
-    for (j0, out) in results {
-        let width = out.len().checked_div(m).unwrap_or(0);
-        for i in 0..m {
-            y[i * w.n + j0..i * w.n + j0 + width].copy_from_slice(&out[i * width..(i + 1) * width]);
+    // Each output row gathers its column ranges, on the pool too (a prompt's GEMM output is
+    // megabytes).
+    use rayon::prelude::*;
+    y.par_chunks_exact_mut(w.n).enumerate().with_min_len(64).for_each(|(i, yrow)| {
+        for (j0, out) in &results {
+            let width = out.len().checked_div(m).unwrap_or(0);
+            yrow[*j0..j0 + width].copy_from_slice(&out[i * width..(i + 1) * width]);
         }
-    }
+    });
 }
 
 /// The oracle: plain dot products.
@@ -162,7 +176,8 @@ mod tests {
             }
             for &path in SimdPath::available() {
                 for t in 1..=3 {
-                    let mut y = vec![0; m * n];
+                    // Whatever `y` held is overwritten (one thread writes in place).
+                    let mut y = vec![0x5555_5555; m * n];
                     gemm(&x, m, &w, &mut y, path, t);
                     assert_eq!(y, want, "{path:?} threads {t} shape {m}x{k}x{n}");
                 }
