@@ -2,11 +2,6 @@
 
 mod cli;
 
-/// mimalloc reuses the engine's large per-step buffers instead of mapping them afresh; results
-/// do not depend on the allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 

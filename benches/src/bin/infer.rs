@@ -13,11 +13,9 @@
 //! ratios: the same prompt length (512 tokens by default), 32 decoded tokens, 1 and 2 threads,
 //! best of three, ours first and then theirs (never at the same time).
 
-// Links the benches' allocator (the node's: mimalloc).
 use aivm::model::store::default_home;
 use aivm::model::{ArtifactStore, Engine, NoTrace, Options};
 use aivm::tensor::matmul::SimdPath;
-use aivm_benches as _;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;

@@ -9,13 +9,11 @@
 //! transaction's gas (intrinsic, its bytes, Freivalds, row chains, the records it writes) and
 //! the wall time of executing its block. Needs the converted model (`make model`).
 
-// Links the benches' allocator (the node's: mimalloc).
 use aivm::model::audit::{respond, Challenge};
 use aivm::model::commit::run_committed;
 use aivm::model::store::default_home;
 use aivm::model::{ArtifactStore, ModelRegistry, Options};
 use aivm::{GasSchedule, Limits, Vm};
-use aivm_benches as _;
 use aivm_runtime::encoding::cbor;
 use aivm_runtime::market::genesis::SeedPool;
 use aivm_runtime::market::jobs::challenge_seed;

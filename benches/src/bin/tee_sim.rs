@@ -16,8 +16,6 @@
 //!
 //! Randomness is BLAKE3 of (setting, run, epoch, job): every number is reproducible.
 
-// Links the benches' allocator (the node's: mimalloc).
-use aivm_benches as _;
 use aivm_runtime::market::jobs::challenge_seed;
 use aivm_runtime::market::tee::spot_checked;
 use clap::Parser;
