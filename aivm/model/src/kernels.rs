@@ -297,13 +297,17 @@ fn exp_neg(x: i64) -> i64 {
 /// branches.
 #[inline(always)]
 fn softmax_body(scores: &[i32], sq: Scale, ks: &[Scale], vs: &[Scale], e: &mut [i64], p: &mut [i8]) -> Option<(Scale, i32)> {
+    let n = scores.len();
+    if e.len() != n || ks.len() != n || vs.len() != n || p.len() != n {
+        return None;
+    }
     let mut ok = true;
     for ((l, &sc), k) in e.iter_mut().zip(scores).zip(ks) {
         let sh = -(sq.e + k.e + 16);
         ok &= (1..=62).contains(&sh);
         *l = shift_down(sc as i64 * (sq.m as i64 * k.m as i64), sh.clamp(1, 62) as u32) as i64;
     }
-    if !ok || e.len() != scores.len() || e.len() != ks.len() || e.len() != vs.len() || e.len() != p.len() {
+    if !ok {
         return None;
     }
     let mx = e.iter().copied().max().unwrap_or(0);

@@ -193,10 +193,10 @@ impl ActivationMax {
 }
 
 /// SmoothQuant's factor with α = ½ for each input channel `j` of the GEMMs `ws` (row-major,
-/// `cols` = the channel count): `s_j = sqrt(max|x_j| / max_w |w_·j|)`, clamped to
-/// [2⁻⁸, 2⁸]; 1 where either maximum is zero. IEEE-754 division and square root only, so
-/// every machine computes the same factors from the same statistics.
-fn smoothing_factors(ax: &[f64], ws: &[&Vec<f64>]) -> Vec<f64> {
+/// `ax.len()` columns each): `s_j = sqrt(max|x_j| / max_w |w_·j|)`, clamped to [2⁻⁸, 2⁸];
+/// 1 where either maximum is zero. IEEE-754 division and square root only, so every machine
+/// computes the same factors from the same statistics.
+fn smoothing_factors(ax: &[f64], ws: &[&[f64]]) -> Vec<f64> {
     let cols = ax.len();
     let mut aw = vec![0f64; cols];
     for w in ws {
@@ -779,7 +779,7 @@ pub(crate) mod tests {
             assert!((a - b).abs() < 1e-12 * a.max(1.0), "{a} vs {b}");
         }
         // Zero statistics leave a channel alone; extreme ratios are clamped.
-        assert_eq!(smoothing_factors(&[0.0, 1e30, 1.0], &[&vec![1.0, 1.0, 0.0]]), vec![1.0, 256.0, 1.0]);
+        assert_eq!(smoothing_factors(&[0.0, 1e30, 1.0], &[&[1.0, 1.0, 0.0]]), vec![1.0, 256.0, 1.0]);
     }
 
     #[test]
