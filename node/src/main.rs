@@ -63,6 +63,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Freed inference buffers stay in the heap (no mmap and page faults per forward step).
+    aivm::model::heap::keep_freed_memory();
     let cli = Cli::parse();
     match cli.command {
         Command::New(a) => cli::verdict_exit(cli::project::new(a)),

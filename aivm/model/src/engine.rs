@@ -439,10 +439,10 @@ impl Engine {
                 }
             }
             // Append K and V to the caches, quantized per (token, kv head).
+            let mut buf = vec![0i8; hd];
             for (r, &(s, _, _)) in rows.iter().enumerate() {
                 for (g, cache) in caches[s][li].iter_mut().enumerate() {
                     let at = r * kvd + g * hd;
-                    let mut buf = vec![0i8; hd];
                     cache.ks.push(kernels::quantize(isa, &k[at..at + hd], &mut buf));
                     cache.k.extend_from_slice(&buf);
                     cache.vs.push(kernels::quantize(isa, &v[at..at + hd], &mut buf));

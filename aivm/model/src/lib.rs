@@ -22,6 +22,7 @@ pub mod commit;
 pub mod engine;
 pub mod gguf;
 pub mod hash;
+pub mod heap;
 pub mod kernels;
 pub mod layer;
 pub mod merkle;

@@ -60,89 +60,75 @@ pub fn gemm(x: &[i8], m: usize, w: &Packed, y: &mut [i32], path: SimdPath, threa
     let threads = if m * w.n * w.k < PARALLEL_MIN_MACS { 1 } else { threads.clamp(1, np) };
     let use_vnni = path == SimdPath::Avx512Vnni && SimdPath::available().contains(&SimdPath::Avx512Vnni);
     let xa = if use_vnni { pack_a(x, m, w.k, w.k4, m.div_ceil(MR)) } else { Vec::new() };
-    if threads == 1 {
-        // One range covering every column: its rows are `y`'s rows, written in place.
-        if use_vnni {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU supports avx512f + avx512vnni (checked above).
-            unsafe {
-                vnni(&xa, m, w, 0, np, y)
-            };
-        } else {
-            scalar(x, m, w, 0, w.n, y);
-        }
-        return;
-    }
-    // Each thread computes a contiguous range of panels into its own buffer.
+    // Each thread computes a contiguous range of panels, writing its columns of every output
+    // row in place: the ranges are disjoint column blocks of `y`, so no two threads touch the
+    // same element (and nothing is staged in a range buffer and copied: at two threads that
+    // copy and its zeroing were a tenth of a prompt step).
     let per = np.div_ceil(threads);
+    let out = OutPtr(y.as_mut_ptr());
     let work = |t: usize| {
         let (p0, p1) = (t * per, ((t + 1) * per).min(np));
-        let (j0, j1) = (p0 * NR, (p1 * NR).min(w.n));
-        let mut out = vec![0i32; m * j1.saturating_sub(j0)];
-        if j1 > j0 {
-            if use_vnni {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: the CPU supports avx512f + avx512vnni (checked above).
-                unsafe {
-                    vnni(&xa, m, w, p0, p1, &mut out)
-                };
-            } else {
-                scalar(x, m, w, j0, j1, &mut out);
-            }
+        if p1 <= p0 {
+            return;
         }
-        (j0, out)
+        let out = &out;
+        if use_vnni {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU supports avx512f + avx512vnni (checked above); this range writes
+            // only columns `p0·NR .. min(p1·NR, n)` of the `m` rows of `y` (see `vnni`).
+            unsafe {
+                vnni(&xa, m, w, p0, p1, out.0)
+            };
+        } else {
+            // SAFETY: as above, columns `p0·NR .. min(p1·NR, n)` only.
+            unsafe { scalar(x, m, w, p0 * NR, (p1 * NR).min(w.n), out.0) };
+        }
     };
-    // The ranges run as tasks on rayon's one persistent pool (no thread is started per GEMM:
-    // decode runs hundreds of GEMMs a token). The split depends only on `threads`, and each
-    // output is computed by the same code whichever worker runs its range.
-    let results: Vec<(usize, Vec<i32>)> = {
+    if threads == 1 {
+        work(0);
+    } else {
+        // The ranges run as tasks on rayon's one persistent pool (no thread is started per
+        // GEMM: decode runs hundreds of GEMMs a token). The split depends only on `threads`,
+        // and each output is computed by the same code whichever worker runs its range.
         use rayon::prelude::*;
-        (0..threads).into_par_iter().map(work).collect()
-    };
-    // Each output row gathers its column ranges, on the pool too (a prompt's GEMM output is
-    // megabytes).
-    use rayon::prelude::*;
-    y.par_chunks_exact_mut(w.n).enumerate().with_min_len(64).for_each(|(i, yrow)| {
-        for (j0, out) in &results {
-            let width = out.len().checked_div(m).unwrap_or(0);
-            yrow[*j0..j0 + width].copy_from_slice(&out[i * width..(i + 1) * width]);
-        }
-    });
+        (0..threads).into_par_iter().for_each(work);
+    }
 }
 
-/// The oracle: plain dot products.
-fn scalar(x: &[i8], m: usize, w: &Packed, j0: usize, j1: usize, out: &mut [i32]) {
-    let (k, width) = (w.k, j1 - j0);
+/// `y`'s base pointer, shared by the column ranges of one GEMM (each writes its own columns).
+struct OutPtr(*mut i32);
+// SAFETY: the ranges a GEMM hands to threads write disjoint columns of `y`, which outlives
+// them (`gemm` returns after every range has finished).
+unsafe impl Sync for OutPtr {}
+
+/// The oracle: plain dot products, columns `j0..j1` of the `m` rows of `y` (row stride `n`).
+///
+/// # Safety
+/// `y` points at `m·n` values; no other thread writes columns `j0..j1` meanwhile.
+unsafe fn scalar(x: &[i8], m: usize, w: &Packed, j0: usize, j1: usize, y: *mut i32) {
+    let k = w.k;
     for i in 0..m {
         let xr = &x[i * k..(i + 1) * k];
         for j in j0..j1 {
             let wr = &w.rows[j * k..(j + 1) * k];
-            out[i * width + j - j0] = xr.iter().zip(wr).map(|(&a, &b)| a as i32 * b as i32).sum();
+            y.add(i * w.n + j).write(xr.iter().zip(wr).map(|(&a, &b)| a as i32 * b as i32).sum());
         }
     }
 }
 
-/// The panels `p0..p1` of `W` against packed X, into `out` (`m` rows of the range's width).
+/// The panels `p0..p1` of `W` against packed X, into columns `p0·NR .. min(p1·NR, n)` of the
+/// `m` rows of `y` (row stride `n`).
 ///
 /// # Safety
-/// avx512f + avx512vnni.
+/// avx512f + avx512vnni; `y` points at `m·n` values and no other thread writes those columns
+/// meanwhile (a full panel's tile writes its 32 columns, a ragged last panel only its own).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vnni")]
-unsafe fn vnni(xa: &[u8], m: usize, w: &Packed, p0: usize, p1: usize, out: &mut [i32]) {
+unsafe fn vnni(xa: &[u8], m: usize, w: &Packed, p0: usize, p1: usize, y: *mut i32) {
     let (k4, n) = (w.k4, w.n);
-    let width = (p1 * NR).min(n) - p0 * NR;
     for p in p0..p1 {
         let cols = (n - p * NR).min(NR);
-        crate::matmul::avx512::panel_product(
-            xa,
-            m,
-            k4,
-            w.panels.as_ptr().add(p * k4 * NR * 4),
-            w.corr.as_ptr().add(p * NR),
-            cols,
-            out.as_mut_ptr().add((p - p0) * NR),
-            width,
-        );
+        crate::matmul::avx512::panel_product(xa, m, k4, w.panels.as_ptr().add(p * k4 * NR * 4), w.corr.as_ptr().add(p * NR), cols, y.add(p * NR), n);
     }
 }
 

@@ -280,6 +280,8 @@ fn run(accounts: u64, n: usize, asset_name: &str, a: &Args) {
 }
 
 fn main() {
+    // The node's heap settings, so measured speeds are what `aivm` runs (model::heap).
+    aivm::model::heap::keep_freed_memory();
     let a = parse();
     if !a.json {
         println!("asset   accounts     txs thr     seq tps     par tps  speedup  node  n.spd    block  exec/tx   val/tx abort/tx   states");

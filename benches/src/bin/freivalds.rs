@@ -39,6 +39,8 @@ struct Args {
 }
 
 fn main() {
+    // The node's heap settings, so measured speeds are what `aivm` runs (model::heap).
+    aivm::model::heap::keep_freed_memory();
     let args = <Args as clap::Parser>::parse();
     let name = args.arch.clone();
     let Some(a) = arch(&name) else {

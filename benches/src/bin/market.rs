@@ -78,6 +78,8 @@ impl Net {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The node's heap settings, so measured speeds are what `aivm` runs (model::heap).
+    aivm::model::heap::keep_freed_memory();
     let args = <Args as clap::Parser>::parse();
     let home = default_home();
     let marker = std::fs::read_to_string(home.join("default-model")).map_err(|_| anyhow::anyhow!("no converted model: run `make model` first"))?;
