@@ -127,7 +127,8 @@ pub trait Backend: Send + Sync {
     /// Prepare `W [n×k]` (row-major, `k ≤ MAX_K`) for repeated [`Backend::gemm`] calls.
     fn prepare(&self, w: &[i8], n: usize, k: usize) -> Result<Weights, BackendError>;
 
-    /// The inference GEMM `Y [m×n] = X [m×k] · Wᵀ`.
+    /// The inference GEMM `Y [m×n] = X [m×k] · Wᵀ`. Overwrites every element of `y` (the
+    /// engine reuses its output buffers across layers without clearing them).
     fn gemm(&self, x: &[i8], m: usize, w: &Weights, y: &mut [i32]) -> Result<(), BackendError>;
 
     /// TENSOR_QUANTIZE of Q16 values by a positive Q16 scale.

@@ -6,7 +6,7 @@
 //! The VNNI path packs W once into panels of 32 outputs × 4 consecutive k (the dword
 //! `vpdpbusd` consumes), which is W's own row layout four bytes at a time.
 
-use crate::matmul::{pack_a, SimdPath, MAX_K, ROWS as MR};
+use crate::matmul::{pack_a, pack_a_into, SimdPath, MAX_K, ROWS as MR};
 
 /// Outputs per packed panel.
 const NR: usize = 32;
@@ -55,11 +55,16 @@ impl Packed {
 pub fn gemm(x: &[i8], m: usize, w: &Packed, y: &mut [i32], path: SimdPath, threads: usize) {
     assert!(x.len() == m * w.k && y.len() == m * w.n, "gemm shapes are fixed by the model");
     let np = w.n.div_ceil(NR);
-    // A small product (a decode step's layer GEMMs: m = 1) finishes before a second worker
-    // would wake; it runs on the calling thread. The result does not depend on the split.
-    let threads = if m * w.n * w.k < PARALLEL_MIN_MACS { 1 } else { threads.clamp(1, np) };
+    // A small product finishes before a second worker would wake; it runs on the calling
+    // thread. So does any one-row product (one sequence's decode step, the 28 MB logits GEMM
+    // included): at one multiply-add per weight byte it is bound by memory bandwidth, which one
+    // core of this machine already takes (the logits GEMM streamed 22.6 GB/s on one thread,
+    // 24.2 on two), and waking a worker for it made two-thread decode up to 15 % slower than
+    // one (BENCHMARKS.md). Where bandwidth grows with cores this leaves speed unused. The
+    // result does not depend on the split.
+    let threads = if m * w.n * w.k < PARALLEL_MIN_MACS || m == 1 { 1 } else { threads.clamp(1, np) };
     let use_vnni = path == SimdPath::Avx512Vnni && SimdPath::available().contains(&SimdPath::Avx512Vnni);
-    let xa = if use_vnni { pack_a(x, m, w.k, w.k4, m.div_ceil(MR)) } else { Vec::new() };
+    let xa = if use_vnni { pack_x(x, m, w.k, w.k4, threads) } else { Vec::new() };
     // Each thread computes a contiguous range of panels, writing its columns of every output
     // row in place: the ranges are disjoint column blocks of `y`, so no two threads touch the
     // same element (and nothing is staged in a range buffer and copied: at two threads that
@@ -93,6 +98,26 @@ pub fn gemm(x: &[i8], m: usize, w: &Packed, y: &mut [i32], path: SimdPath, threa
         use rayon::prelude::*;
         (0..threads).into_par_iter().for_each(work);
     }
+}
+
+/// X packed for the VNNI kernel; with several threads, runs of 8-row blocks are packed on the
+/// pool (a prompt's X is megabytes, and packing it alone on the calling thread left the
+/// other idle). The bytes are the same either way.
+fn pack_x(x: &[i8], m: usize, k: usize, k4: usize, threads: usize) -> Vec<u8> {
+    let blocks = m.div_ceil(MR);
+    if threads == 1 {
+        return pack_a(x, m, k, k4, blocks);
+    }
+    use rayon::prelude::*;
+    const BLOCKS_PER_TASK: usize = 8;
+    let block_bytes = k4 * MR * 4;
+    let mut pa = vec![0x80u8; blocks * block_bytes];
+    pa.par_chunks_mut(BLOCKS_PER_TASK * block_bytes).enumerate().for_each(|(t, dst)| {
+        let r0 = t * BLOCKS_PER_TASK * MR;
+        let rows = (m - r0).min(BLOCKS_PER_TASK * MR);
+        pack_a_into(&x[r0 * k..(r0 + rows) * k], rows, k, k4, dst);
+    });
+    pa
 }
 
 /// `y`'s base pointer, shared by the column ranges of one GEMM (each writes its own columns).

@@ -90,6 +90,14 @@ pub const ROWS: usize = 8;
 /// A blocks for the VNNI kernels (8-row register tiles): `[block][kg][row 0..8][4 bytes]` as unsigned (`a + 128`); padding is 128 (= 0).
 pub fn pack_a(a: &[i8], m: usize, k: usize, k4: usize, blocks: usize) -> Vec<u8> {
     let mut pa = vec![0x80u8; blocks * k4 * ROWS * 4];
+    pack_a_into(a, m, k, k4, &mut pa);
+    pa
+}
+
+/// [`pack_a`] into `pa`, which holds the blocks of rows `0..m` of `a` and is filled with
+/// `0x80` (the padding). Blocks are independent, so a caller may pack ranges of whole
+/// blocks on different threads.
+pub fn pack_a_into(a: &[i8], m: usize, k: usize, k4: usize, pa: &mut [u8]) {
     for (i, row) in a.chunks_exact(k).enumerate().take(m) {
         let base = (i / ROWS) * k4 * ROWS * 4 + (i % ROWS) * 4;
         let mut chunks = row.chunks_exact(4);
@@ -103,7 +111,6 @@ pub fn pack_a(a: &[i8], m: usize, k: usize, k4: usize, blocks: usize) -> Vec<u8>
             pa[base + kg * ROWS * 4 + r] = (v as u8) ^ 0x80;
         }
     }
-    pa
 }
 
 /// Column sums of B (needed by the VNNI path's unsigned-offset trick).
