@@ -243,7 +243,9 @@ struct Recorder {
 impl Recorder {
     fn flush(&mut self) {
         if !self.batch.is_empty() {
-            // The committer only stops if it panicked, which `run_committed` re-raises.
+            // The committer only stops if it panicked, which `run_committed` re-raises. (The
+            // forward never runs on the pool with this sink, so blocking here cannot hold a
+            // worker the committer's hashing needs: `steps_on_pool`.)
             let _ = self.to_committer.send(std::mem::take(&mut self.batch));
         }
     }
@@ -262,6 +264,11 @@ impl GemmSink for Recorder {
         if self.batch.len() >= BATCH {
             self.flush();
         }
+    }
+
+    /// The committer hashes large matrices on the pool.
+    fn steps_on_pool(&self) -> bool {
+        false
     }
 }
 

@@ -86,9 +86,18 @@ pub struct GemmRecord<'a> {
     pub rhs: Option<&'a [i8]>,
 }
 
-/// Receives every GEMM of a run, in execution order.
-pub trait GemmSink {
+/// Receives every GEMM of a run, in execution order. `Send`: a run's steps may execute on a
+/// worker of the thread pool (see [`Engine::generate`]).
+pub trait GemmSink: Send {
     fn gemm(&mut self, rec: &GemmRecord<'_>);
+
+    /// Whether the run's steps may execute on a worker of rayon's pool. A sink whose records
+    /// feed work on that same pool (the committed run's hashing) says no: a worker waiting in
+    /// a step's fork-join would steal that work and stall the step behind it (committed runs
+    /// measured 25–70 % slower on two threads).
+    fn steps_on_pool(&self) -> bool {
+        true
+    }
 }
 
 /// A sink that keeps nothing.
@@ -282,30 +291,47 @@ impl Engine {
                 return Err(InferError::TooLong(total, limit));
             }
         }
-        // caches[seq][layer][kv head]
-        let mut caches: Vec<Vec<Vec<Cache>>> =
-            prompts.iter().map(|_| (0..c.layers).map(|_| (0..c.kv_heads).map(|_| Cache::default()).collect()).collect()).collect();
-        let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
-        let mut active: Vec<usize> = (0..prompts.len()).collect();
-        let mut feed: Vec<Vec<u32>> = prompts.to_vec();
-        let mut step = 0u32;
-        while !active.is_empty() && (step as usize) < max_new {
-            let next = self.forward(step, &active, &feed, &mut caches, sink)?;
-            let mut still = Vec::new();
-            for (&s, &tok) in active.iter().zip(&next) {
-                if tok == self.tokenizer.eos {
-                    continue;
+        let on_pool = sink.steps_on_pool();
+        self.on_pool(on_pool, || {
+            // caches[seq][layer][kv head]
+            let mut caches: Vec<Vec<Vec<Cache>>> =
+                prompts.iter().map(|_| (0..c.layers).map(|_| (0..c.kv_heads).map(|_| Cache::default()).collect()).collect()).collect();
+            let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+            let mut active: Vec<usize> = (0..prompts.len()).collect();
+            let mut feed: Vec<Vec<u32>> = prompts.to_vec();
+            let mut step = 0u32;
+            while !active.is_empty() && (step as usize) < max_new {
+                let next = self.forward(step, &active, &feed, &mut caches, sink)?;
+                let mut still = Vec::new();
+                for (&s, &tok) in active.iter().zip(&next) {
+                    if tok == self.tokenizer.eos {
+                        continue;
+                    }
+                    out[s].push(tok);
+                    feed[s] = vec![tok];
+                    if out[s].len() < max_new {
+                        still.push(s);
+                    }
                 }
-                out[s].push(tok);
-                feed[s] = vec![tok];
-                if out[s].len() < max_new {
-                    still.push(s);
-                }
+                active = still;
+                step += 1;
             }
-            active = still;
-            step += 1;
+            Ok(out)
+        })
+    }
+
+    /// Run `f` (a run's forward steps) on a worker of rayon's pool when this engine uses
+    /// several host threads and the sink allows it ([`GemmSink::steps_on_pool`]). Each step forks some 25 parallel sections a layer; from a thread
+    /// outside the pool each one is a job injected into the pool and waited for on a lock, which
+    /// cost ~100 µs a section in this VM (a 1536-row scores GEMM took 2× longer on two threads
+    /// than on one), while from a worker it is a fork-join the caller takes part in. The
+    /// results do not depend on which thread runs what.
+    fn on_pool<R: Send>(&self, allowed: bool, f: impl FnOnce() -> R + Send) -> R {
+        if allowed && self.opts.backend.host_threads() > 1 && rayon::current_num_threads() > 1 {
+            rayon::scope(|_| f())
+        } else {
+            f()
         }
-        Ok(out)
     }
 
     /// Teacher forcing: the greedy next token after the prompt, then after each of `forced`
@@ -325,14 +351,16 @@ impl Engine {
         if total > limit {
             return Err(InferError::TooLong(total, limit));
         }
-        let mut caches: Vec<Vec<Vec<Cache>>> = vec![(0..c.layers).map(|_| (0..c.kv_heads).map(|_| Cache::default()).collect()).collect()];
-        let mut predicted = Vec::with_capacity(forced.len());
-        let mut feed = vec![prompt.to_vec()];
-        for (step, &t) in forced.iter().enumerate() {
-            predicted.extend(self.forward(step as u32, &[0], &feed, &mut caches, &mut NoTrace)?);
-            feed[0] = vec![t];
-        }
-        Ok(predicted)
+        self.on_pool(true, || {
+            let mut caches: Vec<Vec<Vec<Cache>>> = vec![(0..c.layers).map(|_| (0..c.kv_heads).map(|_| Cache::default()).collect()).collect()];
+            let mut predicted = Vec::with_capacity(forced.len());
+            let mut feed = vec![prompt.to_vec()];
+            for (step, &t) in forced.iter().enumerate() {
+                predicted.extend(self.forward(step as u32, &[0], &feed, &mut caches, &mut NoTrace)?);
+                feed[0] = vec![t];
+            }
+            Ok(predicted)
+        })
     }
 
     /// One forward step: `feed[s]` new tokens for each active sequence `s`; returns the greedy
