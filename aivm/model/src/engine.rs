@@ -192,6 +192,17 @@ struct Cache {
     vs: Vec<Scale>,
 }
 
+/// Attention's large buffers, reused by every KV group and layer of a step (a 1 000-token
+/// prompt's scores are 6 MB a group, and zeroing them afresh was serial work).
+#[derive(Default)]
+struct AttnScratch {
+    /// `Q·Kᵀ`, every element written before it is read.
+    scores: Vec<i32>,
+    /// The quantized probabilities; each row is written in full (zeros past its last valid
+    /// position, which the mix GEMM multiplies).
+    pq: Vec<i8>,
+}
+
 impl Engine {
     /// Load `sku`, computing its MODEL_HASH (a pass over its canonical bytes).
     pub fn new(sku: Arc<Sku>, opts: Options) -> Result<Self, BackendError> {
@@ -449,6 +460,7 @@ impl Engine {
         let (mut yq, mut yk, mut yv, mut yo, mut yg, mut yu, mut yd) = Default::default();
         let (mut q, mut k, mut v): (Vec<i32>, Vec<i32>, Vec<i32>) = Default::default();
         let mut attn = vec![0i32; m * d];
+        let mut scratch = AttnScratch::default();
         let (mut hq, mut sh) = (vec![0i8; m * f], vec![Scale::ZERO; m]);
         for (li, (lw, pl)) in self.sku.layers.iter().zip(&self.layers).enumerate() {
             let l = li as u32;
@@ -472,16 +484,35 @@ impl Engine {
                     self.rope(&mut k[r * kvd..(r + 1) * kvd], pos);
                 }
             }
-            // Append K and V to the caches, quantized per (token, kv head).
-            let mut buf = vec![0i8; hd];
-            for (r, &(s, _, _)) in rows.iter().enumerate() {
+            // Append K and V to the caches, quantized per (token, kv head): each sequence's
+            // rows are contiguous, so its new cache rows are quantized in place (on the pool
+            // for a prompt).
+            let mut r0 = 0;
+            for &s in active {
+                let n_new = feed[s].len();
                 for (g, cache) in caches[s][li].iter_mut().enumerate() {
-                    let at = r * kvd + g * hd;
-                    cache.ks.push(kernels::quantize(isa, &k[at..at + hd], &mut buf));
-                    cache.k.extend_from_slice(&buf);
-                    cache.vs.push(kernels::quantize(isa, &v[at..at + hd], &mut buf));
-                    cache.v.extend_from_slice(&buf);
+                    for (src, rows_q, scales) in [(&k, &mut cache.k, &mut cache.ks), (&v, &mut cache.v, &mut cache.vs)] {
+                        let (at, sat) = (rows_q.len(), scales.len());
+                        rows_q.resize(at + n_new * hd, 0);
+                        scales.resize(sat + n_new, Scale::ZERO);
+                        let row = |r: usize, dst: &mut [i8], sc: &mut Scale| {
+                            let from = (r0 + r) * kvd + g * hd;
+                            *sc = kernels::quantize(isa, &src[from..from + hd], dst);
+                        };
+                        if par {
+                            use rayon::prelude::*;
+                            rows_q[at..]
+                                .par_chunks_mut(hd)
+                                .zip(scales[sat..].par_iter_mut())
+                                .enumerate()
+                                .with_min_len(ROW_BLOCK)
+                                .for_each(|(r, (d, sc))| row(r, d, sc));
+                        } else {
+                            rows_q[at..].chunks_mut(hd).zip(scales[sat..].iter_mut()).enumerate().for_each(|(r, (d, sc))| row(r, d, sc));
+                        }
+                    }
                 }
+                r0 += n_new;
             }
             // Every row's every head is written below.
             let mut r0 = 0;
@@ -496,6 +527,7 @@ impl Engine {
                     &q[r0 * d..(r0 + n_new) * d],
                     &rows[r0..r0 + n_new],
                     &mut attn[r0 * d..(r0 + n_new) * d],
+                    &mut scratch,
                 );
                 r0 += n_new;
             }
@@ -559,7 +591,18 @@ impl Engine {
     /// Causal attention of one sequence's new rows, per KV head group: scores GEMM, integer
     /// softmax with V's scales folded into the probabilities, mix GEMM.
     #[allow(clippy::too_many_arguments)]
-    fn attention(&self, sink: &mut dyn GemmSink, step: u32, layer: u32, seq: u32, caches: &[Cache], q: &[i32], rows: &[(usize, usize, u32)], out: &mut [i32]) {
+    fn attention(
+        &self,
+        sink: &mut dyn GemmSink,
+        step: u32,
+        layer: u32,
+        seq: u32,
+        caches: &[Cache],
+        q: &[i32],
+        rows: &[(usize, usize, u32)],
+        out: &mut [i32],
+        scratch: &mut AttnScratch,
+    ) {
         let c = &self.sku.config;
         let (hd, heads, kvh) = (c.head_dim as usize, c.heads as usize, c.kv_heads as usize);
         let (d, group) = (heads * hd, heads / kvh);
@@ -568,29 +611,33 @@ impl Engine {
         let isa = self.opts.isa;
         for (g, cache) in caches.iter().enumerate().take(kvh) {
             let ctx = cache.ks.len();
-            // Q rows of this group: (token, head in group), scaled by 1/√hd.
-            let mut xq = vec![0i8; mr * hd];
-            let mut sq = vec![Scale::ZERO; mr];
-            for t in 0..n_new {
-                for hh in 0..group {
-                    let head = g * group + hh;
-                    let r = t * group + hh;
-                    sq[r] = kernels::quantize(isa, &q[t * d + head * hd..t * d + (head + 1) * hd], &mut xq[r * hd..(r + 1) * hd]).times(self.attn_scale);
-                }
-            }
-            // This group's K and V rows, [ctx × hd].
-            let (kg, vg) = (&cache.k, &cache.v);
-            let mut scores = vec![0i32; mr * ctx];
             // Rows are independent and each is computed by the same code wherever it runs, so
             // a long prompt's rows run on the pool; a decode step's few rows stay here.
             let par = self.opts.backend.host_threads() > 1 && mr * ctx >= PARALLEL_MIN_SCORES;
+            // Q rows of this group: (token, head in group), scaled by 1/√hd.
+            let mut xq = vec![0i8; mr * hd];
+            let mut sq = vec![Scale::ZERO; mr];
+            let q_row = |r: usize, xr: &mut [i8], s: &mut Scale| {
+                let (t, head) = (r / group, g * group + r % group);
+                *s = kernels::quantize(isa, &q[t * d + head * hd..t * d + (head + 1) * hd], xr).times(self.attn_scale);
+            };
+            if par {
+                use rayon::prelude::*;
+                xq.par_chunks_mut(hd).zip(sq.par_iter_mut()).enumerate().with_min_len(ROW_BLOCK).for_each(|(r, (xr, s))| q_row(r, xr, s));
+            } else {
+                xq.chunks_mut(hd).zip(sq.iter_mut()).enumerate().for_each(|(r, (xr, s))| q_row(r, xr, s));
+            }
+            // This group's K and V rows, [ctx × hd].
+            let (kg, vg) = (&cache.k, &cache.v);
+            scratch.scores.resize(mr * ctx, 0);
+            let scores = &mut scratch.scores[..mr * ctx];
             // A prompt's scores and mix run on the int8 GEMM kernel (sums exact in i32: the
             // values the row kernels give); a decode step's few rows on the row kernels.
             let on_gemm = mr >= ATTENTION_GEMM_MIN_ROWS && ctx <= MAX_K;
             let (simd, threads) = (if isa == Isa::Avx512 { SimdPath::detect() } else { SimdPath::Scalar }, self.opts.backend.host_threads());
             let score_row = |r: usize, row: &mut [i32]| kernels::scores_row(isa, &xq[r * hd..(r + 1) * hd], kg, hd, row);
             if on_gemm {
-                aivm_tensor::gemm::gemm(&xq, mr, &aivm_tensor::gemm::Packed::new(kg, ctx, hd), &mut scores, simd, threads);
+                aivm_tensor::gemm::gemm(&xq, mr, &aivm_tensor::gemm::Packed::new(kg, ctx, hd), scores, simd, threads);
             } else if par {
                 use rayon::prelude::*;
                 scores.par_chunks_mut(ctx.max(1)).enumerate().with_min_len(8).for_each(|(r, row)| score_row(r, row));
@@ -604,10 +651,12 @@ impl Engine {
                 n: ctx,
                 x: &xq,
                 x_scales: &sq,
-                y: &scores,
+                y: scores,
                 rhs: Some(kg),
             });
-            let mut pq = vec![0i8; mr * ctx];
+            let scores = &*scores;
+            scratch.pq.resize(mr * ctx, 0);
+            let pq = &mut scratch.pq[..mr * ctx];
             let mut out_scale = vec![Scale::ZERO; mr];
             let mut mixed = vec![0i32; mr * hd];
             // One row: softmax with V's scales folded in, then the mix with V.
@@ -631,6 +680,8 @@ impl Engine {
                     softmax_fold(&logits, |p| cache.vs[p], &mut prow[..valid])
                 });
                 *os = Scale { m: sc.m, e: sc.e + extra };
+                // Past the last valid position the row is zero (the buffer is reused).
+                prow[valid..].fill(0);
                 if !on_gemm {
                     kernels::mix_row(isa, &prow[..valid], vg, hd, acc);
                 }
@@ -659,26 +710,33 @@ impl Engine {
                         vt[j * ctx + p] = v;
                     }
                 }
-                aivm_tensor::gemm::gemm(&pq, mr, &aivm_tensor::gemm::Packed::new(&vt, hd, ctx), &mut mixed, simd, threads);
+                aivm_tensor::gemm::gemm(pq, mr, &aivm_tensor::gemm::Packed::new(&vt, hd, ctx), &mut mixed, simd, threads);
             }
             sink.gemm(&GemmRecord {
                 id: GemmId { step, layer, kind: GemmKind::Mix, seq, head: g as u32 },
                 m: mr,
                 k: ctx,
                 n: hd,
-                x: &pq,
+                x: pq,
                 x_scales: &out_scale,
                 y: &mixed,
                 rhs: Some(vg),
             });
-            for t in 0..n_new {
+            // Each token's row of `out` takes this group's heads.
+            let out_row = |t: usize, orow: &mut [i32]| {
                 for hh in 0..group {
                     let (r, head) = (t * group + hh, g * group + hh);
                     let s = out_scale[r];
-                    for (o, &a) in out[t * d + head * hd..t * d + (head + 1) * hd].iter_mut().zip(&mixed[r * hd..(r + 1) * hd]) {
+                    for (o, &a) in orow[head * hd..(head + 1) * hd].iter_mut().zip(&mixed[r * hd..(r + 1) * hd]) {
                         *o = round_shift(a as i64 * s.m as i64, -(s.e + 16));
                     }
                 }
+            };
+            if par {
+                use rayon::prelude::*;
+                out.par_chunks_mut(d).enumerate().with_min_len(ROW_BLOCK).for_each(|(t, orow)| out_row(t, orow));
+            } else {
+                out.chunks_mut(d).enumerate().for_each(|(t, orow)| out_row(t, orow));
             }
         }
     }
