@@ -173,9 +173,23 @@ impl FastCheck {
 
     /// `Y·r == X·(Wᵀr)` for every vector in `rs`.
     pub fn check(&self, x: &[i8], y: &[i32], m: usize, rs: &[Vec<i8>], path: SimdPath, threads: usize) -> bool {
-        let (n, k, v) = (self.n, self.k, rs.len());
-        if x.len() != m * k || y.len() != m * n || rs.iter().any(|r| r.len() != n) {
+        if x.len() != m * self.k || y.len() != m * self.n {
             return false;
+        }
+        match self.prepare(rs, path, threads) {
+            Some(p) => self.check_prepared(&p, x, y, m, threads),
+            None => false,
+        }
+    }
+
+    /// The half of a check that depends only on the weight and the vectors: `G = R·W` (as
+    /// digit planes, packed) and `R` for `Y·Rᵀ`. It streams all of W, so checks of several
+    /// GEMMs with the same weight under the same vectors share it ([`Self::check_prepared`]).
+    /// `None` if a vector's length is not `n`.
+    pub fn prepare(&self, rs: &[Vec<i8>], path: SimdPath, threads: usize) -> Option<Prepared> {
+        let (n, k, v) = (self.n, self.k, rs.len());
+        if rs.iter().any(|r| r.len() != n) {
+            return None;
         }
         // G[v] = Σ_j r_v[j]·W[j]: R [v×n] · (Wᵀ)ᵀ.
         let r: Vec<i8> = rs.iter().flatten().copied().collect();
@@ -188,16 +202,24 @@ impl FastCheck {
                 planes[b * v * k + i] = d;
             }
         }
-        let gp = Packed::new(&planes, 5 * v, k);
+        Some(Prepared { gp: Packed::new(&planes, 5 * v, k), rows: YTimesR::new(rs, n, path), v, path })
+    }
+
+    /// The per-GEMM half: `X·Gᵀ` and `Y·Rᵀ` against `p` (made by [`Self::prepare`] for this
+    /// weight).
+    pub fn check_prepared(&self, p: &Prepared, x: &[i8], y: &[i32], m: usize, threads: usize) -> bool {
+        let (n, k, v) = (self.n, self.k, p.v);
+        if x.len() != m * k || y.len() != m * n || p.gp.k != k {
+            return false;
+        }
         let mut xg = vec![0i32; m * 5 * v];
-        gemm(x, m, &gp, &mut xg, path, threads);
+        gemm(x, m, &p.gp, &mut xg, p.path, threads);
         // Y·Rᵀ: rows split across threads; each row's sums are independent and exact.
-        let rows = YTimesR::new(rs, n, path);
         let per = m.div_ceil(threads.max(1)).max(1);
         // On rayon's persistent pool; chunks are concatenated in order.
         let yr: Vec<i64> = {
             use rayon::prelude::*;
-            let parts: Vec<Vec<i64>> = y.par_chunks(per * n).map(|part| rows.apply(part, part.len() / n)).collect();
+            let parts: Vec<Vec<i64>> = y.par_chunks(per * n).map(|part| p.rows.apply(part, part.len() / n)).collect();
             parts.concat()
         };
         if yr.len() != m * v {
@@ -210,6 +232,15 @@ impl FastCheck {
             })
         })
     }
+}
+
+/// A weight's check prepared for one set of vectors ([`FastCheck::prepare`]).
+pub struct Prepared {
+    /// The digit planes of `G = R·W`, packed as the weight operand of `X·Gᵀ`.
+    gp: Packed,
+    rows: YTimesR,
+    v: usize,
+    path: SimdPath,
 }
 
 /// Pack every weight of `sku` for [`FastCheck`] now (on rayon's pool), so that no check pays

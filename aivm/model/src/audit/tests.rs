@@ -375,6 +375,36 @@ fn disputed_steps_are_decided() {
     assert!(check_step(&e.sku, &e.sku_hash, &r2, &seed, last as u32, &resp).is_err());
 }
 
+/// One preparation (`R·W` for a weight and a set of vectors) serves every GEMM with that
+/// weight: each honest one passes with it, each with a changed output fails, exactly as when
+/// prepared alone.
+#[test]
+fn a_prepared_check_is_shared_by_the_gemms_of_one_weight() {
+    let (e, r, t) = setup(Arch::Qwen2);
+    let ch = Challenge { seed: [9; 32], gemms: 0, rows: 0 };
+    let rh = r.hash();
+    let gemms = t.gemms();
+    // The same weight (layer 0's gate) at every step of the run.
+    let same: Vec<_> = gemms.iter().filter(|g| g.commit.layer == 0 && GemmKind::from_code(g.commit.kind) == Some(GemmKind::Gate)).collect();
+    assert!(same.len() >= 2, "the run has several steps");
+    let w = weight(&e.sku, &same[0].commit.id().unwrap()).unwrap();
+    let fc = FastCheck::new(w);
+    let rs = vectors(&ch, &rh, 0, w.rows);
+    for &path in SimdPath::available() {
+        let p = fc.prepare(&rs, path, 2).unwrap();
+        for g in &same {
+            let m = g.commit.m as usize;
+            assert!(fc.check_prepared(&p, &g.x, &g.y, m, 2));
+            let mut y = g.y.clone();
+            let last = y.len() - 1;
+            y[last] = y[last].wrapping_sub(3);
+            assert!(!fc.check_prepared(&p, &g.x, &y, m, 2));
+            assert!(!fc.check(&g.x, &y, m, &rs, path, 1));
+        }
+    }
+    assert!(fc.prepare(&[vec![0; w.rows + 1]], SimdPath::Scalar, 1).is_none(), "a vector of the wrong length");
+}
+
 /// `Y·Rᵀ` on 16-bit halves equals the plain i64 sums: ragged widths (the scalar tail), rows
 /// long enough to widen the accumulators mid-row, and values at both ends of i32 (the rows
 /// the split cannot hold fall back to the plain form).
