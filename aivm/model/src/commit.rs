@@ -722,4 +722,38 @@ mod tests {
         assert_eq!(merkle::root(&ti.leaves()), r.gemm_root);
         assert!((0..t.gemms().len()).all(|i| ti.data(i) == t.data(i)));
     }
+
+    /// Runs on several threads at once — committed ones (their steps stay on the calling
+    /// thread) beside plain ones (their steps run on a pool worker, `Engine::on_pool`) — all
+    /// finish, with the results of one run alone. (The tiny model's matrices are below the
+    /// size the committer hashes on the pool, so this does not reach the starvation
+    /// `GemmSink::steps_on_pool` avoids; it pins that mixing the two kinds is safe.)
+    #[test]
+    fn concurrent_committed_and_plain_runs_finish_and_agree() {
+        let e = Engine::new(Arc::new(tiny(Arch::Qwen2, 23)), Options::cpu(2, aivm_tensor::matmul::SimdPath::detect())).unwrap();
+        // Long enough that the prompt's attention and GEMMs take the pool paths.
+        let prompts = vec![(0..120).map(|i| (i * 7 % 60) as u32 + 1).collect::<Vec<u32>>()];
+        let (want_r, _) = run_committed(&e, &prompts, 4).unwrap();
+        let want_out = e.generate(&prompts, 4, &mut crate::engine::NoTrace).unwrap();
+        std::thread::scope(|s| {
+            let runs: Vec<_> = (0..4)
+                .map(|i| {
+                    let (e, prompts) = (&e, &prompts);
+                    s.spawn(move || {
+                        if i % 2 == 0 {
+                            Ok(run_committed(e, prompts, 4).unwrap().0)
+                        } else {
+                            Err(e.generate(prompts, 4, &mut crate::engine::NoTrace).unwrap())
+                        }
+                    })
+                })
+                .collect();
+            for r in runs {
+                match r.join().unwrap() {
+                    Ok(receipt) => assert_eq!(receipt.hash(), want_r.hash()),
+                    Err(out) => assert_eq!(out, want_out),
+                }
+            }
+        });
+    }
 }
