@@ -139,6 +139,11 @@ fn main() -> anyhow::Result<()> {
         let ch = Challenge { seed: challenge_seed(&beacon, &id), gemms: params.challenge_gemms, rows: params.challenge_rows };
         let response = respond(&engine.sku, &receipt, &trace, &ch)?.encode();
         let bytes = response.len();
+        // The check alone (decode and verify, as the chain runs them), apart from the block.
+        let start = Instant::now();
+        let decoded = aivm::model::audit::Response::decode(&response).ok_or_else(|| anyhow::anyhow!("answer does not decode"))?;
+        aivm::model::audit::check_response(&engine.sku, &engine.sku_hash, &receipt, &ch, &decoded)?;
+        let verify_s = start.elapsed().as_secs_f64();
         let (a, check_s) = n.send(worker, MarketTx::Answer { job: id, response });
         anyhow::ensure!(a.is_success(), "answer: {:?}", a.status);
         // What a dispute of the prompt step and of the last step needs: the answer's bytes
@@ -165,11 +170,11 @@ fn main() -> anyhow::Result<()> {
                 "{}",
                 serde_json::json!({"prompt": p, "prompt_tokens": prompt.len(), "output_tokens": receipt.outputs[0].len(), "gemms": receipt.gemm_count,
                     "infer_gas": infer_gas, "answer_gas": a.gas_used, "answer_bytes": bytes, "infer_s": infer_s, "check_s": check_s,
-                    "gas_pct": gas_pct, "time_pct": time_pct})
+                    "verify_s": verify_s, "gas_pct": gas_pct, "time_pct": time_pct, "verify_pct": 100.0 * verify_s / infer_s})
             );
         } else {
             println!(
-                "{:<38} {:>6} {:>7} {:>14} {:>13} {:>8.2}% {:>10.1} {:>9.2} {:>7.2}%   ({} answer bytes)",
+                "{:<38} {:>6} {:>7} {:>14} {:>13} {:>8.2}% {:>10.1} {:>9.2} {:>7.2}%   ({} answer bytes; decode and verify alone {:.2} ms, {:.2} %)",
                 p,
                 prompt.len() + receipt.outputs[0].len(),
                 receipt.gemm_count,
@@ -179,7 +184,9 @@ fn main() -> anyhow::Result<()> {
                 infer_s * 1e3,
                 check_s * 1e3,
                 time_pct,
-                bytes
+                bytes,
+                verify_s * 1e3,
+                100.0 * verify_s / infer_s
             );
         }
     }
