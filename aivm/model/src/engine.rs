@@ -428,7 +428,7 @@ impl Engine {
             dequant_into(out, y, sx, sw, bias, false);
         };
         let norm_row = |x: &[i32], gain: &[i32], h: &mut [i32], xq: &mut [i8], s: &mut Scale| {
-            quant::rms_norm(x, gain, c.eps_q32, h);
+            kernels::rms_norm(isa, x, gain, c.eps_q32, h);
             *s = kernels::quantize(isa, h, xq);
         };
         let norm_quantize = |x: &[i32], gain: &[i32], h: &mut [i32], xq: &mut [i8], sx: &mut [Scale]| {

@@ -339,6 +339,49 @@ kernel! {
     softmax_row => softmax_body(scores: &[i32], sq: Scale, ks: &[Scale], vs: &[Scale], e: &mut [i64], p: &mut [i8]) -> Option<(Scale, i32)>
 }
 
+/// [`quant::rms_norm`] in 64-bit lanes, so it vectorizes; the same values bit for bit.
+///
+/// The sum of squares: each `v²` (< 2^62) is split at bit 32 and the halves summed in u64
+/// (exact for rows under 2^32 elements), then joined in u128. Each output: with
+/// `p = v·g` (|p| < 2^62) and `c = inv` (≤ 2^62) split at bit 31 into `p = ph·2^31 + pl`,
+/// `c = ch·2^31 + cl` (pl, cl in `[0, 2^31)`), `p·c + 2^61 = ph·ch·2^62 + M·2^31 + L + 2^61`
+/// with `M = ph·cl + pl·ch` (in `(−2^62, 2^63)`) and `L = pl·cl` (< 2^62); writing
+/// `M = Mh·2^31 + Ml`, the floor of it over 2^62 is `ph·ch + Mh + ⌊(Ml·2^31 + L + 2^61) / 2^62⌋`,
+/// the last term summed in u64 (< 2^64). Every step is exact, so the result is the i128
+/// definition's; the test below checks it on extreme and random rows.
+#[inline(always)]
+fn rms_norm_body(x: &[i32], gain: &[i32], eps_q32: u64, out: &mut [i32]) {
+    let (mut hi, mut lo) = (0u64, 0u64);
+    for &v in x {
+        let sq = (v as i64 * v as i64) as u64;
+        hi += sq >> 32;
+        lo += sq & 0xffff_ffff;
+    }
+    let ss = ((hi as u128) << 32) + lo as u128;
+    let n = x.len().max(1) as u128;
+    let r = quant::isqrt(ss / n + eps_q32 as u128);
+    if r == 0 {
+        out.iter_mut().for_each(|y| *y = 0);
+        return;
+    }
+    let c = ((1u128 << 62) / r) as i64;
+    let (ch, cl) = (c >> 31, c & 0x7fff_ffff);
+    for ((y, &v), &g) in out.iter_mut().zip(x).zip(gain) {
+        let p = v as i64 * g as i64;
+        let (ph, pl) = (p >> 31, p & 0x7fff_ffff);
+        let m = ph * cl + pl * ch;
+        let (mh, ml) = (m >> 31, (m & 0x7fff_ffff) as u64);
+        let low = ((ml << 31) + (pl * cl) as u64 + (1u64 << 61)) >> 62;
+        let t = ph * ch + mh + low as i64;
+        *y = t.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+    }
+}
+
+kernel! {
+    /// [`quant::rms_norm`] of one row (see `rms_norm_body`).
+    rms_norm => rms_norm_body(x: &[i32], gain: &[i32], eps_q32: u64, out: &mut [i32])
+}
+
 kernel! {
     /// [`quant::quantize`] of one row.
     quantize => quantize_definition(v: &[i32], out: &mut [i8]) -> Scale
@@ -368,6 +411,60 @@ mod tests {
 
     fn scales(max_e: i32) -> impl Strategy<Value = Scale> {
         prop_oneof![Just(Scale::ZERO), ((1 << 14)..(1 << 15), -60..max_e).prop_map(|(m, e)| Scale { m, e })]
+    }
+
+    /// RMSNorm in 64-bit lanes equals the i128 definition on rows at the edges: i32::MIN and
+    /// MAX everywhere (the largest squares and products), the smallest non-zero denominator
+    /// (`inv` = 2^62), all zeros (no denominator), one element, and gains of either sign.
+    #[test]
+    fn rms_norm_edges_equal_the_definition() {
+        let rows: Vec<(Vec<i32>, Vec<i32>, u64)> = vec![
+            (vec![i32::MIN; 64], vec![i32::MIN; 64], 0),
+            (vec![i32::MAX; 64], vec![i32::MAX; 64], 0),
+            (vec![i32::MIN; 3], vec![i32::MAX, i32::MIN, -1], u64::MAX >> 1),
+            ((0..576).map(|i| if i == 0 { 1 } else { 0 }).collect(), vec![i32::MAX; 576], 1),
+            (vec![0; 576], vec![1 << 16; 576], 0),
+            (vec![0; 576], vec![1 << 16; 576], 7),
+            (vec![-5], vec![i32::MIN], 0),
+            ((0..1536i32).map(|i| (i - 768) << 20).collect(), (0..1536i64).map(|i| (i32::MIN as i64 + i * 2_796_203) as i32).collect(), 1 << 20),
+        ];
+        for (x, g, eps) in rows {
+            let mut want = vec![0; x.len()];
+            quant::rms_norm(&x, &g, eps, &mut want);
+            for isa in Isa::available() {
+                let mut got = vec![0x5a5a; x.len()];
+                rms_norm(isa, &x, &g, eps, &mut got);
+                assert_eq!(got, want, "{isa:?} n {}", x.len());
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// RMSNorm in 64-bit lanes equals the i128 definition on random rows of any length
+        /// and magnitude (values and gains across all of i32 or near zero).
+        #[test]
+        fn rms_norm_equals_the_definition(
+            n in 1usize..700,
+            seed in any::<u64>(),
+            xbits in 0u32..32,
+            gbits in 0u32..32,
+            eps in prop_oneof![Just(0u64), any::<u32>().prop_map(u64::from), any::<u64>().prop_map(|e| e >> 2)],
+        ) {
+            let mut s = seed | 1;
+            // A random i32 cut to `bits` bits of magnitude (sign kept).
+            let mut next = |bits: u32| { s ^= s << 13; s ^= s >> 7; s ^= s << 17; ((s >> 32) as i32) >> (31 - bits) };
+            let x: Vec<i32> = (0..n).map(|_| next(xbits)).collect();
+            let g: Vec<i32> = (0..n).map(|_| next(gbits)).collect();
+            let mut want = vec![0; n];
+            quant::rms_norm(&x, &g, eps, &mut want);
+            for isa in Isa::available() {
+                let mut got = vec![0; n];
+                rms_norm(isa, &x, &g, eps, &mut got);
+                prop_assert_eq!(&got, &want, "{:?}", isa);
+            }
+        }
     }
 
     proptest! {
