@@ -332,11 +332,12 @@ impl Engine {
     }
 
     /// Run `f` (a run's forward steps) on a worker of rayon's pool when this engine uses
-    /// several host threads and the sink allows it ([`GemmSink::steps_on_pool`]). Each step forks some 25 parallel sections a layer; from a thread
-    /// outside the pool each one is a job injected into the pool and waited for on a lock, which
-    /// cost ~100 µs a section in this VM (a 1536-row scores GEMM took 2× longer on two threads
-    /// than on one), while from a worker it is a fork-join the caller takes part in. The
-    /// results do not depend on which thread runs what.
+    /// several host threads and the sink allows it ([`GemmSink::steps_on_pool`]). Each step
+    /// forks some 25 parallel sections a layer; from a thread outside the pool each one is a
+    /// job injected into the pool and waited for on a lock, which cost ~100 µs a section in
+    /// this VM (a 1536-row scores GEMM took 2× longer on two threads than on one), while from
+    /// a worker it is a fork-join the caller takes part in. The results do not depend on
+    /// which thread runs what.
     fn on_pool<R: Send>(&self, allowed: bool, f: impl FnOnce() -> R + Send) -> R {
         if allowed && self.opts.backend.host_threads() > 1 && rayon::current_num_threads() > 1 {
             rayon::scope(|_| f())
@@ -663,16 +664,9 @@ impl Engine {
             let prob_row = |r: usize, prow: &mut [i8], acc: &mut [i32], os: &mut Scale| {
                 let pos = rows[r / group].1;
                 let valid = pos + 1;
-                let mut scratch = vec![0i64; valid];
-                let fast = kernels::softmax_row(
-                    isa,
-                    &scores[r * ctx..r * ctx + valid],
-                    sq[r],
-                    &cache.ks[..valid],
-                    &cache.vs[..valid],
-                    &mut scratch,
-                    &mut prow[..valid],
-                );
+                let mut exps = vec![0i64; valid];
+                let fast =
+                    kernels::softmax_row(isa, &scores[r * ctx..r * ctx + valid], sq[r], &cache.ks[..valid], &cache.vs[..valid], &mut exps, &mut prow[..valid]);
                 let (sc, extra) = fast.unwrap_or_else(|| {
                     let logits: Vec<i64> = (0..valid)
                         .map(|p| round_shift(scores[r * ctx + p] as i64 * (sq[r].m as i64 * cache.ks[p].m as i64), -(sq[r].e + cache.ks[p].e + 16)) as i64)

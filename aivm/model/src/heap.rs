@@ -7,7 +7,7 @@
 //! moment before: ~15 % of a 512-token prompt's profile. [`keep_freed_memory`] raises the
 //! thresholds so those buffers come from the heap and stay there.
 //!
-//! Measured (BENCHMARKS.md, "Side by side with llama.cpp"): a prompt +30–50 % on one thread,
+//! Measured (BENCHMARKS.md, "Side by side with llama.cpp"): a prompt +25–50 % on one thread,
 //! the worker's committed run unchanged. mimalloc removed the same churn but made the
 //! committed run with one engine thread up to 2× slower (memory passed between the engine
 //! and the committing thread), so the allocator stays glibc's, tuned. Nothing computed

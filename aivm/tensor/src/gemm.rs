@@ -59,8 +59,8 @@ pub fn gemm(x: &[i8], m: usize, w: &Packed, y: &mut [i32], path: SimdPath, threa
     // thread. So does any one-row product (one sequence's decode step, the 28 MB logits GEMM
     // included): at one multiply-add per weight byte it is bound by memory bandwidth, which one
     // core of this machine already takes (the logits GEMM streamed 22.6 GB/s on one thread,
-    // 24.2 on two), and waking a worker for it made two-thread decode up to 15 % slower than
-    // one (BENCHMARKS.md). Where bandwidth grows with cores this leaves speed unused. The
+    // 24.2 on two), and waking a worker for it made two-thread decode 0.82–0.87× one thread
+    // (BENCHMARKS.md). Where bandwidth grows with cores this leaves speed unused. The
     // result does not depend on the split.
     let threads = if m * w.n * w.k < PARALLEL_MIN_MACS || m == 1 { 1 } else { threads.clamp(1, np) };
     let use_vnni = path == SimdPath::Avx512Vnni && SimdPath::available().contains(&SimdPath::Avx512Vnni);
