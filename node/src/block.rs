@@ -14,13 +14,17 @@ pub const MAX_BLOCK_TX_BYTES: usize = 8 << 20;
 pub const MAX_BLOCK_EVIDENCE: usize = 64;
 /// Most bytes of one evidence item.
 pub const MAX_EVIDENCE_BYTES: usize = 4096;
-const VERSION: u8 = 3;
+/// Most bytes of a block's reshare payload (a dealer log or the next epoch's info; see
+/// `consensus::epochs`): a dealer log of a 1 000-validator set is ~100 KB.
+pub const MAX_RESHARE_BYTES: usize = 256 << 10;
+const VERSION: u8 = 4;
 /// Bytes of a threshold seed signature (BLS12-381 min-pk: a compressed G2 point).
 pub const SEED_BYTES: usize = 96;
-/// version, parent, view, height, time, four roots, gas, seed flag and seed, two counts.
-const FIXED: usize = 1 + 32 + 8 + 8 + 8 + 4 * 32 + 8 + 1 + SEED_BYTES + 4 + 4;
+/// version, parent, view, height, time, four roots, gas, seed flag and seed, two counts, the
+/// reshare payload's flag and length.
+const FIXED: usize = 1 + 32 + 8 + 8 + 8 + 4 * 32 + 8 + 1 + SEED_BYTES + 4 + 4 + 1 + 4;
 /// An upper bound on any encoding [`Block::decode`] accepts.
-pub const MAX_ENCODED: usize = FIXED + 4 * MAX_BLOCK_TXS + MAX_BLOCK_TX_BYTES + MAX_BLOCK_EVIDENCE * (4 + MAX_EVIDENCE_BYTES);
+pub const MAX_ENCODED: usize = FIXED + 4 * MAX_BLOCK_TXS + MAX_BLOCK_TX_BYTES + MAX_BLOCK_EVIDENCE * (4 + MAX_EVIDENCE_BYTES) + MAX_RESHARE_BYTES;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Block {
@@ -40,6 +44,11 @@ pub struct Block {
     /// `consensus::seed` before a validator votes); the block's beacon derives from it
     /// (`spec/market.md` §6). `None` only on a child of genesis and outside consensus.
     pub seed: Option<[u8; SEED_BYTES]>,
+    /// The threshold key's reshare payload this block carries, encoded (commonware-glue's
+    /// `dkg::types::Payload`: a dealer log, or in an epoch's final block the next epoch's
+    /// info; genesis carries epoch 0's). Its placement and content are checked by the
+    /// consensus layer (`consensus::epochs`), not by execution.
+    pub reshare: Option<Vec<u8>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -58,12 +67,14 @@ pub enum BlockError {
     EvidenceTooLarge,
     #[error("seed field is not canonical")]
     Seed,
+    #[error("reshare payload is not canonical or over {MAX_RESHARE_BYTES} bytes")]
+    Reshare,
 }
 
 impl Block {
     /// The first block: no transactions, the genesis state's header.
     pub fn genesis(header: BlockHeader) -> Self {
-        Block { parent: [0; 32], view: 0, header, txs: Vec::new(), evidence: Vec::new(), seed: None }
+        Block { parent: [0; 32], view: 0, header, txs: Vec::new(), evidence: Vec::new(), seed: None, reshare: None }
     }
 
     pub fn height(&self) -> u64 {
@@ -75,7 +86,7 @@ impl Block {
     }
 
     pub fn encoded_len(&self) -> usize {
-        FIXED + self.txs.iter().chain(&self.evidence).map(|t| 4 + t.len()).sum::<usize>()
+        FIXED + self.txs.iter().chain(&self.evidence).map(|t| 4 + t.len()).sum::<usize>() + self.reshare.as_ref().map_or(0, Vec::len)
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -104,11 +115,15 @@ impl Block {
                 w.put_slice(item);
             }
         }
+        w.put_u8(self.reshare.is_some() as u8);
+        let reshare = self.reshare.as_deref().unwrap_or(&[]);
+        w.put_u32(reshare.len() as u32);
+        w.put_slice(reshare);
     }
 
     /// Read one block, enforcing every limit before allocating.
     pub fn read(r: &mut impl Buf) -> Result<Self, BlockError> {
-        if r.remaining() < FIXED - 8 {
+        if r.remaining() < FIXED - 8 - 5 {
             return Err(BlockError::Truncated);
         }
         let version = r.get_u8();
@@ -142,7 +157,28 @@ impl Block {
             BlockError::TooManyTxs(n) => BlockError::TooMuchEvidence(n),
             e => e,
         })?;
-        Ok(Block { parent, view, header, txs, evidence, seed })
+        // Canonical: a flag of 0 or 1, and an empty body when there is no payload.
+        if r.remaining() < 5 {
+            return Err(BlockError::Truncated);
+        }
+        let flag = r.get_u8();
+        let len = r.get_u32() as usize;
+        if len > MAX_RESHARE_BYTES {
+            return Err(BlockError::Reshare);
+        }
+        if r.remaining() < len {
+            return Err(BlockError::Truncated);
+        }
+        let reshare = match (flag, len) {
+            (1, _) => {
+                let mut body = vec![0; len];
+                r.copy_to_slice(&mut body);
+                Some(body)
+            }
+            (0, 0) => None,
+            _ => return Err(BlockError::Reshare),
+        };
+        Ok(Block { parent, view, header, txs, evidence, seed, reshare })
     }
 
     /// Decode exactly one block from `bytes` (trailing bytes are an error).
@@ -190,7 +226,15 @@ mod tests {
 
     fn sample() -> Block {
         let header = BlockHeader { height: 7, parent_hash: [1; 32], time_ms: 99, tx_root: [2; 32], receipts_root: [3; 32], state_root: [4; 32], gas_used: 5 };
-        Block { parent: [9; 32], view: 11, header, txs: vec![vec![1, 2, 3], vec![]], evidence: vec![vec![7; 10]], seed: Some([5; SEED_BYTES]) }
+        Block {
+            parent: [9; 32],
+            view: 11,
+            header,
+            txs: vec![vec![1, 2, 3], vec![]],
+            evidence: vec![vec![7; 10]],
+            seed: Some([5; SEED_BYTES]),
+            reshare: Some(vec![8; 12]),
+        }
     }
 
     #[test]
@@ -233,6 +277,22 @@ mod tests {
         let mut v = none.clone();
         v[flag + 1] = 1;
         assert_eq!(Block::decode(&v), Err(BlockError::Seed));
+        // The reshare payload: a flag of 0 or 1, no body when absent, bounded.
+        let mut none = sample();
+        none.reshare = None;
+        let none = none.encode();
+        assert_eq!(Block::decode(&none).map(|b| b.reshare), Ok(None));
+        let at = none.len() - 5;
+        let mut v = none.clone();
+        v[at] = 2;
+        assert_eq!(Block::decode(&v), Err(BlockError::Reshare));
+        let mut v = none.clone();
+        v.truncate(at);
+        v.extend_from_slice(&[0, 0, 0, 0, 1, 9]);
+        assert_eq!(Block::decode(&v), Err(BlockError::Reshare), "a body without the flag");
+        let mut big = sample();
+        big.reshare = Some(vec![0; MAX_RESHARE_BYTES + 1]);
+        assert_eq!(Block::decode(&big.encode()), Err(BlockError::Reshare));
     }
 
     proptest! {

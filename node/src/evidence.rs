@@ -21,9 +21,13 @@ pub const EVIDENCE_TTL_BLOCKS: u64 = 10_000;
 pub const MAX_BLOCK_EVIDENCE_BYTES: usize = MAX_BLOCK_EVIDENCE * MAX_EVIDENCE_BYTES;
 
 /// Checks slashing evidence (the consensus module knows its format and signatures).
+/// Who signs in an engine epoch, as a state records it (`execution::read_engine`).
+pub type EngineLookup<'a> = &'a dyn Fn(u64) -> Option<aivm_runtime::staking::EngineEpoch>;
+
 pub trait EvidenceCheck: Send + Sync {
-    /// The offence `evidence` proves, if its signatures verify against the validator set.
-    fn offense(&self, evidence: &[u8]) -> Option<Offense>;
+    /// The offence `evidence` proves, if its signatures verify against the signers of the
+    /// offence's epoch (`engine` looks them up).
+    fn offense(&self, evidence: &[u8], engine: EngineLookup<'_>) -> Option<Offense>;
 }
 
 struct Entry {
@@ -60,11 +64,11 @@ impl EvidencePool {
     }
 
     /// Verify `bytes` with `check` and keep it under its offence.
-    pub fn add(&mut self, bytes: Vec<u8>, check: &dyn EvidenceCheck, height: u64) -> Result<Offense, PoolError> {
+    pub fn add(&mut self, bytes: Vec<u8>, check: &dyn EvidenceCheck, engine: EngineLookup<'_>, height: u64) -> Result<Offense, PoolError> {
         if bytes.len() > MAX_EVIDENCE_BYTES {
             return Err(PoolError::TooLarge);
         }
-        let offense = check.offense(&bytes).ok_or(PoolError::Invalid)?;
+        let offense = check.offense(&bytes, engine).ok_or(PoolError::Invalid)?;
         if self.by_offense.contains_key(&offense) {
             return Err(PoolError::Known);
         }
@@ -120,7 +124,7 @@ mod tests {
     /// Test evidence: `[id byte, view byte, signature-ok byte, padding...]`.
     struct Fake;
     impl EvidenceCheck for Fake {
-        fn offense(&self, e: &[u8]) -> Option<Offense> {
+        fn offense(&self, e: &[u8], _: crate::evidence::EngineLookup<'_>) -> Option<Offense> {
             match e {
                 [id, view, 1, ..] => Some(Offense { identity: [*id; 32], view: *view as u64 }),
                 _ => None,
@@ -131,12 +135,12 @@ mod tests {
     #[test]
     fn keyed_by_offence_verified_on_entry() {
         let mut p = EvidencePool::default();
-        assert_eq!(p.add(vec![1, 5, 0], &Fake, 0), Err(PoolError::Invalid), "bad signature never pooled");
-        assert_eq!(p.add(vec![1, 5, 1, 0xaa], &Fake, 0), Ok(Offense { identity: [1; 32], view: 5 }));
+        assert_eq!(p.add(vec![1, 5, 0], &Fake, &|_| None, 0), Err(PoolError::Invalid), "bad signature never pooled");
+        assert_eq!(p.add(vec![1, 5, 1, 0xaa], &Fake, &|_| None, 0), Ok(Offense { identity: [1; 32], view: 5 }));
         // The same offence in other bytes (votes swapped, or the finalize pair of the view).
-        assert_eq!(p.add(vec![1, 5, 1, 0xbb], &Fake, 0), Err(PoolError::Known));
-        assert_eq!(p.add(vec![1, 6, 1], &Fake, 0).map(|o| o.view), Ok(6));
-        assert_eq!(p.add(vec![0; MAX_EVIDENCE_BYTES + 1], &Fake, 0), Err(PoolError::TooLarge));
+        assert_eq!(p.add(vec![1, 5, 1, 0xbb], &Fake, &|_| None, 0), Err(PoolError::Known));
+        assert_eq!(p.add(vec![1, 6, 1], &Fake, &|_| None, 0).map(|o| o.view), Ok(6));
+        assert_eq!(p.add(vec![0; MAX_EVIDENCE_BYTES + 1], &Fake, &|_| None, 0), Err(PoolError::TooLarge));
         assert_eq!(p.len(), 2);
         assert_eq!(p.pooled(&[1, 5, 1, 0xaa]).map(|o| o.view), Some(5));
         assert_eq!(p.pooled(&[1, 5, 1, 0xbb]), None, "other bytes are checked again");
@@ -148,7 +152,7 @@ mod tests {
         for v in 0..200u8 {
             let mut e = vec![7, v, 1];
             e.resize(MAX_EVIDENCE_BYTES, 0);
-            p.add(e, &Fake, 0).unwrap();
+            p.add(e, &Fake, &|_| None, 0).unwrap();
         }
         let picked = p.pick(&HashSet::new(), |_| false);
         assert_eq!(picked.len(), MAX_BLOCK_EVIDENCE);
@@ -164,8 +168,8 @@ mod tests {
         for v in 0..MAX_POOLED_EVIDENCE as u64 {
             p.by_offense.insert(Offense { identity: [1; 32], view: v + 10 }, Entry { bytes: vec![], since: 0 });
         }
-        assert_eq!(p.add(vec![2, 3, 1], &Fake, 0), Err(PoolError::Full), "older than everything pooled");
-        assert!(p.add(vec![2, 250, 1], &Fake, 0).is_ok(), "newer: the oldest is evicted");
+        assert_eq!(p.add(vec![2, 3, 1], &Fake, &|_| None, 0), Err(PoolError::Full), "older than everything pooled");
+        assert!(p.add(vec![2, 250, 1], &Fake, &|_| None, 0).is_ok(), "newer: the oldest is evicted");
         assert_eq!(p.len(), MAX_POOLED_EVIDENCE);
         p.on_committed(EVIDENCE_TTL_BLOCKS, |o| o.view == 11);
         assert_eq!(p.len(), MAX_POOLED_EVIDENCE - 1, "punished offence dropped");

@@ -17,8 +17,9 @@ use parking_lot::{Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-/// The leader of each consensus view (the engine's schedule, `consensus::leaders`).
-pub type Leaders = Arc<dyn Fn(u64) -> aivm_runtime::Address + Send + Sync>;
+/// The leader of view `view` in engine epoch `epoch` among that epoch's `signers` (the
+/// engine's schedule, `consensus::leaders`).
+pub type Leaders = Arc<dyn Fn(&[Address], u64, u64) -> Address + Send + Sync>;
 
 /// A block executed on its parent, waiting to be finalized.
 pub struct Executed {
@@ -87,6 +88,8 @@ pub struct Executor {
     /// The consensus engine's leader of each view, for liveness (`None` outside consensus:
     /// no leader slots are counted).
     leaders: Option<Leaders>,
+    /// The genesis block's reshare payload (epoch 0's info): part of its digest.
+    genesis_reshare: Option<Vec<u8>>,
 }
 
 /// Who handed a transaction to this node.
@@ -109,6 +112,14 @@ struct Outbox {
 
 /// Most bytes of admitted transactions waiting for the gossip task.
 pub const MAX_GOSSIP_BACKLOG: usize = 32 << 20;
+
+/// The signers of engine epoch `epoch` as recorded in a state (`consensus::epochs`).
+pub fn read_engine(read: impl Fn(&StateKey) -> Option<StateValue>, epoch: u64) -> Option<aivm_runtime::staking::EngineEpoch> {
+    match read(&aivm_runtime::staking::StakingKey::Engine(epoch).state_key()) {
+        Some(StateValue::Bytes(b)) => ciborium::from_reader(&b[..]).ok(),
+        _ => None,
+    }
+}
 
 /// parking_lot locks do not poison: a panicked holder cannot wedge the node's other paths.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -139,7 +150,22 @@ impl Executor {
             reused: Default::default(),
             snapshots: None,
             leaders: None,
+            genesis_reshare: None,
         })
+    }
+
+    /// The genesis block carries `payload` (genesis' `epoch_info`), which changes its digest.
+    pub fn with_genesis_reshare(mut self, payload: Vec<u8>) -> Self {
+        let payload = (!payload.is_empty()).then_some(payload);
+        if self.chain.head().is_some_and(|h| h.height == 0) {
+            if let Ok(Some(record)) = self.chain.block(0) {
+                let mut genesis = Block::genesis(record.header);
+                genesis.reshare = payload.clone();
+                lock(&self.inner).head_digest = genesis.digest();
+            }
+        }
+        self.genesis_reshare = payload;
+        self
     }
 
     /// Accept blocks carrying evidence checked by `check` (without it, any evidence is invalid).
@@ -154,16 +180,42 @@ impl Executor {
         self
     }
 
-    /// The system writes of a block at `height` in `view` on `state`: slashing for its
-    /// `offenses`, then its leader slots, in key order.
-    fn system_writes(&self, state: &Parent, offenses: &[Offense], height: u64, view: u64) -> Result<aivm_runtime::Writes, ExecError> {
-        let mut w = self.punish(state, offenses)?;
-        if let Some(leaders) = &self.leaders {
-            let slots = aivm_runtime::staking::liveness::view_writes(height, view, |v| leaders(v), |k| self.chain.read_at(state, k).ok().flatten())
-                .map_err(|e| ExecError::Invalid(e.to_string()))?;
-            w.extend(slots);
-            w.sort_by(|a, b| a.0.cmp(&b.0));
+    /// Who signs in engine epoch `epoch` as `state` records it (`consensus::epochs`), else the
+    /// staking set recorded for it.
+    fn engine_signers(&self, state: &Parent, epoch: u64) -> Vec<Address> {
+        use aivm_runtime::staking::{epoch::epoch_set, EngineEpoch, StakingKey};
+        let read = |k: &StateKey| self.chain.read_at(state, k).ok().flatten();
+        match read(&StakingKey::Engine(epoch).state_key()) {
+            Some(StateValue::Bytes(b)) => ciborium::from_reader::<EngineEpoch, _>(&b[..]).map(|e| e.signers.iter().map(|s| **s).collect()).unwrap_or_default(),
+            _ => epoch_set(epoch, read).map(|s| s.validators.iter().map(|v| **v).collect()).unwrap_or_default(),
         }
+    }
+
+    /// The system writes of a block at `height` in `view` on `state`: slashing for its
+    /// `offenses`, its leader slots, and, when it carries the next epoch's info, who signs in
+    /// that epoch; in key order.
+    fn system_writes(&self, state: &Parent, offenses: &[Offense], height: u64, view: u64, reshare: Option<&[u8]>) -> Result<aivm_runtime::Writes, ExecError> {
+        use aivm_runtime::staking::StakingKey;
+        let mut w = self.punish(state, offenses)?;
+        let params = aivm_runtime::staking::epoch::params(|k| self.chain.read_at(state, k).ok().flatten());
+        if let Some(leaders) = &self.leaders {
+            let epoch = params.as_ref().and_then(|p| height.checked_div(p.epoch_length)).unwrap_or(0);
+            let signers = self.engine_signers(state, epoch);
+            let slots =
+                aivm_runtime::staking::liveness::view_writes(height, view, |e, v| leaders(&signers, e, v), |k| self.chain.read_at(state, k).ok().flatten())
+                    .map_err(|e| ExecError::Invalid(e.to_string()))?;
+            w.extend(slots);
+        }
+        // The final block of epoch E carries E + 1's info (checked by the consensus layer
+        // before anyone votes; anything else is not recorded).
+        if let (Some(bytes), Some(p)) = (reshare, &params) {
+            if let Some((epoch, engine)) = crate::consensus::epochs::engine_epoch(bytes) {
+                if p.epoch_length > 0 && (height + 1).is_multiple_of(p.epoch_length) && epoch == (height + 1) / p.epoch_length {
+                    w.push((StakingKey::Engine(epoch).state_key(), StateValue::Bytes(aivm_runtime::encoding::cbor(&engine).into())));
+                }
+            }
+        }
+        w.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(w)
     }
 
@@ -186,7 +238,8 @@ impl Executor {
     pub fn report_evidence(&self, evidence: Vec<u8>) {
         let Some(check) = self.evidence_check.as_ref() else { return };
         let height = self.chain.head().map_or(0, |h| h.height);
-        match lock(&self.evidence_pool).add(evidence, check.as_ref(), height) {
+        let engine = |e: u64| read_engine(|k| self.chain.store().get(k).ok().flatten(), e);
+        match lock(&self.evidence_pool).add(evidence, check.as_ref(), &engine, height) {
             Ok(o) => tracing::warn!(validator = %to_hex(&o.identity), view = o.view, "equivocation evidence recorded"),
             Err(e) => tracing::debug!(error = %e, "evidence not pooled"),
         }
@@ -199,13 +252,17 @@ impl Executor {
 
     /// The offences `evidence` proves, each verified (pooled bytes are not checked twice), or
     /// why a block carrying it is invalid.
-    fn offenses(&self, evidence: &[Vec<u8>]) -> Result<Vec<Offense>, ExecError> {
+    fn offenses(&self, evidence: &[Vec<u8>], state: &Parent) -> Result<Vec<Offense>, ExecError> {
         if evidence.is_empty() {
             return Ok(Vec::new());
         }
         let check = self.evidence_check.as_ref().ok_or_else(|| ExecError::Invalid("this chain accepts no evidence".into()))?;
+        let engine = |e: u64| read_engine(|k| self.chain.read_at(state, k).ok().flatten(), e);
         let pool = lock(&self.evidence_pool);
-        evidence.iter().map(|e| pool.pooled(e).or_else(|| check.offense(e)).ok_or_else(|| ExecError::Invalid("evidence does not verify".into()))).collect()
+        evidence
+            .iter()
+            .map(|e| pool.pooled(e).or_else(|| check.offense(e, &engine)).ok_or_else(|| ExecError::Invalid("evidence does not verify".into())))
+            .collect()
     }
 
     /// The slashing writes `offenses` make on `state`, or why they are invalid there.
@@ -247,7 +304,9 @@ impl Executor {
     /// The genesis block (height 0) as consensus sees it.
     pub fn genesis_block(&self) -> Result<Block, ExecError> {
         let record = self.chain.block(0)?.ok_or(ChainError::NoGenesis)?;
-        Ok(Block::genesis(record.header))
+        let mut genesis = Block::genesis(record.header);
+        genesis.reshare = self.genesis_reshare.clone();
+        Ok(genesis)
     }
 
     /// Committed height and digest.
@@ -313,11 +372,12 @@ impl Executor {
     /// outside consensus and on genesis' child), carried in the block for its beacon.
     pub fn propose(&self, parent: [u8; 32], now_ms: u64) -> Result<Arc<Executed>, ExecError> {
         let view = self.state_after(&parent).map_or(1, |(s, _)| s.height + 1);
-        self.propose_with(parent, now_ms, None, view, Vec::new())
+        self.propose_with(parent, now_ms, None, view, Vec::new(), None)
     }
 
-    /// [`Executor::propose`] in consensus view `view`, with the parent round's seed and `first` ahead of the mempool's
-    /// transactions (tests build blocks with replayed transactions this way).
+    /// [`Executor::propose`] in consensus view `view`, with the parent round's seed, `first` ahead of the mempool's
+    /// transactions (tests build blocks with replayed transactions this way), and the reshare
+    /// payload consensus chose for the block.
     pub fn propose_with(
         &self,
         parent: [u8; 32],
@@ -325,11 +385,12 @@ impl Executor {
         seed: Option<[u8; crate::block::SEED_BYTES]>,
         view: u64,
         first: Vec<SignedTransaction>,
+        reshare: Option<Vec<u8>>,
     ) -> Result<Arc<Executed>, ExecError> {
         let _x = lock(&self.exec);
         let (state, parent_time) = self.state_after(&parent).ok_or_else(|| ExecError::Invalid("unknown parent".into()))?;
         let (offenses, evidence) = self.pick_evidence(&parent, &state);
-        let system = self.system_writes(&state, &offenses, state.height + 1, view)?;
+        let system = self.system_writes(&state, &offenses, state.height + 1, view, reshare.as_deref())?;
         let skip = self.pending_tx_hashes(&parent);
         // Evidence and transactions share the block's byte budget (as the decoder counts it).
         let tx_bytes = MAX_BLOCK_TX_BYTES - evidence.iter().map(Vec::len).sum::<usize>();
@@ -350,7 +411,8 @@ impl Executor {
         self.limits.check_block(&txs).map_err(|e| ExecError::Invalid(format!("proposal: {e}")))?;
         let time_ms = now_ms.max(parent_time.saturating_add(1));
         let spec = self.chain.execute_verified(&state, txs, time_ms, system, seed.as_ref().map(|s| &s[..])).map_err(machine)?;
-        let block = Block { parent, view, header: spec.record.header.clone(), txs: spec.record.txs.iter().map(|t| t.encode()).collect(), evidence, seed };
+        let block =
+            Block { parent, view, header: spec.record.header.clone(), txs: spec.record.txs.iter().map(|t| t.encode()).collect(), evidence, seed, reshare };
         let digest = block.digest();
         Ok(self.remember(Arc::new(block), digest, spec, offenses))
     }
@@ -387,8 +449,8 @@ impl Executor {
             self.limits.check_tx(t.tx()).map_err(|e| ExecError::Invalid(format!("transaction: {e}")))?;
         }
         self.limits.check_block(&txs).map_err(|e| ExecError::Invalid(e.to_string()))?;
-        let offenses = self.offenses(&block.evidence)?;
-        let system = self.system_writes(&state, &offenses, h.height, block.view)?;
+        let offenses = self.offenses(&block.evidence, &state)?;
+        let system = self.system_writes(&state, &offenses, h.height, block.view, block.reshare.as_deref())?;
         let spec = self.chain.execute_verified(&state, txs, h.time_ms, system, block.seed.as_ref().map(|s| &s[..])).map_err(machine)?;
         if spec.record.header != *h {
             return Err(ExecError::Invalid(format!(

@@ -61,6 +61,12 @@ pub struct GenesisFile {
     /// rounds' seeds. Dealt with the genesis ([`GenesisFile::deal_threshold`]).
     #[serde(default, with = "crate::hexbytes::serde_hex_vec")]
     pub threshold: Vec<u8>,
+    /// Epoch 0's info (commonware-glue's reshare payload: the dealing's output, epoch 0's
+    /// players and next players, their p2p addresses), carried by the genesis block; each
+    /// epoch's final block carries the next one's (`crate::consensus::epochs`). Dealt with
+    /// `threshold`.
+    #[serde(default, with = "crate::hexbytes::serde_hex_vec")]
+    pub epoch_info: Vec<u8>,
     /// Most gas the transactions of one block may reserve (Σ gas_limit); also the most one
     /// transaction may reserve. It must fit the consensus timeouts (`spec/consensus.md`,
     /// [`crate::consensus::max_block_gas_for`]); a validator whose timeouts it does not fit
@@ -232,6 +238,19 @@ impl GenesisFile {
             return bad("no threshold key (`aivm node deal` deals one)".into());
         }
         crate::consensus::threshold::sharing(&self.threshold, &self.active_identities()).map_err(|e| GenesisError::Invalid(e.to_string()))?;
+        if self.active_set_size > crate::consensus::epochs::MAX_PARTICIPANTS {
+            return bad(format!("active_set_size {} is over the engine's {}", self.active_set_size, crate::consensus::epochs::MAX_PARTICIPANTS));
+        }
+        // Epoch 0's info names the dealt key and the active set.
+        let Some((0, engine)) = crate::consensus::epochs::engine_epoch(&self.epoch_info) else {
+            return bad("no epoch 0 info (`epoch_info`; `aivm node deal` writes it)".into());
+        };
+        let ids: Vec<[u8; 32]> = engine.signers.iter().map(|s| **s).collect();
+        let mut active = self.active_identities();
+        active.sort();
+        if engine.sharing != self.threshold || ids != active {
+            return bad("epoch_info does not describe the threshold key and the active set".into());
+        }
         Ok(())
     }
 
@@ -247,6 +266,7 @@ impl GenesisFile {
         let ids = self.active_identities();
         let dealt = crate::consensus::threshold::deal(&ids).map_err(|e| GenesisError::Invalid(e.to_string()))?;
         self.threshold = dealt.sharing;
+        self.epoch_info = crate::consensus::epochs::genesis_payload(dealt.output, &self.validators).map_err(GenesisError::Invalid)?;
         Ok(ids.into_iter().zip(dealt.shares).collect())
     }
 
@@ -287,8 +307,13 @@ impl GenesisFile {
     /// The runtime's genesis state: the balances, the validators' stakes and staking records
     /// (epoch 0's set among them), the market.
     pub fn state(&self) -> Genesis {
-        let validators: Vec<_> = self.validators.iter().map(|v| (v.identity, v.consensus.to_vec(), v.stake)).collect();
+        let validators: Vec<_> = self.validators.iter().map(|v| (v.identity, v.consensus.to_vec(), v.stake, v.p2p.clone())).collect();
         let mut entries = aivm_runtime::staking::epoch::genesis_entries(&self.staking_params(), &validators);
+        // Who signs epoch 0 (`crate::consensus::epochs::engine_epoch`; validated with the file).
+        if let Some((0, engine)) = crate::consensus::epochs::engine_epoch(&self.epoch_info) {
+            let key = aivm_runtime::staking::StakingKey::Engine(0).state_key();
+            entries.push((key, aivm_runtime::StateValue::Bytes(aivm_runtime::encoding::cbor(&engine).into())));
+        }
         // Validated with the file (`validate`), so the entries build.
         entries.extend(self.market.as_ref().and_then(|m| m.runtime().entries().ok()).unwrap_or_default());
         Genesis { accounts: self.accounts.iter().map(|a| (a.address, a.balance)).collect(), time_ms: self.time_ms, entries }
@@ -320,6 +345,7 @@ mod tests {
                 validators,
                 accounts,
                 threshold: Vec::new(),
+                epoch_info: Vec::new(),
                 max_block_gas: DEFAULT_MAX_BLOCK_GAS,
                 min_gas_price: 1,
                 market: None,

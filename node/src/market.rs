@@ -78,6 +78,7 @@ mod tests {
             validators: vec![crate::genesis::GenesisValidator::new(&keys, 1, "127.0.0.1:1".into())],
             accounts: vec![],
             threshold: Vec::new(),
+            epoch_info: Vec::new(),
             max_block_gas: 1,
             min_gas_price: 1,
             market: None,

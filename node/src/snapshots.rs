@@ -40,6 +40,8 @@ pub enum SnapshotError {
 pub struct Anchor {
     pub finalization: Vec<u8>,
     pub block: Vec<u8>,
+    /// The block's epoch info (a reshare payload).
+    pub info: Vec<u8>,
     pub record: Vec<u8>,
 }
 
@@ -93,7 +95,9 @@ impl Snapshots {
     }
 
     /// Record the anchor of the snapshot at `height` (written whole or not at all).
-    pub fn write_anchor(&self, height: u64, finalization: &[u8], block: &[u8]) -> Result<(), SnapshotError> {
+    /// `info`: the epoch info of the block's epoch (`consensus::epochs`), which a joiner's
+    /// epoch actors start from.
+    pub fn write_anchor(&self, height: u64, finalization: &[u8], block: &[u8], info: &[u8]) -> Result<(), SnapshotError> {
         let dir = self.path(height);
         if !dir.join(STATE).is_dir() {
             return Err(SnapshotError::Unknown(height));
@@ -103,6 +107,8 @@ impl Snapshots {
         bytes.extend_from_slice(finalization);
         bytes.extend_from_slice(&(block.len() as u32).to_be_bytes());
         bytes.extend_from_slice(block);
+        bytes.extend_from_slice(&(info.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(info);
         let tmp = dir.join(format!("{ANCHOR}.tmp"));
         std::fs::write(&tmp, bytes).map_err(|e| SnapshotError::Io(height, e))?;
         std::fs::rename(&tmp, dir.join(ANCHOR)).map_err(|e| SnapshotError::Io(height, e))
@@ -147,11 +153,12 @@ impl Snapshots {
         let bytes = std::fs::read(self.path(height).join(ANCHOR)).map_err(|e| SnapshotError::Io(height, e))?;
         let (finalization, rest) = split(&bytes).ok_or(SnapshotError::BadAnchor)?;
         let (block, rest) = split(rest).ok_or(SnapshotError::BadAnchor)?;
+        let (info, rest) = split(rest).ok_or(SnapshotError::BadAnchor)?;
         if !rest.is_empty() {
             return Err(SnapshotError::BadAnchor);
         }
         let record = store.block(height)?.ok_or(SnapshotError::Unknown(height))?;
-        Ok(Anchor { finalization: finalization.to_vec(), block: block.to_vec(), record })
+        Ok(Anchor { finalization: finalization.to_vec(), block: block.to_vec(), info: info.to_vec(), record })
     }
 
     /// The snapshot's entries after key hash `after`, with their proof.
@@ -195,7 +202,7 @@ mod tests {
         snaps.take(&store, 10).expect("take");
         assert!(snaps.served().is_empty(), "not offered before its anchor");
         assert!(matches!(snaps.anchor(10), Err(SnapshotError::Unknown(10))));
-        snaps.write_anchor(10, b"fin", b"block").expect("anchor");
+        snaps.write_anchor(10, b"fin", b"block", b"info").expect("anchor");
         assert_eq!(snaps.served(), vec![10]);
         let a = snaps.anchor(10).expect("anchor");
         assert_eq!((a.finalization.as_slice(), a.block.as_slice(), a.record.as_slice()), (&b"fin"[..], &b"block"[..], &b"record 10"[..]));
@@ -203,9 +210,9 @@ mod tests {
         assert!(snaps.chunk(10, None).expect("chunk").last);
         for h in [20, 30] {
             snaps.take(&store, h).expect("take");
-            snaps.write_anchor(h, b"f", b"b").expect("anchor");
+            snaps.write_anchor(h, b"f", b"b", b"i").expect("anchor");
         }
         assert_eq!(snaps.served(), vec![30, 20], "the oldest is dropped");
-        assert!(snaps.write_anchor(40, b"f", b"b").is_err(), "no anchor without a checkpoint");
+        assert!(snaps.write_anchor(40, b"f", b"b", b"i").is_err(), "no anchor without a checkpoint");
     }
 }

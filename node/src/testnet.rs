@@ -75,6 +75,7 @@ pub fn create(dir: &Path, p: &TestnetParams) -> Result<(Vec<PathBuf>, GenesisFil
         validators,
         accounts,
         threshold: Vec::new(),
+        epoch_info: Vec::new(),
         max_block_gas: p.max_block_gas,
         min_gas_price: p.min_gas_price,
         market: p.market.clone(),

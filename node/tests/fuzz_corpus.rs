@@ -70,7 +70,15 @@ fn sample_txs() -> Vec<Vec<u8>> {
 
 fn sample_block() -> Block {
     let header = BlockHeader { height: 3, parent_hash: [1; 32], time_ms: 9, tx_root: [2; 32], receipts_root: [3; 32], state_root: [4; 32], gas_used: 5 };
-    Block { parent: [7; 32], view: 5, header, txs: sample_txs(), evidence: vec![vec![1; 20]], seed: Some([3; aivm_node::block::SEED_BYTES]) }
+    Block {
+        parent: [7; 32],
+        view: 5,
+        header,
+        txs: sample_txs(),
+        evidence: vec![vec![1; 20]],
+        seed: Some([3; aivm_node::block::SEED_BYTES]),
+        reshare: Some(vec![9; 16]),
+    }
 }
 
 #[test]

@@ -86,7 +86,7 @@ impl Net {
         let extra: Vec<&str> = self.extra.iter().filter(|(j, _)| *j == i).map(|(_, a)| a.as_str()).collect();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.homes[i].join("node.log")).expect("log");
         Command::new(env!("CARGO_BIN_EXE_aivm"))
-            .args(["node", "run", "--log", "warn", "--home"])
+            .args(["node", "run", "--log", &std::env::var("AIVM_NET_LOG").unwrap_or_else(|_| "warn".into()), "--home"])
             .arg(&self.homes[i])
             .args(extra)
             .stdin(Stdio::null())
@@ -155,7 +155,10 @@ impl Drop for Net {
         for i in 0..self.procs.len() {
             self.kill(i);
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // AIVM_KEEP_NET=1 keeps the homes and logs of a failed run for a look.
+        if std::env::var_os("AIVM_KEEP_NET").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -264,16 +267,16 @@ fn an_equivocating_validator_is_slashed() {
     for honest in 0..3 {
         assert_eq!(stake(0, honest), "1000", "honest validators keep their stake");
     }
-    // Tombstoned, and out of the active set from the next epoch on (the engine itself keeps
-    // the genesis set: `spec/consensus.md`).
+    // Tombstoned, and out of the set recorded at the next epoch's first block: the set that
+    // signs SET_LAG epochs later, whose shares the reshare before it deals without it.
     let v = net.client(0).call("aivm_getValidator", json!([identity(3)])).expect("validator");
     assert_eq!(v["tombstoned"], json!(true), "{v}");
-    let next = (v["epoch"].as_u64().expect("epoch") + 1) * 10;
-    net.wait_height(0, next + 1, 60);
+    let out = v["epoch"].as_u64().expect("epoch") + 1 + aivm_runtime::staking::SET_LAG;
+    net.wait_height(0, out * 10 + 1, 120);
     let v = net.client(0).call("aivm_getValidator", json!([identity(3)])).expect("validator");
-    assert_eq!(v["active"], json!(false), "removed at the boundary: {v}");
+    assert_eq!((&v["active"], &v["signing"]), (&json!(false), &json!(false)), "removed at the boundary: {v}");
     let honest = net.client(0).call("aivm_getValidator", json!([identity(0)])).expect("validator");
-    assert_eq!((&honest["active"], &honest["tombstoned"]), (&json!(true), &json!(false)), "{honest}");
+    assert_eq!((&honest["active"], &honest["signing"], &honest["tombstoned"]), (&json!(true), &json!(true), &json!(false)), "{honest}");
     // The network keeps finalizing and agrees on the slashed state.
     let h = net.height(0).expect("height");
     for i in 0..3 {
@@ -863,14 +866,18 @@ fn deploy_send_and_query_over_rpc() {
     assert!(heights.len() == 2 && heights[1] == heights[0] + 1, "{out}");
 }
 
-/// `aivm validator` against a running network: a new validator funded over RPC bonds (its
-/// consensus key and proof of possession from its home), enters the next epoch's recorded
-/// set, unbonds and leaves it, and its early withdrawal and an over-unbond are refused with
-/// the chain's reason; the chain keeps finalizing throughout. (The engine itself still runs
-/// the genesis set: `spec/consensus.md`, "Validator lifecycle".)
+/// The validator lifecycle against a running network (`spec/consensus.md`, "Epochs of the
+/// engine"): a new validator, funded over RPC, runs a node and bonds (`aivm validator bond`:
+/// consensus key, proof of possession and p2p address from its home). The set recorded at the
+/// next epoch holds it; the reshare of the epoch before that set signs gives it a share of the
+/// threshold key, and from then on the engine's signers include it: with two signers the
+/// chain finalizes only with its votes. It unbonds, leaves the signers the same way, and the
+/// network goes on without it once it stops. Over-unbonding and an early withdrawal are
+/// refused with the chain's reason.
 #[test]
 fn a_validator_bonds_enters_the_next_epoch_and_leaves() {
-    const EPOCH: u64 = 6;
+    const EPOCH: u64 = 10;
+    const LAG: u64 = aivm_runtime::staking::SET_LAG;
     let _serial = serial();
     let mut net = Net::with_epochs("staking", 1, 21800, &[], EPOCH, Some(2));
     net.wait_height(0, 1, 60);
@@ -882,9 +889,11 @@ fn a_validator_bonds_enters_the_next_epoch_and_leaves() {
     };
     let fresh = net.dir.join("joiner");
     let home = fresh.to_str().expect("utf8").to_string();
-    // A new validator's home: identity and consensus keys (its genesis entry is not used).
-    let (code, out, err) = common::aivm(&["node", "init", "--home", &home, "--port", "21890"]);
+    // A new validator's home: its keys and ports, and the network's genesis.
+    let (code, out, err) = common::aivm(&["node", "init", "--home", &home, "--port", "21890", "--chain-id", &CHAIN_ID.to_string()]);
     assert_eq!(code, 0, "{out}{err}");
+    std::fs::copy(net.homes[0].join("genesis.json"), fresh.join("genesis.json")).expect("genesis");
+    let joiner_rpc = SocketAddr::from(([127, 0, 0, 1], 21890 + 1000));
     let (code, k) = run(&["keys", "show", "--home", &home, "--rpc", &rpc]);
     assert_eq!(code, 0, "{k}");
     let joiner: [u8; 32] = aivm_node::hexbytes::from_hex(k["address"].as_str().expect("address")).and_then(|v| v.try_into().ok()).expect("32 bytes");
@@ -894,15 +903,26 @@ fn a_validator_bonds_enters_the_next_epoch_and_leaves() {
     wait_receipt(&mut net.client(0), hash.as_str().expect("hash"), 30);
     let (code, _) = run(&["validator", "status", "--home", &home, "--rpc", &rpc]);
     assert_eq!(code, 1, "not a validator yet");
+    // Its node follows the chain from genesis.
+    net.homes.push(fresh.clone());
+    net.rpcs.push(joiner_rpc);
+    let c = net.spawn(1);
+    net.procs.push(Some(c));
     let (code, r) = run(&["validator", "bond", "--home", &home, "--rpc", &rpc, "--amount", "500"]);
     assert_eq!((code, r["status"].as_str()), (0, Some("success")), "{r}");
     let (code, s) = run(&["validator", "status", "--home", &home, "--rpc", &rpc]);
-    assert_eq!((code, s["stake"].as_str()), (0, Some("500")), "{s}");
-    // Blocks come quickly here: the set it enters is the one after the current epoch.
-    let next = (s["epoch"].as_u64().expect("epoch") + 1) * EPOCH;
-    net.wait_height(0, next, 60);
+    assert_eq!((code, s["stake"].as_str(), s["signing"].as_bool()), (0, Some("500"), Some(false)), "{s}");
+    assert_eq!(s["p2p"], "127.0.0.1:21890", "{s}");
+    // Recorded at the next epoch's first block for the epoch SET_LAG later, when it signs.
+    let signs = s["epoch"].as_u64().expect("epoch") + 1 + LAG;
+    net.wait_height(0, signs * EPOCH + 2, 120);
     let (_, s) = run(&["validator", "status", "--home", &home, "--rpc", &rpc]);
-    assert_eq!(s["active"].as_bool(), Some(true), "in the next epoch's set: {s}");
+    assert_eq!((s["active"].as_bool(), s["signing"].as_bool()), (Some(true), Some(true)), "a signer of epoch {signs}: {s}");
+    // Two signers, quorum two: blocks now finalize only with the joiner's votes.
+    let h = net.height(0).expect("height");
+    net.wait_height(0, h + 3, 60);
+    net.wait_height(1, h + 3, 60);
+    assert_eq!(net.state_root(1, h + 3), net.state_root(0, h + 3), "the joiner agrees");
     // Over-unbonding and an early withdrawal are refused with the chain's reason.
     let (code, r) = run(&["validator", "unbond", "--home", &home, "--rpc", &rpc, "--amount", "501"]);
     assert!(code == 1 && r.to_string().contains("need 501, have 500"), "{r}");
@@ -911,10 +931,18 @@ fn a_validator_bonds_enters_the_next_epoch_and_leaves() {
     let (code, r) = run(&["validator", "withdraw", "--home", &home, "--rpc", &rpc]);
     assert!(code == 1 && r.to_string().contains("unbonding ends at block"), "{r}");
     let (_, s) = run(&["validator", "status", "--home", &home, "--rpc", &rpc]);
-    let next = (s["epoch"].as_u64().expect("epoch") + 1) * EPOCH;
-    net.wait_height(0, next + 1, 60);
+    let leaves = s["epoch"].as_u64().expect("epoch") + 1 + LAG;
+    net.wait_height(0, leaves * EPOCH + 2, 120);
     let (_, s) = run(&["validator", "status", "--home", &home, "--rpc", &rpc]);
-    assert_eq!((s["stake"].as_str(), s["unbonding"].as_str(), s["active"].as_bool()), (Some("0"), Some("500"), Some(false)), "left the set: {s}");
+    assert_eq!(
+        (s["stake"].as_str(), s["unbonding"].as_str(), s["active"].as_bool(), s["signing"].as_bool()),
+        (Some("0"), Some("500"), Some(false), Some(false)),
+        "left: {s}"
+    );
+    // Stopped, it is not missed: the genesis validator finalizes alone again.
+    net.kill(1);
+    let h = net.height(0).expect("height");
+    net.wait_height(0, h + 3, 60);
 }
 
 /// A validator that joins late restores a peer's snapshot (`aivm node sync`) instead of

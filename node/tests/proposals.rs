@@ -16,7 +16,7 @@ const CHAIN: u64 = 11;
 /// Test evidence: its first byte names a staked validator, its second the view.
 struct Fake;
 impl EvidenceCheck for Fake {
-    fn offense(&self, e: &[u8]) -> Option<Offense> {
+    fn offense(&self, e: &[u8], _: aivm_node::evidence::EngineLookup<'_>) -> Option<Offense> {
         match e {
             [id, view, ..] => Some(Offense { identity: [*id; 32], view: *view as u64 }),
             _ => None,

@@ -4,7 +4,7 @@
 
 use aivm::{GasSchedule, Limits, Vm};
 use aivm_runtime::staking::epoch::{epoch_set, genesis_entries};
-use aivm_runtime::staking::{decode_stake, stake_key, StakingKey, StakingParams, StakingTx, Validator, POP_DST};
+use aivm_runtime::staking::{decode_stake, stake_key, StakingKey, StakingParams, StakingTx, Validator, POP_DST, SET_LAG};
 use aivm_runtime::{Chain, ChainConfig, ChainVm, ExecConfig, Genesis, Payload, Receipt, StateValue, Transaction, TxStatus};
 use ed25519_dalek::SigningKey;
 use std::path::PathBuf;
@@ -42,7 +42,7 @@ impl Keys {
         self.bls.sign(&self.bls.sk_to_pk().compress(), POP_DST, &[]).compress().to_vec()
     }
     fn bond(&self, amount: u128) -> StakingTx {
-        StakingTx::Bond { consensus_key: self.consensus(), pop: self.pop(), amount }
+        StakingTx::Bond { consensus_key: self.consensus(), pop: self.pop(), amount, p2p: "127.0.0.1:9000".into() }
     }
 }
 
@@ -72,7 +72,10 @@ impl Net {
         let mut chain = Chain::open(&dir.0, ChainVm::new(vm), ChainConfig { chain_id: CHAIN_ID, fee_collector: [0xfe; 32] }).expect("chain");
         chain.exec = ExecConfig { threads, parallel_min_txs: 0 };
         let keys: Vec<Keys> = (0..7).map(Keys::new).collect();
-        let entries = genesis_entries(&PARAMS, &[(keys[0].id(), keys[0].consensus(), 300), (keys[1].id(), keys[1].consensus(), 200)]);
+        let entries = genesis_entries(
+            &PARAMS,
+            &[(keys[0].id(), keys[0].consensus(), 300, "127.0.0.1:1".into()), (keys[1].id(), keys[1].consensus(), 200, "127.0.0.1:2".into())],
+        );
         let g = Genesis { accounts: keys.iter().map(|k| (k.id(), FUNDS)).collect(), time_ms: 0, entries };
         chain.init_genesis(&g).expect("genesis");
         Net { chain, nonces: vec![0; keys.len()], keys, time: 0, _dir: dir }
@@ -167,7 +170,8 @@ fn a_bonded_validator_enters_the_next_epoch_and_the_threads_agree() {
         ok(&n.one(2, n.keys[2].bond(50)));
         assert_eq!(n.stake(2), 550);
         n.advance_to(4);
-        assert_eq!(n.set(1), vec![2, 0], "the new validator has the most stake; the set size is 2");
+        assert_eq!(n.set(1), vec![0, 1], "sets are recorded SET_LAG epochs ahead: epoch 1's is genesis'");
+        assert_eq!(n.set(1 + SET_LAG), vec![2, 0], "the new validator has the most stake; the set size is 2");
         roots.push(n.chain.head().expect("head").state_root);
     }
     assert_eq!(roots[0], roots[1], "1 and 4 threads give the same state");
@@ -178,9 +182,11 @@ fn bad_bonds_are_refused_and_move_nothing() {
     let mut n = Net::new("bad", 1);
     let (k2, k3) = (n.keys[2].consensus(), n.keys[3].pop());
     let cases: Vec<(usize, StakingTx, &str)> = vec![
-        (2, StakingTx::Bond { consensus_key: k2.clone(), pop: k3, amount: 500 }, "proof of possession"),
-        (2, StakingTx::Bond { consensus_key: k2[..47].to_vec(), pop: n.keys[2].pop(), amount: 500 }, "48 bytes"),
-        (2, StakingTx::Bond { consensus_key: n.keys[0].consensus(), pop: n.keys[0].pop(), amount: 500 }, "already validator"),
+        (2, StakingTx::Bond { consensus_key: k2.clone(), pop: k3, amount: 500, p2p: "127.0.0.1:9".into() }, "proof of possession"),
+        (2, StakingTx::Bond { consensus_key: k2[..47].to_vec(), pop: n.keys[2].pop(), amount: 500, p2p: "127.0.0.1:9".into() }, "48 bytes"),
+        (2, StakingTx::Bond { consensus_key: n.keys[0].consensus(), pop: n.keys[0].pop(), amount: 500, p2p: "127.0.0.1:9".into() }, "already validator"),
+        (2, StakingTx::Bond { consensus_key: n.keys[2].consensus(), pop: n.keys[2].pop(), amount: 500, p2p: String::new() }, "p2p address"),
+        (2, StakingTx::Bond { consensus_key: n.keys[2].consensus(), pop: n.keys[2].pop(), amount: 500, p2p: "localhost".into() }, "ip:port"),
         (2, n.keys[2].bond(99), "below the minimum"),
         (2, n.keys[2].bond(0), "positive"),
         (2, n.keys[2].bond(FUNDS), "cannot cover"),
@@ -213,7 +219,7 @@ fn unbonded_stake_waits_for_its_delay_and_the_validator_leaves_the_set() {
     let early = n.one(1, StakingTx::Withdraw);
     assert!(failed(&early).contains(&format!("unbonding ends at block {unlock_at}")));
     n.advance_to(4);
-    assert_eq!(n.set(1), vec![0, 2], "the unbonded validator left; the one that bonded took its place");
+    assert_eq!(n.set(1 + SET_LAG), vec![0, 2], "the unbonded validator left; the one that bonded took its place");
     n.advance_to(unlock_at - 1);
     let before = n.balance(1);
     let r = n.one(1, StakingTx::Withdraw);

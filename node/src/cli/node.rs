@@ -247,9 +247,10 @@ fn run_validator(a: RunArgs) -> Result<()> {
     let floor = consensus::sync::load_floor(&genesis, &data)?;
     let executor = Arc::new(
         Executor::new(Arc::new(chain), mempool, limits)?
-            .with_evidence_check(consensus::evidence_check(&genesis)?)
+            .with_genesis_reshare(genesis.epoch_info.clone())
+            .with_evidence_check(consensus::evidence_check(&genesis))
             .with_snapshots(Arc::new(snapshots))
-            .with_leaders(consensus::leaders(&genesis)?),
+            .with_leaders(consensus::leaders()),
     );
     let (finalized, _) = tokio::sync::broadcast::channel(1024);
     let parse = |s: &str, what: &str| s.parse::<std::net::SocketAddr>().with_context(|| format!("{what} address {s}"));
@@ -275,6 +276,7 @@ fn run_validator(a: RunArgs) -> Result<()> {
         panic_commit_at: a.panic_commit_at,
         abort_engine_at: a.abort_engine_at,
         floor,
+        secrets: home.join("reshare"),
     };
     consensus::start(endpoints, v)?;
     Ok(())

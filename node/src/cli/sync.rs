@@ -6,7 +6,7 @@
 
 use super::node::SyncArgs;
 use aivm_node::config::NodeConfig;
-use aivm_node::consensus::sync::{check_anchor, save_floor, FLOOR_FILE};
+use aivm_node::consensus::sync::{check_anchor, check_info, save_floor, FLOOR_FILE};
 use aivm_node::genesis::GenesisFile;
 use aivm_node::hexbytes::{from_hex, to_hex};
 use aivm_node::rpc::SyncApiClient;
@@ -71,7 +71,8 @@ fn sync(a: &super::node::SyncArgs, genesis: &GenesisFile, data: &Path, state_dir
     };
     let anchor = peer.call(|c| c.get_snapshot_anchor(height))?;
     let (cert, block, record_bytes) = (hex_field(&anchor, "finalization")?, hex_field(&anchor, "block")?, hex_field(&anchor, "record")?);
-    let anchor = check_anchor(genesis, &cert, &block)?;
+    let info = hex_field(&anchor, "info")?;
+    let anchor = check_anchor(genesis, &cert, &block, &info)?;
     if anchor.height != height {
         bail!("the peer's snapshot block is at height {}, not {height}", anchor.height);
     }
@@ -102,8 +103,9 @@ fn sync(a: &super::node::SyncArgs, genesis: &GenesisFile, data: &Path, state_dir
     }
     let entries = restore.entries();
     let head = restore.finish(&record_bytes, &anchor.digest)?;
+    check_info(&anchor, |k| store.get(k).ok().flatten())?;
     drop(store);
-    save_floor(data, &anchor.finalization).with_context(|| format!("writing {}", data.join(FLOOR_FILE).display()))?;
+    save_floor(data, &anchor.finalization, &anchor.info).with_context(|| format!("writing {}", data.join(FLOOR_FILE).display()))?;
     Ok(json!({
         "height": head.height,
         "state_root": to_hex(&head.state_root),

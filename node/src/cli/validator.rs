@@ -15,8 +15,9 @@ use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum ValidatorCommand {
-    /// Bond stake: creates the validator (consensus key and proof of possession from the
-    /// home) or adds to it. It enters the active set at the next epoch if its stake ranks.
+    /// Bond stake: creates the validator (consensus key, proof of possession and p2p address
+    /// from the home) or adds to it. If its stake ranks, it is in the set recorded at the next
+    /// epoch, which signs three epochs after that (the reshare gives it its key share first).
     Bond(AmountArgs),
     /// Start unbonding: the stake leaves the next epoch's set computation at once and can be
     /// withdrawn after the unbonding delay; it stays slashable until then.
@@ -63,7 +64,8 @@ fn bond(a: AmountArgs) -> Result<bool> {
         bail!("{} has no validator keys: run `aivm node init` (or `aivm keys new`) first", a.home.home.display());
     }
     let keys = NodeKeys::load(&a.home.home)?;
-    send(&a.home, StakingTx::Bond { consensus_key: keys.consensus_public().to_vec(), pop: keys.proof_of_possession().to_vec(), amount: a.amount })
+    let p2p = aivm_node::config::NodeConfig::load(&a.home.home)?.p2p;
+    send(&a.home, StakingTx::Bond { consensus_key: keys.consensus_public().to_vec(), pop: keys.proof_of_possession().to_vec(), amount: a.amount, p2p })
 }
 
 /// Sign `tx` with the home's identity, wait for its receipt, print the outcome.
@@ -102,6 +104,10 @@ fn status(h: &HomeArgs) -> Result<bool> {
         println!("validator {id}");
         println!("  stake {}; unbonding {} (withdrawable from block {})", s("stake"), s("unbonding"), v["unlock_at"]);
         println!("  epoch {}: {}", v["epoch"], if v["active"].as_bool() == Some(true) { "in the active set" } else { "not in the active set" });
+        println!(
+            "  {}",
+            if v["signing"].as_bool() == Some(true) { "signs this epoch (holds a share of the threshold key)" } else { "does not sign this epoch" }
+        );
         if v["tombstoned"].as_bool() == Some(true) {
             println!("  tombstoned: slashed for double signing, cannot bond again");
         }

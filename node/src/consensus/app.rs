@@ -3,9 +3,11 @@
 
 use super::{ChainBlock, Ctx, Digest, Scheme};
 use crate::execution::{Executor, Finalized};
+use commonware_codec::Encode as _;
 use commonware_consensus::marshal::{ancestry::Ancestry, Update};
-use commonware_consensus::{Heightable, Reporter};
-use commonware_cryptography::{Digested, Digestible};
+use commonware_consensus::{Automaton, CertifiableAutomaton, Heightable, Relay, Reporter};
+use commonware_cryptography::bls12381::primitives::variant::MinPk;
+use commonware_cryptography::{ed25519, Digested, Digestible};
 use commonware_utils::Acknowledgement;
 use futures::StreamExt;
 use std::sync::Arc;
@@ -68,13 +70,17 @@ impl App {
     }
 }
 
+/// What the reshare wrapper hands a proposal: the payload the block must carry.
+pub type ProposalInput = commonware_glue::dkg::reshare::Input<(), MinPk, ed25519::PrivateKey, super::epochs::Directory>;
+
 impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
     type SigningScheme = Scheme;
     type Context = Ctx;
     type Block = ChainBlock;
-    type Input = ();
+    type Input = ProposalInput;
 
-    async fn propose(&mut self, (_, ctx): (E, Ctx), ancestry: impl Ancestry<ChainBlock>, _: ()) -> Option<Digested<ChainBlock>> {
+    async fn propose(&mut self, (_, ctx): (E, Ctx), ancestry: impl Ancestry<ChainBlock>, input: ProposalInput) -> Option<Digested<ChainBlock>> {
+        let reshare = input.payload.map(|p| p.encode().to_vec());
         if !self.catch_up(ancestry).await {
             return None;
         }
@@ -85,13 +91,13 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         // The seed of the round that certified the parent: the block's beacon (`threshold`).
-        let parent_view = ctx.parent.0.get();
+        let (epoch, parent_view) = (ctx.round.epoch().get(), ctx.parent.0.get());
         let seed = if parent_view == 0 {
             None
         } else {
             let until = std::time::Instant::now() + SEED_WAIT;
             loop {
-                match self.seeds.get(parent_view) {
+                match self.seeds.get(epoch, parent_view) {
                     Some(s) => break Some(s),
                     None if std::time::Instant::now() < until => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
                     None => {
@@ -109,7 +115,7 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
             _ => Vec::new(),
         };
         let view = ctx.round.view().get();
-        match tokio::task::spawn_blocking(move || ex.propose_with(parent, now_ms(), seed, view, extra)).await {
+        match tokio::task::spawn_blocking(move || ex.propose_with(parent, now_ms(), seed, view, extra, reshare)).await {
             Ok(Ok(e)) => {
                 tracing::debug!(height = e.block.height(), txs = e.block.txs.len(), "proposed");
                 if let Some((b, mode)) = byzantine {
@@ -138,10 +144,10 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
         // The seed first, before any execution: equal to the one in the parent round's
         // certificate this node already verified (seeds are unique per round), else a pairing
         // check against the group key.
-        let parent_view = ctx.parent.0.get();
+        let (epoch, parent_view) = (ctx.round.epoch().get(), ctx.parent.0.get());
         let seed = block.inner().0.seed;
-        let known = parent_view > 0 && seed.is_some() && self.seeds.get(parent_view) == seed;
-        let checked = if known { Ok(()) } else { super::threshold::check_seed(&self.verifier, parent_view, seed.as_ref()) };
+        let known = parent_view > 0 && seed.is_some() && self.seeds.get(epoch, parent_view) == seed;
+        let checked = if known { Ok(()) } else { super::threshold::check_seed(&self.verifier, epoch, parent_view, seed.as_ref()) };
         if let Err(e) = checked {
             tracing::warn!(height = block.height().get(), error = %e, "refused a proposal");
             return false;
@@ -159,6 +165,66 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
             }
             Err(_) => false,
         }
+    }
+}
+
+/// What each epoch's engine drives: marshal's automaton and relay, with a reporter that turns
+/// conflicting votes into evidence and keeps the rounds' seeds (`faults::FaultReporter`).
+#[derive(Clone)]
+pub struct EngineApp<W, R> {
+    pub inner: W,
+    pub reporter: R,
+}
+
+impl<W: Automaton, R: Clone + Send + 'static> Automaton for EngineApp<W, R> {
+    type Context = W::Context;
+    type Digest = W::Digest;
+
+    fn propose(&mut self, context: Self::Context) -> impl std::future::Future<Output = commonware_utils::channel::oneshot::Receiver<Self::Digest>> + Send {
+        self.inner.propose(context)
+    }
+
+    fn verify(
+        &mut self,
+        context: Self::Context,
+        payload: Self::Digest,
+    ) -> impl std::future::Future<Output = commonware_utils::channel::oneshot::Receiver<bool>> + Send {
+        self.inner.verify(context, payload)
+    }
+}
+
+impl<W: CertifiableAutomaton, R: Clone + Send + 'static> CertifiableAutomaton for EngineApp<W, R> {
+    fn prepare(
+        &mut self,
+        context: Self::Context,
+    ) -> impl std::future::Future<Output = commonware_utils::channel::oneshot::Receiver<commonware_consensus::Handoff<Self::Digest>>> + Send {
+        self.inner.prepare(context)
+    }
+
+    fn certify(
+        &mut self,
+        round: commonware_consensus::types::Round,
+        payload: Self::Digest,
+    ) -> impl std::future::Future<Output = commonware_utils::channel::oneshot::Receiver<bool>> + Send {
+        self.inner.certify(round, payload)
+    }
+}
+
+impl<W: Relay, R: Clone + Send + 'static> Relay for EngineApp<W, R> {
+    type Digest = W::Digest;
+    type PublicKey = W::PublicKey;
+    type Plan = W::Plan;
+
+    fn broadcast(&mut self, payload: Self::Digest, plan: Self::Plan) -> commonware_actor::Feedback {
+        self.inner.broadcast(payload, plan)
+    }
+}
+
+impl<W: Clone + Send + 'static, R: Reporter> Reporter for EngineApp<W, R> {
+    type Activity = R::Activity;
+
+    fn report(&mut self, activity: Self::Activity) -> commonware_actor::Feedback {
+        self.reporter.report(activity)
     }
 }
 

@@ -27,8 +27,14 @@ impl Write for ChainBlock {
 impl Read for ChainBlock {
     type Cfg = ();
 
+    /// A block whose reshare payload does not decode (within the epoch codec's bounds) is not
+    /// a block.
     fn read_cfg(r: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
-        Block::read(r).map(|b| ChainBlock(Arc::new(b))).map_err(|e| CodecError::Wrapped("aivm block", Box::new(e)))
+        let b = Block::read(r).map_err(|e| CodecError::Wrapped("aivm block", Box::new(e)))?;
+        if let Some(p) = &b.reshare {
+            super::epochs::decode_payload(p).map_err(|_| CodecError::Invalid("aivm block", "reshare payload"))?;
+        }
+        Ok(ChainBlock(Arc::new(b)))
     }
 }
 
@@ -61,5 +67,27 @@ impl commonware_consensus::Block for ChainBlock {
 impl commonware_consensus::BoundedBlock for ChainBlock {
     fn max_encode_size(_: &()) -> usize {
         MAX_ENCODED
+    }
+}
+
+impl commonware_consensus::CertifiableBlock for ChainBlock {
+    /// The view the block was proposed in (the rest of the consensus context, the round's
+    /// epoch and the parent, follows from its height and parent digest).
+    type Context = commonware_consensus::types::View;
+
+    fn context(&self) -> Self::Context {
+        commonware_consensus::types::View::new(self.0.view)
+    }
+}
+
+impl commonware_glue::dkg::ReshareBlock for ChainBlock {
+    type Variant = commonware_cryptography::bls12381::primitives::variant::MinPk;
+    type PublicKey = super::PublicKey;
+    type Directory = super::epochs::Directory;
+
+    /// The block's reshare payload. A block whose payload does not decode is refused when it
+    /// is read (see `Read`), so `None` here means it carries none.
+    fn payload(&self) -> Option<super::epochs::ResharePayload> {
+        self.0.reshare.as_deref().and_then(|b| super::epochs::decode_payload(b).ok())
     }
 }

@@ -18,6 +18,7 @@
 mod app;
 pub mod byzantine;
 mod chain_block;
+pub mod epochs;
 mod faults;
 pub mod gossip;
 pub mod sync;
@@ -34,17 +35,20 @@ use commonware_codec::DecodeExt;
 use commonware_consensus::marshal::{self, resolver::p2p as marshal_resolver, standard::Inline};
 use commonware_consensus::simplex::{self, elector::RoundRobin, types::Context};
 use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
+use commonware_consensus::Epochable as _;
+use commonware_cryptography::bls12381::dkg::feldman_desmedt::Reveal;
+use commonware_cryptography::bls12381::primitives::sharing::{Mode, ModeVersion};
 use commonware_cryptography::bls12381::primitives::variant::MinPk;
 use commonware_cryptography::certificate::ConstantProvider;
 use commonware_cryptography::{ed25519, sha256::Sha256, ChaCha20Poly1305, Signer};
 use commonware_p2p::authenticated::lookup;
-use commonware_p2p::{Address, AddressableManager};
+use commonware_p2p::Address;
 use commonware_parallel::Sequential;
 use commonware_runtime::buffer::paged::CacheRef;
 use commonware_runtime::{Quota, Supervisor as _};
 use commonware_storage::archive::immutable;
 use commonware_stream::{cups, sake};
-use commonware_utils::ordered::{Map, Set};
+use commonware_utils::ordered::Set;
 use commonware_utils::{NZDuration, NZUsize, NZU16, NZU32, NZU64};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,6 +75,7 @@ const CH_VOTES: u64 = 3;
 const CH_CERTS: u64 = 4;
 const CH_RESOLVER: u64 = 5;
 const CH_GOSSIP: u64 = 6;
+const CH_RESHARE: u64 = 7;
 
 /// Messages per second one peer may send on each channel.
 struct Quotas {
@@ -80,6 +85,7 @@ struct Quotas {
     certs: std::num::NonZeroU32,
     resolver: std::num::NonZeroU32,
     gossip: std::num::NonZeroU32,
+    reshare: std::num::NonZeroU32,
 }
 
 /// A view sends each peer about three votes (notarize, finalize or nullify) and three
@@ -88,9 +94,17 @@ struct Quotas {
 /// rate; blocks one per view with headroom; backfill and certificate fetches serve a peer
 /// catching up, a batch of requests at a time. Gossip sends one message per
 /// `gossip::INTERVAL` (50/s) and more when the backlog spills over a message: 128/s of at most
-/// `gossip::MAX_TXS` each bounds what one peer can make this node verify.
-const QUOTAS: Quotas =
-    Quotas { backfill: NZU32!(256), broadcast: NZU32!(64), votes: NZU32!(256), certs: NZU32!(256), resolver: NZU32!(256), gossip: NZU32!(128) };
+/// `gossip::MAX_TXS` each bounds what one peer can make this node verify. A reshare sends each
+/// player one dealing and each dealer one acknowledgement per epoch, retried: 16/s is ample.
+const QUOTAS: Quotas = Quotas {
+    backfill: NZU32!(256),
+    broadcast: NZU32!(64),
+    votes: NZU32!(256),
+    certs: NZU32!(256),
+    resolver: NZU32!(256),
+    gossip: NZU32!(128),
+    reshare: NZU32!(16),
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsensusError {
@@ -157,69 +171,50 @@ pub struct Validator {
     pub panic_commit_at: Option<u64>,
     /// TEST ONLY: abort the consensus engine once this height is finalized (see `run`).
     pub abort_engine_at: Option<u64>,
-    /// The finalization this node's state was synced to (`aivm node sync`; see [`sync`]):
-    /// marshal and simplex start from it instead of genesis.
-    pub floor: Option<sync::FinalizationCert>,
+    /// The finalization this node's state was synced to, with its epoch's info (`aivm node
+    /// sync`; see [`sync`]): marshal and the epoch actors start from it instead of genesis.
+    pub floor: Option<sync::Floor>,
+    /// Where the reshare protocol keeps this validator's secrets (`<home>/reshare`).
+    pub secrets: std::path::PathBuf,
 }
 
-/// The evidence checker for a chain's genesis active set (give it to the executor).
-pub fn evidence_check(genesis: &GenesisFile) -> Result<Arc<dyn crate::execution::EvidenceCheck>, ConsensusError> {
-    let committee = participants(genesis)?;
-    let identities = committee
-        .keys
-        .iter()
-        .map(|k| k.as_ref().try_into().map_err(|_| ConsensusError::Genesis("identity key length".into())))
-        .collect::<Result<Vec<[u8; 32]>, _>>()?;
-    Ok(Arc::new(faults::Checker { verifier: committee.verifier(genesis.chain_id), identities }))
+/// The evidence checker of a chain: evidence verifies against the signers of its epoch as
+/// the state records them (give it to the executor).
+pub fn evidence_check(genesis: &GenesisFile) -> Arc<dyn crate::execution::EvidenceCheck> {
+    Arc::new(faults::Checker { namespace: namespace(genesis.chain_id) })
 }
 
-/// The engine's leader of each view (round-robin over the genesis active set, epoch 0), as
-/// identities: what the executor counts leader slots by (`staking::liveness`). Built from the
-/// same elector and participant set as the engine's, so it names the same leaders.
-pub fn leaders(genesis: &GenesisFile) -> Result<crate::execution::Leaders, ConsensusError> {
-    use commonware_consensus::simplex::elector::Elector as _;
+/// The engine's leader of each view: round-robin over the epoch's signers (in the engine's
+/// participant order), as identities. What the executor counts leader slots by
+/// (`staking::liveness`); the same elector as the engine's, so it names the same leaders.
+pub fn leaders() -> crate::execution::Leaders {
+    use commonware_consensus::simplex::elector::{Config as _, Elector as _};
     use commonware_consensus::types::{Round, View};
-    let committee = participants(genesis)?;
-    let ids = committee
-        .keys
-        .iter()
-        .map(|k| <[u8; 32]>::try_from(k.as_ref()).map_err(|_| ConsensusError::Genesis("identity key length".into())))
-        .collect::<Result<Vec<_>, _>>()?;
-    let elector = <RoundRobin<Sha256> as commonware_consensus::simplex::elector::Config<Scheme>>::build(RoundRobin::default(), &committee.keys);
-    Ok(Arc::new(move |view: u64| {
-        let p = elector.elect(Round::new(Epoch::zero(), View::new(view)), ());
-        ids.get(p.get() as usize).copied().unwrap_or([0; 32])
-    }))
+    type Elector = <RoundRobin<Sha256> as commonware_consensus::simplex::elector::Config<Scheme>>::Elector;
+    // The elector of the last signer list asked for (a block asks for one epoch's, many views).
+    let cache: Arc<parking_lot::Mutex<Option<(Vec<[u8; 32]>, Set<PublicKey>, Elector)>>> = Default::default();
+    Arc::new(move |signers: &[[u8; 32]], epoch: u64, view: u64| {
+        let mut c = cache.lock();
+        if c.as_ref().is_none_or(|(s, _, _)| s.as_slice() != signers) {
+            let set = Set::from_iter_dedup(signers.iter().filter_map(|s| PublicKey::decode(s.to_vec()).ok()));
+            if set.is_empty() {
+                return [0; 32];
+            }
+            let elector = RoundRobin::<Sha256>::default().build(&set);
+            *c = Some((signers.to_vec(), set, elector));
+        }
+        let Some((_, set, elector)) = c.as_ref() else { return [0; 32] };
+        let p = elector.elect(Round::new(Epoch::new(epoch), View::new(view)), ());
+        set.get(p.get() as usize).and_then(|k| <[u8; 32]>::try_from(k.as_ref()).ok()).unwrap_or([0; 32])
+    })
 }
 
-/// The active set: identities (the engine's participant order), the threshold key's public
-/// polynomial, and p2p addresses.
-struct Committee {
-    keys: Set<PublicKey>,
-    sharing: commonware_cryptography::bls12381::primitives::sharing::Sharing<MinPk>,
-    addresses: Map<PublicKey, Address>,
-}
-
-impl Committee {
-    /// Verifies votes, certificates and seeds without signing.
-    fn verifier(&self, chain_id: u64) -> Scheme {
-        Scheme::verifier(&namespace(chain_id), self.keys.clone(), self.sharing.clone())
+/// Epoch 0's info from genesis, and its signers' addresses.
+fn genesis_epoch(genesis: &GenesisFile) -> Result<epochs::Info, ConsensusError> {
+    match epochs::decode_payload(&genesis.epoch_info).map_err(|e| ConsensusError::Genesis(format!("epoch_info: {e}")))? {
+        commonware_glue::dkg::types::Payload::EpochInfo(info) if info.epoch.get() == 0 => Ok(info),
+        _ => Err(ConsensusError::Genesis("epoch_info is not epoch 0's info".into())),
     }
-}
-
-fn participants(genesis: &GenesisFile) -> Result<Committee, ConsensusError> {
-    let mut ids = Vec::new();
-    let mut addrs = Vec::new();
-    for i in genesis.active_set() {
-        let v = &genesis.validators[i];
-        let id = PublicKey::decode(v.identity.to_vec()).map_err(|e| ConsensusError::Genesis(format!("identity key: {e}")))?;
-        let addr: SocketAddr = v.p2p.parse().map_err(|e| ConsensusError::Genesis(format!("p2p address {}: {e}", v.p2p)))?;
-        ids.push(v.identity);
-        addrs.push((id, Address::from(addr)));
-    }
-    let (keys, sharing) = threshold::sharing(&genesis.threshold, &ids)?;
-    let addresses = Map::try_from(addrs).map_err(|e| ConsensusError::Genesis(format!("duplicate validator: {e:?}")))?;
-    Ok(Committee { keys, sharing, addresses })
 }
 
 /// Where a validator listens and keeps its consensus data.
@@ -285,23 +280,34 @@ fn register_metrics(context: &commonware_runtime::tokio::Context, mut finalized:
 
 /// Run a validator until the process stops.
 pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> Result<(), ConsensusError> {
+    use commonware_glue::dkg::{fence::Fence, network::AddressableManager, orchestrator, reshare, state_sync};
     let identity = ed25519::PrivateKey::decode(v.keys.identity.to_bytes().to_vec()).map_err(|e| ConsensusError::Key(e.to_string()))?;
     let me = identity.public_key();
-    let parts = participants(&v.genesis)?;
-    if parts.keys.position(&me).is_none() {
-        return Err(ConsensusError::NotValidator);
-    }
-    let share =
-        v.share.as_deref().ok_or_else(|| ConsensusError::Key(format!("no {} in the home: not dealt a share of the threshold key", crate::keys::SHARE_FILE)))?;
-    let share = threshold::share(share, &parts.sharing)?;
+    let info0 = genesis_epoch(&v.genesis)?;
+    let epoch_length = NZU64!(1).max(std::num::NonZeroU64::new(v.genesis.epoch_length).unwrap_or(NZU64!(1)));
     let ns = namespace(v.genesis.chain_id);
-    let verifier = parts.verifier(v.genesis.chain_id);
-    let Committee { keys: committee, sharing, addresses } = parts;
-    let scheme = Scheme::signer(&ns, committee.clone(), sharing, share).ok_or(ConsensusError::NotValidator)?;
-    let equivocator = v.equivocate.then(|| scheme.clone());
+    // The reshare actor wants its namespace for the life of the process.
+    let ns_static: &'static [u8] = Box::leak(ns.clone().into_boxed_slice());
+    // Epoch 0's scheme, with the share genesis dealt this validator (if it has one); later
+    // epochs' schemes are registered by the reshare actor.
+    let share0 = match v.share.as_deref() {
+        Some(b) => Some(threshold::share(b, info0.output.public())?),
+        None => None,
+    };
+    let schemes = epochs::Schemes::new(ns.clone());
+    schemes.install(
+        Epoch::zero(),
+        commonware_glue::dkg::types::SchemeInfo::new(&me, info0.output.players().clone(), info0.output.public().clone(), share0.clone()),
+    );
+    let secrets = epochs::FileSecrets::open(v.secrets.clone(), share0).map_err(|e| ConsensusError::Storage(format!("reshare secrets: {e}")))?;
+    // The group key is the same in every epoch: certificates verify under it alone.
+    let certificates = Scheme::certificate_verifier(&ns, *info0.output.public().public());
+    let verifier = Arc::new(Scheme::verifier(&ns, info0.output.players().clone(), info0.output.public().clone()));
     let seeds = Arc::new(threshold::Seeds::default());
+    let genesis_addresses: Vec<(PublicKey, Address)> = info0.directory.clone().into_inner().into_iter().collect();
 
-    // Network.
+    // Network. Each epoch's peers (its signers, its reshare's players and the next epoch's)
+    // are activated from its info by the orchestrator.
     let handshake = cups::Cups::<_, ChaCha20Poly1305>::new(
         sake::Sake {
             signer: identity.clone(),
@@ -311,11 +317,14 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
         },
         cups::Version::V1,
     );
-    let mut p2p_cfg = lookup::Config::local(handshake, &ns, v.p2p, NZUsize!(committee.len().max(1)), MAX_MESSAGE, NZUsize!(4096));
+    // An epoch's peers are at most its signers, its reshare's players and the next epoch's
+    // players; commonware sizes per-peer queues by it, so it is not the codec's bound.
+    let peers_per_set = std::num::NonZeroUsize::new(3 * v.genesis.active_set_size as usize).unwrap_or(NZUsize!(1));
+    let mut p2p_cfg = lookup::Config::local(handshake, &ns, v.p2p, peers_per_set, MAX_MESSAGE, NZUsize!(4096));
     p2p_cfg.dial_frequency = Duration::from_millis(200);
     p2p_cfg.peer_connection_cooldown = Duration::from_millis(200);
-    let (mut network, mut oracle) = lookup::Network::new(context.child("network"), p2p_cfg);
-    oracle.track(0, addresses);
+    let (mut network, oracle) = lookup::Network::new(context.child("network"), p2p_cfg);
+    let manager = AddressableManager::new(oracle.clone());
     // Per-peer quotas from the protocol's real rates. commonware allocates each channel's
     // inbound queue up front as (retained peers × burst), and the burst of a per-second quota
     // is the quota itself: 100 000/s cost ~4.4 GB per validator at start and grew with the
@@ -326,31 +335,31 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     let certs = network.register(CH_CERTS, Quota::per_second(QUOTAS.certs));
     let resolver_net = network.register(CH_RESOLVER, Quota::per_second(QUOTAS.resolver));
     let (gossip_out, gossip_in) = network.register(CH_GOSSIP, Quota::per_second(QUOTAS.gossip));
+    let reshare_net = network.register(CH_RESHARE, Quota::per_second(QUOTAS.reshare));
     network.start();
     gossip::start(Arc::clone(&v.executor), gossip_out, gossip_in);
 
     // Marshal: finalized block archives, dissemination, backfill.
     let page_cache = CacheRef::new(NZU16!(16_384), NZUsize!(256));
-    // A state-synced node starts both marshal and simplex from its floor (it holds no block
-    // below it, not even genesis); any other from genesis.
-    let (start, simplex_floor) = match v.floor.clone() {
-        Some(cert) => {
+    // A state-synced node starts marshal from its floor (it holds no block below it, not even
+    // genesis), and the epoch actors from the floor's epoch info; any other from genesis.
+    let (start, synced) = match v.floor.clone() {
+        Some(floor) => {
             use commonware_consensus::simplex::scheme::bls12381_threshold::vrf::Seedable;
-            seeds.record(&cert.seed());
-            tracing::info!(view = cert.round().view().get(), "starting from the state-sync floor");
-            (marshal::Start::Floor(cert.clone()), simplex::config::Floor::Finalized(cert))
+            seeds.record(&floor.cert.seed());
+            tracing::info!(epoch = floor.cert.epoch().get(), view = floor.cert.round().view().get(), "starting from the state-sync floor");
+            (marshal::Start::Floor(floor.cert.clone()), Some(state_sync::StateSync { info: floor.info, floor: floor.cert }))
         }
         None => {
             let genesis_block = v.executor.genesis_block().map_err(|e| ConsensusError::Storage(e.to_string()))?;
             let genesis = ChainBlock(Arc::new(genesis_block));
             let digest = genesis.digest_of();
-            (marshal::Start::Genesis(commonware_cryptography::Digested::precomputed(genesis, digest)), simplex::config::Floor::Genesis(digest))
+            (marshal::Start::Genesis(commonware_cryptography::Digested::precomputed(genesis, digest)), None)
         }
     };
-    let epocher = FixedEpocher::new(NZU64!(1 << 48));
-    let prefix = "marshal".to_string();
+    let epocher = FixedEpocher::new(epoch_length);
     let cfg = marshal::Config {
-        provider: ConstantProvider::new(scheme.clone()),
+        provider: ConstantProvider::<_, Epoch>::new(certificates),
         epocher: epocher.clone(),
         start,
         mailbox_size: NZUsize!(1024),
@@ -358,7 +367,7 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
         max_repair: NZUsize!(64),
         max_pending_acks: NZUsize!(16),
         block_codec_config: (),
-        partition_prefix: prefix.clone(),
+        partition_prefix: "marshal".to_string(),
         prunable_items_per_section: NZU64!(64),
         replay_buffer: NZUsize!(1 << 20),
         key_write_buffer: NZUsize!(1 << 16),
@@ -370,7 +379,7 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
         context.child("resolver"),
         marshal_resolver::Config {
             public_key: me.clone(),
-            peer_provider: oracle.clone(),
+            peer_provider: manager.clone(),
             blocker: oracle.clone(),
             mailbox_size: cfg.mailbox_size,
             fetch_timeout: NZDuration!(Duration::from_secs(2)),
@@ -388,7 +397,7 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
             deque_size: 16,
             priority: false,
             codec_config: (),
-            peer_provider: oracle.clone(),
+            peer_provider: manager.clone(),
             strategy: Sequential,
         },
     );
@@ -399,55 +408,105 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     let (actor, mailbox, _floor) = marshal::core::Actor::init(context.child("marshal"), finalizations, blocks, cfg).await;
     let finalizer = app::Finalizer::start(Arc::clone(&v.executor), v.finalized.clone(), v.panic_commit_at)
         .map_err(|e| ConsensusError::Storage(format!("starting the committer: {e}")))?;
-    actor.start(finalizer, buffer, resolver);
     if let Some(snapshots) = v.executor.snapshots().cloned() {
-        anchor_snapshots(snapshots, mailbox.clone(), v.finalized.subscribe());
+        anchor_snapshots(snapshots, mailbox.clone(), v.finalized.subscribe(), v.genesis.epoch_info.clone(), epoch_length.get());
     }
 
-    // Consensus.
+    // The threshold key's reshare, every epoch, among the sets the chain records.
+    let max_participants = std::num::NonZeroU32::new(epochs::MAX_PARTICIPANTS).unwrap_or(std::num::NonZeroU32::MIN);
+    let plan = state_sync::Plan::init(
+        context.child("dkg_state_sync"),
+        state_sync::Config { partition_prefix: "dkg".into(), max_participants, max_supported_mode: ModeVersion::v0() },
+        synced,
+    )
+    .await;
+    let (fence, gate) = Fence::new();
+    let (reshare_actor, reshare_mailbox) = reshare::Actor::new(
+        context.child("reshare"),
+        reshare::Config {
+            signer: identity.clone(),
+            manager: manager.clone(),
+            blocker: oracle.clone(),
+            participants_provider: epochs::StakingParticipants {
+                executor: Arc::clone(&v.executor),
+                epoch_length: epoch_length.get(),
+                genesis: genesis_addresses,
+            },
+            secret_store: secrets,
+            strategy: Sequential,
+            registrar: schemes.clone(),
+            marshal: mailbox.clone(),
+            state_sync: plan.clone(),
+            fence,
+            namespace: ns_static,
+            sharing_mode: Mode::NonZeroCounter,
+            reveal: Reveal::V1,
+            mailbox_size: NZUsize!(1024),
+            partition_prefix: "reshare".into(),
+            page_cache: page_cache.clone(),
+            write_buffer: NZUsize!(1 << 16),
+            replay_buffer: NZUsize!(1 << 20),
+            max_participants,
+            blocks_per_epoch: epoch_length,
+        },
+    );
+    let reshare_handle = reshare_actor.start(reshare_net);
+
+    // Consensus: one simplex engine per epoch.
     let byzantine = v.byzantine.map(|mode| {
         tracing::warn!(?mode, "TEST MODE: this validator proposes invalid blocks");
         byzantine::Byzantine::new(mode, v.keys.identity.clone(), v.genesis.chain_id, *v.executor.limits())
     });
-    let application = app::App { executor: Arc::clone(&v.executor), byzantine, seeds: Arc::clone(&seeds), verifier: Arc::new(verifier) };
-    let wrapper = Inline::new(context.child("application"), application, mailbox, epocher);
-    let engine = simplex::Engine::new(
-        context.child("simplex"),
-        simplex::config::Config {
-            scheme,
-            elector: RoundRobin::<Sha256>::default(),
-            blocker: oracle.clone(),
-            automaton: wrapper.clone(),
-            relay: wrapper.clone(),
-            reporter: faults::FaultReporter { inner: wrapper, executor: Arc::clone(&v.executor), seeds },
+    let application = app::App { executor: Arc::clone(&v.executor), byzantine, seeds: Arc::clone(&seeds), verifier };
+    let application = reshare::Application::new(application, reshare_mailbox.clone(), epoch_length);
+    let wrapper = Inline::new(context.child("application"), application, mailbox.clone(), epocher);
+    let engine_app = app::EngineApp { inner: wrapper.clone(), reporter: faults::FaultReporter { inner: wrapper, executor: Arc::clone(&v.executor), seeds } };
+    let (orchestrator_actor, orchestrator_mailbox) = orchestrator::Actor::new(
+        context.child("orchestrator"),
+        orchestrator::Config {
+            oracle: oracle.clone(),
+            manager,
+            provider: schemes.clone(),
+            marshal: mailbox.clone(),
+            application: engine_app,
             strategy: Sequential,
-            partition: "simplex".into(),
+            simplex: orchestrator::SimplexConfig {
+                elector: RoundRobin::<Sha256>::default(),
+                mailbox_size: NZUsize!(1024),
+                replay_buffer: NZUsize!(1 << 20),
+                write_buffer: NZUsize!(1 << 16),
+                page_cache,
+                leader_timeout: v.timing.leader,
+                certification_timeout: v.timing.certification,
+                timeout_retry: v.timing.retry,
+                fetch_timeout: NZDuration!(Duration::from_secs(1)),
+                fetch_retry_delay: Duration::from_millis(100),
+                view_retention: ViewDelta::new(64),
+                skip: simplex::config::SkipPolicy::Enabled { timeout: v.timing.certification * 3, budget: simplex::config::SkipBudget::Participants },
+                // Keep every vote of a tracked view, so a double vote is caught even after the view certified.
+                track_historical_votes: true,
+                forward: simplex::config::ForwardPolicy::SilentVoters,
+            },
+            gate,
+            state_sync: plan,
+            blocks_per_epoch: epoch_length,
             mailbox_size: NZUsize!(1024),
-            epoch: Epoch::zero(),
-            floor: simplex_floor,
-            replay_buffer: NZUsize!(1 << 20),
-            write_buffer: NZUsize!(1 << 16),
-            page_cache,
-            leader_timeout: v.timing.leader,
-            certification_timeout: v.timing.certification,
-            timeout_retry: v.timing.retry,
-            view_retention: ViewDelta::new(64),
-            skip: simplex::config::SkipPolicy::Enabled { timeout: v.timing.certification * 3, budget: simplex::config::SkipBudget::Participants },
-            fetch_timeout: NZDuration!(Duration::from_secs(1)),
-            fetch_retry_delay: Duration::from_millis(100),
-            forward: simplex::config::ForwardPolicy::SilentVoters,
-            // Keep every vote of a tracked view, so a double vote is caught even after the view certified.
-            track_historical_votes: true,
+            partition_prefix: "simplex".into(),
         },
     );
-    let handle = match equivocator {
-        None => engine.start(votes, certs, resolver_net),
-        Some(scheme) => {
-            tracing::warn!("TEST MODE: this validator equivocates (double notarize votes)");
-            engine.start((faults::Equivocator { inner: votes.0, scheme }, votes.1), certs, resolver_net)
-        }
+    let handle = if v.equivocate {
+        tracing::warn!("TEST MODE: this validator equivocates (double notarize votes)");
+        let pass = |(s, r)| (faults::Equivocator { inner: s, schemes: None }, r);
+        orchestrator_actor.start((faults::Equivocator { inner: votes.0, schemes: Some(schemes.clone()) }, votes.1), pass(certs), pass(resolver_net))
+    } else {
+        orchestrator_actor.start(votes, certs, resolver_net)
     };
-    tracing::info!(me = %me, validators = committee.len(), "consensus started");
+    actor.start(
+        commonware_consensus::Reporters::from((finalizer, commonware_consensus::Reporters::from((orchestrator_mailbox, reshare_mailbox)))),
+        buffer,
+        resolver,
+    );
+    tracing::info!(me = %me, epoch_length = epoch_length.get(), "consensus started");
     if let Some(at) = v.abort_engine_at {
         let mut finalized = v.finalized.subscribe();
         loop {
@@ -461,9 +520,10 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
         handle.abort();
     }
     // SIGTERM or SIGINT: a clean stop (exit 0). Otherwise the engine runs until the process
-    // stops; its returning means it failed.
+    // stops; its returning (or the reshare actor's) means it failed.
     tokio::select! {
         _ = handle => crate::exit::stop(crate::exit::ENGINE_STOPPED, "the consensus engine stopped"),
+        _ = reshare_handle => crate::exit::stop(crate::exit::ENGINE_STOPPED, "the reshare actor stopped"),
         _ = termination() => {
             tracing::info!("shutting down: waiting for the block in hand, flushing the store");
             let ex = Arc::clone(&v.executor);
@@ -487,6 +547,8 @@ fn anchor_snapshots(
     snapshots: Arc<crate::snapshots::Snapshots>,
     marshal: marshal::core::Mailbox<Scheme, marshal::standard::Standard<ChainBlock>>,
     mut finalized: broadcast::Receiver<Finalized>,
+    genesis_info: Vec<u8>,
+    epoch_length: u64,
 ) {
     tokio::spawn(async move {
         loop {
@@ -503,7 +565,18 @@ fn anchor_snapshots(
                 tracing::warn!(height = f.height, "no finalization for the snapshot's block: not served");
                 continue;
             };
-            match snapshots.write_anchor(f.height, &sync::encode(&cert), &block.inner().0.encode()) {
+            // The epoch's info: genesis' for epoch 0, else the previous epoch's final block's.
+            let epoch = f.height / epoch_length;
+            let info = if epoch == 0 {
+                Some(genesis_info.clone())
+            } else {
+                marshal.get_block(commonware_consensus::types::Height::new(epoch * epoch_length - 1)).await.and_then(|b| b.inner().0.reshare.clone())
+            };
+            let Some(info) = info else {
+                tracing::warn!(height = f.height, "no epoch info for the snapshot's epoch: not served");
+                continue;
+            };
+            match snapshots.write_anchor(f.height, &sync::encode(&cert), &block.inner().0.encode(), &info) {
                 Ok(()) => tracing::info!(height = f.height, "state snapshot served"),
                 Err(e) => tracing::warn!(height = f.height, error = %e, "state snapshot anchor not written"),
             }
@@ -585,9 +658,9 @@ pub(crate) fn test_network(chain_id: u64, port: u16) -> (GenesisFile, Vec<Scheme
         market: None,
     };
     let (homes, genesis) = crate::testnet::create(&dir, &params).expect("testnet");
-    let committee = participants(&genesis).expect("committee");
-    let schemes = committee
-        .keys
+    let info = genesis_epoch(&genesis).expect("epoch 0");
+    let (keys, sharing) = (info.output.players().clone(), info.output.public().clone());
+    let schemes = keys
         .iter()
         .map(|key| {
             let home = homes
@@ -595,8 +668,8 @@ pub(crate) fn test_network(chain_id: u64, port: u16) -> (GenesisFile, Vec<Scheme
                 .find(|h| crate::keys::NodeKeys::load(h).map(|k| k.identity_public().to_vec() == key.as_ref().to_vec()).unwrap_or(false))
                 .expect("home");
             let share = crate::keys::load_share(home).expect("share file").expect("a share");
-            let share = threshold::share(&share, &committee.sharing).expect("share");
-            Scheme::signer(&namespace(chain_id), committee.keys.clone(), committee.sharing.clone(), share).expect("signer")
+            let share = threshold::share(&share, &sharing).expect("share");
+            Scheme::signer(&namespace(chain_id), keys.clone(), sharing.clone(), share).expect("signer")
         })
         .collect();
     let _ = std::fs::remove_dir_all(&dir);

@@ -38,11 +38,13 @@ pub enum ThresholdError {
     Seed(String),
 }
 
-/// A freshly dealt threshold key: the public polynomial (commonware's `Sharing` encoding) and
-/// each participant's secret share (its `Share` encoding), in the order of `identities`.
+/// A freshly dealt threshold key: the public polynomial (commonware's `Sharing` encoding),
+/// each participant's secret share (its `Share` encoding), in the order of `identities`, and
+/// the dealing's public output (what epoch 0's info carries: `super::epochs`).
 pub struct Dealt {
     pub sharing: Vec<u8>,
     pub shares: Vec<Vec<u8>>,
+    pub output: feldman_desmedt::Output<MinPk, PublicKey>,
 }
 
 fn participant_set(identities: &[[u8; 32]]) -> Result<Set<PublicKey>, ThresholdError> {
@@ -66,7 +68,7 @@ pub fn deal(identities: &[[u8; 32]]) -> Result<Dealt, ThresholdError> {
         let share = shares.get_value(&key).ok_or_else(|| ThresholdError::Sharing("a participant got no share".into()))?;
         out.push(share.encode().to_vec());
     }
-    Ok(Dealt { sharing: output.public().encode().to_vec(), shares: out })
+    Ok(Dealt { sharing: output.public().encode().to_vec(), shares: out, output })
 }
 
 /// The public polynomial in genesis, checked for the active set: `n` participants, threshold
@@ -96,8 +98,8 @@ pub fn share(bytes: &[u8], sharing: &Sharing<MinPk>) -> Result<Share, ThresholdE
     }
 }
 
-fn round(view: u64) -> Round {
-    Round::new(Epoch::zero(), View::new(view))
+fn round(epoch: u64, view: u64) -> Round {
+    Round::new(Epoch::new(epoch), View::new(view))
 }
 
 /// The seed signature's bytes.
@@ -107,46 +109,46 @@ pub fn seed_bytes(seed: &Seed<MinPk>) -> [u8; SEED_BYTES] {
     out
 }
 
-/// Whether `seed` is what a block whose parent was certified in `parent_view` must carry:
-/// nothing for a child of genesis (view 0 has no round), else the group's signature over the
-/// round of `parent_view`.
-pub fn check_seed(verifier: &Scheme, parent_view: u64, seed: Option<&[u8; SEED_BYTES]>) -> Result<(), ThresholdError> {
+/// Whether `seed` is what a block whose parent was certified in view `parent_view` of
+/// `epoch` must carry: nothing for the first block of an epoch (its parent, genesis or the
+/// previous epoch's final block, is the engine's view 0, which has no round), else the
+/// group's signature over that round. The group key is the same in every epoch (resharing
+/// keeps it), so one verifier checks every epoch's seeds.
+pub fn check_seed(verifier: &Scheme, epoch: u64, parent_view: u64, seed: Option<&[u8; SEED_BYTES]>) -> Result<(), ThresholdError> {
     match (parent_view, seed) {
         (0, None) => Ok(()),
-        (0, Some(_)) => Err(ThresholdError::Seed("a child of genesis carries no seed".into())),
+        (0, Some(_)) => Err(ThresholdError::Seed("the first block of an epoch carries no seed".into())),
         (_, None) => Err(ThresholdError::Seed(format!("missing (the parent's round is view {parent_view})"))),
         (v, Some(bytes)) => {
             let signature = <MinPk as Variant>::Signature::decode(bytes.to_vec()).map_err(|e| ThresholdError::Seed(format!("not a signature: {e}")))?;
-            if Seed::<MinPk>::new(round(v), signature).verify(verifier) {
+            if Seed::<MinPk>::new(round(epoch, v), signature).verify(verifier) {
                 Ok(())
             } else {
-                Err(ThresholdError::Seed(format!("does not verify for the round of view {v}")))
+                Err(ThresholdError::Seed(format!("does not verify for the round of view {v} in epoch {epoch}")))
             }
         }
     }
 }
 
-/// Seeds of recent rounds, by view, as the engine reports certificates (a proposer reads its
-/// parent's). Bounded: views more than [`Seeds::KEPT`] behind the newest are dropped.
+/// Seeds of recent rounds, by `(epoch, view)`, as the engine reports certificates (a proposer
+/// reads its parent's). Bounded: at most [`Seeds::KEPT`], the newest rounds.
 #[derive(Default)]
-pub struct Seeds(Mutex<BTreeMap<u64, [u8; SEED_BYTES]>>);
+pub struct Seeds(Mutex<BTreeMap<(u64, u64), [u8; SEED_BYTES]>>);
 
 impl Seeds {
-    pub const KEPT: u64 = 1024;
+    pub const KEPT: usize = 1024;
 
     pub fn record(&self, seed: &Seed<MinPk>) {
-        let view = seed.round.view().get();
+        let key = (seed.round.epoch().get(), seed.round.view().get());
         let mut m = self.0.lock();
-        m.insert(view, seed_bytes(seed));
-        let newest = m.keys().next_back().copied().unwrap_or(view);
-        let floor = newest.saturating_sub(Self::KEPT);
-        while m.first_key_value().is_some_and(|(v, _)| *v < floor) {
+        m.insert(key, seed_bytes(seed));
+        while m.len() > Self::KEPT {
             m.pop_first();
         }
     }
 
-    pub fn get(&self, view: u64) -> Option<[u8; SEED_BYTES]> {
-        self.0.lock().get(&view).copied()
+    pub fn get(&self, epoch: u64, view: u64) -> Option<[u8; SEED_BYTES]> {
+        self.0.lock().get(&(epoch, view)).copied()
     }
 }
 
@@ -173,23 +175,24 @@ mod tests {
         let shares: Vec<Share> = dealt.shares.iter().map(|s| share(s, &public).expect("share")).collect();
         let ns = b"aivm-consensus-test";
         let verifier = Scheme::verifier(ns, participants.clone(), public.clone());
-        let msg = round(7).encode();
+        let msg = round(0, 7).encode();
         let seed_ns = seed_namespace(ns);
         let partials: Vec<_> = shares.iter().map(|s| ops::threshold::sign_message::<MinPk>(s, &seed_ns, &msg)).collect();
         let recovered = ops::threshold::recover::<MinPk, _>(&public, &partials[..3], &commonware_parallel::Sequential).expect("recover");
-        let bytes = seed_bytes(&Seed::new(round(7), recovered));
-        assert_eq!(check_seed(&verifier, 7, Some(&bytes)), Ok(()));
-        assert!(check_seed(&verifier, 8, Some(&bytes)).is_err(), "another round's seed");
-        assert!(check_seed(&verifier, 7, None).is_err());
-        assert!(check_seed(&verifier, 0, Some(&bytes)).is_err());
-        assert_eq!(check_seed(&verifier, 0, None), Ok(()));
+        let bytes = seed_bytes(&Seed::new(round(0, 7), recovered));
+        assert_eq!(check_seed(&verifier, 0, 7, Some(&bytes)), Ok(()));
+        assert!(check_seed(&verifier, 0, 8, Some(&bytes)).is_err(), "another round's seed");
+        assert!(check_seed(&verifier, 1, 7, Some(&bytes)).is_err(), "the same view in another epoch");
+        assert!(check_seed(&verifier, 0, 7, None).is_err());
+        assert!(check_seed(&verifier, 0, 0, Some(&bytes)).is_err());
+        assert_eq!(check_seed(&verifier, 0, 0, None), Ok(()));
         // Any three shares give the same (unique) seed.
         let other = ops::threshold::recover::<MinPk, _>(&public, &partials[1..], &commonware_parallel::Sequential).expect("recover");
         assert_eq!(other, recovered, "unique for the round");
         // One share's signature (what a single validator can compute) is not the seed.
         for p in &partials {
-            let alone = seed_bytes(&Seed::new(round(7), p.value));
-            assert!(check_seed(&verifier, 7, Some(&alone)).is_err(), "one share cannot produce the seed");
+            let alone = seed_bytes(&Seed::new(round(0, 7), p.value));
+            assert!(check_seed(&verifier, 0, 7, Some(&alone)).is_err(), "one share cannot produce the seed");
         }
         assert!(ops::threshold::recover::<MinPk, _>(&public, &partials[..2], &commonware_parallel::Sequential).is_err(), "two of four cannot recover");
         // A share from another dealing, or for another set, is refused.
@@ -208,10 +211,9 @@ mod tests {
         let (_, public) = sharing(&dealt.sharing, &ids).expect("sharing");
         let sig = ops::threshold::sign_message::<MinPk>(&share(&dealt.shares[0], &public).expect("share"), b"ns", b"m").value;
         for v in 0..3000 {
-            s.record(&Seed::new(round(v), sig));
+            s.record(&Seed::new(round(v / 1000, v % 1000), sig));
         }
-        assert!(s.get(2999).is_some());
-        assert!(s.get(3000 - Seeds::KEPT - 2).is_none());
-        assert!(s.0.lock().len() as u64 <= Seeds::KEPT + 1);
+        assert!(s.get(2, 999).is_some() && s.get(0, 999).is_none());
+        assert_eq!(s.0.lock().len(), Seeds::KEPT);
     }
 }

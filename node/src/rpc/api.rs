@@ -59,9 +59,10 @@ pub trait AivmApi {
     fn get_stake(&self, identity: String) -> RpcResult<Option<String>>;
 
     /// A validator's staking record: `{identity, stake, unbonding, unlock_at, tombstoned,
-    /// consensus_key, epoch, active, jailed_until, liveness}` (`epoch`: the one the next block
-    /// is in; `active`: in that epoch's recorded set; `liveness`: leader slots led and missed
-    /// in this epoch and the last), or `null` if it never bonded.
+    /// consensus_key, p2p, epoch, active, signing, jailed_until, liveness}` (`epoch`: the one
+    /// the head is in; `active`: in that epoch's recorded set; `signing`: among that epoch's
+    /// engine signers, holding a share of the threshold key; `liveness`: leader slots led and
+    /// missed in this epoch and the last), or `null` if it never bonded.
     #[method(name = "getValidator")]
     fn get_validator(&self, identity: String) -> RpcResult<Option<Value>>;
 
@@ -197,6 +198,8 @@ impl AivmApiServer for Api {
         let height = chain.head().map_or(0, |h| h.height);
         let current = epoch::params(read).map(|p| height / p.epoch_length.max(1));
         let active = current.and_then(|e| epoch::epoch_set(e, read)).is_some_and(|s| s.validators.iter().any(|v| **v == id));
+        // Whether the engine's signers of this epoch include it (it holds a key share).
+        let signing = current.and_then(|e| crate::execution::read_engine(read, e)).is_some_and(|s| s.signers.iter().any(|v| **v == id));
         // Leader slots of this epoch and the last (`staking::liveness`).
         let slots = |e: u64| -> Value {
             let l: aivm_runtime::staking::Liveness = match read(&StakingKey::Liveness(e, &id).state_key()) {
@@ -208,7 +211,8 @@ impl AivmApiServer for Api {
         let liveness: Vec<Value> = current.map(|e| [Some(e), e.checked_sub(1)].into_iter().flatten().map(slots).collect()).unwrap_or_default();
         Ok(Some(serde_json::json!({
             "identity": to_hex(&id), "stake": stake.to_string(), "unbonding": v.unbonding.to_string(), "unlock_at": v.unlock_at,
-            "tombstoned": v.tombstoned, "consensus_key": to_hex(&v.consensus_key), "epoch": current, "active": active,
+            "tombstoned": v.tombstoned, "consensus_key": to_hex(&v.consensus_key), "epoch": current, "active": active, "signing": signing,
+            "p2p": v.p2p,
             "jailed_until": v.jailed_until, "liveness": liveness,
         })))
     }

@@ -18,8 +18,8 @@ pub trait SyncApi {
     #[method(name = "getSnapshots", blocking)]
     fn get_snapshots(&self) -> RpcResult<Vec<Value>>;
 
-    /// What proves a snapshot: `{height, finalization, block, record}` (hex: the block's
-    /// finalization certificate, the block, the runtime's record of it).
+    /// What proves a snapshot: `{height, finalization, block, info, record}` (hex: the block's
+    /// finalization certificate, the block, its epoch's info, the runtime's record of it).
     #[method(name = "getSnapshotAnchor", blocking)]
     fn get_snapshot_anchor(&self, height: u64) -> RpcResult<Value>;
 
@@ -48,7 +48,7 @@ impl SyncApiServer for Api {
 
     fn get_snapshot_anchor(&self, height: u64) -> RpcResult<Value> {
         let a = snapshots(self)?.anchor(height).map_err(snapshot_error)?;
-        Ok(json!({"height": height, "finalization": to_hex(&a.finalization), "block": to_hex(&a.block), "record": to_hex(&a.record)}))
+        Ok(json!({"height": height, "finalization": to_hex(&a.finalization), "block": to_hex(&a.block), "info": to_hex(&a.info), "record": to_hex(&a.record)}))
     }
 
     fn get_snapshot_chunk(&self, height: u64, after: Option<String>) -> RpcResult<Value> {

@@ -54,7 +54,7 @@ fn run(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, tx: &StakingTx, events: &mut Vec
     let p: StakingParams = get(l, StakingKey::Params)?.ok_or_else(|| invalid("this chain has no validator staking"))?;
     let me = ctx.sender;
     match tx {
-        StakingTx::Bond { consensus_key, pop, amount } => bond(ctx, l, &p, consensus_key, pop, *amount, events),
+        StakingTx::Bond { consensus_key, pop, amount, p2p } => bond(ctx, l, &p, consensus_key, pop, *amount, p2p, events),
         StakingTx::Unbond { amount } => {
             let mut v: Validator = get(l, StakingKey::Validator(&me))?.ok_or_else(|| invalid("the sender is not a validator"))?;
             let bonded = stake(l, &me)?;
@@ -89,8 +89,24 @@ fn run(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, tx: &StakingTx, events: &mut Vec
     }
 }
 
-fn bond(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, p: &StakingParams, key: &[u8], pop: &[u8], amount: u128, events: &mut Vec<LogEvent>) -> Step<Vec<u8>> {
+/// Longest p2p address a bond may record.
+pub const MAX_P2P_ADDRESS: usize = 64;
+
+#[allow(clippy::too_many_arguments)]
+fn bond(
+    ctx: &MarketCtx<'_>,
+    l: &mut Ledger<'_>,
+    p: &StakingParams,
+    key: &[u8],
+    pop: &[u8],
+    amount: u128,
+    p2p: &str,
+    events: &mut Vec<LogEvent>,
+) -> Step<Vec<u8>> {
     let me = ctx.sender;
+    if !p2p.is_empty() && (p2p.len() > MAX_P2P_ADDRESS || p2p.parse::<std::net::SocketAddr>().is_err()) {
+        return Err(invalid(format!("the p2p address must be ip:port (at most {MAX_P2P_ADDRESS} bytes)")));
+    }
     let (Ok(key48), Ok(pop96)) = (<&[u8; 48]>::try_from(key), <&[u8; 96]>::try_from(pop)) else {
         return Err(invalid(format!("a consensus key is 48 bytes and its proof of possession 96 (got {} and {})", key.len(), pop.len())));
     };
@@ -103,6 +119,9 @@ fn bond(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, p: &StakingParams, key: &[u8], 
         Some(v) if v.consensus_key != key => return Err(invalid("this validator is bonded with another consensus key")),
         Some(v) => v,
         None => {
+            if p2p.is_empty() {
+                return Err(invalid("a new validator gives its p2p address (ip:port)"));
+            }
             // A new validator: its key proven possessed and not anyone else's.
             l.charge(ctx.schedule.bls_verify.cost(48))?;
             if !aivm::verify::signature::bls_verify_dst(key48, key48, pop96, POP_DST) {
@@ -133,6 +152,9 @@ fn bond(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, p: &StakingParams, key: &[u8], 
     l.debit_sender(amount)?;
     l.write(stake_key(&me), stake_value(bonded))?;
     v.consensus_key = key.to_vec();
+    if !p2p.is_empty() {
+        v.p2p = p2p.to_string();
+    }
     put(l, StakingKey::Validator(&me), &v)?;
     events.push(event("validator_bonded", cbor(&(serde_bytes::ByteArray::new(me), amount, bonded))));
     Ok(cbor(&bonded))

@@ -23,8 +23,10 @@ pub mod slash;
 pub mod state;
 pub mod tx;
 
-pub use epoch::{active_set, epoch_writes, EpochSet};
+pub use epoch::{active_set, epoch_writes, EpochSet, SET_LAG};
 pub use exec::execute;
 pub use slash::{after_slash, slash_writes, Offense, SlashError, SLASH_BPS};
-pub use state::{decode_stake, slashed_key, stake_key, stake_value, staking_address, JailParams, Liveness, StakingKey, StakingParams, Validator, POP_DST};
+pub use state::{
+    decode_stake, slashed_key, stake_key, stake_value, staking_address, EngineEpoch, JailParams, Liveness, StakingKey, StakingParams, Validator, POP_DST,
+};
 pub use tx::StakingTx;

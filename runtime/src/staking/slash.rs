@@ -84,7 +84,7 @@ mod tests {
         assert_eq!(after_slash(1001), 501);
         assert_eq!(after_slash(u128::MAX), u128::MAX - u128::MAX / 2);
         let id = [3; 32];
-        let record = Validator { consensus_key: vec![1; 48], unbonding: 400, unlock_at: 9, tombstoned: false, jailed_until: 0 };
+        let record = Validator { consensus_key: vec![1; 48], unbonding: 400, unlock_at: 9, tombstoned: false, jailed_until: 0, p2p: String::new() };
         let state: std::collections::HashMap<StateKey, StateValue> =
             [(stake_key(&id), stake_value(1000)), (StakingKey::Validator(&id).state_key(), StateValue::Bytes(cbor(&record).into()))].into();
         let read = |k: &StateKey| state.get(k).cloned();

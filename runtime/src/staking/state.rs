@@ -54,8 +54,10 @@ pub enum StakingKey<'a> {
     Registry,
     /// [`EpochSet`] of an epoch.
     Epoch(u64),
-    /// The consensus view of the last block (u64 LE).
+    /// The consensus round of the last block: engine epoch and view (two u64 LE).
     LastView,
+    /// [`EngineEpoch`]: who signs in an engine epoch, as the consensus layer recorded it.
+    Engine(u64),
     /// [`Liveness`] of a validator in an epoch.
     Liveness(u64, &'a Address),
 }
@@ -70,7 +72,8 @@ impl StakingKey<'_> {
             StakingKey::ConsensusKey(h) => [&b"consensus-key/"[..], &h[..]].concat(),
             StakingKey::Registry => b"registry".to_vec(),
             StakingKey::Epoch(e) => [&b"epoch/"[..], &e.to_be_bytes()[..]].concat(),
-            StakingKey::LastView => b"last-view".to_vec(),
+            StakingKey::LastView => b"last-round".to_vec(),
+            StakingKey::Engine(e) => [&b"engine/"[..], &e.to_be_bytes()[..]].concat(),
             StakingKey::Liveness(e, id) => [&b"liveness/"[..], &e.to_be_bytes()[..], &id[..]].concat(),
         };
         StateKey::Storage(staking_address(), k.into())
@@ -138,6 +141,27 @@ pub struct Validator {
     /// Jailed for downtime: in no epoch's set before this epoch (`super::liveness`).
     #[serde(default)]
     pub jailed_until: u64,
+    /// Where its p2p endpoint listens (`ip:port`), from genesis or its bond: recorded with
+    /// each epoch's set, so the engine can reach the validators of future epochs.
+    #[serde(default)]
+    pub p2p: String,
+}
+
+/// The validators that sign in one engine epoch (the players of its threshold output, in the
+/// engine's participant order) and the output's public polynomial, encoded. Written by the
+/// node from the epoch info the previous epoch's final block carries (genesis for epoch 0):
+/// liveness charges this epoch's leader slots by it, and evidence of an offence in it is
+/// checked against it. It differs from the recorded [`super::EpochSet`] when a reshare failed
+/// (the previous output carries forward).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineEpoch {
+    pub signers: Vec<serde_bytes::ByteArray<32>>,
+    #[serde(with = "serde_bytes")]
+    pub sharing: Vec<u8>,
+    /// BLAKE3 of the whole epoch info (the payload's encoding): what a state-synced node
+    /// checks the info a peer served it against.
+    #[serde(default, with = "serde_bytes")]
+    pub info_hash: Vec<u8>,
 }
 
 /// Every registered validator's identity, sorted.
