@@ -90,6 +90,9 @@ pub struct Executor {
     leaders: Option<Leaders>,
     /// The genesis block's reshare payload (epoch 0's info): part of its digest.
     genesis_reshare: Option<Vec<u8>>,
+    /// The engine epochs this node has a scheme for, and whether it holds a share in each
+    /// (set by the consensus layer as epochs are registered; shown by `aivm_status`).
+    pub signer_epochs: Mutex<std::collections::BTreeMap<u64, bool>>,
 }
 
 /// Who handed a transaction to this node.
@@ -151,6 +154,7 @@ impl Executor {
             snapshots: None,
             leaders: None,
             genesis_reshare: None,
+            signer_epochs: Default::default(),
         })
     }
 

@@ -21,6 +21,10 @@ pub fn block(data: &[u8]) {
     if let Ok(b) = Block::decode(data) {
         assert_eq!(b.encode(), data, "decoding is canonical");
         assert!(b.encoded_len() <= crate::block::MAX_ENCODED);
+        // A peer's reshare payload goes through commonware's decoder (bounded sets).
+        if let Some(p) = &b.reshare {
+            let _ = crate::consensus::epochs::decode_payload(p);
+        }
     }
 }
 

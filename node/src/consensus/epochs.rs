@@ -111,17 +111,20 @@ pub fn engine_epoch(reshare: &[u8]) -> Option<(u64, EngineEpoch)> {
 pub struct Schemes {
     namespace: Arc<Vec<u8>>,
     by_epoch: Arc<Mutex<BTreeMap<u64, Arc<Scheme>>>>,
+    /// Where the node reports which epochs it signs (`aivm_status`).
+    executor: Arc<Executor>,
 }
 
 impl Schemes {
-    pub fn new(namespace: Vec<u8>) -> Self {
-        Schemes { namespace: Arc::new(namespace), by_epoch: Default::default() }
+    pub fn new(namespace: Vec<u8>, executor: Arc<Executor>) -> Self {
+        Schemes { namespace: Arc::new(namespace), by_epoch: Default::default(), executor }
     }
 
     /// Install the scheme `info` describes for `epoch` (its share, if any, is checked by
     /// commonware against the polynomial).
     pub fn install(&self, epoch: Epoch, info: SchemeInfo<MinPk, PublicKey>) {
         let ns = &self.namespace[..];
+        let signer = matches!(info, SchemeInfo::Signer { .. });
         let scheme = match info {
             SchemeInfo::Verifier { participants, sharing } => Some(Scheme::verifier(ns, participants, sharing)),
             SchemeInfo::Member { participants, sharing, public_key } => Scheme::member(ns, participants, sharing, &public_key),
@@ -135,6 +138,11 @@ impl Schemes {
         m.insert(epoch.get(), Arc::new(scheme));
         while m.len() > KEPT_SCHEMES {
             m.pop_first();
+        }
+        let mut s = self.executor.signer_epochs.lock();
+        s.insert(epoch.get(), signer);
+        while s.len() > KEPT_SCHEMES {
+            s.pop_first();
         }
     }
 

@@ -191,8 +191,9 @@ pub fn leaders() -> crate::execution::Leaders {
     use commonware_consensus::simplex::elector::{Config as _, Elector as _};
     use commonware_consensus::types::{Round, View};
     type Elector = <RoundRobin<Sha256> as commonware_consensus::simplex::elector::Config<Scheme>>::Elector;
-    // The elector of the last signer list asked for (a block asks for one epoch's, many views).
-    let cache: Arc<parking_lot::Mutex<Option<(Vec<[u8; 32]>, Set<PublicKey>, Elector)>>> = Default::default();
+    /// The elector of the last signer list asked for (a block asks for one epoch's, many views).
+    type Cached = Option<(Vec<[u8; 32]>, Set<PublicKey>, Elector)>;
+    let cache: Arc<parking_lot::Mutex<Cached>> = Default::default();
     Arc::new(move |signers: &[[u8; 32]], epoch: u64, view: u64| {
         let mut c = cache.lock();
         if c.as_ref().is_none_or(|(s, _, _)| s.as_slice() != signers) {
@@ -294,7 +295,7 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
         Some(b) => Some(threshold::share(b, info0.output.public())?),
         None => None,
     };
-    let schemes = epochs::Schemes::new(ns.clone());
+    let schemes = epochs::Schemes::new(ns.clone(), Arc::clone(&v.executor));
     schemes.install(
         Epoch::zero(),
         commonware_glue::dkg::types::SchemeInfo::new(&me, info0.output.players().clone(), info0.output.public().clone(), share0.clone()),

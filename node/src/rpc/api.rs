@@ -74,7 +74,8 @@ pub trait AivmApi {
     #[method(name = "health")]
     fn health(&self) -> RpcResult<Value>;
 
-    /// Head, mempool size, chain id.
+    /// Head, mempool size, chain id; `epoch`: the engine epoch of the next block, `signer`:
+    /// whether this node holds a share of the threshold key for it (`null`: no scheme yet).
     #[method(name = "status")]
     fn status(&self) -> RpcResult<Value>;
 
@@ -261,8 +262,13 @@ impl AivmApiServer for Api {
 
     fn status(&self) -> RpcResult<Value> {
         let (height, digest) = self.0.executor.head();
+        // The engine epoch of the next block, and whether this node holds a share for it.
+        let chain = self.0.executor.chain();
+        let epoch = aivm_runtime::staking::epoch::params(|k| chain.store().get(k).ok().flatten()).map(|p| (height + 1) / p.epoch_length.max(1));
+        let signer = epoch.and_then(|e| self.0.executor.signer_epochs.lock().get(&e).copied());
         let pool = self.0.executor.mempool.lock();
-        Ok(json!({"chain_id": self.0.chain_id, "height": height, "head_digest": to_hex(&digest), "mempool_txs": pool.len(), "mempool_bytes": pool.bytes()}))
+        Ok(json!({"chain_id": self.0.chain_id, "height": height, "head_digest": to_hex(&digest), "epoch": epoch, "signer": signer,
+            "mempool_txs": pool.len(), "mempool_bytes": pool.bytes()}))
     }
 
     async fn subscribe_finalized(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
