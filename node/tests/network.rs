@@ -240,30 +240,46 @@ fn validators_agree_survive_a_crash_and_catch_up() {
     }
 }
 
+/// Validator 3 unbonds part of its stake, then double-votes (restarted with `--equivocate`):
+/// the others turn its votes into evidence, the block carrying it cuts the bonded and the
+/// unbonding stake alike (slashable until withdrawn) and tombstones it, and the set recorded
+/// next leaves it out, so it stops signing at that set's epoch.
 #[test]
 fn an_equivocating_validator_is_slashed() {
     let _serial = serial();
-    // Epochs of 10 blocks, so the slashed validator's removal from the next set is seen.
-    let net = Net::with_epochs("equivocate", 4, 21200, &[(3, "--equivocate")], 10, None);
-    for i in 0..3 {
+    // Epochs of 10 blocks, so the slashed validator's removal from the signers is seen.
+    let mut net = Net::with_epochs("equivocate", 4, 21200, &[], 10, None);
+    for i in 0..4 {
         net.wait_height(i, 2, 60);
     }
     let genesis: Value = serde_json::from_slice(&std::fs::read(net.homes[0].join("genesis.json")).expect("genesis")).expect("json");
     let identity = |i: usize| genesis["validators"][i]["identity"].as_str().expect("identity").to_string();
-    let stake = |node: usize, v: usize| net.client(node).call("aivm_getStake", json!([identity(v)])).expect("stake");
     assert_eq!(genesis["validators"][3]["stake"], json!(1000), "staked at genesis");
+    let home3 = net.homes[3].to_str().expect("utf8").to_string();
+    assert_eq!(to_hex(&aivm_node::keys::NodeKeys::load(&net.homes[3]).expect("keys").identity_public()), identity(3));
+    let (code, out, err) = common::aivm(&["validator", "unbond", "--home", &home3, "--rpc", &net.rpcs[0].to_string(), "--amount", "400", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Now it equivocates.
+    net.kill(3);
+    net.extra.push((3, "--equivocate".into()));
+    let c = net.spawn(3);
+    net.procs[3] = Some(c);
+    let stake = |node: usize, v: usize| net.client(node).call("aivm_getStake", json!([identity(v)])).expect("stake");
 
     // The double votes are seen, become evidence in a block, and the stake is cut.
     let deadline = Instant::now() + Duration::from_secs(60);
     let cut = loop {
         let s: u128 = stake(0, 3).as_str().expect("stake").parse().expect("number");
-        if s < 1000 {
+        if s < 600 {
             break s;
         }
         assert!(Instant::now() < deadline, "validator 3 was never slashed");
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert!(cut <= 500, "at least one 50% cut: {cut}");
+    assert!(cut <= 300, "at least one 50% cut of the 600 left bonded: {cut}");
+    let v = net.client(0).call("aivm_getValidator", json!([identity(3)])).expect("validator");
+    let unbonding: u128 = v["unbonding"].as_str().expect("unbonding").parse().expect("number");
+    assert!(unbonding <= 200, "the unbonding 400 is cut by the same fraction: {v}");
     for honest in 0..3 {
         assert_eq!(stake(0, honest), "1000", "honest validators keep their stake");
     }
@@ -867,20 +883,22 @@ fn deploy_send_and_query_over_rpc() {
 }
 
 /// The validator lifecycle against a running network (`spec/consensus.md`, "Epochs of the
-/// engine"): a new validator, funded over RPC, runs a node and bonds (`aivm validator bond`:
+/// engine"): a fifth validator, funded over RPC, runs a node and bonds (`aivm validator bond`:
 /// consensus key, proof of possession and p2p address from its home). The set recorded at the
 /// next epoch holds it; the reshare of the epoch before that set signs gives it a share of the
-/// threshold key, and from then on the engine's signers include it: with two signers the
-/// chain finalizes only with its votes. It unbonds, leaves the signers the same way, and the
-/// network goes on without it once it stops. Over-unbonding and an early withdrawal are
-/// refused with the chain's reason.
+/// threshold key, and from then on the engine's signers include it: with one of the four
+/// genesis validators stopped, the chain finalizes only with its votes (four of five). It
+/// unbonds, leaves the signers the same way, and the network goes on without it once it
+/// stops. Over-unbonding and an early withdrawal are refused with the chain's reason.
 #[test]
 fn a_validator_bonds_enters_the_next_epoch_and_leaves() {
     const EPOCH: u64 = 10;
     const LAG: u64 = aivm_runtime::staking::SET_LAG;
     let _serial = serial();
-    let mut net = Net::with_epochs("staking", 1, 21800, &[], EPOCH, Some(2));
-    net.wait_height(0, 1, 60);
+    let mut net = Net::with_epochs("staking", 4, 21800, &[], EPOCH, Some(5));
+    for i in 0..4 {
+        net.wait_height(i, 1, 60);
+    }
     let rpc = net.rpcs[0].to_string();
     let run = |args: &[&str]| -> (i32, Value) {
         let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
@@ -906,7 +924,7 @@ fn a_validator_bonds_enters_the_next_epoch_and_leaves() {
     // Its node follows the chain from genesis.
     net.homes.push(fresh.clone());
     net.rpcs.push(joiner_rpc);
-    let c = net.spawn(1);
+    let c = net.spawn(4);
     net.procs.push(Some(c));
     let (code, r) = run(&["validator", "bond", "--home", &home, "--rpc", &rpc, "--amount", "500"]);
     assert_eq!((code, r["status"].as_str()), (0, Some("success")), "{r}");
@@ -918,11 +936,15 @@ fn a_validator_bonds_enters_the_next_epoch_and_leaves() {
     net.wait_height(0, signs * EPOCH + 2, 120);
     let (_, s) = run(&["validator", "status", "--home", &home, "--rpc", &rpc]);
     assert_eq!((s["active"].as_bool(), s["signing"].as_bool()), (Some(true), Some(true)), "a signer of epoch {signs}: {s}");
-    // Two signers, quorum two: blocks now finalize only with the joiner's votes.
-    let h = net.height(0).expect("height");
-    net.wait_height(0, h + 3, 60);
+    // Five signers, quorum four: with validator 0 stopped, blocks finalize only with the
+    // joiner's votes.
+    net.kill(0);
+    let h = net.height(1).expect("height");
     net.wait_height(1, h + 3, 60);
-    assert_eq!(net.state_root(1, h + 3), net.state_root(0, h + 3), "the joiner agrees");
+    net.wait_height(4, h + 3, 60);
+    assert_eq!(net.state_root(4, h + 3), net.state_root(1, h + 3), "the joiner agrees");
+    let c = net.spawn(0);
+    net.procs[0] = Some(c);
     // Over-unbonding and an early withdrawal are refused with the chain's reason.
     let (code, r) = run(&["validator", "unbond", "--home", &home, "--rpc", &rpc, "--amount", "501"]);
     assert!(code == 1 && r.to_string().contains("need 501, have 500"), "{r}");
@@ -939,8 +961,8 @@ fn a_validator_bonds_enters_the_next_epoch_and_leaves() {
         (Some("0"), Some("500"), Some(false), Some(false)),
         "left: {s}"
     );
-    // Stopped, it is not missed: the genesis validator finalizes alone again.
-    net.kill(1);
+    // Stopped, it is not missed: the four genesis validators finalize again without it.
+    net.kill(4);
     let h = net.height(0).expect("height");
     net.wait_height(0, h + 3, 60);
 }
