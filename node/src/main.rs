@@ -50,6 +50,8 @@ enum Command {
     Deploy(cli::client::DeployArgs),
     /// Call a contract's entry point in a signed transaction and print the receipt.
     Send(cli::client::SendArgs),
+    /// Send native units to another account and print the receipt.
+    Transfer(cli::client::TransferArgs),
     /// Call a contract's entry point read-only on a node's committed state (no fee).
     Query(cli::client::QueryArgs),
     /// A committed transaction's receipt.
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => cli::verdict_exit(cli::client::keys(cmd)),
         Command::Deploy(a) => cli::verdict_exit(cli::client::deploy(a)),
         Command::Send(a) => cli::verdict_exit(cli::client::send(a)),
+        Command::Transfer(a) => cli::verdict_exit(cli::client::transfer(a)),
         Command::Query(a) => cli::verdict_exit(cli::client::query(a)),
         Command::Receipt(a) => cli::verdict_exit(cli::client::receipt(a)),
         Command::Block(a) => cli::verdict_exit(cli::client::block(a)),

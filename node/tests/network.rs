@@ -892,7 +892,9 @@ fn deploy_send_and_query_over_rpc() {
 /// stops. Over-unbonding and an early withdrawal are refused with the chain's reason.
 #[test]
 fn a_validator_bonds_enters_the_next_epoch_and_leaves() {
-    const EPOCH: u64 = 10;
+    // A reshare needs a quorum of its dealers to lead a block in the epoch's second half: with
+    // five, half of 20 blocks leaves room for a view that times out (10 did not, here).
+    const EPOCH: u64 = 20;
     const LAG: u64 = aivm_runtime::staking::SET_LAG;
     let _serial = serial();
     let mut net = Net::with_epochs("staking", 4, 21800, &[], EPOCH, Some(5));
@@ -915,10 +917,10 @@ fn a_validator_bonds_enters_the_next_epoch_and_leaves() {
     let (code, k) = run(&["keys", "show", "--home", &home, "--rpc", &rpc]);
     assert_eq!(code, 0, "{k}");
     let joiner: [u8; 32] = aivm_node::hexbytes::from_hex(k["address"].as_str().expect("address")).and_then(|v| v.try_into().ok()).expect("32 bytes");
-    // Funded by a transfer from a genesis account.
-    let tx = net.load.sign(0, Payload::Transfer { to: joiner, amount: 1 << 40 }).encode();
-    let hash = net.client(0).call("aivm_sendTransaction", json!([to_hex(&tx)])).expect("accepted");
-    wait_receipt(&mut net.client(0), hash.as_str().expect("hash"), 30);
+    // Funded by a transfer from genesis validator 0's account (`aivm transfer`).
+    let v0 = net.homes[0].to_str().expect("utf8").to_string();
+    let (code, r) = run(&["transfer", &to_hex(&joiner), &(1u128 << 40).to_string(), "--home", &v0, "--rpc", &rpc]);
+    assert_eq!((code, r["status"].as_str()), (0, Some("success")), "{r}");
     let (code, _) = run(&["validator", "status", "--home", &home, "--rpc", &rpc]);
     assert_eq!(code, 1, "not a validator yet");
     // Its node follows the chain from genesis.
@@ -945,6 +947,7 @@ fn a_validator_bonds_enters_the_next_epoch_and_leaves() {
     assert_eq!(net.state_root(4, h + 3), net.state_root(1, h + 3), "the joiner agrees");
     let c = net.spawn(0);
     net.procs[0] = Some(c);
+    net.wait_height(0, h + 3, 60);
     // Over-unbonding and an early withdrawal are refused with the chain's reason.
     let (code, r) = run(&["validator", "unbond", "--home", &home, "--rpc", &rpc, "--amount", "501"]);
     assert!(code == 1 && r.to_string().contains("need 501, have 500"), "{r}");
@@ -1053,7 +1056,8 @@ fn a_late_validator_state_syncs_and_keeps_the_chain_live() {
 /// led their slots, are never jailed, and the network keeps finalizing.
 #[test]
 fn a_stopped_validator_is_jailed_for_downtime() {
-    const EPOCH: u64 = 8;
+    // Long enough that three live dealers of four each lead a block in the second half.
+    const EPOCH: u64 = 12;
     let _serial = serial();
     let mut net = Net::with_epochs("jail", 4, 22000, &[], EPOCH, None);
     for i in 0..4 {

@@ -105,6 +105,22 @@ pub struct SendArgs {
 }
 
 #[derive(Args)]
+pub struct TransferArgs {
+    /// The receiving account (64 hex digits).
+    pub to: String,
+    /// Native units.
+    pub amount: u128,
+    /// The sender's home (its `identity.key` signs and pays).
+    #[arg(long)]
+    pub home: PathBuf,
+    #[arg(long)]
+    pub rpc: String,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
 pub struct QueryArgs {
     pub contract: String,
     pub entry: String,
@@ -311,6 +327,13 @@ pub fn send(a: SendArgs) -> Result<bool> {
         acct.send_with(Payload::Call { contract, entry: a.entry, args: json_to_cbor(&args), value: a.value }, a.gas_limit, Duration::from_secs(60))?,
         a.json,
     )
+}
+
+/// Native units from the home's account to another (funding a new validator, a worker).
+pub fn transfer(a: TransferArgs) -> Result<bool> {
+    let to = address(&a.to, "the receiving account")?;
+    let mut acct = Account::open(&a.home, rpc_addr(&a.rpc)?)?;
+    show_receipt(acct.send(Payload::Transfer { to, amount: a.amount })?, a.json)
 }
 
 pub fn query(a: QueryArgs) -> Result<bool> {

@@ -346,10 +346,64 @@ impl commonware_glue::dkg::ParticipantsProvider for StakingParticipants {
 mod tests {
     use super::*;
 
+    use commonware_glue::dkg::SecretStore as _;
+
     /// The largest payload of a set at the codec's bound fits a block's reshare field.
     #[test]
     fn payloads_fit_the_block_field() {
         let size = ResharePayload::max_encode_size(max_participants());
         assert!(size <= crate::block::MAX_RESHARE_BYTES, "{size} > {}", crate::block::MAX_RESHARE_BYTES);
+    }
+
+    /// Secrets survive a reopen (they are files), epoch 0 falls back to the genesis share,
+    /// pruning drops older epochs only, and nothing is readable by others.
+    #[test]
+    fn secrets_are_durable_private_and_pruned() {
+        let ids: Vec<[u8; 32]> = (1..=4u8).map(|i| ed25519_dalek::SigningKey::from_bytes(&[i; 32]).verifying_key().to_bytes()).collect();
+        let dealt = super::super::threshold::deal(&ids).expect("deal");
+        let shares: Vec<Share> = dealt.shares.iter().map(|s| Share::decode(s.clone()).expect("share")).collect();
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("reshare");
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        rt.block_on(async {
+            let mut s = FileSecrets::open(path.clone(), Some(shares[0].clone())).expect("open");
+            assert_eq!(s.get_share(Epoch::zero()).await, Some(shares[0].clone()), "genesis share for epoch 0");
+            assert_eq!(s.get_share(Epoch::new(1)).await, None);
+            s.put_share(Epoch::new(1), shares[1].clone()).await;
+            s.put_share(Epoch::new(3), shares[2].clone()).await;
+            let seed = Summary::decode(vec![7u8; 32]).expect("summary");
+            s.put_seed(Epoch::new(3), seed).await;
+
+            let mut again = FileSecrets::open(path.clone(), None).expect("reopen");
+            assert_eq!(again.get_share(Epoch::new(1)).await, Some(shares[1].clone()));
+            assert_eq!(again.get_seed(Epoch::new(3)).await, Some(seed));
+            assert_eq!(again.get_share(Epoch::zero()).await, None, "no genesis share given");
+            again.prune(Epoch::new(2)).await;
+            assert_eq!(again.get_share(Epoch::new(1)).await, None, "pruned");
+            assert_eq!(again.get_share(Epoch::new(3)).await, Some(shares[2].clone()), "kept");
+        });
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).expect("dir").permissions().mode() & 0o777, 0o700);
+            for e in std::fs::read_dir(&path).expect("dir").flatten() {
+                assert_eq!(e.metadata().expect("file").permissions().mode() & 0o777, 0o600, "{:?}", e.path());
+            }
+        }
+    }
+
+    /// The engine's leader schedule as the executor sees it: round-robin over the signers in
+    /// the engine's order, the same for the same (epoch, view), every signer leading in turn.
+    #[test]
+    fn leaders_rotate_over_the_epochs_signers() {
+        let leaders = super::super::leaders();
+        let mut ids: Vec<[u8; 32]> = (1..=4u8).map(|i| ed25519_dalek::SigningKey::from_bytes(&[i; 32]).verifying_key().to_bytes()).collect();
+        ids.sort();
+        let turn: Vec<[u8; 32]> = (1..=8).map(|v| leaders(&ids, 3, v)).collect();
+        assert_eq!(turn[..4].iter().collect::<std::collections::BTreeSet<_>>().len(), 4, "four views, four leaders");
+        assert_eq!(turn[..4], turn[4..], "round robin");
+        assert_eq!(leaders(&ids, 3, 5), turn[4], "cached or not, the same");
+        assert!(ids.contains(&leaders(&ids[..3], 3, 1)), "another set: its own leaders");
+        assert_eq!(leaders(&[], 0, 1), [0; 32], "no signers, no leader");
     }
 }

@@ -110,8 +110,6 @@ const QUOTAS: Quotas = Quotas {
 pub enum ConsensusError {
     #[error("key: {0}")]
     Key(String),
-    #[error("this node's keys are not in the genesis active set")]
-    NotValidator,
     #[error(transparent)]
     Threshold(#[from] threshold::ThresholdError),
     #[error("genesis: {0}")]
