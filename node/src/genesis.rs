@@ -200,6 +200,17 @@ impl GenesisFile {
         if self.epoch_length == 0 {
             return bad("epoch_length must be at least 1".into());
         }
+        // Each epoch's reshare needs a quorum of its dealers to lead a block in the epoch's
+        // second half, the last block excepted (`spec/consensus.md`, "Epochs of the engine"):
+        // at least as many such blocks as validators. Five validators in 10-block epochs
+        // failed every reshare (four turns for five dealers).
+        let least = 2 * u64::from(self.active_set_size) + 2;
+        if self.epoch_length < least {
+            return bad(format!(
+                "epoch_length {} is too short for {} validators to reshare the key each epoch: at least {least}",
+                self.epoch_length, self.active_set_size
+            ));
+        }
         if self.max_block_gas == 0 {
             return bad("max_block_gas must be at least 1".into());
         }
@@ -382,6 +393,12 @@ mod tests {
         check(&|h| h.active_set_size = 4);
         check(&|h| h.active_set_size = 0);
         check(&|h| h.epoch_length = 0);
+        check(&|h| h.epoch_length = 2 * 2 + 1);
+        // Epoch 0's info: missing, truncated, or another dealing's.
+        check(&|h| h.epoch_info.clear());
+        check(&|h| h.epoch_info.truncate(h.epoch_info.len() - 1));
+        let (other, _) = genesis(3);
+        check(&|h| h.epoch_info = other.epoch_info.clone());
         check(&|h| h.max_block_gas = 0);
         check(&|h| h.validators.clear());
         check(&|h| h.accounts.push(h.accounts[0].clone()));
