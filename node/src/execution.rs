@@ -187,11 +187,10 @@ impl Executor {
     /// Who signs in engine epoch `epoch` as `state` records it (`consensus::epochs`), else the
     /// staking set recorded for it.
     fn engine_signers(&self, state: &Parent, epoch: u64) -> Vec<Address> {
-        use aivm_runtime::staking::{epoch::epoch_set, EngineEpoch, StakingKey};
         let read = |k: &StateKey| self.chain.read_at(state, k).ok().flatten();
-        match read(&StakingKey::Engine(epoch).state_key()) {
-            Some(StateValue::Bytes(b)) => ciborium::from_reader::<EngineEpoch, _>(&b[..]).map(|e| e.signers.iter().map(|s| **s).collect()).unwrap_or_default(),
-            _ => epoch_set(epoch, read).map(|s| s.validators.iter().map(|v| **v).collect()).unwrap_or_default(),
+        match read_engine(read, epoch) {
+            Some(e) => e.signers.iter().map(|s| **s).collect(),
+            None => aivm_runtime::staking::epoch::epoch_set(epoch, read).map(|s| s.validators.iter().map(|v| **v).collect()).unwrap_or_default(),
         }
     }
 
@@ -211,10 +210,12 @@ impl Executor {
             w.extend(slots);
         }
         // The final block of epoch E carries E + 1's info (checked by the consensus layer
-        // before anyone votes; anything else is not recorded).
+        // before anyone votes; anything else is not recorded). Other blocks' payloads, dealer
+        // logs, are not decoded here.
         if let (Some(bytes), Some(p)) = (reshare, &params) {
-            if let Some((epoch, engine)) = crate::consensus::epochs::engine_epoch(bytes) {
-                if p.epoch_length > 0 && (height + 1).is_multiple_of(p.epoch_length) && epoch == (height + 1) / p.epoch_length {
+            let next = (height + 1).checked_div(p.epoch_length).filter(|_| (height + 1).is_multiple_of(p.epoch_length.max(1)));
+            if let Some((epoch, engine)) = next.and_then(|_| crate::consensus::epochs::engine_epoch(bytes)) {
+                if Some(epoch) == next {
                     w.push((StakingKey::Engine(epoch).state_key(), StateValue::Bytes(aivm_runtime::encoding::cbor(&engine).into())));
                 }
             }

@@ -283,7 +283,8 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     let identity = ed25519::PrivateKey::decode(v.keys.identity.to_bytes().to_vec()).map_err(|e| ConsensusError::Key(e.to_string()))?;
     let me = identity.public_key();
     let info0 = genesis_epoch(&v.genesis)?;
-    let epoch_length = NZU64!(1).max(std::num::NonZeroU64::new(v.genesis.epoch_length).unwrap_or(NZU64!(1)));
+    // Genesis validation refuses 0.
+    let epoch_length = std::num::NonZeroU64::new(v.genesis.epoch_length).unwrap_or(NZU64!(1));
     let ns = namespace(v.genesis.chain_id);
     // The reshare actor wants its namespace for the life of the process.
     let ns_static: &'static [u8] = Box::leak(ns.clone().into_boxed_slice());

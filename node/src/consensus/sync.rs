@@ -42,17 +42,8 @@ pub struct Floor {
 /// Decode `finalization` and check it under the genesis threshold key (the same group key in
 /// every epoch: resharing keeps it).
 fn certificate(genesis: &GenesisFile, finalization: &[u8]) -> Result<FinalizationCert, ConsensusError> {
-    use commonware_codec::Decode as _;
     let cert = FinalizationCert::decode(finalization.to_vec()).map_err(|e| ConsensusError::Anchor(format!("finalization certificate: {e}")))?;
-    let cfg = (
-        std::num::NonZeroU32::new(super::threshold::MAX_PARTICIPANTS).unwrap_or(std::num::NonZeroU32::MIN),
-        commonware_cryptography::bls12381::primitives::sharing::ModeVersion::v0(),
-    );
-    let sharing = commonware_cryptography::bls12381::primitives::sharing::Sharing::<commonware_cryptography::bls12381::primitives::variant::MinPk>::decode_cfg(
-        genesis.threshold.clone(),
-        &cfg,
-    )
-    .map_err(|e| ConsensusError::Genesis(format!("threshold: {e}")))?;
+    let (_, sharing) = super::threshold::sharing(&genesis.threshold, &genesis.active_identities())?;
     let verifier = Scheme::certificate_verifier(&super::namespace(genesis.chain_id), *sharing.public());
     if !cert.verify(&mut commonware_utils::sys_rng(), &verifier, &Sequential) {
         return Err(ConsensusError::Anchor("the finalization certificate does not verify under this chain's threshold key".into()));
