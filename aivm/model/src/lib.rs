@@ -9,7 +9,9 @@
 //!   [`smooth`]: the calibrated activation smoothing the conversion folds into it.
 //! - [`tokenizer`]: byte-level BPE with the models' pre-tokenizers and ChatML.
 //! - [`quant`]: scales, quantization and the fixed-point primitives (RMSNorm, SiLU, RoPE).
-//! - [`hash`], [`merkle`]: model hashes and the Merkle trees of commitments.
+//! - [`hash`], [`merkle`]: model hashes and the Merkle trees of commitments; [`row_leaves`]
+//!   hashes a matrix's rows sixteen at a time, with [`blake3_lanes`] for what BLAKE3's own
+//!   kernels cannot batch.
 //! - [`layer`]: the layer math (norms, dequantization, SwiGLU, softmax, argmax): the
 //!   definitions, used by the audit; [`kernels`]: the same math compiled for AVX-512 too,
 //!   which the engine runs (property-tested equal).
@@ -18,6 +20,7 @@
 //!   worker's response and the verifier's checks.
 
 pub mod audit;
+pub mod blake3_lanes;
 pub mod commit;
 pub mod engine;
 pub mod gguf;

@@ -13,10 +13,14 @@
 //! always on inputs with readable bytes after them ([`Batch`] says why).
 //! That module is public but undocumented, so the workspace pins the `blake3` version
 //! exactly; what this file adds is only the BLAKE3 tree layout (chunk flags and counters, the
-//! parent nodes of a multi-chunk message), as the BLAKE3 paper §2 defines it.
+//! parent nodes of a multi-chunk message), as the BLAKE3 paper §2 defines it. The final block
+//! of each row and a multi-chunk row's parent nodes start from per-row chaining values, which
+//! `hash_many` cannot take: a full batch compresses them side by side too
+//! ([`crate::blake3_lanes`]).
 
 /// A 32-byte BLAKE3 output (`merkle::Hash`; not imported from there, which builds on this module).
 pub type Hash = [u8; 32];
+use crate::blake3_lanes::{self as lanes, LANES};
 use blake3::platform::{le_bytes_from_words_32, words_from_le_bytes_32, Platform};
 use blake3::IncrementCounter;
 
@@ -27,8 +31,10 @@ const CHUNK_END: u8 = 2;
 const PARENT: u8 = 4;
 const ROOT: u8 = 8;
 const IV: [u32; 8] = [0x6A09_E667, 0xBB67_AE85, 0x3C6E_F372, 0xA54F_F53A, 0x510E_527F, 0x9B05_688C, 0x1F83_D9AB, 0x5BE0_CD19];
-/// Rows hashed side by side (the widest SIMD degree BLAKE3 has: AVX-512).
-const LANES: usize = 16;
+/// Fewest messages in a batch whose final blocks and chunk trees are compressed side by side
+/// ([`lanes::compress`]) rather than one at a time: a sixteen-lane compression costs several
+/// single ones, so a nearly empty batch does them singly.
+const MIN_SIDE_BY_SIDE: usize = 6;
 /// Longest prefix between the 0x00 leaf tag and the row (an activation row's scale).
 pub const MAX_PREFIX: usize = 8;
 
@@ -106,22 +112,22 @@ impl Batch {
         let lanes = &self.lanes;
         // Bytes of chunk `j` of message `l` (the whole chunk; the last may be short).
         let chunk = |l: usize, j: usize| -> &[u8] { &lanes[l * stride + j * CHUNK..l * stride + ((j + 1) * CHUNK).min(len)] };
-        // Chaining values: cvs[l][j].
-        let mut cvs = vec![[0u32; 8]; n * chunks];
+        // Chaining values of chunk `j`, lane `l`: `cvs[j]` lane `l`.
+        let mut cvs = vec![lanes::iv(); chunks];
         let mut buf = [0u8; LANES * 32];
         if n == 1 && chunks > 2 {
             // One message: its whole chunks (all but the last) in the lanes, counters 0, 1, ….
             let inputs: Vec<&[u8]> = (0..chunks - 1).map(|j| chunk(0, j)).collect();
             many::<CHUNK>(p, &inputs, 0, IncrementCounter::Yes, CHUNK_START, CHUNK_END, &mut buf[..inputs.len() * 32]);
-            for j in 0..chunks - 1 {
-                cvs[j] = words(&buf[j * 32..(j + 1) * 32]);
+            for (j, cv) in cvs.iter_mut().enumerate().take(chunks - 1) {
+                lanes::set_lane(cv, 0, &words(&buf[j * 32..(j + 1) * 32]));
             }
         } else {
-            for j in 0..chunks - 1 {
+            for (j, cv) in cvs.iter_mut().enumerate().take(chunks - 1) {
                 let inputs: Vec<&[u8]> = (0..n).map(|l| chunk(l, j)).collect();
                 many::<CHUNK>(p, &inputs, j as u64, IncrementCounter::No, CHUNK_START, CHUNK_END, &mut buf[..n * 32]);
                 for l in 0..n {
-                    cvs[l * chunks + j] = words(&buf[l * 32..(l + 1) * 32]);
+                    lanes::set_lane(cv, l, &words(&buf[l * 32..(l + 1) * 32]));
                 }
             }
         }
@@ -134,19 +140,54 @@ impl Batch {
             let inputs: Vec<&[u8]> = (0..n).map(|l| chunk(l, j)).collect();
             blocks_many(p, blocks, &inputs, j as u64, &mut buf[..n * 32]);
         }
+        let flags = CHUNK_END | if blocks == 0 { CHUNK_START } else { 0 } | if chunks == 1 { ROOT } else { 0 };
+        let side_by_side = n >= MIN_SIDE_BY_SIDE;
+        let mut finals = [[0u8; BLOCK]; LANES];
         for l in 0..n {
-            let mut cv = if blocks > 0 { words(&buf[l * 32..(l + 1) * 32]) } else { IV };
-            let mut block = [0u8; BLOCK];
-            block[..final_len].copy_from_slice(&chunk(l, j)[blocks * BLOCK..]);
-            let flags = CHUNK_END | if blocks == 0 { CHUNK_START } else { 0 } | if chunks == 1 { ROOT } else { 0 };
-            p.compress_in_place(&mut cv, &block, final_len as u8, j as u64, flags);
-            cvs[l * chunks + j] = cv;
+            let cv = if blocks > 0 { words(&buf[l * 32..(l + 1) * 32]) } else { IV };
+            finals[l][..final_len].copy_from_slice(&chunk(l, j)[blocks * BLOCK..]);
+            if side_by_side {
+                lanes::set_lane(&mut cvs[j], l, &cv);
+            } else {
+                let mut cv = cv;
+                p.compress_in_place(&mut cv, &finals[l], final_len as u8, j as u64, flags);
+                lanes::set_lane(&mut cvs[j], l, &cv);
+            }
         }
+        if side_by_side {
+            lanes::compress(&mut cvs[j], &lanes::words(&finals, final_len), j as u64, final_len as u32, flags as u32);
+        }
+        let root = if chunks == 1 {
+            cvs[0]
+        } else if side_by_side {
+            merge_lanes(&cvs, ROOT)
+        } else {
+            let mut root = lanes::iv();
+            for l in 0..n {
+                let per: Vec<[u32; 8]> = cvs.iter().map(|cv| lanes::lane(cv, l)).collect();
+                lanes::set_lane(&mut root, l, &merge(p, &per, ROOT));
+            }
+            root
+        };
         for l in 0..n {
-            let cv = if chunks == 1 { cvs[l * chunks] } else { merge(p, &cvs[l * chunks..(l + 1) * chunks], ROOT) };
-            out.push(le_bytes_from_words_32(&cv));
+            out.push(le_bytes_from_words_32(&lanes::lane(&root, l)));
         }
     }
+}
+
+/// [`merge`] for every lane at once: the chunk trees of one batch share their shape.
+fn merge_lanes(cvs: &[[lanes::Lanes; 8]], top: u8) -> [lanes::Lanes; 8] {
+    if cvs.len() == 1 {
+        return cvs[0];
+    }
+    let k = 1 << (usize::BITS - 1 - (cvs.len() - 1).leading_zeros());
+    let (l, r) = (merge_lanes(&cvs[..k], 0), merge_lanes(&cvs[k..], 0));
+    let mut m = [[0u32; LANES]; 16];
+    m[..8].copy_from_slice(&l);
+    m[8..].copy_from_slice(&r);
+    let mut cv = lanes::iv();
+    lanes::compress(&mut cv, &m, 0, BLOCK as u32, (PARENT | top) as u32);
+    cv
 }
 
 fn words(b: &[u8]) -> [u32; 8] {
