@@ -94,19 +94,22 @@ mod wide {
     #[target_feature(enable = "avx512f")]
     pub unsafe fn compress(cv: &mut [Lanes; 8], m: &[Lanes; 16], counter: u64, block_len: u32, flags: u32) {
         // SAFETY (loads and stores): each `Lanes` is sixteen u32, exactly one 512-bit vector.
-        let load = |a: &Lanes| unsafe { _mm512_loadu_epi32(a.as_ptr() as *const i32) };
         let mut v = [_mm512_setzero_si512(); 16];
         for w in 0..8 {
-            v[w] = load(&cv[w]);
-            if w < 4 {
-                v[8 + w] = _mm512_set1_epi32(IV[w] as i32);
-            }
+            v[w] = unsafe { _mm512_loadu_epi32(cv[w].as_ptr() as *const i32) };
+        }
+        for w in 0..4 {
+            v[8 + w] = _mm512_set1_epi32(IV[w] as i32);
         }
         v[12] = _mm512_set1_epi32(counter as u32 as i32);
         v[13] = _mm512_set1_epi32((counter >> 32) as u32 as i32);
         v[14] = _mm512_set1_epi32(block_len as i32);
         v[15] = _mm512_set1_epi32(flags as i32);
-        let mut m: [__m512i; 16] = std::array::from_fn(|w| load(&m[w]));
+        let mut mv = [_mm512_setzero_si512(); 16];
+        for w in 0..16 {
+            mv[w] = unsafe { _mm512_loadu_epi32(m[w].as_ptr() as *const i32) };
+        }
+        let mut m = mv;
         for round in 0..7 {
             g!(v, 0, 4, 8, 12, m[0], m[1]);
             g!(v, 1, 5, 9, 13, m[2], m[3]);
@@ -117,7 +120,13 @@ mod wide {
             g!(v, 2, 7, 8, 13, m[12], m[13]);
             g!(v, 3, 4, 9, 14, m[14], m[15]);
             if round < 6 {
-                m = PERMUTATION.map(|i| m[i]);
+                // PERMUTATION spelled out: `array::map` with a closure is not compiled for
+                // AVX-512 and was called out of line, costing more than the rounds.
+                let p = PERMUTATION;
+                m = [
+                    m[p[0]], m[p[1]], m[p[2]], m[p[3]], m[p[4]], m[p[5]], m[p[6]], m[p[7]], m[p[8]], m[p[9]], m[p[10]], m[p[11]], m[p[12]], m[p[13]], m[p[14]],
+                    m[p[15]],
+                ];
             }
         }
         for w in 0..8 {
