@@ -390,6 +390,10 @@ impl Engine {
             rows.extend(feed[s].iter().enumerate().map(|(i, &t)| (s, start + i, t)));
         }
         let m = rows.len();
+        // Each row's RoPE rotations, computed once for all layers and for both q and k
+        // (they depend only on the position).
+        let trig = self.rope_table(&rows);
+        let half = self.rope_turns.len();
         let mut x = vec![0i32; m * d];
         for (r, &(_, _, t)) in rows.iter().enumerate() {
             self.sku.embed.row_q16(t as usize, &mut x[r * d..(r + 1) * d]);
@@ -475,14 +479,15 @@ impl Engine {
             dequant_rows(&mut v, &yv, &sx, &lw.wv.scales, lw.bv.as_deref());
             if par {
                 use rayon::prelude::*;
-                q.par_chunks_mut(d).zip(k.par_chunks_mut(kvd)).zip(rows.par_iter()).with_min_len(ROW_BLOCK).for_each(|((qr, kr), &(_, pos, _))| {
-                    self.rope(qr, pos);
-                    self.rope(kr, pos);
+                q.par_chunks_mut(d).zip(k.par_chunks_mut(kvd)).zip(trig.par_chunks(half.max(1))).with_min_len(ROW_BLOCK).for_each(|((qr, kr), t)| {
+                    self.rope(qr, t);
+                    self.rope(kr, t);
                 });
             } else {
-                for (r, &(_, pos, _)) in rows.iter().enumerate() {
-                    self.rope(&mut q[r * d..(r + 1) * d], pos);
-                    self.rope(&mut k[r * kvd..(r + 1) * kvd], pos);
+                for r in 0..m {
+                    let t = &trig[r * half..(r + 1) * half];
+                    self.rope(&mut q[r * d..(r + 1) * d], t);
+                    self.rope(&mut k[r * kvd..(r + 1) * kvd], t);
                 }
             }
             // Append K and V to the caches, quantized per (token, kv head): each sequence's
@@ -572,21 +577,16 @@ impl Engine {
     }
 
     /// Rotate a Q16 row of heads in place at position `pos`.
-    fn rope(&self, row: &mut [i32], pos: usize) {
-        let hd = self.sku.config.head_dim as usize;
-        let half = hd / 2;
-        for (i, &t) in self.rope_turns.iter().enumerate() {
-            let (cs, sn) = quant::cos_sin_q30((pos as u64).wrapping_mul(t));
-            for head in row.chunks_exact_mut(hd) {
-                let (a, b) = match self.sku.config.rope {
-                    RopeStyle::Pairs => (2 * i, 2 * i + 1),
-                    RopeStyle::Halves => (i, i + half),
-                };
-                let (x, y) = quant::rotate(head[a], head[b], cs, sn);
-                head[a] = x;
-                head[b] = y;
-            }
-        }
+    /// `(cos, sin)` of every rotation of every row (`quant::cos_sin_q30` of position ×
+    /// turns), row-major: what [`Engine::rope`] applies.
+    fn rope_table(&self, rows: &[(usize, usize, u32)]) -> Vec<(i32, i32)> {
+        rows.iter().flat_map(|&(_, pos, _)| self.rope_turns.iter().map(move |&t| quant::cos_sin_q30((pos as u64).wrapping_mul(t)))).collect()
+    }
+
+    /// Rotate every head of `row` by one position's `(cos, sin)` pairs ([`Engine::rope_table`]).
+    fn rope(&self, row: &mut [i32], trig: &[(i32, i32)]) {
+        let halves = self.sku.config.rope == RopeStyle::Halves;
+        kernels::rope(self.opts.isa, row, trig, self.sku.config.head_dim as usize, halves);
     }
 
     /// Causal attention of one sequence's new rows, per KV head group: scores GEMM, integer

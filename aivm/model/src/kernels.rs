@@ -403,6 +403,39 @@ kernel! {
     mix_row => mix_body(p: &[i8], v: &[i8], hd: usize, acc: &mut [i32])
 }
 
+/// RoPE on every head of one row: pair `i` of a head, `(a, b)` = elements `(2i, 2i + 1)`
+/// (`halves` false) or `(i, i + hd/2)` (`halves` true), rotated by `trig[i]` as
+/// [`quant::rotate`]. Its `round_shift(·, 30)` is [`shift_down`] here: `|a·c ∓ b·s| ≤ 2^62`
+/// (|a|, |b| ≤ 2^31 and |c|, |s| ≤ 2^30), where the two agree. Pairs run side by side within
+/// a head (the halves form reads two contiguous runs), where the definition went pair by pair
+/// across heads.
+#[inline(always)]
+fn rope_body(row: &mut [i32], trig: &[(i32, i32)], hd: usize, halves: bool) {
+    let rot = |a: &mut i32, b: &mut i32, (c, s): (i32, i32)| {
+        let (x, y, c, s) = (*a as i64, *b as i64, c as i64, s as i64);
+        *a = shift_down(x * c - y * s, 30);
+        *b = shift_down(x * s + y * c, 30);
+    };
+    for head in row.chunks_exact_mut(hd.max(1)) {
+        if halves {
+            let (lo, hi) = head.split_at_mut(hd / 2);
+            for ((a, b), &t) in lo.iter_mut().zip(hi.iter_mut()).zip(trig) {
+                rot(a, b, t);
+            }
+        } else {
+            for (pair, &t) in head.chunks_exact_mut(2).zip(trig) {
+                let (a, b) = pair.split_at_mut(1);
+                rot(&mut a[0], &mut b[0], t);
+            }
+        }
+    }
+}
+
+kernel! {
+    /// RoPE of one row's heads by one position's `(cos, sin)` pairs (see `rope_body`).
+    rope => rope_body(row: &mut [i32], trig: &[(i32, i32)], hd: usize, halves: bool)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,6 +607,44 @@ mod tests {
         }
         for x in [i64::MIN / 4, -(1 << 40), -(1 << 33), EXP_CUTOFF_Q16 * 2] {
             assert_eq!(exp_neg(x), 0, "{x}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// The RoPE kernel equals `quant::rotate` pair by pair, in both layouts, on rows of
+        /// random magnitude and at the extremes (i32::MIN and MAX against cos/sin of ±2^30).
+        #[test]
+        fn rope_equals_the_definition(heads in 1usize..10, half in 1usize..40, seed in any::<u64>(), bits in 0u32..32, extreme in any::<bool>(), halves in any::<bool>()) {
+            let hd = 2 * half;
+            let mut s = seed | 1;
+            let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+            let one = 1i32 << 30;
+            let trig: Vec<(i32, i32)> = (0..half).map(|_| if extreme {
+                [(one, -one), (-one, one), (one, one), (-one, -one)][(next() % 4) as usize]
+            } else {
+                crate::quant::cos_sin_q30(next())
+            }).collect();
+            let row: Vec<i32> = (0..heads * hd).map(|_| if extreme {
+                [i32::MIN, i32::MAX, -1, 0][(next() % 4) as usize]
+            } else {
+                ((next() >> 32) as i32) >> (31 - bits)
+            }).collect();
+            let mut want = row.clone();
+            for head in want.chunks_exact_mut(hd) {
+                for (i, &(c, sn)) in trig.iter().enumerate() {
+                    let (a, b) = if halves { (i, i + half) } else { (2 * i, 2 * i + 1) };
+                    let (x, y) = quant::rotate(head[a], head[b], c, sn);
+                    head[a] = x;
+                    head[b] = y;
+                }
+            }
+            for isa in Isa::available() {
+                let mut got = row.clone();
+                rope(isa, &mut got, &trig, hd, halves);
+                prop_assert_eq!(&got, &want, "{:?}", isa);
+            }
         }
     }
 }
