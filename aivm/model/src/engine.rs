@@ -116,9 +116,13 @@ pub struct Options {
 
 impl Options {
     /// The CPU backend on `path` with `threads` GEMM threads; the host kernels on the
-    /// baseline instantiation for the scalar path, else the widest.
+    /// matching instantiation: baseline for the scalar path, AVX2 for AVX2's, else the widest.
     pub fn cpu(threads: usize, path: SimdPath) -> Self {
-        let isa = if path == SimdPath::Scalar { Isa::Baseline } else { Isa::detect() };
+        let isa = match path {
+            SimdPath::Scalar => Isa::Baseline,
+            SimdPath::Avx2 => Isa::Avx2,
+            SimdPath::Avx512Vnni => Isa::detect(),
+        };
         Self { backend: Arc::new(CpuBackend { path, threads: threads.max(1) }), isa }
     }
 
@@ -635,7 +639,7 @@ impl Engine {
             // A prompt's scores and mix run on the int8 GEMM kernel (sums exact in i32: the
             // values the row kernels give); a decode step's few rows on the row kernels.
             let on_gemm = mr >= ATTENTION_GEMM_MIN_ROWS && ctx <= MAX_K;
-            let (simd, threads) = (if isa == Isa::Avx512 { SimdPath::detect() } else { SimdPath::Scalar }, self.opts.backend.host_threads());
+            let (simd, threads) = (isa.gemm_path(), self.opts.backend.host_threads());
             let score_row = |r: usize, row: &mut [i32]| kernels::scores_row(isa, &xq[r * hd..(r + 1) * hd], kg, hd, row);
             if on_gemm {
                 aivm_tensor::gemm::gemm(&xq, mr, &aivm_tensor::gemm::Packed::new(kg, ctx, hd), scores, simd, threads);

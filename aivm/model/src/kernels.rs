@@ -1,10 +1,10 @@
-//! The elementwise and attention-row kernels of the forward pass, compiled twice: for the
-//! baseline x86-64 target and, where the CPU has it, for AVX-512 (F, BW, DQ, VL), chosen
-//! once per process.
+//! The elementwise and attention-row kernels of the forward pass, compiled three times: for
+//! the baseline x86-64 target, for AVX2, and for AVX-512 (F, BW, DQ, VL); the widest the CPU
+//! has is chosen once per process.
 //!
 //! Each kernel is one generic body (`#[inline(always)]`) written so the compiler can
 //! vectorize it (no data-dependent branches in the inner loops; table lookups on clamped
-//! indices), instantiated inside a `#[target_feature]` function for the wide path. The two
+//! indices), instantiated inside a `#[target_feature]` function for each wide path. The
 //! paths are the same source over integers, so they compute the same bits by construction;
 //! the property tests below check it on ragged shapes anyway, against the plain scalar
 //! definitions in `layer.rs` and `quant.rs` (which the receipt audit keeps using).
@@ -19,6 +19,8 @@ use super::quant::{self, quantize as quantize_definition, Scale};
 pub enum Isa {
     /// The baseline target (SSE2 on x86-64; whatever the target is elsewhere).
     Baseline,
+    /// AVX2 (x86-64 CPUs without AVX-512: AMD before Zen 4, most Intel client parts).
+    Avx2,
     /// AVX-512 F + BW + DQ + VL.
     Avx512,
 }
@@ -34,18 +36,48 @@ impl Isa {
                 if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl") {
                     return Isa::Avx512;
                 }
+                if has!("avx2") {
+                    return Isa::Avx2;
+                }
             }
             Isa::Baseline
         })
     }
 
+    /// Whether this CPU runs the AVX2 instantiation (every AVX-512 CPU does too).
+    pub fn has_avx2() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx2")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
     /// Every instantiation this CPU runs (for the agreement tests).
     pub fn available() -> Vec<Isa> {
         let mut v = vec![Isa::Baseline];
+        if Isa::has_avx2() {
+            v.push(Isa::Avx2);
+        }
         if Isa::detect() == Isa::Avx512 {
             v.push(Isa::Avx512);
         }
         v
+    }
+
+    /// The int8 GEMM path that goes with these kernels: the scalar GEMM beside the baseline
+    /// kernels, AVX2's beside AVX2's, the fastest the CPU has beside AVX-512's.
+    pub fn gemm_path(self) -> aivm_tensor::matmul::SimdPath {
+        use aivm_tensor::matmul::SimdPath;
+        match self {
+            Isa::Baseline => SimdPath::Scalar,
+            Isa::Avx2 if SimdPath::available().contains(&SimdPath::Avx2) => SimdPath::Avx2,
+            Isa::Avx2 => SimdPath::Scalar,
+            Isa::Avx512 => SimdPath::detect(),
+        }
     }
 }
 
@@ -63,9 +95,18 @@ macro_rules! kernel {
                 unsafe fn wide($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
+                #[target_feature(enable = "avx2")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
                 if isa == Isa::Avx512 && Isa::detect() == Isa::Avx512 {
                     // SAFETY: the CPU has every feature `wide` was compiled for (checked above).
                     return unsafe { wide($($arg),*) };
+                }
+                if isa == Isa::Avx2 && Isa::has_avx2() {
+                    // SAFETY: the CPU has AVX2 (checked above).
+                    return unsafe { avx2($($arg),*) };
                 }
             }
             let _ = isa;
@@ -216,9 +257,17 @@ pub fn swiglu_quantize(isa: Isa, yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Sca
             }
             swiglu_body(yg, yu, sx, sg, su, hq, sh, row)
         }
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &[Scale], hq: &mut [i8], sh: &mut [Scale]) {
+            swiglu_body(yg, yu, sx, sg, su, hq, sh, swiglu_row)
+        }
         if isa == Isa::Avx512 && Isa::detect() == Isa::Avx512 {
             // SAFETY: the CPU has every feature `wide` was compiled for (checked above).
             return unsafe { wide(yg, yu, sx, sg, su, hq, sh) };
+        }
+        if isa == Isa::Avx2 && Isa::has_avx2() {
+            // SAFETY: the CPU has AVX2 (checked above).
+            return unsafe { avx2(yg, yu, sx, sg, su, hq, sh) };
         }
     }
     let _ = isa;

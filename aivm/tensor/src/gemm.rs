@@ -3,8 +3,9 @@
 //!
 //! Exactness: `k ≤ MAX_K` keeps every sum below 2^31, so all paths (scalar oracle, AVX-512
 //! VNNI) and all thread counts give identical results; threads split the output columns.
-//! The VNNI path packs W once into panels of 32 outputs × 4 consecutive k (the dword
-//! `vpdpbusd` consumes), which is W's own row layout four bytes at a time.
+//! W is packed once into panels of 32 outputs × 4 consecutive k (the dword VNNI's
+//! `vpdpbusd` consumes), which is W's own row layout four bytes at a time; the AVX2 path
+//! reads the same panels, sign-extending them to i16 for `vpmaddwd`.
 
 use crate::matmul::{pack_a, pack_a_into, SimdPath, MAX_K, ROWS as MR};
 
@@ -64,7 +65,9 @@ pub fn gemm(x: &[i8], m: usize, w: &Packed, y: &mut [i32], path: SimdPath, threa
     // result does not depend on the split.
     let threads = if m * w.n * w.k < PARALLEL_MIN_MACS || m == 1 { 1 } else { threads.clamp(1, np) };
     let use_vnni = path == SimdPath::Avx512Vnni && SimdPath::available().contains(&SimdPath::Avx512Vnni);
+    let use_avx2 = !use_vnni && path != SimdPath::Scalar && SimdPath::available().contains(&SimdPath::Avx2);
     let xa = if use_vnni { pack_x(x, m, w.k, w.k4, threads) } else { Vec::new() };
+    let xa16 = if use_avx2 { pack_x_i16(x, m, w.k, w.k4, threads) } else { Vec::new() };
     // Each thread computes a contiguous range of panels, writing its columns of every output
     // row in place: the ranges are disjoint column blocks of `y`, so no two threads touch the
     // same element (and nothing is staged in a range buffer and copied: at two threads that
@@ -83,6 +86,12 @@ pub fn gemm(x: &[i8], m: usize, w: &Packed, y: &mut [i32], path: SimdPath, threa
             // only columns `p0·NR .. min(p1·NR, n)` of the `m` rows of `y` (see `vnni`).
             unsafe {
                 vnni(&xa, m, w, p0, p1, out.0)
+            };
+        } else if use_avx2 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU supports avx2 (checked above); columns as above only.
+            unsafe {
+                avx2(&xa16, m, w, p0, p1, out.0)
             };
         } else {
             // SAFETY: as above, columns `p0·NR .. min(p1·NR, n)` only.
@@ -116,6 +125,27 @@ fn pack_x(x: &[i8], m: usize, k: usize, k4: usize, threads: usize) -> Vec<u8> {
         let r0 = t * BLOCKS_PER_TASK * MR;
         let rows = (m - r0).min(BLOCKS_PER_TASK * MR);
         pack_a_into(&x[r0 * k..(r0 + rows) * k], rows, k, k4, dst);
+    });
+    pa
+}
+
+/// X packed for the AVX2 kernel (sign-extended to i16, 4-row blocks), on the pool with
+/// several threads as [`pack_x`].
+fn pack_x_i16(x: &[i8], m: usize, k: usize, k4: usize, threads: usize) -> Vec<i16> {
+    use crate::matmul::avx2::{pack_x_i16_into, PANEL_ROWS};
+    let blocks = m.div_ceil(PANEL_ROWS);
+    let block_len = k4 * PANEL_ROWS * 4;
+    let mut pa = vec![0i16; blocks * block_len];
+    if threads == 1 {
+        pack_x_i16_into(x, m, k, k4, &mut pa);
+        return pa;
+    }
+    use rayon::prelude::*;
+    const BLOCKS_PER_TASK: usize = 16;
+    pa.par_chunks_mut(BLOCKS_PER_TASK * block_len).enumerate().for_each(|(t, dst)| {
+        let r0 = t * BLOCKS_PER_TASK * PANEL_ROWS;
+        let rows = (m - r0).min(BLOCKS_PER_TASK * PANEL_ROWS);
+        pack_x_i16_into(&x[r0 * k..(r0 + rows) * k], rows, k, k4, dst);
     });
     pa
 }
@@ -157,6 +187,20 @@ unsafe fn vnni(xa: &[u8], m: usize, w: &Packed, p0: usize, p1: usize, y: *mut i3
     }
 }
 
+/// The panels `p0..p1` of `W` against X packed for AVX2, as [`vnni`].
+///
+/// # Safety
+/// avx2; `y` as in [`vnni`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn avx2(xa: &[i16], m: usize, w: &Packed, p0: usize, p1: usize, y: *mut i32) {
+    let (k4, n) = (w.k4, w.n);
+    for p in p0..p1 {
+        let cols = (n - p * NR).min(NR);
+        crate::matmul::avx2::panel_product(xa, m, k4, w.panels.as_ptr().add(p * k4 * NR * 4), cols, y.add(p * NR), n);
+    }
+}
+
 /// Exact `a · b` over int8 vectors (attention scores and outputs).
 #[inline]
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
@@ -192,6 +236,52 @@ mod tests {
                     gemm(&x, m, &w, &mut y, path, t);
                     assert_eq!(y, want, "{path:?} threads {t} shape {m}x{k}x{n}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn extremes_are_exact_on_every_path() {
+        // -128 · -128 everywhere at the largest k: every pair sum and the total at their
+        // bounds (the AVX2 path's i16 pair sums included); then mixed signs at the extremes.
+        let (m, k, n) = (5, MAX_K, 3);
+        let w = Packed::new(&vec![-128i8; n * k], n, k);
+        let x = vec![-128i8; m * k];
+        for &path in SimdPath::available() {
+            let mut y = vec![0; m * n];
+            gemm(&x, m, &w, &mut y, path, 1);
+            assert!(y.iter().all(|&v| v == (k as i32) * 16384), "{path:?}");
+        }
+        let (m, k, n) = (6, 4099, 41);
+        let pick = |i: usize| [-128i8, 127, -1, 0, 1, -127][i % 6];
+        let x: Vec<i8> = (0..m * k).map(|i| pick(i * 7 + i / k)).collect();
+        let wv: Vec<i8> = (0..n * k).map(|i| pick(i * 5 + 3)).collect();
+        let w = Packed::new(&wv, n, k);
+        let mut want = vec![0; m * n];
+        gemm(&x, m, &w, &mut want, SimdPath::Scalar, 1);
+        for &path in SimdPath::available() {
+            for t in [1, 2] {
+                let mut y = vec![7; m * n];
+                gemm(&x, m, &w, &mut y, path, t);
+                assert_eq!(y, want, "{path:?} threads {t}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 150, ..Default::default() })]
+        /// Ragged shapes around the tiles (4- and 8-row blocks, 8- and 32-column panels,
+        /// k not a multiple of 4): every path and thread count equals the oracle.
+        #[test]
+        fn ragged_shapes_agree(m in 1usize..20, k in 1usize..80, n in 1usize..80, seed: u64, t in 1usize..4) {
+            let (x, wv) = (bytes(seed, m * k), bytes(seed ^ 0x5eed, n * k));
+            let w = Packed::new(&wv, n, k);
+            let mut want = vec![0; m * n];
+            gemm(&x, m, &w, &mut want, SimdPath::Scalar, 1);
+            for &path in SimdPath::available() {
+                let mut y = vec![-1; m * n];
+                gemm(&x, m, &w, &mut y, path, t);
+                proptest::prop_assert_eq!(&y, &want, "{:?}", path);
             }
         }
     }

@@ -5,7 +5,7 @@
 //! product and every path below agrees bit for bit. Paths are chosen at runtime:
 //! AVX-512 VNNI, then AVX2, then the scalar oracle.
 
-mod avx2;
+pub(crate) mod avx2;
 pub(crate) mod avx512;
 mod scalar;
 
