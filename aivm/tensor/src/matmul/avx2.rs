@@ -111,11 +111,32 @@ pub unsafe fn panel_product(xa: &[i16], m: usize, k4: usize, bp: *const i8, cols
         let ap = xa.as_ptr().add(blk * k4 * PANEL_ROWS * 4);
         let d = dst.add(blk * PANEL_ROWS * stride);
         match (m - blk * PANEL_ROWS).min(PANEL_ROWS) {
+            1 if cols == PANEL_COLS => row_of_panel(ap, k4, bp, d),
             1 => block::<1>(ap, k4, bp, cols, d, stride),
             2 => block::<2>(ap, k4, bp, cols, d, stride),
             3 => block::<3>(ap, k4, bp, cols, d, stride),
             _ => block::<PANEL_ROWS>(ap, k4, bp, cols, d, stride),
         }
+    }
+}
+
+/// One row against a whole panel (a decode step's GEMV): the panel streamed once, all 32
+/// columns' accumulators live, where [`block`] would pass over it four times.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn row_of_panel(ap: *const i16, k4: usize, bp: *const i8, dst: *mut i32) {
+    let mut acc = [_mm256_setzero_si256(); 8];
+    for kg in 0..k4 {
+        let b = bp.add(kg * PANEL_COLS * 4);
+        let av = _mm256_set1_epi64x((ap.add(kg * PANEL_ROWS * 4) as *const i64).read_unaligned());
+        for (h, acc_h) in acc.iter_mut().enumerate() {
+            let bh = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(16 * h) as *const __m128i));
+            *acc_h = _mm256_add_epi32(*acc_h, _mm256_madd_epi16(av, bh));
+        }
+    }
+    for sub in 0..4 {
+        let v = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(acc[2 * sub], acc[2 * sub + 1]));
+        _mm256_storeu_si256(dst.add(sub * 8) as *mut __m256i, v);
     }
 }
 
