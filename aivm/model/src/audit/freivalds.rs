@@ -261,7 +261,8 @@ pub fn prepare_checks(sku: &Sku) {
 /// products an instruction, where the i64 form does 8): every pair sum is below 2^23, so
 /// 255 blocks of 32 columns accumulate exactly in i32 before they are widened. A row with an
 /// element at or above `2^31 − 2^15` (whose `hi` would be 2^15, outside i16) is summed by
-/// the plain form instead; honest GEMMs are far below it.
+/// the plain form instead; honest GEMMs are far below it. CPUs with AVX2 but not AVX-512 BW
+/// run the same split sixteen columns at a time ([`row_times_r_avx2`]).
 pub(super) struct YTimesR {
     n: usize,
     form: Form,
@@ -272,14 +273,21 @@ enum Form {
     Plain { rt: Vec<i64>, v: usize },
     /// `[8 × n]` as i16, for the 16-bit kernel (the CPU has avx512f + avx512bw).
     Simd { r16: Vec<i16> },
+    /// The same on AVX2 (sixteen columns a step where AVX-512 takes 32).
+    Avx2 { r16: Vec<i16> },
 }
 
 impl YTimesR {
     pub(super) fn new(rs: &[Vec<i8>], n: usize, path: SimdPath) -> Self {
         let v = rs.len();
-        let simd = cfg!(target_arch = "x86_64") && path != SimdPath::Scalar && aivm_tensor::cpu::features().avx512_bw && v == SIMD_V;
+        let f = aivm_tensor::cpu::features();
+        let simd = cfg!(target_arch = "x86_64") && path == SimdPath::Avx512Vnni && f.avx512_bw && v == SIMD_V;
+        let avx2 = cfg!(target_arch = "x86_64") && path != SimdPath::Scalar && f.avx2 && v == SIMD_V;
+        let r16 = || rs.iter().flat_map(|r| r.iter().map(|&x| x as i16)).collect();
         let form = if simd {
-            Form::Simd { r16: rs.iter().flat_map(|r| r.iter().map(|&x| x as i16)).collect() }
+            Form::Simd { r16: r16() }
+        } else if avx2 {
+            Form::Avx2 { r16: r16() }
         } else {
             let mut rt = vec![0i64; n * v];
             for (j, chunk) in rt.chunks_exact_mut(v).enumerate() {
@@ -296,13 +304,21 @@ impl YTimesR {
         let n = self.n;
         match &self.form {
             Form::Plain { rt, v } => y_times_r_plain(y, m, n, rt, *v),
-            Form::Simd { r16 } => {
+            Form::Simd { r16 } | Form::Avx2 { r16 } => {
+                let wide = matches!(self.form, Form::Simd { .. });
                 let mut out = vec![0i64; m * SIMD_V];
                 for (row, o) in y.chunks_exact(n).take(m).zip(out.chunks_exact_mut(SIMD_V)) {
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `Form::Simd` is only built when the CPU has avx512f + avx512bw
-                    // (checked in `new`); the kernel reads `row` and `r16` within their lengths.
-                    if unsafe { row_times_r_avx512bw(row, r16, o) } {
+                    // SAFETY: `Form::Simd` is only built when the CPU has avx512f + avx512bw,
+                    // `Form::Avx2` when it has avx2 (checked in `new`); the kernels read `row`
+                    // and `r16` within their lengths.
+                    if unsafe {
+                        if wide {
+                            row_times_r_avx512bw(row, r16, o)
+                        } else {
+                            row_times_r_avx2(row, r16, o)
+                        }
+                    } {
                         continue;
                     }
                     // A row the 16-bit split cannot hold: plain exact sums.
@@ -329,6 +345,69 @@ fn y_times_r_plain(y: &[i32], m: usize, n: usize, rt: &[i64], v: usize) -> Vec<i
         }
     }
     out
+}
+
+/// [`row_times_r_avx512bw`] on AVX2: sixteen columns a step, the halves packed to i16 with
+/// `vpackssdw` (exact: both halves are in i16 range unless the row is flagged too big, and a
+/// flagged row's sums are discarded) and put back in column order.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn row_times_r_avx2(row: &[i32], r16: &[i16], out: &mut [i64]) -> bool {
+    use std::arch::x86_64::*;
+    let n = row.len();
+    debug_assert!(r16.len() == SIMD_V * n && out.len() == SIMD_V);
+    // Blocks of 16 columns between widenings: each lane gains at most 2 · 2^15 · 2^7 a block.
+    const FLUSH: usize = 255;
+    let limit = _mm256_set1_epi32(i32::MAX - (1 << 15));
+    let zero = _mm256_setzero_si256();
+    let (mut lo_acc, mut hi_acc) = ([zero; SIMD_V], [zero; SIMD_V]);
+    let (mut lo_sum, mut hi_sum) = ([0i64; SIMD_V], [0i64; SIMD_V]);
+    let mut too_big = 0i32;
+    let widen = |acc: __m256i| -> i64 {
+        let mut lanes = [0i32; 8];
+        // SAFETY: `lanes` holds exactly one 256-bit vector.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, acc) };
+        lanes.iter().map(|&v| v as i64).sum()
+    };
+    let blocks = n / 16;
+    let (yp, rp) = (row.as_ptr(), r16.as_ptr());
+    let mut b = 0;
+    while b < blocks {
+        let end = (b + FLUSH).min(blocks);
+        while b < end {
+            let j = b * 16;
+            let a0 = _mm256_loadu_si256(yp.add(j).cast());
+            let a1 = _mm256_loadu_si256(yp.add(j + 8).cast());
+            too_big |= _mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpgt_epi32(a0, limit), _mm256_cmpgt_epi32(a1, limit)));
+            let l0 = _mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(a0));
+            let l1 = _mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(a1));
+            let h0 = _mm256_srai_epi32::<16>(_mm256_sub_epi32(a0, l0));
+            let h1 = _mm256_srai_epi32::<16>(_mm256_sub_epi32(a1, l1));
+            // `packs` interleaves 128-bit halves: [a0 lo, a1 lo, a0 hi, a1 hi] → column order.
+            let lo = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(l0, l1));
+            let hi = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(h0, h1));
+            for vi in 0..SIMD_V {
+                let r = _mm256_loadu_si256(rp.add(vi * n + j).cast());
+                lo_acc[vi] = _mm256_add_epi32(lo_acc[vi], _mm256_madd_epi16(lo, r));
+                hi_acc[vi] = _mm256_add_epi32(hi_acc[vi], _mm256_madd_epi16(hi, r));
+            }
+            b += 1;
+        }
+        for vi in 0..SIMD_V {
+            lo_sum[vi] += widen(lo_acc[vi]);
+            hi_sum[vi] += widen(hi_acc[vi]);
+            lo_acc[vi] = zero;
+            hi_acc[vi] = zero;
+        }
+    }
+    if too_big != 0 {
+        return false;
+    }
+    for (vi, o) in out.iter_mut().enumerate() {
+        let tail: i64 = (blocks * 16..n).map(|j| row[j] as i64 * r16[vi * n + j] as i64).sum();
+        *o = (hi_sum[vi] << 16) + lo_sum[vi] + tail;
+    }
+    true
 }
 
 /// One row of Y against the eight vectors of `r16` (`[8 × n]`, n = `row.len()`), into `out`.
