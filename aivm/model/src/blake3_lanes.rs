@@ -248,4 +248,29 @@ mod tests {
         compress(&mut cv, &words(&blocks, 3), 0, 3, 1 | 2 | 8);
         assert_eq!(lane(&cv, 3), words_from_le_bytes_32(blake3::hash(b"abc").as_bytes()));
     }
+
+    /// Timing, not a check (`cargo test --release -p aivm-model --lib -- lanes_against_single
+    /// --ignored --nocapture`): one single compression against sixteen side by side, which
+    /// sets `row_leaves`' crossover (BENCHMARKS.md).
+    #[test]
+    #[ignore]
+    fn lanes_against_single() {
+        let p = Platform::detect();
+        let blocks = [[7u8; 64]; LANES];
+        let n = 2_000_000;
+        let t = std::time::Instant::now();
+        let mut cv = [1u32; 8];
+        for i in 0..n {
+            p.compress_in_place(&mut cv, &blocks[i % LANES], 64, 0, 3);
+        }
+        let single = t.elapsed().as_secs_f64() / n as f64;
+        let t = std::time::Instant::now();
+        let mut c = iv();
+        for _ in 0..n / LANES {
+            compress(&mut c, &words(&blocks, 64), 0, 64, 3);
+        }
+        let many = t.elapsed().as_secs_f64() / (n / LANES) as f64;
+        std::hint::black_box((cv, c));
+        println!("one compression {:.1} ns, sixteen side by side {:.1} ns: break-even at {:.1} lanes", single * 1e9, many * 1e9, many / single);
+    }
 }

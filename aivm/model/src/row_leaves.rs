@@ -32,9 +32,9 @@ const PARENT: u8 = 4;
 const ROOT: u8 = 8;
 const IV: [u32; 8] = [0x6A09_E667, 0xBB67_AE85, 0x3C6E_F372, 0xA54F_F53A, 0x510E_527F, 0x9B05_688C, 0x1F83_D9AB, 0x5BE0_CD19];
 /// Fewest messages in a batch whose final blocks and chunk trees are compressed side by side
-/// ([`lanes::compress`]) rather than one at a time: a sixteen-lane compression costs several
-/// single ones, so a nearly empty batch does them singly.
-const MIN_SIDE_BY_SIDE: usize = 6;
+/// ([`lanes::compress`]) rather than one at a time: a sixteen-lane compression costs 2.3–2.4
+/// single ones here (`blake3_lanes::tests::lanes_against_single`), so two messages go singly.
+const MIN_SIDE_BY_SIDE: usize = 3;
 /// Longest prefix between the 0x00 leaf tag and the row (an activation row's scale).
 pub const MAX_PREFIX: usize = 8;
 

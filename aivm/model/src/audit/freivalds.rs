@@ -347,6 +347,16 @@ fn y_times_r_plain(y: &[i32], m: usize, n: usize, rt: &[i64], v: usize) -> Vec<i
     out
 }
 
+/// The 16-bit kernels' result: `hi·2^16 + lo` per vector, plus the columns from `from` on
+/// (the tail no whole SIMD block covered) summed plainly.
+fn recombine(row: &[i32], r16: &[i16], from: usize, hi_sum: &[i64; SIMD_V], lo_sum: &[i64; SIMD_V], out: &mut [i64]) {
+    let n = row.len();
+    for (vi, o) in out.iter_mut().enumerate() {
+        let tail: i64 = (from..n).map(|j| row[j] as i64 * r16[vi * n + j] as i64).sum();
+        *o = (hi_sum[vi] << 16) + lo_sum[vi] + tail;
+    }
+}
+
 /// [`row_times_r_avx512bw`] on AVX2: sixteen columns a step, the halves packed to i16 with
 /// `vpackssdw` (exact: both halves are in i16 range unless the row is flagged too big, and a
 /// flagged row's sums are discarded) and put back in column order.
@@ -403,10 +413,7 @@ unsafe fn row_times_r_avx2(row: &[i32], r16: &[i16], out: &mut [i64]) -> bool {
     if too_big != 0 {
         return false;
     }
-    for (vi, o) in out.iter_mut().enumerate() {
-        let tail: i64 = (blocks * 16..n).map(|j| row[j] as i64 * r16[vi * n + j] as i64).sum();
-        *o = (hi_sum[vi] << 16) + lo_sum[vi] + tail;
-    }
+    recombine(row, r16, blocks * 16, &hi_sum, &lo_sum, out);
     true
 }
 
@@ -466,9 +473,6 @@ unsafe fn row_times_r_avx512bw(row: &[i32], r16: &[i16], out: &mut [i64]) -> boo
     if too_big != 0 {
         return false;
     }
-    for (vi, o) in out.iter_mut().enumerate() {
-        let tail: i64 = (blocks * 32..n).map(|j| row[j] as i64 * r16[vi * n + j] as i64).sum();
-        *o = (hi_sum[vi] << 16) + lo_sum[vi] + tail;
-    }
+    recombine(row, r16, blocks * 32, &hi_sum, &lo_sum, out);
     true
 }

@@ -483,3 +483,26 @@ fn a_thousand_honest_challenges_pass_on_every_backend() {
     }
     assert!(receipts.windows(2).all(|w| w[0] == w[1]), "the backends commit to the same run");
 }
+
+/// Timing, not a check (`cargo test --release -p aivm-model --lib -- y_times_r_speed
+/// --ignored --nocapture`): `Y·Rᵀ` on gate's Y at Llama-3-8B, T = 512, on every form this
+/// CPU has, one thread, best of three (BENCHMARKS.md).
+#[test]
+#[ignore]
+fn y_times_r_speed() {
+    use super::freivalds::YTimesR;
+    let (m, n) = (512, 14336);
+    let rs: Vec<Vec<i8>> = (0..8).map(|v| (0..n).map(|j| ((j * 31 + v * 7) % 251) as i8).collect()).collect();
+    let y: Vec<i32> = (0..m * n).map(|i| ((i as i64 * 2_654_435_761) % 60_000_000) as i32 - 30_000_000).collect();
+    let plain = YTimesR::new(&rs, n, SimdPath::Scalar).apply(&y, m);
+    for &path in SimdPath::available() {
+        let f = YTimesR::new(&rs, n, path);
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            assert_eq!(f.apply(&y, m), plain, "{path:?}");
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!("{path:?}: {:.1} ms", best * 1e3);
+    }
+}
