@@ -340,10 +340,14 @@ impl Engine {
     /// forks some 25 parallel sections a layer; from a thread outside the pool each one is a
     /// job injected into the pool and waited for on a lock, which cost ~100 µs a section in
     /// this VM (a 1536-row scores GEMM took 2× longer on two threads than on one), while from
-    /// a worker it is a fork-join the caller takes part in. The results do not depend on
-    /// which thread runs what.
+    /// a worker it is a fork-join the caller takes part in. From outside the pool the steps
+    /// run as a [`team`], which also keeps the other workers from falling asleep between
+    /// sections. The results do not depend on which thread runs what.
     fn on_pool<R: Send>(&self, allowed: bool, f: impl FnOnce() -> R + Send) -> R {
         if allowed && self.opts.backend.host_threads() > 1 && rayon::current_num_threads() > 1 {
+            if rayon::current_thread_index().is_none() {
+                return team(self.opts.backend.host_threads(), f);
+            }
             rayon::scope(|_| f())
         } else {
             f()
@@ -740,6 +744,44 @@ impl Engine {
     }
 }
 
+/// Run `f` (a run's forward steps) on worker 0 of rayon's pool while workers `1..threads`
+/// stay awake for the steps' parallel sections: each runs [`rayon::yield_now`] in a loop,
+/// taking any job the steps push, until `f` returns. An idle rayon worker goes to sleep
+/// after a few tens of microseconds, and in this VM waking it took longer than a short
+/// section: a prompt step's GEMMs ran 1.1–1.6× faster on two threads than on one, and
+/// attention's small GEMMs slower (BENCHMARKS.md). Called from outside the pool only
+/// ([`rayon::broadcast`] from a worker would wait on the work it is part of). Which thread
+/// runs which job never changes a result.
+fn team<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Sets `done` however the step ends (a panic included), so the others always stop.
+    struct Done<'a>(&'a AtomicBool);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    let done = AtomicBool::new(false);
+    let job = parking_lot::Mutex::new(Some(f));
+    let mut results = rayon::broadcast(|ctx| {
+        if ctx.index() == 0 {
+            let _done = Done(&done);
+            job.lock().take().map(|f| f())
+        } else {
+            if ctx.index() < threads {
+                while !done.load(Ordering::Acquire) {
+                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+            None
+        }
+    });
+    // Worker 0 took the job exactly once (a panic there is re-raised by `broadcast`).
+    results.swap_remove(0).unwrap_or_else(|| unreachable!("worker 0 runs the steps"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::sku::{tests::tiny, Arch};
@@ -793,6 +835,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The team returns the steps' result, lets them use the pool, and ends (the other
+    /// workers released) when they panic.
+    #[test]
+    fn team_runs_the_steps_and_ends_on_a_panic() {
+        use rayon::prelude::*;
+        let threads = rayon::current_num_threads();
+        assert_eq!(team(threads, || (0..1000u64).into_par_iter().sum::<u64>()), 499_500);
+        let r = std::panic::catch_unwind(|| team(threads, || -> u32 { panic!("a step failed") }));
+        assert!(r.is_err());
+        assert_eq!(team(threads, || 7), 7, "the pool is usable after a panic");
     }
 
     #[test]
