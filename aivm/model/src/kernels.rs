@@ -646,6 +646,26 @@ mod tests {
         }
     }
 
+    /// A row whose largest folded term is tiny (V's scales 2^40 apart, the large one on a
+    /// position whose exp underflows): the probabilities' multiplier `r` passes 2^31 (the
+    /// random rows never reach it), and the kernel still equals the definition.
+    #[test]
+    fn softmax_row_with_a_tiny_largest_term() {
+        let s = |m, e| Scale { m, e };
+        let sq = s(1 << 14, -14);
+        let ks = [s(1 << 14, -16); 3];
+        let vs = [s(1 << 14, -40), s(1 << 14, 0), s((1 << 15) - 1, -40)];
+        let scores = [0, -120, -1];
+        let logits: Vec<i64> = (0..3).map(|p| quant::round_shift(scores[p] as i64 * (sq.m as i64 * ks[p].m as i64), -(sq.e + ks[p].e + 16)) as i64).collect();
+        let mut want = vec![0i8; 3];
+        let want_s = layer::softmax_fold(&logits, |p| vs[p], &mut want);
+        for isa in Isa::available() {
+            let (mut e, mut got) = (vec![0i64; 3], vec![0i8; 3]);
+            assert_eq!(softmax_row(isa, &scores, sq, &ks, &vs, &mut e, &mut got), Some(want_s), "{isa:?}");
+            assert_eq!(got, want, "{isa:?}");
+        }
+    }
+
     /// The branch-free exp equals the definition on every Q16 argument from below the cutoff
     /// to 0, and far below it.
     #[test]
