@@ -15,6 +15,10 @@ const NR: usize = 32;
 /// threads: waking a pool worker costs tens of microseconds.
 const PARALLEL_MIN_MACS: usize = 8 << 20;
 
+/// Weights from which a one-row product splits across threads on a pool worker (q and o,
+/// gate, up, down and the logits of SmolLM2; not k and v, whose 110 KB stream in ~5 µs).
+const GEMV_SPLIT_MIN: usize = 256 << 10;
+
 /// A weight matrix prepared for the kernels.
 pub struct Packed {
     pub n: usize,
@@ -57,13 +61,16 @@ pub fn gemm(x: &[i8], m: usize, w: &Packed, y: &mut [i32], path: SimdPath, threa
     assert!(x.len() == m * w.k && y.len() == m * w.n, "gemm shapes are fixed by the model");
     let np = w.n.div_ceil(NR);
     // A small product finishes before a second worker would wake; it runs on the calling
-    // thread. So does any one-row product (one sequence's decode step, the 28 MB logits GEMM
-    // included): at one multiply-add per weight byte it is bound by memory bandwidth, which one
-    // core of this machine already takes (the logits GEMM streamed 22.6 GB/s on one thread,
-    // 24.2 on two), and waking a worker for it made two-thread decode 0.82–0.87× one thread
-    // (BENCHMARKS.md). Where bandwidth grows with cores this leaves speed unused. The
-    // result does not depend on the split.
-    let threads = if m * w.n * w.k < PARALLEL_MIN_MACS || m == 1 { 1 } else { threads.clamp(1, np) };
+    // thread. So does a one-row product (a decode step's) called from outside rayon's pool:
+    // each parallel section would be a job injected into the pool and waited for (~100 µs in
+    // this VM). On a pool worker (an engine's steps run as a team there, the other workers
+    // awake) a one-row product of at least `GEMV_SPLIT_MIN` weights splits its columns: it is
+    // bound by memory bandwidth, which grows a little with a second core here (the 28 MB
+    // logits GEMM streamed 22.6 GB/s on one thread, 24.2 on two), and two-thread decode went
+    // from 0.95–1.05× one thread to 1.22–1.25× (BENCHMARKS.md). The result does not depend
+    // on the split.
+    let gemv_split = m == 1 && w.n * w.k >= GEMV_SPLIT_MIN && rayon::current_thread_index().is_some();
+    let threads = if (m * w.n * w.k < PARALLEL_MIN_MACS || m == 1) && !gemv_split { 1 } else { threads.clamp(1, np) };
     let use_vnni = path == SimdPath::Avx512Vnni && SimdPath::available().contains(&SimdPath::Avx512Vnni);
     let use_avx2 = !use_vnni && path != SimdPath::Scalar && SimdPath::available().contains(&SimdPath::Avx2);
     let xa = if use_vnni { pack_x(x, m, w.k, w.k4, threads) } else { Vec::new() };
@@ -237,6 +244,28 @@ mod tests {
                     assert_eq!(y, want, "{path:?} threads {t} shape {m}x{k}x{n}");
                 }
             }
+        }
+    }
+
+    /// One-row products split their columns when called on a pool worker (as an engine's
+    /// steps are) and still equal the oracle on every path and thread count.
+    #[test]
+    fn one_row_products_on_a_worker_agree() {
+        for (k, n) in [(576, 576), (1536, 577), (100, 3000)] {
+            assert!(n * k >= GEMV_SPLIT_MIN);
+            let (x, wv) = (bytes(k as u64, k), bytes(n as u64 + 7, n * k));
+            let w = Packed::new(&wv, n, k);
+            let want: Vec<i32> = (0..n).map(|j| dot_i8(&x, &wv[j * k..(j + 1) * k])).collect();
+            rayon::scope(|_| {
+                assert!(rayon::current_thread_index().is_some(), "the scope runs on a worker");
+                for &path in SimdPath::available() {
+                    for t in 1..=3 {
+                        let mut y = vec![0x5555_5555; n];
+                        gemm(&x, 1, &w, &mut y, path, t);
+                        assert_eq!(y, want, "{path:?} threads {t} shape 1x{k}x{n}");
+                    }
+                }
+            });
         }
     }
 
