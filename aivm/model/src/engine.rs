@@ -207,6 +207,17 @@ struct AttnScratch {
     pq: Vec<i8>,
 }
 
+/// One KV group's attention results ([`Engine::attention_head`]); its scores and
+/// probabilities stay in the [`AttnScratch`] it was given.
+struct Head {
+    xq: Vec<i8>,
+    sq: Vec<Scale>,
+    out_scale: Vec<Scale>,
+    mixed: Vec<i32>,
+    /// The cache rows the scores covered.
+    ctx: usize,
+}
+
 impl Engine {
     /// Load `sku`, computing its MODEL_HASH (a pass over its canonical bytes).
     pub fn new(sku: Arc<Sku>, opts: Options) -> Result<Self, BackendError> {
@@ -528,22 +539,51 @@ impl Engine {
                 }
                 r0 += n_new;
             }
-            // Every row's every head is written below.
-            let mut r0 = 0;
-            for &s in active {
-                let n_new = feed[s].len();
-                self.attention(
-                    sink,
-                    step,
-                    l,
-                    s as u32,
-                    &caches[s][li],
-                    &q[r0 * d..(r0 + n_new) * d],
-                    &rows[r0..r0 + n_new],
-                    &mut attn[r0 * d..(r0 + n_new) * d],
-                    &mut scratch,
-                );
-                r0 += n_new;
+            // Every row's every head is written below. A decode step's (sequence, KV group)
+            // pairs run side by side on a team's workers (each is a few rows against the
+            // cache, too small to split inside), then are recorded in order.
+            let on_team = self.opts.backend.host_threads() > 1 && rayon::current_thread_index().is_some();
+            if on_team && !par && active.len() * kvh > 1 {
+                let mut units = Vec::with_capacity(active.len() * kvh);
+                let mut r0 = 0;
+                for &s in active {
+                    let n_new = feed[s].len();
+                    units.extend((0..kvh).map(|g| (s, r0, n_new, g)));
+                    r0 += n_new;
+                }
+                let caches = &*caches;
+                let heads: Vec<(Head, AttnScratch)> = {
+                    use rayon::prelude::*;
+                    units
+                        .par_iter()
+                        .map(|&(s, r0, n_new, g)| {
+                            let mut own = AttnScratch::default();
+                            let head = self.attention_head(g, &caches[s][li][g], &q[r0 * d..(r0 + n_new) * d], &rows[r0..r0 + n_new], &mut own);
+                            (head, own)
+                        })
+                        .collect()
+                };
+                for (&(s, r0, n_new, g), (head, own)) in units.iter().zip(&heads) {
+                    let at = (step, l, s as u32, g);
+                    self.attention_emit(sink, at, &caches[s][li][g], head, own, n_new, &mut attn[r0 * d..(r0 + n_new) * d]);
+                }
+            } else {
+                let mut r0 = 0;
+                for &s in active {
+                    let n_new = feed[s].len();
+                    self.attention(
+                        sink,
+                        step,
+                        l,
+                        s as u32,
+                        &caches[s][li],
+                        &q[r0 * d..(r0 + n_new) * d],
+                        &rows[r0..r0 + n_new],
+                        &mut attn[r0 * d..(r0 + n_new) * d],
+                        &mut scratch,
+                    );
+                    r0 += n_new;
+                }
             }
             if par {
                 use rayon::prelude::*;
@@ -612,134 +652,166 @@ impl Engine {
         out: &mut [i32],
         scratch: &mut AttnScratch,
     ) {
+        let kvh = self.sku.config.kv_heads as usize;
+        for (g, cache) in caches.iter().enumerate().take(kvh) {
+            let head = self.attention_head(g, cache, q, rows, scratch);
+            self.attention_emit(sink, (step, layer, seq, g), cache, &head, scratch, rows.len(), out);
+        }
+    }
+
+    /// One KV group's attention over one sequence's new rows ([`Engine::attention`]): the Q
+    /// rows quantized, the scores (into `scratch`), the softmax (into `scratch`) and the mix.
+    /// Nothing is recorded and `out` is not touched ([`Engine::attention_emit`] does both),
+    /// so a decode step's groups can run side by side.
+    fn attention_head(&self, g: usize, cache: &Cache, q: &[i32], rows: &[(usize, usize, u32)], scratch: &mut AttnScratch) -> Head {
         let c = &self.sku.config;
         let (hd, heads, kvh) = (c.head_dim as usize, c.heads as usize, c.kv_heads as usize);
         let (d, group) = (heads * hd, heads / kvh);
         let n_new = rows.len();
         let mr = n_new * group;
         let isa = self.opts.isa;
-        for (g, cache) in caches.iter().enumerate().take(kvh) {
-            let ctx = cache.ks.len();
-            // Rows are independent and each is computed by the same code wherever it runs, so
-            // a long prompt's rows run on the pool; a decode step's few rows stay here.
-            let par = self.opts.backend.host_threads() > 1 && mr * ctx >= PARALLEL_MIN_SCORES;
-            // Q rows of this group: (token, head in group), scaled by 1/√hd.
-            let mut xq = vec![0i8; mr * hd];
-            let mut sq = vec![Scale::ZERO; mr];
-            let q_row = |r: usize, xr: &mut [i8], s: &mut Scale| {
-                let (t, head) = (r / group, g * group + r % group);
-                *s = kernels::quantize(isa, &q[t * d + head * hd..t * d + (head + 1) * hd], xr).times(self.attn_scale);
-            };
-            if par {
-                use rayon::prelude::*;
-                xq.par_chunks_mut(hd).zip(sq.par_iter_mut()).enumerate().with_min_len(ROW_BLOCK).for_each(|(r, (xr, s))| q_row(r, xr, s));
-            } else {
-                xq.chunks_mut(hd).zip(sq.iter_mut()).enumerate().for_each(|(r, (xr, s))| q_row(r, xr, s));
-            }
-            // This group's K and V rows, [ctx × hd].
-            let (kg, vg) = (&cache.k, &cache.v);
-            scratch.scores.resize(mr * ctx, 0);
-            let scores = &mut scratch.scores[..mr * ctx];
-            // A prompt's scores and mix run on the int8 GEMM kernel (sums exact in i32: the
-            // values the row kernels give); a decode step's few rows on the row kernels.
-            let on_gemm = mr >= ATTENTION_GEMM_MIN_ROWS && ctx <= MAX_K;
-            let (simd, threads) = (isa.gemm_path(), self.opts.backend.host_threads());
-            let score_row = |r: usize, row: &mut [i32]| kernels::scores_row(isa, &xq[r * hd..(r + 1) * hd], kg, hd, row);
-            if on_gemm {
-                aivm_tensor::gemm::gemm(&xq, mr, &aivm_tensor::gemm::Packed::new(kg, ctx, hd), scores, simd, threads);
-            } else if par {
-                use rayon::prelude::*;
-                scores.par_chunks_mut(ctx.max(1)).enumerate().with_min_len(8).for_each(|(r, row)| score_row(r, row));
-            } else {
-                scores.chunks_mut(ctx.max(1)).enumerate().for_each(|(r, row)| score_row(r, row));
-            }
-            sink.gemm(&GemmRecord {
-                id: GemmId { step, layer, kind: GemmKind::Scores, seq, head: g as u32 },
-                m: mr,
-                k: hd,
-                n: ctx,
-                x: &xq,
-                x_scales: &sq,
-                y: scores,
-                rhs: Some(kg),
+        let ctx = cache.ks.len();
+        // Rows are independent and each is computed by the same code wherever it runs, so
+        // a long prompt's rows run on the pool; a decode step's few rows stay here.
+        let par = self.opts.backend.host_threads() > 1 && mr * ctx >= PARALLEL_MIN_SCORES;
+        // Q rows of this group: (token, head in group), scaled by 1/√hd.
+        let mut xq = vec![0i8; mr * hd];
+        let mut sq = vec![Scale::ZERO; mr];
+        let q_row = |r: usize, xr: &mut [i8], s: &mut Scale| {
+            let (t, head) = (r / group, g * group + r % group);
+            *s = kernels::quantize(isa, &q[t * d + head * hd..t * d + (head + 1) * hd], xr).times(self.attn_scale);
+        };
+        if par {
+            use rayon::prelude::*;
+            xq.par_chunks_mut(hd).zip(sq.par_iter_mut()).enumerate().with_min_len(ROW_BLOCK).for_each(|(r, (xr, s))| q_row(r, xr, s));
+        } else {
+            xq.chunks_mut(hd).zip(sq.iter_mut()).enumerate().for_each(|(r, (xr, s))| q_row(r, xr, s));
+        }
+        // This group's K and V rows, [ctx × hd].
+        let (kg, vg) = (&cache.k, &cache.v);
+        scratch.scores.resize(mr * ctx, 0);
+        let scores = &mut scratch.scores[..mr * ctx];
+        // A prompt's scores and mix run on the int8 GEMM kernel (sums exact in i32: the
+        // values the row kernels give); a decode step's few rows on the row kernels.
+        let on_gemm = mr >= ATTENTION_GEMM_MIN_ROWS && ctx <= MAX_K;
+        let (simd, threads) = (isa.gemm_path(), self.opts.backend.host_threads());
+        let score_row = |r: usize, row: &mut [i32]| kernels::scores_row(isa, &xq[r * hd..(r + 1) * hd], kg, hd, row);
+        if on_gemm {
+            aivm_tensor::gemm::gemm(&xq, mr, &aivm_tensor::gemm::Packed::new(kg, ctx, hd), scores, simd, threads);
+        } else if par {
+            use rayon::prelude::*;
+            scores.par_chunks_mut(ctx.max(1)).enumerate().with_min_len(8).for_each(|(r, row)| score_row(r, row));
+        } else {
+            scores.chunks_mut(ctx.max(1)).enumerate().for_each(|(r, row)| score_row(r, row));
+        }
+        let scores = &*scores;
+        scratch.pq.resize(mr * ctx, 0);
+        let pq = &mut scratch.pq[..mr * ctx];
+        let mut out_scale = vec![Scale::ZERO; mr];
+        let mut mixed = vec![0i32; mr * hd];
+        // One row: softmax with V's scales folded in, then the mix with V.
+        let prob_row = |r: usize, prow: &mut [i8], acc: &mut [i32], os: &mut Scale| {
+            let pos = rows[r / group].1;
+            let valid = pos + 1;
+            let mut exps = vec![0i64; valid];
+            let fast =
+                kernels::softmax_row(isa, &scores[r * ctx..r * ctx + valid], sq[r], &cache.ks[..valid], &cache.vs[..valid], &mut exps, &mut prow[..valid]);
+            let (sc, extra) = fast.unwrap_or_else(|| {
+                let logits: Vec<i64> = (0..valid)
+                    .map(|p| round_shift(scores[r * ctx + p] as i64 * (sq[r].m as i64 * cache.ks[p].m as i64), -(sq[r].e + cache.ks[p].e + 16)) as i64)
+                    .collect();
+                softmax_fold(&logits, |p| cache.vs[p], &mut prow[..valid])
             });
-            let scores = &*scores;
-            scratch.pq.resize(mr * ctx, 0);
-            let pq = &mut scratch.pq[..mr * ctx];
-            let mut out_scale = vec![Scale::ZERO; mr];
-            let mut mixed = vec![0i32; mr * hd];
-            // One row: softmax with V's scales folded in, then the mix with V.
-            let prob_row = |r: usize, prow: &mut [i8], acc: &mut [i32], os: &mut Scale| {
-                let pos = rows[r / group].1;
-                let valid = pos + 1;
-                let mut exps = vec![0i64; valid];
-                let fast =
-                    kernels::softmax_row(isa, &scores[r * ctx..r * ctx + valid], sq[r], &cache.ks[..valid], &cache.vs[..valid], &mut exps, &mut prow[..valid]);
-                let (sc, extra) = fast.unwrap_or_else(|| {
-                    let logits: Vec<i64> = (0..valid)
-                        .map(|p| round_shift(scores[r * ctx + p] as i64 * (sq[r].m as i64 * cache.ks[p].m as i64), -(sq[r].e + cache.ks[p].e + 16)) as i64)
-                        .collect();
-                    softmax_fold(&logits, |p| cache.vs[p], &mut prow[..valid])
-                });
-                *os = Scale { m: sc.m, e: sc.e + extra };
-                // Past the last valid position the row is zero (the buffer is reused).
-                prow[valid..].fill(0);
-                if !on_gemm {
-                    kernels::mix_row(isa, &prow[..valid], vg, hd, acc);
-                }
-            };
-            if par {
-                use rayon::prelude::*;
-                pq.par_chunks_mut(ctx.max(1))
-                    .zip(mixed.par_chunks_mut(hd.max(1)))
-                    .zip(out_scale.par_iter_mut())
-                    .enumerate()
-                    .with_min_len(8)
-                    .for_each(|(r, ((prow, acc), os))| prob_row(r, prow, acc, os));
-            } else {
-                pq.chunks_mut(ctx.max(1))
-                    .zip(mixed.chunks_mut(hd.max(1)))
-                    .zip(out_scale.iter_mut())
-                    .enumerate()
-                    .for_each(|(r, ((prow, acc), os))| prob_row(r, prow, acc, os));
+            *os = Scale { m: sc.m, e: sc.e + extra };
+            // Past the last valid position the row is zero (the buffer is reused).
+            prow[valid..].fill(0);
+            if !on_gemm {
+                kernels::mix_row(isa, &prow[..valid], vg, hd, acc);
             }
-            if on_gemm {
-                // `P·V` as `P·(Vᵀ)ᵀ`: the kernel's weight operand is `Vᵀ [hd × ctx]`; P is zero
-                // past each row's last valid position, as in the row form.
-                let mut vt = vec![0i8; hd * ctx];
-                for (p, vrow) in vg.chunks_exact(hd).enumerate() {
-                    for (j, &v) in vrow.iter().enumerate() {
-                        vt[j * ctx + p] = v;
-                    }
+        };
+        if par {
+            use rayon::prelude::*;
+            pq.par_chunks_mut(ctx.max(1))
+                .zip(mixed.par_chunks_mut(hd.max(1)))
+                .zip(out_scale.par_iter_mut())
+                .enumerate()
+                .with_min_len(8)
+                .for_each(|(r, ((prow, acc), os))| prob_row(r, prow, acc, os));
+        } else {
+            pq.chunks_mut(ctx.max(1))
+                .zip(mixed.chunks_mut(hd.max(1)))
+                .zip(out_scale.iter_mut())
+                .enumerate()
+                .for_each(|(r, ((prow, acc), os))| prob_row(r, prow, acc, os));
+        }
+        if on_gemm {
+            // `P·V` as `P·(Vᵀ)ᵀ`: the kernel's weight operand is `Vᵀ [hd × ctx]`; P is zero
+            // past each row's last valid position, as in the row form.
+            let mut vt = vec![0i8; hd * ctx];
+            for (p, vrow) in vg.chunks_exact(hd).enumerate() {
+                for (j, &v) in vrow.iter().enumerate() {
+                    vt[j * ctx + p] = v;
                 }
-                aivm_tensor::gemm::gemm(pq, mr, &aivm_tensor::gemm::Packed::new(&vt, hd, ctx), &mut mixed, simd, threads);
             }
-            sink.gemm(&GemmRecord {
-                id: GemmId { step, layer, kind: GemmKind::Mix, seq, head: g as u32 },
-                m: mr,
-                k: ctx,
-                n: hd,
-                x: pq,
-                x_scales: &out_scale,
-                y: &mixed,
-                rhs: Some(vg),
-            });
-            // Each token's row of `out` takes this group's heads.
-            let out_row = |t: usize, orow: &mut [i32]| {
-                for hh in 0..group {
-                    let (r, head) = (t * group + hh, g * group + hh);
-                    let s = out_scale[r];
-                    for (o, &a) in orow[head * hd..(head + 1) * hd].iter_mut().zip(&mixed[r * hd..(r + 1) * hd]) {
-                        *o = round_shift(a as i64 * s.m as i64, -(s.e + 16));
-                    }
+            aivm_tensor::gemm::gemm(pq, mr, &aivm_tensor::gemm::Packed::new(&vt, hd, ctx), &mut mixed, simd, threads);
+        }
+        Head { xq, sq, out_scale, mixed, ctx }
+    }
+
+    /// Record one KV group's scores and mix GEMMs (in that order) and write its heads' columns
+    /// of each new row of `out` (`at`: step, layer, sequence, group).
+    #[allow(clippy::too_many_arguments)]
+    fn attention_emit(
+        &self,
+        sink: &mut dyn GemmSink,
+        at: (u32, u32, u32, usize),
+        cache: &Cache,
+        head: &Head,
+        scratch: &AttnScratch,
+        n_new: usize,
+        out: &mut [i32],
+    ) {
+        let (step, layer, seq, g) = at;
+        let c = &self.sku.config;
+        let (hd, heads, kvh) = (c.head_dim as usize, c.heads as usize, c.kv_heads as usize);
+        let (d, group) = (heads * hd, heads / kvh);
+        let (mr, ctx) = (n_new * group, head.ctx);
+        let Head { xq, sq, out_scale, mixed, .. } = head;
+        sink.gemm(&GemmRecord {
+            id: GemmId { step, layer, kind: GemmKind::Scores, seq, head: g as u32 },
+            m: mr,
+            k: hd,
+            n: ctx,
+            x: xq,
+            x_scales: sq,
+            y: &scratch.scores[..mr * ctx],
+            rhs: Some(&cache.k),
+        });
+        sink.gemm(&GemmRecord {
+            id: GemmId { step, layer, kind: GemmKind::Mix, seq, head: g as u32 },
+            m: mr,
+            k: ctx,
+            n: hd,
+            x: &scratch.pq[..mr * ctx],
+            x_scales: out_scale,
+            y: mixed,
+            rhs: Some(&cache.v),
+        });
+        // Each token's row of `out` takes this group's heads.
+        let out_row = |t: usize, orow: &mut [i32]| {
+            for hh in 0..group {
+                let (r, head) = (t * group + hh, g * group + hh);
+                let s = out_scale[r];
+                for (o, &a) in orow[head * hd..(head + 1) * hd].iter_mut().zip(&mixed[r * hd..(r + 1) * hd]) {
+                    *o = round_shift(a as i64 * s.m as i64, -(s.e + 16));
                 }
-            };
-            if par {
-                use rayon::prelude::*;
-                out.par_chunks_mut(d).enumerate().with_min_len(ROW_BLOCK).for_each(|(t, orow)| out_row(t, orow));
-            } else {
-                out.chunks_mut(d).enumerate().for_each(|(t, orow)| out_row(t, orow));
             }
+        };
+        if self.opts.backend.host_threads() > 1 && mr * ctx >= PARALLEL_MIN_SCORES {
+            use rayon::prelude::*;
+            out.par_chunks_mut(d).enumerate().with_min_len(ROW_BLOCK).for_each(|(t, orow)| out_row(t, orow));
+        } else {
+            out.chunks_mut(d).enumerate().for_each(|(t, orow)| out_row(t, orow));
         }
     }
 }
