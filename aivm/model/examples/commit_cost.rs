@@ -6,7 +6,7 @@
 //! time on a shared machine, and what the commitment costs a worker whatever its core count).
 //! With `TABLE=1` it also recomputes every GEMM's commitment from scratch and prints bytes and
 //! time per (prompt/decode, GEMM kind): where the hashing goes.
-use aivm_model::{ArtifactStore, Engine, NoTrace, Options};
+use aivm_model::{Engine, NoTrace, Options};
 use aivm_tensor::matmul::SimdPath;
 use std::time::Instant;
 
@@ -20,11 +20,7 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() {
-    let home = aivm_model::store::default_home();
-    let marker = std::fs::read_to_string(home.join("default-model")).expect("make model");
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(marker.trim(), &mut hash).expect("marker");
-    let sku = ArtifactStore::open(home.join("artifacts")).get(&hash).expect("sku");
+    let sku = aivm_model::store::default_model().expect("the converted model (`make model`)");
     let threads: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1);
     let e = Engine::new(sku, Options::cpu(threads, SimdPath::detect())).expect("cpu");
     let long = "Explain, in a few sentences, why the sky is blue, how clouds form, and what causes rain. ".repeat(6);

@@ -6,17 +6,13 @@
 //! rows; this machine runs them all, so their ratios are measured side by side. Prompt: the
 //! same 512 tokens as `infer --vs-llamacpp`, best of five; decode: 64 new tokens after a
 //! 64-token prompt, best of two. Outputs are checked equal across paths.
-use aivm_model::{ArtifactStore, Engine, NoTrace, Options};
+use aivm_model::{Engine, NoTrace, Options};
 use aivm_tensor::matmul::SimdPath;
 use std::time::Instant;
 
 fn main() {
     aivm_model::heap::keep_freed_memory();
-    let home = aivm_model::store::default_home();
-    let marker = std::fs::read_to_string(home.join("default-model")).expect("make model");
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(marker.trim(), &mut hash).expect("marker");
-    let sku = ArtifactStore::open(home.join("artifacts")).get(&hash).expect("sku");
+    let sku = aivm_model::store::default_model().expect("the converted model (`make model`)");
     let mut outputs = Vec::new();
     for &path in SimdPath::available() {
         let e = Engine::new(sku.clone(), Options::cpu(1, path)).expect("cpu");

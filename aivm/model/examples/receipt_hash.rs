@@ -3,7 +3,7 @@
 //! receipt_hash`. A change meant to keep outputs and commitments bit-identical must print the
 //! same hash before and after. The plain run's tokens are checked against the committed
 //! run's (a plain run with two threads takes the team's paths).
-use aivm_model::{ArtifactStore, Engine, Options};
+use aivm_model::{Engine, Options};
 use aivm_tensor::matmul::SimdPath;
 
 /// Hashes every GEMM's id and operands as the engine records them (on the pool: a plain
@@ -27,11 +27,7 @@ impl aivm_model::GemmSink for HashAll {
 }
 
 fn main() {
-    let home = aivm_model::store::default_home();
-    let marker = std::fs::read_to_string(home.join("default-model")).expect("make model");
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(marker.trim(), &mut hash).expect("marker");
-    let sku = ArtifactStore::open(home.join("artifacts")).get(&hash).expect("sku");
+    let sku = aivm_model::store::default_model().expect("the converted model (`make model`)");
     for &path in SimdPath::available() {
         for threads in [1, 2] {
             let e = Engine::new(sku.clone(), Options::cpu(threads, path)).expect("cpu");

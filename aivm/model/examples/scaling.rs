@@ -4,7 +4,7 @@
 //! This machine's neighbours change its speed from second to second, so the two engines
 //! alternate step by step and the ratio is taken per pair (median over the pairs), which
 //! cancels drift that is slower than a step; best-of speeds are printed too.
-use aivm_model::{ArtifactStore, Engine, NoTrace, Options};
+use aivm_model::{Engine, NoTrace, Options};
 use aivm_tensor::matmul::SimdPath;
 use std::time::Instant;
 
@@ -19,11 +19,7 @@ fn thread_cpu_seconds() -> f64 {
 
 fn main() {
     aivm_model::heap::keep_freed_memory();
-    let home = aivm_model::store::default_home();
-    let marker = std::fs::read_to_string(home.join("default-model")).expect("make model");
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(marker.trim(), &mut hash).expect("marker");
-    let sku = ArtifactStore::open(home.join("artifacts")).get(&hash).expect("sku");
+    let sku = aivm_model::store::default_model().expect("the converted model (`make model`)");
     let reps: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20);
     let engines = [1, 2].map(|t| Engine::new(sku.clone(), Options::cpu(t, SimdPath::detect())).expect("cpu"));
     let text = "The quick brown fox jumps over the lazy dog. ".repeat(512 / 8 + 8);

@@ -214,8 +214,6 @@ struct Head {
     sq: Vec<Scale>,
     out_scale: Vec<Scale>,
     mixed: Vec<i32>,
-    /// The cache rows the scores covered.
-    ctx: usize,
 }
 
 impl Engine {
@@ -433,6 +431,9 @@ impl Engine {
         let wid = |layer: u32, kind| GemmId { step, layer, kind, seq: 0, head: 0 };
         let isa = self.opts.isa;
         let par = self.opts.backend.host_threads() > 1 && m >= PARALLEL_MIN_ROWS;
+        // Steps running on a pool worker (a team's): a decode step's attention units may then
+        // run side by side without injecting jobs into the pool.
+        let on_team = self.opts.backend.host_threads() > 1 && rayon::current_thread_index().is_some();
         // `y` (GEMM accumulators, rows of `sw.len()`) to Q16 into `out`: with `add`, onto it.
         let dequant_into = |out: &mut [i32], y: &[i32], sx: &[Scale], sw: &[Scale], bias: Option<&[i32]>, add: bool| {
             let n = sw.len();
@@ -542,7 +543,6 @@ impl Engine {
             // Every row's every head is written below. A decode step's (sequence, KV group)
             // pairs run side by side on a team's workers (each is a few rows against the
             // cache, too small to split inside), then are recorded in order.
-            let on_team = self.opts.backend.host_threads() > 1 && rayon::current_thread_index().is_some();
             if on_team && !par && active.len() * kvh > 1 {
                 let mut units = Vec::with_capacity(active.len() * kvh);
                 let mut r0 = 0;
@@ -755,7 +755,7 @@ impl Engine {
             }
             aivm_tensor::gemm::gemm(pq, mr, &aivm_tensor::gemm::Packed::new(&vt, hd, ctx), &mut mixed, simd, threads);
         }
-        Head { xq, sq, out_scale, mixed, ctx }
+        Head { xq, sq, out_scale, mixed }
     }
 
     /// Record one KV group's scores and mix GEMMs (in that order) and write its heads' columns
@@ -775,8 +775,9 @@ impl Engine {
         let c = &self.sku.config;
         let (hd, heads, kvh) = (c.head_dim as usize, c.heads as usize, c.kv_heads as usize);
         let (d, group) = (heads * hd, heads / kvh);
-        let (mr, ctx) = (n_new * group, head.ctx);
-        let Head { xq, sq, out_scale, mixed, .. } = head;
+        // The cache is the one the scores covered (appended to only between steps).
+        let (mr, ctx) = (n_new * group, cache.ks.len());
+        let Head { xq, sq, out_scale, mixed } = head;
         sink.gemm(&GemmRecord {
             id: GemmId { step, layer, kind: GemmKind::Scores, seq, head: g as u32 },
             m: mr,

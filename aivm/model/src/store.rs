@@ -18,12 +18,24 @@ pub fn default_home() -> PathBuf {
     home.join(".cache").join("aivm")
 }
 
+/// The model `make model` converted last: `<home>/default-model` holds its hash in hex, and
+/// the SKU is read from `<home>/artifacts` (checked against that hash).
+pub fn default_model() -> Result<Arc<Sku>, ArtifactError> {
+    let home = default_home();
+    let marker = std::fs::read_to_string(home.join("default-model"))?;
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(marker.trim(), &mut hash).map_err(|_| ArtifactError::BadMarker(marker.trim().to_string()))?;
+    ArtifactStore::open(home.join("artifacts")).get(&hash)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
     #[error("model {0} is not in the artifact store")]
     NotFound(String),
     #[error("artifact {0} does not hash to its name")]
     HashMismatch(String),
+    #[error("the default-model marker does not name a model hash: {0:?}")]
+    BadMarker(String),
     #[error("artifact store I/O: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
