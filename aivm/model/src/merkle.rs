@@ -174,9 +174,128 @@ pub fn verify(root_hash: &Hash, leaf: &Hash, index: u64, size: u64, proof: &[Has
     sn == 0 && r == *root_hash
 }
 
+/// Inclusion proofs checked against one tree, remembering the nodes each accepted proof
+/// computed. An answer's openings sit close together in one tree (a row chain opens a GEMM's
+/// `x` and `y` under one leaf, and its step's GEMMs are neighbours), so most of a later
+/// proof's path was computed already: it stops at the first remembered node whose hash and
+/// remaining proof are both the same, where [`verify`] would repeat the rest of the walk.
+/// Every verdict equals [`verify`]'s on the same arguments.
+pub struct ProofCache {
+    root: Hash,
+    size: u64,
+    /// Accepted proofs, whose suffixes the remembered nodes point into.
+    proofs: Vec<Vec<Hash>>,
+    /// Node at (levels walked, position at that level) → its hash, and (proof, offset) of
+    /// the siblings that took it to the root.
+    known: std::collections::HashMap<(u32, u64), (Hash, usize, usize)>,
+}
+
+impl ProofCache {
+    pub fn new(root: Hash, size: u64) -> Self {
+        ProofCache { root, size, proofs: Vec::new(), known: Default::default() }
+    }
+
+    /// [`verify`] of `leaf` at `index` against this cache's tree.
+    ///
+    /// The walk's state after `i` siblings, (`fn_`, `sn`) with `lvl` shifts, depends only on
+    /// `index`, the tree size and `i`; a node equal to a remembered one at the same
+    /// (`lvl`, `fn_`) with the same remaining siblings would therefore walk exactly as the
+    /// remembered proof did, to the root: the answer is `true` without the hashing. Any
+    /// difference continues the plain walk.
+    pub fn verify(&mut self, leaf: &Hash, index: u64, proof: &[Hash]) -> bool {
+        if index >= self.size {
+            return false;
+        }
+        let (mut fn_, mut sn, mut lvl) = (index, self.size - 1, 0u32);
+        let mut r = *leaf;
+        let mut path: Vec<((u32, u64), Hash, usize)> = Vec::with_capacity(proof.len() + 1);
+        for (i, p) in proof.iter().enumerate() {
+            if self.known_at((lvl, fn_), &r, &proof[i..]) {
+                self.remember(&path, proof);
+                return true;
+            }
+            path.push(((lvl, fn_), r, i));
+            if sn == 0 {
+                return false;
+            }
+            if fn_ & 1 == 1 || fn_ == sn {
+                r = node_hash(p, &r);
+                if fn_ & 1 == 0 {
+                    while fn_ & 1 == 0 && fn_ != 0 {
+                        fn_ >>= 1;
+                        sn >>= 1;
+                        lvl += 1;
+                    }
+                }
+            } else {
+                r = node_hash(&r, p);
+            }
+            fn_ >>= 1;
+            sn >>= 1;
+            lvl += 1;
+        }
+        let ok = sn == 0 && r == self.root;
+        if ok {
+            self.remember(&path, proof);
+        }
+        ok
+    }
+
+    fn known_at(&self, at: (u32, u64), node: &Hash, rest: &[Hash]) -> bool {
+        match self.known.get(&at) {
+            Some((h, p, off)) => h == node && self.proofs[*p].get(*off..) == Some(rest),
+            None => false,
+        }
+    }
+
+    fn remember(&mut self, path: &[((u32, u64), Hash, usize)], proof: &[Hash]) {
+        if path.is_empty() {
+            return;
+        }
+        let p = self.proofs.len();
+        self.proofs.push(proof.to_vec());
+        for &(at, h, off) in path {
+            self.known.entry(at).or_insert((h, p, off));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cache's verdicts equal `verify`'s, over every leaf of several tree sizes in a
+    /// shuffled order, with the same leaf twice, and with wrong leaves, indices and proofs
+    /// between the right ones (a wrong proof must not be remembered).
+    #[test]
+    fn proof_cache_agrees_with_verify() {
+        for n in [1usize, 2, 3, 5, 8, 13, 31, 64, 100] {
+            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&(i as u32).to_le_bytes())).collect();
+            let (r, proofs) = prove_all(&leaves);
+            let mut cache = ProofCache::new(r, n as u64);
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by_key(|&i| (i * 7919) % n);
+            for &i in order.iter().chain(order.iter().take(3)) {
+                let (leaf, idx, p) = (leaves[i], i as u64, &proofs[i]);
+                let wrong_leaf = leaf_hash(b"wrong");
+                let other = (idx + 1) % n as u64;
+                let mut bad = p.clone();
+                if let Some(h) = bad.last_mut() {
+                    h[0] ^= 1;
+                }
+                let cases: [(Hash, u64, &[Hash]); 5] =
+                    [(wrong_leaf, idx, p), (leaf, other, p), (leaf, idx, &bad), (leaf, idx, &p[..p.len().saturating_sub(1)]), (leaf, idx, p)];
+                for (l, at, pr) in cases {
+                    assert_eq!(cache.verify(&l, at, pr), verify(&r, &l, at, n as u64, pr), "n={n} leaf {i} at {at}");
+                }
+                // A longer proof than the tree needs is refused by both.
+                let mut long = p.clone();
+                long.push(r);
+                assert_eq!(cache.verify(&leaf, idx, &long), verify(&r, &leaf, idx, n as u64, &long));
+            }
+            assert!(!cache.verify(&leaves[0], n as u64, &[]));
+        }
+    }
 
     #[test]
     fn proofs_verify_for_every_size_and_index() {

@@ -68,6 +68,35 @@ pub fn tagged(tag: u8, bytes: &[u8], row_len: usize, prefix_len: usize, prefix: 
     out
 }
 
+/// `BLAKE3(0x00 ‖ row)` for rows of any lengths, in input order (a verifier's opened rows):
+/// rows of one length are hashed side by side as in [`leaves`], a length seen once alone.
+pub fn leaves_of(rows: &[&[u8]]) -> Vec<Hash> {
+    let mut by_len: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for (i, r) in rows.iter().enumerate() {
+        by_len.entry(r.len()).or_default().push(i);
+    }
+    let mut out = vec![[0u8; 32]; rows.len()];
+    let platform = Platform::detect();
+    for (row_len, idx) in by_len {
+        let len = 1 + row_len;
+        if idx.len() < 2 || len >= LANES * CHUNK {
+            for &i in &idx {
+                out[i] = one(0, rows[i], i, 0, &|_, _| {});
+            }
+            continue;
+        }
+        let mut batch = Batch::new(0, len, idx.len().min(LANES));
+        let mut hashes = Vec::with_capacity(idx.len());
+        for group in idx.chunks(LANES) {
+            batch.hash(platform, 0, group.iter().map(|&i| rows[i]), &|_, _| {}, &mut hashes);
+        }
+        for (&i, h) in idx.iter().zip(hashes) {
+            out[i] = h;
+        }
+    }
+    out
+}
+
 /// One message the plain way (a last partial row, a lone or long row).
 fn one(tag: u8, row: &[u8], i: usize, prefix_len: usize, prefix: &impl Fn(usize, &mut [u8])) -> Hash {
     let mut head = [tag; 1 + MAX_PREFIX];
@@ -276,5 +305,16 @@ mod tests {
             }
         }
         assert!(leaves(&[], 5, 0, |_, _| {}).is_empty());
+    }
+
+    /// Rows of mixed lengths, in a mixed order (as a row chain opens them), each its leaf.
+    #[test]
+    fn leaves_of_mixed_lengths_are_blake3() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+        let lens = [584usize, 2304, 584, 6144, 6144, 1544, 2304, 0, 1, 17 * CHUNK, 584, 63, 64, 65];
+        let rows: Vec<&[u8]> = (0..40).map(|i| &data[i * 997..i * 997 + lens[i % lens.len()]]).collect();
+        let want: Vec<Hash> = rows.iter().map(|r| *blake3::hash(&[&[0u8][..], r].concat()).as_bytes()).collect();
+        assert_eq!(leaves_of(&rows), want);
+        assert!(leaves_of(&[]).is_empty());
     }
 }

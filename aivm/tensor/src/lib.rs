@@ -8,6 +8,7 @@
 //! - [`fixed`]: Q16/Q30 fixed-point helpers (exp, log2, rounding division, saturation).
 //! - [`matmul`]: int8 × int8 → i32 products on the scalar, AVX2 and AVX-512 VNNI paths.
 //! - [`gemm`]: the packed int8 GEMM of inference (weights packed once, activations streamed).
+//! - [`rows`]: a few rows against an unpacked weight (a verifier's recomputed decode GEMMs).
 //! - [`kl`]: the per-element log ratios of KL_DIVERGE.
 //! - [`cpu`]: what this CPU can run, detected once per process.
 
@@ -16,6 +17,7 @@ pub mod fixed;
 pub mod gemm;
 pub mod kl;
 pub mod matmul;
+pub mod rows;
 
 use thiserror::Error;
 

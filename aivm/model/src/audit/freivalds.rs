@@ -95,14 +95,18 @@ pub fn check_work(m: u64, k: u64, n: u64) -> Option<u64> {
 /// `y == W·x` for one row, exactly: `w` a weight as stored (`[n×k]`), `x [k]`, `y [n]`. Each
 /// dot product is summed in i32, exact for `k < 2¹⁷` (`|w·x| ≤ 2¹⁴`); longer rows in i64.
 pub(super) fn row_product_holds(w: &[i8], n: usize, k: usize, x: &[i8], y: &[i32]) -> bool {
-    if k == 0 || x.len() != k || y.len() != n || w.len() != n * k {
+    weight_product_holds(w, n, k, x, 1, y)
+}
+
+/// `y == x·Wᵀ` for `m` rows, exactly: `w` a weight as stored (`[n×k]`), `x [m×k]`, `y [m×n]`.
+/// On the unpacked-weight kernel (`aivm_tensor::rows`: VNNI where the CPU has it, exact on
+/// every path); a product that does not fit i32 cannot equal a committed `y`.
+fn weight_product_holds(w: &[i8], n: usize, k: usize, x: &[i8], m: usize, y: &[i32]) -> bool {
+    if k == 0 || x.len() != m * k || y.len() != m * n || w.len() != n * k {
         return false;
     }
-    if k < 1 << 17 {
-        w.chunks_exact(k).zip(y).all(|(wr, &yj)| wr.iter().zip(x).map(|(&a, &b)| a as i32 * b as i32).sum::<i32>() == yj)
-    } else {
-        w.chunks_exact(k).zip(y).all(|(wr, &yj)| wr.iter().zip(x).map(|(&a, &b)| a as i64 * b as i64).sum::<i64>() == yj as i64)
-    }
+    let mut want = vec![0i32; m * n];
+    aivm_tensor::rows::rows_times_weight(x, m, w, n, k, &mut want) && want == y
 }
 
 /// `Y == X·B` exactly (each dot product in i64: `|x·b| ≤ 2¹⁴`, so `k ≤ 2⁴⁸` terms fit).
@@ -111,23 +115,20 @@ pub fn recompute(g: &GemmData, b: &[i8], transposed_rows: bool) -> bool {
     if g.x.len() != m * k || g.y.len() != m * n || b.len() != k * n {
         return false;
     }
+    if transposed_rows {
+        // B = Wᵀ with W [n×k]: y_j = W_j · x, contiguous dot products.
+        return weight_product_holds(b, n, k, &g.x, m, &g.y);
+    }
+    // B = V [k×n]: y = Σ_p x_p · V_p.
     (0..m).all(|i| {
-        let x = &g.x[i * k..(i + 1) * k];
-        let y = &g.y[i * n..(i + 1) * n];
-        if transposed_rows {
-            // B = Wᵀ with W [n×k]: y_j = W_j · x, a contiguous dot product (summed in i32 where
-            // exact, which vectorizes).
-            row_product_holds(b, n, k, x, y)
-        } else {
-            // B = V [k×n]: y = Σ_p x_p · V_p.
-            let mut acc = vec![0i64; n];
-            for (v, &xp) in b.chunks_exact(n).zip(x) {
-                for (a, &vj) in acc.iter_mut().zip(v) {
-                    *a += xp as i64 * vj as i64;
-                }
+        let (x, y) = (&g.x[i * k..(i + 1) * k], &g.y[i * n..(i + 1) * n]);
+        let mut acc = vec![0i64; n];
+        for (v, &xp) in b.chunks_exact(n).zip(x) {
+            for (a, &vj) in acc.iter_mut().zip(v) {
+                *a += xp as i64 * vj as i64;
             }
-            acc.iter().zip(y).all(|(&a, &yj)| a == yj as i64)
         }
+        acc.iter().zip(y).all(|(&a, &yj)| a == yj as i64)
     })
 }
 

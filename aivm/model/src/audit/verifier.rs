@@ -6,14 +6,16 @@
 use super::challenge::{select, vectors, Challenge, Selection};
 use super::freivalds::{freivalds, recompute, recompute_cheaper, row_product_holds, weight, FastCheck};
 use super::opening::{OpenGemm, OpenRow, Response};
-use super::schedule::{find, last_row_index, schedule, step_rows, ChainKind};
+use super::schedule::{last_row_index, schedule, step_rows, ChainKind};
 use super::AuditError;
-use crate::commit::{tokens_root, x_row_bytes, InferenceReceipt};
+use crate::commit::{tokens_root, x_row_bytes, GemmCommit, InferenceReceipt};
 use crate::engine::{GemmId, GemmKind};
-use crate::layer::{argmax, dequant_rows, norm_quantize, swiglu_quantize};
-use crate::merkle::{self, Hash};
+use crate::kernels::{self, Isa};
+use crate::layer::argmax;
+use crate::merkle::{self, Hash, ProofCache};
 use crate::quant::Scale;
 use crate::sku::Sku;
+use std::collections::HashMap;
 
 /// Why one opened GEMM failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,17 +26,45 @@ enum GemmFault {
     Freivalds,
 }
 
+/// Proofs into a receipt's `gemm_root`, each GEMM's leaf hashed and proven once: a row chain
+/// opens a GEMM's `x` and `y` under the same leaf, and its openings are neighbours in the
+/// tree ([`ProofCache`]). Verdicts equal `merkle::verify`'s of `GemmCommit::leaf`.
+struct GemmProofs {
+    cache: ProofCache,
+    /// Leaves already proven, with the commitment each was hashed from.
+    proven: HashMap<u64, (GemmCommit, Hash)>,
+}
+
+impl GemmProofs {
+    fn new(gemm_root: &Hash, gemm_count: u64) -> Self {
+        GemmProofs { cache: ProofCache::new(*gemm_root, gemm_count), proven: HashMap::new() }
+    }
+
+    /// Whether `c` is leaf `index` of the GEMM root, by `proof`.
+    fn holds(&mut self, c: &GemmCommit, index: u64, proof: &[Hash]) -> bool {
+        let leaf = match self.proven.get(&index) {
+            Some((known, leaf)) if known == c => *leaf,
+            _ => c.leaf(),
+        };
+        let ok = self.cache.verify(&leaf, index, proof);
+        if ok {
+            self.proven.insert(index, (*c, leaf));
+        }
+        ok
+    }
+}
+
 /// The checks every opened GEMM gets: data matches its commitment, the commitment is leaf
 /// `index` of `gemm_root` (of `gemm_count`), and Freivalds holds with the challenge's vectors
 /// for that index — or, for a GEMM of fewer rows than vectors, `Y = X·B` recomputed. Shapes are checked before any vector is drawn, so a hostile shape cannot
 /// make the verifier allocate.
-fn check_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64, ch: &Challenge, og: &OpenGemm) -> Result<(), GemmFault> {
+fn check_gemm(sku: &Sku, receipt_hash: &Hash, proofs: &mut GemmProofs, ch: &Challenge, og: &OpenGemm) -> Result<(), GemmFault> {
     let c = &og.data.commit;
     let id = c.id().ok_or(GemmFault::Commitment)?;
     if og.data.x_scales.len() != c.m as usize || og.data.recommit() != *c {
         return Err(GemmFault::Commitment);
     }
-    if !merkle::verify(gemm_root, &c.leaf(), og.index, gemm_count, &og.proof) {
+    if !proofs.holds(c, og.index, &og.proof) {
         return Err(GemmFault::Commitment);
     }
     let (b, transposed) = match (weight(sku, &id), &og.data.rhs) {
@@ -69,7 +99,7 @@ fn check_gemm(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64,
 /// need the whole receipt and are [`check_response`]'s.
 pub fn check_opening(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64, seed: &Hash, og: &OpenGemm) -> bool {
     let ch = Challenge { seed: *seed, gemms: 0, rows: 0 };
-    check_gemm(sku, receipt_hash, gemm_root, gemm_count, &ch, og).is_ok()
+    check_gemm(sku, receipt_hash, &mut GemmProofs::new(gemm_root, gemm_count), &ch, og).is_ok()
 }
 
 /// Verify a response to `ch` for `receipt` against the model. `Ok(())` means every check passed.
@@ -109,6 +139,7 @@ fn check_with(
     }
     let (want_gemms, want_rows) = selection(&sched)?;
     let rh = receipt.hash();
+    let mut proofs = GemmProofs::new(&receipt.gemm_root, receipt.gemm_count);
     // GEMMs.
     if resp.gemms.iter().map(|g| g.index).collect::<Vec<_>>() != want_gemms {
         return Err(AuditError::Response("opened GEMMs are not the selected ones".into()));
@@ -120,16 +151,17 @@ fn check_with(
         if c.id() != Some(id) || [c.m, c.k, c.n] != dims {
             return Err(AuditError::Commitment { index: og.index, what });
         }
-        match check_gemm(sku, &rh, &receipt.gemm_root, receipt.gemm_count, ch, og) {
+        match check_gemm(sku, &rh, &mut proofs, ch, og) {
             Ok(()) => {}
             Err(GemmFault::Commitment) => return Err(AuditError::Commitment { index: og.index, what }),
             Err(GemmFault::Freivalds) => return Err(AuditError::Freivalds { index: og.index, what }),
         }
     }
-    // Row chains.
-    let mut rows = resp.rows.iter();
+    // Row chains. Every opened row's leaf is hashed up front, rows of one length side by side.
+    let leaves = crate::row_leaves::leaves_of(&resp.rows.iter().map(|o| &o.bytes[..]).collect::<Vec<_>>());
+    let mut rows = resp.rows.iter().zip(leaves.iter());
     for &(step, row) in &want_rows {
-        check_chain(sku, receipt, &sched, step, row, chain, &mut rows)?;
+        check_chain(sku, receipt, &sched, step, row, chain, &mut proofs, &mut rows)?;
     }
     if rows.next().is_some() {
         return Err(AuditError::Response("extra rows".into()));
@@ -137,6 +169,7 @@ fn check_with(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check_chain<'a>(
     sku: &Sku,
     r: &InferenceReceipt,
@@ -144,17 +177,22 @@ fn check_chain<'a>(
     step: u32,
     row: u32,
     chain: ChainKind,
-    opened: &mut impl Iterator<Item = &'a OpenRow>,
+    proofs: &mut GemmProofs,
+    opened: &mut impl Iterator<Item = (&'a OpenRow, &'a Hash)>,
 ) -> Result<(), AuditError> {
     let c = &sku.config;
     let d = c.d_model as usize;
     let err = |what: &str| AuditError::Chain { step, row, what: what.into() };
     let rows = step_rows(r, step);
     let &(seq, token) = rows.get(row as usize).ok_or_else(|| err("row out of range"))?;
+    // The step's GEMMs by (layer, kind), looked up once rather than searched per row.
+    let first = sched.partition_point(|(id, _)| id.step < step);
+    let in_step = &sched[first..first + sched[first..].partition_point(|(id, _)| id.step == step)];
+    let index_of = |layer: u32, kind: GemmKind| in_step.iter().position(|(id, _)| id.layer == layer && id.kind == kind).map(|i| first + i);
     // Open and authenticate each planned row.
-    let mut get = |kind: GemmKind, layer: u32, is_y: bool, at: u32| -> Result<Vec<u8>, AuditError> {
-        let o = opened.next().ok_or_else(|| err("missing row"))?;
-        let idx = find(sched, step, layer, kind).ok_or_else(|| err("no such GEMM"))? as u64;
+    let mut get = |kind: GemmKind, layer: u32, is_y: bool, at: u32| -> Result<&'a [u8], AuditError> {
+        let (o, leaf) = opened.next().ok_or_else(|| err("missing row"))?;
+        let idx = index_of(layer, kind).ok_or_else(|| err("no such GEMM"))? as u64;
         let (id, dims) = sched[idx as usize];
         let cm = &o.commit;
         let root = if is_y { cm.y_root } else { cm.x_root };
@@ -164,12 +202,12 @@ fn check_chain<'a>(
             && o.row == at
             && cm.id() == Some(id)
             && [cm.m, cm.k, cm.n] == dims
-            && merkle::verify(&r.gemm_root, &cm.leaf(), idx, r.gemm_count, &o.gemm_proof)
-            && merkle::verify(&root, &merkle::leaf_hash(&o.bytes), at as u64, size, &o.row_proof);
+            && proofs.holds(cm, idx, &o.gemm_proof)
+            && merkle::verify(&root, leaf, at as u64, size, &o.row_proof);
         if !ok {
             return Err(err(&format!("opening of layer {layer} {} {}", kind.name(), if is_y { "y" } else { "x" })));
         }
-        Ok(o.bytes.clone())
+        Ok(&o.bytes)
     };
     let as_i32 = |b: &[u8]| -> Vec<i32> { b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() };
     let x_scale = |b: &[u8]| -> Scale {
@@ -188,62 +226,65 @@ fn check_chain<'a>(
         }
     };
     let row_i8 = |b: &[u8]| -> Vec<i8> { b.get(8..).unwrap_or_default().iter().map(|&v| v as i8).collect() };
+    // The layer math on the engine's kernels, each equal to its `layer` definition on every
+    // path (their tests), so the verdict does not depend on the verifier's CPU.
+    let isa = Isa::detect();
+    let norm_quantize = |x: &[i32], gain: &[i32], h: &mut [i32], xq: &mut [i8]| -> Scale {
+        kernels::rms_norm(isa, x, gain, c.eps_q32, h);
+        kernels::quantize(isa, h, xq)
+    };
     let mut x = vec![0i32; d];
     sku.embed.row_q16(token as usize, &mut x);
-    let (mut h, mut xq, mut sx) = (vec![0i32; d], vec![0i8; d], vec![Scale::ZERO; 1]);
+    let (mut h, mut xq) = (vec![0i32; d], vec![0i8; d]);
     for (l, lw) in sku.layers.iter().enumerate() {
         let l = l as u32;
-        norm_quantize(&x, &lw.attn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
-        expect_x(&get(GemmKind::Q, l, false, row)?, &x_row_bytes(sx[0], &xq), &format!("layer {l} attention input"))?;
+        let sx = norm_quantize(&x, &lw.attn_norm, &mut h, &mut xq);
+        expect_x(get(GemmKind::Q, l, false, row)?, &x_row_bytes(sx, &xq), &format!("layer {l} attention input"))?;
         if products {
             for kind in [GemmKind::Q, GemmKind::K, GemmKind::V] {
-                product(kind, l, &xq, &as_i32(&get(kind, l, true, row)?))?;
+                product(kind, l, &xq, &as_i32(get(kind, l, true, row)?))?;
             }
         }
         let ox = get(GemmKind::O, l, false, row)?;
-        let oy = as_i32(&get(GemmKind::O, l, true, row)?);
-        if oy.len() != d {
+        let oy = as_i32(get(GemmKind::O, l, true, row)?);
+        if oy.len() != d || lw.wo.scales.len() != d {
             return Err(err("o row width"));
         }
         if products {
-            product(GemmKind::O, l, &row_i8(&ox), &oy)?;
+            product(GemmKind::O, l, &row_i8(ox), &oy)?;
         }
-        for (xv, o) in x.iter_mut().zip(dequant_rows(&oy, &[x_scale(&ox)], &lw.wo.scales, None)) {
-            *xv = xv.saturating_add(o);
-        }
-        norm_quantize(&x, &lw.ffn_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
+        kernels::dequant_into(isa, &mut x, &oy, &[x_scale(ox)], &lw.wo.scales, None, true);
+        let sx = norm_quantize(&x, &lw.ffn_norm, &mut h, &mut xq);
         let gx = get(GemmKind::Gate, l, false, row)?;
-        expect_x(&gx, &x_row_bytes(sx[0], &xq), &format!("layer {l} feed-forward input"))?;
-        let gy = as_i32(&get(GemmKind::Gate, l, true, row)?);
-        let uy = as_i32(&get(GemmKind::Up, l, true, row)?);
+        expect_x(gx, &x_row_bytes(sx, &xq), &format!("layer {l} feed-forward input"))?;
+        let gy = as_i32(get(GemmKind::Gate, l, true, row)?);
+        let uy = as_i32(get(GemmKind::Up, l, true, row)?);
         let f = c.ffn as usize;
-        if gy.len() != f || uy.len() != f {
+        if gy.len() != f || uy.len() != f || lw.w_gate.scales.len() != f || lw.w_up.scales.len() != f {
             return Err(err("gate/up row width"));
         }
         if products {
             product(GemmKind::Gate, l, &xq, &gy)?;
             product(GemmKind::Up, l, &xq, &uy)?;
         }
-        let (mut hq, mut sh) = (vec![0i8; f], vec![Scale::ZERO]);
-        swiglu_quantize(&gy, &uy, &sx, &lw.w_gate.scales, &lw.w_up.scales, &mut hq, &mut sh);
+        let (mut hq, mut sh) = (vec![0i8; f], [Scale::ZERO]);
+        kernels::swiglu_quantize(isa, &gy, &uy, &[sx], &lw.w_gate.scales, &lw.w_up.scales, &mut hq, &mut sh);
         let dx = get(GemmKind::Down, l, false, row)?;
-        expect_x(&dx, &x_row_bytes(sh[0], &hq), &format!("layer {l} down input"))?;
-        let dy = as_i32(&get(GemmKind::Down, l, true, row)?);
-        if dy.len() != d {
+        expect_x(dx, &x_row_bytes(sh[0], &hq), &format!("layer {l} down input"))?;
+        let dy = as_i32(get(GemmKind::Down, l, true, row)?);
+        if dy.len() != d || lw.w_down.scales.len() != d {
             return Err(err("down row width"));
         }
         if products {
             product(GemmKind::Down, l, &hq, &dy)?;
         }
-        for (xv, o) in x.iter_mut().zip(dequant_rows(&dy, &sh, &lw.w_down.scales, None)) {
-            *xv = xv.saturating_add(o);
-        }
+        kernels::dequant_into(isa, &mut x, &dy, &sh, &lw.w_down.scales, None, true);
     }
     if let Some(li) = last_row_index(r, step, row) {
-        norm_quantize(&x, &sku.out_norm, c.eps_q32, d, &mut h, &mut xq, &mut sx);
-        expect_x(&get(GemmKind::Logits, c.layers, false, li)?, &x_row_bytes(sx[0], &xq), "final norm")?;
-        let ly = as_i32(&get(GemmKind::Logits, c.layers, true, li)?);
-        if ly.len() != c.vocab as usize {
+        let sx = norm_quantize(&x, &sku.out_norm, &mut h, &mut xq);
+        expect_x(get(GemmKind::Logits, c.layers, false, li)?, &x_row_bytes(sx, &xq), "final norm")?;
+        let ly = as_i32(get(GemmKind::Logits, c.layers, true, li)?);
+        if ly.len() != c.vocab as usize || sku.output.scales.len() != ly.len() {
             return Err(err("logits row width"));
         }
         if products {

@@ -1,0 +1,120 @@
+//! Products of a few rows against an unpacked weight: `y[i][j] = x_i · w_j` with `w [n×k]`
+//! row-major, as a model stores it. A verifier recomputing a decode step's GEMM (one to seven
+//! rows) reads the weight once; packing it first ([`crate::gemm::Packed`]) would cost as much
+//! as the product, and keeping a packed copy of every weight for this doubles the memory.
+//!
+//! Exact on every path: the AVX-512 VNNI form offsets `w` to unsigned (`w + 128`, `vpdpbusd`
+//! multiplies unsigned by signed bytes), so each sum gains `128·Σ_p x_p`, subtracted at the
+//! end. Every partial sum is below `255·128·k < 2³¹` for `k < 2¹⁶`; longer rows take the
+//! scalar form, which sums in i64.
+
+/// Longest row the VNNI form takes (its partial sums stay below 2³¹).
+const VNNI_MAX_K: usize = (1 << 16) - 1;
+
+/// `y [m×n] = x [m×k] · wᵀ` for `w [n×k]` row-major, each entry exact. Returns `false`
+/// (writing nothing) if a length does not match the shape, or an entry does not fit i32.
+pub fn rows_times_weight(x: &[i8], m: usize, w: &[i8], n: usize, k: usize, y: &mut [i32]) -> bool {
+    if k == 0 || x.len() != m * k || w.len() != n * k || y.len() != m * n {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if k <= VNNI_MAX_K && crate::matmul::SimdPath::available().contains(&crate::matmul::SimdPath::Avx512Vnni) {
+        for (xi, yi) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
+            // SAFETY: the CPU has AVX-512 F, BW and VNNI (checked above); the lengths are
+            // `k`, `n·k` and `n` (checked above and by the chunking).
+            unsafe { vnni::row(xi, w, n, k, yi) };
+        }
+        return true;
+    }
+    scalar(x, w, n, k, y)
+}
+
+/// The definition, in i64: `false` if an entry does not fit i32 (only for `k` past 2¹⁷).
+fn scalar(x: &[i8], w: &[i8], n: usize, k: usize, y: &mut [i32]) -> bool {
+    let mut out = vec![0i32; y.len()];
+    for (xi, yi) in x.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
+        for (wj, v) in w.chunks_exact(k).zip(yi.iter_mut()) {
+            let s: i64 = xi.iter().zip(wj).map(|(&a, &b)| a as i64 * b as i64).sum();
+            match i32::try_from(s) {
+                Ok(s) => *v = s,
+                Err(_) => return false,
+            }
+        }
+    }
+    y.copy_from_slice(&out);
+    true
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use std::arch::x86_64::*;
+
+    /// Weight rows taken together: one accumulator each, the x chunk loaded once for all.
+    const BLOCK: usize = 16;
+
+    /// `y[j] = x · w_j` for the `n` rows of `w`.
+    ///
+    /// # Safety
+    /// avx512f, avx512bw and avx512vnni; `x.len() == k`, `w.len() == n·k`, `y.len() == n`,
+    /// `k < 2¹⁶`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn row(x: &[i8], w: &[i8], n: usize, k: usize, y: &mut [i32]) {
+        let sum_x: i32 = x.iter().map(|&v| v as i32).sum();
+        let offset = _mm512_set1_epi8(-128);
+        let chunks = k.div_ceil(64);
+        let tail: __mmask64 = if k % 64 == 0 { !0 } else { (1u64 << (k % 64)) - 1 };
+        // x's chunks, the last zero-padded: a padded lane multiplies whatever the weight's
+        // masked load gave by zero.
+        let xs: Vec<__m512i> = (0..chunks)
+            .map(|c| {
+                let mask = if c + 1 == chunks { tail } else { !0 };
+                _mm512_maskz_loadu_epi8(mask, x.as_ptr().add(c * 64) as *const i8)
+            })
+            .collect();
+        let mut j = 0;
+        while j < n {
+            let rows = (n - j).min(BLOCK);
+            let mut acc = [_mm512_setzero_si512(); BLOCK];
+            for (c, &xv) in xs.iter().enumerate() {
+                let mask = if c + 1 == chunks { tail } else { !0 };
+                for (r, a) in acc.iter_mut().enumerate().take(rows) {
+                    let wv = _mm512_maskz_loadu_epi8(mask, w.as_ptr().add((j + r) * k + c * 64) as *const i8);
+                    *a = _mm512_dpbusd_epi32(*a, _mm512_xor_si512(wv, offset), xv);
+                }
+            }
+            for (r, a) in acc.iter().enumerate().take(rows) {
+                y[j + r] = _mm512_reduce_add_epi32(*a).wrapping_sub(sum_x.wrapping_mul(128));
+            }
+            j += rows;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lcg_bytes as bytes;
+
+    /// Every path equals the i64 definition on ragged shapes and at the extremes.
+    #[test]
+    fn rows_times_weight_is_exact() {
+        for (m, k, n) in [(1, 576, 192), (3, 64, 33), (7, 1536, 70), (2, 1, 1), (1, 65, 17), (1, 100, 3000)] {
+            let (x, w) = (bytes(m as u64 * 31 + k as u64, m * k), bytes(n as u64 + 5, n * k));
+            let mut want = vec![0; m * n];
+            assert!(scalar(&x, &w, n, k, &mut want));
+            let mut y = vec![0x5555_5555; m * n];
+            assert!(rows_times_weight(&x, m, &w, n, k, &mut y));
+            assert_eq!(y, want, "{m}x{k}x{n}");
+        }
+        for (xv, wv) in [(-128i8, -128i8), (127, -128), (-128, 127), (127, 127)] {
+            let (m, k, n) = (2, VNNI_MAX_K, 3);
+            let mut y = vec![0; m * n];
+            assert!(rows_times_weight(&vec![xv; m * k], m, &vec![wv; n * k], n, k, &mut y));
+            assert!(y.iter().all(|&v| v as i64 == xv as i64 * wv as i64 * k as i64), "{xv}·{wv}");
+        }
+        // Wrong lengths write nothing.
+        let mut y = vec![7; 3];
+        assert!(!rows_times_weight(&[1; 4], 1, &[1; 10], 3, 4, &mut y));
+        assert_eq!(y, [7; 3]);
+    }
+}
