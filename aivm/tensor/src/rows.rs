@@ -62,13 +62,13 @@ mod vnni {
         let sum_x: i32 = x.iter().map(|&v| v as i32).sum();
         let offset = _mm512_set1_epi8(-128);
         let chunks = k.div_ceil(64);
-        let tail: __mmask64 = if k % 64 == 0 { !0 } else { (1u64 << (k % 64)) - 1 };
+        let tail: __mmask64 = if k.is_multiple_of(64) { !0 } else { (1u64 << (k % 64)) - 1 };
         // x's chunks, the last zero-padded: a padded lane multiplies whatever the weight's
         // masked load gave by zero.
         let xs: Vec<__m512i> = (0..chunks)
             .map(|c| {
                 let mask = if c + 1 == chunks { tail } else { !0 };
-                _mm512_maskz_loadu_epi8(mask, x.as_ptr().add(c * 64) as *const i8)
+                _mm512_maskz_loadu_epi8(mask, x.as_ptr().add(c * 64))
             })
             .collect();
         let mut j = 0;
@@ -78,7 +78,7 @@ mod vnni {
             for (c, &xv) in xs.iter().enumerate() {
                 let mask = if c + 1 == chunks { tail } else { !0 };
                 for (r, a) in acc.iter_mut().enumerate().take(rows) {
-                    let wv = _mm512_maskz_loadu_epi8(mask, w.as_ptr().add((j + r) * k + c * 64) as *const i8);
+                    let wv = _mm512_maskz_loadu_epi8(mask, w.as_ptr().add((j + r) * k + c * 64));
                     *a = _mm512_dpbusd_epi32(*a, _mm512_xor_si512(wv, offset), xv);
                 }
             }
