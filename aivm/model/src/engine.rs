@@ -942,6 +942,39 @@ mod tests {
     }
 
     #[test]
+    fn argmax_equals_its_definition() {
+        use crate::layer::argmax_definition;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // Narrow exponent spans (the fast form) and wide ones (the definition), ties, extremes.
+        for case in 0..400 {
+            let n = 1 + (next() % 300) as usize;
+            let span = [0, 3, 16, 17, 40][case % 5];
+            let acc: Vec<i32> = (0..n)
+                .map(|_| match next() % 6 {
+                    0 => i32::MAX,
+                    1 => i32::MIN,
+                    2 => (next() % 5) as i32 - 2,
+                    _ => next() as i32,
+                })
+                .collect();
+            let scales: Vec<Scale> = (0..n)
+                .map(|_| match next() % 8 {
+                    0 => Scale::ZERO,
+                    1 => Scale { m: 1 << 15, e: -20 },
+                    _ => Scale { m: (1 << 14) + (next() % (1 << 14)) as i32, e: -20 - (next() % (span as u64 + 1)) as i32 },
+                })
+                .collect();
+            assert_eq!(argmax(&acc, &scales), argmax_definition(&acc, &scales), "case {case}");
+        }
+    }
+
+    #[test]
     fn argmax_is_exact_and_ties_go_low() {
         let s = |m, e| Scale { m, e };
         assert_eq!(argmax(&[3, 3, 2], &[s(20000, -10); 3]), 0);
