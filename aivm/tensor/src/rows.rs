@@ -29,8 +29,18 @@ pub fn rows_times_weight(x: &[i8], m: usize, w: &[i8], n: usize, k: usize, y: &m
     scalar(x, w, n, k, y)
 }
 
-/// The definition, in i64: `false` if an entry does not fit i32 (only for `k` past 2¹⁷).
+/// The definition: each dot product summed in i32 where that is exact (`k < 2¹⁷`: every
+/// product is at most 2¹⁴; the compiler vectorizes it), else in i64. `false` if an entry
+/// does not fit i32 (only possible past 2¹⁷).
 fn scalar(x: &[i8], w: &[i8], n: usize, k: usize, y: &mut [i32]) -> bool {
+    if k < 1 << 17 {
+        for (xi, yi) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
+            for (wj, v) in w.chunks_exact(k).zip(yi.iter_mut()) {
+                *v = xi.iter().zip(wj).map(|(&a, &b)| a as i32 * b as i32).sum();
+            }
+        }
+        return true;
+    }
     let mut out = vec![0i32; y.len()];
     for (xi, yi) in x.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
         for (wj, v) in w.chunks_exact(k).zip(yi.iter_mut()) {
@@ -100,11 +110,18 @@ mod tests {
     fn rows_times_weight_is_exact() {
         for (m, k, n) in [(1, 576, 192), (3, 64, 33), (7, 1536, 70), (2, 1, 1), (1, 65, 17), (1, 100, 3000)] {
             let (x, w) = (bytes(m as u64 * 31 + k as u64, m * k), bytes(n as u64 + 5, n * k));
-            let mut want = vec![0; m * n];
-            assert!(scalar(&x, &w, n, k, &mut want));
+            let want: Vec<i32> = (0..m * n)
+                .map(|e| {
+                    let (i, j) = (e / n, e % n);
+                    x[i * k..(i + 1) * k].iter().zip(&w[j * k..(j + 1) * k]).map(|(&a, &b)| a as i64 * b as i64).sum::<i64>() as i32
+                })
+                .collect();
             let mut y = vec![0x5555_5555; m * n];
             assert!(rows_times_weight(&x, m, &w, n, k, &mut y));
             assert_eq!(y, want, "{m}x{k}x{n}");
+            let mut y = vec![0x5555_5555; m * n];
+            assert!(scalar(&x, &w, n, k, &mut y));
+            assert_eq!(y, want, "{m}x{k}x{n} scalar");
         }
         for (xv, wv) in [(-128i8, -128i8), (127, -128), (-128, 127), (127, 127)] {
             let (m, k, n) = (2, VNNI_MAX_K, 3);

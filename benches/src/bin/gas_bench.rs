@@ -939,9 +939,10 @@ struct TeeCase {
 /// the median of few adds nothing), against what it charges before running. Runs that stop
 /// at end-of-turn pay for `max_new` anyway; the prompts here are token ids of ordinary text
 /// that the model continues past `max_new`, so each row runs what it paid for. Then
-/// FREIVALDS_VERIFY on one opening of every GEMM kind at the longest prompt.
+/// FREIVALDS_VERIFY on one opening of every GEMM kind at the longest prompt, in its prompt
+/// step and its first decode step.
 fn model_opcodes(r: &mut Report, s: &GasSchedule, quick: bool) {
-    use aivm::model::audit::{check_opening, OpenGemm};
+    use aivm::model::audit::{check_opening, check_response, respond, Challenge, OpenGemm, Response};
     use aivm::model::commit::run_committed;
     use aivm::model::{merkle, ArtifactStore, Engine, Options};
     let home = aivm::model::store::default_home();
@@ -970,6 +971,7 @@ fn model_opcodes(r: &mut Report, s: &GasSchedule, quick: bool) {
     let prompts: &[usize] = if quick { &[16, 128] } else { &[16, 64, 163, 256] };
     let news: &[usize] = if quick { &[1, 8] } else { &[1, 8, 32] };
     let mut longest = None;
+    let mut short = None;
     for &p in prompts {
         let prompt = all[..p.min(all.len())].to_vec();
         for &n in news {
@@ -981,8 +983,11 @@ fn model_opcodes(r: &mut Report, s: &GasSchedule, quick: bool) {
                 let Ok((receipt, trace)) = run_committed(&e, std::slice::from_ref(&prompt), n) else { return };
                 best = best.min(t.elapsed().as_nanos() as f64);
                 ran = receipt.outputs[0].len();
-                if p == *prompts.last().unwrap_or(&0) && n == news[0] {
-                    longest = Some((receipt, trace));
+                if p == *prompts.last().unwrap_or(&0) && n == news[1.min(news.len() - 1)] {
+                    longest = Some((receipt.clone(), trace.clone()));
+                }
+                if p == prompts[0] && n == *news.last().unwrap_or(&0) {
+                    short = Some((receipt, trace));
                 }
             }
             r.row("model_infer", &format!("prompt {p} + {n} ({ran} run)"), gas, best);
@@ -992,15 +997,17 @@ fn model_opcodes(r: &mut Report, s: &GasSchedule, quick: bool) {
     let leaves = trace.leaves();
     let rh = receipt.hash();
     let mut seen = std::collections::BTreeSet::new();
+    // The first GEMM of each kind in the prompt step and in the first decode step (one-row
+    // weight GEMMs, which the check recomputes).
     for (i, g) in trace.gemms().iter().enumerate() {
-        if !seen.insert(g.commit.kind) {
+        if g.commit.step > 1 || !seen.insert((g.commit.step, g.commit.kind)) {
             continue;
         }
         let Some(data) = trace.data(i).map(|d| d.into_owned()) else { continue };
         let (m, k, n) = (data.commit.m as u64, data.commit.k as u64, data.commit.n as u64);
         let og = OpenGemm { index: i as u64, data, proof: merkle::prove(&leaves, i).unwrap_or_default() };
         let bytes = og.encode();
-        let work = aivm::model::audit::check_work(m, k, n).unwrap_or(u64::MAX);
+        let work = aivm::model::audit::opening_work(&og.data.commit, og.data.rhs.is_some()).unwrap_or(u64::MAX);
         let gas = s.freivalds.cost(work).and_then(|g| g.checked_add(s.blake3.cost(bytes.len() as u64)?)).unwrap_or(u64::MAX);
         let seed = [9u8; 32];
         let ns = median_ns(
@@ -1014,6 +1021,30 @@ fn model_opcodes(r: &mut Report, s: &GasSchedule, quick: bool) {
         );
         let kind = aivm::model::GemmKind::from_code(g.commit.kind).map_or("?", |k| k.name());
         r.row("freivalds_verify", &format!("{kind} {m}x{k}x{n}"), gas, ns);
+    }
+    // A market answer's check (`spec/market.md` §6 step 5) under the default challenge:
+    // what the chain charges for it (`check_gas` plus BLAKE3 over the answer; the
+    // transaction's intrinsic gas pays for its bytes apart) against decoding and checking it.
+    let params = aivm_runtime::market::MarketParams::default();
+    for (name, run) in [("16+32", short), ("256+8", Some((receipt, trace)))] {
+        let Some((receipt, trace)) = run else { continue };
+        for seed in 0..if quick { 2u8 } else { 6 } {
+            let ch = Challenge { seed: [seed; 32], gemms: params.challenge_gemms, rows: params.challenge_rows };
+            let Ok(resp) = respond(&e.sku, &receipt, &trace, &ch) else { return };
+            let bytes = resp.encode();
+            let gas = aivm_runtime::market::jobs::check_gas(s, &receipt, &resp, aivm_runtime::market::jobs::AnswerKind::Challenge)
+                .and_then(|g| g.checked_add(s.blake3.cost(bytes.len() as u64)?))
+                .unwrap_or(u64::MAX);
+            let ns = median_ns(
+                || {
+                    let resp = Response::decode(&bytes).expect("own encoding");
+                    std::hint::black_box(check_response(&e.sku, &e.sku_hash, &receipt, &ch, &resp).is_ok());
+                },
+                5,
+                Duration::from_millis(if quick { 50 } else { 200 }),
+            );
+            r.row("market_answer", &format!("{name} seed {seed}: {} B", bytes.len()), gas, ns);
+        }
     }
 }
 

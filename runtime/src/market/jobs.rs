@@ -337,18 +337,18 @@ pub(super) fn take(l: &mut Ledger<'_>, role: &Role, who: &Address, bps: u128, re
 }
 
 /// Gas of checking `resp` against `r`, beyond hashing its bytes: FREIVALDS_VERIFY's price per
-/// work unit of each opened GEMM ([`aivm::model::audit::check_work`]), plus
-/// [`SCHEDULE_GAS_PER_GEMM`] per GEMM of the run for deriving its schedule and
+/// work unit of each opened GEMM ([`aivm::model::audit::opening_work`]), plus
+/// [`SCHEDULE_GAS_PER_GEMM`] per GEMM of the run for deriving its schedule,
 /// [`ROW_GAS_PER_BYTE`] per byte of an opened row for the row chains' norms, quantization and
-/// residuals. `None` (out of gas) on overflow.
+/// residuals, and MERKLE_VERIFY's price per hash of each opened row's proof within its GEMM.
+/// `None` (out of gas) on overflow.
 ///
 /// A dispute's answer (`kind` = [`AnswerKind::Dispute`]) also recomputes the weight product of
 /// every opened output row (`spec/market.md` §6a): each is priced as an exact one-row GEMM.
 pub fn check_gas(s: &aivm::GasSchedule, r: &InferenceReceipt, resp: &Response, kind: AnswerKind) -> Option<u64> {
     let mut work: u64 = 0;
     for g in &resp.gemms {
-        let c = &g.data.commit;
-        work = work.checked_add(aivm::model::audit::check_work(c.m as u64, c.k as u64, c.n as u64)?)?;
+        work = work.checked_add(aivm::model::audit::opening_work(&g.data.commit, g.data.rhs.is_some())?)?;
     }
     if kind == AnswerKind::Dispute {
         for o in resp.rows.iter().filter(|o| o.is_y && o.commit.id().is_some_and(|id| id.kind.is_weight())) {
@@ -356,7 +356,12 @@ pub fn check_gas(s: &aivm::GasSchedule, r: &InferenceReceipt, resp: &Response, k
         }
     }
     let row_bytes = resp.rows.iter().try_fold(0u64, |a, o| a.checked_add(o.bytes.len() as u64))?;
-    s.freivalds.cost(work)?.checked_add(r.gemm_count.checked_mul(SCHEDULE_GAS_PER_GEMM)?)?.checked_add(row_bytes.checked_mul(ROW_GAS_PER_BYTE)?)
+    let proof_hashes = resp.rows.iter().try_fold(0u64, |a, o| a.checked_add(o.row_proof.len() as u64))?;
+    s.freivalds
+        .cost(work)?
+        .checked_add(r.gemm_count.checked_mul(SCHEDULE_GAS_PER_GEMM)?)?
+        .checked_add(row_bytes.checked_mul(ROW_GAS_PER_BYTE)?)?
+        .checked_add(proof_hashes.checked_mul(s.merkle_per_level.per_item)?)
 }
 
 /// Which check an answer gets: a challenge's sampled GEMMs and linked row chains, or a
@@ -370,9 +375,12 @@ pub enum AnswerKind {
 /// Gas per GEMM of a run for deriving its schedule (what 8 elements at the old Freivalds
 /// price of 3 charged: the refit of FREIVALDS_VERIFY did not measure this part).
 pub const SCHEDULE_GAS_PER_GEMM: u64 = 24;
-/// Gas per byte of an opened row for its chain's layer math (as 16 elements at the old
-/// price of 3).
-pub const ROW_GAS_PER_BYTE: u64 = 48;
+/// Gas per byte of an opened row for its chain's layer math and authentication, measured
+/// (gas-bench `--model`, "market_answer" rows, `spec/gas.md`): a decode step's row chain
+/// checks ~0.8 MB of rows in ~1.3 ms, 1.6 ns per byte, so 24 gas a byte (with BLAKE3's 1)
+/// is 0.065 ns per gas. Was 48 (16 elements at an old Freivalds price), set before the
+/// chain ran on the engine's kernels.
+pub const ROW_GAS_PER_BYTE: u64 = 24;
 
 pub fn expire(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id: &JobId, events: &mut Vec<LogEvent>) -> Step<()> {
     let j = job(l, id)?;

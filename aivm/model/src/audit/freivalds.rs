@@ -80,16 +80,40 @@ pub fn recompute_cheaper(m: usize) -> bool {
     m < super::challenge::VECTORS
 }
 
+/// MACs per work unit of a recomputed GEMM ([`check_work`]). Recomputation runs on the
+/// unpacked-weight kernel (`aivm_tensor::rows`, VNNI); measured by gas-bench's
+/// FREIVALDS_VERIFY rows on decode-step openings (`spec/gas.md`).
+pub const RECOMPUTE_MACS_PER_UNIT: u64 = 32;
+/// Work units per row an opening's check hashes to recommit it ([`opening_work`]): each
+/// row is a Merkle leaf and, above it, a node. Measured on a decode step's attention
+/// openings, whose cache operands are hundreds of 64-byte rows (`spec/gas.md`).
+pub const UNITS_PER_HASHED_ROW: u64 = 64;
+
 /// The work units FREIVALDS_VERIFY prices for checking an `m × k × n` GEMM (beyond hashing
-/// the opening): `2·(k·n + m·k + m·n)` elements for Freivalds, or `⌈m·k·n/8⌉` when the GEMM
-/// is recomputed ([`recompute_cheaper`]; measured ~8× cheaper per unit than an element of
-/// Freivalds' reference sums, `spec/gas.md`). `None` on overflow.
+/// the opening): `2·(k·n + m·k + m·n)` elements for Freivalds, or
+/// `⌈m·k·n / RECOMPUTE_MACS_PER_UNIT⌉` when the GEMM is recomputed ([`recompute_cheaper`]).
+/// `None` on overflow.
 pub fn check_work(m: u64, k: u64, n: u64) -> Option<u64> {
     if recompute_cheaper(usize::try_from(m).ok()?) {
-        Some(m.checked_mul(k)?.checked_mul(n)?.div_ceil(8))
+        Some(m.checked_mul(k)?.checked_mul(n)?.div_ceil(RECOMPUTE_MACS_PER_UNIT))
     } else {
         k.checked_mul(n)?.checked_add(m.checked_mul(k)?)?.checked_add(m.checked_mul(n)?)?.checked_mul(2)
     }
+}
+
+/// The work units of checking one opened GEMM as committed: [`check_work`] plus
+/// [`UNITS_PER_HASHED_ROW`] for each row recommitted — `m` rows of X, `m` of Y, and the
+/// cache operand's rows when the opening carries one (`n` keys for scores, `k` values for
+/// mix). From the commitment's shape alone, so it is known before the check runs.
+pub fn opening_work(c: &crate::commit::GemmCommit, has_rhs: bool) -> Option<u64> {
+    let (m, k, n) = (c.m as u64, c.k as u64, c.n as u64);
+    let rhs_rows = match (has_rhs, c.kind == GemmKind::Mix as u8) {
+        (false, _) => 0,
+        (true, true) => k,
+        (true, false) => n,
+    };
+    let rows = m.checked_mul(2)?.checked_add(rhs_rows)?;
+    check_work(m, k, n)?.checked_add(rows.checked_mul(UNITS_PER_HASHED_ROW)?)
 }
 
 /// `y == W·x` for one row, exactly: `w` a weight as stored (`[n×k]`), `x [k]`, `y [n]`. Each
@@ -119,17 +143,14 @@ pub fn recompute(g: &GemmData, b: &[i8], transposed_rows: bool) -> bool {
         // B = Wᵀ with W [n×k]: y_j = W_j · x, contiguous dot products.
         return weight_product_holds(b, n, k, &g.x, m, &g.y);
     }
-    // B = V [k×n]: y = Σ_p x_p · V_p.
-    (0..m).all(|i| {
-        let (x, y) = (&g.x[i * k..(i + 1) * k], &g.y[i * n..(i + 1) * n]);
-        let mut acc = vec![0i64; n];
-        for (v, &xp) in b.chunks_exact(n).zip(x) {
-            for (a, &vj) in acc.iter_mut().zip(v) {
-                *a += xp as i64 * vj as i64;
-            }
+    // B = V [k×n]: y = x·V, on the same kernel with V transposed to [n×k].
+    let mut vt = vec![0i8; k * n];
+    for (p, row) in b.chunks_exact(n).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            vt[j * k + p] = v;
         }
-        acc.iter().zip(y).all(|(&a, &yj)| a == yj as i64)
-    })
+    }
+    weight_product_holds(&vt, n, k, &g.x, m, &g.y)
 }
 
 /// Freivalds for a weight GEMM `Y = X·Wᵀ` on the int8 GEMM kernel. The verifier packs `Wᵀ`

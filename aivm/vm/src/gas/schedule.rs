@@ -133,9 +133,10 @@ pub struct GasSchedule {
     /// MODEL_INFER per 64 multiply-accumulates of attention (scores and mix, bounded by the
     /// context): integer softmax and per-row kernels, measured ~6× a weight GEMM's MAC.
     pub model_attention: u64,
-    /// FREIVALDS_VERIFY per work unit (`aivm::model::audit::check_work`: an element of
-    /// `2·(k·n + m·k + m·n)` for Freivalds' eight vectors, or eight multiply-adds of a small
-    /// GEMM's recomputation) plus per byte hashed (`gas-bench --model`, `spec/gas.md`).
+    /// FREIVALDS_VERIFY per work unit (`aivm::model::audit::opening_work`: an element of
+    /// `2·(k·n + m·k + m·n)` for Freivalds' eight vectors, or 32 multiply-adds of a small
+    /// GEMM's recomputation, plus 64 per row recommitted) plus per byte hashed
+    /// (`gas-bench --model`, `spec/gas.md`).
     pub freivalds: LinearGasCost,
     /// TEE_VERIFY: a fixed part per format (parsing, and the signatures every attestation of
     /// the format carries), per certificate counted in the input (parsing and a signature

@@ -88,9 +88,7 @@ pub(super) fn link(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let ctx: [u8; 104] = read_array(&mut c, "freivalds_verify", ctx_ptr)?;
         let bytes = read(&mut c, "freivalds_verify", ptr, len, MAX_OPENING, "GEMM opening")?;
         let Some(og) = OpenGemm::decode(&bytes) else { return Ok(0) };
-        let cm = &og.data.commit;
-        let (m, k, n) = (cm.m as u64, cm.k as u64, cm.n as u64);
-        let elems = crate::model::audit::check_work(m, k, n);
+        let elems = crate::model::audit::opening_work(&og.data.commit, og.data.rhs.is_some());
         let price = c.data().schedule.freivalds;
         let hashed = c.data().schedule.blake3;
         let gas = elems.and_then(|e| price.cost(e)).and_then(|g| g.checked_add(hashed.cost(bytes.len() as u64)?));
