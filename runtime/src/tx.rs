@@ -8,8 +8,18 @@ use serde::{Deserialize, Serialize};
 
 /// The largest encoded transaction accepted (a deploy carries a whole module).
 pub const MAX_TX_BYTES: usize = 2 << 20;
-/// Signatures cover this prefix, then the canonical CBOR of the [`Transaction`].
-pub const SIGNING_DOMAIN: &[u8] = b"aivm-tx-v1";
+/// Signatures cover this prefix, then BLAKE3 of the canonical CBOR of the [`Transaction`]
+/// ([`signing_message`]).
+pub const SIGNING_DOMAIN: &[u8] = b"aivm-tx-v2";
+
+/// `SIGNING_DOMAIN ‖ BLAKE3(CBOR(tx))`: a digest is signed, not the transaction, so a
+/// signature costs the same to check for a 2 MiB transaction as for a transfer. ed25519
+/// hashes its whole message with SHA-512, several times slower than BLAKE3 here; over a
+/// ~1 MB market answer that was most of the block's time outside the answer's own check
+/// (BENCHMARKS.md, "Market"). Until 2026-12-04 the message was `"aivm-tx-v1" ‖ CBOR(tx)`.
+pub fn signing_message(tx_cbor: &[u8]) -> Vec<u8> {
+    [SIGNING_DOMAIN, blake3::hash(tx_cbor).as_bytes()].concat()
+}
 
 /// What a transaction does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,8 +103,9 @@ pub enum TxError {
 }
 
 impl Transaction {
+    /// The message its signature covers ([`signing_message`]).
     pub fn signing_bytes(&self) -> Vec<u8> {
-        [SIGNING_DOMAIN, &cbor(self)].concat()
+        signing_message(&cbor(self))
     }
 
     /// Sign with `key`, whose public key must be `self.sender`.
@@ -150,7 +161,7 @@ struct Checked {
     signed: SignedTransaction,
     hash: [u8; 32],
     size: usize,
-    /// `SIGNING_DOMAIN ‖ CBOR(tx)`.
+    /// `SIGNING_DOMAIN ‖ BLAKE3(CBOR(tx))`.
     message: Vec<u8>,
 }
 
@@ -169,7 +180,7 @@ impl Checked {
             && bytes[bytes.len() - tail..][..SIGNATURE_KEY.len()] == SIGNATURE_KEY)
             .then(|| &bytes[ENCODED_PREFIX.len()..bytes.len() - tail]);
         let message = match inner {
-            Some(tx) => [SIGNING_DOMAIN, tx].concat(),
+            Some(tx) => signing_message(tx),
             None => signed.tx.signing_bytes(),
         };
         Checked { hash: *blake3::hash(bytes).as_bytes(), size: bytes.len(), message, signed }
