@@ -209,7 +209,18 @@ fn check_chain<'a>(
         }
         Ok(&o.bytes)
     };
-    let as_i32 = |b: &[u8]| -> Vec<i32> { b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() };
+    // Little-endian i32s (a row's bytes as committed): one copy where the CPU is
+    // little-endian, element by element elsewhere.
+    let as_i32 = |b: &[u8]| -> Vec<i32> {
+        let mut v = vec![0i32; b.len() / 4];
+        if cfg!(target_endian = "little") {
+            let n = v.len() * 4;
+            bytemuck::cast_slice_mut::<i32, u8>(&mut v).copy_from_slice(&b[..n]);
+        } else {
+            v.iter_mut().zip(b.chunks_exact(4)).for_each(|(x, c)| *x = i32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        }
+        v
+    };
     let x_scale = |b: &[u8]| -> Scale {
         let v = as_i32(&b[..8.min(b.len())]);
         Scale { m: v.first().copied().unwrap_or(0), e: v.get(1).copied().unwrap_or(0) }
