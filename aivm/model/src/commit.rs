@@ -82,7 +82,7 @@ pub fn x_row_bytes(scale: Scale, row: &[i8]) -> Vec<u8> {
     b
 }
 
-fn scale_bytes(s: Scale) -> [u8; 8] {
+pub(crate) fn scale_bytes(s: Scale) -> [u8; 8] {
     let mut b = [0u8; 8];
     b[..4].copy_from_slice(&s.m.to_le_bytes());
     b[4..].copy_from_slice(&s.e.to_le_bytes());

@@ -506,3 +506,31 @@ fn y_times_r_speed() {
         println!("{path:?}: {:.1} ms", best * 1e3);
     }
 }
+
+/// A worker that feeds a layer a wrong activation row but computes every product from it
+/// honestly passes Freivalds on every GEMM; the row chain's recomputed inputs catch it, at
+/// each place an activation enters a weight GEMM (a mutation that accepts any opened
+/// activation row fails this).
+#[test]
+fn wrong_activations_are_caught_by_the_row_chain() {
+    for (kind, what) in
+        [(GemmKind::Q, "attention input"), (GemmKind::Gate, "feed-forward input"), (GemmKind::Down, "down input"), (GemmKind::Logits, "final norm")]
+    {
+        let (e, mut r, mut t) = setup(Arch::Llama);
+        for g in t.gemms_mut().iter_mut().filter(|g| g.commit.kind == kind as u8) {
+            let (m, k, n) = (g.commit.m as usize, g.commit.k as usize, g.commit.n as usize);
+            let w = weight(&e.sku, &g.commit.id().unwrap()).unwrap();
+            for i in 0..m {
+                g.x[i * k] = g.x[i * k].wrapping_add(1);
+                for j in 0..n {
+                    g.y[i * n + j] = (0..k).map(|p| g.x[i * k + p] as i32 * w.q[j * k + p] as i32).sum();
+                }
+            }
+        }
+        recommit(&mut r, &mut t);
+        match check(&e, &r, &t, &ALL) {
+            Err(AuditError::Chain { what: w, .. }) => assert!(w.contains(what), "{kind:?}: {w}"),
+            other => panic!("{kind:?}: {other:?}"),
+        }
+    }
+}

@@ -8,7 +8,7 @@ use super::freivalds::{freivalds, recompute, recompute_cheaper, row_product_hold
 use super::opening::{OpenGemm, OpenRow, Response};
 use super::schedule::{last_row_index, schedule, step_rows, ChainKind};
 use super::AuditError;
-use crate::commit::{tokens_root, x_row_bytes, GemmCommit, InferenceReceipt};
+use crate::commit::{tokens_root, GemmCommit, InferenceReceipt};
 use crate::engine::{GemmId, GemmKind};
 use crate::kernels::{self, Isa};
 use crate::layer::argmax;
@@ -225,7 +225,16 @@ fn check_chain<'a>(
         let v = as_i32(&b[..8.min(b.len())]);
         Scale { m: v.first().copied().unwrap_or(0), e: v.get(1).copied().unwrap_or(0) }
     };
-    let expect_x = |b: &[u8], want: &[u8], what: &str| if b == want { Ok(()) } else { Err(err(what)) };
+    // An opened activation row must be `x_row_bytes(scale, row)`: compared in place, the
+    // label made only on a mismatch.
+    let expect_x = |b: &[u8], scale: Scale, row: &[i8], what: &dyn Fn() -> String| {
+        let fits = b.len() == 8 + row.len() && b[..8] == crate::commit::scale_bytes(scale) && b[8..] == *bytemuck::cast_slice::<i8, u8>(row);
+        if fits {
+            Ok(())
+        } else {
+            Err(err(&what()))
+        }
+    };
     // With products: `y = x·Wᵀ` for the row, recomputed exactly.
     let products = chain == ChainKind::WithProducts;
     let product = |kind: GemmKind, layer: u32, x: &[i8], y: &[i32]| -> Result<(), AuditError> {
@@ -250,7 +259,7 @@ fn check_chain<'a>(
     for (l, lw) in sku.layers.iter().enumerate() {
         let l = l as u32;
         let sx = norm_quantize(&x, &lw.attn_norm, &mut h, &mut xq);
-        expect_x(get(GemmKind::Q, l, false, row)?, &x_row_bytes(sx, &xq), &format!("layer {l} attention input"))?;
+        expect_x(get(GemmKind::Q, l, false, row)?, sx, &xq, &|| format!("layer {l} attention input"))?;
         if products {
             for kind in [GemmKind::Q, GemmKind::K, GemmKind::V] {
                 product(kind, l, &xq, &as_i32(get(kind, l, true, row)?))?;
@@ -267,7 +276,7 @@ fn check_chain<'a>(
         kernels::dequant_into(isa, &mut x, &oy, &[x_scale(ox)], &lw.wo.scales, None, true);
         let sx = norm_quantize(&x, &lw.ffn_norm, &mut h, &mut xq);
         let gx = get(GemmKind::Gate, l, false, row)?;
-        expect_x(gx, &x_row_bytes(sx, &xq), &format!("layer {l} feed-forward input"))?;
+        expect_x(gx, sx, &xq, &|| format!("layer {l} feed-forward input"))?;
         let gy = as_i32(get(GemmKind::Gate, l, true, row)?);
         let uy = as_i32(get(GemmKind::Up, l, true, row)?);
         let f = c.ffn as usize;
@@ -281,7 +290,7 @@ fn check_chain<'a>(
         let (mut hq, mut sh) = (vec![0i8; f], [Scale::ZERO]);
         kernels::swiglu_quantize(isa, &gy, &uy, &[sx], &lw.w_gate.scales, &lw.w_up.scales, &mut hq, &mut sh);
         let dx = get(GemmKind::Down, l, false, row)?;
-        expect_x(dx, &x_row_bytes(sh[0], &hq), &format!("layer {l} down input"))?;
+        expect_x(dx, sh[0], &hq, &|| format!("layer {l} down input"))?;
         let dy = as_i32(get(GemmKind::Down, l, true, row)?);
         if dy.len() != d || lw.w_down.scales.len() != d {
             return Err(err("down row width"));
@@ -293,7 +302,7 @@ fn check_chain<'a>(
     }
     if let Some(li) = last_row_index(r, step, row) {
         let sx = norm_quantize(&x, &sku.out_norm, &mut h, &mut xq);
-        expect_x(get(GemmKind::Logits, c.layers, false, li)?, &x_row_bytes(sx, &xq), "final norm")?;
+        expect_x(get(GemmKind::Logits, c.layers, false, li)?, sx, &xq, &|| "final norm".to_string())?;
         let ly = as_i32(get(GemmKind::Logits, c.layers, true, li)?);
         if ly.len() != c.vocab as usize || sku.output.scales.len() != ly.len() {
             return Err(err("logits row width"));
