@@ -5,7 +5,8 @@
 //! For each of the market bench's four prompts: one committed run (all threads, as a worker
 //! runs it), then `seeds` challenges of the market's default size (8 GEMMs, 1 row chain), each
 //! answered, encoded, decoded and checked as the chain does. It prints the median check, its
-//! parts (the GEMMs alone, the row chain alone) and the answer's bytes split the same way.
+//! parts (the GEMMs alone, the row chain alone), the answer's bytes split the same way, and
+//! the worker's time to make the answer (`respond` and its encoding).
 use aivm_model::audit::{check_response, prepare_checks, respond, Challenge, Response};
 use aivm_model::{Engine, Options};
 use std::time::Instant;
@@ -26,21 +27,25 @@ fn main() {
     let e = Engine::new(sku, Options::default()).expect("cpu");
     prepare_checks(&e.sku);
     println!(
-        "{:<38} {:>6} {:>9} {:>9} {:>8} {:>9} {:>9} {:>10} {:>10}",
-        "prompt", "tokens", "infer ms", "check ms", "check %", "gemms ms", "rows ms", "gemm bytes", "row bytes"
+        "{:<38} {:>6} {:>9} {:>9} {:>8} {:>9} {:>9} {:>10} {:>10} {:>10}",
+        "prompt", "tokens", "infer ms", "check ms", "check %", "gemms ms", "rows ms", "gemm bytes", "row bytes", "answer ms"
     );
     for p in PROMPTS {
         let prompt = e.tokenizer.encode(&e.tokenizer.chat_prompt(p));
         let t = Instant::now();
         let (receipt, trace) = aivm_model::commit::run_committed(&e, std::slice::from_ref(&prompt), max_new).expect("run");
         let infer = t.elapsed().as_secs_f64();
-        let (mut all, mut gemms, mut rows, mut gb, mut rb) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut all, mut gemms, mut rows, mut gb, mut rb, mut answer) = (vec![], vec![], vec![], vec![], vec![], vec![]);
         for s in 0..seeds {
             let seed = *blake3::hash(&s.to_le_bytes()).as_bytes();
             for (which, ch) in
                 [(0, Challenge { seed, gemms: 8, rows: 1 }), (1, Challenge { seed, gemms: 8, rows: 0 }), (2, Challenge { seed, gemms: 1, rows: 1 })]
             {
+                let t = Instant::now();
                 let bytes = respond(&e.sku, &receipt, &trace, &ch).expect("respond").encode();
+                if which == 0 {
+                    answer.push(t.elapsed().as_secs_f64());
+                }
                 let t = Instant::now();
                 let resp = Response::decode(&bytes).expect("decode");
                 check_response(&e.sku, &e.sku_hash, &receipt, &ch, &resp).expect("honest answer");
@@ -79,7 +84,7 @@ fn main() {
         }
         let check = median(all);
         println!(
-            "{:<38} {:>6} {:>9.1} {:>9.2} {:>7.2}% {:>9.2} {:>9.2} {:>10.0} {:>10.0}",
+            "{:<38} {:>6} {:>9.1} {:>9.2} {:>7.2}% {:>9.2} {:>9.2} {:>10.0} {:>10.0} {:>10.2}",
             p,
             prompt.len() + receipt.outputs[0].len(),
             infer * 1e3,
@@ -88,7 +93,8 @@ fn main() {
             median(gemms) * 1e3,
             median(rows) * 1e3,
             median(gb),
-            median(rb)
+            median(rb),
+            median(answer) * 1e3
         );
     }
 }
