@@ -173,8 +173,17 @@ fn swiglu_row(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[i64], us: &[u3
 }
 
 /// [`swiglu_row`] eight columns at a time with AVX-512 (64-bit lanes: the products need
-/// them), the table read by gathers; the tail columns by [`swiglu_row`]. The same integer
-/// operations in the same order, so the same bits.
+/// them); the tail columns by [`swiglu_row`]. The same integer operations in the same
+/// order, so the same bits.
+///
+/// The table is read by one gather per eight columns from [`sigmoid_pairs`] (each entry
+/// `T[i]` and `T[i+1] − T[i]` in one word; two gathers before), and the three products
+/// whose factors always fit i32 are 32×32→64-bit multiplies (`vpmuldq`): the interpolation
+/// (`ΔT < 2^30`, `f < 512`), `x·σ` and `gate·up` (both clamped to i32, `σ ≤ 2^30`). The
+/// dequantization's `y·m` stays a 64-bit multiply: a SKU's scales may make `m` wider, and
+/// checking each row for that cost more than the narrower multiply saved (measured:
+/// SwiGLU's samples against the GEMM kernel's in a 512-token prompt, 0.254 before, 0.213
+/// after, 0.207 with the check).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
 #[allow(clippy::too_many_arguments)]
@@ -190,10 +199,10 @@ unsafe fn swiglu_row_avx512(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[
     let (off, top, mask9) = (_mm512_set1_epi64(16 << 16), _mm512_set1_epi64((32 << 16) - 1), _mm512_set1_epi64(511));
     let (neg_off, q30, half30, half16) =
         (_mm512_set1_epi64(-(16 << 16)), _mm512_set1_epi64(quant::Q30_ONE), _mm512_set1_epi64(1 << 29), _mm512_set1_epi64(1 << 15));
-    let table = t.as_ptr();
+    let pairs = sigmoid_pairs(t).as_ptr();
     let mut j = 0;
     while j < body {
-        // SAFETY: j + 8 <= n, within every slice; gather indices are in 0..=4096 (clamped).
+        // SAFETY: j + 8 <= n, within every slice; gather indices are in 0..=4095 (clamped).
         unsafe {
             let load32 = |p: *const i32| _mm512_cvtepi32_epi64(_mm256_loadu_si256(p as *const __m256i));
             let load_u32 = |p: *const u32| _mm512_cvtepu32_epi64(_mm256_loadu_si256(p as *const __m256i));
@@ -202,20 +211,38 @@ unsafe fn swiglu_row_avx512(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[
             let idx = _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(x, off), zero), top);
             let i = _mm512_srli_epi64::<9>(idx);
             let f = _mm512_and_si512(idx, mask9);
-            let lo = _mm512_i64gather_epi64::<8>(i, table);
-            let hi = _mm512_i64gather_epi64::<8>(_mm512_add_epi64(i, one), table);
-            let mid = _mm512_add_epi64(lo, _mm512_srai_epi64::<9>(_mm512_mullo_epi64(_mm512_sub_epi64(hi, lo), f)));
+            let pair = _mm512_i64gather_epi64::<8>(i, pairs);
+            let lo = _mm512_srai_epi64::<32>(_mm512_slli_epi64::<32>(pair));
+            let step = _mm512_srai_epi64::<32>(pair);
+            let mid = _mm512_add_epi64(lo, _mm512_srai_epi64::<9>(_mm512_mul_epi32(step, f)));
             let s = _mm512_mask_blend_epi64(_mm512_cmpge_epi64_mask(x, off), mid, q30);
             let s = _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(x, neg_off), s, zero);
-            let gate = clamp32(_mm512_srai_epi64::<30>(_mm512_add_epi64(_mm512_mullo_epi64(x, s), half30)));
+            let gate = clamp32(_mm512_srai_epi64::<30>(_mm512_add_epi64(_mm512_mul_epi32(x, s), half30)));
             let up =
                 shift_down(_mm512_mullo_epi64(load32(u.as_ptr().add(j)), _mm512_loadu_si512(um.as_ptr().add(j) as *const _)), load_u32(us.as_ptr().add(j)));
-            let hv = clamp32(_mm512_srai_epi64::<16>(_mm512_add_epi64(_mm512_mullo_epi64(gate, up), half16)));
+            let hv = clamp32(_mm512_srai_epi64::<16>(_mm512_add_epi64(_mm512_mul_epi32(gate, up), half16)));
             _mm256_storeu_si256(h.as_mut_ptr().add(j) as *mut __m256i, _mm512_cvtepi64_epi32(hv));
         }
         j += 8;
     }
     swiglu_row(&g[body..n], &u[body..n], &gm[body..n], &gs[body..n], &um[body..n], &us[body..n], t, &mut h[body..n]);
+}
+
+/// [`quant::sigmoid_table`] as 4 096 words `T[i] | (T[i+1] − T[i]) << 32` (both below 2^31:
+/// `0 ≤ T ≤ 2^30`, increasing), so one gather reads an interpolation's two ends. Built from
+/// `t`, which is always that table.
+#[cfg(target_arch = "x86_64")]
+fn sigmoid_pairs(t: &[i64; 4097]) -> &'static [i64; 4096] {
+    static P: std::sync::OnceLock<Box<[i64; 4096]>> = std::sync::OnceLock::new();
+    P.get_or_init(|| {
+        let mut p = Box::new([0i64; 4096]);
+        for (i, v) in p.iter_mut().enumerate() {
+            let (lo, step) = (t[i], t[i + 1] - t[i]);
+            debug_assert!((0..1 << 31).contains(&lo) && (0..1 << 31).contains(&step));
+            *v = (lo & 0xffff_ffff) | (step << 32);
+        }
+        p
+    })
 }
 
 type SwigluRow = fn(&[i32], &[i32], &[i64], &[u32], &[i64], &[u32], &[i64; 4097], &mut [i32]);
@@ -573,6 +600,58 @@ mod tests {
 
     fn scales(max_e: i32) -> impl Strategy<Value = Scale> {
         prop_oneof![Just(Scale::ZERO), ((1 << 14)..(1 << 15), -60..max_e).prop_map(|(m, e)| Scale { m, e })]
+    }
+
+    /// One SwiGLU row over every interval of the sigmoid table and both saturations, with
+    /// the dequantization the identity (`m = 2^28`, shift 28): each path's `h` equals
+    /// `round_shift(silu_q16(g)·u, 16)` exactly. (Rows of the property test above mostly
+    /// saturate SiLU, so an interpolation fault could pass it.)
+    #[test]
+    fn swiglu_rows_cover_the_sigmoid_table() {
+        let g: Vec<i32> = (-(16 << 16) - 4096..(16 << 16) + 4096).step_by(37).collect();
+        let u: Vec<i32> = (0..g.len() as i32).map(|j| (1 << 16) + (j % 13) * 5003 - 30_000).collect();
+        let n = g.len() / 8 * 8 + 3; // a tail for the portable loop
+        let (g, u) = (&g[..n], &u[..n]);
+        let (m, sh) = (vec![1i64 << 28; n], vec![28u32; n]);
+        let want: Vec<i32> = g.iter().zip(u).map(|(&g, &u)| quant::round_shift(quant::silu_q16(g) as i64 * u as i64, 16)).collect();
+        let t = quant::sigmoid_table();
+        let mut h = vec![0i32; n];
+        swiglu_row(g, u, &m, &sh, &m, &sh, t, &mut h);
+        assert_eq!(h, want, "portable");
+        #[cfg(target_arch = "x86_64")]
+        if Isa::detect() == Isa::Avx512 {
+            let mut h = vec![0i32; n];
+            // SAFETY: the CPU has AVX-512 F and DQ (checked).
+            unsafe { swiglu_row_avx512(g, u, &m, &sh, &m, &sh, t, &mut h) };
+            assert_eq!(h, want, "AVX-512");
+        }
+    }
+
+    /// SwiGLU with multipliers past i32 (scales no converter writes, which a SKU file may
+    /// still hold) equals the definition; the packed table's words hold both ends of every
+    /// interval.
+    #[test]
+    fn swiglu_with_wide_multipliers_equals_the_definition() {
+        let t = quant::sigmoid_table();
+        #[cfg(target_arch = "x86_64")]
+        for (i, &p) in sigmoid_pairs(t).iter().enumerate() {
+            assert_eq!(((p << 32) >> 32, p >> 32), (t[i], t[i + 1] - t[i]), "entry {i}");
+        }
+        let f = 37;
+        let yg: Vec<i32> = (0..f as i32).map(|j| (j - 18) * 40_000).collect();
+        let yu: Vec<i32> = (0..f as i32).map(|j| (j * 7919) % 90_001 - 45_000).collect();
+        for (mx, mw) in [(1 << 14, 1 << 14), (i32::MAX, 1 << 14), (i32::MAX, i32::MAX), (1 << 16, 1 << 16)] {
+            let sx = [Scale { m: mx, e: -40 }];
+            let sg: Vec<Scale> = (0..f).map(|j| Scale { m: mw - j as i32, e: -30 }).collect();
+            let su = sg.clone();
+            let (mut want_q, mut want_s) = (vec![0i8; f], [Scale::ZERO]);
+            layer::swiglu_quantize(&yg, &yu, &sx, &sg, &su, &mut want_q, &mut want_s);
+            for isa in Isa::available() {
+                let (mut q, mut sc) = (vec![0i8; f], [Scale::ZERO]);
+                swiglu_quantize(isa, &yg, &yu, &sx, &sg, &su, &mut q, &mut sc);
+                assert_eq!((&q, &sc), (&want_q, &want_s), "{isa:?} m {mx}·{mw}");
+            }
+        }
     }
 
     /// RMSNorm in 64-bit lanes equals the i128 definition on rows at the edges: i32::MIN and
