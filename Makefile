@@ -47,7 +47,7 @@ run: contracts model
 	bash scripts/demo.sh "$(AIVM)" "$(WASM_DIR)"
 	$(AIVM) model run --prompt "What is the capital of France?" --max-tokens 24
 	$(AIVM) devnet --validators 4 --duration 10 --load 1000 --token $(WASM_DIR)/token.wasm
-	$(AIVM) devnet --validators 4 --workers 3 --cheaters 1 --jobs 4
+	$(AIVM) devnet --validators 4 --workers 3 --cheaters 1 --jobs 8
 	$(AIVM) devnet --validators 4 --workers 3 --tee --jobs 3
 
 ## Four validators on loopback under a token-transfer load; prints TPS, finality, agreement.
