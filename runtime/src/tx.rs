@@ -360,6 +360,8 @@ mod tests {
             let bytes = t.encode();
             assert!(bytes.starts_with(&ENCODED_PREFIX));
             assert_eq!(Checked::of(t.clone(), &bytes).message, t.tx.signing_bytes());
+            // The signed message is the domain and a digest, whatever the payload's size.
+            assert_eq!(t.tx.signing_bytes(), [SIGNING_DOMAIN, blake3::hash(&cbor(&t.tx)).as_bytes()].concat());
             let v = verify_encoded(&[&bytes], 7).pop().unwrap().expect("valid");
             assert_eq!(v.hash, *blake3::hash(&bytes).as_bytes());
         }

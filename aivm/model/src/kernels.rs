@@ -199,7 +199,7 @@ unsafe fn swiglu_row_avx512(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[
     let (off, top, mask9) = (_mm512_set1_epi64(16 << 16), _mm512_set1_epi64((32 << 16) - 1), _mm512_set1_epi64(511));
     let (neg_off, q30, half30, half16) =
         (_mm512_set1_epi64(-(16 << 16)), _mm512_set1_epi64(quant::Q30_ONE), _mm512_set1_epi64(1 << 29), _mm512_set1_epi64(1 << 15));
-    let pairs = sigmoid_pairs(t).as_ptr();
+    let pairs = sigmoid_pairs().as_ptr();
     let mut j = 0;
     while j < body {
         // SAFETY: j + 8 <= n, within every slice; gather indices are in 0..=4095 (clamped).
@@ -229,12 +229,12 @@ unsafe fn swiglu_row_avx512(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[
 }
 
 /// [`quant::sigmoid_table`] as 4 096 words `T[i] | (T[i+1] − T[i]) << 32` (both below 2^31:
-/// `0 ≤ T ≤ 2^30`, increasing), so one gather reads an interpolation's two ends. Built from
-/// `t`, which is always that table.
+/// `0 ≤ T ≤ 2^30`, increasing), so one gather reads an interpolation's two ends.
 #[cfg(target_arch = "x86_64")]
-fn sigmoid_pairs(t: &[i64; 4097]) -> &'static [i64; 4096] {
+fn sigmoid_pairs() -> &'static [i64; 4096] {
     static P: std::sync::OnceLock<Box<[i64; 4096]>> = std::sync::OnceLock::new();
     P.get_or_init(|| {
+        let t = quant::sigmoid_table();
         let mut p = Box::new([0i64; 4096]);
         for (i, v) in p.iter_mut().enumerate() {
             let (lo, step) = (t[i], t[i + 1] - t[i]);
@@ -634,7 +634,7 @@ mod tests {
     fn swiglu_with_wide_multipliers_equals_the_definition() {
         let t = quant::sigmoid_table();
         #[cfg(target_arch = "x86_64")]
-        for (i, &p) in sigmoid_pairs(t).iter().enumerate() {
+        for (i, &p) in sigmoid_pairs().iter().enumerate() {
             assert_eq!(((p << 32) >> 32, p >> 32), (t[i], t[i + 1] - t[i]), "entry {i}");
         }
         let f = 37;

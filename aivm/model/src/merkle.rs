@@ -148,14 +148,34 @@ pub fn prove_all(leaves: &[Hash]) -> (Hash, Vec<Vec<Hash>>) {
 /// Verify that `leaf` (already hashed) sits at `index` in a tree of `size` leaves with `root`.
 /// Follows RFC 9162 §2.1.3.2; any malformed combination simply returns false.
 pub fn verify(root_hash: &Hash, leaf: &Hash, index: u64, size: u64, proof: &[Hash]) -> bool {
+    matches!(walk(leaf, index, size, proof, |_, _, _| false), Walk::Root(r) if r == *root_hash)
+}
+
+/// Where [`walk`] ended.
+enum Walk {
+    /// Every sibling consumed: the root this proof gives.
+    Root(Hash),
+    /// `known` said a node on the way already leads to the root.
+    Known,
+    /// Out of range, or a proof of the wrong length.
+    Malformed,
+}
+
+/// RFC 9162 §2.1.3.2's walk from `leaf` at `index` up through `proof`, shared by [`verify`]
+/// and [`ProofCache`]. Before sibling `i` it asks `known(i, (levels walked, position),
+/// node)` whether the node computed so far is known to lead to the root; yes ends the walk.
+fn walk(leaf: &Hash, index: u64, size: u64, proof: &[Hash], mut known: impl FnMut(usize, (u32, u64), &Hash) -> bool) -> Walk {
     if index >= size {
-        return false;
+        return Walk::Malformed;
     }
-    let (mut fn_, mut sn) = (index, size - 1);
+    let (mut fn_, mut sn, mut lvl) = (index, size - 1, 0u32);
     let mut r = *leaf;
-    for p in proof {
+    for (i, p) in proof.iter().enumerate() {
+        if known(i, (lvl, fn_), &r) {
+            return Walk::Known;
+        }
         if sn == 0 {
-            return false;
+            return Walk::Malformed;
         }
         if fn_ & 1 == 1 || fn_ == sn {
             r = node_hash(p, &r);
@@ -163,6 +183,7 @@ pub fn verify(root_hash: &Hash, leaf: &Hash, index: u64, size: u64, proof: &[Has
                 while fn_ & 1 == 0 && fn_ != 0 {
                     fn_ >>= 1;
                     sn >>= 1;
+                    lvl += 1;
                 }
             }
         } else {
@@ -170,8 +191,13 @@ pub fn verify(root_hash: &Hash, leaf: &Hash, index: u64, size: u64, proof: &[Has
         }
         fn_ >>= 1;
         sn >>= 1;
+        lvl += 1;
     }
-    sn == 0 && r == *root_hash
+    if sn == 0 {
+        Walk::Root(r)
+    } else {
+        Walk::Malformed
+    }
 }
 
 /// Inclusion proofs checked against one tree, remembering the nodes each accepted proof
@@ -203,38 +229,19 @@ impl ProofCache {
     /// remembered proof did, to the root: the answer is `true` without the hashing. Any
     /// difference continues the plain walk.
     pub fn verify(&mut self, leaf: &Hash, index: u64, proof: &[Hash]) -> bool {
-        if index >= self.size {
-            return false;
-        }
-        let (mut fn_, mut sn, mut lvl) = (index, self.size - 1, 0u32);
-        let mut r = *leaf;
-        let mut path: Vec<((u32, u64), Hash, usize)> = Vec::with_capacity(proof.len() + 1);
-        for (i, p) in proof.iter().enumerate() {
-            if self.known_at((lvl, fn_), &r, &proof[i..]) {
-                self.remember(&path, proof);
-                return true;
+        let mut path: Vec<((u32, u64), Hash, usize)> = Vec::with_capacity(proof.len());
+        let end = walk(leaf, index, self.size, proof, |i, at, node| {
+            let hit = self.known_at(at, node, &proof[i..]);
+            if !hit {
+                path.push((at, *node, i));
             }
-            path.push(((lvl, fn_), r, i));
-            if sn == 0 {
-                return false;
-            }
-            if fn_ & 1 == 1 || fn_ == sn {
-                r = node_hash(p, &r);
-                if fn_ & 1 == 0 {
-                    while fn_ & 1 == 0 && fn_ != 0 {
-                        fn_ >>= 1;
-                        sn >>= 1;
-                        lvl += 1;
-                    }
-                }
-            } else {
-                r = node_hash(&r, p);
-            }
-            fn_ >>= 1;
-            sn >>= 1;
-            lvl += 1;
-        }
-        let ok = sn == 0 && r == self.root;
+            hit
+        });
+        let ok = match end {
+            Walk::Known => true,
+            Walk::Root(r) => r == self.root,
+            Walk::Malformed => false,
+        };
         if ok {
             self.remember(&path, proof);
         }
