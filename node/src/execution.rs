@@ -63,6 +63,10 @@ struct Inner {
     /// Digest of the committed head block.
     head_digest: [u8; 32],
     head_time: u64,
+    /// The committed head's height and header hash, set with `head_digest` (the chain's own
+    /// head moves first, while a block commits).
+    head_height: u64,
+    head_hash: [u8; 32],
 }
 
 pub struct Executor {
@@ -139,7 +143,7 @@ impl Executor {
             _ if head.height == 0 => Block::genesis(record.header.clone()).digest(),
             _ => return Err(ChainError::Corrupt(format!("head {} has no consensus digest", head.height)).into()),
         };
-        let inner = Inner { pending: HashMap::new(), head_digest, head_time: record.header.time_ms };
+        let inner = Inner { pending: HashMap::new(), head_digest, head_time: record.header.time_ms, head_height: head.height, head_hash: record.header.hash() };
         Ok(Executor {
             chain,
             evidence_check: None,
@@ -348,6 +352,12 @@ impl Executor {
         Some((Parent { height, hash, layers, trees }, time))
     }
 
+    /// The committed head as one consistent reading: height, header hash and consensus digest.
+    pub fn committed_head(&self) -> (u64, [u8; 32], [u8; 32]) {
+        let inner = lock(&self.inner);
+        (inner.head_height, inner.head_hash, inner.head_digest)
+    }
+
     /// The committed head block's time, kept in memory (health checks ask for it often).
     pub fn head_time(&self) -> u64 {
         lock(&self.inner).head_time
@@ -532,6 +542,8 @@ impl Executor {
             let mut inner = lock(&self.inner);
             inner.head_digest = digest;
             inner.head_time = block.header.time_ms;
+            inner.head_height = head.height;
+            inner.head_hash = e.spec.record.header.hash();
             inner.pending.retain(|_, p| p.block.height() > head.height);
         }
         // The block's writes hold every account it changed: the pool refreshes those senders

@@ -240,3 +240,46 @@ impl NodeClient {
         (&self.client, &self.runtime)
     }
 }
+
+/// Finalized-block notifications (`aivm_subscribeFinalized`) for a blocking loop: [`wait`]
+/// returns as soon as a block is finalized, or after its timeout, so a worker reacts to the
+/// block that draws its challenge at once instead of finding it on its next poll. A closed
+/// subscription (the node restarted, or this client fell too far behind) is opened again on
+/// the next wait.
+///
+/// [`wait`]: FinalizedWaiter::wait
+#[derive(Default)]
+pub struct FinalizedWaiter {
+    sub: Option<jsonrpsee::core::client::Subscription<Value>>,
+}
+
+impl FinalizedWaiter {
+    /// Wait for the next finalized block (up to `timeout`); notifications already queued are
+    /// drained, so one wait answers for every block finalized meanwhile. Returns whether a
+    /// block came — always `true` when the node takes no subscription, so the caller polls.
+    pub fn wait(&mut self, node: &NodeClient, timeout: Duration) -> bool {
+        use crate::rpc::AivmApiClient;
+        if self.sub.is_none() {
+            self.sub = node.call(|c| c.subscribe_finalized()).ok();
+        }
+        let Some(sub) = self.sub.as_mut() else {
+            std::thread::sleep(timeout);
+            return true;
+        };
+        let (_, rt) = node.parts();
+        let mut came = false;
+        let mut wait = timeout;
+        loop {
+            // The timer is made inside the runtime (it needs its reactor).
+            match rt.block_on(async { tokio::time::timeout(wait, sub.next()).await }) {
+                Ok(Some(Ok(_))) => came = true,
+                Ok(_) => {
+                    self.sub = None;
+                    return came;
+                }
+                Err(_elapsed) => return came,
+            }
+            wait = Duration::ZERO;
+        }
+    }
+}

@@ -757,6 +757,8 @@ fn market_devnet_pays_honest_workers_and_slashes_a_cheater() {
     assert_eq!(jobs["settled"].as_u64(), Some(4 - by_cheaters), "every honest worker's job settled: {r}");
     assert_eq!(jobs["settled"].as_u64().unwrap() + jobs["slashed_and_refunded"].as_u64().unwrap(), 4, "every job ended once: {r}");
     assert_eq!(jobs["slashed_and_refunded"], jobs["by_cheaters"], "exactly the cheater's jobs were slashed: {r}");
+    // Challenges JSON-RPC showed before their block were the ones the chain drew.
+    assert_eq!(r["challenges_shown_early"]["wrong"], 0, "{r}");
 }
 
 /// A cheat the per-job sample rarely sees (a changed last token) settles — then a verifier
@@ -935,9 +937,36 @@ fn a_validator_bonds_enters_the_next_epoch_and_leaves() {
     assert_eq!(s["p2p"], "127.0.0.1:21890", "{s}");
     // Recorded at the next epoch's first block for the epoch SET_LAG later, when it signs.
     let signs = s["epoch"].as_u64().expect("epoch") + 1 + LAG;
+    // Across that epoch's first block, the next block's beacon as JSON-RPC shows it ahead
+    // (`aivm_nextBeacon`) is the one the block then carries, on the boundary (no seed) and off
+    // it (the seed of the head's round).
+    net.wait_height(0, signs * EPOCH - 3, 120);
+    let mut ahead = std::collections::BTreeMap::new();
+    while net.height(0).is_some_and(|h| h <= signs * EPOCH + 1) {
+        if let Ok(v) = net.client(0).call("aivm_nextBeacon", json!([])) {
+            if let (Some(h), Some(b)) = (v["height"].as_u64(), v["beacon"].as_str()) {
+                ahead.insert(h, b.to_string());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
     net.wait_height(0, signs * EPOCH + 2, 120);
+    assert!(ahead.contains_key(&(signs * EPOCH)) && ahead.len() >= 3, "samples: {ahead:?}");
+    for (h, b) in &ahead {
+        assert_eq!(net.client(0).call("aivm_getBlock", json!([h])).expect("block")["beacon"].as_str(), Some(b.as_str()), "block {h}");
+    }
     let (_, s) = run(&["validator", "status", "--home", &home, "--rpc", &rpc]);
     assert_eq!((s["active"].as_bool(), s["signing"].as_bool()), (Some(true), Some(true)), "a signer of epoch {signs}: {s}");
+    // An epoch's first block carries no seed: its beacon derives from its parent's hash (the
+    // rule JSON-RPC follows to show a challenge before that block exists); the next block's
+    // comes from the seed.
+    let beacon_from_hash = |h: u64| {
+        let b = net.client(0).call("aivm_getBlock", json!([h])).expect("block");
+        let parent: [u8; 32] = aivm_node::hexbytes::from_hex(b["parent_hash"].as_str().expect("parent")).and_then(|v| v.try_into().ok()).expect("32 bytes");
+        b["beacon"].as_str().expect("beacon kept") == to_hex(&aivm_runtime::market::jobs::beacon(&parent, None))
+    };
+    assert!(beacon_from_hash(signs * EPOCH), "block {} opens epoch {signs}", signs * EPOCH);
+    assert!(!beacon_from_hash(signs * EPOCH + 1), "block {} has a seed", signs * EPOCH + 1);
     // Five signers, quorum four: with validator 0 stopped, blocks finalize only with the
     // joiner's votes.
     net.kill(0);

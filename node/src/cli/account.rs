@@ -13,10 +13,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Several nodes, comma-separated: the first answers queries; transactions sent without
-/// waiting go to all of them (the mempool does not gossip, so a transaction reaches a block
-/// only through a validator that has it: sending to every one gets it into the next block,
-/// whoever leads).
+/// Several nodes, comma-separated: the first answers queries and takes transactions (the
+/// validator that admits one gossips it to the others, so it reaches the next block whoever
+/// leads); the rest are tried in turn when it cannot be reached.
 pub fn rpc_addrs(s: &str) -> Result<Vec<SocketAddr>> {
     s.split(',').filter(|p| !p.trim().is_empty()).map(|p| rpc_addr(p.trim())).collect()
 }
@@ -35,7 +34,7 @@ pub struct Account {
     pub gas_limit: u64,
     /// The next nonce to use for transactions sent without waiting (`None`: ask the node).
     next_nonce: Option<u64>,
-    /// More nodes that transactions sent without waiting also go to.
+    /// Nodes that transactions sent without waiting go to when `rpc` cannot be reached.
     pub also: Vec<NodeClient>,
 }
 
@@ -90,13 +89,18 @@ impl Account {
         };
         let tx = Transaction { chain_id: self.chain_id, sender: self.address(), nonce, gas_limit, gas_price: 1, payload };
         let raw = to_hex(&tx.sign(&self.key).encode());
-        match self.rpc.call(|c| c.send_transaction(raw.clone())) {
+        // The node that admits it gossips it to the other validators; the others are only
+        // tried when that node cannot be reached.
+        let mut sent = self.rpc.call(|c| c.send_transaction(raw.clone()));
+        for other in &self.also {
+            match &sent {
+                Err(aivm_node::rpc_client::NodeError::Client(_)) => sent = other.call(|c| c.send_transaction(raw.clone())),
+                _ => break,
+            }
+        }
+        match sent {
             Ok(h) => {
                 self.next_nonce = Some(nonce + 1);
-                for other in &self.also {
-                    // Best effort: the first node has it already.
-                    let _ = other.call(|c| c.send_transaction(raw.clone()));
-                }
                 Ok(h)
             }
             Err(e) => {

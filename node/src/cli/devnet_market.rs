@@ -20,6 +20,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The SLA the client asks for. A busy devnet makes a block every 40-250 ms and a worker runs
+/// its jobs one at a time, so a worker drawn for seven jobs in a row finishes the last some
+/// 5 s (~100 blocks) after it was submitted; at 20 blocks an honest worker was sometimes
+/// expired (2·SLA) and slashed for it.
+const SLA_BLOCKS: u64 = 100;
+
 /// Questions the client asks, in turn.
 const PROMPTS: &[&str] = &[
     "What is the capital of France?",
@@ -116,6 +122,8 @@ struct Seen {
     provisional_at: Option<u64>,
     spot_checked: bool,
     submitted_block: Option<u64>,
+    /// The challenge seed JSON-RPC showed before the block that fixes it was executed.
+    early_seed: Option<String>,
 }
 
 /// Run the market on the devnet; the report's JSON, and the workers (still serving).
@@ -162,7 +170,14 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
         let prompt = tok.encode(&tok.chat_prompt(PROMPTS[i % PROMPTS.len()]));
         let prompt_len = prompt.len() as u64;
         let t = Instant::now();
-        let r = client.send(Payload::Market(MarketTx::SubmitJob { sku: model, prompt, max_new: s.max_tokens, sla_blocks: 20, budget: 1 << 40, tee: s.tee }))?;
+        let r = client.send(Payload::Market(MarketTx::SubmitJob {
+            sku: model,
+            prompt,
+            max_new: s.max_tokens,
+            sla_blocks: SLA_BLOCKS,
+            budget: 1 << 40,
+            tee: s.tee,
+        }))?;
         if let Some(why) = failure(&r) {
             bail!("submitting job {i} failed: {why}");
         }
@@ -173,6 +188,7 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
     let deadline = Instant::now() + Duration::from_secs(60 + 30 * s.jobs as u64);
     // With verifiers, a settled job is final only once its dispute window has passed.
     let watch_disputes = !s.people.verifiers.is_empty();
+    let mut blocks = aivm_node::rpc_client::FinalizedWaiter::default();
     while seen.values().any(|j| j.ended.is_none()) {
         if Instant::now() > deadline {
             bail!("{} jobs did not end in time", seen.values().filter(|j| j.ended.is_none()).count());
@@ -199,6 +215,9 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
                 j.committed_at = Some(c);
             }
             let state = v["state"].as_str().unwrap_or_default();
+            if state == "committed" && v["challenge"]["recorded"] == false {
+                j.early_seed = v["challenge"]["seed"].as_str().map(str::to_string);
+            }
             if matches!(state, "provisional" | "final") {
                 j.provisional_at = j.provisional_at.or(v["committed_at"].as_u64());
                 j.spot_checked |= v["spot_checked"] == true;
@@ -219,7 +238,20 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
             let r = client.send(Payload::Market(MarketTx::Expire { job }))?;
             log(format!("expired job {id}: {}", r["status"]));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // The next block (jobs move only in blocks), or a while.
+        blocks.wait(&client.rpc, Duration::from_millis(100));
+    }
+    // Challenges shown ahead of their block must be the ones the chain then drew.
+    let (mut early, mut early_wrong) = (0, 0);
+    for (id, j) in &seen {
+        let (Some(shown), Some(c)) = (&j.early_seed, j.committed_at) else { continue };
+        let beacon = client.rpc.call(|rpc| rpc.get_block(c + 1))?.unwrap_or_default()["beacon"].as_str().and_then(from_hex);
+        let job: Option<[u8; 32]> = from_hex(id).and_then(|v| v.try_into().ok());
+        let drawn = beacon.and_then(|b| <[u8; 32]>::try_from(b).ok()).zip(job).map(|(b, job)| to_hex(&aivm_runtime::market::jobs::challenge_seed(&b, &job)));
+        early += 1;
+        if drawn.as_deref() != Some(shown.as_str()) {
+            early_wrong += 1;
+        }
     }
     let elapsed = started.elapsed().as_secs_f64();
 
@@ -267,6 +299,7 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
         "slashed_total": slashed.iter().map(|j| j.slashed).sum::<u128>().to_string(),
         "latency_ms": {"p50": pct(&ms, 0.5), "p99": pct(&ms, 0.99)},
         "blocks_from_commit_to_end": {"p50": pct(&after_commit, 0.5), "p99": pct(&after_commit, 0.99)},
+        "challenges_shown_early": {"seen": early, "wrong": early_wrong},
         "verification_gas_over_inference_gas": {"p50": pct(&gas_ratios, 0.5), "max": gas_ratios.last().copied().unwrap_or(0.0)},
         "jobs_per_s": seen.len() as f64 / elapsed,
         "tee": s.tee.then(|| {

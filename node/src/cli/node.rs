@@ -274,6 +274,7 @@ fn run_validator(a: RunArgs) -> Result<()> {
         equivocate: a.equivocate,
         byzantine: a.byzantine,
         panic_commit_at: a.panic_commit_at,
+        seeds: Default::default(),
         abort_engine_at: a.abort_engine_at,
         floor,
         secrets: home.join("reshare"),

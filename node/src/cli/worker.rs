@@ -109,7 +109,9 @@ fn serve(a: RunArgs) -> Result<()> {
         _ => engine.clone(),
     };
     // Inference runs on a thread of its own, so answering a challenge (whose deadline runs in
-    // blocks) never waits behind another job's run.
+    // blocks) never waits behind another job's run; and at a lower CPU priority, so that on a
+    // machine it shares (a devnet, a validator's) the answer and the chain are not starved.
+    lower_inference_priority();
     let (to_runner, jobs_in) = std::sync::mpsc::channel::<(String, Vec<u32>, usize)>();
     let (runs_out, from_runner) = std::sync::mpsc::channel::<(String, Result<(InferenceReceipt, Trace), String>, f64)>();
     let (cheat, vocab) = (a.cheat, engine.sku.config.vocab);
@@ -140,90 +142,101 @@ fn serve(a: RunArgs) -> Result<()> {
     let mut to_commit: std::collections::VecDeque<(String, InferenceReceipt, Trace, f64)> = Default::default();
     let mut ended = 0usize;
     let mut last_height = next;
+    let mut blocks = aivm_node::rpc_client::FinalizedWaiter::default();
+    let (mut chain_moved, mut last_check) = (true, Instant::now());
     loop {
         acct.rpc.reconnect_if_closed()?;
-        // Answers first: a challenge's deadline runs in blocks. Sends do not wait for their
-        // receipts; the job's state on chain says what happened.
-        let ids: Vec<String> = held.keys().cloned().collect();
-        for id in ids {
-            let job = acct.rpc.call(|c| c.get_job(id.to_string()))?.unwrap_or_default();
-            match job["state"].as_str() {
-                // A settled job's trace is kept until no verifier can dispute it any more.
-                Some("settled") if job["disputable_until"].as_u64().is_some_and(|u| last_height <= u) => {
-                    if let Some(h) = held.get_mut(&id).filter(|h| !h.settled) {
-                        log(&format!("job {id}: settled"));
-                        h.settled = true;
-                        ended += 1;
-                    }
-                }
-                Some("settled") | Some("slashed") => {
-                    if held.get(&id).is_some_and(|h| !h.settled) {
-                        log(&format!("job {id}: {} {}", job["state"].as_str().unwrap_or("?"), job["reason"].as_str().unwrap_or("")));
-                        ended += 1;
-                    }
-                    held.remove(&id);
-                }
-                Some("disputed") if !job["challenge"].is_null() => {
-                    let Some(h) = held.get_mut(&id) else { continue };
-                    let at = job["disputed_at"].as_u64().unwrap_or(0);
-                    if h.disputes_answered == at || a.cheat == Some(Cheat::NoAnswer) {
-                        continue;
-                    }
-                    // A dispute opens a whole step; the chain draws its Freivalds vectors itself.
-                    let step = job["challenge"]["step"].as_u64().unwrap_or(0) as u32;
-                    let response = respond_step(&engine.sku, &h.receipt, &h.trace, step).map(|r| r.encode()).unwrap_or_default();
-                    let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
-                    match acct.send_nowait(Payload::Market(MarketTx::Answer { job: job_id, response }), 1_000_000_000) {
-                        Ok(_) => {
-                            h.disputes_answered = at;
-                            log(&format!("job {id}: disputed at step {step}; opened it"));
+        // Jobs change only in finalized blocks: read them when one came (or every
+        // `RECHECK`, should notifications stop).
+        if chain_moved {
+            last_check = Instant::now();
+            // Answers first: a challenge's deadline runs in blocks. Sends do not wait for their
+            // receipts; the job's state on chain says what happened.
+            let ids: Vec<String> = held.keys().cloned().collect();
+            for id in ids {
+                let job = acct.rpc.call(|c| c.get_job(id.to_string()))?.unwrap_or_default();
+                match job["state"].as_str() {
+                    // A settled job's trace is kept until no verifier can dispute it any more.
+                    Some("settled") if job["disputable_until"].as_u64().is_some_and(|u| last_height <= u) => {
+                        if let Some(h) = held.get_mut(&id).filter(|h| !h.settled) {
+                            log(&format!("job {id}: settled"));
+                            h.settled = true;
+                            ended += 1;
                         }
-                        Err(e) => log(&format!("job {id}: dispute answer not sent ({e}); retrying")),
                     }
-                }
-                // The window has passed: collect the pay (anyone may; the worker wants it).
-                Some("final") => {
-                    let Some(h) = held.get_mut(&id).filter(|h| !h.finalized) else { continue };
-                    let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
-                    match acct.send_nowait(Payload::Market(MarketTx::Finalize { job: job_id }), 5_000_000) {
-                        Ok(_) => {
-                            h.finalized = true;
-                            log(&format!("job {id}: window passed; finalized"));
+                    Some("settled") | Some("slashed") => {
+                        if held.get(&id).is_some_and(|h| !h.settled) {
+                            log(&format!("job {id}: {} {}", job["state"].as_str().unwrap_or("?"), job["reason"].as_str().unwrap_or("")));
+                            ended += 1;
                         }
-                        Err(e) => log(&format!("job {id}: finalize not sent ({e}); retrying")),
+                        held.remove(&id);
                     }
-                }
-                // A Freivalds-track challenge, or a provisional job's spot check.
-                Some("committed") | Some("provisional") if !job["challenge"].is_null() => {
-                    let Some(h) = held.get_mut(&id) else { continue };
-                    if h.answered || job["spot_check_answered"] == true || a.cheat == Some(Cheat::NoAnswer) {
-                        continue;
-                    }
-                    let ch = &job["challenge"];
-                    let seed: [u8; 32] = ch["seed"].as_str().and_then(from_hex).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad challenge"))?;
-                    let challenge = Challenge { seed, gemms: ch["gemms"].as_u64().unwrap_or(0) as u32, rows: ch["rows"].as_u64().unwrap_or(0) as u32 };
-                    let response = respond(&engine.sku, &h.receipt, &h.trace, &challenge).map(|r| r.encode()).unwrap_or_default();
-                    let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
-                    match acct.send_nowait(Payload::Market(MarketTx::Answer { job: job_id, response }), 1_000_000_000) {
-                        Ok(_) => {
-                            h.answered = true;
-                            log(&format!("job {id}: answered"));
+                    Some("disputed") if !job["challenge"].is_null() => {
+                        let Some(h) = held.get_mut(&id) else { continue };
+                        let at = job["disputed_at"].as_u64().unwrap_or(0);
+                        if h.disputes_answered == at || a.cheat == Some(Cheat::NoAnswer) {
+                            continue;
                         }
-                        Err(e) => log(&format!("job {id}: answer not sent ({e}); retrying")),
+                        // A dispute opens a whole step; the chain draws its Freivalds vectors itself.
+                        let step = job["challenge"]["step"].as_u64().unwrap_or(0) as u32;
+                        let response = respond_step(&engine.sku, &h.receipt, &h.trace, step).map(|r| r.encode()).unwrap_or_default();
+                        let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
+                        match acct.send_nowait(Payload::Market(MarketTx::Answer { job: job_id, response }), 1_000_000_000) {
+                            Ok(_) => {
+                                h.disputes_answered = at;
+                                log(&format!("job {id}: disputed at step {step}; opened it"));
+                            }
+                            Err(e) => log(&format!("job {id}: dispute answer not sent ({e}); retrying")),
+                        }
                     }
+                    // The window has passed: collect the pay (anyone may; the worker wants it).
+                    Some("final") => {
+                        let Some(h) = held.get_mut(&id).filter(|h| !h.finalized) else { continue };
+                        let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
+                        match acct.send_nowait(Payload::Market(MarketTx::Finalize { job: job_id }), 5_000_000) {
+                            Ok(_) => {
+                                h.finalized = true;
+                                log(&format!("job {id}: window passed; finalized"));
+                            }
+                            Err(e) => log(&format!("job {id}: finalize not sent ({e}); retrying")),
+                        }
+                    }
+                    // A Freivalds-track challenge, or a provisional job's spot check.
+                    Some("committed") | Some("provisional") if !job["challenge"].is_null() => {
+                        let Some(h) = held.get_mut(&id) else { continue };
+                        if h.answered || job["spot_check_answered"] == true || a.cheat == Some(Cheat::NoAnswer) {
+                            continue;
+                        }
+                        let ch = &job["challenge"];
+                        let seed: [u8; 32] = ch["seed"].as_str().and_then(from_hex).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad challenge"))?;
+                        let challenge = Challenge { seed, gemms: ch["gemms"].as_u64().unwrap_or(0) as u32, rows: ch["rows"].as_u64().unwrap_or(0) as u32 };
+                        let opened = Instant::now();
+                        let response = respond(&engine.sku, &h.receipt, &h.trace, &challenge).map(|r| r.encode()).unwrap_or_default();
+                        let (opened, bytes) = (opened.elapsed(), response.len());
+                        let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
+                        match acct.send_nowait(Payload::Market(MarketTx::Answer { job: job_id, response }), 1_000_000_000) {
+                            Ok(txh) => {
+                                h.answered = true;
+                                // Shown ahead: JSON-RPC knew the seed before the block that fixes it.
+                                let ahead = if ch["recorded"] == false { ", challenge shown ahead of its block" } else { "" };
+                                log(&format!("job {id}: answered ({bytes} bytes opened in {opened:.1?}{ahead}; tx {txh})"));
+                            }
+                            Err(e) => log(&format!("job {id}: answer not sent ({e}); retrying")),
+                        }
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
-        }
-        if a.max_jobs.is_some_and(|m| ended >= m) {
-            return Ok(());
-        }
-        // New blocks: jobs assigned to this worker.
-        let height = acct.rpc.call(|c| c.status())?["height"].as_u64().unwrap_or(0);
-        last_height = height;
-        while next <= height {
-            queue.extend(assigned_in(&acct.rpc, next, &me)?);
-            next += 1;
+            if a.max_jobs.is_some_and(|m| ended >= m) {
+                return Ok(());
+            }
+            // New blocks: jobs assigned to this worker.
+            let height = acct.rpc.call(|c| c.status())?["height"].as_u64().unwrap_or(0);
+            last_height = height;
+            while next <= height {
+                queue.extend(assigned_in(&acct.rpc, next, &me)?);
+                next += 1;
+            }
         }
         // Hand new jobs to the runner; commit finished runs.
         for id in queue.drain(..) {
@@ -258,8 +271,8 @@ fn serve(a: RunArgs) -> Result<()> {
                 _ => MarketTx::Commit { job: job_id, receipt: bytes },
             };
             match acct.send_nowait(Payload::Market(tx), 50_000_000) {
-                Ok(_) => {
-                    log(&format!("job {id}: ran {} tokens in {secs:.2} s, committed", receipt.outputs[0].len()));
+                Ok(txh) => {
+                    log(&format!("job {id}: ran {} tokens in {secs:.2} s, committed {txh}", receipt.outputs[0].len()));
                     pending.remove(&id);
                     held.insert(id, Held { receipt, trace, answered: false, settled: false, disputes_answered: 0, finalized: false });
                     committed_any = true;
@@ -274,7 +287,9 @@ fn serve(a: RunArgs) -> Result<()> {
         if committed_any {
             continue;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        // Until the next finalized block (a challenge is drawn by one), or a short while for
+        // the inference thread's next run.
+        chain_moved = blocks.wait(&acct.rpc, Duration::from_millis(20)) || last_check.elapsed() >= RECHECK;
     }
 }
 
@@ -322,6 +337,28 @@ fn cheat_on(cheat: Option<Cheat>, r: &mut InferenceReceipt, t: &mut Trace, vocab
     r.gemm_count = t.gemms().len() as u64;
 }
 
+/// How often the worker reads its jobs without a block notification.
+const RECHECK: Duration = Duration::from_millis(500);
+
+/// How much less CPU priority (nice) the inference threads take than the worker's chain I/O.
+const INFERENCE_NICE: i32 = 10;
+
+/// Lower the priority of rayon's pool threads, which run the engine's steps (Linux: a thread's
+/// nice value is its own). Answers are a few milliseconds of work against a deadline counted in
+/// blocks; a run's SLA is tens of blocks.
+fn lower_inference_priority() {
+    #[cfg(target_os = "linux")]
+    rayon::broadcast(|_| {
+        // SAFETY: setpriority on this thread's own id; no memory is touched.
+        let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, INFERENCE_NICE) };
+        if r != 0 {
+            log("could not lower the inference threads' priority");
+        }
+    });
+}
+
+/// A log line stamped with Unix time to the millisecond, to line up with blocks' `time_ms`.
 fn log(s: &str) {
-    eprintln!("[worker] {s}");
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    eprintln!("[worker {}.{:03}] {s}", ms / 1000, ms % 1000);
 }

@@ -101,8 +101,8 @@ impl<R: Reporter<Activity = Activity<Scheme, Digest>>> Reporter for FaultReporte
             Activity::ConflictingNotarize(c) => self.executor.report_evidence(encode(TAG_NOTARIZE, c.clone())),
             Activity::ConflictingFinalize(c) => self.executor.report_evidence(encode(TAG_FINALIZE, c.clone())),
             Activity::NullifyFinalize(c) => self.executor.report_evidence(encode(TAG_NULLIFY_FINALIZE, c.clone())),
-            Activity::Notarization(n) => self.seeds.record(&n.seed()),
-            Activity::Finalization(f) => self.seeds.record(&f.seed()),
+            Activity::Notarization(n) => self.seeds.record_certified(n.proposal.payload.0, &n.seed()),
+            Activity::Finalization(f) => self.seeds.record_certified(f.proposal.payload.0, &f.seed()),
             _ => {}
         }
         self.inner.report(activity)

@@ -174,6 +174,9 @@ pub struct Validator {
     pub floor: Option<sync::Floor>,
     /// Where the reshare protocol keeps this validator's secrets (`<home>/reshare`).
     pub secrets: std::path::PathBuf,
+    /// The seeds of the rounds this node saw certified: proposals carry their parent's, and
+    /// JSON-RPC shows a job's challenge as soon as the seed that fixes it is known.
+    pub seeds: Arc<threshold::Seeds>,
 }
 
 /// The evidence checker of a chain: evidence verifies against the signers of its epoch as
@@ -235,7 +238,8 @@ pub fn start(endpoints: Endpoints, v: Validator) -> Result<(), ConsensusError> {
     use commonware_runtime::Runner as _;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
     // JSON-RPC runs on a runtime of its own (see `rpc::serve`), started before consensus.
-    let rpc_ctx = crate::rpc::RpcContext::new(Arc::clone(&v.executor), v.finalized.clone(), v.genesis.chain_id);
+    let mut rpc_ctx = crate::rpc::RpcContext::new(Arc::clone(&v.executor), v.finalized.clone(), v.genesis.chain_id);
+    rpc_ctx.seeds = Some(Arc::clone(&v.seeds));
     let _rpc = crate::rpc::serve(endpoints.rpc, rpc_ctx, endpoints.rpc_limits).map_err(ConsensusError::Storage)?;
     let cfg =
         commonware_runtime::tokio::Config::new().with_storage_directory(endpoints.storage.clone()).with_worker_threads(threads).with_tcp_nodelay(Some(true));
@@ -303,7 +307,7 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
     // The group key is the same in every epoch: certificates verify under it alone.
     let certificates = Scheme::certificate_verifier(&ns, *info0.output.public().public());
     let verifier = Arc::new(Scheme::verifier(&ns, info0.output.players().clone(), info0.output.public().clone()));
-    let seeds = Arc::new(threshold::Seeds::default());
+    let seeds = Arc::clone(&v.seeds);
     let genesis_addresses: Vec<(PublicKey, Address)> = info0.directory.clone().into_inner().into_iter().collect();
 
     // Network. Each epoch's peers (its signers, its reshare's players and the next epoch's)

@@ -132,15 +132,26 @@ pub fn check_seed(verifier: &Scheme, epoch: u64, parent_view: u64, seed: Option<
 
 /// Seeds of recent rounds, by `(epoch, view)`, as the engine reports certificates (a proposer
 /// reads its parent's). Bounded: at most [`Seeds::KEPT`], the newest rounds.
+///
+/// Also by certified block: the seed of the round that certified a block (its notarization or
+/// finalization) is exactly the seed every child of that block must carry, so once the block
+/// is final its child's beacon — and the challenge of a job committed in it — is known before
+/// the child is proposed (`spec/market.md` §6). A block's digest covers its view, so one
+/// digest has one round.
 #[derive(Default)]
-pub struct Seeds(Mutex<BTreeMap<(u64, u64), [u8; SEED_BYTES]>>);
+pub struct Seeds {
+    rounds: Mutex<BTreeMap<(u64, u64), [u8; SEED_BYTES]>>,
+    blocks: Mutex<std::collections::VecDeque<([u8; 32], [u8; SEED_BYTES])>>,
+}
 
 impl Seeds {
     pub const KEPT: usize = 1024;
+    /// Certified blocks kept: a job's challenge is asked for while its block is the head.
+    pub const BLOCKS_KEPT: usize = 64;
 
     pub fn record(&self, seed: &Seed<MinPk>) {
         let key = (seed.round.epoch().get(), seed.round.view().get());
-        let mut m = self.0.lock();
+        let mut m = self.rounds.lock();
         m.insert(key, seed_bytes(seed));
         while m.len() > Self::KEPT {
             m.pop_first();
@@ -148,7 +159,25 @@ impl Seeds {
     }
 
     pub fn get(&self, epoch: u64, view: u64) -> Option<[u8; SEED_BYTES]> {
-        self.0.lock().get(&(epoch, view)).copied()
+        self.rounds.lock().get(&(epoch, view)).copied()
+    }
+
+    /// The round's seed, and that it certified block `digest`.
+    pub fn record_certified(&self, digest: [u8; 32], seed: &Seed<MinPk>) {
+        self.record(seed);
+        let mut b = self.blocks.lock();
+        if b.iter().any(|(d, _)| *d == digest) {
+            return;
+        }
+        b.push_back((digest, seed_bytes(seed)));
+        while b.len() > Self::BLOCKS_KEPT {
+            b.pop_front();
+        }
+    }
+
+    /// The seed a child of block `digest` carries, if this node saw that block certified.
+    pub fn for_child_of(&self, digest: &[u8; 32]) -> Option<[u8; SEED_BYTES]> {
+        self.blocks.lock().iter().find(|(d, _)| d == digest).map(|(_, s)| *s)
     }
 }
 
@@ -163,6 +192,36 @@ mod tests {
 
     fn seed_namespace(ns: &[u8]) -> Vec<u8> {
         [ns, b"_SEED"].concat()
+    }
+
+    /// A certified block's seed is found by the block's digest; re-recording is a no-op and
+    /// only the newest [`Seeds::BLOCKS_KEPT`] blocks are kept.
+    #[test]
+    fn seeds_by_certified_block() {
+        let ids = identities(4);
+        let dealt = deal(&ids).expect("deal");
+        let (_, public) = sharing(&dealt.sharing, &ids).expect("sharing");
+        let shares: Vec<Share> = dealt.shares.iter().map(|s| share(s, &public).expect("share")).collect();
+        let seed_ns = seed_namespace(b"aivm-consensus-test");
+        let seed_of = |view: u64| {
+            let msg = round(0, view).encode();
+            let partials: Vec<_> = shares.iter().map(|s| ops::threshold::sign_message::<MinPk>(s, &seed_ns, &msg)).collect();
+            Seed::new(round(0, view), ops::threshold::recover::<MinPk, _>(&public, &partials[..3], &commonware_parallel::Sequential).expect("recover"))
+        };
+        let seeds = Seeds::default();
+        let (a, b) = (seed_of(1), seed_of(2));
+        seeds.record_certified([1; 32], &a);
+        seeds.record_certified([1; 32], &a);
+        seeds.record_certified([2; 32], &b);
+        assert_eq!(seeds.for_child_of(&[1; 32]), Some(seed_bytes(&a)));
+        assert_eq!(seeds.for_child_of(&[2; 32]), Some(seed_bytes(&b)));
+        assert_eq!(seeds.get(0, 2), Some(seed_bytes(&b)), "also kept by round");
+        assert_eq!(seeds.for_child_of(&[3; 32]), None);
+        for i in 0..Seeds::BLOCKS_KEPT as u8 {
+            seeds.record_certified([100 + i; 32], &a);
+        }
+        assert_eq!(seeds.for_child_of(&[1; 32]), None, "the oldest blocks are dropped");
+        assert!(seeds.for_child_of(&[100; 32]).is_some());
     }
 
     /// Four validators, threshold 3: three partial seed signatures recover a seed that checks;
@@ -214,6 +273,6 @@ mod tests {
             s.record(&Seed::new(round(v / 1000, v % 1000), sig));
         }
         assert!(s.get(2, 999).is_some() && s.get(0, 999).is_none());
-        assert_eq!(s.0.lock().len(), Seeds::KEPT);
+        assert_eq!(s.rounds.lock().len(), Seeds::KEPT);
     }
 }

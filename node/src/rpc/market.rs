@@ -6,7 +6,7 @@ use super::{hex32, invalid, node_error, receipt_json};
 use crate::hexbytes::to_hex;
 use aivm::model::commit::InferenceReceipt;
 use aivm_runtime::market::hmm::{amount_in, Pool};
-use aivm_runtime::market::jobs::challenge_seed;
+use aivm_runtime::market::jobs::{beacon, challenge_seed};
 use aivm_runtime::market::state::{BeaconRecord, WorkerSet};
 use aivm_runtime::market::{Bond, Job, JobStatus, MarketKey, MarketParams, Role, Treasury};
 use aivm_runtime::{Chain, StateValue};
@@ -23,13 +23,41 @@ pub fn record<T: serde::de::DeserializeOwned>(chain: &Chain, key: MarketKey<'_>)
     }
 }
 
+/// The beacon of block `height` (`spec/market.md` §6): as the chain recorded it, or — while
+/// `height − 1` is the committed head and `height` is not yet — as it will be, once this
+/// validator saw the head certified. The head's child must carry the seed of the round that
+/// certified the head (a proposal with another is refused), or none if it opens an epoch
+/// (beacon from the head's hash), so the beacon is fixed before the child is proposed; a
+/// worker that learns its challenge then answers a block sooner. `None` while neither is known.
+/// With it, whether it is the chain's record (`false`: computed ahead).
+fn beacon_of(ctx: &super::RpcContext, height: u64) -> Result<Option<([u8; 32], bool)>, ErrorObjectOwned> {
+    if let Some(b) = record::<BeaconRecord>(ctx.executor.chain(), MarketKey::Beacon(height))? {
+        return Ok(Some((*b, true)));
+    }
+    Ok(beacon_ahead(ctx, height)?.map(|b| (b, false)))
+}
+
+/// [`beacon_of`] for a block not executed yet.
+fn beacon_ahead(ctx: &super::RpcContext, height: u64) -> Result<Option<[u8; 32]>, ErrorObjectOwned> {
+    let chain = ctx.executor.chain();
+    let Some(seeds) = &ctx.seeds else { return Ok(None) };
+    let (head, head_hash, head_digest) = ctx.executor.committed_head();
+    if head.checked_add(1) != Some(height) {
+        return Ok(None);
+    }
+    let Some(staking) = aivm_runtime::staking::epoch::params(|k| chain.store().get(k).ok().flatten()) else { return Ok(None) };
+    let opens_epoch = height == 1 || height.is_multiple_of(staking.epoch_length.max(1));
+    Ok(if opens_epoch { Some(beacon(&head_hash, None)) } else { seeds.for_child_of(&head_digest).map(|seed| beacon(&head_hash, Some(&seed))) })
+}
+
 fn params(chain: &Chain) -> Result<MarketParams, ErrorObjectOwned> {
     record(chain, MarketKey::Params)?.ok_or_else(|| invalid("this chain has no market"))
 }
 
 /// A job as JSON: its parties and terms, where it stands, the committed output and, once the
 /// challenge exists, its seed.
-pub fn job_json(chain: &Chain, id: &[u8; 32], j: &Job) -> RpcResult<Value> {
+pub fn job_json(ctx: &super::RpcContext, id: &[u8; 32], j: &Job) -> RpcResult<Value> {
+    let chain = ctx.executor.chain();
     let mut v = json!({
         "id": to_hex(id),
         "client": to_hex(&j.client),
@@ -53,9 +81,10 @@ pub fn job_json(chain: &Chain, id: &[u8; 32], j: &Job) -> RpcResult<Value> {
                 v["receipt_hash"] = json!(to_hex(&r.hash()));
                 v["gemm_count"] = json!(r.gemm_count);
             }
-            if let Some(beacon) = record::<BeaconRecord>(chain, MarketKey::Beacon(at + 1))? {
+            if let Some((beacon, recorded)) = beacon_of(ctx, at + 1)? {
                 let p = params(chain)?;
-                v["challenge"] = json!({"seed": to_hex(&challenge_seed(&beacon, id)), "gemms": p.challenge_gemms, "rows": p.challenge_rows, "deadline": at + 1 + p.answer_window});
+                // `recorded`: false while block `at + 1`, which fixes it, is not executed yet.
+                v["challenge"] = json!({"seed": to_hex(&challenge_seed(&beacon, id)), "gemms": p.challenge_gemms, "rows": p.challenge_rows, "deadline": at + 1 + p.answer_window, "recorded": recorded});
             }
         }
         JobStatus::Provisional { at, output, receipt, until, checked } => {
@@ -66,7 +95,7 @@ pub fn job_json(chain: &Chain, id: &[u8; 32], j: &Job) -> RpcResult<Value> {
             v["output"] = json!(output);
             v["challengeable_until"] = json!(until);
             v["spot_check_answered"] = json!(checked);
-            if let Some(beacon) = record::<BeaconRecord>(chain, MarketKey::Beacon(at + 1))? {
+            if let Some((beacon, _)) = beacon_of(ctx, at + 1)? {
                 let p = params(chain)?;
                 let seed = challenge_seed(&beacon, id);
                 let spot = aivm_runtime::market::tee::spot_checked(&seed, p.tee.spot_check_ppm);
@@ -97,7 +126,7 @@ pub fn job_json(chain: &Chain, id: &[u8; 32], j: &Job) -> RpcResult<Value> {
             v["step"] = json!(step);
             v["output"] = json!(output);
             v["disputable_until"] = json!(until);
-            if let Some(beacon) = record::<BeaconRecord>(chain, MarketKey::Beacon(at + 1))? {
+            if let Some((beacon, _)) = beacon_of(ctx, at + 1)? {
                 let p = params(chain)?;
                 v["challenge"] = json!({"seed": to_hex(&challenge_seed(&beacon, id)), "step": step, "deadline": at + 1 + p.answer_window});
             }
@@ -147,15 +176,25 @@ pub trait MarketApi {
     /// A block's receipts (how workers and clients watch for their jobs' events), or `null`.
     #[method(name = "getBlockReceipts")]
     fn get_block_receipts(&self, height: u64) -> RpcResult<Option<Vec<Value>>>;
+
+    /// `{height, beacon}` of the block after the committed head, once this validator knows the
+    /// seed that fixes it (before that block is proposed); or `null`.
+    #[method(name = "nextBeacon")]
+    fn next_beacon(&self) -> RpcResult<Option<Value>>;
 }
 
 impl MarketApiServer for Api {
+    fn next_beacon(&self) -> RpcResult<Option<Value>> {
+        let height = self.0.executor.committed_head().0 + 1;
+        Ok(beacon_ahead(&self.0, height)?.map(|b| json!({"height": height, "beacon": to_hex(&b)})))
+    }
+
     fn get_job(&self, job_id: String) -> RpcResult<Option<Value>> {
         let id = hex32(&job_id, "job id")?;
         let chain = self.0.executor.chain();
         match record::<Job>(chain, MarketKey::Job(&id))? {
             None => Ok(None),
-            Some(j) => job_json(chain, &id, &j).map(Some),
+            Some(j) => job_json(&self.0, &id, &j).map(Some),
         }
     }
 

@@ -19,7 +19,7 @@
 //! | `aivm_subscribeFinalized` | `[]` | notifications `aivm_finalized` per block |
 //! | `aivm_getBlockReceipts` | `[height]` | the block's receipts, or `null` |
 //! | `aivm_getSnapshots`, `aivm_getSnapshotAnchor`, `aivm_getSnapshotChunk` | see [`sync`] | state snapshots for joining nodes |
-//! | `aivm_getJob`, `aivm_getPool`, `aivm_quote`, `aivm_getBond`, `aivm_getWorkers`, `aivm_getMarket` | see [`market`] | the compute market's state |
+//! | `aivm_getJob`, `aivm_getPool`, `aivm_quote`, `aivm_getBond`, `aivm_getWorkers`, `aivm_getMarket`, `aivm_nextBeacon` | see [`market`] | the compute market's state |
 //!
 //! Every bad input is a JSON-RPC error (`-32602` invalid params, `-32000` transaction
 //! refused, `-32001` node error, `-32005` busy, `-32029` rate limited); nothing a client sends
@@ -81,11 +81,14 @@ pub struct RpcContext {
     pub chain_id: u64,
     /// Free query slots.
     pub queries: Arc<tokio::sync::Semaphore>,
+    /// A validator's certified rounds' seeds (`None` off consensus): with them a job's
+    /// challenge shows as soon as it is fixed, a block before the chain records it.
+    pub seeds: Option<Arc<crate::consensus::threshold::Seeds>>,
 }
 
 impl RpcContext {
     pub fn new(executor: Arc<Executor>, finalized: broadcast::Sender<Finalized>, chain_id: u64) -> Self {
-        RpcContext { executor, finalized, chain_id, queries: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_QUERIES)) }
+        RpcContext { executor, finalized, chain_id, queries: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_QUERIES)), seeds: None }
     }
 }
 
