@@ -381,6 +381,19 @@ impl Executor {
         out
     }
 
+    /// Whether a child of `parent` has a transaction to carry: the mempool holds one that the
+    /// uncommitted blocks up to `parent` do not. (Until those blocks commit, their
+    /// transactions are still pooled; a leader that counted them proposed an empty block at
+    /// once after every full one.)
+    pub fn has_new_txs(&self, parent: &[u8; 32]) -> bool {
+        if lock(&self.mempool).is_empty() {
+            return false;
+        }
+        let skip = self.pending_tx_hashes(parent);
+        let pool = lock(&self.mempool);
+        pool.len() > skip.iter().filter(|h| pool.contains(h)).count()
+    }
+
     /// Build a block on `parent` (which must be known): mempool transactions not already in
     /// an uncommitted ancestor, in fee order, executed.
     /// `seed`: the threshold seed signature of the round that certified `parent` (`None`

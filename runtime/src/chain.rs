@@ -336,7 +336,11 @@ impl Chain {
         entropy: Option<&[u8]>,
     ) -> Result<SpeculativeBlock, ChainError> {
         let vm = self.vm.for_block(BlockEnv { height, time_ms });
-        let reader = StoreReader::layered(&self.store, &parent.layers);
+        // The block's beacon, under its transactions: it is fixed before they run (see
+        // `beacon_record`); written again with the system writes below.
+        let mut layers = parent.layers.clone();
+        layers.push(Arc::new(vec![crate::market::jobs::beacon_record(height, &parent.hash, entropy)]));
+        let reader = StoreReader::layered(&self.store, &layers);
         let (out, stats) = if self.exec.use_parallel(&valid) {
             execute_parallel(&vm, &valid, &reader, self.exec.threads)
         } else {

@@ -758,12 +758,74 @@ fn a_false_dispute_slashes_the_verifier_and_an_unanswered_one_the_worker() {
     assert_eq!(n.native_total(&[id, id2]), n.initial_total());
 }
 
+/// The beacon of the block after the commit is fixed before that block is built (here from
+/// the commit block's hash; on a network from the seed of the round that certified it), so
+/// the worker can answer in that very block: its transactions read the beacon it carries.
+/// Not in the commit's own block.
+#[test]
+fn an_answer_can_be_in_the_block_after_the_commit() {
+    let mut n = Net::new("next-block", 3, 1);
+    let (client, worker) = (1, 2);
+    n.bond_worker(worker, 20_000, 1_000);
+    let (id, _) = n.submit(client, vec![3, 9, 27, 4], 3);
+    let (r, t) = n.run(&n.job(&id));
+    let commit = n.tx(worker, MarketTx::Commit { job: id, receipt: cbor(&r) });
+    let early = n.tx(worker, MarketTx::Answer { job: id, response: vec![0] });
+    let rs = n.block(vec![commit, early]);
+    assert!(rs[0].is_success(), "{:?}", rs[0].status);
+    assert!(failed(&rs[1]).contains("too early"), "not in the commit's block");
+    let at = n.height();
+    let head = n.chain.block(at).expect("read").expect("block").header.hash();
+    let beacon = aivm_runtime::market::jobs::beacon(&head, None);
+    let ch = Challenge { seed: challenge_seed(&beacon, &id), gemms: n.params.challenge_gemms, rows: n.params.challenge_rows };
+    let a = n.one(worker, MarketTx::Answer { job: id, response: respond(&n.engine.sku, &r, &t, &ch).expect("respond").encode() });
+    assert!(a.is_success(), "{:?}", a.status);
+    assert_eq!(n.height(), at + 1);
+    assert!(matches!(n.job(&id).status, JobStatus::Settled { .. }));
+    assert_eq!(n.challenge(&id, at), ch, "the beacon the block recorded");
+}
+
+/// An answer to another challenge than the job's (its worker was told a wrong seed) is refused
+/// and moves nothing but its fee; the worker then answers the job's challenge and is paid.
+#[test]
+fn an_answer_to_another_challenge_is_refused_and_can_be_given_again() {
+    let mut n = Net::new("other-challenge", 3, 1);
+    let (client, worker) = (1, 2);
+    n.bond_worker(worker, 20_000, 1_000);
+    let (id, _) = n.submit(client, vec![3, 9, 27, 4], 3);
+    let (r, t) = n.run(&n.job(&id));
+    let c = n.one(worker, MarketTx::Commit { job: id, receipt: cbor(&r) });
+    assert!(c.is_success(), "{:?}", c.status);
+    let at = n.height();
+    n.block(vec![]);
+    let right = n.challenge(&id, at);
+    let answer = |ch: &Challenge| respond(&n.engine.sku, &r, &t, ch).expect("respond");
+    let first_row = |a: &aivm::model::audit::Response| a.rows.first().map(|o| (o.index, o.row));
+    let right_answer = answer(&right);
+    // Every GEMM is opened here (`params`): a wrong seed shows in the row chains.
+    let wrong = (0..=255u8)
+        .map(|b| Challenge { seed: [b; 32], gemms: right.gemms, rows: right.rows })
+        .find(|ch| first_row(&answer(ch)) != first_row(&right_answer))
+        .expect("a seed that opens other rows");
+    let (bond, balance) = (n.worker_bond(worker), n.balance(&addr(&n.keys[worker])));
+    let refused = n.one(worker, MarketTx::Answer { job: id, response: answer(&wrong).encode() });
+    assert!(failed(&refused).contains("another challenge"), "{:?}", refused.status);
+    assert!(matches!(n.job(&id).status, JobStatus::Committed { .. }), "still answerable");
+    assert_eq!(n.worker_bond(worker), bond, "not slashed");
+    assert_eq!(n.balance(&addr(&n.keys[worker])), balance - refused.fee, "only the fee moved");
+    let a = n.one(worker, MarketTx::Answer { job: id, response: right_answer.encode() });
+    assert!(a.is_success(), "{:?}", a.status);
+    assert!(matches!(n.job(&id).status, JobStatus::Settled { .. }));
+    assert_eq!(n.native_total(&[id]), n.initial_total());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     /// Hostile bytes where a receipt or openings go: a mangled receipt is refused and moves
     /// nothing; mangled openings from the worker end the job (settled only if they still
-    /// verify, else slashed) — never a panic, never a token created or lost.
+    /// verify, else slashed) unless they open other GEMMs or rows than the challenge's (then
+    /// refused) — never a panic, never a token created or lost.
     #[test]
     fn mangled_receipts_and_openings_never_break_the_chain(cuts in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6), truncate in any::<bool>()) {
         let mut n = Net::new("mangled", 3, 1);
@@ -796,9 +858,16 @@ proptest! {
         n.block(vec![]);
         let response = respond(&n.engine.sku, &committed, &t, &n.challenge(&id, at)).map(|x| x.encode()).unwrap_or_default();
         let a = n.one(worker, MarketTx::Answer { job: id, response: mangle(response) });
-        prop_assert!(a.is_success(), "{:?}", a.status);
-        let ended = matches!(n.job(&id).status, JobStatus::Settled { .. } | JobStatus::Slashed { .. });
-        prop_assert!(ended, "the answer ends the job");
+        if a.is_success() {
+            let ended = matches!(n.job(&id).status, JobStatus::Settled { .. } | JobStatus::Slashed { .. });
+            prop_assert!(ended, "the answer ends the job");
+        } else {
+            // Mangled into openings of other GEMMs or rows: an answer to another challenge,
+            // refused; the job waits for its answer.
+            prop_assert!(failed(&a).contains("another challenge"), "{:?}", a.status);
+            let waiting = matches!(n.job(&id).status, JobStatus::Committed { .. });
+            prop_assert!(waiting, "the job still waits for its answer");
+        }
         prop_assert_eq!(n.native_total(&[id]), n.initial_total());
     }
 }

@@ -81,7 +81,12 @@ pub fn run(cmd: WorkerCommand) -> ExitCode {
 struct Held {
     receipt: InferenceReceipt,
     trace: Trace,
-    answered: bool,
+    /// The challenge seed answered. A job still committed under another seed is answered
+    /// again: the chain refuses an answer to another challenge instead of slashing it, so a
+    /// seed shown ahead wrongly costs a fee, not the stake.
+    answered: Option<[u8; 32]>,
+    /// The answer's transaction, to see whether its block took it.
+    answer_tx: Option<String>,
     /// Settled (counted as ended), kept for disputes.
     settled: bool,
     /// The height of the last dispute answered.
@@ -204,11 +209,24 @@ fn serve(a: RunArgs) -> Result<()> {
                     // A Freivalds-track challenge, or a provisional job's spot check.
                     Some("committed") | Some("provisional") if !job["challenge"].is_null() => {
                         let Some(h) = held.get_mut(&id) else { continue };
-                        if h.answered || job["spot_check_answered"] == true || a.cheat == Some(Cheat::NoAnswer) {
-                            continue;
-                        }
                         let ch = &job["challenge"];
                         let seed: [u8; 32] = ch["seed"].as_str().and_then(from_hex).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad challenge"))?;
+                        if job["spot_check_answered"] == true || a.cheat == Some(Cheat::NoAnswer) {
+                            continue;
+                        }
+                        if h.answered == Some(seed) {
+                            // Answered: wait, unless its block refused it (a quiet leader can
+                            // take an answer sent on a challenge shown ahead into block
+                            // `c + 1`, where it is too early), then answer again.
+                            let refused = match &h.answer_tx {
+                                Some(tx) => acct.rpc.call(|c| c.get_receipt(tx.clone()))?.is_some_and(|r| r["status"] != "success"),
+                                None => false,
+                            };
+                            if !refused {
+                                continue;
+                            }
+                            log(&format!("job {id}: the answer's block refused it; answering again"));
+                        }
                         let challenge = Challenge { seed, gemms: ch["gemms"].as_u64().unwrap_or(0) as u32, rows: ch["rows"].as_u64().unwrap_or(0) as u32 };
                         let opened = Instant::now();
                         let response = respond(&engine.sku, &h.receipt, &h.trace, &challenge).map(|r| r.encode()).unwrap_or_default();
@@ -216,7 +234,8 @@ fn serve(a: RunArgs) -> Result<()> {
                         let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
                         match acct.send_nowait(Payload::Market(MarketTx::Answer { job: job_id, response }), 1_000_000_000) {
                             Ok(txh) => {
-                                h.answered = true;
+                                h.answered = Some(seed);
+                                h.answer_tx = Some(txh.clone());
                                 // Shown ahead: JSON-RPC knew the seed before the block that fixes it.
                                 let ahead = if ch["recorded"] == false { ", challenge shown ahead of its block" } else { "" };
                                 log(&format!("job {id}: answered ({bytes} bytes opened in {opened:.1?}{ahead}; tx {txh})"));
@@ -274,7 +293,7 @@ fn serve(a: RunArgs) -> Result<()> {
                 Ok(txh) => {
                     log(&format!("job {id}: ran {} tokens in {secs:.2} s, committed {txh}", receipt.outputs[0].len()));
                     pending.remove(&id);
-                    held.insert(id, Held { receipt, trace, answered: false, settled: false, disputes_answered: 0, finalized: false });
+                    held.insert(id, Held { receipt, trace, answered: None, answer_tx: None, settled: false, disputes_answered: 0, finalized: false });
                     committed_any = true;
                 }
                 Err(e) => {

@@ -85,9 +85,11 @@ impl<E: Send + Sync + 'static> commonware_consensus::Application<E> for App {
             return None;
         }
         // An idle network does not need a block every few milliseconds: wait a little for
-        // transactions (well inside the leader timeout) before proposing an empty block.
+        // transactions (well inside the leader timeout) before proposing an empty block —
+        // transactions the parent's uncommitted ancestry already carries do not count.
         let idle_until = std::time::Instant::now() + EMPTY_BLOCK_WAIT;
-        while self.executor.mempool.lock().is_empty() && std::time::Instant::now() < idle_until {
+        let parent_digest = ctx.parent.1 .0;
+        while !self.executor.has_new_txs(&parent_digest) && std::time::Instant::now() < idle_until {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         // The seed of the round that certified the parent: the block's beacon (`threshold`).

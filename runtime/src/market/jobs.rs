@@ -62,14 +62,19 @@ pub const BEACONS_KEPT: u64 = 256;
 /// `entropy`, see [`beacon`]): its beacon, and the removal of the one that fell out of the window.
 pub fn beacon_writes(height: u64, parent_hash: &[u8; 32], entropy: Option<&[u8]>) -> Vec<(crate::state::StateKey, crate::state::StateValue)> {
     use crate::state::StateValue;
-    let mut w = vec![(
-        MarketKey::Beacon(height).state_key(),
-        StateValue::Bytes(crate::encoding::cbor(&serde_bytes::ByteArray::new(beacon(parent_hash, entropy))).into()),
-    )];
+    let mut w = vec![beacon_record(height, parent_hash, entropy)];
     if let Some(old) = height.checked_sub(BEACONS_KEPT).filter(|h| *h > 0) {
         w.push((MarketKey::Beacon(old).state_key(), StateValue::Deleted));
     }
     w
+}
+
+/// Block `height`'s beacon record. It is known before the block's transactions run (from the
+/// seed the block carries, or its parent's hash), and they read it: an answer to a challenge
+/// the block draws may be in the block itself (`spec/market.md` §6).
+pub fn beacon_record(height: u64, parent_hash: &[u8; 32], entropy: Option<&[u8]>) -> (crate::state::StateKey, crate::state::StateValue) {
+    let record = crate::encoding::cbor(&serde_bytes::ByteArray::new(beacon(parent_hash, entropy)));
+    (MarketKey::Beacon(height).state_key(), crate::state::StateValue::Bytes(record.into()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -298,7 +303,7 @@ pub(super) fn check_answer(
     if ctx.sender != j.worker {
         return Err(MarketError::NotWorker.into());
     }
-    if ctx.height < at.saturating_add(2) {
+    if ctx.height <= at {
         return Err(MarketError::TooEarly(format!("the challenge is drawn at block {}", at + 1)).into());
     }
     if ctx.height > answer_deadline(params, at) {
@@ -313,7 +318,10 @@ pub(super) fn check_answer(
             l.charge(check_gas(l.schedule(), &r, &resp, kind))?;
             let models = ctx.models.ok_or_else(|| Abort::Fault("this node has no model registry to verify answers with".into()))?;
             let engine = models.engine(&j.sku).map_err(|e| Abort::Fault(format!("registered model {} cannot be loaded: {e}", hex::encode(j.sku))))?;
-            check(&engine.sku, &engine.sku_hash, &r, &challenge_seed(&beacon, id), &resp).map_err(|e| e.to_string())
+            match check(&engine.sku, &engine.sku_hash, &r, &challenge_seed(&beacon, id), &resp) {
+                Err(aivm::model::audit::AuditError::OtherChallenge(why)) => return Err(MarketError::OtherChallenge(why).into()),
+                verdict => verdict.map_err(|e| e.to_string()),
+            }
         }
     };
     Ok((r, verdict))

@@ -77,6 +77,10 @@ pub enum MarketError {
     Overflow,
     #[error("corrupt market record {0}")]
     Corrupt(String),
+    /// An answer whose openings are another challenge's (`spec/market.md` §6): refused, so a
+    /// worker told a wrong seed answers again instead of being slashed.
+    #[error("the answer is to another challenge ({0}); answer the job's challenge")]
+    OtherChallenge(String),
 }
 
 impl MarketError {

@@ -49,6 +49,11 @@ pub enum AuditError {
     Receipt(String),
     #[error("response does not answer the challenge: {0}")]
     Response(String),
+    /// The openings are not the ones this challenge selects: an answer to another challenge
+    /// (its worker was told a wrong seed), which says nothing about the run. The chain
+    /// refuses it rather than judge it (`spec/market.md` §6).
+    #[error("response answers another challenge: {0}")]
+    OtherChallenge(String),
     #[error("GEMM {index} ({what}): commitment or proof does not match")]
     Commitment { index: u64, what: String },
     #[error("GEMM {index} ({what}): Freivalds check failed")]

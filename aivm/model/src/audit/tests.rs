@@ -103,6 +103,30 @@ fn one_flipped_element_is_caught() {
     assert!(matches!(check(&e, &r, &t, &ALL), Err(AuditError::Receipt(_) | AuditError::Response(_))));
 }
 
+/// An honest answer to one challenge, checked against another, is told apart from a wrong
+/// answer: its openings are not the selected ones (the chain refuses it instead of slashing).
+/// Against its own challenge it passes.
+#[test]
+fn an_answer_to_another_challenge_is_told_apart() {
+    let (e, r, t) = setup(Arch::Llama);
+    let asked = |seed: u8| Challenge { seed: [seed; 32], gemms: 4, rows: 1 };
+    let resp = respond(&e.sku, &r, &t, &asked(1)).unwrap();
+    assert_eq!(check_response(&e.sku, &e.sku_hash, &r, &asked(1), &resp), Ok(()));
+    let mut told_apart = 0;
+    for seed in 2..12 {
+        match check_response(&e.sku, &e.sku_hash, &r, &asked(seed), &resp) {
+            Err(AuditError::OtherChallenge(_)) => told_apart += 1,
+            other => panic!("seed {seed}: {other:?}"),
+        }
+    }
+    assert_eq!(told_apart, 10);
+    // Only the row chain differs (every GEMM opened): told apart by its first opening.
+    let every = |seed: u8| Challenge { seed: [seed; 32], gemms: 0, rows: 1 };
+    let resp = respond(&e.sku, &r, &t, &every(1)).unwrap();
+    let other = (2..40).find(|&s| respond(&e.sku, &r, &t, &every(s)).unwrap().rows[0].index != resp.rows[0].index).expect("another row");
+    assert!(matches!(check_response(&e.sku, &e.sku_hash, &r, &every(other), &resp), Err(AuditError::OtherChallenge(_))));
+}
+
 #[test]
 fn permuted_rows_are_caught() {
     let (e, mut r, mut t) = setup(Arch::Qwen2);

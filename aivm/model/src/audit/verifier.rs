@@ -141,8 +141,16 @@ fn check_with(
     let rh = receipt.hash();
     let mut proofs = GemmProofs::new(&receipt.gemm_root, receipt.gemm_count);
     // GEMMs.
+    // Openings of other GEMMs or rows than the selected ones answer another challenge.
     if resp.gemms.iter().map(|g| g.index).collect::<Vec<_>>() != want_gemms {
-        return Err(AuditError::Response("opened GEMMs are not the selected ones".into()));
+        return Err(AuditError::OtherChallenge("opened GEMMs are not the selected ones".into()));
+    }
+    if let Some(&(step, row)) = want_rows.first() {
+        // A row chain opens its step's layer-0 q input at its row first.
+        let q0 = sched.iter().position(|(id, _)| id.step == step && id.layer == 0 && id.kind == GemmKind::Q);
+        if !resp.rows.first().is_some_and(|o| Some(o.index as usize) == q0 && o.row == row && !o.is_y) {
+            return Err(AuditError::OtherChallenge("opened rows are not the selected ones".into()));
+        }
     }
     for og in &resp.gemms {
         let (id, dims) = sched[og.index as usize];
