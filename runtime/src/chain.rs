@@ -337,9 +337,10 @@ impl Chain {
     ) -> Result<SpeculativeBlock, ChainError> {
         let vm = self.vm.for_block(BlockEnv { height, time_ms });
         // The block's beacon, under its transactions: it is fixed before they run (see
-        // `beacon_record`); written again with the system writes below.
+        // `beacon_record`); written with the system writes below.
+        let beacon = crate::market::jobs::beacon_record(height, &parent.hash, entropy);
         let mut layers = parent.layers.clone();
-        layers.push(Arc::new(vec![crate::market::jobs::beacon_record(height, &parent.hash, entropy)]));
+        layers.push(Arc::new(vec![beacon.clone()]));
         let reader = StoreReader::layered(&self.store, &layers);
         let (out, stats) = if self.exec.use_parallel(&valid) {
             execute_parallel(&vm, &valid, &reader, self.exec.threads)
@@ -395,7 +396,7 @@ impl Chain {
         for (k, v) in crate::staking::epoch_writes(height, |k| read_through(&writes, &reader, k)) {
             upsert(&mut writes, k, v);
         }
-        for (k, v) in crate::market::jobs::beacon_writes(height, &parent.hash, entropy) {
+        for (k, v) in crate::market::jobs::beacon_writes(height, beacon) {
             upsert(&mut writes, k, v);
         }
         upsert(&mut writes, StateKey::System(SystemKey::Height), StateValue::Bytes(height.to_le_bytes().into()));

@@ -58,11 +58,11 @@ pub fn beacon(parent_hash: &[u8; 32], entropy: Option<&[u8]>) -> [u8; 32] {
 /// checked against it at genesis), so state does not grow by one entry per block forever.
 pub const BEACONS_KEPT: u64 = 256;
 
-/// The chain's writes for block `height` with parent `parent_hash` (and the block's
-/// `entropy`, see [`beacon`]): its beacon, and the removal of the one that fell out of the window.
-pub fn beacon_writes(height: u64, parent_hash: &[u8; 32], entropy: Option<&[u8]>) -> Vec<(crate::state::StateKey, crate::state::StateValue)> {
+/// The chain's writes for block `height`: its beacon `record` ([`beacon_record`]), and the
+/// removal of the one that fell out of the window.
+pub fn beacon_writes(height: u64, record: (crate::state::StateKey, crate::state::StateValue)) -> Vec<(crate::state::StateKey, crate::state::StateValue)> {
     use crate::state::StateValue;
-    let mut w = vec![beacon_record(height, parent_hash, entropy)];
+    let mut w = vec![record];
     if let Some(old) = height.checked_sub(BEACONS_KEPT).filter(|h| *h > 0) {
         w.push((MarketKey::Beacon(old).state_key(), StateValue::Deleted));
     }
