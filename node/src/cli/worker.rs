@@ -69,6 +69,19 @@ pub struct RunArgs {
     /// Exit after this many of its jobs have ended (settled or slashed).
     #[arg(long)]
     pub max_jobs: Option<usize>,
+    /// CPU priority of inference against everything else on the machine: `idle` runs it only
+    /// on CPU time nothing else wants (Linux SCHED_IDLE), so the chain and this worker's
+    /// answers never wait behind it; `low` is nice 10; `normal` leaves it alone.
+    #[arg(long, value_enum, default_value = "idle")]
+    pub inference_priority: InferencePriority,
+}
+
+/// How the inference threads share the CPU (`--inference-priority`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InferencePriority {
+    Idle,
+    Low,
+    Normal,
 }
 
 pub fn run(cmd: WorkerCommand) -> ExitCode {
@@ -116,11 +129,13 @@ fn serve(a: RunArgs) -> Result<()> {
     // Inference runs on a thread of its own, so answering a challenge (whose deadline runs in
     // blocks) never waits behind another job's run; and at a lower CPU priority, so that on a
     // machine it shares (a devnet, a validator's) the answer and the chain are not starved.
-    lower_inference_priority();
+    let priority = a.inference_priority;
+    rayon::broadcast(|_| lower_this_thread(priority));
     let (to_runner, jobs_in) = std::sync::mpsc::channel::<(String, Vec<u32>, usize)>();
     let (runs_out, from_runner) = std::sync::mpsc::channel::<(String, Result<(InferenceReceipt, Trace), String>, f64)>();
     let (cheat, vocab) = (a.cheat, engine.sku.config.vocab);
     std::thread::spawn(move || {
+        lower_this_thread(priority);
         for (id, prompt, max_new) in jobs_in {
             let start = Instant::now();
             let run = run_committed(&runner, &[prompt], max_new).map_err(|e| e.to_string()).map(|(mut r, mut t)| {
@@ -231,6 +246,7 @@ fn serve(a: RunArgs) -> Result<()> {
                         let opened = Instant::now();
                         let response = respond(&engine.sku, &h.receipt, &h.trace, &challenge).map(|r| r.encode()).unwrap_or_default();
                         let (opened, bytes) = (opened.elapsed(), response.len());
+                        let sending = Instant::now();
                         let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
                         match acct.send_nowait(Payload::Market(MarketTx::Answer { job: job_id, response }), 1_000_000_000) {
                             Ok(txh) => {
@@ -238,7 +254,7 @@ fn serve(a: RunArgs) -> Result<()> {
                                 h.answer_tx = Some(txh.clone());
                                 // Shown ahead: JSON-RPC knew the seed before the block that fixes it.
                                 let ahead = if ch["recorded"] == false { ", challenge shown ahead of its block" } else { "" };
-                                log(&format!("job {id}: answered ({bytes} bytes opened in {opened:.1?}{ahead}; tx {txh})"));
+                                log(&format!("job {id}: answered ({bytes} bytes opened in {opened:.1?}, sent in {:.1?}{ahead}; tx {txh})", sending.elapsed()));
                             }
                             Err(e) => log(&format!("job {id}: answer not sent ({e}); retrying")),
                         }
@@ -359,21 +375,37 @@ fn cheat_on(cheat: Option<Cheat>, r: &mut InferenceReceipt, t: &mut Trace, vocab
 /// How often the worker reads its jobs without a block notification.
 const RECHECK: Duration = Duration::from_millis(500);
 
-/// How much less CPU priority (nice) the inference threads take than the worker's chain I/O.
+/// Nice value of inference at `--inference-priority low`.
 const INFERENCE_NICE: i32 = 10;
 
-/// Lower the priority of rayon's pool threads, which run the engine's steps (Linux: a thread's
-/// nice value is its own). Answers are a few milliseconds of work against a deadline counted in
-/// blocks; a run's SLA is tens of blocks.
-fn lower_inference_priority() {
+/// Set the calling thread's CPU priority for inference: rayon's pool threads (the engine's
+/// steps) and the inference thread, whose children inherit it (`run_committed`'s committing
+/// thread). Answers are a few milliseconds of work against a deadline counted in blocks; a
+/// run's SLA is tens of blocks. On a devnet (4 validators, 3 workers, 2 cores) nice 10 still
+/// left an answer's send waiting 100–240 ms for CPU under load, and its job 4–5 blocks from
+/// commit to end; at SCHED_IDLE sends took 10–60 ms and p99 fell to 1–2 blocks
+/// (BENCHMARKS.md, "Commit → end").
+fn lower_this_thread(priority: InferencePriority) {
     #[cfg(target_os = "linux")]
-    rayon::broadcast(|_| {
-        // SAFETY: setpriority on this thread's own id; no memory is touched.
-        let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, INFERENCE_NICE) };
+    {
+        let r = match priority {
+            InferencePriority::Normal => 0,
+            InferencePriority::Low => {
+                // SAFETY: setpriority on this thread's own id; no memory is touched.
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, INFERENCE_NICE) }
+            }
+            InferencePriority::Idle => {
+                let p = libc::sched_param { sched_priority: 0 };
+                // SAFETY: pid 0 is the calling thread; `p` outlives the call.
+                unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &p) }
+            }
+        };
         if r != 0 {
-            log("could not lower the inference threads' priority");
+            log(&format!("could not set the inference threads' priority to {priority:?}"));
         }
-    });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = priority;
 }
 
 /// A log line stamped with Unix time to the millisecond, to line up with blocks' `time_ms`.
