@@ -115,6 +115,39 @@ macro_rules! kernel {
     };
 }
 
+kernel!(
+    /// [`crate::layer::argmax`] when the output scales' exponents span at most 16 and every
+    /// mantissa is in `0..=2¹⁵` (else `None`): the first index of the greatest
+    /// `acc[j]·m_j·2^(e_j − lo)`, `lo` the least exponent, exact in i64 (|product| < 2⁶²).
+    /// The scales are scanned without early exits and values formed a chunk at a time, the
+    /// chunk's maximum taken before its position is searched, so the loops vectorize; ties
+    /// go to the lowest index, as in the definition.
+    argmax_narrow => argmax_narrow_body(acc: &[i32], scales: &[Scale]) -> Option<u32>
+);
+
+#[inline(always)]
+fn argmax_narrow_body(acc: &[i32], scales: &[Scale]) -> Option<u32> {
+    let (lo, hi, ok) = scales.iter().fold((i32::MAX, i32::MIN, true), |(lo, hi, ok), s| (lo.min(s.e), hi.max(s.e), ok & (0..=1 << 15).contains(&s.m)));
+    if !ok || hi as i64 - lo as i64 > 16 {
+        return None;
+    }
+    const CHUNK: usize = 512;
+    let mut buf = [0i64; CHUNK];
+    let (mut best, mut best_v) = (0usize, i64::MIN);
+    for (c, (a, s)) in acc.chunks(CHUNK).zip(scales.chunks(CHUNK)).enumerate() {
+        let vals = &mut buf[..a.len().min(s.len())];
+        for ((v, &a), s) in vals.iter_mut().zip(a).zip(s) {
+            *v = (a as i64 * s.m as i64) << ((s.e - lo) as u32 & 63);
+        }
+        let m = vals.iter().fold(i64::MIN, |m, &v| m.max(v));
+        if m > best_v {
+            best_v = m;
+            best = c * CHUNK + vals.iter().position(|&v| v == m).unwrap_or(0);
+        }
+    }
+    Some(best as u32)
+}
+
 /// `round_shift(v, sh)` for `0 < sh < 63` and `|v| < 2^62`: `(v + 2^(sh−1)) >> sh`, clamped
 /// to i32. Equal to [`quant::round_shift`] there; callers check the range.
 #[inline(always)]
@@ -600,6 +633,34 @@ mod tests {
 
     fn scales(max_e: i32) -> impl Strategy<Value = Scale> {
         prop_oneof![Just(Scale::ZERO), ((1 << 14)..(1 << 15), -60..max_e).prop_map(|(m, e)| Scale { m, e })]
+    }
+
+    proptest! {
+        /// The narrow argmax on every path equals the pairwise definition over rows of up to
+        /// several chunks, with repeated maxima (ties go low), extremes and exponent spans on
+        /// both sides of 16 (beyond it every path declines).
+        #[test]
+        fn argmax_narrow_equals_the_definition(n in 1usize..1600, seed in any::<u64>(), span in 0i32..20, ties in any::<bool>()) {
+            let mut x = seed | 1;
+            let mut next = || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x };
+            // Equal (acc, scale) pairs make exact ties; `Scale::ZERO` (exponent 0) widens the
+            // span past 16, so it is rare.
+            let tie = (i32::MAX - 5, Scale { m: 1 << 15, e: -20 });
+            let (acc, sc): (Vec<i32>, Vec<Scale>) = (0..n).map(|_| match next() % 64 {
+                0 if ties => tie,
+                1 => (i32::MIN, Scale { m: 1 << 15, e: -20 }),
+                2 if n % 7 == 0 => (next() as i32, Scale::ZERO),
+                3 => (i32::MAX, Scale { m: 0, e: -20 }),
+                _ => (next() as i32 >> (next() % 24), Scale { m: (1 << 14) + (next() % (1 << 14)) as i32, e: -20 - (next() % (span as u64 + 1)) as i32 }),
+            }).unzip();
+            let (lo, hi) = sc.iter().fold((i32::MAX, i32::MIN), |(l, h), s| (l.min(s.e), h.max(s.e)));
+            for isa in Isa::available() {
+                match argmax_narrow(isa, &acc, &sc) {
+                    Some(j) => prop_assert_eq!(j, layer::argmax_definition(&acc, &sc), "{:?}", isa),
+                    None => prop_assert!(hi - lo > 16, "{:?} declined a narrow row", isa),
+                }
+            }
+        }
     }
 
     /// One SwiGLU row over every interval of the sigmoid table and both saturations, with

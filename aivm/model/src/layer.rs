@@ -102,19 +102,7 @@ pub fn swiglu_quantize(yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &
 /// the whole vocabulary. Other scales take the definition.
 pub fn argmax(acc: &[i32], scales: &[Scale]) -> u32 {
     let scales = &scales[..acc.len()];
-    let (lo, hi) = scales.iter().fold((i32::MAX, i32::MIN), |(lo, hi), s| (lo.min(s.e), hi.max(s.e)));
-    let narrow = hi as i64 - lo as i64 <= 16 && scales.iter().all(|s| (0..=1 << 15).contains(&s.m));
-    if !narrow {
-        return argmax_definition(acc, scales);
-    }
-    let mut best = (0usize, i64::MIN);
-    for (j, (&a, s)) in acc.iter().zip(scales).enumerate() {
-        let v = (a as i64 * s.m as i64) << (s.e - lo);
-        if v > best.1 {
-            best = (j, v);
-        }
-    }
-    best.0 as u32
+    crate::kernels::argmax_narrow(crate::kernels::Isa::detect(), acc, scales).unwrap_or_else(|| argmax_definition(acc, scales))
 }
 
 /// [`argmax`]'s definition: pairwise exact comparisons ([`greater`]).
