@@ -4,7 +4,7 @@
 
 use super::schedule::step_rows;
 use crate::commit::InferenceReceipt;
-use crate::engine::GemmId;
+use crate::engine::{GemmId, GemmKind};
 use crate::merkle::Hash;
 use serde::{Deserialize, Serialize};
 
@@ -109,9 +109,21 @@ pub fn step_answer_bytes(sku: &crate::sku::Sku, r: &InferenceReceipt, sched: &[(
 /// wrong row survives one vector with probability ≤ 1/256 and all of them with ≤ 2^-64.
 pub const VECTORS: usize = 8;
 
-/// The random vectors for GEMM `index`: `VECTORS` rows of `n` entries.
+/// The random vectors for GEMM `index`: `VECTORS` rows of `n` entries. Attention GEMMs (their
+/// right operand is the run's own cache) draw their own.
 pub fn vectors(ch: &Challenge, rh: &Hash, index: u64, n: usize) -> Vec<Vec<i8>> {
-    let mut x = xof(ch, rh, b"vectors", index);
+    fill(xof(ch, rh, b"vectors", index), n)
+}
+
+/// The random vectors for the weight of `(layer, kind)`: every selected GEMM that multiplies
+/// by that weight is checked against the same eight, so `G = R·W` (one pass over W) is
+/// computed once per weight per challenge. Still ≤ 2⁻⁶⁴ per wrong GEMM: each GEMM's error is
+/// fixed before the vectors exist (`spec/verification.md`, "Soundness").
+pub fn weight_vectors(ch: &Challenge, rh: &Hash, layer: u32, kind: GemmKind, n: usize) -> Vec<Vec<i8>> {
+    fill(xof(ch, rh, b"weight vectors", (u64::from(layer) << 8) | kind as u64), n)
+}
+
+fn fill(mut x: blake3::OutputReader, n: usize) -> Vec<Vec<i8>> {
     (0..VECTORS)
         .map(|_| {
             let mut b = vec![0u8; n];

@@ -3,8 +3,8 @@
 //! layer's inputs recomputed from the previous committed outputs with the engine's own layer
 //! math).
 
-use super::challenge::{select, vectors, Challenge, Selection};
-use super::freivalds::{freivalds, recompute, recompute_cheaper, row_product_holds, weight, FastCheck};
+use super::challenge::{select, vectors, weight_vectors, Challenge, Selection};
+use super::freivalds::{freivalds, recompute, recompute_cheaper, row_product_holds, weight, FastCheck, Prepared};
 use super::opening::{OpenGemm, OpenRow, Response};
 use super::schedule::{last_row_index, schedule, step_rows, ChainKind};
 use super::AuditError;
@@ -54,11 +54,34 @@ impl GemmProofs {
     }
 }
 
+/// The weight checks of one challenge: how many opened GEMMs multiply by each weight, and
+/// `G = R·W` for each weight once prepared ([`FastCheck::prepare`] under
+/// [`weight_vectors`]), shared by all of them.
+#[derive(Default)]
+struct WeightChecks {
+    opened: HashMap<(u32, GemmKind), usize>,
+    prepared: HashMap<(u32, GemmKind), Prepared>,
+}
+
+impl WeightChecks {
+    fn of<'a>(ids: impl Iterator<Item = &'a GemmId>) -> Self {
+        let mut w = WeightChecks::default();
+        for id in ids.filter(|id| id.kind.is_weight()) {
+            *w.opened.entry((id.layer, id.kind)).or_default() += 1;
+        }
+        w
+    }
+}
+
 /// The checks every opened GEMM gets: data matches its commitment, the commitment is leaf
 /// `index` of `gemm_root` (of `gemm_count`), and Freivalds holds with the challenge's vectors
-/// for that index — or, for a GEMM of fewer rows than vectors, `Y = X·B` recomputed. Shapes are checked before any vector is drawn, so a hostile shape cannot
-/// make the verifier allocate.
-fn check_gemm(sku: &Sku, receipt_hash: &Hash, proofs: &mut GemmProofs, ch: &Challenge, og: &OpenGemm) -> Result<(), GemmFault> {
+/// — a weight's ([`weight_vectors`]), shared by every opened GEMM of that weight, or an
+/// attention GEMM's own — or, for a GEMM of fewer rows than vectors, `Y = X·B` recomputed
+/// unless its weight was opened more than once (then the weight's prepared check is cheaper:
+/// `G = R·W` reads W once for all of them, where each recomputation reads all of W). Shapes
+/// are checked before any vector is drawn, so a hostile shape cannot make the verifier
+/// allocate.
+fn check_gemm(sku: &Sku, receipt_hash: &Hash, proofs: &mut GemmProofs, weights: &mut WeightChecks, ch: &Challenge, og: &OpenGemm) -> Result<(), GemmFault> {
     let c = &og.data.commit;
     let id = c.id().ok_or(GemmFault::Commitment)?;
     if og.data.x_scales.len() != c.m as usize || og.data.recommit() != *c {
@@ -76,16 +99,28 @@ fn check_gemm(sku: &Sku, receipt_hash: &Hash, proofs: &mut GemmProofs, ch: &Chal
     if m == 0 || k == 0 || n == 0 || og.data.x.len() != m * k || og.data.y.len() != m * n || b.len() != k * n {
         return Err(GemmFault::Freivalds);
     }
+    let key = (id.layer, id.kind);
+    let shared = id.kind.is_weight() && weights.opened.get(&key).is_some_and(|&c| c > 1);
     // A weight GEMM is checked on the int8 kernel with `Wᵀ` packed once per model
     // ([`FastCheck`], exact: the same verdict as the reference sums); the rest by the
     // reference form.
     let fast = weight(sku, &id).filter(|_| og.data.rhs.is_none()).and_then(FastCheck::of);
-    let holds = if recompute_cheaper(m) {
+    let threads = rayon::current_num_threads();
+    let holds = if recompute_cheaper(m) && !shared {
         recompute(&og.data, b, transposed)
-    } else if let Some(fc) = fast {
-        fc.check(&og.data.x, &og.data.y, m, &vectors(ch, receipt_hash, og.index, n), aivm_tensor::matmul::SimdPath::detect(), rayon::current_num_threads())
-    } else {
+    } else if !id.kind.is_weight() {
         freivalds(&og.data, b, transposed, &vectors(ch, receipt_hash, og.index, n))
+    } else if let Some(fc) = fast {
+        let prepared = match weights.prepared.entry(key) {
+            std::collections::hash_map::Entry::Occupied(p) => p.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let rs = weight_vectors(ch, receipt_hash, id.layer, id.kind, n);
+                v.insert(fc.prepare(&rs, aivm_tensor::matmul::SimdPath::detect(), threads).ok_or(GemmFault::Freivalds)?)
+            }
+        };
+        fc.check_prepared(prepared, &og.data.x, &og.data.y, m, threads)
+    } else {
+        freivalds(&og.data, b, transposed, &weight_vectors(ch, receipt_hash, id.layer, id.kind, n))
     };
     if holds {
         Ok(())
@@ -99,7 +134,8 @@ fn check_gemm(sku: &Sku, receipt_hash: &Hash, proofs: &mut GemmProofs, ch: &Chal
 /// need the whole receipt and are [`check_response`]'s.
 pub fn check_opening(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64, seed: &Hash, og: &OpenGemm) -> bool {
     let ch = Challenge { seed: *seed, gemms: 0, rows: 0 };
-    check_gemm(sku, receipt_hash, &mut GemmProofs::new(gemm_root, gemm_count), &ch, og).is_ok()
+    let mut weights = WeightChecks::of(og.data.commit.id().iter());
+    check_gemm(sku, receipt_hash, &mut GemmProofs::new(gemm_root, gemm_count), &mut weights, &ch, og).is_ok()
 }
 
 /// Verify a response to `ch` for `receipt` against the model. `Ok(())` means every check passed.
@@ -152,6 +188,7 @@ fn check_with(
             return Err(AuditError::OtherChallenge("opened rows are not the selected ones".into()));
         }
     }
+    let mut weights = WeightChecks::of(resp.gemms.iter().map(|og| &sched[og.index as usize].0));
     for og in &resp.gemms {
         let (id, dims) = sched[og.index as usize];
         let what = format!("step {} layer {} {}", id.step, id.layer, id.kind.name());
@@ -159,7 +196,7 @@ fn check_with(
         if c.id() != Some(id) || [c.m, c.k, c.n] != dims {
             return Err(AuditError::Commitment { index: og.index, what });
         }
-        match check_gemm(sku, &rh, &mut proofs, ch, og) {
+        match check_gemm(sku, &rh, &mut proofs, &mut weights, ch, og) {
             Ok(()) => {}
             Err(GemmFault::Commitment) => return Err(AuditError::Commitment { index: og.index, what }),
             Err(GemmFault::Freivalds) => return Err(AuditError::Freivalds { index: og.index, what }),
