@@ -495,9 +495,9 @@ impl Executor {
     /// checked in parallel batches. Any bad one makes the block invalid.
     fn verified_txs(&self, encoded: &[Vec<u8>]) -> Result<Vec<VerifiedTx>, ExecError> {
         let known: Vec<Option<Arc<VerifiedTx>>> = {
-            let hashes: Vec<[u8; 32]> = encoded.iter().map(|b| *blake3::hash(b).as_bytes()).collect();
+            let hashes: Vec<Option<[u8; 32]>> = encoded.iter().map(|b| aivm_runtime::tx::id_of_encoding(b)).collect();
             let pool = lock(&self.mempool);
-            hashes.iter().map(|h| pool.get(h)).collect()
+            hashes.iter().map(|h| h.and_then(|h| pool.get(&h))).collect()
         };
         let missing: Vec<&[u8]> = encoded.iter().zip(&known).filter(|(_, k)| k.is_none()).map(|(b, _)| b.as_slice()).collect();
         self.reused.fetch_add((encoded.len() - missing.len()) as u64, std::sync::atomic::Ordering::Relaxed);

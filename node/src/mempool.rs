@@ -504,7 +504,7 @@ mod tests {
         st.set_nonce(&a, 2);
         p.on_committed([(address(&a), st.account(&address(&a)).unwrap())]);
         assert_eq!(p.len(), 2);
-        let h = *blake3::hash(&tx(&b, 0, 10, 1)).as_bytes();
+        let h = SignedTransaction::decode(&tx(&b, 0, 10, 1)).unwrap().hash();
         assert_eq!(p.get(&h).map(|v| v.hash), Some(h), "pooled transactions are found by hash, verified");
         assert!(p.get(&[0; 32]).is_none());
     }
@@ -522,14 +522,13 @@ mod tests {
         }
         let mut forged = transfer(&a, 16, 1, 1).sign(&a);
         forged.signature[0] ^= 1;
-        let bytes = forged.encode();
-        let h = *blake3::hash(&bytes).as_bytes();
+        let h = forged.hash();
         assert_eq!(p.precheck(&forged.tx, &h), Err(MempoolError::SenderFull(16)));
         forged.tx.nonce = 99;
         assert!(matches!(p.precheck(&forged.tx, &h), Err(MempoolError::NonceTooHigh { .. })));
         let dup = tx(&a, 3, 1, 1);
         let decoded = SignedTransaction::decode(&dup).unwrap();
-        assert_eq!(p.precheck(&decoded.tx, blake3::hash(&dup).as_bytes()), Err(MempoolError::Duplicate));
+        assert_eq!(p.precheck(&decoded.tx, &decoded.hash()), Err(MempoolError::Duplicate));
         let replacement = SignedTransaction::decode(&tx(&a, 3, 5, 1)).unwrap();
         assert_eq!(p.precheck(&replacement.tx, &[1; 32]), Ok(()), "a replacement of a pending nonce may go on to the full check");
         // A full pool: only a price that could displace the cheapest tail gets through.

@@ -284,7 +284,7 @@ impl Chain {
                     receipts.push(None);
                     valid.push(v);
                 }
-                Err(e) => receipts.push(Some(Receipt::rejected(*blake3::hash(&tx.encode()).as_bytes(), e.to_string()))),
+                Err(e) => receipts.push(Some(Receipt::rejected(tx.hash(), e.to_string()))),
             }
         }
         self.execute_checked(parent, height, txs, receipts, valid, time_ms, system, None)

@@ -26,7 +26,7 @@ fn a_replayed_transaction_keeps_its_executed_receipt_indexed() {
     let mut load = P2p::new(CHAIN, 4, 1);
     chain.init_genesis(&load.genesis(1 << 60)).expect("genesis");
     let tx = load.block(1, Asset::Native).remove(0);
-    let hash = *blake3::hash(&tx.encode()).as_bytes();
+    let hash = tx.hash();
     let b = chain.execute(vec![tx.clone()], 1).expect("execute");
     assert!(b.record.receipts[0].is_success());
     chain.commit(b).expect("commit");

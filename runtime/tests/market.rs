@@ -198,7 +198,7 @@ impl Net {
     /// Submit a job on the Freivalds track or (`tee`) the optimistic one; its id and receipt.
     fn submit_on(&mut self, who: usize, prompt: Vec<u32>, max_new: u32, tee: bool) -> ([u8; 32], Receipt) {
         let t = self.tx(who, MarketTx::SubmitJob { sku: self.sku, prompt, max_new, sla_blocks: 4, budget: FUNDS / 10, tee });
-        let id = *blake3::hash(&t.encode()).as_bytes();
+        let id = t.hash();
         (id, self.block(vec![t]).remove(0))
     }
 
@@ -559,7 +559,7 @@ fn replay(blocks: &[Vec<Op>], accounts: usize, threads: usize) -> (Vec<[u8; 32]>
                 Op::ContractAsk(w, p, m, b) => {
                     let args = cbor(&AskArgs { sku, prompt: (0..p as u32).collect(), max_new: m, sla_blocks: 1 });
                     let t = n.tx_with(w, Payload::Call { contract: escrow, entry: "ask".into(), args, value: b }, 60_000_000);
-                    jobs.push(aivm::contract_job_id(blake3::hash(&t.encode()).as_bytes(), &escrow, 0));
+                    jobs.push(aivm::contract_job_id(&t.hash(), &escrow, 0));
                     txs.push(t);
                     continue;
                 }
@@ -606,7 +606,7 @@ fn replay(blocks: &[Vec<Op>], accounts: usize, threads: usize) -> (Vec<[u8; 32]>
             };
             let t = n.tx(who, m);
             if matches!(o, Op::Submit(..)) {
-                jobs.push(*blake3::hash(&t.encode()).as_bytes());
+                jobs.push(t.hash());
             }
             txs.push(t);
         }
@@ -1150,7 +1150,7 @@ fn mixed_tracks(threads: usize) -> ([u8; 32], usize) {
             n.tx(c, MarketTx::SubmitJob { sku: n.sku, prompt: vec![c as u32 % 60 + 1, 2], max_new: 2, sla_blocks: 4, budget: FUNDS / 10, tee: c % 2 == 0 })
         })
         .collect();
-    let ids: Vec<[u8; 32]> = txs.iter().map(|t| *blake3::hash(&t.encode()).as_bytes()).collect();
+    let ids: Vec<[u8; 32]> = txs.iter().map(|t| t.hash()).collect();
     for r in n.block(txs) {
         assert!(r.is_success(), "{:?}", r.status);
     }
@@ -1413,7 +1413,7 @@ fn a_contract_submits_a_job_the_chain_verifies() {
     let ask = |n: &mut Net, value: u128| {
         let args = cbor(&AskArgs { sku: n.sku, prompt: prompt.clone(), max_new: 5, sla_blocks: 4 });
         let t = n.tx_with(client, Payload::Call { contract: escrow, entry: "ask".into(), args, value }, 60_000_000);
-        let hash = *blake3::hash(&t.encode()).as_bytes();
+        let hash = t.hash();
         (hash, n.block(vec![t]).remove(0))
     };
     let before = n.balance(&addr(&n.keys[client]));
