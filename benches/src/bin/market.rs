@@ -2,7 +2,7 @@
 //! model: one job per prompt through a real chain (RocksDB, the VM's model registry), from
 //! submit to a settled answer.
 //!
-//! `cargo run --release -p aivm-benches --bin market -- [--max-new 32] [--repeat N] [--json]`
+//! `cargo run --release -p aivm-benches --bin market -- [--max-new 32] [--repeat N] [--jobs J] [--json]`
 //!
 //! Inference: MODEL_INFER's gas for the job's prompt and `max_new` (what a contract would pay
 //! to run it on chain) and the wall time of the committed run. Verification: the answer
@@ -41,6 +41,12 @@ struct Args {
     /// gives a profiler the block's own work to sample.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// Jobs per prompt: each has its own id and so its own challenge (which GEMMs and row are
+    /// opened), and an answer's cost depends on what is opened; the medians over the jobs are
+    /// reported, with the dearest. The inference runs once per prompt (every job of a prompt
+    /// commits the same receipt).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
 }
 
 struct Net {
@@ -132,6 +138,15 @@ fn median(v: impl IntoIterator<Item = f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// One job's answer: its gas and bytes, the check alone, its block, its admission (seconds).
+struct Answered {
+    gas: u64,
+    bytes: usize,
+    verify_s: f64,
+    check_s: f64,
+    admit_s: f64,
+}
+
 fn main() -> anyhow::Result<()> {
     // The node's heap settings, so measured speeds are what `aivm` runs (model::heap).
     aivm::model::heap::keep_freed_memory();
@@ -178,63 +193,74 @@ fn main() -> anyhow::Result<()> {
         let prompt = engine.tokenizer.encode(&engine.tokenizer.chat_prompt(p));
         let infer_gas =
             engine.infer_gas(prompt.len() as u64, args.max_new as u64, |m, a, t, w, n| schedule.model_infer_cost(m, a, t, w, n)).unwrap_or(u64::MAX);
-        let submit = MarketTx::SubmitJob { sku: hash, prompt: prompt.clone(), max_new: args.max_new, sla_blocks: 10, budget: 1 << 90, tee: false };
-        let (r, _) = n.send(client, submit);
-        anyhow::ensure!(r.is_success(), "submit: {:?}", r.status);
-        let id = r.tx_hash;
-        let job: Job = n.get(MarketKey::Job(&id));
         let start = Instant::now();
-        let (receipt, trace) = run_committed(&engine, std::slice::from_ref(&job.prompt), job.max_new as usize)?;
+        let (receipt, trace) = run_committed(&engine, std::slice::from_ref(&prompt), args.max_new as usize)?;
         let infer_s = start.elapsed().as_secs_f64();
-        let (c, _) = n.send(worker, MarketTx::Commit { job: id, receipt: cbor(&receipt) });
-        anyhow::ensure!(c.is_success(), "commit: {:?}", c.status);
-        let at = n.chain.head().map_or(0, |h| h.height);
-        n.block(vec![]);
-        let beacon: serde_bytes::ByteArray<32> = n.get(MarketKey::Beacon(at + 1));
-        let ch = Challenge { seed: challenge_seed(&beacon, &id), gemms: params.challenge_gemms, rows: params.challenge_rows };
-        let response = respond(&engine.sku, &receipt, &trace, &ch)?.encode();
-        let bytes = response.len();
-        // The check alone (decode and verify, as the chain runs them), apart from the block.
-        let start = Instant::now();
-        let decoded = aivm::model::audit::Response::decode(&response).ok_or_else(|| anyhow::anyhow!("answer does not decode"))?;
-        aivm::model::audit::check_response(&engine.sku, &engine.sku_hash, &receipt, &ch, &decoded)?;
-        let verify_s = start.elapsed().as_secs_f64();
-        let ((a, check_s), admit_s) = n.send_timed(worker, MarketTx::Answer { job: id, response }, args.repeat);
-        anyhow::ensure!(a.is_success(), "answer: {:?}", a.status);
-        // What a dispute of the prompt step and of the last step needs: the answer's bytes
-        // against the bound the chain checks, its check's gas and time (the check alone).
-        let last = receipt.outputs[0].len().saturating_sub(1) as u32;
-        let sched = aivm::model::audit::schedule(&engine.sku, &receipt)?;
-        for step in [0, last] {
-            let bound = aivm::model::audit::step_answer_bytes(&engine.sku, &receipt, &sched, step)?;
-            let resp = aivm::model::audit::respond_step(&engine.sku, &receipt, &trace, step)?;
-            let bytes = resp.encode().len() as u64;
-            let gas = aivm_runtime::market::jobs::check_gas(&schedule, &receipt, &resp, aivm_runtime::market::jobs::AnswerKind::Dispute)
-                .and_then(|g| g.checked_add(schedule.blake3.cost(bytes)?))
-                .unwrap_or(u64::MAX);
+        let mut runs: Vec<Answered> = Vec::new();
+        for j in 0..args.jobs.max(1) {
+            let submit = MarketTx::SubmitJob { sku: hash, prompt: prompt.clone(), max_new: args.max_new, sla_blocks: 10, budget: 1 << 90, tee: false };
+            let (r, _) = n.send(client, submit);
+            anyhow::ensure!(r.is_success(), "submit: {:?}", r.status);
+            let id = r.tx_hash;
+            let (c, _) = n.send(worker, MarketTx::Commit { job: id, receipt: cbor(&receipt) });
+            anyhow::ensure!(c.is_success(), "commit: {:?}", c.status);
+            let at = n.chain.head().map_or(0, |h| h.height);
+            n.block(vec![]);
+            let beacon: serde_bytes::ByteArray<32> = n.get(MarketKey::Beacon(at + 1));
+            let ch = Challenge { seed: challenge_seed(&beacon, &id), gemms: params.challenge_gemms, rows: params.challenge_rows };
+            let response = respond(&engine.sku, &receipt, &trace, &ch)?.encode();
+            let bytes = response.len();
+            // The check alone (decode and verify, as the chain runs them), apart from the block.
             let start = Instant::now();
-            aivm::model::audit::check_step(&engine.sku, &engine.sku_hash, &receipt, &ch.seed, step, &resp)?;
-            let ms = start.elapsed().as_secs_f64() * 1e3;
-            eprintln!("  dispute of step {step}: {bytes} answer bytes (bound {bound}), check {:.1} M gas, {ms:.1} ms", gas as f64 / 1e6);
+            let decoded = aivm::model::audit::Response::decode(&response).ok_or_else(|| anyhow::anyhow!("answer does not decode"))?;
+            aivm::model::audit::check_response(&engine.sku, &engine.sku_hash, &receipt, &ch, &decoded)?;
+            let verify_s = start.elapsed().as_secs_f64();
+            let ((a, check_s), admit_s) = n.send_timed(worker, MarketTx::Answer { job: id, response }, args.repeat);
+            anyhow::ensure!(a.is_success(), "answer: {:?}", a.status);
+            let settled: Job = n.get(MarketKey::Job(&id));
+            anyhow::ensure!(matches!(settled.status, aivm_runtime::market::JobStatus::Settled { .. }), "not settled: {:?}", settled.status);
+            runs.push(Answered { gas: a.gas_used, bytes, verify_s, check_s, admit_s });
+            if j > 0 {
+                continue;
+            }
+            // What a dispute of the prompt step and of the last step needs: the answer's bytes
+            // against the bound the chain checks, its check's gas and time (the check alone).
+            let last = receipt.outputs[0].len().saturating_sub(1) as u32;
+            let sched = aivm::model::audit::schedule(&engine.sku, &receipt)?;
+            for step in [0, last] {
+                let bound = aivm::model::audit::step_answer_bytes(&engine.sku, &receipt, &sched, step)?;
+                let resp = aivm::model::audit::respond_step(&engine.sku, &receipt, &trace, step)?;
+                let bytes = resp.encode().len() as u64;
+                let gas = aivm_runtime::market::jobs::check_gas(&schedule, &receipt, &resp, aivm_runtime::market::jobs::AnswerKind::Dispute)
+                    .and_then(|g| g.checked_add(schedule.blake3.cost(bytes)?))
+                    .unwrap_or(u64::MAX);
+                let start = Instant::now();
+                aivm::model::audit::check_step(&engine.sku, &engine.sku_hash, &receipt, &ch.seed, step, &resp)?;
+                let ms = start.elapsed().as_secs_f64() * 1e3;
+                eprintln!("  dispute of step {step}: {bytes} answer bytes (bound {bound}), check {:.1} M gas, {ms:.1} ms", gas as f64 / 1e6);
+            }
         }
-        let settled: Job = n.get(MarketKey::Job(&id));
-        anyhow::ensure!(matches!(settled.status, aivm_runtime::market::JobStatus::Settled { .. }), "not settled: {:?}", settled.status);
-        let (gas_pct, time_pct) = (100.0 * a.gas_used as f64 / infer_gas as f64, 100.0 * check_s / infer_s);
+        let med = |f: fn(&Answered) -> f64| median(runs.iter().map(f));
+        let (gas, bytes, verify_s, check_s, admit_s) =
+            (med(|r| r.gas as f64), med(|r| r.bytes as f64), med(|r| r.verify_s), med(|r| r.check_s), med(|r| r.admit_s));
+        let dearest = runs.iter().map(|r| r.check_s + r.admit_s).fold(0.0, f64::max);
+        let (gas_pct, time_pct) = (100.0 * gas / infer_gas as f64, 100.0 * check_s / infer_s);
         if args.json {
             println!(
                 "{}",
                 serde_json::json!({"prompt": p, "prompt_tokens": prompt.len(), "output_tokens": receipt.outputs[0].len(), "gemms": receipt.gemm_count,
-                    "infer_gas": infer_gas, "answer_gas": a.gas_used, "answer_bytes": bytes, "infer_s": infer_s, "check_s": check_s,
-                    "verify_s": verify_s, "admit_s": admit_s, "gas_pct": gas_pct, "time_pct": time_pct, "verify_pct": 100.0 * verify_s / infer_s})
+                    "jobs": runs.len(), "infer_gas": infer_gas, "answer_gas": gas, "answer_bytes": bytes, "infer_s": infer_s, "check_s": check_s,
+                    "verify_s": verify_s, "admit_s": admit_s, "gas_pct": gas_pct, "time_pct": time_pct, "verify_pct": 100.0 * verify_s / infer_s,
+                    "dearest_admit_and_block_pct": 100.0 * dearest / infer_s})
             );
         } else {
             println!(
-                "{:<38} {:>6} {:>7} {:>14} {:>13} {:>8.2}% {:>10.1} {:>9.2} {:>7.2}%   ({} answer bytes; decode and verify alone {:.2} ms, {:.2} %; admission {:.2} ms, with the block {:.2} %)",
+                "{:<38} {:>6} {:>7} {:>14} {:>13.0} {:>8.2}% {:>10.1} {:>9.2} {:>7.2}%   ({:.0} answer bytes; decode and verify alone {:.2} ms, {:.2} %; admission {:.2} ms, with the block {:.2} %, the dearest of {} jobs {:.2} %)",
                 p,
                 prompt.len() + receipt.outputs[0].len(),
                 receipt.gemm_count,
                 infer_gas,
-                a.gas_used,
+                gas,
                 gas_pct,
                 infer_s * 1e3,
                 check_s * 1e3,
@@ -243,7 +269,9 @@ fn main() -> anyhow::Result<()> {
                 verify_s * 1e3,
                 100.0 * verify_s / infer_s,
                 admit_s * 1e3,
-                100.0 * (admit_s + check_s) / infer_s
+                100.0 * (admit_s + check_s) / infer_s,
+                runs.len(),
+                100.0 * dearest / infer_s
             );
         }
     }
