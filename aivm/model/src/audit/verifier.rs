@@ -254,9 +254,15 @@ fn check_chain<'a>(
         }
         Ok(&o.bytes)
     };
-    // Little-endian i32s (a row's bytes as committed): one copy where the CPU is
-    // little-endian, element by element elsewhere.
-    let as_i32 = |b: &[u8]| -> Vec<i32> {
+    // Little-endian i32s (a row's bytes as committed): read in place where the CPU is
+    // little-endian and the bytes are aligned (a decoded row is its own allocation, so they
+    // are), else copied — element by element on a big-endian CPU.
+    let as_i32 = |b: &'a [u8]| -> std::borrow::Cow<'a, [i32]> {
+        if cfg!(target_endian = "little") {
+            if let Ok(v) = bytemuck::try_cast_slice::<u8, i32>(b) {
+                return std::borrow::Cow::Borrowed(v);
+            }
+        }
         let mut v = vec![0i32; b.len() / 4];
         if cfg!(target_endian = "little") {
             let n = v.len() * 4;
@@ -264,11 +270,11 @@ fn check_chain<'a>(
         } else {
             v.iter_mut().zip(b.chunks_exact(4)).for_each(|(x, c)| *x = i32::from_le_bytes([c[0], c[1], c[2], c[3]]));
         }
-        v
+        std::borrow::Cow::Owned(v)
     };
     let x_scale = |b: &[u8]| -> Scale {
-        let v = as_i32(&b[..8.min(b.len())]);
-        Scale { m: v.first().copied().unwrap_or(0), e: v.get(1).copied().unwrap_or(0) }
+        let word = |i: usize| b.get(i..i + 4).map_or(0, |c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        Scale { m: word(0), e: word(4) }
     };
     // An opened activation row must be `x_row_bytes(scale, row)`: compared in place, the
     // label made only on a mismatch.
