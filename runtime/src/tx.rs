@@ -146,8 +146,8 @@ impl SignedTransaction {
         tx_id(blake3::hash(&cbor(&self.tx)).as_bytes(), &self.signature)
     }
 
-    /// Decode submitted bytes. Anything but the one canonical encoding is refused, so the
-    /// hash of the bytes identifies the transaction.
+    /// Decode submitted bytes. Anything but the one canonical encoding is refused, so a
+    /// transaction has one encoding and one id ([`tx_id`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, TxError> {
         if bytes.len() > MAX_TX_BYTES {
             return Err(TxError::TooLarge(bytes.len()));

@@ -382,9 +382,9 @@ const INFERENCE_NICE: i32 = 10;
 /// steps) and the inference thread, whose children inherit it (`run_committed`'s committing
 /// thread). Answers are a few milliseconds of work against a deadline counted in blocks; a
 /// run's SLA is tens of blocks. On a devnet (4 validators, 3 workers, 2 cores) nice 10 still
-/// left an answer's send waiting 100–240 ms for CPU under load, and its job 4–5 blocks from
-/// commit to end; at SCHED_IDLE sends took 10–60 ms and p99 fell to 1–2 blocks
-/// (BENCHMARKS.md, "Commit → end").
+/// left an answer's send waiting up to ~240 ms for CPU under load, and p99 at 1–4 blocks from
+/// commit to end; at SCHED_IDLE most sends took 8.5–25 ms (at most 114 ms) and p99 was 1–2
+/// blocks (BENCHMARKS.md, "Inference on CPU time nothing else wants").
 fn lower_this_thread(priority: InferencePriority) {
     #[cfg(target_os = "linux")]
     {

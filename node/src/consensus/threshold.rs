@@ -190,6 +190,20 @@ mod tests {
         (0..n).map(|i| ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32]).verifying_key().to_bytes()).collect()
     }
 
+    /// Each validator's share of a dealt key.
+    fn shares_of(dealt: &Dealt, public: &Sharing<MinPk>) -> Vec<Share> {
+        dealt.shares.iter().map(|s| share(s, public).expect("share")).collect()
+    }
+
+    /// A key dealt among `n` validators: the public polynomial and each share.
+    fn dealt_key(n: usize) -> (Sharing<MinPk>, Vec<Share>) {
+        let ids = identities(n);
+        let dealt = deal(&ids).expect("deal");
+        let (_, public) = sharing(&dealt.sharing, &ids).expect("sharing");
+        let shares = shares_of(&dealt, &public);
+        (public, shares)
+    }
+
     fn seed_namespace(ns: &[u8]) -> Vec<u8> {
         [ns, b"_SEED"].concat()
     }
@@ -198,10 +212,7 @@ mod tests {
     /// only the newest [`Seeds::BLOCKS_KEPT`] blocks are kept.
     #[test]
     fn seeds_by_certified_block() {
-        let ids = identities(4);
-        let dealt = deal(&ids).expect("deal");
-        let (_, public) = sharing(&dealt.sharing, &ids).expect("sharing");
-        let shares: Vec<Share> = dealt.shares.iter().map(|s| share(s, &public).expect("share")).collect();
+        let (public, shares) = dealt_key(4);
         let seed_ns = seed_namespace(b"aivm-consensus-test");
         let seed_of = |view: u64| {
             let msg = round(0, view).encode();
@@ -231,7 +242,7 @@ mod tests {
         let ids = identities(4);
         let dealt = deal(&ids).expect("deal");
         let (participants, public) = sharing(&dealt.sharing, &ids).expect("sharing");
-        let shares: Vec<Share> = dealt.shares.iter().map(|s| share(s, &public).expect("share")).collect();
+        let shares = shares_of(&dealt, &public);
         let ns = b"aivm-consensus-test";
         let verifier = Scheme::verifier(ns, participants.clone(), public.clone());
         let msg = round(0, 7).encode();
