@@ -206,8 +206,11 @@ fn swiglu_row(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[i64], us: &[u3
 }
 
 /// [`swiglu_row`] eight columns at a time with AVX-512 (64-bit lanes: the products need
-/// them); the tail columns by [`swiglu_row`]. The same integer operations in the same
-/// order, so the same bits.
+/// them), each column's multiplier and shift made in the lanes from the scales (`m = sx.m ·
+/// w.m` by `vpmuldq`, shift `−(sx.e + 16) − w.e`) rather than read from arrays made per row
+/// (a decode step's or a row chain's one-row SwiGLU spent as long making them as using
+/// them); the tail columns by [`swiglu_row`]. The caller has checked every shift is in
+/// `1..=62` ([`shifts_fit`]). The same integer operations in the same order, so the same bits.
 ///
 /// The table is read by one gather per eight columns from [`sigmoid_pairs`] (each entry
 /// `T[i]` and `T[i+1] − T[i]` in one word; two gathers before), and the three products
@@ -219,16 +222,19 @@ fn swiglu_row(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[i64], us: &[u3
 /// after, 0.207 with the check).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn swiglu_row_avx512(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[i64], us: &[u32], t: &[i64; 4097], h: &mut [i32]) {
+unsafe fn swiglu_row_fused_avx512(g: &[i32], u: &[i32], sx: Scale, sg: &[Scale], su: &[Scale], h: &mut [i32]) {
     use std::arch::x86_64::*;
-    let n = h.len().min(g.len()).min(u.len()).min(gm.len()).min(gs.len()).min(um.len()).min(us.len());
+    const { assert!(std::mem::size_of::<Scale>() == 8 && std::mem::align_of::<Scale>() == 4) };
+    let n = h.len().min(g.len()).min(u.len()).min(sg.len()).min(su.len());
     let body = n / 8 * 8;
     let (zero, one) = (_mm512_set1_epi64(0), _mm512_set1_epi64(1));
     let (lo32, hi32) = (_mm512_set1_epi64(i32::MIN as i64), _mm512_set1_epi64(i32::MAX as i64));
     let clamp32 = |v: __m512i| _mm512_min_epi64(_mm512_max_epi64(v, lo32), hi32);
     // shift_down(v, sh) = clamp((v + 2^(sh−1)) >> sh), sh in 1..=62 per lane.
     let shift_down = |v: __m512i, sh: __m512i| clamp32(_mm512_srav_epi64(_mm512_add_epi64(v, _mm512_sllv_epi64(one, _mm512_sub_epi64(sh, one))), sh));
+    // Eight scales as eight lanes (`repr(C)`, little-endian: `m` low, `e` high).
+    let (xm, base) = (_mm512_set1_epi64(sx.m as i64), _mm512_set1_epi64(-(sx.e as i64 + 16)));
+    let factors = |w: __m512i| (_mm512_mul_epi32(w, xm), _mm512_sub_epi64(base, _mm512_srai_epi64::<32>(w)));
     let (off, top, mask9) = (_mm512_set1_epi64(16 << 16), _mm512_set1_epi64((32 << 16) - 1), _mm512_set1_epi64(511));
     let (neg_off, q30, half30, half16) =
         (_mm512_set1_epi64(-(16 << 16)), _mm512_set1_epi64(quant::Q30_ONE), _mm512_set1_epi64(1 << 29), _mm512_set1_epi64(1 << 15));
@@ -238,8 +244,8 @@ unsafe fn swiglu_row_avx512(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[
         // SAFETY: j + 8 <= n, within every slice; gather indices are in 0..=4095 (clamped).
         unsafe {
             let load32 = |p: *const i32| _mm512_cvtepi32_epi64(_mm256_loadu_si256(p as *const __m256i));
-            let load_u32 = |p: *const u32| _mm512_cvtepu32_epi64(_mm256_loadu_si256(p as *const __m256i));
-            let x = shift_down(_mm512_mullo_epi64(load32(g.as_ptr().add(j)), _mm512_loadu_si512(gm.as_ptr().add(j) as *const _)), load_u32(gs.as_ptr().add(j)));
+            let (gm, gs) = factors(_mm512_loadu_si512(sg.as_ptr().add(j) as *const _));
+            let x = shift_down(_mm512_mullo_epi64(load32(g.as_ptr().add(j)), gm), gs);
             // SiLU, as `silu`.
             let idx = _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(x, off), zero), top);
             let i = _mm512_srli_epi64::<9>(idx);
@@ -251,14 +257,19 @@ unsafe fn swiglu_row_avx512(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[
             let s = _mm512_mask_blend_epi64(_mm512_cmpge_epi64_mask(x, off), mid, q30);
             let s = _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(x, neg_off), s, zero);
             let gate = clamp32(_mm512_srai_epi64::<30>(_mm512_add_epi64(_mm512_mul_epi32(x, s), half30)));
-            let up =
-                shift_down(_mm512_mullo_epi64(load32(u.as_ptr().add(j)), _mm512_loadu_si512(um.as_ptr().add(j) as *const _)), load_u32(us.as_ptr().add(j)));
+            let (um, us) = factors(_mm512_loadu_si512(su.as_ptr().add(j) as *const _));
+            let up = shift_down(_mm512_mullo_epi64(load32(u.as_ptr().add(j)), um), us);
             let hv = clamp32(_mm512_srai_epi64::<16>(_mm512_add_epi64(_mm512_mul_epi32(gate, up), half16)));
             _mm256_storeu_si256(h.as_mut_ptr().add(j) as *mut __m256i, _mm512_cvtepi64_epi32(hv));
         }
         j += 8;
     }
-    swiglu_row(&g[body..n], &u[body..n], &gm[body..n], &gs[body..n], &um[body..n], &us[body..n], t, &mut h[body..n]);
+    let tail = n - body;
+    let (mut mg, mut shg, mut mu, mut shu) = ([0i64; 8], [0u32; 8], [0i64; 8], [0u32; 8]);
+    column_factors(sx, &sg[body..n], &mut mg[..tail], &mut shg[..tail]);
+    column_factors(sx, &su[body..n], &mut mu[..tail], &mut shu[..tail]);
+    let t = quant::sigmoid_table();
+    swiglu_row(&g[body..n], &u[body..n], &mg[..tail], &shg[..tail], &mu[..tail], &shu[..tail], t, &mut h[body..n]);
 }
 
 /// [`quant::sigmoid_table`] as 4 096 words `T[i] | (T[i+1] − T[i]) << 32` (both below 2^31:
@@ -278,19 +289,64 @@ fn sigmoid_pairs() -> &'static [i64; 4096] {
     })
 }
 
-type SwigluRow = fn(&[i32], &[i32], &[i64], &[u32], &[i64], &[u32], &[i64; 4097], &mut [i32]);
+/// Per-column multipliers and shifts ([`column_factors`]), kept per thread between rows.
+type ColumnFactors = (Vec<i64>, Vec<u32>);
+
+/// One row's `h` on the fast path (every column's shifts in `1..=62`): the gate and up
+/// accumulators, the row's activation scale, the weights' column scales, the output.
+type SwigluRow = fn(&[i32], &[i32], Scale, &[Scale], &[Scale], &mut [i32]);
+
+/// [`swiglu_row`] with the per-column multipliers and shifts made for the row first
+/// ([`column_factors`]): the portable and AVX2 forms.
+#[inline(always)]
+fn swiglu_row_with_factors(g: &[i32], u: &[i32], sx: Scale, sg: &[Scale], su: &[Scale], h: &mut [i32]) {
+    thread_local! {
+        static FACTORS: std::cell::RefCell<[ColumnFactors; 2]> = const { std::cell::RefCell::new([(Vec::new(), Vec::new()), (Vec::new(), Vec::new())]) };
+    }
+    FACTORS.with(|f| {
+        let [(mg, shg), (mu, shu)] = &mut *f.borrow_mut();
+        for v in [&mut *mg, &mut *mu] {
+            v.resize(sg.len(), 0);
+        }
+        for v in [&mut *shg, &mut *shu] {
+            v.resize(sg.len(), 0);
+        }
+        // Both hold on the rows `swiglu_body` sends here (`shifts_fit`).
+        let ok = column_factors(sx, sg, mg, shg) & column_factors(sx, su, mu, shu);
+        debug_assert!(ok);
+        swiglu_row(g, u, mg, shg, mu, shu, quant::sigmoid_table(), h);
+    })
+}
+
+/// The least and greatest exponent of `scales` (`(0, 0)` for none).
+#[inline(always)]
+fn exponent_span(scales: &[Scale]) -> (i64, i64) {
+    let (lo, hi) = scales.iter().fold((i32::MAX, i32::MIN), |(lo, hi), s| (lo.min(s.e), hi.max(s.e)));
+    if scales.is_empty() {
+        (0, 0)
+    } else {
+        (lo as i64, hi as i64)
+    }
+}
+
+/// Whether every column's shift `−(sx.e + w.e + 16)` is in `1..=62` (what
+/// [`column_factors`] checks column by column), from the weights' exponent span.
+#[inline(always)]
+fn shifts_fit(sx: Scale, (lo, hi): (i64, i64)) -> bool {
+    let base = -(sx.e as i64 + 16);
+    base - hi >= 1 && base - lo <= 62
+}
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn swiglu_body(yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &[Scale], hq: &mut [i8], sh: &mut [Scale], row: SwigluRow) {
     let f = sg.len();
-    let t = quant::sigmoid_table();
     let mut h = vec![0i32; f];
-    let (mut mg, mut shg, mut mu, mut shu) = (vec![0i64; f], vec![0u32; f], vec![0i64; f], vec![0u32; f]);
+    let (span_g, span_u) = (exponent_span(sg), exponent_span(su));
     for (r, s) in sh.iter_mut().enumerate() {
         let (g_row, u_row) = (&yg[r * f..(r + 1) * f], &yu[r * f..(r + 1) * f]);
-        if column_factors(sx[r], sg, &mut mg, &mut shg) & column_factors(sx[r], su, &mut mu, &mut shu) {
-            row(g_row, u_row, &mg, &shg, &mu, &shu, t, &mut h);
+        if shifts_fit(sx[r], span_g) && shifts_fit(sx[r], span_u) {
+            row(g_row, u_row, sx[r], sg, su, &mut h);
         } else {
             for j in 0..f {
                 let g = quant::silu_q16(quant::dequant(g_row[j], sx[r], sg[j]));
@@ -311,15 +367,15 @@ pub fn swiglu_quantize(isa: Isa, yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Sca
         #[allow(clippy::too_many_arguments)]
         unsafe fn wide(yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &[Scale], hq: &mut [i8], sh: &mut [Scale]) {
             #[allow(clippy::too_many_arguments)]
-            fn row(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[i64], us: &[u32], t: &[i64; 4097], h: &mut [i32]) {
+            fn row(g: &[i32], u: &[i32], sx: Scale, sg: &[Scale], su: &[Scale], h: &mut [i32]) {
                 // SAFETY: only reached through `wide`, called when the CPU has AVX-512 F and DQ.
-                unsafe { swiglu_row_avx512(g, u, gm, gs, um, us, t, h) }
+                unsafe { swiglu_row_fused_avx512(g, u, sx, sg, su, h) }
             }
             swiglu_body(yg, yu, sx, sg, su, hq, sh, row)
         }
         #[target_feature(enable = "avx2")]
         unsafe fn avx2(yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Scale], su: &[Scale], hq: &mut [i8], sh: &mut [Scale]) {
-            swiglu_body(yg, yu, sx, sg, su, hq, sh, swiglu_row)
+            swiglu_body(yg, yu, sx, sg, su, hq, sh, swiglu_row_with_factors)
         }
         if isa == Isa::Avx512 && Isa::detect() == Isa::Avx512 {
             // SAFETY: the CPU has every feature `wide` was compiled for (checked above).
@@ -331,21 +387,21 @@ pub fn swiglu_quantize(isa: Isa, yg: &[i32], yu: &[i32], sx: &[Scale], sg: &[Sca
         }
     }
     let _ = isa;
-    swiglu_body(yg, yu, sx, sg, su, hq, sh, swiglu_row)
+    swiglu_body(yg, yu, sx, sg, su, hq, sh, swiglu_row_with_factors)
 }
 
+/// One row of [`dequant_into`] on the fast path (every column's shift in `1..=62`): the
+/// output row, the accumulators, the row's activation scale, the weights' column scales, the
+/// bias and whether to add to the output.
+type DequantRow = fn(&mut [i32], &[i32], Scale, &[Scale], Option<&[i32]>, bool);
+
 #[inline(always)]
-fn dequant_add_body(x: &mut [i32], y: &[i32], sx: &[Scale], sw: &[Scale], bias: Option<&[i32]>, add: bool) {
+fn dequant_add_body(x: &mut [i32], y: &[i32], sx: &[Scale], sw: &[Scale], bias: Option<&[i32]>, add: bool, row: DequantRow) {
     let n = sw.len();
-    let (mut mul, mut sh) = (vec![0i64; n], vec![0u32; n]);
+    let span = exponent_span(sw);
     for (r, (xrow, yrow)) in x.chunks_exact_mut(n).zip(y.chunks_exact(n)).enumerate() {
-        if column_factors(sx[r], sw, &mut mul, &mut sh) {
-            let terms = yrow.iter().zip(mul.iter().zip(&sh)).map(|(&a, (&m, &s))| shift_down(a as i64 * m, s));
-            match (add, bias) {
-                (true, _) => xrow.iter_mut().zip(terms).for_each(|(o, v)| *o = o.saturating_add(v)),
-                (false, Some(b)) => xrow.iter_mut().zip(terms).zip(b).for_each(|((o, v), &b)| *o = b.saturating_add(v)),
-                (false, None) => xrow.iter_mut().zip(terms).for_each(|(o, v)| *o = v),
-            }
+        if shifts_fit(sx[r], span) {
+            row(xrow, yrow, sx[r], sw, bias, add);
         } else {
             for j in 0..n {
                 let v = quant::dequant(yrow[j], sx[r], sw[j]);
@@ -354,6 +410,94 @@ fn dequant_add_body(x: &mut [i32], y: &[i32], sx: &[Scale], sw: &[Scale], bias: 
             }
         }
     }
+}
+
+/// A [`dequant_into`] row with the per-column multipliers and shifts made first
+/// ([`column_factors`]), in loops the compiler vectorizes: the portable and AVX2 forms.
+#[inline(always)]
+fn dequant_row_with_factors(xrow: &mut [i32], yrow: &[i32], sx: Scale, sw: &[Scale], bias: Option<&[i32]>, add: bool) {
+    thread_local! {
+        static FACTORS: std::cell::RefCell<ColumnFactors> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    }
+    FACTORS.with(|f| {
+        let (mul, sh) = &mut *f.borrow_mut();
+        mul.resize(sw.len(), 0);
+        sh.resize(sw.len(), 0);
+        // Holds on the rows `dequant_add_body` sends here (`shifts_fit`).
+        let ok = column_factors(sx, sw, mul, sh);
+        debug_assert!(ok);
+        let terms = yrow.iter().zip(mul.iter().zip(sh.iter())).map(|(&a, (&m, &s))| shift_down(a as i64 * m, s));
+        match (add, bias) {
+            (true, _) => xrow.iter_mut().zip(terms).for_each(|(o, v)| *o = o.saturating_add(v)),
+            (false, Some(b)) => xrow.iter_mut().zip(terms).zip(b).for_each(|((o, v), &b)| *o = b.saturating_add(v)),
+            (false, None) => xrow.iter_mut().zip(terms).for_each(|(o, v)| *o = v),
+        }
+    })
+}
+
+/// [`dequant_row_with_factors`] eight columns at a time with AVX-512, each column's
+/// multiplier and shift made in the lanes from the scales as in
+/// [`swiglu_row_fused_avx512`]; the tail by the portable form. The same integer operations
+/// (64-bit products, the same rounding and saturation), so the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn dequant_row_fused_avx512(xrow: &mut [i32], yrow: &[i32], sx: Scale, sw: &[Scale], bias: Option<&[i32]>, add: bool) {
+    use std::arch::x86_64::*;
+    let n = xrow.len().min(yrow.len()).min(sw.len()).min(bias.map_or(usize::MAX, |b| b.len()));
+    let body = n / 8 * 8;
+    let one = _mm512_set1_epi64(1);
+    let (lo32, hi32) = (_mm512_set1_epi64(i32::MIN as i64), _mm512_set1_epi64(i32::MAX as i64));
+    let clamp32 = |v: __m512i| _mm512_min_epi64(_mm512_max_epi64(v, lo32), hi32);
+    let shift_down = |v: __m512i, sh: __m512i| clamp32(_mm512_srav_epi64(_mm512_add_epi64(v, _mm512_sllv_epi64(one, _mm512_sub_epi64(sh, one))), sh));
+    let (xm, base) = (_mm512_set1_epi64(sx.m as i64), _mm512_set1_epi64(-(sx.e as i64 + 16)));
+    let mut j = 0;
+    while j < body {
+        // SAFETY: j + 8 <= n, within every slice.
+        unsafe {
+            let load32 = |p: *const i32| _mm512_cvtepi32_epi64(_mm256_loadu_si256(p as *const __m256i));
+            let w = _mm512_loadu_si512(sw.as_ptr().add(j) as *const _);
+            let (m, sh) = (_mm512_mul_epi32(w, xm), _mm512_sub_epi64(base, _mm512_srai_epi64::<32>(w)));
+            let v = shift_down(_mm512_mullo_epi64(load32(yrow.as_ptr().add(j)), m), sh);
+            let out = match (add, bias) {
+                (true, _) => clamp32(_mm512_add_epi64(load32(xrow.as_ptr().add(j)), v)),
+                (false, Some(b)) => clamp32(_mm512_add_epi64(load32(b.as_ptr().add(j)), v)),
+                (false, None) => v,
+            };
+            _mm256_storeu_si256(xrow.as_mut_ptr().add(j) as *mut __m256i, _mm512_cvtepi64_epi32(out));
+        }
+        j += 8;
+    }
+    dequant_row_with_factors(&mut xrow[body..n], &yrow[body..n], sx, &sw[body..n], bias.map(|b| &b[body..n]), add);
+}
+
+/// [`crate::layer::dequant_rows`] into `out` (zeros in, `m·n` long), or with `add`
+/// [`crate::layer::add_dequant`] into `out` (the residual).
+pub fn dequant_into(isa: Isa, out: &mut [i32], y: &[i32], sx: &[Scale], sw: &[Scale], bias: Option<&[i32]>, add: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+        unsafe fn wide(out: &mut [i32], y: &[i32], sx: &[Scale], sw: &[Scale], bias: Option<&[i32]>, add: bool) {
+            fn row(xrow: &mut [i32], yrow: &[i32], sx: Scale, sw: &[Scale], bias: Option<&[i32]>, add: bool) {
+                // SAFETY: only reached through `wide`, called when the CPU has AVX-512 F and DQ.
+                unsafe { dequant_row_fused_avx512(xrow, yrow, sx, sw, bias, add) }
+            }
+            dequant_add_body(out, y, sx, sw, bias, add, row)
+        }
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(out: &mut [i32], y: &[i32], sx: &[Scale], sw: &[Scale], bias: Option<&[i32]>, add: bool) {
+            dequant_add_body(out, y, sx, sw, bias, add, dequant_row_with_factors)
+        }
+        if isa == Isa::Avx512 && Isa::detect() == Isa::Avx512 {
+            // SAFETY: the CPU has every feature `wide` was compiled for (checked above).
+            return unsafe { wide(out, y, sx, sw, bias, add) };
+        }
+        if isa == Isa::Avx2 && Isa::has_avx2() {
+            // SAFETY: the CPU has AVX2 (checked above).
+            return unsafe { avx2(out, y, sx, sw, bias, add) };
+        }
+    }
+    let _ = isa;
+    dequant_add_body(out, y, sx, sw, bias, add, dequant_row_with_factors)
 }
 
 #[inline(always)]
@@ -577,12 +721,6 @@ kernel! {
 }
 
 kernel! {
-    /// [`crate::layer::dequant_rows`] into `out` (zeros in, `m·n` long), or with `add`
-    /// [`crate::layer::add_dequant`] into `out` (the residual).
-    dequant_into => dequant_add_body(out: &mut [i32], y: &[i32], sx: &[Scale], sw: &[Scale], bias: Option<&[i32]>, add: bool)
-}
-
-kernel! {
     /// One row of attention scores: `row[p] = q · k[p]` over `hd`.
     scores_row => scores_body(q: &[i8], k: &[i8], hd: usize, row: &mut [i32])
 }
@@ -674,6 +812,8 @@ mod tests {
         let n = g.len() / 8 * 8 + 3; // a tail for the portable loop
         let (g, u) = (&g[..n], &u[..n]);
         let (m, sh) = (vec![1i64 << 28; n], vec![28u32; n]);
+        // The same identity from scales: 2^14 · 2^14 = 2^28, shift −(−22 − 22 + 16) = 28.
+        let (sx, sw) = (Scale { m: 1 << 14, e: -22 }, vec![Scale { m: 1 << 14, e: -22 }; n]);
         let want: Vec<i32> = g.iter().zip(u).map(|(&g, &u)| quant::round_shift(quant::silu_q16(g) as i64 * u as i64, 16)).collect();
         let t = quant::sigmoid_table();
         let mut h = vec![0i32; n];
@@ -683,7 +823,7 @@ mod tests {
         if Isa::detect() == Isa::Avx512 {
             let mut h = vec![0i32; n];
             // SAFETY: the CPU has AVX-512 F and DQ (checked).
-            unsafe { swiglu_row_avx512(g, u, &m, &sh, &m, &sh, t, &mut h) };
+            unsafe { swiglu_row_fused_avx512(g, u, sx, &sw, &sw, &mut h) };
             assert_eq!(h, want, "AVX-512");
         }
     }

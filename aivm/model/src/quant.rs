@@ -6,7 +6,10 @@ pub(crate) use aivm_tensor::fixed::Q30_ONE;
 use aivm_tensor::fixed::{exp2_frac_q30, exp_neg_q16_to_q30, log2_q30};
 
 /// A positive scale `m · 2^e` with a 15-bit mantissa (`m` in [2^14, 2^15)), or zero (`m = 0`).
+/// `repr(C)`: the AVX-512 kernels load eight scales as eight 64-bit lanes, `m` in the low
+/// half and `e` in the high half (`kernels::swiglu_row_fused_avx512`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(C)]
 pub struct Scale {
     pub m: i32,
     pub e: i32,
