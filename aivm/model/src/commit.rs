@@ -565,6 +565,12 @@ impl GemmData {
     /// (+ k·n bytes). Little-endian.
     pub fn encode_to(&self, b: &mut Vec<u8>) {
         self.commit.encode_to(b);
+        self.encode_operands_to(b);
+    }
+
+    /// [`GemmData::encode_to`]'s form after the commitment: the operands alone (a market
+    /// answer carries the commitment once, in its table).
+    pub fn encode_operands_to(&self, b: &mut Vec<u8>) {
         for s in &self.x_scales {
             b.extend(s.m.to_le_bytes());
             b.extend(s.e.to_le_bytes());
@@ -584,6 +590,11 @@ impl GemmData {
     /// checked against what is left before anything is allocated.
     pub fn decode_from(r: &mut Reader<'_>) -> Option<Self> {
         let commit = GemmCommit::decode_from(r)?;
+        Self::decode_operands(commit, r)
+    }
+
+    /// Parse [`GemmData::encode_operands_to`]'s form from `r`, for `commit`'s shape.
+    pub fn decode_operands(commit: GemmCommit, r: &mut Reader<'_>) -> Option<Self> {
         let (m, k, n) = (commit.m as usize, commit.k as usize, commit.n as usize);
         let (mk, mn, kn) = (m.checked_mul(k)?, m.checked_mul(n)?, k.checked_mul(n)?);
         let x_scales = r
@@ -663,6 +674,11 @@ impl<'a> Reader<'a> {
 
     pub fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    /// Bytes read so far.
+    pub fn position(&self) -> usize {
+        self.at
     }
 
     /// Whether every byte was read.

@@ -145,37 +145,100 @@ pub fn prove_all(leaves: &[Hash]) -> (Hash, Vec<Vec<Hash>>) {
     }
 }
 
+/// One proof for several leaves at once (a multiproof): the sibling hashes that take the
+/// leaves at `indices` (ascending, distinct) to the root together, each shared node sent
+/// once. Order: level by level from the leaves up, within a level left to right, the
+/// sibling of every node the walk knows whose sibling it does not know (a level's odd last
+/// node is carried up and needs none) — the order [`root_of_many`] consumes them in. `None`
+/// for indices out of range, unsorted or repeated, or none at all.
+///
+/// A market answer's row chain opens ~150 GEMMs of one step, neighbours in the tree: their
+/// separate proofs (~14 hashes each) repeated the upper path every time; together they need
+/// a few hashes per layer.
+pub fn prove_many(leaves: &[Hash], indices: &[u64]) -> Option<Vec<Hash>> {
+    let size = leaves.len() as u64;
+    if indices.is_empty() || !indices.windows(2).all(|w| w[0] < w[1]) || indices.last().is_some_and(|&i| i >= size) {
+        return None;
+    }
+    let mut level = leaves.to_vec();
+    let mut known: Vec<u64> = indices.to_vec();
+    let mut proof = Vec::new();
+    while level.len() > 1 {
+        let n = level.len() as u64;
+        let mut up = Vec::with_capacity(known.len());
+        let mut i = 0;
+        while i < known.len() {
+            let pos = known[i];
+            let pair_known = pos.is_multiple_of(2) && known.get(i + 1) == Some(&(pos + 1));
+            if pos.is_multiple_of(2) && pos + 1 == n {
+                // The odd last node: carried up.
+            } else if !pair_known {
+                proof.push(level[(pos ^ 1) as usize]);
+            }
+            up.push(pos / 2);
+            i += if pair_known { 2 } else { 1 };
+        }
+        level = parents(&level);
+        known = up;
+    }
+    Some(proof)
+}
+
+/// The root that `leaves` (`(index, hash)`, ascending, distinct) of a tree of `size` leaves
+/// give with `proof` ([`prove_many`]'s order), or `None` if the indices are out of range,
+/// unsorted or repeated, or the proof is too short or too long. The caller compares it with
+/// the root it trusts.
+pub fn root_of_many(size: u64, leaves: &[(u64, Hash)], proof: &[Hash]) -> Option<Hash> {
+    if leaves.is_empty() || !leaves.windows(2).all(|w| w[0].0 < w[1].0) || leaves.last().is_some_and(|&(i, _)| i >= size) {
+        return None;
+    }
+    let mut cur: Vec<(u64, Hash)> = leaves.to_vec();
+    let mut siblings = proof.iter();
+    let mut n = size;
+    while n > 1 {
+        let mut up = Vec::with_capacity(cur.len());
+        let mut i = 0;
+        while i < cur.len() {
+            let (pos, h) = cur[i];
+            if pos.is_multiple_of(2) && pos + 1 == n {
+                up.push((pos / 2, h));
+                i += 1;
+            } else if pos.is_multiple_of(2) {
+                match cur.get(i + 1) {
+                    Some(&(next, r)) if next == pos + 1 => {
+                        up.push((pos / 2, node_hash(&h, &r)));
+                        i += 2;
+                    }
+                    _ => {
+                        up.push((pos / 2, node_hash(&h, siblings.next()?)));
+                        i += 1;
+                    }
+                }
+            } else {
+                up.push((pos / 2, node_hash(siblings.next()?, &h)));
+                i += 1;
+            }
+        }
+        cur = up;
+        n = n.div_ceil(2);
+    }
+    if siblings.next().is_some() {
+        return None;
+    }
+    Some(cur[0].1)
+}
+
 /// Verify that `leaf` (already hashed) sits at `index` in a tree of `size` leaves with `root`.
 /// Follows RFC 9162 §2.1.3.2; any malformed combination simply returns false.
 pub fn verify(root_hash: &Hash, leaf: &Hash, index: u64, size: u64, proof: &[Hash]) -> bool {
-    matches!(walk(leaf, index, size, proof, |_, _, _| false), Walk::Root(r) if r == *root_hash)
-}
-
-/// Where [`walk`] ended.
-enum Walk {
-    /// Every sibling consumed: the root this proof gives.
-    Root(Hash),
-    /// `known` said a node on the way already leads to the root.
-    Known,
-    /// Out of range, or a proof of the wrong length.
-    Malformed,
-}
-
-/// RFC 9162 §2.1.3.2's walk from `leaf` at `index` up through `proof`, shared by [`verify`]
-/// and [`ProofCache`]. Before sibling `i` it asks `known(i, (levels walked, position),
-/// node)` whether the node computed so far is known to lead to the root; yes ends the walk.
-fn walk(leaf: &Hash, index: u64, size: u64, proof: &[Hash], mut known: impl FnMut(usize, (u32, u64), &Hash) -> bool) -> Walk {
     if index >= size {
-        return Walk::Malformed;
+        return false;
     }
-    let (mut fn_, mut sn, mut lvl) = (index, size - 1, 0u32);
+    let (mut fn_, mut sn) = (index, size - 1);
     let mut r = *leaf;
-    for (i, p) in proof.iter().enumerate() {
-        if known(i, (lvl, fn_), &r) {
-            return Walk::Known;
-        }
+    for p in proof {
         if sn == 0 {
-            return Walk::Malformed;
+            return false;
         }
         if fn_ & 1 == 1 || fn_ == sn {
             r = node_hash(p, &r);
@@ -183,7 +246,6 @@ fn walk(leaf: &Hash, index: u64, size: u64, proof: &[Hash], mut known: impl FnMu
                 while fn_ & 1 == 0 && fn_ != 0 {
                     fn_ >>= 1;
                     sn >>= 1;
-                    lvl += 1;
                 }
             }
         } else {
@@ -191,117 +253,78 @@ fn walk(leaf: &Hash, index: u64, size: u64, proof: &[Hash], mut known: impl FnMu
         }
         fn_ >>= 1;
         sn >>= 1;
-        lvl += 1;
     }
-    if sn == 0 {
-        Walk::Root(r)
-    } else {
-        Walk::Malformed
-    }
-}
-
-/// Inclusion proofs checked against one tree, remembering the nodes each accepted proof
-/// computed. An answer's openings sit close together in one tree (a row chain opens a GEMM's
-/// `x` and `y` under one leaf, and its step's GEMMs are neighbours), so most of a later
-/// proof's path was computed already: it stops at the first remembered node whose hash and
-/// remaining proof are both the same, where [`verify`] would repeat the rest of the walk.
-/// Every verdict equals [`verify`]'s on the same arguments.
-pub struct ProofCache {
-    root: Hash,
-    size: u64,
-    /// Accepted proofs, whose suffixes the remembered nodes point into.
-    proofs: Vec<Vec<Hash>>,
-    /// Node at (levels walked, position at that level) → its hash, and (proof, offset) of
-    /// the siblings that took it to the root.
-    known: std::collections::HashMap<(u32, u64), (Hash, usize, usize)>,
-}
-
-impl ProofCache {
-    pub fn new(root: Hash, size: u64) -> Self {
-        ProofCache { root, size, proofs: Vec::new(), known: Default::default() }
-    }
-
-    /// [`verify`] of `leaf` at `index` against this cache's tree.
-    ///
-    /// The walk's state after `i` siblings, (`fn_`, `sn`) with `lvl` shifts, depends only on
-    /// `index`, the tree size and `i`; a node equal to a remembered one at the same
-    /// (`lvl`, `fn_`) with the same remaining siblings would therefore walk exactly as the
-    /// remembered proof did, to the root: the answer is `true` without the hashing. Any
-    /// difference continues the plain walk.
-    pub fn verify(&mut self, leaf: &Hash, index: u64, proof: &[Hash]) -> bool {
-        let mut path: Vec<((u32, u64), Hash, usize)> = Vec::with_capacity(proof.len());
-        let end = walk(leaf, index, self.size, proof, |i, at, node| {
-            let hit = self.known_at(at, node, &proof[i..]);
-            if !hit {
-                path.push((at, *node, i));
-            }
-            hit
-        });
-        let ok = match end {
-            Walk::Known => true,
-            Walk::Root(r) => r == self.root,
-            Walk::Malformed => false,
-        };
-        if ok {
-            self.remember(&path, proof);
-        }
-        ok
-    }
-
-    fn known_at(&self, at: (u32, u64), node: &Hash, rest: &[Hash]) -> bool {
-        match self.known.get(&at) {
-            Some((h, p, off)) => h == node && self.proofs[*p].get(*off..) == Some(rest),
-            None => false,
-        }
-    }
-
-    fn remember(&mut self, path: &[((u32, u64), Hash, usize)], proof: &[Hash]) {
-        if path.is_empty() {
-            return;
-        }
-        let p = self.proofs.len();
-        self.proofs.push(proof.to_vec());
-        for &(at, h, off) in path {
-            self.known.entry(at).or_insert((h, p, off));
-        }
-    }
+    sn == 0 && r == *root_hash
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The cache's verdicts equal `verify`'s, over every leaf of several tree sizes in a
-    /// shuffled order, with the same leaf twice, and with wrong leaves, indices and proofs
-    /// between the right ones (a wrong proof must not be remembered).
+    /// A multiproof gives the tree's root for every subset of leaves of small trees (and
+    /// random subsets of larger ones), and any change — a leaf, an index, a sibling, one
+    /// sibling fewer or more, unsorted or repeated indices — gives another root or none.
     #[test]
-    fn proof_cache_agrees_with_verify() {
-        for n in [1usize, 2, 3, 5, 8, 13, 31, 64, 100] {
+    fn multiproofs_give_the_root_for_any_set_of_leaves() {
+        let check = |n: usize, set: &[u64]| {
             let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&(i as u32).to_le_bytes())).collect();
-            let (r, proofs) = prove_all(&leaves);
-            let mut cache = ProofCache::new(r, n as u64);
-            let mut order: Vec<usize> = (0..n).collect();
-            order.sort_by_key(|&i| (i * 7919) % n);
-            for &i in order.iter().chain(order.iter().take(3)) {
-                let (leaf, idx, p) = (leaves[i], i as u64, &proofs[i]);
-                let wrong_leaf = leaf_hash(b"wrong");
-                let other = (idx + 1) % n as u64;
-                let mut bad = p.clone();
-                if let Some(h) = bad.last_mut() {
-                    h[0] ^= 1;
-                }
-                let cases: [(Hash, u64, &[Hash]); 5] =
-                    [(wrong_leaf, idx, p), (leaf, other, p), (leaf, idx, &bad), (leaf, idx, &p[..p.len().saturating_sub(1)]), (leaf, idx, p)];
-                for (l, at, pr) in cases {
-                    assert_eq!(cache.verify(&l, at, pr), verify(&r, &l, at, n as u64, pr), "n={n} leaf {i} at {at}");
-                }
-                // A longer proof than the tree needs is refused by both.
-                let mut long = p.clone();
-                long.push(r);
-                assert_eq!(cache.verify(&leaf, idx, &long), verify(&r, &leaf, idx, n as u64, &long));
+            let r = root(&leaves);
+            let proof = prove_many(&leaves, set).unwrap();
+            let opened: Vec<(u64, Hash)> = set.iter().map(|&i| (i, leaves[i as usize])).collect();
+            assert_eq!(root_of_many(n as u64, &opened, &proof), Some(r), "n={n} set {set:?}");
+            // No more siblings than separate proofs would send.
+            assert!(proof.len() <= set.iter().map(|&i| prove(&leaves, i as usize).unwrap().len()).sum::<usize>());
+            let mut bad = opened.clone();
+            bad[0].1[0] ^= 1;
+            assert_ne!(root_of_many(n as u64, &bad, &proof), Some(r));
+            if let Some(free) = (0..n as u64).find(|i| !set.contains(i)) {
+                let mut moved: Vec<(u64, Hash)> = opened.clone();
+                moved[0].0 = free;
+                moved.sort_by_key(|l| l.0);
+                assert_ne!(root_of_many(n as u64, &moved, &proof), Some(r), "n={n} {set:?} moved to {free}");
             }
-            assert!(!cache.verify(&leaves[0], n as u64, &[]));
+            for k in 0..proof.len() {
+                let mut p = proof.clone();
+                p[k][31] ^= 0x80;
+                assert_ne!(root_of_many(n as u64, &opened, &p), Some(r));
+            }
+            if !proof.is_empty() {
+                assert_eq!(root_of_many(n as u64, &opened, &proof[..proof.len() - 1]), None);
+            }
+            let mut long = proof.clone();
+            long.push(r);
+            assert_eq!(root_of_many(n as u64, &[], &proof), None);
+            assert_eq!(root_of_many(n as u64, &opened, &long), None);
+            if opened.len() > 1 {
+                let mut swapped = opened.clone();
+                swapped.swap(0, 1);
+                assert_eq!(root_of_many(n as u64, &swapped, &proof), None);
+                let mut twice = opened.clone();
+                twice[1] = twice[0];
+                assert_eq!(root_of_many(n as u64, &twice, &proof), None);
+            }
+            assert_eq!(root_of_many(n as u64, &[(n as u64, leaves[0])], &proof), None);
+        };
+        for n in 1..=12usize {
+            for mask in 1u32..1 << n {
+                let set: Vec<u64> = (0..n as u64).filter(|&i| mask >> i & 1 == 1).collect();
+                check(n, &set);
+            }
         }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for n in [13usize, 100, 257, 1000, 3128] {
+            for _ in 0..12 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let set: Vec<u64> = (0..n as u64).filter(|i| (i.wrapping_mul(x) >> 59) == 0).collect();
+                if !set.is_empty() {
+                    check(n, &set);
+                }
+            }
+        }
+        assert_eq!(prove_many(&[leaf_hash(b"a")], &[]), None);
+        assert_eq!(prove_many(&[leaf_hash(b"a")], &[1]), None);
     }
 
     #[test]

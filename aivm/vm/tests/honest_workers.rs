@@ -40,7 +40,8 @@ fn challenge_all(engine: &Engine, n: usize, reference: Option<&Engine>) -> usize
         let ch = Challenge { seed, gemms: if all { 0 } else { 8 }, rows: 1 + (seed[0] % 3) as u32 };
         let resp = respond(&engine.sku, &r, &t, &ch).expect("respond");
         // What crosses the wire is what the chain checks.
-        let resp = aivm::model::audit::Response::decode(&resp.encode()).expect("decodes");
+        let bytes = resp.encode();
+        let resp = aivm::model::audit::Response::decode(&bytes).expect("decodes");
         check_response(&engine.sku, &engine.sku_hash, &r, &ch, &resp).unwrap_or_else(|e| panic!("honest run rejected ({prompt:?}, {max_new}): {e}"));
         checked += 1;
     }

@@ -348,23 +348,28 @@ pub(super) fn take(l: &mut Ledger<'_>, role: &Role, who: &Address, bps: u128, re
 /// work unit of each opened GEMM ([`aivm::model::audit::opening_work`]), plus
 /// [`SCHEDULE_GAS_PER_GEMM`] per GEMM of the run for deriving its schedule,
 /// [`ROW_GAS_PER_BYTE`] per byte of an opened row for the row chains' norms, quantization and
-/// residuals, and MERKLE_VERIFY's price per hash of each opened row's proof within its GEMM.
+/// residuals, and MERKLE_VERIFY's price per hash of each opened row's proof within its GEMM,
+/// of each opened GEMM's leaf and of the multiproof that takes the leaves to the GEMM root.
 /// `None` (out of gas) on overflow.
 ///
 /// A dispute's answer (`kind` = [`AnswerKind::Dispute`]) also recomputes the weight product of
 /// every opened output row (`spec/market.md` §6a): each is priced as an exact one-row GEMM.
 pub fn check_gas(s: &aivm::GasSchedule, r: &InferenceReceipt, resp: &Response, kind: AnswerKind) -> Option<u64> {
     let mut work: u64 = 0;
-    for g in &resp.gemms {
-        work = work.checked_add(aivm::model::audit::opening_work(&g.data.commit, g.data.rhs.is_some())?)?;
+    for (_, g) in &resp.gemms {
+        work = work.checked_add(aivm::model::audit::opening_work(&g.commit, g.rhs.is_some())?)?;
     }
     if kind == AnswerKind::Dispute {
-        for o in resp.rows.iter().filter(|o| o.is_y && o.commit.id().is_some_and(|id| id.kind.is_weight())) {
-            work = work.checked_add(aivm::model::audit::check_work(1, o.commit.k as u64, o.commit.n as u64)?)?;
+        let weight_rows = resp.rows.iter().filter(|o| o.is_y).filter_map(|o| resp.commit(o.index)).filter(|c| c.id().is_some_and(|id| id.kind.is_weight()));
+        for c in weight_rows {
+            work = work.checked_add(aivm::model::audit::check_work(1, c.k as u64, c.n as u64)?)?;
         }
     }
     let row_bytes = resp.rows.iter().try_fold(0u64, |a, o| a.checked_add(o.bytes.len() as u64))?;
+    // Each row's proof within its GEMM, and the GEMMs' leaves with the multiproof that takes
+    // them to the GEMM root.
     let proof_hashes = resp.rows.iter().try_fold(0u64, |a, o| a.checked_add(o.row_proof.len() as u64))?;
+    let proof_hashes = proof_hashes.checked_add(resp.proof.len() as u64)?.checked_add(resp.commits.len() as u64)?;
     s.freivalds
         .cost(work)?
         .checked_add(r.gemm_count.checked_mul(SCHEDULE_GAS_PER_GEMM)?)?

@@ -1,7 +1,7 @@
 //! The worker's side: answer a challenge from the run's trace.
 
 use super::challenge::{select, Challenge};
-use super::opening::{OpenGemm, OpenRow, Response};
+use super::opening::{OpenRow, Response};
 use super::schedule::{chain_plan, find, schedule, ChainKind};
 use super::AuditError;
 use crate::commit::{i32_bytes, x_row_bytes, InferenceReceipt, Trace};
@@ -9,7 +9,7 @@ use crate::merkle::{self, Hash};
 use crate::sku::Sku;
 
 /// The worker's answer to a challenge, from its trace.
-pub fn respond(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace, ch: &Challenge) -> Result<Response, AuditError> {
+pub fn respond(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace, ch: &Challenge) -> Result<Response<'static>, AuditError> {
     let sched = checked_schedule(sku, receipt, trace)?;
     let (gemms, rows) = select(ch, receipt, &sched);
     open(sku, receipt, trace, &sched, gemms, rows, ChainKind::Linked)
@@ -36,7 +36,7 @@ fn checked_schedule(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace) -> Res
 }
 
 /// The worker's answer to a dispute at `step` ([`super::challenge::step_selection`]).
-pub fn respond_step(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace, step: u32) -> Result<Response, AuditError> {
+pub fn respond_step(sku: &Sku, receipt: &InferenceReceipt, trace: &Trace, step: u32) -> Result<Response<'static>, AuditError> {
     let sched = checked_schedule(sku, receipt, trace)?;
     let (gemms, rows) = super::challenge::step_selection(receipt, &sched, step)?;
     open(sku, receipt, trace, &sched, gemms, rows, ChainKind::WithProducts)
@@ -50,17 +50,12 @@ fn open(
     gemms: Vec<u64>,
     rows: Vec<(u32, u32)>,
     chain: ChainKind,
-) -> Result<Response, AuditError> {
-    let (_, proofs) = merkle::prove_all(&trace.leaves());
-    let proof = |i: usize| proofs.get(i).cloned().unwrap_or_default();
-    let opened = gemms
-        .iter()
-        .map(|&i| {
-            let data = trace.data(i as usize).ok_or_else(|| AuditError::Response(format!("no GEMM {i} in the trace")))?.into_owned();
-            Ok(OpenGemm { index: i, data, proof: proof(i as usize) })
-        })
-        .collect::<Result<Vec<_>, AuditError>>()?;
-    let mut resp = Response { gemms: opened, rows: Vec::new() };
+) -> Result<Response<'static>, AuditError> {
+    let mut resp = Response::default();
+    for &i in &gemms {
+        let data = trace.data(i as usize).ok_or_else(|| AuditError::Response(format!("no GEMM {i} in the trace")))?.into_owned();
+        resp.gemms.push((i, data));
+    }
     for (step, row) in rows {
         for (kind, layer, is_y, at) in chain_plan(sku, receipt, step, row, chain) {
             let idx = find(sched, step, layer, kind).ok_or_else(|| AuditError::Response("bad plan".into()))?;
@@ -77,14 +72,19 @@ fn open(
             };
             resp.rows.push(OpenRow {
                 index: idx as u64,
-                commit: *c,
-                gemm_proof: proof(idx),
                 is_y,
                 row: at,
-                bytes,
+                bytes: bytes.into(),
                 row_proof: merkle::prove(&leaves_rows, at as usize).unwrap_or_default(),
             });
         }
+    }
+    let mut indices: Vec<u64> = resp.gemms.iter().map(|(i, _)| *i).chain(resp.rows.iter().map(|o| o.index)).collect();
+    indices.sort_unstable();
+    indices.dedup();
+    resp.commits = indices.iter().map(|&i| (i, trace.gemms()[i as usize].commit)).collect();
+    if !indices.is_empty() {
+        resp.proof = merkle::prove_many(&trace.leaves(), &indices).ok_or_else(|| AuditError::Response("GEMM indices outside the trace".into()))?;
     }
     Ok(resp)
 }

@@ -229,7 +229,8 @@ fn single_gemm_check_and_encoding() {
     let ch = Challenge { seed: [3; 32], gemms: 0, rows: 0 };
     let resp = respond(&e.sku, &r, &t, &ch).unwrap();
     let rh = r.hash();
-    for og in resp.gemms.iter().step_by(7) {
+    for (index, data) in resp.gemms.iter().step_by(7) {
+        let og = &OpenGemm { index: *index, data: data.clone(), proof: merkle::prove(&t.leaves(), *index as usize).unwrap() };
         let back = OpenGemm::decode(&og.encode()).unwrap();
         assert_eq!(&back, og);
         assert!(check_opening(&e.sku, &rh, &r.gemm_root, r.gemm_count, &ch.seed, og));
@@ -288,7 +289,7 @@ fn responses_round_trip_and_reject_garbage() {
     let resp = respond(&e.sku, &r, &t, &Challenge { seed: [3; 32], gemms: 4, rows: 2 }).unwrap();
     assert!(!resp.gemms.is_empty() && !resp.rows.is_empty());
     let b = resp.encode();
-    assert_eq!(Response::decode(&b), Some(resp));
+    assert_eq!(Response::decode(&b).as_ref(), Some(&resp));
     for cut in (0..b.len()).step_by(61) {
         assert_eq!(Response::decode(&b[..cut]), None, "cut {cut}");
     }
@@ -297,6 +298,83 @@ fn responses_round_trip_and_reject_garbage() {
     assert_eq!(Response::decode(&extra), None);
     // A count of 2³² − 1 GEMMs in five bytes is refused without allocating them.
     assert_eq!(Response::decode(&[0xff, 0xff, 0xff, 0xff, 0]), None);
+    // A multiproof may be longer than one proof (a real model's run opens ~150 GEMMs, ~150
+    // siblings): it decodes (and fails the check, here, as siblings that lead nowhere).
+    let mut long = resp.clone();
+    long.proof.extend(std::iter::repeat_n([7; 32], 80));
+    assert_eq!(Response::decode(&long.encode()).as_ref(), Some(&long));
+    assert!(matches!(check_response(&e.sku, &e.sku_hash, &r, &Challenge { seed: [3; 32], gemms: 4, rows: 2 }, &long), Err(AuditError::Commitment { .. })));
+    // One encoding per answer: a commitment nobody uses, commitments out of order or twice,
+    // a row of a GEMM not in the table, padding that is not zero — all refused.
+    let mut unused = resp.clone();
+    let spare = (0..r.gemm_count).find(|i| unused.commit(*i).is_none()).unwrap();
+    unused.commits.push((spare, t.gemms()[spare as usize].commit));
+    unused.commits.sort_by_key(|c| c.0);
+    assert_eq!(Response::decode(&unused.encode()), None, "unused commitment");
+    let mut swapped = resp.clone();
+    swapped.commits.swap(0, 1);
+    assert_eq!(Response::decode(&swapped.encode()), None, "out of order");
+    let mut twice = resp.clone();
+    twice.commits[1] = twice.commits[0];
+    assert_eq!(Response::decode(&twice.encode()), None, "twice");
+    let mut stray = resp.clone();
+    stray.rows[0].index = spare;
+    assert_eq!(Response::decode(&stray.encode()), None, "row outside the table");
+    let pads: Vec<usize> = {
+        // Where each row's padding is: between its length field and its bytes.
+        let mut at = Vec::new();
+        let mut p = 4 + resp.commits.len() * (8 + 128) + 4 + 32 * resp.proof.len() + 4;
+        p += resp
+            .gemms
+            .iter()
+            .map(|(_, g)| {
+                8 + {
+                    let mut b = Vec::new();
+                    g.encode_operands_to(&mut b);
+                    b.len()
+                }
+            })
+            .sum::<usize>()
+            + 4;
+        for o in &resp.rows {
+            p += 8 + 1 + 4 + 4;
+            if !p.is_multiple_of(4) {
+                at.push(p);
+            }
+            p = p.next_multiple_of(4) + o.bytes.len() + 4 + 32 * o.row_proof.len();
+        }
+        assert_eq!(p, b.len());
+        at
+    };
+    assert!(!pads.is_empty());
+    let mut dirty = b.clone();
+    dirty[pads[0]] = 1;
+    assert_eq!(Response::decode(&dirty), None, "padding");
+}
+
+/// The multiproof binds every opened GEMM: a changed sibling, a commitment moved to another
+/// index, or a GEMM's data whose commitment is not the table's all fail as commitment errors
+/// (never another verdict), and the honest answer passes.
+#[test]
+fn the_multiproof_binds_every_opening() {
+    let (e, r, t) = setup(Arch::Llama);
+    let ch = Challenge { seed: [9; 32], gemms: 3, rows: 1 };
+    let resp = respond(&e.sku, &r, &t, &ch).unwrap();
+    assert!(check_response(&e.sku, &e.sku_hash, &r, &ch, &resp).is_ok());
+    for k in 0..resp.proof.len() {
+        let mut bad = resp.clone();
+        bad.proof[k][0] ^= 1;
+        assert!(matches!(check_response(&e.sku, &e.sku_hash, &r, &ch, &bad), Err(AuditError::Commitment { .. })), "sibling {k}");
+    }
+    let mut short = resp.clone();
+    short.proof.pop();
+    assert!(matches!(check_response(&e.sku, &e.sku_hash, &r, &ch, &short), Err(AuditError::Commitment { .. })));
+    let mut other = resp.clone();
+    let (i, data) = &mut other.gemms[0];
+    let next = t.gemms().iter().position(|g| g.commit.id().map(|id| id.kind) == data.commit.id().map(|id| id.kind) && g.commit != data.commit).unwrap();
+    *data = t.data(next).unwrap().into_owned();
+    let _ = i;
+    assert!(matches!(check_response(&e.sku, &e.sku_hash, &r, &ch, &other), Err(AuditError::Commitment { .. })));
 }
 
 /// Fault injection (issue 16's detection target, `spec/verification.md` "Soundness"): 10 000

@@ -8,11 +8,12 @@ use super::freivalds::{freivalds, recompute, recompute_cheaper, row_product_hold
 use super::opening::{OpenGemm, OpenRow, Response};
 use super::schedule::{last_row_index, schedule, step_rows, ChainKind};
 use super::AuditError;
-use crate::commit::{tokens_root, GemmCommit, InferenceReceipt};
+use crate::commit::GemmData;
+use crate::commit::{tokens_root, InferenceReceipt};
 use crate::engine::{GemmId, GemmKind};
 use crate::kernels::{self, Isa};
 use crate::layer::argmax;
-use crate::merkle::{self, Hash, ProofCache};
+use crate::merkle::{self, Hash};
 use crate::quant::Scale;
 use crate::sku::Sku;
 use std::collections::HashMap;
@@ -24,34 +25,6 @@ enum GemmFault {
     Commitment,
     /// Freivalds found `Y ≠ X·B` (or the operands do not fit the model).
     Freivalds,
-}
-
-/// Proofs into a receipt's `gemm_root`, each GEMM's leaf hashed and proven once: a row chain
-/// opens a GEMM's `x` and `y` under the same leaf, and its openings are neighbours in the
-/// tree ([`ProofCache`]). Verdicts equal `merkle::verify`'s of `GemmCommit::leaf`.
-struct GemmProofs {
-    cache: ProofCache,
-    /// Leaves already proven, with the commitment each was hashed from.
-    proven: HashMap<u64, (GemmCommit, Hash)>,
-}
-
-impl GemmProofs {
-    fn new(gemm_root: &Hash, gemm_count: u64) -> Self {
-        GemmProofs { cache: ProofCache::new(*gemm_root, gemm_count), proven: HashMap::new() }
-    }
-
-    /// Whether `c` is leaf `index` of the GEMM root, by `proof`.
-    fn holds(&mut self, c: &GemmCommit, index: u64, proof: &[Hash]) -> bool {
-        let leaf = match self.proven.get(&index) {
-            Some((known, leaf)) if known == c => *leaf,
-            _ => c.leaf(),
-        };
-        let ok = self.cache.verify(&leaf, index, proof);
-        if ok {
-            self.proven.insert(index, (*c, leaf));
-        }
-        ok
-    }
 }
 
 /// The weight checks of one challenge: how many opened GEMMs multiply by each weight, and
@@ -81,22 +54,19 @@ impl WeightChecks {
 /// `G = R·W` reads W once for all of them, where each recomputation reads all of W). Shapes
 /// are checked before any vector is drawn, so a hostile shape cannot make the verifier
 /// allocate.
-fn check_gemm(sku: &Sku, receipt_hash: &Hash, proofs: &mut GemmProofs, weights: &mut WeightChecks, ch: &Challenge, og: &OpenGemm) -> Result<(), GemmFault> {
-    let c = &og.data.commit;
+fn check_gemm(sku: &Sku, receipt_hash: &Hash, weights: &mut WeightChecks, ch: &Challenge, index: u64, data: &GemmData) -> Result<(), GemmFault> {
+    let c = &data.commit;
     let id = c.id().ok_or(GemmFault::Commitment)?;
-    if og.data.x_scales.len() != c.m as usize || og.data.recommit() != *c {
+    if data.x_scales.len() != c.m as usize || data.recommit() != *c {
         return Err(GemmFault::Commitment);
     }
-    if !proofs.holds(c, og.index, &og.proof) {
-        return Err(GemmFault::Commitment);
-    }
-    let (b, transposed) = match (weight(sku, &id), &og.data.rhs) {
+    let (b, transposed) = match (weight(sku, &id), &data.rhs) {
         (Some(w), None) if w.rows == c.n as usize && w.cols == c.k as usize => (&w.q[..], true),
         (None, Some(rhs)) => (&rhs[..], id.kind == GemmKind::Scores),
         _ => return Err(GemmFault::Freivalds),
     };
     let (m, k, n) = (c.m as usize, c.k as usize, c.n as usize);
-    if m == 0 || k == 0 || n == 0 || og.data.x.len() != m * k || og.data.y.len() != m * n || b.len() != k * n {
+    if m == 0 || k == 0 || n == 0 || data.x.len() != m * k || data.y.len() != m * n || b.len() != k * n {
         return Err(GemmFault::Freivalds);
     }
     let key = (id.layer, id.kind);
@@ -104,12 +74,12 @@ fn check_gemm(sku: &Sku, receipt_hash: &Hash, proofs: &mut GemmProofs, weights: 
     // A weight GEMM is checked on the int8 kernel with `Wᵀ` packed once per model
     // ([`FastCheck`], exact: the same verdict as the reference sums); the rest by the
     // reference form.
-    let fast = weight(sku, &id).filter(|_| og.data.rhs.is_none()).and_then(FastCheck::of);
+    let fast = weight(sku, &id).filter(|_| data.rhs.is_none()).and_then(FastCheck::of);
     let threads = rayon::current_num_threads();
     let holds = if recompute_cheaper(m) && !shared {
-        recompute(&og.data, b, transposed)
+        recompute(data, b, transposed)
     } else if !id.kind.is_weight() {
-        freivalds(&og.data, b, transposed, &vectors(ch, receipt_hash, og.index, n))
+        freivalds(data, b, transposed, &vectors(ch, receipt_hash, index, n))
     } else if let Some(fc) = fast {
         let prepared = match weights.prepared.entry(key) {
             std::collections::hash_map::Entry::Occupied(p) => p.into_mut(),
@@ -118,9 +88,9 @@ fn check_gemm(sku: &Sku, receipt_hash: &Hash, proofs: &mut GemmProofs, weights: 
                 v.insert(fc.prepare(&rs, aivm_tensor::matmul::SimdPath::detect(), threads).ok_or(GemmFault::Freivalds)?)
             }
         };
-        fc.check_prepared(prepared, &og.data.x, &og.data.y, m, threads)
+        fc.check_prepared(prepared, &data.x, &data.y, m, threads)
     } else {
-        freivalds(&og.data, b, transposed, &weight_vectors(ch, receipt_hash, id.layer, id.kind, n))
+        freivalds(data, b, transposed, &weight_vectors(ch, receipt_hash, id.layer, id.kind, n))
     };
     if holds {
         Ok(())
@@ -135,7 +105,8 @@ fn check_gemm(sku: &Sku, receipt_hash: &Hash, proofs: &mut GemmProofs, weights: 
 pub fn check_opening(sku: &Sku, receipt_hash: &Hash, gemm_root: &Hash, gemm_count: u64, seed: &Hash, og: &OpenGemm) -> bool {
     let ch = Challenge { seed: *seed, gemms: 0, rows: 0 };
     let mut weights = WeightChecks::of(og.data.commit.id().iter());
-    check_gemm(sku, receipt_hash, &mut GemmProofs::new(gemm_root, gemm_count), &mut weights, &ch, og).is_ok()
+    merkle::verify(gemm_root, &og.data.commit.leaf(), og.index, gemm_count, &og.proof)
+        && check_gemm(sku, receipt_hash, &mut weights, &ch, og.index, &og.data).is_ok()
 }
 
 /// Verify a response to `ch` for `receipt` against the model. `Ok(())` means every check passed.
@@ -175,10 +146,23 @@ fn check_with(
     }
     let (want_gemms, want_rows) = selection(&sched)?;
     let rh = receipt.hash();
-    let mut proofs = GemmProofs::new(&receipt.gemm_root, receipt.gemm_count);
+    // Every opened GEMM's commitment: the schedule's id and shape, and all of them in
+    // `gemm_root` by the one multiproof.
+    for &(index, c) in &resp.commits {
+        let Some(&(id, dims)) = sched.get(index as usize) else {
+            return Err(AuditError::Commitment { index, what: "outside the run".into() });
+        };
+        if c.id() != Some(id) || [c.m, c.k, c.n] != dims {
+            return Err(AuditError::Commitment { index, what: format!("step {} layer {} {}", id.step, id.layer, id.kind.name()) });
+        }
+    }
+    let leaves: Vec<(u64, Hash)> = resp.commits.iter().map(|(i, c)| (*i, c.leaf())).collect();
+    if !leaves.is_empty() && merkle::root_of_many(receipt.gemm_count, &leaves, &resp.proof) != Some(receipt.gemm_root) {
+        return Err(AuditError::Commitment { index: leaves[0].0, what: "the openings' proof into the GEMM root".into() });
+    }
     // GEMMs.
     // Openings of other GEMMs or rows than the selected ones answer another challenge.
-    if resp.gemms.iter().map(|g| g.index).collect::<Vec<_>>() != want_gemms {
+    if resp.gemms.iter().map(|(i, _)| *i).collect::<Vec<_>>() != want_gemms {
         return Err(AuditError::OtherChallenge("opened GEMMs are not the selected ones".into()));
     }
     if let Some(&(step, row)) = want_rows.first() {
@@ -188,25 +172,24 @@ fn check_with(
             return Err(AuditError::OtherChallenge("opened rows are not the selected ones".into()));
         }
     }
-    let mut weights = WeightChecks::of(resp.gemms.iter().map(|og| &sched[og.index as usize].0));
-    for og in &resp.gemms {
-        let (id, dims) = sched[og.index as usize];
+    let mut weights = WeightChecks::of(resp.gemms.iter().map(|(i, _)| &sched[*i as usize].0));
+    for (index, data) in &resp.gemms {
+        let (id, _) = sched[*index as usize];
         let what = format!("step {} layer {} {}", id.step, id.layer, id.kind.name());
-        let c = &og.data.commit;
-        if c.id() != Some(id) || [c.m, c.k, c.n] != dims {
-            return Err(AuditError::Commitment { index: og.index, what });
+        if resp.commit(*index) != Some(&data.commit) {
+            return Err(AuditError::Commitment { index: *index, what });
         }
-        match check_gemm(sku, &rh, &mut proofs, &mut weights, ch, og) {
+        match check_gemm(sku, &rh, &mut weights, ch, *index, data) {
             Ok(()) => {}
-            Err(GemmFault::Commitment) => return Err(AuditError::Commitment { index: og.index, what }),
-            Err(GemmFault::Freivalds) => return Err(AuditError::Freivalds { index: og.index, what }),
+            Err(GemmFault::Commitment) => return Err(AuditError::Commitment { index: *index, what }),
+            Err(GemmFault::Freivalds) => return Err(AuditError::Freivalds { index: *index, what }),
         }
     }
     // Row chains. Every opened row's leaf is hashed up front, rows of one length side by side.
     let leaves = crate::row_leaves::leaves_of(&resp.rows.iter().map(|o| &o.bytes[..]).collect::<Vec<_>>());
     let mut rows = resp.rows.iter().zip(leaves.iter());
     for &(step, row) in &want_rows {
-        check_chain(sku, receipt, &sched, step, row, chain, &mut proofs, &mut rows)?;
+        check_chain(sku, receipt, &sched, step, row, chain, resp, &mut rows)?;
     }
     if rows.next().is_some() {
         return Err(AuditError::Response("extra rows".into()));
@@ -222,8 +205,8 @@ fn check_chain<'a>(
     step: u32,
     row: u32,
     chain: ChainKind,
-    proofs: &mut GemmProofs,
-    opened: &mut impl Iterator<Item = (&'a OpenRow, &'a Hash)>,
+    resp: &Response<'_>,
+    opened: &mut impl Iterator<Item = (&'a OpenRow<'a>, &'a Hash)>,
 ) -> Result<(), AuditError> {
     let c = &sku.config;
     let d = c.d_model as usize;
@@ -239,7 +222,7 @@ fn check_chain<'a>(
         let (o, leaf) = opened.next().ok_or_else(|| err("missing row"))?;
         let idx = index_of(layer, kind).ok_or_else(|| err("no such GEMM"))? as u64;
         let (id, dims) = sched[idx as usize];
-        let cm = &o.commit;
+        let cm = resp.commit(o.index).ok_or_else(|| err("a row of a GEMM the answer does not commit"))?;
         let root = if is_y { cm.y_root } else { cm.x_root };
         let size = cm.m as u64;
         let ok = o.index == idx
@@ -247,7 +230,6 @@ fn check_chain<'a>(
             && o.row == at
             && cm.id() == Some(id)
             && [cm.m, cm.k, cm.n] == dims
-            && proofs.holds(cm, idx, &o.gemm_proof)
             && merkle::verify(&root, leaf, at as u64, size, &o.row_proof);
         if !ok {
             return Err(err(&format!("opening of layer {layer} {} {}", kind.name(), if is_y { "y" } else { "x" })));
@@ -255,8 +237,9 @@ fn check_chain<'a>(
         Ok(&o.bytes)
     };
     // Little-endian i32s (a row's bytes as committed): read in place where the CPU is
-    // little-endian and the bytes are aligned (a decoded row is its own allocation, so they
-    // are), else copied — element by element on a big-endian CPU.
+    // little-endian and the bytes are aligned (a decoded answer pads each row to a multiple
+    // of four from its start, and its buffer is the allocator's, so they are), else copied —
+    // element by element on a big-endian CPU.
     let as_i32 = |b: &'a [u8]| -> std::borrow::Cow<'a, [i32]> {
         if cfg!(target_endian = "little") {
             if let Ok(v) = bytemuck::try_cast_slice::<u8, i32>(b) {
