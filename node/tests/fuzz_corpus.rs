@@ -94,7 +94,7 @@ fn block() {
 #[test]
 fn block_record() {
     let b = sample_block();
-    let txs = P2p::new(1, 4, 1).block(3, Asset::Native);
+    let txs = P2p::new(1, 4, 1).block(3, Asset::Native).into_iter().map(std::sync::Arc::new).collect();
     let record = BlockRecord { header: b.header, txs, receipts: vec![Receipt::rejected([5; 32], "why")] };
     run("block_record", vec![record.encode()], 3000, fuzzing::block_record);
 }
@@ -148,7 +148,12 @@ fn write_seed_corpus() {
     let b = sample_block();
     write(
         "block_record",
-        vec![BlockRecord { header: b.header, txs: P2p::new(1, 4, 1).block(3, Asset::Native), receipts: vec![Receipt::rejected([5; 32], "why")] }.encode()],
+        vec![BlockRecord {
+            header: b.header,
+            txs: P2p::new(1, 4, 1).block(3, Asset::Native).into_iter().map(std::sync::Arc::new).collect(),
+            receipts: vec![Receipt::rejected([5; 32], "why")],
+        }
+        .encode()],
     );
     write("gguf", vec![[&b"GGUF"[..], &3u32.to_le_bytes(), &1u64.to_le_bytes(), &1u64.to_le_bytes()].concat()]);
     write("sku", vec![b"AIVMSKU1".to_vec()]);

@@ -42,7 +42,9 @@ impl BlockHeader {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockRecord {
     pub header: BlockHeader,
-    pub txs: Vec<SignedTransaction>,
+    /// Shared with the verified transactions they came from (encoded as the transactions
+    /// themselves).
+    pub txs: Vec<Arc<SignedTransaction>>,
     pub receipts: Vec<Receipt>,
 }
 
@@ -287,7 +289,7 @@ impl Chain {
                 Err(e) => receipts.push(Some(Receipt::rejected(tx.hash(), e.to_string()))),
             }
         }
-        self.execute_checked(parent, height, txs, receipts, valid, time_ms, system, None)
+        self.execute_checked(parent, height, txs.into_iter().map(Arc::new).collect(), receipts, valid, time_ms, system, None)
     }
 
     /// [`Chain::execute_with`] for transactions whose signatures and chain id the caller has
@@ -328,7 +330,7 @@ impl Chain {
         &self,
         parent: &Parent,
         height: u64,
-        txs: Vec<SignedTransaction>,
+        txs: Vec<Arc<SignedTransaction>>,
         receipts: Vec<Option<Receipt>>,
         valid: Vec<VerifiedTx>,
         time_ms: u64,
