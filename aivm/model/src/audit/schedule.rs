@@ -18,7 +18,13 @@ pub fn schedule(sku: &Sku, r: &InferenceReceipt) -> Result<Vec<(GemmId, [u32; 3]
     }
     let (d, hd, kvd, f) = (c.d_model, c.head_dim, c.kv_heads * c.head_dim, c.ffn);
     let group = c.heads / c.kv_heads;
-    let mut out = Vec::new();
+    // Its length, reserved up front (a run has thousands of GEMMs; growing the vector
+    // copied it a dozen times): per step, seven weight GEMMs and two attention GEMMs per
+    // active sequence and KV head a layer, and the logits. The steps are bounded by the
+    // outputs' lengths, the sequences by MAX_BATCH.
+    let steps = 1 + r.outputs.iter().map(Vec::len).max().unwrap_or(0);
+    let per_step = (c.layers as usize).saturating_mul(7 + 2 * (c.kv_heads as usize).saturating_mul(r.prompts.len())).saturating_add(1);
+    let mut out = Vec::with_capacity(steps.saturating_mul(per_step).min(1 << 24));
     let mut ctx: Vec<u32> = vec![0; r.prompts.len()];
     for step in 0..r.max_new {
         let active: Vec<usize> = (0..r.prompts.len()).filter(|&s| step == 0 || (step as usize) <= r.outputs[s].len()).collect();

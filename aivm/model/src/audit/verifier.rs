@@ -216,7 +216,15 @@ fn check_chain<'a>(
     // The step's GEMMs by (layer, kind), looked up once rather than searched per row.
     let first = sched.partition_point(|(id, _)| id.step < step);
     let in_step = &sched[first..first + sched[first..].partition_point(|(id, _)| id.step == step)];
-    let index_of = |layer: u32, kind: GemmKind| in_step.iter().position(|(id, _)| id.layer == layer && id.kind == kind).map(|i| first + i);
+    // The first GEMM of each (layer, kind) in the step, in one pass (a chain asks for ~240).
+    let kinds = GemmKind::ALL.len();
+    let mut at = vec![usize::MAX; (c.layers as usize + 1) * kinds];
+    for (i, (id, _)) in in_step.iter().enumerate().rev() {
+        if let Some(slot) = at.get_mut(id.layer as usize * kinds + id.kind as usize) {
+            *slot = first + i;
+        }
+    }
+    let index_of = |layer: u32, kind: GemmKind| at.get(layer as usize * kinds + kind as usize).copied().filter(|&i| i != usize::MAX);
     // Open and authenticate each planned row.
     let mut get = |kind: GemmKind, layer: u32, is_y: bool, at: u32| -> Result<&'a [u8], AuditError> {
         let (o, leaf) = opened.next().ok_or_else(|| err("missing row"))?;
