@@ -390,10 +390,12 @@ pub enum AnswerKind {
 pub const SCHEDULE_GAS_PER_GEMM: u64 = 24;
 /// Gas per byte of an opened row for its chain's layer math and authentication, measured
 /// (gas-bench `--model`, "market_answer" rows, `spec/gas.md`): a decode step's row chain
-/// checks ~0.8 MB of rows in ~1.3 ms, 1.6 ns per byte, so 24 gas a byte (with BLAKE3's 1)
-/// is 0.065 ns per gas. Was 48 (16 elements at an old Freivalds price), set before the
-/// chain ran on the engine's kernels.
-pub const ROW_GAS_PER_BYTE: u64 = 24;
+/// checks ~0.83 MB of rows in ~0.7 ms (answers with their commitments in one table and rows
+/// read in place, 2026-12-05), ~0.85 ns per byte, so 12 gas a byte (with BLAKE3's 1) is
+/// ~0.065 ns per gas, the schedule's median. Was 24 when the check took ~1.3 ms (0.065 ns per
+/// gas then; 0.013–0.048 for whole answers after the speed-up, more than 2× below the
+/// median), and 48 before the chain ran on the engine's kernels.
+pub const ROW_GAS_PER_BYTE: u64 = 12;
 
 pub fn expire(ctx: &MarketCtx<'_>, l: &mut Ledger<'_>, params: &MarketParams, id: &JobId, events: &mut Vec<LogEvent>) -> Step<()> {
     let j = job(l, id)?;
