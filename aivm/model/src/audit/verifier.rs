@@ -46,8 +46,8 @@ impl WeightChecks {
     }
 }
 
-/// The checks every opened GEMM gets: data matches its commitment, the commitment is leaf
-/// `index` of `gemm_root` (of `gemm_count`), and Freivalds holds with the challenge's vectors
+/// The checks every opened GEMM gets once its commitment is known to be leaf `index` of
+/// `gemm_root` (the caller's proof): data matches its commitment, and Freivalds holds with the challenge's vectors
 /// — a weight's ([`weight_vectors`]), shared by every opened GEMM of that weight, or an
 /// attention GEMM's own — or, for a GEMM of fewer rows than vectors, `Y = X·B` recomputed
 /// unless its weight was opened more than once (then the weight's prepared check is cheaper:
