@@ -156,7 +156,8 @@ fn check_with(
             return Err(AuditError::Commitment { index, what: format!("step {} layer {} {}", id.step, id.layer, id.kind.name()) });
         }
     }
-    let leaves: Vec<(u64, Hash)> = resp.commits.iter().map(|(i, c)| (*i, c.leaf())).collect();
+    let hashes = crate::commit::commit_leaves(resp.commits.iter().map(|(_, c)| c));
+    let leaves: Vec<(u64, Hash)> = resp.commits.iter().map(|(i, _)| *i).zip(hashes).collect();
     if !leaves.is_empty() && merkle::root_of_many(receipt.gemm_count, &leaves, &resp.proof) != Some(receipt.gemm_root) {
         return Err(AuditError::Commitment { index: leaves[0].0, what: "the openings' proof into the GEMM root".into() });
     }
