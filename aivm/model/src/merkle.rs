@@ -196,30 +196,35 @@ pub fn root_of_many(size: u64, leaves: &[(u64, Hash)], proof: &[Hash]) -> Option
     let mut siblings = proof.iter();
     let mut n = size;
     while n > 1 {
-        let mut up = Vec::with_capacity(cur.len());
+        // The level's parents: carried nodes as they are, pairs (left ‖ right) hashed
+        // together afterwards, sixteen side by side (`parents`' hasher).
+        let mut up: Vec<(u64, Option<Hash>)> = Vec::with_capacity(cur.len());
+        let mut pairs: Vec<u8> = Vec::with_capacity(cur.len() * 64);
         let mut i = 0;
         while i < cur.len() {
             let (pos, h) = cur[i];
-            if pos.is_multiple_of(2) && pos + 1 == n {
-                up.push((pos / 2, h));
+            let (left, right) = if pos.is_multiple_of(2) && pos + 1 == n {
+                up.push((pos / 2, Some(h)));
                 i += 1;
+                continue;
             } else if pos.is_multiple_of(2) {
                 match cur.get(i + 1) {
                     Some(&(next, r)) if next == pos + 1 => {
-                        up.push((pos / 2, node_hash(&h, &r)));
-                        i += 2;
-                    }
-                    _ => {
-                        up.push((pos / 2, node_hash(&h, siblings.next()?)));
                         i += 1;
+                        (h, r)
                     }
+                    _ => (h, *siblings.next()?),
                 }
             } else {
-                up.push((pos / 2, node_hash(siblings.next()?, &h)));
-                i += 1;
-            }
+                (*siblings.next()?, h)
+            };
+            pairs.extend_from_slice(&left);
+            pairs.extend_from_slice(&right);
+            up.push((pos / 2, None));
+            i += 1;
         }
-        cur = up;
+        let mut hashed = crate::row_leaves::tagged(1, &pairs, 64, 0, |_, _| {}).into_iter();
+        cur = up.into_iter().map(|(pos, carried)| Some((pos, carried.or_else(|| hashed.next())?))).collect::<Option<Vec<_>>>()?;
         n = n.div_ceil(2);
     }
     if siblings.next().is_some() {
