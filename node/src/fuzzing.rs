@@ -35,6 +35,36 @@ pub fn block_record(data: &[u8]) {
     }
 }
 
+/// A market answer's openings (`MarketTx::Answer`'s response, `spec/market.md` §6): decoding
+/// is bounded and canonical — what decodes re-encodes to the same bytes, so one answer has
+/// one encoding.
+pub fn market_answer(data: &[u8]) {
+    if let Some(r) = aivm::model::audit::Response::decode(data) {
+        assert_eq!(r.encode(), data, "one encoding per answer");
+    }
+}
+
+/// A sample answer for seeds: two GEMMs' commitments, a sibling, a whole GEMM and two rows
+/// (one with padding before it).
+pub fn sample_market_answer() -> Vec<u8> {
+    use aivm::model::audit::{OpenRow, Response};
+    use aivm::model::commit::{GemmCommit, GemmData};
+    use aivm::model::quant::Scale;
+    let commit =
+        |i: u32, m: u32| GemmCommit { step: 0, layer: i, kind: 0, seq: 0, head: 0, m, k: 3, n: 2, x_root: [1; 32], y_root: [2; 32], rhs_root: [0; 32] };
+    let data = GemmData { commit: commit(0, 1), x: vec![1, -2, 3], x_scales: vec![Scale { m: 1 << 14, e: -20 }], y: vec![5, -6], rhs: None };
+    Response {
+        commits: vec![(0, commit(0, 1)), (7, commit(1, 2))],
+        proof: vec![[3; 32]],
+        gemms: vec![(0, data)],
+        rows: vec![
+            OpenRow { index: 7, is_y: false, row: 1, bytes: vec![0, 64, 0, 0, 236, 255, 255, 255, 1, 2, 3].into(), row_proof: vec![[4; 32]] },
+            OpenRow { index: 7, is_y: true, row: 0, bytes: vec![9, 0, 0, 0, 8, 0, 0, 0].into(), row_proof: vec![] },
+        ],
+    }
+    .encode()
+}
+
 /// A GGUF model file.
 pub fn gguf(data: &[u8]) {
     if let Ok(g) = aivm::model::gguf::Gguf::parse(data.to_vec()) {

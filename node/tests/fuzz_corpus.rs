@@ -87,6 +87,13 @@ fn transaction() {
 }
 
 #[test]
+fn market_answer() {
+    let sample = fuzzing::sample_market_answer();
+    assert!(aivm::model::audit::Response::decode(&sample).is_some(), "the seed is an answer");
+    run("market_answer", vec![fuzzing::sample_market_answer()], 3000, fuzzing::market_answer);
+}
+
+#[test]
 fn block() {
     run("block", vec![sample_block().encode()], 3000, fuzzing::block);
 }
@@ -144,6 +151,7 @@ fn write_seed_corpus() {
         }
     };
     write("transaction", sample_txs());
+    write("market_answer", vec![fuzzing::sample_market_answer()]);
     write("block", vec![sample_block().encode()]);
     let b = sample_block();
     write(
