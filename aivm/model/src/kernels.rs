@@ -224,7 +224,6 @@ fn swiglu_row(g: &[i32], u: &[i32], gm: &[i64], gs: &[u32], um: &[i64], us: &[u3
 #[target_feature(enable = "avx512f,avx512dq")]
 unsafe fn swiglu_row_fused_avx512(g: &[i32], u: &[i32], sx: Scale, sg: &[Scale], su: &[Scale], h: &mut [i32]) {
     use std::arch::x86_64::*;
-    const { assert!(std::mem::size_of::<Scale>() == 8 && std::mem::align_of::<Scale>() == 4) };
     let n = h.len().min(g.len()).min(u.len()).min(sg.len()).min(su.len());
     let body = n / 8 * 8;
     let (zero, one) = (_mm512_set1_epi64(0), _mm512_set1_epi64(1));
@@ -812,8 +811,6 @@ mod tests {
         let n = g.len() / 8 * 8 + 3; // a tail for the portable loop
         let (g, u) = (&g[..n], &u[..n]);
         let (m, sh) = (vec![1i64 << 28; n], vec![28u32; n]);
-        // The same identity from scales: 2^14 · 2^14 = 2^28, shift −(−22 − 22 + 16) = 28.
-        let (sx, sw) = (Scale { m: 1 << 14, e: -22 }, vec![Scale { m: 1 << 14, e: -22 }; n]);
         let want: Vec<i32> = g.iter().zip(u).map(|(&g, &u)| quant::round_shift(quant::silu_q16(g) as i64 * u as i64, 16)).collect();
         let t = quant::sigmoid_table();
         let mut h = vec![0i32; n];
@@ -821,6 +818,8 @@ mod tests {
         assert_eq!(h, want, "portable");
         #[cfg(target_arch = "x86_64")]
         if Isa::detect() == Isa::Avx512 {
+            // The same identity from scales: 2^14 · 2^14 = 2^28, shift −(−22 − 22 + 16) = 28.
+            let (sx, sw) = (Scale { m: 1 << 14, e: -22 }, vec![Scale { m: 1 << 14, e: -22 }; n]);
             let mut h = vec![0i32; n];
             // SAFETY: the CPU has AVX-512 F and DQ (checked).
             unsafe { swiglu_row_fused_avx512(g, u, sx, &sw, &sw, &mut h) };

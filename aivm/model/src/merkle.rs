@@ -128,23 +128,6 @@ pub fn prove(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
     Some(out)
 }
 
-/// The root and every leaf's inclusion proof at once, in `O(n log n)` hashes (calling
-/// [`prove`] for each leaf would cost `O(n²)`).
-pub fn prove_all(leaves: &[Hash]) -> (Hash, Vec<Vec<Hash>>) {
-    match leaves.len() {
-        0 | 1 => (root(leaves), leaves.iter().map(|_| Vec::new()).collect()),
-        n => {
-            let k = split(n as u64) as usize;
-            let (lr, mut lp) = prove_all(&leaves[..k]);
-            let (rr, mut rp) = prove_all(&leaves[k..]);
-            lp.iter_mut().for_each(|p| p.push(rr));
-            rp.iter_mut().for_each(|p| p.push(lr));
-            lp.append(&mut rp);
-            (node_hash(&lr, &rr), lp)
-        }
-    }
-}
-
 /// One proof for several leaves at once (a multiproof): the sibling hashes that take the
 /// leaves at `indices` (ascending, distinct) to the root together, each shared node sent
 /// once. Order: level by level from the leaves up, within a level left to right, the
@@ -370,14 +353,6 @@ mod tests {
             f.push(*l);
             assert_eq!(f.len(), n as u64 + 1);
             assert_eq!(f.root(), root(&leaves[..=n]), "n={}", n + 1);
-        }
-        for n in 0..=17usize {
-            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&[i as u8])).collect();
-            let (r, proofs) = prove_all(&leaves);
-            assert_eq!(r, root(&leaves));
-            for (i, p) in proofs.iter().enumerate() {
-                assert_eq!(Some(p.clone()), prove(&leaves, i), "n={n} i={i}");
-            }
         }
     }
 }

@@ -7,13 +7,16 @@ use aivm_tensor::fixed::{exp2_frac_q30, exp_neg_q16_to_q30, log2_q30};
 
 /// A positive scale `m · 2^e` with a 15-bit mantissa (`m` in [2^14, 2^15)), or zero (`m = 0`).
 /// `repr(C)`: the AVX-512 kernels load eight scales as eight 64-bit lanes, `m` in the low
-/// half and `e` in the high half (`kernels::swiglu_row_fused_avx512`).
+/// half and `e` in the high half (`kernels::swiglu_row_fused_avx512`,
+/// `dequant_row_fused_avx512`); the assertion below pins that layout for both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
 pub struct Scale {
     pub m: i32,
     pub e: i32,
 }
+
+const _: () = assert!(std::mem::size_of::<Scale>() == 8 && std::mem::align_of::<Scale>() == 4);
 
 const M_LO: u128 = 1 << 14;
 const M_HI: u128 = 1 << 15;

@@ -370,10 +370,9 @@ fn the_multiproof_binds_every_opening() {
     short.proof.pop();
     assert!(matches!(check_response(&e.sku, &e.sku_hash, &r, &ch, &short), Err(AuditError::Commitment { .. })));
     let mut other = resp.clone();
-    let (i, data) = &mut other.gemms[0];
+    let data = &mut other.gemms[0].1;
     let next = t.gemms().iter().position(|g| g.commit.id().map(|id| id.kind) == data.commit.id().map(|id| id.kind) && g.commit != data.commit).unwrap();
     *data = t.data(next).unwrap().into_owned();
-    let _ = i;
     assert!(matches!(check_response(&e.sku, &e.sku_hash, &r, &ch, &other), Err(AuditError::Commitment { .. })));
 }
 
