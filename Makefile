@@ -41,12 +41,12 @@ test: contracts model
 	AIVM_REQUIRE_MODEL=1 AIVM_REQUIRE_OPENCL=1 cargo test --release
 
 ## The main job: run the demo contracts through `aivm call` and show gas by opcode, the model,
-## a devnet under a transfer load, the compute market on a devnet (one worker cheating), and
+## a devnet under a transfer load (its threshold key made by the validators' DKG), the compute market on a devnet (one worker cheating), and
 ## its optimistic TEE track (devnet attestations: not a TEE).
 run: contracts model
 	bash scripts/demo.sh "$(AIVM)" "$(WASM_DIR)"
 	$(AIVM) model run --prompt "What is the capital of France?" --max-tokens 24
-	$(AIVM) devnet --validators 4 --duration 10 --load 1000 --token $(WASM_DIR)/token.wasm
+	$(AIVM) devnet --validators 4 --duration 10 --load 1000 --token $(WASM_DIR)/token.wasm --dkg
 	$(AIVM) devnet --validators 4 --workers 3 --cheaters 1 --jobs 8
 	$(AIVM) devnet --validators 4 --workers 3 --tee --jobs 3
 

@@ -45,8 +45,39 @@ pub fn init_home(home: &Path, cfg: &NodeConfig, stake: u128) -> Result<GenesisVa
     Ok(GenesisValidator::new(&keys, stake, cfg.p2p.clone()))
 }
 
-/// Create `dir/v0 .. dir/v{n-1}` and their shared genesis; returns the homes and genesis.
+/// Create `dir/v0 .. dir/v{n-1}` and their shared genesis, its threshold key dealt by this
+/// process (a trusted dealer: `spec/consensus.md`); returns the homes and genesis.
 pub fn create(dir: &Path, p: &TestnetParams) -> Result<(Vec<PathBuf>, GenesisFile), TestnetError> {
+    let (homes, mut genesis) = assemble(dir, p)?;
+    // This process deals the threshold key and writes each active validator its share.
+    let shares = genesis.deal_threshold()?;
+    genesis.validate()?;
+    for (identity, share) in &shares {
+        let i = genesis.validators.iter().position(|v| v.identity == *identity).ok_or_else(|| TestnetError::Invalid("a share for no validator".into()))?;
+        crate::keys::save_share(&homes[i], share)?;
+    }
+    write_genesis(&homes, &genesis)?;
+    Ok((homes, genesis))
+}
+
+/// Like [`create`], but nobody deals: the genesis has no threshold key until the validators
+/// make one together (`aivm node dkg` in every home, [`crate::consensus::dkg`]).
+pub fn create_for_dkg(dir: &Path, p: &TestnetParams) -> Result<(Vec<PathBuf>, GenesisFile), TestnetError> {
+    let (homes, genesis) = assemble(dir, p)?;
+    write_genesis(&homes, &genesis)?;
+    Ok((homes, genesis))
+}
+
+fn write_genesis(homes: &[PathBuf], genesis: &GenesisFile) -> Result<(), TestnetError> {
+    for home in homes {
+        let path = home.join(GENESIS_FILE);
+        std::fs::write(&path, genesis.to_json()).map_err(|e| TestnetError::Io(path.display().to_string(), e))?;
+    }
+    Ok(())
+}
+
+/// The homes and the genesis, without a threshold key.
+fn assemble(dir: &Path, p: &TestnetParams) -> Result<(Vec<PathBuf>, GenesisFile), TestnetError> {
     let n = p.validators;
     if n == 0 || n > 1000 {
         return Err(TestnetError::Invalid("a testnet has 1..=1000 validators".into()));
@@ -67,7 +98,7 @@ pub fn create(dir: &Path, p: &TestnetParams) -> Result<(Vec<PathBuf>, GenesisFil
     }
     let mut accounts: Vec<GenesisAccount> = validators.iter().map(|v| GenesisAccount { address: v.identity, balance: p.balance }).collect();
     accounts.extend(p.accounts.iter().map(|(address, balance)| GenesisAccount { address: *address, balance: *balance }));
-    let mut genesis = GenesisFile {
+    let genesis = GenesisFile {
         chain_id: p.chain_id,
         time_ms: 0,
         epoch_length: p.epoch_length,
@@ -81,16 +112,5 @@ pub fn create(dir: &Path, p: &TestnetParams) -> Result<(Vec<PathBuf>, GenesisFil
         market: p.market.clone(),
         staking: Default::default(),
     };
-    // This process deals the threshold key and writes each active validator its share.
-    let shares = genesis.deal_threshold()?;
-    genesis.validate()?;
-    for (identity, share) in &shares {
-        let i = genesis.validators.iter().position(|v| v.identity == *identity).ok_or_else(|| TestnetError::Invalid("a share for no validator".into()))?;
-        crate::keys::save_share(&homes[i], share)?;
-    }
-    for home in &homes {
-        let path = home.join(GENESIS_FILE);
-        std::fs::write(&path, genesis.to_json()).map_err(|e| TestnetError::Io(path.display().to_string(), e))?;
-    }
     Ok((homes, genesis))
 }

@@ -428,7 +428,7 @@ fn bad_rpc_input_gets_errors_and_the_node_keeps_running() {
 }
 
 #[test]
-fn devnet_reports_load_and_agreement() {
+fn devnet_reports_load_and_agreement_on_a_dkg_key() {
     let _serial = serial();
     let dir = std::env::temp_dir().join(format!("aivm-devnet-test-{}", std::process::id()));
     let token = aivm_testkit::contracts_dir().join("token.wasm");
@@ -449,10 +449,14 @@ fn devnet_reports_load_and_agreement() {
         dir.to_str().expect("utf8"),
         "--token",
         token.to_str().expect("utf8"),
+        // The threshold key from the validators' DKG, not a dealer: the chain's certificates
+        // and seeds verify under it.
+        "--dkg",
     ]);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     let r: Value = serde_json::from_str(out.trim()).expect("one JSON report");
+    assert_eq!(r["threshold_key"]["made_by"], "dkg", "{r}");
     assert_eq!(r["roots_agree"], true, "{r}");
     assert!(r["finalized"].as_u64().expect("finalized") > 500, "{r}");
     assert_eq!(r["failed_receipts"], 0, "{r}");

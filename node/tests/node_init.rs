@@ -76,3 +76,68 @@ fn a_hand_assembled_genesis_is_dealt() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `aivm node init --testnet --dkg` deals nothing; the active validators then make the key
+/// together with `aivm node dkg`, each from its own home: one genesis for all, each share a
+/// share of its key, nobody's revealed, and no share for a validator outside the active set.
+#[test]
+fn a_testnet_makes_its_threshold_key_by_dkg() {
+    let dir = std::env::temp_dir().join(format!("aivm-node-dkg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let (code, _, err) = aivm(&["node", "init", "--home", d, "--testnet", "4", "--chain-id", "11", "--port", "19300", "--active", "3", "--dkg"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("aivm node dkg"), "{err}");
+    let undealt = std::fs::read(dir.join("v0/genesis.json")).unwrap();
+    assert!(GenesisFile::from_json(&undealt).is_err(), "no threshold key yet");
+    let active = serde_json::from_slice::<GenesisFile>(&undealt).unwrap().active_identities();
+    let homes: Vec<_> = (0..4).map(|i| dir.join(format!("v{i}"))).collect();
+    let is_active = |h: &std::path::PathBuf| active.contains(&NodeKeys::load(h).unwrap().identity_public());
+    let spawn = |h: &std::path::PathBuf| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aivm"))
+            .args(["node", "dkg", "--timeout-s", "90", "--linger-s", "1", "--home"])
+            .arg(h)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("aivm node dkg")
+    };
+    // All at once: the ceremony needs its participants online together.
+    let procs: Vec<_> = homes.iter().map(|h| (h.clone(), is_active(h), spawn(h))).collect();
+    let mut reports = Vec::new();
+    for (home, active, p) in procs {
+        let out = p.wait_with_output().expect("exits");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !active {
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(err.contains("not in the genesis' active set"), "{err}");
+            assert!(aivm_node::keys::load_share(&home).unwrap().is_none());
+            continue;
+        }
+        assert!(out.status.success(), "{}: {err}", home.display());
+        reports.push(serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("a JSON report"));
+    }
+    assert_eq!(reports.len(), 3);
+    for r in &reports {
+        assert_eq!(r["genesis_hash"], reports[0]["genesis_hash"], "{reports:?}");
+        assert_eq!(r["revealed"], serde_json::json!([]), "every validator acknowledged in time: {r}");
+        assert!(r["dealers"].as_u64().unwrap() >= 2, "a quorum of dealers at least: {r}");
+    }
+    // The active validators' homes hold one valid genesis; each share is a share of its key.
+    let g = GenesisFile::from_json(&std::fs::read(homes[0].join("genesis.json")).unwrap()).expect("a valid genesis now");
+    assert_eq!(reports[0]["genesis_hash"], aivm_node::hexbytes::to_hex(&g.hash()));
+    let (_, sharing) = aivm_node::consensus::threshold::sharing(&g.threshold, &active).unwrap();
+    let mut indices = std::collections::BTreeSet::new();
+    for home in homes.iter().filter(|h| is_active(h)) {
+        assert_eq!(std::fs::read(home.join("genesis.json")).unwrap(), std::fs::read(homes[0].join("genesis.json")).unwrap());
+        let share = aivm_node::keys::load_share(home).unwrap().expect("a share");
+        let share = aivm_node::consensus::threshold::share(&share, &sharing).expect("a share of this key");
+        indices.insert(share.index);
+    }
+    assert_eq!(indices.len(), 3, "three different shares");
+    // A genesis with a key is not made again.
+    let (code, _, err) = aivm(&["node", "dkg", "--home", homes[0].to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("already has a threshold key"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

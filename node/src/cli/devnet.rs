@@ -83,6 +83,10 @@ pub struct DevnetArgs {
     /// Ctrl-C) and print how to submit jobs to it with `aivm job submit`.
     #[arg(long, requires = "workers")]
     pub serve: bool,
+    /// Make the threshold key with the validators' DKG (`aivm node dkg` in every home, no
+    /// dealer) instead of dealing it from this process.
+    #[arg(long)]
+    pub dkg: bool,
 }
 
 pub fn run(a: DevnetArgs) -> ExitCode {
@@ -191,7 +195,15 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
             None => None,
         },
     };
-    let (homes, _) = testnet::create(&dir, &params)?;
+    let (homes, key) = if a.dkg {
+        let (homes, _) = testnet::create_for_dkg(&dir, &params)?;
+        let started = Instant::now();
+        let key = run_dkg(&homes)?;
+        log(a.json, format!("the validators made the threshold key in {:.1} s (DKG, no dealer)", started.elapsed().as_secs_f64()));
+        (homes, key)
+    } else {
+        (testnet::create(&dir, &params)?.0, json!({"made_by": "dealer"}))
+    };
     // The load generator is one address sending to every validator: lift the per-peer RPC
     // limits, which exist for public nodes, not for a local benchmark.
     for home in &homes {
@@ -231,6 +243,7 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         let common = heights.iter().copied().min().unwrap_or(0);
         let agree = roots_agree(&rpcs, common)?;
         report["validators"] = json!(a.validators);
+        report["threshold_key"] = key;
         report["roots_agree_to_height"] = json!(common);
         report["roots_agree"] = json!(agree);
         println!("{}", if a.json { report.to_string() } else { serde_json::to_string_pretty(&report)? });
@@ -306,6 +319,7 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         "roots_agree_to_height": common,
         "roots_agree": roots_agree,
         "cpu": cpu_report(&cpu_before, &cpu_after, stats.latencies_ms.len()),
+        "threshold_key": key,
     });
     if a.json {
         println!("{report}");
@@ -316,6 +330,47 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(roots_agree && finalized > 0)
+}
+
+/// Longest a devnet waits for its validators' DKG.
+const DKG_TIMEOUT_S: u64 = 120;
+
+/// Run `aivm node dkg` in every home at once and check that they made one genesis. Returns
+/// the report's `threshold_key` entry.
+fn run_dkg(homes: &[PathBuf]) -> Result<Value> {
+    let exe = std::env::current_exe().context("locating the aivm binary")?;
+    let mut procs = Processes(Vec::new());
+    for home in homes {
+        let log = std::fs::File::create(home.join("dkg.log")).with_context(|| format!("creating the log in {}", home.display()))?;
+        let child = Command::new(&exe)
+            .args(["node", "dkg", "--timeout-s", &DKG_TIMEOUT_S.to_string(), "--home"])
+            .arg(home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", exe.display()))?;
+        procs.0.push(child);
+    }
+    let mut results = Vec::new();
+    // A failure stops here, and dropping `procs` stops the others.
+    for (home, child) in homes.iter().zip(procs.0.iter_mut()) {
+        let status = child.wait().context("waiting for a DKG participant")?;
+        if !status.success() {
+            let log = std::fs::read_to_string(home.join("dkg.log")).unwrap_or_default();
+            bail!("the DKG in {} failed ({status}): {}", home.display(), log.trim());
+        }
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().context("the DKG's output")?, &mut out)?;
+        let r: Value = serde_json::from_str(&out).with_context(|| format!("the DKG's report in {}", home.display()))?;
+        results.push(r);
+    }
+    let hashes: Vec<&Value> = results.iter().map(|r| &r["genesis_hash"]).collect();
+    if hashes.windows(2).any(|w| w[0] != w[1]) {
+        bail!("the validators' DKG made different genesis files: {hashes:?}");
+    }
+    let seconds = results.iter().filter_map(|r| r["seconds"].as_f64()).fold(0.0, f64::max);
+    Ok(json!({"made_by": "dkg", "genesis_hash": hashes[0], "dealers": results[0]["dealers"], "revealed": results[0]["revealed"], "seconds": seconds}))
 }
 
 fn spawn_validator(exe: &Path, home: &Path) -> Result<Child> {

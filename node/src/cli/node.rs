@@ -1,5 +1,6 @@
 //! `aivm node init`: a validator's keys and configuration, and for a new network its genesis.
 //! `aivm node deal`: deal the threshold key of a genesis assembled by hand.
+//! `aivm node dkg`: make it instead with the other validators, with no dealer.
 //! `aivm node run`: run a validator from its home.
 
 use aivm_node::config::NodeConfig;
@@ -18,6 +19,10 @@ pub enum NodeCommand {
     Init(InitArgs),
     /// Deal a genesis' threshold key (trusted dealer: this process sees every share; spec/consensus.md): writes `threshold` into the genesis and one share file per active validator.
     Deal(DealArgs),
+    /// Make a genesis' threshold key together with the other validators of its active set,
+    /// with no dealer (every one of them runs this from its home at about the same time):
+    /// writes `threshold` and `epoch_info` into the home's genesis and this validator's share.
+    Dkg(DkgArgs),
     /// Run a validator: consensus, p2p, JSON-RPC and metrics, until stopped.
     Run(RunArgs),
     /// Fill a fresh home's state from a peer's snapshot (checked against a finalization
@@ -47,6 +52,25 @@ pub struct DealArgs {
     /// each into its validator's home, then delete the directory.
     #[arg(long)]
     pub shares: PathBuf,
+}
+
+#[derive(Args)]
+pub struct DkgArgs {
+    /// The validator's home: keys, config, and a genesis without a threshold key (from
+    /// `aivm node init --testnet N --dkg`, or assembled by hand).
+    #[arg(long)]
+    pub home: PathBuf,
+    /// Seconds to wait for every other validator of the active set to start its `node dkg`
+    /// before the ceremony starts without the missing ones (whose shares it then reveals).
+    #[arg(long, default_value_t = 60)]
+    pub wait_s: u64,
+    /// Give up when the ceremony has not ended after this many seconds (waiting included).
+    #[arg(long, default_value_t = 180)]
+    pub timeout_s: u64,
+    /// Seconds to keep serving the ceremony after this validator has its share, so that
+    /// validators still finishing can catch up.
+    #[arg(long, default_value_t = 3)]
+    pub linger_s: u64,
 }
 
 #[derive(Args)]
@@ -115,12 +139,17 @@ pub struct InitArgs {
     /// seeded with protocol-owned liquidity (`spec/market.md`).
     #[arg(long, requires = "testnet")]
     pub market: bool,
+    /// With --testnet: deal no threshold key; the validators make it with `aivm node dkg`,
+    /// each from its home, before their first `node run`.
+    #[arg(long, requires = "testnet")]
+    pub dkg: bool,
 }
 
 pub fn run(cmd: NodeCommand) -> ExitCode {
     let r = match cmd {
         NodeCommand::Init(a) => init(a),
         NodeCommand::Deal(a) => deal(a),
+        NodeCommand::Dkg(a) => dkg(a),
         NodeCommand::Run(a) => run_validator(a),
         NodeCommand::Sync(a) => super::sync::run(a),
     };
@@ -155,8 +184,57 @@ fn init(a: InitArgs) -> Result<()> {
         min_gas_price: a.min_gas_price,
         market: if a.market { Some(aivm_node::market::default_market(&aivm::model::store::default_home(), 1 << 30, 100)?) } else { None },
     };
+    if a.dkg {
+        let (homes, _) = testnet::create_for_dkg(&a.home, &params)?;
+        eprintln!("no threshold key yet: run `aivm node dkg --home HOME` in every home, all at about the same time");
+        println!("{}", serde_json::json!({"chain_id": a.chain_id, "validators": n, "homes": homes}));
+        return Ok(());
+    }
     let (homes, genesis) = testnet::create(&a.home, &params)?;
     println!("{}", serde_json::json!({"chain_id": a.chain_id, "validators": n, "homes": homes, "genesis_hash": to_hex(&genesis.hash())}));
+    Ok(())
+}
+
+fn dkg(a: DkgArgs) -> Result<()> {
+    use aivm_node::consensus::dkg::{ceremony, CeremonyConfig};
+    let cfg = NodeConfig::load(&a.home).map_err(anyhow::Error::msg)?;
+    let keys = NodeKeys::load(&a.home).with_context(|| format!("loading keys from {}", a.home.display()))?;
+    let path = a.home.join(&cfg.genesis);
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    // Parsed, not yet validated: its `threshold` is what the ceremony makes.
+    let genesis: GenesisFile = serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let p2p = cfg.p2p.parse().with_context(|| format!("the config's p2p address {}", cfg.p2p))?;
+    let dir = a.home.join("dkg");
+    let started = std::time::Instant::now();
+    let done = ceremony(
+        &genesis,
+        &keys,
+        CeremonyConfig {
+            dir,
+            p2p,
+            wait: std::time::Duration::from_secs(a.wait_s),
+            timeout: std::time::Duration::from_secs(a.timeout_s),
+            linger: std::time::Duration::from_secs(a.linger_s),
+        },
+    )?;
+    // The share first: a genesis with a key but no share would make a validator that cannot sign.
+    aivm_node::keys::save_share(&a.home, &done.share)?;
+    std::fs::write(&path, done.genesis.to_json()).with_context(|| format!("writing {}", path.display()))?;
+    if !done.revealed.is_empty() {
+        eprintln!(
+            "warning: {} validator(s) did not take part in time and their shares are public in the ceremony's log; the key tolerates that many fewer faults. For a better key, clear every home's dkg/ and genesis threshold and run the ceremony again with every validator up.",
+            done.revealed.len()
+        );
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "genesis_hash": to_hex(&done.genesis.hash()),
+            "dealers": done.dealers,
+            "revealed": done.revealed.iter().map(|r| to_hex(r)).collect::<Vec<_>>(),
+            "seconds": started.elapsed().as_secs_f64(),
+        })
+    );
     Ok(())
 }
 

@@ -247,8 +247,13 @@ impl Finalizer {
     pub fn start(executor: Arc<Executor>, finalized: broadcast::Sender<Finalized>, panic_at: Option<u64>) -> std::io::Result<Self> {
         let (queue, rx) = std::sync::mpsc::channel::<(Arc<crate::block::Block>, [u8; 32], commonware_utils::acknowledgement::Exact)>();
         std::thread::Builder::new().name("committer".into()).spawn(move || {
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                for (block, digest, ack) in rx {
+            for (block, digest, ack) in rx {
+                // A panic is caught per block, while this thread still holds the queue and the
+                // block's acknowledgement: had they been dropped first (unwinding out of the
+                // loop), marshal could see the acknowledgement abandoned and stop the engine,
+                // and the process would exit as ENGINE_STOPPED (5) before this thread said why
+                // (seen once in CI under CPU contention).
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     if panic_at == Some(block.height()) {
                         panic!("TEST: committer panics at height {}", block.height());
                     }
@@ -260,11 +265,11 @@ impl Finalizer {
                         Ok(None) => {}
                         Err(e) => crate::exit::stop(crate::exit::DIVERGED, &format!("cannot commit a finalized block: {e}")),
                     }
-                    ack.acknowledge();
+                }));
+                if run.is_err() {
+                    crate::exit::stop(crate::exit::COMMITTER_DIED, "the committer thread panicked");
                 }
-            }));
-            if run.is_err() {
-                crate::exit::stop(crate::exit::COMMITTER_DIED, "the committer thread panicked");
+                ack.acknowledge();
             }
         })?;
         Ok(Finalizer { queue })

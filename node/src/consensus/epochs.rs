@@ -70,26 +70,36 @@ pub fn decode_payload(bytes: &[u8]) -> Result<ResharePayload, String> {
 /// in epoch 0's reshare, and (announced one epoch early) the same set for epoch 1.
 pub fn epoch_zero(output: Output<MinPk, PublicKey>, addresses: &Map<PublicKey, Address>) -> Result<Info, String> {
     let players = output.players().clone();
-    let directory: Directory = players
-        .iter()
-        .map(|p| addresses.get_value(p).cloned().map(|a| (p.clone(), a)).ok_or_else(|| format!("no p2p address for {p}")))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .collect();
+    let directory = directory_of(&players, addresses)?;
     Ok(EpochInfo { outcome: EpochOutcome::Success, epoch: Epoch::zero(), output, players: players.clone(), next_players: players, directory })
 }
 
-/// Genesis' `epoch_info`: epoch 0's info for the genesis dealing, as the genesis block's
-/// reshare payload, with the validators' p2p addresses from genesis.
+/// Genesis' `epoch_info`: epoch 0's info for the genesis dealing (or DKG), as the genesis
+/// block's reshare payload, with the validators' p2p addresses from genesis.
 pub fn genesis_payload(output: Output<MinPk, PublicKey>, validators: &[crate::genesis::GenesisValidator]) -> Result<Vec<u8>, String> {
+    let info = epoch_zero(output, &genesis_addresses(validators)?)?;
+    Ok(ResharePayload::EpochInfo(info).encode().to_vec())
+}
+
+/// The genesis validators' p2p addresses, by identity.
+pub fn genesis_addresses(validators: &[crate::genesis::GenesisValidator]) -> Result<Map<PublicKey, Address>, String> {
     let mut addrs = Vec::new();
     for v in validators {
         let key = PublicKey::decode(v.identity.to_vec()).map_err(|e| format!("identity key: {e}"))?;
         let at: std::net::SocketAddr = v.p2p.parse().map_err(|e| format!("p2p address {}: {e}", v.p2p))?;
         addrs.push((key, Address::Symmetric(at)));
     }
-    let info = epoch_zero(output, &Map::from_iter_dedup(addrs))?;
-    Ok(ResharePayload::EpochInfo(info).encode().to_vec())
+    Ok(Map::from_iter_dedup(addrs))
+}
+
+/// Where each of `players` listens, from `addresses`.
+pub fn directory_of(players: &Set<PublicKey>, addresses: &Map<PublicKey, Address>) -> Result<Directory, String> {
+    Ok(players
+        .iter()
+        .map(|p| addresses.get_value(p).cloned().map(|a| (p.clone(), a)).ok_or_else(|| format!("no p2p address for {p}")))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .collect())
 }
 
 /// The signers and public polynomial of the epoch an epoch-info payload describes (what the

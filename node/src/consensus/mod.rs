@@ -18,6 +18,7 @@
 mod app;
 pub mod byzantine;
 mod chain_block;
+pub mod dkg;
 pub mod epochs;
 mod faults;
 pub mod gossip;
@@ -118,6 +119,8 @@ pub enum ConsensusError {
     Storage(String),
     #[error("state sync anchor: {0}")]
     Anchor(String),
+    #[error("genesis DKG: {0}")]
+    Dkg(String),
 }
 
 /// Timeouts of the engine (defaults suit a LAN or loopback).
@@ -281,6 +284,34 @@ fn register_metrics(context: &commonware_runtime::tokio::Context, mut finalized:
     });
 }
 
+/// The authenticated p2p network's handshake: the validator's identity key, ChaCha20-Poly1305.
+type Handshake = cups::Cups<sake::Sake<ed25519::PrivateKey>, ChaCha20Poly1305>;
+
+/// A validator's authenticated p2p configuration (consensus and the genesis DKG use the same
+/// identity, address and handshake): peers named by their identity keys, dialed at the
+/// addresses the chain records, quick redials for a LAN or loopback.
+fn p2p_config(
+    identity: &ed25519::PrivateKey,
+    ns: &[u8],
+    listen: SocketAddr,
+    peers_per_set: std::num::NonZeroUsize,
+    max_message: u32,
+) -> lookup::Config<Handshake> {
+    let handshake = cups::Cups::<_, ChaCha20Poly1305>::new(
+        sake::Sake {
+            signer: identity.clone(),
+            synchrony_bound: Duration::from_secs(5),
+            max_handshake_age: Duration::from_secs(10),
+            version: sake::Version::V1,
+        },
+        cups::Version::V1,
+    );
+    let mut cfg = lookup::Config::local(handshake, ns, listen, peers_per_set, max_message, NZUsize!(4096));
+    cfg.dial_frequency = Duration::from_millis(200);
+    cfg.peer_connection_cooldown = Duration::from_millis(200);
+    cfg
+}
+
 /// Run a validator until the process stops.
 pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> Result<(), ConsensusError> {
     use commonware_glue::dkg::{fence::Fence, network::AddressableManager, orchestrator, reshare, state_sync};
@@ -312,21 +343,10 @@ pub async fn run(context: commonware_runtime::tokio::Context, v: Validator) -> R
 
     // Network. Each epoch's peers (its signers, its reshare's players and the next epoch's)
     // are activated from its info by the orchestrator.
-    let handshake = cups::Cups::<_, ChaCha20Poly1305>::new(
-        sake::Sake {
-            signer: identity.clone(),
-            synchrony_bound: Duration::from_secs(5),
-            max_handshake_age: Duration::from_secs(10),
-            version: sake::Version::V1,
-        },
-        cups::Version::V1,
-    );
     // An epoch's peers are at most its signers, its reshare's players and the next epoch's
     // players; commonware sizes per-peer queues by it, so it is not the codec's bound.
     let peers_per_set = std::num::NonZeroUsize::new(3 * v.genesis.active_set_size as usize).unwrap_or(NZUsize!(1));
-    let mut p2p_cfg = lookup::Config::local(handshake, &ns, v.p2p, peers_per_set, MAX_MESSAGE, NZUsize!(4096));
-    p2p_cfg.dial_frequency = Duration::from_millis(200);
-    p2p_cfg.peer_connection_cooldown = Duration::from_millis(200);
+    let p2p_cfg = p2p_config(&identity, &ns, v.p2p, peers_per_set, MAX_MESSAGE);
     let (mut network, oracle) = lookup::Network::new(context.child("network"), p2p_cfg);
     let manager = AddressableManager::new(oracle.clone());
     // Per-peer quotas from the protocol's real rates. commonware allocates each channel's

@@ -8,8 +8,8 @@
 //! seed of the round that certified its parent, every validator checks it against the group
 //! key before voting, and the chain's beacon derives from it (`spec/market.md` §6).
 //!
-//! The key is dealt by `aivm node init --testnet` (commonware's trusted-dealer `deal`); the
-//! spec names the DKG path a network without a trusted dealer takes.
+//! The key is dealt by `aivm node init --testnet` (commonware's trusted-dealer `deal`: a
+//! devnet's shortcut), or made by the validators with no dealer ([`super::dkg`]).
 
 use super::{PublicKey, Scheme};
 use crate::block::SEED_BYTES;
@@ -47,7 +47,8 @@ pub struct Dealt {
     pub output: feldman_desmedt::Output<MinPk, PublicKey>,
 }
 
-fn participant_set(identities: &[[u8; 32]]) -> Result<Set<PublicKey>, ThresholdError> {
+/// The participants named by `identities`, in the engine's (ascending) order.
+pub(crate) fn participant_set(identities: &[[u8; 32]]) -> Result<Set<PublicKey>, ThresholdError> {
     let keys = identities
         .iter()
         .map(|i| PublicKey::decode(i.to_vec()).map_err(|e| ThresholdError::Sharing(format!("identity key: {e}"))))
