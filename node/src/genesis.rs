@@ -246,7 +246,7 @@ impl GenesisFile {
             m.runtime().entries().map_err(|e| GenesisError::Invalid(format!("market: {e}")))?;
         }
         if self.threshold.is_empty() {
-            return bad("no threshold key (`aivm node deal` deals one)".into());
+            return bad("no threshold key (the validators make one with `aivm node dkg`, or `aivm node deal` deals one)".into());
         }
         crate::consensus::threshold::sharing(&self.threshold, &self.active_identities()).map_err(|e| GenesisError::Invalid(e.to_string()))?;
         if self.active_set_size > crate::consensus::epochs::MAX_PARTICIPANTS {
@@ -254,7 +254,7 @@ impl GenesisFile {
         }
         // Epoch 0's info names the dealt key and the active set.
         let Some((0, engine)) = crate::consensus::epochs::engine_epoch(&self.epoch_info) else {
-            return bad("no epoch 0 info (`epoch_info`; `aivm node deal` writes it)".into());
+            return bad("no epoch 0 info (`epoch_info`; `aivm node dkg` or `aivm node deal` writes it)".into());
         };
         let ids: Vec<[u8; 32]> = engine.signers.iter().map(|s| **s).collect();
         let mut active = self.active_identities();

@@ -167,7 +167,7 @@ fn init(a: InitArgs) -> Result<()> {
         let entry = init_home(&a.home, &NodeConfig::local(a.chain_id, &a.host, a.port), a.stake)?;
         // What a network's coordinator needs to put this validator in a genesis.
         println!("{}", serde_json::to_string_pretty(&entry)?);
-        eprintln!("add this entry to the network's genesis; the coordinator then deals its threshold key with `aivm node deal`");
+        eprintln!("add this entry to the network's genesis; then the active validators make its threshold key together with `aivm node dkg` (or a coordinator deals it with `aivm node deal`)");
         return Ok(());
     };
     let params = TestnetParams {
