@@ -34,6 +34,15 @@ fn serial() -> parking_lot::MutexGuard<'static, ()> {
     SERIAL.lock()
 }
 
+/// How a test network's genesis threshold key is made.
+#[derive(Clone, Copy)]
+enum Key {
+    /// Dealt by the test process (`testnet::create`).
+    Dealer,
+    /// By the validators' DKG (`aivm node dkg` in every home).
+    Dkg,
+}
+
 struct Net {
     dir: PathBuf,
     homes: Vec<PathBuf>,
@@ -55,6 +64,11 @@ impl Net {
 
     /// With `epoch_length` and an `active_set_size` (default: every genesis validator).
     fn with_epochs(tag: &str, validators: usize, port: u16, extra: &[(usize, &str)], epoch_length: u64, active: Option<u32>) -> Net {
+        Self::keyed(tag, validators, port, extra, epoch_length, active, Key::Dealer)
+    }
+
+    /// With the genesis threshold key made as `key` says.
+    fn keyed(tag: &str, validators: usize, port: u16, extra: &[(usize, &str)], epoch_length: u64, active: Option<u32>, key: Key) -> Net {
         let dir = std::env::temp_dir().join(format!("aivm-net-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let load = P2p::new(CHAIN_ID, 8, 3);
@@ -72,7 +86,30 @@ impl Net {
             min_gas_price: aivm_node::genesis::DEFAULT_MIN_GAS_PRICE,
             market: None,
         };
-        let (homes, _) = testnet::create(&dir, &params).expect("testnet");
+        let homes = match key {
+            Key::Dealer => testnet::create(&dir, &params).expect("testnet").0,
+            Key::Dkg => {
+                let (homes, _) = testnet::create_for_dkg(&dir, &params).expect("testnet");
+                // Every validator runs the ceremony at once, as processes.
+                let ceremonies: Vec<Child> = homes
+                    .iter()
+                    .map(|h| {
+                        Command::new(env!("CARGO_BIN_EXE_aivm"))
+                            .args(["node", "dkg", "--timeout-s", "90", "--linger-s", "1", "--home"])
+                            .arg(h)
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::piped())
+                            .spawn()
+                            .expect("aivm node dkg")
+                    })
+                    .collect();
+                for c in ceremonies {
+                    let out = c.wait_with_output().expect("the ceremony ends");
+                    assert!(out.status.success(), "aivm node dkg: {}", String::from_utf8_lossy(&out.stderr));
+                }
+                homes
+            }
+        };
         let rpcs = (0..validators).map(|i| SocketAddr::from(([127, 0, 0, 1], port + 1000 + i as u16))).collect();
         let mut net = Net { dir, homes, rpcs, procs: Vec::new(), load, extra: extra.iter().map(|(i, a)| (*i, a.to_string())).collect() };
         for i in 0..validators {
@@ -245,10 +282,11 @@ fn validators_agree_survive_a_crash_and_catch_up() {
 /// unbonding stake alike (slashable until withdrawn) and tombstones it, and the set recorded
 /// next leaves it out, so it stops signing at that set's epoch.
 #[test]
-fn an_equivocating_validator_is_slashed() {
+fn an_equivocating_validator_is_slashed_on_a_dkg_key() {
     let _serial = serial();
-    // Epochs of 10 blocks, so the slashed validator's removal from the signers is seen.
-    let mut net = Net::with_epochs("equivocate", 4, 21200, &[], 10, None);
+    // Epochs of 10 blocks, so the slashed validator's removal from the signers is seen. The
+    // genesis key from the validators' DKG: the reshares that follow start from its output.
+    let mut net = Net::keyed("equivocate", 4, 21200, &[], 10, None, Key::Dkg);
     for i in 0..4 {
         net.wait_height(i, 2, 60);
     }
