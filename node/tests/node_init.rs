@@ -85,14 +85,17 @@ fn a_testnet_makes_its_threshold_key_by_dkg() {
     let dir = std::env::temp_dir().join(format!("aivm-node-dkg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let d = dir.to_str().unwrap();
-    let (code, _, err) = aivm(&["node", "init", "--home", d, "--testnet", "4", "--chain-id", "11", "--port", "19300", "--active", "3", "--dkg"]);
+    let (code, out, err) = aivm(&["node", "init", "--home", d, "--testnet", "4", "--chain-id", "11", "--port", "19300", "--active", "3", "--dkg"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("aivm node dkg"), "{err}");
+    assert!(err.contains("aivm node dkg") && err.contains("copy the genesis.json"), "{err}");
+    let init: serde_json::Value = serde_json::from_str(&out).unwrap();
     let undealt = std::fs::read(dir.join("v0/genesis.json")).unwrap();
     assert!(GenesisFile::from_json(&undealt).is_err(), "no threshold key yet");
     let active = serde_json::from_slice::<GenesisFile>(&undealt).unwrap().active_identities();
     let homes: Vec<_> = (0..4).map(|i| dir.join(format!("v{i}"))).collect();
     let is_active = |h: &std::path::PathBuf| active.contains(&NodeKeys::load(h).unwrap().identity_public());
+    let listed: Vec<std::path::PathBuf> = init["dkg_homes"].as_array().unwrap().iter().map(|h| h.as_str().unwrap().into()).collect();
+    assert_eq!(listed, homes.iter().filter(|h| is_active(h)).cloned().collect::<Vec<_>>(), "init lists the homes that take part");
     let spawn = |h: &std::path::PathBuf| {
         std::process::Command::new(env!("CARGO_BIN_EXE_aivm"))
             .args(["node", "dkg", "--timeout-s", "90", "--linger-s", "1", "--home"])

@@ -185,9 +185,19 @@ fn init(a: InitArgs) -> Result<()> {
         market: if a.market { Some(aivm_node::market::default_market(&aivm::model::store::default_home(), 1 << 30, 100)?) } else { None },
     };
     if a.dkg {
-        let (homes, _) = testnet::create_for_dkg(&a.home, &params)?;
-        eprintln!("no threshold key yet: run `aivm node dkg --home HOME` in every home, all at about the same time");
-        println!("{}", serde_json::json!({"chain_id": a.chain_id, "validators": n, "homes": homes}));
+        let (homes, genesis) = testnet::create_for_dkg(&a.home, &params)?;
+        // Only the active set takes part; the others copy the genesis it makes.
+        let mut active = genesis.active_set();
+        active.sort_unstable();
+        let active: Vec<&PathBuf> = active.into_iter().filter_map(|i| homes.get(i)).collect();
+        if active.len() == homes.len() {
+            eprintln!("no threshold key yet: run `aivm node dkg --home HOME` in every home, all at about the same time");
+        } else {
+            eprintln!(
+                "no threshold key yet: run `aivm node dkg --home HOME` in every active home (\"dkg_homes\"), all at about the same time, then copy the genesis.json it writes to the other homes"
+            );
+        }
+        println!("{}", serde_json::json!({"chain_id": a.chain_id, "validators": n, "homes": homes, "dkg_homes": active}));
         return Ok(());
     }
     let (homes, genesis) = testnet::create(&a.home, &params)?;

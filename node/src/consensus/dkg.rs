@@ -214,3 +214,24 @@ async fn wait_for_listeners(peers: &[SocketAddr], wait: Duration) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A participant listening ends the wait at once; one that is not ends it at the limit.
+    #[tokio::test]
+    async fn the_wait_ends_when_every_listener_is_up_or_at_its_limit() {
+        let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let up_at = up.local_addr().expect("addr");
+        let t = std::time::Instant::now();
+        wait_for_listeners(&[up_at], Duration::from_secs(30)).await;
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // A port nobody listens on (bound, then closed).
+        let down_at = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+        let t = std::time::Instant::now();
+        wait_for_listeners(&[up_at, down_at], Duration::from_millis(600)).await;
+        let waited = t.elapsed();
+        assert!(waited >= Duration::from_millis(600) && waited < Duration::from_secs(5), "{waited:?}");
+    }
+}
