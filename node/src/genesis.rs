@@ -276,9 +276,23 @@ impl GenesisFile {
     pub fn deal_threshold(&mut self) -> Result<Vec<DealtShare>, GenesisError> {
         let ids = self.active_identities();
         let dealt = crate::consensus::threshold::deal(&ids).map_err(|e| GenesisError::Invalid(e.to_string()))?;
-        self.threshold = dealt.sharing;
-        self.epoch_info = crate::consensus::epochs::genesis_payload(dealt.output, &self.validators).map_err(GenesisError::Invalid)?;
+        self.set_threshold(dealt.output)?;
         Ok(ids.into_iter().zip(dealt.shares).collect())
+    }
+
+    /// Take the threshold key from a dealing's or a DKG's output: its public polynomial as
+    /// `threshold`, epoch 0's info (with the validators' p2p addresses) as `epoch_info`.
+    pub fn set_threshold(
+        &mut self,
+        output: commonware_cryptography::bls12381::dkg::feldman_desmedt::Output<
+            commonware_cryptography::bls12381::primitives::variant::MinPk,
+            crate::consensus::PublicKey,
+        >,
+    ) -> Result<(), GenesisError> {
+        use commonware_codec::Encode as _;
+        self.threshold = output.public().encode().to_vec();
+        self.epoch_info = crate::consensus::epochs::genesis_payload(output, &self.validators).map_err(GenesisError::Invalid)?;
+        Ok(())
     }
 
     /// Indices of the active validators, most stake first (ties: lower identity key first).

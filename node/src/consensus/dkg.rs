@@ -109,6 +109,10 @@ pub fn ceremony(genesis: &GenesisFile, keys: &NodeKeys, cfg: CeremonyConfig) -> 
             _ => None,
         })
         .collect();
+    // The bound the genesis is validated against afterwards, checked before any work.
+    if participants.len() > epochs::MAX_PARTICIPANTS as usize {
+        return Err(ConsensusError::Genesis(format!("{} active validators; the engine takes at most {}", participants.len(), epochs::MAX_PARTICIPANTS)));
+    }
     let n = participants.len() as u64;
     let count = std::num::NonZeroU32::new(n as u32).ok_or_else(|| ConsensusError::Genesis("no active validators".into()))?;
     let blocks = NZU64!(MIN_BLOCKS).max(std::num::NonZeroU64::new(n.saturating_mul(BLOCKS_PER_PARTICIPANT)).unwrap_or(NZU64!(MIN_BLOCKS)));
@@ -176,8 +180,7 @@ pub fn ceremony(genesis: &GenesisFile, keys: &NodeKeys, cfg: CeremonyConfig) -> 
     })?;
     let output = info.output;
     let mut out = genesis.clone();
-    out.threshold = output.public().encode().to_vec();
-    out.epoch_info = epochs::genesis_payload(output.clone(), &genesis.validators).map_err(ConsensusError::Genesis)?;
+    out.set_threshold(output.clone()).map_err(|e| ConsensusError::Genesis(e.to_string()))?;
     out.validate().map_err(|e| ConsensusError::Genesis(format!("the ceremony's result: {e}")))?;
     let share = share.encode().to_vec();
     threshold::share(&share, output.public())?;
@@ -195,14 +198,10 @@ async fn wait_for_listeners(peers: &[SocketAddr], wait: Duration) {
     let deadline = tokio::time::Instant::now() + wait;
     let mut pending: Vec<SocketAddr> = peers.to_vec();
     while !pending.is_empty() {
-        let mut still = Vec::new();
-        for at in pending {
-            match tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(at)).await {
-                Ok(Ok(_)) => {}
-                _ => still.push(at),
-            }
-        }
-        pending = still;
+        // All at once: a pass takes at most one probe's timeout, whatever the set's size.
+        let probes = pending.iter().map(|at| tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(*at)));
+        let up = futures::future::join_all(probes).await;
+        pending = pending.into_iter().zip(up).filter(|(_, r)| !matches!(r, Ok(Ok(_)))).map(|(at, _)| at).collect();
         if pending.is_empty() {
             break;
         }
@@ -218,6 +217,40 @@ async fn wait_for_listeners(peers: &[SocketAddr], wait: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A genesis whose active set is over the engine's bound is refused before the ceremony
+    /// opens a port or a file.
+    #[test]
+    fn an_active_set_over_the_bound_is_refused_first() {
+        let n = epochs::MAX_PARTICIPANTS as usize + 1;
+        let keys: Vec<NodeKeys> = (0..n).map(|_| NodeKeys::generate().expect("keys")).collect();
+        let validators = keys.iter().enumerate().map(|(i, k)| crate::genesis::GenesisValidator::new(k, 1000, format!("127.0.0.1:{}", 30000 + i))).collect();
+        let genesis = GenesisFile {
+            chain_id: 1,
+            time_ms: 0,
+            epoch_length: 100,
+            active_set_size: n as u32,
+            validators,
+            accounts: Vec::new(),
+            threshold: Vec::new(),
+            epoch_info: Vec::new(),
+            max_block_gas: crate::genesis::DEFAULT_MAX_BLOCK_GAS,
+            min_gas_price: crate::genesis::DEFAULT_MIN_GAS_PRICE,
+            market: None,
+            staking: Default::default(),
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let cfg = CeremonyConfig {
+            dir: dir.path().join("dkg"),
+            p2p: "127.0.0.1:0".parse().expect("addr"),
+            wait: Duration::ZERO,
+            timeout: Duration::from_secs(1),
+            linger: Duration::ZERO,
+        };
+        let err = ceremony(&genesis, &keys[0], cfg).err().expect("refused");
+        assert!(err.to_string().contains("at most 128"), "{err}");
+        assert!(!dir.path().join("dkg").exists(), "nothing written");
+    }
 
     /// A participant listening ends the wait at once; one that is not ends it at the limit.
     #[tokio::test]
