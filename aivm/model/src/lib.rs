@@ -5,8 +5,8 @@
 //! VM's model opcodes and the node's `aivm model` commands use it.
 //!
 //! - [`gguf`]: reads GGUF v3 models.
-//! - [`sku`]: converts one to the content-addressed AIVM SKU (int8 weights, per-row scales);
-//!   [`smooth`]: the calibrated activation smoothing the conversion folds into it.
+//! - [`sku`]: the content-addressed AIVM SKU (int8 weights, per-row scales); [`convert`]:
+//!   a GGUF to a SKU (rotated, calibrated, smoothed and GPTQ-rounded).
 //! - [`tokenizer`]: byte-level BPE with the models' pre-tokenizers and ChatML.
 //! - [`quant`]: scales, quantization and the fixed-point primitives (RMSNorm, SiLU, RoPE).
 //! - [`hash`], [`merkle`]: model hashes and the Merkle trees of commitments; [`row_leaves`]
@@ -22,6 +22,7 @@
 pub mod audit;
 pub mod blake3_lanes;
 pub mod commit;
+pub mod convert;
 pub mod engine;
 pub mod gguf;
 pub mod hash;
@@ -32,7 +33,6 @@ pub mod merkle;
 pub mod quant;
 pub mod row_leaves;
 pub mod sku;
-pub mod smooth;
 pub mod store;
 pub mod tokenizer;
 

@@ -3,12 +3,13 @@
 //!
 //! Its canonical bytes ([`Sku::to_bytes`]) are what MODEL_HASH hashes, so a SKU is named by
 //! its content; [`Sku::from_bytes`] checks every length and value, so a corrupt artifact is
-//! an error, not a crash. Conversion rounding is written in `spec/inference.md`.
+//! an error, not a crash. The rounding rule every weight uses is here ([`quantize_groups`]);
+//! the conversion from a GGUF that calls it is `crate::convert` (`spec/inference.md`).
 //!
 //! Longer than most files on purpose: the format's writer and its checking reader sit side
-//! by side so that they cannot drift apart, with the conversion that fills them.
+//! by side so that they cannot drift apart.
 
-use super::gguf::{Gguf, GgufError};
+use super::gguf::GgufError;
 use super::quant::Scale;
 use crate::hash::model_hash;
 use thiserror::Error;
@@ -18,7 +19,7 @@ const MAGIC: &[u8; 8] = b"AIVMSKU1";
 /// Widths stay within the exact-GEMM bound (`k ≤ MAX_K`), since every width is some GEMM's `k`.
 const MAX_DIM: u32 = aivm_tensor::matmul::MAX_K as u32;
 const MAX_LAYERS: u32 = 512;
-const MAX_VOCAB: u32 = 1 << 20;
+pub(crate) const MAX_VOCAB: u32 = 1 << 20;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum SkuError {
@@ -172,58 +173,6 @@ pub struct Sku {
     pub output: QMatrix,
 }
 
-/// The largest |activation| of each input channel of the GEMMs that read a norm's output,
-/// measured on calibration text (`crate::smooth`): per layer, the q/k/v input (`attn`, the
-/// attention norm's output) and the gate/up input (`ffn`, the feed-forward norm's output).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ActivationMax {
-    pub attn: Vec<Vec<f64>>,
-    pub ffn: Vec<Vec<f64>>,
-}
-
-impl ActivationMax {
-    fn check(&self, layers: usize, d: usize) -> Result<(), SkuError> {
-        let ok = |v: &[Vec<f64>]| v.len() == layers && v.iter().all(|c| c.len() == d);
-        if ok(&self.attn) && ok(&self.ffn) {
-            Ok(())
-        } else {
-            Err(SkuError::Bad("activation statistics do not match the model's shape".into()))
-        }
-    }
-}
-
-/// SmoothQuant's factor with α = ½ for each input channel `j` of the GEMMs `ws` (row-major,
-/// `ax.len()` columns each): `s_j = sqrt(max|x_j| / max_w |w_·j|)`, clamped to [2⁻⁸, 2⁸];
-/// 1 where either maximum is zero. IEEE-754 division and square root only, so every machine
-/// computes the same factors from the same statistics.
-fn smoothing_factors(ax: &[f64], ws: &[&[f64]]) -> Vec<f64> {
-    let cols = ax.len();
-    let mut aw = vec![0f64; cols];
-    for w in ws {
-        for row in w.chunks_exact(cols) {
-            for (m, v) in aw.iter_mut().zip(row) {
-                *m = m.max(v.abs());
-            }
-        }
-    }
-    ax.iter()
-        .zip(&aw)
-        .map(|(&x, &w)| if x > 0.0 && w > 0.0 && x.is_finite() && w.is_finite() { (x / w).sqrt().clamp(1.0 / 256.0, 256.0) } else { 1.0 })
-        .collect()
-}
-
-/// `w[·, j] *= s_j` for a row-major matrix with `s.len()` columns.
-fn scale_columns(w: &mut [f64], s: &[f64]) {
-    for row in w.chunks_exact_mut(s.len()) {
-        row.iter_mut().zip(s).for_each(|(v, &sj)| *v *= sj);
-    }
-}
-
-/// `g_j /= s_j`: the norm's output channel `j` shrinks by what the next GEMM's column grew.
-fn fold_into_gain(g: &mut [f64], s: &[f64]) {
-    g.iter_mut().zip(s).for_each(|(v, &sj)| *v /= sj);
-}
-
 /// Quantize rows of f64 values with one scale per row.
 pub fn quantize_rows(w: &[f64], rows: usize, cols: usize) -> Result<QMatrix, SkuError> {
     quantize_groups(w, rows, cols, cols)
@@ -248,18 +197,34 @@ pub fn quantize_groups(w: &[f64], rows: usize, cols: usize, group: usize) -> Res
             scales.push(Scale::ZERO);
             continue;
         }
-        let s = a / 127.0;
-        let mut e = exponent(s) - 14;
-        let mut m = (s * 2f64.powi(-e)).round_ties_even();
-        if m >= 32768.0 {
-            m = 16384.0;
-            e += 1;
-        }
-        let sv = m * 2f64.powi(e);
+        let scale = scale_of_max(a);
+        let sv = scale.m as f64 * 2f64.powi(scale.e);
         q.extend(row.iter().map(|&v| (v / sv).round_ties_even().clamp(-127.0, 127.0) as i8));
-        scales.push(Scale { m: m as i32, e });
+        scales.push(scale);
     }
     Ok(QMatrix { rows, cols, group, q, scales, derived: Derived::default() })
+}
+
+/// The scale [`quantize_groups`] gives a group of finite values.
+pub fn row_scale(row: &[f64]) -> Scale {
+    let a = row.iter().fold(0f64, |m, v| m.max(v.abs()));
+    if a == 0.0 {
+        Scale::ZERO
+    } else {
+        scale_of_max(a)
+    }
+}
+
+/// `max|w| / 127` as `m·2^e` with a 15-bit `m`, for a finite nonzero maximum.
+fn scale_of_max(a: f64) -> Scale {
+    let s = a / 127.0;
+    let mut e = exponent(s) - 14;
+    let mut m = (s * 2f64.powi(-e)).round_ties_even();
+    if m >= 32768.0 {
+        m = 16384.0;
+        e += 1;
+    }
+    Scale { m: m as i32, e }
 }
 
 /// `floor(log2 |x|)` of a finite nonzero f64, exactly (from its bits).
@@ -281,150 +246,6 @@ pub fn to_q16(v: f64) -> i32 {
 }
 
 impl Sku {
-    /// Convert a GGUF file (architecture `llama` or `qwen2`) without smoothing; the CLI's
-    /// conversion smooths with calibrated activations (`crate::smooth::convert`).
-    pub fn from_gguf(g: &Gguf) -> Result<Self, SkuError> {
-        Self::from_gguf_with(g, None)
-    }
-
-    /// Convert a GGUF file, folding per-channel smoothing factors computed from `act` (the
-    /// largest activation of each GEMM input channel, measured by `crate::smooth`) into the
-    /// norm gains and weights before quantizing (`spec/inference.md`, "Smoothing").
-    pub fn from_gguf_with(g: &Gguf, act: Option<&ActivationMax>) -> Result<Self, SkuError> {
-        let arch_name = g.str("general.architecture")?.to_string();
-        let (arch, rope) = match arch_name.as_str() {
-            "llama" => (Arch::Llama, RopeStyle::Pairs),
-            "qwen2" => (Arch::Qwen2, RopeStyle::Halves),
-            other => return Err(SkuError::Arch(other.into())),
-        };
-        let key = |k: &str| format!("{arch_name}.{k}");
-        let u = |k: &str| -> Result<u32, SkuError> {
-            let v = g.u64(&key(k))?;
-            u32::try_from(v).ok().filter(|&v| v > 0 && v <= MAX_VOCAB).ok_or_else(|| SkuError::Bad(format!("{k} = {v}")))
-        };
-        let d_model = u("embedding_length")?;
-        let heads = u("attention.head_count")?;
-        let kv_heads = u("attention.head_count_kv")?;
-        let tokens: Vec<String> = g.strings("tokenizer.ggml.tokens")?.into_iter().map(String::from).collect();
-        let theta = g.f32(&key("rope.freq_base")).unwrap_or(10_000.0) as f64;
-        let eps = g.f32(&key("attention.layer_norm_rms_epsilon"))? as f64;
-        if !((1.0..1e12).contains(&theta) && (0.0..1.0).contains(&eps)) {
-            return Err(SkuError::Bad(format!("rope theta {theta} or eps {eps} out of range")));
-        }
-        let config = Config {
-            arch,
-            rope,
-            layers: u("block_count")?,
-            d_model,
-            heads,
-            kv_heads,
-            head_dim: d_model / heads,
-            ffn: u("feed_forward_length")?,
-            vocab: tokens.len() as u32,
-            max_ctx: u("context_length")?,
-            rope_theta: theta.round_ties_even() as u64,
-            eps_q32: (eps * 4294967296.0).round_ties_even() as u64,
-        };
-        config.check()?;
-        let types = match g.get("tokenizer.ggml.token_type") {
-            Some(super::gguf::Value::Array(v)) => v.iter().map(|x| x.as_u64().unwrap_or(1) as i32).collect(),
-            _ => vec![1; tokens.len()],
-        };
-        let eos = match tokens.iter().position(|t| t == "<|im_end|>") {
-            Some(p) => p as u64,
-            None => g.u64("tokenizer.ggml.eos_token_id")?,
-        };
-        if types.len() != tokens.len() || eos >= tokens.len() as u64 {
-            return Err(SkuError::Bad("token types or eos do not match the vocabulary".into()));
-        }
-        let tokenizer = TokenizerData {
-            pre: g.str("tokenizer.ggml.pre").unwrap_or("default").to_string(),
-            merges: g.strings("tokenizer.ggml.merges")?.into_iter().map(String::from).collect(),
-            eos: eos as u32,
-            tokens,
-            types,
-        };
-        let d = d_model as usize;
-        let hd = config.head_dim as usize;
-        let kvd = kv_heads as usize * hd;
-        let f = config.ffn as usize;
-        // Weights and gains as f64 (exact), smoothed if asked (`smooth.rs`), then quantized.
-        let raw = |name: &str, rows: usize, cols: usize| -> Result<Vec<f64>, SkuError> {
-            let t = g.tensor(name)?;
-            if t.rows() != (cols, rows) {
-                return Err(SkuError::Bad(format!("{name}: shape {:?}, expected {cols}x{rows}", t.dims)));
-            }
-            Ok(g.dequantize(name)?)
-        };
-        let raw_vec = |name: &str, n: usize| -> Result<Vec<f64>, SkuError> {
-            let v = g.dequantize(name)?;
-            if v.len() != n {
-                return Err(SkuError::Bad(format!("{name}: {} values, expected {n}", v.len())));
-            }
-            Ok(v)
-        };
-        let q16 = |v: Vec<f64>| v.into_iter().map(to_q16).collect::<Vec<i32>>();
-        let opt_vec = |name: &str, n: usize| -> Result<Option<Vec<i32>>, SkuError> {
-            if g.tensors.contains_key(name) {
-                raw_vec(name, n).map(|v| Some(q16(v)))
-            } else {
-                Ok(None)
-            }
-        };
-        if let Some(a) = act {
-            a.check(config.layers as usize, d)?;
-        }
-        let mut layers = Vec::with_capacity(config.layers as usize);
-        for l in 0..config.layers {
-            let li = l as usize;
-            let p = |s: &str| format!("blk.{l}.{s}");
-            let mut attn_norm = raw_vec(&p("attn_norm.weight"), d)?;
-            let (mut wq, mut wk, mut wv) = (raw(&p("attn_q.weight"), d, d)?, raw(&p("attn_k.weight"), kvd, d)?, raw(&p("attn_v.weight"), kvd, d)?);
-            let mut ffn_norm = raw_vec(&p("ffn_norm.weight"), d)?;
-            let (mut w_gate, mut w_up) = (raw(&p("ffn_gate.weight"), f, d)?, raw(&p("ffn_up.weight"), f, d)?);
-            let w_down = raw(&p("ffn_down.weight"), d, f)?;
-            if let Some(a) = act {
-                let s = smoothing_factors(&a.attn[li], &[&wq, &wk, &wv]);
-                fold_into_gain(&mut attn_norm, &s);
-                for w in [&mut wq, &mut wk, &mut wv] {
-                    scale_columns(w, &s);
-                }
-                let s = smoothing_factors(&a.ffn[li], &[&w_gate, &w_up]);
-                fold_into_gain(&mut ffn_norm, &s);
-                for w in [&mut w_gate, &mut w_up] {
-                    scale_columns(w, &s);
-                }
-            }
-            layers.push(Layer {
-                attn_norm: q16(attn_norm),
-                wq: quantize_rows(&wq, d, d)?,
-                wk: quantize_rows(&wk, kvd, d)?,
-                wv: quantize_rows(&wv, kvd, d)?,
-                bq: opt_vec(&p("attn_q.bias"), d)?,
-                bk: opt_vec(&p("attn_k.bias"), kvd)?,
-                bv: opt_vec(&p("attn_v.bias"), kvd)?,
-                wo: quantize_rows(&raw(&p("attn_output.weight"), d, d)?, d, d)?,
-                ffn_norm: q16(ffn_norm),
-                w_gate: quantize_rows(&w_gate, f, d)?,
-                w_up: quantize_rows(&w_up, f, d)?,
-                w_down: quantize_rows(&w_down, d, f)?,
-            });
-        }
-        let vocab = config.vocab as usize;
-        let output = quantize_rows(&raw(if g.tensors.contains_key("output.weight") { "output.weight" } else { "token_embd.weight" }, vocab, d)?, vocab, d)?;
-        if !d.is_multiple_of(EMBED_GROUP) {
-            return Err(SkuError::Bad(format!("model width {d} is not a multiple of {EMBED_GROUP}")));
-        }
-        Ok(Sku {
-            embed: quantize_groups(&g.dequantize("token_embd.weight")?, vocab, d, EMBED_GROUP)?,
-            out_norm: q16(raw_vec("output_norm.weight", d)?),
-            output,
-            layers,
-            tokenizer,
-            config,
-        })
-    }
-
     /// MODEL_HASH of the canonical bytes.
     pub fn hash(&self) -> [u8; 32] {
         model_hash(&self.to_bytes())
@@ -562,7 +383,7 @@ impl Sku {
 }
 
 impl Config {
-    fn check(&self) -> Result<(), SkuError> {
+    pub(crate) fn check(&self) -> Result<(), SkuError> {
         let bad = |m: &str| Err(SkuError::Bad(m.into()));
         if self.layers == 0 || self.layers > MAX_LAYERS {
             return bad("layer count");
@@ -754,32 +575,6 @@ pub(crate) mod tests {
         let mut bad = b.clone();
         bad[8] = 9;
         assert!(Sku::from_bytes(&bad).is_err());
-    }
-
-    #[test]
-    fn smoothing_moves_scale_between_a_gain_and_its_columns() {
-        // x·diag(g)·Wᵀ is unchanged by g_j / s_j and w_ij · s_j (up to f64 rounding).
-        let x = [0.5f64, -40.0, 2.0];
-        let mut g = vec![1.0f64, 0.25, 2.0];
-        let mut w = vec![0.1f64, -0.2, 0.3, -0.01, 0.02, 0.5];
-        let y = |g: &[f64], w: &[f64]| w.chunks(3).map(|r| r.iter().zip(&x).zip(g).map(|((w, x), g)| w * x * g).sum::<f64>()).collect::<Vec<_>>();
-        let before = y(&g, &w);
-        let ax: Vec<f64> = x.iter().zip(&g).map(|(x, g)| (x * g).abs()).collect();
-        let s = smoothing_factors(&ax, &[&w]);
-        assert_eq!(s, vec![(0.5f64 / 0.1).sqrt(), (10.0f64 / 0.2).sqrt(), (4.0f64 / 0.5).sqrt()]);
-        fold_into_gain(&mut g, &s);
-        scale_columns(&mut w, &s);
-        for (a, b) in before.iter().zip(y(&g, &w)) {
-            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
-        }
-        // Balanced: each channel's largest activation and largest weight are now equal.
-        let ax2: Vec<f64> = x.iter().zip(&g).map(|(x, g)| (x * g).abs()).collect();
-        let aw2 = (0..3).map(|j| w.chunks(3).map(|r| r[j].abs()).fold(0f64, f64::max)).collect::<Vec<_>>();
-        for (a, b) in ax2.iter().zip(&aw2) {
-            assert!((a - b).abs() < 1e-12 * a.max(1.0), "{a} vs {b}");
-        }
-        // Zero statistics leave a channel alone; extreme ratios are clamped.
-        assert_eq!(smoothing_factors(&[0.0, 1e30, 1.0], &[&[1.0, 1.0, 0.0]]), vec![1.0, 256.0, 1.0]);
     }
 
     #[test]

@@ -88,24 +88,25 @@ fn host_kernel_paths_give_the_same_receipt() {
 }
 
 /// The conversion rule (`spec/inference.md`, "SKU conversion"), pinned on the real GGUF:
-/// without smoothing it gives the SKU every earlier release gave; with the calibrated
-/// smoothing (what `aivm model convert` writes) it gives the same bytes on every run and
-/// machine (the statistics come from the integer engine, the factors from IEEE-754 `/` and
-/// `sqrt`), which is the SKU the default marker names.
+/// the plain conversion gives the SKU every earlier release gave; the full one (rotated,
+/// calibrated, down-smoothed, GPTQ-rounded: what `aivm model convert` writes) gives the same
+/// bytes on every run and machine (the statistics come from the integer engine, the linear
+/// algebra from IEEE-754 operations in a fixed order), which is the SKU the default marker
+/// names.
 #[test]
-fn conversion_is_pinned_and_smoothing_is_deterministic() {
+fn conversion_is_pinned_and_deterministic() {
     let Some(sku) = sku() else { return };
     let gguf = default_home().join("models").join("SmolLM2-135M-Instruct.Q4_1.gguf");
     let g = aivm::model::gguf::Gguf::read(&gguf).expect("the fetched GGUF");
     let hex = |h: [u8; 32]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
-    let plain = Sku::from_gguf(&g).unwrap();
+    let plain = aivm::model::convert::plain(&g).unwrap();
     assert_eq!(hex(plain.hash()), "925f65395767fc1667ecfb18d7a0e27d00392f86aa5d03ead5f5c77f27e00d86");
-    let smoothed = aivm::model::smooth::convert(&g).unwrap();
-    assert_eq!(hex(smoothed.hash()), hex(sku.hash()), "the converted default model is the smoothed conversion");
-    assert_eq!(hex(smoothed.hash()), "19274a05b1e347d41b2af0b83b46cfdb095dc4c6f8b698b6c55514cad7da184e");
-    // Smoothing moves scale between each norm and its GEMMs' columns, nothing else.
-    assert_eq!(plain.layers[0].wo, smoothed.layers[0].wo);
-    assert_eq!(plain.layers[0].w_down, smoothed.layers[0].w_down);
-    assert_ne!(plain.layers[0].attn_norm, smoothed.layers[0].attn_norm);
-    assert_ne!(plain.layers[0].wq, smoothed.layers[0].wq);
+    let converted = aivm::model::convert::convert(&g).unwrap();
+    assert_eq!(hex(converted.hash()), hex(sku.hash()), "the converted default model is this conversion");
+    assert_eq!(hex(converted.hash()), "5f0e0588b9be3d92a4645c8d8c6f672fed141e4ea5a3c186474c52e67cf9f9ff");
+    // The rotation folded every norm's gain into the weights: all gains are 1 (Q16).
+    assert!(converted.layers.iter().all(|l| l.attn_norm.iter().chain(&l.ffn_norm).all(|&g| g == 65536)));
+    assert!(converted.out_norm.iter().all(|&g| g == 65536));
+    assert_ne!(plain.layers[0].wo, converted.layers[0].wo);
+    assert_eq!(plain.layers[0].wo.rows, converted.layers[0].wo.rows);
 }

@@ -179,8 +179,8 @@ fn convert(a: ConvertArgs) -> Result<()> {
     let spin = step("reading the GGUF");
     let g = Gguf::read(&path).with_context(|| format!("reading {} (run `aivm model fetch` first?)", path.display()))?;
     done(spin);
-    let spin = step("converting to an int8 SKU (calibrating the smoothing on the model itself)");
-    let sku = aivm::model::smooth::convert(&g)?;
+    let spin = step("converting to an int8 SKU (rotating, calibrating on the model itself, GPTQ rounding)");
+    let sku = aivm::model::convert::convert(&g)?;
     done(spin);
     let spin = step("writing the artifact");
     let store = ArtifactStore::open(home.join("artifacts"));
