@@ -1,7 +1,9 @@
 //! GPTQ rounding (Frantar et al. 2022) onto the SKU's grid: int8 with one scale per row, the
 //! scale fixed first by the rule every weight uses (`sku::quantize_groups`). Columns are
-//! rounded in order; the error of column `j`, divided by `U_jj`, is taken off the later columns
-//! in proportion to row `j` of `U`, the upper Cholesky factor of `(XᵀX + λI)⁻¹`: the later
+//! rounded one at a time, those with the most input energy (`XᵀX`'s diagonal) first (GPTQ's
+//! "act-order"); the error of column `j`, divided by `U_jj`, is taken off the later columns
+//! in proportion to row `j` of `U`, the upper Cholesky factor of `(XᵀX + λI)⁻¹` (rows and
+//! columns in that order): the later
 //! columns absorb what rounding `j` did to `X·wᵀ` on the calibration inputs `X`. Rows are
 //! independent and split across threads; each row's arithmetic runs in one fixed order.
 
@@ -17,6 +19,8 @@ const DAMP: f64 = 0.01;
 pub struct Factor {
     u: Vec<f64>,
     n: usize,
+    /// The order columns are rounded in: largest `XᵀX` diagonal first (GPTQ's act-order).
+    order: Vec<usize>,
 }
 
 impl Factor {
@@ -26,11 +30,13 @@ impl Factor {
         if h.len() != n * n {
             return None;
         }
+        let at = |i: usize, j: usize| if i <= j { h[i * n + j] } else { h[j * n + i] };
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&x, &y| at(y, y).total_cmp(&at(x, x)).then(x.cmp(&y)));
         let mut a = vec![0f64; n * n];
-        for i in 0..n {
-            for j in i..n {
-                a[i * n + j] = h[i * n + j];
-                a[j * n + i] = h[i * n + j];
+        for (i, &oi) in order.iter().enumerate() {
+            for (j, &oj) in order.iter().enumerate() {
+                a[i * n + j] = at(oi, oj);
             }
         }
         let mean = (0..n).fold(0.0, |s, i| s + a[i * n + i]) / n as f64;
@@ -66,7 +72,7 @@ impl Factor {
                 u[j * n + i] = f[i * n + j];
             }
         }
-        Some(Factor { u, n })
+        Some(Factor { u, n, order })
     }
 }
 
@@ -74,7 +80,7 @@ impl Factor {
 /// without one (statistics that were degenerate: the model still converts, deterministically).
 pub fn quantize(w: &[f64], rows: usize, cols: usize, factor: Option<&Factor>) -> Result<QMatrix, SkuError> {
     let mut m = quantize_rows(w, rows, cols)?;
-    let Some(Factor { u, n }) = factor else { return Ok(m) };
+    let Some(Factor { u, n, order }) = factor else { return Ok(m) };
     if *n != cols {
         return Err(SkuError::Bad(format!("GPTQ statistics of width {n} for a matrix of width {cols}")));
     }
@@ -84,10 +90,10 @@ pub fn quantize(w: &[f64], rows: usize, cols: usize, factor: Option<&Factor>) ->
         if sv == 0.0 {
             return;
         }
-        let mut r = row.to_vec();
+        let mut r: Vec<f64> = order.iter().map(|&c| row[c]).collect();
         for j in 0..cols {
             let v = (r[j] / sv).round_ties_even().clamp(-127.0, 127.0);
-            q[j] = v as i8;
+            q[order[j]] = v as i8;
             let err = (r[j] - v * sv) / u[j * cols + j];
             add_scaled(&mut r[j + 1..], -err, &u[j * cols + j + 1..(j + 1) * cols]);
         }
@@ -207,6 +213,11 @@ mod tests {
                 assert_eq!(u[i * n + j], 0.0, "upper triangular");
             }
         }
+        // Columns are rounded largest diagonal first, ties in index order.
+        let mut h2 = h.clone();
+        h2[2 * n + 2] = 9.0;
+        h2[5 * n + 5] = 3.0;
+        assert_eq!(Factor::new(&h2, n).unwrap().order, vec![2, 0, 1, 3, 4, 5]);
         // Not positive definite: none, and quantize falls back to nearest.
         let bad = vec![-1.0; n * n];
         assert!(Factor::new(&bad, n).is_none());
