@@ -24,6 +24,12 @@ const M_HI: u128 = 1 << 15;
 impl Scale {
     pub const ZERO: Scale = Scale { m: 0, e: 0 };
 
+    /// `m · 2^e` as f64: exact (a 15-bit mantissa), for conversion and calibration, which
+    /// work in f64; never on a consensus path.
+    pub fn value(self) -> f64 {
+        self.m as f64 * 2f64.powi(self.e)
+    }
+
     /// `num / den` as a scale, rounded down: the `m` in [2^14, 2^15) and `e` with
     /// `m = floor(num · 2^-e / den)`. Zero if `num` is zero.
     pub fn ratio(num: u128, den: u128) -> Scale {
@@ -251,7 +257,7 @@ mod tests {
     use super::*;
 
     fn val(s: Scale) -> f64 {
-        s.m as f64 * 2f64.powi(s.e)
+        s.value()
     }
 
     #[test]

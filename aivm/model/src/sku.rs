@@ -198,21 +198,11 @@ pub fn quantize_groups(w: &[f64], rows: usize, cols: usize, group: usize) -> Res
             continue;
         }
         let scale = scale_of_max(a);
-        let sv = scale.m as f64 * 2f64.powi(scale.e);
+        let sv = scale.value();
         q.extend(row.iter().map(|&v| (v / sv).round_ties_even().clamp(-127.0, 127.0) as i8));
         scales.push(scale);
     }
     Ok(QMatrix { rows, cols, group, q, scales, derived: Derived::default() })
-}
-
-/// The scale [`quantize_groups`] gives a group of finite values.
-pub fn row_scale(row: &[f64]) -> Scale {
-    let a = row.iter().fold(0f64, |m, v| m.max(v.abs()));
-    if a == 0.0 {
-        Scale::ZERO
-    } else {
-        scale_of_max(a)
-    }
 }
 
 /// `max|w| / 127` as `m·2^e` with a 15-bit `m`, for a finite nonzero maximum.
@@ -584,8 +574,7 @@ pub(crate) mod tests {
         assert_eq!(m.scales[1], Scale::ZERO);
         let s = m.scales[0];
         assert!((1 << 14..1 << 15).contains(&s.m));
-        let sv = s.m as f64 * 2f64.powi(s.e);
-        assert!((sv - 1.0 / 127.0).abs() < 1e-6);
+        assert!((s.value() - 1.0 / 127.0).abs() < 1e-6);
         assert_eq!(exponent(1.0), 0);
         assert_eq!(exponent(0.75), -1);
         assert_eq!(exponent(f64::MIN_POSITIVE / 4.0), -1024);

@@ -76,7 +76,7 @@ impl GemmSink for Sums {
         if rec.id.kind == GemmKind::Down {
             let Some(m) = self.h.down.get_mut(layer).filter(|m| m.len() == rec.k) else { return };
             for (x, s) in rec.x.chunks_exact(rec.k).zip(rec.x_scales) {
-                let unit = s.m as f64 * 2f64.powi(s.e);
+                let unit = s.value();
                 m.iter_mut().zip(x).for_each(|(m, &q)| *m = m.max((q as i32).abs() as f64 * unit));
             }
             return;
@@ -89,7 +89,7 @@ impl GemmSink for Sums {
         let k = rec.k;
         let Some(h) = target.filter(|h| h.len() == k * k && self.row.len() == k) else { return };
         for (x, s) in rec.x.chunks_exact(k).zip(rec.x_scales) {
-            let unit = s.m as f64 * 2f64.powi(s.e);
+            let unit = s.value();
             self.row.iter_mut().zip(x).for_each(|(r, &q)| *r = q as f64 * unit);
             for (i, &xi) in self.row.iter().enumerate() {
                 add_scaled(&mut h[i * k + i..(i + 1) * k], xi, &self.row[i..]);

@@ -8,7 +8,7 @@
 //! independent and split across threads; each row's arithmetic runs in one fixed order.
 
 use super::axpy::add_scaled;
-use crate::sku::{quantize_rows, row_scale, QMatrix, SkuError};
+use crate::sku::{quantize_rows, QMatrix, SkuError};
 use rayon::prelude::*;
 
 /// Dampening added to `XᵀX`'s diagonal, as a fraction of its mean (GPTQ's default).
@@ -86,7 +86,7 @@ pub fn quantize(w: &[f64], rows: usize, cols: usize, factor: Option<&Factor>) ->
     }
     let (q, scales) = (&mut m.q, &m.scales);
     q.par_chunks_mut(cols).zip(w.par_chunks(cols)).zip(scales.par_iter()).for_each(|((q, row), s)| {
-        let sv = s.m as f64 * 2f64.powi(s.e);
+        let sv = s.value();
         if sv == 0.0 {
             return;
         }
@@ -98,7 +98,6 @@ pub fn quantize(w: &[f64], rows: usize, cols: usize, factor: Option<&Factor>) ->
             add_scaled(&mut r[j + 1..], -err, &u[j * cols + j + 1..(j + 1) * cols]);
         }
     });
-    debug_assert!(m.scales.iter().zip(w.chunks(cols)).all(|(s, r)| *s == row_scale(r)));
     Ok(m)
 }
 
@@ -139,7 +138,7 @@ mod tests {
         let cols = m.cols;
         let mut e = 0.0;
         for (r, (wr, s)) in w.chunks(cols).zip(&m.scales).enumerate() {
-            let sv = s.m as f64 * 2f64.powi(s.e);
+            let sv = s.value();
             for xr in x.chunks(cols).take(rows_x) {
                 let y: f64 = (0..cols).map(|j| xr[j] * (wr[j] - m.q[r * cols + j] as f64 * sv)).sum();
                 e += y * y;

@@ -147,7 +147,7 @@ impl FloatModel {
             }
             Ok(g.dequantize(name)?)
         };
-        let vec = |name: &str, n: usize| -> Result<Vec<f64>, SkuError> {
+        let vector = |name: &str, n: usize| -> Result<Vec<f64>, SkuError> {
             let v = g.dequantize(name)?;
             if v.len() != n {
                 return Err(SkuError::Bad(format!("{name}: {} values, expected {n}", v.len())));
@@ -156,7 +156,7 @@ impl FloatModel {
         };
         let opt_vec = |name: &str, n: usize| -> Result<Option<Vec<f64>>, SkuError> {
             if g.tensors.contains_key(name) {
-                vec(name, n).map(Some)
+                vector(name, n).map(Some)
             } else {
                 Ok(None)
             }
@@ -165,7 +165,7 @@ impl FloatModel {
             .map(|l| {
                 let p = |s: &str| format!("blk.{l}.{s}");
                 Ok(FloatLayer {
-                    attn_norm: vec(&p("attn_norm.weight"), d)?,
+                    attn_norm: vector(&p("attn_norm.weight"), d)?,
                     wq: mat(&p("attn_q.weight"), d, d)?,
                     wk: mat(&p("attn_k.weight"), kvd, d)?,
                     wv: mat(&p("attn_v.weight"), kvd, d)?,
@@ -173,7 +173,7 @@ impl FloatModel {
                     bk: opt_vec(&p("attn_k.bias"), kvd)?,
                     bv: opt_vec(&p("attn_v.bias"), kvd)?,
                     wo: mat(&p("attn_output.weight"), d, d)?,
-                    ffn_norm: vec(&p("ffn_norm.weight"), d)?,
+                    ffn_norm: vector(&p("ffn_norm.weight"), d)?,
                     w_gate: mat(&p("ffn_gate.weight"), f, d)?,
                     w_up: mat(&p("ffn_up.weight"), f, d)?,
                     w_down: mat(&p("ffn_down.weight"), d, f)?,
@@ -181,7 +181,7 @@ impl FloatModel {
             })
             .collect::<Result<Vec<_>, SkuError>>()?;
         let output = mat(if g.tensors.contains_key("output.weight") { "output.weight" } else { "token_embd.weight" }, vocab, d)?;
-        Ok(FloatModel { embed: mat("token_embd.weight", vocab, d)?, out_norm: vec("output_norm.weight", d)?, output, layers, tokenizer, config })
+        Ok(FloatModel { embed: mat("token_embd.weight", vocab, d)?, out_norm: vector("output_norm.weight", d)?, output, layers, tokenizer, config })
     }
 
     /// Round to the SKU: every weight to nearest (`sku::quantize_groups`), or, given the
