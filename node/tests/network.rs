@@ -786,7 +786,9 @@ fn market_devnet_pays_honest_workers_and_slashes_a_cheater() {
         return;
     }
     let _serial = serial();
-    let r = market_devnet("market", &["--workers", "2", "--cheaters", "1", "--jobs", "4", "--port", "21500"]);
+    // Workers batch the jobs waiting for them (`aivm worker run --batch`), each committed as
+    // its solo run would be: the chain must not tell the difference.
+    let r = market_devnet("market", &["--workers", "2", "--cheaters", "1", "--jobs", "4", "--worker-batch", "4", "--port", "21500"]);
     assert_eq!(r["roots_agree"], true, "{r}");
     // Stake-weighted selection may give the cheater no job; one that served is caught.
     assert_eq!(r["cheaters_caught"], r["cheaters_with_jobs"], "{r}");

@@ -227,8 +227,9 @@ impl From<Vec<GemmData>> for Trace {
 type CacheKey = (u32, u8, u32, u32);
 
 /// One GEMM as the engine hands it to the committing thread: owned copies, and of a cache
-/// operand only what is new.
+/// operand only what is new; `slot` is the trace it goes to ([`Split`]).
 struct Record {
+    slot: usize,
     commit: GemmCommit,
     x: Vec<i8>,
     x_scales: Vec<Scale>,
@@ -243,6 +244,52 @@ enum Operand {
     New(Vec<i8>),
 }
 
+/// Which trace each GEMM of a run goes to: all to one (a receipt for the batch), or each
+/// sequence's to its own ([`run_committed_each`]). A weight GEMM's rows are the active
+/// sequences' new rows in order (the logits GEMM: one row each), and every row is computed
+/// from its own sequence alone, so a sequence's rows of it are the GEMM its solo run does;
+/// an attention GEMM belongs to one sequence already, and a solo run calls it sequence 0.
+#[derive(Default)]
+struct Split {
+    /// The current step's `(sequence, new rows)`; `None`: one trace.
+    rows: Option<Vec<(usize, usize)>>,
+}
+
+impl Split {
+    fn each(&self, r: &GemmRecord<'_>, mut f: impl FnMut(usize, &GemmRecord<'_>)) {
+        let Some(rows) = &self.rows else { return f(0, r) };
+        if !r.id.kind.is_weight() {
+            return f(r.id.seq as usize, &GemmRecord { id: GemmId { seq: 0, ..r.id }, ..*r });
+        }
+        let (k, n) = (r.k, r.n);
+        let mut r0 = 0;
+        for &(seq, new) in rows {
+            let m = if r.id.kind == GemmKind::Logits { 1 } else { new };
+            f(seq, &GemmRecord { m, x: &r.x[r0 * k..(r0 + m) * k], x_scales: &r.x_scales[r0..r0 + m], y: &r.y[r0 * n..(r0 + m) * n], ..*r });
+            r0 += m;
+        }
+        debug_assert_eq!(r0, r.m, "a weight GEMM's rows are the step's rows");
+    }
+
+    fn begin_step(&mut self, step: &[(usize, usize)]) {
+        if let Some(rows) = &mut self.rows {
+            rows.clear();
+            rows.extend_from_slice(step);
+        }
+    }
+}
+
+/// What was sent of each KV cache, per trace ([`record`]).
+type Sent = Vec<HashMap<CacheKey, (usize, Vec<i8>)>>;
+
+/// The owned [`Record`] of `r` for trace `slot`, with `sent` grown to hold it.
+fn record_for(sent: &mut Sent, slot: usize, r: &GemmRecord<'_>) -> Record {
+    if sent.len() <= slot {
+        sent.resize_with(slot + 1, HashMap::new);
+    }
+    Record { slot, ..record(&mut sent[slot], r) }
+}
+
 /// The engine's side of a committed run ([`GemmSink`]): copies each GEMM's operands and sends
 /// them to the committing thread, so hashing runs beside the forward pass instead of in it.
 /// KV-cache rows never change once appended, so a decode step's scores/mix operand is the one
@@ -251,7 +298,8 @@ enum Operand {
 /// roots are always the written definition's.
 struct Recorder {
     to_committer: std::sync::mpsc::SyncSender<Vec<Record>>,
-    sent: HashMap<CacheKey, (usize, Vec<i8>)>,
+    sent: Sent,
+    split: Split,
     /// Records not sent yet: they go in batches, since waking the other thread for each of a
     /// decode step's ~400 small GEMMs cost more than hashing them.
     batch: Vec<Record>,
@@ -276,11 +324,15 @@ impl Drop for Recorder {
 
 impl GemmSink for Recorder {
     fn gemm(&mut self, r: &GemmRecord<'_>) {
-        let rec = record(&mut self.sent, r);
-        self.batch.push(rec);
+        let (sent, batch) = (&mut self.sent, &mut self.batch);
+        self.split.each(r, |slot, part| batch.push(record_for(sent, slot, part)));
         if self.batch.len() >= BATCH {
             self.flush();
         }
+    }
+
+    fn begin_step(&mut self, rows: &[(usize, usize)]) {
+        self.split.begin_step(rows);
     }
 
     /// The committer hashes large matrices on the pool.
@@ -292,14 +344,19 @@ impl GemmSink for Recorder {
 /// The commitments computed on the calling thread (when no thread could be started: the
 /// result is the same, only slower).
 struct Inline {
-    sent: HashMap<CacheKey, (usize, Vec<i8>)>,
-    committer: Committer,
+    sent: Sent,
+    split: Split,
+    committers: Committers,
 }
 
 impl GemmSink for Inline {
     fn gemm(&mut self, r: &GemmRecord<'_>) {
-        let rec = record(&mut self.sent, r);
-        self.committer.commit(rec);
+        let (sent, committers) = (&mut self.sent, &mut self.committers);
+        self.split.each(r, |slot, part| committers.commit(record_for(sent, slot, part)));
+    }
+
+    fn begin_step(&mut self, rows: &[(usize, usize)]) {
+        self.split.begin_step(rows);
     }
 }
 
@@ -335,7 +392,7 @@ fn record(sent: &mut HashMap<CacheKey, (usize, Vec<i8>)>, r: &GemmRecord<'_>) ->
                 }
             }
         });
-        Record { commit, x: r.x.to_vec(), x_scales: r.x_scales.to_vec(), y: r.y.to_vec(), rhs }
+        Record { slot: 0, commit, x: r.x.to_vec(), x_scales: r.x_scales.to_vec(), y: r.y.to_vec(), rhs }
     }
 }
 
@@ -401,6 +458,23 @@ impl Committer {
     }
 }
 
+/// One [`Committer`] per trace, grown as a slot first appears.
+#[derive(Default)]
+struct Committers(Vec<Committer>);
+
+impl Committers {
+    fn commit(&mut self, r: Record) {
+        if self.0.len() <= r.slot {
+            self.0.resize_with(r.slot + 1, Committer::default);
+        }
+        self.0[r.slot].commit(r);
+    }
+
+    fn traces(self) -> Vec<Trace> {
+        self.0.into_iter().map(|c| c.trace).collect()
+    }
+}
+
 /// GEMMs sent to the committing thread at once.
 const BATCH: usize = 64;
 /// Batches the engine may run ahead of the committing thread (bounds the copies in flight).
@@ -448,35 +522,32 @@ impl InferenceReceipt {
 /// The commitments are computed on a thread of their own beside the forward pass (the engine
 /// sends each GEMM's operands as it goes); the trace is the same as computing them in line.
 pub fn run_committed(engine: &Engine, prompts: &[Vec<u32>], max_new: usize) -> Result<(InferenceReceipt, Trace), InferError> {
-    let (to_committer, batches) = std::sync::mpsc::sync_channel::<Vec<Record>>(IN_FLIGHT);
-    let (outputs, trace) = std::thread::scope(|s| {
-        // A thread of its own, not a rayon task: it blocks on the channel, which would hold
-        // a pool worker the forward pass needs.
-        let spawned = std::thread::Builder::new().name("aivm-commit".into()).spawn_scoped(s, move || {
-            let mut c = Committer::default();
-            for r in batches.into_iter().flatten() {
-                c.commit(r);
-            }
-            c.trace
-        });
-        match spawned {
-            Ok(committer) => {
-                let mut recorder = Recorder { to_committer, sent: HashMap::new(), batch: Vec::with_capacity(BATCH) };
-                let outputs = engine.generate(prompts, max_new, &mut recorder);
-                drop(recorder);
-                let trace = committer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-                (outputs, trace)
-            }
-            // No thread to be had (a resource limit): the same commitments, in line.
-            Err(_) => {
-                let mut inline = Inline { sent: HashMap::new(), committer: Committer::default() };
-                let outputs = engine.generate(prompts, max_new, &mut inline);
-                (outputs, inline.committer.trace)
-            }
-        }
-    });
-    let outputs = outputs?;
-    let receipt = InferenceReceipt {
+    let (outputs, mut traces) = run_traced(engine, prompts, max_new, false)?;
+    let trace = traces.pop().unwrap_or_default();
+    Ok((receipt_of(engine, prompts, outputs, max_new, &trace), trace))
+}
+
+/// Run a batch as one pass of the engine and commit each sequence apart: its receipt and
+/// trace, the same as [`run_committed`] of that prompt alone gives (test
+/// `each_sequence_of_a_batch_commits_as_if_run_alone`), so a worker serves several jobs in
+/// one batched run (decode reads every weight once a step for all of them) and commits each
+/// job's receipt as the market asks (one prompt a receipt).
+pub fn run_committed_each(engine: &Engine, prompts: &[Vec<u32>], max_new: usize) -> Result<Vec<(InferenceReceipt, Trace)>, InferError> {
+    let (outputs, mut traces) = run_traced(engine, prompts, max_new, true)?;
+    traces.resize_with(prompts.len(), Trace::default);
+    Ok(prompts
+        .iter()
+        .zip(outputs)
+        .zip(traces)
+        .map(|((p, out), trace)| {
+            let one = std::slice::from_ref(p);
+            (receipt_of(engine, one, vec![out], max_new, &trace), trace)
+        })
+        .collect())
+}
+
+fn receipt_of(engine: &Engine, prompts: &[Vec<u32>], outputs: Vec<Vec<u32>>, max_new: usize, trace: &Trace) -> InferenceReceipt {
+    InferenceReceipt {
         sku: engine.sku_hash,
         max_new: max_new as u32,
         input_root: tokens_root(prompts),
@@ -485,8 +556,40 @@ pub fn run_committed(engine: &Engine, prompts: &[Vec<u32>], max_new: usize) -> R
         gemm_count: trace.gemms.len() as u64,
         prompts: prompts.to_vec(),
         outputs,
-    };
-    Ok((receipt, trace))
+    }
+}
+
+/// The engine's outputs and the traces: one, or with `split` one per sequence (in order).
+fn run_traced(engine: &Engine, prompts: &[Vec<u32>], max_new: usize, split: bool) -> Result<(Vec<Vec<u32>>, Vec<Trace>), InferError> {
+    let split = || Split { rows: split.then(Vec::new) };
+    let (to_committer, batches) = std::sync::mpsc::sync_channel::<Vec<Record>>(IN_FLIGHT);
+    let (outputs, traces) = std::thread::scope(|s| {
+        // A thread of its own, not a rayon task: it blocks on the channel, which would hold
+        // a pool worker the forward pass needs.
+        let spawned = std::thread::Builder::new().name("aivm-commit".into()).spawn_scoped(s, move || {
+            let mut c = Committers::default();
+            for r in batches.into_iter().flatten() {
+                c.commit(r);
+            }
+            c.traces()
+        });
+        match spawned {
+            Ok(committer) => {
+                let mut recorder = Recorder { to_committer, sent: Vec::new(), split: split(), batch: Vec::with_capacity(BATCH) };
+                let outputs = engine.generate(prompts, max_new, &mut recorder);
+                drop(recorder);
+                let traces = committer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (outputs, traces)
+            }
+            // No thread to be had (a resource limit): the same commitments, in line.
+            Err(_) => {
+                let mut inline = Inline { sent: Vec::new(), split: split(), committers: Committers::default() };
+                let outputs = engine.generate(prompts, max_new, &mut inline);
+                (outputs, inline.committers.traces())
+            }
+        }
+    });
+    Ok((outputs?, traces))
 }
 
 impl Trace {
@@ -773,12 +876,52 @@ mod tests {
         let e = Engine::new(Arc::new(tiny(Arch::Qwen2, 21)), Options::default()).unwrap();
         let prompts = vec![vec![3, 9, 27, 4], vec![50, 8]];
         let (r, t) = run_committed(&e, &prompts, 5).unwrap();
-        let mut inline = Inline { sent: HashMap::new(), committer: Committer::default() };
+        let mut inline = Inline { sent: Vec::new(), split: Split::default(), committers: Committers::default() };
         e.generate(&prompts, 5, &mut inline).unwrap();
-        let ti = inline.committer.trace;
+        let ti = inline.committers.traces().pop().unwrap();
         assert_eq!(ti.leaves(), t.leaves());
         assert_eq!(merkle::root(&ti.leaves()), r.gemm_root);
         assert!((0..t.gemms().len()).all(|i| ti.data(i) == t.data(i)));
+    }
+
+    /// Each sequence of a batched run, committed apart, has the receipt and trace of its solo
+    /// run: prompts of different lengths, a batch whose sequences end at different steps (one
+    /// stopped at the end-of-turn token, planted as the first greedy choice of one prompt), on
+    /// one and two threads, through the committing thread and in line.
+    #[test]
+    fn each_sequence_of_a_batch_commits_as_if_run_alone() {
+        for threads in [1, 2] {
+            let mut sku = tiny(Arch::Llama, 29);
+            let opts = Options::cpu(threads, aivm_tensor::matmul::SimdPath::detect());
+            let mut prompts: Vec<Vec<u32>> = vec![(0..70).map(|i| (i * 5 % 60) as u32 + 1).collect(), vec![3, 9, 27, 4], vec![50, 8, 11]];
+            // Make the second prompt's first choice the end-of-turn token: it ends at step 0.
+            let first = Engine::new(Arc::new(sku.clone()), opts.clone()).unwrap().generate(&prompts[1..2], 1, &mut crate::engine::NoTrace).unwrap();
+            if let Some(&t) = first[0].first() {
+                sku.tokenizer.eos = t;
+            }
+            let e = Engine::new(Arc::new(sku), opts).unwrap();
+            let max_new = 6;
+            let each = run_committed_each(&e, &prompts, max_new).unwrap();
+            assert_eq!(each.len(), prompts.len());
+            assert!(each[1].0.outputs[0].is_empty(), "the planted end-of-turn token ends the second sequence at once");
+            assert!(each.iter().any(|(r, _)| r.outputs[0].len() == max_new));
+            for (p, (r, t)) in prompts.iter().zip(&each) {
+                let (want_r, want_t) = run_committed(&e, std::slice::from_ref(p), max_new).unwrap();
+                assert_eq!(r, &want_r);
+                assert_eq!(r.hash(), want_r.hash());
+                assert_eq!(t.leaves(), want_t.leaves());
+                assert!((0..t.gemms().len()).all(|i| t.data(i) == want_t.data(i)));
+            }
+            // In line, the same.
+            let mut inline = Inline { sent: Vec::new(), split: Split { rows: Some(Vec::new()) }, committers: Committers::default() };
+            e.generate(&prompts, max_new, &mut inline).unwrap();
+            let traces = inline.committers.traces();
+            assert!(traces.iter().zip(&each).all(|(a, (_, b))| a.leaves() == b.leaves()));
+            // A batch of one is the plain committed run.
+            prompts.truncate(1);
+            let (one, _) = run_committed(&e, &prompts, max_new).unwrap();
+            assert_eq!(run_committed_each(&e, &prompts, max_new).unwrap()[0].0, one);
+        }
     }
 
     /// Runs on several threads at once — committed ones (their steps stay on the calling

@@ -98,6 +98,11 @@ pub trait GemmSink: Send {
     fn steps_on_pool(&self) -> bool {
         true
     }
+
+    /// Called before each step's first GEMM with the step's rows: `(sequence, new rows)` of
+    /// each active sequence, in row order. A sink that keeps each sequence's GEMMs apart
+    /// ([`crate::commit::run_committed_each`]) splits the weight GEMMs' rows by it.
+    fn begin_step(&mut self, _rows: &[(usize, usize)]) {}
 }
 
 /// A sink that keeps nothing.
@@ -407,6 +412,7 @@ impl Engine {
             rows.extend(feed[s].iter().enumerate().map(|(i, &t)| (s, start + i, t)));
         }
         let m = rows.len();
+        sink.begin_step(&active.iter().map(|&s| (s, feed[s].len())).collect::<Vec<_>>());
         // Each row's RoPE rotations, computed once for all layers and for both q and k
         // (they depend only on the position).
         let trig = self.rope_table(&rows);

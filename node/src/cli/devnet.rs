@@ -60,6 +60,12 @@ pub struct DevnetArgs {
     /// With --workers: jobs the client submits.
     #[arg(long, default_value_t = 6)]
     pub jobs: usize,
+    /// With --workers: each worker's `--batch` (jobs run together in one engine pass). 1 by
+    /// default: here four validators, the workers and the client share the machine, so a
+    /// batch's answers arrive together and took 3–5 blocks from commit to settlement where
+    /// one at a time took 1–2 (BENCHMARKS.md, "Batched jobs").
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub worker_batch: u16,
     /// With --workers: new tokens per job.
     #[arg(long, default_value_t = 16)]
     pub max_tokens: u32,
@@ -232,6 +238,7 @@ fn devnet(a: DevnetArgs) -> Result<bool> {
             people,
             cheaters: a.cheaters,
             cheat: a.cheat,
+            worker_batch: a.worker_batch,
             jobs: a.jobs,
             max_tokens: a.max_tokens,
             alpha: a.alpha,

@@ -96,6 +96,8 @@ pub struct Scenario<'a> {
     pub people: &'a Participants,
     pub cheaters: usize,
     pub cheat: Cheat,
+    /// Each worker's `--batch`.
+    pub worker_batch: u16,
     pub jobs: usize,
     pub max_tokens: u32,
     /// Each verifier's sampling fraction.
@@ -143,7 +145,7 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
         if cheat.is_some() {
             cheater_addrs.insert(to_hex(&NodeKeys::load(home)?.identity_public()));
         }
-        procs.0.push(spawn_worker(s.exe, home, &rotated(s.rpcs, i), cheat)?);
+        procs.0.push(spawn_worker(s.exe, home, &rotated(s.rpcs, i), cheat, s.worker_batch)?);
     }
     for (i, home) in s.people.verifiers.iter().enumerate() {
         procs.0.push(spawn_verifier(s.exe, home, s.rpcs[i % s.rpcs.len()], s.alpha)?);
@@ -376,10 +378,10 @@ fn rotated(rpcs: &[SocketAddr], i: usize) -> String {
     (0..rpcs.len()).map(|k| rpcs[(i + k) % rpcs.len()].to_string()).collect::<Vec<_>>().join(",")
 }
 
-fn spawn_worker(exe: &Path, home: &Path, rpc: &str, cheat: Option<Cheat>) -> Result<Child> {
+fn spawn_worker(exe: &Path, home: &Path, rpc: &str, cheat: Option<Cheat>, batch: u16) -> Result<Child> {
     let log = std::fs::File::create(home.join("worker.log")).with_context(|| format!("creating the log in {}", home.display()))?;
     let mut cmd = Command::new(exe);
-    cmd.args(["worker", "run", "--home"]).arg(home).args(["--rpc", rpc]);
+    cmd.args(["worker", "run", "--home"]).arg(home).args(["--rpc", rpc, "--batch", &batch.to_string()]);
     if let Some(c) = cheat {
         cmd.args(["--cheat", &c.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()]);
     }
