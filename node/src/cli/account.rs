@@ -110,6 +110,45 @@ impl Account {
         }
     }
 
+    /// Sign several payloads with consecutive nonces and send them without waiting, side by
+    /// side: the i-th to the i-th node (`rpc`, then `also`, round robin; each node's share in
+    /// order). A node gossips what it admits and the pool keeps a later nonce until the earlier
+    /// one comes, so they reach the same block where one after another each took a send's
+    /// time (a ~1 MB answer: 12–46 ms). One result per payload, in order; after any refusal
+    /// the next send asks the node for the nonce again (what it sent past the refused one
+    /// waits for the resent).
+    pub fn send_many_nowait(&mut self, txs: Vec<(Payload, u64)>) -> Result<Vec<Result<String>>> {
+        let first = match self.next_nonce {
+            Some(n) => n,
+            None => self.nonce()?,
+        };
+        let raws: Vec<String> = txs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (payload, gas_limit))| {
+                let tx = Transaction { chain_id: self.chain_id, sender: self.address(), nonce: first + i as u64, gas_limit, gas_price: 1, payload };
+                to_hex(&tx.sign(&self.key).encode())
+            })
+            .collect();
+        let nodes: Vec<&NodeClient> = std::iter::once(&self.rpc).chain(&self.also).collect();
+        let mut results: Vec<Result<String>> = raws.iter().map(|_| Err(anyhow!("not sent"))).collect();
+        std::thread::scope(|s| {
+            let sends: Vec<_> = (0..nodes.len().min(raws.len()))
+                .map(|k| {
+                    let (node, raws, step) = (nodes[k], &raws, nodes.len());
+                    s.spawn(move || (k..raws.len()).step_by(step).map(|i| (i, node.call(|c| c.send_transaction(raws[i].clone())))).collect::<Vec<_>>())
+                })
+                .collect();
+            for send in sends {
+                for (i, r) in send.join().unwrap_or_default() {
+                    results[i] = r.map_err(anyhow::Error::from);
+                }
+            }
+        });
+        self.next_nonce = results.iter().all(|r| r.is_ok()).then_some(first + raws.len() as u64);
+        Ok(results)
+    }
+
     /// Bond `amount` in `role` (with `capacity` for a worker) unless this account already has
     /// stake bonded there.
     pub fn bond_once(&mut self, role: aivm_runtime::market::Role, amount: u128, capacity: u64) -> Result<()> {

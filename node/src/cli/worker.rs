@@ -195,6 +195,7 @@ fn serve(a: RunArgs) -> Result<()> {
             // Answers first: a challenge's deadline runs in blocks. Sends do not wait for their
             // receipts; the job's state on chain says what happened.
             let ids: Vec<String> = held.keys().cloned().collect();
+            let mut answers = Vec::new();
             for id in ids {
                 let job = acct.rpc.call(|c| c.get_job(id.to_string()))?.unwrap_or_default();
                 match job["state"].as_str() {
@@ -251,11 +252,12 @@ fn serve(a: RunArgs) -> Result<()> {
                         if job["spot_check_answered"] == true || a.cheat == Some(Cheat::NoAnswer) {
                             continue;
                         }
+                        let mut refused = false;
                         if h.answered == Some(seed) {
                             // Answered: wait, unless its block refused it (a quiet leader can
                             // take an answer sent on a challenge shown ahead into block
                             // `c + 1`, where it is too early), then answer again.
-                            let refused = match &h.answer_tx {
+                            refused = match &h.answer_tx {
                                 Some(tx) => acct.rpc.call(|c| c.get_receipt(tx.clone()))?.is_some_and(|r| r["status"] != "success"),
                                 None => false,
                             };
@@ -266,24 +268,21 @@ fn serve(a: RunArgs) -> Result<()> {
                         }
                         let challenge = Challenge { seed, gemms: ch["gemms"].as_u64().unwrap_or(0) as u32, rows: ch["rows"].as_u64().unwrap_or(0) as u32 };
                         let opened = Instant::now();
-                        let response = respond(&engine.sku, &h.receipt, &h.trace, &challenge).map(|r| r.encode()).unwrap_or_default();
-                        let (opened, bytes) = (opened.elapsed(), response.len());
-                        let sending = Instant::now();
-                        let job_id: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
-                        match acct.send_nowait(Payload::Market(MarketTx::Answer { job: job_id, response }), 1_000_000_000) {
-                            Ok(txh) => {
-                                h.answered = Some(seed);
-                                h.answer_tx = Some(txh.clone());
-                                // Shown ahead: JSON-RPC knew the seed before the block that fixes it.
-                                let ahead = if ch["recorded"] == false { ", challenge shown ahead of its block" } else { "" };
-                                log(&format!("job {id}: answered ({bytes} bytes opened in {opened:.1?}, sent in {:.1?}{ahead}; tx {txh})", sending.elapsed()));
-                            }
-                            Err(e) => log(&format!("job {id}: answer not sent ({e}); retrying")),
-                        }
+                        let answer = respond(&engine.sku, &h.receipt, &h.trace, &challenge).ok();
+                        let response = answer.as_ref().map(|a| a.encode()).unwrap_or_default();
+                        // Sent again after a refusal, with the most gas an answer is given.
+                        let gas_limit = match &answer {
+                            Some(a) if !refused => answer_gas_limit(&h.receipt, a, response.len()),
+                            _ => ANSWER_GAS_MAX,
+                        };
+                        let job: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
+                        // Shown ahead: JSON-RPC knew the seed before the block that fixes it.
+                        answers.push(Answer { id, job, seed, response, gas_limit, opened: opened.elapsed(), ahead: ch["recorded"] == false });
                     }
                     _ => {}
                 }
             }
+            send_answers(&mut acct, &mut held, std::mem::take(&mut answers));
             if a.max_jobs.is_some_and(|m| ended >= m) {
                 return Ok(());
             }
@@ -348,6 +347,69 @@ fn serve(a: RunArgs) -> Result<()> {
         // the inference thread's next run.
         chain_moved = blocks.wait(&acct.rpc, Duration::from_millis(20)) || last_check.elapsed() >= RECHECK;
     }
+}
+
+/// A challenge's answer, made and not sent yet.
+struct Answer {
+    id: String,
+    job: [u8; 32],
+    seed: [u8; 32],
+    response: Vec<u8>,
+    gas_limit: u64,
+    opened: Duration,
+    /// The challenge was shown before the block that fixes it.
+    ahead: bool,
+}
+
+/// Send the answers made in one pass over the held jobs: one alone as any transaction, several
+/// side by side (`Account::send_many_nowait`), so a batch's answers, whose challenges come in
+/// one block, reach the same block rather than one block each. A refused send is retried on
+/// the next pass (the job stays unanswered).
+fn send_answers(acct: &mut Account, held: &mut BTreeMap<String, Held>, answers: Vec<Answer>) {
+    let sending = Instant::now();
+    let txs = answers.iter().map(|a| (Payload::Market(MarketTx::Answer { job: a.job, response: a.response.clone() }), a.gas_limit)).collect::<Vec<_>>();
+    let sent = match txs.len() {
+        0 => return,
+        1 => txs.into_iter().map(|(p, g)| acct.send_nowait(p, g)).collect(),
+        _ => acct.send_many_nowait(txs).unwrap_or_else(|e| answers.iter().map(|_| Err(anyhow!("{e}"))).collect()),
+    };
+    let took = sending.elapsed();
+    for (a, r) in answers.into_iter().zip(sent) {
+        let id = &a.id;
+        match r {
+            Ok(txh) => {
+                if let Some(h) = held.get_mut(id) {
+                    h.answered = Some(a.seed);
+                    h.answer_tx = Some(txh.clone());
+                }
+                let ahead = if a.ahead { ", challenge shown ahead of its block" } else { "" };
+                let (bytes, opened, gas_limit) = (a.response.len(), a.opened, a.gas_limit);
+                log(&format!("job {id}: answered ({bytes} bytes opened in {opened:.1?}, sent in {took:.1?}{ahead}; gas limit {gas_limit}; tx {txh})"));
+            }
+            Err(e) => log(&format!("job {id}: answer not sent ({e}); retrying")),
+        }
+    }
+}
+
+/// The most gas an answer is given (also what one refused by its block is sent again with).
+const ANSWER_GAS_MAX: u64 = 1_000_000_000;
+/// Room above an answer's check for its transaction's intrinsic gas beyond the response's
+/// bytes and the records settlement reads and writes (a few dozen at the storage prices, a
+/// few hundred thousand gas each).
+const ANSWER_GAS_ROOM: u64 = 30_000_000;
+
+/// An answer's gas limit: twice what checking it costs at the chain's prices (BLAKE3 over
+/// its bytes, the transaction's bytes and `check_gas`: the functions the chain charges with,
+/// on the default schedule every node runs), plus [`ANSWER_GAS_ROOM`], at most
+/// [`ANSWER_GAS_MAX`]. A proposer fills a block by transactions' limits, not their use: when
+/// every answer declared 1 G, two fitted the 2.5 G block, and answers sent together (a batch's,
+/// or several workers') waited blocks for each other.
+fn answer_gas_limit(receipt: &InferenceReceipt, answer: &aivm::model::audit::Response, bytes: usize) -> u64 {
+    use aivm_runtime::market::jobs::{check_gas, AnswerKind};
+    let s = aivm::GasSchedule::default();
+    let bytes = bytes as u64;
+    let cost = check_gas(&s, receipt, answer, AnswerKind::Challenge).and_then(|g| g.checked_add(s.blake3.cost(bytes)?)?.checked_add(s.tx.cost(bytes)?));
+    cost.and_then(|c| c.checked_mul(2)?.checked_add(ANSWER_GAS_ROOM)).map_or(ANSWER_GAS_MAX, |g| g.min(ANSWER_GAS_MAX))
 }
 
 /// A job as the inference thread gets it: id, prompt, `max_new`.
