@@ -87,8 +87,7 @@ impl Account {
             Some(n) => n,
             None => self.nonce()?,
         };
-        let tx = Transaction { chain_id: self.chain_id, sender: self.address(), nonce, gas_limit, gas_price: 1, payload };
-        let raw = to_hex(&tx.sign(&self.key).encode());
+        let raw = self.signed(nonce, payload, gas_limit);
         // The node that admits it gossips it to the other validators; the others are only
         // tried when that node cannot be reached.
         let mut sent = self.rpc.call(|c| c.send_transaction(raw.clone()));
@@ -122,22 +121,20 @@ impl Account {
             Some(n) => n,
             None => self.nonce()?,
         };
-        let raws: Vec<String> = txs
-            .into_iter()
-            .enumerate()
-            .map(|(i, (payload, gas_limit))| {
-                let tx = Transaction { chain_id: self.chain_id, sender: self.address(), nonce: first + i as u64, gas_limit, gas_price: 1, payload };
-                to_hex(&tx.sign(&self.key).encode())
-            })
-            .collect();
+        let count = txs.len();
         let nodes: Vec<&NodeClient> = std::iter::once(&self.rpc).chain(&self.also).collect();
-        let mut results: Vec<Result<String>> = raws.iter().map(|_| Err(anyhow!("not sent"))).collect();
+        // Each node's share, signed: (index, raw transaction).
+        let mut shares: Vec<Vec<(usize, String)>> = vec![Vec::new(); nodes.len()];
+        for (i, (payload, gas_limit)) in txs.into_iter().enumerate() {
+            shares[i % nodes.len()].push((i, self.signed(first + i as u64, payload, gas_limit)));
+        }
+        let mut results: Vec<Result<String>> = (0..count).map(|_| Err(anyhow!("not sent"))).collect();
         std::thread::scope(|s| {
-            let sends: Vec<_> = (0..nodes.len().min(raws.len()))
-                .map(|k| {
-                    let (node, raws, step) = (nodes[k], &raws, nodes.len());
-                    s.spawn(move || (k..raws.len()).step_by(step).map(|i| (i, node.call(|c| c.send_transaction(raws[i].clone())))).collect::<Vec<_>>())
-                })
+            let sends: Vec<_> = nodes
+                .iter()
+                .zip(shares)
+                .filter(|(_, share)| !share.is_empty())
+                .map(|(&node, share)| s.spawn(move || share.into_iter().map(|(i, raw)| (i, node.call(|c| c.send_transaction(raw)))).collect::<Vec<_>>()))
                 .collect();
             for send in sends {
                 for (i, r) in send.join().unwrap_or_default() {
@@ -145,8 +142,14 @@ impl Account {
                 }
             }
         });
-        self.next_nonce = results.iter().all(|r| r.is_ok()).then_some(first + raws.len() as u64);
+        self.next_nonce = results.iter().all(|r| r.is_ok()).then_some(first + count as u64);
         Ok(results)
+    }
+
+    /// `payload` signed by this account with `nonce`, hex-encoded for `send_transaction`.
+    fn signed(&self, nonce: u64, payload: Payload, gas_limit: u64) -> String {
+        let tx = Transaction { chain_id: self.chain_id, sender: self.address(), nonce, gas_limit, gas_price: 1, payload };
+        to_hex(&tx.sign(&self.key).encode())
     }
 
     /// Bond `amount` in `role` (with `capacity` for a worker) unless this account already has

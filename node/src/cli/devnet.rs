@@ -63,7 +63,7 @@ pub struct DevnetArgs {
     /// With --workers: each worker's `--batch` (jobs run together in one engine pass). 1 by
     /// default: here four validators, the workers and the client share the machine, so a
     /// batch's answers arrive together and took 3–5 blocks from commit to settlement where
-    /// one at a time took 1–2 (BENCHMARKS.md, "Batched jobs").
+    /// one at a time took 1–3 (BENCHMARKS.md, "batched jobs").
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub worker_batch: u16,
     /// With --workers: new tokens per job.

@@ -277,7 +277,16 @@ fn serve(a: RunArgs) -> Result<()> {
                         };
                         let job: [u8; 32] = from_hex(&id).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("bad job id"))?;
                         // Shown ahead: JSON-RPC knew the seed before the block that fixes it.
-                        answers.push(Answer { id, job, seed, response, gas_limit, opened: opened.elapsed(), ahead: ch["recorded"] == false });
+                        answers.push(Answer {
+                            id,
+                            job,
+                            seed,
+                            bytes: response.len(),
+                            response,
+                            gas_limit,
+                            opened: opened.elapsed(),
+                            ahead: ch["recorded"] == false,
+                        });
                     }
                     _ => {}
                 }
@@ -354,7 +363,9 @@ struct Answer {
     id: String,
     job: [u8; 32],
     seed: [u8; 32],
+    /// Moved into its transaction when sent.
     response: Vec<u8>,
+    bytes: usize,
     gas_limit: u64,
     opened: Duration,
     /// The challenge was shown before the block that fixes it.
@@ -365,9 +376,12 @@ struct Answer {
 /// side by side (`Account::send_many_nowait`), so a batch's answers, whose challenges come in
 /// one block, reach the same block rather than one block each. A refused send is retried on
 /// the next pass (the job stays unanswered).
-fn send_answers(acct: &mut Account, held: &mut BTreeMap<String, Held>, answers: Vec<Answer>) {
+fn send_answers(acct: &mut Account, held: &mut BTreeMap<String, Held>, mut answers: Vec<Answer>) {
     let sending = Instant::now();
-    let txs = answers.iter().map(|a| (Payload::Market(MarketTx::Answer { job: a.job, response: a.response.clone() }), a.gas_limit)).collect::<Vec<_>>();
+    let txs = answers
+        .iter_mut()
+        .map(|a| (Payload::Market(MarketTx::Answer { job: a.job, response: std::mem::take(&mut a.response) }), a.gas_limit))
+        .collect::<Vec<_>>();
     let sent = match txs.len() {
         0 => return,
         1 => txs.into_iter().map(|(p, g)| acct.send_nowait(p, g)).collect(),
@@ -383,7 +397,7 @@ fn send_answers(acct: &mut Account, held: &mut BTreeMap<String, Held>, answers: 
                     h.answer_tx = Some(txh.clone());
                 }
                 let ahead = if a.ahead { ", challenge shown ahead of its block" } else { "" };
-                let (bytes, opened, gas_limit) = (a.response.len(), a.opened, a.gas_limit);
+                let (bytes, opened, gas_limit) = (a.bytes, a.opened, a.gas_limit);
                 log(&format!("job {id}: answered ({bytes} bytes opened in {opened:.1?}, sent in {took:.1?}{ahead}; gas limit {gas_limit}; tx {txh})"));
             }
             Err(e) => log(&format!("job {id}: answer not sent ({e}); retrying")),
