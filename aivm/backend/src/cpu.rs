@@ -54,7 +54,7 @@ impl Backend for CpuBackend {
     }
 
     fn prepare(&self, w: &[i8], n: usize, k: usize) -> Result<Weights, BackendError> {
-        Ok(Weights { n, k, owner: BackendKind::Cpu, inner: Box::new(Packed::new(w, n, k)) })
+        Ok(Weights { n, k, owner: BackendKind::Cpu, inner: Box::new(Packed::resident(w, n, k)) })
     }
 
     fn gemm(&self, x: &[i8], m: usize, w: &Weights, y: &mut [i32]) -> Result<(), BackendError> {

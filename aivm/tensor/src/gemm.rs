@@ -8,6 +8,7 @@
 //! reads the same panels, sign-extending them to i16 for `vpmaddwd`.
 
 use crate::matmul::{pack_a, pack_a_into, SimdPath, MAX_K, ROWS as MR};
+use crate::resident::Slab;
 
 /// Outputs per packed panel.
 const NR: usize = 32;
@@ -27,33 +28,76 @@ pub struct Packed {
     /// Row-major W (the scalar path and the Freivalds verifier read this).
     rows: Vec<i8>,
     /// `[panel][kg][col 0..32][4]`, zero padded.
-    panels: Vec<i8>,
+    panels: Panels,
     /// `128 · Σ_k W[j][k]` per output, padded to whole panels (the unsigned-offset correction).
     corr: Vec<i32>,
 }
 
-impl Packed {
-    pub fn new(w: &[i8], n: usize, k: usize) -> Self {
-        assert!(w.len() == n * k && k <= MAX_K, "weight shape checked by the SKU reader");
-        let k4 = k.div_ceil(4);
-        let np = n.div_ceil(NR);
-        let mut panels = vec![0i8; np * k4 * NR * 4];
-        let mut corr = vec![0i32; np * NR];
-        for j in 0..n {
-            let row = &w[j * k..(j + 1) * k];
-            corr[j] = 128 * row.iter().map(|&v| v as i32).sum::<i32>();
-            let (p, c) = (j / NR, j % NR);
-            for (kg, chunk) in row.chunks(4).enumerate() {
-                let at = ((p * k4 + kg) * NR + c) * 4;
-                panels[at..at + chunk.len()].copy_from_slice(chunk);
-            }
+/// Where a matrix's panels live: the heap for a step's temporaries (attention's operands), a
+/// huge-page region for a model's weights, which every decode step streams
+/// ([`crate::resident`]).
+enum Panels {
+    Heap(Vec<i8>),
+    Resident(Slab),
+}
+
+impl Panels {
+    fn as_ptr(&self) -> *const i8 {
+        match self {
+            Panels::Heap(v) => v.as_ptr(),
+            Panels::Resident(s) => s.as_slice().as_ptr() as *const i8,
         }
-        Self { n, k, k4, rows: w.to_vec(), panels, corr }
+    }
+}
+
+impl Packed {
+    /// `W [n×k]` packed on the heap: for a matrix that lives for one step.
+    pub fn new(w: &[i8], n: usize, k: usize) -> Self {
+        let k4 = k.div_ceil(4);
+        let mut panels = vec![0i8; n.div_ceil(NR) * k4 * NR * 4];
+        let corr = pack_panels(w, n, k, &mut panels);
+        Self { n, k, k4, rows: w.to_vec(), panels: Panels::Heap(panels), corr }
+    }
+
+    /// `W [n×k]` packed into a huge-page region ([`crate::resident`]): for a model's weights,
+    /// which live as long as the model and are streamed by every decode step. The same bytes
+    /// as [`Packed::new`]'s (on the heap if the system refuses the region).
+    pub fn resident(w: &[i8], n: usize, k: usize) -> Self {
+        let k4 = k.div_ceil(4);
+        let Some(mut slab) = Slab::zeroed(n.div_ceil(NR) * k4 * NR * 4) else {
+            return Self::new(w, n, k);
+        };
+        let corr = pack_panels(w, n, k, bytemuck_i8(slab.as_mut_slice()));
+        Self { n, k, k4, rows: w.to_vec(), panels: Panels::Resident(slab), corr }
     }
 
     pub fn rows(&self) -> &[i8] {
         &self.rows
     }
+}
+
+/// `u8`s as the `i8`s of the same bytes.
+fn bytemuck_i8(b: &mut [u8]) -> &mut [i8] {
+    // SAFETY: u8 and i8 have the same size, alignment and validity (every bit pattern).
+    unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr() as *mut i8, b.len()) }
+}
+
+/// Pack `W [n×k]` into zeroed `panels` (`[panel][kg][col 0..32][4]`); returns the per-output
+/// corrections `128 · Σ_k W[j][k]`, padded to whole panels.
+fn pack_panels(w: &[i8], n: usize, k: usize, panels: &mut [i8]) -> Vec<i32> {
+    assert!(w.len() == n * k && k <= MAX_K, "weight shape checked by the SKU reader");
+    let k4 = k.div_ceil(4);
+    let mut corr = vec![0i32; n.div_ceil(NR) * NR];
+    for j in 0..n {
+        let row = &w[j * k..(j + 1) * k];
+        corr[j] = 128 * row.iter().map(|&v| v as i32).sum::<i32>();
+        let (p, c) = (j / NR, j % NR);
+        for (kg, chunk) in row.chunks(4).enumerate() {
+            let at = ((p * k4 + kg) * NR + c) * 4;
+            panels[at..at + chunk.len()].copy_from_slice(chunk);
+        }
+    }
+    corr
 }
 
 /// `X [m×k] · Wᵀ` into `y [m×n]` on `path` with `threads` threads.
@@ -236,12 +280,16 @@ mod tests {
                     assert_eq!(want[i * n + j], dot_i8(&x[i * k..(i + 1) * k], &wv[j * k..(j + 1) * k]));
                 }
             }
+            // Packed on the heap or in a huge-page region: the same bytes, the same products.
+            let resident = Packed::resident(&wv, n, k);
             for &path in SimdPath::available() {
                 for t in 1..=3 {
-                    // Whatever `y` held is overwritten (one thread writes in place).
-                    let mut y = vec![0x5555_5555; m * n];
-                    gemm(&x, m, &w, &mut y, path, t);
-                    assert_eq!(y, want, "{path:?} threads {t} shape {m}x{k}x{n}");
+                    for w in [&w, &resident] {
+                        // Whatever `y` held is overwritten (one thread writes in place).
+                        let mut y = vec![0x5555_5555; m * n];
+                        gemm(&x, m, w, &mut y, path, t);
+                        assert_eq!(y, want, "{path:?} threads {t} shape {m}x{k}x{n}");
+                    }
                 }
             }
         }

@@ -17,6 +17,7 @@ pub mod fixed;
 pub mod gemm;
 pub mod kl;
 pub mod matmul;
+pub mod resident;
 pub mod rows;
 
 use thiserror::Error;

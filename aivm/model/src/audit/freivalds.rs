@@ -198,7 +198,7 @@ impl FastCheck {
                 }
             }
         }
-        Self { wt: Packed::new(&t, k, n), n, k }
+        Self { wt: Packed::resident(&t, k, n), n, k }
     }
 
     /// `Y·r == X·(Wᵀr)` for every vector in `rs`.
