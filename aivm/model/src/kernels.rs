@@ -44,6 +44,20 @@ impl Isa {
         })
     }
 
+    /// Whether this CPU has AVX-512 VNNI (`vpdpbusd`), which the attention row kernels use
+    /// beside the [`Isa::Avx512`] instantiation.
+    pub fn has_vnni() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            *VNNI.get_or_init(|| std::arch::is_x86_feature_detected!("avx512vnni") && Isa::detect() == Isa::Avx512)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
     /// Whether this CPU runs the AVX2 instantiation (every AVX-512 CPU does too).
     pub fn has_avx2() -> bool {
         #[cfg(target_arch = "x86_64")]
@@ -719,14 +733,151 @@ kernel! {
     quantize => quantize_definition(v: &[i32], out: &mut [i8]) -> Scale
 }
 
-kernel! {
-    /// One row of attention scores: `row[p] = q · k[p]` over `hd`.
-    scores_row => scores_body(q: &[i8], k: &[i8], hd: usize, row: &mut [i32])
+/// One row of attention scores: `row[p] = q · k[p]` over `hd` (`k` holds `row.len()` rows).
+/// With AVX-512 VNNI and `hd` a multiple of 64, sixteen positions at a time on `vpdpbusd`
+/// ([`scores_vnni`]); the same i32 sums on every path.
+pub fn scores_row(isa: Isa, q: &[i8], k: &[i8], hd: usize, row: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && Isa::has_vnni() && hd > 0 && hd.is_multiple_of(64) && q.len() == hd && row.len().checked_mul(hd).is_some_and(|n| n <= k.len()) {
+        // SAFETY: the CPU has AVX-512 F, BW and VNNI (checked above), and the shapes are as
+        // `scores_vnni` requires.
+        return unsafe { scores_vnni(q, k, hd, row) };
+    }
+    scores_row_plain(isa, q, k, hd, row)
 }
 
 kernel! {
-    /// One row of the attention mix: `acc += Σ_p p[p] · v[p]` over `hd`-wide rows of `v`.
-    mix_row => mix_body(p: &[i8], v: &[i8], hd: usize, acc: &mut [i32])
+    /// [`scores_row`] on the compiler's vectorization.
+    scores_row_plain => scores_body(q: &[i8], k: &[i8], hd: usize, row: &mut [i32])
+}
+
+/// One row of the attention mix: `acc += Σ_p p[p] · v[p]` over `hd`-wide rows of `v` (`v`
+/// holds `p.len()` rows). With AVX-512 VNNI, `hd` 64 or 128 and no weight negative (a
+/// softmax row's are 0..=127), four positions at a time on `vpdpbusd` ([`mix_vnni`]); the
+/// same i32 sums on every path.
+pub fn mix_row(isa: Isa, p: &[i8], v: &[i8], hd: usize, acc: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512
+        && Isa::has_vnni()
+        && hd > 0
+        && hd.is_multiple_of(64)
+        && hd <= 64 * MIX_VNNI_MAX_BLOCKS
+        && acc.len() == hd
+        && p.len().checked_mul(hd).is_some_and(|n| n <= v.len())
+        && p.iter().all(|&w| w >= 0)
+    {
+        // SAFETY: the CPU has AVX-512 F, BW and VNNI (checked above), and the shapes and
+        // signs are as `mix_vnni` requires.
+        return unsafe { mix_vnni(p, v, hd, acc) };
+    }
+    mix_row_plain(isa, p, v, hd, acc)
+}
+
+kernel! {
+    /// [`mix_row`] on the compiler's vectorization.
+    mix_row_plain => mix_body(p: &[i8], v: &[i8], hd: usize, acc: &mut [i32])
+}
+
+/// [`scores_body`] sixteen positions at a time: each position's `(k + 128) · q` on `vpdpbusd`
+/// (K offset to unsigned, one `xor`), the sixteen lane vectors summed into one by
+/// [`sum_sixteen`], and `128 · Σ q` taken off every score. Every step is exact in i32 (the
+/// sums are the definition's; `|q·k| + 128·|Σq| < 2^31` for any `hd` under 2^16).
+///
+/// # Safety
+/// AVX-512 F, BW and VNNI; `hd` a non-zero multiple of 64, `q.len() == hd`, `k` holds at
+/// least `row.len()` rows of `hd`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn scores_vnni(q: &[i8], k: &[i8], hd: usize, row: &mut [i32]) {
+    use std::arch::x86_64::*;
+    let n = row.len();
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let bias = _mm512_set1_epi32(128 * q.iter().map(|&v| v as i32).sum::<i32>());
+    let mut p = 0;
+    while p + 16 <= n {
+        let mut lanes = [_mm512_setzero_si512(); 16];
+        for (r, acc) in lanes.iter_mut().enumerate() {
+            let kr = k.as_ptr().add((p + r) * hd);
+            for c in (0..hd).step_by(64) {
+                let kv = _mm512_xor_si512(_mm512_loadu_si512(kr.add(c) as *const _), flip);
+                *acc = _mm512_dpbusd_epi32(*acc, kv, _mm512_loadu_si512(q.as_ptr().add(c) as *const _));
+            }
+        }
+        _mm512_storeu_si512(row.as_mut_ptr().add(p) as *mut _, _mm512_sub_epi32(sum_sixteen(&lanes), bias));
+        p += 16;
+    }
+    scores_body(q, &k[p * hd..], hd, &mut row[p..]);
+}
+
+/// Element `i` of the result is the sum of the sixteen i32 lanes of `v[i]`: pairs interleaved
+/// and added (32-bit, then 64-bit), then the 128-bit quarters folded, so each level halves
+/// the vectors instead of reducing each alone.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn sum_sixteen(v: &[std::arch::x86_64::__m512i; 16]) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::*;
+    // Per quarter: [a0+a2, b0+b2, a1+a3, b1+b3] for a = v[2i], b = v[2i+1].
+    let w: [__m512i; 8] =
+        std::array::from_fn(|i| _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1])));
+    // Per quarter: the quarter's sum of v[4i], v[4i+1], v[4i+2], v[4i+3].
+    let z: [__m512i; 4] =
+        std::array::from_fn(|i| _mm512_add_epi32(_mm512_unpacklo_epi64(w[2 * i], w[2 * i + 1]), _mm512_unpackhi_epi64(w[2 * i], w[2 * i + 1])));
+    // Quarters (0+1, 2+3) of two vectors side by side, then again: quarter i of the result
+    // is z[i]'s four quarters summed.
+    let fold = |a: __m512i, b: __m512i| _mm512_add_epi32(_mm512_shuffle_i32x4::<0x88>(a, b), _mm512_shuffle_i32x4::<0xDD>(a, b));
+    fold(fold(z[0], z[1]), fold(z[2], z[3]))
+}
+
+/// Widest head [`mix_vnni`] takes, in blocks of 64 columns (its accumulators live in registers).
+const MIX_VNNI_MAX_BLOCKS: usize = 2;
+
+/// [`mix_body`] four positions at a time: their four weights broadcast as the unsigned
+/// operand of `vpdpbusd`, against V's four rows interleaved byte by byte (column `j` of each
+/// 32-bit lane holds the four positions' `v[·][j]`), which leaves the accumulators' columns in
+/// a fixed permutation, undone once at the end; groups of four zero weights are skipped, as
+/// the definition skips zeros. Exact in i32 as the definition.
+///
+/// # Safety
+/// AVX-512 F, BW and VNNI; `hd` a non-zero multiple of 64 up to `64·MIX_VNNI_MAX_BLOCKS`,
+/// `acc.len() == hd`, `v` holds at least `p.len()` rows of `hd`, and every `p` is ≥ 0.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn mix_vnni(p: &[i8], v: &[i8], hd: usize, acc: &mut [i32]) {
+    use std::arch::x86_64::*;
+    let blocks = hd / 64;
+    // Per 64 columns, four accumulators: lane l of accumulator t (t = 0..4) is column
+    // 16·(l / 4) + 4·t + l % 4 of the block.
+    let mut sums = [_mm512_setzero_si512(); 4 * MIX_VNNI_MAX_BLOCKS];
+    let groups = p.len() / 4;
+    for g in 0..groups {
+        let w = u32::from_le_bytes([p[4 * g] as u8, p[4 * g + 1] as u8, p[4 * g + 2] as u8, p[4 * g + 3] as u8]);
+        if w == 0 {
+            continue;
+        }
+        let wv = _mm512_set1_epi32(w as i32);
+        let row = |r: usize, c: usize| _mm512_loadu_si512(v.as_ptr().add((4 * g + r) * hd + c) as *const _);
+        for b in 0..blocks {
+            let (r0, r1, r2, r3) = (row(0, 64 * b), row(1, 64 * b), row(2, 64 * b), row(3, 64 * b));
+            let (t0, t1) = (_mm512_unpacklo_epi8(r0, r1), _mm512_unpackhi_epi8(r0, r1));
+            let (t2, t3) = (_mm512_unpacklo_epi8(r2, r3), _mm512_unpackhi_epi8(r2, r3));
+            let s = &mut sums[4 * b..4 * b + 4];
+            s[0] = _mm512_dpbusd_epi32(s[0], wv, _mm512_unpacklo_epi16(t0, t2));
+            s[1] = _mm512_dpbusd_epi32(s[1], wv, _mm512_unpackhi_epi16(t0, t2));
+            s[2] = _mm512_dpbusd_epi32(s[2], wv, _mm512_unpacklo_epi16(t1, t3));
+            s[3] = _mm512_dpbusd_epi32(s[3], wv, _mm512_unpackhi_epi16(t1, t3));
+        }
+    }
+    for b in 0..blocks {
+        for t in 0..4 {
+            let mut lanes = [0i32; 16];
+            _mm512_storeu_si512(lanes.as_mut_ptr() as *mut _, sums[4 * b + t]);
+            for (l, &x) in lanes.iter().enumerate() {
+                let j = 64 * b + 16 * (l / 4) + 4 * t + l % 4;
+                acc[j] = acc[j].wrapping_add(x);
+            }
+        }
+    }
+    mix_body(&p[4 * groups..], &v[4 * groups * hd..], hd, acc);
 }
 
 /// RoPE on every head of one row: pair `i` of a head, `(a, b)` = elements `(2i, 2i + 1)`
@@ -963,6 +1114,42 @@ mod tests {
             }
         }
 
+        /// The attention row kernels at head widths the VNNI forms take (64, 128): scores
+        /// and mix equal their definitions on every path, over ragged context lengths (the
+        /// sixteen- and four-position bodies and their tails), extreme bytes, runs of zero
+        /// weights (skipped four at a time) and, for mix, a negative weight (which the VNNI
+        /// form must leave to the plain one).
+        #[test]
+        fn attention_rows_at_vnni_widths_equal_the_definitions(
+            wide in any::<bool>(),
+            ctx in 0usize..70,
+            seed in any::<u64>(),
+            zeros in 0u8..4,
+            negative in any::<bool>(),
+        ) {
+            let hd = if wide { 128 } else { 64 };
+            let mut st = seed | 1;
+            let mut next = || { st ^= st << 13; st ^= st >> 7; st ^= st << 17; st };
+            let byte = |r: u64| match r % 8 { 0 => i8::MIN, 1 => i8::MAX, _ => (r >> 8) as i8 };
+            let q: Vec<i8> = (0..hd).map(|_| byte(next())).collect();
+            let kv: Vec<i8> = (0..ctx * hd).map(|_| byte(next())).collect();
+            // Weights 0..=127, a share of them zero (whole groups of four when `zeros` is 3).
+            let mut w: Vec<i8> = (0..ctx).map(|_| { let r = next(); if (r % 4) < zeros as u64 { 0 } else { (r >> 8) as i8 & 127 } }).collect();
+            if negative && ctx > 0 {
+                w[ctx / 2] = -3;
+            }
+            let want_scores: Vec<i32> = (0..ctx).map(|p| aivm_tensor::gemm::dot_i8(&q, &kv[p * hd..(p + 1) * hd])).collect();
+            let want_acc: Vec<i32> = (0..hd).map(|j| -7 + (0..ctx).map(|p| w[p] as i32 * kv[p * hd + j] as i32).sum::<i32>()).collect();
+            for isa in Isa::available() {
+                let mut scores = vec![0x5555_5555; ctx];
+                scores_row(isa, &q, &kv, hd, &mut scores);
+                prop_assert_eq!(&scores, &want_scores, "{:?} hd {} ctx {}", isa, hd, ctx);
+                let mut acc = vec![-7i32; hd];
+                mix_row(isa, &w, &kv, hd, &mut acc);
+                prop_assert_eq!(&acc, &want_acc, "{:?} hd {} ctx {}", isa, hd, ctx);
+            }
+        }
+
         /// The softmax row kernel equals the logits' `round_shift` and `layer::softmax_fold`
         /// on every path, including rows that take the definitions (shifts out of range) and
         /// rows with zero V scales.
@@ -1098,5 +1285,34 @@ mod tests {
                 prop_assert_eq!(&got, &want, "{:?}", isa);
             }
         }
+    }
+
+    /// Timing, not a check (`cargo test --release -p aivm-model --lib -- attention_rows_speed
+    /// --ignored --nocapture`): a decode step's attention rows at 512 positions (SmolLM2's
+    /// head width), the compiler-vectorized forms against the VNNI ones, best of five.
+    #[test]
+    #[ignore]
+    fn attention_rows_speed() {
+        let (hd, ctx, reps) = (64, 512, 2000);
+        let q: Vec<i8> = (0..hd).map(|i| (i * 37 % 251) as i8).collect();
+        let kv: Vec<i8> = (0..ctx * hd).map(|i| (i * 13 % 253) as i8).collect();
+        let w: Vec<i8> = (0..ctx).map(|i| if i % 3 == 0 { 0 } else { (i * 7 % 128) as i8 }).collect();
+        let best = |f: &mut dyn FnMut()| {
+            (0..5)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    (0..reps).for_each(|_| f());
+                    t.elapsed().as_secs_f64() / reps as f64 * 1e6
+                })
+                .fold(f64::MAX, f64::min)
+        };
+        let isa = Isa::detect();
+        let mut row = vec![0i32; ctx];
+        let mut acc = vec![0i32; hd];
+        let plain_s = best(&mut || scores_row_plain(isa, &q, &kv, hd, std::hint::black_box(&mut row)));
+        let fast_s = best(&mut || scores_row(isa, &q, &kv, hd, std::hint::black_box(&mut row)));
+        let plain_m = best(&mut || mix_row_plain(isa, &w, &kv, hd, std::hint::black_box(&mut acc)));
+        let fast_m = best(&mut || mix_row(isa, &w, &kv, hd, std::hint::black_box(&mut acc)));
+        println!("scores {ctx}x{hd}: plain {plain_s:.2} us, vnni {fast_s:.2} us; mix: plain {plain_m:.2} us, vnni {fast_m:.2} us (vnni {})", Isa::has_vnni());
     }
 }
