@@ -780,7 +780,7 @@ kernel! {
 
 /// [`scores_body`] sixteen positions at a time: each position's `(k + 128) · q` on `vpdpbusd`
 /// (K offset to unsigned, one `xor`), the sixteen lane vectors summed into one by
-/// [`sum_sixteen`], and `128 · Σ q` taken off every score. Every step is exact in i32 (the
+/// [`aivm_tensor::rows::sum_sixteen`], and `128 · Σ q` taken off every score. Every step is exact in i32 (the
 /// sums are the definition's; `|q·k| + 128·|Σq| < 2^31` for any `hd` under 2^16).
 ///
 /// # Safety
@@ -803,29 +803,10 @@ unsafe fn scores_vnni(q: &[i8], k: &[i8], hd: usize, row: &mut [i32]) {
                 *acc = _mm512_dpbusd_epi32(*acc, kv, _mm512_loadu_si512(q.as_ptr().add(c) as *const _));
             }
         }
-        _mm512_storeu_si512(row.as_mut_ptr().add(p) as *mut _, _mm512_sub_epi32(sum_sixteen(&lanes), bias));
+        _mm512_storeu_si512(row.as_mut_ptr().add(p) as *mut _, _mm512_sub_epi32(aivm_tensor::rows::sum_sixteen(&lanes), bias));
         p += 16;
     }
     scores_body(q, &k[p * hd..], hd, &mut row[p..]);
-}
-
-/// Element `i` of the result is the sum of the sixteen i32 lanes of `v[i]`: pairs interleaved
-/// and added (32-bit, then 64-bit), then the 128-bit quarters folded, so each level halves
-/// the vectors instead of reducing each alone.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn sum_sixteen(v: &[std::arch::x86_64::__m512i; 16]) -> std::arch::x86_64::__m512i {
-    use std::arch::x86_64::*;
-    // Per quarter: [a0+a2, b0+b2, a1+a3, b1+b3] for a = v[2i], b = v[2i+1].
-    let w: [__m512i; 8] =
-        std::array::from_fn(|i| _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1])));
-    // Per quarter: the quarter's sum of v[4i], v[4i+1], v[4i+2], v[4i+3].
-    let z: [__m512i; 4] =
-        std::array::from_fn(|i| _mm512_add_epi32(_mm512_unpacklo_epi64(w[2 * i], w[2 * i + 1]), _mm512_unpackhi_epi64(w[2 * i], w[2 * i + 1])));
-    // Quarters (0+1, 2+3) of two vectors side by side, then again: quarter i of the result
-    // is z[i]'s four quarters summed.
-    let fold = |a: __m512i, b: __m512i| _mm512_add_epi32(_mm512_shuffle_i32x4::<0x88>(a, b), _mm512_shuffle_i32x4::<0xDD>(a, b));
-    fold(fold(z[0], z[1]), fold(z[2], z[3]))
 }
 
 /// Widest head [`mix_vnni`] takes, in blocks of 64 columns (its accumulators live in registers).
