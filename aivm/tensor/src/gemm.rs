@@ -25,9 +25,8 @@ pub struct Packed {
     pub n: usize,
     pub k: usize,
     k4: usize,
-    /// Row-major W (the scalar path and the Freivalds verifier read this).
-    rows: Vec<i8>,
-    /// `[panel][kg][col 0..32][4]`, zero padded.
+    /// `[panel][kg][col 0..32][4]`, zero padded (the scalar path reads W's rows from here too:
+    /// no row-major copy is kept, which would double a model's memory).
     panels: Panels,
     /// `128 · Σ_k W[j][k]` per output, padded to whole panels (the unsigned-offset correction).
     corr: Vec<i32>,
@@ -42,11 +41,16 @@ enum Panels {
 }
 
 impl Panels {
-    fn as_ptr(&self) -> *const i8 {
+    fn as_slice(&self) -> &[i8] {
         match self {
-            Panels::Heap(v) => v.as_ptr(),
-            Panels::Resident(s) => s.as_slice().as_ptr() as *const i8,
+            Panels::Heap(v) => v,
+            // SAFETY: u8 and i8 share size, alignment and validity.
+            Panels::Resident(s) => unsafe { std::slice::from_raw_parts(s.as_slice().as_ptr() as *const i8, s.as_slice().len()) },
         }
+    }
+
+    fn as_ptr(&self) -> *const i8 {
+        self.as_slice().as_ptr()
     }
 }
 
@@ -56,7 +60,7 @@ impl Packed {
         let k4 = k.div_ceil(4);
         let mut panels = vec![0i8; n.div_ceil(NR) * k4 * NR * 4];
         let corr = pack_panels(w, n, k, &mut panels);
-        Self { n, k, k4, rows: w.to_vec(), panels: Panels::Heap(panels), corr }
+        Self { n, k, k4, panels: Panels::Heap(panels), corr }
     }
 
     /// `W [n×k]` packed into a huge-page region ([`crate::resident`]): for a model's weights,
@@ -68,11 +72,7 @@ impl Packed {
             return Self::new(w, n, k);
         };
         let corr = pack_panels(w, n, k, bytemuck_i8(slab.as_mut_slice()));
-        Self { n, k, k4, rows: w.to_vec(), panels: Panels::Resident(slab), corr }
-    }
-
-    pub fn rows(&self) -> &[i8] {
-        &self.rows
+        Self { n, k, k4, panels: Panels::Resident(slab), corr }
     }
 }
 
@@ -212,12 +212,19 @@ unsafe impl Sync for OutPtr {}
 /// # Safety
 /// `y` points at `m·n` values; no other thread writes columns `j0..j1` meanwhile.
 unsafe fn scalar(x: &[i8], m: usize, w: &Packed, j0: usize, j1: usize, y: *mut i32) {
-    let k = w.k;
-    for i in 0..m {
-        let xr = &x[i * k..(i + 1) * k];
-        for j in j0..j1 {
-            let wr = &w.rows[j * k..(j + 1) * k];
-            y.add(i * w.n + j).write(xr.iter().zip(wr).map(|(&a, &b)| a as i32 * b as i32).sum());
+    let (k, k4) = (w.k, w.k4);
+    let panels = w.panels.as_slice();
+    let mut wr = vec![0i8; k];
+    for j in j0..j1 {
+        // Row j of W from its panel: four consecutive k of column `j % NR` per group.
+        let (p, c) = (j / NR, j % NR);
+        for (kg, chunk) in wr.chunks_mut(4).enumerate() {
+            let at = ((p * k4 + kg) * NR + c) * 4;
+            chunk.copy_from_slice(&panels[at..at + chunk.len()]);
+        }
+        for i in 0..m {
+            let xr = &x[i * k..(i + 1) * k];
+            y.add(i * w.n + j).write(xr.iter().zip(&wr).map(|(&a, &b)| a as i32 * b as i32).sum());
         }
     }
 }
