@@ -44,8 +44,7 @@ impl Panels {
     fn as_slice(&self) -> &[i8] {
         match self {
             Panels::Heap(v) => v,
-            // SAFETY: u8 and i8 share size, alignment and validity.
-            Panels::Resident(s) => unsafe { std::slice::from_raw_parts(s.as_slice().as_ptr() as *const i8, s.as_slice().len()) },
+            Panels::Resident(s) => as_i8(s.as_slice()),
         }
     }
 
@@ -71,14 +70,20 @@ impl Packed {
         let Some(mut slab) = Slab::zeroed(n.div_ceil(NR) * k4 * NR * 4) else {
             return Self::new(w, n, k);
         };
-        let corr = pack_panels(w, n, k, bytemuck_i8(slab.as_mut_slice()));
+        let corr = pack_panels(w, n, k, as_i8_mut(slab.as_mut_slice()));
         Self { n, k, k4, panels: Panels::Resident(slab), corr }
     }
 }
 
 /// `u8`s as the `i8`s of the same bytes.
-fn bytemuck_i8(b: &mut [u8]) -> &mut [i8] {
+fn as_i8(b: &[u8]) -> &[i8] {
     // SAFETY: u8 and i8 have the same size, alignment and validity (every bit pattern).
+    unsafe { std::slice::from_raw_parts(b.as_ptr() as *const i8, b.len()) }
+}
+
+/// `u8`s as the `i8`s of the same bytes, writable.
+fn as_i8_mut(b: &mut [u8]) -> &mut [i8] {
+    // SAFETY: as `as_i8`; the borrow is the only way to the bytes while it lives.
     unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr() as *mut i8, b.len()) }
 }
 
