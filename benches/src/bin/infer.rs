@@ -11,7 +11,8 @@
 //! `--vs-llamacpp` measures llama.cpp on the same GGUF in the same run
 //! (`../shared/tools/llamacpp-bench`: llama-cpp-python, built on first use) and prints the
 //! ratios: the same prompt length (512 tokens by default), 32 decoded tokens, 1 and 2 threads,
-//! best of three, ours first and then theirs (never at the same time).
+//! best of three, ours first and then theirs (never at the same time); `--rounds N` repeats
+//! that pair N times and adds each ratio's median over the rounds.
 
 use aivm::model::store::default_home;
 use aivm::model::{ArtifactStore, Engine, NoTrace, Options};
@@ -87,6 +88,11 @@ struct Args {
     /// With --vs-llamacpp: the GGUF both engines run (default: the one `aivm model fetch` stored).
     #[arg(long)]
     gguf: Option<std::path::PathBuf>,
+    /// With --vs-llamacpp: measure ours then llama.cpp this many times in turn and also print
+    /// the median of each round's ratio (this VM's speed drifts between the two measurements
+    /// of one round; pairing them and taking the median steadies the ratio).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
 }
 
 fn main() {
@@ -186,11 +192,64 @@ fn main() {
 }
 
 /// Ours, then llama.cpp, on prompts of the same length and the same decode count, at 1 and 2
-/// threads; one line (or JSON object) per thread count with both speeds and their ratios.
+/// threads; one line (or JSON object) per thread count with both speeds and their ratios, for
+/// each of `--rounds` rounds, then (with more than one) each ratio's median over the rounds.
 fn vs_llamacpp(sku: &Arc<aivm::model::Sku>, gguf: &std::path::Path, a: &Args) -> Result<(), String> {
     if !gguf.is_file() {
         return Err(format!("{} not found (run `aivm model fetch`, or pass --gguf)", gguf.display()));
     }
+    // (threads, prompt ratio, decode ratio) of every round.
+    let mut ratios: Vec<(usize, f64, f64)> = Vec::new();
+    for round in 0..a.rounds.max(1) {
+        let ours = ours_side_by_side(sku, a)?;
+        let theirs = llamacpp_side_by_side(gguf, a)?;
+        for (threads, prompt_tps, decode_tps) in ours {
+            let Some(t) = theirs.iter().find(|t| t["threads"] == threads) else { return Err(format!("llama.cpp gave no result for {threads} threads")) };
+            let (lp, ld) = (t["prompt_tok_s"].as_f64().unwrap_or(0.0), t["decode_tok_s"].as_f64().unwrap_or(0.0));
+            ratios.push((threads, prompt_tps / lp, decode_tps / ld));
+            let row = serde_json::json!({"round": round + 1, "threads": threads, "prompt_tokens": a.prompt_tokens, "decode_tokens": a.decode,
+                "aivm_prompt_tok_s": prompt_tps, "llamacpp_prompt_tok_s": lp, "prompt_ratio": prompt_tps / lp,
+                "aivm_decode_tok_s": decode_tps, "llamacpp_decode_tok_s": ld, "decode_ratio": decode_tps / ld, "path": format!("{:?}", SimdPath::detect())});
+            if a.json {
+                println!("{row}");
+            } else {
+                println!(
+                    "threads {threads}: prompt {} tokens: aivm {prompt_tps:.1} tok/s, llama.cpp {lp:.1} tok/s, ratio {:.2}x; decode {}: aivm {decode_tps:.1} tok/s, llama.cpp {ld:.1} tok/s, ratio {:.2}x",
+                    a.prompt_tokens,
+                    prompt_tps / lp,
+                    a.decode,
+                    decode_tps / ld
+                );
+            }
+        }
+    }
+    if a.rounds > 1 {
+        for threads in [1usize, 2] {
+            let of = |pick: fn(&(usize, f64, f64)) -> f64| -> (f64, f64, f64) {
+                let mut v: Vec<f64> = ratios.iter().filter(|r| r.0 == threads).map(pick).collect();
+                v.sort_by(f64::total_cmp);
+                (v[v.len() / 2], v[0], v[v.len() - 1])
+            };
+            let ((pm, plo, phi), (dm, dlo, dhi)) = (of(|r| r.1), of(|r| r.2));
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"threads": threads, "rounds": a.rounds, "prompt_ratio_median": pm, "prompt_ratio_range": [plo, phi],
+                        "decode_ratio_median": dm, "decode_ratio_range": [dlo, dhi]})
+                );
+            } else {
+                println!(
+                    "threads {threads}, {} rounds: prompt ratio median {pm:.2}x ({plo:.2}-{phi:.2}); decode ratio median {dm:.2}x ({dlo:.2}-{dhi:.2})",
+                    a.rounds
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Our prompt and decode speeds at 1 and 2 threads: (threads, prompt tok/s, decode tok/s).
+fn ours_side_by_side(sku: &Arc<aivm::model::Sku>, a: &Args) -> Result<Vec<(usize, f64, f64)>, String> {
     // The text llamacpp-bench tokenizes, cut to the same number of tokens.
     let text = "The quick brown fox jumps over the lazy dog. ".repeat(a.prompt_tokens / 8 + 8);
     let mut ours = Vec::new();
@@ -222,6 +281,11 @@ fn vs_llamacpp(sku: &Arc<aivm::model::Sku>, gguf: &std::path::Path, a: &Args) ->
         }
         ours.push((threads, a.prompt_tokens as f64 / best, made as f64 / decode_best.max(1e-9)));
     }
+    Ok(ours)
+}
+
+/// llama.cpp's speeds on the same GGUF (one JSON object per thread count), best of three.
+fn llamacpp_side_by_side(gguf: &std::path::Path, a: &Args) -> Result<Vec<serde_json::Value>, String> {
     eprintln!("running llama.cpp ({}; the first run builds it, ~18 min)", a.llamacpp.display());
     let out = Command::new(&a.llamacpp)
         .arg(gguf)
@@ -232,26 +296,7 @@ fn vs_llamacpp(sku: &Arc<aivm::model::Sku>, gguf: &std::path::Path, a: &Args) ->
     if !out.status.success() {
         return Err(format!("{} failed ({})", a.llamacpp.display(), out.status));
     }
-    let theirs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    for (threads, prompt_tps, decode_tps) in ours {
-        let Some(t) = theirs.iter().find(|t| t["threads"] == threads) else { return Err(format!("llama.cpp gave no result for {threads} threads")) };
-        let (lp, ld) = (t["prompt_tok_s"].as_f64().unwrap_or(0.0), t["decode_tok_s"].as_f64().unwrap_or(0.0));
-        let row = serde_json::json!({"threads": threads, "prompt_tokens": a.prompt_tokens, "decode_tokens": a.decode,
-            "aivm_prompt_tok_s": prompt_tps, "llamacpp_prompt_tok_s": lp, "prompt_ratio": prompt_tps / lp,
-            "aivm_decode_tok_s": decode_tps, "llamacpp_decode_tok_s": ld, "decode_ratio": decode_tps / ld, "path": format!("{:?}", SimdPath::detect())});
-        if a.json {
-            println!("{row}");
-        } else {
-            println!(
-                "threads {threads}: prompt {} tokens: aivm {prompt_tps:.1} tok/s, llama.cpp {lp:.1} tok/s, ratio {:.2}x; decode {}: aivm {decode_tps:.1} tok/s, llama.cpp {ld:.1} tok/s, ratio {:.2}x",
-                a.prompt_tokens,
-                prompt_tps / lp,
-                a.decode,
-                decode_tps / ld
-            );
-        }
-    }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
 }
 
 /// Notes when the first one-row GEMM (a decode step of a single sequence) starts.
