@@ -88,10 +88,13 @@ fn no_platform_is_a_clear_error_and_fallback_is_opt_in() {
     let (code, out, _) = aivm(&[NO_OPENCL], &["devices"]);
     assert_eq!(code, 0);
     assert!(out.contains("opencl   none: no OpenCL platform"), "{out}");
+    // Where the model's weights live (2 MiB pages or not) is said too.
+    assert!(out.contains("memory   model weights on "), "{out}");
     let (code, out, _) = aivm(&[NO_OPENCL], &["devices", "--json"]);
     assert_eq!(code, 0);
     let j: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["opencl"], serde_json::json!([]));
+    assert!(j.get("weights_on_huge_pages").is_some(), "{j}");
     // A bad backend name is a usage error.
     let (code, _, err) = aivm(&[("AIVM_BACKEND", "tpu")], &["model", "run", "--prompt", "x"]);
     assert_eq!(code, 2);

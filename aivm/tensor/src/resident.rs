@@ -141,9 +141,30 @@ impl Slab {
     }
 }
 
+/// This system's transparent huge page setting (`always`, `madvise` or `never`) where it can
+/// be read (Linux with THP), and whether it backs the regions' advice with 2 MiB pages
+/// (`always` or `madvise`): what an operator checks when decode runs slower than BENCHMARKS.md.
+pub fn huge_page_setting() -> Option<(String, bool)> {
+    let s = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").ok()?;
+    thp_choice(&s).map(|c| (c.to_string(), c == "always" || c == "madvise"))
+}
+
+/// The bracketed choice of a sysfs setting such as `always [madvise] never`.
+fn thp_choice(s: &str) -> Option<&str> {
+    s.split_whitespace().find_map(|w| w.strip_prefix('[')?.strip_suffix(']'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_chosen_thp_setting_is_the_bracketed_one() {
+        assert_eq!(thp_choice("always [madvise] never\n"), Some("madvise"));
+        assert_eq!(thp_choice("[always] madvise never"), Some("always"));
+        assert_eq!(thp_choice("always madvise [never]"), Some("never"));
+        assert_eq!(thp_choice("always madvise never"), None);
+    }
 
     #[test]
     fn slabs_are_zeroed_aligned_disjoint_and_outlive_their_carver() {
