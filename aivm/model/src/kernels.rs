@@ -47,15 +47,7 @@ impl Isa {
     /// Whether this CPU has AVX-512 VNNI (`vpdpbusd`), which the attention row kernels use
     /// beside the [`Isa::Avx512`] instantiation.
     pub fn has_vnni() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-            *VNNI.get_or_init(|| std::arch::is_x86_feature_detected!("avx512vnni") && Isa::detect() == Isa::Avx512)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
+        Isa::detect() == Isa::Avx512 && aivm_tensor::cpu::features().avx512_vnni
     }
 
     /// Whether this CPU runs the AVX2 instantiation (every AVX-512 CPU does too).

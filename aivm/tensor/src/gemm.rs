@@ -44,7 +44,7 @@ impl Panels {
     fn as_slice(&self) -> &[i8] {
         match self {
             Panels::Heap(v) => v,
-            Panels::Resident(s) => as_i8(s.as_slice()),
+            Panels::Resident(s) => s.as_slice(),
         }
     }
 
@@ -57,7 +57,7 @@ impl Packed {
     /// `W [n×k]` packed on the heap: for a matrix that lives for one step.
     pub fn new(w: &[i8], n: usize, k: usize) -> Self {
         let k4 = k.div_ceil(4);
-        let mut panels = vec![0i8; n.div_ceil(NR) * k4 * NR * 4];
+        let mut panels = vec![0i8; panels_len(w, n, k)];
         let corr = pack_panels(w, n, k, &mut panels);
         Self { n, k, k4, panels: Panels::Heap(panels), corr }
     }
@@ -67,30 +67,24 @@ impl Packed {
     /// as [`Packed::new`]'s (on the heap if the system refuses the region).
     pub fn resident(w: &[i8], n: usize, k: usize) -> Self {
         let k4 = k.div_ceil(4);
-        let Some(mut slab) = Slab::zeroed(n.div_ceil(NR) * k4 * NR * 4) else {
+        let Some(mut slab) = Slab::zeroed(panels_len(w, n, k)) else {
             return Self::new(w, n, k);
         };
-        let corr = pack_panels(w, n, k, as_i8_mut(slab.as_mut_slice()));
+        let corr = pack_panels(w, n, k, slab.as_mut_slice());
         Self { n, k, k4, panels: Panels::Resident(slab), corr }
     }
 }
 
-/// `u8`s as the `i8`s of the same bytes.
-fn as_i8(b: &[u8]) -> &[i8] {
-    // SAFETY: u8 and i8 have the same size, alignment and validity (every bit pattern).
-    unsafe { std::slice::from_raw_parts(b.as_ptr() as *const i8, b.len()) }
-}
-
-/// `u8`s as the `i8`s of the same bytes, writable.
-fn as_i8_mut(b: &mut [u8]) -> &mut [i8] {
-    // SAFETY: as `as_i8`; the borrow is the only way to the bytes while it lives.
-    unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr() as *mut i8, b.len()) }
-}
-
-/// Pack `W [n×k]` into zeroed `panels` (`[panel][kg][col 0..32][4]`); returns the per-output
-/// corrections `128 · Σ_k W[j][k]`, padded to whole panels.
-fn pack_panels(w: &[i8], n: usize, k: usize, panels: &mut [i8]) -> Vec<i32> {
+/// Length of `W [n×k]`'s panels, once its shape is checked (before anything is allocated).
+fn panels_len(w: &[i8], n: usize, k: usize) -> usize {
     assert!(w.len() == n * k && k <= MAX_K, "weight shape checked by the SKU reader");
+    n.div_ceil(NR) * k.div_ceil(4) * NR * 4
+}
+
+/// Pack `W [n×k]` (shape checked by [`panels_len`]) into zeroed `panels`
+/// (`[panel][kg][col 0..32][4]`); returns the per-output corrections `128 · Σ_k W[j][k]`,
+/// padded to whole panels.
+fn pack_panels(w: &[i8], n: usize, k: usize, panels: &mut [i8]) -> Vec<i32> {
     let k4 = k.div_ceil(4);
     let mut corr = vec![0i32; n.div_ceil(NR) * NR];
     for j in 0..n {

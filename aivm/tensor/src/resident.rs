@@ -10,7 +10,7 @@
 //! own allocation would never get one: [`Slab::zeroed`] places them side by side in 2 MiB
 //! aligned regions of [`REGION`] bytes (a larger matrix gets a region of its own).
 //!
-//! Measured (BENCHMARKS.md, "Weights on 2 MiB pages"): decode +15–20 % on one thread. Nothing
+//! Measured (BENCHMARKS.md, "weights on 2 MiB pages"): decode +18–35 % on one thread. Nothing
 //! computed depends on where the bytes live.
 //!
 //! A region is never reused piecemeal: slabs are carved from its start onwards, and it is
@@ -100,7 +100,7 @@ struct Carver {
 
 static CARVER: Mutex<Carver> = Mutex::new(Carver { region: None, used: 0 });
 
-/// `len` zeroed bytes in a shared huge-page region, owned by this slab alone.
+/// `len` zeroed int8 values in a shared huge-page region, owned by this slab alone.
 pub struct Slab {
     region: Arc<Region>,
     offset: usize,
@@ -129,15 +129,17 @@ impl Slab {
         Some(Slab { region, offset: 0, len })
     }
 
-    pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `offset..offset + len` lies in the region, which this slab keeps alive.
-        unsafe { std::slice::from_raw_parts(self.region.ptr.as_ptr().add(self.offset), self.len) }
+    /// The slab's bytes as the int8 values it holds (weights).
+    pub fn as_slice(&self) -> &[i8] {
+        // SAFETY: `offset..offset + len` lies in the region, which this slab keeps alive; any
+        // byte is a valid i8.
+        unsafe { std::slice::from_raw_parts(self.region.ptr.as_ptr().add(self.offset) as *const i8, self.len) }
     }
 
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+    pub fn as_mut_slice(&mut self) -> &mut [i8] {
         // SAFETY: as above; no other slab covers these bytes, and `&mut self` is their only
         // way in.
-        unsafe { std::slice::from_raw_parts_mut(self.region.ptr.as_ptr().add(self.offset), self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.region.ptr.as_ptr().add(self.offset) as *mut i8, self.len) }
     }
 }
 
@@ -173,11 +175,11 @@ mod tests {
         for (i, s) in slabs.iter_mut().enumerate() {
             assert!(s.as_slice().iter().all(|&b| b == 0), "slab {i} zeroed");
             assert_eq!(s.as_slice().as_ptr() as usize % SLAB_ALIGN, 0, "slab {i} aligned");
-            s.as_mut_slice().fill(i as u8 + 1);
+            s.as_mut_slice().fill(i as i8 + 1);
         }
         // Each still holds its own fill: no two overlap.
         for (i, s) in slabs.iter().enumerate() {
-            assert!(s.as_slice().iter().all(|&b| b == i as u8 + 1), "slab {i} kept its bytes");
+            assert!(s.as_slice().iter().all(|&b| b == i as i8 + 1), "slab {i} kept its bytes");
         }
         // A slab keeps its region mapped after every other slab of it is gone.
         let last = slabs.pop().expect("slab");

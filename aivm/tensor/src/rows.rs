@@ -197,9 +197,8 @@ mod tests {
         let (n, k) = (49_152, 576);
         let heap = bytes(3, n * k);
         let mut slab = crate::resident::Slab::zeroed(n * k).expect("memory");
-        slab.as_mut_slice().iter_mut().zip(&heap).for_each(|(d, &s)| *d = s as u8);
-        // SAFETY: u8 and i8 share size, alignment and validity.
-        let resident: &[i8] = unsafe { std::slice::from_raw_parts(slab.as_slice().as_ptr() as *const i8, n * k) };
+        slab.as_mut_slice().copy_from_slice(&heap);
+        let resident = slab.as_slice();
         let x = bytes(9, k);
         let mut y = vec![0i32; n];
         for (name, w) in [("heap", &heap[..]), ("2 MiB pages", resident), ("heap", &heap[..]), ("2 MiB pages", resident)] {

@@ -83,10 +83,7 @@ impl Account {
     /// Nonces are counted here, so several can be in flight; a refused send makes the next
     /// one ask the node again.
     pub fn send_nowait(&mut self, payload: Payload, gas_limit: u64) -> Result<String> {
-        let nonce = match self.next_nonce {
-            Some(n) => n,
-            None => self.nonce()?,
-        };
+        let nonce = self.next_nonce_or_ask()?;
         let raw = self.signed(nonce, payload, gas_limit);
         // The node that admits it gossips it to the other validators; the others are only
         // tried when that node cannot be reached.
@@ -117,10 +114,7 @@ impl Account {
     /// the next send asks the node for the nonce again (what it sent past the refused one
     /// waits for the resent).
     pub fn send_many_nowait(&mut self, txs: Vec<(Payload, u64)>) -> Result<Vec<Result<String>>> {
-        let first = match self.next_nonce {
-            Some(n) => n,
-            None => self.nonce()?,
-        };
+        let first = self.next_nonce_or_ask()?;
         let count = txs.len();
         let nodes: Vec<&NodeClient> = std::iter::once(&self.rpc).chain(&self.also).collect();
         // Each node's share, signed: (index, raw transaction).
@@ -144,6 +138,14 @@ impl Account {
         });
         self.next_nonce = results.iter().all(|r| r.is_ok()).then_some(first + count as u64);
         Ok(results)
+    }
+
+    /// The nonce counted here since the last refusal, else the node's.
+    fn next_nonce_or_ask(&mut self) -> Result<u64> {
+        match self.next_nonce {
+            Some(n) => Ok(n),
+            None => self.nonce(),
+        }
     }
 
     /// `payload` signed by this account with `nonce`, hex-encoded for `send_transaction`.

@@ -26,18 +26,12 @@ pub fn open_backend(flag: Option<&str>, threads: Option<usize>) -> Result<Arc<dy
     cfg.open().with_context(|| format!("opening the {} backend", cfg.kind.name()))
 }
 
-/// The transparent huge page setting and whether model weights get 2 MiB pages under it
-/// (`aivm/tensor/src/resident.rs`); both `None` where there is no setting to read.
-fn huge_pages() -> (Option<String>, Option<bool>) {
-    match aivm::kernels::resident::huge_page_setting() {
-        Some((thp, huge)) => (Some(thp), Some(huge)),
-        None => (None, None),
-    }
-}
-
 /// Exit 0 whether or not OpenCL exists (saying which); 2 if the driver stack errs.
 pub fn run(a: DevicesArgs) -> ExitCode {
     let cpu = CpuBackend::default().describe();
+    // Where model weights live (`aivm/tensor/src/resident.rs`): the THP setting and whether
+    // it gives them 2 MiB pages.
+    let pages = aivm::kernels::resident::huge_page_setting();
     let (devices, note) = match list_devices() {
         Ok(d) => (d, None),
         Err(e @ BackendError::NoPlatform(_)) => (Vec::new(), Some(e.to_string())),
@@ -54,18 +48,18 @@ pub fn run(a: DevicesArgs) -> ExitCode {
                        "version": d.version, "type": d.kind, "compute_units": d.compute_units, "global_mem": d.global_mem, "max_alloc": d.max_alloc})
             })
             .collect();
-        let (thp, huge) = huge_pages();
+        let (thp, huge) = (pages.as_ref().map(|p| &p.0), pages.as_ref().map(|p| p.1));
         let j = json!({"cpu": cpu, "transparent_huge_pages": thp, "weights_on_huge_pages": huge, "opencl": list, "opencl_note": note});
         println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
     println!("cpu      {cpu}");
-    match huge_pages() {
-        (Some(thp), Some(true)) => println!("memory   model weights on 2 MiB pages (transparent huge pages: {thp})"),
-        (Some(thp), _) => {
-            println!("memory   model weights on 4 KiB pages (transparent huge pages: {thp}; `madvise` or `always` makes decode ~15-35 % faster, README)")
+    match pages {
+        Some((thp, true)) => println!("memory   model weights on 2 MiB pages (transparent huge pages: {thp})"),
+        Some((thp, false)) => {
+            println!("memory   model weights on 4 KiB pages (transparent huge pages: {thp}; `madvise` or `always` makes decode 18-35 % faster, README)")
         }
-        _ => println!("memory   model weights on the system's default pages (no transparent huge page setting to read)"),
+        None => println!("memory   model weights on the system's default pages (no transparent huge page setting to read)"),
     }
     match note {
         Some(n) => println!("opencl   none: {n}"),
