@@ -50,8 +50,20 @@ pub fn sample_market_answer() -> Vec<u8> {
     use aivm::model::audit::{OpenRow, Response};
     use aivm::model::commit::{GemmCommit, GemmData};
     use aivm::model::quant::Scale;
-    let commit =
-        |i: u32, m: u32| GemmCommit { step: 0, layer: i, kind: 0, seq: 0, head: 0, m, k: 3, n: 2, x_root: [1; 32], y_root: [2; 32], rhs_root: [0; 32] };
+    let commit = |i: u32, m: u32| GemmCommit {
+        step: 0,
+        layer: i,
+        kind: 0,
+        seq: 0,
+        head: 0,
+        m,
+        k: 3,
+        n: 2,
+        y_bytes: 4,
+        x_root: [1; 32],
+        y_root: [2; 32],
+        rhs_root: [0; 32],
+    };
     let data = GemmData { commit: commit(0, 1), x: vec![1, -2, 3], x_scales: vec![Scale { m: 1 << 14, e: -20 }], y: vec![5, -6], rhs: None };
     Response {
         commits: vec![(0, commit(0, 1)), (7, commit(1, 2))],

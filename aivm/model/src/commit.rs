@@ -2,10 +2,11 @@
 //! computed (`spec/verification.md`), and an [`InferenceReceipt`] binds the model, the prompts, the
 //! outputs and the root over all GEMM commitments.
 //!
-//! A GEMM commitment is `BLAKE3("aivm-gemm-v1" ‖ id ‖ m,k,n ‖ x_root ‖ y_root ‖ rhs_root)`,
-//! where each root is the Merkle root (RFC 6962 shape, BLAKE3) over the matrix's rows: int8
-//! rows as bytes, i32 rows little-endian. `rhs_root` is the KV-cache operand of attention
-//! GEMMs and 32 zero bytes for weight GEMMs (the verifier has the weights).
+//! A GEMM commitment is `BLAKE3("aivm-gemm-v2" ‖ id ‖ m,k,n ‖ y_bytes ‖ x_root ‖ y_root ‖
+//! rhs_root)`, where each root is the Merkle root (RFC 6962 shape, BLAKE3) over the matrix's
+//! rows: int8 rows as bytes, Y rows at `y_bytes` bytes an element ([`crate::narrow_y`]).
+//! `rhs_root` is the KV-cache operand of attention GEMMs and 32 zero bytes for weight GEMMs
+//! (the verifier has the weights).
 
 use super::engine::{Engine, GemmId, GemmKind, GemmRecord, GemmSink, InferError};
 use super::quant::Scale;
@@ -23,6 +24,12 @@ pub trait RowBytes: Copy + Sync + Send {
 impl RowBytes for i8 {
     fn committed_bytes(data: &[i8]) -> Cow<'_, [u8]> {
         Cow::Borrowed(bytemuck::cast_slice(data))
+    }
+}
+
+impl RowBytes for u8 {
+    fn committed_bytes(data: &[u8]) -> Cow<'_, [u8]> {
+        Cow::Borrowed(data)
     }
 }
 
@@ -74,6 +81,17 @@ pub fn rows_root<T: RowBytes>(data: &[T], width: usize) -> Hash {
     merkle::root(&rows_leaves(data, width))
 }
 
+/// The leaf hashes of Y's rows (`n` elements each) committed at `y_bytes` bytes an element
+/// ([`crate::narrow_y`]).
+pub fn y_leaves(y: &[i32], n: usize, y_bytes: u8) -> Vec<Hash> {
+    rows_leaves::<u8>(&crate::narrow_y::to_bytes(y, y_bytes), n * usize::from(y_bytes))
+}
+
+/// Merkle root over Y's rows at `y_bytes` bytes an element.
+pub fn y_root(y: &[i32], n: usize, y_bytes: u8) -> Hash {
+    merkle::root(&y_leaves(y, n, y_bytes))
+}
+
 /// An activation row's leaf bytes: its scale (`m`, `e` as i32 LE) then the int8 values.
 pub fn x_row_bytes(scale: Scale, row: &[i8]) -> Vec<u8> {
     let mut b = Vec::with_capacity(8 + row.len());
@@ -123,6 +141,8 @@ pub struct GemmCommit {
     pub m: u32,
     pub k: u32,
     pub n: u32,
+    /// Bytes per committed element of Y (1–4): the fewest that hold all of it.
+    pub y_bytes: u8,
     pub x_root: Hash,
     pub y_root: Hash,
     pub rhs_root: Hash,
@@ -133,13 +153,13 @@ impl GemmCommit {
         Some(GemmId { step: self.step, layer: self.layer, kind: GemmKind::from_code(self.kind)?, seq: self.seq, head: self.head })
     }
 
-    /// The leaf hashed into the receipt's `gemm_root`: `BLAKE3("aivm-gemm-v1" ‖ step ‖ layer ‖ kind ‖ seq ‖
-    /// head ‖ m ‖ k ‖ n (u32 LE) ‖ x_root ‖ y_root ‖ rhs_root)`. Many at once:
+    /// The leaf hashed into the receipt's `gemm_root`: `BLAKE3("aivm-gemm-v2" ‖ step ‖ layer ‖ kind ‖ seq ‖
+    /// head ‖ m ‖ k ‖ n ‖ y_bytes (u32 LE) ‖ x_root ‖ y_root ‖ rhs_root)`. Many at once:
     /// [`commit_leaves`].
     pub fn leaf(&self) -> Hash {
         let mut h = blake3::Hasher::new();
-        h.update(b"aivm-gemm-v1");
-        for v in [self.step, self.layer, self.kind as u32, self.seq, self.head, self.m, self.k, self.n] {
+        h.update(b"aivm-gemm-v2");
+        for v in self.fields() {
             h.update(&v.to_le_bytes());
         }
         h.update(&self.x_root);
@@ -150,15 +170,15 @@ impl GemmCommit {
 }
 
 /// [`GemmCommit::leaf`] of each commitment, sixteen side by side ([`crate::row_leaves`]):
-/// every leaf hashes 140 bytes, which the batch hasher takes as a one-byte tag, an 8-byte
-/// prefix and a 131-byte row — `"a"`, `"ivm-gemm"`, then `"-v1"` and the fields — the same
+/// every leaf hashes 144 bytes, which the batch hasher takes as a one-byte tag, an 8-byte
+/// prefix and a 135-byte row — `"a"`, `"ivm-gemm"`, then `"-v2"` and the fields — the same
 /// bytes, so the same hashes (test `commit_leaves_equal_each_leaf`). A worker's answer hashes
 /// every GEMM's leaf (thousands); a verifier, the ~150 an answer opens.
 pub fn commit_leaves<'a>(commits: impl ExactSizeIterator<Item = &'a GemmCommit>) -> Vec<Hash> {
-    const ROW: usize = 3 + 128;
+    const ROW: usize = 3 + 132;
     let mut rows = Vec::with_capacity(commits.len() * ROW);
     for c in commits {
-        rows.extend_from_slice(b"-v1");
+        rows.extend_from_slice(b"-v2");
         c.encode_to(&mut rows);
     }
     crate::row_leaves::tagged(b'a', &rows, ROW, 8, |_, p| p.copy_from_slice(b"ivm-gemm"))
@@ -185,9 +205,11 @@ impl GemmData {
     fn recommit_with(&self, x_root_known: Option<Hash>) -> GemmCommit {
         let c = &self.commit;
         let (k, n) = (c.k as usize, c.n as usize);
+        let y_bytes = crate::narrow_y::fewest_bytes(&self.y);
         GemmCommit {
             x_root: x_root_known.unwrap_or_else(|| x_root(&self.x, &self.x_scales, k)),
-            y_root: rows_root(&self.y, n),
+            y_root: y_root(&self.y, n, y_bytes),
+            y_bytes,
             rhs_root: self.rhs.as_ref().map_or([0; 32], |r| rows_root(r, rhs_width(c))),
             ..*c
         }
@@ -373,6 +395,7 @@ fn record(sent: &mut HashMap<CacheKey, (usize, Vec<i8>)>, r: &GemmRecord<'_>) ->
             m: r.m as u32,
             k: r.k as u32,
             n: r.n as u32,
+            y_bytes: 4,
             x_root: [0; 32],
             y_root: [0; 32],
             rhs_root: [0; 32],
@@ -680,9 +703,9 @@ impl Trace {
 }
 
 impl GemmData {
-    /// Binary form: the commitment (8 u32: step, layer, kind, seq, head, m, k, n; then the x,
-    /// y and rhs roots), x scales (m × 2 i32), x (m·k bytes), y (m·n i32), an rhs flag u8
-    /// (+ k·n bytes). Little-endian.
+    /// Binary form: the commitment ([`GemmCommit::encode_to`]), x scales (m × 2 i32), x (m·k
+    /// bytes), y (m·n elements at the commitment's `y_bytes` each, [`crate::narrow_y`]), an
+    /// rhs flag u8 (+ k·n bytes). Little-endian.
     pub fn encode_to(&self, b: &mut Vec<u8>) {
         self.commit.encode_to(b);
         self.encode_operands_to(b);
@@ -696,7 +719,7 @@ impl GemmData {
             b.extend(s.e.to_le_bytes());
         }
         b.extend(self.x.iter().map(|&v| v as u8));
-        b.extend(i32_bytes(&self.y));
+        b.extend_from_slice(&crate::narrow_y::to_bytes(&self.y, self.commit.y_bytes));
         match &self.rhs {
             Some(r) => {
                 b.push(1);
@@ -723,7 +746,7 @@ impl GemmData {
             .map(|c| Scale { m: i32::from_le_bytes([c[0], c[1], c[2], c[3]]), e: i32::from_le_bytes([c[4], c[5], c[6], c[7]]) })
             .collect();
         let x = r.take(mk)?.iter().map(|&v| v as i8).collect();
-        let y = r.take(mn.checked_mul(4)?)?.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let y = crate::narrow_y::from_bytes(r.take(mn.checked_mul(usize::from(commit.y_bytes))?)?, commit.y_bytes)?;
         let rhs = match r.take(1)?[0] {
             0 => None,
             1 => Some(r.take(kn)?.iter().map(|&v| v as i8).collect()),
@@ -734,10 +757,15 @@ impl GemmData {
 }
 
 impl GemmCommit {
-    /// Binary form: 8 u32 (step, layer, kind, seq, head, m, k, n), then the x, y and rhs
-    /// roots. Little-endian.
+    /// The u32 fields in their committed order: step, layer, kind, seq, head, m, k, n, y_bytes.
+    fn fields(&self) -> [u32; 9] {
+        [self.step, self.layer, self.kind as u32, self.seq, self.head, self.m, self.k, self.n, self.y_bytes as u32]
+    }
+
+    /// Binary form: 9 u32 (step, layer, kind, seq, head, m, k, n, y_bytes), then the x, y
+    /// and rhs roots. Little-endian.
     pub fn encode_to(&self, b: &mut Vec<u8>) {
-        for v in [self.step, self.layer, self.kind as u32, self.seq, self.head, self.m, self.k, self.n] {
+        for v in self.fields() {
             b.extend(v.to_le_bytes());
         }
         for r in [&self.x_root, &self.y_root, &self.rhs_root] {
@@ -745,9 +773,9 @@ impl GemmCommit {
         }
     }
 
-    /// Parse [`GemmCommit::encode_to`]'s form from `r`.
+    /// Parse [`GemmCommit::encode_to`]'s form from `r` (`y_bytes` must be 1–4).
     pub fn decode_from(r: &mut Reader<'_>) -> Option<Self> {
-        let mut u = [0u32; 8];
+        let mut u = [0u32; 9];
         for v in &mut u {
             *v = r.u32()?;
         }
@@ -764,6 +792,7 @@ impl GemmCommit {
             m: u[5],
             k: u[6],
             n: u[7],
+            y_bytes: u8::try_from(u[8]).ok().filter(|w| (1..=4).contains(w))?,
             x_root: roots[0],
             y_root: roots[1],
             rhs_root: roots[2],
@@ -826,6 +855,7 @@ mod row_hash_tests {
                     m: i + 1,
                     k: 576 + i,
                     n: u32::MAX - i,
+                    y_bytes: (i % 4 + 1) as u8,
                     x_root: [i as u8; 32],
                     y_root: [(i * 7) as u8; 32],
                     rhs_root: [(i * 13) as u8; 32],
@@ -849,6 +879,12 @@ mod row_hash_tests {
             let y: Vec<i32> = (0..rows * width).map(|i| (i as i32).wrapping_mul(-1_640_531_527)).collect();
             let x: Vec<i8> = y.iter().map(|&v| (v >> 7) as i8).collect();
             assert_eq!(rows_root(&y, width), reference_rows(&y, width, i32_bytes));
+            // Y as committed: each element's low `w` bytes (values cut to fit), row by row.
+            for w in 1..=4u8 {
+                let y: Vec<i32> = y.iter().map(|&v| if w == 4 { v } else { v >> (32 - 8 * u32::from(w)) }).collect();
+                let low = |r: &[i32]| r.iter().flat_map(|v| v.to_le_bytes()[..usize::from(w)].to_vec()).collect();
+                assert_eq!(y_root(&y, width, w), reference_rows(&y, width, low), "w={w}");
+            }
             assert_eq!(rows_root(&x, width), reference_rows(&x, width, i8_bytes));
             let scales: Vec<Scale> = (0..rows as i32).map(|i| Scale { m: i * 3 - 7, e: -i }).collect();
             let reference = |x: &[i8], scales: &[Scale]| {

@@ -30,6 +30,7 @@ pub mod heap;
 pub mod kernels;
 pub mod layer;
 pub mod merkle;
+pub mod narrow_y;
 pub mod quant;
 pub mod row_leaves;
 pub mod sku;

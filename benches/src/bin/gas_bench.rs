@@ -1022,6 +1022,40 @@ fn model_opcodes(r: &mut Report, s: &GasSchedule, quick: bool) {
         let kind = aivm::model::GemmKind::from_code(g.commit.kind).map_or("?", |k| k.name());
         r.row("freivalds_verify", &format!("{kind} {m}x{k}x{n}"), gas, ns);
     }
+    // Weight GEMMs of fewer rows (a market job's prompt is tens of tokens): the first rows of
+    // each prompt-step weight GEMM, opened as the one leaf of their own root.
+    for g in trace.gemms().iter().filter(|g| g.commit.step == 0 && g.commit.layer == 0) {
+        let Some(kind) = aivm::model::GemmKind::from_code(g.commit.kind).filter(|k| k.is_weight() && *k != aivm::model::GemmKind::Logits) else { continue };
+        let (k, n) = (g.commit.k as usize, g.commit.n as usize);
+        for m in [8usize, 16, 64] {
+            if m > g.commit.m as usize {
+                continue;
+            }
+            let mut data = aivm::model::commit::GemmData {
+                commit: aivm::model::commit::GemmCommit { m: m as u32, ..g.commit },
+                x: g.x[..m * k].to_vec(),
+                x_scales: g.x_scales[..m].to_vec(),
+                y: g.y[..m * n].to_vec(),
+                rhs: None,
+            };
+            data.commit = data.recommit();
+            let root = data.commit.leaf();
+            let og = OpenGemm { index: 0, data, proof: vec![] };
+            let bytes = og.encode();
+            let work = aivm::model::audit::opening_work(&og.data.commit, false).unwrap_or(u64::MAX);
+            let gas = s.freivalds.cost(work).and_then(|g| g.checked_add(s.blake3.cost(bytes.len() as u64)?)).unwrap_or(u64::MAX);
+            let seed = [9u8; 32];
+            let ns = median_ns(
+                || {
+                    let og = OpenGemm::decode(&bytes).expect("own encoding");
+                    std::hint::black_box(check_opening(&e.sku, &rh, &root, 1, &seed, &og));
+                },
+                5,
+                Duration::from_millis(if quick { 50 } else { 300 }),
+            );
+            r.row("freivalds_verify", &format!("{} {m}x{k}x{n}", kind.name()), gas, ns);
+        }
+    }
     // A market answer's check (`spec/market.md` §6 step 5) under the default challenge:
     // what the chain charges for it (`check_gas` plus BLAKE3 over the answer; the
     // transaction's intrinsic gas pays for its bytes apart) against decoding and checking it.

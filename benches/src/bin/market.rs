@@ -220,6 +220,9 @@ fn main() -> anyhow::Result<()> {
             let settled: Job = n.get(MarketKey::Job(&id));
             anyhow::ensure!(matches!(settled.status, aivm_runtime::market::JobStatus::Settled { .. }), "not settled: {:?}", settled.status);
             runs.push(Answered { gas: a.gas_used, bytes, verify_s, check_s, admit_s });
+            if std::env::var_os("PER_JOB").is_some() {
+                eprintln!("    job {j}: gas {} bytes {bytes}", a.gas_used);
+            }
             if j > 0 {
                 continue;
             }

@@ -347,8 +347,8 @@ pub(super) fn take(l: &mut Ledger<'_>, role: &Role, who: &Address, bps: u128, re
 /// Gas of checking `resp` against `r`, beyond hashing its bytes: FREIVALDS_VERIFY's price per
 /// work unit of each opened GEMM ([`aivm::model::audit::opening_work`]), plus
 /// [`SCHEDULE_GAS_PER_GEMM`] per GEMM of the run for deriving its schedule,
-/// [`ROW_GAS_PER_BYTE`] per byte of an opened row for the row chains' norms, quantization and
-/// residuals, and MERKLE_VERIFY's price per hash of each opened row's proof within its GEMM,
+/// [`ROW_GAS_PER_BYTE`] per byte of an opened row (a derived X row's `k + 8` included) for
+/// the row chains' norms, quantization and residuals, and MERKLE_VERIFY's price per hash of each opened row's proof within its GEMM,
 /// of each opened GEMM's leaf and of the multiproof that takes the leaves to the GEMM root.
 /// `None` (out of gas) on overflow.
 ///
@@ -365,7 +365,12 @@ pub fn check_gas(s: &aivm::GasSchedule, r: &InferenceReceipt, resp: &Response, k
             work = work.checked_add(aivm::model::audit::check_work(1, c.k as u64, c.n as u64)?)?;
         }
     }
-    let row_bytes = resp.rows.iter().try_fold(0u64, |a, o| a.checked_add(o.bytes.len() as u64))?;
+    // An X row the chain derives comes without bytes: the verifier hashes the `k + 8` it
+    // derived instead.
+    let row_bytes = resp.rows.iter().try_fold(0u64, |a, o| {
+        let derived = if o.bytes.is_empty() && !o.is_y { resp.commit(o.index).map_or(0, |c| u64::from(c.k) + 8) } else { 0 };
+        a.checked_add(o.bytes.len() as u64)?.checked_add(derived)
+    })?;
     // Each row's proof within its GEMM, and the GEMMs' leaves with the multiproof that takes
     // them to the GEMM root.
     let proof_hashes = resp.rows.iter().try_fold(0u64, |a, o| a.checked_add(o.row_proof.len() as u64))?;

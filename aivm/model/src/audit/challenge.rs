@@ -92,13 +92,14 @@ pub fn step_answer_bytes(sku: &crate::sku::Sku, r: &InferenceReceipt, sched: &[(
     let mut bytes: u64 = 8;
     for i in gemms {
         let [m, k, n] = sched[i as usize].1.map(u64::from);
-        // X with its scales, Y as i32 (weight GEMMs carry no right operand).
+        // X with its scales, Y at most four bytes an element (weight GEMMs carry no right
+        // operand).
         bytes = bytes.saturating_add(m * k + 8 * m + 4 * m * n + ITEM_FRAMING + gemm_proof);
     }
     for (step, row) in rows {
         for (kind, layer, is_y, _) in super::schedule::chain_plan(sku, r, step, row, super::schedule::ChainKind::WithProducts) {
             let [m, k, n] = super::schedule::find(sched, step, layer, kind).map_or([0; 3], |i| sched[i].1).map(u64::from);
-            let row_bytes = if is_y { 4 * n } else { k + 8 };
+            let row_bytes = if is_y { 4 * n } else { k + 8 }; // Y at most four bytes an element
             bytes = bytes.saturating_add(row_bytes + ITEM_FRAMING + gemm_proof + 32 * proof_hashes(m));
         }
     }

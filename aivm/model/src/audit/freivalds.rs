@@ -101,8 +101,38 @@ pub fn check_work(m: u64, k: u64, n: u64) -> Option<u64> {
     }
 }
 
-/// The work units of checking one opened GEMM as committed: [`check_work`] plus
-/// [`UNITS_PER_HASHED_ROW`] for each row recommitted — `m` rows of X, `m` of Y, and the
+/// Weight elements per work unit of a weight GEMM's Freivalds check ([`weight_check_work`]):
+/// `G = R·W` streams the packed `Wᵀ` once, 0.15–0.3 ns an element measured.
+pub const WEIGHT_ELEMENTS_PER_UNIT: u64 = 8;
+/// X elements per work unit of the same check: `X·Gᵀ` on the int8 kernel and X's recommit,
+/// ~0.95 ns a row element measured.
+pub const X_ELEMENTS_PER_UNIT: u64 = 2;
+/// Work units per weight GEMM checked by Freivalds whatever its size: drawing the vectors,
+/// allocating and packing `G`'s digit planes, handing the work to the pool (the measured
+/// intercept, 50–70 µs).
+pub const UNITS_PER_WEIGHT_CHECK: u64 = 32_768;
+
+/// The work units of checking a weight GEMM `[m×k]·Wᵀ` (W `[n×k]`, a model's, packed for
+/// checks when the node loaded it: `prepare_checks`): recomputed as [`check_work`] prices it
+/// when it has fewer rows than vectors, else Freivalds on the packed kernel —
+/// `⌈k·n / 8⌉ + ⌈m·k / 2⌉ + m·n + 32 768`, one unit a Y element (`Y·Rᵀ` and Y's recommit,
+/// ~2.2 ns measured). Fitted to gas-bench's FREIVALDS_VERIFY rows of every weight kind at
+/// m = 8, 16, 64 and 256 (`spec/gas.md`); [`check_work`]'s `2·(k·n + m·k + m·n)`, which the
+/// reference form of attention GEMMs takes, charged these 3–13× their time.
+pub fn weight_check_work(m: u64, k: u64, n: u64) -> Option<u64> {
+    if recompute_cheaper(usize::try_from(m).ok()?) {
+        return check_work(m, k, n);
+    }
+    k.checked_mul(n)?
+        .div_ceil(WEIGHT_ELEMENTS_PER_UNIT)
+        .checked_add(m.checked_mul(k)?.div_ceil(X_ELEMENTS_PER_UNIT))?
+        .checked_add(m.checked_mul(n)?)?
+        .checked_add(UNITS_PER_WEIGHT_CHECK)
+}
+
+/// The work units of checking one opened GEMM as committed: [`weight_check_work`] for a
+/// weight GEMM, [`check_work`] for an attention GEMM (whose right operand is the opening's),
+/// plus [`UNITS_PER_HASHED_ROW`] for each row recommitted — `m` rows of X, `m` of Y, and the
 /// cache operand's rows when the opening carries one (`n` keys for scores, `k` values for
 /// mix). From the commitment's shape alone, so it is known before the check runs.
 pub fn opening_work(c: &crate::commit::GemmCommit, has_rhs: bool) -> Option<u64> {
@@ -113,7 +143,9 @@ pub fn opening_work(c: &crate::commit::GemmCommit, has_rhs: bool) -> Option<u64>
         (true, false) => n,
     };
     let rows = m.checked_mul(2)?.checked_add(rhs_rows)?;
-    check_work(m, k, n)?.checked_add(rows.checked_mul(UNITS_PER_HASHED_ROW)?)
+    let weight = !has_rhs && GemmKind::from_code(c.kind).is_some_and(|k| k.is_weight());
+    let work = if weight { weight_check_work(m, k, n)? } else { check_work(m, k, n)? };
+    work.checked_add(rows.checked_mul(UNITS_PER_HASHED_ROW)?)
 }
 
 /// `y == W·x` for one row, exactly: `w` a weight as stored (`[n×k]`), `x [k]`, `y [n]`. Each

@@ -33,7 +33,9 @@ mod tests;
 mod verifier;
 
 pub use challenge::{select, step_answer_bytes, step_selection, vectors, weight_vectors, Challenge, VECTORS};
-pub use freivalds::{check_work, freivalds, opening_work, prepare_checks, FastCheck, Prepared, RECOMPUTE_MACS_PER_UNIT, UNITS_PER_HASHED_ROW};
+pub use freivalds::{
+    check_work, freivalds, opening_work, prepare_checks, weight_check_work, FastCheck, Prepared, RECOMPUTE_MACS_PER_UNIT, UNITS_PER_HASHED_ROW,
+};
 pub use opening::{OpenGemm, OpenRow, Response};
 pub use responder::{respond, respond_step};
 pub use schedule::schedule;

@@ -2,9 +2,9 @@
 
 use super::challenge::{select, Challenge};
 use super::opening::{OpenRow, Response};
-use super::schedule::{chain_plan, find, schedule, ChainKind};
+use super::schedule::{chain_plan, derived, find, schedule, ChainKind};
 use super::AuditError;
-use crate::commit::{i32_bytes, x_row_bytes, InferenceReceipt, Trace};
+use crate::commit::{x_row_bytes, InferenceReceipt, Trace};
 use crate::merkle::{self, Hash};
 use crate::sku::Sku;
 
@@ -63,12 +63,14 @@ fn open(
             let c = &g.commit;
             let (leaves_rows, bytes): (Vec<Hash>, Vec<u8>) = if is_y {
                 let n = c.n as usize;
-                let l = crate::commit::rows_leaves(&g.y, n);
-                (l, i32_bytes(&g.y[at as usize * n..(at as usize + 1) * n]))
+                let l = crate::commit::y_leaves(&g.y, n, c.y_bytes);
+                (l, crate::narrow_y::to_bytes(&g.y[at as usize * n..(at as usize + 1) * n], c.y_bytes).into_owned())
             } else {
                 let k = c.k as usize;
                 let l = crate::commit::x_leaves(&g.x, &g.x_scales, k);
-                (l, x_row_bytes(g.x_scales[at as usize], &g.x[at as usize * k..(at as usize + 1) * k]))
+                // A row the verifier derives goes with its proof alone.
+                let bytes = if derived(kind, false) { Vec::new() } else { x_row_bytes(g.x_scales[at as usize], &g.x[at as usize * k..(at as usize + 1) * k]) };
+                (l, bytes)
             };
             resp.rows.push(OpenRow {
                 index: idx as u64,

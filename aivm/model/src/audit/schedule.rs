@@ -84,6 +84,14 @@ pub(super) enum ChainKind {
     WithProducts,
 }
 
+/// Whether a chain's row is one the verifier derives itself: the X rows that follow a norm
+/// or SwiGLU (q, gate, down and logits inputs) are `quantize(…)` of what the chain has
+/// computed, so an answer carries only their proofs (`spec/verification.md`, "Response and
+/// checks") and the verifier hashes the rows it derived.
+pub(super) fn derived(kind: GemmKind, is_y: bool) -> bool {
+    !is_y && matches!(kind, GemmKind::Q | GemmKind::Gate | GemmKind::Down | GemmKind::Logits)
+}
+
 /// The rows a chain opens, in order: per layer q.x (with products: then q.y, k.y, v.y),
 /// o.x, o.y, gate.x, gate.y, up.y, down.x, down.y; then, for a sequence's last row, logits.x
 /// and logits.y.

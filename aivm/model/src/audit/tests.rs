@@ -256,6 +256,7 @@ fn single_gemm_check_and_encoding() {
                 m,
                 k,
                 n,
+                y_bytes: 1,
                 x_root: [0; 32],
                 y_root: [0; 32],
                 rhs_root: [0; 32],
@@ -323,7 +324,7 @@ fn responses_round_trip_and_reject_garbage() {
     let pads: Vec<usize> = {
         // Where each row's padding is: between its length field and its bytes.
         let mut at = Vec::new();
-        let mut p = 4 + resp.commits.len() * (8 + 128) + 4 + 32 * resp.proof.len() + 4;
+        let mut p = 4 + resp.commits.len() * (8 + 132) + 4 + 32 * resp.proof.len() + 4;
         p += resp
             .gemms
             .iter()
@@ -634,4 +635,53 @@ fn wrong_activations_are_caught_by_the_row_chain() {
             other => panic!("{kind:?}: {other:?}"),
         }
     }
+}
+
+/// The X rows a chain derives (q, gate, down and logits inputs) travel as proofs alone: the
+/// verifier hashes what it derived. The same row with its bytes is another encoding of the
+/// answer, and refused; every other row still carries its bytes.
+#[test]
+fn derived_rows_travel_without_their_bytes() {
+    let (e, r, t) = setup(Arch::Llama);
+    let ch = Challenge { seed: [5; 32], gemms: 2, rows: 1 };
+    let resp = respond(&e.sku, &r, &t, &ch).unwrap();
+    let kind = |o: &OpenRow<'_>| GemmKind::from_code(t.gemms()[o.index as usize].commit.kind).unwrap();
+    for o in &resp.rows {
+        assert_eq!(o.bytes.is_empty(), super::schedule::derived(kind(o), o.is_y), "{:?} y={}", kind(o), o.is_y);
+    }
+    check_response(&e.sku, &e.sku_hash, &r, &ch, &resp).unwrap();
+    let at = resp.rows.iter().position(|o| kind(o) == GemmKind::Gate && !o.is_y).unwrap();
+    let mut sent = resp.clone();
+    let (g, row) = (&t.gemms()[sent.rows[at].index as usize], sent.rows[at].row as usize);
+    let k = g.commit.k as usize;
+    sent.rows[at].bytes = crate::commit::x_row_bytes(g.x_scales[row], &g.x[row * k..(row + 1) * k]).into();
+    match check_response(&e.sku, &e.sku_hash, &r, &ch, &sent) {
+        Err(AuditError::Chain { what, .. }) => assert!(what.contains("not derived"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Y is committed at its fewest bytes an element, so a GEMM has one commitment: the same Y
+/// committed four bytes wide (roots and leaf consistent, as a worker would build them) is
+/// refused as a commitment when opened, and an element cut to fit a narrower width is a
+/// wrong product.
+#[test]
+fn y_is_committed_at_its_fewest_bytes() {
+    let (e, mut r, mut t) = setup(Arch::Llama);
+    let i = t.gemms().iter().position(|g| g.commit.kind == GemmKind::Gate as u8 && g.commit.y_bytes < 4).unwrap();
+    let g = &mut t.gemms_mut()[i];
+    let n = g.commit.n as usize;
+    g.commit.y_bytes = 4;
+    g.commit.y_root = crate::commit::y_root(&g.y, n, 4);
+    r.gemm_root = merkle::root(&t.leaves());
+    assert!(matches!(check(&e, &r, &t, &ALL), Err(AuditError::Commitment { .. })));
+
+    let (e, mut r, mut t) = setup(Arch::Llama);
+    let g = &mut t.gemms_mut()[i];
+    g.y[0] = 1 << 23;
+    let (n, w) = (g.commit.n as usize, g.commit.y_bytes);
+    // Committed at the old width: the element reads back as −2²³.
+    g.commit.y_root = crate::commit::y_root(&g.y, n, w);
+    r.gemm_root = merkle::root(&t.leaves());
+    assert!(matches!(check(&e, &r, &t, &ALL), Err(AuditError::Freivalds { .. } | AuditError::Commitment { .. })));
 }

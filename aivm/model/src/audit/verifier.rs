@@ -198,6 +198,23 @@ fn check_with(
     Ok(())
 }
 
+/// A row the chain derived (q, gate, down and logits inputs: `schedule::derived`), which the
+/// answer opens by its proof alone: the bytes the verifier computed, the root and position
+/// the proof must reach, and what to call it if it does not.
+struct Derived<'a> {
+    bytes: Vec<u8>,
+    root: Hash,
+    at: u64,
+    size: u64,
+    proof: &'a [Hash],
+    layer: u32,
+    /// The row's role: "attention input", "feed-forward input", "down input", "final norm".
+    what: &'static str,
+}
+
+/// One row chain: [`walk_chain`], then the proofs of the rows it derived, hashed side by side.
+/// The first failure in the chain's order is the one reported: a derived row's proof is
+/// checked after the walk, but every derived row precedes the point where the walk stopped.
 #[allow(clippy::too_many_arguments)]
 fn check_chain<'a>(
     sku: &Sku,
@@ -208,6 +225,28 @@ fn check_chain<'a>(
     chain: ChainKind,
     resp: &Response<'_>,
     opened: &mut impl Iterator<Item = (&'a OpenRow<'a>, &'a Hash)>,
+) -> Result<(), AuditError> {
+    let mut derived = Vec::new();
+    let walked = walk_chain(sku, r, sched, step, row, chain, resp, opened, &mut derived);
+    let leaves = crate::row_leaves::leaves_of(&derived.iter().map(|d| &d.bytes[..]).collect::<Vec<_>>());
+    if let Some(d) = derived.iter().zip(&leaves).find(|(d, leaf)| !merkle::verify(&d.root, leaf, d.at, d.size, d.proof)).map(|(d, _)| d) {
+        let what = if d.what == "final norm" { d.what.to_string() } else { format!("layer {} {}", d.layer, d.what) };
+        return Err(AuditError::Chain { step, row, what });
+    }
+    walked
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk_chain<'a>(
+    sku: &Sku,
+    r: &InferenceReceipt,
+    sched: &[(GemmId, [u32; 3])],
+    step: u32,
+    row: u32,
+    chain: ChainKind,
+    resp: &Response<'_>,
+    opened: &mut impl Iterator<Item = (&'a OpenRow<'a>, &'a Hash)>,
+    derived: &mut Vec<Derived<'a>>,
 ) -> Result<(), AuditError> {
     let c = &sku.config;
     let d = c.d_model as usize;
@@ -226,57 +265,47 @@ fn check_chain<'a>(
         }
     }
     let index_of = |layer: u32, kind: GemmKind| at.get(layer as usize * kinds + kind as usize).copied().filter(|&i| i != usize::MAX);
-    // Open and authenticate each planned row.
-    let mut get = |kind: GemmKind, layer: u32, is_y: bool, at: u32| -> Result<&'a [u8], AuditError> {
+    // Open and authenticate each planned row. A row the verifier derives (`derive`: its scale
+    // and values as computed here) must come without bytes; its proof is checked against the
+    // derived bytes after the walk ([`check_chain`]).
+    let mut open = |kind: GemmKind, layer: u32, is_y: bool, at: u32, derive: Option<(Scale, &[i8], &'static str)>| -> Result<(&'a [u8], u8), AuditError> {
         let (o, leaf) = opened.next().ok_or_else(|| err("missing row"))?;
         let idx = index_of(layer, kind).ok_or_else(|| err("no such GEMM"))? as u64;
         let (id, dims) = sched[idx as usize];
         let cm = resp.commit(o.index).ok_or_else(|| err("a row of a GEMM the answer does not commit"))?;
         let root = if is_y { cm.y_root } else { cm.x_root };
         let size = cm.m as u64;
-        let ok = o.index == idx
-            && o.is_y == is_y
-            && o.row == at
-            && cm.id() == Some(id)
-            && [cm.m, cm.k, cm.n] == dims
-            && merkle::verify(&root, leaf, at as u64, size, &o.row_proof);
-        if !ok {
-            return Err(err(&format!("opening of layer {layer} {} {}", kind.name(), if is_y { "y" } else { "x" })));
-        }
-        Ok(&o.bytes)
-    };
-    // Little-endian i32s (a row's bytes as committed): read in place where the CPU is
-    // little-endian and the bytes are aligned (a decoded answer pads each row to a multiple
-    // of four from its start, and its buffer is the allocator's, so they are), else copied —
-    // element by element on a big-endian CPU.
-    let as_i32 = |b: &'a [u8]| -> std::borrow::Cow<'a, [i32]> {
-        if cfg!(target_endian = "little") {
-            if let Ok(v) = bytemuck::try_cast_slice::<u8, i32>(b) {
-                return std::borrow::Cow::Borrowed(v);
+        let ok = o.index == idx && o.is_y == is_y && o.row == at && cm.id() == Some(id) && [cm.m, cm.k, cm.n] == dims;
+        let opening = || err(&format!("opening of layer {layer} {} {}", kind.name(), if is_y { "y" } else { "x" }));
+        match derive {
+            _ if !ok => return Err(opening()),
+            None if !merkle::verify(&root, leaf, at as u64, size, &o.row_proof) => return Err(opening()),
+            None => {}
+            Some(_) if !o.bytes.is_empty() => return Err(err(&format!("layer {layer} {} x row sent, not derived", kind.name()))),
+            Some((scale, row, what)) => {
+                let mut bytes = Vec::with_capacity(8 + row.len());
+                bytes.extend(crate::commit::scale_bytes(scale));
+                bytes.extend_from_slice(bytemuck::cast_slice::<i8, u8>(row));
+                derived.push(Derived { bytes, root, at: at as u64, size, proof: &o.row_proof, layer, what });
             }
         }
-        let mut v = vec![0i32; b.len() / 4];
-        if cfg!(target_endian = "little") {
-            let n = v.len() * 4;
-            bytemuck::cast_slice_mut::<i32, u8>(&mut v).copy_from_slice(&b[..n]);
-        } else {
-            v.iter_mut().zip(b.chunks_exact(4)).for_each(|(x, c)| *x = i32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        Ok((&o.bytes, cm.y_bytes))
+    };
+    // A Y row's elements from its committed bytes at its GEMM's `y_bytes`: four-byte rows are
+    // read in place where the CPU is little-endian and the bytes are aligned (a decoded answer
+    // pads each row to a multiple of four from its start, and its buffer is the allocator's,
+    // so they are); narrower ones are sign-extended into a copy.
+    let as_i32 = |(b, w): (&'a [u8], u8)| -> Result<std::borrow::Cow<'a, [i32]>, AuditError> {
+        if w == 4 && cfg!(target_endian = "little") {
+            if let Ok(v) = bytemuck::try_cast_slice::<u8, i32>(b) {
+                return Ok(std::borrow::Cow::Borrowed(v));
+            }
         }
-        std::borrow::Cow::Owned(v)
+        crate::narrow_y::from_bytes(b, w).map(std::borrow::Cow::Owned).ok_or_else(|| err("a y row's length"))
     };
     let x_scale = |b: &[u8]| -> Scale {
         let word = |i: usize| b.get(i..i + 4).map_or(0, |c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]));
         Scale { m: word(0), e: word(4) }
-    };
-    // An opened activation row must be `x_row_bytes(scale, row)`: compared in place, the
-    // label made only on a mismatch.
-    let expect_x = |b: &[u8], scale: Scale, row: &[i8], what: &dyn Fn() -> String| {
-        let fits = b.len() == 8 + row.len() && b[..8] == crate::commit::scale_bytes(scale) && b[8..] == *bytemuck::cast_slice::<i8, u8>(row);
-        if fits {
-            Ok(())
-        } else {
-            Err(err(&what()))
-        }
     };
     // With products: `y = x·Wᵀ` for the row, recomputed exactly.
     let products = chain == ChainKind::WithProducts;
@@ -302,14 +331,14 @@ fn check_chain<'a>(
     for (l, lw) in sku.layers.iter().enumerate() {
         let l = l as u32;
         let sx = norm_quantize(&x, &lw.attn_norm, &mut h, &mut xq);
-        expect_x(get(GemmKind::Q, l, false, row)?, sx, &xq, &|| format!("layer {l} attention input"))?;
+        open(GemmKind::Q, l, false, row, Some((sx, &xq, "attention input")))?;
         if products {
             for kind in [GemmKind::Q, GemmKind::K, GemmKind::V] {
-                product(kind, l, &xq, &as_i32(get(kind, l, true, row)?))?;
+                product(kind, l, &xq, &as_i32(open(kind, l, true, row, None)?)?)?;
             }
         }
-        let ox = get(GemmKind::O, l, false, row)?;
-        let oy = as_i32(get(GemmKind::O, l, true, row)?);
+        let ox = open(GemmKind::O, l, false, row, None)?.0;
+        let oy = as_i32(open(GemmKind::O, l, true, row, None)?)?;
         if oy.len() != d || lw.wo.scales.len() != d {
             return Err(err("o row width"));
         }
@@ -318,10 +347,9 @@ fn check_chain<'a>(
         }
         kernels::dequant_into(isa, &mut x, &oy, &[x_scale(ox)], &lw.wo.scales, None, true);
         let sx = norm_quantize(&x, &lw.ffn_norm, &mut h, &mut xq);
-        let gx = get(GemmKind::Gate, l, false, row)?;
-        expect_x(gx, sx, &xq, &|| format!("layer {l} feed-forward input"))?;
-        let gy = as_i32(get(GemmKind::Gate, l, true, row)?);
-        let uy = as_i32(get(GemmKind::Up, l, true, row)?);
+        open(GemmKind::Gate, l, false, row, Some((sx, &xq, "feed-forward input")))?;
+        let gy = as_i32(open(GemmKind::Gate, l, true, row, None)?)?;
+        let uy = as_i32(open(GemmKind::Up, l, true, row, None)?)?;
         let f = c.ffn as usize;
         if gy.len() != f || uy.len() != f || lw.w_gate.scales.len() != f || lw.w_up.scales.len() != f {
             return Err(err("gate/up row width"));
@@ -332,9 +360,8 @@ fn check_chain<'a>(
         }
         let (mut hq, mut sh) = (vec![0i8; f], [Scale::ZERO]);
         kernels::swiglu_quantize(isa, &gy, &uy, &[sx], &lw.w_gate.scales, &lw.w_up.scales, &mut hq, &mut sh);
-        let dx = get(GemmKind::Down, l, false, row)?;
-        expect_x(dx, sh[0], &hq, &|| format!("layer {l} down input"))?;
-        let dy = as_i32(get(GemmKind::Down, l, true, row)?);
+        open(GemmKind::Down, l, false, row, Some((sh[0], &hq, "down input")))?;
+        let dy = as_i32(open(GemmKind::Down, l, true, row, None)?)?;
         if dy.len() != d || lw.w_down.scales.len() != d {
             return Err(err("down row width"));
         }
@@ -345,8 +372,8 @@ fn check_chain<'a>(
     }
     if let Some(li) = last_row_index(r, step, row) {
         let sx = norm_quantize(&x, &sku.out_norm, &mut h, &mut xq);
-        expect_x(get(GemmKind::Logits, c.layers, false, li)?, sx, &xq, &|| "final norm".to_string())?;
-        let ly = as_i32(get(GemmKind::Logits, c.layers, true, li)?);
+        open(GemmKind::Logits, c.layers, false, li, Some((sx, &xq, "final norm")))?;
+        let ly = as_i32(open(GemmKind::Logits, c.layers, true, li, None)?)?;
         if ly.len() != c.vocab as usize || sku.output.scales.len() != ly.len() {
             return Err(err("logits row width"));
         }
