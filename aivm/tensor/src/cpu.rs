@@ -13,6 +13,9 @@ pub struct Features {
     pub avx512_dq: bool,
     /// AVX-512 F with BW (16-bit multiply-adds: the Freivalds `Y·R` products on 16-bit halves).
     pub avx512_bw: bool,
+    /// AVX-512 F with BW and VBMI (byte permutes across the register: Y's elements packed to
+    /// and from three bytes).
+    pub avx512_vbmi: bool,
 }
 
 /// This CPU's features.
@@ -25,7 +28,13 @@ pub fn features() -> &'static Features {
 fn detect() -> Features {
     use std::arch::is_x86_feature_detected as has;
     let f = has!("avx512f");
-    Features { avx2: has!("avx2"), avx512_vnni: f && has!("avx512vnni"), avx512_dq: f && has!("avx512dq"), avx512_bw: f && has!("avx512bw") }
+    Features {
+        avx2: has!("avx2"),
+        avx512_vnni: f && has!("avx512vnni"),
+        avx512_dq: f && has!("avx512dq"),
+        avx512_bw: f && has!("avx512bw"),
+        avx512_vbmi: f && has!("avx512bw") && has!("avx512vbmi"),
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
