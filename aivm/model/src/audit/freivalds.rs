@@ -333,6 +333,9 @@ pub(super) struct YTimesR {
 enum Form {
     /// `[n × v]` i64: each Y element meets its v entries.
     Plain { rt: Vec<i64>, v: usize },
+    /// `[8 × n]` as i8, for the byte-plane kernel ([`row_times_r_vnni`]), with each vector's
+    /// sum over the columns the kernel covers (its sign correction).
+    Vnni { r8: Vec<i8>, rsum: [i64; SIMD_V] },
     /// `[8 × n]` as i16, for the 16-bit kernel (the CPU has avx512f + avx512bw).
     Simd { r16: Vec<i16> },
     /// The same on AVX2 (sixteen columns a step where AVX-512 takes 32).
@@ -341,12 +344,23 @@ enum Form {
 
 impl YTimesR {
     pub(super) fn new(rs: &[Vec<i8>], n: usize, path: SimdPath) -> Self {
+        Self::preferring(rs, n, path, true)
+    }
+
+    /// [`YTimesR::new`], optionally passing over the byte-plane form (the tests compare
+    /// every form this CPU runs).
+    pub(super) fn preferring(rs: &[Vec<i8>], n: usize, path: SimdPath, byte_planes: bool) -> Self {
         let v = rs.len();
         let f = aivm_tensor::cpu::features();
+        let vnni = cfg!(target_arch = "x86_64") && byte_planes && path == SimdPath::Avx512Vnni && f.avx512_vnni && f.avx512_vbmi && v == SIMD_V;
         let simd = cfg!(target_arch = "x86_64") && path == SimdPath::Avx512Vnni && f.avx512_bw && v == SIMD_V;
         let avx2 = cfg!(target_arch = "x86_64") && path != SimdPath::Scalar && f.avx2 && v == SIMD_V;
         let r16 = || rs.iter().flat_map(|r| r.iter().map(|&x| x as i16)).collect();
-        let form = if simd {
+        let form = if vnni {
+            let body = n / 64 * 64;
+            let rsum = std::array::from_fn(|vi| rs[vi][..body].iter().map(|&x| x as i64).sum());
+            Form::Vnni { r8: rs.iter().flatten().copied().collect(), rsum }
+        } else if simd {
             Form::Simd { r16: r16() }
         } else if avx2 {
             Form::Avx2 { r16: r16() }
@@ -366,6 +380,21 @@ impl YTimesR {
         let n = self.n;
         match &self.form {
             Form::Plain { rt, v } => y_times_r_plain(y, m, n, rt, *v),
+            Form::Vnni { r8, rsum } => {
+                let mut out = vec![0i64; m * SIMD_V];
+                for (row, o) in y.chunks_exact(n).take(m).zip(out.chunks_exact_mut(SIMD_V)) {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `Form::Vnni` is only built when the CPU has avx512f, avx512bw,
+                    // avx512vnni and avx512vbmi (checked in `new`); the kernel reads `row` and
+                    // `r8` within their lengths.
+                    unsafe {
+                        row_times_r_vnni(row, r8, rsum, o)
+                    };
+                    #[cfg(not(target_arch = "x86_64"))]
+                    let _ = (row, r8, rsum, o);
+                }
+                out
+            }
             Form::Simd { r16 } | Form::Avx2 { r16 } => {
                 let wide = matches!(self.form, Form::Simd { .. });
                 let mut out = vec![0i64; m * SIMD_V];
@@ -477,6 +506,101 @@ unsafe fn row_times_r_avx2(row: &[i32], r16: &[i16], out: &mut [i64]) -> bool {
     }
     recombine(row, r16, blocks * 16, &hi_sum, &lo_sum, out);
     true
+}
+
+/// Sixteen consecutive elements' bytes, as two registers of 32 elements: byte `i < 32` of the
+/// result is byte plane `p` of element `i` (byte `4i + p` of the pair), byte `32 + i` plane
+/// `q` of element `i`.
+#[cfg(target_arch = "x86_64")]
+const fn planes(p: usize, q: usize) -> [u8; 64] {
+    let mut t = [0u8; 64];
+    let mut i = 0;
+    while i < 32 {
+        t[i] = (4 * i + p) as u8;
+        t[32 + i] = (4 * i + q) as u8;
+        i += 1;
+    }
+    t
+}
+
+/// One row of Y against the eight vectors of `r8` (`[8 × n]` i8, n = `row.len()`), into `out`,
+/// on VNNI: `y = b0 + 2^8·b1 + 2^16·b2 + 2^24·b3` with `b0..b2` unsigned bytes and `b3`
+/// signed, so `y·r = Σ_p 2^(8p)·(b_p·r)` — unsigned-by-signed byte products, which
+/// `vpdpbusd` sums 64 to an instruction (the 16-bit form does 32 per `vpmaddwd` and needs an
+/// add). The signed top plane enters with its sign bit flipped (`b + 128`, unsigned), and
+/// `128·2^(8p)·Σr` (from `rsum`) is taken back. Per 64 columns, byte permutes (`vpermt2b`,
+/// VBMI) gather planes 0|1 (and 2|3) of 32 elements into one register each; a row's sum does
+/// not depend on the order of its columns, so each plane meets the same 32 entries of r,
+/// broadcast to both halves, and an accumulator holds two planes (lanes 0–7 and 8–15). A
+/// row whose elements all fit 24 bits (a SmolLM2 or Llama GEMM's, in practice: checked
+/// first) has three planes, the third signed, and takes three products a column instead of
+/// four. A lane gains at most eight products of at most 255·128 per 64 columns: below 2^31
+/// for n < 2^17, so nothing is widened before the end. Exact for every i32 (no fallback);
+/// the tail columns plainly.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
+unsafe fn row_times_r_vnni(row: &[i32], r8: &[i8], rsum: &[i64; SIMD_V], out: &mut [i64]) {
+    use std::arch::x86_64::*;
+    const P01: [u8; 64] = planes(0, 1);
+    const P22: [u8; 64] = planes(2, 2);
+    const P23: [u8; 64] = planes(2, 3);
+    let n = row.len();
+    debug_assert!(r8.len() == SIMD_V * n && out.len() == SIMD_V && n < 1 << 17);
+    let body = n / 64 * 64;
+    let fits24 = row.iter().fold(0u32, |a, &v| a | (v ^ (v >> 31)) as u32) < 1 << 23;
+    let (i01, i22, i23) = (_mm512_loadu_si512(P01.as_ptr().cast()), _mm512_loadu_si512(P22.as_ptr().cast()), _mm512_loadu_si512(P23.as_ptr().cast()));
+    let upper: u64 = 0xFFFF_FFFF_0000_0000;
+    let zero = _mm512_setzero_si512();
+    let (mut a01, mut a23) = ([zero; SIMD_V], [zero; SIMD_V]);
+    let (yp, rp) = (row.as_ptr(), r8.as_ptr());
+    let sign = _mm512_set1_epi8(i8::MIN);
+    if fits24 {
+        // Planes 0|1 as below; plane 2 (signed) of all 64 elements in one register, against
+        // the 64 entries of r as they lie.
+        for j in (0..body).step_by(64) {
+            let (y0, y1) = (_mm512_loadu_si512(yp.add(j).cast()), _mm512_loadu_si512(yp.add(j + 16).cast()));
+            let (y2, y3) = (_mm512_loadu_si512(yp.add(j + 32).cast()), _mm512_loadu_si512(yp.add(j + 48).cast()));
+            let (lo01, hi01) = (_mm512_permutex2var_epi8(y0, i01, y1), _mm512_permutex2var_epi8(y2, i01, y3));
+            let p2 = _mm512_mask_blend_epi8(upper, _mm512_permutex2var_epi8(y0, i22, y1), _mm512_permutex2var_epi8(y2, i22, y3));
+            let p2 = _mm512_xor_si512(p2, sign);
+            for vi in 0..SIMD_V {
+                let r = rp.add(vi * n + j);
+                let (rlo, rhi) = (_mm512_broadcast_i64x4(_mm256_loadu_si256(r.cast())), _mm512_broadcast_i64x4(_mm256_loadu_si256(r.add(32).cast())));
+                a01[vi] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a01[vi], lo01, rlo), hi01, rhi);
+                a23[vi] = _mm512_dpbusd_epi32(a23[vi], p2, _mm512_loadu_si512(r.cast()));
+            }
+        }
+    } else {
+        // The sign bit of plane 3 (the upper half of a 2|3 register).
+        let flip = _mm512_maskz_mov_epi8(upper, sign);
+        for j in (0..body).step_by(64) {
+            let (y0, y1) = (_mm512_loadu_si512(yp.add(j).cast()), _mm512_loadu_si512(yp.add(j + 16).cast()));
+            let (y2, y3) = (_mm512_loadu_si512(yp.add(j + 32).cast()), _mm512_loadu_si512(yp.add(j + 48).cast()));
+            let lo01 = _mm512_permutex2var_epi8(y0, i01, y1);
+            let lo23 = _mm512_xor_si512(_mm512_permutex2var_epi8(y0, i23, y1), flip);
+            let hi01 = _mm512_permutex2var_epi8(y2, i01, y3);
+            let hi23 = _mm512_xor_si512(_mm512_permutex2var_epi8(y2, i23, y3), flip);
+            for vi in 0..SIMD_V {
+                let r = rp.add(vi * n + j);
+                let (rlo, rhi) = (_mm512_broadcast_i64x4(_mm256_loadu_si256(r.cast())), _mm512_broadcast_i64x4(_mm256_loadu_si256(r.add(32).cast())));
+                a01[vi] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a01[vi], lo01, rlo), hi01, rhi);
+                a23[vi] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a23[vi], lo23, rlo), hi23, rhi);
+            }
+        }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn halves(acc: __m512i) -> (i64, i64) {
+        let sum = |h: __m256i| _mm512_reduce_add_epi64(_mm512_cvtepi32_epi64(h));
+        (sum(_mm512_castsi512_si256(acc)), sum(_mm512_extracti64x4_epi64::<1>(acc)))
+    }
+    for (vi, o) in out.iter_mut().enumerate() {
+        let (s0, s1) = halves(a01[vi]);
+        let (s2, s3) = halves(a23[vi]);
+        let tail: i64 = (body..n).map(|j| row[j] as i64 * r8[vi * n + j] as i64).sum();
+        let planes = if fits24 { s0 + (s1 << 8) + ((s2 + s3) << 16) - (rsum[vi] << 23) } else { s0 + (s1 << 8) + (s2 << 16) + (s3 << 24) - (rsum[vi] << 31) };
+        *o = planes + tail;
+    }
 }
 
 /// One row of Y against the eight vectors of `r16` (`[8 × n]`, n = `row.len()`), into `out`.

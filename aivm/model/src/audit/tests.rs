@@ -518,8 +518,10 @@ fn y_times_r_on_16_bit_halves_is_exact() {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (state >> 32) as u32
     };
-    for (m, n) in [(3, 1), (2, 31), (2, 32), (3, 33), (2, 8160), (1, 8192 + 17), (2, 20_000)] {
-        let rs: Vec<Vec<i8>> = (0..8).map(|_| (0..n).map(|_| next() as i8).collect()).collect();
+    for (m, n) in [(3, 1), (2, 31), (2, 32), (3, 33), (2, 63), (2, 64), (3, 65), (2, 8160), (1, 8192 + 17), (2, 20_000), (1, 131_071)] {
+        let mut rs: Vec<Vec<i8>> = (0..8).map(|_| (0..n).map(|_| next() as i8).collect()).collect();
+        // One vector at the extreme: every lane's byte products as large as they get.
+        rs[7].iter_mut().for_each(|r| *r = i8::MIN);
         let mut y: Vec<i32> = (0..m * n).map(|_| next() as i32 >> (next() % 24)).collect();
         for (i, e) in [i32::MIN, i32::MAX, i32::MAX - (1 << 15), i32::MAX - (1 << 15) + 1, -1, 0x7fff_8000, i32::MIN + 1].into_iter().enumerate() {
             let len = y.len();
@@ -529,12 +531,22 @@ fn y_times_r_on_16_bit_halves_is_exact() {
         }
         let plain = YTimesR::new(&rs, n, SimdPath::Scalar).apply(&y, m);
         for &path in SimdPath::available() {
-            assert_eq!(YTimesR::new(&rs, n, path).apply(&y, m), plain, "m {m} n {n} {path:?}");
+            for byte_planes in [true, false] {
+                assert_eq!(YTimesR::preferring(&rs, n, path, byte_planes).apply(&y, m), plain, "m {m} n {n} {path:?} {byte_planes}");
+            }
         }
-        // Honest-sized values only: no row falls back.
+        // Honest-sized values only: no row falls back. Rows within 24 bits, at both ends of
+        // that range, take the byte-plane kernel's three-plane loop.
         let small: Vec<i32> = (0..m * n).map(|_| next() as i32 >> 5).collect();
         let plain = YTimesR::new(&rs, n, SimdPath::Scalar).apply(&small, m);
         assert_eq!(YTimesR::new(&rs, n, SimdPath::detect()).apply(&small, m), plain, "m {m} n {n}");
+        let mut narrow: Vec<i32> = (0..m * n).map(|_| next() as i32 >> 9).collect();
+        for (i, e) in [(1 << 23) - 1, -(1 << 23), -1, 0].into_iter().enumerate() {
+            let len = narrow.len();
+            narrow[(i * 104_729) % len] = e;
+        }
+        let plain = YTimesR::new(&rs, n, SimdPath::Scalar).apply(&narrow, m);
+        assert_eq!(YTimesR::new(&rs, n, SimdPath::detect()).apply(&narrow, m), plain, "m {m} n {n} narrow");
     }
 }
 
@@ -595,17 +607,22 @@ fn y_times_r_speed() {
     use super::freivalds::YTimesR;
     let (m, n) = (512, 14336);
     let rs: Vec<Vec<i8>> = (0..8).map(|v| (0..n).map(|j| ((j * 31 + v * 7) % 251) as i8).collect()).collect();
-    let y: Vec<i32> = (0..m * n).map(|i| ((i as i64 * 2_654_435_761) % 60_000_000) as i32 - 30_000_000).collect();
-    let plain = YTimesR::new(&rs, n, SimdPath::Scalar).apply(&y, m);
-    for &path in SimdPath::available() {
-        let f = YTimesR::new(&rs, n, path);
-        let mut best = f64::MAX;
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            assert_eq!(f.apply(&y, m), plain, "{path:?}");
-            best = best.min(t.elapsed().as_secs_f64());
+    // Elements past 24 bits (four byte planes), then within them (three), as honest GEMMs are.
+    for span in [60_000_000i64, 16_000_000] {
+        let y: Vec<i32> = (0..m * n).map(|i| ((i as i64 * 2_654_435_761) % span - span / 2) as i32).collect();
+        let plain = YTimesR::new(&rs, n, SimdPath::Scalar).apply(&y, m);
+        for &path in SimdPath::available() {
+            for byte_planes in [true, false] {
+                let f = YTimesR::preferring(&rs, n, path, byte_planes);
+                let mut best = f64::MAX;
+                for _ in 0..3 {
+                    let t = std::time::Instant::now();
+                    assert_eq!(f.apply(&y, m), plain, "{path:?}");
+                    best = best.min(t.elapsed().as_secs_f64());
+                }
+                println!("|y| < {}: {path:?} (byte planes allowed: {byte_planes}): {:.1} ms", span / 2, best * 1e3);
+            }
         }
-        println!("{path:?}: {:.1} ms", best * 1e3);
     }
 }
 
