@@ -259,18 +259,19 @@ fn run_prompt(a: RunArgs) -> Result<()> {
     engine.generate(std::slice::from_ref(&prompt), 1, &mut NoTrace)?;
     let prefill = t0.elapsed().as_secs_f64();
     // The whole generation, committed to every GEMM when a receipt is asked for.
+    // (With a receipt, the committed run: its hashing included, the files written after.)
     let t1 = Instant::now();
-    let out = match &a.receipt {
+    let (out, total) = match &a.receipt {
         Some(path) => {
             let (receipt, trace) = run_committed(&engine, std::slice::from_ref(&prompt), a.max_tokens)?;
+            let total = t1.elapsed().as_secs_f64();
             std::fs::write(path, serde_json::to_vec_pretty(&receipt)?)?;
             std::fs::write(trace_path(path), trace.to_bytes())?;
             eprintln!("receipt {} ({} GEMMs committed), trace {}", path.display(), receipt.gemm_count, trace_path(path).display());
-            receipt.outputs.into_iter().next().unwrap_or_default()
+            (receipt.outputs.into_iter().next().unwrap_or_default(), total)
         }
-        None => engine.generate(std::slice::from_ref(&prompt), a.max_tokens, &mut NoTrace)?.remove(0),
+        None => (engine.generate(std::slice::from_ref(&prompt), a.max_tokens, &mut NoTrace)?.remove(0), t1.elapsed().as_secs_f64()),
     };
-    let total = t1.elapsed().as_secs_f64();
     let decode_tps = if out.len() > 1 { (out.len() - 1) as f64 / (total - prefill).max(1e-9) } else { 0.0 };
     let text_out = engine.tokenizer.decode(&out);
     let out_bytes: Vec<u8> = out.iter().flat_map(|t| t.to_le_bytes()).collect();
@@ -286,18 +287,20 @@ fn run_prompt(a: RunArgs) -> Result<()> {
             "output_hash": output_hash,
             "prompt_tok_s": prompt.len() as f64 / prefill,
             "decode_tok_s": decode_tps,
+            "committed": a.receipt.is_some(),
             "backend": engine.opts.backend.describe(),
         });
         println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
         println!("{text_out}");
         eprintln!(
-            "backend {}\nsku {sku_hash}\noutput hash {output_hash}\nprompt {} tokens at {:.1} tok/s, decode {} tokens at {:.1} tok/s",
+            "backend {}\nsku {sku_hash}\noutput hash {output_hash}\nprompt {} tokens at {:.1} tok/s, decode {} tokens at {:.1} tok/s{}",
             engine.opts.backend.describe(),
             prompt.len(),
             prompt.len() as f64 / prefill,
             out.len(),
-            decode_tps
+            decode_tps,
+            if a.receipt.is_some() { " (committed: the run's hashing included)" } else { "" }
         );
     }
     Ok(())
