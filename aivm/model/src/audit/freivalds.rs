@@ -197,6 +197,11 @@ pub struct FastCheck {
     k: usize,
 }
 
+/// The least and greatest values four signed base-256 digits (each in −128..=127) hold:
+/// `∓128`, `127` times `1 + 256 + 256² + 256³`. Every i32 of `G = R·W` but the top ~0.4 %
+/// of the range; a weight whose `G` has such an entry takes five digits.
+const FOUR_DIGITS: std::ops::RangeInclusive<i64> = -128 * 16_843_009..=127 * 16_843_009;
+
 /// Signed base-256 digits of `v` (five suffice for |v| < 2^39): `v = Σ d_b·256^b`.
 pub(super) fn digits(v: i64) -> [i8; 5] {
     let mut d = [0i8; 5];
@@ -257,14 +262,18 @@ impl FastCheck {
         let r: Vec<i8> = rs.iter().flatten().copied().collect();
         let mut g = vec![0i32; v * k];
         gemm(&r, v, &self.wt, &mut g, path, threads);
-        // X·Gᵀ by digit planes: rows (plane, vector) of a [5v × k] matrix.
-        let mut planes = vec![0i8; 5 * v * k];
+        // X·Gᵀ by digit planes: rows (plane, vector) of a [planes·v × k] matrix. Four planes
+        // hold every entry unless one is at the top of the i32 range (|r·w| ≤ 2^14 summed
+        // over n < 2^17 rows can reach it only for n > 130 000): 32 columns, one panel of
+        // the int8 kernel, where five took two.
+        let count = if g.iter().all(|&gv| FOUR_DIGITS.contains(&(gv as i64))) { 4 } else { 5 };
+        let mut planes = vec![0i8; count * v * k];
         for (i, &gv) in g.iter().enumerate() {
-            for (b, d) in digits(gv as i64).into_iter().enumerate() {
+            for (b, d) in digits(gv as i64).into_iter().enumerate().take(count) {
                 planes[b * v * k + i] = d;
             }
         }
-        Some(Prepared { gp: Packed::new(&planes, 5 * v, k), rows: YTimesR::new(rs, n, path), v, path })
+        Some(Prepared { gp: Packed::new(&planes, count * v, k), rows: YTimesR::new(rs, n, path), v, planes: count, path })
     }
 
     /// The per-GEMM half: `X·Gᵀ` and `Y·Rᵀ` against `p` (made by [`Self::prepare`] for this
@@ -274,7 +283,8 @@ impl FastCheck {
         if x.len() != m * k || y.len() != m * n || p.gp.k != k {
             return false;
         }
-        let mut xg = vec![0i32; m * 5 * v];
+        let planes = p.planes;
+        let mut xg = vec![0i32; m * planes * v];
         gemm(x, m, &p.gp, &mut xg, p.path, threads);
         // Y·Rᵀ: rows split across threads; each row's sums are independent and exact.
         let per = m.div_ceil(threads.max(1)).max(1);
@@ -289,7 +299,7 @@ impl FastCheck {
         }
         (0..m).all(|i| {
             (0..v).all(|j| {
-                let lhs: i64 = (0..5).map(|b| (xg[i * 5 * v + b * v + j] as i64) << (8 * b)).sum();
+                let lhs: i64 = (0..planes).map(|b| (xg[i * planes * v + b * v + j] as i64) << (8 * b)).sum();
                 lhs == yr[i * v + j]
             })
         })
@@ -302,6 +312,8 @@ pub struct Prepared {
     gp: Packed,
     rows: YTimesR,
     v: usize,
+    /// Digit planes in `gp`: four, or five when an entry of G needs it ([`FOUR_DIGITS`]).
+    planes: usize,
     path: SimdPath,
 }
 

@@ -221,6 +221,12 @@ fn fast_check_agrees_with_the_reference() {
         let d = digits(v);
         assert_eq!(d.iter().enumerate().map(|(b, &x)| (x as i64) << (8 * b)).sum::<i64>(), v);
     }
+    // Four digits hold exactly the range the check's four-plane form takes.
+    for v in [-128 * 16_843_009i64, 127 * 16_843_009, i32::MIN as i64, i32::MIN as i64 + 1] {
+        assert_eq!(digits(v)[4], 0, "{v}");
+    }
+    assert_ne!(digits(127 * 16_843_009 + 1)[4], 0);
+    assert_ne!(digits(-128 * 16_843_009 - 1)[4], 0);
 }
 
 #[test]
@@ -701,4 +707,28 @@ fn y_is_committed_at_its_fewest_bytes() {
     g.commit.y_root = crate::commit::y_root(&g.y, n, w);
     r.gemm_root = merkle::root(&t.leaves());
     assert!(matches!(check(&e, &r, &t, &ALL), Err(AuditError::Freivalds { .. } | AuditError::Commitment { .. })));
+}
+
+/// `G = R·W` takes four digit planes unless an entry is at the top of the i32 range, which
+/// only a weight of ~2^17 rows of extreme entries reaches: both forms accept the honest
+/// product and refuse a changed one (a five-plane `G` cut to four planes would not).
+#[test]
+fn digit_planes_cover_the_extremes_of_g() {
+    use crate::sku::{Derived, QMatrix};
+    let (n, k, m) = (131_071usize, 2usize, 8usize);
+    for (w_entry, r_entry) in [(-128i8, -128i8), (1, 3)] {
+        let w = QMatrix { rows: n, cols: k, group: k, q: vec![w_entry; n * k], scales: vec![Scale::ZERO; n], derived: Derived::default() };
+        let fc = FastCheck::new(&w);
+        let rs: Vec<Vec<i8>> = (0..8).map(|v| (0..n).map(|j| if v == 0 || j % 3 == 0 { r_entry } else { (j % 7) as i8 - 3 }).collect()).collect();
+        let x: Vec<i8> = (0..m * k).map(|i| (i % 5) as i8 - 2).collect();
+        let row_sums: Vec<i32> = (0..m).map(|i| (0..k).map(|p| x[i * k + p] as i32 * w_entry as i32).sum()).collect();
+        let y: Vec<i32> = row_sums.iter().flat_map(|&s| std::iter::repeat_n(s, n)).collect();
+        for &path in SimdPath::available() {
+            let p = fc.prepare(&rs, path, 2).unwrap();
+            assert!(fc.check_prepared(&p, &x, &y, m, 2), "{w_entry} {path:?}");
+            let mut bad = y.clone();
+            bad[n + 5] += 1;
+            assert!(!fc.check_prepared(&p, &x, &bad, m, 2), "{w_entry} {path:?}");
+        }
+    }
 }
