@@ -47,6 +47,10 @@ struct Args {
     /// commits the same receipt).
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Also print each job's answer gas and bytes (to stderr): what a challenge's draw costs,
+    /// job by job.
+    #[arg(long)]
+    per_job: bool,
 }
 
 struct Net {
@@ -220,7 +224,7 @@ fn main() -> anyhow::Result<()> {
             let settled: Job = n.get(MarketKey::Job(&id));
             anyhow::ensure!(matches!(settled.status, aivm_runtime::market::JobStatus::Settled { .. }), "not settled: {:?}", settled.status);
             runs.push(Answered { gas: a.gas_used, bytes, verify_s, check_s, admit_s });
-            if std::env::var_os("PER_JOB").is_some() {
+            if args.per_job {
                 eprintln!("    job {j}: gas {} bytes {bytes}", a.gas_used);
             }
             if j > 0 {
