@@ -461,8 +461,15 @@ impl Committer {
         (at, root)
     }
 
-    fn commit(&mut self, r: Record) {
+    /// Commit `r` (its roots already hashed when `roots` is given: [`one_row_roots`]).
+    fn commit(&mut self, r: Record, roots: Option<OneRowRoots>) {
         let mut d = GemmData { commit: r.commit, x: r.x, x_scales: r.x_scales, y: r.y, rhs: None };
+        if let Some(o) = roots {
+            d.commit = GemmCommit { x_root: o.x_root, y_root: o.y_root, y_bytes: o.y_bytes, ..d.commit };
+            self.trace.gemms.push(d);
+            self.trace.operands.push(None);
+            return;
+        }
         // Comparing the activations with the last GEMM's is far cheaper than hashing them.
         let same_x = self.trace.gemms.last().filter(|p| p.commit.k == d.commit.k && p.x_scales == d.x_scales && p.x == d.x).map(|p| p.commit.x_root);
         let c = d.commit;
@@ -487,15 +494,74 @@ struct Committers(Vec<Committer>);
 
 impl Committers {
     fn commit(&mut self, r: Record) {
+        self.commit_with(r, None);
+    }
+
+    fn commit_with(&mut self, r: Record, roots: Option<OneRowRoots>) {
         if self.0.len() <= r.slot {
             self.0.resize_with(r.slot + 1, Committer::default);
         }
-        self.0[r.slot].commit(r);
+        self.0[r.slot].commit(r, roots);
+    }
+
+    /// Commit a batch in order, the one-row weight GEMMs' rows hashed side by side first.
+    fn commit_batch(&mut self, batch: Vec<Record>) {
+        let roots = one_row_roots(&batch);
+        for (r, roots) in batch.into_iter().zip(roots) {
+            self.commit_with(r, roots);
+        }
     }
 
     fn traces(self) -> Vec<Trace> {
         self.0.into_iter().map(|c| c.trace).collect()
     }
+}
+
+/// The roots of a one-row GEMM: its X row's leaf and its Y row's leaf (a one-leaf tree's
+/// root is its leaf), and Y's width.
+#[derive(Clone, Copy)]
+struct OneRowRoots {
+    x_root: Hash,
+    y_root: Hash,
+    y_bytes: u8,
+}
+
+/// The roots of a batch's one-row weight GEMMs (a decode step's: ~400 GEMMs of rows of
+/// 0.6–4.6 KB), their rows hashed side by side, sixteen of a length at a time
+/// ([`crate::row_leaves::leaves_of`]); hashed one at a time they ran at ~0.7 GB/s. The same
+/// leaves as [`GemmData::recommit`] makes (tests: every trace GEMM recommits to its
+/// commitment). A GEMM whose X equals the one before it (q, k and v read one input; gate
+/// and up another) hashes it once. `None` for the others (more rows, or a cache operand).
+fn one_row_roots(batch: &[Record]) -> Vec<Option<OneRowRoots>> {
+    let one_row =
+        |r: &Record| r.commit.m == 1 && r.rhs.is_none() && r.x_scales.len() == 1 && r.x.len() == r.commit.k as usize && r.y.len() == r.commit.n as usize;
+    let mut rows: Vec<Cow<'_, [u8]>> = Vec::new();
+    // Per record: where its X leaf and Y leaf are in `rows`, and Y's width.
+    let mut at: Vec<Option<(usize, usize, u8)>> = Vec::with_capacity(batch.len());
+    let mut last_x: Option<(&Record, usize)> = None;
+    for r in batch {
+        if !one_row(r) {
+            at.push(None);
+            last_x = None;
+            continue;
+        }
+        let x_at = match last_x {
+            Some((p, i)) if p.x_scales == r.x_scales && p.x == r.x => i,
+            _ => {
+                rows.push(Cow::Owned(x_row_bytes(r.x_scales[0], &r.x)));
+                rows.len() - 1
+            }
+        };
+        last_x = Some((r, x_at));
+        let w = crate::narrow_y::fewest_bytes(&r.y);
+        rows.push(crate::narrow_y::to_bytes(&r.y, w));
+        at.push(Some((x_at, rows.len() - 1, w)));
+    }
+    if rows.is_empty() {
+        return vec![None; batch.len()];
+    }
+    let leaves = crate::row_leaves::leaves_of(&rows.iter().map(|b| &b[..]).collect::<Vec<_>>());
+    at.into_iter().map(|a| a.map(|(x, y, w)| OneRowRoots { x_root: leaves[x], y_root: leaves[y], y_bytes: w })).collect()
 }
 
 /// GEMMs sent to the committing thread at once.
@@ -591,8 +657,8 @@ fn run_traced(engine: &Engine, prompts: &[Vec<u32>], max_new: usize, split: bool
         // a pool worker the forward pass needs.
         let spawned = std::thread::Builder::new().name("aivm-commit".into()).spawn_scoped(s, move || {
             let mut c = Committers::default();
-            for r in batches.into_iter().flatten() {
-                c.commit(r);
+            for batch in batches {
+                c.commit_batch(batch);
             }
             c.traces()
         });
