@@ -364,7 +364,8 @@ impl YTimesR {
     pub(super) fn preferring(rs: &[Vec<i8>], n: usize, path: SimdPath, byte_planes: bool) -> Self {
         let v = rs.len();
         let f = aivm_tensor::cpu::features();
-        let vnni = cfg!(target_arch = "x86_64") && byte_planes && path == SimdPath::Avx512Vnni && f.avx512_vnni && f.avx512_vbmi && v == SIMD_V;
+        // The byte-plane kernel's lanes stay exact below 2^17 columns (`row_times_r_vnni`).
+        let vnni = cfg!(target_arch = "x86_64") && byte_planes && path == SimdPath::Avx512Vnni && f.avx512_vnni && f.avx512_vbmi && v == SIMD_V && n < 1 << 17;
         let simd = cfg!(target_arch = "x86_64") && path == SimdPath::Avx512Vnni && f.avx512_bw && v == SIMD_V;
         let avx2 = cfg!(target_arch = "x86_64") && path != SimdPath::Scalar && f.avx2 && v == SIMD_V;
         let r16 = || rs.iter().flat_map(|r| r.iter().map(|&x| x as i16)).collect();

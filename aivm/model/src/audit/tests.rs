@@ -732,3 +732,23 @@ fn digit_planes_cover_the_extremes_of_g() {
         }
     }
 }
+
+/// A weight GEMM's check is priced by the packed kernel's terms (`spec/gas.md`, fitted by
+/// gas-bench); fewer rows than vectors keep the recomputation's price; an attention GEMM keeps
+/// the reference form's; overflow is out of gas (`None`).
+#[test]
+fn weight_checks_are_priced_by_the_packed_kernel() {
+    use super::freivalds::UNITS_PER_WEIGHT_CHECK;
+    assert_eq!(weight_check_work(256, 576, 1536), Some(576 * 1536 / 8 + 256 * 576 / 2 + 256 * 1536 + UNITS_PER_WEIGHT_CHECK));
+    assert_eq!(weight_check_work(8, 1536, 576), Some(1536 * 576 / 8 + 8 * 1536 / 2 + 8 * 576 + UNITS_PER_WEIGHT_CHECK));
+    assert_eq!(weight_check_work(1, 576, 49_152), check_work(1, 576, 49_152));
+    assert_eq!(weight_check_work(u64::MAX, 2, 2), None);
+    let (_, _, t) = setup(Arch::Llama);
+    for g in t.gemms() {
+        let (m, k, n) = (g.commit.m as u64, g.commit.k as u64, g.commit.n as u64);
+        let rows = 2 * m * UNITS_PER_HASHED_ROW;
+        let weight = GemmKind::from_code(g.commit.kind).is_some_and(GemmKind::is_weight);
+        let want = if weight { weight_check_work(m, k, n) } else { check_work(m, k, n) };
+        assert_eq!(opening_work(&g.commit, false), want.map(|w| w + rows), "{:?}", g.commit.id());
+    }
+}

@@ -190,7 +190,13 @@ fn check_with(
     let leaves = crate::row_leaves::leaves_of(&resp.rows.iter().map(|o| &o.bytes[..]).collect::<Vec<_>>());
     let mut rows = resp.rows.iter().zip(leaves.iter());
     for &(step, row) in &want_rows {
-        check_chain(sku, receipt, &sched, step, row, chain, resp, &mut rows)?;
+        let mut derived = Vec::new();
+        let walked = check_chain(sku, receipt, &sched, step, row, chain, resp, &mut rows, &mut derived);
+        // The derived rows' proofs, hashed side by side after the walk. Every derived row
+        // precedes the point where the walk stopped, so a failing one is the first failure in
+        // the chain's order and is the one reported.
+        derived_rows_hold(step, row, &derived)?;
+        walked?;
     }
     if rows.next().is_some() {
         return Err(AuditError::Response("extra rows".into()));
@@ -201,7 +207,7 @@ fn check_with(
 /// A row the chain derived (q, gate, down and logits inputs: `schedule::derived`), which the
 /// answer opens by its proof alone: the bytes the verifier computed, the root and position
 /// the proof must reach, and what to call it if it does not.
-struct Derived<'a> {
+struct DerivedRow<'a> {
     bytes: Vec<u8>,
     root: Hash,
     at: u64,
@@ -212,9 +218,21 @@ struct Derived<'a> {
     what: &'static str,
 }
 
-/// One row chain: [`walk_chain`], then the proofs of the rows it derived, hashed side by side.
-/// The first failure in the chain's order is the one reported: a derived row's proof is
-/// checked after the walk, but every derived row precedes the point where the walk stopped.
+/// Each derived row's proof against the leaf of the bytes the verifier derived, sixteen leaves
+/// hashed side by side; the first that fails, as a chain error.
+fn derived_rows_hold(step: u32, row: u32, derived: &[DerivedRow<'_>]) -> Result<(), AuditError> {
+    let leaves = crate::row_leaves::leaves_of(&derived.iter().map(|d| &d.bytes[..]).collect::<Vec<_>>());
+    match derived.iter().zip(&leaves).find(|(d, leaf)| !merkle::verify(&d.root, leaf, d.at, d.size, d.proof)) {
+        Some((d, _)) => {
+            let what = if d.what == "final norm" { d.what.to_string() } else { format!("layer {} {}", d.layer, d.what) };
+            Err(AuditError::Chain { step, row, what })
+        }
+        None => Ok(()),
+    }
+}
+
+/// Walk one row chain (`spec/verification.md` check 3), collecting the rows it derives for
+/// [`derived_rows_hold`].
 #[allow(clippy::too_many_arguments)]
 fn check_chain<'a>(
     sku: &Sku,
@@ -225,28 +243,7 @@ fn check_chain<'a>(
     chain: ChainKind,
     resp: &Response<'_>,
     opened: &mut impl Iterator<Item = (&'a OpenRow<'a>, &'a Hash)>,
-) -> Result<(), AuditError> {
-    let mut derived = Vec::new();
-    let walked = walk_chain(sku, r, sched, step, row, chain, resp, opened, &mut derived);
-    let leaves = crate::row_leaves::leaves_of(&derived.iter().map(|d| &d.bytes[..]).collect::<Vec<_>>());
-    if let Some(d) = derived.iter().zip(&leaves).find(|(d, leaf)| !merkle::verify(&d.root, leaf, d.at, d.size, d.proof)).map(|(d, _)| d) {
-        let what = if d.what == "final norm" { d.what.to_string() } else { format!("layer {} {}", d.layer, d.what) };
-        return Err(AuditError::Chain { step, row, what });
-    }
-    walked
-}
-
-#[allow(clippy::too_many_arguments)]
-fn walk_chain<'a>(
-    sku: &Sku,
-    r: &InferenceReceipt,
-    sched: &[(GemmId, [u32; 3])],
-    step: u32,
-    row: u32,
-    chain: ChainKind,
-    resp: &Response<'_>,
-    opened: &mut impl Iterator<Item = (&'a OpenRow<'a>, &'a Hash)>,
-    derived: &mut Vec<Derived<'a>>,
+    derived: &mut Vec<DerivedRow<'a>>,
 ) -> Result<(), AuditError> {
     let c = &sku.config;
     let d = c.d_model as usize;
@@ -267,7 +264,7 @@ fn walk_chain<'a>(
     let index_of = |layer: u32, kind: GemmKind| at.get(layer as usize * kinds + kind as usize).copied().filter(|&i| i != usize::MAX);
     // Open and authenticate each planned row. A row the verifier derives (`derive`: its scale
     // and values as computed here) must come without bytes; its proof is checked against the
-    // derived bytes after the walk ([`check_chain`]).
+    // derived bytes after the walk ([`derived_rows_hold`]).
     let mut open = |kind: GemmKind, layer: u32, is_y: bool, at: u32, derive: Option<(Scale, &[i8], &'static str)>| -> Result<(&'a [u8], u8), AuditError> {
         let (o, leaf) = opened.next().ok_or_else(|| err("missing row"))?;
         let idx = index_of(layer, kind).ok_or_else(|| err("no such GEMM"))? as u64;
@@ -283,10 +280,7 @@ fn walk_chain<'a>(
             None => {}
             Some(_) if !o.bytes.is_empty() => return Err(err(&format!("layer {layer} {} x row sent, not derived", kind.name()))),
             Some((scale, row, what)) => {
-                let mut bytes = Vec::with_capacity(8 + row.len());
-                bytes.extend(crate::commit::scale_bytes(scale));
-                bytes.extend_from_slice(bytemuck::cast_slice::<i8, u8>(row));
-                derived.push(Derived { bytes, root, at: at as u64, size, proof: &o.row_proof, layer, what });
+                derived.push(DerivedRow { bytes: crate::commit::x_row_bytes(scale, row), root, at: at as u64, size, proof: &o.row_proof, layer, what });
             }
         }
         Ok((&o.bytes, cm.y_bytes))
