@@ -777,9 +777,100 @@ fn market_devnet(tag: &str, args: &[&str]) -> Value {
     serde_json::from_str(out.trim()).expect("one JSON report")
 }
 
+/// [`market_devnet`] with `--serve`: the devnet keeps running after its report, as the README
+/// tells a newcomer, while `ask(rpc, client_home)` runs; then SIGINT to its process group (what
+/// Ctrl-C does) stops the devnet and every validator and worker it started.
+fn serving_market_devnet(tag: &str, args: &[&str], ask: impl FnOnce(&str, &str)) -> Value {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let dir = std::env::temp_dir().join(format!("aivm-{tag}-devnet-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr_path = std::env::temp_dir().join(format!("aivm-{tag}-devnet-test-{}.stderr", std::process::id()));
+    let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+    let mut all = vec!["devnet", "--validators", "4", "--max-tokens", "8", "--json", "--serve", "--dir", dir.to_str().expect("utf8")];
+    all.extend_from_slice(args);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aivm")).args(&all).process_group(0).stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn devnet");
+    let group = child.id() as i32;
+    let stop = |sig| unsafe { libc::kill(-group, sig) };
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut report = Value::Null;
+    let mut asked = false;
+    // Its own bounds end the devnet if the market never comes up (the jobs' deadline), which
+    // closes stdout.
+    for line in lines.by_ref() {
+        let line = line.expect("read the devnet's stdout");
+        if report.is_null() && line.starts_with('{') {
+            report = serde_json::from_str(&line).expect("one JSON report");
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let (Some(0), Some(rpc), Some(home)) = (words.iter().position(|w| *w == "aivm"), words.get(4), words.get(6)) {
+            if words.get(1) == Some(&"job") && words.get(3) == Some(&"--rpc") && words.get(5) == Some(&"--home") {
+                ask(rpc, home);
+                asked = true;
+                break;
+            }
+        }
+    }
+    stop(libc::SIGINT);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(libc::SIGKILL);
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&stderr_path);
+    assert!(asked, "the devnet never said how to ask it (report: {report}); its stderr: {}", tail(&log));
+    report
+}
+
+/// What the README's newcomer does against a serving devnet: `aivm job submit --wait` until
+/// an honest worker answers (the draw may give the cheater the first job, which is slashed and
+/// refunded), then `aivm job status`: the answer, the check's gas and the fee's five parts.
+fn ask_the_market(rpc: &str, home: &str) {
+    for _ in 0..3 {
+        let (code, out, err) = common::aivm(&[
+            "job",
+            "submit",
+            "--rpc",
+            rpc,
+            "--home",
+            home,
+            "--prompt",
+            "What is the capital of France?",
+            "--max-tokens",
+            "8",
+            "--budget",
+            "1000000",
+            "--wait",
+        ]);
+        let id = out.split_whitespace().nth(1).map(|w| w.trim_end_matches(':').to_string()).unwrap_or_default();
+        assert_eq!(id.len(), 64, "stdout: {out}\nstderr: {err}");
+        if code != 0 {
+            assert!(out.contains("worker slashed") && out.contains("the client was refunded"), "stdout: {out}\nstderr: {err}");
+            continue;
+        }
+        assert!(out.contains("state: settled") && out.contains("answer: ") && out.contains("paid: worker"), "{out}");
+        let (code, out, err) = common::aivm(&["job", "status", &id, "--rpc", rpc, "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let j: Value = serde_json::from_str(out.trim()).expect("job JSON");
+        assert_eq!(j["state"], "settled", "{j}");
+        assert!(!j["output"].as_array().expect("output").is_empty(), "{j}");
+        assert!(j["ended_by"]["gas_used"].as_u64().is_some_and(|g| g > 0), "{j}");
+        let p = &j["payout"];
+        let parts: u128 =
+            ["worker", "validators", "verifiers", "liquidity", "burned"].iter().map(|k| p[k].as_str().expect("part").parse::<u128>().expect("amount")).sum();
+        assert_eq!(parts.to_string(), j["fee"].as_str().expect("fee"), "the five parts are the fee: {j}");
+        return;
+    }
+    panic!("three jobs and none answered by an honest worker");
+}
+
 /// The compute market on the devnet with the real model: honest workers' jobs settle, the
 /// cheater (another model claimed as this one) is caught on its jobs and slashed, no honest
-/// worker is, and every validator agrees.
+/// worker is, and every validator agrees. Then a newcomer's question through `aivm job
+/// submit` gets its answer and `aivm job status` shows the payout.
 #[test]
 fn market_devnet_pays_honest_workers_and_slashes_a_cheater() {
     if !common::have_model() {
@@ -788,7 +879,7 @@ fn market_devnet_pays_honest_workers_and_slashes_a_cheater() {
     let _serial = serial();
     // Workers batch the jobs waiting for them (`aivm worker run --batch`), each committed as
     // its solo run would be: the chain must not tell the difference.
-    let r = market_devnet("market", &["--workers", "2", "--cheaters", "1", "--jobs", "4", "--worker-batch", "4", "--port", "21500"]);
+    let r = serving_market_devnet("market", &["--workers", "2", "--cheaters", "1", "--jobs", "4", "--worker-batch", "4", "--port", "21500"], ask_the_market);
     assert_eq!(r["roots_agree"], true, "{r}");
     // Stake-weighted selection may give the cheater no job; one that served is caught.
     assert_eq!(r["cheaters_caught"], r["cheaters_with_jobs"], "{r}");

@@ -270,6 +270,10 @@ fn honest_job_settles_with_the_exact_split() {
 
     let split = FeeSplit::of(quote);
     assert_eq!(split.total(), quote);
+    // The answer's receipt says where the fee went, part by part, as `aivm_getJob` shows it.
+    let settled = a.events.iter().find(|e| e.topic == b"job.settled").expect("a job.settled event");
+    assert_eq!(&settled.data[..32], &id[..]);
+    assert_eq!(FeeSplit::from_event(&settled.data[32..]), Some(split));
     let gas_paid = c.fee + a.fee;
     assert_eq!(n.balance(&addr(&n.keys[worker])), worker_before + split.worker - gas_paid);
     let tr: Treasury = n.get(MarketKey::Treasury).expect("treasury");

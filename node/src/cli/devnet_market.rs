@@ -5,7 +5,6 @@
 
 use super::account::{failure, Account};
 use super::worker::Cheat;
-use aivm::model::Engine;
 use aivm_node::hexbytes::{from_hex, to_hex};
 use aivm_node::keys::NodeKeys;
 use aivm_node::rpc::{AivmApiClient, MarketApiClient};
@@ -126,6 +125,9 @@ struct Seen {
     submitted_block: Option<u64>,
     /// The challenge seed JSON-RPC showed before the block that fixes it was executed.
     early_seed: Option<String>,
+    /// The gas of the transaction that ended it (`aivm_getJob`'s `ended_by`): for an answer,
+    /// what checking the work cost.
+    end_gas: Option<u64>,
 }
 
 /// Run the market on the devnet; the report's JSON, and the workers (still serving).
@@ -136,8 +138,7 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
         }
     };
     let model = super::job::model_hash(None)?;
-    let registry = aivm_node::market::registry();
-    let engine = registry.engine(&model).context("loading the model")?;
+    let local = super::job::LocalModel::open(&model).context("loading the model")?;
     let mut procs = Workers(Vec::new());
     let mut cheater_addrs = BTreeSet::new();
     for (i, home) in s.people.workers.iter().enumerate() {
@@ -165,7 +166,7 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
     }
     log(format!("{} workers bonded ({} cheating: {:?}); submitting {} jobs", s.people.workers.len(), s.cheaters, s.cheat, s.jobs));
 
-    let tok = super::job::tokenizer(&model)?;
+    let tok = &local.tokenizer;
     let started = Instant::now();
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     for i in 0..s.jobs {
@@ -233,6 +234,7 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
                 j.ended = Some(Instant::now());
                 j.ended_at = v["settled_at"].as_u64().or(v["slashed_at"].as_u64());
                 j.slashed = v["slashed"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+                j.end_gas = v["ended_by"]["gas_used"].as_u64();
             }
         }
         for id in expire {
@@ -258,12 +260,10 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
     let elapsed = started.elapsed().as_secs_f64();
 
     // The answers' gas against the jobs' inference gas.
-    let schedule = aivm::GasSchedule::default();
     let mut gas_ratios = Vec::new();
-    for (id, j) in &seen {
-        let (Some(c), Some(e)) = (j.committed_at, j.ended_at) else { continue };
-        if let Some(gas) = answer_gas(&mut client, id, c, e)? {
-            gas_ratios.push(gas as f64 / infer_gas(&engine, &schedule, j.prompt_len, j.units - j.prompt_len) as f64);
+    for j in seen.values() {
+        if let (Some(gas), Some(infer)) = (j.end_gas, local.infer_gas(j.prompt_len, j.units - j.prompt_len)) {
+            gas_ratios.push(gas as f64 / infer as f64);
         }
     }
     let (attested, attest_pay) = if s.people.verifiers.is_empty() {
@@ -317,28 +317,6 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
         }),
     });
     Ok((report, procs))
-}
-
-/// MODEL_INFER's gas for a job of this shape: what running it on chain would cost.
-fn infer_gas(engine: &Engine, s: &aivm::GasSchedule, prompt: u64, max_new: u64) -> u64 {
-    engine.infer_gas(prompt, max_new, |m, a, t, w, n| s.model_infer_cost(m, a, t, w, n)).unwrap_or(u64::MAX)
-}
-
-/// The gas of the transaction that ended job `id` with an answer (blocks `from..=to`), if
-/// an answer ended it.
-fn answer_gas(c: &mut Account, id: &str, from: u64, to: u64) -> Result<Option<u64>> {
-    let topics = [to_hex(b"job.settled"), to_hex(b"job.slashed")];
-    for h in from..=to {
-        for r in Value::from(c.rpc.call(|c| c.get_block_receipts(h))?.unwrap_or_default()).as_array().into_iter().flatten() {
-            for e in r["events"].as_array().into_iter().flatten() {
-                let data = e["data"].as_str().and_then(from_hex).unwrap_or_default();
-                if topics.iter().any(|t| e["topic"].as_str() == Some(t.as_str())) && data.len() >= 32 && to_hex(&data[..32]) == id {
-                    return Ok(r["gas_used"].as_u64());
-                }
-            }
-        }
-    }
-    Ok(None)
 }
 
 /// Verifier attestations paid in blocks `1..=to` (`spec/market.md` §6d): how many, and the

@@ -3,7 +3,7 @@
 
 use super::account::{failure, rpc_addr, Account};
 use aivm::model::store::default_home;
-use aivm::model::{ArtifactStore, Tokenizer};
+use aivm::model::{Engine, Tokenizer};
 use aivm_node::hexbytes::{from_hex, to_hex};
 use aivm_node::rpc::MarketApiClient;
 use aivm_node::rpc_client::NodeClient;
@@ -14,6 +14,7 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
@@ -89,17 +90,31 @@ pub fn model_hash(given: Option<&str>) -> Result<[u8; 32]> {
     from_hex(&s).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("--model must be 64 hex digits"))
 }
 
-/// The tokenizer of a model in the local artifact store.
-pub fn tokenizer(model: &[u8; 32]) -> Result<Tokenizer> {
-    let sku = ArtifactStore::open(default_home().join("artifacts"))
-        .get(model)
-        .with_context(|| format!("model {} is not in the local artifact store", to_hex(model)))?;
-    Ok(Tokenizer::new(&sku.tokenizer))
+/// A model from the local artifact store, for what a client works out itself: the prompt's
+/// tokens, the answer's text, and MODEL_INFER's gas for the job (what running it on chain
+/// would cost, against which its verification's gas is shown).
+pub struct LocalModel {
+    pub tokenizer: Tokenizer,
+    pub engine: Arc<Engine>,
+}
+
+impl LocalModel {
+    pub fn open(model: &[u8; 32]) -> Result<Self> {
+        let engine = aivm_node::market::registry().engine(model).with_context(|| format!("model {} is not in the local artifact store", to_hex(model)))?;
+        Ok(LocalModel { tokenizer: Tokenizer::new(&engine.sku.tokenizer), engine })
+    }
+
+    /// MODEL_INFER's gas for one prompt of `prompt` tokens generating up to `max_new`.
+    pub fn infer_gas(&self, prompt: u64, max_new: u64) -> Option<u64> {
+        let s = aivm::GasSchedule::default();
+        self.engine.infer_gas(prompt, max_new, |m, a, t, w, n| s.model_infer_cost(m, a, t, w, n))
+    }
 }
 
 fn submit(a: SubmitArgs) -> Result<bool> {
     let model = model_hash(a.model.as_deref())?;
-    let tok = tokenizer(&model)?;
+    let local = LocalModel::open(&model)?;
+    let tok = &local.tokenizer;
     let prompt = tok.encode(&tok.chat_prompt(&a.prompt));
     let mut acct = Account::open(&a.home, rpc_addr(&a.rpc)?)?;
     let quote = acct.rpc.call(|c| c.quote(to_hex(&model), prompt.len() as u64 + a.max_tokens as u64))?;
@@ -123,11 +138,11 @@ fn submit(a: SubmitArgs) -> Result<bool> {
             // The TEE track: usable now, final after the window (the client may act on it).
             Some("provisional") if !told_provisional => {
                 told_provisional = true;
-                print_status(&job, &tok)?;
+                print_status(&job, &local)?;
                 println!("provisional on the worker's attestation; final after block {}", job["challengeable_until"]);
             }
             Some("settled") | Some("slashed") => {
-                print_status(&job, &tok)?;
+                print_status(&job, &local)?;
                 return Ok(job["state"] == "settled");
             }
             _ if Instant::now() > deadline => bail!("job {id} did not end within {} s (state {})", a.timeout, job["state"]),
@@ -136,25 +151,57 @@ fn submit(a: SubmitArgs) -> Result<bool> {
     }
 }
 
-/// A job in words: state, answer, and where the money went.
-fn print_status(job: &Value, tok: &Tokenizer) -> Result<()> {
-    println!("state: {}", job["state"].as_str().unwrap_or("?"));
+/// A job in words: state, answer, receipt, how it ended (for an answer: what checking it
+/// cost against running the job on chain) and where the money went.
+fn print_status(job: &Value, m: &LocalModel) -> Result<()> {
+    let state = job["state"].as_str().unwrap_or("?");
+    let fee = job["fee"].as_str().unwrap_or("?");
+    println!("state: {state}");
     if let Some(out) = job["output"].as_array() {
         let ids: Vec<u32> = out.iter().filter_map(|t| t.as_u64().map(|t| t as u32)).collect();
-        println!("answer: {}", tok.decode(&ids).trim());
+        println!("answer: {}", m.tokenizer.decode(&ids).trim());
     }
-    match job["state"].as_str() {
-        Some("settled") => println!("verified at block {}; the worker was paid 80 % of {}", job["settled_at"], job["fee"].as_str().unwrap_or("?")),
-        Some("slashed") => println!(
-            "worker slashed {} at block {}: {}; the client was refunded {}",
+    if let Some(h) = job["receipt_hash"].as_str() {
+        println!("receipt {h}: {} GEMMs committed", job["gemm_count"]);
+    }
+    let ended = &job["ended_by"];
+    let by = ended["tx"].as_str().map(|tx| format!(" by transaction {tx} ({} gas)", ended["gas_used"])).unwrap_or_default();
+    match state {
+        "settled" => {
+            let checked = match (job["track"].as_str(), ended["gas_used"].as_u64(), answer_over_inference(job, m)) {
+                (Some("freivalds"), Some(gas), Some(infer)) => {
+                    format!("; checking the answer cost {:.2} % of the {infer} gas of running the job on chain", 100.0 * gas as f64 / infer as f64)
+                }
+                _ => String::new(),
+            };
+            println!("settled at block {}{by}{checked}", job["settled_at"]);
+            let p = &job["payout"];
+            match p["worker"].as_str() {
+                Some(w) => println!(
+                    "fee {fee} paid: worker {w}, validators {}, verifiers {}, liquidity providers {}, burned {}",
+                    p["validators"].as_str().unwrap_or("?"),
+                    p["verifiers"].as_str().unwrap_or("?"),
+                    p["liquidity"].as_str().unwrap_or("?"),
+                    p["burned"].as_str().unwrap_or("?")
+                ),
+                None => println!("the worker was paid 80 % of {fee}"),
+            }
+        }
+        "slashed" => println!(
+            "worker slashed {} at block {}{by}: {}; the client was refunded {fee}",
             job["slashed"].as_str().unwrap_or("?"),
             job["slashed_at"],
             job["reason"].as_str().unwrap_or("?"),
-            job["fee"].as_str().unwrap_or("?")
         ),
         _ => {}
     }
     Ok(())
+}
+
+/// MODEL_INFER's gas for the job's shape (its prompt, `max_new`).
+fn answer_over_inference(job: &Value, m: &LocalModel) -> Option<u64> {
+    let prompt = job["prompt"].as_array()?.len() as u64;
+    m.infer_gas(prompt, job["max_new"].as_u64()?)
 }
 
 fn status(a: StatusArgs) -> Result<bool> {
@@ -168,6 +215,6 @@ fn status(a: StatusArgs) -> Result<bool> {
         return Ok(true);
     }
     let model = from_hex(job["model"].as_str().unwrap_or_default()).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow!("job has no model"))?;
-    print_status(&job, &tokenizer(&model)?)?;
+    print_status(&job, &LocalModel::open(&model)?)?;
     Ok(true)
 }

@@ -7,8 +7,9 @@ use crate::hexbytes::to_hex;
 use aivm::model::commit::InferenceReceipt;
 use aivm_runtime::market::hmm::{amount_in, Pool};
 use aivm_runtime::market::jobs::{beacon, challenge_seed};
+use aivm_runtime::market::split::FeeSplit;
 use aivm_runtime::market::state::{BeaconRecord, WorkerSet};
-use aivm_runtime::market::{Bond, Job, JobStatus, MarketKey, MarketParams, Role, Treasury};
+use aivm_runtime::market::{market_address, Bond, Job, JobStatus, MarketKey, MarketParams, Role, Treasury};
 use aivm_runtime::{Chain, StateValue};
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
@@ -118,6 +119,13 @@ pub fn job_json(ctx: &super::RpcContext, id: &[u8; 32], j: &Job) -> RpcResult<Va
                 v["receipt_hash"] = json!(to_hex(&r.hash()));
                 v["gemm_count"] = json!(r.gemm_count);
             }
+            if let Some((tx, data)) = ended_by(chain, *at, id, b"job.settled")? {
+                v["ended_by"] = tx;
+                if let Some(p) = FeeSplit::from_event(&data) {
+                    v["payout"] = json!({"worker": p.worker.to_string(), "validators": p.validators.to_string(), "verifiers": p.verifiers.to_string(),
+                                         "liquidity": p.liquidity.to_string(), "burned": p.burn.to_string()});
+                }
+            }
         }
         JobStatus::Disputed { at, verifier, step, output, until, .. } => {
             v["state"] = json!("disputed");
@@ -136,9 +144,26 @@ pub fn job_json(ctx: &super::RpcContext, id: &[u8; 32], j: &Job) -> RpcResult<Va
             v["slashed_at"] = json!(at);
             v["slashed"] = json!(taken.to_string());
             v["reason"] = json!(reason);
+            if let Some((tx, _)) = ended_by(chain, *at, id, b"job.slashed")? {
+                v["ended_by"] = tx;
+            }
         }
     }
     Ok(v)
+}
+
+/// The transaction of block `height` that ended job `id` — the one whose receipt carries the
+/// market's `topic` event for it — as `{tx, gas_used}` (an answer's gas is what checking the
+/// work cost), with the event's data after the job id. `None` if the block has none.
+fn ended_by(chain: &Chain, height: u64, id: &[u8; 32], topic: &[u8]) -> Result<Option<(Value, Vec<u8>)>, ErrorObjectOwned> {
+    let Some(block) = chain.block(height).map_err(node_error)? else { return Ok(None) };
+    let market = market_address();
+    for r in &block.receipts {
+        if let Some(e) = r.events.iter().find(|e| e.contract == market && e.topic == topic && e.data.get(..32) == Some(&id[..])) {
+            return Ok(Some((json!({"tx": to_hex(&r.tx_hash), "gas_used": r.gas_used}), e.data[32..].to_vec())));
+        }
+    }
+    Ok(None)
 }
 
 fn bond_json(b: &Bond) -> Value {

@@ -446,14 +446,15 @@ pub(super) fn settle(
     let split = FeeSplit::of(j.fee);
     l.credit(&j.worker, split.worker)?;
     let mut t: Treasury = l.get(MarketKey::Treasury)?.unwrap_or_default();
-    let mut burn = split.burn;
-    match l.get::<Pool>(MarketKey::Pool(&j.sku))? {
+    // The LPs' share enters the pool; with no liquidity left in it, it burns.
+    let (to_pool, burn) = match l.get::<Pool>(MarketKey::Pool(&j.sku))? {
         Some(mut pool) if pool.shares > 0 => {
             pool.native = pool.native.checked_add(split.liquidity).ok_or(MarketError::Overflow)?;
             l.put(MarketKey::Pool(&j.sku), &pool)?;
+            (split.liquidity, split.burn)
         }
-        _ => burn += split.liquidity,
-    }
+        _ => (0, split.burn + split.liquidity),
+    };
     t.validators = t.validators.checked_add(split.validators).ok_or(MarketError::Overflow)?;
     t.verifiers = t.verifiers.checked_add(split.verifiers).ok_or(MarketError::Overflow)?;
     t.burned = t.burned.checked_add(burn).ok_or(MarketError::Overflow)?;
@@ -477,7 +478,9 @@ pub(super) fn settle(
     }
     j.status = JobStatus::Settled { at: ctx.height, output: r.outputs.first().cloned().unwrap_or_default(), receipt, until };
     l.put(MarketKey::Job(id), &j)?;
-    events.push(event("job.settled", [&id[..], &crate::encoding::cbor(&(split.worker, split.validators, split.verifiers, split.liquidity, burn))].concat()));
+    // Where the fee went, as paid: the five parts sum to the fee.
+    let paid = FeeSplit { liquidity: to_pool, burn, ..split };
+    events.push(event("job.settled", [&id[..], &paid.event_bytes()].concat()));
     super::quality::score(ctx, l, params, &j.sku, &j.worker, on_time, events)
 }
 

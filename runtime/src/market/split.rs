@@ -32,6 +32,18 @@ impl FeeSplit {
     pub fn total(&self) -> u128 {
         self.worker + self.validators + self.verifiers + self.liquidity + self.burn
     }
+
+    /// The `job.settled` event's data after the job id: the parts as paid (a CBOR 5-tuple in
+    /// this order), which RPC and clients read back with [`FeeSplit::from_event`].
+    pub fn event_bytes(&self) -> Vec<u8> {
+        crate::encoding::cbor(&(self.worker, self.validators, self.verifiers, self.liquidity, self.burn))
+    }
+
+    /// [`FeeSplit::event_bytes`] read back; `None` if they are not five amounts.
+    pub fn from_event(b: &[u8]) -> Option<Self> {
+        let (worker, validators, verifiers, liquidity, burn) = ciborium::from_reader::<(u128, u128, u128, u128, u128), _>(b).ok()?;
+        Some(FeeSplit { worker, validators, verifiers, liquidity, burn })
+    }
 }
 
 /// A slash of `bps` of `stake`: what the offender loses, of it what the prover gets, and
@@ -73,6 +85,7 @@ mod tests {
             prop_assert_eq!(s.total(), fee);
             prop_assert_eq!(s.worker, fee / 10_000 * 8_000 + fee % 10_000 * 8_000 / 10_000);
             prop_assert!(s.burn >= share(fee, 300));
+            prop_assert_eq!(FeeSplit::from_event(&s.event_bytes()), Some(s));
             let sl = Slash::of(stake, bps);
             prop_assert_eq!(sl.prover + sl.burn, sl.taken);
             prop_assert!(sl.taken <= stake);
