@@ -34,10 +34,13 @@ enum Command {
     /// Buy inference on the compute market and follow a job to its answer.
     #[command(subcommand)]
     Job(cli::job::JobCommand),
-    /// Serve the compute market as a staked worker.
+    /// A model's HMM pool: its price, swaps between native tokens and compute units, and liquidity.
+    #[command(subcommand)]
+    Pool(cli::pool::PoolCommand),
+    /// Serve the compute market as a staked worker; its bond: status, unbond, withdraw.
     #[command(subcommand)]
     Worker(cli::worker::WorkerCommand),
-    /// Check the compute market as a staked verifier: re-run a sample of settled jobs, dispute wrong ones.
+    /// Check the compute market as a staked verifier: re-run a sample of settled jobs, dispute wrong ones; its bond.
     #[command(subcommand)]
     Verifier(cli::verifier::VerifierCommand),
     /// A validator's stake: bond (join), unbond (leave), withdraw, status.
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Receipt(a) => cli::verdict_exit(cli::client::receipt(a)),
         Command::Block(a) => cli::verdict_exit(cli::client::block(a)),
         Command::Watch(a) => cli::verdict_exit(cli::client::watch(a)),
+        Command::Pool(cmd) => cli::pool::run(cmd),
         Command::Worker(cmd) => cli::worker::run(cmd),
         Command::Verifier(cmd) => cli::verifier::run(cmd),
         Command::Validator(cmd) => cli::validator::run(cmd),

@@ -369,6 +369,8 @@ fn bad_rpc_input_gets_errors_and_the_node_keeps_running() {
     }
     assert_eq!(rpc_error(c.call("aivm_getBlock", json!(["one"]))), -32602);
     assert_eq!(rpc_error(c.call("aivm_getAccount", json!(["12"]))), -32602);
+    assert_eq!(rpc_error(c.call("aivm_getHoldings", json!(["12", to_hex(&[1; 32])]))), -32602);
+    assert_eq!(rpc_error(c.call("aivm_getHoldings", json!([to_hex(&[1; 32])]))), -32602);
     assert_eq!(rpc_error(c.call("aivm_query", json!([to_hex(&[1; 32]), "x"]))), -32602);
     assert_eq!(rpc_error(c.call("aivm_query", json!([to_hex(&[1; 32]), "balance_of", "00"]))), -32000, "no contract there");
 
@@ -867,10 +869,47 @@ fn ask_the_market(rpc: &str, home: &str) {
     panic!("three jobs and none answered by an honest worker");
 }
 
+/// An LP's and a worker's round trip on a serving devnet: buy compute units, deposit them
+/// with native in the pool's ratio, see the shares, burn them all; a worker's bond seen,
+/// partly unbonded, and not withdrawable before its delay.
+fn provide_liquidity_and_unbond(rpc: &str, home: &str) {
+    let ok = |args: &[&str]| {
+        let (code, out, err) = common::aivm(args);
+        assert_eq!(code, 0, "{args:?}\nstdout: {out}\nstderr: {err}");
+        out
+    };
+    let holdings = || -> Value { serde_json::from_str(ok(&["pool", "show", "--rpc", rpc, "--home", home, "--json"]).trim()).expect("pool JSON") };
+    let before = holdings();
+    assert_eq!(before["holdings"]["shares"], "0", "{before}");
+    let out = ok(&["pool", "swap", "--rpc", rpc, "--home", home, "--sell", "native", "--amount", "50000"]);
+    assert!(out.starts_with("sold 50000 native for "), "{out}");
+    let out = ok(&["pool", "add", "--rpc", rpc, "--home", home, "--native", "20000"]);
+    assert!(out.starts_with("deposited 20000 native and "), "{out}");
+    let lp = holdings();
+    assert_ne!(lp["holdings"]["shares"], "0", "{lp}");
+    assert!(lp["holdings"]["redeemable"]["native"].as_str().is_some_and(|n| n.parse::<u128>().unwrap() <= 20_000), "rounding favours the pool: {lp}");
+    let out = ok(&["pool", "remove", "--rpc", rpc, "--home", home, "--all"]);
+    assert!(out.starts_with("burned "), "{out}");
+    assert_eq!(holdings()["holdings"]["shares"], "0");
+
+    // The devnet's worker homes are beside the client's; the first ones cheat.
+    let worker = std::path::Path::new(home).with_file_name("w1");
+    let worker = worker.to_str().expect("utf8");
+    let bond = |w: &str| -> Value { serde_json::from_str(ok(&["worker", "status", "--rpc", rpc, "--home", w, "--json"]).trim()).expect("bond JSON") };
+    let b = bond(worker);
+    let bonded: u128 = b["bonded"].as_str().expect("bonded").parse().expect("amount");
+    ok(&["worker", "unbond", "--rpc", rpc, "--home", worker, "--amount", "1000"]);
+    let after = bond(worker);
+    assert_eq!((after["bonded"].as_str(), after["unbonding"].as_str()), (Some((bonded - 1000).to_string().as_str()), Some("1000")), "{after}");
+    let (code, _, err) = common::aivm(&["worker", "withdraw", "--rpc", rpc, "--home", worker]);
+    assert!(code == 1 && err.contains("too early"), "withdrawing before the delay: {err}");
+}
+
 /// The compute market on the devnet with the real model: honest workers' jobs settle, the
 /// cheater (another model claimed as this one) is caught on its jobs and slashed, no honest
 /// worker is, and every validator agrees. Then a newcomer's question through `aivm job
-/// submit` gets its answer and `aivm job status` shows the payout.
+/// submit` gets its answer and `aivm job status` shows the payout; an LP and a worker use
+/// `aivm pool` and `aivm worker status|unbond|withdraw`.
 #[test]
 fn market_devnet_pays_honest_workers_and_slashes_a_cheater() {
     if !common::have_model() {
@@ -879,7 +918,10 @@ fn market_devnet_pays_honest_workers_and_slashes_a_cheater() {
     let _serial = serial();
     // Workers batch the jobs waiting for them (`aivm worker run --batch`), each committed as
     // its solo run would be: the chain must not tell the difference.
-    let r = serving_market_devnet("market", &["--workers", "2", "--cheaters", "1", "--jobs", "4", "--worker-batch", "4", "--port", "21500"], ask_the_market);
+    let r = serving_market_devnet("market", &["--workers", "2", "--cheaters", "1", "--jobs", "4", "--worker-batch", "4", "--port", "21500"], |rpc, home| {
+        ask_the_market(rpc, home);
+        provide_liquidity_and_unbond(rpc, home);
+    });
     assert_eq!(r["roots_agree"], true, "{r}");
     // Stake-weighted selection may give the cheater no job; one that served is caught.
     assert_eq!(r["cheaters_caught"], r["cheaters_with_jobs"], "{r}");

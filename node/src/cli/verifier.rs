@@ -22,6 +22,12 @@ use std::time::Duration;
 pub enum VerifierCommand {
     /// Bond, then re-run a sample of settled jobs and dispute wrong ones, until stopped.
     Run(RunArgs),
+    /// The verifier's bond: stake and unbonding.
+    Status(super::stake::HomeArgs),
+    /// Start unbonding: it stays slashable (a false report) until the delay has passed.
+    Unbond(super::stake::AmountArgs),
+    /// Move unbonded stake whose delay has passed back to the balance.
+    Withdraw(super::stake::HomeArgs),
 }
 
 #[derive(Args)]
@@ -50,6 +56,9 @@ pub struct RunArgs {
 pub fn run(cmd: VerifierCommand) -> ExitCode {
     match cmd {
         VerifierCommand::Run(a) => super::verdict_exit(serve(a).map(|()| true)),
+        VerifierCommand::Status(a) => super::verdict_exit(super::stake::status(&a, Role::Verifier)),
+        VerifierCommand::Unbond(a) => super::verdict_exit(super::stake::unbond(&a, Role::Verifier)),
+        VerifierCommand::Withdraw(a) => super::verdict_exit(super::stake::withdraw(&a, Role::Verifier)),
     }
 }
 

@@ -27,6 +27,35 @@ use std::time::{Duration, Instant};
 pub enum WorkerCommand {
     /// Bond, then serve assigned jobs until stopped (or --max-jobs have ended).
     Run(RunArgs),
+    /// The worker's bond: stake, unbonding, capacity, jobs in flight, verified tokens, quality.
+    Status(BondArgs),
+    /// Start unbonding: the stake stops counting for new jobs at once and stays slashable
+    /// until the unbonding delay has passed.
+    Unbond(UnbondArgs),
+    /// Move unbonded stake whose delay has passed (and no job in flight) back to the balance.
+    Withdraw(BondArgs),
+}
+
+#[derive(Args)]
+pub struct BondArgs {
+    #[command(flatten)]
+    pub home: super::stake::HomeArgs,
+    /// The model the bond serves (default: the model `make model` converted).
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+#[derive(Args)]
+pub struct UnbondArgs {
+    #[command(flatten)]
+    pub bond: BondArgs,
+    /// Native units to unbond.
+    #[arg(long)]
+    pub amount: u128,
+}
+
+fn role(model: Option<&str>) -> Result<Role> {
+    Ok(Role::Worker { sku: super::job::model_hash(model)? })
 }
 
 /// TEST ONLY: how a cheating worker departs from the honest run.
@@ -94,6 +123,11 @@ pub enum InferencePriority {
 pub fn run(cmd: WorkerCommand) -> ExitCode {
     match cmd {
         WorkerCommand::Run(a) => super::verdict_exit(serve(a).map(|()| true)),
+        WorkerCommand::Status(a) => super::verdict_exit(role(a.model.as_deref()).and_then(|r| super::stake::status(&a.home, r))),
+        WorkerCommand::Unbond(a) => super::verdict_exit(
+            role(a.bond.model.as_deref()).and_then(|r| super::stake::unbond(&super::stake::AmountArgs { home: a.bond.home, amount: a.amount }, r)),
+        ),
+        WorkerCommand::Withdraw(a) => super::verdict_exit(role(a.model.as_deref()).and_then(|r| super::stake::withdraw(&a.home, r))),
     }
 }
 

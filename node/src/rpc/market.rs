@@ -182,6 +182,11 @@ pub trait MarketApi {
     #[method(name = "getPool")]
     fn get_pool(&self, model: String) -> RpcResult<Option<Value>>;
 
+    /// What an address holds in a model's market: pool shares, compute units, and what its
+    /// shares would redeem for now.
+    #[method(name = "getHoldings")]
+    fn get_holdings(&self, address: String, model: String) -> RpcResult<Value>;
+
     /// The fee (decimal string) for `units` of inference on `model` now.
     #[method(name = "quote")]
     fn quote(&self, model: String, units: u64) -> RpcResult<String>;
@@ -228,6 +233,19 @@ impl MarketApiServer for Api {
         Ok(record::<Pool>(self.0.executor.chain(), MarketKey::Pool(&sku))?.map(
             |pool| json!({"native": pool.native.to_string(), "units": pool.units.to_string(), "shares": pool.shares.to_string(), "fee_bps": pool.fee_bps}),
         ))
+    }
+
+    fn get_holdings(&self, address: String, model: String) -> RpcResult<Value> {
+        let (who, sku) = (hex32(&address, "address")?, hex32(&model, "model")?);
+        let chain = self.0.executor.chain();
+        let amount = |key: MarketKey<'_>| record::<u128>(chain, key).map(Option::unwrap_or_default);
+        let (shares, units) = (amount(MarketKey::Shares(&sku, &who))?, amount(MarketKey::Units(&sku, &who))?);
+        // What RemoveLiquidity would pay for every share now (the pool's own rounding).
+        let redeemable = match record::<Pool>(chain, MarketKey::Pool(&sku))? {
+            Some(mut pool) if shares > 0 => pool.remove_liquidity(shares).ok().map(|(n, u)| json!({"native": n.to_string(), "units": u.to_string()})),
+            _ => None,
+        };
+        Ok(json!({"shares": shares.to_string(), "units": units.to_string(), "redeemable": redeemable}))
     }
 
     fn quote(&self, model: String, units: u64) -> RpcResult<String> {

@@ -19,7 +19,7 @@
 //! | `aivm_subscribeFinalized` | `[]` | notifications `aivm_finalized` per block |
 //! | `aivm_getBlockReceipts` | `[height]` | the block's receipts, or `null` |
 //! | `aivm_getSnapshots`, `aivm_getSnapshotAnchor`, `aivm_getSnapshotChunk` | see [`sync`] | state snapshots for joining nodes |
-//! | `aivm_getJob`, `aivm_getPool`, `aivm_quote`, `aivm_getBond`, `aivm_getWorkers`, `aivm_getMarket`, `aivm_nextBeacon` | see [`market`] | the compute market's state |
+//! | `aivm_getJob`, `aivm_getPool`, `aivm_getHoldings`, `aivm_quote`, `aivm_getBond`, `aivm_getWorkers`, `aivm_getMarket`, `aivm_nextBeacon` | see [`market`] | the compute market's state |
 //!
 //! Every bad input is a JSON-RPC error (`-32602` invalid params, `-32000` transaction
 //! refused, `-32001` node error, `-32005` busy, `-32029` rate limited); nothing a client sends

@@ -152,6 +152,18 @@ impl Pool {
         Ok(minted)
     }
 
+    /// The compute units a deposit of `native` needs to go with it in the pool's ratio:
+    /// ⌈native·units/native_reserve⌉, so the units side mints at least what the native side
+    /// does ([`Pool::add_liquidity`] mints the smaller) and at most one unit is left over for
+    /// every holder. For tools; the chain takes whatever a deposit brings.
+    pub fn units_for(&self, native: u128) -> Result<u128, HmmError> {
+        if self.native == 0 || self.units == 0 {
+            return Err(HmmError::NoLiquidity);
+        }
+        let r = wide(self.native);
+        narrow((wide(native) * wide(self.units) + r - U256::from(1u8)) / r)
+    }
+
     /// Burn `shares`; returns (native, units) paid out, each rounded down.
     pub fn remove_liquidity(&mut self, shares: u128) -> Result<(u128, u128), HmmError> {
         if shares == 0 {
@@ -301,6 +313,21 @@ mod tests {
                 let rhs = ruint::Uint::<512, 8>::from(k) * ruint::Uint::<512, 8>::from(p.shares) * ruint::Uint::<512, 8>::from(p.shares);
                 prop_assert!(lhs >= rhs, "a share lost value");
                 prop_assert!(p.native > 0 && p.units > 0);
+            }
+        }
+
+        /// A deposit of `units_for(native)` mints what its native side alone would, and the
+        /// units side brings at most one unit beyond that.
+        #[test]
+        fn units_for_matches_the_pools_ratio(native_reserve in 1u128..1 << 100, units_reserve in 1u128..1 << 100, native in 1u128..1 << 90) {
+            let mut p = Pool::new(30).unwrap();
+            p.add_liquidity(native_reserve.max(1 << 20), units_reserve.max(1 << 20)).unwrap();
+            let units = p.units_for(native).unwrap();
+            let by_native = wide(native) * wide(p.shares) / wide(p.native);
+            let exact = wide(native) * wide(p.units);
+            prop_assert!(wide(units) * wide(p.native) >= exact && wide(units - 1) * wide(p.native) < exact, "the ceiling of the ratio");
+            if let Ok(minted) = p.clone().add_liquidity(native, units) {
+                prop_assert_eq!(wide(minted), by_native);
             }
         }
     }
