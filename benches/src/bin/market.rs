@@ -219,17 +219,48 @@ fn main() -> anyhow::Result<()> {
             let decoded = aivm::model::audit::Response::decode(&response).ok_or_else(|| anyhow::anyhow!("answer does not decode"))?;
             aivm::model::audit::check_response(&engine.sku, &engine.sku_hash, &receipt, &ch, &decoded)?;
             let verify_s = start.elapsed().as_secs_f64();
+            // Which GEMMs the draw opened (kind@step m×k×n): the spread between jobs.
+            let opened: Vec<String> = decoded
+                .gemms
+                .iter()
+                .map(|(_, g)| {
+                    let c = &g.commit;
+                    let kind = c.id().map_or("?".to_string(), |id| format!("{:?}", id.kind));
+                    format!("{kind}@{} {}x{}x{}", c.step, c.m, c.k, c.n)
+                })
+                .collect();
+            drop(decoded);
             let ((a, check_s), admit_s) = n.send_timed(worker, MarketTx::Answer { job: id, response }, args.repeat);
             anyhow::ensure!(a.is_success(), "answer: {:?}", a.status);
             let settled: Job = n.get(MarketKey::Job(&id));
             anyhow::ensure!(matches!(settled.status, aivm_runtime::market::JobStatus::Settled { .. }), "not settled: {:?}", settled.status);
             runs.push(Answered { gas: a.gas_used, bytes, verify_s, check_s, admit_s });
             if args.per_job {
-                eprintln!("    job {j}: gas {} bytes {bytes}", a.gas_used);
+                eprintln!("    job {j}: gas {} bytes {bytes}, check {:.2} ms, admission {:.2} ms; opened {}", a.gas_used, check_s * 1e3, admit_s * 1e3, opened.join(", "));
             }
             if j > 0 {
                 continue;
             }
+            // What certainty would cost: every GEMM opened (`challenge_gemms` = 0), which
+            // catches a cheat confined to one GEMM on its first job (spec/market.md §8). Its
+            // gas as the chain would charge it: intrinsic, hashing the bytes, the check.
+            let every = Challenge { seed: ch.seed, gemms: 0, rows: params.challenge_rows };
+            let resp = respond(&engine.sku, &receipt, &trace, &every)?;
+            let bytes = resp.encode().len() as u64;
+            let gas = aivm_runtime::market::jobs::check_gas(&schedule, &receipt, &resp, aivm_runtime::market::jobs::AnswerKind::Challenge)
+                .and_then(|g| g.checked_add(schedule.blake3.cost(bytes)?)?.checked_add(schedule.tx.cost(bytes)?))
+                .unwrap_or(u64::MAX);
+            let start = Instant::now();
+            aivm::model::audit::check_response(&engine.sku, &engine.sku_hash, &receipt, &every, &resp)?;
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!(
+                "  every GEMM opened: {:.1} MB answer, {:.0} M gas ({:.1} % of the inference's), check {:.1} ms ({:.1} % of its time)",
+                bytes as f64 / 1e6,
+                gas as f64 / 1e6,
+                100.0 * gas as f64 / infer_gas as f64,
+                secs * 1e3,
+                100.0 * secs / infer_s
+            );
             // What a dispute of the prompt step and of the last step needs: the answer's bytes
             // against the bound the chain checks, its check's gas and time (the check alone).
             let last = receipt.outputs[0].len().saturating_sub(1) as u32;
@@ -282,6 +313,8 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
+    // The chain's database closes first, or it writes into the directory as it goes.
+    drop(n);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
