@@ -881,6 +881,12 @@ fn provide_liquidity_and_unbond(rpc: &str, home: &str) {
     let holdings = || -> Value { serde_json::from_str(ok(&["pool", "show", "--rpc", rpc, "--home", home, "--json"]).trim()).expect("pool JSON") };
     let before = holdings();
     assert_eq!(before["holdings"]["shares"], "0", "{before}");
+    // A swap that would fill below its floor is refused and moves nothing; a deposit of units
+    // the account does not hold is refused before it is sent.
+    let (code, _, err) = common::aivm(&["pool", "swap", "--rpc", rpc, "--home", home, "--sell", "native", "--amount", "50000", "--min-out", "1000000"]);
+    assert!(code == 1 && err.contains("below the minimum"), "{err}");
+    let (code, _, err) = common::aivm(&["pool", "add", "--rpc", rpc, "--home", home, "--native", "20000"]);
+    assert!(code == 2 && err.contains("buy them first"), "{err}");
     let out = ok(&["pool", "swap", "--rpc", rpc, "--home", home, "--sell", "native", "--amount", "50000"]);
     assert!(out.starts_with("sold 50000 native for "), "{out}");
     let out = ok(&["pool", "add", "--rpc", rpc, "--home", home, "--native", "20000"]);

@@ -236,7 +236,13 @@ fn main() -> anyhow::Result<()> {
             anyhow::ensure!(matches!(settled.status, aivm_runtime::market::JobStatus::Settled { .. }), "not settled: {:?}", settled.status);
             runs.push(Answered { gas: a.gas_used, bytes, verify_s, check_s, admit_s });
             if args.per_job {
-                eprintln!("    job {j}: gas {} bytes {bytes}, check {:.2} ms, admission {:.2} ms; opened {}", a.gas_used, check_s * 1e3, admit_s * 1e3, opened.join(", "));
+                eprintln!(
+                    "    job {j}: gas {} bytes {bytes}, check {:.2} ms, admission {:.2} ms; opened {}",
+                    a.gas_used,
+                    check_s * 1e3,
+                    admit_s * 1e3,
+                    opened.join(", ")
+                );
             }
             if j > 0 {
                 continue;

@@ -302,7 +302,8 @@ pub fn run(s: &Scenario<'_>, json_log: bool) -> Result<(Value, Workers)> {
         "latency_ms": {"p50": pct(&ms, 0.5), "p99": pct(&ms, 0.99)},
         "blocks_from_commit_to_end": {"p50": pct(&after_commit, 0.5), "p99": pct(&after_commit, 0.99)},
         "challenges_shown_early": {"seen": early, "wrong": early_wrong},
-        "verification_gas_over_inference_gas": {"p50": pct(&gas_ratios, 0.5), "max": gas_ratios.last().copied().unwrap_or(0.0)},
+        "verification_gas_over_inference_gas": {"p50": pct(&gas_ratios, 0.5), "mean": gas_ratios.iter().sum::<f64>() / gas_ratios.len().max(1) as f64,
+                                                "max": gas_ratios.last().copied().unwrap_or(0.0)},
         "jobs_per_s": seen.len() as f64 / elapsed,
         "tee": s.tee.then(|| {
             let mut to_prov: Vec<f64> = seen.values().filter_map(|j| Some((j.provisional_at? - j.submitted_block?) as f64)).collect();
