@@ -168,7 +168,7 @@ fn print_status(job: &Value, m: &LocalModel) -> Result<()> {
     let by = ended["tx"].as_str().map(|tx| format!(" by transaction {tx} ({} gas)", ended["gas_used"])).unwrap_or_default();
     match state {
         "settled" => {
-            let checked = match (job["track"].as_str(), ended["gas_used"].as_u64(), answer_over_inference(job, m)) {
+            let checked = match (job["track"].as_str(), ended["gas_used"].as_u64(), inference_gas_of(job, m)) {
                 (Some("freivalds"), Some(gas), Some(infer)) => {
                     format!("; checking the answer cost {:.2} % of the {infer} gas of running the job on chain", 100.0 * gas as f64 / infer as f64)
                 }
@@ -199,7 +199,7 @@ fn print_status(job: &Value, m: &LocalModel) -> Result<()> {
 }
 
 /// MODEL_INFER's gas for the job's shape (its prompt, `max_new`).
-fn answer_over_inference(job: &Value, m: &LocalModel) -> Option<u64> {
+fn inference_gas_of(job: &Value, m: &LocalModel) -> Option<u64> {
     let prompt = job["prompt"].as_array()?.len() as u64;
     m.infer_gas(prompt, job["max_new"].as_u64()?)
 }
