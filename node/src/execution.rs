@@ -696,15 +696,29 @@ pub(crate) mod testing {
     use aivm_runtime::workload::P2p;
     use aivm_runtime::{ChainConfig, ChainVm};
 
+    /// An executor and the directory its chain lives in, removed when this is dropped (the
+    /// executor first: fields drop in order).
+    pub struct TestExecutor {
+        pub exec: Arc<Executor>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl std::ops::Deref for TestExecutor {
+        type Target = Executor;
+        fn deref(&self) -> &Executor {
+            &self.exec
+        }
+    }
+
     /// An executor over a fresh chain (chain id 5) whose genesis funds `P2p::new(5, 2, 1)`'s
     /// two accounts.
-    pub fn executor(tag: &str) -> Arc<Executor> {
-        let dir = std::env::temp_dir().join(format!("aivm-exec-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+    pub fn executor(tag: &str) -> TestExecutor {
+        let dir = tempfile::Builder::new().prefix(&format!("aivm-exec-{tag}-")).tempdir().expect("temporary directory");
         let vm = Vm::new(Limits::default(), GasSchedule::default()).expect("vm");
-        let chain = Chain::open(&dir, ChainVm::new(vm), ChainConfig { chain_id: 5, fee_collector: [0; 32] }).expect("chain");
+        let chain = Chain::open(dir.path(), ChainVm::new(vm), ChainConfig { chain_id: 5, fee_collector: [0; 32] }).expect("chain");
         chain.init_genesis(&P2p::new(5, 2, 1).genesis(1 << 60)).expect("genesis");
         let limits = BlockLimits { max_block_gas: 1 << 40, max_tx_gas: 1 << 40, min_gas_price: 1 };
-        Arc::new(Executor::new(Arc::new(chain), Mempool::new(MempoolConfig::new(5, limits), GasSchedule::default()), limits).expect("executor"))
+        let exec = Arc::new(Executor::new(Arc::new(chain), Mempool::new(MempoolConfig::new(5, limits), GasSchedule::default()), limits).expect("executor"));
+        TestExecutor { exec, _dir: dir }
     }
 }

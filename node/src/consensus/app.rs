@@ -335,7 +335,7 @@ mod tests {
         let dealt = super::super::threshold::deal(&ids).expect("deal");
         let (set, sharing) = super::super::threshold::sharing(&dealt.sharing, &ids).expect("sharing");
         let verifier = Arc::new(Scheme::verifier(b"test", set, sharing));
-        let app = App { executor: Arc::clone(&behind), byzantine: None, seeds: Default::default(), verifier };
+        let app = App { executor: Arc::clone(&behind.exec), byzantine: None, seeds: Default::default(), verifier };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
 
         let far: Vec<_> = blocks.iter().rev().cloned().collect();
