@@ -177,6 +177,24 @@ impl Account {
     }
 }
 
+/// Sign `payload` with the identity under `home`, send it to `rpc` and wait for its receipt
+/// (printed as JSON with `json`): the receipt if it succeeded; if not, why goes to stderr
+/// ("refused: …") and the answer is `None`.
+pub fn send_from(home: &Path, rpc: &str, payload: Payload, json: bool) -> Result<Option<Value>> {
+    let mut acct = Account::open(home, rpc_addr(rpc)?)?;
+    let r = acct.send(payload)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    }
+    Ok(match failure(&r) {
+        Some(why) => {
+            eprintln!("refused: {why}");
+            None
+        }
+        None => Some(r),
+    })
+}
+
 /// A receipt's failure, if it is not a success.
 pub fn failure(r: &Value) -> Option<String> {
     (r["status"] != "success").then(|| r["status"].to_string())

@@ -4,7 +4,7 @@
 //! (`market::hmm`) from the reserves a node reports; the chain applies the same math to
 //! the reserves at execution, and `--min-out` guards a swap against their moving between.
 
-use super::account::{failure, rpc_addr, Account};
+use super::account::{rpc_addr, send_from, Account};
 use super::job::model_hash;
 use aivm_node::hexbytes::{from_hex, to_hex};
 use aivm_node::rpc::MarketApiClient;
@@ -183,16 +183,10 @@ fn show(a: ShowArgs) -> Result<bool> {
     Ok(true)
 }
 
-/// Send `tx` from the home's account; print why if it failed. Its receipt's output (CBOR)
-/// on success.
+/// Send `tx` from the home's account ([`send_from`]): its receipt's output (CBOR) if it
+/// succeeded.
 fn send(home: &std::path::Path, rpc: &str, tx: MarketTx) -> Result<Option<Vec<u8>>> {
-    let mut acct = Account::open(home, rpc_addr(rpc)?)?;
-    let r = acct.send(Payload::Market(tx))?;
-    if let Some(why) = failure(&r) {
-        eprintln!("refused: {why}");
-        return Ok(None);
-    }
-    Ok(Some(r["output"].as_str().and_then(from_hex).unwrap_or_default()))
+    Ok(send_from(home, rpc, Payload::Market(tx), false)?.map(|r| r["output"].as_str().and_then(from_hex).unwrap_or_default()))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(out: &[u8]) -> Result<T> {

@@ -3,7 +3,7 @@
 //! declares its capacity there); these leave: unbonded stake stops counting for selection at
 //! once, stays slashable through the unbonding delay, then is withdrawn.
 
-use super::account::{failure, rpc_addr, Account};
+use super::account::{rpc_addr, send_from, Account};
 use aivm_node::hexbytes::{from_hex, to_hex};
 use aivm_node::rpc::MarketApiClient;
 use aivm_runtime::market::{MarketTx, Role};
@@ -70,24 +70,8 @@ pub fn status(h: &HomeArgs, role: Role) -> Result<bool> {
     Ok(true)
 }
 
-/// Sign `tx` with the home's identity, wait for its receipt, print the outcome.
-fn send(h: &HomeArgs, tx: MarketTx) -> Result<Option<serde_json::Value>> {
-    let mut acct = Account::open(&h.home, rpc_addr(&h.rpc)?)?;
-    let r = acct.send(Payload::Market(tx))?;
-    if h.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    }
-    Ok(match failure(&r) {
-        Some(why) => {
-            eprintln!("refused: {why}");
-            None
-        }
-        None => Some(r),
-    })
-}
-
 pub fn unbond(a: &AmountArgs, role: Role) -> Result<bool> {
-    let Some(r) = send(&a.home, MarketTx::Unbond { role, amount: a.amount })? else { return Ok(false) };
+    let Some(r) = send_from(&a.home.home, &a.home.rpc, Payload::Market(MarketTx::Unbond { role, amount: a.amount }), a.home.json)? else { return Ok(false) };
     if !a.home.json {
         println!("unbonding {}: tx {}; `status` says from which block it can be withdrawn", a.amount, r["tx_hash"].as_str().unwrap_or("?"));
     }
@@ -95,7 +79,7 @@ pub fn unbond(a: &AmountArgs, role: Role) -> Result<bool> {
 }
 
 pub fn withdraw(h: &HomeArgs, role: Role) -> Result<bool> {
-    let Some(r) = send(h, MarketTx::Withdraw { role })? else { return Ok(false) };
+    let Some(r) = send_from(&h.home, &h.rpc, Payload::Market(MarketTx::Withdraw { role }), h.json)? else { return Ok(false) };
     let paid: Option<u128> = r["output"].as_str().and_then(from_hex).and_then(|b| ciborium::from_reader(&b[..]).ok());
     if !h.json {
         println!("withdrew {}: tx {}", paid.map_or("?".into(), |p| p.to_string()), r["tx_hash"].as_str().unwrap_or("?"));

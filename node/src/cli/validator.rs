@@ -2,7 +2,7 @@
 //! signed with the keys in its home (`identity.key` signs and is the account; the consensus
 //! key and its proof of possession go into a bond). `spec/consensus.md`, "Validator lifecycle".
 
-use super::account::{failure, rpc_addr, Account};
+use super::account::{rpc_addr, send_from, Account};
 use aivm_node::hexbytes::to_hex;
 use aivm_node::keys::NodeKeys;
 use aivm_node::rpc::AivmApiClient;
@@ -70,23 +70,11 @@ fn bond(a: AmountArgs) -> Result<bool> {
 
 /// Sign `tx` with the home's identity, wait for its receipt, print the outcome.
 fn send(h: &HomeArgs, tx: StakingTx) -> Result<bool> {
-    let mut acct = Account::open(&h.home, rpc_addr(&h.rpc)?)?;
-    let r = acct.send(Payload::Staking(tx))?;
-    if h.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+    let Some(r) = send_from(&h.home, &h.rpc, Payload::Staking(tx), h.json)? else { return Ok(false) };
+    if !h.json {
+        println!("committed: tx {}, gas {}", r["tx_hash"].as_str().unwrap_or("?"), r["gas_used"]);
     }
-    match failure(&r) {
-        Some(why) => {
-            eprintln!("refused: {why}");
-            Ok(false)
-        }
-        None => {
-            if !h.json {
-                println!("committed: tx {}, gas {}", r["tx_hash"].as_str().unwrap_or("?"), r["gas_used"]);
-            }
-            Ok(true)
-        }
-    }
+    Ok(true)
 }
 
 fn status(h: &HomeArgs) -> Result<bool> {
